@@ -1,0 +1,42 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"strings"
+
+	"github.com/durusbdb/durusbdb/backend"
+)
+
+// Version is durusbdb's release, recorded in meta `writer` of databases it opens.
+const Version = "0.1.0"
+
+func versionCommand() *command {
+	c := &command{
+		name:    "version",
+		summary: "print the version and the compiled-in backends",
+		usage:   "durusbdb version",
+		example: "durusbdb version",
+	}
+	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		fs := newFlagSet(c, cio)
+		if err := parseFlags(c, cio, fs, args); err != nil {
+			return err
+		}
+		rev := ""
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					rev = " " + s.Value
+				}
+			}
+		}
+		fmt.Fprintf(cio.stdout, "durusbdb %s%s (%s %s/%s)\nbackends: %s (default for new databases: %s)\n",
+			Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH,
+			strings.Join(backend.Compiled(), ", "), backend.Default())
+		return nil
+	}
+	return c
+}

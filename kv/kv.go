@@ -1,0 +1,214 @@
+// Package kv is the small transactional key-value interface that the engine
+// stores Durus objects through. Two backends implement it: bdb (Berkeley DB,
+// build tag bdb) and leveldb (LevelDB over levigo). kv/kvtest is the
+// conformance suite both must pass.
+//
+// A Store holds a fixed set of named buckets (FORMAT.md: meta, objects,
+// refcounts, garbage). The Berkeley DB backend keeps each bucket in its own
+// database file; the LevelDB backend keeps them in one database under a
+// one-byte key prefix. Keys and values are arbitrary byte strings (empty
+// allowed). Cursors iterate in bytewise key order, except over a bucket
+// created with the hash access method, whose order is unspecified.
+//
+// Concurrency: a Store is safe for use by many goroutines. A Txn and its
+// cursors belong to one goroutine at a time. Write transactions may fail with
+// ErrConflict (deadlock or lock timeout); nothing of them is applied and the
+// caller retries (see Update).
+package kv
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// Durability says when Txn.Commit may return relative to stable storage.
+type Durability int
+
+const (
+	// Sync: the commit is on stable storage (fsync) before Commit returns.
+	Sync Durability = iota
+	// WriteNoSync: the commit is written to the operating system before
+	// Commit returns; it survives a process crash, not a power loss.
+	WriteNoSync
+	// NoSync: the commit may stay in process memory until a later Flush,
+	// a Sync commit or a checkpoint; a process crash may lose it (but never
+	// half of it).
+	NoSync
+)
+
+// String returns the option spelling of d: "sync", "write-nosync" or "nosync".
+func (d Durability) String() string {
+	switch d {
+	case Sync:
+		return "sync"
+	case WriteNoSync:
+		return "write-nosync"
+	case NoSync:
+		return "nosync"
+	}
+	return "durability(?)"
+}
+
+// ParseDurability parses "sync", "write-nosync" or "nosync".
+func ParseDurability(s string) (Durability, error) {
+	switch s {
+	case "sync":
+		return Sync, nil
+	case "write-nosync":
+		return WriteNoSync, nil
+	case "nosync":
+		return NoSync, nil
+	}
+	return 0, errors.New("kv: durability must be sync, write-nosync or nosync, not " + s)
+}
+
+// BucketSpec describes one bucket. File, Hash and PageSize matter to the
+// Berkeley DB backend only, Prefix to the LevelDB backend only.
+type BucketSpec struct {
+	Name     string // bucket name used in Txn calls, e.g. "objects"
+	File     string // Berkeley DB database file, e.g. "objects.db"
+	Prefix   byte   // LevelDB key prefix, e.g. 'o'
+	Hash     bool   // Berkeley DB: hash access method instead of btree (at creation only)
+	PageSize int    // Berkeley DB: page size at creation; 0 = backend default
+}
+
+// Options are common to every backend. Zero values are the documented defaults.
+type Options struct {
+	// Dir is the directory holding the database. It must exist.
+	Dir string
+	// Create allows creating a new database in an empty directory.
+	Create bool
+	// ReadOnly opens without writing anything to the directory.
+	ReadOnly bool
+	// Buckets is the fixed set of buckets; it must be the same on every open.
+	Buckets []BucketSpec
+	// CacheSize in bytes; 0 means 64 MiB.
+	CacheSize int64
+	// Logger receives backend messages; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// DefaultCacheSize is the cache used when Options.CacheSize is 0.
+const DefaultCacheSize = 64 << 20
+
+// Store is an open database. Close it exactly once (later calls return nil).
+type Store interface {
+	// Begin starts a transaction. A read-only transaction sees committed
+	// data and never blocks writers for long; writable ones may conflict.
+	Begin(ctx context.Context, writable bool) (Txn, error)
+	// Flush makes every transaction committed before the call durable
+	// (Berkeley DB: one log flush; LevelDB: one synced write). Group commit
+	// is NoSync commits followed by one Flush.
+	Flush() error
+	// Checkpoint writes dirty pages and, when removeLogs is set, removes log
+	// files no longer needed for normal recovery (a no-op where the backend
+	// has no such notion).
+	Checkpoint(ctx context.Context, removeLogs bool) error
+	// Backend names the implementation: "bdb" or "leveldb".
+	Backend() string
+	// Close releases everything. Transactions still open are aborted.
+	Close() error
+}
+
+// Txn is a transaction. It ends with exactly one Commit or Abort; later calls
+// return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
+type Txn interface {
+	// Get returns a copy of the value, owned by the caller, or ErrNotFound.
+	Get(bucket string, key []byte) ([]byte, error)
+	// Put stores value under key, replacing any previous value.
+	Put(bucket string, key, value []byte) error
+	// Delete removes key; deleting a missing key is not an error.
+	Delete(bucket string, key []byte) error
+	// Cursor opens an ordered cursor; close it before the Txn ends.
+	Cursor(bucket string) (Cursor, error)
+	// Commit applies every change atomically with the given durability.
+	Commit(d Durability) error
+	// Abort discards every change.
+	Abort() error
+}
+
+// Cursor walks a bucket. After positioning, Valid reports whether it points
+// at a record; Key and Value return copies owned by the caller.
+type Cursor interface {
+	First() bool
+	Last() bool
+	// Seek positions at the first key >= key.
+	Seek(key []byte) bool
+	Next() bool
+	Prev() bool
+	Valid() bool
+	Key() []byte
+	Value() []byte
+	// Err reports an I/O or backend error that ended the walk early.
+	Err() error
+	Close() error
+}
+
+// Errors shared by every backend; test with errors.Is.
+var (
+	ErrNotFound    = errors.New("kv: not found")
+	ErrConflict    = errors.New("kv: transaction conflict (deadlock or lock timeout), retry")
+	ErrClosed      = errors.New("kv: store closed")
+	ErrTxnDone     = errors.New("kv: transaction already committed or aborted")
+	ErrReadOnly    = errors.New("kv: read-only")
+	ErrInUse       = errors.New("kv: database in use by another process")
+	ErrCorrupt     = errors.New("kv: database corrupt")
+	ErrNoSpace     = errors.New("kv: no space left on device")
+	ErrNoBucket    = errors.New("kv: no such bucket")
+	ErrNotDB       = errors.New("kv: not a database of this backend")
+	ErrNeedRecover = errors.New("kv: database needs catastrophic recovery")
+)
+
+// MaxRetries bounds Update's retries of conflicting transactions.
+const MaxRetries = 64
+
+// Update runs fn in a writable transaction and commits it with d, retrying
+// on ErrConflict up to MaxRetries times. fn must be safe to run again.
+func Update(ctx context.Context, s Store, d Durability, fn func(Txn) error) error {
+	var err error
+	for i := 0; i < MaxRetries; i++ {
+		if err = ctx.Err(); err != nil {
+			return err
+		}
+		var tx Txn
+		tx, err = s.Begin(ctx, true)
+		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			return err
+		}
+		err = fn(tx)
+		if err == nil {
+			err = tx.Commit(d)
+		} else {
+			tx.Abort()
+		}
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return err
+}
+
+// View runs fn in a read-only transaction, retrying on ErrConflict.
+func View(ctx context.Context, s Store, fn func(Txn) error) error {
+	var err error
+	for i := 0; i < MaxRetries; i++ {
+		var tx Txn
+		tx, err = s.Begin(ctx, false)
+		if err != nil {
+			if errors.Is(err, ErrConflict) {
+				continue
+			}
+			return err
+		}
+		err = fn(tx)
+		tx.Abort()
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
+	return err
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# test.sh: every test CI runs, on a fresh Debian machine or a developer's.
+# Builds both variants (with and without -tags bdb), runs the Go suites with
+# -race on both backends, the cgo pointer checks, short fuzz runs of every
+# decoder of outside bytes, and the interop tests with the real Durus 4.3
+# client and libdb's own tools.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export VENV=${VENV:-$PWD/.venv}
+scripts/install-deps.sh
+export DURUSBDB_PYTHON="$VENV/bin/python"
+export PATH="$VENV/bin:$PATH"
+step() { printf '\n=== %s\n' "$*"; }
+
+step "project rules: import \"C\" only under cgo/, gofmt, vet"
+bad=$(grep -rl --include='*.go' '^import "C"' . | grep -v '^\./cgo/' || true)
+[ -z "$bad" ] || { echo "import \"C\" outside cgo/: $bad"; exit 1; }
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+[ -z "$unformatted" ] || { echo "gofmt needed: $unformatted"; exit 1; }
+go vet ./...
+go vet -tags bdb ./...
+
+step "build without libdb (default tags): no libdb in the binary"
+go build -o bin/durusbdb-noBDB ./cmd/durusbdb
+if ldd bin/durusbdb-noBDB | grep -q libdb; then echo "default build links libdb"; exit 1; fi
+bin/durusbdb-noBDB version | grep -q 'backends: leveldb$\|backends: leveldb ' || { bin/durusbdb-noBDB version; exit 1; }
+go build -tags bdb -o bin/durusbdb ./cmd/durusbdb
+ldd bin/durusbdb | grep -q libdb-5.3 || { echo "bdb build does not link libdb-5.3"; exit 1; }
+bin/durusbdb version
+
+step "go test -race (LevelDB only)"
+go test -race -count=1 ./...
+step "go test -race -tags bdb (both backends)"
+go test -race -count=1 -tags bdb ./...
+step "cgo pointer checks (GOEXPERIMENT=cgocheck2)"
+GOEXPERIMENT=cgocheck2 go test -count=1 -tags bdb ./cgo/... ./bdb/...
+
+step "fuzz: a short run of every decoder"
+FUZZTIME=${FUZZTIME:-5s}
+for pkg in $(go list ./...); do
+  for f in $(go test -tags bdb -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+    echo "fuzz $pkg $f"
+    go test -tags bdb -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; exit 1; }
+  done
+done
+
+if [ -x scripts/interop.sh ]; then
+  step "interop with the real Durus 4.3 client (Berkeley DB backend)"
+  TAGS=bdb scripts/interop.sh
+fi
+for extra in scripts/crash.sh scripts/rig.sh scripts/bench-smoke.sh; do
+  if [ -x "$extra" ]; then step "$extra"; "$extra"; fi
+done
+echo; echo "test.sh: all passed"
