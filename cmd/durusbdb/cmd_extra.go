@@ -1,7 +1,14 @@
 package main
 
-// extraCommands lists the operator subcommands (migrate, export, check, gc,
-// checkpoint, stats, copy), each defined in its own cmd_<name>.go file.
+// extraCommands lists the operator subcommands, each in its own cmd_<name>.go.
 func extraCommands() []*command {
-	return []*command{}
+	return []*command{
+		checkCommand(),
+		gcCommand(),
+		checkpointCommand(),
+		statsCommand(),
+		migrateCommand(),
+		exportCommand(),
+		copyCommand(),
+	}
 }

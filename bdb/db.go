@@ -1,0 +1,319 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"sync"
+	"sync/atomic"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+)
+
+// Access is a database access method.
+type Access int
+
+const (
+	// Btree keeps keys in bytewise order (DB_BTREE).
+	Btree Access = iota
+	// Hash keeps keys in a hash table, unordered (DB_HASH).
+	Hash
+	// Existing opens a file with whatever method it was created with
+	// (DB_UNKNOWN); it cannot create one.
+	Existing
+)
+
+// DBOptions configure Env.OpenDB.
+type DBOptions struct {
+	// Access method; used when the file is created, else checked.
+	Access Access
+	// Create creates the file if it does not exist (DB_CREATE).
+	Create bool
+	// PageSize at creation, a power of two from 512 to 65536; 0 means
+	// libdb's choice (from the file system block size).
+	PageSize int
+}
+
+// DB is an open database file of an Env. It is safe for concurrent use and
+// stays open until it or its Env is closed.
+type DB struct {
+	env  *Env
+	file string
+	typ  Access
+
+	ldb atomic.Pointer[libdb.DB] // nil once closed
+
+	pool sync.Pool // *[]byte buffers for Get outside a Txn
+}
+
+// OpenDB opens (or creates) the database file, relative to the
+// environment directory, in its own transaction; a read-only environment
+// opens it DB_RDONLY. See DB->open.
+func (e *Env) OpenDB(file string, opts DBOptions) (*DB, error) {
+	if err := e.enter(); err != nil {
+		return nil, err
+	}
+	defer e.leave()
+	what := "open " + file + " in " + e.dir
+	ldb, err := libdb.DBCreate(e.env)
+	if err != nil {
+		return nil, wrap(what, err)
+	}
+	typ := libdb.Btree
+	switch opts.Access {
+	case Hash:
+		typ = libdb.Hash
+	case Existing:
+		typ = libdb.Unknown
+	}
+	if opts.PageSize != 0 {
+		if err := ldb.SetPageSize(uint32(opts.PageSize)); err != nil {
+			ldb.Close(0)
+			return nil, wrap(what, err)
+		}
+	}
+	flags := libdb.Thread
+	if e.readOnly {
+		flags |= libdb.RdOnly
+	} else {
+		flags |= libdb.AutoCommit
+		if opts.Create {
+			flags |= libdb.Create
+		}
+	}
+	if err := ldb.Open(nil, file, typ, flags, 0); err != nil {
+		ldb.Close(0)
+		if msg := e.env.LastError(); msg != "" {
+			return nil, wrap(what+" (libdb: "+msg+")", err)
+		}
+		return nil, wrap(what, err)
+	}
+	at, err := ldb.Type()
+	if err != nil {
+		ldb.Close(0)
+		return nil, wrap(what, err)
+	}
+	d := &DB{env: e, file: file, typ: Btree}
+	d.ldb.Store(ldb)
+	if at == libdb.Hash {
+		d.typ = Hash
+	}
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		ldb.Close(0)
+		return nil, ErrClosed
+	}
+	e.dbs[d] = struct{}{}
+	e.mu.Unlock()
+	return d, nil
+}
+
+// File returns the database file name.
+func (d *DB) File() string { return d.file }
+
+// Access returns the access method of the open file (Btree or Hash).
+func (d *DB) Access() Access { return d.typ }
+
+// Close closes the database. No transaction may be using it. A second
+// Close returns nil. See DB->close.
+func (d *DB) Close() error {
+	e := d.env
+	e.mu.Lock()
+	if e.dbs != nil {
+		delete(e.dbs, d)
+	}
+	e.mu.Unlock()
+	return d.closeHandle()
+}
+
+func (d *DB) closeHandle() error {
+	ldb := d.ldb.Swap(nil)
+	if ldb == nil {
+		return nil
+	}
+	return wrap("close "+d.file+" in "+d.env.dir, ldb.Close(0))
+}
+
+// handle returns the libdb handle or ErrClosed. Callers are inside enter or
+// hold a live Txn, so the environment outlives the call.
+func (d *DB) handle() (*libdb.DB, error) {
+	h := d.ldb.Load()
+	if h == nil {
+		return nil, ErrClosed
+	}
+	return h, nil
+}
+
+// begin pins the environment for a call: through txn (locked) or, for a nil
+// txn, through Env.enter. end undoes it.
+func (d *DB) begin(txn *Txn) (*libdb.DB, *libdb.Txn, error) {
+	if txn == nil {
+		if err := d.env.enter(); err != nil {
+			return nil, nil, err
+		}
+	} else if err := txn.lock(); err != nil {
+		return nil, nil, err
+	}
+	h, err := d.handle()
+	if err != nil {
+		d.end(txn)
+		return nil, nil, err
+	}
+	if txn == nil {
+		return h, nil, nil
+	}
+	return h, txn.lt, nil
+}
+
+func (d *DB) end(txn *Txn) {
+	if txn == nil {
+		d.env.leave()
+	} else {
+		txn.mu.Unlock()
+	}
+}
+
+// Get returns a copy of the value stored under key, or an error matching
+// ErrNotFound. txn nil reads outside any transaction. See DB->get.
+func (d *DB) Get(txn *Txn, key []byte) ([]byte, error) {
+	return d.get(txn, key, 0)
+}
+
+func (d *DB) get(txn *Txn, key []byte, flags uint32) ([]byte, error) {
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return nil, err
+	}
+	defer d.end(txn)
+	pb, _ := d.pool.Get().(*[]byte)
+	if pb == nil {
+		b := make([]byte, 4096)
+		pb = &b
+	}
+	v, err := h.Get(lt, key, *pb, flags)
+	if err != nil {
+		d.pool.Put(pb)
+		return nil, wrap("get from "+d.file, err)
+	}
+	out := make([]byte, len(v))
+	copy(out, v)
+	// Keep a grown buffer for next time unless it is huge.
+	if cap(v) > cap(*pb) && cap(v) <= 1<<20 {
+		*pb = v[:cap(v)]
+	}
+	d.pool.Put(pb)
+	return out, nil
+}
+
+// Put stores value under key, replacing any previous value. See DB->put.
+func (d *DB) Put(txn *Txn, key, value []byte) error {
+	return d.put(txn, key, value, 0)
+}
+
+// PutNew stores value under key unless the key exists (ErrKeyExists). See
+// DB->put with DB_NOOVERWRITE.
+func (d *DB) PutNew(txn *Txn, key, value []byte) error {
+	return d.put(txn, key, value, libdb.NoOverwrite)
+}
+
+func (d *DB) put(txn *Txn, key, value []byte, flags uint32) error {
+	if d.env.readOnly || (txn != nil && txn.readOnly) {
+		return opErr("put into "+d.file, ErrReadOnly, nil)
+	}
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return err
+	}
+	defer d.end(txn)
+	return wrap("put into "+d.file, h.Put(lt, key, value, flags))
+}
+
+// Delete removes key; a missing key gives an error matching ErrNotFound.
+// See DB->del.
+func (d *DB) Delete(txn *Txn, key []byte) error {
+	if d.env.readOnly || (txn != nil && txn.readOnly) {
+		return opErr("delete from "+d.file, ErrReadOnly, nil)
+	}
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return err
+	}
+	defer d.end(txn)
+	return wrap("delete from "+d.file, h.Del(lt, key, 0))
+}
+
+// Exists reports whether key is present. See DB->exists.
+func (d *DB) Exists(txn *Txn, key []byte) (bool, error) {
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return false, err
+	}
+	defer d.end(txn)
+	err = h.Exists(lt, key, 0)
+	if libdb.Code(err) == int(libdb.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, wrap("exists in "+d.file, err)
+	}
+	return true, nil
+}
+
+// Truncate removes every record and returns how many there were. See
+// DB->truncate.
+func (d *DB) Truncate(txn *Txn) (int, error) {
+	if d.env.readOnly || (txn != nil && txn.readOnly) {
+		return 0, opErr("truncate "+d.file, ErrReadOnly, nil)
+	}
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return 0, err
+	}
+	defer d.end(txn)
+	var flags uint32
+	if lt == nil {
+		flags = libdb.AutoCommit
+	}
+	n, err := h.Truncate(lt, flags)
+	return n, wrap("truncate "+d.file, err)
+}
+
+// PageSize returns the page size of the file. See DB->get_pagesize.
+func (d *DB) PageSize() (int, error) {
+	h, _, err := d.begin(nil)
+	if err != nil {
+		return 0, err
+	}
+	defer d.end(nil)
+	n, err := h.PageSize()
+	return n, wrap("page size of "+d.file, err)
+}
+
+// Stat returns the file's statistics; fast skips the counts that need a
+// full walk. See DB->stat.
+func (d *DB) Stat(txn *Txn, fast bool) (libdb.DBStat, error) {
+	h, lt, err := d.begin(txn)
+	if err != nil {
+		return libdb.DBStat{}, err
+	}
+	defer d.end(txn)
+	var flags uint32
+	if fast {
+		flags = libdb.FastStat
+	}
+	s, err := h.Stat(lt, flags)
+	return s, wrap("stat "+d.file, err)
+}
+
+// Sync writes the file's dirty pages to disk. See DB->sync.
+func (d *DB) Sync() error {
+	h, _, err := d.begin(nil)
+	if err != nil {
+		return err
+	}
+	defer d.end(nil)
+	if d.env.readOnly {
+		return nil
+	}
+	return wrap("sync "+d.file, h.Sync())
+}

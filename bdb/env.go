@@ -1,0 +1,371 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// EnvOptions configure OpenEnv. The zero value is FORMAT.md's default for
+// an existing writable environment.
+type EnvOptions struct {
+	// ReadOnly opens a private, cache-only environment in process memory
+	// that writes nothing to the directory (see the package doc); databases
+	// are then opened DB_RDONLY and transactions have no isolation.
+	ReadOnly bool
+	// CacheSize in bytes; 0 means kv.DefaultCacheSize (64 MiB).
+	CacheSize int64
+	// LogAutoRemove removes log files as soon as they are no longer needed
+	// (DB_LOG_AUTO_REMOVE). Default false: logs are removed only by
+	// RemoveLogs, keeping them for catastrophic recovery and backups.
+	LogAutoRemove bool
+	// MaxLocks, MaxLockers and MaxObjects size the lock table; 0 means
+	// 100000 locks, 10000 lockers, 100000 objects.
+	MaxLocks, MaxLockers, MaxObjects uint32
+	// MaxTxns is the number of concurrently active transactions; 0 means
+	// 1024.
+	MaxTxns uint32
+	// LogBufferSize is the in-memory log buffer (DB_ENV->set_lg_bsize); 0
+	// means libdb's default (32 KiB).
+	LogBufferSize uint32
+	// FailChk installs an is_alive callback and a thread table of
+	// ThreadCount slots (0: 256) and opens with DB_FAILCHK, so that
+	// Env.FailChk can release what dead processes left locked.
+	FailChk     bool
+	ThreadCount uint32
+}
+
+// Env is an open Berkeley DB environment: a directory of databases sharing
+// a cache, a log and a lock table. It is safe for concurrent use. Close it
+// once; later calls return ErrClosed.
+type Env struct {
+	dir      string
+	readOnly bool
+
+	// inflight counts calls on the environment or on DBs outside any Txn;
+	// Close waits for it to reach zero after setting closing.
+	inflight atomic.Int64
+	closing  atomic.Bool
+
+	mu     sync.Mutex // guards the fields below
+	env    *libdb.Env // nil after Close
+	closed bool
+	txns   map[*Txn]struct{}
+	dbs    map[*DB]struct{}
+}
+
+// OpenEnv opens the environment in dir, which must exist, creating its
+// region and log files as needed, with FORMAT.md's flags: DB_CREATE | DB_INIT_TXN |
+// DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER |
+// DB_REGISTER, DB_LOCK_DEFAULT detection and DB_MULTIVERSION. It takes no
+// flock: OpenStore does.
+func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
+	le, err := libdb.EnvCreate()
+	if err != nil {
+		return nil, wrap("create environment "+dir, err)
+	}
+	fail := func(what string, err error) (*Env, error) {
+		msg := le.LastError()
+		le.Close(0)
+		e := wrap(what+" "+dir, err)
+		if msg != "" {
+			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+		}
+		return nil, e
+	}
+	cache := opts.CacheSize
+	if cache <= 0 {
+		cache = kv.DefaultCacheSize
+	}
+	if err := le.SetCacheSize(cache, 1); err != nil {
+		return fail("set cache size of", err)
+	}
+	var flags uint32
+	if opts.ReadOnly {
+		flags = libdb.Create | libdb.Private | libdb.InitMpool | libdb.Thread
+	} else {
+		if err := le.SetLkDetect(libdb.LockDefault); err != nil {
+			return fail("set deadlock detection of", err)
+		}
+		locks, lockers, objects := opts.MaxLocks, opts.MaxLockers, opts.MaxObjects
+		if locks == 0 {
+			locks = 100000
+		}
+		if lockers == 0 {
+			lockers = 10000
+		}
+		if objects == 0 {
+			objects = 100000
+		}
+		if err := le.SetLkMax(locks, lockers, objects); err != nil {
+			return fail("size lock table of", err)
+		}
+		maxTxns := opts.MaxTxns
+		if maxTxns == 0 {
+			maxTxns = 1024
+		}
+		if err := le.SetTxMax(maxTxns); err != nil {
+			return fail("size transaction table of", err)
+		}
+		if opts.LogBufferSize != 0 {
+			if err := le.SetLgBsize(opts.LogBufferSize); err != nil {
+				return fail("set log buffer of", err)
+			}
+		}
+		if err := le.SetFlags(libdb.Multiversion, true); err != nil {
+			return fail("set DB_MULTIVERSION on", err)
+		}
+		if err := le.LogSetConfig(libdb.LogAutoRemove, opts.LogAutoRemove); err != nil {
+			return fail("configure log removal of", err)
+		}
+		// DB_RECOVER needs DB_CREATE: recovery rebuilds the regions. Whether
+		// database files may be created is DBOptions.Create's business.
+		flags = libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
+			libdb.InitMpool | libdb.Thread | libdb.Recover | libdb.Register
+		if opts.FailChk {
+			n := opts.ThreadCount
+			if n == 0 {
+				n = 256
+			}
+			if err := le.SetThreadCount(n); err != nil {
+				return fail("set thread count of", err)
+			}
+			if err := le.SetIsAlive(); err != nil {
+				return fail("set is_alive of", err)
+			}
+			flags |= libdb.Failchk
+		}
+	}
+	if err := le.Open(dir, flags, 0); err != nil {
+		return fail("open environment", err)
+	}
+	return &Env{
+		dir:      dir,
+		readOnly: opts.ReadOnly,
+		env:      le,
+		txns:     make(map[*Txn]struct{}),
+		dbs:      make(map[*DB]struct{}),
+	}, nil
+}
+
+// Dir returns the environment directory.
+func (e *Env) Dir() string { return e.dir }
+
+// ReadOnly reports whether the environment was opened read-only.
+func (e *Env) ReadOnly() bool { return e.readOnly }
+
+// enter registers a call outside any Txn; it fails once Close has begun.
+// Every successful enter is paired with leave.
+func (e *Env) enter() error {
+	e.inflight.Add(1)
+	if e.closing.Load() {
+		e.inflight.Add(-1)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (e *Env) leave() { e.inflight.Add(-1) }
+
+// LastError returns libdb's last diagnostic message for this environment,
+// which often explains an error better than its code, or "".
+func (e *Env) LastError() string {
+	if err := e.enter(); err != nil {
+		return ""
+	}
+	defer e.leave()
+	return e.env.LastError()
+}
+
+// Flush writes and syncs the log, making every transaction committed
+// before the call durable. See DB_ENV->log_flush.
+func (e *Env) Flush() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return nil
+	}
+	return wrap("flush log of "+e.dir, e.env.LogFlush())
+}
+
+// Checkpoint flushes dirty pages and writes a checkpoint record (forced,
+// even if nothing changed since the last one). See DB_ENV->txn_checkpoint.
+func (e *Env) Checkpoint() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return opErr("checkpoint "+e.dir, ErrReadOnly, nil)
+	}
+	return wrap("checkpoint "+e.dir, e.env.TxnCheckpoint(0, 0, libdb.Force))
+}
+
+// RemoveLogs removes the log files no longer needed for normal recovery.
+// See DB_ENV->log_archive with DB_ARCH_REMOVE.
+func (e *Env) RemoveLogs() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return opErr("remove logs of "+e.dir, ErrReadOnly, nil)
+	}
+	_, err := e.env.LogArchive(libdb.ArchRemove)
+	return wrap("remove logs of "+e.dir, err)
+}
+
+// LogFiles lists log file names relative to the directory: all of them
+// when all is set, else those no longer needed for normal recovery. See
+// DB_ENV->log_archive.
+func (e *Env) LogFiles(all bool) ([]string, error) {
+	if err := e.enter(); err != nil {
+		return nil, err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return nil, opErr("list logs of "+e.dir, ErrReadOnly, nil)
+	}
+	var flags uint32
+	if all {
+		flags = libdb.ArchLog
+	}
+	l, err := e.env.LogArchive(flags)
+	return l, wrap("list logs of "+e.dir, err)
+}
+
+// DataFiles lists the database files of the environment, relative to the
+// directory. See DB_ENV->log_archive with DB_ARCH_DATA.
+func (e *Env) DataFiles() ([]string, error) {
+	if err := e.enter(); err != nil {
+		return nil, err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return nil, opErr("list data files of "+e.dir, ErrReadOnly, nil)
+	}
+	l, err := e.env.LogArchive(libdb.ArchData)
+	return l, wrap("list data files of "+e.dir, err)
+}
+
+// FailChk releases locks and aborts transactions of dead threads and
+// processes; it needs EnvOptions.FailChk. See DB_ENV->failchk.
+func (e *Env) FailChk() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	return wrap("failchk "+e.dir, e.env.FailChk())
+}
+
+// Verify checks the structure of a database file of the directory that is
+// not open in this process. See DB->verify.
+func (e *Env) Verify(file string) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	return wrap("verify "+file+" in "+e.dir, e.env.Verify(file, 0))
+}
+
+// Stats are the environment's transaction, log and cache statistics
+// (zero for subsystems a read-only environment does not have).
+type Stats struct {
+	Txn   libdb.TxnStat
+	Log   libdb.LogStat
+	Mpool libdb.MpoolStat
+}
+
+// Stats returns environment statistics. See DB_ENV->txn_stat, log_stat,
+// memp_stat.
+func (e *Env) Stats() (Stats, error) {
+	if err := e.enter(); err != nil {
+		return Stats{}, err
+	}
+	defer e.leave()
+	var s Stats
+	var err error
+	if !e.readOnly {
+		if s.Txn, err = e.env.TxnStat(); err != nil {
+			return s, wrap("stat "+e.dir, err)
+		}
+		if s.Log, err = e.env.LogStat(); err != nil {
+			return s, wrap("stat "+e.dir, err)
+		}
+	}
+	if s.Mpool, err = e.env.MpoolStat(); err != nil {
+		return s, wrap("stat "+e.dir, err)
+	}
+	return s, nil
+}
+
+// Close aborts every transaction still open (waiting for a call in progress
+// on it to return), closes every DB, then the environment. A second Close
+// returns nil. See DB_ENV->close.
+func (e *Env) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	e.closing.Store(true)
+	e.mu.Unlock()
+
+	var first error
+	keep := func(err error) {
+		if err != nil && first == nil {
+			first = err
+		}
+	}
+	// Abort open transactions. A Txn whose mutex is held is in a call
+	// (maybe waiting for a lock held by another open Txn): abort the
+	// others first and come back to it.
+	for {
+		e.mu.Lock()
+		open := make([]*Txn, 0, len(e.txns))
+		for t := range e.txns {
+			open = append(open, t)
+		}
+		e.mu.Unlock()
+		if len(open) == 0 {
+			break
+		}
+		for _, t := range open {
+			if t.mu.TryLock() {
+				if !t.done {
+					keep(t.endLocked(false, 0, true))
+				}
+				t.mu.Unlock()
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	for e.inflight.Load() != 0 {
+		time.Sleep(time.Millisecond)
+	}
+	e.mu.Lock()
+	dbs := make([]*DB, 0, len(e.dbs))
+	for d := range e.dbs {
+		dbs = append(dbs, d)
+	}
+	e.dbs = nil
+	le := e.env
+	e.env = nil
+	e.mu.Unlock()
+	for _, d := range dbs {
+		keep(d.closeHandle())
+	}
+	if le != nil {
+		keep(wrap("close environment "+e.dir, le.Close(0)))
+	}
+	return first
+}

@@ -1,0 +1,109 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// sentinel is an error value that also matches its kv counterpart.
+type sentinel struct {
+	msg string
+	kv  error
+}
+
+func (e *sentinel) Error() string { return e.msg }
+
+// Is makes errors.Is(e, kvErr) true for the kv counterpart.
+func (e *sentinel) Is(target error) bool { return e.kv != nil && target == e.kv }
+
+// Sentinel errors; test with errors.Is. Each also matches the kv error named
+// in its comment.
+var (
+	// ErrNotFound: the key is not in the database (kv.ErrNotFound).
+	ErrNotFound error = &sentinel{"bdb: not found", kv.ErrNotFound}
+	// ErrKeyExists: PutNew found the key already present.
+	ErrKeyExists error = &sentinel{"bdb: key exists", nil}
+	// ErrDeadlock: the transaction was chosen as a deadlock victim; abort
+	// and retry it (kv.ErrConflict).
+	ErrDeadlock error = &sentinel{"bdb: deadlock, transaction must be aborted and retried", kv.ErrConflict}
+	// ErrLockNotGranted: a lock could not be granted (lock timeout or no-wait
+	// transaction); abort and retry (kv.ErrConflict).
+	ErrLockNotGranted error = &sentinel{"bdb: lock not granted, transaction must be aborted and retried", kv.ErrConflict}
+	// ErrRunRecovery: the environment panicked; close everything and reopen,
+	// which runs recovery (kv.ErrNeedRecover).
+	ErrRunRecovery error = &sentinel{"bdb: environment needs recovery, close and reopen", kv.ErrNeedRecover}
+	// ErrClosed: the Env, DB or Store was closed (kv.ErrClosed).
+	ErrClosed error = &sentinel{"bdb: closed", kv.ErrClosed}
+	// ErrTxnDone: the transaction already committed or aborted (kv.ErrTxnDone).
+	ErrTxnDone error = &sentinel{"bdb: transaction already committed or aborted", kv.ErrTxnDone}
+	// ErrReadOnly: a write on a read-only environment or transaction
+	// (kv.ErrReadOnly).
+	ErrReadOnly error = &sentinel{"bdb: read-only", kv.ErrReadOnly}
+)
+
+// Error is a failed operation: what it was (naming the file or directory),
+// the sentinel it matches (may be nil) and the underlying cause (usually a
+// *libdb.Error).
+type Error struct {
+	Op       string
+	Sentinel error
+	Err      error
+}
+
+// Error returns "bdb: Op: cause".
+func (e *Error) Error() string {
+	return "bdb: " + e.Op + ": " + e.Err.Error()
+}
+
+// Unwrap returns the sentinel (if any) and the cause.
+func (e *Error) Unwrap() []error {
+	if e.Sentinel == nil {
+		return []error{e.Err}
+	}
+	return []error{e.Sentinel, e.Err}
+}
+
+// Code returns the libdb return code carried by err (negative: libdb's
+// own, positive: errno), or 0.
+func Code(err error) int { return libdb.Code(err) }
+
+// wrap converts an error of the libdb binding into an *Error naming op.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var s error
+	switch libdb.Code(err) {
+	case int(libdb.ErrNotFound):
+		s = ErrNotFound
+	case int(libdb.ErrKeyExist):
+		s = ErrKeyExists
+	case int(libdb.ErrLockDeadlock):
+		s = ErrDeadlock
+	case int(libdb.ErrLockNotGranted):
+		s = ErrLockNotGranted
+	case int(libdb.ErrRunRecovery):
+		s = ErrRunRecovery
+	case int(libdb.ErrVerifyBad), int(libdb.ErrPageNotFound):
+		s = kv.ErrCorrupt
+	case int(syscall.ENOSPC):
+		s = kv.ErrNoSpace
+	}
+	return &Error{Op: op, Sentinel: s, Err: err}
+}
+
+// opErr builds an error for op that matches s and names cause.
+func opErr(op string, s error, cause error) error {
+	if cause == nil {
+		cause = errors.New(s.Error())
+	}
+	return &Error{Op: op, Sentinel: s, Err: cause}
+}
+
+func errf(format string, args ...any) error { return fmt.Errorf("bdb: "+format, args...) }

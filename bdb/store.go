@@ -1,0 +1,434 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+var _ kv.Store = (*Store)(nil)
+
+// Store is the Berkeley DB kv.Store: one environment in a directory and one
+// database file per bucket. It is safe for concurrent use.
+type Store struct {
+	dir      string
+	readOnly bool
+	log      *slog.Logger
+	env      *Env
+	buckets  map[string]*DB
+	lock     *os.File // flock on durusbdb.lock; nil for a read-only open without one
+
+	mu     sync.Mutex
+	closed bool
+}
+
+// envFile reports whether name is one of libdb's own files in a directory
+// (regions, register, logs, DB_CONFIG) or the lock file.
+func envFile(name string) bool {
+	return strings.HasPrefix(name, "__db.") || strings.HasPrefix(name, "log.") ||
+		name == "DB_CONFIG" || name == LockFile
+}
+
+// OpenStore opens the Berkeley DB store in opts.Dir (which must exist),
+// creating the environment and missing bucket files when opts.Create is
+// set. See the package doc for the environment it opens, the read-only
+// mode and the lock it holds until Close.
+func OpenStore(opts kv.Options) (*Store, error) {
+	dir := opts.Dir
+	if dir == "" {
+		return nil, errors.New("bdb: open: no directory given")
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("bdb: open %s: directory does not exist: %w", dir, err)
+		}
+		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("bdb: open %s: not a directory: %w", dir, syscall.ENOTDIR)
+	}
+	if !opts.ReadOnly {
+		if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+			return nil, fmt.Errorf("bdb: open %s: directory is not writable: %w", dir, err)
+		}
+	}
+	if len(opts.Buckets) == 0 {
+		return nil, fmt.Errorf("bdb: open %s: no buckets given", dir)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
+	}
+	present := map[string]bool{}
+	var foreign []string
+	for _, e := range ents {
+		present[e.Name()] = true
+	}
+	known := 0
+	for _, b := range opts.Buckets {
+		if b.File == "" || b.Name == "" {
+			return nil, fmt.Errorf("bdb: open %s: bucket %q has no name or file", dir, b.Name)
+		}
+		if present[b.File] {
+			known++
+		}
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if envFile(n) {
+			continue
+		}
+		isBucket := false
+		for _, b := range opts.Buckets {
+			isBucket = isBucket || b.File == n
+		}
+		if !isBucket {
+			foreign = append(foreign, n)
+		}
+	}
+	sort.Strings(foreign)
+	if known == 0 {
+		if len(foreign) > 0 {
+			return nil, fmt.Errorf("bdb: open %s: not a Berkeley DB directory of this layout (found %s; want %s): %w",
+				dir, strings.Join(foreign, ", "), bucketFiles(opts.Buckets), kv.ErrNotDB)
+		}
+		if !opts.Create || opts.ReadOnly {
+			return nil, fmt.Errorf("bdb: open %s: no database in directory (files %s missing) and Create not set: %w",
+				dir, bucketFiles(opts.Buckets), fs.ErrNotExist)
+		}
+	}
+	if known < len(opts.Buckets) && known > 0 && (!opts.Create || opts.ReadOnly) {
+		var missing []string
+		for _, b := range opts.Buckets {
+			if !present[b.File] {
+				missing = append(missing, b.File)
+			}
+		}
+		return nil, fmt.Errorf("bdb: open %s: database files %s missing: %w", dir, strings.Join(missing, ", "), kv.ErrNoBucket)
+	}
+
+	for _, b := range opts.Buckets {
+		if present[b.File] {
+			if err := checkMagic(filepath.Join(dir, b.File)); err != nil {
+				return nil, err
+			}
+		}
+	}
+	lock, err := lockDir(dir, opts.ReadOnly)
+	if err != nil {
+		return nil, err
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	env, err := OpenEnv(dir, EnvOptions{
+		ReadOnly:  opts.ReadOnly,
+		CacheSize: opts.CacheSize,
+	})
+	if err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, err
+	}
+	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger, env: env, lock: lock,
+		buckets: make(map[string]*DB, len(opts.Buckets))}
+	for _, b := range opts.Buckets {
+		if _, dup := s.buckets[b.Name]; dup {
+			s.Close()
+			return nil, fmt.Errorf("bdb: open %s: bucket %q given twice", dir, b.Name)
+		}
+		o := DBOptions{Access: Existing}
+		if !present[b.File] {
+			o = DBOptions{Access: Btree, Create: true, PageSize: b.PageSize}
+			if b.Hash {
+				o.Access = Hash
+			}
+		}
+		db, err := env.OpenDB(b.File, o)
+		if err != nil {
+			s.Close()
+			if c := libdb.Code(err); c == int(syscall.EINVAL) || c == int(libdb.ErrOldVersion) {
+				return nil, fmt.Errorf("bdb: open %s: %s is not a Berkeley DB 5.3 database: %w (%w)",
+					dir, b.File, kv.ErrNotDB, err)
+			}
+			return nil, err
+		}
+		s.buckets[b.Name] = db
+	}
+	logger.Debug("bdb: store open", "dir", dir, "read_only", opts.ReadOnly, "libdb", libdb.Version())
+	return s, nil
+}
+
+// checkMagic refuses, before anything is written, a bucket file that is
+// not a Berkeley DB btree or hash database (magic number at offset 12 of
+// the meta page, in either byte order).
+func checkMagic(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("bdb: open %s: %w", path, err)
+	}
+	defer f.Close()
+	var hdr [16]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return fmt.Errorf("bdb: open %s: not a Berkeley DB database (%v): %w", path, err, kv.ErrNotDB)
+	}
+	le := binary.LittleEndian.Uint32(hdr[12:])
+	be := binary.BigEndian.Uint32(hdr[12:])
+	for _, m := range []uint32{0x053162, 0x061561} { // DB_BTREEMAGIC, DB_HASHMAGIC
+		if le == m || be == m {
+			return nil
+		}
+	}
+	return fmt.Errorf("bdb: open %s: not a Berkeley DB btree or hash database (magic %#x): %w", path, le, kv.ErrNotDB)
+}
+
+func bucketFiles(bs []kv.BucketSpec) string {
+	var l []string
+	for _, b := range bs {
+		l = append(l, b.File)
+	}
+	return strings.Join(l, ", ")
+}
+
+// Env returns the store's environment, for tools (stats, verify, backup).
+// It is closed by Store.Close.
+func (s *Store) Env() *Env { return s.env }
+
+// DB returns the database of bucket, or nil.
+func (s *Store) DB(bucket string) *DB { return s.buckets[bucket] }
+
+// Dir returns the store directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Backend returns "bdb".
+func (s *Store) Backend() string { return "bdb" }
+
+// Begin starts a transaction: a write transaction (serializable, reads
+// taking write locks) or a snapshot read transaction (see the package
+// doc). A writable Begin on a read-only store fails with kv.ErrReadOnly.
+func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if writable && s.readOnly {
+		return nil, opErr("begin write transaction in "+s.dir, ErrReadOnly, nil)
+	}
+	t, err := s.env.Begin(TxnOptions{Snapshot: !writable})
+	if err != nil {
+		return nil, err
+	}
+	return &storeTxn{s: s, t: t, writable: writable}, nil
+}
+
+// Flush makes every commit so far durable: one log flush (DB_ENV->log_flush
+// with a NULL LSN). On a read-only store it does nothing.
+func (s *Store) Flush() error { return s.env.Flush() }
+
+// Checkpoint writes a checkpoint (DB_ENV->txn_checkpoint) and, when
+// removeLogs is set, removes the log files no longer needed for normal
+// recovery (DB_ENV->log_archive with DB_ARCH_REMOVE). On a read-only store
+// it fails with kv.ErrReadOnly.
+func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := s.env.Checkpoint(); err != nil {
+		return err
+	}
+	if !removeLogs {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.env.RemoveLogs()
+}
+
+// Close aborts open transactions, closes every database and the
+// environment, and releases the directory lock. A second Close returns nil.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	err := s.env.Close()
+	if s.lock != nil {
+		s.lock.Close() // releases the flock
+	}
+	return err
+}
+
+// storeTxn is the kv.Txn of a Store.
+type storeTxn struct {
+	s        *Store
+	t        *Txn
+	writable bool
+}
+
+func (x *storeTxn) db(bucket string) (*DB, error) {
+	if db := x.s.buckets[bucket]; db != nil {
+		return db, nil
+	}
+	return nil, fmt.Errorf("bdb: bucket %q in %s: %w", bucket, x.s.dir, kv.ErrNoBucket)
+}
+
+func (x *storeTxn) Get(bucket string, key []byte) ([]byte, error) {
+	db, err := x.db(bucket)
+	if err != nil {
+		return nil, err
+	}
+	var flags uint32
+	if x.writable {
+		flags = libdb.RMW
+	}
+	return db.get(x.t, key, flags)
+}
+
+// live reports ErrTxnDone (or ErrClosed) for an ended transaction.
+func (x *storeTxn) live() error {
+	if err := x.t.lock(); err != nil {
+		return err
+	}
+	x.t.mu.Unlock()
+	return nil
+}
+
+func (x *storeTxn) Put(bucket string, key, value []byte) error {
+	if !x.writable {
+		if err := x.live(); err != nil {
+			return err
+		}
+		return opErr("put into "+bucket+" in a read transaction", ErrReadOnly, nil)
+	}
+	db, err := x.db(bucket)
+	if err != nil {
+		return err
+	}
+	return db.Put(x.t, key, value)
+}
+
+func (x *storeTxn) Delete(bucket string, key []byte) error {
+	if !x.writable {
+		if err := x.live(); err != nil {
+			return err
+		}
+		return opErr("delete from "+bucket+" in a read transaction", ErrReadOnly, nil)
+	}
+	db, err := x.db(bucket)
+	if err != nil {
+		return err
+	}
+	err = db.Delete(x.t, key)
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+func (x *storeTxn) Cursor(bucket string) (kv.Cursor, error) {
+	db, err := x.db(bucket)
+	if err != nil {
+		return nil, err
+	}
+	c, err := db.Cursor(x.t)
+	if err != nil {
+		return nil, err
+	}
+	return &storeCursor{c: c, hash: db.typ == Hash}, nil
+}
+
+func (x *storeTxn) Commit(d kv.Durability) error { return x.t.Commit(d) }
+
+func (x *storeTxn) Abort() error { return x.t.Abort() }
+
+// storeCursor is the kv.Cursor of a Store. It keeps the current record in
+// the bdb cursor's buffers and copies it out on Key and Value.
+type storeCursor struct {
+	c     *Cursor
+	hash  bool
+	valid bool
+	err   error
+}
+
+func (sc *storeCursor) move(search []byte, flags uint32) bool {
+	err := sc.c.move(search, flags)
+	if err == nil {
+		sc.valid = true
+		return true
+	}
+	sc.valid = false
+	if !errors.Is(err, ErrNotFound) {
+		sc.err = err
+	}
+	return false
+}
+
+func (sc *storeCursor) First() bool { return sc.move(nil, libdb.First) }
+func (sc *storeCursor) Last() bool  { return sc.move(nil, libdb.Last) }
+
+// Seek positions at the first key >= key. Over a hash bucket, whose order
+// is unspecified, it positions at key itself if present.
+func (sc *storeCursor) Seek(key []byte) bool {
+	if sc.hash {
+		return sc.move(key, libdb.Set)
+	}
+	return sc.move(key, libdb.SetRange)
+}
+
+func (sc *storeCursor) Next() bool {
+	if !sc.valid {
+		return false
+	}
+	return sc.move(nil, libdb.Next)
+}
+
+func (sc *storeCursor) Prev() bool {
+	if !sc.valid {
+		return false
+	}
+	return sc.move(nil, libdb.Prev)
+}
+
+func (sc *storeCursor) Valid() bool { return sc.valid }
+
+func (sc *storeCursor) Key() []byte {
+	if !sc.valid {
+		return nil
+	}
+	return append([]byte(nil), sc.c.k...)
+}
+
+func (sc *storeCursor) Value() []byte {
+	if !sc.valid {
+		return nil
+	}
+	return append([]byte(nil), sc.c.v...)
+}
+
+func (sc *storeCursor) Err() error { return sc.err }
+
+func (sc *storeCursor) Close() error {
+	sc.valid = false
+	return sc.c.Close()
+}

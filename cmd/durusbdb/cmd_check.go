@@ -1,0 +1,61 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/durusbdb/durusbdb/engine"
+)
+
+func checkCommand() *command {
+	c := &command{
+		name:    "check",
+		summary: "verify a database: backend files, references, refcounts, size counter, GC queue",
+		usage:   "durusbdb check --dir DIR [--repair]",
+		example: "durusbdb check --dir /var/lib/durusbdb && echo clean",
+	}
+	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		var f dbFlags
+		fs := newFlagSet(c, cio)
+		f.register(fs)
+		repair := fs.Bool("repair", false, "fix counters and queues (never deletes a reachable object)")
+		if err := parseFlags(c, cio, fs, args); err != nil {
+			return err
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		db, err := f.open(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		rep, err := db.Check(ctx, *repair)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(cio.stdout, "%s: layout %s, backend %s, %d objects, %d references, max oid %d\n",
+			f.dir, rep.Layout, db.Backend(), rep.Objects, rep.Refs, rep.MaxOID)
+		for _, p := range rep.Problems {
+			fmt.Fprintf(cio.stdout, "problem: %s\n", p)
+		}
+		if n := rep.ProblemCount - len(rep.Problems); n > 0 {
+			fmt.Fprintf(cio.stdout, "... and %d more problems\n", n)
+		}
+		if *repair && !rep.OK() {
+			fmt.Fprintf(cio.stdout, "repaired: %d fixes written; checking again\n", rep.Repaired)
+			if rep, err = db.Check(ctx, false); err != nil {
+				return err
+			}
+			for _, p := range rep.Problems {
+				fmt.Fprintf(cio.stdout, "remaining problem: %s\n", p)
+			}
+		}
+		if !rep.OK() {
+			return &exitError{exitProblems, fmt.Errorf("%d problems found in %s", rep.ProblemCount, f.dir)}
+		}
+		fmt.Fprintln(cio.stdout, "ok")
+		return nil
+	}
+	return c
+}

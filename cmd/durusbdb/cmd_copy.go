@@ -1,0 +1,137 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/progress"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// copyBatchBytes bounds one destination transaction of copy.
+const copyBatchBytes = 8 << 20
+
+func copyCommand() *command {
+	c := &command{
+		name:    "copy",
+		summary: "copy a whole database into an empty directory, on the same or the other backend",
+		usage:   "durusbdb copy [--backend bdb|leveldb] SRC DST",
+		example: "durusbdb copy --backend leveldb /var/lib/durusbdb /var/lib/durusbdb-ldb",
+	}
+	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		var f dbFlags
+		fs := newFlagSet(c, cio)
+		f.register(fs)
+		if err := parseFlags(c, cio, fs, args); err != nil {
+			return err
+		}
+		if fs.NArg() != 2 || f.dir != "" {
+			return &usageError{"give SRC and DST directories (not --dir)"}
+		}
+		dstKind := f.backend
+		f.backend = ""
+		f.dir = fs.Arg(0)
+		dstDir := fs.Arg(1)
+		log, err := f.logger(cio.stderr)
+		if err != nil {
+			return err
+		}
+		src, err := f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		if err != nil {
+			return err
+		}
+		defer src.Close()
+		st, err := src.Stats()
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dstDir, 0o755); err != nil {
+			return fmt.Errorf("destination %s: %w", dstDir, err)
+		}
+		if found, err := backend.Detect(dstDir); err != nil || found != "" {
+			if err == nil {
+				err = fmt.Errorf("destination %s already holds a %s database", dstDir, found)
+			}
+			return err
+		}
+		dst, kind, err := backend.Open(kv.Options{Dir: dstDir, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
+		if err != nil {
+			return err
+		}
+		bar := progress.New(cio.stderr, log, "copy to "+dstDir, "records", 0)
+		n, err := copyStore(ctx, src.Store(), dst, bar)
+		bar.Done()
+		if err == nil {
+			err = dst.Flush()
+		}
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("copy %s to %s: %w (the destination is incomplete: remove it)", f.dir, dstDir, err)
+		}
+		// Open the copy once with the engine: it checks the layout and records the writer.
+		out, err := engine.Open(ctx, dstDir, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
+		if err != nil {
+			return fmt.Errorf("open the copy %s: %w", dstDir, err)
+		}
+		size, _ := out.Size()
+		if err := out.Close(); err != nil {
+			return err
+		}
+		fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)
+		return nil
+	}
+	return c
+}
+
+// copyStore copies every bucket of src into dst key by key, in bounded
+// transactions, leaving out the meta keys that belong to one open or one
+// backend (in_use, backend).
+func copyStore(ctx context.Context, src, dst kv.Store, bar *progress.Reporter) (int64, error) {
+	var n int64
+	for _, b := range engine.Buckets(false, 0) {
+		err := kv.View(ctx, src, func(rt kv.Txn) error {
+			cur, err := rt.Cursor(b.Name)
+			if err != nil {
+				return err
+			}
+			defer cur.Close()
+			ok := cur.First()
+			for ok {
+				wt, err := dst.Begin(ctx, true)
+				if err != nil {
+					return err
+				}
+				size := 0
+				for ; ok && size < copyBatchBytes; ok = cur.Next() {
+					k, v := cur.Key(), cur.Value()
+					if b.Name == engine.BucketMeta && (string(k) == "in_use" || string(k) == "backend") {
+						continue
+					}
+					if err := wt.Put(b.Name, k, v); err != nil {
+						wt.Abort()
+						return err
+					}
+					size += len(k) + len(v)
+					n++
+					bar.Add(1, int64(len(k)+len(v)))
+				}
+				if err := wt.Commit(kv.NoSync); err != nil {
+					return err
+				}
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+			return cur.Err()
+		})
+		if err != nil {
+			return n, fmt.Errorf("bucket %s: %w", b.Name, err)
+		}
+	}
+	return n, nil
+}

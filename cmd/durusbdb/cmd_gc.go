@@ -1,0 +1,63 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/durusbdb/durusbdb/engine"
+)
+
+func gcCommand() *command {
+	c := &command{
+		name:    "gc",
+		summary: "run the reference-count collector, or a full collection (--full), now",
+		usage:   "durusbdb gc --dir DIR [--full] [--rate N]",
+		example: "durusbdb gc --dir /var/lib/durusbdb --full",
+	}
+	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		var f dbFlags
+		fs := newFlagSet(c, cio)
+		f.register(fs)
+		full := fs.Bool("full", false, "full collection: mark from the root and sweep (reclaims cycles)")
+		rate := fs.Int("rate", 0, "reference-count collector: objects per second (0 = as fast as possible)")
+		grace := fs.Duration("grace", 0, "only collect candidates older than this (default 0: the server is not running)")
+		if err := parseFlags(c, cio, fs, args); err != nil {
+			return err
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		g := *grace
+		if g == 0 {
+			g = -1 // engine: negative means no grace period
+		}
+		db, err := f.open(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual, Rate: *rate}, GCGrace: g})
+		if err != nil {
+			return err
+		}
+		defer db.Close()
+		if *full {
+			st, err := db.FullCollect(ctx)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "full collection: %d reachable, %d removed, %d dangling references, %d counters fixed, %s\n",
+				st.Marked, st.Removed, st.Dangling, st.Fixed, st.Duration)
+			return nil
+		}
+		total := 0
+		for {
+			n, err := db.CollectGarbage(ctx, 10000)
+			if err != nil {
+				return err
+			}
+			total += n
+			if n == 0 {
+				break
+			}
+		}
+		fmt.Fprintf(cio.stdout, "reference-count collector: %d objects removed\n", total)
+		return nil
+	}
+	return c
+}

@@ -1,0 +1,111 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// ckptState is the checkpoint policy's bookkeeping.
+type ckptState struct {
+	mu        sync.Mutex
+	last      time.Time // last checkpoint (or open)
+	bytesAt   uint64    // db.bytes at the last checkpoint
+	commitsAt uint64    // db.commits at the last checkpoint
+	count     uint64    // checkpoints since open
+	kick      chan struct{}
+}
+
+func (c *ckptState) info() (time.Time, uint64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.last, c.count
+}
+
+// noteCommit wakes the checkpointer when the commit-count or log-volume
+// condition holds.
+func (c *ckptState) noteCommit(db *DB) {
+	p := db.opts.Checkpoint
+	if p.Manual || c.kick == nil {
+		return
+	}
+	c.mu.Lock()
+	due := (p.Commits > 0 && db.commits.Load()-c.commitsAt >= uint64(p.Commits)) ||
+		(p.logBytes() > 0 && db.bytes.Load()-c.bytesAt >= uint64(p.logBytes()))
+	c.mu.Unlock()
+	if due {
+		select {
+		case c.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (p CheckpointPolicy) every() time.Duration {
+	if p.Every == 0 {
+		return DefaultCheckpointEvery
+	}
+	return p.Every
+}
+
+func (p CheckpointPolicy) logBytes() int64 {
+	if p.LogBytes == 0 {
+		return DefaultCheckpointLogSize
+	}
+	return p.LogBytes
+}
+
+// Checkpoint runs a checkpoint now: dirty pages are written and, unless
+// the policy keeps logs, log files no longer needed are removed.
+func (db *DB) Checkpoint(ctx context.Context) error {
+	if db.closed.Load() {
+		return ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return nil
+	}
+	commits, bytes := db.commits.Load(), db.bytes.Load()
+	if err := db.store.Checkpoint(ctx, !db.opts.Checkpoint.KeepLogs); err != nil {
+		return fmt.Errorf("engine: checkpoint %s: %w", db.dir, err)
+	}
+	c := &db.ckpt
+	c.mu.Lock()
+	c.last = time.Now()
+	c.commitsAt, c.bytesAt = commits, bytes
+	c.count++
+	c.mu.Unlock()
+	return nil
+}
+
+// ckptLoop runs checkpoints per Options.Checkpoint.
+func (db *DB) ckptLoop() {
+	defer db.wg.Done()
+	p := db.opts.Checkpoint
+	tick := time.Second
+	if e := p.every(); e > 0 && e < tick {
+		tick = e
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-t.C:
+		case <-db.ckpt.kick:
+		}
+		c := &db.ckpt
+		c.mu.Lock()
+		due := (p.every() > 0 && time.Since(c.last) >= p.every()) ||
+			(p.Commits > 0 && db.commits.Load()-c.commitsAt >= uint64(p.Commits)) ||
+			(p.logBytes() > 0 && db.bytes.Load()-c.bytesAt >= uint64(p.logBytes()))
+		c.mu.Unlock()
+		if !due {
+			continue
+		}
+		if err := db.Checkpoint(db.ctx); err != nil && db.ctx.Err() == nil {
+			db.log.Error("engine: background checkpoint", "dir", db.dir, "err", err)
+		}
+	}
+}

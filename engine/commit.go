@@ -1,0 +1,282 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// commitRec is one validated record of a commit.
+type commitRec struct {
+	oid  uint64
+	rec  []byte
+	refs []uint64 // distinct refs without the record's own oid
+}
+
+// Commit validates recs (full records, oid first) and applies them in one
+// transaction. Everything is checked before anything is written; a refused
+// commit changes nothing and returns an error naming the oid:
+//
+//   - ErrReadOnly on a read-only DB;
+//   - ErrMalformed if a record fails R1–R3 (record.Parse);
+//   - ErrDuplicateOID if two records have the same oid;
+//   - ErrUnallocated if an oid other than 0 is at or above AllocCursor;
+//   - ErrDangling if a record gains a reference to an oid that has no
+//     record and is not stored by this commit (references the stored
+//     record already held are not checked again, so an imported dangling
+//     reference does not block updates of its referrer).
+//
+// Reference counts and the garbage queue are maintained in the same
+// transaction (FORMAT.md §4). When Commit returns the records are visible
+// to Load but not necessarily durable: call Pending.Wait.
+func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	if db.opts.ReadOnly {
+		if len(recs) > 0 && len(recs[0]) >= 8 {
+			return nil, fmt.Errorf("engine: commit oid %d: %w", record.OID(recs[0]), ErrReadOnly)
+		}
+		return nil, fmt.Errorf("engine: commit: %w", ErrReadOnly)
+	}
+	if db.importing.Load() {
+		return nil, fmt.Errorf("engine: commit: %w", ErrImportIncomplete)
+	}
+	crs := make([]commitRec, len(recs))
+	seen := make(map[uint64]struct{}, len(recs))
+	cursor := db.cursor.Load()
+	for i, rec := range recs {
+		r, err := record.Parse(rec)
+		if err != nil {
+			return nil, fmt.Errorf("engine: commit record %d: %w", i, err)
+		}
+		if _, dup := seen[r.OID]; dup {
+			return nil, fmt.Errorf("engine: commit oid %d: %w", r.OID, ErrDuplicateOID)
+		}
+		seen[r.OID] = struct{}{}
+		if r.OID != record.RootOID && r.OID >= cursor {
+			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
+		}
+		crs[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
+	}
+	if len(crs) == 0 {
+		return &Pending{db: db}, nil
+	}
+	mode := db.opts.Durability
+	if mode == kv.Sync {
+		mode = kv.NoSync // made durable by the group flush in Pending.Wait
+	}
+
+	db.writeMu.Lock()
+	var size uint64
+	err := kv.Update(ctx, db.store, mode, func(tx kv.Txn) error {
+		var err error
+		size, err = db.applyCommit(tx, crs, seen)
+		return err
+	})
+	if err == nil {
+		db.size.Store(size)
+		db.full.barrier(crs)
+	}
+	db.writeMu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	var n uint64
+	for _, c := range crs {
+		n += uint64(len(c.rec)) + 8
+	}
+	db.bytes.Add(n)
+	db.commits.Add(1)
+	db.lastCommit.Store(time.Now().UnixNano())
+	db.ckpt.noteCommit(db)
+	return &Pending{db: db, sync: db.opts.Durability == kv.Sync}, nil
+}
+
+// applyCommit is the body of a commit transaction. It returns the new size.
+func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}) (uint64, error) {
+	deltas := make(map[uint64]int)
+	exists := make(map[uint64]bool) // cache of objects lookups for refs
+	var added uint64
+	sweeping := db.full.isSweeping()
+	for _, c := range crs {
+		if sweeping {
+			// Once a full collection deletes, an object it did not mark
+			// may have lost part of what it references: a commit must
+			// not reference it any more (the client gets a conflict and
+			// the oid is invalidated when it is removed).
+			for _, ref := range c.refs {
+				if _, ok := stored[ref]; !ok && !db.full.isMarked(ref) {
+					return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
+				}
+			}
+		}
+		old, err := tx.Get(BucketObjects, record.OIDBytes(c.oid))
+		var oldRefs []uint64
+		switch {
+		case err == nil:
+			r, perr := record.ParseFor(c.oid, old)
+			if perr != nil {
+				db.log.Warn("engine: stored record is malformed; its references are ignored", "oid", c.oid, "err", perr)
+			} else {
+				oldRefs = r.RefSet()
+			}
+		case errors.Is(err, kv.ErrNotFound):
+			added++
+		default:
+			return 0, fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
+		}
+		// Both lists are sorted and distinct: merge them.
+		i, j := 0, 0
+		for i < len(c.refs) || j < len(oldRefs) {
+			switch {
+			case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
+				ref := c.refs[i]
+				if _, ok := stored[ref]; !ok {
+					ok, known := exists[ref]
+					if !known {
+						_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+						if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+							return 0, fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
+						}
+						ok = gerr == nil
+						exists[ref] = ok
+					}
+					if !ok {
+						return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
+					}
+				}
+				deltas[ref]++
+				i++
+			case i >= len(c.refs) || oldRefs[j] < c.refs[i]:
+				deltas[oldRefs[j]]--
+				j++
+			default:
+				i++
+				j++
+			}
+		}
+	}
+	for _, c := range crs {
+		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
+			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
+		}
+	}
+	now := int8Bytes(uint64(time.Now().UnixMilli()))
+	// zeroCheck: oids stored or decremented whose count may now be zero.
+	for oid, d := range deltas {
+		if d == 0 {
+			continue
+		}
+		n, err := db.addCount(tx, oid, d)
+		if err != nil {
+			return 0, err
+		}
+		key := record.OIDBytes(oid)
+		if n > 0 {
+			if d > 0 {
+				if err := tx.Delete(BucketGarbage, key); err != nil {
+					return 0, err
+				}
+			}
+			continue
+		}
+		if _, ok := stored[oid]; ok {
+			continue // handled below
+		}
+		if oid == record.RootOID {
+			continue
+		}
+		// Decremented to zero: queue it if it has a record.
+		if _, err := tx.Get(BucketObjects, key); err == nil {
+			if err := tx.Put(BucketGarbage, key, now); err != nil {
+				return 0, err
+			}
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return 0, err
+		}
+	}
+	for _, c := range crs {
+		if c.oid == record.RootOID {
+			continue
+		}
+		key := record.OIDBytes(c.oid)
+		n, err := db.getCount(tx, c.oid)
+		if err != nil {
+			return 0, err
+		}
+		if n == 0 {
+			// Stored with no referrer: a candidate from now (grace restarts).
+			if err := tx.Put(BucketGarbage, key, now); err != nil {
+				return 0, err
+			}
+		}
+	}
+	size, err := db.getSize(tx)
+	if err != nil {
+		return 0, err
+	}
+	if added > 0 {
+		size += added
+		if err := tx.Put(BucketMeta, []byte(MetaSize), int8Bytes(size)); err != nil {
+			return 0, err
+		}
+	}
+	return size, nil
+}
+
+// getCount returns the reference count of oid (0 when it has no entry).
+func (db *DB) getCount(tx kv.Txn, oid uint64) (uint32, error) {
+	v, err := tx.Get(BucketRefcounts, record.OIDBytes(oid))
+	if errors.Is(err, kv.ErrNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("engine: refcount of oid %d: %w", oid, err)
+	}
+	return decodeCount(oid, v)
+}
+
+// addCount adds d to the count of oid and stores it (deleting the entry at
+// zero). A count that would go negative is clamped to zero and logged: the
+// stored counts were wrong (Check repairs them).
+func (db *DB) addCount(tx kv.Txn, oid uint64, d int) (uint32, error) {
+	n, err := db.getCount(tx, oid)
+	if err != nil {
+		return 0, err
+	}
+	v := int64(n) + int64(d)
+	if v < 0 {
+		db.log.Warn("engine: reference count would go negative; clamped to 0 (run check --repair)", "oid", oid, "count", n, "delta", d)
+		v = 0
+	}
+	if v > 0xFFFFFFFF {
+		return 0, fmt.Errorf("engine: reference count of oid %d overflows int4", oid)
+	}
+	key := record.OIDBytes(oid)
+	if v == 0 {
+		return 0, tx.Delete(BucketRefcounts, key)
+	}
+	return uint32(v), tx.Put(BucketRefcounts, key, int4Bytes(uint32(v)))
+}
+
+// getSize reads meta size inside tx (the in-memory mirror when absent).
+func (db *DB) getSize(tx kv.Txn) (uint64, error) {
+	v, err := tx.Get(BucketMeta, []byte(MetaSize))
+	if errors.Is(err, kv.ErrNotFound) {
+		return db.size.Load(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return decodeInt8(MetaSize, v)
+}
+
+// putSize writes meta size inside tx.
+func putSize(tx kv.Txn, size uint64) error {
+	return tx.Put(BucketMeta, []byte(MetaSize), int8Bytes(size))
+}

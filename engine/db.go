@@ -1,0 +1,325 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/txn"
+)
+
+// DB is an open Durus database. It is safe for use by many goroutines.
+type DB struct {
+	dir     string
+	opts    Options
+	store   kv.Store
+	backend string
+	log     *slog.Logger
+	group   *txn.Group
+	hash    bool // objects.db uses hash access: cursor order is not oid order
+	unclean bool // in_use was found set on open
+
+	// writeMu serialises every write transaction: commits, collector
+	// batches, full-collection sweeps, imports, checks with repair. Both
+	// backends then never see two writers (LevelDB has no writer isolation;
+	// Berkeley DB cannot deadlock between our own writers).
+	writeMu sync.Mutex
+
+	// allocMu guards the allocation cursor and the durable reservation.
+	allocMu  sync.Mutex
+	cursor   atomic.Uint64 // h: every oid below was handed out or reserved before
+	reserved uint64        // durable next_oid; owned by allocMu
+
+	size       atomic.Uint64 // mirror of meta "size", updated after each write txn
+	lastCommit atomic.Int64  // UnixNano of the last commit, for GCIdle
+	commits    atomic.Uint64
+	bytes      atomic.Uint64 // bytes committed since open
+	gcStats    gcProgress    // mirror of meta "gc"; owned by writeMu
+	gcPos      []byte        // collector resume key in garbage.db; owned by writeMu
+	importing  atomic.Bool   // an incomplete import's data is present: commits refused
+
+	full fullState // online full collection; see full.go
+	// testHook, when set (tests only), is called by a full collection at
+	// "marked" (marking done, before the sweep), before each "sweep" batch
+	// and at "recount", without engine locks held.
+	testHook func(phase string)
+
+	ckpt ckptState // checkpoint bookkeeping; see checkpoint.go
+
+	ctx    context.Context // cancelled by Close; background work stops
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // background goroutines
+	gcKick chan struct{}  // wakes the collector
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    atomic.Bool
+}
+
+// Stats describe the database; see DB.Stats.
+type Stats struct {
+	Backend          string
+	Access           string
+	Objects          uint64 // meta size
+	NextOID          uint64 // durable next_oid
+	AllocCursor      uint64
+	GCQueue          uint64 // entries in garbage.db
+	GCCollections    uint64 // meta gc: collector transactions that freed objects + full collections
+	GCFreed          uint64 // meta gc: objects freed
+	FullCollecting   bool
+	Commits          uint64 // commits since open
+	CommittedBytes   uint64 // record bytes committed since open
+	Flushes          uint64 // group flushes since open
+	UncleanShutdown  bool   // in_use was set when opened
+	ReadOnly         bool
+	Durability       string
+	LastCheckpoint   time.Time
+	CheckpointsSince uint64 // checkpoints run since open
+}
+
+// Pending is a commit that has been applied but may not be durable yet.
+type Pending struct {
+	db   *DB
+	sync bool
+}
+
+// Wait returns when the commit is durable per Options.Durability: in sync
+// mode after a group flush that started after the commit (txn.Group), in
+// the other modes at once. A flush error is returned to every waiter of
+// that flush.
+func (p *Pending) Wait(ctx context.Context) error {
+	if p == nil || !p.sync {
+		return nil
+	}
+	if p.db.closed.Load() {
+		return ErrClosed
+	}
+	return p.db.group.Wait(ctx)
+}
+
+// Dir returns the database directory.
+func (db *DB) Dir() string { return db.dir }
+
+// Backend returns the kv backend name, "bdb" or "leveldb".
+func (db *DB) Backend() string { return db.backend }
+
+// Store returns the underlying kv.Store (for tools such as backup); the DB
+// owns it.
+func (db *DB) Store() kv.Store { return db.store }
+
+// ReadOnly reports whether the DB was opened read-only.
+func (db *DB) ReadOnly() bool { return db.opts.ReadOnly }
+
+// UncleanShutdown reports whether the last writable owner had not closed
+// the database cleanly (meta in_use was set).
+func (db *DB) UncleanShutdown() bool { return db.unclean }
+
+// Load returns the stored record of oid, byte for byte as committed, or an
+// error wrapping ErrNotFound naming the oid.
+func (db *DB) Load(oid uint64) ([]byte, error) {
+	if db.closed.Load() {
+		return nil, ErrClosed
+	}
+	var rec []byte
+	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		v, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+		rec = v
+		return err
+	})
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, fmt.Errorf("engine: load oid %d: %w", oid, ErrNotFound)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("engine: load oid %d: %w", oid, err)
+	}
+	return rec, nil
+}
+
+// HasRecord reports whether oid has a stored record (the server uses it
+// for root release, PROTOCOL.md A5).
+func (db *DB) HasRecord(oid uint64) (bool, error) {
+	_, err := db.Load(oid)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// AllocCursor returns h: every oid below h has been handed out in this run
+// or reserved by an earlier one (PROTOCOL.md A4).
+func (db *DB) AllocCursor() uint64 { return db.cursor.Load() }
+
+// NextOID returns the durable meta next_oid.
+func (db *DB) NextOID() uint64 {
+	db.allocMu.Lock()
+	defer db.allocMu.Unlock()
+	return db.reserved
+}
+
+// AllocOIDs hands out the contiguous run [first, first+n). Before an oid
+// of a new block of OIDBlock is handed out, next_oid is raised in a durable
+// transaction (FORMAT.md §3); if that fails nothing is handed out. On a
+// read-only DB the oids come from memory only (they can never be
+// committed).
+func (db *DB) AllocOIDs(n int) (uint64, error) {
+	if n < 0 {
+		return 0, fmt.Errorf("engine: allocate %d oids: negative count", n)
+	}
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	db.allocMu.Lock()
+	defer db.allocMu.Unlock()
+	first := db.cursor.Load()
+	end := first + uint64(n)
+	if end < first {
+		return 0, fmt.Errorf("engine: allocate %d oids at %d: oid space exhausted", n, first)
+	}
+	if end > db.reserved && !db.opts.ReadOnly {
+		blocks := (end - db.reserved + OIDBlock - 1) / OIDBlock
+		next, err := db.reserveTo(db.reserved + blocks*OIDBlock)
+		if err != nil {
+			return 0, fmt.Errorf("engine: reserve oids up to %d: %w", db.reserved+blocks*OIDBlock, err)
+		}
+		db.reserved = next
+	}
+	db.cursor.Store(end)
+	return first, nil
+}
+
+// raiseCursor makes sure the cursor and the durable reservation are at
+// least h (after an import). The caller holds neither allocMu nor writeMu.
+func (db *DB) raiseCursor(h uint64) error {
+	db.allocMu.Lock()
+	defer db.allocMu.Unlock()
+	if h > db.reserved && !db.opts.ReadOnly {
+		next, err := db.reserveTo((h + OIDBlock - 1) / OIDBlock * OIDBlock)
+		if err != nil {
+			return fmt.Errorf("engine: reserve oids up to %d: %w", h, err)
+		}
+		db.reserved = next
+	}
+	if h > db.cursor.Load() {
+		db.cursor.Store(h)
+	}
+	return nil
+}
+
+// reserveTo raises meta next_oid to at least next in a durable
+// transaction, never lowering it, and returns the value stored. Lock
+// order: allocMu (held by the caller) before writeMu (taken here).
+func (db *DB) reserveTo(next uint64) (uint64, error) {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	var stored uint64
+	err := kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+		stored = next
+		v, err := tx.Get(BucketMeta, []byte(MetaNextOID))
+		if err == nil {
+			cur, err := decodeInt8(MetaNextOID, v)
+			if err != nil {
+				return err
+			}
+			if cur > stored {
+				stored = cur
+			}
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		return tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(stored))
+	})
+	return stored, err
+}
+
+// Size returns the number of stored records, O(1) (meta size).
+func (db *DB) Size() (uint64, error) {
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	return db.size.Load(), nil
+}
+
+// Stats returns counters; GCQueue counts garbage.db entries (a cursor walk
+// over the queue, normally short). Total bytes stored are not kept (not
+// cheap) and not reported.
+func (db *DB) Stats() (Stats, error) {
+	if db.closed.Load() {
+		return Stats{}, ErrClosed
+	}
+	st := Stats{
+		Backend:         db.backend,
+		Access:          "btree",
+		Objects:         db.size.Load(),
+		NextOID:         db.NextOID(),
+		AllocCursor:     db.cursor.Load(),
+		FullCollecting:  db.full.running.Load(),
+		Commits:         db.commits.Load(),
+		CommittedBytes:  db.bytes.Load(),
+		Flushes:         db.group.Flushes(),
+		UncleanShutdown: db.unclean,
+		ReadOnly:        db.opts.ReadOnly,
+		Durability:      db.opts.Durability.String(),
+	}
+	if db.hash {
+		st.Access = "hash"
+	}
+	st.LastCheckpoint, st.CheckpointsSince = db.ckpt.info()
+	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		st.GCQueue = 0
+		v, err := tx.Get(BucketMeta, []byte(MetaGC))
+		if err == nil {
+			p := decodeGC(v)
+			st.GCCollections, st.GCFreed = p.Collections, p.Freed
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		c, err := tx.Cursor(BucketGarbage)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		for ok := c.First(); ok; ok = c.Next() {
+			st.GCQueue++
+		}
+		return c.Err()
+	})
+	if err != nil {
+		return st, fmt.Errorf("engine: stats: %w", err)
+	}
+	return st, nil
+}
+
+// Close stops background work, clears in_use, runs a checkpoint and
+// closes the store. Calling it again returns the first result.
+func (db *DB) Close() error {
+	db.closeOnce.Do(func() {
+		db.cancel()
+		db.wg.Wait()
+		db.closed.Store(true)
+		var errs []error
+		if !db.opts.ReadOnly {
+			db.writeMu.Lock()
+			err := kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+				return tx.Delete(BucketMeta, []byte(MetaInUse))
+			})
+			db.writeMu.Unlock()
+			if err != nil {
+				errs = append(errs, fmt.Errorf("engine: close %s: clear in_use: %w", db.dir, err))
+			}
+			if err := db.store.Checkpoint(context.Background(), !db.opts.Checkpoint.KeepLogs); err != nil {
+				errs = append(errs, fmt.Errorf("engine: close %s: checkpoint: %w", db.dir, err))
+			}
+		}
+		if err := db.store.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("engine: close %s: %w", db.dir, err))
+		}
+		db.closeErr = errors.Join(errs...)
+	})
+	return db.closeErr
+}

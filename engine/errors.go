@@ -1,0 +1,41 @@
+package engine
+
+import (
+	"errors"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+)
+
+// Errors returned by the engine; test with errors.Is. They are wrapped with
+// the oid or directory concerned.
+var (
+	// ErrNotFound: no record is stored under the oid.
+	ErrNotFound = errors.New("engine: no such object")
+	// ErrMalformed: a record fails R1–R3 (it is record.ErrMalformed, so
+	// errors.Is works with either name).
+	ErrMalformed = record.ErrMalformed
+	// ErrDuplicateOID: one commit names the same oid twice.
+	ErrDuplicateOID = errors.New("engine: oid stored twice in one commit")
+	// ErrUnallocated: a commit stores an oid that was never handed out.
+	ErrUnallocated = errors.New("engine: oid was never handed out")
+	// ErrReadOnly: the database was opened read-only.
+	ErrReadOnly = errors.New("engine: database is read-only")
+	// ErrDangling: a commit references an oid that has no record and is not
+	// stored by the same commit.
+	ErrDangling = errors.New("engine: reference to an oid without a record")
+	// ErrLayout: the directory holds a layout this engine does not know.
+	ErrLayout = errors.New("engine: unknown database layout")
+	// ErrImportIncomplete: an Import did not finish; the directory holds
+	// partial data and must be imported again (Options.ForImport) or
+	// restored.
+	ErrImportIncomplete = errors.New("engine: import incomplete")
+	// ErrNotEmpty: Import into a database holding records without Force.
+	ErrNotEmpty = errors.New("engine: database is not empty")
+	// ErrClosed: the DB was closed.
+	ErrClosed = errors.New("engine: database closed")
+	// ErrGarbageInvalid: validate_garbage found a candidate that must not
+	// be deleted; the collector stopped.
+	ErrGarbageInvalid = errors.New("engine: garbage validation failed")
+	// ErrCollecting: a full collection is already running.
+	ErrCollecting = errors.New("engine: full collection already running")
+)

@@ -1,0 +1,388 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// fullState is the state of an online full collection.
+//
+// The mark set is built while commits go on. Commits call barrier (under
+// writeMu) while the collection is active: every oid a commit stores and
+// every oid its records reference is marked and queued for traversal
+// (grey). So an edge added after its source was traversed is caught by
+// the barrier, and every object reachable at the end of marking, or
+// stored or referenced by a commit after marking began, ends up marked.
+// The sweep deletes only unmarked oids, batch by batch under writeMu,
+// draining the grey queue first, so a reference added by a commit between
+// two sweep batches protects its target and everything it reaches.
+type fullState struct {
+	running atomic.Bool // a full collection or an import owns the objects
+
+	mu       sync.Mutex
+	active   bool                // barrier on; owned by mu
+	sweeping bool                // deletions have begun; owned by mu (set under writeMu)
+	marked   map[uint64]struct{} // owned by mu
+	grey     []greyOID           // marked, not yet traversed; owned by mu
+}
+
+type greyOID struct {
+	oid, from uint64 // from: a referrer, for dangling reports (oid itself for roots)
+}
+
+// CollectStats describe a full collection.
+type CollectStats struct {
+	Marked   int           // objects found reachable (or protected by commits)
+	Removed  int           // objects deleted
+	Dangling int           // references to oids without a record (treated as leaves)
+	Fixed    int           // stored counts, queue entries or size corrected afterwards
+	Duration time.Duration // wall time
+}
+
+// barrier is the write barrier; the caller holds writeMu.
+func (f *fullState) barrier(crs []commitRec) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.active {
+		return
+	}
+	for _, c := range crs {
+		f.markLocked(c.oid, c.oid)
+		for _, r := range c.refs {
+			f.markLocked(r, c.oid)
+		}
+	}
+}
+
+func (f *fullState) markLocked(oid, from uint64) {
+	if _, ok := f.marked[oid]; ok {
+		return
+	}
+	f.marked[oid] = struct{}{}
+	f.grey = append(f.grey, greyOID{oid, from})
+}
+
+// isSweeping reports whether the sweep has begun.
+func (f *fullState) isSweeping() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.active && f.sweeping
+}
+
+func (f *fullState) isMarked(oid uint64) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.marked[oid]
+	return ok
+}
+
+// takeGrey removes up to n grey oids.
+func (f *fullState) takeGrey(n int) []greyOID {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.grey) < n {
+		n = len(f.grey)
+	}
+	out := make([]greyOID, n)
+	copy(out, f.grey[len(f.grey)-n:])
+	f.grey = f.grey[:len(f.grey)-n]
+	return out
+}
+
+// Pack starts an online full collection in the background. It returns
+// false (and does nothing) if one is running, an import runs, or the DB is
+// read-only. Errors are logged.
+func (db *DB) Pack() bool {
+	if db.opts.ReadOnly || db.closed.Load() {
+		return false
+	}
+	if !db.full.running.CompareAndSwap(false, true) {
+		return false
+	}
+	db.wg.Add(1)
+	go func() {
+		defer db.wg.Done()
+		defer db.full.running.Store(false)
+		st, err := db.fullCollect(db.ctx)
+		if err != nil {
+			if db.ctx.Err() == nil {
+				db.log.Error("engine: full collection failed", "dir", db.dir, "err", err)
+			}
+			return
+		}
+		db.log.Info("engine: full collection done", "dir", db.dir, "marked", st.Marked, "removed", st.Removed,
+			"dangling", st.Dangling, "fixed", st.Fixed, "duration", st.Duration)
+	}()
+	return true
+}
+
+// FullCollect runs a full collection (FORMAT.md §4) and waits for it:
+// mark from oid 0, delete every unmarked object, then recompute the counts
+// of the survivors so that stored counts equal true in-degrees. Commits go
+// on meanwhile (except during the final recount, which holds them briefly).
+// Dangling references are treated as leaves and logged with their referrer.
+// It returns ErrCollecting if a collection (or an import) is running.
+func (db *DB) FullCollect(ctx context.Context) (CollectStats, error) {
+	if db.closed.Load() {
+		return CollectStats{}, ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrReadOnly)
+	}
+	if !db.full.running.CompareAndSwap(false, true) {
+		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrCollecting)
+	}
+	defer db.full.running.Store(false)
+	return db.fullCollect(ctx)
+}
+
+func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
+	start := time.Now()
+	var st CollectStats
+	f := &db.full
+	db.hook("prebegin")
+	db.writeMu.Lock()
+	f.mu.Lock()
+	f.active = true
+	f.marked = make(map[uint64]struct{})
+	f.grey = nil
+	f.markLocked(record.RootOID, record.RootOID)
+	f.mu.Unlock()
+	db.writeMu.Unlock()
+	db.hook("begin")
+	defer func() {
+		f.mu.Lock()
+		f.active = false
+		f.sweeping = false
+		f.marked = nil
+		f.grey = nil
+		f.mu.Unlock()
+	}()
+
+	// Mark, concurrently with commits.
+	if err := db.drainGrey(ctx, &st); err != nil {
+		return st, err
+	}
+	db.hook("marked")
+	// Candidates: stored oids not marked now (re-checked before deletion).
+	var cands []uint64
+	err := db.scanKeys(ctx, BucketObjects, func(oid uint64) error {
+		if oid != record.RootOID && !f.isMarked(oid) {
+			cands = append(cands, oid)
+		}
+		return nil
+	})
+	if err != nil {
+		return st, err
+	}
+	// Sweep in batches, each under writeMu after draining the grey queue.
+	db.writeMu.Lock()
+	f.mu.Lock()
+	f.sweeping = true
+	f.mu.Unlock()
+	db.writeMu.Unlock()
+	const sweepBatch = 512
+	for len(cands) > 0 {
+		n := min(sweepBatch, len(cands))
+		batch := cands[:n]
+		cands = cands[n:]
+		db.hook("sweep")
+		removed, err := db.sweepBatch(ctx, batch, &st)
+		if err != nil {
+			return st, err
+		}
+		st.Removed += len(removed)
+		db.reportRemoved(removed)
+	}
+	// Recount survivors (holds commits for one scan).
+	db.hook("recount")
+	db.writeMu.Lock()
+	f.mu.Lock()
+	f.active = false
+	f.mu.Unlock()
+	rep, err := db.checkLocked(ctx, true, false)
+	if err == nil {
+		st.Fixed = rep.Repaired
+		prog := db.gcStats
+		prog.Collections++
+		prog.Freed += uint64(st.Removed)
+		err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
+		})
+		if err == nil {
+			db.gcStats = prog
+		}
+	}
+	db.writeMu.Unlock()
+	if err != nil {
+		return st, fmt.Errorf("engine: full collection: recount: %w", err)
+	}
+	if rep.Objects > 0 && rep.MaxOID+1 > db.AllocCursor() {
+		if err := db.raiseCursor(rep.MaxOID + 1); err != nil {
+			return st, err
+		}
+	}
+	f.mu.Lock()
+	st.Marked = len(f.marked)
+	f.mu.Unlock()
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+// drainGrey traverses grey oids until none is left, in read transactions
+// of up to 1024 loads.
+func (db *DB) drainGrey(ctx context.Context, st *CollectStats) error {
+	f := &db.full
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		batch := f.takeGrey(1024)
+		if len(batch) == 0 {
+			return nil
+		}
+		var found [][]uint64
+		var missing []greyOID
+		err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+			found, missing = found[:0], missing[:0]
+			for _, g := range batch {
+				rec, err := tx.Get(BucketObjects, record.OIDBytes(g.oid))
+				if errors.Is(err, kv.ErrNotFound) {
+					missing = append(missing, g)
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				r, perr := record.ParseFor(g.oid, rec)
+				if perr != nil {
+					db.log.Warn("engine: full collection: malformed record treated as a leaf", "oid", g.oid, "err", perr)
+					continue
+				}
+				found = append(found, append(r.RefSet(), g.oid))
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("engine: full collection: mark: %w", err)
+		}
+		for _, g := range missing {
+			if g.oid == g.from {
+				continue // root absent, or stored then deleted: not a reference
+			}
+			st.Dangling++
+			db.log.Warn("engine: full collection: dangling reference treated as a leaf", "referrer", g.from, "missing", g.oid)
+		}
+		f.mu.Lock()
+		for _, refs := range found {
+			from := refs[len(refs)-1]
+			for _, r := range refs[:len(refs)-1] {
+				f.markLocked(r, from)
+			}
+		}
+		f.mu.Unlock()
+	}
+}
+
+// sweepBatch deletes the oids of batch that are still unmarked. It holds
+// writeMu: first it traverses whatever commits marked since the last
+// batch, so nothing they reach is deleted.
+func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) ([]uint64, error) {
+	f := &db.full
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if err := db.drainGrey(ctx, st); err != nil {
+		return nil, err
+	}
+	var removed []uint64
+	var size uint64
+	now := int8Bytes(uint64(time.Now().UnixMilli()))
+	err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+		removed = removed[:0]
+		var err error
+		size, err = db.getSize(tx)
+		if err != nil {
+			return err
+		}
+		for _, oid := range batch {
+			if oid == record.RootOID || f.isMarked(oid) {
+				continue
+			}
+			key := record.OIDBytes(oid)
+			rec, err := tx.Get(BucketObjects, key)
+			if errors.Is(err, kv.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var refs []uint64
+			if r, perr := record.ParseFor(oid, rec); perr == nil {
+				refs = r.RefSet()
+			}
+			for _, k := range []string{BucketObjects, BucketRefcounts, BucketGarbage} {
+				if err := tx.Delete(k, key); err != nil {
+					return err
+				}
+			}
+			size--
+			removed = append(removed, oid)
+			for _, ref := range refs {
+				if !f.isMarked(ref) {
+					// Deleted by this collection too (or dangling): its
+					// count entry goes with it.
+					continue
+				}
+				n, err := db.addCount(tx, ref, -1)
+				if err != nil {
+					return err
+				}
+				if n == 0 && ref != record.RootOID {
+					// A survivor lost its last referrer: it is garbage
+					// for the reference-count collector.
+					if _, err := tx.Get(BucketObjects, record.OIDBytes(ref)); err == nil {
+						if err := tx.Put(BucketGarbage, record.OIDBytes(ref), now); err != nil {
+							return err
+						}
+					}
+				}
+			}
+		}
+		if len(removed) == 0 {
+			return nil
+		}
+		return putSize(tx, size)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("engine: full collection: sweep: %w", err)
+	}
+	if len(removed) > 0 {
+		db.size.Store(size)
+	}
+	return removed, nil
+}
+
+// scanKeys calls fn with every oid key of bucket, in read transactions of
+// up to 4096 keys (ascending for btree buckets; for a hash objects bucket
+// in one transaction, unordered).
+func (db *DB) scanKeys(ctx context.Context, bucket string, fn func(oid uint64) error) error {
+	return db.scanBucket(ctx, bucket, false, func(k, _ []byte) error {
+		if len(k) != 8 {
+			return nil
+		}
+		return fn(record.OID(k))
+	})
+}
+
+func (db *DB) hook(phase string) {
+	if db.testHook != nil {
+		db.testHook(phase)
+	}
+}

@@ -1,0 +1,350 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// gcScanFactor bounds how many queue entries one collector transaction
+// looks at, per candidate it may delete (entries still in their grace
+// period are skipped).
+const gcScanFactor = 16
+
+// CollectGarbage runs the reference-count collector now, whatever the
+// policy, honouring the grace period: it deletes up to max candidates
+// (max <= 0: every eligible one), cascading to objects whose count drops
+// to zero, and returns how many objects it removed. Removed oids are
+// reported through Options.OnRemove.
+func (db *DB) CollectGarbage(ctx context.Context, max int) (int, error) {
+	return db.CollectGarbageGrace(ctx, max, db.opts.grace())
+}
+
+// CollectGarbageGrace is CollectGarbage with an explicit grace period
+// (0: candidates are eligible at once).
+func (db *DB) CollectGarbageGrace(ctx context.Context, max int, grace time.Duration) (int, error) {
+	if db.closed.Load() {
+		return 0, ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return 0, fmt.Errorf("engine: collect garbage: %w", ErrReadOnly)
+	}
+	total := 0
+	for max <= 0 || total < max {
+		n := db.opts.GC.batch()
+		if max > 0 && max-total < n {
+			n = max - total
+		}
+		got, err := db.collectBatch(ctx, n, grace)
+		total += got
+		if err != nil {
+			return total, err
+		}
+		if got == 0 {
+			break
+		}
+	}
+	return total, nil
+}
+
+// gcCandidate is a garbage.db entry.
+type gcCandidate struct {
+	oid  uint64
+	when []byte // int8 ms, kept for cascaded candidates
+}
+
+// collectBatch deletes up to max eligible candidates in one kv.NoSync
+// transaction (FORMAT.md §4 "The collector"). It is serialised with
+// commits by writeMu. It returns the number removed.
+func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (int, error) {
+	if db.full.running.Load() {
+		// A full collection (or an import) is running; it owns the
+		// objects until it ends. The collector resumes afterwards.
+		return 0, nil
+	}
+	db.writeMu.Lock()
+	var removed []uint64
+	var size uint64
+	var prog gcProgress
+	var nextPos []byte
+	err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+		removed = removed[:0]
+		cands, pos, err := db.gcCandidates(tx, max, grace)
+		if err != nil {
+			return err
+		}
+		nextPos = pos
+		size, err = db.getSize(tx)
+		if err != nil {
+			return err
+		}
+		for _, c := range cands {
+			ok, err := db.collectOne(tx, c)
+			if err != nil {
+				return err
+			}
+			if ok {
+				removed = append(removed, c.oid)
+				size--
+			}
+		}
+		if len(removed) == 0 {
+			return nil
+		}
+		if err := putSize(tx, size); err != nil {
+			return err
+		}
+		prog = db.gcStats
+		prog.Collections++
+		prog.Freed += uint64(len(removed))
+		return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
+	})
+	if err == nil {
+		db.gcPos = nextPos
+		if len(removed) > 0 {
+			db.size.Store(size)
+			db.gcStats = prog
+		}
+	}
+	db.writeMu.Unlock()
+	if err != nil {
+		return 0, fmt.Errorf("engine: garbage collector: %w", err)
+	}
+	db.reportRemoved(removed)
+	return len(removed), nil
+}
+
+// reportRemoved calls OnRemove outside every engine lock.
+func (db *DB) reportRemoved(oids []uint64) {
+	if len(oids) > 0 && db.opts.OnRemove != nil {
+		db.opts.OnRemove(oids)
+	}
+}
+
+// gcCandidates picks up to max entries of garbage.db whose grace period
+// has passed, starting at the collector's resume position and wrapping
+// around once. It returns them and the next resume position.
+func (db *DB) gcCandidates(tx kv.Txn, max int, grace time.Duration) ([]gcCandidate, []byte, error) {
+	cur, err := tx.Cursor(BucketGarbage)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer cur.Close()
+	limit := int(time.Now().Add(-grace).UnixMilli())
+	var out []gcCandidate
+	scanned := 0
+	maxScan := max * gcScanFactor
+	start := db.gcPos
+	var pos []byte
+	take := func(ok bool, stop []byte) bool {
+		for ; ok; ok = cur.Next() {
+			k := cur.Key()
+			if stop != nil && bytes.Compare(k, stop) >= 0 {
+				return true
+			}
+			if len(out) >= max || scanned >= maxScan {
+				pos = k
+				return false
+			}
+			scanned++
+			v := cur.Value()
+			if len(k) != 8 {
+				db.log.Warn("engine: garbage.db key is not an 8-byte oid; skipped", "key", fmt.Sprintf("%x", k))
+				continue
+			}
+			t, err := decodeInt8("garbage time", v)
+			if err != nil || int64(t) <= int64(limit) {
+				out = append(out, gcCandidate{oid: record.OID(k), when: v})
+			}
+		}
+		return true
+	}
+	var more bool
+	if start != nil {
+		more = take(cur.Seek(start), nil)
+		if more && cur.Err() == nil {
+			more = take(cur.First(), start)
+		}
+	} else {
+		more = take(cur.First(), nil)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, nil, err
+	}
+	if more {
+		pos = nil
+	}
+	return out, pos, nil
+}
+
+// collectOne deletes one candidate if it is still garbage. It reports
+// whether the object was deleted.
+func (db *DB) collectOne(tx kv.Txn, c gcCandidate) (bool, error) {
+	key := record.OIDBytes(c.oid)
+	n, err := db.getCount(tx, c.oid)
+	if err != nil {
+		return false, err
+	}
+	if c.oid == record.RootOID || n > 0 {
+		if db.opts.ValidateGarbage {
+			return false, fmt.Errorf("oid %d queued as garbage with count %d: %w", c.oid, n, ErrGarbageInvalid)
+		}
+		return false, tx.Delete(BucketGarbage, key)
+	}
+	rec, err := tx.Get(BucketObjects, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, tx.Delete(BucketGarbage, key)
+	}
+	if err != nil {
+		return false, err
+	}
+	var refs []uint64
+	if r, perr := record.ParseFor(c.oid, rec); perr != nil {
+		if db.opts.ValidateGarbage {
+			return false, fmt.Errorf("candidate oid %d: %v: %w", c.oid, perr, ErrGarbageInvalid)
+		}
+		db.log.Warn("engine: collecting a malformed record; its references are ignored", "oid", c.oid, "err", perr)
+	} else {
+		refs = r.RefSet()
+	}
+	if db.opts.ValidateGarbage {
+		for _, ref := range refs {
+			rn, err := db.getCount(tx, ref)
+			if err != nil {
+				return false, err
+			}
+			_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+			if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+				return false, gerr
+			}
+			if gerr != nil || rn == 0 {
+				return false, fmt.Errorf("candidate oid %d references oid %d (stored %v, count %d): %w",
+					c.oid, ref, gerr == nil, rn, ErrGarbageInvalid)
+			}
+		}
+	}
+	if err := tx.Delete(BucketObjects, key); err != nil {
+		return false, err
+	}
+	if err := tx.Delete(BucketGarbage, key); err != nil {
+		return false, err
+	}
+	for _, ref := range refs {
+		rn, err := db.addCount(tx, ref, -1)
+		if err != nil {
+			return false, err
+		}
+		if rn != 0 || ref == record.RootOID {
+			continue
+		}
+		rk := record.OIDBytes(ref)
+		if _, err := tx.Get(BucketObjects, rk); err == nil {
+			// Cascade: the child lost its last referrer together with the
+			// collected parent; it inherits the parent's candidate time.
+			if err := tx.Put(BucketGarbage, rk, c.when); err != nil {
+				return false, err
+			}
+		} else if !errors.Is(err, kv.ErrNotFound) {
+			return false, err
+		}
+	}
+	return true, nil
+}
+
+// gcLoop is the background collector (Options.GC).
+func (db *DB) gcLoop() {
+	defer db.wg.Done()
+	const tick = 100 * time.Millisecond
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	pol := db.opts.GC
+	budget := pol.rate() / 10
+	if budget < 1 {
+		budget = 1
+	}
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-t.C:
+		case <-db.gcKick:
+		}
+		if pol.Mode == GCIdle {
+			last := db.lastCommit.Load()
+			if last != 0 && time.Since(time.Unix(0, last)) < pol.idle() {
+				continue
+			}
+		}
+		_, err := db.CollectGarbage(db.ctx, budget)
+		if err != nil {
+			if db.ctx.Err() != nil {
+				return
+			}
+			db.log.Error("engine: background garbage collector", "dir", db.dir, "err", err)
+			if errors.Is(err, ErrGarbageInvalid) {
+				db.log.Error("engine: garbage validation failed; the background collector stops (run check)", "dir", db.dir)
+				return
+			}
+		}
+	}
+}
+
+// validateQueue checks every garbage.db entry (after an unclean shutdown
+// with ValidateGarbage): entries for oid 0, for positive counts or for
+// missing records are removed and logged.
+func (db *DB) validateQueue(ctx context.Context) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	fixed := 0
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		fixed = 0
+		cur, err := tx.Cursor(BucketGarbage)
+		if err != nil {
+			return err
+		}
+		var bad [][]byte
+		for ok := cur.First(); ok; ok = cur.Next() {
+			k := cur.Key()
+			if len(k) != 8 {
+				bad = append(bad, k)
+				continue
+			}
+			oid := record.OID(k)
+			n, err := db.getCount(tx, oid)
+			if err != nil {
+				cur.Close()
+				return err
+			}
+			_, gerr := tx.Get(BucketObjects, k)
+			if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+				cur.Close()
+				return gerr
+			}
+			if oid == record.RootOID || n > 0 || gerr != nil {
+				db.log.Warn("engine: garbage validation: dropping invalid queue entry", "oid", oid, "count", n, "stored", gerr == nil)
+				bad = append(bad, k)
+			}
+		}
+		err = cur.Err()
+		cur.Close()
+		if err != nil {
+			return err
+		}
+		for _, k := range bad {
+			if err := tx.Delete(BucketGarbage, k); err != nil {
+				return err
+			}
+		}
+		fixed = len(bad)
+		return nil
+	})
+	if err == nil && fixed > 0 {
+		db.log.Warn("engine: garbage validation after unclean shutdown fixed entries", "dir", db.dir, "entries", fixed)
+	}
+	return err
+}

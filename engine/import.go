@@ -1,0 +1,356 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// ImportOptions configure Import.
+type ImportOptions struct {
+	// Force imports into a database that holds records: its contents are
+	// removed first. If such a forced import fails, the directory stays
+	// marked incomplete (Open refuses it unless Options.ForImport).
+	Force bool
+	// Progress, if set, is called after each batch with the records and
+	// bytes read from src so far.
+	Progress func(records, bytes int64)
+	// BatchBytes and BatchRecords bound one import transaction; 0 means
+	// 8 MiB and 20,000 records.
+	BatchBytes   int
+	BatchRecords int
+}
+
+// ImportStats describe an Import.
+type ImportStats struct {
+	Records      int64         // records read from src (an oid may come several times)
+	Bytes        int64         // record bytes read from src
+	Objects      uint64        // distinct records stored
+	MaxOID       uint64        // largest oid imported
+	Dangling     uint64        // references to oids without a record (imported unchanged)
+	DanglingRefs []DanglingRef // the first ones
+	Garbage      uint64        // zero-count objects queued for the collector
+	MissingRoot  bool          // no record for oid 0
+	Duration     time.Duration
+}
+
+// Import replaces the (empty) database contents with the records src
+// yields, for migrate. src calls yield once per record in file order; a
+// later record of an oid replaces an earlier one. Records are checked
+// against R1–R3 and written in large kv.NoSync transactions while the
+// collector is held off; then reference counts are computed from the
+// stored records, zero-count objects other than oid 0 are queued as
+// garbage, size is set and the allocation cursor is raised above the
+// largest imported oid, all made durable before Import returns. Dangling
+// references are imported unchanged and reported in the stats (and logged).
+//
+// A non-empty database is refused with ErrNotEmpty unless opts.Force.
+// Meta "import" marks the directory while the import runs; if src fails or
+// ctx ends, every imported record is removed and the marker cleared, so
+// the destination is as before (empty). After a crash the marker remains
+// and Open reports ErrImportIncomplete. Commits wait while Import runs.
+//
+// Memory: the final pass keeps one entry per stored oid and per referenced
+// oid in memory (about 60 bytes each).
+func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error) error, opts ImportOptions) (ImportStats, error) {
+	start := time.Now()
+	var st ImportStats
+	if db.closed.Load() {
+		return st, ErrClosed
+	}
+	if db.opts.ReadOnly {
+		return st, fmt.Errorf("engine: import into %s: %w", db.dir, ErrReadOnly)
+	}
+	if !db.full.running.CompareAndSwap(false, true) {
+		return st, fmt.Errorf("engine: import into %s: %w", db.dir, ErrCollecting)
+	}
+	defer db.full.running.Store(false)
+	batchBytes, batchRecs := opts.BatchBytes, opts.BatchRecords
+	if batchBytes <= 0 {
+		batchBytes = 8 << 20
+	}
+	if batchRecs <= 0 {
+		batchRecs = 20000
+	}
+
+	db.writeMu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			db.writeMu.Unlock()
+			locked = false
+		}
+	}
+	defer unlock()
+
+	_, empty, err := readMeta(ctx, db.store)
+	if err != nil {
+		return st, fmt.Errorf("engine: import into %s: %w", db.dir, err)
+	}
+	hadData := !empty || db.importing.Load()
+	if hadData && !opts.Force {
+		return st, fmt.Errorf("engine: import into %s (%d objects): %w", db.dir, db.size.Load(), ErrNotEmpty)
+	}
+	marker := []byte(time.Now().UTC().Format(time.RFC3339))
+	if err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		return tx.Put(BucketMeta, []byte(MetaImport), marker)
+	}); err != nil {
+		return st, fmt.Errorf("engine: import into %s: set marker: %w", db.dir, err)
+	}
+	db.importing.Store(true)
+	if hadData {
+		db.log.Warn("engine: forced import removes the current contents", "dir", db.dir, "objects", db.size.Load())
+		if err := db.wipe(ctx); err != nil {
+			return st, fmt.Errorf("engine: import into %s: clear: %w", db.dir, err)
+		}
+	}
+
+	fail := func(cause error) (ImportStats, error) {
+		cerr := db.wipe(context.Background())
+		if cerr == nil && !hadData {
+			cerr = kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+				return tx.Delete(BucketMeta, []byte(MetaImport))
+			})
+			if cerr == nil {
+				db.importing.Store(false)
+			}
+		}
+		db.size.Store(0)
+		if cerr != nil {
+			return st, fmt.Errorf("engine: import into %s: %w (removing the partial import also failed: %v; the directory stays marked incomplete)", db.dir, cause, cerr)
+		}
+		if hadData {
+			return st, fmt.Errorf("engine: import into %s: %w (the previous contents were removed; the directory stays marked incomplete)", db.dir, cause)
+		}
+		return st, fmt.Errorf("engine: import into %s: %w (nothing imported)", db.dir, cause)
+	}
+
+	// Phase 1: stream records.
+	var batch [][]byte
+	var bsize int
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			for _, rec := range batch {
+				if err := tx.Put(BucketObjects, rec[:8], rec); err != nil {
+					return fmt.Errorf("oid %d: %w", record.OID(rec), err)
+				}
+			}
+			return nil
+		})
+		batch, bsize = batch[:0], 0
+		if err == nil && opts.Progress != nil {
+			opts.Progress(st.Records, st.Bytes)
+		}
+		return err
+	}
+	err = src(func(rec []byte) error {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r, err := record.Parse(rec)
+		if err != nil {
+			return fmt.Errorf("record %d: %w", st.Records, err)
+		}
+		st.Records++
+		st.Bytes += int64(len(rec))
+		st.MaxOID = max(st.MaxOID, r.OID)
+		batch = append(batch, slices.Clone(rec))
+		bsize += len(rec)
+		if bsize >= batchBytes || len(batch) >= batchRecs {
+			return flush()
+		}
+		return nil
+	})
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return fail(err)
+	}
+
+	// Phase 2: counts from the stored records.
+	stored := make(map[uint64]struct{})
+	indeg := make(map[uint64]uint32)
+	err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
+		oid := record.OID(k)
+		stored[oid] = struct{}{}
+		r, perr := record.ParseFor(oid, v)
+		if perr != nil {
+			return perr
+		}
+		for _, ref := range r.RefSet() {
+			indeg[ref]++
+		}
+		return nil
+	})
+	if err != nil {
+		return fail(err)
+	}
+	st.Objects = uint64(len(stored))
+	if _, ok := stored[record.RootOID]; !ok {
+		st.MissingRoot = true
+		db.log.Warn("engine: import: no root object (oid 0)", "dir", db.dir)
+	}
+	var danglingTargets bool
+	for t := range indeg {
+		if _, ok := stored[t]; !ok {
+			danglingTargets = true
+			break
+		}
+	}
+	if danglingTargets {
+		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
+			r, _ := record.ParseFor(record.OID(k), v)
+			for _, ref := range r.RefSet() {
+				if _, ok := stored[ref]; !ok {
+					st.Dangling++
+					if len(st.DanglingRefs) < 20 {
+						st.DanglingRefs = append(st.DanglingRefs, DanglingRef{Referrer: r.OID, Missing: ref})
+					}
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		db.log.Warn("engine: import: dangling references imported unchanged", "dir", db.dir,
+			"count", st.Dangling, "first", fmt.Sprint(st.DanglingRefs))
+	}
+	type entry struct {
+		bucket string
+		oid    uint64
+		val    []byte
+	}
+	var writes []entry
+	for _, oid := range slices.Sorted(mapsKeys(indeg)) {
+		writes = append(writes, entry{BucketRefcounts, oid, int4Bytes(indeg[oid])})
+	}
+	now := int8Bytes(uint64(time.Now().UnixMilli()))
+	for _, oid := range slices.Sorted(mapsKeys(stored)) {
+		if oid != record.RootOID && indeg[oid] == 0 {
+			writes = append(writes, entry{BucketGarbage, oid, now})
+			st.Garbage++
+		}
+	}
+	for len(writes) > 0 {
+		if err := ctx.Err(); err != nil {
+			return fail(err)
+		}
+		n := min(len(writes), batchRecs)
+		chunk := writes[:n]
+		writes = writes[n:]
+		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			for _, e := range chunk {
+				if err := tx.Put(e.bucket, record.OIDBytes(e.oid), e.val); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+	}
+	// Final durable transaction: counters, clear the marker.
+	next := uint64(0)
+	if st.Objects > 0 {
+		next = (st.MaxOID + 1 + OIDBlock - 1) / OIDBlock * OIDBlock
+	}
+	err = kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		if err := putSize(tx, st.Objects); err != nil {
+			return err
+		}
+		cur := uint64(0)
+		if v, err := tx.Get(BucketMeta, []byte(MetaNextOID)); err == nil {
+			cur, _ = decodeInt8(MetaNextOID, v)
+		}
+		if next > cur {
+			if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(next)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(BucketMeta, []byte(MetaImport))
+	})
+	if err != nil {
+		return fail(err)
+	}
+	db.size.Store(st.Objects)
+	db.importing.Store(false)
+	db.gcPos = nil
+	unlock()
+	if st.Objects > 0 {
+		if err := db.raiseCursor(st.MaxOID + 1); err != nil {
+			return st, fmt.Errorf("engine: import into %s: %w", db.dir, err)
+		}
+	}
+	if opts.Progress != nil {
+		opts.Progress(st.Records, st.Bytes)
+	}
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+func mapsKeys[V any](m map[uint64]V) func(func(uint64) bool) {
+	return func(yield func(uint64) bool) {
+		for k := range m {
+			if !yield(k) {
+				return
+			}
+		}
+	}
+}
+
+// wipe deletes every key of objects, refcounts and garbage and sets size
+// to 0, in transactions of up to 4096 deletions. The caller holds writeMu.
+func (db *DB) wipe(ctx context.Context) error {
+	for _, b := range []string{BucketObjects, BucketRefcounts, BucketGarbage} {
+		for {
+			var keys [][]byte
+			err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+				keys = keys[:0]
+				c, err := tx.Cursor(b)
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				for ok := c.First(); ok && len(keys) < 4096; ok = c.Next() {
+					keys = append(keys, c.Key())
+				}
+				return c.Err()
+			})
+			if err != nil {
+				return err
+			}
+			if len(keys) == 0 {
+				break
+			}
+			err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+				for _, k := range keys {
+					if err := tx.Delete(b, k); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+			if err != nil {
+				return err
+			}
+		}
+	}
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error { return putSize(tx, 0) })
+	if err == nil {
+		db.size.Store(0)
+	}
+	return err
+}

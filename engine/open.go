@@ -1,0 +1,344 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/txn"
+)
+
+// metaView is meta as read at open.
+type metaView struct {
+	vals map[string][]byte
+}
+
+func (m metaView) has(k string) bool { _, ok := m.vals[k]; return ok }
+
+// openWith finishes Open over an opened store: it creates the layout in a
+// new database, or verifies and upgrades an existing one, and starts the
+// background work. On error it closes the store.
+func openWith(ctx context.Context, dir string, store kv.Store, opts Options, created bool) (_ *DB, err error) {
+	defer func() {
+		if err != nil {
+			store.Close()
+		}
+	}()
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	db := &DB{
+		dir:     dir,
+		opts:    opts,
+		store:   store,
+		backend: store.Backend(),
+		log:     log,
+		group:   txn.NewGroup(store.Flush),
+		gcKick:  make(chan struct{}, 1),
+	}
+	db.ckpt.last = time.Now()
+	db.ctx, db.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			db.cancel()
+		}
+	}()
+
+	m, empty, err := readMeta(ctx, store)
+	if err != nil {
+		return nil, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
+	}
+	if !m.has(MetaLayout) {
+		if !empty || opts.ReadOnly {
+			if empty && opts.ReadOnly {
+				return nil, fmt.Errorf("engine: open %s read-only: database holds no layout yet (never initialised): %w", dir, kv.ErrNotDB)
+			}
+			return nil, layoutError(dir, "(meta layout absent)", nil)
+		}
+		created = true
+	}
+	if created {
+		if err := db.initLayout(ctx); err != nil {
+			return nil, fmt.Errorf("engine: create %s: %w", dir, err)
+		}
+		if m, _, err = readMeta(ctx, store); err != nil {
+			return nil, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
+		}
+	}
+	if l := string(m.vals[MetaLayout]); l != Layout {
+		return nil, layoutError(dir, fmt.Sprintf("%q", l), nil)
+	}
+	switch a := string(m.vals[MetaAccess]); a {
+	case "btree", "":
+	case "hash":
+		db.hash = true
+	default:
+		return nil, layoutError(dir, fmt.Sprintf("%s with access %q", Layout, a), nil)
+	}
+	if m.has(MetaImport) {
+		if !opts.ForImport {
+			return nil, fmt.Errorf("engine: open %s: an import started %s did not finish; run the import again with force, or restore a backup: %w",
+				dir, m.vals[MetaImport], ErrImportIncomplete)
+		}
+		db.importing.Store(true)
+	}
+	if v, ok := m.vals[MetaGC]; ok {
+		db.gcStats = decodeGC(v)
+	}
+	db.unclean = m.has(MetaInUse)
+	if db.unclean {
+		log.Warn("engine: database was not closed cleanly (in_use set); the backend ran recovery", "dir", dir)
+	}
+
+	// size: rebuilt by a full count when absent (stored on a writable open only).
+	var size uint64
+	var fixSize bool
+	if v, ok := m.vals[MetaSize]; ok {
+		if size, err = decodeInt8(MetaSize, v); err != nil {
+			return nil, fmt.Errorf("engine: open %s: %w", dir, err)
+		}
+	} else {
+		n, err := db.countObjects(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("engine: open %s: count objects: %w", dir, err)
+		}
+		size, fixSize = n, true
+		log.Info("engine: meta size absent; counted objects", "dir", dir, "objects", n, "stored", !opts.ReadOnly)
+	}
+	db.size.Store(size)
+
+	// next_oid: never below the largest stored oid + 1.
+	var next uint64
+	var fixNext bool
+	if v, ok := m.vals[MetaNextOID]; ok {
+		if next, err = decodeInt8(MetaNextOID, v); err != nil {
+			return nil, fmt.Errorf("engine: open %s: %w", dir, err)
+		}
+	} else {
+		fixNext = true
+	}
+	if fixNext || !db.hash {
+		top, ok, err := db.maxStoredOID(ctx, fixNext)
+		if err != nil {
+			return nil, fmt.Errorf("engine: open %s: find largest oid: %w", dir, err)
+		}
+		if ok && top+1 > next {
+			if !fixNext {
+				log.Warn("engine: next_oid is not above the largest stored oid; raised", "dir", dir, "next_oid", next, "largest", top)
+			}
+			next, fixNext = top+1, true
+		}
+	}
+	db.reserved = next
+	db.cursor.Store(next)
+
+	if !opts.ReadOnly {
+		err := kv.Update(ctx, store, kv.Sync, func(tx kv.Txn) error {
+			if fixSize {
+				if err := putSize(tx, size); err != nil {
+					return err
+				}
+			}
+			if fixNext {
+				if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(next)); err != nil {
+					return err
+				}
+			}
+			if err := tx.Put(BucketMeta, []byte(MetaWriter), []byte("durusbdb "+Version)); err != nil {
+				return err
+			}
+			return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
+		}
+		if db.unclean && opts.ValidateGarbage {
+			if err := db.validateQueue(ctx); err != nil {
+				return nil, fmt.Errorf("engine: open %s: validate garbage: %w", dir, err)
+			}
+		}
+		if opts.GC.Mode != GCManual {
+			db.wg.Add(1)
+			go db.gcLoop()
+		}
+		if !opts.Checkpoint.Manual {
+			db.ckpt.kick = make(chan struct{}, 1)
+			db.wg.Add(1)
+			go db.ckptLoop()
+		}
+	}
+	return db, nil
+}
+
+// initLayout writes the meta of a new database in one durable transaction.
+func (db *DB) initLayout(ctx context.Context) error {
+	access := "btree"
+	if db.opts.Access == "hash" {
+		access = "hash"
+	}
+	db.hash = access == "hash"
+	return kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		put := func(k string, v []byte) error { return tx.Put(BucketMeta, []byte(k), v) }
+		for _, e := range []struct {
+			k string
+			v []byte
+		}{
+			{MetaLayout, []byte(Layout)},
+			{MetaAccess, []byte(access)},
+			{MetaSize, int8Bytes(0)},
+			{MetaNextOID, int8Bytes(0)},
+			{MetaCreated, []byte(time.Now().UTC().Format(time.RFC3339))},
+			{MetaWriter, []byte("durusbdb " + Version)},
+			{MetaGC, gcProgress{}.encode()},
+		} {
+			if err := put(e.k, e.v); err != nil {
+				return err
+			}
+		}
+		if db.store.Backend() == "leveldb" {
+			return put(MetaBackend, []byte("leveldb"))
+		}
+		return nil
+	})
+}
+
+// readMeta reads every meta key; empty reports whether objects, refcounts
+// and garbage hold nothing.
+func readMeta(ctx context.Context, store kv.Store) (metaView, bool, error) {
+	m := metaView{vals: map[string][]byte{}}
+	empty := true
+	err := kv.View(ctx, store, func(tx kv.Txn) error {
+		clear(m.vals)
+		empty = true
+		c, err := tx.Cursor(BucketMeta)
+		if err != nil {
+			return err
+		}
+		for ok := c.First(); ok; ok = c.Next() {
+			m.vals[string(c.Key())] = c.Value()
+		}
+		err = c.Err()
+		c.Close()
+		if err != nil {
+			return err
+		}
+		for _, b := range []string{BucketObjects, BucketRefcounts, BucketGarbage} {
+			c, err := tx.Cursor(b)
+			if err != nil {
+				return err
+			}
+			if c.First() {
+				empty = false
+			}
+			err = c.Err()
+			c.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return m, empty, err
+}
+
+// countObjects counts the records of objects.db.
+func (db *DB) countObjects(ctx context.Context) (uint64, error) {
+	var n uint64
+	err := db.scanBucket(ctx, BucketObjects, false, func(_, _ []byte) error { n++; return nil })
+	return n, err
+}
+
+// maxStoredOID returns the largest stored oid: the last key of a btree, or
+// (when scanHash and the access method is hash) the maximum over a scan.
+func (db *DB) maxStoredOID(ctx context.Context, scanHash bool) (uint64, bool, error) {
+	if db.hash {
+		if !scanHash {
+			return 0, false, nil
+		}
+		var top uint64
+		found := false
+		err := db.scanKeys(ctx, BucketObjects, func(oid uint64) error {
+			top, found = max(top, oid), true
+			return nil
+		})
+		return top, found, err
+	}
+	var top uint64
+	found := false
+	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+		c, err := tx.Cursor(BucketObjects)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		found = false
+		if c.Last() {
+			if k := c.Key(); len(k) == 8 {
+				top, found = record.OID(k), true
+			}
+		}
+		return c.Err()
+	})
+	return top, found, err
+}
+
+// Open opens the database in dir, which must exist. With opts.Create an
+// empty directory gets a new database (backend opts.Backend, or bdb when
+// compiled in, else leveldb). An existing directory's backend is detected
+// (FORMAT.md §5); a directory holding anything else, or a layout other
+// than durusbdb/1, fails with ErrLayout naming the directory, what was
+// found, the supported layout and the files present. Writable opens set
+// meta in_use durably and start the background collector and
+// checkpointer per Options; close the DB with Close.
+func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
+	kind, files, err := dirKind(dir)
+	if err != nil {
+		return nil, err
+	}
+	switch opts.Access {
+	case "", "btree", "hash":
+	default:
+		return nil, fmt.Errorf("engine: open %s: access must be btree or hash, not %q", dir, opts.Access)
+	}
+	created := false
+	if kind == "" {
+		if !opts.Create {
+			return nil, fmt.Errorf("engine: open %s: no database in this directory (files: %v) and Create not set: %w", dir, files, kv.ErrNotDB)
+		}
+		if opts.ReadOnly {
+			return nil, fmt.Errorf("engine: open %s: cannot create a database read-only: %w", dir, kv.ErrReadOnly)
+		}
+		created = true
+		kind = opts.Backend
+		if kind == "" {
+			kind = backend.Default()
+		}
+		if opts.Access == "hash" && kind != backend.BDB {
+			return nil, fmt.Errorf("engine: create %s: hash access is a Berkeley DB option; backend is %s", dir, kind)
+		}
+	} else if opts.Backend != "" && opts.Backend != kind {
+		return nil, fmt.Errorf("engine: open %s: directory holds a %s database, not %s", dir, kind, opts.Backend)
+	}
+	kopts := kv.Options{
+		Dir:       dir,
+		Create:    created,
+		ReadOnly:  opts.ReadOnly,
+		Buckets:   Buckets(opts.Access == "hash", opts.PageSize),
+		CacheSize: opts.CacheSize,
+		Logger:    opts.Logger,
+	}
+	store, _, err := backend.Open(kopts, kind)
+	if err != nil {
+		if errors.Is(err, backend.ErrUnknownLayout) {
+			return nil, layoutError(dir, "unknown", nil)
+		}
+		return nil, fmt.Errorf("engine: open %s: %w", dir, err)
+	}
+	return openWith(ctx, dir, store, opts, created)
+}

@@ -1,0 +1,149 @@
+package engine
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// Defaults used when the corresponding Options field is zero.
+const (
+	DefaultPageSize          = 16 << 10
+	DefaultGCGrace           = 60 * time.Second
+	DefaultGCRate            = 5000 // objects per second
+	DefaultGCBatch           = 256
+	DefaultGCIdle            = 2 * time.Second
+	DefaultCheckpointEvery   = 60 * time.Second
+	DefaultCheckpointLogSize = 16 << 20
+	// OIDBlock is how many oids one durable next_oid reservation covers.
+	OIDBlock = 1024
+)
+
+// Options configure Open. Zero values are the documented defaults.
+type Options struct {
+	// Create creates a new database if dir is empty (dir must exist).
+	Create bool
+	// ReadOnly opens without writing anything to the directory.
+	ReadOnly bool
+	// Backend is "bdb", "leveldb" or "": an existing directory's backend is
+	// detected; a new one gets bdb when compiled in, else leveldb.
+	Backend string
+	// Access is the access method of objects.db, "btree" (default) or
+	// "hash"; it matters at creation only (Berkeley DB only).
+	Access string
+	// CacheSize in bytes; 0 means 64 MiB.
+	CacheSize int64
+	// PageSize of objects.db at creation; 0 means 16 KiB.
+	PageSize int
+	// Durability of commits; the zero value is kv.Sync (Pending.Wait
+	// returns after a group flush).
+	Durability kv.Durability
+	// Checkpoint decides when checkpoints run.
+	Checkpoint CheckpointPolicy
+	// GC decides when the reference-count collector runs.
+	GC GCPolicy
+	// GCGrace is how long a garbage candidate is left alone before the
+	// collector may delete it; 0 means 60 s, a negative value means none.
+	GCGrace time.Duration
+	// ValidateGarbage makes the collector check every candidate before it
+	// deletes it (FORMAT.md §4 validate_garbage), and run a validation pass
+	// over the queue after an unclean shutdown.
+	ValidateGarbage bool
+	// ForImport accepts a directory left by an incomplete Import, so that
+	// a new forced Import can replace its contents.
+	ForImport bool
+	// Logger receives engine messages; nil means slog.Default().
+	Logger *slog.Logger
+	// OnRemove is called after the collector or a full collection removed
+	// oids (the server invalidates them). It is called without engine locks
+	// held and must not block for long.
+	OnRemove func(oids []uint64)
+}
+
+// GCMode says when the reference-count collector runs.
+type GCMode int
+
+const (
+	// GCContinuous runs the collector all the time, rate limited (default).
+	GCContinuous GCMode = iota
+	// GCIdle runs it only when no commit happened for GCPolicy.Idle.
+	GCIdle
+	// GCManual never runs it on its own; call CollectGarbage.
+	GCManual
+)
+
+// String returns "continuous", "idle" or "manual".
+func (m GCMode) String() string {
+	switch m {
+	case GCContinuous:
+		return "continuous"
+	case GCIdle:
+		return "idle"
+	case GCManual:
+		return "manual"
+	}
+	return "gcmode(?)"
+}
+
+// GCPolicy configures the background reference-count collector.
+type GCPolicy struct {
+	Mode GCMode
+	// Rate limits deletions, objects per second; 0 means DefaultGCRate.
+	Rate int
+	// Batch is the number of candidates per transaction; 0 means
+	// DefaultGCBatch.
+	Batch int
+	// Idle is the quiet time GCIdle waits for; 0 means DefaultGCIdle.
+	Idle time.Duration
+}
+
+// CheckpointPolicy configures background checkpoints. A checkpoint runs
+// when any enabled condition holds; Manual disables them all.
+type CheckpointPolicy struct {
+	// Every runs a checkpoint after this much time; 0 means 60 s, negative
+	// disables the time condition.
+	Every time.Duration
+	// LogBytes runs one after about this many bytes were committed (an
+	// estimate of log volume: record bytes plus bookkeeping); 0 means
+	// 16 MiB, negative disables it.
+	LogBytes int64
+	// Commits runs one after this many commits; 0 disables it.
+	Commits int
+	// Manual disables background checkpoints (DB.Checkpoint still works).
+	Manual bool
+	// KeepLogs keeps log files after checkpoints (for catastrophic recovery
+	// and incremental backups); otherwise logs no longer needed are removed.
+	KeepLogs bool
+}
+
+func (o *Options) grace() time.Duration {
+	switch {
+	case o.GCGrace == 0:
+		return DefaultGCGrace
+	case o.GCGrace < 0:
+		return 0
+	}
+	return o.GCGrace
+}
+
+func (p GCPolicy) rate() int {
+	if p.Rate <= 0 {
+		return DefaultGCRate
+	}
+	return p.Rate
+}
+
+func (p GCPolicy) batch() int {
+	if p.Batch <= 0 {
+		return DefaultGCBatch
+	}
+	return p.Batch
+}
+
+func (p GCPolicy) idle() time.Duration {
+	if p.Idle <= 0 {
+		return DefaultGCIdle
+	}
+	return p.Idle
+}

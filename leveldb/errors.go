@@ -1,0 +1,56 @@
+package leveldb
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// mapError turns a levigo error (a plain string such as "Corruption:
+// checksum mismatch" or "IO error: lock /d/LOCK: already held by process")
+// into an error wrapping the matching kv sentinel, with op and the
+// directory in the message; a corruption error also names the damaged
+// files (nameCorruption). It returns nil for nil.
+func (s *Store) mapError(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	err = classify(s.dir, op, err)
+	if errIsCorrupt(err) {
+		err = s.nameCorruption(err)
+	}
+	return err
+}
+
+func classify(dir, op string, err error) error {
+	msg := err.Error()
+	var sentinel error
+	switch {
+	case strings.HasPrefix(msg, "Corruption:"):
+		sentinel = kv.ErrCorrupt
+	case strings.HasPrefix(msg, "IO error:") && tableFileRE.MatchString(msg):
+		// A table file LevelDB cannot read: missing, truncated (mmap
+		// reads past the end give EINVAL) or unreadable. The database is
+		// damaged either way.
+		sentinel = kv.ErrCorrupt
+	case strings.HasPrefix(msg, "IO error:") && strings.Contains(msg, "/LOCK") &&
+		(strings.Contains(msg, "already held") || strings.Contains(msg, "temporarily unavailable") ||
+			strings.Contains(msg, "Try again")):
+		sentinel = kv.ErrInUse
+	case strings.Contains(msg, "No space left on device"):
+		sentinel = kv.ErrNoSpace
+	}
+	if sentinel == nil {
+		return fmt.Errorf("leveldb: %s %s: %w", op, dir, err)
+	}
+	return fmt.Errorf("leveldb: %s %s: %w: %s", op, dir, sentinel, msg)
+}
+
+// errIsCorrupt reports whether err wraps kv.ErrCorrupt.
+func errIsCorrupt(err error) bool { return errors.Is(err, kv.ErrCorrupt) }
+
+// tableFileRE matches a table file name in a LevelDB error message.
+var tableFileRE = regexp.MustCompile(`[0-9]+\.(ldb|sst)\b`)

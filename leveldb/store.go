@@ -1,0 +1,430 @@
+package leveldb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/jmhodges/levigo"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// BackendName is what Store.Backend returns and what the meta key
+// `m` ‖ "backend" holds.
+const BackendName = "leveldb"
+
+// backendKey is the full LevelDB key of the backend marker (FORMAT.md §5).
+// It always uses prefix 'm', whatever the caller's bucket set says.
+var backendKey = []byte("mbackend")
+
+// Store is an open LevelDB database implementing kv.Store. See the package
+// documentation for the transaction model. Close it once; later calls
+// return nil.
+type Store struct {
+	dir      string
+	readOnly bool
+	logger   *slog.Logger
+	prefixes map[string]byte // bucket name → key prefix
+
+	dirLock   *os.File // the directory, flock'ed while open (see lockDir)
+	db        *levigo.DB
+	opts      *levigo.Options
+	cache     *levigo.Cache
+	filter    *levigo.FilterPolicy
+	wSync     *levigo.WriteOptions
+	wNoSync   *levigo.WriteOptions
+	emptyWB   *levigo.WriteBatch // written with wSync by Flush; guarded by flushMu
+	flushMu   sync.Mutex
+	paranoid  bool
+	logSync   logSyncer
+	corruptMu sync.Mutex
+	corrupt   string // cached description of damaged table files, once found
+
+	// closeMu is held for reading by every call that touches the C handles
+	// and for writing by Close, so Close never frees a handle in use.
+	closeMu sync.RWMutex
+	closed  atomic.Bool   // set under closeMu (write), read anywhere
+	closing chan struct{} // closed by Close: wakes writers waiting in Begin
+
+	// writer is the writer slot: a write txn holds its one token from
+	// Begin until Commit/Abort (or Close).
+	writer chan struct{}
+
+	txnMu sync.Mutex
+	txns  map[*txn]struct{} // open transactions, ended by Close
+}
+
+var _ kv.Store = (*Store)(nil)
+
+// OpenStore opens (or, in an empty directory with opts.Create, creates) the
+// LevelDB database in opts.Dir.
+//
+// It refuses a directory holding meta.db (a Berkeley DB directory), an empty
+// directory when opts.Create is false, and any other directory without a
+// LevelDB CURRENT file; all these errors wrap kv.ErrNotDB and name the
+// directory. A database held open by another process or another Store
+// gives an error wrapping kv.ErrInUse.
+func OpenStore(opts kv.Options) (*Store, error) {
+	s := &Store{
+		dir:      opts.Dir,
+		readOnly: opts.ReadOnly,
+		logger:   opts.Logger,
+		prefixes: map[string]byte{},
+		closing:  make(chan struct{}),
+		writer:   make(chan struct{}, 1),
+		txns:     map[*txn]struct{}{},
+		paranoid: true,
+	}
+	if s.logger == nil {
+		s.logger = slog.Default()
+	}
+	if err := s.setBuckets(opts.Buckets); err != nil {
+		return nil, err
+	}
+	fresh, err := detect(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.lockDir(); err != nil {
+		return nil, err
+	}
+	cacheSize := opts.CacheSize
+	if cacheSize <= 0 {
+		cacheSize = kv.DefaultCacheSize
+	}
+	s.opts = levigo.NewOptions()
+	s.cache = levigo.NewLRUCache(int(cacheSize))
+	s.filter = levigo.NewBloomFilter(10)
+	s.opts.SetCache(s.cache)
+	s.opts.SetFilterPolicy(s.filter)
+	s.opts.SetCompression(levigo.SnappyCompression)
+	s.opts.SetParanoidChecks(s.paranoid)
+	s.opts.SetCreateIfMissing(fresh)
+	s.opts.SetErrorIfExists(fresh)
+	s.wSync = levigo.NewWriteOptions()
+	s.wSync.SetSync(true)
+	s.wNoSync = levigo.NewWriteOptions()
+	s.wNoSync.SetSync(false)
+	s.emptyWB = levigo.NewWriteBatch()
+
+	db, err := levigo.Open(s.dir, s.opts)
+	if err != nil {
+		s.freeOptions()
+		s.unlockDir()
+		return nil, s.mapError("open", err)
+	}
+	s.db = db
+	if err := s.checkMarker(fresh); err != nil {
+		s.db.Close()
+		s.freeOptions()
+		s.unlockDir()
+		return nil, err
+	}
+	s.logSync.dir = s.dir
+	if err := s.logSync.init(); err != nil {
+		s.db.Close()
+		s.freeOptions()
+		s.unlockDir()
+		return nil, fmt.Errorf("leveldb: open %s: %w", s.dir, err)
+	}
+	s.logger.Debug("leveldb: opened", "dir", s.dir, "created", fresh, "readonly", s.readOnly, "cache", cacheSize)
+	return s, nil
+}
+
+func (s *Store) setBuckets(specs []kv.BucketSpec) error {
+	used := map[byte]string{}
+	for _, b := range specs {
+		if b.Name == "" {
+			return fmt.Errorf("leveldb: open %s: bucket with an empty name", s.dir)
+		}
+		if _, dup := s.prefixes[b.Name]; dup {
+			return fmt.Errorf("leveldb: open %s: bucket %q listed twice", s.dir, b.Name)
+		}
+		if other, dup := used[b.Prefix]; dup {
+			return fmt.Errorf("leveldb: open %s: buckets %q and %q share prefix %q", s.dir, other, b.Name, b.Prefix)
+		}
+		used[b.Prefix] = b.Name
+		s.prefixes[b.Name] = b.Prefix
+	}
+	return nil
+}
+
+// detect classifies opts.Dir (FORMAT.md §5): fresh reports an empty
+// directory that may be created.
+func detect(opts kv.Options) (fresh bool, err error) {
+	dir := opts.Dir
+	if dir == "" {
+		return false, errors.New("leveldb: open: Options.Dir is empty")
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return false, fmt.Errorf("leveldb: open %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return false, fmt.Errorf("leveldb: open %s: not a directory: %w", dir, kv.ErrNotDB)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false, fmt.Errorf("leveldb: open %s: %w", dir, err)
+	}
+	names := make([]string, 0, len(ents))
+	has := map[string]bool{}
+	for _, e := range ents {
+		names = append(names, e.Name())
+		has[e.Name()] = true
+	}
+	sort.Strings(names)
+	switch {
+	case has["meta.db"]:
+		return false, fmt.Errorf("leveldb: open %s: this is a Berkeley DB directory (meta.db present), not a LevelDB one: %w", dir, kv.ErrNotDB)
+	case has["CURRENT"]:
+		return false, nil
+	case len(names) == 0:
+		if !opts.Create || opts.ReadOnly {
+			return false, fmt.Errorf("leveldb: open %s: empty directory and creating a database was not asked for: %w", dir, kv.ErrNotDB)
+		}
+		return true, nil
+	}
+	if len(names) > 20 {
+		names = append(names[:20], "...")
+	}
+	return false, fmt.Errorf("leveldb: open %s: unknown layout (files %s); supported: a LevelDB directory (CURRENT present), a Berkeley DB directory (meta.db present) or an empty directory: %w",
+		dir, strings.Join(names, ", "), kv.ErrNotDB)
+}
+
+// checkMarker writes the backend marker in a fresh database and checks it in
+// an existing one.
+func (s *Store) checkMarker(fresh bool) error {
+	if fresh {
+		return s.mapError("write backend marker in", s.db.Put(s.wSync, backendKey, []byte(BackendName)))
+	}
+	ro := levigo.NewReadOptions()
+	defer ro.Close()
+	ro.SetVerifyChecksums(true)
+	v, err := s.db.Get(ro, backendKey)
+	if err != nil {
+		return s.mapError("read backend marker in", err)
+	}
+	switch {
+	case v == nil && s.readOnly:
+		s.logger.Warn("leveldb: database has no backend marker", "dir", s.dir)
+	case v == nil:
+		s.logger.Warn("leveldb: database had no backend marker; writing it", "dir", s.dir)
+		return s.mapError("write backend marker in", s.db.Put(s.wSync, backendKey, []byte(BackendName)))
+	case string(v) != BackendName:
+		return fmt.Errorf("leveldb: open %s: meta backend is %q, not %q: %w", s.dir, v, BackendName, kv.ErrNotDB)
+	}
+	return nil
+}
+
+// lockDir takes an exclusive flock on the directory itself before LevelDB
+// opens it.
+//
+// LevelDB's own LOCK is an fcntl lock, and fcntl locks belong to the
+// process: closing any descriptor of the LOCK file in the process drops
+// them. libleveldb 1.23 does exactly that when a second DB::Open of the
+// same directory in the same process fails ("already held by process"), so
+// without this guard a refused second OpenStore would silently unlock the
+// first one for other processes. An flock on the directory belongs to the
+// open file description, so a second OpenStore in this process, or one in
+// another durusbdb process, fails here first with kv.ErrInUse. (Code that
+// copies the directory must likewise never open LOCK: see the package
+// documentation.)
+func (s *Store) lockDir() error {
+	f, err := os.Open(s.dir)
+	if err != nil {
+		return fmt.Errorf("leveldb: open %s: %w", s.dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return fmt.Errorf("leveldb: open %s: the database is open in another process or another Store of this one: %w", s.dir, kv.ErrInUse)
+		}
+		return fmt.Errorf("leveldb: open %s: lock directory: %w", s.dir, err)
+	}
+	s.dirLock = f
+	return nil
+}
+
+// unlockDir releases the directory lock (closing the descriptor drops it).
+func (s *Store) unlockDir() {
+	if s.dirLock != nil {
+		s.dirLock.Close()
+		s.dirLock = nil
+	}
+}
+
+func (s *Store) freeOptions() {
+	if s.emptyWB != nil {
+		s.emptyWB.Close()
+	}
+	if s.wSync != nil {
+		s.wSync.Close()
+	}
+	if s.wNoSync != nil {
+		s.wNoSync.Close()
+	}
+	if s.opts != nil {
+		s.opts.Close()
+	}
+	if s.filter != nil {
+		s.filter.Close()
+	}
+	if s.cache != nil {
+		s.cache.Close()
+	}
+	s.emptyWB, s.wSync, s.wNoSync, s.opts, s.filter, s.cache = nil, nil, nil, nil, nil, nil
+}
+
+// Dir returns the database directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Backend returns "leveldb".
+func (s *Store) Backend() string { return BackendName }
+
+// Begin starts a transaction. A writable one waits (honouring ctx) for the
+// writer slot, which it holds until it ends; on a read-only store it fails
+// with kv.ErrReadOnly. A read-only one takes a LevelDB snapshot.
+func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
+	if s.closed.Load() {
+		return nil, fmt.Errorf("leveldb: begin %s: %w", s.dir, kv.ErrClosed)
+	}
+	if writable {
+		if s.readOnly {
+			return nil, fmt.Errorf("leveldb: begin write transaction on %s: %w", s.dir, kv.ErrReadOnly)
+		}
+		select {
+		case s.writer <- struct{}{}:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("leveldb: begin write transaction on %s: %w", s.dir, ctx.Err())
+		case <-s.closing:
+			return nil, fmt.Errorf("leveldb: begin %s: %w", s.dir, kv.ErrClosed)
+		}
+	}
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		if writable {
+			<-s.writer
+		}
+		return nil, fmt.Errorf("leveldb: begin %s: %w", s.dir, kv.ErrClosed)
+	}
+	t := &txn{s: s, writable: writable}
+	if writable {
+		t.ovl = newOverlay()
+	} else {
+		t.openSnapshot()
+	}
+	s.txnMu.Lock()
+	s.txns[t] = struct{}{}
+	s.txnMu.Unlock()
+	return t, nil
+}
+
+// Flush makes every transaction committed before the call durable: one
+// synced write of an empty batch (which fdatasyncs the current log, see the
+// package documentation), then an fsync of older log files still present
+// and, when log files were created, of the directory. On a read-only store
+// it does nothing.
+func (s *Store) Flush() error {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return fmt.Errorf("leveldb: flush %s: %w", s.dir, kv.ErrClosed)
+	}
+	if s.readOnly {
+		return nil
+	}
+	s.flushMu.Lock()
+	err := s.db.Write(s.wSync, s.emptyWB)
+	s.flushMu.Unlock()
+	if err != nil {
+		return s.mapError("flush", err)
+	}
+	if err := s.logSync.sync(); err != nil {
+		return fmt.Errorf("leveldb: flush %s: %w", s.dir, err)
+	}
+	return nil
+}
+
+// Checkpoint is Flush: LevelDB has no checkpoints, compacts in the
+// background and removes its own obsolete logs, so removeLogs changes
+// nothing.
+func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.Flush()
+}
+
+// Close ends every open transaction (aborting writes, closing their
+// cursors and snapshots), then closes the database and frees everything.
+// Later calls return nil.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed.Load() {
+		return nil
+	}
+	s.closed.Store(true)
+	close(s.closing)
+	s.txnMu.Lock()
+	open := make([]*txn, 0, len(s.txns))
+	for t := range s.txns {
+		open = append(open, t)
+	}
+	s.txns = map[*txn]struct{}{}
+	s.txnMu.Unlock()
+	for _, t := range open {
+		t.release(true)
+	}
+	s.db.Close()
+	s.freeOptions()
+	s.unlockDir()
+	s.logger.Debug("leveldb: closed", "dir", s.dir)
+	return nil
+}
+
+// forget removes t from the open transactions.
+func (s *Store) forget(t *txn) {
+	s.txnMu.Lock()
+	delete(s.txns, t)
+	s.txnMu.Unlock()
+}
+
+// bucketPrefix returns the key prefix of bucket or kv.ErrNoBucket.
+func (s *Store) bucketPrefix(bucket string) (byte, error) {
+	p, ok := s.prefixes[bucket]
+	if !ok {
+		return 0, fmt.Errorf("leveldb: %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
+	}
+	return p, nil
+}
+
+// nameCorruption adds to a corruption error the names of the damaged
+// table or log files, found by verify (run once per Store, bounded by
+// verifyBudget; the finding is cached, damage does not heal).
+func (s *Store) nameCorruption(err error) error {
+	s.corruptMu.Lock()
+	defer s.corruptMu.Unlock()
+	if s.corrupt == "" {
+		damaged, unchecked, verr := verify(s.dir, verifyBudget)
+		switch {
+		case verr != nil:
+			s.corrupt = "verifying the files failed: " + verr.Error()
+		case len(damaged) == 0:
+			s.corrupt = "no damaged file found by Verify"
+		default:
+			s.corrupt = describeDamage(damaged, unchecked)
+		}
+	}
+	return fmt.Errorf("%w; %s", err, s.corrupt)
+}

@@ -1,0 +1,582 @@
+"""BerkeleyDBStorage: the durus-berkeleydbstorage API on Python 3, over durusbdb.
+
+The original package (2006-2007, Python 2) gave Durus a Berkeley DB storage
+used either locally::
+
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+    connection = Connection(BerkeleyDBStorage("db"))
+
+or behind a Durus storage server. durusbdb is that storage server, written in
+Go. This module keeps the local usage working unchanged: BerkeleyDBStorage is
+a durus.client_storage.ClientStorage that starts a private ``durusbdb serve``
+on a unix socket inside the database directory, connects to it, and stops it
+when the storage is closed or the Python process ends (atexit; and the server
+watches this process with ``--parent-pid`` and, on Linux, gets SIGTERM when
+this process dies).
+
+PATH must be an existing directory: the database files are created inside
+it, as in the original.
+
+The durusbdb binary is $DURUSBDB_BIN, else ``durusbdb`` on $PATH.
+"""
+
+import atexit
+import errno
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+from durus.client_storage import ClientStorage
+
+__all__ = [
+    "BerkeleyDBStorage",
+    "BerkeleyDBStorageError",
+    "BinaryNotFoundError",
+    "ServerStartError",
+    "MigrationError",
+    "OPTIONS",
+    "find_binary",
+]
+
+__version__ = "0.1.0"
+
+SOCKET_NAME = "durusbdb.sock"
+# sun_path holds 108 bytes on Linux, 104 on BSDs; keep a margin.
+_MAX_SOCKET_PATH = 100
+DEFAULT_START_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+
+class BerkeleyDBStorageError(Exception):
+    """Base class of this module's errors."""
+
+
+class BinaryNotFoundError(BerkeleyDBStorageError, FileNotFoundError):
+    """The durusbdb binary was not found ($DURUSBDB_BIN or PATH)."""
+
+
+class ServerStartError(BerkeleyDBStorageError):
+    """The private durusbdb server did not start."""
+
+
+class MigrationError(BerkeleyDBStorageError):
+    """``durusbdb migrate`` failed; the message is the tool's own."""
+
+
+# ---------------------------------------------------------------------------
+# Options -> `durusbdb serve` flags
+
+def _duration(seconds):
+    """Seconds (number) -> Go duration string ("60s", "0.5s")."""
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)):
+        raise TypeError("expected a number of seconds, got %r" % (seconds,))
+    text = ("%.6f" % float(seconds)).rstrip("0").rstrip(".")
+    return (text or "0") + "s"
+
+
+def _int(value):
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError("expected an integer, got %r" % (value,))
+    return str(value)
+
+
+def _choice(*allowed):
+    def convert(value):
+        if value not in allowed:
+            raise ValueError("expected one of %s, got %r" % (", ".join(allowed), value))
+        return value
+    return convert
+
+
+def _flag_if(flag):
+    """A boolean option that adds a bare flag when true."""
+    return ("bool", flag)
+
+
+# option name -> (flag, converter) or ("bool", flag).
+OPTIONS = {
+    # durability of commits: "sync" (default), "write-nosync", "nosync"
+    "durability": ("--durability", _choice("sync", "write-nosync", "nosync")),
+    # Berkeley DB cache size in bytes (default 64 MiB)
+    "cache_size": ("--cache-size", _int),
+    # page size of objects.db at creation (default 16 KiB)
+    "page_size": ("--page-size", _int),
+    # access method of objects.db at creation: "btree" (default) or "hash"
+    "access": ("--access", _choice("btree", "hash")),
+    # backend of a new database: "bdb" or "leveldb" (default: bdb if compiled in)
+    "backend": ("--backend", _choice("bdb", "leveldb")),
+    # seconds an unreferenced object is kept before the collector may remove it
+    "gc_grace": ("--gc-grace", _duration),
+    # when the reference-count collector runs: "continuous", "idle", "manual"
+    "gc": ("--gc", _choice("continuous", "idle", "manual")),
+    # check every garbage candidate before deleting it
+    "validate_garbage": _flag_if("--validate-garbage"),
+    # start a full collection after this many committed bytes (as durus -s)
+    "gcbytes": ("--gcbytes", _int),
+    # seconds between background checkpoints
+    "checkpoint_every": ("--checkpoint-every", _duration),
+    # keep Berkeley DB log files after checkpoints (for backups)
+    "keep_logs": _flag_if("--keep-logs"),
+    # Durus logging level of the server (as durus -s --logginglevel)
+    "logginglevel": ("--logginglevel", _int),
+    # server log file (default: a private temporary file)
+    "logfile": ("--logfile", str),
+}
+
+# Names used by the original package, mapped onto the options above.
+_ALIASES = {
+    "type": "access",                 # original: type="btree" | "hash"
+    "validate": "validate_garbage",
+}
+
+# Options handled on the Python side only.
+_LOCAL_OPTIONS = ("start_timeout", "binary", "do_recover", "async_log_write")
+
+
+def _serve_flags(options):
+    """Validate options (unknown -> TypeError) and return the serve flags."""
+    flags = []
+    for name in sorted(options):
+        value = options[name]
+        key = _ALIASES.get(name, name)
+        if key not in OPTIONS:
+            raise TypeError("BerkeleyDBStorage() got an unexpected keyword argument %r "
+                            "(known: %s)" % (name, ", ".join(sorted(
+                                set(OPTIONS) | set(_ALIASES) | set(_LOCAL_OPTIONS)))))
+        spec = OPTIONS[key]
+        if spec[0] == "bool":
+            if not isinstance(value, bool):
+                raise TypeError("option %s expects True or False, got %r" % (name, value))
+            if value:
+                flags.append(spec[1])
+        else:
+            flag, convert = spec
+            flags.append("%s=%s" % (flag, convert(value)))
+    return flags
+
+
+def find_binary(binary=None):
+    """The durusbdb executable: binary, else $DURUSBDB_BIN, else `durusbdb` on $PATH."""
+    candidate = binary or os.environ.get("DURUSBDB_BIN")
+    if candidate:
+        if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+            return os.path.abspath(candidate)
+        raise BinaryNotFoundError(
+            errno.ENOENT, "durusbdb binary %r (from %s) is missing or not executable"
+            % (candidate, "binary=" if binary else "$DURUSBDB_BIN"), candidate)
+    found = shutil.which("durusbdb")
+    if found:
+        return found
+    raise BinaryNotFoundError(
+        errno.ENOENT, "durusbdb binary not found: set $DURUSBDB_BIN or put durusbdb on $PATH "
+        "(build it with `go build -tags bdb -o bin/durusbdb ./cmd/durusbdb`)", "durusbdb")
+
+
+# ---------------------------------------------------------------------------
+# Private servers, one per database directory and process
+
+def _connectable(address, timeout=1.0):
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(address.replace("@", "\0") if address.startswith("@") else address)
+    except (OSError, socket.timeout):
+        return False
+    try:
+        s.sendall(b".")   # as ClientStorage.close(): ends the connection
+    except OSError:
+        pass
+    s.close()
+    return True
+
+
+def _pdeathsig_preexec():
+    """preexec_fn: SIGTERM to the server when this process dies (Linux only).
+
+    PR_SET_PDEATHSIG fires when the forking *thread* ends, so it is used only
+    from the main thread; --parent-pid covers the other cases."""
+    if not sys.platform.startswith("linux"):
+        return None
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError, ImportError):
+        return None
+    sig = int(signal.SIGTERM)
+
+    def preexec():
+        prctl(1, sig, 0, 0, 0)   # PR_SET_PDEATHSIG
+
+    return preexec
+
+
+class _PrivateServer(object):
+    """A ``durusbdb serve`` process owned by this Python process."""
+
+    def __init__(self, directory, binary, flags, readonly, start_timeout):
+        self.directory = directory
+        self.binary = binary
+        self.flags = flags
+        self.readonly = readonly
+        self.start_timeout = start_timeout
+        self.owner_pid = os.getpid()
+        self.refcount = 0
+        self.proc = None
+        self.tempdir = None
+        self.log_path = None
+        self.own_log = not any(f.startswith("--logfile=") for f in flags)
+        self.parent_pid_flag = True
+        path = os.path.join(directory, SOCKET_NAME)
+        if len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH:
+            # Too long for a unix socket address: a private directory instead.
+            self.tempdir = tempfile.mkdtemp(prefix="durusbdb-")
+            path = os.path.join(self.tempdir, "s.sock")
+        self.address = path
+
+    def command(self):
+        cmd = [self.binary, "serve", "--dir=%s" % self.directory,
+               "--address=%s" % self.address]
+        cmd.append("--readonly" if self.readonly else "--create")
+        if self.parent_pid_flag:
+            cmd.append("--parent-pid=%d" % os.getpid())
+        return cmd + self.flags
+
+    def start(self):
+        if _connectable(self.address, 0.5):
+            raise ServerStartError(
+                "%s is already served by another process (its socket %s accepts "
+                "connections); local access is exclusive: connect to it with "
+                "durus.client_storage.ClientStorage(address=%r) instead"
+                % (self.directory, self.address, self.address))
+        self._remove_lonely_stale_socket()
+        for attempt in range(2):
+            self._spawn()
+            failure = self._wait_ready()
+            if failure is None:
+                return
+            if (self.parent_pid_flag and "parent-pid" in failure
+                    and ("not defined" in failure or "unknown" in failure.lower())):
+                # A durusbdb without --parent-pid: rely on PR_SET_PDEATHSIG and atexit.
+                self.parent_pid_flag = False
+                continue
+            break
+        raise ServerStartError("durusbdb serve did not start for %s: %s" % (self.directory, failure))
+
+    def _remove_lonely_stale_socket(self):
+        # A socket left by a server that died before creating the database
+        # would make the directory look non-empty (FORMAT.md detection).
+        try:
+            names = os.listdir(self.directory)
+        except OSError:
+            return
+        lonely = os.path.join(self.directory, SOCKET_NAME)
+        if names == [SOCKET_NAME] and not _connectable(lonely, 0.5):
+            try:
+                os.unlink(lonely)
+            except OSError:
+                pass
+
+    def _spawn(self):
+        if self.own_log:
+            fd, self.log_path = tempfile.mkstemp(prefix="durusbdb-serve-", suffix=".log")
+            log = os.fdopen(fd, "wb")
+        else:
+            self.log_path = None
+            log = open(os.devnull, "wb")
+        try:
+            self.proc = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                close_fds=True, start_new_session=True, preexec_fn=_pdeathsig_preexec())
+        except OSError as e:
+            raise ServerStartError("cannot run %s: %s" % (self.binary, e))
+        finally:
+            log.close()
+
+    def _wait_ready(self):
+        """None when the server accepts, else a description of the failure."""
+        deadline = time.monotonic() + self.start_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                return "exited with status %s: %s" % (self.proc.returncode, self.log_tail())
+            if _connectable(self.address, 0.5):
+                return None
+            time.sleep(0.02)
+        self.stop()
+        return "not accepting on %s after %.0f s: %s" % (
+            self.address, self.start_timeout, self.log_tail())
+
+    def log_tail(self, n=2000):
+        if not self.log_path:
+            return "(see the server log file)"
+        try:
+            with open(self.log_path, "rb") as f:
+                f.seek(0, 2)
+                size = f.tell()
+                f.seek(max(0, size - n))
+                text = f.read().decode("utf-8", "replace").strip()
+        except OSError:
+            return "(no log)"
+        return text or "(no output)"
+
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self):
+        """SIGTERM (graceful shutdown), bounded wait, then SIGKILL."""
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            try:
+                proc.terminate()
+                proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                try:
+                    proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
+            except OSError:
+                pass
+        if self.own_log and self.log_path and proc is not None and proc.returncode == 0:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+        return None if proc is None else proc.returncode
+
+    def cleanup(self):
+        self.stop()
+        if self.tempdir:
+            shutil.rmtree(self.tempdir, ignore_errors=True)
+
+
+_lock = threading.RLock()
+_servers = {}   # realpath of the directory -> _PrivateServer
+
+
+def _acquire(directory, binary, flags, readonly, start_timeout):
+    with _lock:
+        server = _servers.get(directory)
+        if server is not None and (server.owner_pid != os.getpid() or not server.running()):
+            # Inherited through fork, or died: not ours to use.
+            if server.owner_pid == os.getpid():
+                server.cleanup()
+            del _servers[directory]
+            server = None
+        if server is None:
+            server = _PrivateServer(directory, binary, flags, readonly, start_timeout)
+            server.start()
+            _servers[directory] = server
+        elif server.readonly != readonly or server.flags != flags:
+            raise ValueError(
+                "%s is already open in this process with other settings "
+                "(readonly=%s, flags %s); close it first" % (
+                    directory, server.readonly, " ".join(server.flags) or "none"))
+        server.refcount += 1
+        return server
+
+
+def _release(server):
+    with _lock:
+        server.refcount -= 1
+        if server.refcount <= 0:
+            if _servers.get(server.directory) is server:
+                del _servers[server.directory]
+            server.cleanup()
+
+
+@atexit.register
+def _stop_all_at_exit():
+    with _lock:
+        for directory, server in list(_servers.items()):
+            if server.owner_pid == os.getpid():
+                server.cleanup()
+            del _servers[directory]
+
+
+# ---------------------------------------------------------------------------
+
+class BerkeleyDBStorage(ClientStorage):
+    """A Durus storage in the directory path, served by a private durusbdb.
+
+    BerkeleyDBStorage(path, readonly=False, **options)
+
+    path      an existing directory; the database is created inside it.
+    readonly  open without writing anything; commits raise ProtocolError.
+    options   settings of the server (see OPTIONS), e.g. durability="nosync",
+              cache_size=256 << 20, gc_grace=60, validate_garbage=True;
+              start_timeout (seconds to wait for the server, default 30) and
+              binary (path of durusbdb) are handled here. An unknown option
+              raises TypeError.
+
+    Several BerkeleyDBStorage objects for one directory in one process share
+    one server (each is its own client connection); the server stops when
+    the last one is closed, and at interpreter exit.
+    """
+
+    def __init__(self, path, readonly=False, **options):
+        self.path = path
+        self._server = None
+        self.s = None
+        path_str = os.fspath(path)
+        if not os.path.exists(path_str):
+            raise FileNotFoundError(
+                errno.ENOENT, "BerkeleyDBStorage: the path must be an existing directory "
+                "(the database files are created inside it)", path_str)
+        if not os.path.isdir(path_str):
+            raise NotADirectoryError(
+                errno.ENOTDIR, "BerkeleyDBStorage: the path must be a directory "
+                "(the database files are created inside it)", path_str)
+        start_timeout = float(options.pop("start_timeout", DEFAULT_START_TIMEOUT))
+        binary = options.pop("binary", None)
+        do_recover = options.pop("do_recover", True)
+        if not do_recover:
+            # durusbdb always runs recovery on open (FORMAT.md section 1).
+            raise ValueError("do_recover=False is not supported: durusbdb always recovers on open")
+        if options.pop("async_log_write", False):
+            options.setdefault("durability", "write-nosync")
+        flags = _serve_flags(options)
+        self.directory = os.path.realpath(path_str)
+        self.readonly = bool(readonly)
+        self._binary = find_binary(binary)
+        self._server = _acquire(self.directory, self._binary, flags, self.readonly, start_timeout)
+        try:
+            ClientStorage.__init__(self, address=self._server.address)
+        except BaseException:
+            server, self._server = self._server, None
+            _release(server)
+            raise
+
+    def __str__(self):
+        return "BerkeleyDBStorage(%r)" % (self.path,)
+
+    @property
+    def server_pid(self):
+        """Process id of the private server (None once closed)."""
+        server = self._server
+        if server is None or server.proc is None:
+            return None
+        return server.proc.pid
+
+    def close(self):
+        """Close the connection and stop the private server if it is the last user."""
+        if self.s is not None:
+            try:
+                ClientStorage.close(self)
+            except OSError:
+                pass
+            self.s = None
+        server, self._server = self._server, None
+        if server is not None:
+            _release(server)
+
+    def __del__(self):
+        # Best effort only; atexit and the server's parent watch are the guarantees.
+        try:
+            if getattr(self, "_server", None) is not None and self._server.owner_pid == os.getpid():
+                self.close()
+        except Exception:
+            pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def migrate(self, iterable):
+        """Import records into this database without holding them in memory.
+
+        iterable yields records (bytes, oid first) or (oid, record) pairs,
+        as durus.file_storage.FileStorage(...).gen_oid_record() does. The
+        private server is stopped, ``durusbdb migrate --stdin --dir PATH``
+        reads the records as (int4 big-endian length, record) frames, and the
+        server is started again. Returns the number of records sent. Raises
+        MigrationError with the tool's message if it fails.
+        """
+        if self.readonly:
+            raise BerkeleyDBStorageError("migrate() on a read-only BerkeleyDBStorage")
+        server = self._server
+        if server is None:
+            raise BerkeleyDBStorageError("migrate() on a closed BerkeleyDBStorage")
+        with _lock:
+            if server.refcount != 1:
+                raise BerkeleyDBStorageError(
+                    "migrate(): %d other BerkeleyDBStorage objects in this process use %s; "
+                    "close them first" % (server.refcount - 1, self.directory))
+            try:
+                ClientStorage.close(self)
+            except OSError:
+                pass
+            self.s = None
+            server.stop()
+            try:
+                count = self._run_migrate(iterable)
+            finally:
+                server.start()
+                ClientStorage.__init__(self, address=server.address)
+        return count
+
+    def _run_migrate(self, iterable):
+        cmd = [self._binary, "migrate", "--stdin", "--dir=%s" % self.directory]
+        out = tempfile.TemporaryFile()
+        try:
+            proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
+                                    close_fds=True, bufsize=1 << 20, preexec_fn=_pdeathsig_preexec())
+        except OSError as e:
+            out.close()
+            raise MigrationError("cannot run %s: %s" % (self._binary, e))
+        count = 0
+        pack = struct.Struct(">I").pack
+        broken = False
+        try:
+            try:
+                for item in iterable:
+                    record = _record_of(item, count)
+                    proc.stdin.write(pack(len(record)))
+                    proc.stdin.write(record)
+                    count += 1
+                proc.stdin.close()
+            except BrokenPipeError:
+                broken = True
+            status = proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        finally:
+            try:
+                proc.stdin.close()
+            except OSError:
+                pass
+            out.seek(0)
+            message = out.read().decode("utf-8", "replace").strip()
+            out.close()
+        if status != 0 or broken:
+            raise MigrationError("durusbdb migrate failed (status %s) after %d records: %s"
+                                 % (status, count, message or "(no message)"))
+        return count
+
+
+def _record_of(item, index):
+    """The record bytes of one migrate() item: a record or an (oid, record) pair."""
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return bytes(item)
+    if isinstance(item, (tuple, list)) and len(item) == 2:
+        oid, record = item
+        record = bytes(record)
+        if bytes(oid) != record[:8]:
+            raise ValueError("migrate(): item %d: oid %r does not match the record's oid %r"
+                             % (index, bytes(oid), record[:8]))
+        return record
+    raise TypeError("migrate(): item %d is %r; expected a record (bytes) or an (oid, record) pair"
+                    % (index, type(item).__name__))

@@ -1,0 +1,276 @@
+package server
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+)
+
+// minFrame is the smallest commit frame length: an oid and a 12-byte record
+// header (§5.3).
+const minFrame = 20
+
+// initialDataBuf is the first buffer for commit data; it doubles as bytes
+// arrive, so a claimed length never allocates more than twice what was sent.
+const initialDataBuf = 64 << 10
+
+// doCommit runs both phases of C (§5.3–§5.6).
+func (c *conn) doCommit() error {
+	s := c.s
+	// Phase 1. Send earlier pipelined replies before possibly waiting.
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	hold, err := s.token.Acquire(s.soft)
+	if err != nil {
+		return errStopping
+	}
+	c.hold = hold
+	s0 := hold.Seq()
+	if err := c.writeInvalid(); err != nil {
+		return err
+	}
+
+	// Phase 2. A failure or disconnect from here on stores nothing; serve
+	// releases the token.
+	n, err := c.readUint32()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		c.releaseToken() // no reply (§5.3)
+		return nil
+	}
+	if int64(n) > s.cfg.MaxCommit {
+		c.releaseToken()
+		c.log.Warn("commit refused: len above the commit limit; discarding the data (rule 1)",
+			"len", n, "max", s.cfg.MaxCommit)
+		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
+			return err
+		}
+		return c.w.WriteByte(statusRefused)
+	}
+	if s.st.ReadOnly() {
+		c.releaseToken()
+		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
+			return err
+		}
+		c.log.Warn("commit refused: read-only server (rule 2)", "len", n)
+		return c.w.WriteByte(statusRefused)
+	}
+	data, err := c.readData(int(n))
+	if err != nil {
+		return err
+	}
+	return c.apply(s0, data)
+}
+
+// readData reads the n bytes of commit data, growing the buffer only as
+// bytes arrive (§9).
+func (c *conn) readData(n int) ([]byte, error) {
+	buf := make([]byte, min(n, initialDataBuf))
+	got := 0
+	for got < n {
+		if got == len(buf) {
+			nb := make([]byte, min(n, 2*len(buf)))
+			copy(nb, buf[:got])
+			buf = nb
+		}
+		m, err := c.r.Read(buf[got:])
+		got += m
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	return buf, nil
+}
+
+// frameError is a refused commit: the rule of §5.5, the offending oid and the
+// byte offset of its frame in the commit data.
+type frameError struct {
+	rule   int
+	off    int
+	oid    uint64
+	hasOID bool
+	msg    string
+}
+
+// frames is a parsed commit: records in frame order, with their oids and
+// frame offsets.
+type frames struct {
+	recs [][]byte
+	oids []uint64
+	offs []int
+}
+
+// parseFrames checks rules 3 and 4 of §5.5 over the whole data: first that
+// the frames fill it exactly with flen ≥ 20, then R1–R4 for each record.
+func parseFrames(data []byte) (frames, *frameError) {
+	var f frames
+	for off := 0; off < len(data); {
+		if len(data)-off < 4 {
+			return f, &frameError{rule: 3, off: off, msg: fmt.Sprintf("%d bytes left after the last frame, too few for a frame length", len(data)-off)}
+		}
+		flen := binary.BigEndian.Uint32(data[off:])
+		if flen < minFrame {
+			return f, &frameError{rule: 3, off: off, msg: fmt.Sprintf("frame length %d below %d", flen, minFrame)}
+		}
+		if uint64(flen) > uint64(len(data)-off-4) {
+			return f, &frameError{rule: 3, off: off, oid: record.OID(data[off+4:]), hasOID: true,
+				msg: fmt.Sprintf("frame length %d runs past the commit data (%d bytes left)", flen, len(data)-off-4)}
+		}
+		f.oids = append(f.oids, record.OID(data[off+4:]))
+		f.recs = append(f.recs, data[off+12:off+4+int(flen)])
+		f.offs = append(f.offs, off)
+		off += 4 + int(flen)
+	}
+	for i, rec := range f.recs {
+		if _, err := record.ParseFor(f.oids[i], rec); err != nil {
+			return f, &frameError{rule: 4, off: f.offs[i], oid: f.oids[i], hasOID: true, msg: err.Error()}
+		}
+	}
+	return f, nil
+}
+
+// refuse releases the token, logs why the commit was refused and replies
+// status (E or I): nothing stored, unused set unchanged, connection open.
+func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
+	c.releaseToken()
+	attrs := []any{"rule", fe.rule, "reply", string(rune(status)), "len", dataLen}
+	if fe.hasOID {
+		attrs = append(attrs, "oid", fe.oid, "offset", fe.off)
+	}
+	c.log.Warn("commit refused: "+fe.msg, attrs...)
+	return c.w.WriteByte(status)
+}
+
+// apply decides a commit whose data has fully arrived (rules 3–12 of §5.5)
+// and replies. The token is held (or was revoked) on entry and is released
+// before waiting for durability.
+func (c *conn) apply(s0 uint64, data []byte) error {
+	s := c.s
+	f, fe := parseFrames(data)
+	if fe != nil {
+		return c.refuse(statusRefused, fe, len(data))
+	}
+	sorted := slices.Clone(f.oids)
+	slices.Sort(sorted)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			oid := sorted[i]
+			first := slices.Index(f.oids, oid)
+			off := f.offs[first+1+slices.Index(f.oids[first+1:], oid)]
+			return c.refuse(statusRefused, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
+				msg: "the same oid in two frames"}, len(data))
+		}
+	}
+	// Rule 8 before 6 and 7: all three answer E, and the scan is best done
+	// before the token is pinned.
+	if vr := s.cfg.VerifyRefs; vr != nil {
+		for i, rec := range f.recs {
+			if err := vr(f.oids[i], rec); err != nil {
+				return c.refuse(statusRefused, &frameError{rule: 8, off: f.offs[i], oid: f.oids[i], hasOID: true,
+					msg: "reference check failed: " + err.Error()}, len(data))
+			}
+		}
+	}
+
+	// Make the token irrevocable; if the lease took it, queue again.
+	for c.hold == nil || !c.hold.Pin() {
+		c.log.Info("commit token was revoked by the lease; queueing again")
+		c.hold = nil
+		h, err := s.token.Acquire(s.hard)
+		if err != nil {
+			return errStopping
+		}
+		c.hold = h
+	}
+
+	// Rules 6 and 7 under allocMu. Committing ROOT_OID before it has a
+	// record keeps allocMu through the apply so that root release (A5)
+	// cannot hand it out meanwhile. The deferred unlock covers panics.
+	s.allocMu.Lock()
+	locked := true
+	unlock := func() {
+		if locked {
+			locked = false
+			s.allocMu.Unlock()
+		}
+	}
+	defer unlock()
+	cursor := s.allocCursorLocked()
+	for i, oid := range f.oids {
+		if oid != record.RootOID && oid >= cursor {
+			unlock()
+			return c.refuse(statusRefused, &frameError{rule: 6, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid never handed out (allocation cursor %d)", cursor)}, len(data))
+		}
+		if ow := s.owners.owner(oid); ow != nil && ow != c {
+			unlock()
+			return c.refuse(statusRefused, &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}, len(data))
+		}
+	}
+	if sorted[0] != record.RootOID || s.rootStored {
+		unlock()
+	}
+
+	// Rule 9: only possible after a revocation.
+	if seq := s.token.Seq(); seq != s0 {
+		unlock()
+		return c.refuse(statusInvalid, &frameError{rule: 9,
+			msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-s0)}, len(data))
+	}
+
+	p, err := s.st.Commit(s.hard, f.recs)
+	if err != nil {
+		unlock()
+		if errors.Is(err, ErrDangling) {
+			return c.refuse(statusInvalid, &frameError{rule: 10, msg: err.Error()}, len(data))
+		}
+		c.log.Error("commit failed in the storage", "err", err)
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: "storage failure: " + err.Error()}, len(data))
+	}
+
+	// Applied and visible. Take the oids out of the unused set, then
+	// invalidate them for everybody else (I1, I6), still under the token.
+	if !locked {
+		s.allocMu.Lock()
+		locked = true
+	}
+	if sorted[0] == record.RootOID {
+		s.rootStored = true
+	}
+	if c.unusedN > 0 {
+		for _, oid := range f.oids {
+			if s.owners.remove(oid, c) {
+				c.unusedN--
+			}
+		}
+	}
+	unlock()
+	s.invalidate(runsOf(sorted), c)
+	c.hold.Done(true)
+	c.hold = nil
+
+	if s.cfg.GCBytes > 0 {
+		if s.gcAcc.Add(int64(len(data))+8) >= s.cfg.GCBytes && s.st.Pack() {
+			s.gcAcc.Store(0)
+			s.log.Info("gcbytes reached: full collection started", "gcbytes", s.cfg.GCBytes)
+		}
+	}
+
+	// Durability without the token: one flush covers many commits.
+	if err := p.Wait(s.hard); err != nil {
+		c.log.Error("commit applied but not made durable; closing connection", "err", err)
+		return &protoEnd{"durability failure"}
+	}
+	return c.w.WriteByte(statusOK)
+}

@@ -1,0 +1,109 @@
+package server
+
+import (
+	"log/slog"
+	"time"
+)
+
+// Defaults of PROTOCOL.md §9.
+const (
+	// DefaultHost and DefaultPort are the address of a server started
+	// without options (as `durus -s`).
+	DefaultHost = "127.0.0.1"
+	// DefaultPort is Durus's default TCP port.
+	DefaultPort = 2972
+	// DefaultMaxBulk is the largest B count served (--max-bulk).
+	DefaultMaxBulk = 1 << 20
+	// DefaultMaxCommit is the largest commit len accepted (--max-commit).
+	DefaultMaxCommit = 1 << 30
+	// MaxCommitLimit is the protocol's own bound on a commit len.
+	MaxCommitLimit = 1<<32 - 1
+	// DefaultMaxInvalid caps a connection's invalid set (I7).
+	DefaultMaxInvalid = 4_194_304
+	// DefaultMaxUnused caps a connection's unused set.
+	DefaultMaxUnused = 16_777_216
+	// DefaultRequestTimeout bounds each read inside a request.
+	DefaultRequestTimeout = 10 * time.Second
+	// DefaultWriteTimeout bounds each write of a reply.
+	DefaultWriteTimeout = 10 * time.Second
+	// DefaultMaxConnections is the number of connections served at once.
+	DefaultMaxConnections = 4096
+	// DefaultShutdownTimeout is how long shutdown waits for connections
+	// before closing them by force; the storage is closed afterwards, all
+	// within the 10 s of §4.3.
+	DefaultShutdownTimeout = 8 * time.Second
+)
+
+// Config configures a Server. Zero values mean the defaults above.
+type Config struct {
+	// MaxBulk is the largest B count; above it the connection is closed.
+	MaxBulk int
+	// MaxCommit is the largest commit len; above it the data is discarded
+	// and answered E (rule 1). At most MaxCommitLimit.
+	MaxCommit int64
+	// MaxInvalid caps each connection's invalid set (I7).
+	MaxInvalid int
+	// MaxUnused caps each connection's unused set.
+	MaxUnused int
+	// RequestTimeout bounds each read once a request has started (and the
+	// wait for commit phase 2).
+	RequestTimeout time.Duration
+	// WriteTimeout bounds each write of a reply.
+	WriteTimeout time.Duration
+	// IdleTimeout, if positive, closes connections idle between requests
+	// for that long. Zero: never (the default, as Durus).
+	IdleTimeout time.Duration
+	// CommitLease is the commit token's lease (§5.4); 0 means 5 s.
+	CommitLease time.Duration
+	// MaxConnections is the number of connections served at once; further
+	// ones are accepted and closed at once.
+	MaxConnections int
+	// ShutdownTimeout bounds the wait for connections at shutdown.
+	ShutdownTimeout time.Duration
+	// NoQuit makes the server ignore Q (log it and close that connection).
+	NoQuit bool
+	// GCBytes, if positive, starts a full collection once that many
+	// committed bytes (len + 8 per commit) have accumulated (G8).
+	GCBytes int64
+	// VerifyRefs, if set, checks each committed record's pickled references
+	// against its refs field (rule 8 of §5.5, --verify-refs); an error
+	// refuses the commit with E.
+	VerifyRefs func(oid uint64, rec []byte) error
+	// Logger receives one line per connection open and close and one per
+	// error; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBulk <= 0 {
+		c.MaxBulk = DefaultMaxBulk
+	}
+	if c.MaxCommit <= 0 {
+		c.MaxCommit = DefaultMaxCommit
+	}
+	if c.MaxCommit > MaxCommitLimit {
+		c.MaxCommit = MaxCommitLimit
+	}
+	if c.MaxInvalid <= 0 {
+		c.MaxInvalid = DefaultMaxInvalid
+	}
+	if c.MaxUnused <= 0 {
+		c.MaxUnused = DefaultMaxUnused
+	}
+	if c.RequestTimeout <= 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.MaxConnections <= 0 {
+		c.MaxConnections = DefaultMaxConnections
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}

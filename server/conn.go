@@ -1,0 +1,490 @@
+package server
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/txn"
+)
+
+// Buffer sizes of a connection. Replies larger than the write buffer go to
+// the socket directly, in writeChunk pieces each bounded by the write timeout.
+const (
+	readBufSize  = 64 << 10
+	writeBufSize = 64 << 10
+	writeChunk   = 64 << 10
+)
+
+// Status bytes (§4.1).
+const (
+	statusOK      = 'O'
+	statusKey     = 'K'
+	statusInvalid = 'I'
+	statusRefused = 'E'
+)
+
+// errStopping ends a connection because the server shuts down.
+var errStopping = errors.New("server shutting down")
+
+// conn is one accepted connection. Its goroutine owns the reader, writer and
+// request state; other goroutines touch only invalid (under mu), stopping,
+// and unusedN (under Server.allocMu).
+type conn struct {
+	s      *Server
+	nc     net.Conn
+	id     uint64
+	remote string
+	log    *slog.Logger
+
+	r *bufio.Reader
+	w *bufio.Writer
+
+	busy    bool      // inside a request: reads get the request timeout
+	readDL  time.Time // read deadline last set
+	scratch [16]byte  // request fields
+	out     []byte    // reply assembly for N, M, S and phase 1
+
+	hold *txn.Hold // commit token while held
+
+	stopping atomic.Bool  // graceful shutdown: the next read fails
+	killed   atomic.Value // string: why another goroutine closed nc
+
+	mu       sync.Mutex // guards invalid
+	invalid  runSet
+	invalidN atomic.Uint64 // invalid.len(), readable without mu
+
+	unusedN uint64 // oids in s.owners owned by this conn; under s.allocMu
+
+	requests uint64
+}
+
+func newConn(s *Server, nc net.Conn, id uint64, remote string) *conn {
+	c := &conn{s: s, nc: nc, id: id, remote: remote}
+	c.log = s.log.With("conn", id, "remote", remote)
+	c.r = bufio.NewReaderSize(connReader{c}, readBufSize)
+	c.w = bufio.NewWriterSize(connWriter{c}, writeBufSize)
+	return c
+}
+
+// connReader feeds the bufio.Reader. Before blocking on the socket it
+// flushes pending replies (so pipelined requests are answered in one write,
+// and nothing is held back while the client waits), and it sets the read
+// deadline: the request timeout inside a request, the idle timeout (normally
+// none) between requests.
+type connReader struct{ c *conn }
+
+func (r connReader) Read(p []byte) (int, error) {
+	c := r.c
+	if c.w.Buffered() > 0 {
+		if err := c.w.Flush(); err != nil {
+			return 0, err
+		}
+	}
+	var dl time.Time
+	if c.busy {
+		dl = time.Now().Add(c.s.cfg.RequestTimeout)
+	} else if c.s.cfg.IdleTimeout > 0 {
+		dl = time.Now().Add(c.s.cfg.IdleTimeout)
+	}
+	if !dl.Equal(c.readDL) {
+		if err := c.nc.SetReadDeadline(dl); err != nil {
+			return 0, err
+		}
+		c.readDL = dl
+	}
+	// Checked after setting the deadline: stop() sets the flag, then a past
+	// deadline, so either this check or the read sees it.
+	if c.stopping.Load() {
+		return 0, errStopping
+	}
+	return c.nc.Read(p)
+}
+
+// connWriter writes replies in chunks, each of which must make progress
+// within the write timeout.
+type connWriter struct{ c *conn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	c := w.c
+	n := 0
+	for len(p) > 0 {
+		k := min(len(p), writeChunk)
+		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+			return n, err
+		}
+		m, err := c.nc.Write(p[:k])
+		n += m
+		if err != nil {
+			return n, err
+		}
+		p = p[m:]
+	}
+	return n, nil
+}
+
+// stop makes the connection end at its next read (graceful shutdown).
+func (c *conn) stop() {
+	c.stopping.Store(true)
+	c.nc.SetReadDeadline(time.Unix(1, 0))
+}
+
+// kill closes the connection from another goroutine, noting why.
+func (c *conn) kill(reason string) {
+	if c.killed.CompareAndSwap(nil, reason) {
+		c.nc.Close()
+	}
+}
+
+// addInvalid merges rs into the invalid set, closing the connection if the
+// set would exceed its cap (I7). Called by other connections' goroutines.
+func (c *conn) addInvalid(rs []run) {
+	c.mu.Lock()
+	if c.killed.Load() != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.invalid.addRuns(rs)
+	n := c.invalid.len()
+	over := n > uint64(c.s.cfg.MaxInvalid)
+	if over {
+		c.invalid.take() // the connection is closed; free the memory now
+	}
+	c.invalidN.Store(c.invalid.len())
+	c.mu.Unlock()
+	if over {
+		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid)
+		c.kill("invalid set over its limit")
+	}
+}
+
+// isInvalid reports whether oid is in the invalid set (I4).
+func (c *conn) isInvalid(oid uint64) bool {
+	if c.invalidN.Load() == 0 {
+		return false
+	}
+	c.mu.Lock()
+	in := c.invalid.contains(oid)
+	c.mu.Unlock()
+	return in
+}
+
+// takeInvalid empties the invalid set and returns its runs (I3).
+func (c *conn) takeInvalid() ([]run, uint64) {
+	if c.invalidN.Load() == 0 {
+		return nil, 0
+	}
+	c.mu.Lock()
+	rs, n := c.invalid.take()
+	c.invalidN.Store(0)
+	c.mu.Unlock()
+	return rs, n
+}
+
+// releaseToken gives back the commit token if this connection holds it.
+func (c *conn) releaseToken() {
+	if c.hold != nil {
+		c.hold.Release()
+		c.hold = nil
+	}
+}
+
+// serve runs the connection until it ends.
+func (c *conn) serve() {
+	c.log.Info("connection opened")
+	why := "disconnected"
+	var err error
+	defer func() {
+		if p := recover(); p != nil {
+			c.log.Error("panic while serving connection", "panic", p, "stack", string(debug.Stack()))
+			why = "panic"
+			err = fmt.Errorf("panic: %v", p)
+		}
+		c.releaseToken()
+		if why != "panic" && c.killed.Load() == nil {
+			c.w.Flush()
+		}
+		c.nc.Close()
+		c.s.dropConn(c)
+		if k, ok := c.killed.Load().(string); ok {
+			why = k
+		}
+		attrs := []any{"reason", why, "requests", c.requests}
+		if err != nil && why != "panic" {
+			attrs = append(attrs, "err", err)
+		}
+		c.log.Info("connection closed", attrs...)
+	}()
+	why, err = c.loop()
+}
+
+// loop handles requests in order until the connection ends; it returns the
+// reason and, for abnormal ends, the error.
+func (c *conn) loop() (string, error) {
+	for {
+		c.busy = false
+		cmd, err := c.r.ReadByte()
+		if err != nil {
+			return c.endReason(err, false)
+		}
+		c.busy = true
+		c.requests++
+		switch cmd {
+		case 'V':
+			err = c.doVersion()
+		case 'N':
+			err = c.doNew(1)
+		case 'M':
+			var k byte
+			if k, err = c.r.ReadByte(); err == nil {
+				err = c.doNew(int(k))
+			}
+		case 'L':
+			err = c.doLoad()
+		case 'B':
+			err = c.doBulk()
+		case 'S':
+			err = c.doSync()
+		case 'C':
+			err = c.doCommit()
+		case 'P':
+			err = c.doPack()
+		case 'Q':
+			if c.s.cfg.NoQuit {
+				c.log.Warn("Q ignored (--no-quit); closing connection")
+				return "quit ignored", nil
+			}
+			c.log.Warn("Q received: shutting down")
+			c.s.Close()
+			return "quit", nil
+		case '.':
+			// The stock client's close() sends "." on purpose.
+			return "client closed", nil
+		default:
+			c.log.Warn("unknown command byte; closing connection", "byte", fmt.Sprintf("%02X", cmd))
+			return "unknown command", nil
+		}
+		if err != nil {
+			var pe *protoEnd
+			if errors.As(err, &pe) {
+				return pe.reason, nil
+			}
+			return c.endReason(err, true)
+		}
+	}
+}
+
+// protoEnd ends a connection on purpose (V mismatch, limits).
+type protoEnd struct{ reason string }
+
+func (e *protoEnd) Error() string { return e.reason }
+
+// endReason classifies the error that ended the connection.
+func (c *conn) endReason(err error, inRequest bool) (string, error) {
+	if k, ok := c.killed.Load().(string); ok {
+		return k, nil
+	}
+	if c.stopping.Load() || errors.Is(err, errStopping) {
+		if inRequest {
+			return "server shutdown (request abandoned)", nil
+		}
+		return "server shutdown", nil
+	}
+	if errors.Is(err, io.EOF) && !inRequest {
+		return "disconnected", nil
+	}
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		if inRequest {
+			c.log.Warn("closing connection: request timed out", "err", err)
+			return "timeout", err
+		}
+		return "idle timeout", nil
+	}
+	if inRequest {
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			c.log.Warn("client disconnected inside a request")
+			return "disconnected mid-request", err
+		}
+		c.log.Warn("connection failed inside a request", "err", err)
+		return "error", err
+	}
+	return "error", err
+}
+
+// readFull reads exactly len(b) bytes of the current request.
+func (c *conn) readFull(b []byte) error {
+	_, err := io.ReadFull(c.r, b)
+	return err
+}
+
+// readUint32 reads an int4.
+func (c *conn) readUint32() (uint32, error) {
+	b := c.scratch[:4]
+	if err := c.readFull(b); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint32(b), nil
+}
+
+// readOID reads an oid.
+func (c *conn) readOID() (uint64, error) {
+	b := c.scratch[:8]
+	if err := c.readFull(b); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(b), nil
+}
+
+func (c *conn) writeUint32(v uint32) error {
+	b := binary.BigEndian.AppendUint32(c.scratch[8:8], v)
+	_, err := c.w.Write(b)
+	return err
+}
+
+// doVersion: V int4 → int4 1; a client protocol other than 1 closes the
+// connection after the reply.
+func (c *conn) doVersion() error {
+	v, err := c.readUint32()
+	if err != nil {
+		return err
+	}
+	if err := c.writeUint32(1); err != nil {
+		return err
+	}
+	if v != 1 {
+		if err := c.w.Flush(); err != nil {
+			return err
+		}
+		c.log.Info("client protocol not supported; closing", "protocol", v)
+		return &protoEnd{"protocol mismatch"}
+	}
+	return nil
+}
+
+// doNew answers N (k = 1) and M k with k new oids.
+func (c *conn) doNew(k int) error {
+	out, err := c.s.alloc(c, k, c.out[:0])
+	c.out = out[:0]
+	if err != nil {
+		c.log.Error("closing connection: oid allocation failed", "count", k, "err", err)
+		return &protoEnd{"allocation failed"}
+	}
+	_, err = c.w.Write(out)
+	return err
+}
+
+// doLoad answers L.
+func (c *conn) doLoad() error {
+	oid, err := c.readOID()
+	if err != nil {
+		return err
+	}
+	return c.writeLoad(oid)
+}
+
+// doBulk answers B, streaming: each oid is answered as it is read, so no
+// memory depends on the count.
+func (c *conn) doBulk() error {
+	n, err := c.readUint32()
+	if err != nil {
+		return err
+	}
+	if uint64(n) > uint64(c.s.cfg.MaxBulk) {
+		c.log.Warn("closing connection: bulk load count over the limit", "count", n, "max", c.s.cfg.MaxBulk)
+		return &protoEnd{"bulk count over the limit"}
+	}
+	for range n {
+		oid, err := c.readOID()
+		if err != nil {
+			return err
+		}
+		if err := c.writeLoad(oid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeLoad writes the load-response for oid (§4.3 L).
+func (c *conn) writeLoad(oid uint64) error {
+	if c.isInvalid(oid) {
+		return c.w.WriteByte(statusInvalid)
+	}
+	rec, err := c.s.st.Load(oid)
+	if err != nil {
+		if errors.Is(err, ErrNoRecord) {
+			return c.w.WriteByte(statusKey)
+		}
+		c.log.Error("load failed", "oid", oid, "err", err)
+		return c.w.WriteByte(statusRefused)
+	}
+	if uint64(len(rec)) > MaxCommitLimit {
+		c.log.Error("load failed: record too large for the protocol", "oid", oid, "bytes", len(rec))
+		return c.w.WriteByte(statusRefused)
+	}
+	b := c.scratch[8:8]
+	b = append(b, statusOK)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(rec)))
+	if _, err := c.w.Write(b); err != nil {
+		return err
+	}
+	_, err = c.w.Write(rec)
+	return err
+}
+
+// doSync answers S with the invalid set and empties it.
+func (c *conn) doSync() error {
+	return c.writeInvalid()
+}
+
+// writeInvalid writes int4 k and the k invalid oids, emptying the set.
+func (c *conn) writeInvalid() error {
+	rs, n := c.takeInvalid()
+	if err := c.writeUint32(uint32(n)); err != nil {
+		return err
+	}
+	// Write in slices so a large set does not need 8·k bytes at once.
+	for _, r := range rs {
+		for lo := r.lo; lo < r.hi; {
+			hi := min(r.hi, lo+4096)
+			c.out = appendRunOIDs(c.out[:0], []run{{lo, hi}})
+			if _, err := c.w.Write(c.out); err != nil {
+				return err
+			}
+			lo = hi
+		}
+	}
+	if cap(c.out) > 64<<10 {
+		c.out = nil
+	}
+	return nil
+}
+
+// doPack answers P with O at once, then starts a collection (G1).
+func (c *conn) doPack() error {
+	if err := c.w.WriteByte(statusOK); err != nil {
+		return err
+	}
+	if err := c.w.Flush(); err != nil {
+		return err
+	}
+	if c.s.st.ReadOnly() {
+		c.log.Info("pack ignored: read-only server")
+		return nil
+	}
+	if c.s.st.Pack() {
+		c.log.Info("pack: full collection started")
+	} else {
+		c.log.Info("pack: a full collection is already running")
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+// Package server is durusbdb's Durus storage server: a drop-in replacement
+// for `durus -s` (Durus 4.3) that speaks protocol version 1 byte for byte
+// (PROTOCOL.md §3–§10) over a Storage, normally the engine (*engine.DB via
+// Engine).
+//
+// Model: one goroutine per accepted connection, each with a buffered reader
+// and writer. Replies are flushed only when the connection's input is
+// drained (or before the goroutine blocks on something else), so pipelined
+// requests are answered in batches. Loads, syncs, allocations and packs of
+// different connections run concurrently; commits are ordered by the commit
+// token (txn.Token, §5.4), which a connection holds from commit phase 1 until
+// its transaction is applied or refused, but never while waiting for
+// durability: the token is released before Pending.Wait, so one log flush
+// covers many connections' commits (group commit).
+//
+// Per-connection state is the invalid set (oids to report at the next S or
+// commit phase 1) and the unused set (oids handed out by N/M and not yet
+// committed). Both are kept as sorted runs of consecutive oids. The unused
+// sets of all connections live in one ordered run list with an owner per
+// run, so rule 7 of §5.5 (an oid in another connection's unused set) is a
+// binary search.
+//
+// Limits (§9) are enforced before memory is committed: no length read from
+// a connection allocates more than the bytes already received, B counts above
+// the bulk limit close the connection, commits above the commit limit are
+// read and discarded. Inside a request every read must make progress within
+// the request timeout and every write within the write timeout; idle
+// connections between requests are never closed unless an idle timeout is
+// configured.
+//
+// A panic while serving a connection ends that connection only, after
+// releasing the commit token. Shutdown (Q, context cancellation, Close) stops
+// accepting at once, lets commits whose data has fully arrived finish, closes
+// every connection and returns within Config.ShutdownTimeout (plus about a
+// second); the caller then closes the storage.
+package server

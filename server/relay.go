@@ -1,0 +1,19 @@
+package server
+
+import "sync/atomic"
+
+// RemoveRelay forwards the engine's removal notifications
+// (engine.Options.OnRemove) to a Server created after the engine was opened.
+// Removals reported before Attach concern no open connection and are
+// dropped. The zero value is ready to use.
+type RemoveRelay struct{ p atomic.Pointer[Server] }
+
+// OnRemove is the function to pass as engine.Options.OnRemove.
+func (r *RemoveRelay) OnRemove(oids []uint64) {
+	if s := r.p.Load(); s != nil {
+		s.InvalidateRemoved(oids)
+	}
+}
+
+// Attach directs later removals to s (I2).
+func (r *RemoveRelay) Attach(s *Server) { r.p.Store(s) }

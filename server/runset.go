@@ -1,0 +1,199 @@
+package server
+
+import (
+	"encoding/binary"
+	"slices"
+	"sort"
+)
+
+// run is the half-open oid range [lo, hi).
+type run struct{ lo, hi uint64 }
+
+// runsOf turns ascending oids (repeats allowed) into maximal runs.
+func runsOf(sorted []uint64) []run {
+	var out []run
+	for _, o := range sorted {
+		if n := len(out); n > 0 && o <= out[n-1].hi {
+			if o == out[n-1].hi {
+				out[n-1].hi++
+			}
+			continue
+		}
+		out = append(out, run{o, o + 1})
+	}
+	return out
+}
+
+// runSet is a set of oids kept as sorted, disjoint, non-adjacent runs. It is
+// the compact invalid set of §9 (commits invalidate contiguous runs). Not
+// safe for concurrent use.
+type runSet struct {
+	runs []run
+	n    uint64 // number of oids
+}
+
+// len returns the number of oids in the set.
+func (s *runSet) len() uint64 { return s.n }
+
+// contains reports whether oid is in the set.
+func (s *runSet) contains(oid uint64) bool {
+	i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].hi > oid })
+	return i < len(s.runs) && s.runs[i].lo <= oid
+}
+
+// addRuns merges the sorted disjoint runs rs into the set in one pass.
+func (s *runSet) addRuns(rs []run) {
+	if len(rs) == 0 {
+		return
+	}
+	if len(s.runs) == 0 {
+		s.runs = append(s.runs[:0], rs...)
+		s.n = 0
+		for _, r := range rs {
+			s.n += r.hi - r.lo
+		}
+		return
+	}
+	// Fast path: everything after the last run.
+	if last := s.runs[len(s.runs)-1]; rs[0].lo > last.hi {
+		s.runs = append(s.runs, rs...)
+		for _, r := range rs {
+			s.n += r.hi - r.lo
+		}
+		return
+	}
+	merged := make([]run, 0, len(s.runs)+len(rs))
+	i, j := 0, 0
+	var n uint64
+	push := func(r run) {
+		if k := len(merged); k > 0 && r.lo <= merged[k-1].hi {
+			if r.hi > merged[k-1].hi {
+				n += r.hi - merged[k-1].hi
+				merged[k-1].hi = r.hi
+			}
+			return
+		}
+		merged = append(merged, r)
+		n += r.hi - r.lo
+	}
+	for i < len(s.runs) || j < len(rs) {
+		if j == len(rs) || (i < len(s.runs) && s.runs[i].lo <= rs[j].lo) {
+			push(s.runs[i])
+			i++
+		} else {
+			push(rs[j])
+			j++
+		}
+	}
+	s.runs, s.n = merged, n
+}
+
+// take empties the set and returns its former runs.
+func (s *runSet) take() ([]run, uint64) {
+	rs, n := s.runs, s.n
+	s.runs, s.n = nil, 0
+	return rs, n
+}
+
+// appendRunOIDs appends every oid of rs as 8 big-endian bytes.
+func appendRunOIDs(b []byte, rs []run) []byte {
+	for _, r := range rs {
+		for o := r.lo; o < r.hi; o++ {
+			b = binary.BigEndian.AppendUint64(b, o)
+		}
+	}
+	return b
+}
+
+// ownedRun is a run of oids handed to one connection and not yet committed.
+type ownedRun struct {
+	lo, hi uint64
+	owner  *conn
+}
+
+// ownerRuns is the unused sets of all connections (§5.1) as one ordered list
+// of disjoint runs, each with its owner. Allocation hands out oids upward
+// from the cursor, so new runs normally go at the end. Guarded by
+// Server.allocMu.
+type ownerRuns struct {
+	runs []ownedRun
+}
+
+// find returns the index of the run containing oid, or -1.
+func (o *ownerRuns) find(oid uint64) int {
+	i := sort.Search(len(o.runs), func(i int) bool { return o.runs[i].hi > oid })
+	if i < len(o.runs) && o.runs[i].lo <= oid {
+		return i
+	}
+	return -1
+}
+
+// owner returns the connection holding oid in its unused set, or nil.
+func (o *ownerRuns) owner(oid uint64) *conn {
+	if i := o.find(oid); i >= 0 {
+		return o.runs[i].owner
+	}
+	return nil
+}
+
+// add records [lo, hi) as owned by c. The range must not overlap any run
+// (oids are handed out once, A3).
+func (o *ownerRuns) add(lo, hi uint64, c *conn) {
+	if lo >= hi {
+		return
+	}
+	i := sort.Search(len(o.runs), func(i int) bool { return o.runs[i].lo >= lo })
+	if i > 0 && o.runs[i-1].owner == c && o.runs[i-1].hi == lo &&
+		(i == len(o.runs) || o.runs[i].lo >= hi) {
+		o.runs[i-1].hi = hi
+		if i < len(o.runs) && o.runs[i].owner == c && o.runs[i].lo == hi {
+			o.runs[i-1].hi = o.runs[i].hi
+			o.runs = slices.Delete(o.runs, i, i+1)
+		}
+		return
+	}
+	if i < len(o.runs) && o.runs[i].owner == c && o.runs[i].lo == hi {
+		o.runs[i].lo = lo
+		return
+	}
+	o.runs = slices.Insert(o.runs, i, ownedRun{lo, hi, c})
+}
+
+// remove takes oid out of c's runs; it reports whether c owned it.
+func (o *ownerRuns) remove(oid uint64, c *conn) bool {
+	i := o.find(oid)
+	if i < 0 || o.runs[i].owner != c {
+		return false
+	}
+	r := &o.runs[i]
+	switch {
+	case r.lo == oid && r.hi == oid+1:
+		o.runs = slices.Delete(o.runs, i, i+1)
+	case r.lo == oid:
+		r.lo++
+	case r.hi == oid+1:
+		r.hi--
+	default:
+		tail := ownedRun{oid + 1, r.hi, c}
+		r.hi = oid
+		o.runs = slices.Insert(o.runs, i+1, tail)
+	}
+	return true
+}
+
+// removeOwner drops every run of c and returns how many oids it held.
+func (o *ownerRuns) removeOwner(c *conn) uint64 {
+	var n uint64
+	k := 0
+	for _, r := range o.runs {
+		if r.owner == c {
+			n += r.hi - r.lo
+			continue
+		}
+		o.runs[k] = r
+		k++
+	}
+	clear(o.runs[k:])
+	o.runs = o.runs[:k]
+	return n
+}

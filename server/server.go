@@ -1,0 +1,357 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/txn"
+)
+
+// ErrServerClosed is returned by Serve when it is called on a server that
+// has already shut down.
+var ErrServerClosed = errors.New("server: closed")
+
+// Server serves one Storage to Durus clients. Create it with New, run it with
+// Serve or ListenAndServe; it stops on Q (unless NoQuit), on Close, or when
+// Serve's context ends.
+type Server struct {
+	cfg   Config
+	st    Storage
+	log   *slog.Logger
+	token *txn.Token
+
+	// soft ends at the start of shutdown (token waits are abandoned);
+	// hard ends when the shutdown timeout expires (durability waits too).
+	soft, hard           context.Context
+	softCancel, hardStop context.CancelFunc
+	quit                 chan struct{} // closed by Close or Q
+	quitOnce             sync.Once
+	served               atomic.Bool
+
+	mu     sync.Mutex // guards conns and nextID
+	conns  map[*conn]struct{}
+	nextID uint64
+	wg     sync.WaitGroup // connection goroutines
+
+	allocMu    sync.Mutex // guards owners, rootStored, roNext, conn.unusedN
+	owners     ownerRuns
+	rootStored bool   // ROOT_OID has a record (it is never removed, G5)
+	roNext     uint64 // read-only storage: next oid handed out from memory
+	roInit     bool
+
+	gcAcc atomic.Int64 // committed bytes since the last automatic pack
+}
+
+// New returns a server for st. It does not listen yet.
+func New(cfg Config, st Storage) *Server {
+	cfg = cfg.withDefaults()
+	s := &Server{
+		cfg:   cfg,
+		st:    st,
+		log:   cfg.Logger,
+		token: txn.NewToken(cfg.CommitLease),
+		quit:  make(chan struct{}),
+		conns: make(map[*conn]struct{}),
+	}
+	s.soft, s.softCancel = context.WithCancel(context.Background())
+	s.hard, s.hardStop = context.WithCancel(context.Background())
+	return s
+}
+
+// Token returns the server's commit token (for statistics and tests).
+func (s *Server) Token() *txn.Token { return s.token }
+
+// Close starts a graceful shutdown, as Q does; Serve then returns.
+func (s *Server) Close() { s.quitOnce.Do(func() { close(s.quit) }) }
+
+// Done is closed once shutdown has started.
+func (s *Server) Done() <-chan struct{} { return s.quit }
+
+// NumConns returns the number of open connections.
+func (s *Server) NumConns() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
+// Serve accepts connections on ln until ctx ends, Close is called or a
+// client sends Q. It then closes ln (removing a unix socket file created by
+// Listen), lets commits whose data has arrived finish, closes every
+// connection and returns nil, within ShutdownTimeout plus about a second.
+// It does not close the Storage. Serve may be called once.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	if !s.served.CompareAndSwap(false, true) {
+		ln.Close()
+		return ErrServerClosed
+	}
+	s.log.Info("serving", "address", addrString(ln.Addr()), "readonly", s.st.ReadOnly())
+	acceptDone := make(chan error, 1)
+	go func() { acceptDone <- s.acceptLoop(ln) }()
+
+	var acceptErr error
+	select {
+	case <-ctx.Done():
+		s.log.Info("shutting down", "reason", context.Cause(ctx))
+	case <-s.quit:
+		s.log.Info("shutting down", "reason", "quit")
+	case acceptErr = <-acceptDone:
+		s.log.Error("accept failed; shutting down", "err", acceptErr)
+	}
+	s.Close()
+	ln.Close()
+	if acceptErr == nil {
+		<-acceptDone
+	}
+	s.shutdownConns()
+	s.log.Info("stopped")
+	return acceptErr
+}
+
+// acceptLoop accepts until ln is closed.
+func (s *Server) acceptLoop(ln net.Listener) error {
+	var delay time.Duration
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			select {
+			case <-s.quit:
+				return nil
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
+				// EMFILE and friends: back off and retry, as net/http does.
+				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				select {
+				case <-time.After(delay):
+				case <-s.quit:
+					return nil
+				}
+				continue
+			}
+			return err
+		}
+		delay = 0
+		s.startConn(nc)
+	}
+}
+
+// isTemporary reports accept errors worth retrying (descriptor exhaustion,
+// aborted handshakes).
+func isTemporary(err error) bool {
+	var te interface{ Temporary() bool }
+	return errors.As(err, &te) && te.Temporary()
+}
+
+// startConn registers nc and starts its goroutine, or closes it at once
+// when the server is full or stopping.
+func (s *Server) startConn(nc net.Conn) {
+	remote := addrString(nc.RemoteAddr())
+	s.mu.Lock()
+	select {
+	case <-s.quit:
+		s.mu.Unlock()
+		nc.Close()
+		return
+	default:
+	}
+	if len(s.conns) >= s.cfg.MaxConnections {
+		s.mu.Unlock()
+		nc.Close()
+		s.log.Warn("connection refused: too many connections", "remote", remote, "max", s.cfg.MaxConnections)
+		return
+	}
+	s.nextID++
+	c := newConn(s, nc, s.nextID, remote)
+	s.conns[c] = struct{}{}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	if tc, ok := nc.(*net.TCPConn); ok {
+		tc.SetNoDelay(true)
+		tc.SetKeepAlive(true)
+	}
+	go c.serve()
+}
+
+// dropConn unregisters c and releases its unused oids.
+func (s *Server) dropConn(c *conn) {
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	s.allocMu.Lock()
+	if c.unusedN > 0 {
+		s.owners.removeOwner(c)
+		c.unusedN = 0
+	}
+	s.allocMu.Unlock()
+	s.wg.Done()
+}
+
+// shutdownConns stops every connection: reads fail at once, so a connection
+// idle or in the middle of receiving a request ends; one applying a commit
+// whose data has arrived finishes it and sends its reply first. After
+// ShutdownTimeout the rest are closed by force.
+func (s *Server) shutdownConns() {
+	s.softCancel()
+	s.mu.Lock()
+	for c := range s.conns {
+		c.stop()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return
+	case <-time.After(s.cfg.ShutdownTimeout):
+	}
+	s.hardStop()
+	s.mu.Lock()
+	n := len(s.conns)
+	for c := range s.conns {
+		c.nc.Close()
+	}
+	s.mu.Unlock()
+	s.log.Warn("shutdown timeout: closed connections by force", "connections", n)
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		s.log.Error("connections still running after forced close")
+	}
+}
+
+// InvalidateRemoved adds oids removed by a collection to every open
+// connection's invalid set (I2, G3). Wire it to engine Options.OnRemove.
+func (s *Server) InvalidateRemoved(oids []uint64) {
+	if len(oids) == 0 {
+		return
+	}
+	sorted := slices.Clone(oids)
+	slices.Sort(sorted)
+	s.invalidate(runsOf(sorted), nil)
+}
+
+// invalidate adds rs to the invalid set of every open connection except
+// skip. Connections whose set would exceed the cap are closed (I7).
+func (s *Server) invalidate(rs []run, skip *conn) {
+	if len(rs) == 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		if c == skip {
+			continue
+		}
+		c.addInvalid(rs)
+	}
+}
+
+// alloc hands n oids to c (A2–A6) and appends them to b.
+func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
+	if n == 0 {
+		return b, nil
+	}
+	s.allocMu.Lock()
+	defer s.allocMu.Unlock()
+	if c.unusedN+uint64(n) > uint64(s.cfg.MaxUnused) {
+		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, s.cfg.MaxUnused)
+	}
+	// A5 root release: ROOT_OID without a record and in nobody's unused set
+	// is handed out again, first.
+	if !s.rootStored && s.owners.owner(record.RootOID) == nil && s.allocCursorLocked() > 0 {
+		if s.rootExists() {
+			s.rootStored = true
+		} else {
+			b = record.AppendOID(b, record.RootOID)
+			s.owners.add(record.RootOID, record.RootOID+1, c)
+			c.unusedN++
+			n--
+		}
+	}
+	if n == 0 {
+		return b, nil
+	}
+	var first uint64
+	if s.st.ReadOnly() {
+		// §8: oids from memory, never persisted, never committable.
+		if !s.roInit {
+			s.roNext, s.roInit = s.st.AllocCursor(), true
+		}
+		if s.roNext == record.RootOID && s.rootExists() {
+			s.roNext++
+		}
+		first = s.roNext
+		s.roNext += uint64(n)
+	} else {
+		var err error
+		first, err = s.st.AllocOIDs(n)
+		if err != nil {
+			return b, fmt.Errorf("allocating %d oids: %w", n, err)
+		}
+		// ROOT_OID committed before anybody asked for oids (C31): never
+		// hand it out; the next oid of the run replaces it.
+		if first == record.RootOID && (s.rootStored || s.rootExists()) {
+			s.rootStored = true
+			if _, err := s.st.AllocOIDs(1); err != nil {
+				return b, fmt.Errorf("allocating 1 oid: %w", err)
+			}
+			first++
+		}
+	}
+	for o := first; o < first+uint64(n); o++ {
+		b = record.AppendOID(b, o)
+	}
+	s.owners.add(first, first+uint64(n), c)
+	c.unusedN += uint64(n)
+	return b, nil
+}
+
+// allocCursorLocked is the allocation cursor h (A4), counting oids handed
+// out from memory on a read-only storage.
+func (s *Server) allocCursorLocked() uint64 {
+	if s.roInit {
+		return s.roNext
+	}
+	return s.st.AllocCursor()
+}
+
+// rootExists reports whether ROOT_OID has a record.
+func (s *Server) rootExists() bool {
+	_, err := s.st.Load(record.RootOID)
+	return err == nil
+}
+
+// addrString formats a listener or peer address for logs; abstract unix
+// names are shown with '@' (D14).
+func addrString(a net.Addr) string {
+	if a == nil {
+		return "?"
+	}
+	str := a.String()
+	if a.Network() == "unix" || a.Network() == "unixpacket" {
+		b := []byte(str)
+		for i, ch := range b {
+			if ch == 0 {
+				b[i] = '@'
+			}
+		}
+		str = string(b)
+		if str == "" || str == "@" {
+			str = "unix"
+		}
+	}
+	return str
+}

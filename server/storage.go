@@ -1,0 +1,49 @@
+package server
+
+import (
+	"context"
+	"errors"
+)
+
+// Storage is what the server needs from the database. The engine satisfies it
+// through Engine; tests may use a fake.
+//
+// Load, AllocOIDs, AllocCursor, Pack and ReadOnly are called concurrently
+// from many connections. Commit is called by one connection at a time (the
+// holder of the commit token), after the server has checked rules 1–9 of
+// PROTOCOL.md §5.5.
+type Storage interface {
+	// Load returns the record stored under oid, or an error wrapping
+	// ErrNoRecord. The server does not keep or modify the slice.
+	Load(oid uint64) ([]byte, error)
+	// AllocOIDs hands out the contiguous run [first, first+n), durably
+	// reserved (A4). Not called on read-only storage.
+	AllocOIDs(n int) (first uint64, err error)
+	// AllocCursor returns h: every oid below h has been handed out or reserved.
+	AllocCursor() uint64
+	// Commit applies recs (full records, oid first) atomically: visible to
+	// Load when it returns, durable after Pending.Wait. A reference to an oid
+	// neither stored nor in recs fails with an error wrapping ErrDangling;
+	// any other error means the storage failed and nothing was applied.
+	Commit(ctx context.Context, recs [][]byte) (Pending, error)
+	// Pack starts a full collection in the background; false if one is
+	// running or the storage is read-only.
+	Pack() bool
+	// ReadOnly reports whether commits are refused.
+	ReadOnly() bool
+}
+
+// Pending is a commit that is applied but perhaps not yet durable.
+type Pending interface {
+	// Wait returns once the commit is durable (group commit).
+	Wait(ctx context.Context) error
+}
+
+// Errors a Storage wraps so the server can choose the reply byte.
+var (
+	// ErrNoRecord: Load found no record for the oid (reply K).
+	ErrNoRecord = errors.New("server: no record")
+	// ErrDangling: a committed record refers to an oid without a record
+	// (rule 10 of §5.5, reply I).
+	ErrDangling = errors.New("server: dangling reference")
+)

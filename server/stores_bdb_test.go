@@ -1,0 +1,5 @@
+//go:build bdb
+
+package server
+
+func bdbKinds() []storeKind { return []storeKind{engineKind("bdb")} }

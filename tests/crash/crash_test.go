@@ -1,0 +1,345 @@
+//go:build crash
+
+// Package crash is the kill -9 harness (FORMAT.md §4, PROTOCOL.md C37): a
+// real durusbdb server process serves 8 committing clients, is killed with
+// SIGKILL at a random moment, restarted, and every acknowledged commit must
+// be there with its exact bytes, every commit all-or-nothing. Run it with
+// scripts/crash.sh (CI: short) or by hand for longer:
+//
+//	go test -tags 'crash bdb' ./tests/crash -rounds 500 -v
+package crash
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/wire"
+)
+
+var (
+	rounds     = flag.Int("rounds", 50, "kill -9 rounds per backend")
+	clients    = flag.Int("clients", 8, "committing clients")
+	checkEvery = flag.Int("check-every", 10, "stop cleanly and run check + db_verify every N rounds")
+	tags       = flag.String("build-tags", os.Getenv("DURUSBDB_TAGS"), "build tags for the server binary")
+)
+
+func TestCrash(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "durusbdb")
+	build := exec.Command("go", "build", "-tags", *tags, "-o", bin, "github.com/durusbdb/durusbdb/cmd/durusbdb")
+	build.Stderr = os.Stderr
+	if err := build.Run(); err != nil {
+		t.Fatalf("build server: %v", err)
+	}
+	for _, b := range backend.Compiled() {
+		t.Run(b, func(t *testing.T) { runBackend(t, bin, b) })
+	}
+}
+
+// clientState is what one client has attempted and had acknowledged.
+type clientState struct {
+	head     uint64         // oid of the client's head object
+	xoid     map[int]uint64 // seq -> oid of the chain object X_seq
+	acked    int            // highest seq answered O
+	stored   int            // seq found in the database at the last verification
+	attempts int            // highest seq sent
+}
+
+func xdata(c, seq int) []byte {
+	// Deterministic, distinct bytes; sizes vary from 16 B to ~1.5 KB.
+	n := 16 + (c*7919+seq*104729)%1500
+	b := make([]byte, n)
+	s := uint64(c)<<32 | uint64(seq)
+	for i := range b {
+		s = s*6364136223846793005 + 1442695040888963407
+		b[i] = byte(s >> 56)
+	}
+	return b
+}
+
+func headData(seq int) []byte { return binary.BigEndian.AppendUint64([]byte("head"), uint64(seq)) }
+
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+}
+
+func start(t *testing.T, bin, dir, kind string, logf *os.File) *server {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind,
+		"--host", "127.0.0.1", "--port", port, "--gc-grace", "0s")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	s := &server{cmd: cmd, addr: addr, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		c, err := wire.Dial(addr, time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			t.Fatalf("server exited during start-up: %v (log %s)", err, logf.Name())
+		default:
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("server did not accept connections within 60 s (log %s)", logf.Name())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) kill(t *testing.T) {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-s.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("killed server did not exit")
+	}
+}
+
+func (s *server) quit(t *testing.T) {
+	c, err := wire.Dial(s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("server exit after Q: %v", err)
+		}
+	case <-time.After(15 * time.Second):
+		s.cmd.Process.Kill()
+		t.Fatal("server did not exit within 15 s of Q")
+	}
+}
+
+func runBackend(t *testing.T, bin, kind string) {
+	dir := t.TempDir()
+	logf, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+
+	// Set-up: root (oid 0) references every client's head.
+	srv := start(t, bin, dir, kind, logf)
+	c, err := wire.Dial(srv.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oids, err := c.NewOIDs(1 + *clients)
+	if err != nil || oids[0] != 0 {
+		t.Fatalf("first oids %v, %v", oids, err)
+	}
+	states := make([]*clientState, *clients)
+	recs := [][]byte{record.Build(0, []byte("root"), oids[1:]...)}
+	for i := range states {
+		states[i] = &clientState{head: oids[1+i], xoid: map[int]uint64{}}
+		recs = append(recs, record.Build(oids[1+i], headData(0)))
+	}
+	if _, st, err := c.Commit(recs); err != nil || st != 'O' {
+		t.Fatalf("set-up commit: %q %v", st, err)
+	}
+	c.Close()
+
+	var totalAcked, totalLost, totalApplied int
+	for round := 1; round <= *rounds; round++ {
+		var acked atomic.Int64
+		ctx, cancel := context.WithCancel(context.Background())
+		var wg sync.WaitGroup
+		for i, st := range states {
+			wg.Add(1)
+			go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
+		}
+		wg.Add(1)
+		go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
+		time.Sleep(time.Duration(50+rng.IntN(700)) * time.Millisecond)
+		srv.kill(t)
+		cancel()
+		wg.Wait()
+		totalAcked += int(acked.Load())
+
+		srv = start(t, bin, dir, kind, logf)
+		lost, applied := verify(t, srv.addr, states)
+		totalLost += lost
+		totalApplied += applied
+		if lost > 0 {
+			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logf.Name())
+		}
+		if round%*checkEvery == 0 || round == *rounds {
+			srv.quit(t)
+			offline(t, bin, dir, kind)
+			srv = start(t, bin, dir, kind, logf)
+		}
+	}
+	srv.quit(t)
+	t.Logf("%s: %d rounds, %d commits acknowledged, %d applied-unacknowledged found complete, %d lost",
+		kind, *rounds, totalAcked, totalApplied, totalLost)
+	fmt.Printf("CRASH %s rounds=%d acknowledged=%d lost=%d\n", kind, *rounds, totalAcked, totalLost)
+}
+
+// commitLoop commits X_seq (chained to X_seq-1) and the new head in one
+// transaction, plus now and then an unreferenced object for the collector.
+func commitLoop(ctx context.Context, addr string, ci int, st *clientState, acked *atomic.Int64) {
+	c, err := wire.Dial(addr, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	var pool []uint64
+	for ctx.Err() == nil {
+		if len(pool) < 2 {
+			more, err := c.NewOIDs(32)
+			if err != nil {
+				return
+			}
+			pool = append(pool, more...)
+		}
+		seq := st.attempts + 1
+		x := pool[0]
+		pool = pool[1:]
+		var refs []uint64
+		if prev, ok := st.xoid[seq-1]; ok {
+			refs = append(refs, prev)
+		}
+		st.xoid[seq] = x
+		st.attempts = seq
+		recs := [][]byte{record.Build(x, xdata(ci, seq), refs...), record.Build(st.head, headData(seq), x)}
+		if seq%5 == 0 {
+			g := pool[0]
+			pool = pool[1:]
+			recs = append(recs, record.Build(g, []byte("garbage")))
+		}
+		_, status, err := c.Commit(recs)
+		if err != nil {
+			return
+		}
+		if status != 'O' {
+			panic(fmt.Sprintf("client %d seq %d: status %q", ci, seq, status))
+		}
+		st.acked = seq
+		acked.Add(1)
+	}
+}
+
+// packLoop starts full collections, so kills also land during them.
+func packLoop(ctx context.Context, addr string) {
+	c, err := wire.Dial(addr, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for ctx.Err() == nil {
+		if c.Pack() != nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(150 * time.Millisecond):
+		}
+	}
+}
+
+// verify checks every client's head and chain after a restart; it returns
+// the number of acknowledged commits missing and of unacknowledged commits
+// found applied (complete).
+func verify(t *testing.T, addr string, states []*clientState) (lost, applied int) {
+	t.Helper()
+	c, err := wire.Dial(addr, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for ci, st := range states {
+		status, rec, err := c.Load(st.head)
+		if err != nil || status != 'O' {
+			t.Fatalf("client %d head oid %d: status %q err %v", ci, st.head, status, err)
+		}
+		r, err := record.ParseFor(st.head, rec)
+		if err != nil || len(r.Data) != 12 || !bytes.HasPrefix(r.Data, []byte("head")) {
+			t.Fatalf("client %d head record %x: %v", ci, rec, err)
+		}
+		seq := int(binary.BigEndian.Uint64(r.Data[4:]))
+		if seq > st.attempts {
+			t.Fatalf("client %d: stored seq %d was never sent (last sent %d)", ci, seq, st.attempts)
+		}
+		if seq < st.acked {
+			lost += st.acked - seq
+			t.Errorf("client %d: acknowledged seq %d, database has %d", ci, st.acked, seq)
+		}
+		if seq > st.acked {
+			applied += seq - st.acked
+		}
+		// Every chain object from the last verified point to seq, exact bytes.
+		for k := max(st.stored, 1); k <= seq; k++ {
+			oid := st.xoid[k]
+			status, rec, err := c.Load(oid)
+			var refs []uint64
+			if prev, ok := st.xoid[k-1]; ok {
+				refs = append(refs, prev)
+			}
+			if err != nil || status != 'O' || !bytes.Equal(rec, record.Build(oid, xdata(ci, k), refs...)) {
+				t.Fatalf("client %d seq %d oid %d: status %q err %v, record differs or missing", ci, k, oid, status, err)
+			}
+		}
+		// Commits after seq were not applied: forget them so oids/seqs restart cleanly.
+		for k := seq + 1; k <= st.attempts; k++ {
+			delete(st.xoid, k)
+		}
+		st.stored, st.acked, st.attempts = seq, seq, seq
+	}
+	return lost, applied
+}
+
+// offline runs `durusbdb check` and, for Berkeley DB, db_verify on every file.
+func offline(t *testing.T, bin, dir, kind string) {
+	t.Helper()
+	out, err := exec.Command(bin, "check", "--dir", dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("durusbdb check: %v\n%s", err, out)
+	}
+	if kind != backend.BDB {
+		return
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.db"))
+	if len(files) != 4 {
+		t.Fatalf("want 4 database files, found %v", files)
+	}
+	for _, f := range files {
+		out, err := exec.Command("db5.3_verify", "-h", dir, filepath.Base(f)).CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != "" {
+			t.Fatalf("db5.3_verify %s: %v\n%s", f, err, out)
+		}
+	}
+}

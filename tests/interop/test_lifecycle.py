@@ -1,0 +1,186 @@
+"""Server process life cycle: restart, kill -9, read-only, `durus -s --stop`,
+unix and abstract sockets, a fresh database's root (C2, C4, C15, C39, C40, C48)."""
+
+import os
+import stat
+import subprocess
+import sys
+import time
+
+import pytest
+
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.error import ProtocolError
+from durus.persistent import Persistent
+from durus.persistent_dict import PersistentDict
+from durus.utils import int8_to_str
+
+import durus_server
+from interop_util import TARGET_DURUS, differs, poll
+
+
+class Thing(Persistent):
+    def __init__(self, value=None):
+        self.value = value
+
+
+def fill(srv, clients, n=100):
+    connection = clients(srv)
+    root = connection.get_root()
+    root["things"] = [Thing(i) for i in range(n)]
+    root["text"] = "\u00e9t\u00e9"
+    connection.commit()
+    storage = connection.get_storage()
+    oids = [int8_to_str(0)] + [t._p_oid for t in root["things"]]
+    records = {oid: storage.load(oid) for oid in oids}
+    storage.close()
+    return records
+
+
+def check(srv, records):
+    storage = ClientStorage(**srv.client_kwargs())
+    try:
+        for oid, record in records.items():
+            assert storage.load(oid) == record
+        connection = Connection(storage)
+        root = connection.get_root()
+        assert [t.value for t in root["things"]] == list(range(len(root["things"])))
+        assert root["text"] == "\u00e9t\u00e9"
+    finally:
+        storage.close()
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_fresh_database_root(fresh_server, clients, transport):
+    """C40: on a fresh database Connection creates a PersistentDict root at oid 0."""
+    srv = fresh_server(transport=transport)
+    connection = clients(srv)
+    root = connection.get_root()
+    assert isinstance(root, PersistentDict)
+    assert root._p_oid == int8_to_str(0)
+    storage = clients.storage(srv)
+    storage.load(int8_to_str(0))
+    # C9: the first oids of a fresh database after the root are 1, 2, ...
+    assert connection.get_storage().new_oid() == int8_to_str(1)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_data_survives_restart(fresh_server, clients, transport):
+    srv = fresh_server(transport=transport)
+    records = fill(srv, clients)
+    status = srv.stop()
+    assert status == 0, srv.log_tail()
+    srv.start()
+    check(srv, records)
+    # And once more, after more commits.
+    connection = clients(srv)
+    connection.get_root()["after"] = Thing("after restart")
+    connection.commit()
+    assert srv.stop() == 0, srv.log_tail()
+    srv.start()
+    assert clients(srv).get_root()["after"].value == "after restart"
+
+
+def test_data_survives_kill9(fresh_server, clients):
+    """C37 (small): acknowledged commits survive kill -9 and restart."""
+    srv = fresh_server()
+    records = fill(srv, clients)
+    srv.kill()
+    srv.start()
+    check(srv, records)
+
+
+def test_sigterm_stops_cleanly(fresh_server, clients):
+    srv = fresh_server()
+    records = fill(srv, clients)
+    status = srv.terminate()
+    assert status is not None, "server did not exit within 10 s of SIGTERM"
+    srv.start()
+    check(srv, records)
+
+
+@pytest.mark.parametrize("transport", ["tcp", "unix"])
+def test_durus_stop_command(fresh_server, clients, transport):
+    """C15: `durus -s --stop` (Durus 4.3's own command) stops the server."""
+    srv = fresh_server(transport=transport)
+    records = fill(srv, clients)
+    done = subprocess.run(srv.stop_command(), stdin=subprocess.DEVNULL,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=30)
+    assert done.returncode == 0, done.stdout
+    assert poll(lambda: not durus_server.connectable(srv.address, 0.5), timeout=1.0), \
+        "address still accepting after --stop"
+    try:
+        status = srv.proc.wait(10)
+    except subprocess.TimeoutExpired:
+        pytest.fail("server still running 10 s after durus -s --stop")
+    assert status == 0, srv.log_tail()
+    if transport == "unix":
+        assert not os.path.exists(srv.address), "socket file left behind"
+    srv.start()
+    check(srv, records)
+
+
+@differs(TARGET_DURUS, "C2: durusbdb creates its unix socket with mode 0600; "
+                       "the reference leaves the mode to the umask")
+def test_unix_socket_mode(fresh_server):
+    old = os.umask(0o022)
+    try:
+        srv = fresh_server(transport="unix")
+    finally:
+        os.umask(old)
+    mode = stat.S_IMODE(os.stat(srv.address).st_mode)
+    assert mode & 0o077 == 0, oct(mode)
+
+
+@differs(TARGET_DURUS, "C4/D15: `durus -s --address=@name` fails in Durus 4.3")
+def test_abstract_socket(fresh_server, clients):
+    srv = fresh_server(transport="abstract")
+    connection = clients(srv)
+    connection.get_root()["x"] = 1
+    connection.commit()
+    assert clients(srv).get_root()["x"] == 1
+
+
+@differs(TARGET_DURUS, "D4: Durus 4.3's read-only server crashes at the first commit")
+def test_readonly_server(fresh_server, clients):
+    """C48: loads work on a read-only server; a commit raises ProtocolError."""
+    srv = fresh_server()
+    records = fill(srv, clients)
+    assert srv.stop() == 0, srv.log_tail()
+    srv.readonly = True
+    srv.start()
+    check(srv, records)
+
+    connection = clients(srv)
+    root = connection.get_root()
+    root["new"] = Thing("not stored")
+    with pytest.raises(ProtocolError):
+        connection.commit()
+    # PROTOCOL.md 4.1: after E the application aborts; the connection stays usable.
+    connection.abort()
+    assert "new" not in connection.get_root()
+    storage = connection.get_storage()
+    for oid, record in records.items():
+        assert storage.load(oid) == record
+    # P answers O and does nothing (C48).
+    connection.pack()
+    # Nothing changed, for a new client too; the server is still up.
+    assert srv.running()
+    check(srv, records)
+
+
+@differs(TARGET_DURUS, "A5/D11: the reference keeps oid 0 allocated until restart "
+                       "when the first client disconnects before committing the root")
+def test_root_released_after_disconnect(fresh_server, clients):
+    """C39: a first client takes oids 0..31 and leaves; the next one creates the root."""
+    srv = fresh_server()
+    first = ClientStorage(**srv.client_kwargs())
+    assert first.new_oid() == int8_to_str(0)
+    first.close()
+    time.sleep(0.3)             # let the server see the disconnect
+    connection = clients(srv)   # Connection asserts its first new oid is ROOT_OID
+    root = connection.get_root()
+    assert root._p_oid == int8_to_str(0)
+    root["ok"] = True
+    connection.commit()

@@ -1,0 +1,428 @@
+"""berkeleydb_storage.BerkeleyDBStorage: the original package's local usage on
+Python 3 over a private durusbdb server (python/ in this repository).
+
+Against durusbdb (default) the shim runs the real binary (DURUSBDB_BIN).
+With DURUSBDB_TARGET=durus it runs fake_durusbdb.py, a stand-in built on
+Durus 4.3's own server, so that the shim's process handling is checked
+against the reference too.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import tracemalloc
+
+import pytest
+
+import durus_server
+from interop_util import TARGET_DURUS, differs, is_target, poll
+
+berkeleydb_storage = pytest.importorskip(
+    "berkeleydb_storage", reason="install the shim first: pip install -e python/")
+
+from berkeleydb_storage import (  # noqa: E402
+    BerkeleyDBStorage, BinaryNotFoundError, MigrationError)
+from durus.btree import BTree  # noqa: E402
+from durus.connection import Connection  # noqa: E402
+from durus.error import ProtocolError  # noqa: E402
+from durus.file_storage import FileStorage  # noqa: E402
+from durus.persistent import Persistent  # noqa: E402
+from durus.persistent_dict import PersistentDict  # noqa: E402
+from durus.persistent_list import PersistentList  # noqa: E402
+from durus.serialize import pack_record  # noqa: E402
+from durus.utils import int8_to_str  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class Item(Persistent):
+    def __init__(self, value=None):
+        self.value = value
+
+
+@pytest.fixture(scope="module")
+def shim_bin(tmp_path_factory):
+    """The binary the shim runs: durusbdb, or the Durus-based stand-in."""
+    if durus_server.external_address():
+        pytest.skip("the shim starts its own server (external server given)")
+    if is_target(TARGET_DURUS):
+        wrapper = tmp_path_factory.mktemp("fakebin") / "durusbdb"
+        wrapper.write_text("#!/bin/sh\nexec %s %s \"$@\"\n" % (
+            sys.executable, os.path.join(HERE, "fake_durusbdb.py")))
+        wrapper.chmod(0o755)
+        return str(wrapper)
+    binary = durus_server.durusbdb_bin()
+    if not os.path.exists(binary):
+        pytest.fail("durusbdb binary not found at %s" % binary)
+    return binary
+
+
+@pytest.fixture
+def env_bin(shim_bin, monkeypatch):
+    monkeypatch.setenv("DURUSBDB_BIN", shim_bin)
+    return shim_bin
+
+
+@pytest.fixture
+def dbdir(tmp_path):
+    d = tmp_path / "db"
+    d.mkdir()
+    return str(d)
+
+
+def pid_gone(pid):
+    """True if pid no longer runs (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True
+
+
+def run_python(code, cwd, env_bin, timeout=120):
+    env = dict(os.environ, DURUSBDB_BIN=env_bin)
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], cwd=cwd, env=env,
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE, timeout=timeout)
+
+
+TEST3 = """
+    from durus.btree import BTree
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+
+    connection = Connection(BerkeleyDBStorage("db"))
+
+    root=connection.get_root()
+    root[0]=BTree()
+    connection.commit()
+
+    for i in range(65536) :
+      root[0][i]=0
+    connection.commit()
+
+    for i in range(0,65536,2) :
+      del root[0][i]
+    connection.commit()
+
+    print(len(root[0]))
+"""
+
+REOPEN = """
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+    connection = Connection(BerkeleyDBStorage("db"))
+    tree = connection.get_root()[0]
+    assert list(tree.keys()) == list(range(1, 65536, 2))
+    print(len(tree))
+"""
+
+
+def test_test3_local(tmp_path, shim_bin):
+    """The seed's test3.py, ported to Python 3 (print(), range), unchanged otherwise."""
+    (tmp_path / "db").mkdir()
+    done = run_python(TEST3, str(tmp_path), shim_bin)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "32768"
+    # Reopen in a new process: the data is there.
+    done = run_python(REOPEN, str(tmp_path), shim_bin)
+    assert done.returncode == 0, done.stderr.decode()
+    assert done.stdout.decode().strip() == "32768"
+
+
+def test_reopen_in_process(dbdir, env_bin):
+    storage = BerkeleyDBStorage(dbdir)
+    connection = Connection(storage)
+    root = connection.get_root()
+    root["d"] = PersistentDict(text="\u00e9t\u00e9", data=b"\x00\xff")
+    root["l"] = PersistentList(Item(i) for i in range(100))
+    connection.commit()
+    pid = storage.server_pid
+    storage.close()
+    assert pid_gone(pid)
+
+    storage = BerkeleyDBStorage(dbdir)
+    try:
+        assert storage.server_pid != pid
+        root = Connection(storage).get_root()
+        assert root["d"]["text"] == "\u00e9t\u00e9"
+        assert root["d"]["data"] == b"\x00\xff"
+        assert [i.value for i in root["l"]] == list(range(100))
+    finally:
+        storage.close()
+
+
+def test_path_must_be_existing_directory(tmp_path, env_bin):
+    with pytest.raises(FileNotFoundError) as info:
+        BerkeleyDBStorage(str(tmp_path / "missing"))
+    assert "existing directory" in str(info.value)
+    afile = tmp_path / "file"
+    afile.write_text("x")
+    with pytest.raises(NotADirectoryError):
+        BerkeleyDBStorage(str(afile))
+
+
+def test_unknown_option(dbdir, env_bin):
+    with pytest.raises(TypeError) as info:
+        BerkeleyDBStorage(dbdir, no_such_option=1)
+    assert "no_such_option" in str(info.value)
+    with pytest.raises(ValueError):
+        BerkeleyDBStorage(dbdir, durability="sometimes")
+    with pytest.raises(TypeError):
+        BerkeleyDBStorage(dbdir, cache_size="big")
+
+
+def test_options_map_to_serve_flags():
+    flags = berkeleydb_storage._serve_flags(dict(
+        durability="nosync", cache_size=128 << 20, gc_grace=0.5, validate_garbage=True,
+        type="hash", gcbytes=1000))
+    assert flags == ["--cache-size=134217728", "--durability=nosync", "--gc-grace=0.5s",
+                     "--gcbytes=1000", "--access=hash", "--validate-garbage"]
+    assert berkeleydb_storage._serve_flags(dict(validate_garbage=False)) == []
+
+
+def test_binary_not_found(dbdir, monkeypatch):
+    monkeypatch.setenv("DURUSBDB_BIN", os.path.join(dbdir, "no-such-durusbdb"))
+    with pytest.raises(BinaryNotFoundError) as info:
+        BerkeleyDBStorage(dbdir)
+    assert isinstance(info.value, FileNotFoundError)
+    assert "DURUSBDB_BIN" in str(info.value)
+    monkeypatch.delenv("DURUSBDB_BIN")
+    monkeypatch.setenv("PATH", dbdir)
+    with pytest.raises(BinaryNotFoundError):
+        BerkeleyDBStorage(dbdir)
+
+
+def test_one_server_per_directory_in_process(dbdir, env_bin):
+    a = BerkeleyDBStorage(dbdir)
+    b = BerkeleyDBStorage(dbdir)
+    try:
+        assert a.server_pid == b.server_pid
+        ca, cb = Connection(a), Connection(b)
+        ca.get_root()["x"] = 1
+        ca.commit()
+        cb.abort()
+        assert cb.get_root()["x"] == 1
+        pid = a.server_pid
+        a.close()
+        a.close()                      # twice is fine
+        assert not pid_gone(pid)       # b still uses it
+        cb.get_root()["y"] = 2
+        cb.commit()
+    finally:
+        a.close()
+        b.close()
+    assert pid_gone(pid)
+
+
+def test_server_gone_after_close(dbdir, env_bin):
+    storage = BerkeleyDBStorage(dbdir)
+    pid = storage.server_pid
+    assert not pid_gone(pid)
+    Connection(storage).get_root()
+    storage.close()
+    assert pid_gone(pid)
+    # No socket file left behind.
+    assert not os.path.exists(os.path.join(dbdir, "durusbdb.sock"))
+
+
+CHILD = """
+    import os, signal, sys, time
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+    storage = BerkeleyDBStorage("db")
+    connection = Connection(storage)
+    connection.get_root()["pid"] = os.getpid()
+    connection.commit()
+    print(storage.server_pid, flush=True)
+    how = sys.argv[1]
+    if how == "exit":
+        sys.exit(0)
+    if how == "_exit":
+        os._exit(3)
+    time.sleep(60)       # waits for SIGTERM / SIGKILL
+"""
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm", "_exit", "sigkill"])
+def test_server_gone_after_process_ends(tmp_path, shim_bin, how):
+    (tmp_path / "db").mkdir()
+    env = dict(os.environ, DURUSBDB_BIN=shim_bin)
+    child = subprocess.Popen([sys.executable, "-c", textwrap.dedent(CHILD), how],
+                             cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = child.stdout.readline().decode().strip()
+        assert line.isdigit(), child.stderr.read().decode() if child.poll() is not None else line
+        server_pid = int(line)
+        assert not pid_gone(server_pid)
+        if how == "sigterm":
+            child.send_signal(signal.SIGTERM)
+        elif how == "sigkill":
+            child.kill()
+        child.wait(30)
+        assert poll(lambda: pid_gone(server_pid), timeout=10.0), \
+            "server %d still running 10 s after its parent ended (%s)" % (server_pid, how)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.wait()
+    # The data committed before is there for the next user.
+    storage = BerkeleyDBStorage(str(tmp_path / "db"), binary=shim_bin)
+    try:
+        assert Connection(storage).get_root()["pid"] == child.pid
+    finally:
+        storage.close()
+
+
+def make_filestorage(path):
+    """A Durus 4.3 FileStorage with several transactions, superseded versions and a pack."""
+    storage = FileStorage(path)
+    connection = Connection(storage)
+    root = connection.get_root()
+    root["tree"] = BTree()
+    for i in range(2000):
+        root["tree"][i] = Item(i)
+    root["text"] = "\u65e5\u672c\u8a9e"
+    root["blob"] = os.urandom(100000)
+    connection.commit()
+    for i in range(0, 2000, 3):
+        root["tree"][i].value = -i
+    root["gone"] = Item("soon unreachable")
+    connection.commit()
+    del root["gone"]
+    connection.commit()
+    connection.pack()
+    root["after_pack"] = PersistentList([Item("x")])
+    connection.commit()
+    storage.close()
+
+
+def test_migrate_from_filestorage(tmp_path, dbdir, env_bin):
+    src = str(tmp_path / "source.durus")
+    make_filestorage(src)
+    source = FileStorage(src, readonly=True)
+    expected = dict(source.gen_oid_record())
+    assert len(expected) > 2000
+
+    destination = BerkeleyDBStorage(dbdir)
+    try:
+        count = destination.migrate(FileStorage(src, readonly=True).gen_oid_record())
+        assert count == len(expected)
+        for oid, record in expected.items():
+            assert destination.load(oid) == record
+        # And through a Connection.
+        root = Connection(destination).get_root()
+        assert len(root["tree"]) == 2000
+        assert root["tree"][3].value == -3 and root["tree"][4].value == 4
+        assert root["text"] == "\u65e5\u672c\u8a9e"
+        assert root["after_pack"][0].value == "x"
+        assert "gone" not in root
+    finally:
+        destination.close()
+    source.close()
+
+    # Still all there after a restart of the private server.
+    again = BerkeleyDBStorage(dbdir)
+    try:
+        for oid, record in expected.items():
+            assert again.load(oid) == record
+    finally:
+        again.close()
+
+
+def _synthetic(n, size):
+    """Root (oid 0) referencing n records of size bytes; records only, no pairs."""
+    refs = b"".join(int8_to_str(i) for i in range(1, n + 1))
+    yield pack_record(int8_to_str(0), b"root", refs)
+    for i in range(1, n + 1):
+        body = (b"%08d" % i) * (size // 8)
+        yield pack_record(int8_to_str(i), body, b"")
+
+
+def test_migrate_streams_records(dbdir, env_bin):
+    """Plain records (not pairs), 400 x 64 KiB: the shim holds only one at a time."""
+    n, size = 400, 64 * 1024
+    destination = BerkeleyDBStorage(dbdir)
+    try:
+        tracemalloc.start()
+        try:
+            count = destination.migrate(_synthetic(n, size))
+            peak = tracemalloc.get_traced_memory()[1]
+        finally:
+            tracemalloc.stop()
+        assert count == n + 1
+        assert peak < 8 * 1024 * 1024, "migrate() held %d bytes" % peak
+        for record in _synthetic(n, size):
+            assert destination.load(record[:8]) == record
+    finally:
+        destination.close()
+
+
+def test_migrate_failure_reports_tool_message(dbdir, env_bin):
+    destination = BerkeleyDBStorage(dbdir)
+    try:
+        bad = [pack_record(int8_to_str(0), b"root", b""), b"short"]
+        with pytest.raises(MigrationError) as info:
+            destination.migrate(bad)
+        assert "durusbdb migrate failed" in str(info.value)
+        message = str(info.value).split(":", 1)[1].strip()
+        assert message and message != "(no message)"
+        # The storage is usable again afterwards (the server was restarted).
+        Connection(destination).get_root()
+    finally:
+        destination.close()
+
+
+def test_migrate_rejects_mismatched_pair(dbdir, env_bin):
+    destination = BerkeleyDBStorage(dbdir)
+    try:
+        record = pack_record(int8_to_str(0), b"root", b"")
+        with pytest.raises(ValueError):
+            destination.migrate([(int8_to_str(5), record)])
+        Connection(destination).get_root()
+    finally:
+        destination.close()
+
+
+def _write_kept(dbdir):
+    storage = BerkeleyDBStorage(dbdir)
+    connection = Connection(storage)
+    connection.get_root()["kept"] = Item("kept")
+    connection.commit()
+    storage.close()
+
+
+def test_readonly_loads(dbdir, env_bin):
+    _write_kept(dbdir)
+    ro = BerkeleyDBStorage(dbdir, readonly=True)
+    try:
+        assert Connection(ro).get_root()["kept"].value == "kept"
+    finally:
+        ro.close()
+
+
+@differs(TARGET_DURUS, "D4: Durus 4.3's read-only server crashes at the first commit")
+def test_readonly_commit_refused(dbdir, env_bin):
+    _write_kept(dbdir)
+    ro = BerkeleyDBStorage(dbdir, readonly=True)
+    try:
+        connection = Connection(ro)
+        root = connection.get_root()
+        root["new"] = 1
+        with pytest.raises(ProtocolError):
+            connection.commit()
+        connection.abort()
+        assert connection.get_root()["kept"].value == "kept"
+        assert "new" not in connection.get_root()
+    finally:
+        ro.close()

@@ -1,0 +1,155 @@
+package txn
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+func TestGroupSingleWaiter(t *testing.T) {
+	var n atomic.Int32
+	g := NewGroup(func() error { n.Add(1); return nil })
+	if err := g.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if n.Load() != 1 || g.Flushes() != 1 || g.Waits() != 1 {
+		t.Fatalf("flush calls %d, Flushes %d, Waits %d; want 1,1,1", n.Load(), g.Flushes(), g.Waits())
+	}
+}
+
+// TestGroupCoalesces: waiters arriving while a flush runs are all covered by
+// one following flush, not one each.
+func TestGroupCoalesces(t *testing.T) {
+	started := make(chan struct{}, 10)
+	release := make(chan struct{})
+	var calls atomic.Int32
+	g := NewGroup(func() error {
+		calls.Add(1)
+		started <- struct{}{}
+		<-release
+		return nil
+	})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); g.Wait(context.Background()) }()
+	<-started // first flush running
+	const n = 20
+	var done atomic.Int32
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := g.Wait(context.Background()); err != nil {
+				t.Error(err)
+			}
+			done.Add(1)
+		}()
+	}
+	// Wait until all n have joined the next batch.
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Waits() < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("waiters did not join")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if done.Load() != 0 {
+		t.Fatal("a waiter that arrived during a flush returned before the next flush")
+	}
+	release <- struct{}{} // end first flush
+	<-started             // second flush starts, covering all n
+	if done.Load() != 0 {
+		t.Fatal("waiter returned before its flush ended")
+	}
+	close(release)
+	wg.Wait()
+	if c := calls.Load(); c != 2 {
+		t.Fatalf("flush called %d times, want 2", c)
+	}
+}
+
+// TestGroupErrorPropagates: every waiter of a group gets that group's error,
+// and the next group starts clean.
+func TestGroupErrorPropagates(t *testing.T) {
+	boom := errors.New("disk on fire")
+	var fail atomic.Bool
+	fail.Store(true)
+	gate := make(chan struct{})
+	g := NewGroup(func() error {
+		<-gate
+		if fail.Load() {
+			return boom
+		}
+		return nil
+	})
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i] = g.Wait(context.Background()) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Waits() < uint64(len(errs)) {
+		if time.Now().After(deadline) {
+			t.Fatal("waiters did not join")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate)
+	wg.Wait()
+	bad := 0
+	for _, err := range errs {
+		if errors.Is(err, boom) {
+			bad++
+		} else if err != nil {
+			t.Fatalf("unexpected error %v", err)
+		}
+	}
+	// The first flush may have started with only some waiters; those all fail.
+	if bad == 0 {
+		t.Fatal("no waiter saw the flush error")
+	}
+	fail.Store(false)
+	if err := g.Wait(context.Background()); err != nil {
+		t.Fatalf("after a failed flush, a new group got %v", err)
+	}
+}
+
+func TestGroupContextCancel(t *testing.T) {
+	gate := make(chan struct{})
+	g := NewGroup(func() error { <-gate; return nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := g.Wait(ctx); !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %v, want context.Canceled", err)
+	}
+	close(gate)
+	if err := g.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestGroupConcurrent(t *testing.T) {
+	var calls atomic.Int32
+	g := NewGroup(func() error { calls.Add(1); time.Sleep(200 * time.Microsecond); return nil })
+	var wg sync.WaitGroup
+	for i := 0; i < 50; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := 0; j < 20; j++ {
+				if err := g.Wait(context.Background()); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if c := calls.Load(); c <= 0 || c > 1000 {
+		t.Fatalf("flush calls %d", c)
+	}
+	t.Logf("1000 waits, %d flushes", calls.Load())
+}

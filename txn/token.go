@@ -1,0 +1,254 @@
+package txn
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// DefaultLease is the commit lease of PROTOCOL.md §9: how long a holder may
+// keep the token while another connection waits for it.
+const DefaultLease = 5 * time.Second
+
+// Token is the commit token of PROTOCOL.md §5.4. At most one Hold is live at
+// a time; waiters are granted the token in arrival order (FIFO). A holder
+// that keeps the token longer than the lease while somebody waits has its
+// Hold revoked and the token passes on, unless the holder has pinned the Hold
+// (it is applying its transaction; applying is short and never waits for the
+// client).
+//
+// The Token also keeps the commit sequence number: Done(true) increases it,
+// so a holder whose Hold was revoked can tell, by comparing Seq with the value
+// its first Hold was granted at, whether any commit was applied meanwhile
+// (rule 9 of §5.5).
+//
+// A Token is safe for concurrent use. The zero value is not usable; call
+// NewToken.
+type Token struct {
+	lease time.Duration
+
+	mu      sync.Mutex
+	holder  *Hold   // current holder, nil when free
+	waiters []*Hold // FIFO of holds not yet granted
+	seq     uint64  // applied commits
+	timer   *time.Timer
+	revokes uint64 // number of revocations (for tests and stats)
+}
+
+// holdState is the life cycle of a Hold.
+type holdState uint8
+
+const (
+	holdWaiting  holdState = iota // queued, not granted
+	holdHeld                      // granted, revocable
+	holdPinned                    // granted, applying: not revocable
+	holdRevoked                   // taken away by the lease
+	holdReleased                  // given back, or abandoned while waiting
+)
+
+// Hold is one grant of the Token to one caller. Its methods may be called
+// from the holder's goroutine while the Token revokes it from another.
+type Hold struct {
+	t       *Token
+	state   holdState // guarded by t.mu
+	granted chan struct{}
+	since   time.Time // when granted
+	seq     uint64    // Token's sequence number when granted
+}
+
+// NewToken returns a free token with the given lease; lease <= 0 means
+// DefaultLease.
+func NewToken(lease time.Duration) *Token {
+	if lease <= 0 {
+		lease = DefaultLease
+	}
+	return &Token{lease: lease}
+}
+
+// Lease returns the token's lease.
+func (t *Token) Lease() time.Duration { return t.lease }
+
+// Seq returns the number of transactions applied under the token so far
+// (calls of Hold.Done(true)).
+func (t *Token) Seq() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.seq
+}
+
+// Revocations returns how many holds the lease has revoked so far.
+func (t *Token) Revocations() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.revokes
+}
+
+// Waiting returns the number of callers queued for the token.
+func (t *Token) Waiting() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.waiters)
+}
+
+// Acquire waits for the token in FIFO order and returns the granted Hold.
+// If ctx ends first it returns ctx's error and leaves the queue. The caller
+// must end the Hold with Release or Done.
+func (t *Token) Acquire(ctx context.Context) (*Hold, error) {
+	h := &Hold{t: t}
+	t.mu.Lock()
+	if t.holder == nil && len(t.waiters) == 0 {
+		t.grantLocked(h)
+		t.mu.Unlock()
+		return h, nil
+	}
+	h.granted = make(chan struct{})
+	t.waiters = append(t.waiters, h)
+	t.armLocked()
+	t.mu.Unlock()
+
+	select {
+	case <-h.granted:
+		return h, nil
+	case <-ctx.Done():
+	}
+	t.mu.Lock()
+	switch h.state {
+	case holdWaiting:
+		for i, w := range t.waiters {
+			if w == h {
+				t.waiters = append(t.waiters[:i], t.waiters[i+1:]...)
+				break
+			}
+		}
+		h.state = holdReleased
+		t.armLocked()
+		t.mu.Unlock()
+	default:
+		// Granted meanwhile: give it back.
+		t.mu.Unlock()
+		h.Release()
+	}
+	return nil, ctx.Err()
+}
+
+// grantLocked makes h the holder. t.mu is held.
+func (t *Token) grantLocked(h *Hold) {
+	h.state = holdHeld
+	h.since = time.Now()
+	h.seq = t.seq
+	t.holder = h
+	if h.granted != nil {
+		close(h.granted)
+	}
+	t.armLocked()
+}
+
+// passLocked gives the token to the first waiter, if any. t.mu is held and
+// t.holder is nil.
+func (t *Token) passLocked() {
+	if len(t.waiters) == 0 {
+		t.armLocked()
+		return
+	}
+	next := t.waiters[0]
+	t.waiters[0] = nil
+	t.waiters = t.waiters[1:]
+	if len(t.waiters) == 0 {
+		t.waiters = nil
+	}
+	t.grantLocked(next)
+}
+
+// armLocked (re)schedules the lease timer when a revocable holder exists
+// and somebody waits, and stops it otherwise. t.mu is held.
+func (t *Token) armLocked() {
+	h := t.holder
+	if h == nil || h.state != holdHeld || len(t.waiters) == 0 {
+		if t.timer != nil {
+			t.timer.Stop()
+		}
+		return
+	}
+	d := time.Until(h.since.Add(t.lease))
+	if d < 0 {
+		d = 0
+	}
+	if t.timer == nil {
+		t.timer = time.AfterFunc(d, t.expire)
+	} else {
+		t.timer.Reset(d)
+	}
+}
+
+// expire runs on the lease timer: it revokes an overdue revocable holder
+// when somebody waits.
+func (t *Token) expire() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	h := t.holder
+	if h == nil || h.state != holdHeld || len(t.waiters) == 0 {
+		return
+	}
+	if time.Since(h.since) < t.lease {
+		t.armLocked()
+		return
+	}
+	h.state = holdRevoked
+	t.holder = nil
+	t.revokes++
+	t.passLocked()
+}
+
+// Seq returns the Token's sequence number at the moment h was granted.
+func (h *Hold) Seq() uint64 { return h.seq }
+
+// Revoked reports whether the lease has taken the token away from h.
+func (h *Hold) Revoked() bool {
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	return h.state == holdRevoked
+}
+
+// Pin makes h irrevocable while its holder applies a transaction. It
+// returns false if h was revoked (or already ended); the caller then holds
+// nothing and must Acquire again.
+func (h *Hold) Pin() bool {
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	switch h.state {
+	case holdHeld:
+		h.state = holdPinned
+		h.t.armLocked()
+		return true
+	case holdPinned:
+		return true
+	}
+	return false
+}
+
+// Done ends h. If applied is true the Token's sequence number increases
+// (only a pinned hold may apply). The token passes to the next waiter.
+// Done on a revoked or ended hold does nothing; applied is then ignored.
+func (h *Hold) Done(applied bool) {
+	t := h.t
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	switch h.state {
+	case holdHeld, holdPinned:
+	default:
+		return
+	}
+	if applied {
+		if h.state != holdPinned {
+			panic("txn: Hold.Done(true) on a hold that is not pinned")
+		}
+		t.seq++
+	}
+	h.state = holdReleased
+	t.holder = nil
+	t.passLocked()
+}
+
+// Release ends h without applying anything. It is safe to call more than
+// once and after revocation.
+func (h *Hold) Release() { h.Done(false) }
