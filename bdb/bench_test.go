@@ -4,52 +4,74 @@ package bdb_test
 
 import (
 	"context"
-	"encoding/binary"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 )
 
-// Benchmark parameters, mirrored by bench/libdb/bench.c: 8-byte big-endian
-// keys, 512-byte values, objects.db as a 16 KiB-page btree in an
-// environment opened with FORMAT.md's flags and a 64 MiB cache.
-const (
-	benchValue   = 512
-	benchPreload = 20000
-)
+// BenchmarkKV runs the project's shared benchmark shapes (kv/kvtest) on
+// the Store.
+func BenchmarkKV(b *testing.B) { kvtest.RunBenchmarks(b, openStore) }
 
-func benchEnv(b *testing.B) (*bdb.Env, *bdb.DB) {
-	b.Helper()
-	e, err := bdb.OpenEnv(b.TempDir(), bdb.EnvOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	d, err := e.OpenDB("objects.db", bdb.DBOptions{Create: true, PageSize: 16384})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { e.Close() })
-	return e, d
+// The benchmarks below are the same shapes (kvtest.BenchValue records of
+// 100 bytes, 8-byte big-endian keys, objects.db a 16 KiB-page btree, 64 MiB
+// cache, 100,000 preloaded records for GetWarm and Scan100k) with one more
+// metric, the CPU time per op, for bench/libdb/run.sh, which compares them
+// with bench/libdb/bench.c doing the same through libdb directly.
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-func benchPut(b *testing.B, d kv.Durability, perTxn int) {
-	e, db := benchEnv(b)
-	val := make([]byte, benchValue)
-	var key [8]byte
-	b.SetBytes(benchValue)
+// startCPU resets the timer and returns a func that stops it and reports
+// the CPU time per op of every thread (libdb, cgo, Go GC) as "cpu-ns/op",
+// which other load on the machine disturbs less than wall time.
+func startCPU(b *testing.B) func() {
 	b.ResetTimer()
-	for i := 0; i < b.N; {
-		tx, err := e.Begin(bdb.TxnOptions{})
+	t0 := cpuTime()
+	return func() {
+		b.StopTimer()
+		b.ReportMetric(float64(cpuTime()-t0)/float64(b.N), "cpu-ns/op")
+	}
+}
+
+// benchStore opens a store with kvtest's buckets and the default cache.
+func benchStore(b *testing.B) *bdb.Store {
+	b.Helper()
+	o := kvtest.Options(b.TempDir())
+	o.CacheSize = 0
+	s, err := bdb.OpenStore(o)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	return s
+}
+
+func benchPut(b *testing.B, perTxn int, d kv.Durability) {
+	s := benchStore(b)
+	ctx := context.Background()
+	var kb [8]byte
+	vb := make([]byte, 0, kvtest.BenchValueSize)
+	seq := uint64(0)
+	defer startCPU(b)()
+	for i := 0; i < b.N; i++ {
+		tx, err := s.Begin(ctx, true)
 		if err != nil {
 			b.Fatal(err)
 		}
-		for j := 0; j < perTxn && i < b.N; j, i = j+1, i+1 {
-			binary.BigEndian.PutUint64(key[:], uint64(i))
-			if err := db.Put(tx, key[:], val); err != nil {
+		for j := 0; j < perTxn; j++ {
+			if err := tx.Put(kvtest.Objects, kvtest.BenchKey(seq, kb[:]), kvtest.BenchValue(seq, vb)); err != nil {
 				b.Fatal(err)
 			}
+			seq++
 		}
 		if err := tx.Commit(d); err != nil {
 			b.Fatal(err)
@@ -57,118 +79,109 @@ func benchPut(b *testing.B, d kv.Durability, perTxn int) {
 	}
 }
 
-// BenchmarkPutSync: one put per transaction, committed with DB_TXN_SYNC.
-func BenchmarkPutSync(b *testing.B) { benchPut(b, kv.Sync, 1) }
+// BenchmarkPutSync: one record per transaction, committed with kv.Sync.
+func BenchmarkPutSync(b *testing.B) { benchPut(b, 1, kv.Sync) }
 
-// BenchmarkPutNoSync: one put per transaction, DB_TXN_NOSYNC.
-func BenchmarkPutNoSync(b *testing.B) { benchPut(b, kv.NoSync, 1) }
+// BenchmarkPutNoSync: one record per transaction, kv.NoSync.
+func BenchmarkPutNoSync(b *testing.B) { benchPut(b, 1, kv.NoSync) }
 
-// BenchmarkPut100: 100 puts per transaction (DB_TXN_NOSYNC); ns per put.
-func BenchmarkPut100(b *testing.B) { benchPut(b, kv.NoSync, 100) }
+// BenchmarkPut100Sync: 100 records per transaction, kv.Sync; ns per txn.
+func BenchmarkPut100Sync(b *testing.B) { benchPut(b, 100, kv.Sync) }
 
-func preload(b *testing.B, e *bdb.Env, db *bdb.DB) {
-	b.Helper()
-	val := make([]byte, benchValue)
-	var key [8]byte
-	tx, _ := e.Begin(bdb.TxnOptions{})
-	for i := 0; i < benchPreload; i++ {
-		binary.BigEndian.PutUint64(key[:], uint64(i))
-		if err := db.Put(tx, key[:], val); err != nil {
+// preloaded returns a store holding kvtest.BenchRecords records, all read
+// once so that the cache is warm.
+func preloaded(b *testing.B) *bdb.Store {
+	s := benchStore(b)
+	ctx := context.Background()
+	var kb [8]byte
+	vb := make([]byte, 0, kvtest.BenchValueSize)
+	for start := uint64(0); start < kvtest.BenchRecords; start += 10_000 {
+		err := kv.Update(ctx, s, kv.NoSync, func(tx kv.Txn) error {
+			for i := start; i < start+10_000; i++ {
+				if err := tx.Put(kvtest.Objects, kvtest.BenchKey(i, kb[:]), kvtest.BenchValue(i, vb)); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
-	if err := tx.Commit(kv.NoSync); err != nil {
+	if err := s.Flush(); err != nil {
 		b.Fatal(err)
 	}
+	scan(b, s)
+	return s
 }
 
-// BenchmarkGet: DB->get outside a transaction of random preloaded keys,
-// all in cache.
-func BenchmarkGet(b *testing.B) {
-	e, db := benchEnv(b)
-	preload(b, e, db)
-	var key [8]byte
-	b.SetBytes(benchValue)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		binary.BigEndian.PutUint64(key[:], uint64(i*7919)%benchPreload)
-		if _, err := db.Get(nil, key[:]); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkCursorScan: a snapshot transaction's cursor walking the
-// preloaded records; ns per record.
-func BenchmarkCursorScan(b *testing.B) {
-	e, db := benchEnv(b)
-	preload(b, e, db)
-	b.SetBytes(benchValue)
-	b.ResetTimer()
-	for n := 0; n < b.N; {
-		tx, err := e.Begin(bdb.TxnOptions{Snapshot: true})
-		if err != nil {
-			b.Fatal(err)
-		}
-		c, err := db.Cursor(tx)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, _, err = c.First(); err == nil && n < b.N; _, _, err = c.Next() {
-			n++
-		}
-		c.Close()
-		tx.Abort()
-	}
-}
-
-// BenchmarkStoreGet: kv.View with one Get (snapshot transaction begin, get,
-// abort), the engine's Load path.
-func BenchmarkStoreGet(b *testing.B) {
-	s, err := bdb.OpenStore(kvtest.Options(b.TempDir()))
+func scan(b *testing.B, s *bdb.Store) {
+	tx, err := s.Begin(context.Background(), false)
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer s.Close()
-	preload(b, s.Env(), s.DB(kvtest.Objects))
+	defer tx.Abort()
+	c, err := tx.Cursor(kvtest.Objects)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	n := 0
+	for ok := c.First(); ok; ok = c.Next() {
+		if len(c.Key()) != 8 || len(c.Value()) != kvtest.BenchValueSize {
+			b.Fatalf("scan: bad record %d", n)
+		}
+		n++
+	}
+	if err := c.Err(); err != nil || n != kvtest.BenchRecords {
+		b.Fatalf("scan saw %d records: %v", n, err)
+	}
+}
+
+// BenchmarkGetWarm: one Get per read (snapshot) transaction, random keys,
+// all cached: the engine's Load path.
+func BenchmarkGetWarm(b *testing.B) {
+	s := preloaded(b)
 	ctx := context.Background()
-	var key [8]byte
-	b.ResetTimer()
+	var kb [8]byte
+	defer startCPU(b)()
 	for i := 0; i < b.N; i++ {
-		binary.BigEndian.PutUint64(key[:], uint64(i*7919)%benchPreload)
+		k := uint64(i*7919) % kvtest.BenchRecords
 		tx, err := s.Begin(ctx, false)
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := tx.Get(kvtest.Objects, key[:]); err != nil {
-			b.Fatal(err)
+		v, err := tx.Get(kvtest.Objects, kvtest.BenchKey(k, kb[:]))
+		if err != nil || len(v) != kvtest.BenchValueSize {
+			b.Fatalf("get %d: %d bytes, %v", k, len(v), err)
 		}
 		tx.Abort()
 	}
 }
 
-// BenchmarkStorePutNoSync: kv transaction with one Put, committed NoSync.
-func BenchmarkStorePutNoSync(b *testing.B) {
-	s, err := bdb.OpenStore(kvtest.Options(b.TempDir()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	val := make([]byte, benchValue)
-	var key [8]byte
-	b.ResetTimer()
+// BenchmarkScan100k: one read transaction walking all records with a
+// cursor, copying each key and value; ns per scan (and per record).
+func BenchmarkScan100k(b *testing.B) {
+	s := preloaded(b)
+	stop := startCPU(b)
 	for i := 0; i < b.N; i++ {
-		binary.BigEndian.PutUint64(key[:], uint64(i))
-		tx, err := s.Begin(ctx, true)
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.Put(kvtest.Objects, key[:], val); err != nil {
-			b.Fatal(err)
-		}
-		if err := tx.Commit(kv.NoSync); err != nil {
-			b.Fatal(err)
+		scan(b, s)
+	}
+	stop()
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*kvtest.BenchRecords), "ns/rec")
+}
+
+// BenchmarkDBGet: bdb.DB.Get outside any transaction (the binding's
+// shortest path), random keys, all cached.
+func BenchmarkDBGet(b *testing.B) {
+	s := preloaded(b)
+	db := s.DB(kvtest.Objects)
+	var kb [8]byte
+	defer startCPU(b)()
+	for i := 0; i < b.N; i++ {
+		k := uint64(i*7919) % kvtest.BenchRecords
+		if v, err := db.Get(nil, kvtest.BenchKey(k, kb[:])); err != nil || len(v) != kvtest.BenchValueSize {
+			b.Fatalf("get %d: %v", k, err)
 		}
 	}
 }

@@ -9,14 +9,28 @@ import (
 // Cursor walks a DB inside a Txn. It belongs to the Txn's goroutine and is
 // closed by Close or when the Txn ends. Movement methods return copies of
 // the key and value, or an error matching ErrNotFound past either end.
+//
+// In a read-only (snapshot) transaction Next reads ahead in bulk
+// (DB_MULTIPLE_KEY), one libdb call per batch of records instead of one
+// per record; the snapshot cannot change under the batch.
 type Cursor struct {
 	txn *Txn
 	db  *DB
 	lc  *libdb.Cursor // nil once closed
-	// k and v hold the record under the cursor after a successful move;
-	// they alias reused buffers, valid until the next move.
-	k, v []byte
+	// k and v are the record under the cursor after a successful move,
+	// views into kb/vb or into bulk, valid until the next move.
+	k, v   []byte
+	kb, vb []byte // buffers for single-record gets
+	// bulk holds a DB_MULTIPLE_KEY batch walked by it. While inBulk is set
+	// the libdb cursor sits on the batch's last record, not on k.
+	bulk   *[]byte
+	it     libdb.MultipleKey
+	inBulk bool
 }
+
+// bulkSize is the DB_MULTIPLE_KEY buffer of read-ahead cursors; it must be
+// a multiple of 1024 and at least a page (64 KiB at most).
+const bulkSize = 128 << 10
 
 // Cursor opens a cursor on d inside txn (required). See DB->cursor.
 func (d *DB) Cursor(txn *Txn) (*Cursor, error) {
@@ -52,7 +66,7 @@ func (c *Cursor) lock() error {
 	return nil
 }
 
-// move performs one DBC->get and keeps the record in c.k, c.v.
+// move performs one cursor movement and keeps the record in c.k, c.v.
 func (c *Cursor) move(search []byte, flags uint32) error {
 	if err := c.lock(); err != nil {
 		return err
@@ -62,16 +76,64 @@ func (c *Cursor) move(search []byte, flags uint32) error {
 }
 
 func (c *Cursor) moveLocked(search []byte, flags uint32) error {
-	if cap(c.k) == 0 {
-		c.k = make([]byte, 0, 256)
+	if c.inBulk {
+		switch flags {
+		case libdb.Next:
+			if k, v, ok := c.it.Next(); ok {
+				c.k, c.v = k, v
+				return nil
+			}
+			// Batch used up: the libdb cursor is on c.k, read the next one.
+			c.inBulk = false
+		case libdb.First, libdb.Last, libdb.SetRange, libdb.Set:
+			c.inBulk = false
+		default:
+			// Relative moves start from c.k: put the libdb cursor there.
+			c.inBulk = false
+			if err := c.single(c.k, libdb.Set); err != nil {
+				return err
+			}
+		}
 	}
-	if cap(c.v) == 0 {
-		c.v = make([]byte, 0, 4096)
+	if flags == libdb.Next && c.txn.readOnly {
+		if c.bulk == nil {
+			c.bulk = c.db.bulkBuf()
+		}
+		_, err := c.lc.GetMultipleKey(*c.bulk, libdb.Next)
+		switch libdb.Code(err) {
+		case 0:
+			c.it = libdb.NewMultipleKey(*c.bulk)
+			if k, v, ok := c.it.Next(); ok {
+				c.k, c.v = k, v
+				c.inBulk = true
+				return nil
+			}
+			return errf("cursor on %s: empty bulk batch", c.db.file)
+		case int(libdb.ErrBufferSmall):
+			// One record larger than the batch buffer: read it alone.
+		default:
+			return wrap("cursor on "+c.db.file, err)
+		}
 	}
-	k, v, err := c.lc.Get(search, c.k, c.v, flags)
+	return c.single(search, flags)
+}
+
+// single reads one record with DBC->get into kb/vb.
+func (c *Cursor) single(search []byte, flags uint32) error {
+	if cap(c.kb) == 0 {
+		c.kb = make([]byte, 0, 256)
+	}
+	if cap(c.vb) == 0 {
+		c.vb = make([]byte, 0, 4096)
+	}
+	if len(search) > 0 && &search[0] == &c.kb[:1][0] {
+		search = append([]byte(nil), search...) // Get copies search into kb
+	}
+	k, v, err := c.lc.Get(search, c.kb, c.vb, flags)
 	if err != nil {
 		return wrap("cursor on "+c.db.file, err)
 	}
+	c.kb, c.vb = k[:0], v[:0]
 	c.k, c.v = k, v
 	return nil
 }
@@ -80,7 +142,11 @@ func (c *Cursor) result(err error) ([]byte, []byte, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	return append([]byte(nil), c.k...), append([]byte(nil), c.v...), nil
+	// One allocation for both copies.
+	out := make([]byte, len(c.k)+len(c.v))
+	n := copy(out, c.k)
+	copy(out[n:], c.v)
+	return out[:n:n], out[n:], nil
 }
 
 // First moves to the first record. See DBC->get with DB_FIRST.
@@ -113,7 +179,11 @@ func (c *Cursor) Put(key, value []byte) error {
 		return err
 	}
 	defer c.txn.mu.Unlock()
-	return wrap("cursor put into "+c.db.file, c.lc.Put(key, value, libdb.KeyFirst))
+	c.inBulk = false // never set in a writable txn; DBC->put repositions anyway
+	if err := c.lc.Put(key, value, libdb.KeyFirst); err != nil {
+		return wrap("cursor put into "+c.db.file, err)
+	}
+	return nil
 }
 
 // Delete removes the record under the cursor; the cursor stays where it
@@ -126,7 +196,10 @@ func (c *Cursor) Delete() error {
 		return err
 	}
 	defer c.txn.mu.Unlock()
-	return wrap("cursor delete from "+c.db.file, c.lc.Del(0))
+	if err := c.lc.Del(0); err != nil {
+		return wrap("cursor delete from "+c.db.file, err)
+	}
+	return nil
 }
 
 // Close closes the cursor. Closing a closed cursor, or one whose Txn
@@ -147,6 +220,14 @@ func (c *Cursor) closeLocked() error {
 	}
 	lc := c.lc
 	c.lc = nil
-	c.k, c.v = nil, nil
-	return wrap("close cursor on "+c.db.file, lc.Close())
+	c.k, c.v, c.kb, c.vb = nil, nil, nil, nil
+	c.inBulk = false
+	if c.bulk != nil {
+		c.db.bulkPool.Put(c.bulk)
+		c.bulk = nil
+	}
+	if err := lc.Close(); err != nil {
+		return wrap("close cursor on "+c.db.file, err)
+	}
+	return nil
 }

@@ -42,7 +42,8 @@ type DB struct {
 
 	ldb atomic.Pointer[libdb.DB] // nil once closed
 
-	pool sync.Pool // *[]byte buffers for Get outside a Txn
+	pool     sync.Pool // *[]byte buffers for Get
+	bulkPool sync.Pool // *[]byte DB_MULTIPLE_KEY buffers of cursors
 }
 
 // OpenDB opens (or creates) the database file, relative to the
@@ -108,6 +109,15 @@ func (e *Env) OpenDB(file string, opts DBOptions) (*DB, error) {
 	return d, nil
 }
 
+// bulkBuf returns a bulk read buffer (bulkSize bytes) from the pool.
+func (d *DB) bulkBuf() *[]byte {
+	if b, ok := d.bulkPool.Get().(*[]byte); ok {
+		return b
+	}
+	b := make([]byte, bulkSize)
+	return &b
+}
+
 // File returns the database file name.
 func (d *DB) File() string { return d.file }
 
@@ -131,7 +141,10 @@ func (d *DB) closeHandle() error {
 	if ldb == nil {
 		return nil
 	}
-	return wrap("close "+d.file+" in "+d.env.dir, ldb.Close(0))
+	if err := ldb.Close(0); err != nil {
+		return wrap("close "+d.file+" in "+d.env.dir, err)
+	}
+	return nil
 }
 
 // handle returns the libdb handle or ErrClosed. Callers are inside enter or
@@ -225,7 +238,10 @@ func (d *DB) put(txn *Txn, key, value []byte, flags uint32) error {
 		return err
 	}
 	defer d.end(txn)
-	return wrap("put into "+d.file, h.Put(lt, key, value, flags))
+	if err := h.Put(lt, key, value, flags); err != nil {
+		return wrap("put into "+d.file, err)
+	}
+	return nil
 }
 
 // Delete removes key; a missing key gives an error matching ErrNotFound.
@@ -239,7 +255,10 @@ func (d *DB) Delete(txn *Txn, key []byte) error {
 		return err
 	}
 	defer d.end(txn)
-	return wrap("delete from "+d.file, h.Del(lt, key, 0))
+	if err := h.Del(lt, key, 0); err != nil {
+		return wrap("delete from "+d.file, err)
+	}
+	return nil
 }
 
 // Exists reports whether key is present. See DB->exists.
@@ -315,5 +334,8 @@ func (d *DB) Sync() error {
 	if d.env.readOnly {
 		return nil
 	}
-	return wrap("sync "+d.file, h.Sync())
+	if err := h.Sync(); err != nil {
+		return wrap("sync "+d.file, err)
+	}
+	return nil
 }

@@ -38,7 +38,10 @@
 // uncommitted data. The price is that writers copy a page the first time
 // they change it while an older snapshot may still need it, and a long
 // reader keeps old page versions in the cache (libdb spills them to
-// "freezer" files when the cache is full).
+// "freezer" files when the cache is full). Cursors of read transactions
+// read ahead: Cursor.Next fetches a batch of records with one libdb call
+// (DB_MULTIPLE_KEY into a 128 KiB buffer), which the unchanging snapshot
+// makes safe; Prev, Seek, First and Last leave the batch.
 //
 // # Read-only open
 //

@@ -193,7 +193,10 @@ func (e *Env) Flush() error {
 	if e.readOnly {
 		return nil
 	}
-	return wrap("flush log of "+e.dir, e.env.LogFlush())
+	if err := e.env.LogFlush(); err != nil {
+		return wrap("flush log of "+e.dir, err)
+	}
+	return nil
 }
 
 // Checkpoint flushes dirty pages and writes a checkpoint record (forced,
@@ -206,7 +209,10 @@ func (e *Env) Checkpoint() error {
 	if e.readOnly {
 		return opErr("checkpoint "+e.dir, ErrReadOnly, nil)
 	}
-	return wrap("checkpoint "+e.dir, e.env.TxnCheckpoint(0, 0, libdb.Force))
+	if err := e.env.TxnCheckpoint(0, 0, libdb.Force); err != nil {
+		return wrap("checkpoint "+e.dir, err)
+	}
+	return nil
 }
 
 // RemoveLogs removes the log files no longer needed for normal recovery.
@@ -263,7 +269,10 @@ func (e *Env) FailChk() error {
 		return err
 	}
 	defer e.leave()
-	return wrap("failchk "+e.dir, e.env.FailChk())
+	if err := e.env.FailChk(); err != nil {
+		return wrap("failchk "+e.dir, err)
+	}
+	return nil
 }
 
 // Verify checks the structure of a database file of the directory that is
@@ -273,7 +282,10 @@ func (e *Env) Verify(file string) error {
 		return err
 	}
 	defer e.leave()
-	return wrap("verify "+file+" in "+e.dir, e.env.Verify(file, 0))
+	if err := e.env.Verify(file, 0); err != nil {
+		return wrap("verify "+file+" in "+e.dir, err)
+	}
+	return nil
 }
 
 // Stats are the environment's transaction, log and cache statistics

@@ -396,3 +396,62 @@ func TestFailChk(t *testing.T) {
 		t.Fatalf("DB_REGISTER file: %v", err)
 	}
 }
+
+// TestBulkReadAhead: in a snapshot transaction Next reads ahead in
+// batches; every mix of Next and Prev must still visit the right records,
+// including one larger than the batch buffer.
+func TestBulkReadAhead(t *testing.T) {
+	e := openEnv(t, t.TempDir())
+	d := openDB(t, e, "bulk.db", bdb.DBOptions{PageSize: 4096})
+	const n = 3000
+	val := func(i int) []byte {
+		if i == 1234 {
+			return bytes.Repeat([]byte{7}, 300<<10) // > the 128 KiB batch buffer
+		}
+		return []byte(fmt.Sprintf("value-%d-%s", i, bytes.Repeat([]byte{'v'}, i%200)))
+	}
+	tx, _ := e.Begin(bdb.TxnOptions{})
+	for i := 0; i < n; i++ {
+		if err := d.Put(tx, oidKey(uint64(i)), val(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(kv.NoSync); err != nil {
+		t.Fatal(err)
+	}
+	rt, _ := e.Begin(bdb.TxnOptions{Snapshot: true})
+	defer rt.Abort()
+	c, err := d.Cursor(rt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	i := 0
+	check := func(k, v []byte, err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("at %d: %v", i, err)
+		}
+		if !bytes.Equal(k, oidKey(uint64(i))) || !bytes.Equal(v, val(i)) {
+			t.Fatalf("at %d: got key %x (%d-byte value)", i, k, len(v))
+		}
+	}
+	k, v, err := c.First()
+	check(k, v, err)
+	for step := 0; i < n-1; step++ {
+		if step%97 == 96 && i > 0 { // now and then step back and forth
+			i--
+			k, v, err = c.Prev()
+			check(k, v, err)
+		}
+		i++
+		k, v, err = c.Next()
+		check(k, v, err)
+	}
+	if _, _, err := c.Next(); !errors.Is(err, bdb.ErrNotFound) {
+		t.Fatalf("past the end: %v", err)
+	}
+	i = n - 1
+	k, v, err = c.Last()
+	check(k, v, err)
+}

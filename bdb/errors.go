@@ -17,6 +17,7 @@ type sentinel struct {
 	kv  error
 }
 
+// Error returns the message.
 func (e *sentinel) Error() string { return e.msg }
 
 // Is makes errors.Is(e, kvErr) true for the kv counterpart.

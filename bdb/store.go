@@ -293,6 +293,7 @@ func (x *storeTxn) db(bucket string) (*DB, error) {
 	return nil, fmt.Errorf("bdb: bucket %q in %s: %w", bucket, x.s.dir, kv.ErrNoBucket)
 }
 
+// Get implements kv.Txn; in a write transaction it reads with DB_RMW.
 func (x *storeTxn) Get(bucket string, key []byte) ([]byte, error) {
 	db, err := x.db(bucket)
 	if err != nil {
@@ -314,6 +315,7 @@ func (x *storeTxn) live() error {
 	return nil
 }
 
+// Put implements kv.Txn.
 func (x *storeTxn) Put(bucket string, key, value []byte) error {
 	if !x.writable {
 		if err := x.live(); err != nil {
@@ -328,6 +330,7 @@ func (x *storeTxn) Put(bucket string, key, value []byte) error {
 	return db.Put(x.t, key, value)
 }
 
+// Delete implements kv.Txn; a missing key is not an error.
 func (x *storeTxn) Delete(bucket string, key []byte) error {
 	if !x.writable {
 		if err := x.live(); err != nil {
@@ -346,6 +349,7 @@ func (x *storeTxn) Delete(bucket string, key []byte) error {
 	return err
 }
 
+// Cursor implements kv.Txn.
 func (x *storeTxn) Cursor(bucket string) (kv.Cursor, error) {
 	db, err := x.db(bucket)
 	if err != nil {
@@ -358,8 +362,10 @@ func (x *storeTxn) Cursor(bucket string) (kv.Cursor, error) {
 	return &storeCursor{c: c, hash: db.typ == Hash}, nil
 }
 
+// Commit implements kv.Txn.
 func (x *storeTxn) Commit(d kv.Durability) error { return x.t.Commit(d) }
 
+// Abort implements kv.Txn.
 func (x *storeTxn) Abort() error { return x.t.Abort() }
 
 // storeCursor is the kv.Cursor of a Store. It keeps the current record in
@@ -384,8 +390,11 @@ func (sc *storeCursor) move(search []byte, flags uint32) bool {
 	return false
 }
 
+// First implements kv.Cursor.
 func (sc *storeCursor) First() bool { return sc.move(nil, libdb.First) }
-func (sc *storeCursor) Last() bool  { return sc.move(nil, libdb.Last) }
+
+// Last implements kv.Cursor.
+func (sc *storeCursor) Last() bool { return sc.move(nil, libdb.Last) }
 
 // Seek positions at the first key >= key. Over a hash bucket, whose order
 // is unspecified, it positions at key itself if present.
@@ -396,6 +405,7 @@ func (sc *storeCursor) Seek(key []byte) bool {
 	return sc.move(key, libdb.SetRange)
 }
 
+// Next implements kv.Cursor; an invalid cursor stays invalid.
 func (sc *storeCursor) Next() bool {
 	if !sc.valid {
 		return false
@@ -403,6 +413,7 @@ func (sc *storeCursor) Next() bool {
 	return sc.move(nil, libdb.Next)
 }
 
+// Prev implements kv.Cursor; an invalid cursor stays invalid.
 func (sc *storeCursor) Prev() bool {
 	if !sc.valid {
 		return false
@@ -410,8 +421,10 @@ func (sc *storeCursor) Prev() bool {
 	return sc.move(nil, libdb.Prev)
 }
 
+// Valid implements kv.Cursor.
 func (sc *storeCursor) Valid() bool { return sc.valid }
 
+// Key implements kv.Cursor: a copy owned by the caller.
 func (sc *storeCursor) Key() []byte {
 	if !sc.valid {
 		return nil
@@ -419,6 +432,7 @@ func (sc *storeCursor) Key() []byte {
 	return append([]byte(nil), sc.c.k...)
 }
 
+// Value implements kv.Cursor: a copy owned by the caller.
 func (sc *storeCursor) Value() []byte {
 	if !sc.valid {
 		return nil
@@ -426,8 +440,10 @@ func (sc *storeCursor) Value() []byte {
 	return append([]byte(nil), sc.c.v...)
 }
 
+// Err implements kv.Cursor.
 func (sc *storeCursor) Err() error { return sc.err }
 
+// Close implements kv.Cursor.
 func (sc *storeCursor) Close() error {
 	sc.valid = false
 	return sc.c.Close()

@@ -153,9 +153,11 @@ func (t *Txn) endLocked(commit bool, flags uint32, byClose bool) error {
 	var err error
 	if t.lt != nil {
 		if commit {
-			err = wrap("commit transaction in "+t.env.dir, t.lt.Commit(flags))
-		} else {
-			err = wrap("abort transaction in "+t.env.dir, t.lt.Abort())
+			if err = t.lt.Commit(flags); err != nil {
+				err = wrap("commit transaction in "+t.env.dir, err)
+			}
+		} else if err = t.lt.Abort(); err != nil {
+			err = wrap("abort transaction in "+t.env.dir, err)
 		}
 	}
 	e := t.env

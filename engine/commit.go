@@ -28,7 +28,8 @@ type commitRec struct {
 //   - ErrDangling if a record gains a reference to an oid that has no
 //     record and is not stored by this commit (references the stored
 //     record already held are not checked again, so an imported dangling
-//     reference does not block updates of its referrer).
+//     reference does not block updates of its referrer), or, while a full
+//     collection sweeps, a reference to an object its mark did not reach.
 //
 // Reference counts and the garbage queue are maintained in the same
 // transaction (FORMAT.md §4). When Commit returns the records are visible

@@ -41,7 +41,8 @@ type DB struct {
 	commits    atomic.Uint64
 	bytes      atomic.Uint64 // bytes committed since open
 	gcStats    gcProgress    // mirror of meta "gc"; owned by writeMu
-	gcPos      []byte        // collector resume key in garbage.db; owned by writeMu
+	gcMu       sync.Mutex    // serialises collector batches (before writeMu)
+	gcPos      []byte        // collector resume key in garbage.db; owned by gcMu
 	importing  atomic.Bool   // an incomplete import's data is present: commits refused
 
 	full fullState // online full collection; see full.go
@@ -64,23 +65,23 @@ type DB struct {
 
 // Stats describe the database; see DB.Stats.
 type Stats struct {
-	Backend          string
-	Access           string
-	Objects          uint64 // meta size
-	NextOID          uint64 // durable next_oid
-	AllocCursor      uint64
-	GCQueue          uint64 // entries in garbage.db
-	GCCollections    uint64 // meta gc: collector transactions that freed objects + full collections
-	GCFreed          uint64 // meta gc: objects freed
-	FullCollecting   bool
-	Commits          uint64 // commits since open
-	CommittedBytes   uint64 // record bytes committed since open
-	Flushes          uint64 // group flushes since open
-	UncleanShutdown  bool   // in_use was set when opened
-	ReadOnly         bool
-	Durability       string
-	LastCheckpoint   time.Time
-	CheckpointsSince uint64 // checkpoints run since open
+	Backend          string    // "bdb" or "leveldb"
+	Access           string    // objects.db access method: "btree" or "hash"
+	Objects          uint64    // meta size
+	NextOID          uint64    // durable next_oid
+	AllocCursor      uint64    // in-memory allocation cursor
+	GCQueue          uint64    // entries in garbage.db
+	GCCollections    uint64    // meta gc: collector transactions that freed objects + full collections
+	GCFreed          uint64    // meta gc: objects freed
+	FullCollecting   bool      // a full collection (or an import) is running
+	Commits          uint64    // commits since open
+	CommittedBytes   uint64    // record bytes (+8 per record) committed since open
+	Flushes          uint64    // group flushes since open
+	UncleanShutdown  bool      // in_use was set when opened
+	ReadOnly         bool      // opened read-only
+	Durability       string    // "sync", "write-nosync" or "nosync"
+	LastCheckpoint   time.Time // last checkpoint run by this DB (open time if none)
+	CheckpointsSince uint64    // checkpoints run since open
 }
 
 // Pending is a commit that has been applied but may not be durable yet.
@@ -112,6 +113,9 @@ func (db *DB) Backend() string { return db.backend }
 // Store returns the underlying kv.Store (for tools such as backup); the DB
 // owns it.
 func (db *DB) Store() kv.Store { return db.store }
+
+// Collecting reports whether a full collection (or an import) is running.
+func (db *DB) Collecting() bool { return db.full.running.Load() }
 
 // ReadOnly reports whether the DB was opened read-only.
 func (db *DB) ReadOnly() bool { return db.opts.ReadOnly }

@@ -67,24 +67,38 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (i
 		// objects until it ends. The collector resumes afterwards.
 		return 0, nil
 	}
+	db.gcMu.Lock()
+	defer db.gcMu.Unlock()
+	// Pick candidates in a read transaction, without holding up commits;
+	// collectOne re-checks each one inside the write transaction.
+	limit := time.Now().Add(-grace).UnixMilli()
+	var cands []gcCandidate
+	var nextPos []byte
+	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+		var err error
+		cands, nextPos, err = db.gcCandidates(tx, max, limit)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("engine: garbage collector: %w", err)
+	}
+	if len(cands) == 0 {
+		db.gcPos = nextPos
+		return 0, nil
+	}
 	db.writeMu.Lock()
 	var removed []uint64
 	var size uint64
 	var prog gcProgress
-	var nextPos []byte
-	err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+	err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
 		removed = removed[:0]
-		cands, pos, err := db.gcCandidates(tx, max, grace)
-		if err != nil {
-			return err
-		}
-		nextPos = pos
+		var err error
 		size, err = db.getSize(tx)
 		if err != nil {
 			return err
 		}
 		for _, c := range cands {
-			ok, err := db.collectOne(tx, c)
+			ok, err := db.collectOne(tx, c, limit)
 			if err != nil {
 				return err
 			}
@@ -129,13 +143,12 @@ func (db *DB) reportRemoved(oids []uint64) {
 // gcCandidates picks up to max entries of garbage.db whose grace period
 // has passed, starting at the collector's resume position and wrapping
 // around once. It returns them and the next resume position.
-func (db *DB) gcCandidates(tx kv.Txn, max int, grace time.Duration) ([]gcCandidate, []byte, error) {
+func (db *DB) gcCandidates(tx kv.Txn, max int, limit int64) ([]gcCandidate, []byte, error) {
 	cur, err := tx.Cursor(BucketGarbage)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer cur.Close()
-	limit := int(time.Now().Add(-grace).UnixMilli())
 	var out []gcCandidate
 	scanned := 0
 	maxScan := max * gcScanFactor
@@ -158,7 +171,7 @@ func (db *DB) gcCandidates(tx kv.Txn, max int, grace time.Duration) ([]gcCandida
 				continue
 			}
 			t, err := decodeInt8("garbage time", v)
-			if err != nil || int64(t) <= int64(limit) {
+			if err != nil || int64(t) <= limit {
 				out = append(out, gcCandidate{oid: record.OID(k), when: v})
 			}
 		}
@@ -182,10 +195,22 @@ func (db *DB) gcCandidates(tx kv.Txn, max int, grace time.Duration) ([]gcCandida
 	return out, pos, nil
 }
 
-// collectOne deletes one candidate if it is still garbage. It reports
-// whether the object was deleted.
-func (db *DB) collectOne(tx kv.Txn, c gcCandidate) (bool, error) {
+// collectOne deletes one candidate if it is still garbage: still queued
+// with a candidate time at or before limit (ms). It reports whether the
+// object was deleted.
+func (db *DB) collectOne(tx kv.Txn, c gcCandidate, limit int64) (bool, error) {
 	key := record.OIDBytes(c.oid)
+	when, err := tx.Get(BucketGarbage, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, nil // referenced meanwhile
+	}
+	if err != nil {
+		return false, err
+	}
+	if t, derr := decodeInt8("garbage time", when); derr == nil && int64(t) > limit {
+		return false, nil // stored again meanwhile: a new grace period
+	}
+	c.when = when
 	n, err := db.getCount(tx, c.oid)
 	if err != nil {
 		return false, err

@@ -165,3 +165,5 @@ func verifyInvariants(t testing.TB, db *DB) {
 func sortedKeys[V any](m map[uint64]V) []uint64 {
 	return slices.Sorted(mapsKeys(m))
 }
+
+func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -287,7 +287,6 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 	}
 	db.size.Store(st.Objects)
 	db.importing.Store(false)
-	db.gcPos = nil
 	unlock()
 	if st.Objects > 0 {
 		if err := db.raiseCursor(st.MaxOID + 1); err != nil {

@@ -262,8 +262,8 @@ func TestHashAccess(t *testing.T) {
 	db := openTest(t, dir, o)
 	mustAlloc(t, db, 5000)
 	var recs [][]byte
-	for i := uint64(4999); i > 0; i -= 7 {
-		recs = append(recs, rec(i))
+	for i := 4999; i > 0; i -= 7 {
+		recs = append(recs, rec(uint64(i)))
 	}
 	recs = append(recs, rec(0, 4999))
 	mustCommit(t, db, recs...)

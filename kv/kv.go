@@ -13,7 +13,18 @@
 // Concurrency: a Store is safe for use by many goroutines. A Txn and its
 // cursors belong to one goroutine at a time. Write transactions may fail with
 // ErrConflict (deadlock or lock timeout); nothing of them is applied and the
-// caller retries (see Update).
+// caller retries (see Update). A goroutine must never hold two write
+// transactions at once (no Update inside Update): LevelDB serialises
+// writers, so the second Begin would wait for the first forever.
+//
+// What kvtest enforces beyond the method comments: a write transaction reads
+// its own writes, also through a cursor opened before the write; deleting
+// the record under a cursor while iterating is allowed; a read transaction
+// reads repeatably; Put/Delete in a read transaction fail with ErrReadOnly;
+// Commit of a read transaction returns nil; a transaction ended by closing
+// the store reports ErrTxnDone or ErrClosed. After a cursor move returns
+// false the cursor's position is unspecified: re-position it with First,
+// Last or Seek.
 package kv
 
 import (
@@ -79,7 +90,9 @@ type Options struct {
 	Dir string
 	// Create allows creating a new database in an empty directory.
 	Create bool
-	// ReadOnly opens without writing anything to the directory.
+	// ReadOnly refuses writes (ErrReadOnly). Berkeley DB then writes no
+	// database file; LevelDB, which has no read-only mode, still writes its
+	// own LOG, log and MANIFEST files.
 	ReadOnly bool
 	// Buckets is the fixed set of buckets; it must be the same on every open.
 	Buckets []BucketSpec

@@ -26,7 +26,9 @@
 //   - Writers are serialized: Begin(ctx, true) takes the store's writer slot
 //     and holds it until Commit or Abort (it waits for the slot, honouring
 //     ctx). A write transaction therefore never conflicts, never returns
-//     kv.ErrConflict, and must be kept short.
+//     kv.ErrConflict, and must be kept short. IMPORTANT: a goroutine that
+//     holds a write transaction must not begin another one (kv.Update inside
+//     kv.Update): it would wait for itself until its ctx ends.
 //   - Writes are buffered in the transaction (an ordered overlay), so the
 //     transaction reads its own writes: Get looks in the overlay first, and a
 //     Cursor merges the overlay with a snapshot iterator. Other transactions
@@ -57,7 +59,14 @@
 // after creating a log file. So Flush, and Commit with kv.Sync, also fsync
 // every older *.log file still present and, when the set of log files
 // changed, the directory itself. To keep that cheap the directory is listed
-// only when its modification time says it may have changed (see syncLogs).
+// only when its modification time says it may have changed (see logSyncer in
+// durable.go). TestFlushAfterRotation shows the gap is real: under a steady
+// write load, rotated logs are still present when Flush runs.
+//
+// Flush skips the synced write when no commit was written without sync since
+// the last Flush. Close flushes too: LevelDB's own close does not sync its
+// log, so without it a clean Close would leave the last non-sync commits
+// exposed to a power loss.
 //
 // Checkpoint is Flush: LevelDB has no checkpoint; its compactions run in the
 // background and its old logs are deleted by LevelDB itself, so removeLogs
@@ -72,12 +81,28 @@
 // written. It also takes the LOCK file, so a read-only open fails with
 // kv.ErrInUse while another process has the database open.
 //
+// # Locking
+//
+// LevelDB locks its LOCK file with fcntl(F_SETLK), and such locks belong to
+// the process: closing any descriptor of LOCK anywhere in the process
+// releases them. libleveldb 1.23 itself does that when a second DB::Open of
+// the same directory in the same process fails. So OpenStore first takes an
+// flock on the directory (held until Close), which makes a second OpenStore
+// in this process, or in another durusbdb process, fail with kv.ErrInUse
+// before LevelDB touches LOCK. IMPORTANT: code in the same process must
+// never open and close DIR/LOCK while a Store is open (a backup that copies
+// the directory must skip LOCK), or another process could then open the
+// database concurrently.
+//
 // # Errors
 //
 // levigo returns errors as strings; they are mapped to kv sentinels:
-// "Corruption: ..." → kv.ErrCorrupt (the message then names the damaged table
-// files, found by Verify), a held LOCK → kv.ErrInUse, ENOSPC → kv.ErrNoSpace.
-// Nothing in this package panics on bad data.
+// "Corruption: ..." and an I/O error on a table file (missing, or truncated:
+// LevelDB mmaps tables and a read past the end gives EINVAL) → kv.ErrCorrupt,
+// and the message then names the damaged files and offsets, found by Verify
+// (LevelDB's own corruption messages name no file); a held lock →
+// kv.ErrInUse; ENOSPC → kv.ErrNoSpace. Nothing in this package panics on bad
+// data.
 //
 // # Concurrency and lifetimes
 //

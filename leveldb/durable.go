@@ -30,6 +30,8 @@ type logSyncer struct {
 	listedAt time.Time       // when that listing was made
 	known    map[string]bool // log files present at the last listing (their entries are synced)
 	synced   map[string]bool // older log files already fsynced
+	oldSyncs int             // older log files fsynced so far (for tests)
+	dirSyncs int             // directory fsyncs so far (for tests)
 }
 
 // quiet is how old a directory mtime must be for it to be trusted.
@@ -92,6 +94,7 @@ func (l *logSyncer) syncLocked(force bool) error {
 			return err
 		}
 		l.synced[name] = true
+		l.oldSyncs++
 	}
 	for name := range l.synced {
 		if !present[name] {
@@ -102,6 +105,7 @@ func (l *logSyncer) syncLocked(force bool) error {
 		if err := fsyncFile(l.dir); err != nil {
 			return err
 		}
+		l.dirSyncs++
 	}
 	l.known = present
 	l.dirMtime, l.listedAt = mt, listedAt

@@ -34,15 +34,23 @@ type Store struct {
 	logger   *slog.Logger
 	prefixes map[string]byte // bucket name → key prefix
 
-	dirLock   *os.File // the directory, flock'ed while open (see lockDir)
-	db        *levigo.DB
-	opts      *levigo.Options
-	cache     *levigo.Cache
-	filter    *levigo.FilterPolicy
-	wSync     *levigo.WriteOptions
-	wNoSync   *levigo.WriteOptions
-	emptyWB   *levigo.WriteBatch // written with wSync by Flush; guarded by flushMu
-	flushMu   sync.Mutex
+	dirLock  *os.File // the directory, flock'ed while open (see lockDir)
+	db       *levigo.DB
+	opts     *levigo.Options
+	cache    *levigo.Cache
+	filter   *levigo.FilterPolicy
+	wSync    *levigo.WriteOptions
+	wNoSync  *levigo.WriteOptions
+	emptyWB  *levigo.WriteBatch // written with wSync by Flush; guarded by flushMu
+	commitWB *levigo.WriteBatch // reused by Commit; owned by the holder of the writer slot
+	roMu     sync.Mutex
+	roFree   []*levigo.ReadOptions // idle read options (checksums on), reused by transactions
+	flushMu  sync.Mutex
+	// written counts commits written without sync; flushed is the value
+	// of written covered by the last completed Flush. Flush skips its
+	// synced write when they are equal.
+	written   atomic.Uint64
+	flushed   atomic.Uint64
 	paranoid  bool
 	logSync   logSyncer
 	corruptMu sync.Mutex
@@ -89,11 +97,14 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	if err := s.setBuckets(opts.Buckets); err != nil {
 		return nil, err
 	}
-	fresh, err := detect(opts)
-	if err != nil {
+	// Lock first, so that no other durusbdb process creates or opens the
+	// database between detection and LevelDB's open.
+	if err := s.lockDir(); err != nil {
 		return nil, err
 	}
-	if err := s.lockDir(); err != nil {
+	fresh, err := detect(opts)
+	if err != nil {
+		s.unlockDir()
 		return nil, err
 	}
 	cacheSize := opts.CacheSize
@@ -114,6 +125,7 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	s.wNoSync = levigo.NewWriteOptions()
 	s.wNoSync.SetSync(false)
 	s.emptyWB = levigo.NewWriteBatch()
+	s.commitWB = levigo.NewWriteBatch()
 
 	db, err := levigo.Open(s.dir, s.opts)
 	if err != nil {
@@ -266,6 +278,13 @@ func (s *Store) freeOptions() {
 	if s.emptyWB != nil {
 		s.emptyWB.Close()
 	}
+	if s.commitWB != nil {
+		s.commitWB.Close()
+	}
+	for _, ro := range s.roFree {
+		ro.Close()
+	}
+	s.roFree = nil
 	if s.wSync != nil {
 		s.wSync.Close()
 	}
@@ -281,7 +300,7 @@ func (s *Store) freeOptions() {
 	if s.cache != nil {
 		s.cache.Close()
 	}
-	s.emptyWB, s.wSync, s.wNoSync, s.opts, s.filter, s.cache = nil, nil, nil, nil, nil, nil
+	s.emptyWB, s.commitWB, s.wSync, s.wNoSync, s.opts, s.filter, s.cache = nil, nil, nil, nil, nil, nil, nil
 }
 
 // Dir returns the database directory.
@@ -292,10 +311,14 @@ func (s *Store) Backend() string { return BackendName }
 
 // Begin starts a transaction. A writable one waits (honouring ctx) for the
 // writer slot, which it holds until it ends; on a read-only store it fails
-// with kv.ErrReadOnly. A read-only one takes a LevelDB snapshot.
+// with kv.ErrReadOnly. A read-only one takes a LevelDB snapshot. A ctx
+// already done fails at once.
 func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 	if s.closed.Load() {
 		return nil, fmt.Errorf("leveldb: begin %s: %w", s.dir, kv.ErrClosed)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("leveldb: begin %s: %w", s.dir, err)
 	}
 	if writable {
 		if s.readOnly {
@@ -332,15 +355,25 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 // Flush makes every transaction committed before the call durable: one
 // synced write of an empty batch (which fdatasyncs the current log, see the
 // package documentation), then an fsync of older log files still present
-// and, when log files were created, of the directory. On a read-only store
-// it does nothing.
+// and, when log files were created, of the directory. It does nothing when
+// no commit was written without sync since the last Flush, and nothing on a
+// read-only store.
 func (s *Store) Flush() error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
 	if s.closed.Load() {
 		return fmt.Errorf("leveldb: flush %s: %w", s.dir, kv.ErrClosed)
 	}
+	return s.flush()
+}
+
+// flush is Flush without the checks. Callers hold s.closeMu.
+func (s *Store) flush() error {
 	if s.readOnly {
+		return nil
+	}
+	w := s.written.Load()
+	if w == s.flushed.Load() {
 		return nil
 	}
 	s.flushMu.Lock()
@@ -352,7 +385,12 @@ func (s *Store) Flush() error {
 	if err := s.logSync.sync(); err != nil {
 		return fmt.Errorf("leveldb: flush %s: %w", s.dir, err)
 	}
-	return nil
+	for {
+		f := s.flushed.Load()
+		if f >= w || s.flushed.CompareAndSwap(f, w) {
+			return nil
+		}
+	}
 }
 
 // Checkpoint is Flush: LevelDB has no checkpoints, compacts in the
@@ -366,8 +404,10 @@ func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
 }
 
 // Close ends every open transaction (aborting writes, closing their
-// cursors and snapshots), then closes the database and frees everything.
-// Later calls return nil.
+// cursors and snapshots), makes the commits written without sync durable
+// (LevelDB's own close does not sync its log), then closes the database and
+// frees everything. It returns the error of that last flush, if any; the
+// store is closed in any case. Later calls return nil.
 func (s *Store) Close() error {
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
@@ -386,11 +426,46 @@ func (s *Store) Close() error {
 	for _, t := range open {
 		t.release(true)
 	}
+	err := s.flush()
 	s.db.Close()
 	s.freeOptions()
 	s.unlockDir()
 	s.logger.Debug("leveldb: closed", "dir", s.dir)
-	return nil
+	return err
+}
+
+// maxIdleReadOptions bounds the read options kept for reuse.
+const maxIdleReadOptions = 64
+
+// getReadOptions returns read options with checksum verification on; the
+// caller must set the snapshot. Callers hold s.closeMu for reading.
+func (s *Store) getReadOptions() *levigo.ReadOptions {
+	s.roMu.Lock()
+	if n := len(s.roFree); n > 0 {
+		ro := s.roFree[n-1]
+		s.roFree = s.roFree[:n-1]
+		s.roMu.Unlock()
+		return ro
+	}
+	s.roMu.Unlock()
+	ro := levigo.NewReadOptions()
+	ro.SetVerifyChecksums(true)
+	return ro
+}
+
+// putReadOptions gives ro back for reuse. Its snapshot (about to be
+// released) stays set: every user of getReadOptions sets its own before
+// reading. Callers hold s.closeMu.
+func (s *Store) putReadOptions(ro *levigo.ReadOptions) {
+	s.roMu.Lock()
+	if len(s.roFree) < maxIdleReadOptions {
+		s.roFree = append(s.roFree, ro)
+		ro = nil
+	}
+	s.roMu.Unlock()
+	if ro != nil {
+		ro.Close()
+	}
 }
 
 // forget removes t from the open transactions.

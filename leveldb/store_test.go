@@ -1,10 +1,12 @@
 package leveldb_test
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -72,9 +74,54 @@ func child(role string) int {
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
 		time.Sleep(10 * time.Second)
 		return 1
+	case "holdlock":
+		// Play a non-durusbdb LevelDB user: only LevelDB's fcntl lock on
+		// LOCK, no directory flock.
+		f, err := os.OpenFile(filepath.Join(dir, "LOCK"), os.O_RDWR|os.O_CREATE, 0o644)
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		lk := syscall.Flock_t{Type: syscall.F_WRLCK, Whence: 0}
+		if err := syscall.FcntlFlock(f.Fd(), syscall.F_SETLK, &lk); err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		fmt.Println("locked")
+		os.Stdout.Sync()
+		io.Copy(io.Discard, os.Stdin) // until the parent closes stdin
+		return 0
+	case "churn":
+		s, err := leveldb.OpenStore(kvtest.Options(dir))
+		if err != nil {
+			fmt.Println(err)
+			return 1
+		}
+		ctx := context.Background()
+		big := bytes.Repeat([]byte("x"), 3000)
+		for i := 0; i < 1_000_000; i++ {
+			d := []kv.Durability{kv.NoSync, kv.WriteNoSync, kv.Sync}[i%3]
+			err := kv.Update(ctx, s, d, func(tx kv.Txn) error {
+				for k := 0; k < churnKeys; k++ {
+					if err := tx.Put(kvtest.Objects, []byte(fmt.Sprintf("t%08d/k%d", i, k)), big); err != nil {
+						return err
+					}
+				}
+				return tx.Put(kvtest.Meta, []byte("last"), []byte(fmt.Sprint(i)))
+			})
+			if err != nil {
+				fmt.Println(err)
+				return 1
+			}
+			fmt.Println(i)
+		}
+		return 0
 	}
 	return 2
 }
+
+// churnKeys is the number of records per transaction of the churn child.
+const churnKeys = 10
 
 func runChild(t *testing.T, role string) (string, int) {
 	t.Helper()
@@ -496,6 +543,11 @@ func TestFlushAfterRotation(t *testing.T) {
 	if err := s.Flush(); err != nil {
 		t.Fatal(err)
 	}
+	oldLogs, dirs := leveldb.LogSyncStats(s)
+	t.Logf("log syncer: %d older logs fsynced, %d directory fsyncs", oldLogs, dirs)
+	if dirs < 2 {
+		t.Fatalf("log files were created but the directory was fsynced %d times", dirs)
+	}
 	s.Close()
 	s = mustOpen(t, kvtest.Options(dir))
 	for i := 0; i < 3000; i += 97 {
@@ -503,4 +555,237 @@ func TestFlushAfterRotation(t *testing.T) {
 			t.Fatalf("record %d after reopen: %v", i, err)
 		}
 	}
+}
+
+// TestFlushWrites checks that Flush appends a synced record to the log
+// after a non-sync commit, and skips it when nothing is unsynced.
+func TestFlushWrites(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	logSize := func() int64 {
+		logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+		var n int64
+		for _, l := range logs {
+			if fi, err := os.Stat(l); err == nil {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	err := kv.Update(t.Context(), s, kv.NoSync, func(tx kv.Txn) error { return tx.Put(kvtest.Objects, []byte("k"), []byte("v")) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := logSize()
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	after := logSize()
+	if after <= before {
+		t.Fatalf("Flush after a nosync commit wrote nothing to the log (%d -> %d bytes)", before, after)
+	}
+	if err := s.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if again := logSize(); again != after {
+		t.Fatalf("Flush with nothing unsynced wrote %d bytes", again-after)
+	}
+}
+
+// TestCrashAtomicity SIGKILLs a child in the middle of a stream of
+// commits: after reopening, every acknowledged commit is there, and the
+// commits present form a prefix, each complete (never half a commit).
+func TestCrashAtomicity(t *testing.T) {
+	dir := t.TempDir()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=churn:"+dir)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	acked := -1
+	buf := make([]byte, 0, 4096)
+	deadline := time.Now().Add(30 * time.Second)
+	for acked < 300 && time.Now().Before(deadline) {
+		tmp := make([]byte, 1024)
+		n, err := out.Read(tmp)
+		buf = append(buf, tmp[:n]...)
+		for {
+			i := bytes.IndexByte(buf, '\n')
+			if i < 0 {
+				break
+			}
+			var v int
+			if _, err := fmt.Sscan(string(buf[:i]), &v); err != nil {
+				cmd.Process.Kill()
+				cmd.Wait()
+				t.Fatalf("child said %q", buf[:i])
+			}
+			acked = v
+			buf = buf[i+1:]
+		}
+		if err != nil {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if acked < 0 {
+		t.Fatal("child acknowledged no commit")
+	}
+	s := mustOpen(t, kvtest.Options(dir))
+	lastB, err := get(t, s, kvtest.Meta, []byte("last"))
+	if err != nil {
+		t.Fatalf("meta last: %v", err)
+	}
+	var last int
+	fmt.Sscan(string(lastB), &last)
+	if last < acked {
+		t.Fatalf("acknowledged commit %d lost by a process crash (last present %d)", acked, last)
+	}
+	err = kv.View(t.Context(), s, func(tx kv.Txn) error {
+		c, err := tx.Cursor(kvtest.Objects)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		want := 0
+		k := 0
+		for ok := c.First(); ok; ok = c.Next() {
+			exp := fmt.Sprintf("t%08d/k%d", want, k)
+			if string(c.Key()) != exp {
+				return fmt.Errorf("record %q, want %q (commit %d incomplete or missing)", c.Key(), exp, want)
+			}
+			if k++; k == churnKeys {
+				k, want = 0, want+1
+			}
+		}
+		if k != 0 {
+			return fmt.Errorf("commit %d is half there (%d of %d records)", want, k, churnKeys)
+		}
+		if want != last+1 {
+			return fmt.Errorf("records of %d commits, meta last says %d", want, last+1)
+		}
+		return c.Err()
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("acknowledged %d, present %d commits", acked+1, last+1)
+}
+
+// TestCloseUnderLoad closes the store while readers scan and a writer
+// commits: every goroutine must end with nil or kv.ErrClosed/kv.ErrTxnDone,
+// and nothing may crash (Close must not free iterators in use).
+func TestCloseUnderLoad(t *testing.T) {
+	for round := 0; round < 5; round++ {
+		s, err := leveldb.OpenStore(kvtest.Options(t.TempDir()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := 0; i < 200; i++ {
+			put(t, s, kvtest.Objects, []byte(fmt.Sprintf("%04d", i)), []byte("v"))
+		}
+		ok := func(err error) bool {
+			return err == nil || errors.Is(err, kv.ErrClosed) || errors.Is(err, kv.ErrTxnDone)
+		}
+		errc := make(chan error, 8)
+		for r := 0; r < 4; r++ {
+			go func() {
+				for {
+					tx, err := s.Begin(context.Background(), false)
+					if err != nil {
+						errc <- err
+						return
+					}
+					c, err := tx.Cursor(kvtest.Objects)
+					if err != nil {
+						tx.Abort()
+						errc <- err
+						return
+					}
+					for ok := c.First(); ok; ok = c.Next() {
+						c.Key()
+						c.Value()
+					}
+					c.Close()
+					tx.Abort()
+				}
+			}()
+		}
+		go func() {
+			for i := 0; ; i++ {
+				tx, err := s.Begin(context.Background(), true)
+				if err != nil {
+					errc <- err
+					return
+				}
+				tx.Put(kvtest.Objects, []byte(fmt.Sprintf("w%06d", i)), []byte("w"))
+				c, err := tx.Cursor(kvtest.Objects)
+				if err == nil {
+					c.Seek([]byte("0100"))
+					c.Next()
+					c.Prev()
+				}
+				if err := tx.Commit(kv.NoSync); !ok(err) {
+					errc <- err
+					return
+				}
+			}
+		}()
+		time.Sleep(time.Duration(20+round*20) * time.Millisecond)
+		if err := s.Close(); err != nil {
+			t.Fatalf("close under load: %v", err)
+		}
+		for i := 0; i < 5; i++ {
+			select {
+			case err := <-errc:
+				if !ok(err) {
+					t.Fatalf("goroutine ended with %v", err)
+				}
+			case <-time.After(20 * time.Second):
+				t.Fatal("goroutine still running 20 s after Close")
+			}
+		}
+	}
+}
+
+// TestInUseByForeignLevelDB: another process holding only LevelDB's own
+// fcntl lock (as a non-durusbdb LevelDB program would) also gives
+// kv.ErrInUse naming the directory.
+func TestInUseByForeignLevelDB(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	s.Close()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"=holdlock:"+dir)
+	stdin, _ := cmd.StdinPipe()
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		stdin.Close()
+		cmd.Wait()
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || line != "locked\n" {
+		t.Fatalf("child: %q, %v", line, err)
+	}
+	_, err = leveldb.OpenStore(kvtest.Options(dir))
+	if !errors.Is(err, kv.ErrInUse) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("open while another process holds LOCK: %v", err)
+	}
+	t.Log(err)
 }

@@ -28,8 +28,7 @@ type txn struct {
 
 func (t *txn) openSnapshot() {
 	t.snap = t.s.db.NewSnapshot()
-	t.ro = levigo.NewReadOptions()
-	t.ro.SetVerifyChecksums(true)
+	t.ro = t.s.getReadOptions()
 	t.ro.SetSnapshot(t.snap)
 }
 
@@ -57,7 +56,7 @@ func (t *txn) release(byClose bool) {
 	}
 	t.cursors = nil
 	if t.ro != nil {
-		t.ro.Close()
+		t.s.putReadOptions(t.ro)
 		t.ro = nil
 	}
 	if t.snap != nil {
@@ -69,6 +68,9 @@ func (t *txn) release(byClose bool) {
 		<-t.s.writer
 	}
 }
+
+// bigBatch is the overlay size above which Commit uses a one-off batch.
+const bigBatch = 1 << 20
 
 // fullKey returns prefix ‖ key in a new slice.
 func fullKey(p byte, key []byte) []byte {
@@ -178,7 +180,13 @@ func (t *txn) Commit(d kv.Durability) error {
 		t.release(false)
 		return nil
 	}
-	wb := levigo.NewWriteBatch()
+	// This txn holds the writer slot, so it owns commitWB. A big batch
+	// gets its own, so that commitWB does not keep its memory.
+	wb := t.s.commitWB
+	if t.ovl.size > bigBatch {
+		wb = levigo.NewWriteBatch()
+		defer wb.Close()
+	}
 	for n := t.ovl.first(); n != nil; n = n.next[0] {
 		if n.del {
 			wb.Delete(n.key)
@@ -191,12 +199,14 @@ func (t *txn) Commit(d kv.Durability) error {
 		wo = t.s.wSync
 	}
 	err := t.s.db.Write(wo, wb)
-	wb.Close()
+	wb.Clear()
 	t.release(false)
 	if err != nil {
 		return t.s.mapError("commit to", err)
 	}
-	if d == kv.Sync {
+	if d != kv.Sync {
+		t.s.written.Add(1)
+	} else {
 		if err := t.s.logSync.sync(); err != nil {
 			return fmt.Errorf("leveldb: commit to %s: written but not synced: %w", t.s.dir, err)
 		}

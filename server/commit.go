@@ -247,6 +247,7 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	}
 	if sorted[0] == record.RootOID {
 		s.rootStored = true
+		s.rootReleasedLocked()
 	}
 	if c.unusedN > 0 {
 		for _, oid := range f.oids {

@@ -50,7 +50,8 @@ type conn struct {
 	w *bufio.Writer
 
 	busy    bool      // inside a request: reads get the request timeout
-	readDL  time.Time // read deadline last set
+	readDL  time.Time // read deadline last set (zero: none)
+	writeDL time.Time // write deadline last set
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
@@ -63,7 +64,8 @@ type conn struct {
 	invalid  runSet
 	invalidN atomic.Uint64 // invalid.len(), readable without mu
 
-	unusedN uint64 // oids in s.owners owned by this conn; under s.allocMu
+	unusedN    uint64 // oids in s.owners owned by this conn; under s.allocMu
+	waitedRoot bool   // waited once for ROOT_OID (rootWait); under s.allocMu
 
 	requests uint64
 }
@@ -90,17 +92,14 @@ func (r connReader) Read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-	var dl time.Time
+	var timeout time.Duration
 	if c.busy {
-		dl = time.Now().Add(c.s.cfg.RequestTimeout)
-	} else if c.s.cfg.IdleTimeout > 0 {
-		dl = time.Now().Add(c.s.cfg.IdleTimeout)
+		timeout = c.s.cfg.RequestTimeout
+	} else {
+		timeout = c.s.cfg.IdleTimeout // normally 0: no deadline
 	}
-	if !dl.Equal(c.readDL) {
-		if err := c.nc.SetReadDeadline(dl); err != nil {
-			return 0, err
-		}
-		c.readDL = dl
+	if err := c.setDeadline(&c.readDL, timeout, c.nc.SetReadDeadline); err != nil {
+		return 0, err
 	}
 	// Checked after setting the deadline: stop() sets the flag, then a past
 	// deadline, so either this check or the read sees it.
@@ -119,7 +118,7 @@ func (w connWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), writeChunk)
-		if err := c.nc.SetWriteDeadline(time.Now().Add(c.s.cfg.WriteTimeout)); err != nil {
+		if err := c.setDeadline(&c.writeDL, c.s.cfg.WriteTimeout, c.nc.SetWriteDeadline); err != nil {
 			return n, err
 		}
 		m, err := c.nc.Write(p[:k])
@@ -130,6 +129,26 @@ func (w connWriter) Write(p []byte) (int, error) {
 		p = p[m:]
 	}
 	return n, nil
+}
+
+// setDeadline makes *cur (the deadline last set through set) allow about
+// timeout from now; timeout 0 means no deadline. To keep the per-request
+// cost low a deadline is reused while it still leaves at least 90% of
+// timeout, so each read or write gets between 0.9 and 1.0 times timeout.
+func (c *conn) setDeadline(cur *time.Time, timeout time.Duration, set func(time.Time) error) error {
+	if timeout <= 0 {
+		if cur.IsZero() {
+			return nil
+		}
+		*cur = time.Time{}
+		return set(time.Time{})
+	}
+	now := time.Now()
+	if !cur.IsZero() && cur.Sub(now) >= timeout-timeout/10 {
+		return nil
+	}
+	*cur = now.Add(timeout)
+	return set(*cur)
 }
 
 // stop makes the connection end at its next read (graceful shutdown).

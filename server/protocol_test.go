@@ -853,3 +853,74 @@ func TestShutdownFinishesCommit(t *testing.T) {
 	c.status('O')
 	c.expectClosed(5 * time.Second)
 }
+
+// C39 race: the stock client's close() sends "." and disconnects; a client
+// asking for oids right after still gets ROOT_OID.
+func TestRootReleaseRace(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(testing.TB) Storage) {
+		ts := startServer(t, Config{}, open(t))
+		next := ts.dial(t)
+		for i := range 5 {
+			a := ts.dial(t)
+			if o := a.newOIDs(32); i == 0 && o[0] != 0 {
+				t.Fatal(o[0])
+			}
+			a.send([]byte{'.'})
+			a.nc.Close()
+			if o := next.newOIDs(1); o[0] != 0 {
+				t.Fatalf("round %d: first oid %d after the holder left, want 0", i, o[0])
+			}
+			next.nc.Close()
+			next = ts.dial(t)
+		}
+	})
+}
+
+// C47, G8: --gcbytes starts a full collection once enough bytes were
+// committed.
+func TestGCBytes(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{GCBytes: 300}, m) // 72 bytes per commit below
+	c := ts.dial(t)
+	o := c.newOIDs(10)
+	for i := 1; i < 5; i++ {
+		if _, st := c.commit(rec(o[i], "0123456789012345678901234567890123456789")); st != 'O' {
+			t.Fatal(st)
+		}
+	}
+	if m.packs.Load() != 0 {
+		t.Fatal("packed too early")
+	}
+	for i := 5; i < 8; i++ {
+		if _, st := c.commit(rec(o[i], "0123456789012345678901234567890123456789")); st != 'O' {
+			t.Fatal(st)
+		}
+	}
+	if m.packs.Load() != 1 {
+		t.Fatalf("packs %d, want 1", m.packs.Load())
+	}
+}
+
+// C59 (server side), rule 8: a VerifyRefs failure refuses the commit with E.
+func TestVerifyRefs(t *testing.T) {
+	ts := startServer(t, Config{VerifyRefs: func(oid uint64, r []byte) error {
+		if bytes.Contains(r, []byte("bad")) {
+			return errTest
+		}
+		return nil
+	}}, newMemStore())
+	c := ts.dial(t)
+	o := c.newOIDs(3)
+	if _, st := c.commit(rec(o[1], "good"), rec(o[2], "bad")); st != 'E' {
+		t.Fatalf("status %q", st)
+	}
+	if st, _ := c.load(o[1]); st != 'K' {
+		t.Fatal("stored")
+	}
+	if _, st := c.commit(rec(o[1], "good")); st != 'O' {
+		t.Fatalf("status %q", st)
+	}
+	if !containsLog(ts, "rule=8") {
+		t.Fatal("rule 8 not logged")
+	}
+}

@@ -46,6 +46,7 @@ type Server struct {
 	rootStored bool   // ROOT_OID has a record (it is never removed, G5)
 	roNext     uint64 // read-only storage: next oid handed out from memory
 	roInit     bool
+	rootFreed  chan struct{} // closed when ROOT_OID leaves an unused set; nil if nobody waits
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 }
@@ -192,6 +193,9 @@ func (s *Server) dropConn(c *conn) {
 	s.mu.Unlock()
 	s.allocMu.Lock()
 	if c.unusedN > 0 {
+		if s.owners.owner(record.RootOID) == c {
+			s.rootReleasedLocked()
+		}
 		s.owners.removeOwner(c)
 		c.unusedN = 0
 	}
@@ -259,12 +263,46 @@ func (s *Server) invalidate(rs []run, skip *conn) {
 	}
 }
 
+// rootWait is how long an allocation waits for another connection holding
+// an unstored ROOT_OID to go away. A stock client that takes oids 0…31 and
+// closes sends "." and disconnects; the next client may connect and ask for
+// oids before the server has read that, and should still get ROOT_OID (C39).
+// A connection waits at most once.
+const rootWait = 200 * time.Millisecond
+
+// rootReleasedLocked wakes allocations waiting for ROOT_OID. allocMu is held.
+func (s *Server) rootReleasedLocked() {
+	if s.rootFreed != nil {
+		close(s.rootFreed)
+		s.rootFreed = nil
+	}
+}
+
 // alloc hands n oids to c (A2–A6) and appends them to b.
 func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 	if n == 0 {
 		return b, nil
 	}
 	s.allocMu.Lock()
+	if ow := s.owners.owner(record.RootOID); ow != nil && ow != c && !s.rootStored && !c.waitedRoot {
+		// Once per connection (its first allocations are the ones racing
+		// with a departing root holder), so a holder that keeps ROOT_OID
+		// unstored cannot slow everybody's allocations down.
+		c.waitedRoot = true
+		if s.rootFreed == nil {
+			s.rootFreed = make(chan struct{})
+		}
+		ch := s.rootFreed
+		s.allocMu.Unlock()
+		t := time.NewTimer(rootWait)
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-s.soft.Done():
+		}
+		t.Stop()
+		s.allocMu.Lock()
+	}
 	defer s.allocMu.Unlock()
 	if c.unusedN+uint64(n) > uint64(s.cfg.MaxUnused) {
 		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, s.cfg.MaxUnused)

@@ -3,3 +3,5 @@
 package server
 
 func bdbKinds() []storeKind { return []storeKind{engineKind("bdb")} }
+
+const bdbTag = true

@@ -3,3 +3,5 @@
 package server
 
 func bdbKinds() []storeKind { return nil }
+
+const bdbTag = false

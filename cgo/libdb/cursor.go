@@ -7,6 +7,8 @@ package libdb
 */
 import "C"
 
+import "encoding/binary"
+
 // Cursor is a DBC handle, used by one goroutine at a time and closed
 // before its transaction ends.
 type Cursor struct {
@@ -73,6 +75,58 @@ func (c *Cursor) Get(search, kbuf, vbuf []byte, flags uint32) (key, value []byte
 			return nil, nil, newError("DBC->get", rc)
 		}
 	}
+}
+
+// GetMultipleKey moves the cursor like Get (usually Next) and fills buf
+// with as many key/data pairs as fit (DB_MULTIPLE_KEY); the cursor ends on
+// the last pair returned. buf must be a multiple of 1024 bytes and at
+// least a page. If even the first pair does not fit it returns an *Error
+// with ErrBufferSmall and need, the size required. Read the pairs with
+// MultipleKey. See DBC->get with DB_MULTIPLE_KEY.
+func (c *Cursor) GetMultipleKey(buf []byte, flags uint32) (need int, err error) {
+	if c.p == nil {
+		return 0, errInvalid("DBC->get")
+	}
+	var n C.u_int32_t
+	rc := C.dbgo_dbc_get_multiple_key(c.p, cptr(buf), C.size_t(len(buf)), &n, C.u_int32_t(flags))
+	if rc != 0 {
+		return int(n), newError("DBC->get", rc)
+	}
+	return 0, nil
+}
+
+// MultipleKey walks a buffer filled by GetMultipleKey. Key and value
+// slices alias the buffer.
+type MultipleKey struct {
+	buf []byte
+	p   int // offset of the next u_int32_t, walking down from the end
+}
+
+// NewMultipleKey starts a walk over buf (the whole slice given to
+// GetMultipleKey). See DB_MULTIPLE_INIT.
+func NewMultipleKey(buf []byte) MultipleKey {
+	return MultipleKey{buf: buf, p: len(buf) - 4}
+}
+
+// Next returns the next pair, or ok false at the end (or on a malformed
+// buffer). See DB_MULTIPLE_KEY_NEXT.
+func (m *MultipleKey) Next() (key, value []byte, ok bool) {
+	if m.p < 12 {
+		return nil, nil, false
+	}
+	u := func(i int) int { return int(binary.NativeEndian.Uint32(m.buf[i:])) }
+	koff := binary.NativeEndian.Uint32(m.buf[m.p:])
+	if koff == 0xffffffff {
+		m.p = -1
+		return nil, nil, false
+	}
+	klen, voff, vlen := u(m.p-4), u(m.p-8), u(m.p-12)
+	if int(koff)+klen > len(m.buf) || voff+vlen > len(m.buf) {
+		m.p = -1
+		return nil, nil, false
+	}
+	m.p -= 16
+	return m.buf[koff : int(koff)+klen : int(koff)+klen], m.buf[voff : voff+vlen : voff+vlen], true
 }
 
 // Put stores key/value through the cursor (KeyFirst, Current, ...). See

@@ -22,6 +22,8 @@ package libdb
 #cgo nocallback dbgo_db_cursor
 #cgo noescape dbgo_dbc_get
 #cgo nocallback dbgo_dbc_get
+#cgo noescape dbgo_dbc_get_multiple_key
+#cgo nocallback dbgo_dbc_get_multiple_key
 #cgo noescape dbgo_dbc_put
 #cgo nocallback dbgo_dbc_put
 #cgo noescape dbgo_dbc_del

@@ -395,6 +395,24 @@ int dbgo_dbc_get(DBC *c, char *kbuf, size_t kn, size_t kcap, u_int32_t *kneed,
 	return rc;
 }
 
+/*
+ * dbgo_dbc_get_multiple_key: bulk DBC->get with DB_MULTIPLE_KEY into buf
+ * (cap bytes, a multiple of 1024, at least a page). On DB_BUFFER_SMALL
+ * *need is the size the next record needs.
+ */
+int dbgo_dbc_get_multiple_key(DBC *c, char *buf, size_t cap, u_int32_t *need, u_int32_t flags) {
+	DBT key, val;
+	int rc;
+	memset(&key, 0, sizeof(key));
+	memset(&val, 0, sizeof(val));
+	val.data = buf;
+	val.ulen = (u_int32_t)cap;
+	val.flags = DB_DBT_USERMEM;
+	rc = c->get(c, &key, &val, flags | DB_MULTIPLE_KEY);
+	*need = val.size;
+	return rc;
+}
+
 int dbgo_dbc_put(DBC *c, char *k, size_t kn, char *v, size_t vn, u_int32_t flags) {
 	DBT key, val;
 	memset(&key, 0, sizeof(key));

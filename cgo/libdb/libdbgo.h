@@ -86,6 +86,7 @@ int dbgo_db_cursor(DB *db, DB_TXN *txn, DBC **out, u_int32_t flags);
 int dbgo_dbc_close(DBC *c);
 int dbgo_dbc_get(DBC *c, char *kbuf, size_t kn, size_t kcap, u_int32_t *kneed,
     char *vbuf, size_t vcap, u_int32_t *vneed, u_int32_t flags);
+int dbgo_dbc_get_multiple_key(DBC *c, char *buf, size_t cap, u_int32_t *need, u_int32_t flags);
 int dbgo_dbc_put(DBC *c, char *k, size_t kn, char *v, size_t vn, u_int32_t flags);
 int dbgo_dbc_del(DBC *c, u_int32_t flags);
 

@@ -1,20 +1,248 @@
 package main
 
-// PLACEHOLDER written by the lead so the command table compiles; the server
-// worker replaces this file with the real `serve` command.
-
 import (
 	"context"
-	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/pickle"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/server"
 )
 
+// serveCommand is `durusbdb serve`, the drop-in replacement for `durus -s`
+// (PROTOCOL.md §13): the same option names, plus the database directory
+// and durusbdb's own limits.
 func serveCommand() *command {
-	return &command{
+	c := &command{
 		name:    "serve",
-		summary: "serve a database to Durus clients",
-		usage:   "durusbdb serve --dir DIR",
-		run: func(ctx context.Context, cio cmdIO, args []string) error {
-			return errors.New("not built yet")
-		},
+		summary: "serve a database to Durus clients (drop-in for durus -s)",
+		usage:   "durusbdb serve --dir DIR [--create] [--host H] [--port P | --address PATH|@NAME] [flags]",
+		example: "durusbdb serve --dir /var/lib/durusbdb --create --port 2972",
 	}
+	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		var f dbFlags
+		fs := newFlagSet(c, cio)
+		f.register(fs)
+		// durus -s options.
+		host := fs.String("host", server.DefaultHost, "host to listen on (durus -s --host)")
+		port := fs.Int("port", server.DefaultPort, "TCP port to listen on (durus -s --port)")
+		address := fs.String("address", "", "unix socket path, or @name for a Linux abstract socket; overrides --host/--port")
+		owner := fs.String("owner", "", "owner of the unix socket file (name or number)")
+		group := fs.String("group", "", "group of the unix socket file (name or number)")
+		umask := fs.String("umask", "", "umask for the unix socket file (Durus int syntax: 077 octal, 0x3f hex, 77 decimal); default mode 0600")
+		readonly := fs.Bool("readonly", false, "open the database read-only: commits are refused with E")
+		gcbytes := fs.Int64("gcbytes", 0, "start a full collection after this many committed bytes (0: never)")
+		logfile := fs.String("logfile", "", "append the log to this file (default stderr)")
+		level := fs.Int("logginglevel", 20, "Durus logging level: <=10 debug, <=20 info, <=30 warning, above error")
+		stop := fs.Bool("stop", false, "instead of serving, send Q to the server at the address and wait until it stops")
+		file := fs.String("file", "", "not supported: a Durus file; import it with 'durusbdb migrate', then serve --dir")
+		repair := fs.Bool("repair", false, "accepted for compatibility; recovery is automatic")
+		// durusbdb options.
+		create := fs.Bool("create", false, "create a new database if --dir is empty")
+		durability := fs.String("durability", "sync", "when commits are acknowledged: sync, write-nosync or nosync")
+		maxCommit := fs.String("max-commit", "1GiB", "largest commit accepted (bytes or with KiB/MiB/GiB, at most 4GiB-1)")
+		maxBulk := fs.Int("max-bulk", server.DefaultMaxBulk, "largest bulk-load count; above it the connection is closed")
+		lease := fs.Duration("commit-lease", 5*time.Second, "commit token lease: a stalled committer loses the token after this if others wait")
+		gcGrace := fs.Duration("gc-grace", engine.DefaultGCGrace, "reference-count collector grace period")
+		noQuit := fs.Bool("no-quit", false, "ignore Q requests from clients (log them and close that connection)")
+		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
+		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
+		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
+		if err := parseFlags(c, cio, fs, args); err != nil {
+			return err
+		}
+		if err := noArgs(fs); err != nil {
+			return err
+		}
+		set := map[string]bool{}
+		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+
+		lc := server.ListenConfig{Host: *host, Port: *port, Address: *address, Owner: *owner, Group: *group}
+		if *port < 0 || *port > 65535 {
+			return &usageError{fmt.Sprintf("--port %d out of range", *port)}
+		}
+		if *umask != "" {
+			u, err := strconv.ParseInt(*umask, 0, 32)
+			if err != nil || u < 0 || u > 0o777 {
+				return &usageError{fmt.Sprintf("--umask: bad value %q", *umask)}
+			}
+			ui := int(u)
+			lc.Umask = &ui
+		}
+		if *stop {
+			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			defer cancel()
+			if err := server.Stop(sctx, lc); err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "durusbdb server at %s stopped\n", lc)
+			return nil
+		}
+		if *file != "" {
+			return &usageError{"--file names a Durus file; durusbdb serves a database directory: import the file with 'durusbdb migrate' and use --dir"}
+		}
+
+		// Logging.
+		var logw io.Writer = cio.stderr
+		if *logfile != "" {
+			lf, err := os.OpenFile(*logfile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
+			if err != nil {
+				return fmt.Errorf("--logfile: %w", err)
+			}
+			defer lf.Close()
+			logw = lf
+		}
+		hopts := &slog.HandlerOptions{Level: durusLevel(*level)}
+		var log *slog.Logger
+		switch f.logFormat {
+		case "text":
+			log = slog.New(slog.NewTextHandler(logw, hopts))
+		case "json":
+			log = slog.New(slog.NewJSONHandler(logw, hopts))
+		default:
+			return &usageError{fmt.Sprintf("--log-format must be text or json, not %q", f.logFormat)}
+		}
+		if *repair {
+			log.Info("--repair has no effect: durusbdb recovers automatically")
+		}
+
+		// Engine options.
+		dur, err := kv.ParseDurability(*durability)
+		if err != nil {
+			return &usageError{"--durability: " + err.Error()}
+		}
+		cache, err := parseSize(f.cacheSize)
+		if err != nil {
+			return &usageError{"--cache-size: " + err.Error()}
+		}
+		mc, err := parseSize(*maxCommit)
+		if err != nil || mc <= 0 || mc > server.MaxCommitLimit {
+			return &usageError{fmt.Sprintf("--max-commit: bad value %q (1 to 4294967295 bytes)", *maxCommit)}
+		}
+		if *maxBulk <= 0 || *maxConns <= 0 || *lease <= 0 || *gcbytes < 0 {
+			return &usageError{"--max-bulk, --max-connections and --commit-lease must be positive, --gcbytes not negative"}
+		}
+		if f.dir == "" {
+			return &usageError{"--dir is required"}
+		}
+		fi, err := os.Stat(f.dir)
+		if err != nil {
+			return fmt.Errorf("database directory %s: %w", f.dir, err)
+		}
+		if !fi.IsDir() {
+			return fmt.Errorf("database directory %s is not a directory", f.dir)
+		}
+		cfg := server.Config{
+			MaxBulk:        *maxBulk,
+			MaxCommit:      mc,
+			CommitLease:    *lease,
+			MaxConnections: *maxConns,
+			IdleTimeout:    *idle,
+			NoQuit:         *noQuit,
+			GCBytes:        *gcbytes,
+			Logger:         log,
+		}
+		if *verifyRefs {
+			cfg.VerifyRefs = func(oid uint64, rec []byte) error { return pickle.CheckRefs(rec) }
+		}
+
+		// Listen first: a busy address fails before the database is opened.
+		ln, err := server.Listen(ctx, lc)
+		if err != nil {
+			return err
+		}
+		// A second SIGINT/SIGTERM after the first exits at once, also while
+		// the database is being opened; a shutdown that overruns its 10 s
+		// is ended too.
+		finished := make(chan struct{})
+		defer close(finished)
+		quitting := make(chan struct{}) // closed by Q (srv.Done) once serving
+		go func() {
+			select {
+			case <-ctx.Done():
+			case <-quitting:
+			case <-finished:
+				return
+			}
+			sig := make(chan os.Signal, 1)
+			signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+			defer signal.Stop(sig)
+			select {
+			case s := <-sig:
+				log.Error("second signal: exiting without a clean shutdown", "signal", s.String())
+				os.Exit(exitFailed)
+			case <-time.After(12 * time.Second):
+				log.Error("shutdown took longer than 10 s: exiting")
+				os.Exit(exitFailed)
+			case <-finished:
+			}
+		}()
+
+		relay := &server.RemoveRelay{}
+		grace := *gcGrace
+		if set["gc-grace"] && grace == 0 {
+			grace = -1 // engine: negative means no grace period
+		}
+		// Opening (recovery included) is not interrupted by the first
+		// signal: the server then shuts down cleanly at once.
+		db, err := engine.Open(context.WithoutCancel(ctx), f.dir, engine.Options{
+			Create:     *create,
+			ReadOnly:   *readonly,
+			Backend:    f.backend,
+			CacheSize:  cache,
+			Durability: dur,
+			GCGrace:    grace,
+			Logger:     log,
+			OnRemove:   relay.OnRemove,
+		})
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		srv := server.New(cfg, server.Engine(db))
+		relay.Attach(srv)
+		go func() {
+			select {
+			case <-srv.Done():
+				close(quitting)
+			case <-finished:
+			}
+		}()
+
+		log.Info("durusbdb serve", "version", Version, "dir", f.dir, "backend", db.Backend(),
+			"readonly", db.ReadOnly(), "durability", dur.String(), "address", lc.String())
+		serveErr := srv.Serve(ctx, ln)
+		closeErr := db.Close()
+		if serveErr != nil {
+			return serveErr
+		}
+		if closeErr != nil {
+			return fmt.Errorf("closing the database: %w", closeErr)
+		}
+		log.Info("database closed")
+		return nil
+	}
+	return c
+}
+
+// durusLevel maps Durus's numeric logging levels to slog levels.
+func durusLevel(n int) slog.Level {
+	switch {
+	case n <= 10:
+		return slog.LevelDebug
+	case n <= 20:
+		return slog.LevelInfo
+	case n <= 30:
+		return slog.LevelWarn
+	}
+	return slog.LevelError
 }

@@ -3,10 +3,12 @@ package filestorage
 import (
 	"bytes"
 	"compress/zlib"
+	"context"
 	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
+	"runtime"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/durus/pickle"
@@ -66,5 +68,61 @@ func TestDFS20PackDuplicates(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %v", name, err)
+	}
+}
+
+// Records stops on cancellation; Stats is safe from another goroutine.
+func TestRecordsCancelAndStats(t *testing.T) {
+	recs := map[uint64][]byte{}
+	for i := uint64(0); i < 2000; i++ {
+		recs[i] = record.Build(i, make([]byte, 100))
+	}
+	for _, write := range []func(string, WriteOptions, func(func(uint64, []byte) error) error) (WriteStats, error){WriteShelf, WriteDFS20} {
+		p := filepath.Join(t.TempDir(), "f")
+		if _, err := write(p, WriteOptions{}, scanOf(recs)); err != nil {
+			t.Fatal(err)
+		}
+		r, err := Open(p, ReadOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for r.Stats().Records < 10 {
+				runtime.Gosched()
+			}
+		}()
+		n := 0
+		err = r.Records(ctx, func(rec []byte) error {
+			n++
+			if n == 100 {
+				<-done
+				cancel()
+			}
+			return nil
+		})
+		if !errors.Is(err, context.Canceled) || n != 100 {
+			t.Fatalf("cancel: %v after %d", err, n)
+		}
+		if st := r.Stats(); st.Records != 100 || st.Done || st.Offset <= 14 {
+			t.Fatalf("stats %+v", st)
+		}
+		// A full rescan works and ends at the file size.
+		n = 0
+		if err := r.Records(context.Background(), func([]byte) error { n++; return nil }); err != nil || n != len(recs) {
+			t.Fatalf("rescan: %v %d", err, n)
+		}
+		if st := r.Stats(); !st.Done || st.Offset != st.Size || st.Records != int64(len(recs)) {
+			t.Fatalf("stats %+v", st)
+		}
+		r.Close()
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Records(ctx, func([]byte) error { return nil }); !errors.Is(err, ErrClosed) {
+			t.Fatalf("after close: %v", err)
+		}
 	}
 }

@@ -38,6 +38,7 @@ type FormatError struct {
 	Head   []byte // the first (up to 16) bytes of the file
 }
 
+// Error implements error, showing the first bytes of the file.
 func (e *FormatError) Error() string {
 	switch e.Format {
 	case "DFS10":
@@ -73,6 +74,7 @@ type DamageError struct {
 	Err error
 }
 
+// Error implements error, naming the file, offset and oid.
 func (e *DamageError) Error() string {
 	var sb strings.Builder
 	fmt.Fprintf(&sb, "filestorage: %s: damaged at offset %d", e.Path, e.Offset)

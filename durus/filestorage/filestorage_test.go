@@ -546,6 +546,17 @@ func TestWriteShelfExamples(t *testing.T) {
 	if recs, _, _, err := readAll(t, e, ReadOptions{}); err != nil || len(recs) != 0 {
 		t.Errorf("empty: %v %d", err, len(recs))
 	}
+	// Empty DFS20.
+	e = filepath.Join(dir, "empty.dfs20")
+	if _, err := WriteDFS20(e, WriteOptions{}, scanOf(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if oids := newOIDs(t, e, nil, 2); !slices.Equal(oids, []uint64{0, 1}) {
+		t.Errorf("Durus's next oids for the empty DFS20 file %v", oids)
+	}
+	if recs, _, _, err := readAll(t, e, ReadOptions{}); err != nil || len(recs) != 0 {
+		t.Errorf("empty dfs20: %v %d", err, len(recs))
+	}
 }
 
 // C65, C66, C68: export the records of a real Durus database (with holes,

@@ -26,6 +26,7 @@ const (
 	FormatDFS20
 )
 
+// String returns "empty", "shelf" or "dfs20".
 func (f Format) String() string {
 	switch f {
 	case FormatEmpty:
@@ -39,11 +40,11 @@ func (f Format) String() string {
 }
 
 // Magic numbers of PROTOCOL.md §11.1.
-var (
-	shelfMagic  = []byte("SHELF-1\n")
-	dfs20Magic  = []byte("DFS20\x00")
-	dfs10Magic  = []byte("DFS10\x00")
-	sqliteMagic = []byte("SQLite format 3\x00")
+const (
+	shelfMagic  = "SHELF-1\n"
+	dfs20Magic  = "DFS20\x00"
+	dfs10Magic  = "DFS10\x00"
+	sqliteMagic = "SQLite format 3\x00"
 )
 
 // MaxRecordSize is the largest record durusbdb can import (a load reply
@@ -63,7 +64,8 @@ type ReadOptions struct {
 	IgnoreIncompleteTail bool
 	// Force opens a file even if a running Durus writer holds its lock.
 	// The Reader then reads a snapshot: the bytes present at Open (see
-	// Reader.Forced).
+	// Reader.Forced). A snapshot may end inside a commit in progress;
+	// combine with IgnoreIncompleteTail to import what precedes it.
 	Force bool
 	// MaxIndexBytes bounds the decompressed DFS20 index pickle; 0 means
 	// DefaultMaxIndexBytes.
@@ -169,19 +171,19 @@ func newReader(path string, ra io.ReaderAt, size int64, opts ReadOptions) (*Read
 	switch {
 	case size == 0:
 		r.format = FormatEmpty
-	case bytes.HasPrefix(head, shelfMagic):
+	case bytes.HasPrefix(head, []byte(shelfMagic)):
 		r.format = FormatShelf
 		if err := r.openShelf(); err != nil {
 			return nil, err
 		}
-	case bytes.HasPrefix(head, dfs20Magic):
+	case bytes.HasPrefix(head, []byte(dfs20Magic)):
 		r.format = FormatDFS20
 		if err := r.openDFS20(); err != nil {
 			return nil, err
 		}
-	case bytes.HasPrefix(head, dfs10Magic):
+	case bytes.HasPrefix(head, []byte(dfs10Magic)):
 		return nil, &FormatError{Path: path, Format: "DFS10", Head: head}
-	case bytes.HasPrefix(head, sqliteMagic):
+	case bytes.HasPrefix(head, []byte(sqliteMagic)):
 		return nil, &FormatError{Path: path, Format: "SQLite", Head: head}
 	default:
 		return nil, &FormatError{Path: path, Format: "unknown", Head: head}
@@ -241,8 +243,10 @@ func (r *Reader) Close() error {
 // current record, so a consumer that overwrites by oid ends with exactly the
 // records Durus's FileStorage.load returns. Records Durus does not read
 // (Shelf base records the offset map does not point at, DFS20 entries before
-// the index that the index does not name) are not yielded. A transaction is
-// yielded only after it has been checked to be complete.
+// the index that the index does not name) are not yielded. Each appended
+// Shelf transaction and each DFS20 transaction after the index is checked to
+// be complete and well formed before any of its records is yielded, so with
+// IgnoreIncompleteTail nothing of a skipped transaction reaches yield.
 //
 // Each rec is a fresh slice the consumer may keep. An error from yield stops
 // the scan and is returned wrapped (errors.Is still matches it). Damage gives

@@ -225,7 +225,7 @@ func collect(st *WriteStats, opts WriteOptions, scan func(yield func(oid uint64,
 
 func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(string) error, scan func(yield func(oid uint64, rec []byte) error) error) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
-	bw.Write(shelfMagic)
+	bw.WriteString(shelfMagic)
 	bw.Write(make([]byte, 8)) // L0, patched below
 	var hdr [16]byte
 	err := collect(st, opts, scan, func(oid uint64, rec []byte) error {
@@ -376,7 +376,7 @@ func (c *countWriter) Write(p []byte) (int, error) {
 
 func writeDFS20Body(f *os.File, st *WriteStats, opts WriteOptions, hook func(string) error, scan func(yield func(oid uint64, rec []byte) error) error) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
-	bw.Write(dfs20Magic)
+	bw.WriteString(dfs20Magic)
 	bw.Write(make([]byte, 8)) // X, patched below
 	var hdr [4]byte
 	err := collect(st, opts, scan, func(oid uint64, rec []byte) error {

@@ -54,6 +54,7 @@ type MalformedError struct {
 	Reason string
 }
 
+// Error implements error, naming the oid, stream and offset.
 func (e *MalformedError) Error() string {
 	var sb strings.Builder
 	sb.WriteString("pickle: ")
@@ -79,6 +80,7 @@ type MismatchError struct {
 	Extra []uint64
 }
 
+// Error implements error, listing the differing oids.
 func (e *MismatchError) Error() string {
 	return fmt.Sprintf("pickle: oid %d: pickled references differ from refs: missing from refs %s, not pickled %s",
 		e.OID, fmtOIDs(e.Missing), fmtOIDs(e.Extra))

@@ -187,6 +187,7 @@ type chunkScanner struct {
 	err      error
 }
 
+// Read reads from the underlying reader and scans what it returns.
 func (s *chunkScanner) Read(p []byte) (int, error) {
 	if s.err != nil {
 		return 0, s.err

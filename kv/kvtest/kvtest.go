@@ -38,6 +38,9 @@
 //     transaction; a reader may block until the writer ends or fail with
 //     kv.ErrConflict instead.
 //   - A commit of any durability survives a clean Close and reopen.
+//   - Commit of a read-only transaction ends it and returns nil.
+//   - A read-only transaction reads the same data throughout (repeatable
+//     reads); a writer meanwhile may wait, conflict, or commit unseen.
 package kvtest
 
 import (
@@ -146,6 +149,7 @@ var cases = []testCase{
 	{"IsolationAbort", testIsolationAbort},
 	{"IsolationCommit", testIsolationCommit},
 	{"SnapshotRead", testSnapshotRead},
+	{"RepeatableRead", testRepeatableRead},
 	{"AbortDiscards", testAbortDiscards},
 	{"Durability", testDurability},
 	{"LargeValue", testLargeValue},
@@ -911,6 +915,53 @@ func testSnapshotRead(t *testing.T, h *harness) {
 	if err := <-errc; err != nil {
 		t.Fatalf("writer: %v", err)
 	}
+}
+
+// testRepeatableRead: a read txn that read a record reads the same value
+// again (and the same cursor walk) while another goroutine commits a change
+// to it; the writer may wait for the reader, conflict and retry, or commit.
+func testRepeatableRead(t *testing.T, h *harness) {
+	s, _ := h.fresh(t)
+	update(t, s, func(tx kv.Txn) {
+		mustPut(t, tx, Objects, []byte("a"), []byte("1"))
+		mustPut(t, tx, Objects, []byte("b"), []byte("1"))
+	})
+	ctx, cancel := context.WithTimeout(ctxOf(t), 20*time.Second)
+	defer cancel()
+	rt := begin(t, s, false)
+	expectGet(t, rt, Objects, []byte("a"), []byte("1"))
+	checkCursor(t, rt, Objects, model{"a": "1", "b": "1"})
+	done := make(chan error, 1)
+	go func() {
+		done <- kv.Update(ctx, s, kv.Sync, func(tx kv.Txn) error {
+			if err := tx.Put(Objects, []byte("a"), []byte("2")); err != nil {
+				return err
+			}
+			if err := tx.Delete(Objects, []byte("b")); err != nil {
+				return err
+			}
+			return tx.Put(Objects, []byte("c"), []byte("2"))
+		})
+	}()
+	var werr error
+	finished := false
+	select {
+	case werr = <-done:
+		finished = true
+	case <-time.After(300 * time.Millisecond):
+	}
+	expectGet(t, rt, Objects, []byte("a"), []byte("1"))
+	checkCursor(t, rt, Objects, model{"a": "1", "b": "1"})
+	rt.Abort()
+	if !finished {
+		werr = <-done
+	}
+	if werr != nil {
+		t.Fatalf("writer: %v", werr)
+	}
+	rt = begin(t, s, false)
+	checkAll(t, rt, Objects, model{"a": "2", "c": "2"})
+	rt.Abort()
 }
 
 func testAbortDiscards(t *testing.T, h *harness) {

@@ -101,40 +101,29 @@ def _flag_if(flag):
     return ("bool", flag)
 
 
-# option name -> (flag, converter) or ("bool", flag).
+# option name -> (flag, converter) or ("bool", flag). Only flags that
+# `durusbdb serve` has; anything else is a TypeError.
 OPTIONS = {
     # durability of commits: "sync" (default), "write-nosync", "nosync"
     "durability": ("--durability", _choice("sync", "write-nosync", "nosync")),
-    # Berkeley DB cache size in bytes (default 64 MiB)
+    # cache size in bytes (default 64 MiB)
     "cache_size": ("--cache-size", _int),
-    # page size of objects.db at creation (default 16 KiB)
-    "page_size": ("--page-size", _int),
-    # access method of objects.db at creation: "btree" (default) or "hash"
-    "access": ("--access", _choice("btree", "hash")),
     # backend of a new database: "bdb" or "leveldb" (default: bdb if compiled in)
     "backend": ("--backend", _choice("bdb", "leveldb")),
     # seconds an unreferenced object is kept before the collector may remove it
     "gc_grace": ("--gc-grace", _duration),
-    # when the reference-count collector runs: "continuous", "idle", "manual"
-    "gc": ("--gc", _choice("continuous", "idle", "manual")),
-    # check every garbage candidate before deleting it
-    "validate_garbage": _flag_if("--validate-garbage"),
     # start a full collection after this many committed bytes (as durus -s)
     "gcbytes": ("--gcbytes", _int),
-    # seconds between background checkpoints
-    "checkpoint_every": ("--checkpoint-every", _duration),
-    # keep Berkeley DB log files after checkpoints (for backups)
-    "keep_logs": _flag_if("--keep-logs"),
+    # refuse records whose pickled references differ from their refs field
+    "verify_refs": _flag_if("--verify-refs"),
+    # largest commit accepted, bytes
+    "max_commit": ("--max-commit", _int),
+    # commit token lease, seconds
+    "commit_lease": ("--commit-lease", _duration),
     # Durus logging level of the server (as durus -s --logginglevel)
     "logginglevel": ("--logginglevel", _int),
     # server log file (default: a private temporary file)
     "logfile": ("--logfile", str),
-}
-
-# Names used by the original package, mapped onto the options above.
-_ALIASES = {
-    "type": "access",                 # original: type="btree" | "hash"
-    "validate": "validate_garbage",
 }
 
 # Options handled on the Python side only.
@@ -146,11 +135,11 @@ def _serve_flags(options):
     flags = []
     for name in sorted(options):
         value = options[name]
-        key = _ALIASES.get(name, name)
+        key = name
         if key not in OPTIONS:
             raise TypeError("BerkeleyDBStorage() got an unexpected keyword argument %r "
                             "(known: %s)" % (name, ", ".join(sorted(
-                                set(OPTIONS) | set(_ALIASES) | set(_LOCAL_OPTIONS)))))
+                                set(OPTIONS) | set(_LOCAL_OPTIONS)))))
         spec = OPTIONS[key]
         if spec[0] == "bool":
             if not isinstance(value, bool):
@@ -220,6 +209,13 @@ def _pdeathsig_preexec():
     return preexec
 
 
+# Files whose presence means the directory already holds a database
+# (FORMAT.md: meta.db for Berkeley DB, CURRENT for LevelDB).
+_DATABASE_MARKERS = ("meta.db", "CURRENT")
+# Binaries found not to know --parent-pid.
+_without_parent_pid = set()
+
+
 class _PrivateServer(object):
     """A ``durusbdb serve`` process owned by this Python process."""
 
@@ -235,10 +231,15 @@ class _PrivateServer(object):
         self.tempdir = None
         self.log_path = None
         self.own_log = not any(f.startswith("--logfile=") for f in flags)
-        self.parent_pid_flag = True
+        self.parent_pid_flag = binary not in _without_parent_pid
         path = os.path.join(directory, SOCKET_NAME)
-        if len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH:
-            # Too long for a unix socket address: a private directory instead.
+        too_long = len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH
+        # A new database: the directory must be empty when the server opens
+        # it, and the server binds its socket first, so the socket goes
+        # elsewhere for this first run (later runs use PATH/durusbdb.sock).
+        new_database = not any(os.path.exists(os.path.join(directory, name))
+                               for name in _DATABASE_MARKERS)
+        if too_long or new_database:
             self.tempdir = tempfile.mkdtemp(prefix="durusbdb-")
             path = os.path.join(self.tempdir, "s.sock")
         self.address = path
@@ -268,6 +269,7 @@ class _PrivateServer(object):
                     and ("not defined" in failure or "unknown" in failure.lower())):
                 # A durusbdb without --parent-pid: rely on PR_SET_PDEATHSIG and atexit.
                 self.parent_pid_flag = False
+                _without_parent_pid.add(self.binary)
                 continue
             break
         raise ServerStartError("durusbdb serve did not start for %s: %s" % (self.directory, failure))
@@ -493,7 +495,7 @@ class BerkeleyDBStorage(ClientStorage):
     def __exit__(self, *exc):
         self.close()
 
-    def migrate(self, iterable):
+    def migrate(self, iterable, force=False):
         """Import records into this database without holding them in memory.
 
         iterable yields records (bytes, oid first) or (oid, record) pairs,
@@ -520,14 +522,16 @@ class BerkeleyDBStorage(ClientStorage):
             self.s = None
             server.stop()
             try:
-                count = self._run_migrate(iterable)
+                count = self._run_migrate(iterable, force)
             finally:
                 server.start()
                 ClientStorage.__init__(self, address=server.address)
         return count
 
-    def _run_migrate(self, iterable):
+    def _run_migrate(self, iterable, force):
         cmd = [self._binary, "migrate", "--stdin", "--dir=%s" % self.directory]
+        if force:
+            cmd.append("--force")
         out = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,

@@ -5,7 +5,9 @@ import time
 import pytest
 
 import durus_server
-from durus_server import TARGET_DURUS, TARGET_DURUSBDB  # noqa: F401 (re-exported)
+from durus_server import TARGET_DURUS, TARGET_DURUSBDB
+
+__all__ = ["TARGET_DURUS", "TARGET_DURUSBDB", "is_target", "differs", "poll"]
 
 
 def is_target(name):

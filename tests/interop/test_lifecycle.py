@@ -4,7 +4,6 @@ unix and abstract sockets, a fresh database's root (C2, C4, C15, C39, C40, C48).
 import os
 import stat
 import subprocess
-import sys
 import time
 
 import pytest
@@ -17,7 +16,7 @@ from durus.persistent_dict import PersistentDict
 from durus.utils import int8_to_str
 
 import durus_server
-from interop_util import TARGET_DURUS, differs, poll
+from interop_util import TARGET_DURUS, TARGET_DURUSBDB, differs, is_target, poll
 
 
 class Thing(Persistent):
@@ -168,6 +167,62 @@ def test_readonly_server(fresh_server, clients):
     # Nothing changed, for a new client too; the server is still up.
     assert srv.running()
     check(srv, records)
+
+
+def _snapshot(path):
+    """{relative path: bytes} of every regular file under path (or the file)."""
+    if os.path.isfile(path):
+        with open(path, "rb") as f:
+            return {"": f.read()}
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(path):
+        for name in filenames:
+            full = os.path.join(dirpath, name)
+            if stat.S_ISREG(os.lstat(full).st_mode):
+                with open(full, "rb") as f:
+                    out[os.path.relpath(full, path)] = f.read()
+    return out
+
+
+def test_readonly_writes_nothing(fresh_server, clients):
+    """PROTOCOL.md 8: a read-only server opens the database without writing anything."""
+    srv = fresh_server()
+    records = fill(srv, clients)
+    assert srv.stop() == 0, srv.log_tail()
+    before = _snapshot(srv.dbpath)
+    srv.readonly = True
+    srv.start()
+    check(srv, records)
+    storage = clients.storage(srv)
+    storage.new_oid()
+    storage.sync()
+    list(storage.bulk_load(list(records)))
+    assert srv.stop() == 0, srv.log_tail()
+    after = _snapshot(srv.dbpath)
+    added = sorted(set(after) - set(before))
+    removed = sorted(set(before) - set(after))
+    changed = sorted(name for name in set(before) & set(after) if before[name] != after[name])
+    assert not (added or removed or changed), (
+        "read-only server wrote to the database: added %s, removed %s, changed %s"
+        % (added, removed, changed))
+
+
+@differs(TARGET_DURUS, "D9/C33: the reference has no commit size limit")
+def test_commit_limit(fresh_server, clients):
+    """C33: a commit above --max-commit -> E (ProtocolError); the connection stays usable."""
+    extra = ["--max-commit=1MiB"] if is_target(TARGET_DURUSBDB) else []
+    srv = fresh_server(extra_args=extra)
+    connection = clients(srv)
+    root = connection.get_root()
+    root["small"] = Thing("small")
+    connection.commit()
+    root["big"] = Thing(os.urandom(2 * 1024 * 1024))
+    with pytest.raises(ProtocolError):
+        connection.commit()
+    connection.abort()
+    assert connection.get_root()["small"].value == "small"
+    assert "big" not in connection.get_root()
+    assert srv.running()
 
 
 @differs(TARGET_DURUS, "A5/D11: the reference keeps oid 0 allocated until restart "

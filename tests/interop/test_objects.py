@@ -195,3 +195,8 @@ def test_many_objects_one_commit(server, clients, key):
     other = clients(server)
     got = other.get_root()[key]
     assert [t.i for t in got] == list(range(10000))
+    # One bulk load of all of them, in order.
+    oids = [t._p_oid for t in items]
+    storage = clients.storage(server)
+    records = list(storage.bulk_load(oids))
+    assert [r[:8] for r in records] == oids

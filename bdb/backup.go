@@ -1,0 +1,300 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// This file holds what package recovery needs of libdb beyond the store:
+// joining an environment another process owns (hot backup), page-safe
+// copies of database files, normal and catastrophic recovery with libdb's
+// verbose messages, and the pieces of the upgrade procedure (DB->upgrade,
+// DB_ENV->lsn_reset, on-disk version detection).
+
+// JoinEnv opens the existing environment in dir alongside the process that
+// owns it (a running server), for a hot backup: DB_CREATE | DB_INIT_TXN |
+// DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_REGISTER,
+// without DB_RECOVER. It shares the owner's regions (cache, log, locks),
+// so it sees every page the owner has in its cache. DB_REGISTER records
+// this process in __db.register: should it die inside libdb, the next
+// DB_REGISTER open runs recovery. If the environment needs recovery (its
+// owner crashed), the open fails with an error matching ErrRunRecovery:
+// open it with OpenEnv (holding the directory lock) instead. JoinEnv takes
+// no flock; the caller must not write through the Env.
+func JoinEnv(dir string, cacheSize int64) (*Env, error) {
+	le, err := libdb.EnvCreate()
+	if err != nil {
+		return nil, wrap("create environment "+dir, err)
+	}
+	if cacheSize <= 0 {
+		cacheSize = kv.DefaultCacheSize
+	}
+	// The cache size only matters if this open creates the regions.
+	if err := le.SetCacheSize(cacheSize, 1); err != nil {
+		le.Close(0)
+		return nil, wrap("set cache size of "+dir, err)
+	}
+	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
+		libdb.InitMpool | libdb.Thread | libdb.Register
+	if err := le.Open(dir, flags, 0); err != nil {
+		msg := le.LastError()
+		le.Close(0)
+		e := wrap("join environment "+dir, err)
+		if msg != "" {
+			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+		}
+		return nil, e
+	}
+	return &Env{dir: dir, env: le, txns: make(map[*Txn]struct{}), dbs: make(map[*DB]struct{})}, nil
+}
+
+// CopyDB copies the database file (relative to the directory) into the
+// directory target, page by page in coordination with the cache, so that
+// no page is copied half-written while other processes keep committing.
+// The copy is "fuzzy": pages changed after they were copied, or still
+// only in the cache, are brought up to date by catastrophic recovery
+// from log files copied after it. See DB_ENV->dbbackup.
+func (e *Env) CopyDB(file, target string) error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if e.readOnly {
+		return opErr("copy "+file+" of "+e.dir, ErrReadOnly, nil)
+	}
+	err := e.env.DBBackup(file, target, 0)
+	if err != nil {
+		msg := e.env.LastError()
+		e := wrap("copy "+filepath.Join(e.dir, file)+" to "+target, err)
+		if msg != "" {
+			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+		}
+		return e
+	}
+	return nil
+}
+
+// RecoverOptions configure RecoverEnv.
+type RecoverOptions struct {
+	// Catastrophic runs DB_RECOVER_FATAL: recovery from the first log file
+	// in the directory, for restored backups or damaged databases.
+	// Otherwise normal recovery (DB_RECOVER | DB_REGISTER) runs, which
+	// libdb skips when DB_REGISTER finds the last owner exited cleanly.
+	Catastrophic bool
+	// MessageFile, if set, receives libdb's verbose recovery messages
+	// (DB_VERB_RECOVERY), appended.
+	MessageFile string
+	// CacheSize in bytes; 0 means kv.DefaultCacheSize.
+	CacheSize int64
+}
+
+// RecoverInfo is the state of the log after recovery.
+type RecoverInfo struct {
+	// LogFiles are the log files in the directory, oldest first.
+	LogFiles []string
+	// EndFile, EndOffset: the end of the log (LSN [EndFile][EndOffset]).
+	EndFile, EndOffset uint32
+	// CkpFile, CkpOffset: the last checkpoint (recovery writes one).
+	CkpFile, CkpOffset uint32
+}
+
+// RecoverEnv runs recovery in dir, which no other process may be using
+// (hold the directory lock, see LockDir), then closes the environment and
+// removes its region files, so that the next open sizes them itself. See
+// DB_ENV->open with DB_RECOVER or DB_RECOVER_FATAL.
+func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
+	var info RecoverInfo
+	le, err := libdb.EnvCreate()
+	if err != nil {
+		return info, wrap("create environment "+dir, err)
+	}
+	var mf *libdb.MsgFile
+	fail := func(what string, err error) (RecoverInfo, error) {
+		msg := le.LastError()
+		le.Close(0)
+		if mf != nil {
+			mf.Close()
+		}
+		e := wrap(what+" "+dir, err)
+		if msg != "" {
+			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+		}
+		return info, e
+	}
+	cache := opts.CacheSize
+	if cache <= 0 {
+		cache = kv.DefaultCacheSize
+	}
+	if err := le.SetCacheSize(cache, 1); err != nil {
+		return fail("set cache size of", err)
+	}
+	if opts.MessageFile != "" {
+		if mf, err = libdb.OpenMsgFile(opts.MessageFile); err != nil {
+			return fail("open message file for", err)
+		}
+		if err := le.SetMsgFile(mf); err != nil {
+			return fail("set message file of", err)
+		}
+		if err := le.SetVerbose(libdb.VerbRecovery, true); err != nil {
+			return fail("set verbose recovery on", err)
+		}
+	}
+	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
+		libdb.InitMpool | libdb.Thread
+	if opts.Catastrophic {
+		flags |= libdb.RecoverFatal
+	} else {
+		flags |= libdb.Recover | libdb.Register
+	}
+	if err := le.Open(dir, flags, 0); err != nil {
+		what := "recover"
+		if opts.Catastrophic {
+			what = "catastrophic recovery of"
+		}
+		return fail(what, err)
+	}
+	if ls, err := le.LogStat(); err == nil {
+		info.EndFile, info.EndOffset = ls.CurFile, ls.CurOffset
+	}
+	if ts, err := le.TxnStat(); err == nil {
+		info.CkpFile, info.CkpOffset = ts.LastCkpFile, ts.LastCkpOffset
+	}
+	if l, err := le.LogArchive(libdb.ArchLog); err == nil {
+		sort.Strings(l)
+		info.LogFiles = l
+	}
+	err = le.Close(0)
+	if mf != nil {
+		mf.Close()
+	}
+	if err != nil {
+		return info, wrap("close environment "+dir+" after recovery", err)
+	}
+	if err := libdb.EnvRemove(dir, 0); err != nil {
+		return info, wrap("remove region files of "+dir, err)
+	}
+	return info, nil
+}
+
+// LockDir takes the directory's exclusive flock (durusbdb.lock), as a
+// writable OpenStore does; the error wraps kv.ErrInUse if another process
+// (a server) holds it. Close the file to release it.
+func LockDir(dir string) (*os.File, error) { return lockDir(dir, false) }
+
+// UpgradeFile upgrades the database file (relative to dir) in place to
+// Berkeley DB 5.3's format (a no-op for a current file) and, with
+// resetLSN, resets its page LSNs so that it no longer refers to the old
+// log files. No process may have dir open. See DB->upgrade and
+// DB_ENV->lsn_reset.
+func UpgradeFile(dir, file string, resetLSN bool) error {
+	le, err := libdb.EnvCreate()
+	if err != nil {
+		return wrap("create environment "+dir, err)
+	}
+	fail := func(what string, err error) error {
+		msg := le.LastError()
+		le.Close(0)
+		e := wrap(what, err)
+		if msg != "" {
+			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+		}
+		return e
+	}
+	// A private environment: cache only, in process memory, no region
+	// files, no logging (the old logs are about to be removed).
+	if err := le.Open(dir, libdb.Create|libdb.Private|libdb.InitMpool, 0); err != nil {
+		return fail("open private environment in "+dir, err)
+	}
+	if err := le.Upgrade(file, 0); err != nil {
+		return fail("upgrade "+filepath.Join(dir, file), err)
+	}
+	if resetLSN {
+		if err := le.LSNReset(file, 0); err != nil {
+			return fail("reset LSNs of "+filepath.Join(dir, file), err)
+		}
+	}
+	return wrap("close private environment in "+dir, le.Close(0))
+}
+
+// FileVersion is the on-disk format of one file, read from its header.
+type FileVersion struct {
+	Name    string
+	Kind    string // "log", "btree", "hash" or "unknown"
+	Version uint32 // format version (0 if unknown)
+	Current bool   // the version this libdb writes
+}
+
+// ReadFileVersion reads the header of a log file (log.NNNNNNNNNN) or a
+// btree / hash database file: the magic number and the format version.
+// Old releases differ: Berkeley DB 4.x logs have versions 7–16, 4.x btree
+// files version 8 or 9, hash files 7–9 (5.3: log 19, btree 9, hash 9).
+func ReadFileVersion(path string) (FileVersion, error) {
+	fv := FileVersion{Name: filepath.Base(path), Kind: "unknown"}
+	f, err := os.Open(path)
+	if err != nil {
+		return fv, fmt.Errorf("bdb: read version of %s: %w", path, err)
+	}
+	defer f.Close()
+	var hdr [256]byte
+	n, err := io.ReadFull(f, hdr[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return fv, fmt.Errorf("bdb: read version of %s: %w", path, err)
+	}
+	b := hdr[:n]
+	if strings.HasPrefix(fv.Name, "log.") {
+		// The first record of a log file is the persistent header (LOGP:
+		// magic, version, ...); the record header before it is 12 to 28
+		// bytes depending on the release and checksumming.
+		for off := 0; off+8 <= len(b) && off < 64; off += 4 {
+			for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+				if bo.Uint32(b[off:]) == libdb.LogMagic {
+					fv.Kind = "log"
+					fv.Version = bo.Uint32(b[off+4:])
+					fv.Current = fv.Version == libdb.LogVersion
+					return fv, nil
+				}
+			}
+		}
+		return fv, fmt.Errorf("bdb: %s is not a Berkeley DB log file (no log magic in its header): %w", path, kv.ErrCorrupt)
+	}
+	if len(b) < 20 {
+		return fv, fmt.Errorf("bdb: %s is too short for a Berkeley DB database (%d bytes): %w", path, len(b), kv.ErrNotDB)
+	}
+	for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
+		switch bo.Uint32(b[12:]) {
+		case libdb.BtreeMagic:
+			fv.Kind, fv.Version = "btree", bo.Uint32(b[16:])
+			fv.Current = fv.Version == libdb.BtreeVersion
+			return fv, nil
+		case libdb.HashMagic:
+			fv.Kind, fv.Version = "hash", bo.Uint32(b[16:])
+			fv.Current = fv.Version == libdb.HashVersion
+			return fv, nil
+		}
+	}
+	return fv, fmt.Errorf("bdb: %s is not a Berkeley DB btree or hash database: %w", path, kv.ErrNotDB)
+}
+
+// LogNumber returns the number of a log file name ("log.0000000012" → 12),
+// or 0 if name is not one.
+func LogNumber(name string) int {
+	if !strings.HasPrefix(name, "log.") || len(name) != len("log.0000000001") {
+		return 0
+	}
+	n, err := strconv.Atoi(name[len("log."):])
+	if err != nil {
+		return 0
+	}
+	return n
+}

@@ -1,0 +1,71 @@
+// Package engine implements Durus storage semantics over a kv.Store in the
+// durusbdb on-disk layout (FORMAT.md, layout "durusbdb/1"): the object
+// records, their reference counts, the garbage queue and the meta
+// counters, on Berkeley DB (one file per bucket: meta.db, objects.db,
+// refcounts.db, garbage.db) or LevelDB (key prefixes m, o, r, g).
+//
+// # Model
+//
+// A DB is opened with Open on an existing directory (created when empty
+// and Options.Create). It is safe for use by many goroutines; close it
+// with Close, which stops the background collector and checkpointer,
+// clears meta in_use and runs a checkpoint.
+//
+//   - Load returns a record byte for byte as committed.
+//   - AllocOIDs hands out contiguous oid runs from an in-memory cursor;
+//     meta next_oid is raised durably by blocks of OIDBlock before an oid
+//     of a new block is handed out, so oids are never reused, across
+//     crashes too. Commits are checked against the cursor, not next_oid.
+//   - Commit validates everything first (R1–R3, duplicates, unallocated
+//     oids, dangling references, read-only) and then applies the records,
+//     the reference-count deltas (summed over the commit) and the garbage
+//     queue changes in one transaction. The records are visible when
+//     Commit returns; Pending.Wait returns once they are durable: in the
+//     default sync mode the transaction is committed without sync and
+//     Wait joins a txn.Group, so one Flush covers every commit waiting.
+//
+// # Locks and goroutines
+//
+// One mutex, writeMu, serialises every write transaction of the engine:
+// commits, collector batches, full-collection sweep batches, imports,
+// repairs and oid reservations. Neither backend therefore ever sees two
+// writers (LevelDB has no writer isolation; Berkeley DB cannot deadlock
+// between our writers), at the price of collector batches waiting for
+// commits and the reverse; batches are small (Options.GC.Batch) so the
+// wait is short. Reads (Load, Scan, marking) use read transactions and
+// run concurrently. Lock order: allocMu, gcMu (collector batches) before
+// writeMu.
+//
+// # Garbage
+//
+// Reference counts follow FORMAT.md §4 exactly. An object whose count is
+// zero (and that is not oid 0) is queued in garbage.db with the time it
+// became a candidate; the collector (Options.GC: continuous and rate
+// limited, idle-only, or manual; CollectGarbage) deletes candidates older
+// than the grace period in small kv.NoSync transactions, decrementing what
+// they referenced. A child whose count drops to zero this way inherits its
+// parent's candidate time, so a dead chain goes in one pass. Losing
+// collector work in a crash is harmless: queue and counts roll back
+// together. Removed oids are reported through Options.OnRemove.
+//
+// Reference counting cannot reclaim cycles: FullCollect (Pack in the
+// background) marks from oid 0 while commits go on, with a write barrier
+// that marks whatever a commit stores or references, then sweeps unmarked
+// objects in small transactions and finally recomputes every count (a
+// Check with repair, which holds commits for one scan). Once the sweep has
+// begun, a commit that references an object the mark did not reach is
+// refused with ErrDangling (part of what that object references may
+// already be gone); the client sees a conflict, as for any collected oid.
+// Dangling references found while marking (possible in imported data) are
+// leaves and are logged with their referrer.
+//
+// # Import, scan, check
+//
+// Import streams records (a later record of an oid wins) into large
+// transactions with the collector held off, then computes counts and the
+// queue from the stored records; a failed or cancelled import removes
+// what it wrote, and a crash leaves meta "import" set, which Open reports
+// as ErrImportIncomplete. Scan yields every record in ascending oid order.
+// Check verifies every FORMAT.md invariant and can repair counters and the
+// queue; it never deletes an object.
+package engine

@@ -1,0 +1,190 @@
+package engine
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// TestGroupCommit: concurrent sync commits share flushes and all survive
+// a reopen.
+func TestGroupCommit(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		dir := t.TempDir()
+		db := openTest(t, dir, testOpts(kind))
+		const workers, each = 8, 40
+		first := mustAlloc(t, db, workers*each)
+		mustCommit(t, db, rec(0))
+		var wg sync.WaitGroup
+		for w := 0; w < workers; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < each; i++ {
+					oid := first + uint64(w*each+i)
+					if oid == 0 {
+						continue
+					}
+					p, err := db.Commit(context.Background(), [][]byte{rec(oid)})
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					if err := p.Wait(context.Background()); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			}()
+		}
+		wg.Wait()
+		st, _ := db.Stats()
+		t.Logf("%s: %d commits, %d flushes", kind, st.Commits, st.Flushes)
+		if st.Flushes == 0 || st.Flushes > st.Commits {
+			t.Fatalf("flushes %d for %d commits", st.Flushes, st.Commits)
+		}
+		db.Close()
+		db = openTest(t, dir, testOpts(kind))
+		if n, _ := db.Size(); n != workers*each {
+			t.Fatalf("size after reopen %d", n)
+		}
+		verifyInvariants(t, db)
+	})
+}
+
+func TestCheckpointPolicy(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		o := testOpts(kind)
+		o.Checkpoint = CheckpointPolicy{Every: -1, LogBytes: -1, Commits: 5}
+		db := openTest(t, t.TempDir(), o)
+		mustAlloc(t, db, 100)
+		for i := uint64(0); i < 12; i++ {
+			mustCommit(t, db, rec(i))
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			st, _ := db.Stats()
+			if st.CheckpointsSince >= 1 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("no checkpoint after 12 commits with Commits: 5")
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		// Time policy.
+		o.Checkpoint = CheckpointPolicy{Every: 50 * time.Millisecond, KeepLogs: true}
+		db2 := openTest(t, t.TempDir(), o)
+		time.Sleep(1200 * time.Millisecond)
+		if st, _ := db2.Stats(); st.CheckpointsSince == 0 {
+			t.Fatal("no timed checkpoint")
+		}
+		// Manual.
+		if err := db.Checkpoint(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+func TestUncleanShutdownValidation(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		dir := t.TempDir()
+		db := openTest(t, dir, testOpts(kind))
+		mustAlloc(t, db, 5)
+		mustCommit(t, db, rec(0, 1), rec(1), rec(2))
+		db.Close()
+		// Simulate a crash: in_use left set, a stale queue entry for 1.
+		store, _, err := backend.Open(kv.Options{Dir: dir, Buckets: Buckets(false, 0)}, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = kv.Update(context.Background(), store, kv.Sync, func(tx kv.Txn) error {
+			if err := tx.Put(BucketMeta, []byte(MetaInUse), []byte("1")); err != nil {
+				return err
+			}
+			return tx.Put(BucketGarbage, record.OIDBytes(1), int8Bytes(0))
+		})
+		store.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		o := testOpts(kind)
+		o.ValidateGarbage = true
+		db = openTest(t, dir, o)
+		if !db.UncleanShutdown() {
+			t.Fatal("unclean shutdown not noticed")
+		}
+		if g := sortedKeys(dump(t, db, BucketGarbage)); !slices.Equal(g, []uint64{2}) {
+			t.Fatalf("queue after validation %v", g)
+		}
+		verifyInvariants(t, db)
+	})
+}
+
+// TestRefcountModel: random commits (re-parenting, deletions, duplicates,
+// self refs) interleaved with collector passes keep the invariants.
+func TestRefcountModel(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		r := rand.New(rand.NewPCG(3, 4))
+		o := testOpts(kind)
+		o.GCGrace = -1
+		db := openTest(t, t.TempDir(), o)
+		ctx := context.Background()
+		mustAlloc(t, db, 200)
+		mustCommit(t, db, rec(0))
+		refused := 0
+		for step := 0; step < 150; step++ {
+			existing := sortedKeys(dump(t, db, BucketObjects))
+			var recs [][]byte
+			seen := map[uint64]bool{}
+			for k := 1 + r.IntN(4); k > 0; k-- {
+				oid := uint64(r.IntN(200))
+				if seen[oid] {
+					continue
+				}
+				seen[oid] = true
+				var refs []uint64
+				for j := r.IntN(5); j > 0; j-- {
+					switch r.IntN(8) {
+					case 0:
+						refs = append(refs, uint64(r.IntN(200))) // maybe dangling
+					case 1:
+						refs = append(refs, oid, oid) // self ref, duplicate
+					default:
+						refs = append(refs, existing[r.IntN(len(existing))])
+					}
+				}
+				recs = append(recs, rec(oid, refs...))
+			}
+			_, err := db.Commit(ctx, recs)
+			if err != nil && !isDangling(err) {
+				t.Fatal(err)
+			}
+			if err != nil {
+				refused++
+			}
+			if step%10 == 0 {
+				if _, err := db.CollectGarbage(ctx, 5); err != nil {
+					t.Fatal(err)
+				}
+			}
+			verifyInvariants(t, db)
+			if t.Failed() {
+				t.Fatalf("step %d", step)
+			}
+		}
+		if refused > 100 {
+			t.Fatalf("%d of 150 commits refused: the model tests little", refused)
+		}
+		t.Logf("refused %d, objects %d", refused, len(dump(t, db, BucketObjects)))
+	})
+}
+
+func isDangling(err error) bool { return err != nil && errorsIs(err, ErrDangling) }

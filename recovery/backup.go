@@ -1,0 +1,380 @@
+package recovery
+
+import (
+	"archive/tar"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/progress"
+	"github.com/durusbdb/durusbdb/internal/stream"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// Options are shared by the operations of this package.
+type Options struct {
+	// Logger receives reports and progress lines; nil means slog.Default().
+	Logger *slog.Logger
+	// Progress is where progress bars are drawn (a terminal) or, if it is
+	// not a terminal, progress is logged every few seconds; nil means
+	// logging only.
+	Progress io.Writer
+	// CacheSize for environments this package opens; 0 = kv.DefaultCacheSize.
+	CacheSize int64
+}
+
+func (o *Options) logger() *slog.Logger {
+	if o.Logger == nil {
+		return slog.Default()
+	}
+	return o.Logger
+}
+
+func (o *Options) progress(what, unit string, total int64) *progress.Reporter {
+	w := o.Progress
+	if w == nil {
+		w = io.Discard
+	}
+	return progress.New(w, o.logger(), what, unit, total)
+}
+
+// BackupOptions configure Backup.
+type BackupOptions struct {
+	Options
+	// Stream writes one file (tar + snappy framing) instead of a directory.
+	Stream bool
+}
+
+// BackupResult describes a finished backup.
+type BackupResult struct {
+	Out      string
+	Manifest *Manifest
+	// Bytes is the size of the output: the stream file, or the files of
+	// the backup directory.
+	Bytes    int64
+	Duration time.Duration
+}
+
+// Errors of Backup.
+var (
+	// ErrLevelDBInUse: a LevelDB directory cannot be backed up while a
+	// server (or any process) has it open; it also matches kv.ErrInUse.
+	ErrLevelDBInUse = fmt.Errorf("LevelDB allows one process per database, so a LevelDB database can be backed up only while no server has it open: stop the server, back up, start it again: %w", kv.ErrInUse)
+	// ErrLogGap: a log file was created and removed during a hot backup
+	// before it could be held open; the backup would be incomplete.
+	ErrLogGap = errors.New("recovery: a log file was created and removed during the backup before it could be copied; run the backup again")
+)
+
+// Backup copies the database in dir to out: a new directory, or with
+// opts.Stream a new file. It works while a server is serving the
+// directory (Berkeley DB; see the package doc for how), or with no server
+// (both backends). out must not exist (a directory may exist if empty).
+func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupResult, error) {
+	start := time.Now()
+	log := opts.logger()
+	kind, err := backend.Detect(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	if kind == "" {
+		return nil, fmt.Errorf("recovery: backup %s: the directory holds no database: %w", dir, kv.ErrNotDB)
+	}
+	absDir, _ := filepath.Abs(dir)
+	absOut, _ := filepath.Abs(out)
+	if absDir == absOut || strings.HasPrefix(absOut, absDir+string(filepath.Separator)) {
+		return nil, fmt.Errorf("recovery: backup %s: the output %s must not be inside the database directory", dir, out)
+	}
+
+	var stage string
+	cleanup := func() {}
+	if opts.Stream {
+		if _, err := os.Lstat(out); err == nil {
+			return nil, fmt.Errorf("recovery: backup %s: output file %s already exists (refusing to overwrite)", dir, out)
+		}
+		stage, err = os.MkdirTemp(filepath.Dir(out), ".durusbdb-backup-*")
+		if err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: staging directory next to %s: %w", dir, out, err)
+		}
+		cleanup = func() { os.RemoveAll(stage) }
+	} else {
+		created, err := prepareEmptyDir(out)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+		stage = out
+		cleanup = func() {
+			if created {
+				os.RemoveAll(out)
+			} else {
+				removeContents(out)
+			}
+		}
+	}
+	ok := false
+	defer func() {
+		if !ok || opts.Stream {
+			cleanup()
+		}
+	}()
+
+	m := &Manifest{Backend: kind, Created: time.Now().UTC(), Source: absDir}
+	switch kind {
+	case backend.BDB:
+		mode, logs, err := snapshotBDB(ctx, dir, stage, opts.Options)
+		if err != nil {
+			return nil, err
+		}
+		m.Mode = mode
+		if len(logs) > 0 {
+			m.Extra = append(m.Extra, "logs "+logs[0]+" "+logs[len(logs)-1])
+		}
+	case backend.LevelDB:
+		if err := snapshotLevelDB(ctx, dir, stage, opts.Options); err != nil {
+			return nil, err
+		}
+		m.Mode = "offline"
+	default:
+		return nil, fmt.Errorf("recovery: backup %s: unknown backend %q", dir, kind)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	// Manifest: data files first, then logs, each group by name.
+	ents, err := os.ReadDir(stage)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: read %s: %w", dir, stage, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := isLogName(names[i]), isLogName(names[j])
+		if li != lj {
+			return !li
+		}
+		return names[i] < names[j]
+	})
+	for _, n := range names {
+		size, sum, err := hashFile(filepath.Join(stage, n))
+		if err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: hash %s: %w", dir, n, err)
+		}
+		m.Files = append(m.Files, ManifestFile{Name: n, Size: size, SHA256: sum})
+	}
+	res := &BackupResult{Out: out, Manifest: m}
+	if !opts.Stream {
+		if err := writeFileSync(filepath.Join(out, ManifestName), m.Marshal()); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
+		}
+		if err := syncDir(out); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, out, err)
+		}
+		res.Bytes = m.Size()
+	} else {
+		n, err := writeStream(ctx, stage, out, m, opts.Options)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+		res.Bytes = n
+	}
+	ok = true
+	res.Duration = time.Since(start)
+	log.Info("recovery: backup written", "dir", dir, "out", out, "backend", kind, "mode", m.Mode,
+		"files", len(m.Files), "bytes", res.Bytes, "duration", res.Duration)
+	return res, nil
+}
+
+// writeStream writes the staged files as MANIFEST + files in a tar,
+// snappy-framed, to out (via out.tmp, renamed when complete and synced).
+// It returns the size of the file.
+func writeStream(ctx context.Context, stage, out string, m *Manifest, opts Options) (int64, error) {
+	tmp := out + ".tmp"
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return 0, fmt.Errorf("create %s: %w", tmp, err)
+	}
+	done := false
+	defer func() {
+		if !done {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	zw := stream.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	mt := m.Created
+	man := m.Marshal()
+	if err := tw.WriteHeader(&tar.Header{Name: ManifestName, Mode: 0o640, Size: int64(len(man)), ModTime: mt, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if _, err := tw.Write(man); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	prog := opts.progress("backup stream "+out, "bytes", m.Size())
+	for _, mf := range m.Files {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		if err := tw.WriteHeader(&tar.Header{Name: mf.Name, Mode: 0o640, Size: mf.Size, ModTime: mt, Typeflag: tar.TypeReg, Format: tar.FormatPAX}); err != nil {
+			return 0, fmt.Errorf("write %s: %w", tmp, err)
+		}
+		src, err := os.Open(filepath.Join(stage, mf.Name))
+		if err != nil {
+			return 0, err
+		}
+		n, err := io.Copy(tw, io.LimitReader(src, mf.Size))
+		src.Close()
+		if err != nil {
+			return 0, fmt.Errorf("write %s (member %s): %w", tmp, mf.Name, err)
+		}
+		if n != mf.Size {
+			return 0, fmt.Errorf("staged file %s changed size (%d, manifest %d)", mf.Name, n, mf.Size)
+		}
+		prog.Add(n, 0)
+	}
+	prog.Done()
+	if err := tw.Close(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := zw.Close(); err != nil {
+		return 0, fmt.Errorf("write %s: %w", tmp, err)
+	}
+	if err := f.Sync(); err != nil {
+		return 0, fmt.Errorf("sync %s: %w", tmp, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	if err := f.Close(); err != nil {
+		return 0, fmt.Errorf("close %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		return 0, fmt.Errorf("rename %s to %s: %w", tmp, out, err)
+	}
+	done = true
+	if err := syncDir(filepath.Dir(out)); err != nil {
+		return 0, fmt.Errorf("sync directory of %s: %w", out, err)
+	}
+	return st.Size(), nil
+}
+
+// prepareEmptyDir makes sure path is an empty directory, creating it (its
+// parent must exist). created reports whether it did.
+func prepareEmptyDir(path string) (created bool, err error) {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		if err := os.Mkdir(path, 0o750); err != nil {
+			return false, fmt.Errorf("create directory %s: %w", path, err)
+		}
+		return true, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if !fi.IsDir() {
+		return false, fmt.Errorf("%s exists and is not a directory", path)
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return false, err
+	}
+	if len(ents) > 0 {
+		return false, fmt.Errorf("directory %s is not empty (%d entries, e.g. %s)", path, len(ents), ents[0].Name())
+	}
+	return false, nil
+}
+
+// checkEmptyTarget checks, without creating anything, that path is an
+// empty directory or does not exist while its parent does.
+func checkEmptyTarget(path string) error {
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(path)
+		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
+			return fmt.Errorf("parent directory %s of %s does not exist", parent, path)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", path)
+	}
+	ents, err := os.ReadDir(path)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); restore writes only into an empty directory", path, len(ents), ents[0].Name())
+	}
+	return nil
+}
+
+func removeContents(dir string) {
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(dir, e.Name()))
+	}
+}
+
+func isLogName(n string) bool { return strings.HasPrefix(n, "log.") }
+
+// writeFileSync writes data to a new file and syncs it.
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// copyFileSync copies src (read through r, from its start) to a new file
+// dst and syncs it; it returns the bytes copied.
+func copyFileSync(r io.Reader, dst string) (int64, error) {
+	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if err != nil {
+		f.Close()
+		return n, fmt.Errorf("write %s: %w", dst, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return n, fmt.Errorf("sync %s: %w", dst, err)
+	}
+	return n, f.Close()
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Sync()
+}

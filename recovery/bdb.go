@@ -1,0 +1,463 @@
+//go:build bdb
+
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+func bdbCompiled() bool { return true }
+
+// dataFiles are the database files of the layout (FORMAT.md §1).
+func dataFiles() []string {
+	var l []string
+	for _, b := range engine.Buckets(false, 0) {
+		l = append(l, b.File)
+	}
+	return l
+}
+
+// logHolder keeps every log file of a directory open from the moment it
+// is seen, so that the owner removing it after a checkpoint cannot take
+// it away from the backup.
+type logHolder struct {
+	dir   string
+	mu    sync.Mutex
+	files map[int]*os.File
+	names map[int]string
+}
+
+// scan opens the log files of the directory not yet held.
+func (h *logHolder) scan() error {
+	ents, err := os.ReadDir(h.dir)
+	if err != nil {
+		return fmt.Errorf("recovery: backup %s: list log files: %w", h.dir, err)
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, e := range ents {
+		n := bdb.LogNumber(e.Name())
+		if n == 0 || h.files[n] != nil {
+			continue
+		}
+		f, err := os.Open(filepath.Join(h.dir, e.Name()))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue // removed since the listing: it was not needed
+		}
+		if err != nil {
+			return fmt.Errorf("recovery: backup %s: open log file: %w", h.dir, err)
+		}
+		h.files[n] = f
+		h.names[n] = e.Name()
+	}
+	return nil
+}
+
+func (h *logHolder) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, f := range h.files {
+		f.Close()
+	}
+	h.files = nil
+}
+
+// snapshotBDB copies the database files, then the log files, of the
+// Berkeley DB directory dir into stage, alongside a running server or
+// holding the directory lock; see the package doc. It returns "hot" or
+// "offline" and the log files copied.
+func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, []string, error) {
+	log := opts.logger()
+	files := dataFiles()
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return "", nil, fmt.Errorf("recovery: backup %s: database file %s: %w", dir, f, err)
+		}
+	}
+	mode := "offline"
+	var env *bdb.Env
+	lock, err := bdb.LockDir(dir)
+	switch {
+	case err == nil:
+		defer lock.Close()
+		env, err = bdb.OpenEnv(dir, bdb.EnvOptions{CacheSize: opts.CacheSize})
+	case errors.Is(err, kv.ErrInUse):
+		mode = "hot"
+		log.Info("recovery: a server owns the directory; joining its environment for a hot backup", "dir", dir)
+		env, err = bdb.JoinEnv(dir, opts.CacheSize)
+		if errors.Is(err, bdb.ErrRunRecovery) {
+			return "", nil, fmt.Errorf("recovery: backup %s: the environment needs recovery but another process holds %s: %w", dir, bdb.LockFile, err)
+		}
+	}
+	if err != nil {
+		return "", nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	defer env.Close()
+
+	h := &logHolder{dir: dir, files: map[int]*os.File{}, names: map[int]string{}}
+	defer h.close()
+	if err := h.scan(); err != nil {
+		return "", nil, err
+	}
+	// Watch for log files created while the database files are copied.
+	stop := make(chan struct{})
+	watchErr := make(chan error, 1)
+	go func() {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				watchErr <- nil
+				return
+			case <-t.C:
+				if err := h.scan(); err != nil {
+					watchErr <- err
+					return
+				}
+			}
+		}
+	}()
+	stopWatch := func() error {
+		if stop == nil {
+			return nil
+		}
+		close(stop)
+		stop = nil
+		return <-watchErr
+	}
+	defer stopWatch()
+
+	var total int64
+	for _, f := range files {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			total += fi.Size()
+		}
+	}
+	prog := opts.progress("backup "+dir+" (database files)", "bytes", total)
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return "", nil, err
+		}
+		if err := env.CopyDB(f, stage); err != nil {
+			return "", nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+		if fi, err := os.Stat(filepath.Join(stage, f)); err == nil {
+			prog.Add(fi.Size(), 0)
+		}
+	}
+	prog.Done()
+	// Every commit made so far, and so every one acknowledged before the
+	// backup began, is now in the log files on disk.
+	if err := env.Flush(); err != nil {
+		return "", nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	if err := stopWatch(); err != nil {
+		return "", nil, err
+	}
+	if err := h.scan(); err != nil {
+		return "", nil, err
+	}
+	h.mu.Lock()
+	nums := make([]int, 0, len(h.files))
+	for n := range h.files {
+		nums = append(nums, n)
+	}
+	h.mu.Unlock()
+	sort.Ints(nums)
+	if len(nums) == 0 {
+		return "", nil, fmt.Errorf("recovery: backup %s: no log files in the directory", dir)
+	}
+	for i, n := range nums {
+		if n != nums[0]+i {
+			return "", nil, fmt.Errorf("recovery: backup %s: log files jump from %d to %d: %w", dir, nums[i-1], n, ErrLogGap)
+		}
+	}
+	var logs []string
+	prog = opts.progress("backup "+dir+" (log files)", "files", int64(len(nums)))
+	for _, n := range nums {
+		if err := ctx.Err(); err != nil {
+			return "", nil, err
+		}
+		name := h.names[n]
+		if _, err := copyFileSync(io.NewSectionReader(h.files[n], 0, 1<<62), filepath.Join(stage, name)); err != nil {
+			return "", nil, fmt.Errorf("recovery: backup %s: copy %s: %w", dir, name, err)
+		}
+		logs = append(logs, name)
+		prog.Add(1, 0)
+	}
+	prog.Done()
+	if err := syncDir(stage); err != nil {
+		return "", nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
+	}
+	return mode, logs, nil
+}
+
+// recoverBDB runs normal or catastrophic recovery in dir, holding the
+// directory lock, with libdb's verbose recovery messages captured.
+func recoverBDB(ctx context.Context, dir string, catastrophic bool, opts Options) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	kind := KindNormal
+	if catastrophic {
+		kind = KindCatastrophic
+	}
+	r := &Report{Dir: dir, Backend: "bdb", Kind: kind}
+	lock, err := bdb.LockDir(dir)
+	if err != nil {
+		if errors.Is(err, kv.ErrInUse) {
+			return nil, fmt.Errorf("recovery: %s recovery of %s: a server (or another process) owns the directory; stop it first (a server runs normal recovery itself when it starts): %w", kind, dir, err)
+		}
+		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
+	}
+	defer lock.Close()
+	mf, err := os.CreateTemp("", "durusbdb-recovery-*.txt")
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %s recovery of %s: message file: %w", kind, dir, err)
+	}
+	mfName := mf.Name()
+	mf.Close()
+	defer os.Remove(mfName)
+	start := time.Now()
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mfName, CacheSize: opts.CacheSize})
+	r.Duration = time.Since(start)
+	out, _ := os.ReadFile(mfName)
+	r.parseMessages(string(out))
+	if err != nil {
+		msg := ""
+		if len(r.Messages) > 0 {
+			msg = " (libdb said: " + strings.Join(r.Messages, "; ") + ")"
+		}
+		return r, fmt.Errorf("recovery: %s recovery of %s failed%s: %w", kind, dir, msg, err)
+	}
+	r.To = lsn(info.EndFile, info.EndOffset)
+	if r.Checkpoint == "" {
+		r.Checkpoint = lsn(info.CkpFile, info.CkpOffset)
+	}
+	r.LogFiles = info.LogFiles
+	return r, nil
+}
+
+// readFormats reads the formats of the log and database files of dir.
+func readFormats(dir string) ([]FileFormat, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: read %s: %w", dir, err)
+	}
+	var out []FileFormat
+	want := map[string]bool{}
+	for _, f := range dataFiles() {
+		want[f] = true
+	}
+	for _, e := range ents {
+		n := e.Name()
+		if !want[n] && bdb.LogNumber(n) == 0 {
+			continue
+		}
+		fv, err := bdb.ReadFileVersion(filepath.Join(dir, n))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, FileFormat{Name: fv.Name, Kind: fv.Kind, Version: fv.Version, Current: fv.Current})
+	}
+	return out, nil
+}
+
+// upgradeBDB is Upgrade for a Berkeley DB directory.
+func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeReport, error) {
+	start := time.Now()
+	log := opts.logger()
+	rep := &UpgradeReport{Dir: dir}
+	lock, err := bdb.LockDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: upgrade %s: stop every process using the directory first: %w", dir, err)
+	}
+	defer lock.Close()
+	if rep.Before, err = readFormats(dir); err != nil {
+		return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+	}
+	oldLogs, oldDBs := false, false
+	for _, f := range rep.Before {
+		if !f.Current {
+			if f.Kind == "log" {
+				oldLogs = true
+			} else {
+				oldDBs = true
+			}
+		}
+	}
+	for _, f := range dataFiles() {
+		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s: database file %s: %w", dir, f, err)
+		}
+	}
+	// Refuse an unclean directory before touching anything: the engine
+	// keeps meta "in_use" set while a writer has it open. It is read from
+	// an upgraded scratch copy of meta.db (the original may be too old
+	// for this libdb to read).
+	if oldLogs || oldDBs {
+		inUse, err := metaInUse(dir)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
+		}
+		if inUse {
+			return nil, fmt.Errorf("recovery: upgrade %s: meta in_use is set: the last writer did not close it; open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, ErrUnclean)
+		}
+	}
+
+	// The backup copy, before anything changes.
+	rep.BackupDir = opts.BackupDir
+	if rep.BackupDir == "" {
+		rep.BackupDir = filepath.Clean(dir) + ".pre-upgrade-" + time.Now().UTC().Format("20060102T150405")
+	}
+	if err := copyDir(ctx, dir, rep.BackupDir, opts.Options); err != nil {
+		return nil, fmt.Errorf("recovery: upgrade %s: backup copy: %w", dir, err)
+	}
+	log.Info("recovery: upgrade: backup copy made", "dir", dir, "backup", rep.BackupDir)
+
+	for _, f := range rep.Before {
+		if f.Kind == "log" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if err := bdb.UpgradeFile(dir, f.Name, oldLogs); err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s (backup copy in %s): %w", dir, rep.BackupDir, err)
+		}
+		if !f.Current {
+			rep.Upgraded = append(rep.Upgraded, f.Name)
+		}
+		if oldLogs {
+			rep.LSNReset = append(rep.LSNReset, f.Name)
+		}
+	}
+	if oldLogs {
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+		}
+		for _, e := range ents {
+			n := e.Name()
+			isLog := bdb.LogNumber(n) != 0
+			if !isLog && !strings.HasPrefix(n, "__db.") {
+				continue
+			}
+			if err := os.Remove(filepath.Join(dir, n)); err != nil {
+				return nil, fmt.Errorf("recovery: upgrade %s: remove old %s: %w", dir, n, err)
+			}
+			if isLog {
+				rep.LogsRemoved = append(rep.LogsRemoved, n)
+			}
+		}
+		if err := syncDir(dir); err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+		}
+	}
+	if rep.After, err = readFormats(dir); err != nil {
+		return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+	}
+	for _, f := range rep.After {
+		if !f.Current {
+			return rep, fmt.Errorf("recovery: upgrade %s: %s is still %s version %d after the upgrade (backup copy in %s)", dir, f.Name, f.Kind, f.Version, rep.BackupDir)
+		}
+	}
+	rep.NoOp = !oldLogs && !oldDBs
+	rep.Duration = time.Since(start)
+	log.Info("recovery: upgrade done", "dir", dir, "backup", rep.BackupDir, "no_op", rep.NoOp,
+		"upgraded", strings.Join(rep.Upgraded, ","), "logs_removed", len(rep.LogsRemoved), "duration", rep.Duration)
+	return rep, nil
+}
+
+// metaInUse copies meta.db of dir to a scratch directory, upgrades the
+// copy and reports whether its "in_use" key is set.
+func metaInUse(dir string) (bool, error) {
+	tmp, err := os.MkdirTemp("", "durusbdb-upgrade-check-*")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(tmp)
+	src, err := os.Open(filepath.Join(dir, "meta.db"))
+	if err != nil {
+		return false, err
+	}
+	_, err = copyFileSync(src, filepath.Join(tmp, "meta.db"))
+	src.Close()
+	if err != nil {
+		return false, err
+	}
+	if err := bdb.UpgradeFile(tmp, "meta.db", true); err != nil {
+		return false, err
+	}
+	env, err := bdb.OpenEnv(tmp, bdb.EnvOptions{ReadOnly: true})
+	if err != nil {
+		return false, err
+	}
+	defer env.Close()
+	db, err := env.OpenDB("meta.db", bdb.DBOptions{Access: bdb.Existing})
+	if err != nil {
+		return false, err
+	}
+	_, err = db.Get(nil, []byte(engine.MetaInUse))
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, bdb.ErrNotFound):
+		return false, nil
+	}
+	return false, err
+}
+
+// copyDir copies every regular file of src except the lock file into the
+// new or empty directory dst, syncing each.
+func copyDir(ctx context.Context, src, dst string, opts Options) error {
+	if _, err := prepareEmptyDir(dst); err != nil {
+		return err
+	}
+	ents, err := os.ReadDir(src)
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, e := range ents {
+		if fi, err := e.Info(); err == nil && e.Type().IsRegular() {
+			total += fi.Size()
+		}
+	}
+	prog := opts.progress("copy "+src+" to "+dst, "bytes", total)
+	defer prog.Done()
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if !e.Type().IsRegular() || e.Name() == bdb.LockFile {
+			continue
+		}
+		f, err := os.Open(filepath.Join(src, e.Name()))
+		if err != nil {
+			return err
+		}
+		n, err := copyFileSync(f, filepath.Join(dst, e.Name()))
+		f.Close()
+		if err != nil {
+			return err
+		}
+		prog.Add(n, 0)
+	}
+	return syncDir(dst)
+}

@@ -1,0 +1,135 @@
+package recovery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jmhodges/levigo"
+)
+
+// lockLevelDB takes the exclusive flock on the directory that
+// leveldb.OpenStore takes, failing with ErrLevelDBInUse (what) while a
+// server has the database open. Close the file to release it.
+func lockLevelDB(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return nil, fmt.Errorf("recovery: %s is open in another process: %w", dir, ErrLevelDBInUse)
+		}
+		return nil, fmt.Errorf("recovery: lock %s: %w", dir, err)
+	}
+	return f, nil
+}
+
+// levelDBFile reports whether a LevelDB database needs the file: CURRENT,
+// MANIFEST-*, table files and write-ahead logs. LOCK, LOG, LOG.old and
+// our own files are not part of the database.
+func levelDBFile(name string) bool {
+	return name == "CURRENT" || strings.HasPrefix(name, "MANIFEST-") ||
+		strings.HasSuffix(name, ".ldb") || strings.HasSuffix(name, ".sst") ||
+		(strings.HasSuffix(name, ".log") && !strings.HasPrefix(name, "log."))
+}
+
+// snapshotLevelDB copies a closed LevelDB database (it holds the directory
+// lock meanwhile) into stage.
+func snapshotLevelDB(ctx context.Context, dir, stage string, opts Options) error {
+	lock, err := lockLevelDB(dir)
+	if err != nil {
+		return err
+	}
+	defer lock.Close()
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	var names []string
+	var total int64
+	for _, e := range ents {
+		if e.Type().IsRegular() && levelDBFile(e.Name()) {
+			names = append(names, e.Name())
+			if fi, err := e.Info(); err == nil {
+				total += fi.Size()
+			}
+		}
+	}
+	prog := opts.progress("backup "+dir, "bytes", total)
+	defer prog.Done()
+	for _, n := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		src, err := os.Open(filepath.Join(dir, n))
+		if err != nil {
+			return fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+		c, err := copyFileSync(src, filepath.Join(stage, n))
+		src.Close()
+		if err != nil {
+			return fmt.Errorf("recovery: backup %s: copy %s: %w", dir, n, err)
+		}
+		prog.Add(c, 0)
+	}
+	return syncDir(stage)
+}
+
+// repairLevelDB runs levigo's RepairDatabase on dir, holding its lock.
+func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	lock, err := lockLevelDB(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Close()
+	r := &Report{Dir: dir, Backend: "leveldb", Kind: KindRepair, Ran: true}
+	list := func(d string) []string {
+		ents, _ := os.ReadDir(d)
+		var l []string
+		for _, e := range ents {
+			if e.Type().IsRegular() {
+				l = append(l, e.Name())
+			}
+		}
+		sort.Strings(l)
+		return l
+	}
+	lostDir := filepath.Join(dir, "lost")
+	lostBefore := map[string]bool{}
+	for _, n := range list(lostDir) {
+		lostBefore[n] = true
+	}
+	r.Before = list(dir)
+	start := time.Now()
+	lo := levigo.NewOptions()
+	lo.SetCompression(levigo.SnappyCompression)
+	err = levigo.RepairDatabase(dir, lo)
+	lo.Close()
+	r.Duration = time.Since(start)
+	if err != nil {
+		return r, fmt.Errorf("recovery: leveldb repair of %s: %w", dir, err)
+	}
+	r.After = list(dir)
+	for _, n := range list(lostDir) {
+		if !lostBefore[n] {
+			r.Lost = append(r.Lost, n)
+		}
+	}
+	r.Messages = append(r.Messages, "repaired with leveldb::RepairDB; run `durusbdb check --repair` to fix the engine's counters")
+	if len(r.Lost) > 0 {
+		r.Messages = append(r.Messages, fmt.Sprintf("files moved to %s: %s (records in them are lost)", lostDir, strings.Join(r.Lost, ", ")))
+	}
+	opts.logger().Info("recovery: "+r.Summary(), "lost", strings.Join(r.Lost, ","))
+	return r, nil
+}

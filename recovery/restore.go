@@ -1,0 +1,286 @@
+package recovery
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/durusbdb/durusbdb/internal/stream"
+)
+
+// RestoreOptions configure Restore.
+type RestoreOptions struct {
+	Options
+}
+
+// RestoreResult describes a finished restore.
+type RestoreResult struct {
+	Dir      string
+	Manifest *Manifest
+	// Recovery is the catastrophic recovery run on a Berkeley DB restore
+	// (nil for LevelDB).
+	Recovery *Report
+	Duration time.Duration
+}
+
+// Restore restores the backup in (a backup directory or a stream file) into
+// dir, which must be empty or not exist (its parent must). It first checks
+// every file of the backup against the manifest (present exactly once,
+// size, SHA-256) and writes nothing if any check fails (errors wrap
+// ErrBadBackup). Then it writes and syncs every file and, for Berkeley DB,
+// runs catastrophic recovery in dir. The result opens normally.
+func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*RestoreResult, error) {
+	start := time.Now()
+	fi, err := os.Stat(in)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	if err := checkEmptyTarget(dir); err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+	}
+	var m *Manifest
+	var write func() error
+	if fi.IsDir() {
+		if m, err = verifyDir(ctx, in, opts.Options); err != nil {
+			return nil, err
+		}
+		write = func() error { return extractDir(ctx, in, dir, m, opts.Options) }
+	} else {
+		if m, err = walkStream(ctx, in, "", m, opts.Options); err != nil {
+			return nil, err
+		}
+		write = func() error {
+			_, err := walkStream(ctx, in, dir, m, opts.Options)
+			return err
+		}
+	}
+	if m.Backend == "bdb" && !bdbCompiled() {
+		return nil, fmt.Errorf("recovery: restore %s: the backup holds a Berkeley DB database; this durusbdb was built without -tags bdb", in)
+	}
+	// Everything verified: now, and only now, write.
+	created, err := prepareEmptyDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+	}
+	if err := write(); err != nil {
+		if created {
+			os.RemoveAll(dir)
+		} else {
+			removeContents(dir)
+		}
+		return nil, err
+	}
+	if err := syncDir(dir); err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: sync: %w", dir, err)
+	}
+	res := &RestoreResult{Dir: dir, Manifest: m}
+	if m.Backend == "bdb" {
+		r, err := recoverBDB(ctx, dir, true, opts.Options)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
+		}
+		r.Log(opts.logger())
+		res.Recovery = r
+	}
+	res.Duration = time.Since(start)
+	opts.logger().Info("recovery: restored", "from", in, "dir", dir, "backend", m.Backend,
+		"files", len(m.Files), "bytes", m.Size(), "backup_created", m.Created, "duration", res.Duration)
+	return res, nil
+}
+
+// verifyDir checks a backup directory against its manifest.
+func verifyDir(ctx context.Context, in string, opts Options) (*Manifest, error) {
+	data, err := os.ReadFile(filepath.Join(in, ManifestName))
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: read manifest: %v: %w", in, err, ErrBadBackup)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	ents, err := os.ReadDir(in)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	for _, e := range ents {
+		if e.Name() != ManifestName && m.File(e.Name()) == nil {
+			return nil, fmt.Errorf("recovery: restore from %s: %s is not listed in the manifest: %w", in, e.Name(), ErrBadBackup)
+		}
+	}
+	prog := opts.progress("verify "+in, "bytes", m.Size())
+	defer prog.Done()
+	for _, f := range m.Files {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		p := filepath.Join(in, f.Name)
+		size, sum, err := hashFile(p)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: restore from %s: %v: %w", in, err, ErrBadBackup)
+		}
+		if size != f.Size || sum != f.SHA256 {
+			return nil, fmt.Errorf("recovery: restore from %s: %s has size %d and SHA-256 %s, manifest says %d and %s: %w",
+				in, p, size, sum, f.Size, f.SHA256, ErrBadBackup)
+		}
+		prog.Add(size, 0)
+	}
+	return m, nil
+}
+
+// extractDir copies a verified backup directory into dir, checking each
+// file's sum again while copying (the backup may change meanwhile).
+func extractDir(ctx context.Context, in, dir string, m *Manifest, opts Options) error {
+	prog := opts.progress("restore "+dir, "bytes", m.Size())
+	defer prog.Done()
+	for _, f := range m.Files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		src, err := os.Open(filepath.Join(in, f.Name))
+		if err != nil {
+			return fmt.Errorf("recovery: restore from %s: %w", in, err)
+		}
+		err = copyChecked(src, filepath.Join(dir, f.Name), f)
+		src.Close()
+		if err != nil {
+			return fmt.Errorf("recovery: restore from %s: %w", in, err)
+		}
+		prog.Add(f.Size, 0)
+	}
+	return nil
+}
+
+// copyChecked writes r to the new file dst, failing (with ErrBadBackup)
+// if what it wrote does not match f.
+func copyChecked(r io.Reader, dst string, f ManifestFile) error {
+	h := sha256.New()
+	n, err := copyFileSync(io.TeeReader(io.LimitReader(r, f.Size+1), h), dst)
+	if err != nil {
+		return err
+	}
+	if sum := hex.EncodeToString(h.Sum(nil)); n != f.Size || sum != f.SHA256 {
+		return fmt.Errorf("%s changed since it was verified (size %d, SHA-256 %s; manifest %d, %s): %w", f.Name, n, sum, f.Size, f.SHA256, ErrBadBackup)
+	}
+	return nil
+}
+
+// walkStream reads a backup stream. With dir == "" it verifies it and
+// returns its manifest; otherwise it writes every file into dir, checking
+// it against want (the manifest of the verifying pass) again.
+func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Options) (*Manifest, error) {
+	bad := func(format string, args ...any) (*Manifest, error) {
+		return nil, fmt.Errorf("recovery: restore from %s: %s: %w", in, fmt.Sprintf(format, args...), ErrBadBackup)
+	}
+	f, err := os.Open(in)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	defer f.Close()
+	var total int64
+	if st, err := f.Stat(); err == nil {
+		total = st.Size()
+	}
+	what := "verify " + in
+	if dir != "" {
+		what = "restore " + dir
+	}
+	prog := opts.progress(what, "bytes", total)
+	defer prog.Done()
+	cr := &countReader{r: f, prog: prog}
+	sr := stream.NewReader(cr)
+	tr := tar.NewReader(sr)
+	hdr, err := tr.Next()
+	if err != nil {
+		return bad("reading the first member: %v", err)
+	}
+	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg || hdr.Size > 16<<20 {
+		return bad("first member is %q, not %s", hdr.Name, ManifestName)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return bad("reading %s: %v", ManifestName, err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	if want != nil && !bytes.Equal(m.Marshal(), want.Marshal()) {
+		return bad("the manifest changed since it was verified")
+	}
+	seen := map[string]bool{}
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return bad("reading the archive after %d files: %v", len(seen), err)
+		}
+		mf := m.File(hdr.Name)
+		switch {
+		case hdr.Typeflag != tar.TypeReg:
+			return bad("member %q is not a regular file", hdr.Name)
+		case mf == nil:
+			return bad("member %q is not listed in the manifest", hdr.Name)
+		case seen[hdr.Name]:
+			return bad("member %q appears twice", hdr.Name)
+		case hdr.Size != mf.Size:
+			return bad("member %s has %d bytes, the manifest says %d", hdr.Name, hdr.Size, mf.Size)
+		}
+		seen[hdr.Name] = true
+		if dir == "" {
+			h := sha256.New()
+			if _, err := io.Copy(h, tr); err != nil {
+				return bad("reading member %s: %v", hdr.Name, err)
+			}
+			if sum := hex.EncodeToString(h.Sum(nil)); sum != mf.SHA256 {
+				return bad("member %s has SHA-256 %s, the manifest says %s", hdr.Name, sum, mf.SHA256)
+			}
+			continue
+		}
+		if err := copyChecked(tr, filepath.Join(dir, hdr.Name), *mf); err != nil {
+			if errors.Is(err, ErrBadBackup) {
+				return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+			}
+			return nil, fmt.Errorf("recovery: restore from %s into %s: %w", in, dir, err)
+		}
+	}
+	for _, mf := range m.Files {
+		if !seen[mf.Name] {
+			return bad("file %s of the manifest is missing from the archive", mf.Name)
+		}
+	}
+	// Read the stream to its end marker, which proves it complete; only
+	// tar padding (zeros) may follow the archive.
+	rest, err := io.ReadAll(sr)
+	if err != nil {
+		return bad("the compressed stream does not end properly: %v", err)
+	}
+	if len(bytes.Trim(rest, "\x00")) > 0 {
+		return bad("%d bytes of data after the end of the archive", len(rest))
+	}
+	return m, nil
+}
+
+// countReader reports bytes read to a progress reporter.
+type countReader struct {
+	r    io.Reader
+	prog interface{ Add(n, extra int64) }
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.prog.Add(int64(n), 0)
+	return n, err
+}

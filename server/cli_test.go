@@ -1,0 +1,344 @@
+package server
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildCLI builds cmd/durusbdb (with -tags bdb when this test binary has
+// it) once per test binary run.
+var cliOnce struct {
+	sync.Once
+	path string
+	err  error
+	out  []byte
+}
+
+// TestMain removes the CLI built by buildCLI.
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if cliOnce.path != "" {
+		os.RemoveAll(filepath.Dir(cliOnce.path))
+	}
+	os.Exit(code)
+}
+
+func buildCLI(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds the CLI; skipped with -short")
+	}
+	cliOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "durusbdb-cli")
+		if err != nil {
+			cliOnce.err = err
+			return
+		}
+		cliOnce.path = filepath.Join(dir, "durusbdb")
+		args := []string{"build", "-o", cliOnce.path}
+		if bdbTag {
+			args = append(args, "-tags", "bdb")
+		}
+		cmd := exec.Command("go", append(args, "../cmd/durusbdb")...)
+		cliOnce.out, cliOnce.err = cmd.CombinedOutput()
+	})
+	if cliOnce.err != nil {
+		t.Fatalf("building the CLI: %v\n%s", cliOnce.err, cliOnce.out)
+	}
+	return cliOnce.path
+}
+
+// serverProc is a `durusbdb serve` child process on a unix socket.
+type serverProc struct {
+	cmd  *exec.Cmd
+	sock string
+	log  *logBuf
+	done chan error
+}
+
+func startProc(t *testing.T, bin, dir, sock string, extra ...string) *serverProc {
+	t.Helper()
+	args := append([]string{"serve", "--dir", dir, "--address", sock}, extra...)
+	p := &serverProc{cmd: exec.Command(bin, args...), sock: sock, log: &logBuf{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		p.cmd.Process.Kill()
+		<-p.done
+		p.done <- nil
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if strings.Contains(p.log.String(), "msg=serving") {
+			return p
+		}
+		select {
+		case err := <-p.done:
+			p.done <- err
+			t.Fatalf("server exited: %v\n%s", err, p.log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("server did not start:\n%s", p.log)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (p *serverProc) dial(t *testing.T) *client {
+	t.Helper()
+	nc, err := net.Dial("unix", p.sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &client{t: t, nc: nc}
+}
+
+// CLI bad input: one clear line and a non-zero exit.
+func TestCLIBadInput(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	port := strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)
+	file := filepath.Join(dir, "file")
+	os.WriteFile(file, nil, 0o644)
+	cases := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"serve", "--no-such-flag"}, 2, "no-such-flag"},
+		{[]string{"serve"}, 2, "--dir is required"},
+		{[]string{"serve", "--dir", filepath.Join(dir, "missing")}, 1, "missing"},
+		{[]string{"serve", "--dir", file}, 1, "not a directory"},
+		{[]string{"serve", "--dir", dir, "--create", "--port", port}, 1, "already in use"},
+		{[]string{"serve", "--dir", dir, "--umask", "zz"}, 2, "--umask"},
+		{[]string{"serve", "--dir", dir, "--durability", "sometimes"}, 2, "durability"},
+		{[]string{"serve", "--dir", dir, "--file", "x.durus"}, 2, "migrate"},
+	}
+	for _, tc := range cases {
+		cmd := exec.Command(bin, tc.args...)
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		}
+		if code != tc.code || !strings.Contains(out.String(), tc.want) {
+			t.Errorf("%v: exit %d, want %d; output %q should mention %q", tc.args, code, tc.code, out.String(), tc.want)
+		}
+		if lines := strings.Count(strings.TrimSpace(out.String()), "\n") + 1; lines > 2 {
+			t.Errorf("%v: %d lines of output:\n%s", tc.args, lines, out.String())
+		}
+	}
+}
+
+// C15, C2 via the CLI: Q stops the process with status 0 within 10 s, the
+// socket file goes, and everything acknowledged is there after a restart.
+// Also --stop and SIGTERM.
+func TestCLIQuitAndRestart(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "s")
+	p := startProc(t, bin, dir, sock, "--create")
+	c := p.dial(t)
+	o := c.newOIDs(2)
+	root := rec(0, "root", o[1])
+	if _, st := c.commit(root, rec(o[1], "x")); st != 'O' {
+		t.Fatal(st)
+	}
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket mode: %v %v", fi, err)
+	}
+	q := p.dial(t)
+	start := time.Now()
+	q.send([]byte{'Q'})
+	waitFor(t, time.Second, "address to stop accepting", func() bool {
+		nc, err := net.Dial("unix", sock)
+		if err == nil {
+			nc.Close()
+		}
+		return err != nil
+	})
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("exit: %v\n%s", err, p.log)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("not exited within 10 s")
+	}
+	if el := time.Since(start); el > 10*time.Second {
+		t.Fatalf("exit took %v", el)
+	}
+	if _, err := os.Lstat(sock); !os.IsNotExist(err) {
+		t.Fatal("socket file left behind")
+	}
+
+	p = startProc(t, bin, dir, sock)
+	c = p.dial(t)
+	if st, r := c.load(0); st != 'O' || !bytes.Equal(r, root) {
+		t.Fatalf("root after restart: %q", st)
+	}
+	if n := c.newOIDs(1)[0]; n <= o[1] {
+		t.Fatalf("oid %d reused after restart", n)
+	}
+	// --stop.
+	out, err := exec.Command(bin, "serve", "--stop", "--address", sock).CombinedOutput()
+	if err != nil {
+		t.Fatalf("--stop: %v %s", err, out)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("exit after --stop: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("--stop did not stop the server")
+	}
+	// SIGTERM.
+	p = startProc(t, bin, dir, sock)
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.done:
+		p.done <- err
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("SIGTERM did not stop the server")
+	}
+}
+
+// C37 (scaled down; DURUSBDB_CRASH_ROUNDS sets the rounds): kill -9 under
+// 8 committing clients; after a restart every acknowledged commit is there
+// and every commit is all-or-nothing.
+func TestCLICrash(t *testing.T) {
+	bin := buildCLI(t)
+	rounds := 5
+	if s := os.Getenv("DURUSBDB_CRASH_ROUNDS"); s != "" {
+		rounds, _ = strconv.Atoi(s)
+	}
+	dir := t.TempDir()
+	sock := filepath.Join(t.TempDir(), "s")
+	const clients = 8
+	p := startProc(t, bin, dir, sock, "--create")
+	setup := p.dial(t)
+	oids := setup.newOIDs(1 + 2*clients)[1:]
+	// Each client owns a pair of records, both carrying the same sequence
+	// number in every commit.
+	pairRec := func(oid uint64, seq int) []byte { return rec(oid, fmt.Sprintf("seq=%08d", seq)) }
+	recs := [][]byte{rec(0, "root", oids...)}
+	for _, o := range oids {
+		recs = append(recs, pairRec(o, 0))
+	}
+	if _, st := setup.commit(recs...); st != 'O' {
+		t.Fatal(st)
+	}
+	acked := make([]int, clients)
+	seqOf := func(r []byte) int {
+		s := string(r[12:])
+		n, err := strconv.Atoi(strings.TrimPrefix(s, "seq="))
+		if err != nil {
+			t.Fatalf("record %q", s)
+		}
+		return n
+	}
+	for round := range rounds {
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for i := range clients {
+			nc, err := net.Dial("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer nc.Close()
+				nc.SetDeadline(time.Now().Add(30 * time.Second))
+				var k [4]byte
+				for seq := acked[i] + 1; ; seq++ {
+					data := txnData(pairRec(oids[2*i], seq), pairRec(oids[2*i+1], seq))
+					if _, err := nc.Write([]byte{'C'}); err != nil {
+						return
+					}
+					if _, err := readFull(nc, k[:]); err != nil {
+						return
+					}
+					if _, err := readFull(nc, make([]byte, 8*binary.BigEndian.Uint32(k[:]))); err != nil {
+						return
+					}
+					if _, err := nc.Write(append(u32(uint32(len(data))), data...)); err != nil {
+						return
+					}
+					if _, err := readFull(nc, k[:1]); err != nil {
+						return
+					}
+					if k[0] != 'O' {
+						t.Errorf("client %d: status %q", i, k[0])
+						return
+					}
+					mu.Lock()
+					acked[i] = seq
+					mu.Unlock()
+				}
+			}()
+		}
+		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
+		p.cmd.Process.Signal(syscall.SIGKILL)
+		<-p.done
+		p.done <- nil
+		wg.Wait()
+
+		p = startProc(t, bin, dir, sock)
+		c := p.dial(t)
+		for i := range clients {
+			st1, r1 := c.load(oids[2*i])
+			st2, r2 := c.load(oids[2*i+1])
+			if st1 != 'O' || st2 != 'O' {
+				t.Fatalf("round %d client %d: records missing (%q %q)", round, i, st1, st2)
+			}
+			s1, s2 := seqOf(r1), seqOf(r2)
+			if s1 != s2 {
+				t.Fatalf("round %d client %d: half a commit (seq %d and %d)", round, i, s1, s2)
+			}
+			if s1 < acked[i] {
+				t.Fatalf("round %d client %d: acknowledged seq %d lost (found %d)", round, i, acked[i], s1)
+			}
+			acked[i] = s1
+		}
+		total := 0
+		for _, a := range acked {
+			total += a
+		}
+		t.Logf("round %d: %d commits acknowledged so far", round, total)
+	}
+	if acked[0] == 0 {
+		t.Fatal("no commit was acknowledged")
+	}
+}

@@ -1,0 +1,166 @@
+package server
+
+import (
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// pythonPath returns the Python with Durus 4.3: $DURUSBDB_PYTHON, else the
+// development venv. Without either the interop tests cannot run; CI sets
+// DURUSBDB_PYTHON, so the skip only applies to machines without Durus.
+func pythonPath(t *testing.T) string {
+	if p := os.Getenv("DURUSBDB_PYTHON"); p != "" {
+		return p
+	}
+	for _, p := range []string{"/work/venv/bin/python", "../.venv/bin/python"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Skip("no Python with Durus 4.3 (set DURUSBDB_PYTHON)")
+	return ""
+}
+
+// stockScript drives the stock Durus 4.3 client against the server at
+// sys.argv[1] (port or unix path). It covers C25, C39, C40 and pack (C23).
+const stockScript = `
+import sys, time
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.persistent_dict import PersistentDict
+from durus.persistent import Persistent
+from durus.error import ConflictError
+from durus.utils import int8_to_str
+
+where = sys.argv[1]
+def storage():
+    if where.isdigit():
+        return ClientStorage(port=int(where))
+    return ClientStorage(address=where)
+
+# C39: the first client takes oids 0..31 and leaves without committing.
+s0 = storage()
+first = s0.new_oid()
+assert first == int8_to_str(0), first
+s0.close()
+
+# C40: a Connection on the fresh database creates a PersistentDict root at 0.
+c1 = Connection(storage())
+root1 = c1.get_root()
+assert type(root1) is PersistentDict, type(root1)
+assert root1._p_oid == int8_to_str(0)
+c2 = Connection(storage())
+root2 = c2.get_root()
+
+# C25: commit, the other sees it after abort, and a conflict.
+root1['a'] = PersistentDict()
+root1['a']['x'] = 1
+c1.commit()
+c2.abort()
+assert root2['a']['x'] == 1
+root1['b'] = 1
+root2['b'] = 2
+c1.commit()
+try:
+    c2.commit()
+    raise SystemExit('no conflict')
+except ConflictError:
+    pass
+c2.abort()
+assert root2['b'] == 1
+
+# Pack: an unreachable object disappears, the reachable ones stay.
+a_oid = root1['a']._p_oid
+del root1['a']
+c1.commit()
+c1.pack()
+time.sleep(0.5)
+s3 = storage()
+try:
+    s3.load(a_oid)
+    raise SystemExit('unreachable object survived pack')
+except KeyError:
+    pass
+# Bulk load through the stock client.
+recs = list(s3.bulk_load([int8_to_str(0)]))
+assert len(recs) == 1
+c2.abort()
+assert root2['b'] == 1 and 'a' not in root2
+for i in range(50):
+    root1['k%d' % i] = PersistentDict()
+c1.commit()
+c2.abort()
+assert len(root2) == 51, len(root2)
+print('stock client ok')
+`
+
+func runPython(t *testing.T, script string, args ...string) string {
+	t.Helper()
+	py := pythonPath(t)
+	f := filepath.Join(t.TempDir(), "script.py")
+	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, append([]string{f}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("python: %v\n%s", err, out)
+	}
+	return string(out)
+}
+
+// C25, C39, C40, C23 with the stock client, over TCP and a unix socket, on
+// the engine.
+func TestStockClient(t *testing.T) {
+	for _, k := range storeKinds()[1:] {
+		t.Run(k.name+"/tcp", func(t *testing.T) {
+			ts := startServer(t, Config{}, k.open(t))
+			_, port, _ := net.SplitHostPort(ts.addr)
+			if out := runPython(t, stockScript, port); !strings.Contains(out, "stock client ok") {
+				t.Fatal(out)
+			}
+		})
+		t.Run(k.name+"/unix", func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s")
+			ln, err := Listen(context.Background(), ListenConfig{Address: path, IgnoreSystemd: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			serveOn(t, Config{}, k.open(t), ln)
+			if out := runPython(t, stockScript, path); !strings.Contains(out, "stock client ok") {
+				t.Fatal(out)
+			}
+		})
+	}
+}
+
+// C15 (part): Durus's own `durus -s --stop` stops the server.
+func TestDurusStop(t *testing.T) {
+	py := pythonPath(t)
+	ts := startServer(t, Config{}, newMemStore())
+	_, port, _ := net.SplitHostPort(ts.addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, py, "-m", "durus", "-s", "--stop", "--port", port).CombinedOutput()
+	if err != nil {
+		t.Fatalf("durus -s --stop: %v\n%s", err, out)
+	}
+	select {
+	case <-ts.done:
+		ts.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("server still running after durus -s --stop")
+	}
+	if _, err := net.DialTimeout("tcp", ts.addr, time.Second); err == nil {
+		t.Fatal("still accepting")
+	}
+	_ = strconv.Itoa
+}
