@@ -34,19 +34,25 @@ func (db *DB) CollectGarbageGrace(ctx context.Context, max int, grace time.Durat
 	if db.opts.ReadOnly {
 		return 0, fmt.Errorf("engine: collect garbage: %w", ErrReadOnly)
 	}
-	total := 0
+	total, idle := 0, 0
 	for max <= 0 || total < max {
 		n := db.opts.GC.batch()
 		if max > 0 && max-total < n {
 			n = max - total
 		}
-		got, err := db.collectBatch(ctx, n, grace)
+		got, found, wrapped, err := db.collectBatch(ctx, n, grace)
 		total += got
 		if err != nil {
 			return total, err
 		}
-		if got == 0 {
-			break
+		if found == 0 {
+			// Nothing eligible in this stretch of the queue: stop once
+			// the whole queue was seen, or after a bounded number of
+			// stretches (a long queue still in its grace period).
+			idle++
+			if wrapped || idle > 64 {
+				break
+			}
 		}
 	}
 	return total, nil
@@ -60,12 +66,13 @@ type gcCandidate struct {
 
 // collectBatch deletes up to max eligible candidates in one kv.NoSync
 // transaction (FORMAT.md §4 "The collector"). It is serialised with
-// commits by writeMu. It returns the number removed.
-func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (int, error) {
+// commits by writeMu. It returns the number removed, the number of
+// eligible candidates found, and whether the scan covered the whole queue.
+func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (removedN, found int, wrapped bool, err error) {
 	if db.full.running.Load() {
 		// A full collection (or an import) is running; it owns the
 		// objects until it ends. The collector resumes afterwards.
-		return 0, nil
+		return 0, 0, true, nil
 	}
 	db.gcMu.Lock()
 	defer db.gcMu.Unlock()
@@ -74,17 +81,18 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (i
 	limit := time.Now().Add(-grace).UnixMilli()
 	var cands []gcCandidate
 	var nextPos []byte
-	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+	err = kv.View(ctx, db.store, func(tx kv.Txn) error {
 		var err error
 		cands, nextPos, err = db.gcCandidates(tx, max, limit)
 		return err
 	})
 	if err != nil {
-		return 0, fmt.Errorf("engine: garbage collector: %w", err)
+		return 0, 0, false, fmt.Errorf("engine: garbage collector: %w", err)
 	}
+	wrapped = nextPos == nil
 	if len(cands) == 0 {
 		db.gcPos = nextPos
-		return 0, nil
+		return 0, 0, wrapped, nil
 	}
 	db.writeMu.Lock()
 	var removed []uint64
@@ -127,10 +135,10 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (i
 	}
 	db.writeMu.Unlock()
 	if err != nil {
-		return 0, fmt.Errorf("engine: garbage collector: %w", err)
+		return 0, len(cands), wrapped, fmt.Errorf("engine: garbage collector: %w", err)
 	}
 	db.reportRemoved(removed)
-	return len(removed), nil
+	return len(removed), len(cands), wrapped, nil
 }
 
 // reportRemoved calls OnRemove outside every engine lock.

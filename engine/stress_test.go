@@ -75,9 +75,10 @@ func TestStress(t *testing.T) {
 				}
 			}()
 		}
-		wg.Add(1)
-		go func() { // loaders
-			defer wg.Done()
+		var lwg sync.WaitGroup
+		lwg.Add(1)
+		go func() { // loaders, until the others are done
+			defer lwg.Done()
 			for {
 				select {
 				case <-stop:
@@ -108,6 +109,8 @@ func TestStress(t *testing.T) {
 		go func() { wg.Wait(); close(done) }()
 		select {
 		case <-done:
+			close(stop)
+			lwg.Wait()
 		case <-time.After(120 * time.Second):
 			close(stop)
 			t.Fatal("stress test hung (deadlock?)")

@@ -170,7 +170,7 @@ var (
 	ErrNoSpace     = errors.New("kv: no space left on device")
 	ErrNoBucket    = errors.New("kv: no such bucket")
 	ErrNotDB       = errors.New("kv: not a database of this backend")
-	ErrNeedRecover = errors.New("kv: database needs catastrophic recovery")
+	ErrNeedRecover = errors.New("kv: database needs recovery: close every handle and reopen (recovery runs on open)")
 )
 
 // MaxRetries bounds Update's retries of conflicting transactions.

@@ -11,6 +11,8 @@
 # with --reference, also steps 3 and 4 against the reference `durus -s`
 # (--reference-only: only those, no build needed).
 #
+# INTEROP_BACKENDS="bdb leveldb" runs step 3 once per backend (serve --backend=X);
+# default: once, with the binary's default backend.
 # VENV (default /work/venv) is a virtualenv with durus==4.3 and pytest; it is
 # created (python3 -m venv --system-site-packages) if missing. Every step runs
 # even if an earlier one failed; the exit status is non-zero if any failed.
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --reference-only) reference=1; ours=0; build=0 ;;
     --no-build) build=0 ;;
     --) shift; pytest_args=("$@"); break ;;
-    -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "interop.sh: unknown argument $1" >&2; exit 2 ;;
   esac
   shift
@@ -65,8 +67,9 @@ step "installing the shim (python/) into $VENV"
   "$PY" -m pip install -q -e python/ || { echo "interop.sh: shim install failed"; exit 1; }
 "$PY" -c 'import berkeleydb_storage as b; print("berkeleydb_storage", b.__version__, b.__file__)' || exit 1
 
-pytest_run() { # pytest_run TARGET
-  DURUSBDB_TARGET=$1 "$PY" -m pytest tests/interop -p no:cacheprovider -q -rfExX \
+pytest_run() { # pytest_run TARGET [EXTRA SERVE ARGS]
+  DURUSBDB_TARGET=$1 DURUSBDB_SERVE_ARGS="${DURUSBDB_SERVE_ARGS:-} ${2:-}" \
+    "$PY" -m pytest tests/interop -p no:cacheprovider -q -rfExX \
     ${pytest_args[@]+"${pytest_args[@]}"}
 }
 suite_run() { # suite_run TARGET
@@ -75,7 +78,14 @@ suite_run() { # suite_run TARGET
 
 if [ $ours = 1 ]; then
   [ -x "$DURUSBDB_BIN" ] || { echo "interop.sh: no binary at $DURUSBDB_BIN"; exit 1; }
-  run "pytest tests/interop against durusbdb ($DURUSBDB_BIN)" pytest_run durusbdb
+  if [ -n "${INTEROP_BACKENDS:-}" ]; then
+    for b in $INTEROP_BACKENDS; do
+      run "pytest tests/interop against durusbdb --backend=$b ($DURUSBDB_BIN)" \
+        pytest_run durusbdb "--backend=$b"
+    done
+  else
+    run "pytest tests/interop against durusbdb ($DURUSBDB_BIN)" pytest_run durusbdb
+  fi
   run "Durus 4.3 test suite against durusbdb" suite_run durusbdb
 fi
 if [ $reference = 1 ]; then

@@ -247,6 +247,8 @@ class _PrivateServer(object):
     def command(self):
         cmd = [self.binary, "serve", "--dir=%s" % self.directory,
                "--address=%s" % self.address]
+        if not any(f.startswith("--logginglevel=") for f in self.flags):
+            cmd.append("--logginglevel=30")   # warnings and errors only: a private log
         cmd.append("--readonly" if self.readonly else "--create")
         if self.parent_pid_flag:
             cmd.append("--parent-pid=%d" % os.getpid())
@@ -270,6 +272,7 @@ class _PrivateServer(object):
                 # A durusbdb without --parent-pid: rely on PR_SET_PDEATHSIG and atexit.
                 self.parent_pid_flag = False
                 _without_parent_pid.add(self.binary)
+                self._drop_log()
                 continue
             break
         raise ServerStartError("durusbdb serve did not start for %s: %s" % (self.directory, failure))
@@ -287,6 +290,14 @@ class _PrivateServer(object):
                 os.unlink(lonely)
             except OSError:
                 pass
+
+    def _drop_log(self):
+        if self.own_log and self.log_path:
+            try:
+                os.unlink(self.log_path)
+            except OSError:
+                pass
+            self.log_path = None
 
     def _spawn(self):
         if self.own_log:
@@ -348,11 +359,8 @@ class _PrivateServer(object):
                     pass
             except OSError:
                 pass
-        if self.own_log and self.log_path and proc is not None and proc.returncode == 0:
-            try:
-                os.unlink(self.log_path)
-            except OSError:
-                pass
+        if proc is not None and proc.returncode == 0:
+            self._drop_log()   # kept after a failure, for the error message
         return None if proc is None else proc.returncode
 
     def cleanup(self):

@@ -189,3 +189,38 @@ def test_many_clients_counter(server, clients, key):
     for c in conns:
         c.abort()
         assert c.get_root()[key].value == total == 40
+
+
+def test_invalid_load_is_retried_transparently(server, clients, key):
+    """5.7: a load answered I makes the client sync and retry; no error when the
+    transaction has not accessed anything that changed."""
+    a = clients(server)
+    a.get_root()[key] = PersistentDict(x=Counter())
+    a.commit()
+    b = clients(server)
+    x_oid = a.get_root()[key]["x"]._p_oid
+    a.get_root()[key]["x"].value = 9
+    a.commit()
+    # b has never loaded x; the server says I for it until b syncs.
+    assert b.get(x_oid).value == 9
+
+
+def test_read_conflict(server, clients, key):
+    """5.7: if an object accessed in the current transaction was changed by
+    another client, loading any invalidated object raises ReadConflictError."""
+    a = clients(server)
+    root = a.get_root()
+    root[key] = PersistentDict(x=Counter(), y=Counter())
+    a.commit()
+    x_oid, y_oid = root[key]["x"]._p_oid, root[key]["y"]._p_oid
+    b = clients(server)
+    b.abort()
+    by = b.get(y_oid)
+    assert by.value == 0               # b accessed y in this transaction
+    root[key]["x"].value = 1
+    root[key]["y"].value = 1
+    a.commit()
+    with pytest.raises(ReadConflictError):
+        b.get(x_oid).value             # x was never loaded by b: its load says I
+    b.abort()
+    assert b.get(x_oid).value == 1 and b.get(y_oid).value == 1
