@@ -104,7 +104,7 @@ func (db *DB) Check(ctx context.Context, repair bool) (*CheckReport, error) {
 // problem found at warning level.
 func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*CheckReport, error) {
 	rep := &CheckReport{}
-	stored := make(map[uint64]struct{})
+	var stored oidSet
 	indeg := make(map[uint64]uint32)
 	var maxOID uint64
 	var danglingTargets bool
@@ -147,7 +147,7 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 			return nil
 		}
 		oid := record.OID(k)
-		stored[oid] = struct{}{}
+		stored = append(stored, oid)
 		rep.Objects++
 		maxOID = max(maxOID, oid)
 		r, perr := record.ParseFor(oid, v)
@@ -165,8 +165,9 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 		return rep, fmt.Errorf("engine: check: %w", err)
 	}
 	rep.MaxOID = maxOID
+	stored.sort()
 	for t := range indeg {
-		if _, ok := stored[t]; !ok {
+		if !stored.has(t) {
 			danglingTargets = true
 			break
 		}
@@ -181,7 +182,7 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 				return nil
 			}
 			for _, ref := range r.RefSet() {
-				if _, ok := stored[ref]; !ok {
+				if !stored.has(ref) {
 					rep.Dangling++
 					if len(rep.DanglingRefs) < 20 {
 						rep.DanglingRefs = append(rep.DanglingRefs, DanglingRef{Referrer: r.OID, Missing: ref})
@@ -249,7 +250,7 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 			return nil
 		}
 		oid := record.OID(k)
-		_, isStored := stored[oid]
+		isStored := stored.has(oid)
 		n := indeg[oid]
 		switch {
 		case oid == record.RootOID:
@@ -274,7 +275,7 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 		return rep, fmt.Errorf("engine: check: %w", err)
 	}
 	var unqueued []uint64
-	for oid := range stored {
+	for _, oid := range stored {
 		if oid == record.RootOID || indeg[oid] > 0 {
 			continue
 		}
@@ -358,4 +359,20 @@ func (db *DB) checkLocked(ctx context.Context, repair, logProblems bool) (*Check
 		}
 	}
 	return rep, nil
+}
+
+// oidSet is a set of oids as a sorted slice (8 bytes per oid).
+type oidSet []uint64
+
+// sort sorts the set (a hash objects.db is scanned out of order).
+func (s oidSet) sort() {
+	if !slices.IsSorted(s) {
+		slices.Sort(s)
+	}
+}
+
+// has reports whether oid is in the (sorted) set.
+func (s oidSet) has(oid uint64) bool {
+	_, ok := slices.BinarySearch(s, oid)
+	return ok
 }

@@ -34,7 +34,7 @@ type DB struct {
 	// allocMu guards the allocation cursor and the durable reservation.
 	allocMu  sync.Mutex
 	cursor   atomic.Uint64 // h: every oid below was handed out or reserved before
-	reserved uint64        // durable next_oid; owned by allocMu
+	reserved atomic.Uint64 // durable next_oid; changed only under allocMu
 
 	size       atomic.Uint64 // mirror of meta "size", updated after each write txn
 	lastCommit atomic.Int64  // UnixNano of the last commit, for GCIdle
@@ -58,6 +58,8 @@ type DB struct {
 	wg     sync.WaitGroup // background goroutines
 	gcKick chan struct{}  // wakes the collector
 
+	bgMu      sync.Mutex // orders wg.Add of Pack with Close
+	closing   bool       // Close has begun; owned by bgMu
 	closeOnce sync.Once
 	closeErr  error
 	closed    atomic.Bool
@@ -160,11 +162,7 @@ func (db *DB) HasRecord(oid uint64) (bool, error) {
 func (db *DB) AllocCursor() uint64 { return db.cursor.Load() }
 
 // NextOID returns the durable meta next_oid.
-func (db *DB) NextOID() uint64 {
-	db.allocMu.Lock()
-	defer db.allocMu.Unlock()
-	return db.reserved
-}
+func (db *DB) NextOID() uint64 { return db.reserved.Load() }
 
 // AllocOIDs hands out the contiguous run [first, first+n). Before an oid
 // of a new block of OIDBlock is handed out, next_oid is raised in a durable
@@ -185,13 +183,13 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	if end < first {
 		return 0, fmt.Errorf("engine: allocate %d oids at %d: oid space exhausted", n, first)
 	}
-	if end > db.reserved && !db.opts.ReadOnly {
-		blocks := (end - db.reserved + OIDBlock - 1) / OIDBlock
-		next, err := db.reserveTo(db.reserved + blocks*OIDBlock)
+	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
+		blocks := (end - res + OIDBlock - 1) / OIDBlock
+		next, err := db.reserveTo(res + blocks*OIDBlock)
 		if err != nil {
-			return 0, fmt.Errorf("engine: reserve oids up to %d: %w", db.reserved+blocks*OIDBlock, err)
+			return 0, fmt.Errorf("engine: reserve oids up to %d: %w", res+blocks*OIDBlock, err)
 		}
-		db.reserved = next
+		db.reserved.Store(next)
 	}
 	db.cursor.Store(end)
 	return first, nil
@@ -202,12 +200,12 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 func (db *DB) raiseCursor(h uint64) error {
 	db.allocMu.Lock()
 	defer db.allocMu.Unlock()
-	if h > db.reserved && !db.opts.ReadOnly {
+	if h > db.reserved.Load() && !db.opts.ReadOnly {
 		next, err := db.reserveTo((h + OIDBlock - 1) / OIDBlock * OIDBlock)
 		if err != nil {
 			return fmt.Errorf("engine: reserve oids up to %d: %w", h, err)
 		}
-		db.reserved = next
+		db.reserved.Store(next)
 	}
 	if h > db.cursor.Load() {
 		db.cursor.Store(h)
@@ -303,6 +301,9 @@ func (db *DB) Stats() (Stats, error) {
 // closes the store. Calling it again returns the first result.
 func (db *DB) Close() error {
 	db.closeOnce.Do(func() {
+		db.bgMu.Lock()
+		db.closing = true
+		db.bgMu.Unlock()
 		db.cancel()
 		db.wg.Wait()
 		db.closed.Store(true)

@@ -33,6 +33,10 @@ type fullState struct {
 	grey     []greyOID           // marked, not yet traversed; owned by mu
 }
 
+// maxDanglingLogs bounds the dangling references one collection logs one
+// by one (imported data may hold many); CollectStats.Dangling counts all.
+const maxDanglingLogs = 20
+
 type greyOID struct {
 	oid, from uint64 // from: a referrer, for dangling reports (oid itself for roots)
 }
@@ -103,7 +107,12 @@ func (db *DB) Pack() bool {
 	if db.opts.ReadOnly || db.closed.Load() {
 		return false
 	}
-	if !db.full.running.CompareAndSwap(false, true) {
+	if db.importing.Load() {
+		return false
+	}
+	db.bgMu.Lock()
+	defer db.bgMu.Unlock()
+	if db.closing || !db.full.running.CompareAndSwap(false, true) {
 		return false
 	}
 	db.wg.Add(1)
@@ -135,6 +144,9 @@ func (db *DB) FullCollect(ctx context.Context) (CollectStats, error) {
 	}
 	if db.opts.ReadOnly {
 		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrReadOnly)
+	}
+	if db.importing.Load() {
+		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrImportIncomplete)
 	}
 	if !db.full.running.CompareAndSwap(false, true) {
 		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrCollecting)
@@ -278,7 +290,11 @@ func (db *DB) drainGrey(ctx context.Context, st *CollectStats) error {
 				continue // root absent, or stored then deleted: not a reference
 			}
 			st.Dangling++
-			db.log.Warn("engine: full collection: dangling reference treated as a leaf", "referrer", g.from, "missing", g.oid)
+			if st.Dangling <= maxDanglingLogs {
+				db.log.Warn("engine: full collection: dangling reference treated as a leaf", "dir", db.dir, "referrer", g.from, "missing", g.oid)
+			} else if st.Dangling == maxDanglingLogs+1 {
+				db.log.Warn("engine: full collection: more dangling references; only the count is reported from now on", "dir", db.dir)
+			}
 		}
 		f.mu.Lock()
 		for _, refs := range found {

@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -39,7 +40,7 @@ func (g graph) reachable() map[uint64]bool {
 func (g graph) commitAll(t testing.TB, db *DB) {
 	t.Helper()
 	var recs [][]byte
-	for _, oid := range slices.Sorted(mapsKeys(g)) {
+	for _, oid := range slices.Sorted(maps.Keys(g)) {
 		recs = append(recs, rec(oid, g[oid]...))
 	}
 	mustCommit(t, db, recs...)
@@ -242,7 +243,7 @@ func TestFullCollectConcurrent(t *testing.T) {
 					default:
 					}
 					mu.Lock()
-					live := slices.Sorted(mapsKeys(g))
+					live := slices.Sorted(maps.Keys(g))
 					a := live[cr.IntN(len(live))]
 					b := live[cr.IntN(len(live))]
 					var recs [][]byte

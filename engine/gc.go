@@ -34,6 +34,13 @@ func (db *DB) CollectGarbageGrace(ctx context.Context, max int, grace time.Durat
 	if db.opts.ReadOnly {
 		return 0, fmt.Errorf("engine: collect garbage: %w", ErrReadOnly)
 	}
+	return db.collect(ctx, max, grace, 64)
+}
+
+// collect runs collector batches until max objects are removed (max <= 0:
+// no limit), the whole queue was seen without an eligible candidate, or
+// maxIdle stretches of the queue had none.
+func (db *DB) collect(ctx context.Context, max int, grace time.Duration, maxIdle int) (int, error) {
 	total, idle := 0, 0
 	for max <= 0 || total < max {
 		n := db.opts.GC.batch()
@@ -50,7 +57,7 @@ func (db *DB) CollectGarbageGrace(ctx context.Context, max int, grace time.Durat
 			// the whole queue was seen, or after a bounded number of
 			// stretches (a long queue still in its grace period).
 			idle++
-			if wrapped || idle > 64 {
+			if wrapped || idle >= maxIdle {
 				break
 			}
 		}
@@ -313,7 +320,7 @@ func (db *DB) gcLoop() {
 				continue
 			}
 		}
-		_, err := db.CollectGarbage(db.ctx, budget)
+		_, err := db.collect(db.ctx, budget, db.opts.grace(), 1)
 		if err != nil {
 			if db.ctx.Err() != nil {
 				return

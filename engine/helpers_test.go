@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -163,7 +164,7 @@ func verifyInvariants(t testing.TB, db *DB) {
 }
 
 func sortedKeys[V any](m map[uint64]V) []uint64 {
-	return slices.Sorted(mapsKeys(m))
+	return slices.Sorted(maps.Keys(m))
 }
 
 func errorsIs(err, target error) bool { return errors.Is(err, target) }

@@ -2,11 +2,13 @@ package engine
 
 import (
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
 	"strings"
 
+	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -100,35 +102,26 @@ func (p gcProgress) encode() []byte {
 	return append(b, p.tail...)
 }
 
-// dirKind inspects dir (FORMAT.md §5 Detection): "bdb" if meta.db is
-// present, "leveldb" if CURRENT is present, "" if the directory is empty
-// (an advisory lock file alone counts as empty), else an ErrLayout error.
+// dirKind inspects dir (FORMAT.md §5 Detection, via backend.Detect):
+// "bdb" if meta.db is present, "leveldb" if CURRENT is present, "" if the
+// directory is empty (files backend.Detect may ignore, such as our lock
+// file, do not count), else an ErrLayout error listing the files found.
 func dirKind(dir string) (string, []string, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", nil, fmt.Errorf("engine: open %s: %w", dir, err)
-	}
+	kind, err := backend.Detect(dir)
 	var names []string
-	for _, e := range ents {
-		names = append(names, e.Name())
-	}
-	slices.Sort(names)
-	switch {
-	case slices.Contains(names, "meta.db"):
-		return "bdb", names, nil
-	case slices.Contains(names, "CURRENT"):
-		return "leveldb", names, nil
-	}
-	empty := true
-	for _, n := range names {
-		if n != "durusbdb.lock" {
-			empty = false
+	if ents, rerr := os.ReadDir(dir); rerr == nil {
+		for _, e := range ents {
+			names = append(names, e.Name())
 		}
+		slices.Sort(names)
 	}
-	if empty {
-		return "", names, nil
+	if errors.Is(err, backend.ErrUnknownLayout) {
+		return "", names, layoutError(dir, "none found (no meta.db for Berkeley DB, no CURRENT for LevelDB)", names)
 	}
-	return "", names, layoutError(dir, "no meta.db (Berkeley DB) or CURRENT (LevelDB)", names)
+	if err != nil {
+		return "", names, fmt.Errorf("engine: open %s: %w", dir, err)
+	}
+	return kind, names, nil
 }
 
 func layoutError(dir, found string, files []string) error {

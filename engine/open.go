@@ -135,7 +135,7 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 			next, fixNext = top+1, true
 		}
 	}
-	db.reserved = next
+	db.reserved.Store(next)
 	db.cursor.Store(next)
 
 	if !opts.ReadOnly {

@@ -36,8 +36,13 @@ type Options struct {
 	CacheSize int64
 	// PageSize of objects.db at creation; 0 means 16 KiB.
 	PageSize int
-	// Durability of commits; the zero value is kv.Sync (Pending.Wait
-	// returns after a group flush).
+	// Durability of commits. kv.Sync (the zero value): each commit is
+	// applied with kv.NoSync and Pending.Wait returns after a group flush
+	// (txn.Group, one kv.Store.Flush for every waiter present).
+	// kv.WriteNoSync: commits are applied with kv.WriteNoSync and Wait
+	// returns at once (survives a process crash, not a power loss).
+	// kv.NoSync: applied with kv.NoSync, Wait returns at once (a crash may
+	// lose a suffix of the commits, never part of one).
 	Durability kv.Durability
 	// Checkpoint decides when checkpoints run.
 	Checkpoint CheckpointPolicy

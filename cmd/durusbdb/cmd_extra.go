@@ -10,5 +10,9 @@ func extraCommands() []*command {
 		migrateCommand(),
 		exportCommand(),
 		copyCommand(),
+		backupCommand(),
+		restoreCommand(),
+		recoverCommand(),
+		upgradeCommand(),
 	}
 }

@@ -229,17 +229,12 @@ class _PrivateServer(object):
         self.refcount = 0
         self.proc = None
         self.tempdir = None
-        self.log_path = None
+        self.log_reader = None
         self.own_log = not any(f.startswith("--logfile=") for f in flags)
         self.parent_pid_flag = binary not in _without_parent_pid
         path = os.path.join(directory, SOCKET_NAME)
-        too_long = len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH
-        # A new database: the directory must be empty when the server opens
-        # it, and the server binds its socket first, so the socket goes
-        # elsewhere for this first run (later runs use PATH/durusbdb.sock).
-        new_database = not any(os.path.exists(os.path.join(directory, name))
-                               for name in _DATABASE_MARKERS)
-        if too_long or new_database:
+        if len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH:
+            # Too long for a unix socket address: a private directory instead.
             self.tempdir = tempfile.mkdtemp(prefix="durusbdb-")
             path = os.path.join(self.tempdir, "s.sock")
         self.address = path
@@ -262,6 +257,8 @@ class _PrivateServer(object):
                 "durus.client_storage.ClientStorage(address=%r) instead"
                 % (self.directory, self.address, self.address))
         self._remove_lonely_stale_socket()
+        if not self.readonly:
+            self._create_database()
         for attempt in range(2):
             self._spawn()
             failure = self._wait_ready()
@@ -276,6 +273,26 @@ class _PrivateServer(object):
                 continue
             break
         raise ServerStartError("durusbdb serve did not start for %s: %s" % (self.directory, failure))
+
+    def _create_database(self):
+        """Create the database of an empty directory before serving it.
+
+        The server binds its socket before it opens the database, and a new
+        database needs an empty directory, so a socket inside the directory
+        would make it fail; an import of no records creates the database."""
+        if any(os.path.exists(os.path.join(self.directory, name)) for name in _DATABASE_MARKERS):
+            return
+        cmd = [self.binary, "migrate", "--stdin", "--create", "--dir=%s" % self.directory]
+        cmd += [f for f in self.flags if f.startswith(("--backend=", "--cache-size="))]
+        try:
+            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT, timeout=self.start_timeout,
+                                  close_fds=True, preexec_fn=_pdeathsig_preexec())
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ServerStartError("cannot create the database in %s: %s" % (self.directory, e))
+        if done.returncode != 0:
+            raise ServerStartError("cannot create the database in %s: %s" % (
+                self.directory, done.stdout.decode("utf-8", "replace").strip()))
 
     def _remove_lonely_stale_socket(self):
         # A socket left by a server that died before creating the database
@@ -292,19 +309,25 @@ class _PrivateServer(object):
                 pass
 
     def _drop_log(self):
-        if self.own_log and self.log_path:
-            try:
-                os.unlink(self.log_path)
-            except OSError:
-                pass
-            self.log_path = None
+        if self.log_reader is not None:
+            self.log_reader.close()
+            self.log_reader = None
 
     def _spawn(self):
+        # The server writes to an unlinked temporary file: nothing is left
+        # behind however this process ends, and log_tail() reads it back
+        # through this process's own descriptor for error messages.
+        self._drop_log()
         if self.own_log:
-            fd, self.log_path = tempfile.mkstemp(prefix="durusbdb-serve-", suffix=".log")
-            log = os.fdopen(fd, "wb")
+            fd, path = tempfile.mkstemp(prefix="durusbdb-serve-", suffix=".log")
+            os.close(fd)
+            try:
+                # Separate open files: the server's appends, ours reads.
+                log = open(os.open(path, os.O_WRONLY | os.O_APPEND), "wb")
+                self.log_reader = open(path, "rb")
+            finally:
+                os.unlink(path)
         else:
-            self.log_path = None
             log = open(os.devnull, "wb")
         try:
             self.proc = subprocess.Popen(
@@ -329,14 +352,13 @@ class _PrivateServer(object):
             self.address, self.start_timeout, self.log_tail())
 
     def log_tail(self, n=2000):
-        if not self.log_path:
-            return "(see the server log file)"
+        if self.log_reader is None:
+            return "(see the server log file)" if not self.own_log else "(no log)"
         try:
-            with open(self.log_path, "rb") as f:
-                f.seek(0, 2)
-                size = f.tell()
-                f.seek(max(0, size - n))
-                text = f.read().decode("utf-8", "replace").strip()
+            self.log_reader.seek(0, 2)
+            size = self.log_reader.tell()
+            self.log_reader.seek(max(0, size - n))
+            text = self.log_reader.read().decode("utf-8", "replace").strip()
         except OSError:
             return "(no log)"
         return text or "(no output)"
@@ -359,12 +381,11 @@ class _PrivateServer(object):
                     pass
             except OSError:
                 pass
-        if proc is not None and proc.returncode == 0:
-            self._drop_log()   # kept after a failure, for the error message
         return None if proc is None else proc.returncode
 
     def cleanup(self):
         self.stop()
+        self._drop_log()
         if self.tempdir:
             shutil.rmtree(self.tempdir, ignore_errors=True)
 

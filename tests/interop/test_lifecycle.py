@@ -1,7 +1,9 @@
-"""Server process life cycle: restart, kill -9, read-only, `durus -s --stop`,
-unix and abstract sockets, a fresh database's root (C2, C4, C15, C39, C40, C48)."""
+"""Server process life cycle: restart, kill -9, SIGTERM, read-only, `durus -s
+--stop`, unix and abstract sockets, systemd activation, commit limit, a fresh
+database's root (C2, C4, C5, C15, C33, C39, C40, C48, PROTOCOL.md 8)."""
 
 import os
+import socket
 import stat
 import subprocess
 import time
@@ -239,3 +241,69 @@ def test_root_released_after_disconnect(fresh_server, clients):
     assert root._p_oid == int8_to_str(0)
     root["ok"] = True
     connection.commit()
+
+
+def _activated(srv, listen_fds, sock):
+    """Start srv's command with an inherited listening socket on fd 3."""
+    fd = sock.fileno()
+
+    def preexec():
+        os.dup2(fd, 3)
+        os.environ["LISTEN_PID"] = str(os.getpid())
+        os.environ["LISTEN_FDS"] = str(listen_fds)
+
+    srv._choose_address()             # a --port nobody listens on
+    log = open(srv.log_path, "ab")
+    try:
+        return subprocess.Popen(srv.command(), cwd=srv.workdir, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, pass_fds=(3,),
+                                preexec_fn=preexec)
+    finally:
+        log.close()
+
+
+def test_systemd_socket_activation(fresh_server):
+    """C5: LISTEN_PID = the server's pid and LISTEN_FDS=1: it serves on fd 3, not --port."""
+    srv = fresh_server(start=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(40)
+    port = sock.getsockname()[1]
+    proc = _activated(srv, 1, sock)
+    srv.proc = proc
+    durus_server._live.add(proc)
+    sock.close()
+    try:
+        storage = ClientStorage(host="127.0.0.1", port=port)
+        connection = Connection(storage)
+        connection.get_root()["activated"] = True
+        connection.commit()
+        storage.close()
+        assert not durus_server.connectable(srv.address, 0.5), "also listening on --port"
+    finally:
+        durus_server.send_quit(("127.0.0.1", port))
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, srv.log_tail()
+
+
+def test_systemd_two_sockets_refused(fresh_server):
+    """C5: LISTEN_FDS=2 stops start-up with a message."""
+    srv = fresh_server(start=False)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(40)
+    proc = _activated(srv, 2, sock)
+    durus_server._live.add(proc)
+    sock.close()
+    try:
+        status = proc.wait(10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        pytest.fail("server still running 10 s after LISTEN_FDS=2")
+    assert status != 0
+    assert srv.log_tail().strip(), "no message"

@@ -290,6 +290,8 @@ def test_server_gone_after_process_ends(tmp_path, shim_bin, how):
         child.wait(30)
         assert poll(lambda: pid_gone(server_pid), timeout=10.0), \
             "server %d still running 10 s after its parent ended (%s)" % (server_pid, how)
+        # It shut down cleanly: no socket file left in the directory.
+        assert not os.path.exists(str(tmp_path / "db" / "durusbdb.sock"))
     finally:
         if child.poll() is None:
             child.kill()
