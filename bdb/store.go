@@ -91,7 +91,8 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if envFile(n) {
+		// The server's unix socket and dotfiles may share the directory.
+		if envFile(n) || e.Type()&fs.ModeSocket != 0 || strings.HasPrefix(n, ".") {
 			continue
 		}
 		isBucket := false

@@ -35,6 +35,7 @@ type Store struct {
 	prefixes map[string]byte // bucket name → key prefix
 
 	dirLock  *os.File // the directory, flock'ed while open (see lockDir)
+	roCopy   string   // read-only opens: the private copy LevelDB opens (removed on Close)
 	db       *levigo.DB
 	opts     *levigo.Options
 	cache    *levigo.Cache
@@ -127,9 +128,24 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	s.emptyWB = levigo.NewWriteBatch()
 	s.commitWB = levigo.NewWriteBatch()
 
-	db, err := levigo.Open(s.dir, s.opts)
+	openDir := s.dir
+	if s.readOnly {
+		// LevelDB has no read-only mode: opening replays its log into new
+		// files and rewrites CURRENT and MANIFEST. A read-only open must
+		// write nothing (PROTOCOL.md §8), so LevelDB opens a private copy:
+		// table files are immutable and hard-linked (copied across file
+		// systems), the small mutable files are copied.
+		if openDir, err = privateCopy(s.dir); err != nil {
+			s.freeOptions()
+			s.unlockDir()
+			return nil, err
+		}
+		s.roCopy = openDir
+	}
+	db, err := levigo.Open(openDir, s.opts)
 	if err != nil {
 		s.freeOptions()
+		s.removeCopy()
 		s.unlockDir()
 		return nil, s.mapError("open", err)
 	}
@@ -190,6 +206,10 @@ func detect(opts kv.Options) (fresh bool, err error) {
 	names := make([]string, 0, len(ents))
 	has := map[string]bool{}
 	for _, e := range ents {
+		// The server's unix socket, our lock file and dotfiles may share the directory.
+		if e.Type()&os.ModeSocket != 0 || strings.HasPrefix(e.Name(), ".") || e.Name() == "durusbdb.lock" {
+			continue
+		}
 		names = append(names, e.Name())
 		has[e.Name()] = true
 	}
@@ -429,6 +449,7 @@ func (s *Store) Close() error {
 	err := s.flush()
 	s.db.Close()
 	s.freeOptions()
+	s.removeCopy()
 	s.unlockDir()
 	s.logger.Debug("leveldb: closed", "dir", s.dir)
 	return err

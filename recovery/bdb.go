@@ -116,7 +116,7 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 	// Watch for log files created while the database files are copied.
 	stop := make(chan struct{})
 	watchErr := make(chan error, 1)
-	go func() {
+	go func(stop <-chan struct{}) {
 		t := time.NewTicker(5 * time.Millisecond)
 		defer t.Stop()
 		for {
@@ -131,7 +131,7 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 				}
 			}
 		}
-	}()
+	}(stop)
 	stopWatch := func() error {
 		if stop == nil {
 			return nil

@@ -288,3 +288,5 @@ func TestManifestRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

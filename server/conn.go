@@ -17,11 +17,14 @@ import (
 	"github.com/durusbdb/durusbdb/txn"
 )
 
-// Buffer sizes of a connection. Replies larger than the write buffer go to
-// the socket directly, in writeChunk pieces each bounded by the write timeout.
+// Buffer sizes of a connection: small enough that 4096 idle connections
+// cost little (48 KiB each), large enough to batch pipelined requests.
+// Large reads (commit data) bypass the read buffer; replies larger than the
+// write buffer go to the socket directly, in writeChunk pieces each bounded
+// by the write timeout.
 const (
-	readBufSize  = 64 << 10
-	writeBufSize = 64 << 10
+	readBufSize  = 16 << 10
+	writeBufSize = 32 << 10
 	writeChunk   = 64 << 10
 )
 
@@ -228,12 +231,15 @@ func (c *conn) serve() {
 			why = "panic"
 			err = fmt.Errorf("panic: %v", p)
 		}
-		c.releaseToken()
 		if why != "panic" && c.killed.Load() == nil {
 			c.w.Flush()
 		}
 		c.nc.Close()
+		// Unregister (and release the unused oids) before the token, so the
+		// next holder never sees this connection's unused set (rule 7).
 		c.s.dropConn(c)
+		c.releaseToken()
+		c.s.wg.Done()
 		if k, ok := c.killed.Load().(string); ok {
 			why = k
 		}

@@ -5,56 +5,31 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
-	"sync"
+	"os"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/engine"
 )
 
-// pipeListener hands out in-memory connections (net.Pipe).
-type pipeListener struct {
-	conns  chan net.Conn
-	closed chan struct{}
-	once   sync.Once
-}
-
-func newPipeListener() *pipeListener {
-	return &pipeListener{conns: make(chan net.Conn), closed: make(chan struct{})}
-}
-
-func (l *pipeListener) Accept() (net.Conn, error) {
-	select {
-	case c := <-l.conns:
-		return c, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
+// feed sends in on a new TCP connection, half-closes it, and reads replies
+// until the server closes the connection. It fails if that takes over 20 s.
+func feed(t testing.TB, addr string, in []byte) {
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
 	}
-}
-
-func (l *pipeListener) Close() error {
-	l.once.Do(func() { close(l.closed) })
-	return nil
-}
-
-func (l *pipeListener) Addr() net.Addr { return pipeAddr{} }
-
-type pipeAddr struct{}
-
-func (pipeAddr) Network() string { return "pipe" }
-func (pipeAddr) String() string  { return "pipe" }
-
-// dial returns the client end of a new connection.
-func (l *pipeListener) dial() (net.Conn, error) {
-	a, b := net.Pipe()
-	select {
-	case l.conns <- b:
-		return a, nil
-	case <-l.closed:
-		return nil, net.ErrClosed
-	case <-time.After(5 * time.Second):
-		return nil, errors.New("accept timed out")
+	defer nc.Close()
+	nc.SetDeadline(time.Now().Add(20 * time.Second))
+	go func() {
+		nc.Write(in) // the server may close early; that is fine
+		nc.(*net.TCPConn).CloseWrite()
+	}()
+	if _, err := io.Copy(io.Discard, nc); err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("server hung on the input: %v", err)
 	}
 }
 
@@ -78,7 +53,11 @@ func FuzzRequestStream(f *testing.F) {
 		f.Add(s)
 	}
 	m := newMemStore()
-	ln := newPipeListener()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		f.Fatal(err)
+	}
+	addr := ln.Addr().String()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
 	srv := New(Config{
 		Logger:         logger,
@@ -96,26 +75,9 @@ func FuzzRequestStream(f *testing.F) {
 	})
 
 	f.Fuzz(func(t *testing.T, in []byte) {
-		nc, err := ln.dial()
-		if err != nil {
-			t.Fatal(err)
-		}
-		drained := make(chan struct{})
-		go func() {
-			defer close(drained)
-			nc.SetReadDeadline(time.Now().Add(20 * time.Second))
-			io.Copy(io.Discard, nc)
-		}()
-		nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-		nc.Write(in) // the server may close early; that is fine
-		nc.Close()
-		select {
-		case <-drained:
-		case <-time.After(25 * time.Second):
-			t.Fatal("server hung on the input")
-		}
+		feed(t, addr, in)
 		// The server still answers.
-		probe, err := ln.dial()
+		probe, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,6 +103,78 @@ func FuzzRequestStream(f *testing.F) {
 					t.Fatalf("oid %d has a dangling ref %d", oid, ref)
 				}
 			}
+		}
+	})
+}
+
+// C54 on the engine: random and mutated request streams against an
+// engine-backed server, then the database check passes.
+func TestRandomStreamsEngine(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		st := openEngine(t, backend, engine.Options{})
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := New(Config{
+			Logger: quietLogger(), NoQuit: true, MaxCommit: 1 << 20, MaxBulk: 4096,
+			RequestTimeout: time.Second, WriteTimeout: time.Second,
+		}, st)
+		done := make(chan error, 1)
+		go func() { done <- srv.Serve(context.Background(), ln) }()
+		defer func() { srv.Close(); <-done }()
+
+		rng := rand.New(rand.NewPCG(1, 2))
+		valid := func() []byte {
+			// A plausible stream: allocate, commit records that refer to
+			// each other and the root, load them.
+			var b []byte
+			b = append(b, 'M', byte(1+rng.IntN(8)))
+			n := 1 + rng.IntN(4)
+			var data []byte
+			for i := range n {
+				oid := uint64(rng.IntN(40))
+				var refs []uint64
+				if i > 0 {
+					refs = append(refs, uint64(rng.IntN(40)))
+				}
+				data = append(data, frame(oid, record.Build(oid, []byte("state"), refs...))...)
+			}
+			b = append(b, 'C')
+			b = append(b, u32(uint32(len(data)))...)
+			b = append(b, data...)
+			b = append(b, 'L')
+			b = append(b, u64(uint64(rng.IntN(40)))...)
+			b = append(b, 'S', 'B')
+			b = append(b, u32(2)...)
+			b = append(b, u64(0)...)
+			b = append(b, u64(uint64(rng.IntN(40)))...)
+			return b
+		}
+		for i := range 300 {
+			in := valid()
+			switch i % 3 {
+			case 1: // flip bytes
+				for range 1 + rng.IntN(4) {
+					in[rng.IntN(len(in))] = byte(rng.IntN(256))
+				}
+			case 2: // truncate
+				in = in[:rng.IntN(len(in))]
+			}
+			feed(t, ln.Addr().String(), in)
+		}
+		srv.Close()
+		<-done
+		done <- nil
+		rep, err := st.db.Check(context.Background(), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !rep.OK() {
+			t.Fatalf("check found problems: %+v", rep.Problems)
+		}
+		if rep.Objects == 0 {
+			t.Fatal("no stream stored anything")
 		}
 	})
 }

@@ -101,6 +101,87 @@ assert len(root2) == 51, len(root2)
 print('stock client ok')
 `
 
+// durusOwnScript is Durus 4.3's utest_client_storage check_client_storage
+// and check_oid_reuse_with_invalidation, without the sancho harness (C69).
+const durusOwnScript = `
+import sys, time
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.error import ReadConflictError, DurusKeyError
+from durus.persistent import Persistent
+from durus.serialize import pack_record
+from durus.utils import int8_to_str, as_bytes
+
+where = sys.argv[1]
+address = ("127.0.0.1", int(where)) if where.isdigit() else where
+
+def raises(exc, f, *args):
+    try:
+        f(*args)
+    except exc:
+        return
+    raise SystemExit('%s not raised by %s' % (exc, f))
+
+b = ClientStorage(address=address)
+c = ClientStorage(address=address)
+oid = b.new_oid()
+assert oid == int8_to_str(0), repr(oid)
+oid = b.new_oid()
+assert oid == int8_to_str(1), repr(oid)
+oid = b.new_oid()
+assert oid == int8_to_str(2), repr(oid)
+raises(KeyError, b.load, int8_to_str(0))
+record = pack_record(int8_to_str(0), as_bytes('ok'), as_bytes(''))
+b.begin()
+b.store(int8_to_str(0), record)
+assert b.end() is None
+b.load(int8_to_str(0))
+assert b.sync() == []
+b.begin()
+b.store(int8_to_str(1), pack_record(int8_to_str(1), as_bytes('no'), as_bytes('')))
+b.end()
+assert len(list(b.gen_oid_record())) == 1
+records = b.bulk_load([int8_to_str(0), int8_to_str(1)])
+assert len(list(records)) == 2
+records = b.bulk_load([int8_to_str(0), int8_to_str(1), int8_to_str(2)])
+raises(DurusKeyError, list, records)
+b.pack()
+assert len(list(b.gen_oid_record())) == 1
+raises(ReadConflictError, c.load, int8_to_str(0))
+raises(ReadConflictError, c.load, int8_to_str(0))
+assert set(c.sync()) == set([int8_to_str(0), int8_to_str(1)]), c.sync()
+assert record == c.load(int8_to_str(0))
+b.close()
+c.close()
+print('durus own checks ok')
+`
+
+// oidReuseScript is utest_client_storage's check_oid_reuse_with_invalidation
+// (it runs on a fresh server of its own).
+const oidReuseScript = `
+import sys, time
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.persistent import Persistent
+where = sys.argv[1]
+address = ("127.0.0.1", int(where)) if where.isdigit() else where
+connection = Connection(ClientStorage(address=address))
+root = connection.get_root()
+root['x'] = Persistent()
+connection.commit()
+connection = Connection(ClientStorage(address=address))
+root = connection.get_root()
+root['x'] = Persistent()
+connection.commit()
+connection.pack()
+time.sleep(1)
+connection = Connection(ClientStorage(address=address))
+root = connection.get_root()
+root['x'] = Persistent()
+connection.commit()
+print('oid reuse ok')
+`
+
 func runPython(t *testing.T, script string, args ...string) string {
 	t.Helper()
 	py := pythonPath(t)
@@ -125,6 +206,18 @@ func TestStockClient(t *testing.T) {
 			ts := startServer(t, Config{}, k.open(t))
 			_, port, _ := net.SplitHostPort(ts.addr)
 			if out := runPython(t, stockScript, port); !strings.Contains(out, "stock client ok") {
+				t.Fatal(out)
+			}
+		})
+		t.Run(k.name+"/durus-own", func(t *testing.T) {
+			ts := startServer(t, Config{}, k.open(t))
+			_, port, _ := net.SplitHostPort(ts.addr)
+			if out := runPython(t, durusOwnScript, port); !strings.Contains(out, "durus own checks ok") {
+				t.Fatal(out)
+			}
+			ts2 := startServer(t, Config{}, k.open(t))
+			_, port2, _ := net.SplitHostPort(ts2.addr)
+			if out := runPython(t, oidReuseScript, port2); !strings.Contains(out, "oid reuse ok") {
 				t.Fatal(out)
 			}
 		})

@@ -120,7 +120,7 @@ func TestStalledRequest(t *testing.T) {
 // C51 (commit flavour) and C34: a committer stalled inside phase 2 is closed
 // after the timeout and leaves nothing; others commit meanwhile via the lease.
 func TestStalledCommitter(t *testing.T) {
-	ts := startServer(t, Config{RequestTimeout: 600 * time.Millisecond, CommitLease: 100 * time.Millisecond}, newMemStore())
+	ts := startServer(t, Config{RequestTimeout: 2 * time.Second, CommitLease: 100 * time.Millisecond}, newMemStore())
 	a := ts.dial(t)
 	b := ts.dial(t)
 	oa := a.newOIDs(2)[1]
@@ -138,7 +138,7 @@ func TestStalledCommitter(t *testing.T) {
 	if _, st := b.commit(rec(ob, "r")); st != 'O' {
 		t.Fatal(st)
 	}
-	if el := time.Since(start); el > 500*time.Millisecond {
+	if el := time.Since(start); el > time.Second { // the lease, not the 2 s timeout
 		t.Fatalf("commit waited %v behind a stalled committer", el)
 	}
 	a.expectClosed(5 * time.Second)
@@ -151,7 +151,7 @@ func TestStalledCommitter(t *testing.T) {
 // timeout; others are unaffected.
 func TestStalledReader(t *testing.T) {
 	forEachStore(t, func(t *testing.T, open func(testing.TB) Storage) {
-		const timeout = 500 * time.Millisecond
+		const timeout = 1500 * time.Millisecond
 		ts := startServer(t, Config{WriteTimeout: timeout}, open(t))
 		w := ts.dial(t)
 		o := w.newOIDs(2)[1]
@@ -176,14 +176,19 @@ func TestStalledReader(t *testing.T) {
 		stall.send(req)
 		other := ts.dial(t)
 		start := time.Now()
-		for time.Since(start) < timeout {
+		var lat []time.Duration
+		for time.Since(start) < timeout*2/3 {
 			t0 := time.Now()
 			if st, r := other.load(0); st != 'O' || len(r) != len(small) {
 				t.Fatal(st)
 			}
-			if el := time.Since(t0); el > 250*time.Millisecond {
-				t.Fatalf("load took %v beside a stalled reader", el)
-			}
+			lat = append(lat, time.Since(t0))
+		}
+		// A load held up by the stalled writer would take the whole write
+		// timeout; the bounds leave room for loaded CI machines only.
+		slices.Sort(lat)
+		if lat[len(lat)/2] > 100*time.Millisecond || lat[len(lat)-1] > timeout/2 {
+			t.Fatalf("loads beside a stalled reader: median %v, max %v", lat[len(lat)/2], lat[len(lat)-1])
 		}
 		waitFor(t, 10*time.Second, "stalled reader closed", func() bool { return ts.srv.NumConns() == 2 })
 		// What was sent before the close is far from the 64 MiB asked for

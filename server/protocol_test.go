@@ -924,3 +924,37 @@ func TestVerifyRefs(t *testing.T) {
 		t.Fatal("rule 8 not logged")
 	}
 }
+
+// Shutdown ends idle connections, connections in the middle of a request and
+// connections waiting for the commit token at once; nothing partial is stored.
+func TestShutdownPrompt(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{}, m)
+	idle := ts.dial(t)
+	half := ts.dial(t)
+	half.send([]byte{'L', 0, 0})
+	holder := ts.dial(t)
+	o := holder.newOIDs(1)[0]
+	holder.begin()
+	holder.send(u32(100), make([]byte, 20)) // data incomplete
+	waiter := ts.dial(t)
+	waiter.send([]byte{'C'})
+	waiter.expectSilence(50 * time.Millisecond)
+	start := time.Now()
+	ts.srv.Close()
+	for _, c := range []*client{idle, half, holder, waiter} {
+		c.expectClosed(3 * time.Second)
+	}
+	select {
+	case <-ts.done:
+		ts.done <- nil
+	case <-time.After(5 * time.Second):
+		t.Fatal("Serve did not return")
+	}
+	if el := time.Since(start); el > 2*time.Second {
+		t.Fatalf("shutdown took %v", el)
+	}
+	if _, err := m.Load(o); err == nil || m.commits.Load() != 0 {
+		t.Fatal("partial commit stored")
+	}
+}

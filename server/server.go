@@ -186,7 +186,8 @@ func (s *Server) startConn(nc net.Conn) {
 	go c.serve()
 }
 
-// dropConn unregisters c and releases its unused oids.
+// dropConn unregisters c and releases its unused oids; the connection's
+// goroutine then releases the token and calls wg.Done.
 func (s *Server) dropConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -200,7 +201,6 @@ func (s *Server) dropConn(c *conn) {
 		c.unusedN = 0
 	}
 	s.allocMu.Unlock()
-	s.wg.Done()
 }
 
 // shutdownConns stops every connection: reads fail at once, so a connection

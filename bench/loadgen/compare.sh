@@ -31,20 +31,23 @@ run_modes() { # name port
   echo "$name $("$TMP/loadgen" -addr 127.0.0.1:$p -mode bigcommit -conns 1 -duration "$DURATION" -warmup 1s)"
 }
 
-start_ours() { # name backend durability
-  local p; p=$(port); mkdir -p "$TMP/$1"
-  "$TMP/durusbdb" serve --dir "$TMP/$1" --create --backend "$2" --durability "$3" --port "$p" --logginglevel 40 &
-  PIDS+=($!); wait_port "$p"; echo "$p"
+PORT=
+start_ours() { # name backend durability; sets PORT
+  PORT=$(port); mkdir -p "$TMP/$1"
+  "$TMP/durusbdb" serve --dir "$TMP/$1" --create --backend "$2" --durability "$3" --port "$PORT" \
+    --logginglevel 40 >"$TMP/$1.log" 2>&1 &
+  PIDS+=($!); wait_port "$PORT"
 }
 
 backends=$("$TMP/durusbdb" version | sed -n 's/^backends: \([^(]*\).*/\1/p' | tr -d ,)
 for b in $backends; do
   for d in sync write-nosync; do
-    p=$(start_ours "$b-$d" "$b" "$d")
-    run_modes "durusbdb/$b/$d" "$p"
+    start_ours "$b-$d" "$b" "$d"
+    run_modes "durusbdb/$b/$d" "$PORT"
+    kill "${PIDS[-1]}"
   done
 done
 p=$(port)
-"$PY" -m durus -s --port "$p" --file "$TMP/py.durus" --logginglevel 40 &
+"$PY" -m durus -s --port "$p" --file "$TMP/py.durus" --logginglevel 40 >"$TMP/py.log" 2>&1 &
 PIDS+=($!); wait_port "$p"
 run_modes "durus-4.3" "$p"

@@ -189,6 +189,7 @@ type runSpec struct {
 	bulk     int                         // oids per B (bulk)
 	records  int                         // records per commit (bigcommit)
 	size     int                         // data bytes per committed record
+	minOps   int64                       // measure at least this many requests (bounded by 2 min)
 }
 
 // runResult is what a run measured.
@@ -319,6 +320,7 @@ func measure(spec runSpec) (runResult, error) {
 		conns = append(conns, c)
 	}
 	var measuring, stop atomic.Bool
+	var counted atomic.Int64
 	var mu sync.Mutex
 	var firstErr error
 	var res runResult
@@ -348,6 +350,7 @@ func measure(spec runSpec) (runResult, error) {
 					break
 				}
 				if m && measuring.Load() {
+					counted.Add(1)
 					ops++
 					units += u
 					mine = append(mine, time.Since(t0))
@@ -366,6 +369,9 @@ func measure(spec runSpec) (runResult, error) {
 	measuring.Store(true)
 	start := time.Now()
 	sleepUnless(spec.duration, done)
+	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.minOps && time.Now().Before(end) && !stop.Load(); {
+		sleepUnless(5*time.Millisecond, done)
+	}
 	measuring.Store(false)
 	res.elapsed = time.Since(start)
 	stop.Store(true)

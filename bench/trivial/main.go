@@ -7,7 +7,10 @@
 // fraction of it.
 //
 // It answers V, N, M, L, B, S, C (records replace map entries; nothing is
-// validated beyond the frame lengths), P and Q; any other byte closes the
+// validated beyond the frame lengths), P and Q. A commit holds a token (a
+// mutex) from its phase-1 reply until its records are applied, as every
+// Durus server must, so its commit rate is the ceiling that the two-phase
+// commit protocol itself leaves on this machine (no storage, no fsync); any other byte closes the
 // connection, as durusbdb does. With -objects and -size it starts with
 // records 1..objects (oid 0 referring to none), so a load generator can run
 // without committing first.
@@ -33,6 +36,7 @@ import (
 type store struct {
 	mu      sync.RWMutex
 	records map[uint64][]byte
+	token   sync.Mutex // the commit token: phase 1 to applied
 	next    atomic.Uint64 // next oid M hands out
 }
 
@@ -155,25 +159,34 @@ func (st *store) serve(c net.Conn) {
 		case 'S':
 			w.Write([]byte{0, 0, 0, 0})
 		case 'C':
+			if w.Flush() != nil {
+				return
+			}
+			st.token.Lock()
 			w.Write([]byte{0, 0, 0, 0})
 			if w.Flush() != nil {
+				st.token.Unlock()
 				return
 			}
 			n, err := u32()
 			if err != nil {
+				st.token.Unlock()
 				return
 			}
 			if n == 0 {
+				st.token.Unlock()
 				continue
 			}
 			data := make([]byte, n)
 			if _, err := io.ReadFull(r, data); err != nil {
+				st.token.Unlock()
 				return
 			}
 			recs := map[uint64][]byte{}
 			for len(data) >= 12 {
 				fl := binary.BigEndian.Uint32(data)
 				if int(fl) < 8 || int(fl) > len(data)-4 {
+					st.token.Unlock()
 					return
 				}
 				oid := binary.BigEndian.Uint64(data[4:])
@@ -185,6 +198,7 @@ func (st *store) serve(c net.Conn) {
 				st.records[oid] = rec
 			}
 			st.mu.Unlock()
+			st.token.Unlock()
 			w.WriteByte('O')
 		case 'P':
 			w.WriteByte('O')

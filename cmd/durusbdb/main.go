@@ -39,6 +39,7 @@ type command struct {
 type cmdIO struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	environ        []string // KEY=value pairs; DURUSBDB_* set unset flags
 }
 
 // usageError marks a bad invocation (exit code 2).
@@ -68,7 +69,7 @@ func commands() []*command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, cmdIO{os.Stdin, os.Stdout, os.Stderr}, os.Args[1:]))
+	os.Exit(run(ctx, cmdIO{os.Stdin, os.Stdout, os.Stderr, os.Environ()}, os.Args[1:]))
 }
 
 // run dispatches args to a subcommand and maps its error to an exit code.
@@ -121,8 +122,16 @@ func newFlagSet(c *command, cio cmdIO) *flag.FlagSet {
 	return fs
 }
 
-// parseFlags parses args, printing help on -h and wrapping errors as usage errors.
+// parseFlags parses args, printing help on -h and wrapping errors as usage
+// errors, then fills unset flags from DURUSBDB_* variables and the --config
+// file (see applyConfig).
 func parseFlags(c *command, cio cmdIO, fs *flag.FlagSet, args []string) error {
+	_, err := parseConfigFlags(c, cio, fs, args)
+	return err
+}
+
+// parseConfigFlags is parseFlags that also returns each flag's source.
+func parseConfigFlags(c *command, cio cmdIO, fs *flag.FlagSet, args []string) (map[string]string, error) {
 	err := fs.Parse(args)
 	if errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintf(cio.stdout, "usage: %s\n\n%s\n", c.usage, c.summary)
@@ -132,10 +141,11 @@ func parseFlags(c *command, cio cmdIO, fs *flag.FlagSet, args []string) error {
 		fmt.Fprintln(cio.stdout, "\nflags:")
 		fs.SetOutput(cio.stdout)
 		fs.PrintDefaults()
-		return flag.ErrHelp
+		fmt.Fprintln(cio.stdout, "\nEvery flag can also be set by the environment variable DURUSBDB_<FLAG> (e.g. DURUSBDB_CACHE_SIZE).")
+		return nil, flag.ErrHelp
 	}
 	if err != nil {
-		return &usageError{err.Error()}
+		return nil, &usageError{err.Error()}
 	}
-	return nil
+	return applyConfig(fs, cio.environ)
 }

@@ -405,7 +405,11 @@ def _acquire(directory, binary, flags, readonly, start_timeout):
             server = None
         if server is None:
             server = _PrivateServer(directory, binary, flags, readonly, start_timeout)
-            server.start()
+            try:
+                server.start()
+            except BaseException:
+                server.cleanup()
+                raise
             _servers[directory] = server
         elif server.readonly != readonly or server.flags != flags:
             raise ValueError(
@@ -444,7 +448,7 @@ class BerkeleyDBStorage(ClientStorage):
     path      an existing directory; the database is created inside it.
     readonly  open without writing anything; commits raise ProtocolError.
     options   settings of the server (see OPTIONS), e.g. durability="nosync",
-              cache_size=256 << 20, gc_grace=60, validate_garbage=True;
+              cache_size=256 << 20, gc_grace=60, verify_refs=True;
               start_timeout (seconds to wait for the server, default 30) and
               binary (path of durusbdb) are handled here. An unknown option
               raises TypeError.

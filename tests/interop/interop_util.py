@@ -7,7 +7,7 @@ import pytest
 import durus_server
 from durus_server import TARGET_DURUS, TARGET_DURUSBDB
 
-__all__ = ["TARGET_DURUS", "TARGET_DURUSBDB", "is_target", "differs", "poll"]
+__all__ = ["TARGET_DURUS", "TARGET_DURUSBDB", "is_target", "differs", "poll", "open_connection"]
 
 
 def is_target(name):
@@ -35,3 +35,22 @@ def poll(predicate, timeout=5.0, interval=0.05):
         if value or time.monotonic() >= deadline:
             return value
         time.sleep(interval)
+
+
+def open_connection(client_kwargs, attempts=20, **kwargs):
+    """Connection(ClientStorage(...)), retried while other clients commit.
+
+    Connection() loads the root at once; if another client commits the root
+    between the client's sync and its retry, Durus raises ReadConflictError
+    from the constructor (normal Durus behaviour under concurrent commits)."""
+    from durus.client_storage import ClientStorage
+    from durus.connection import Connection
+    from durus.error import ReadConflictError
+    for attempt in range(attempts):
+        storage = ClientStorage(**client_kwargs)
+        try:
+            return Connection(storage, **kwargs)
+        except ReadConflictError:
+            storage.close()
+            time.sleep(0.01 * attempt)
+    raise AssertionError("no Connection after %d ReadConflictErrors" % attempts)

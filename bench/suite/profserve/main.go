@@ -6,11 +6,16 @@
 // BENCH_PROFILE=1, so that the hottest functions of a missed target can be
 // named with file:line (`go tool pprof -top -lines`).
 //
+// With -migrate FILE it does not serve: it imports the Durus file into a
+// new database as `durusbdb migrate` does (engine.Import of the
+// filestorage reader's records, collector off) under the CPU profile.
+//
 // Build with -tags bdb for the Berkeley DB backend.
 //
 // Usage:
 //
 //	profserve -dir DIR -create -port P [-backend bdb] [-durability sync] -cpuprofile FILE
+//	profserve -dir DIR -create -backend bdb -migrate FILE.durus -cpuprofile FILE
 package main
 
 import (
@@ -25,6 +30,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
@@ -39,7 +45,15 @@ func main() {
 	grace := flag.Duration("gc-grace", engine.DefaultGCGrace, "collector grace period (negative: none)")
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	memprofile := flag.String("memprofile", "", "write a heap profile here at exit")
+	migrate := flag.String("migrate", "", "import this Durus file instead of serving")
 	flag.Parse()
+	if *migrate != "" {
+		if err := runMigrate(*dir, *backend, *migrate, *cpuprofile); err != nil {
+			fmt.Fprintln(os.Stderr, "profserve:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := run(*dir, *create, *backend, *durability, *port, *grace, *cpuprofile, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "profserve:", err)
 		os.Exit(1)
@@ -90,4 +104,43 @@ func run(dir string, create bool, backend, durability string, port int, grace ti
 		return serveErr
 	}
 	return closeErr
+}
+
+// runMigrate imports file into a new database in dir under a CPU profile.
+func runMigrate(dir, backend, file, cpuprofile string) error {
+	ctx := context.Background()
+	if cpuprofile != "" {
+		f, err := os.Create(cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	r, err := filestorage.Open(file, filestorage.ReadOptions{})
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	db, err := engine.Open(ctx, dir, engine.Options{Create: true, Backend: backend, GC: engine.GCPolicy{Mode: engine.GCManual},
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))})
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	st, err := db.Import(ctx, func(yield func([]byte) error) error { return r.Records(ctx, yield) }, engine.ImportOptions{})
+	if err != nil {
+		db.Close()
+		return err
+	}
+	el := time.Since(t0)
+	if err := db.Close(); err != nil {
+		return err
+	}
+	fmt.Printf("imported %d records, %d bytes in %.2f s (%.1f MB/s of records; close after %.2f s)\n",
+		st.Records, st.Bytes, el.Seconds(), float64(st.Bytes)/el.Seconds()/1e6, time.Since(t0).Seconds())
+	return nil
 }

@@ -1,0 +1,189 @@
+package main
+
+import (
+	"fmt"
+	"image/color"
+	"os"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+)
+
+// Colours of the series, one per column (and the raw sync ceiling).
+var seriesColor = map[string]color.RGBA{
+	"bdb":     {R: 0x1f, G: 0x77, B: 0xb4, A: 0xff},
+	"leveldb": {R: 0x2c, G: 0xa0, B: 0x2c, A: 0xff},
+	"python":  {R: 0xd6, G: 0x27, B: 0x28, A: 0xff},
+	"ceiling": {R: 0x55, G: 0x55, B: 0x55, A: 0xff},
+	"rawsync": {R: 0xff, G: 0x7f, B: 0x0e, A: 0xff},
+	"proto":   {R: 0x94, G: 0x67, B: 0xbd, A: 0xff},
+}
+
+var seriesName = map[string]string{
+	"bdb":     "durusbdb bdb (durable)",
+	"leveldb": "durusbdb leveldb (durable)",
+	"python":  "Durus 4.3 (not durable)",
+	"ceiling": "ceiling",
+	"rawsync": "raw libdb DB_TXN_SYNC",
+	"proto":   "trivial server: commit token, no storage",
+}
+
+// chart draws performance.png: commits/s against connections for each
+// server and the raw libdb ceilings (left), loads/s bars (right).
+func (s *suite) chart(path string) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("chart: %v", p)
+		}
+	}()
+	left := plot.New()
+	left.Title.Text = "durable commits/s of 1 small record"
+	left.X.Label.Text = "connections (threads for raw libdb)"
+	left.Y.Label.Text = "commits/s"
+	left.Legend.Top = true
+	left.Legend.Left = true
+	left.X.Tick.Marker = plot.ConstantTicks(connTicks(s.commitConns))
+	var maxY float64
+	addLine := func(name, prefix, col string) error {
+		var pts plotter.XYs
+		for _, c := range s.commitConns {
+			if v, ok := s.res.get(fmt.Sprintf("%s%d", prefix, c), col); ok {
+				pts = append(pts, plotter.XY{X: float64(c), Y: v})
+				maxY = max(maxY, v)
+			}
+		}
+		if len(pts) == 0 {
+			return nil
+		}
+		l, sc, err := plotter.NewLinePoints(pts)
+		if err != nil {
+			return err
+		}
+		key := col
+		if prefix != "commits" {
+			key = prefix
+		}
+		l.Color, sc.Color = seriesColor[key], seriesColor[key]
+		l.Width = vg.Points(2)
+		if col == "ceiling" {
+			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+		}
+		left.Add(l, sc)
+		left.Legend.Add(name, l, sc)
+		return nil
+	}
+	for _, col := range s.serverCols() {
+		if err := addLine(seriesName[col], "commits", col); err != nil {
+			return err
+		}
+	}
+	if err := addLine("raw libdb group commit", "commits", "ceiling"); err != nil {
+		return err
+	}
+	if err := addLine(seriesName["proto"], "proto", "ceiling"); err != nil {
+		return err
+	}
+	if err := addLine(seriesName["rawsync"], "rawsync", "ceiling"); err != nil {
+		return err
+	}
+	if maxY > 0 {
+		left.X.Scale = plot.LogScale{}
+	}
+	left.Y.Min = 0
+	left.Y.Max = max(1, maxY*1.45)
+	left.Y.Tick.Marker = thousandTicks{}
+	left.Add(plotter.NewGrid())
+
+	right := plot.New()
+	right.Title.Text = "loads/s (warm)"
+	right.Y.Label.Text = "loads/s"
+	right.Legend.Top = true
+	right.Legend.Left = true
+	groups := []struct{ key, name string }{
+		{"loads1_100", "1 conn 100 B"}, {"loads8_100", "8 conns 100 B"},
+		{"loads1_10k", "1 conn 10 KB"}, {"loads8_10k", "8 conns 10 KB"},
+	}
+	cols := append(s.serverCols(), "ceiling")
+	w := vg.Points(12)
+	maxY = 0
+	for i, col := range cols {
+		vals := make(plotter.Values, len(groups))
+		any := false
+		for j, g := range groups {
+			if v, ok := s.res.get(g.key, col); ok {
+				vals[j] = v
+				maxY = max(maxY, v)
+				any = true
+			}
+		}
+		if !any {
+			continue
+		}
+		bars, err := plotter.NewBarChart(vals, w)
+		if err != nil {
+			return err
+		}
+		bars.Color = seriesColor[col]
+		bars.LineStyle.Width = 0
+		bars.Offset = vg.Length(float64(i)-float64(len(cols)-1)/2) * w
+		right.Add(bars)
+		name := seriesName[col]
+		if col == "ceiling" {
+			name = "trivial Go-map server"
+		}
+		right.Legend.Add(name, bars)
+	}
+	names := make([]string, len(groups))
+	for i, g := range groups {
+		names[i] = g.name
+	}
+	right.NominalX(names...)
+	right.Y.Min = 0
+	right.Y.Max = max(1, maxY*1.45)
+	right.Y.Tick.Marker = thousandTicks{}
+	right.Add(plotter.NewGrid())
+
+	const width, height = 14 * vg.Inch, 6 * vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 6, PadBottom: vg.Inch / 6,
+		PadLeft: vg.Inch / 6, PadRight: vg.Inch / 3}
+	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
+	left.Draw(canvases[0][0])
+	right.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// connTicks labels the connection counts on the x axis.
+func connTicks(conns []int) []plot.Tick {
+	out := make([]plot.Tick, len(conns))
+	for i, c := range conns {
+		out[i] = plot.Tick{Value: float64(c), Label: fmt.Sprint(c)}
+	}
+	return out
+}
+
+// thousandTicks are plot.DefaultTicks labelled with thousands separators.
+type thousandTicks struct{}
+
+// Ticks implements plot.Ticker.
+func (thousandTicks) Ticks(lo, hi float64) []plot.Tick {
+	t := plot.DefaultTicks{}.Ticks(lo, hi)
+	for i := range t {
+		if t[i].Label != "" {
+			t[i].Label = thousands(int64(t[i].Value))
+		}
+	}
+	return t
+}

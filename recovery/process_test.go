@@ -1,0 +1,407 @@
+//go:build bdb
+
+package recovery
+
+// Tests with real processes: bin/durusbdb is built with -tags bdb into a
+// temporary directory and run as `durusbdb serve`; clients commit through
+// internal/wire.
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/wire"
+)
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+	binDir  string
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		os.RemoveAll(binDir)
+	}
+	os.Exit(code)
+}
+
+// durusbdbBin builds the server binary once per test run.
+func durusbdbBin(t *testing.T) string {
+	t.Helper()
+	binOnce.Do(func() {
+		binDir, binErr = os.MkdirTemp("", "durusbdb-recovery-bin-*")
+		if binErr != nil {
+			return
+		}
+		binPath = filepath.Join(binDir, "durusbdb")
+		cmd := exec.Command("go", "build", "-tags", "bdb", "-o", binPath, "github.com/durusbdb/durusbdb/cmd/durusbdb")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+type server struct {
+	cmd  *exec.Cmd
+	addr string
+	log  string
+	done chan error
+}
+
+func startServer(t *testing.T, dir, kind string) *server {
+	t.Helper()
+	bin := durusbdbBin(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	logPath := filepath.Join(t.TempDir(), "server.log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logf.Close()
+	s := &server{cmd: cmd, addr: addr, log: logPath, done: make(chan error, 1)}
+	go func() { s.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-s.done:
+		default:
+			cmd.Process.Kill()
+			<-s.done
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := wire.Dial(addr, time.Second)
+		if err == nil {
+			c.Close()
+			return s
+		}
+		select {
+		case err := <-s.done:
+			b, _ := os.ReadFile(logPath)
+			t.Fatalf("server exited during start-up: %v\n%s", err, b)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("server did not start within 30 s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *server) quit(t *testing.T) {
+	t.Helper()
+	c, err := wire.Dial(s.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Quit()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			b, _ := os.ReadFile(s.log)
+			t.Fatalf("server exit after Q: %v\n%s", err, b)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("server did not stop within 20 s of Q")
+	}
+}
+
+func (s *server) kill(t *testing.T) {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.done
+}
+
+func (s *server) logText() string {
+	b, _ := os.ReadFile(s.log)
+	return string(b)
+}
+
+// ack is one acknowledged commit: the chain object written and when.
+type ack struct {
+	oid uint64
+	rec []byte
+	at  time.Time
+}
+
+// chainClient commits, in a loop, one new object X (referencing the
+// previous one) and a new version of its head (referencing X), so that
+// every X stays reachable from the root.
+type chainClient struct {
+	c    *wire.Conn
+	head uint64
+	prev uint64
+	n    int
+	id   int
+	size int
+}
+
+// setupRoot creates root 0 referencing n client heads and returns clients.
+func setupRoot(t *testing.T, addr string, n, size int) []*chainClient {
+	t.Helper()
+	c, err := wire.Dial(addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	oids, err := c.NewOIDs(1 + n)
+	if err != nil || oids[0] != 0 {
+		t.Fatalf("new oids %v %v", oids, err)
+	}
+	recs := [][]byte{record.Build(0, []byte("root"), oids[1:]...)}
+	var cls []*chainClient
+	for i := 0; i < n; i++ {
+		recs = append(recs, record.Build(oids[1+i], []byte("head")))
+		cc, err := wire.Dial(addr, 10*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cc.Close() })
+		cls = append(cls, &chainClient{c: cc, head: oids[1+i], id: i, size: size})
+	}
+	if _, st, err := c.Commit(recs); err != nil || st != wire.StatusOK {
+		t.Fatalf("set-up commit: %q %v", st, err)
+	}
+	return cls
+}
+
+func chainData(id, n, size int) []byte {
+	b := make([]byte, size)
+	s := uint64(id)<<32 | uint64(n)
+	for i := range b {
+		s = s*6364136223846793005 + 1442695040888963407
+		b[i] = byte(s >> 56)
+	}
+	return binary.BigEndian.AppendUint64(b, uint64(n))
+}
+
+// commitOne commits the next chain object; it returns the ack (on O) and
+// the status byte.
+func (cc *chainClient) commitOne() (ack, byte, error) {
+	oids, err := cc.c.NewOIDs(1)
+	if err != nil {
+		return ack{}, 0, err
+	}
+	x := oids[0]
+	var refs []uint64
+	if cc.prev != 0 {
+		refs = append(refs, cc.prev)
+	}
+	xr := record.Build(x, chainData(cc.id, cc.n, cc.size), refs...)
+	hr := record.Build(cc.head, []byte(fmt.Sprintf("head %d", cc.n)), x)
+	_, st, err := cc.c.Commit([][]byte{xr, hr})
+	if err != nil {
+		return ack{}, st, err
+	}
+	if st != wire.StatusOK {
+		return ack{}, st, nil
+	}
+	cc.prev = x
+	cc.n++
+	return ack{oid: x, rec: xr, at: time.Now()}, st, nil
+}
+
+// TestHotBackupUnderCommitStorm: a backup taken while a server serves a
+// commit storm restores to a database holding every commit acknowledged
+// before the backup began, and `durusbdb check` passes on it.
+func TestHotBackupUnderCommitStorm(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "bdb")
+	clients := setupRoot(t, srv.addr, 4, 1500)
+
+	var mu sync.Mutex
+	var acks []ack
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failures atomic.Int64
+	for _, cc := range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				a, st, err := cc.commitOne()
+				if err != nil || st != wire.StatusOK {
+					failures.Add(1)
+					t.Errorf("client %d commit: %q %v", cc.id, st, err)
+					return
+				}
+				mu.Lock()
+				acks = append(acks, a)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(800 * time.Millisecond)
+	began := time.Now()
+	out := filepath.Join(t.TempDir(), "hot.tar.sz")
+	res, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true})
+	ended := time.Now()
+	time.Sleep(200 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if err != nil {
+		t.Fatalf("hot backup: %v", err)
+	}
+	if res.Manifest.Mode != "hot" {
+		t.Fatalf("backup mode %q, want hot (the server holds the lock)", res.Manifest.Mode)
+	}
+	mu.Lock()
+	var before, during, after int
+	for _, a := range acks {
+		switch {
+		case a.at.Before(began):
+			before++
+		case a.at.Before(ended):
+			during++
+		default:
+			after++
+		}
+	}
+	mu.Unlock()
+	t.Logf("backup took %v; commits acknowledged before %d, during %d, after %d", ended.Sub(began), before, during, after)
+	if before == 0 || during+after == 0 {
+		t.Fatalf("the storm did not run around the backup (before %d, during %d, after %d)", before, during, after)
+	}
+	srv.quit(t)
+
+	restored := filepath.Join(t.TempDir(), "restored")
+	rr, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	if rr.Recovery == nil || !rr.Recovery.Ran || rr.Recovery.From == "" {
+		t.Fatalf("restore ran no catastrophic recovery: %+v", rr.Recovery)
+	}
+	t.Logf("restore recovery: %s", rr.Recovery.Summary())
+
+	check := exec.Command(durusbdbBin(t), "check", "--dir", restored)
+	if b, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("durusbdb check on the restored directory: %v\n%s", err, b)
+	}
+
+	o := engineOpts("")
+	o.Create = false
+	o.ReadOnly = true
+	db, err := engine.Open(context.Background(), restored, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var present int
+	for _, a := range acks {
+		got, err := db.Load(a.oid)
+		if a.at.Before(began) {
+			if err != nil {
+				t.Fatalf("commit of oid %d acknowledged before the backup began is missing: %v", a.oid, err)
+			}
+			if !bytes.Equal(got, a.rec) {
+				t.Fatalf("oid %d differs after restore", a.oid)
+			}
+		}
+		if err == nil {
+			present++
+		}
+	}
+	t.Logf("restored database holds %d of %d acknowledged chain objects", present, len(acks))
+}
+
+// TestAtOpenReportsRecovery: after a server is killed, AtOpen runs normal
+// recovery and reports the log range it replayed; a second AtOpen finds
+// nothing to do; Recover refuses while a server runs.
+func TestAtOpenReportsRecovery(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "bdb")
+	clients := setupRoot(t, srv.addr, 1, 200)
+	var acks []ack
+	for i := 0; i < 50; i++ {
+		a, st, err := clients[0].commitOne()
+		if err != nil || st != wire.StatusOK {
+			t.Fatalf("commit: %q %v", st, err)
+		}
+		acks = append(acks, a)
+	}
+	if _, err := Recover(context.Background(), dir, RecoverOptions{Options: quietOpts()}); err == nil || !strings.Contains(err.Error(), "stop it first") {
+		t.Fatalf("Recover while the server runs: %v", err)
+	}
+	if _, err := Backup(context.Background(), dir, filepath.Join(t.TempDir(), "x"), BackupOptions{Options: quietOpts()}); err != nil {
+		t.Fatalf("hot backup to a directory: %v", err)
+	}
+	srv.kill(t)
+
+	var logBuf bytes.Buffer
+	opts := quietOpts()
+	opts.Logger = slogTo(&logBuf)
+	r, err := AtOpen(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.Ran || r.From == "" || r.To == "" || r.Kind != KindNormal || len(r.LogFiles) == 0 {
+		t.Fatalf("report after a kill: %+v", r)
+	}
+	if !strings.Contains(logBuf.String(), "did not exit cleanly") || !strings.Contains(logBuf.String(), "from="+r.From) {
+		t.Fatalf("recovery not logged: %s", logBuf.String())
+	}
+	t.Logf("%s", r.Summary())
+	r2, err := AtOpen(context.Background(), dir, quietOpts())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Ran {
+		t.Fatalf("second AtOpen replayed a log: %+v", r2)
+	}
+	// Catastrophic recovery of the stopped directory works too.
+	r3, err := Recover(context.Background(), dir, RecoverOptions{Options: quietOpts(), Catastrophic: true})
+	if err != nil || !r3.Ran || r3.Kind != KindCatastrophic {
+		t.Fatalf("catastrophic recovery: %+v %v", r3, err)
+	}
+	o := engineOpts("")
+	o.Create = false
+	db, err := engine.Open(context.Background(), dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, a := range acks {
+		got, err := db.Load(a.oid)
+		if err != nil || !bytes.Equal(got, a.rec) {
+			t.Fatalf("acknowledged oid %d after kill and recovery: %v", a.oid, err)
+		}
+	}
+}
