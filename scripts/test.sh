@@ -44,10 +44,15 @@ for pkg in $(go list ./...); do
   done
 done
 
-if [ -x scripts/interop.sh ]; then
-  step "interop with the real Durus 4.3 client (Berkeley DB backend)"
-  TAGS=bdb scripts/interop.sh
+step "interop with the real Durus 4.3 client (both backends)"
+TAGS=bdb INTEROP_BACKENDS="bdb leveldb" scripts/interop.sh
+
+step "docker/compose.yaml validates (docker-compose config; no Docker engine here to build it)"
+if ! command -v docker-compose >/dev/null; then
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
 fi
+docker-compose -f docker/compose.yaml config -q
 for extra in scripts/crash.sh scripts/rig.sh scripts/bench-smoke.sh; do
   if [ -x "$extra" ]; then step "$extra"; "$extra"; fi
 done
