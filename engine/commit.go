@@ -67,6 +67,13 @@ func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if len(crs) == 0 {
 		return &Pending{db: db}, nil
 	}
+	var total int64
+	for _, c := range crs {
+		total += int64(len(c.rec)) + 64
+	}
+	if err := db.space.admit(total); err != nil {
+		return nil, err
+	}
 	mode := db.opts.Durability
 	if mode == kv.Sync {
 		mode = kv.NoSync // made durable by the group flush in Pending.Wait

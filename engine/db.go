@@ -24,6 +24,7 @@ type DB struct {
 	group   *txn.Group
 	hash    bool // objects.db uses hash access: cursor order is not oid order
 	unclean bool // in_use was found set on open
+	space   spaceGuard
 
 	// writeMu serialises every write transaction: commits, collector
 	// batches, full-collection sweeps, imports, checks with repair. Both

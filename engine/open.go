@@ -43,6 +43,10 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		gcKick:  make(chan struct{}, 1),
 	}
 	db.ckpt.last = time.Now()
+	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}
+	if db.space.reserve == 0 {
+		db.space.reserve = DefaultMinFreeSpace
+	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {

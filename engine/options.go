@@ -58,6 +58,11 @@ type Options struct {
 	// ForImport accepts a directory left by an incomplete Import, so that
 	// a new forced Import can replace its contents.
 	ForImport bool
+	// MinFreeSpace is the free space (bytes) commits must leave on the
+	// database's file system; a commit that would go below it is refused
+	// with kv.ErrNoSpace (the server answers E) and nothing is written.
+	// 0 means DefaultMinFreeSpace (64 MiB); negative disables the check.
+	MinFreeSpace int64
 	// Logger receives engine messages; nil means slog.Default().
 	Logger *slog.Logger
 	// OnRemove is called after the collector or a full collection removed

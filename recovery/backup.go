@@ -30,6 +30,9 @@ type Options struct {
 	Progress io.Writer
 	// CacheSize for environments this package opens; 0 = kv.DefaultCacheSize.
 	CacheSize int64
+
+	// hook, if set (tests), is called at named points of an operation.
+	hook func(point string)
 }
 
 func (o *Options) logger() *slog.Logger {
@@ -351,23 +354,56 @@ func writeFileSync(path string, data []byte) error {
 	return f.Close()
 }
 
-// copyFileSync copies src (read through r, from its start) to a new file
-// dst and syncs it; it returns the bytes copied.
+// copyFileSync copies r (from its start) to a new file dst and syncs it;
+// it returns the bytes copied. Blocks of zeros are skipped with a seek, so
+// libdb's pre-extended (sparse) log files stay sparse in the copy.
 func copyFileSync(r io.Reader, dst string) (int64, error) {
 	f, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return 0, err
 	}
-	n, err := io.Copy(f, r)
-	if err != nil {
+	fail := func(err error) (int64, error) {
 		f.Close()
-		return n, fmt.Errorf("write %s: %w", dst, err)
+		return 0, err
+	}
+	buf := make([]byte, 64<<10)
+	var n int64
+	for {
+		m, rerr := io.ReadFull(r, buf)
+		if m > 0 {
+			if isZero(buf[:m]) {
+				if _, err := f.Seek(int64(m), io.SeekCurrent); err != nil {
+					return fail(fmt.Errorf("write %s: %w", dst, err))
+				}
+			} else if _, err := f.Write(buf[:m]); err != nil {
+				return fail(fmt.Errorf("write %s: %w", dst, err))
+			}
+			n += int64(m)
+		}
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			break
+		}
+		if rerr != nil {
+			return fail(fmt.Errorf("copy to %s: %w", dst, rerr))
+		}
+	}
+	// A trailing hole needs the size set explicitly.
+	if err := f.Truncate(n); err != nil {
+		return fail(fmt.Errorf("write %s: %w", dst, err))
 	}
 	if err := f.Sync(); err != nil {
-		f.Close()
-		return n, fmt.Errorf("sync %s: %w", dst, err)
+		return fail(fmt.Errorf("sync %s: %w", dst, err))
 	}
 	return n, f.Close()
+}
+
+func isZero(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func syncDir(dir string) error {

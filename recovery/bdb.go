@@ -161,6 +161,9 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 		}
 	}
 	prog.Done()
+	if opts.hook != nil {
+		opts.hook("database files copied")
+	}
 	// Every commit made so far, and so every one acknowledged before the
 	// backup began, is now in the log files on disk.
 	if err := env.Flush(); err != nil {
@@ -311,6 +314,13 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	// an upgraded scratch copy of meta.db (the original may be too old
 	// for this libdb to read).
 	if oldLogs || oldDBs {
+		pids, err := registeredPIDs(dir)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
+		}
+		if len(pids) > 0 {
+			return nil, fmt.Errorf("recovery: upgrade %s: process(es) %v registered in __db.register never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
+		}
 		inUse, err := metaInUse(dir)
 		if err != nil {
 			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
@@ -460,4 +470,30 @@ func copyDir(ctx context.Context, src, dst string, opts Options) error {
 		prog.Add(n, 0)
 	}
 	return syncDir(dst)
+}
+
+// registeredPIDs returns the process ids still registered in the
+// environment's __db.register file (DB_REGISTER): one 25-byte slot per
+// process, "X"-marked when the process closed the environment. A pid left
+// there belongs to a process that did not close it (it crashed, or it
+// still runs). No file: none.
+func registeredPIDs(dir string) ([]int, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "__db.register"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var pids []int
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" || line[0] == 'X' {
+			continue
+		}
+		var pid int
+		if _, err := fmt.Sscan(strings.TrimSpace(line), &pid); err == nil && pid > 0 {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
 }

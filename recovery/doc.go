@@ -55,6 +55,14 @@
 // Without a server (the flock is free), Backup takes the flock, opens the
 // environment normally (recovery if needed) and copies the same way.
 //
+// IMPORTANT: a backup joined to a server's environment is a process of that
+// environment. Stop it with SIGINT/SIGTERM (checked between files), never
+// SIGKILL: a process killed inside libdb can leave a mutex of the shared
+// regions held and stall the server. A backup that dies anyway stays
+// registered in __db.register: the server keeps running, later backups are
+// refused (the environment "needs recovery"), and the next server start
+// runs recovery.
+//
 // # Backup (LevelDB)
 //
 // LevelDB allows one process per database, so nothing can join a running

@@ -121,14 +121,26 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 		return r, fmt.Errorf("recovery: leveldb repair of %s: %w", dir, err)
 	}
 	r.After = list(dir)
+	// RepairDB archives in lost/ the MANIFEST files it replaced and the
+	// logs it converted to tables (their records are kept), and the table
+	// files it could not read (their records are lost).
+	var archived []string
 	for _, n := range list(lostDir) {
-		if !lostBefore[n] {
+		if lostBefore[n] {
+			continue
+		}
+		if strings.HasSuffix(n, ".ldb") || strings.HasSuffix(n, ".sst") {
 			r.Lost = append(r.Lost, n)
+		} else {
+			archived = append(archived, n)
 		}
 	}
 	r.Messages = append(r.Messages, "repaired with leveldb::RepairDB; run `durusbdb check --repair` to fix the engine's counters")
+	if len(archived) > 0 {
+		r.Messages = append(r.Messages, fmt.Sprintf("replaced MANIFEST and converted logs archived in %s: %s", lostDir, strings.Join(archived, ", ")))
+	}
 	if len(r.Lost) > 0 {
-		r.Messages = append(r.Messages, fmt.Sprintf("files moved to %s: %s (records in them are lost)", lostDir, strings.Join(r.Lost, ", ")))
+		r.Messages = append(r.Messages, fmt.Sprintf("unreadable table files moved to %s: %s (records in them are lost)", lostDir, strings.Join(r.Lost, ", ")))
 	}
 	opts.logger().Info("recovery: "+r.Summary(), "lost", strings.Join(r.Lost, ","))
 	return r, nil

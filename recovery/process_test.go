@@ -10,6 +10,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -25,6 +26,7 @@ import (
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/wire"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 var (
@@ -64,13 +66,14 @@ func durusbdbBin(t *testing.T) string {
 }
 
 type server struct {
-	cmd  *exec.Cmd
-	addr string
-	log  string
-	done chan error
+	cmd     *exec.Cmd
+	addr    string
+	log     string
+	done    chan struct{} // closed when the process has exited
+	exitErr error         // valid after done
 }
 
-func startServer(t *testing.T, dir, kind string) *server {
+func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	t.Helper()
 	bin := durusbdbBin(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -85,14 +88,15 @@ func startServer(t *testing.T, dir, kind string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB")
+	args := append([]string{"serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	logf.Close()
-	s := &server{cmd: cmd, addr: addr, log: logPath, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
+	s := &server{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
+	go func() { s.exitErr = cmd.Wait(); close(s.done) }()
 	t.Cleanup(func() {
 		select {
 		case <-s.done:
@@ -109,9 +113,9 @@ func startServer(t *testing.T, dir, kind string) *server {
 			return s
 		}
 		select {
-		case err := <-s.done:
+		case <-s.done:
 			b, _ := os.ReadFile(logPath)
-			t.Fatalf("server exited during start-up: %v\n%s", err, b)
+			t.Fatalf("server exited during start-up: %v\n%s", s.exitErr, b)
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -129,10 +133,10 @@ func (s *server) quit(t *testing.T) {
 	}
 	c.Quit()
 	select {
-	case err := <-s.done:
-		if err != nil {
+	case <-s.done:
+		if s.exitErr != nil {
 			b, _ := os.ReadFile(s.log)
-			t.Fatalf("server exit after Q: %v\n%s", err, b)
+			t.Fatalf("server exit after Q: %v\n%s", s.exitErr, b)
 		}
 	case <-time.After(20 * time.Second):
 		t.Fatal("server did not stop within 20 s of Q")
@@ -402,6 +406,129 @@ func TestAtOpenReportsRecovery(t *testing.T) {
 		got, err := db.Load(a.oid)
 		if err != nil || !bytes.Equal(got, a.rec) {
 			t.Fatalf("acknowledged oid %d after kill and recovery: %v", a.oid, err)
+		}
+	}
+}
+
+// TestLevelDBBackupNeedsStoppedServer: LevelDB allows one process, so a
+// backup while a server runs is refused with a clear error; once the
+// server stops, the backup works and restores.
+func TestLevelDBBackupNeedsStoppedServer(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "leveldb")
+	clients := setupRoot(t, srv.addr, 1, 300)
+	var acks []ack
+	for i := 0; i < 20; i++ {
+		a, st, err := clients[0].commitOne()
+		if err != nil || st != wire.StatusOK {
+			t.Fatalf("commit: %q %v", st, err)
+		}
+		acks = append(acks, a)
+	}
+	out := filepath.Join(t.TempDir(), "b.sz")
+	_, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true})
+	if !errors.Is(err, ErrLevelDBInUse) || !errors.Is(err, kv.ErrInUse) || !strings.Contains(err.Error(), "stop the server") {
+		t.Fatalf("backup of a served LevelDB directory: %v", err)
+	}
+	if _, serr := os.Stat(out); serr == nil {
+		t.Fatal("a refused backup left its output")
+	}
+	srv.quit(t)
+	if _, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true}); err != nil {
+		t.Fatal(err)
+	}
+	restored := filepath.Join(t.TempDir(), "r")
+	if _, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[uint64][]byte{}
+	for _, a := range acks {
+		want[a.oid] = a.rec
+	}
+	verifyDB(t, restored, want)
+	// A repair of the restored copy keeps everything.
+	r, err := Recover(context.Background(), restored, RecoverOptions{Options: quietOpts()})
+	if err != nil || r.Kind != KindRepair || len(r.After) == 0 || len(r.Lost) != 0 {
+		t.Fatalf("leveldb repair: %+v %v", r, err)
+	}
+	verifyDB(t, restored, want)
+}
+
+// TestHotBackupSurvivesLogRemoval: between the copy of the database files
+// and the copy of the logs, the server commits enough to checkpoint and
+// remove the log file the backup started with; the backup still copies
+// it (through its open descriptor) and the restore has every commit
+// acknowledged before the backup began.
+func TestHotBackupSurvivesLogRemoval(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, dir, "bdb")
+	clients := setupRoot(t, srv.addr, 2, 16<<10)
+	var acks []ack
+	for i := 0; i < 100; i++ {
+		a, st, err := clients[i%2].commitOne()
+		if err != nil || st != wire.StatusOK {
+			t.Fatalf("commit: %q %v", st, err)
+		}
+		acks = append(acks, a)
+	}
+	began := time.Now()
+	opts := quietOpts()
+	var removed string
+	opts.hook = func(point string) {
+		if point != "database files copied" {
+			return
+		}
+		// Commit until the server has checkpointed and removed the first
+		// log file (its policy: a checkpoint per 16 MiB of log).
+		first := filepath.Join(dir, "log.0000000001")
+		deadline := time.Now().Add(40 * time.Second)
+		for i := 0; time.Now().Before(deadline); i++ {
+			if _, err := os.Stat(first); err != nil {
+				removed = first
+				return
+			}
+			a, st, err := clients[i%2].commitOne()
+			if err != nil || st != wire.StatusOK {
+				t.Errorf("commit during the backup: %q %v", st, err)
+				return
+			}
+			acks = append(acks, a)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "b")
+	res, err := Backup(context.Background(), dir, out, BackupOptions{Options: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if removed == "" {
+		t.Fatalf("the server did not remove log.0000000001 during the backup (%d commits)", len(acks))
+	}
+	if res.Manifest.File("log.0000000001") == nil {
+		t.Fatalf("the removed log.0000000001 is not in the backup: %+v", res.Manifest.Files)
+	}
+	srv.quit(t)
+	restored := filepath.Join(t.TempDir(), "r")
+	rr, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("%d log files in the backup; %s", len(rr.Recovery.LogFiles), rr.Recovery.Summary())
+	check := exec.Command(durusbdbBin(t), "check", "--dir", restored)
+	if b, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("durusbdb check on the restored directory: %v\n%s", err, b)
+	}
+	o := engineOpts("")
+	o.Create = false
+	o.ReadOnly = true
+	db, err := engine.Open(context.Background(), restored, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, a := range acks {
+		got, err := db.Load(a.oid)
+		if a.at.Before(began) && (err != nil || !bytes.Equal(got, a.rec)) {
+			t.Fatalf("oid %d, acknowledged before the backup, after restore: %v", a.oid, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/stream"
 )
 
 func quietOpts() Options {
@@ -213,12 +215,21 @@ func TestRestoreVerifiesBeforeWriting(t *testing.T) {
 			os.WriteFile(p, sdata[:len(sdata)-30], 0o640)
 			return p
 		}},
-		{"stream flipped byte", func(t *testing.T) string {
+		{"stream bad chunk checksum", func(t *testing.T) string {
+			// Bytes 14..17 are the CRC of the first data chunk (after the
+			// 10-byte stream identifier and the 4-byte chunk header). A
+			// flipped bit inside compressed data is not always a change:
+			// a copy from a run of zeros decodes the same from a
+			// neighbouring offset.
 			p := filepath.Join(t.TempDir(), "s")
 			b := bytes.Clone(sdata)
-			b[len(b)-200] ^= 0x01
+			b[14] ^= 0x01
 			os.WriteFile(p, b, 0o640)
 			return p
+		}},
+		{"stream altered member", func(t *testing.T) string {
+			// A well-formed stream whose member differs from the manifest.
+			return alteredStream(t, sdata)
 		}},
 		{"stream garbage", func(t *testing.T) string {
 			p := filepath.Join(t.TempDir(), "s")
@@ -290,3 +301,50 @@ func TestManifestRoundTrip(t *testing.T) {
 }
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }
+
+// alteredStream re-encodes the backup stream with one byte of the last
+// member changed (and the manifest untouched).
+func alteredStream(t *testing.T, sdata []byte) string {
+	t.Helper()
+	tr := tar.NewReader(stream.NewReader(bytes.NewReader(sdata)))
+	p := filepath.Join(t.TempDir(), "s")
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zw := stream.NewWriter(f)
+	tw := tar.NewWriter(zw)
+	var members [][]byte
+	var hdrs []*tar.Header
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hdrs = append(hdrs, h)
+		members = append(members, b)
+	}
+	last := members[len(members)-1]
+	last[len(last)/2] ^= 0x40
+	for i, h := range hdrs {
+		if err := tw.WriteHeader(h); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write(members[i])
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -32,8 +32,8 @@ type Report struct {
 	LastValid  string
 	MaxTxnID   string
 	LogFiles   []string
-	// LevelDB: the files before and after the repair and those the repair
-	// moved to lost/.
+	// LevelDB: the files before and after the repair, and the table files
+	// the repair could not read and moved to lost/.
 	Before, After, Lost []string
 	Duration            time.Duration
 	// Messages are libdb's verbose recovery messages (or LevelDB's notes).
@@ -44,7 +44,7 @@ type Report struct {
 func (r *Report) Summary() string {
 	switch {
 	case r.Kind == KindRepair:
-		return fmt.Sprintf("%s: leveldb repair in %v: %d files before, %d after, %d moved to lost/",
+		return fmt.Sprintf("%s: leveldb repair in %v: %d files before, %d after, %d unreadable table files moved to lost/",
 			r.Dir, r.Duration.Round(time.Millisecond), len(r.Before), len(r.After), len(r.Lost))
 	case !r.Ran:
 		return fmt.Sprintf("%s: %s recovery not needed (last owner exited cleanly); checked in %v",
@@ -101,9 +101,10 @@ func (r *Report) parseMessages(out string) {
 			r.From = m[1]
 			r.Ran = true
 		}
+		// libdb prints this whenever it opens the log without a region,
+		// recovery or not.
 		if m := reLast.FindStringSubmatch(msg); m != nil {
 			r.LastValid = "[" + m[1] + "][" + m[2] + "]"
-			r.Ran = true
 		}
 		if m := reMaxTxn.FindStringSubmatch(msg); m != nil {
 			r.MaxTxnID, r.Checkpoint = m[1], m[2]

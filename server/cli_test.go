@@ -342,3 +342,42 @@ func TestCLICrash(t *testing.T) {
 		t.Fatal("no commit was acknowledged")
 	}
 }
+
+// C59, rule 8 through the CLI: with --verify-refs a record whose pickle
+// references an oid missing from its refs is refused with E (the stock
+// client raises ProtocolError); correct records from the stock client pass.
+func TestCLIVerifyRefs(t *testing.T) {
+	bin := buildCLI(t)
+	py := pythonPath(t)
+	sock := filepath.Join(t.TempDir(), "s")
+	startProc(t, bin, t.TempDir(), sock, "--create", "--verify-refs")
+	script := filepath.Join(t.TempDir(), "v.py")
+	os.WriteFile(script, []byte(`
+import sys
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.persistent_dict import PersistentDict
+from durus.serialize import pack_record, unpack_record
+from durus.utils import int8_to_str
+from durus.error import ProtocolError
+c = Connection(ClientStorage(address=sys.argv[1]))
+root = c.get_root()
+root['a'] = PersistentDict()
+root['a']['b'] = PersistentDict()
+c.commit()
+s = c.get_storage()
+oid, data, refs = unpack_record(s.load(int8_to_str(0)))
+assert refs, refs
+s.begin()
+s.store(oid, pack_record(oid, data, b''))
+try:
+    s.end()
+    print('accepted')
+except ProtocolError as e:
+    print('refused', e)
+`), 0o644)
+	out, err := exec.Command(py, script, sock).CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "refused") {
+		t.Fatalf("verify-refs: %v\n%s", err, out)
+	}
+}

@@ -170,19 +170,21 @@ func (c *conn) kill(reason string) {
 // addInvalid merges rs into the invalid set, closing the connection if the
 // set would exceed its cap (I7). Called by other connections' goroutines.
 func (c *conn) addInvalid(rs []run) {
-	c.mu.Lock()
-	if c.killed.Load() != nil {
-		c.mu.Unlock()
-		return
-	}
-	c.invalid.addRuns(rs)
-	n := c.invalid.len()
-	over := n > uint64(c.s.cfg.MaxInvalid)
-	if over {
-		c.invalid.take() // the connection is closed; free the memory now
-	}
-	c.invalidN.Store(c.invalid.len())
-	c.mu.Unlock()
+	n, over := func() (uint64, bool) {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.killed.Load() != nil {
+			return 0, false
+		}
+		c.invalid.addRuns(rs)
+		n := c.invalid.len()
+		over := n > uint64(c.s.cfg.MaxInvalid)
+		if over {
+			c.invalid.take() // the connection is closed; free the memory now
+		}
+		c.invalidN.Store(c.invalid.len())
+		return n, over
+	}()
 	if over {
 		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid)
 		c.kill("invalid set over its limit")

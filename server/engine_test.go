@@ -165,3 +165,20 @@ func TestRestartAndReadOnly(t *testing.T) {
 		}
 	})
 }
+
+// C41: an unreferenced record is still loadable 2 s later without any P
+// (default 60 s grace, collector running).
+func TestGracePeriod(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		ts := startServer(t, Config{}, openEngine(t, backend, engine.Options{}))
+		c := ts.dial(t)
+		o := c.newOIDs(2)
+		if _, st := c.commit(rec(0, "root"), rec(o[1], "orphan")); st != 'O' {
+			t.Fatal(st)
+		}
+		time.Sleep(2 * time.Second)
+		if st, _ := c.load(o[1]); st != 'O' {
+			t.Fatalf("orphan gone before the grace period: %q", st)
+		}
+	})
+}

@@ -46,6 +46,7 @@ func (s *suite) chart(path string) (err error) {
 	left.Legend.Top = true
 	left.Legend.Left = true
 	left.X.Tick.Marker = plot.ConstantTicks(connTicks(s.commitConns))
+	left.Add(plotter.NewGrid())
 	var maxY float64
 	addLine := func(name, prefix, col string) error {
 		var pts plotter.XYs
@@ -95,13 +96,13 @@ func (s *suite) chart(path string) (err error) {
 	left.Y.Min = 0
 	left.Y.Max = max(1, maxY*1.45)
 	left.Y.Tick.Marker = thousandTicks{}
-	left.Add(plotter.NewGrid())
 
 	right := plot.New()
 	right.Title.Text = "loads/s (warm)"
 	right.Y.Label.Text = "loads/s"
 	right.Legend.Top = true
 	right.Legend.Left = true
+	right.Add(plotter.NewGrid())
 	groups := []struct{ key, name string }{
 		{"loads1_100", "1 conn 100 B"}, {"loads8_100", "8 conns 100 B"},
 		{"loads1_10k", "1 conn 10 KB"}, {"loads8_10k", "8 conns 10 KB"},
@@ -144,7 +145,6 @@ func (s *suite) chart(path string) (err error) {
 	right.Y.Min = 0
 	right.Y.Max = max(1, maxY*1.45)
 	right.Y.Tick.Marker = thousandTicks{}
-	right.Add(plotter.NewGrid())
 
 	const width, height = 14 * vg.Inch, 6 * vg.Inch
 	img := vgimg.New(width, height)

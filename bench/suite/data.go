@@ -83,14 +83,14 @@ func (s *suite) buildDataset(count uint64) (*dataset, error) {
 	for _, b := range s.backends {
 		dir := filepath.Join(base, b)
 		ds.dirs[b] = dir
-		if _, err := os.Stat(dir+".complete"); err == nil {
+		if _, err := os.Stat(dir + ".complete"); err == nil {
 			continue
 		}
 		os.RemoveAll(dir)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			return nil, err
 		}
-		_, el, err := runCmd(2*time.Hour, s.logPath("build"), s.durusbdb, "migrate", "--dir", dir, "--create",
+		_, el, err := s.ps.runCmd(2*time.Hour, s.logPath("build"), s.durusbdb, "migrate", "--dir", dir, "--create",
 			"--backend", b, ds.shelf)
 		if err != nil {
 			return nil, fmt.Errorf("build %s data set of %d objects: %w", b, count, err)

@@ -23,6 +23,7 @@
 package main
 
 import (
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -221,7 +222,7 @@ func (s *suite) run() error {
 	if err := os.MkdirAll(s.cache, 0o755); err != nil {
 		return err
 	}
-	out, _, err := runCmd(time.Minute, s.logPath("version"), s.durusbdb, "version")
+	out, _, err := s.ps.runCmd(time.Minute, s.logPath("version"), s.durusbdb, "version")
 	if err != nil {
 		return err
 	}
@@ -378,7 +379,7 @@ func (s *suite) stopServer(srv *server, label string) {
 	s.ps.stop(srv.p, 15*time.Second)
 	if s.profile && srv.col == "bdb" {
 		prof := filepath.Join(s.work, "cpu-"+label+".pprof")
-		out, _, err := runCmd(2*time.Minute, s.logPath("pprof"), "go", "tool", "pprof", "-top", "-lines", "-nodecount=40", s.profserve, prof)
+		out, _, err := s.ps.runCmd(2*time.Minute, s.logPath("pprof"), "go", "tool", "pprof", "-top", "-lines", "-nodecount=40", s.profserve, prof)
 		if err != nil {
 			s.logf("pprof %s: %v", prof, err)
 			return
@@ -490,7 +491,7 @@ func (s *suite) ceilings() {
 func (s *suite) commitcRun(dir string, args ...string) (map[string]float64, error) {
 	os.RemoveAll(dir)
 	defer os.RemoveAll(dir)
-	out, _, err := runCmd(30*time.Minute, s.logPath("commitc"), append([]string{s.commitc, dir}, args...)...)
+	out, _, err := s.ps.runCmd(30*time.Minute, s.logPath("commitc"), append([]string{s.commitc, dir}, args...)...)
 	if err != nil {
 		return nil, err
 	}
@@ -577,8 +578,8 @@ func (s *suite) serverFigures(col string) {
 		fmt.Sprintf("%s commit of %d records", col, s.bigRecords)); ok {
 		s.res.set("bigcommit", col, r.unitsPerSec())
 	}
-	if rss, hwm, err := memStatus(srv.p.pid()); err == nil {
-		s.logf("  %s RSS %.0f MB, peak %.0f MB", col, float64(rss)/1e6, float64(hwm)/1e6)
+	if m, err := memStatus(srv.p.pid()); err == nil {
+		s.logf("  %s RSS %.0f MiB (anon %.0f), peak %.0f MiB", col, float64(m.rss)/(1<<20), float64(m.anon)/(1<<20), float64(m.hwm)/(1<<20))
 	}
 }
 
@@ -600,6 +601,20 @@ func (s *suite) gcFigures(col string) {
 			s.res.set(c.key, col, r.opsPerSec())
 		}
 		s.stopServer(srv, label)
+		if c.key == "gc_on" {
+			// Prove that the stream was collected: the collector's count.
+			out, _, err := s.ps.runCmd(2*time.Minute, s.logPath("stats"), s.durusbdb, "stats", "--dir", path, "--json")
+			var st struct{ GCFreed, GCQueue uint64 }
+			if err == nil {
+				err = json.Unmarshal([]byte(out), &st)
+			}
+			if err != nil {
+				s.fail("stats after "+label, err)
+			} else {
+				s.res.set("gc_freed", col, float64(st.GCFreed))
+				s.logf("  %s collector removed %d records, %d still queued", col, st.GCFreed, st.GCQueue)
+			}
+		}
 		os.RemoveAll(path)
 	}
 }
@@ -663,14 +678,16 @@ func (s *suite) openFigures(col string, ds *dataset) {
 		fmt.Sprintf("%s random loads over %s objects", col, count(ds.count))); !ok {
 		return
 	}
-	rss, hwm, err := memStatus(p.pid())
+	m, err := memStatus(p.pid())
 	if err != nil {
 		s.fail(label+" RSS", err)
 		return
 	}
-	s.res.set(fmt.Sprintf("rss_%d", ds.count), col, float64(rss)/(1<<20))
-	s.res.set(fmt.Sprintf("hwm_%d", ds.count), col, float64(hwm)/(1<<20))
-	s.logf("  %s RSS %.0f MiB, peak %.0f MiB", col, float64(rss)/(1<<20), float64(hwm)/(1<<20))
+	mib := func(b int64) float64 { return float64(b) / (1 << 20) }
+	s.res.set(fmt.Sprintf("rss_%d", ds.count), col, mib(m.rss))
+	s.res.set(fmt.Sprintf("hwm_%d", ds.count), col, mib(m.hwm))
+	s.res.set(fmt.Sprintf("anon_%d", ds.count), col, mib(m.anon))
+	s.logf("  %s RSS %.0f MiB (anon %.0f, file/shmem %.0f), peak %.0f MiB", col, mib(m.rss), mib(m.anon), mib(m.file), mib(m.hwm))
 }
 
 // migrateFigures times `durusbdb migrate` of the generated Shelf file into
@@ -699,7 +716,7 @@ func (s *suite) migrateFigures(src string) {
 			s.fail("migrate", err)
 			continue
 		}
-		_, el, err := runCmd(2*time.Hour, s.logPath("migrate"), s.durusbdb, "migrate", "--dir", dir, "--create", "--backend", b, src)
+		_, el, err := s.ps.runCmd(2*time.Hour, s.logPath("migrate"), s.durusbdb, "migrate", "--dir", dir, "--create", "--backend", b, src)
 		os.RemoveAll(dir)
 		if err != nil {
 			s.fail("migrate "+b, err)
@@ -742,7 +759,7 @@ func (s *suite) seedTest(addr string) (float64, error) {
 		return 0, err
 	}
 	_, port, _ := strings.Cut(addr, ":")
-	out, _, err := runCmd(10*time.Minute, s.logPath("seed"), s.python, script, port)
+	out, _, err := s.ps.runCmd(10*time.Minute, s.logPath("seed"), s.python, script, port)
 	if err != nil {
 		return 0, err
 	}

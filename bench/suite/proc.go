@@ -2,11 +2,11 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,11 +161,18 @@ func firstLoad(p *proc, addr string, oid uint64, timeout time.Duration) (time.Du
 	return 0, fmt.Errorf("%s: no record for oid %d within %v; log %s", p.name, oid, timeout, p.logPath)
 }
 
-// memStatus reads VmRSS and VmHWM (bytes) of pid from /proc.
-func memStatus(pid int) (rss, hwm int64, err error) {
+// memInfo is a process's memory from /proc/PID/status, in bytes.
+type memInfo struct {
+	rss, hwm int64 // VmRSS, VmHWM
+	anon     int64 // RssAnon: heap, stacks, private memory
+	file     int64 // RssFile + RssShmem: mapped files and shared regions (page cache)
+}
+
+// memStatus reads the memory figures of pid from /proc.
+func memStatus(pid int) (m memInfo, err error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, 0, err
+		return m, err
 	}
 	defer f.Close()
 	sc := bufio.NewScanner(f)
@@ -177,15 +184,19 @@ func memStatus(pid int) (rss, hwm int64, err error) {
 		v, _ := strconv.ParseInt(fields[1], 10, 64)
 		switch fields[0] {
 		case "VmRSS:":
-			rss = v << 10
+			m.rss = v << 10
 		case "VmHWM:":
-			hwm = v << 10
+			m.hwm = v << 10
+		case "RssAnon:":
+			m.anon = v << 10
+		case "RssFile:", "RssShmem:":
+			m.file += v << 10
 		}
 	}
-	if rss == 0 {
-		return 0, 0, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
+	if m.rss == 0 {
+		return m, fmt.Errorf("no VmRSS in /proc/%d/status", pid)
 	}
-	return rss, hwm, sc.Err()
+	return m, sc.Err()
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
@@ -199,26 +210,44 @@ func freePort() (int, error) {
 }
 
 // runCmd runs argv to completion within timeout and returns its stdout;
-// stderr goes to logPath.
-func runCmd(timeout time.Duration, logPath string, argv ...string) (string, time.Duration, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
+// stderr goes to logPath. The process is tracked like a server, so that
+// stopAll (and the calling script's trap) ends it too.
+func (ps *procs) runCmd(timeout time.Duration, logPath string, argv ...string) (string, time.Duration, error) {
 	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return "", 0, err
 	}
 	defer lf.Close()
 	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, lf
-	cmd.WaitDelay = 5 * time.Second
-	t0 := time.Now()
-	err = cmd.Run()
-	el := time.Since(t0)
+	p := &proc{name: filepath.Base(argv[0]), cmd: cmd, done: make(chan struct{}), logPath: logPath, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		return "", 0, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
+	}
+	ps.mu.Lock()
+	ps.live[cmd.Process.Pid] = p
+	ps.writePids()
+	ps.mu.Unlock()
+	go func() {
+		p.err = cmd.Wait()
+		close(p.done)
+	}()
+	timedOut := false
+	select {
+	case <-p.done:
+	case <-time.After(timeout):
+		timedOut = true
+	}
+	el := time.Since(p.started)
+	ps.stop(p, 5*time.Second)
 	fmt.Fprint(lf, out.String())
-	if err != nil {
-		return out.String(), el, fmt.Errorf("%s: %w (log %s)", strings.Join(argv, " "), err, logPath)
+	switch {
+	case timedOut:
+		return out.String(), el, fmt.Errorf("%s: no result within %v (log %s)", strings.Join(argv, " "), timeout, logPath)
+	case p.err != nil:
+		return out.String(), el, fmt.Errorf("%s: %w (log %s)", strings.Join(argv, " "), p.err, logPath)
 	}
 	return out.String(), el, nil
 }

@@ -87,6 +87,8 @@ func newResults(s *suite) *results {
 		pick(s.sections["gc"], s.backends), "")
 	add("gc_on", "durable commits, 8 conns, collector removing every committed record", "commits/s", false,
 		pick(s.sections["gc"], s.backends), "")
+	add("gc_freed", "  records the collector removed during that run (warm-up included)", "records", false,
+		pick(s.sections["gc"], s.backends), "")
 	for _, n := range s.datasets {
 		add(fmt.Sprintf("open_%d", n), fmt.Sprintf("open → first load, %s objects", count(n)), "s", true,
 			pick(s.sections["open"], servers), "")
@@ -95,6 +97,8 @@ func newResults(s *suite) *results {
 		add(fmt.Sprintf("rss_%d", n), fmt.Sprintf("server RSS (VmRSS) after random loads, %s objects", count(n)), "MiB", true,
 			pick(s.sections["open"], servers), "")
 		add(fmt.Sprintf("hwm_%d", n), fmt.Sprintf("server peak RSS (VmHWM), %s objects", count(n)), "MiB", true,
+			pick(s.sections["open"], servers), "")
+		add(fmt.Sprintf("anon_%d", n), fmt.Sprintf("  of which anonymous (RssAnon; the rest is mapped files/shared regions), %s objects", count(n)), "MiB", true,
 			pick(s.sections["open"], servers), "")
 	}
 	add("migrate", fmt.Sprintf("migrate of a FileStorage (Shelf) of %s records", count(s.migrateCount)), "MB/s", false,
@@ -306,7 +310,8 @@ func (s *suite) targets() string {
 		line(fmt.Sprintf("RSS at %s objects ≤ configured cache (%d MiB) + 64 MB", count(hi), s.cacheSize>>20), func(col string) verdict {
 			v, ok := r.get(fmt.Sprintf("rss_%d", hi), col)
 			h, _ := r.get(fmt.Sprintf("hwm_%d", hi), col)
-			return verdict{fmt.Sprintf("%.0f MiB (peak %.0f, limit %.0f)", v, h, limit), v <= limit, ok}
+			a, _ := r.get(fmt.Sprintf("anon_%d", hi), col)
+			return verdict{fmt.Sprintf("VmRSS %.0f MiB (anon %.0f, peak %.0f; limit %.0f)", v, a, h, limit), v <= limit, ok}
 		})
 	}
 	line("background GC costs ≤ 20% of commit throughput (8 conns)", func(col string) verdict {

@@ -36,7 +36,7 @@ import (
 type store struct {
 	mu      sync.RWMutex
 	records map[uint64][]byte
-	token   sync.Mutex // the commit token: phase 1 to applied
+	token   sync.Mutex    // the commit token: phase 1 to applied
 	next    atomic.Uint64 // next oid M hands out
 }
 

@@ -27,6 +27,7 @@ import (
 	"os/signal"
 	"runtime"
 	"runtime/pprof"
+	"runtime/trace"
 	"syscall"
 	"time"
 
@@ -46,7 +47,20 @@ func main() {
 	cpuprofile := flag.String("cpuprofile", "", "write a CPU profile here")
 	memprofile := flag.String("memprofile", "", "write a heap profile here at exit")
 	migrate := flag.String("migrate", "", "import this Durus file instead of serving")
+	tracefile := flag.String("trace", "", "write a runtime/trace execution trace here (go tool trace -pprof=sync|net|syscall|sched)")
 	flag.Parse()
+	if *tracefile != "" {
+		f, err := os.Create(*tracefile)
+		if err == nil {
+			err = trace.Start(f)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "profserve:", err)
+			os.Exit(1)
+		}
+		defer f.Close()
+		defer trace.Stop()
+	}
 	if *migrate != "" {
 		if err := runMigrate(*dir, *backend, *migrate, *cpuprofile); err != nil {
 			fmt.Fprintln(os.Stderr, "profserve:", err)
@@ -56,6 +70,7 @@ func main() {
 	}
 	if err := run(*dir, *create, *backend, *durability, *port, *grace, *cpuprofile, *memprofile); err != nil {
 		fmt.Fprintln(os.Stderr, "profserve:", err)
+		trace.Stop()
 		os.Exit(1)
 	}
 }

@@ -1,0 +1,58 @@
+package engine
+
+import (
+	"fmt"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// DefaultMinFreeSpace is the free space a commit must leave on the
+// database's file system when Options.MinFreeSpace is 0.
+const DefaultMinFreeSpace = 64 << 20
+
+// spaceCheckEvery bounds how often statfs runs: the free-space figure is
+// reused for this long, minus what commits wrote meanwhile.
+const spaceCheckEvery = 100 * time.Millisecond
+
+// spaceGuard refuses commits that would bring the file system holding the
+// database below a reserve. Berkeley DB cannot be allowed to meet a truly
+// full disk: its region files are sparse memory-mapped files, and touching
+// an unbacked page kills the process with SIGBUS; LevelDB's log writer is
+// left unusable by a failed append. So commits are refused with
+// kv.ErrNoSpace while the reserve is still there (the server answers E),
+// and accepted again as soon as space is freed. It cannot protect against
+// another process filling the disk between two checks.
+type spaceGuard struct {
+	dir     string
+	reserve int64        // bytes to keep free; <0 disables the guard
+	free    atomic.Int64 // free bytes at the last statfs, minus writes since
+	checked atomic.Int64 // unix nanoseconds of the last statfs
+}
+
+// admit returns an error wrapping kv.ErrNoSpace when writing about n bytes
+// (times a safety factor for logs, pages and indexes) would leave less than
+// the reserve free.
+func (g *spaceGuard) admit(n int64) error {
+	if g.reserve < 0 {
+		return nil
+	}
+	now := time.Now().UnixNano()
+	if now-g.checked.Load() > int64(spaceCheckEvery) || g.free.Load() < g.reserve+4*n {
+		var st syscall.Statfs_t
+		if err := syscall.Statfs(g.dir, &st); err != nil {
+			return nil // cannot tell: let the write itself report
+		}
+		g.free.Store(int64(st.Bavail) * int64(st.Bsize))
+		g.checked.Store(now)
+	}
+	need := 4*n + g.reserve
+	if free := g.free.Load(); free < need {
+		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (reserve %d, option MinFreeSpace): %w",
+			g.dir, free, n, need, g.reserve, kv.ErrNoSpace)
+	}
+	g.free.Add(-4 * n)
+	return nil
+}

@@ -1,0 +1,101 @@
+package server
+
+import (
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// runSet against a map model.
+func TestRunSetModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for round := range 200 {
+		var s runSet
+		model := map[uint64]bool{}
+		for range 1 + rng.IntN(10) {
+			var oids []uint64
+			for range rng.IntN(20) {
+				o := uint64(rng.IntN(100))
+				oids = append(oids, o)
+				model[o] = true
+			}
+			slices.Sort(oids)
+			s.addRuns(runsOf(oids))
+		}
+		if s.len() != uint64(len(model)) {
+			t.Fatalf("round %d: len %d, model %d", round, s.len(), len(model))
+		}
+		for o := uint64(0); o < 101; o++ {
+			if s.contains(o) != model[o] {
+				t.Fatalf("round %d: contains(%d) = %v", round, o, s.contains(o))
+			}
+		}
+		for i := 1; i < len(s.runs); i++ {
+			if s.runs[i].lo <= s.runs[i-1].hi {
+				t.Fatalf("round %d: runs not disjoint and separated: %v", round, s.runs)
+			}
+		}
+		rs, n := s.take()
+		got := appendRunOIDs(nil, rs)
+		if uint64(len(got)) != 8*n || s.len() != 0 {
+			t.Fatalf("take: %d bytes for %d oids", len(got), n)
+		}
+	}
+}
+
+// ownerRuns against a map model.
+func TestOwnerRunsModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	conns := []*conn{{id: 1}, {id: 2}, {id: 3}}
+	var o ownerRuns
+	model := map[uint64]*conn{}
+	next := uint64(0)
+	for step := range 5000 {
+		c := conns[rng.IntN(len(conns))]
+		switch rng.IntN(4) {
+		case 0, 1: // allocate a run (sometimes the root again)
+			if next > 0 && rng.IntN(20) == 0 && model[0] == nil {
+				o.add(0, 1, c)
+				model[0] = c
+				continue
+			}
+			k := uint64(1 + rng.IntN(5))
+			o.add(next, next+k, c)
+			for x := next; x < next+k; x++ {
+				model[x] = c
+			}
+			next += k
+		case 2: // commit one oid
+			if next == 0 {
+				continue
+			}
+			x := uint64(rng.IntN(int(next)))
+			want := model[x] == c
+			if got := o.remove(x, c); got != want {
+				t.Fatalf("step %d: remove(%d) = %v, want %v", step, x, got, want)
+			}
+			if want {
+				delete(model, x)
+			}
+		case 3: // disconnect, rarely
+			if rng.IntN(10) != 0 {
+				continue
+			}
+			var n uint64
+			for x, ow := range model {
+				if ow == c {
+					delete(model, x)
+					n++
+				}
+			}
+			if got := o.removeOwner(c); got != n {
+				t.Fatalf("step %d: removeOwner %d, want %d", step, got, n)
+			}
+		}
+		for x := uint64(0); x < next; x++ {
+			if o.owner(x) != model[x] {
+				t.Fatalf("step %d: owner(%d) wrong", step, x)
+			}
+		}
+	}
+}
