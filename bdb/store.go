@@ -149,6 +149,15 @@ func OpenStore(opts kv.Options) (*Store, error) {
 		}
 		return nil, err
 	}
+	if !opts.ReadOnly {
+		if err := backRegions(dir); err != nil {
+			env.Close()
+			if lock != nil {
+				lock.Close()
+			}
+			return nil, err
+		}
+	}
 	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger, env: env, lock: lock,
 		buckets: make(map[string]*DB, len(opts.Buckets))}
 	for _, b := range opts.Buckets {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -15,6 +16,7 @@ import (
 	"github.com/durusbdb/durusbdb/durus/pickle"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/recovery"
 	"github.com/durusbdb/durusbdb/server"
 )
 
@@ -57,8 +59,28 @@ func serveCommand() *command {
 		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
 		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
+		// Storage policies (the original's constructor options).
+		access := fs.String("access", "btree", "access method of objects.db for a new database: btree or hash")
+		pageSize := fs.String("page-size", "16KiB", "page size of objects.db for a new database")
+		minFree := fs.String("min-free-space", "64MiB", "refuse commits (E) that would leave less free space than this on the database's file system")
+		validateGarbage := fs.Bool("validate-garbage", false, "check every garbage candidate before the collector deletes it")
+		gcMode := fs.String("gc-mode", "continuous", "reference-count collector: continuous (rate limited), idle (only when no commit for a while) or manual")
+		gcRate := fs.Int("gc-rate", engine.DefaultGCRate, "collector rate limit, objects per second")
+		ckptEvery := fs.Duration("checkpoint-interval", engine.DefaultCheckpointEvery, "checkpoint after this much time (negative: never by time)")
+		ckptBytes := fs.String("checkpoint-log-bytes", "16MiB", "checkpoint after about this much committed data")
+		ckptCommits := fs.Int("checkpoint-commits", 0, "checkpoint after this many commits (0: not by count)")
+		ckptManual := fs.Bool("checkpoint-manual", false, "no background checkpoints (durusbdb checkpoint, or shutdown, does them)")
+		keepLogs := fs.Bool("keep-logs", false, "keep Berkeley DB log files after checkpoints (catastrophic recovery, incremental backups)")
+		parentPID := fs.Int("parent-pid", 0, "shut down cleanly once this process is no longer the parent (used by the Python shim)")
+		fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
+		printCfg := fs.Bool("print-config", false, "print the effective settings and where each comes from, then exit")
+		src, err := parseConfigFlags(c, cio, fs, args)
+		if err != nil {
 			return err
+		}
+		if *printCfg {
+			printConfig(cio.stdout, fs, src)
+			return nil
 		}
 		if err := noArgs(fs); err != nil {
 			return err
@@ -192,17 +214,57 @@ func serveCommand() *command {
 		if set["gc-grace"] && grace == 0 {
 			grace = -1 // engine: negative means no grace period
 		}
+		if *access != "btree" && *access != "hash" {
+			ln.Close()
+			return &usageError{fmt.Sprintf("--access must be btree or hash, not %q", *access)}
+		}
+		ps, err1 := parseSize(*pageSize)
+		free, err2 := parseSize(*minFree)
+		cb, err3 := parseSize(*ckptBytes)
+		mode, err4 := parseGCMode(*gcMode)
+		if err := errors.Join(err1, err2, err3, err4); err != nil {
+			ln.Close()
+			return &usageError{err.Error()}
+		}
+		if free == 0 {
+			free = -1 // engine: negative disables the reserve
+		}
+		if *parentPID > 0 {
+			var stopParent context.CancelFunc
+			ctx, stopParent = context.WithCancel(ctx)
+			defer stopParent()
+			go watchParent(ctx, *parentPID, log, stopParent)
+		}
+		// Report what recovery does (Berkeley DB: log range replayed, time),
+		// and refuse directories of an older Berkeley DB release.
+		if err := recovery.CheckFormat(f.dir); err != nil {
+			ln.Close()
+			return err
+		}
+		if !*readonly {
+			if _, err := recovery.AtOpen(context.WithoutCancel(ctx), f.dir, recovery.Options{Logger: log, CacheSize: cache}); err != nil {
+				ln.Close()
+				return err
+			}
+		}
 		// Opening (recovery included) is not interrupted by the first
 		// signal: the server then shuts down cleanly at once.
 		db, err := engine.Open(context.WithoutCancel(ctx), f.dir, engine.Options{
-			Create:     *create,
-			ReadOnly:   *readonly,
-			Backend:    f.backend,
-			CacheSize:  cache,
-			Durability: dur,
-			GCGrace:    grace,
-			Logger:     log,
-			OnRemove:   relay.OnRemove,
+			Create:          *create,
+			ReadOnly:        *readonly,
+			Backend:         f.backend,
+			Access:          *access,
+			PageSize:        int(ps),
+			CacheSize:       cache,
+			Durability:      dur,
+			GCGrace:         grace,
+			GC:              engine.GCPolicy{Mode: mode, Rate: *gcRate},
+			ValidateGarbage: *validateGarbage,
+			MinFreeSpace:    free,
+			Checkpoint: engine.CheckpointPolicy{Every: *ckptEvery, LogBytes: cb, Commits: *ckptCommits,
+				Manual: *ckptManual, KeepLogs: *keepLogs},
+			Logger:   log,
+			OnRemove: relay.OnRemove,
 		})
 		if err != nil {
 			ln.Close()
@@ -232,6 +294,35 @@ func serveCommand() *command {
 		return nil
 	}
 	return c
+}
+
+// parseGCMode parses --gc-mode.
+func parseGCMode(s string) (engine.GCMode, error) {
+	for _, m := range []engine.GCMode{engine.GCContinuous, engine.GCIdle, engine.GCManual} {
+		if m.String() == s {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("--gc-mode must be continuous, idle or manual, not %q", s)
+}
+
+// watchParent calls stop (a clean shutdown, as SIGTERM) once pid is no
+// longer this process's parent: the Python shim's process has gone.
+func watchParent(ctx context.Context, pid int, log *slog.Logger, stop func()) {
+	t := time.NewTicker(200 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if os.Getppid() != pid {
+				log.Info("parent process gone: shutting down", "parent_pid", pid)
+				stop()
+				return
+			}
+		}
+	}
 }
 
 // durusLevel maps Durus's numeric logging levels to slog levels.
