@@ -91,7 +91,9 @@ func start(t *testing.T, bin, dir, kind string, logf *os.File) *server {
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind,
-		"--host", "127.0.0.1", "--port", port, "--gc-grace", "0s")
+		"--host", "127.0.0.1", "--port", port, "--gc-grace", "0s",
+		// Frequent checkpoints and log removal, so kills land during them too.
+		"--checkpoint-interval", "50ms")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
