@@ -75,7 +75,7 @@ func Detect(dir string) (string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if ignorable(e.Name()) {
+		if ignorable(e.Name()) || e.Type()&os.ModeSocket != 0 {
 			continue
 		}
 		names = append(names, e.Name())
@@ -92,7 +92,8 @@ func Detect(dir string) (string, error) {
 }
 
 // ignorable names files that may sit in a new database directory: our lock
-// and socket, and dotfiles.
+// and socket, and dotfiles. (Unix sockets of any name are ignored too: the
+// server binds its socket before it opens the database.)
 func ignorable(name string) bool {
 	return strings.HasPrefix(name, ".") || name == "durusbdb.lock" || name == "durusbdb.sock" || strings.HasSuffix(name, ".log.txt")
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 )
@@ -18,9 +19,35 @@ const minFrame = 20
 // arrive, so a claimed length never allocates more than twice what was sent.
 const initialDataBuf = 64 << 10
 
+// commitTimes are the instants of the commit in progress, for the
+// observer.
+type commitTimes struct {
+	start   time.Time // C received
+	token   time.Time // token held
+	data    time.Time // commit data received
+	records int       // frames parsed
+	bytes   int64     // phase 2 length
+}
+
+// observeCommit reports the decided commit in progress to the observer.
+func (c *conn) observeCommit(status byte, rule int, durable time.Duration) {
+	if c.obs == nil {
+		return
+	}
+	ct := &c.ctimes
+	now := time.Now()
+	r := CommitResult{Status: status, Rule: rule, Records: ct.records, Bytes: ct.bytes,
+		TokenWait: ct.token.Sub(ct.start), Durable: durable, Total: now.Sub(ct.start)}
+	if !ct.data.IsZero() {
+		r.Apply = now.Sub(ct.data) - durable
+	}
+	c.obs.Commit(r)
+}
+
 // doCommit runs both phases of C (§5.3–§5.6).
 func (c *conn) doCommit() error {
 	s := c.s
+	c.ctimes = commitTimes{start: time.Now()}
 	// Phase 1. Send earlier pipelined replies before possibly waiting.
 	if err := c.w.Flush(); err != nil {
 		return err
@@ -30,6 +57,7 @@ func (c *conn) doCommit() error {
 		return errStopping
 	}
 	c.hold = hold
+	c.ctimes.token = time.Now()
 	s0 := hold.Seq()
 	if err := c.writeInvalid(); err != nil {
 		return err
@@ -45,6 +73,7 @@ func (c *conn) doCommit() error {
 		c.releaseToken() // no reply (§5.3)
 		return nil
 	}
+	c.ctimes.bytes = int64(n)
 	if int64(n) > s.cfg.MaxCommit {
 		c.releaseToken()
 		c.log.Warn("commit refused: len above the commit limit; discarding the data (rule 1)",
@@ -52,6 +81,7 @@ func (c *conn) doCommit() error {
 		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
 			return err
 		}
+		c.observeCommit(statusRefused, 1, 0)
 		return c.w.WriteByte(statusRefused)
 	}
 	if s.st.ReadOnly() {
@@ -60,12 +90,14 @@ func (c *conn) doCommit() error {
 			return err
 		}
 		c.log.Warn("commit refused: read-only server (rule 2)", "len", n)
+		c.observeCommit(statusRefused, 2, 0)
 		return c.w.WriteByte(statusRefused)
 	}
 	data, err := c.readData(int(n))
 	if err != nil {
 		return err
 	}
+	c.ctimes.data = time.Now()
 	return c.apply(s0, data)
 }
 
@@ -148,6 +180,7 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 		attrs = append(attrs, "oid", fe.oid, "offset", fe.off)
 	}
 	c.log.Warn("commit refused: "+fe.msg, attrs...)
+	c.observeCommit(status, fe.rule, 0)
 	return c.w.WriteByte(status)
 }
 
@@ -157,6 +190,7 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 func (c *conn) apply(s0 uint64, data []byte) error {
 	s := c.s
 	f, fe := parseFrames(data)
+	c.ctimes.records = len(f.recs)
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
@@ -236,6 +270,7 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 			return c.refuse(statusInvalid, &frameError{rule: 10, msg: err.Error()}, len(data))
 		}
 		c.log.Error("commit failed in the storage", "err", err)
+		c.observeError(ErrStorageCommit)
 		return c.refuse(statusRefused, &frameError{rule: 11, msg: "storage failure: " + err.Error()}, len(data))
 	}
 
@@ -264,14 +299,17 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	if s.cfg.GCBytes > 0 {
 		if s.gcAcc.Add(int64(len(data))+8) >= s.cfg.GCBytes && s.st.Pack() {
 			s.gcAcc.Store(0)
-			s.log.Info("gcbytes reached: full collection started", "gcbytes", s.cfg.GCBytes)
+			c.log.Info("gcbytes reached: full collection started", "gcbytes", s.cfg.GCBytes)
 		}
 	}
 
 	// Durability without the token: one flush covers many commits.
+	tw := time.Now()
 	if err := p.Wait(s.hard); err != nil {
 		c.log.Error("commit applied but not made durable; closing connection", "err", err)
+		c.observeError(ErrDurability)
 		return &protoEnd{"durability failure"}
 	}
+	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.w.WriteByte(statusOK)
 }

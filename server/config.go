@@ -72,6 +72,9 @@ type Config struct {
 	// Logger receives one line per connection open and close and one per
 	// error; nil means slog.Default().
 	Logger *slog.Logger
+	// Observer, if set, receives connection, request, load, commit,
+	// traffic and error events (metrics). Nil: none, at no cost.
+	Observer Observer
 }
 
 func (c Config) withDefaults() Config {

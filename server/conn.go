@@ -48,6 +48,7 @@ type conn struct {
 	id     uint64
 	remote string
 	log    *slog.Logger
+	obs    Observer // s.cfg.Observer; nil: none
 
 	r *bufio.Reader
 	w *bufio.Writer
@@ -58,7 +59,8 @@ type conn struct {
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
-	hold *txn.Hold // commit token while held
+	hold   *txn.Hold   // commit token while held
+	ctimes commitTimes // commit in progress, for the observer
 
 	stopping atomic.Bool  // graceful shutdown: the next read fails
 	killed   atomic.Value // string: why another goroutine closed nc
@@ -74,7 +76,7 @@ type conn struct {
 }
 
 func newConn(s *Server, nc net.Conn, id uint64, remote string) *conn {
-	c := &conn{s: s, nc: nc, id: id, remote: remote}
+	c := &conn{s: s, nc: nc, id: id, remote: remote, obs: s.cfg.Observer}
 	c.log = s.log.With("conn", id, "remote", remote)
 	c.r = bufio.NewReaderSize(connReader{c}, readBufSize)
 	c.w = bufio.NewWriterSize(connWriter{c}, writeBufSize)
@@ -109,7 +111,11 @@ func (r connReader) Read(p []byte) (int, error) {
 	if c.stopping.Load() {
 		return 0, errStopping
 	}
-	return c.nc.Read(p)
+	n, err := c.nc.Read(p)
+	if c.obs != nil && n > 0 {
+		c.obs.BytesRead(n)
+	}
+	return n, err
 }
 
 // connWriter writes replies in chunks, each of which must make progress
@@ -126,6 +132,9 @@ func (w connWriter) Write(p []byte) (int, error) {
 		}
 		m, err := c.nc.Write(p[:k])
 		n += m
+		if c.obs != nil && m > 0 {
+			c.obs.BytesWritten(m)
+		}
 		if err != nil {
 			return n, err
 		}
@@ -187,6 +196,9 @@ func (c *conn) addInvalid(rs []run) {
 	}()
 	if over {
 		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid)
+		if c.obs != nil {
+			c.obs.Error(ErrLimit)
+		}
 		c.kill("invalid set over its limit")
 	}
 }
@@ -225,6 +237,9 @@ func (c *conn) releaseToken() {
 // serve runs the connection until it ends.
 func (c *conn) serve() {
 	c.log.Info("connection opened")
+	if c.obs != nil {
+		c.obs.ConnOpened(c.remote)
+	}
 	why := "disconnected"
 	var err error
 	defer func() {
@@ -232,6 +247,9 @@ func (c *conn) serve() {
 			c.log.Error("panic while serving connection", "panic", p, "stack", string(debug.Stack()))
 			why = "panic"
 			err = fmt.Errorf("panic: %v", p)
+			if c.obs != nil {
+				c.obs.Error(ErrPanic)
+			}
 		}
 		if why != "panic" && c.killed.Load() == nil {
 			c.w.Flush()
@@ -250,6 +268,9 @@ func (c *conn) serve() {
 			attrs = append(attrs, "err", err)
 		}
 		c.log.Info("connection closed", attrs...)
+		if c.obs != nil {
+			c.obs.ConnClosed(c.remote, why)
+		}
 	}()
 	why, err = c.loop()
 }
@@ -265,6 +286,9 @@ func (c *conn) loop() (string, error) {
 		}
 		c.busy = true
 		c.requests++
+		if c.obs != nil {
+			c.obs.Request(cmd)
+		}
 		switch cmd {
 		case 'V':
 			err = c.doVersion()
@@ -298,6 +322,7 @@ func (c *conn) loop() (string, error) {
 			return "client closed", nil
 		default:
 			c.log.Warn("unknown command byte; closing connection", "byte", fmt.Sprintf("%02X", cmd))
+			c.observeError(ErrProtocol)
 			return "unknown command", nil
 		}
 		if err != nil {
@@ -332,6 +357,7 @@ func (c *conn) endReason(err error, inRequest bool) (string, error) {
 	if errors.Is(err, os.ErrDeadlineExceeded) {
 		if inRequest {
 			c.log.Warn("closing connection: request timed out", "err", err)
+			c.observeError(ErrTimeout)
 			return "timeout", err
 		}
 		return "idle timeout", nil
@@ -339,12 +365,23 @@ func (c *conn) endReason(err error, inRequest bool) (string, error) {
 	if inRequest {
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			c.log.Warn("client disconnected inside a request")
+			c.observeError(ErrDisconnect)
 			return "disconnected mid-request", err
 		}
 		c.log.Warn("connection failed inside a request", "err", err)
+		c.observeError(ErrIO)
 		return "error", err
 	}
+	c.log.Warn("connection failed between requests", "err", err)
+	c.observeError(ErrIO)
 	return "error", err
+}
+
+// observeError reports an error to the observer, if any.
+func (c *conn) observeError(kind ErrorKind) {
+	if c.obs != nil {
+		c.obs.Error(kind)
+	}
 }
 
 // readFull reads exactly len(b) bytes of the current request.
@@ -391,7 +428,8 @@ func (c *conn) doVersion() error {
 		if err := c.w.Flush(); err != nil {
 			return err
 		}
-		c.log.Info("client protocol not supported; closing", "protocol", v)
+		c.log.Warn("client protocol not supported; closing", "protocol", v)
+		c.observeError(ErrProtocol)
 		return &protoEnd{"protocol mismatch"}
 	}
 	return nil
@@ -403,6 +441,7 @@ func (c *conn) doNew(k int) error {
 	c.out = out[:0]
 	if err != nil {
 		c.log.Error("closing connection: oid allocation failed", "count", k, "err", err)
+		c.observeError(ErrAlloc)
 		return &protoEnd{"allocation failed"}
 	}
 	_, err = c.w.Write(out)
@@ -427,6 +466,7 @@ func (c *conn) doBulk() error {
 	}
 	if uint64(n) > uint64(c.s.cfg.MaxBulk) {
 		c.log.Warn("closing connection: bulk load count over the limit", "count", n, "max", c.s.cfg.MaxBulk)
+		c.observeError(ErrLimit)
 		return &protoEnd{"bulk count over the limit"}
 	}
 	for range n {
@@ -444,19 +484,24 @@ func (c *conn) doBulk() error {
 // writeLoad writes the load-response for oid (§4.3 L).
 func (c *conn) writeLoad(oid uint64) error {
 	if c.isInvalid(oid) {
-		return c.w.WriteByte(statusInvalid)
+		return c.loadStatus(statusInvalid)
 	}
 	rec, err := c.s.st.Load(oid)
 	if err != nil {
 		if errors.Is(err, ErrNoRecord) {
-			return c.w.WriteByte(statusKey)
+			return c.loadStatus(statusKey)
 		}
 		c.log.Error("load failed", "oid", oid, "err", err)
-		return c.w.WriteByte(statusRefused)
+		c.observeError(ErrLoad)
+		return c.loadStatus(statusRefused)
 	}
 	if uint64(len(rec)) > MaxCommitLimit {
 		c.log.Error("load failed: record too large for the protocol", "oid", oid, "bytes", len(rec))
-		return c.w.WriteByte(statusRefused)
+		c.observeError(ErrLoad)
+		return c.loadStatus(statusRefused)
+	}
+	if c.obs != nil {
+		c.obs.Load(statusOK)
 	}
 	b := c.scratch[8:8]
 	b = append(b, statusOK)
@@ -468,6 +513,14 @@ func (c *conn) writeLoad(oid uint64) error {
 	return err
 }
 
+// loadStatus answers a load with a bare status byte (K, I or E).
+func (c *conn) loadStatus(status byte) error {
+	if c.obs != nil {
+		c.obs.Load(status)
+	}
+	return c.w.WriteByte(status)
+}
+
 // doSync answers S with the invalid set and empties it.
 func (c *conn) doSync() error {
 	return c.writeInvalid()
@@ -476,6 +529,9 @@ func (c *conn) doSync() error {
 // writeInvalid writes int4 k and the k invalid oids, emptying the set.
 func (c *conn) writeInvalid() error {
 	rs, n := c.takeInvalid()
+	if c.obs != nil && n > 0 {
+		c.obs.InvalidSent(n)
+	}
 	if err := c.writeUint32(uint32(n)); err != nil {
 		return err
 	}

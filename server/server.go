@@ -105,6 +105,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		s.log.Info("shutting down", "reason", "quit")
 	case acceptErr = <-acceptDone:
 		s.log.Error("accept failed; shutting down", "err", acceptErr)
+		s.observeError(ErrAccept)
 	}
 	s.Close()
 	ln.Close()
@@ -135,6 +136,7 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 				// EMFILE and friends: back off and retry, as net/http does.
 				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
 				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+				s.observeError(ErrAccept)
 				select {
 				case <-time.After(delay):
 				case <-s.quit:
@@ -146,6 +148,13 @@ func (s *Server) acceptLoop(ln net.Listener) error {
 		}
 		delay = 0
 		s.startConn(nc)
+	}
+}
+
+// observeError reports an error to the observer, if any.
+func (s *Server) observeError(kind ErrorKind) {
+	if s.cfg.Observer != nil {
+		s.cfg.Observer.Error(kind)
 	}
 }
 
@@ -172,6 +181,7 @@ func (s *Server) startConn(nc net.Conn) {
 		s.mu.Unlock()
 		nc.Close()
 		s.log.Warn("connection refused: too many connections", "remote", remote, "max", s.cfg.MaxConnections)
+		s.observeError(ErrMaxConnections)
 		return
 	}
 	s.nextID++
@@ -225,6 +235,7 @@ func (s *Server) shutdownConns() {
 	s.mu.Lock()
 	n := len(s.conns)
 	for c := range s.conns {
+		c.log.Warn("shutdown timeout: closing connection by force")
 		c.nc.Close()
 	}
 	s.mu.Unlock()
@@ -232,7 +243,13 @@ func (s *Server) shutdownConns() {
 	select {
 	case <-done:
 	case <-time.After(time.Second):
-		s.log.Error("connections still running after forced close")
+		s.mu.Lock()
+		remotes := make([]string, 0, len(s.conns))
+		for c := range s.conns {
+			remotes = append(remotes, c.remote)
+		}
+		s.mu.Unlock()
+		s.log.Error("connections still running after forced close", "remotes", remotes)
 	}
 }
 
@@ -255,11 +272,20 @@ func (s *Server) invalidate(rs []run, skip *conn) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
 	for c := range s.conns {
 		if c == skip {
 			continue
 		}
 		c.addInvalid(rs)
+		n++
+	}
+	if s.cfg.Observer != nil && n > 0 {
+		var oids uint64
+		for _, r := range rs {
+			oids += r.hi - r.lo
+		}
+		s.cfg.Observer.Invalidated(oids, n)
 	}
 }
 
