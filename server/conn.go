@@ -259,7 +259,6 @@ func (c *conn) serve() {
 		// next holder never sees this connection's unused set (rule 7).
 		c.s.dropConn(c)
 		c.releaseToken()
-		c.s.wg.Done()
 		if k, ok := c.killed.Load().(string); ok {
 			why = k
 		}
@@ -271,6 +270,8 @@ func (c *conn) serve() {
 		if c.obs != nil {
 			c.obs.ConnClosed(c.remote, why)
 		}
+		// Last: Serve returns only after every close is logged and observed.
+		c.s.wg.Done()
 	}()
 	why, err = c.loop()
 }

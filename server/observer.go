@@ -105,25 +105,33 @@ const (
 	NumErrorKinds
 )
 
-var errorKindNames = [NumErrorKinds]string{
-	ErrIO:             "io",
-	ErrTimeout:        "timeout",
-	ErrDisconnect:     "disconnect",
-	ErrProtocol:       "protocol",
-	ErrLimit:          "limit",
-	ErrMaxConnections: "max_connections",
-	ErrAccept:         "accept",
-	ErrLoad:           "load",
-	ErrAlloc:          "alloc",
-	ErrStorageCommit:  "storage_commit",
-	ErrDurability:     "durability",
-	ErrPanic:          "panic",
-}
-
 // String returns the kind's name, as used in metric labels.
 func (k ErrorKind) String() string {
-	if k < NumErrorKinds {
-		return errorKindNames[k]
+	switch k {
+	case ErrIO:
+		return "io"
+	case ErrTimeout:
+		return "timeout"
+	case ErrDisconnect:
+		return "disconnect"
+	case ErrProtocol:
+		return "protocol"
+	case ErrLimit:
+		return "limit"
+	case ErrMaxConnections:
+		return "max_connections"
+	case ErrAccept:
+		return "accept"
+	case ErrLoad:
+		return "load"
+	case ErrAlloc:
+		return "alloc"
+	case ErrStorageCommit:
+		return "storage_commit"
+	case ErrDurability:
+		return "durability"
+	case ErrPanic:
+		return "panic"
 	}
 	return "unknown"
 }

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"syscall"
 	"time"
@@ -16,6 +17,7 @@ import (
 	"github.com/durusbdb/durusbdb/durus/pickle"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/metrics"
 	"github.com/durusbdb/durusbdb/recovery"
 	"github.com/durusbdb/durusbdb/server"
 )
@@ -59,6 +61,7 @@ func serveCommand() *command {
 		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
 		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
+		metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at host:port/metrics (e.g. 127.0.0.1:9297; empty: off)")
 		// Storage policies (the original's constructor options).
 		access := fs.String("access", "btree", "access method of objects.db for a new database: btree or hash")
 		pageSize := fs.String("page-size", "16KiB", "page size of objects.db for a new database")
@@ -74,6 +77,7 @@ func serveCommand() *command {
 		parentPID := fs.Int("parent-pid", 0, "shut down cleanly once this process is no longer the parent (used by the Python shim)")
 		fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
 		printCfg := fs.Bool("print-config", false, "print the effective settings and where each comes from, then exit")
+		cpuProfile := fs.String("cpuprofile", "", "write a Go CPU profile (pprof) of the whole run to this file")
 		src, err := parseConfigFlags(c, cio, fs, args)
 		if err != nil {
 			return err
@@ -182,6 +186,28 @@ func serveCommand() *command {
 		if err != nil {
 			return err
 		}
+		// Metrics: listening now too, so a busy address fails early; the
+		// engine's collectors are added once it is open. Stopped after the
+		// server, before the database is closed.
+		var mets *metrics.Metrics
+		stopMetrics := func() {}
+		if *metricsAddr != "" {
+			mets = metrics.New(metrics.Options{})
+			cfg.Observer = mets
+			ep, err := mets.Listen(*metricsAddr, log)
+			if err != nil {
+				ln.Close()
+				return err
+			}
+			stopMetrics = func() {
+				sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+				defer cancel()
+				if err := ep.Close(sctx); err != nil {
+					log.Warn("metrics: stopping the HTTP server", "err", err)
+				}
+			}
+			defer func() { stopMetrics() }() // early returns; Close is idempotent
+		}
 		// A second SIGINT/SIGTERM after the first exits at once, also while
 		// the database is being opened; a shutdown that overruns its 10 s
 		// is ended too.
@@ -229,6 +255,18 @@ func serveCommand() *command {
 		if free == 0 {
 			free = -1 // engine: negative disables the reserve
 		}
+		if *cpuProfile != "" {
+			pf, err := os.Create(*cpuProfile)
+			if err != nil {
+				ln.Close()
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			if err := pprof.StartCPUProfile(pf); err != nil {
+				ln.Close()
+				return fmt.Errorf("--cpuprofile: %w", err)
+			}
+			defer func() { pprof.StopCPUProfile(); pf.Close() }()
+		}
 		if *parentPID > 0 {
 			var stopParent context.CancelFunc
 			ctx, stopParent = context.WithCancel(ctx)
@@ -270,6 +308,13 @@ func serveCommand() *command {
 			ln.Close()
 			return err
 		}
+		if mets != nil {
+			if err := mets.RegisterEngine(db, log); err != nil {
+				db.Close()
+				ln.Close()
+				return fmt.Errorf("metrics: %w", err)
+			}
+		}
 		srv := server.New(cfg, server.Engine(db))
 		relay.Attach(srv)
 		go func() {
@@ -283,6 +328,7 @@ func serveCommand() *command {
 		log.Info("durusbdb serve", "version", Version, "dir", f.dir, "backend", db.Backend(),
 			"readonly", db.ReadOnly(), "durability", dur.String(), "address", lc.String())
 		serveErr := srv.Serve(ctx, ln)
+		stopMetrics()
 		closeErr := db.Close()
 		if serveErr != nil {
 			return serveErr

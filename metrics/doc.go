@@ -1,0 +1,26 @@
+// Package metrics exposes durusbdb's server and storage figures as
+// Prometheus metrics (github.com/prometheus/client_golang).
+//
+// A Metrics holds a private prometheus.Registry (never the global default
+// one) with:
+//
+//   - the server's events, through Metrics' implementation of
+//     server.Observer (pass it as server.Config.Observer): connections,
+//     requests by command, loads by status, commits by status and refusal
+//     rule, commit latency histograms, invalidations, bytes in and out, and
+//     errors by kind. Every label value is resolved when the Metrics is
+//     created, so an event costs one or two atomic additions: no map
+//     lookup and no allocation on the load path;
+//   - the engine's statistics (RegisterEngine): objects, garbage queue,
+//     objects freed, engine commits, group flushes, checkpoints, unclean
+//     shutdown, read once per scrape through engine.DB.Stats;
+//   - for a Berkeley DB database (binaries built with -tags bdb), the
+//     environment's log, cache and transaction statistics, also per scrape;
+//   - the standard Go runtime and process collectors.
+//
+// Handler serves the registry in the Prometheus text format; Listen starts
+// an HTTP server with /metrics on an address (serve --metrics ADDR).
+//
+// The metric names, all prefixed durusbdb_, are listed in README-style
+// form in the comments of New and RegisterEngine.
+package metrics

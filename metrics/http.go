@@ -1,0 +1,112 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Handler serves the registry in the Prometheus exposition formats. A
+// collector that fails is left out of the scrape and logged (to log, if not
+// nil) instead of failing the whole scrape.
+func (m *Metrics) Handler(log *slog.Logger) http.Handler {
+	opts := promhttp.HandlerOpts{
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             30 * time.Second,
+	}
+	if log != nil {
+		opts.ErrorLog = slogPrinter{log}
+	}
+	return promhttp.HandlerFor(m.reg, opts)
+}
+
+// slogPrinter adapts a slog.Logger to promhttp's error logger.
+type slogPrinter struct{ log *slog.Logger }
+
+// Println implements promhttp.Logger.
+func (p slogPrinter) Println(v ...any) { p.log.Warn("metrics: " + fmt.Sprint(v...)) }
+
+// Endpoint is a running HTTP server with /metrics; see Listen.
+type Endpoint struct {
+	srv  *http.Server
+	ln   net.Listener
+	done chan struct{}
+	err  error // Serve's error, after done
+
+	once     sync.Once
+	closeErr error
+}
+
+// Listen listens on addr (host:port; port 0 picks one) and serves
+// m.Handler at /metrics, and a short page pointing there at /, in the
+// background until Close. Errors of the listener are returned at once.
+func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", m.Handler(log))
+	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "durusbdb metrics: /metrics")
+	})
+	e := &Endpoint{
+		srv: &http.Server{
+			Handler:           mux,
+			ReadHeaderTimeout: 10 * time.Second,
+			WriteTimeout:      60 * time.Second,
+			IdleTimeout:       2 * time.Minute,
+		},
+		ln:   ln,
+		done: make(chan struct{}),
+	}
+	if log != nil {
+		e.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
+		log.Info("metrics: serving", "address", ln.Addr().String(), "path", "/metrics")
+	}
+	go func() {
+		defer close(e.done)
+		if err := e.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			e.err = err
+			if log != nil {
+				log.Error("metrics: HTTP server failed", "address", ln.Addr().String(), "err", err)
+			}
+		}
+	}()
+	return e, nil
+}
+
+// Addr returns the address listened on.
+func (e *Endpoint) Addr() net.Addr { return e.ln.Addr() }
+
+// Close stops the HTTP server: it stops listening, lets scrapes in progress
+// finish until ctx ends, then closes the rest. It returns the server's own
+// error, if it failed earlier. Close may be called more than once.
+func (e *Endpoint) Close(ctx context.Context) error {
+	e.once.Do(func() { e.closeErr = e.close(ctx) })
+	return e.closeErr
+}
+
+func (e *Endpoint) close(ctx context.Context) error {
+	err := e.srv.Shutdown(ctx)
+	if err != nil {
+		e.srv.Close()
+	}
+	<-e.done
+	if e.err != nil {
+		return e.err
+	}
+	if err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("metrics: shutting down %s: %w", e.ln.Addr(), err)
+	}
+	return nil
+}

@@ -1,0 +1,396 @@
+package metrics
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/server"
+)
+
+// syncBuf is a log sink safe for concurrent writes.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if testing.Verbose() {
+		os.Stderr.Write(p)
+	}
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// rawClient speaks the Durus protocol and counts the bytes it moves, which
+// the server's byte counters must match exactly.
+type rawClient struct {
+	t        testing.TB
+	nc       net.Conn
+	sent     *int64
+	received *int64
+}
+
+func dialRaw(t testing.TB, addr string, sent, received *int64) *rawClient {
+	t.Helper()
+	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	return &rawClient{t: t, nc: nc, sent: sent, received: received}
+}
+
+func (c *rawClient) send(parts ...[]byte) {
+	c.t.Helper()
+	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	for _, p := range parts {
+		n, err := c.nc.Write(p)
+		*c.sent += int64(n)
+		if err != nil {
+			c.t.Fatalf("write: %v", err)
+		}
+	}
+}
+
+func (c *rawClient) read(n int) []byte {
+	c.t.Helper()
+	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	b := make([]byte, n)
+	m, err := io.ReadFull(c.nc, b)
+	*c.received += int64(m)
+	if err != nil {
+		c.t.Fatalf("read %d bytes: %v", n, err)
+	}
+	return b
+}
+
+func (c *rawClient) oidList() []uint64 {
+	c.t.Helper()
+	k := binary.BigEndian.Uint32(c.read(4))
+	b := c.read(8 * int(k))
+	out := make([]uint64, k)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	return out
+}
+
+func (c *rawClient) sync() []uint64 {
+	c.t.Helper()
+	c.send([]byte{'S'})
+	return c.oidList()
+}
+
+func (c *rawClient) newOIDs(k int) []uint64 {
+	c.t.Helper()
+	c.send([]byte{'M', byte(k)})
+	b := c.read(8 * k)
+	out := make([]uint64, k)
+	for i := range out {
+		out[i] = binary.BigEndian.Uint64(b[8*i:])
+	}
+	return out
+}
+
+// commit runs both phases and returns the phase 1 invalid list and the
+// status byte.
+func (c *rawClient) commit(recs ...[]byte) ([]uint64, byte) {
+	c.t.Helper()
+	c.send([]byte{'C'})
+	inv := c.oidList()
+	var data []byte
+	for _, r := range recs {
+		data = binary.BigEndian.AppendUint32(data, uint32(8+len(r)))
+		data = binary.BigEndian.AppendUint64(data, record.OID(r))
+		data = append(data, r...)
+	}
+	c.send(binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
+	return inv, c.read(1)[0]
+}
+
+func (c *rawClient) load(oid uint64) byte {
+	c.t.Helper()
+	c.send([]byte{'L'}, binary.BigEndian.AppendUint64(nil, oid))
+	st := c.read(1)[0]
+	if st == 'O' {
+		c.read(int(binary.BigEndian.Uint32(c.read(4))))
+	}
+	return st
+}
+
+// scrape fetches http://addr/metrics.
+func scrape(t testing.TB, addr string) map[string]float64 {
+	t.Helper()
+	cl := &http.Client{Timeout: 10 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %s: %s", resp.Status, body)
+	}
+	return parseExposition(t, string(body))
+}
+
+// TestServerMetrics runs a real server with the metrics observer on
+// 127.0.0.1, drives loads, commits (O, I and E), invalidations and a
+// protocol error, scrapes /metrics over HTTP and checks the figures and the
+// log lines.
+func TestServerMetrics(t *testing.T) {
+	for _, backend := range backends() {
+		t.Run(backend, func(t *testing.T) { testServerMetrics(t, backend) })
+	}
+}
+
+func testServerMetrics(t *testing.T, backend string) {
+	logs := &syncBuf{}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	relay := &server.RemoveRelay{}
+	db, err := engine.Open(context.Background(), t.TempDir(), engine.Options{Create: true, Backend: backend,
+		Logger: log, OnRemove: relay.OnRemove, GC: engine.GCPolicy{Mode: engine.GCManual}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+
+	m := New(Options{})
+	if err := m.RegisterEngine(db, log); err != nil {
+		t.Fatal(err)
+	}
+	ep, err := m.Listen("127.0.0.1:0", log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ep.Close(context.Background())
+	maddr := ep.Addr().String()
+
+	srv := server.New(server.Config{Logger: log, Observer: m}, server.Engine(db))
+	relay.Attach(srv)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(context.Background(), ln) }()
+	stopped := false
+	stop := func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		srv.Close()
+		select {
+		case err := <-served:
+			if err != nil {
+				t.Errorf("Serve: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Fatal("server did not stop")
+		}
+	}
+	defer stop()
+
+	var sent, received int64
+	c1 := dialRaw(t, addr, &sent, &received)
+	c2 := dialRaw(t, addr, &sent, &received)
+	c1.sync()
+	c2.sync()
+
+	// Commit 1 (O): root 0 -> 1.
+	oids := c1.newOIDs(2)
+	if oids[0] != 0 || oids[1] != 1 {
+		t.Fatalf("oids %v, want [0 1]", oids)
+	}
+	if _, st := c1.commit(rec(0, "root", 1), rec(1, "child")); st != 'O' {
+		t.Fatalf("first commit: %q", st)
+	}
+	// c2 learns that 0 and 1 changed, then loads them (O) and 77 (K).
+	if inv := c2.sync(); len(inv) != 2 {
+		t.Fatalf("sync after the first commit: %v, want [0 1]", inv)
+	}
+	for oid, want := range map[uint64]byte{0: 'O', 1: 'O', 77: 'K'} {
+		if st := c2.load(oid); st != want {
+			t.Fatalf("load %d: %q, want %q", oid, st, want)
+		}
+	}
+	// Commit 2 (O) rewrites 1: invalidates it for c2 (queued once).
+	if _, st := c1.commit(rec(1, "child v2")); st != 'O' {
+		t.Fatalf("second commit: %q", st)
+	}
+	if st := c2.load(1); st != 'I' { // invalid until synced
+		t.Fatalf("load of an invalidated oid: %q, want I", st)
+	}
+	if inv := c2.sync(); len(inv) != 1 || inv[0] != 1 {
+		t.Fatalf("sync: %v, want [1]", inv)
+	}
+	// Commit 3 (I, rule 10): a reference to an oid without a record.
+	n := c1.newOIDs(1)[0]
+	if _, st := c1.commit(rec(n, "dangling", 999)); st != 'I' {
+		t.Fatalf("dangling commit: %q, want I", st)
+	}
+	// Commit 4 (E, rule 6): an oid never handed out.
+	if _, st := c1.commit(rec(5000, "unallocated")); st != 'E' {
+		t.Fatalf("unallocated commit: %q, want E", st)
+	}
+
+	// The server counts a reply's bytes once its write returns, which may
+	// be after the client has read them: wait for the count to catch up.
+	v := scrape(t, maddr)
+	for deadline := time.Now().Add(5 * time.Second); v["durusbdb_sent_bytes_total"] != float64(received) && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+		v = scrape(t, maddr)
+	}
+	want := map[string]float64{
+		`durusbdb_commits_total{status="O"}`:                      2,
+		`durusbdb_commits_total{status="I"}`:                      1,
+		`durusbdb_commits_total{status="E"}`:                      1,
+		`durusbdb_commit_refusals_total{rule="10"}`:               1,
+		`durusbdb_commit_refusals_total{rule="6"}`:                1,
+		`durusbdb_commit_refusals_total{rule="3"}`:                0,
+		`durusbdb_commit_records_total`:                           3,
+		`durusbdb_commit_duration_seconds_count{stage="total"}`:   2,
+		`durusbdb_commit_duration_seconds_count{stage="durable"}`: 2,
+		`durusbdb_loads_total{status="O"}`:                        2,
+		`durusbdb_loads_total{status="K"}`:                        1,
+		`durusbdb_loads_total{status="I"}`:                        1,
+		`durusbdb_loads_total{status="E"}`:                        0,
+		`durusbdb_requests_total{command="C"}`:                    4,
+		`durusbdb_requests_total{command="L"}`:                    4,
+		`durusbdb_requests_total{command="S"}`:                    4,
+		`durusbdb_requests_total{command="M"}`:                    2,
+		`durusbdb_connections`:                                    2,
+		`durusbdb_connections_opened_total`:                       2,
+		`durusbdb_invalidations_sent_total`:                       3,
+		`durusbdb_errors_total{kind="protocol"}`:                  0,
+		`durusbdb_received_bytes_total`:                           float64(sent),
+		`durusbdb_sent_bytes_total`:                               float64(received),
+		// Engine figures, read at the scrape.
+		`durusbdb_objects`:                2,
+		`durusbdb_engine_commits_total`:   2,
+		`durusbdb_unclean_shutdown`:       0,
+		`durusbdb_stats_errors_total`:     0,
+		`durusbdb_gc_queue_length`:        0,
+		`durusbdb_gc_freed_objects_total`: 0,
+	}
+	checkValues(t, v, want)
+	// Commit 1 made 0 and 1 invalid for c2 (2 oids, 1 connection), commit 2
+	// oid 1 again: 3 queued entries.
+	if got := v["durusbdb_invalidations_queued_total"]; got != 3 {
+		t.Errorf("durusbdb_invalidations_queued_total = %v, want 3", got)
+	}
+	if v["durusbdb_group_flushes_total"] < 1 {
+		t.Errorf("durusbdb_group_flushes_total = %v, want >= 1", v["durusbdb_group_flushes_total"])
+	}
+	if v["durusbdb_commit_duration_seconds_sum{stage=\"total\"}"] <= 0 {
+		t.Errorf("commit latency sum not positive")
+	}
+	if _, ok := v["go_goroutines"]; !ok {
+		t.Errorf("Go runtime metrics missing")
+	}
+	if _, ok := v["process_cpu_seconds_total"]; !ok {
+		t.Errorf("process metrics missing")
+	}
+	checkBackendMetrics(t, backend, v)
+
+	// A protocol error: an unknown command byte closes the connection; the
+	// error is counted and its log line names the client.
+	var s3, r3 int64
+	c3 := dialRaw(t, addr, &s3, &r3)
+	c3addr := c3.nc.LocalAddr().String()
+	c3.send([]byte{'Z'})
+	c3.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := c3.nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
+		t.Fatalf("after an unknown command: %v, want EOF", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		v = scrape(t, maddr)
+		if v["durusbdb_connections"] == 2 && v[`durusbdb_connections_closed_total{reason="unknown command"}`] == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("connection close not counted: connections %v", v["durusbdb_connections"])
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	checkValues(t, v, map[string]float64{
+		`durusbdb_errors_total{kind="protocol"}`:   1,
+		`durusbdb_connections_opened_total`:        3,
+		`durusbdb_requests_total{command="other"}`: 1,
+	})
+	stop()
+	v = scrape(t, maddr) // the endpoint outlives the server
+	checkValues(t, v, map[string]float64{`durusbdb_connections`: 0})
+
+	// Log lines: every connection open and close, and the error, name the
+	// client address.
+	text := logs.String()
+	for _, c := range []*rawClient{c1, c2, c3} {
+		remote := "remote=" + c.nc.LocalAddr().String()
+		for _, msg := range []string{`msg="connection opened"`, `msg="connection closed"`} {
+			if !logHas(text, msg, remote) {
+				t.Errorf("no %s line with %s in the log", msg, remote)
+			}
+		}
+	}
+	if !logHas(text, "unknown command byte", "remote="+c3addr) {
+		t.Errorf("the unknown command error line does not name %s", c3addr)
+	}
+	for _, line := range strings.Split(text, "\n") {
+		if strings.Contains(line, "commit refused") && !strings.Contains(line, "remote="+c1.nc.LocalAddr().String()) {
+			t.Errorf("commit refusal line without the client address: %s", line)
+		}
+	}
+}
+
+// logHas reports whether a log line contains every one of parts.
+func logHas(text string, parts ...string) bool {
+outer:
+	for _, line := range strings.Split(text, "\n") {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue outer
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func checkValues(t *testing.T, v map[string]float64, want map[string]float64) {
+	t.Helper()
+	for name, w := range want {
+		got, ok := v[name]
+		if !ok {
+			t.Errorf("%s missing from the scrape", name)
+		} else if got != w {
+			t.Errorf("%s = %v, want %v", name, got, w)
+		}
+	}
+}
