@@ -21,6 +21,7 @@
 // Handler serves the registry in the Prometheus text format; Listen starts
 // an HTTP server with /metrics on an address (serve --metrics ADDR).
 //
-// The metric names, all prefixed durusbdb_, are listed in README-style
-// form in the comments of New and RegisterEngine.
+// The metric names, all prefixed durusbdb_ (besides the standard go_ and
+// process_ ones), are listed with their types in the comments of New,
+// NewEngineCollector and (bdb builds) NewBDBCollector.
 package metrics

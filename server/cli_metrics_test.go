@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -48,6 +49,22 @@ func findLog(lines []map[string]any, msg, remote string) map[string]any {
 func TestCLIMetrics(t *testing.T) {
 	bin := buildCLI(t)
 	dir := t.TempDir()
+
+	// A busy metrics address fails at once, before the database is opened.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	out, err := exec.Command(bin, "serve", "--dir", dir, "--create", "--host", "127.0.0.1", "--port", "0",
+		"--metrics", busy.Addr().String()).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "metrics: listen on "+busy.Addr().String()) {
+		t.Errorf("busy metrics address: %v, output %q", err, out)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("database created although the metrics address was busy")
+	}
+
 	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--host", "127.0.0.1", "--port", "0",
 		"--metrics", "127.0.0.1:0", "--log-format", "json")
 	logs := &logBuf{}

@@ -28,6 +28,14 @@
 // connections between requests are never closed unless an idle timeout is
 // configured.
 //
+// Logging and metrics: Config.Logger gets one line per connection open and
+// close and one per error, each naming the client address (remote=...).
+// Config.Observer, if set, receives the same events and the per-request
+// ones (requests, load replies, commit results and latencies, invalidations,
+// bytes in and out, errors by ErrorKind) for metrics; package metrics
+// implements it with Prometheus collectors. A nil Observer costs one field
+// test per event.
+//
 // A panic while serving a connection ends that connection only, after
 // releasing the commit token. Shutdown (Q, context cancellation, Close) stops
 // accepting at once, lets commits whose data has fully arrived finish, closes

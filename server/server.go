@@ -174,6 +174,7 @@ func (s *Server) startConn(nc net.Conn) {
 	case <-s.quit:
 		s.mu.Unlock()
 		nc.Close()
+		s.log.Info("connection refused: shutting down", "remote", remote)
 		return
 	default:
 	}
