@@ -124,6 +124,19 @@ OPTIONS = {
     "logginglevel": ("--logginglevel", _int),
     # server log file (default: a private temporary file)
     "logfile": ("--logfile", str),
+    # the original's constructor options that durusbdb keeps:
+    # check every garbage candidate before the collector deletes it
+    "validate_garbage": _flag_if("--validate-garbage"),
+    # access method of objects.db at creation: "btree" (default) or "hash"
+    "access": ("--access", _choice("btree", "hash")),
+    # page size of objects.db at creation, bytes
+    "page_size": ("--page-size", _int),
+    # reference-count collector: "continuous", "idle" or "manual"
+    "gc_mode": ("--gc-mode", _choice("continuous", "idle", "manual")),
+    # checkpoint every this many seconds (negative: never by time)
+    "checkpoint_interval": ("--checkpoint-interval", _duration),
+    # keep log files after checkpoints (catastrophic recovery, incremental backups)
+    "keep_logs": _flag_if("--keep-logs"),
 }
 
 # Options handled on the Python side only.
