@@ -32,6 +32,8 @@ type logSyncer struct {
 	synced   map[string]bool // older log files already fsynced
 	oldSyncs int             // older log files fsynced so far (for tests)
 	dirSyncs int             // directory fsyncs so far (for tests)
+	current  string          // newest log file at the last listing
+	curSyncs int             // fsyncs of the current log file so far (for tests)
 }
 
 // quiet is how old a directory mtime must be for it to be trusted.
@@ -49,6 +51,21 @@ func (l *logSyncer) sync() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.syncLocked(false)
+}
+
+// syncAll is sync plus an fsync of the current (newest) log file: it makes
+// every write LevelDB has already handed to the operating system durable.
+func (l *logSyncer) syncAll() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.syncLocked(false); err != nil {
+		return err
+	}
+	if l.current == "" {
+		return nil
+	}
+	l.curSyncs++
+	return fsyncFile(filepath.Join(l.dir, l.current))
 }
 
 func (l *logSyncer) syncLocked(force bool) error {
@@ -108,6 +125,15 @@ func (l *logSyncer) syncLocked(force bool) error {
 		l.dirSyncs++
 	}
 	l.known = present
+	l.current = ""
+	if maxNum >= 0 {
+		l.current = strconv.FormatInt(maxNum, 10) + ".log"
+		for _, name := range logs {
+			if n, _ := strconv.ParseInt(strings.TrimSuffix(name, ".log"), 10, 64); n == maxNum {
+				l.current = name // keep LevelDB's zero padding
+			}
+		}
+	}
 	l.dirMtime, l.listedAt = mt, listedAt
 	return nil
 }

@@ -7,3 +7,10 @@ func LogSyncStats(s *Store) (oldLogs, dirs int) {
 	defer s.logSync.mu.Unlock()
 	return s.logSync.oldSyncs, s.logSync.dirSyncs
 }
+
+// CurrentLogSyncs returns how many times Flush fsynced the current log file.
+func CurrentLogSyncs(s *Store) int {
+	s.logSync.mu.Lock()
+	defer s.logSync.mu.Unlock()
+	return s.logSync.curSyncs
+}
