@@ -458,3 +458,16 @@ func (sc *storeCursor) Close() error {
 	sc.valid = false
 	return sc.c.Close()
 }
+
+// Get reads one key without a transaction (a locked, read-committed
+// DB->get): one libdb call instead of three for Begin+Get+Abort. It
+// implements kv.Getter; a missing key gives an error wrapping kv.ErrNotFound.
+func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
+	d, ok := s.buckets[bucket]
+	if !ok {
+		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
+	}
+	return d.Get(nil, key)
+}
+
+var _ kv.Getter = (*Store)(nil)

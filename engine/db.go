@@ -134,11 +134,17 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	var rec []byte
-	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
-		v, err := tx.Get(BucketObjects, record.OIDBytes(oid))
-		rec = v
-		return err
-	})
+	var err error
+	if g, ok := db.store.(kv.Getter); ok {
+		// One read outside a transaction: the hot path of L and B.
+		rec, err = g.Get(BucketObjects, record.OIDBytes(oid))
+	} else {
+		err = kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+			v, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+			rec = v
+			return err
+		})
+	}
 	if errors.Is(err, kv.ErrNotFound) {
 		return nil, fmt.Errorf("engine: load oid %d: %w", oid, ErrNotFound)
 	}

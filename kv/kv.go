@@ -124,6 +124,14 @@ type Store interface {
 	Close() error
 }
 
+// Getter is implemented by stores that can read one key outside any
+// transaction more cheaply than Begin+Get+Abort (Berkeley DB: one DB->get
+// without a transaction; LevelDB: one Get). The read sees committed data
+// only. The engine's single-object loads use it when present.
+type Getter interface {
+	Get(bucket string, key []byte) ([]byte, error)
+}
+
 // Txn is a transaction. It ends with exactly one Commit or Abort; later calls
 // return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
 type Txn interface {

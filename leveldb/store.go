@@ -527,3 +527,31 @@ func (s *Store) nameCorruption(err error) error {
 	}
 	return fmt.Errorf("%w; %s", err, s.corrupt)
 }
+
+// Get reads one key outside any transaction (one LevelDB Get with checksum
+// verification). It implements kv.Getter; a missing key gives an error
+// wrapping kv.ErrNotFound.
+func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return nil, fmt.Errorf("leveldb: get in %s: %w", s.dir, kv.ErrClosed)
+	}
+	p, err := s.bucketPrefix(bucket)
+	if err != nil {
+		return nil, err
+	}
+	ro := s.getReadOptions()
+	ro.SetSnapshot(nil) // pooled options may still name a released snapshot
+	v, err := s.db.Get(ro, fullKey(p, key))
+	s.putReadOptions(ro)
+	if err != nil {
+		return nil, s.mapError(fmt.Sprintf("get %s key %x in", bucket, key), err)
+	}
+	if v == nil {
+		return nil, kv.ErrNotFound
+	}
+	return v, nil
+}
+
+var _ kv.Getter = (*Store)(nil)

@@ -166,6 +166,7 @@ var cases = []testCase{
 	{"ReadOnlyOpen", testReadOnlyOpen},
 	{"Backend", testBackend},
 	{"Model", testModel},
+	{"Getter", testGetter},
 }
 
 // RunTests runs the conformance suite against the backend that open opens.
@@ -1682,4 +1683,49 @@ func (p *persistentCursor) step(t testing.TB, r *rand.Rand, m model, probe []byt
 		t.Fatalf("%s persistent cursor %s: at %q/%q (ok %v), want %q/%q", p.tag, what, p.c.Key(), p.c.Value(), ok, ks[want], m[ks[want]])
 	}
 	p.ok, p.at = true, ks[want]
+}
+
+// testGetter: a store implementing kv.Getter reads committed values outside
+// a transaction, reports missing keys and unknown buckets, and never shows
+// a write that is not committed (the reader may wait for the writer to end).
+func testGetter(t *testing.T, h *harness) {
+	s, _ := h.fresh(t)
+	g, ok := s.(kv.Getter)
+	if !ok {
+		return // optional interface: nothing to check
+	}
+	update(t, s, func(tx kv.Txn) { mustPut(t, tx, Objects, []byte("k"), []byte("v1")) })
+	if v, err := g.Get(Objects, []byte("k")); err != nil || string(v) != "v1" {
+		t.Fatalf("Getter.Get committed: %q %v", v, err)
+	}
+	if _, err := g.Get(Objects, []byte("missing")); !errors.Is(err, kv.ErrNotFound) {
+		t.Fatalf("Getter.Get missing: %v", err)
+	}
+	if _, err := g.Get("nosuch", []byte("k")); !errors.Is(err, kv.ErrNoBucket) {
+		t.Fatalf("Getter.Get unknown bucket: %v", err)
+	}
+	tx := begin(t, s, true)
+	mustPut(t, tx, Objects, []byte("k"), []byte("uncommitted"))
+	got := make(chan string, 1)
+	go func() {
+		v, err := g.Get(Objects, []byte("k"))
+		if err != nil {
+			got <- "error: " + err.Error()
+			return
+		}
+		got <- string(v)
+	}()
+	select {
+	case v := <-got:
+		if v != "v1" {
+			t.Fatalf("Getter.Get during an uncommitted write: %q", v)
+		}
+		tx.Abort()
+	case <-time.After(200 * time.Millisecond):
+		// Blocked by the writer's lock (Berkeley DB): it must see v1 once the writer aborts.
+		tx.Abort()
+		if v := <-got; v != "v1" {
+			t.Fatalf("Getter.Get after the writer aborted: %q", v)
+		}
+	}
 }
