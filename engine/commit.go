@@ -224,11 +224,16 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 			}
 		}
 	}
+	if added == 0 {
+		// No new record: the size is unchanged (writers hold writeMu, so
+		// db.size is the stored value); skip the meta read.
+		return db.size.Load(), nil
+	}
 	size, err := db.getSize(tx)
 	if err != nil {
 		return 0, err
 	}
-	if added > 0 {
+	{
 		size += added
 		if err := tx.Put(BucketMeta, []byte(MetaSize), int8Bytes(size)); err != nil {
 			return 0, err
