@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/recovery"
 )
 
 func checkCommand() *command {
@@ -25,6 +29,27 @@ func checkCommand() *command {
 		if err := noArgs(fs); err != nil {
 			return err
 		}
+		// 1. The backend's own verification (db_verify's DB->verify for
+		// Berkeley DB; table, log and MANIFEST checksums for LevelDB).
+		if f.dir == "" {
+			return &usageError{"--dir is required"}
+		}
+		if fi, err := os.Stat(f.dir); err != nil || !fi.IsDir() {
+			if err == nil {
+				err = fmt.Errorf("is not a directory")
+			}
+			return fmt.Errorf("database directory %s: %w", f.dir, err)
+		}
+		nfiles, verr := recovery.VerifyBackend(f.dir)
+		if verr != nil {
+			if errors.Is(verr, kv.ErrCorrupt) {
+				fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
+				return &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", f.dir)}
+			}
+			return verr
+		}
+		fmt.Fprintf(cio.stdout, "%s: backend verification of %d file(s) passed\n", f.dir, nfiles)
+		// 2. The engine invariants.
 		db, err := f.open(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 		if err != nil {
 			return err
