@@ -114,8 +114,12 @@ func readFrames(r io.Reader, yield func([]byte) error) error {
 		if n > maxStdinRecord {
 			return fmt.Errorf("stdin offset %d: record length %d above the %d limit", off, n, maxStdinRecord)
 		}
-		rec := make([]byte, n)
-		if _, err := io.ReadFull(br, rec); err != nil {
+		// Grow with the bytes that arrive, never by the length claimed.
+		rec, err := io.ReadAll(io.LimitReader(br, int64(n)))
+		if err == nil && len(rec) < int(n) {
+			err = io.ErrUnexpectedEOF
+		}
+		if err != nil {
 			return fmt.Errorf("stdin offset %d: truncated record of %d bytes: %w", off, n, err)
 		}
 		if err := yield(rec); err != nil {
