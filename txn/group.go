@@ -2,6 +2,7 @@ package txn
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"sync/atomic"
 )
@@ -10,9 +11,12 @@ import (
 // transactions to become durable, and one call of the flush function covers
 // every waiter present when it starts.
 //
-// A waiter that arrives while a flush runs is not covered by it (its
-// transaction may have committed after the flush began) and joins the next
-// group; that group's flush starts as soon as the running one returns. The
+// Leader/follower: a waiter arriving when no flush runs flushes at once on
+// its own goroutine (no hand-off to another goroutine, whose scheduling
+// delay measured ~190 µs on a loaded 2-core machine). Waiters arriving while
+// a flush runs join the next group; when the running flush returns, its
+// leader promotes one member of that group, which flushes for all of them.
+// A waiter is never covered by a flush that began before it arrived. The
 // error of a flush is returned to every waiter of its group.
 //
 // A Group is safe for use by many goroutines. The zero value is not usable;
@@ -22,7 +26,7 @@ type Group struct {
 
 	mu      sync.Mutex
 	next    *batch // waiters for the flush that has not started yet; owned by mu
-	running bool   // a flusher goroutine is active; owned by mu
+	running bool   // a leader is flushing; owned by mu
 
 	flushes atomic.Uint64
 	waits   atomic.Uint64
@@ -31,8 +35,8 @@ type Group struct {
 // batch is one group: the waiters covered by one flush.
 type batch struct {
 	done chan struct{} // closed after the flush returned; err is then set
+	lead chan struct{} // one token: the member that receives it flushes
 	err  error
-	n    int // waiters joined, for statistics; owned by Group.mu
 }
 
 // NewGroup returns a Group whose flushes call flush (for the engine,
@@ -42,46 +46,60 @@ func NewGroup(flush func() error) *Group {
 }
 
 // Wait returns once a flush that started after Wait was called has
-// finished, with that flush's error. If ctx ends first Wait returns
-// ctx.Err(); the flush still happens for the other waiters.
+// finished, with that flush's error. A ctx already done when Wait is called
+// returns ctx.Err() at once; once joined, Wait stays until its group's
+// flush ends (a flush is one fsync, and a member may have to lead it).
 func (g *Group) Wait(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	g.waits.Add(1)
 	g.mu.Lock()
-	b := g.next
-	if b == nil {
-		b = &batch{done: make(chan struct{})}
-		g.next = b
-	}
-	b.n++
 	if !g.running {
 		g.running = true
-		go g.loop()
+		g.mu.Unlock()
+		return g.lead(&batch{done: make(chan struct{})})
+	}
+	b := g.next
+	if b == nil {
+		b = &batch{done: make(chan struct{}), lead: make(chan struct{}, 1)}
+		g.next = b
 	}
 	g.mu.Unlock()
 	select {
 	case <-b.done:
 		return b.err
-	case <-ctx.Done():
-		return ctx.Err()
+	case <-b.lead:
+		return g.lead(b)
 	}
 }
 
-// loop runs flushes while waiters keep arriving, then exits.
-func (g *Group) loop() {
-	for {
-		g.mu.Lock()
-		b := g.next
-		if b == nil {
-			g.running = false
-			g.mu.Unlock()
-			return
-		}
+// lead flushes b (no waiter joins it any more), then promotes the next
+// group, if any, or marks the Group idle.
+func (g *Group) lead(b *batch) error {
+	b.err = g.callFlush()
+	g.flushes.Add(1)
+	close(b.done)
+	g.mu.Lock()
+	if nb := g.next; nb != nil {
 		g.next = nil
-		g.mu.Unlock()
-		b.err = g.flush()
-		g.flushes.Add(1)
-		close(b.done)
+		nb.lead <- struct{}{} // buffered: exactly one member takes it
+	} else {
+		g.running = false
 	}
+	g.mu.Unlock()
+	return b.err
+}
+
+// callFlush runs the flush function; a panic becomes the group's error, so
+// the Group is never left marked running with nobody to lead.
+func (g *Group) callFlush() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("txn: flush panicked: %v", r)
+		}
+	}()
+	return g.flush()
 }
 
 // Flushes returns how many flushes the Group has run.

@@ -153,3 +153,23 @@ func TestGroupConcurrent(t *testing.T) {
 	}
 	t.Logf("1000 waits, %d flushes", calls.Load())
 }
+
+// TestGroupFlushPanic: a panicking flush fails its group and leaves the
+// Group usable.
+func TestGroupFlushPanic(t *testing.T) {
+	var boom atomic.Bool
+	boom.Store(true)
+	g := NewGroup(func() error {
+		if boom.Load() {
+			panic("libdb exploded")
+		}
+		return nil
+	})
+	if err := g.Wait(context.Background()); err == nil {
+		t.Fatal("want the panic as an error")
+	}
+	boom.Store(false)
+	if err := g.Wait(context.Background()); err != nil {
+		t.Fatalf("after a panicking flush: %v", err)
+	}
+}
