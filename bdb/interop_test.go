@@ -15,6 +15,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/internal/testpy"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 )
@@ -167,10 +168,7 @@ env.close()
 
 func python(t *testing.T, args ...string) string {
 	t.Helper()
-	py := "/work/venv/bin/python"
-	if _, err := os.Stat(py); err != nil {
-		t.Fatalf("python with bsddb3 missing: %v", err)
-	}
+	py := testpy.Python(t, "bsddb3")
 	script := filepath.Join(t.TempDir(), "bsddb_interop.py")
 	if err := os.WriteFile(script, []byte(pyEnv), 0o644); err != nil {
 		t.Fatal(err)

@@ -14,16 +14,12 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testpy"
 )
-
-// python is the interpreter with bsddb3 (docs/CONTRACTS.md).
-const python = "/work/venv/bin/python"
 
 func runPython(t *testing.T, script string, args ...string) []byte {
 	t.Helper()
-	if _, err := os.Stat(python); err != nil {
-		t.Fatalf("python with bsddb3 needed for this test: %v", err)
-	}
+	python := testpy.Python(t, "bsddb3")
 	f := filepath.Join(t.TempDir(), "script.py")
 	if err := os.WriteFile(f, []byte(script), 0o644); err != nil {
 		t.Fatal(err)

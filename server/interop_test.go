@@ -10,23 +10,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testpy"
 )
 
-// pythonPath returns the Python with Durus 4.3: $DURUSBDB_PYTHON, else the
-// development venv. Without either the interop tests cannot run; CI sets
-// DURUSBDB_PYTHON, so the skip only applies to machines without Durus.
-func pythonPath(t *testing.T) string {
-	if p := os.Getenv("DURUSBDB_PYTHON"); p != "" {
-		return p
-	}
-	for _, p := range []string{"/work/venv/bin/python", "../.venv/bin/python"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	t.Skip("no Python with Durus 4.3 (set DURUSBDB_PYTHON)")
-	return ""
-}
+// pythonPath returns the Python with Durus 4.3, or fails the test.
+func pythonPath(t *testing.T) string { return testpy.Python(t, "durus") }
 
 // stockScript drives the stock Durus 4.3 client against the server at
 // sys.argv[1] (port or unix path). It covers C25, C39, C40 and pack (C23).

@@ -284,6 +284,10 @@ func (s *suite) run() error {
 	if s.sections["migrate"] && migSrc != "" {
 		s.migrateFigures(migSrc)
 	}
+	if s.sections["ceil"] {
+		s.logf("ceilings, second pass")
+		s.ceilings()
+	}
 	s.machine.loadAfter = loadAvg()
 	s.machine.elapsed = time.Since(start)
 
@@ -408,7 +412,9 @@ func (s *suite) fig(spec runSpec, what string) (runResult, bool) {
 }
 
 // ceilings measures the machine: the disk's fdatasync, raw libdb commits,
-// and the trivial loopback server.
+// and the trivial loopback server. It runs twice, first and last, and each
+// ceiling keeps the higher figure: interference from other load can only
+// lower a ceiling.
 func (s *suite) ceilings() {
 	s.logf("ceilings")
 	secs := fmt.Sprintf("%.3f", s.dur.Seconds())
@@ -417,9 +423,11 @@ func (s *suite) ceilings() {
 	if err != nil {
 		s.fail("fdatasync loop", err)
 	} else {
-		s.res.set("fsync", "ceiling", kv["ops_per_s"])
-		s.machine.fsyncP50us = kv["p50_us"]
-		s.machine.fsyncRate = kv["ops_per_s"]
+		s.res.setMax("fsync", "ceiling", kv["ops_per_s"])
+		if kv["ops_per_s"] > s.machine.fsyncRate {
+			s.machine.fsyncP50us = kv["p50_us"]
+			s.machine.fsyncRate = kv["ops_per_s"]
+		}
 	}
 	for _, n := range s.commitConns {
 		for _, mode := range []string{"group", "sync"} {
@@ -429,9 +437,9 @@ func (s *suite) ceilings() {
 				continue
 			}
 			if mode == "group" {
-				s.res.set(fmt.Sprintf("commits%d", n), "ceiling", kv["ops_per_s"])
+				s.res.setMax(fmt.Sprintf("commits%d", n), "ceiling", kv["ops_per_s"])
 			} else {
-				s.res.set(fmt.Sprintf("rawsync%d", n), "ceiling", kv["ops_per_s"])
+				s.res.setMax(fmt.Sprintf("rawsync%d", n), "ceiling", kv["ops_per_s"])
 			}
 		}
 	}
@@ -466,18 +474,18 @@ func (s *suite) ceilings() {
 		for _, conns := range []int{1, 8} {
 			spec := runSpec{addr: addr, mode: "loads", conns: conns, pick: pick}
 			if r, ok := s.fig(spec, fmt.Sprintf("trivial loads %d conns %s B", conns, sz)); ok {
-				s.res.set(fmt.Sprintf("loads%d_%s", conns, sz), "ceiling", r.opsPerSec())
+				s.res.setMax(fmt.Sprintf("loads%d_%s", conns, sz), "ceiling", r.opsPerSec())
 			}
 		}
 		if size == 100 {
 			spec := runSpec{addr: addr, mode: "bulk", conns: 8, bulk: 100, pick: pick}
 			if r, ok := s.fig(spec, "trivial bulk B100 8 conns"); ok {
-				s.res.set("bulk", "ceiling", r.unitsPerSec())
+				s.res.setMax("bulk", "ceiling", r.unitsPerSec())
 			}
 			for _, conns := range s.commitConns {
 				spec := runSpec{addr: addr, mode: "commits", conns: conns, size: 100}
 				if r, ok := s.fig(spec, fmt.Sprintf("trivial commits %d conns", conns)); ok {
-					s.res.set(fmt.Sprintf("proto%d", conns), "ceiling", r.opsPerSec())
+					s.res.setMax(fmt.Sprintf("proto%d", conns), "ceiling", r.opsPerSec())
 				}
 			}
 		}

@@ -131,6 +131,14 @@ func (r *results) set(key, col string, v float64) {
 	}
 }
 
+// setMax records v unless the row already holds a higher figure in col.
+func (r *results) setMax(key, col string, v float64) {
+	if old, ok := r.get(key, col); ok && old >= v {
+		return
+	}
+	r.set(key, col, v)
+}
+
 // get returns the figure and whether it exists.
 func (r *results) get(key, col string) (float64, bool) {
 	row, ok := r.rows[key]
@@ -396,7 +404,8 @@ func (m machine) describe(s *suite) string {
 	}
 	fmt.Fprintf(&b, "- load average (1/5/15 min) before the measurements: %s; after: %s\n", m.loadBefore, m.loadAfter)
 	fmt.Fprintf(&b, "- scale %s: %v measured per figure after %v warm-up; servers' cache %d MiB; durusbdb durability sync, "+
-		"collector idle (gc-grace 24h) except in the GC rows; load generator in the driver process on the same machine\n",
+		"collector idle (gc-grace 24h) except in the GC rows; load generator in the driver process on the same machine; "+
+		"ceilings measured first and last, the higher figure kept\n",
 		s.scale, s.dur, s.warm, s.cacheSize>>20)
 	if m.migrateMB > 0 {
 		fmt.Fprintf(&b, "- migrate source: generated Shelf file of %.0f MB\n", m.migrateMB)

@@ -18,28 +18,12 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testpy"
 )
 
 // python returns an interpreter that can import durus, or fails the test
 // (CI installs Durus 4.3; a missing Durus must not pass silently).
-func python(t testing.TB) string {
-	t.Helper()
-	var cands []string
-	if p := os.Getenv("DURUSBDB_PYTHON"); p != "" {
-		cands = append(cands, p)
-	}
-	cands = append(cands, "/work/venv/bin/python", "python3")
-	var tried []string
-	for _, c := range cands {
-		out, err := exec.Command(c, "-c", "import durus").CombinedOutput()
-		if err == nil {
-			return c
-		}
-		tried = append(tried, fmt.Sprintf("%s: %v %s", c, err, strings.TrimSpace(string(out))))
-	}
-	t.Fatalf("no Python with Durus 4.3 found (set DURUSBDB_PYTHON); tried:\n%s", strings.Join(tried, "\n"))
-	return ""
-}
+func python(t testing.TB) string { return testpy.Python(t, "durus") }
 
 const script = "testdata/durusfiles.py"
 
