@@ -27,6 +27,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
+if [[ -z ${DURUSBDB_PYTHON:-} && -x $root/.venv/bin/python ]]; then
+	DURUSBDB_PYTHON=$root/.venv/bin/python # scripts/install-deps.sh's venv
+fi
 py=${DURUSBDB_PYTHON:-/work/venv/bin/python}
 durus=${DURUSBDB_DURUS:-$(dirname "$py")/durus}
 out=${BENCH_OUT:-docs}
