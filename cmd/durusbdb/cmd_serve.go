@@ -280,9 +280,10 @@ func serveCommand() *command {
 			return err
 		}
 		if !*readonly {
+			// A report only: the engine's own open runs recovery again
+			// (DB_RECOVER), and decides whether the directory can be served.
 			if _, err := recovery.AtOpen(context.WithoutCancel(ctx), f.dir, recovery.Options{Logger: log, CacheSize: cache}); err != nil {
-				ln.Close()
-				return err
+				log.Warn("recovery report failed; the database open runs recovery itself", "dir", f.dir, "err", err)
 			}
 		}
 		// Opening (recovery included) is not interrupted by the first

@@ -109,7 +109,7 @@ func start(t *testing.T, bin, dir, kind string, logf *os.File) *server {
 		}
 		select {
 		case err := <-s.done:
-			t.Fatalf("server exited during start-up: %v (log %s)", err, logf.Name())
+			t.Fatalf("server exited during start-up: %v; end of its log:\n%s", err, tail(logf.Name(), 30))
 		default:
 		}
 		if time.Now().After(deadline) {
@@ -153,6 +153,11 @@ func runBackend(t *testing.T, bin, kind string) {
 		t.Fatal(err)
 	}
 	defer logf.Close()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("end of the server log:\n%s", tail(logf.Name(), 40))
+		}
+	})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
 	// Set-up: root (oid 0) references every client's head.
@@ -353,4 +358,14 @@ func offline(t *testing.T, bin, dir, kind string) {
 			t.Fatalf("db5.3_verify %s: %v\n%s", f, err, out)
 		}
 	}
+}
+
+// tail returns the last n lines of the file at path.
+func tail(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
