@@ -2,9 +2,7 @@ package engine
 
 import (
 	"fmt"
-	"sync/atomic"
 	"syscall"
-	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -23,34 +21,25 @@ const DefaultMinFreeSpace = 64 << 20
 // another process filling the disk between two checks.
 type spaceGuard struct {
 	dir     string
-	reserve int64        // bytes to keep free; <0 disables the guard
-	free    atomic.Int64 // free bytes at the last statfs, minus writes since
-	checked atomic.Int64 // unix nanoseconds of the last statfs
+	reserve int64 // bytes to keep free; <0 disables the guard
 }
 
 // admit returns an error wrapping kv.ErrNoSpace when writing about n bytes
 // (times a safety factor for logs, pages and indexes) would leave less than
-// the reserve free.
+// the reserve free. statfs costs about a microsecond, so it runs for every
+// commit and space taken by anything else is seen at once.
 func (g *spaceGuard) admit(n int64) error {
 	if g.reserve < 0 {
 		return nil
 	}
-	// statfs costs about a microsecond: run it for every commit, so space
-	// taken by anything else is seen at once.
-	now := time.Now().UnixNano()
-	{
-		var st syscall.Statfs_t
-		if err := syscall.Statfs(g.dir, &st); err != nil {
-			return nil // cannot tell: let the write itself report
-		}
-		g.free.Store(int64(st.Bavail) * int64(st.Bsize))
-		g.checked.Store(now)
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(g.dir, &st); err != nil {
+		return nil // cannot tell: let the write itself report
 	}
-	need := 4*n + g.reserve
-	if free := g.free.Load(); free < need {
+	free := int64(st.Bavail) * int64(st.Bsize)
+	if need := 4*n + g.reserve; free < need {
 		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (reserve %d, option MinFreeSpace): %w",
 			g.dir, free, n, need, g.reserve, kv.ErrNoSpace)
 	}
-	g.free.Add(-4 * n)
 	return nil
 }
