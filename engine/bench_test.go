@@ -9,6 +9,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 func benchBackends(b *testing.B, fn func(b *testing.B, kind string)) {
@@ -186,6 +187,44 @@ func BenchmarkImport(b *testing.B) {
 			b.StopTimer()
 			db.Close()
 			b.StartTimer()
+		}
+	})
+}
+
+// BenchmarkApply measures the apply of one-record commits without the
+// flush (durability nosync): alone (one transaction each) and staged in
+// groups of 8, applied by one run (one transaction per group), as the
+// server's token hands them in under load.
+func BenchmarkApply(b *testing.B) {
+	benchBackends(b, func(b *testing.B, kind string) {
+		for _, group := range []int{1, 8} {
+			b.Run(fmt.Sprintf("group%d", group), func(b *testing.B) {
+				opts := testOpts(kind)
+				opts.Durability = kv.NoSync
+				db := openTest(b, b.TempDir(), opts)
+				ctx := context.Background()
+				mustAlloc(b, db, 1)
+				mustCommit(b, db, smallRec(0))
+				ps := make([]*Pending, group)
+				b.ResetTimer()
+				for i := 0; i < b.N; i += group {
+					first, err := db.AllocOIDs(group)
+					if err != nil {
+						b.Fatal(err)
+					}
+					for j := range ps {
+						if ps[j], err = db.Stage(ctx, [][]byte{smallRec(first + uint64(j))}); err != nil {
+							b.Fatal(err)
+						}
+					}
+					for _, p := range ps {
+						if err := p.Wait(ctx); err != nil {
+							b.Fatal(err)
+						}
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/commit")
+			})
 		}
 	})
 }

@@ -33,8 +33,35 @@ type commitRec struct {
 //
 // Reference counts and the garbage queue are maintained in the same
 // transaction (FORMAT.md §4). When Commit returns the records are visible
-// to Load but not necessarily durable: call Pending.Wait.
+// to Load but not necessarily durable: call Pending.Wait. Commit is Stage
+// followed by waiting for the apply.
 func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
+	p, err := db.Stage(ctx, recs)
+	if err != nil {
+		return nil, err
+	}
+	if err := p.waitApplied(ctx); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// Stage checks recs as Commit does, except the checks that need the stored
+// data (ErrDangling), and queues them to be applied after every commit
+// staged before, in the order of Stage calls. It returns without waiting:
+// the commit is applied, together with the other commits queued by then,
+// in one transaction by the first Pending.Wait (or Load of one of its oids)
+// that runs the queue (see apply.go). Until it is applied, Load of one of
+// its oids waits for it. Pending.Wait returns the outcome: nil once applied
+// and durable, ErrDangling if it was refused (nothing of it stored), an
+// error wrapping ErrNotDurable if applied but the flush failed, any other
+// error (kv.ErrNoSpace when the free-space reserve would be broken) if the
+// storage failed and nothing was applied.
+//
+// A server calls Stage under its commit token, so that it can pass the
+// token on (and tell other clients what the commit stores) before the
+// apply: the token is then held for a round trip, not for the writes.
+func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -46,6 +73,9 @@ func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
 	}
 	if db.importing.Load() {
 		return nil, fmt.Errorf("engine: commit: %w", ErrImportIncomplete)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	crs := make([]commitRec, len(recs))
 	seen := make(map[uint64]struct{}, len(recs))
@@ -64,48 +94,19 @@ func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
 		}
 		crs[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
 	}
+	p := &Pending{db: db, sync: db.opts.Durability == kv.Sync, crs: crs, seen: seen, applied: make(chan struct{})}
 	if len(crs) == 0 {
-		return &Pending{db: db}, nil
+		close(p.applied)
+		return p, nil
 	}
-	var total int64
-	for _, c := range crs {
-		total += int64(len(c.rec)) + 64
-	}
-	if err := db.space.admit(total); err != nil {
-		return nil, err
-	}
-	mode := db.opts.Durability
-	if mode == kv.Sync {
-		mode = kv.NoSync // made durable by the group flush in Pending.Wait
-	}
-
-	db.writeMu.Lock()
-	var size uint64
-	err := kv.Update(ctx, db.store, mode, func(tx kv.Txn) error {
-		var err error
-		size, err = db.applyCommit(tx, crs, seen)
-		return err
-	})
-	if err == nil {
-		db.size.Store(size)
-		db.full.barrier(crs)
-	}
-	db.writeMu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	var n uint64
-	for _, c := range crs {
-		n += uint64(len(c.rec)) + 8
-	}
-	db.bytes.Add(n)
-	db.commits.Add(1)
-	db.lastCommit.Store(time.Now().UnixNano())
-	db.ckpt.noteCommit(db)
-	return &Pending{db: db, sync: db.opts.Durability == kv.Sync}, nil
+	db.enqueue(p)
+	return p, nil
 }
 
-// applyCommit is the body of a commit transaction. It returns the new size.
+// applyCommit writes one commit inside tx, the transaction of an apply run
+// (apply.go). It returns how many of its records are new. A refusal
+// (ErrDangling) is decided before the commit writes anything, so the run
+// can go on with the next commit.
 func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}) (uint64, error) {
 	deltas := make(map[uint64]int)
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
@@ -224,22 +225,7 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 			}
 		}
 	}
-	if added == 0 {
-		// No new record: the size is unchanged (writers hold writeMu, so
-		// db.size is the stored value); skip the meta read.
-		return db.size.Load(), nil
-	}
-	size, err := db.getSize(tx)
-	if err != nil {
-		return 0, err
-	}
-	{
-		size += added
-		if err := tx.Put(BucketMeta, []byte(MetaSize), int8Bytes(size)); err != nil {
-			return 0, err
-		}
-	}
-	return size, nil
+	return added, nil
 }
 
 // getCount returns the reference count of oid (0 when it has no entry).

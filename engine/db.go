@@ -21,9 +21,10 @@ type DB struct {
 	store   kv.Store
 	backend string
 	log     *slog.Logger
-	group   *txn.Group
-	hash    bool // objects.db uses hash access: cursor order is not oid order
-	unclean bool // in_use was found set on open
+	group   *txn.Group // durability: one flush for the commits waiting
+	applier *txn.Group // apply runs: one transaction for the commits queued
+	hash    bool       // objects.db uses hash access: cursor order is not oid order
+	unclean bool       // in_use was found set on open
 	space   spaceGuard
 
 	// writeMu serialises every write transaction: commits, collector
@@ -31,6 +32,12 @@ type DB struct {
 	// backends then never see two writers (LevelDB has no writer isolation;
 	// Berkeley DB cannot deadlock between our own writers).
 	writeMu sync.Mutex
+
+	// applyMu guards the queue of staged commits (apply.go).
+	applyMu  sync.Mutex
+	queue    []*Pending          // staged, not yet taken by an apply run; owned by applyMu
+	inflight map[uint64]*Pending // oid → last staged commit storing it, until applied; owned by applyMu
+	staged   atomic.Int64        // len(inflight): lets Load skip applyMu when nothing is staged
 
 	// allocMu guards the allocation cursor and the durable reservation.
 	allocMu  sync.Mutex
@@ -87,26 +94,6 @@ type Stats struct {
 	CheckpointsSince uint64    // checkpoints run since open
 }
 
-// Pending is a commit that has been applied but may not be durable yet.
-type Pending struct {
-	db   *DB
-	sync bool
-}
-
-// Wait returns when the commit is durable per Options.Durability: in sync
-// mode after a group flush that started after the commit (txn.Group), in
-// the other modes at once. A flush error is returned to every waiter of
-// that flush.
-func (p *Pending) Wait(ctx context.Context) error {
-	if p == nil || !p.sync {
-		return nil
-	}
-	if p.db.closed.Load() {
-		return ErrClosed
-	}
-	return p.db.group.Wait(ctx)
-}
-
 // Dir returns the database directory.
 func (db *DB) Dir() string { return db.dir }
 
@@ -133,6 +120,7 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
+	db.waitStaged(oid)
 	var rec []byte
 	var err error
 	if g, ok := db.store.(kv.Getter); ok {
@@ -313,6 +301,7 @@ func (db *DB) Close() error {
 		db.bgMu.Unlock()
 		db.cancel()
 		db.wg.Wait()
+		db.drainQueue()
 		db.closed.Store(true)
 		var errs []error
 		if !db.opts.ReadOnly {

@@ -42,6 +42,8 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		group:   txn.NewGroup(store.Flush),
 		gcKick:  make(chan struct{}, 1),
 	}
+	db.applier = txn.NewGroup(db.applyQueued)
+	db.inflight = make(map[uint64]*Pending)
 	db.ckpt.last = time.Now()
 	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}
 	if db.space.reserve == 0 {

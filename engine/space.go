@@ -26,8 +26,8 @@ type spaceGuard struct {
 
 // admit returns an error wrapping kv.ErrNoSpace when writing about n bytes
 // (times a safety factor for logs, pages and indexes) would leave less than
-// the reserve free. statfs costs about a microsecond, so it runs for every
-// commit and space taken by anything else is seen at once.
+// the reserve free. It runs once per apply run (apply.go), for the run's
+// commits together, so space taken by anything else is seen at once.
 func (g *spaceGuard) admit(n int64) error {
 	if g.reserve < 0 {
 		return nil

@@ -263,19 +263,27 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 			msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-s0)}, len(data))
 	}
 
+	// Taken (queued in the engine): what it stores is known, so the token
+	// can pass on now; the writes happen in Wait, batched with the commits
+	// taken meanwhile. Loads of these oids wait for them.
 	p, err := s.st.Commit(s.hard, f.recs)
 	if err != nil {
 		unlock()
-		if errors.Is(err, ErrDangling) {
-			return c.refuse(statusInvalid, &frameError{rule: 10, msg: err.Error()}, len(data))
+		return c.commitFailed(err, len(data))
+	}
+	if locked {
+		// The first record of the root: applied before the root counts as
+		// stored (A5), with allocMu and the token held (once per database).
+		if err := p.Wait(s.hard); err != nil {
+			unlock()
+			return c.commitFailed(err, len(data))
 		}
-		c.log.Error("commit failed in the storage", "err", err)
-		c.observeError(ErrStorageCommit)
-		return c.refuse(statusRefused, &frameError{rule: 11, msg: "storage failure: " + err.Error()}, len(data))
 	}
 
-	// Applied and visible. Take the oids out of the unused set, then
-	// invalidate them for everybody else (I1, I6), still under the token.
+	// Take the oids out of the unused set, then invalidate them for
+	// everybody else (I1, I6), still under the token. If the commit is
+	// refused in Wait, the invalidations were needless, never wrong: the
+	// others reload the record stored before.
 	if !locked {
 		s.allocMu.Lock()
 		locked = true
@@ -303,13 +311,31 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 		}
 	}
 
-	// Durability without the token: one flush covers many commits.
+	// Apply and durability without the token: one transaction and one
+	// flush cover many commits.
 	tw := time.Now()
 	if err := p.Wait(s.hard); err != nil {
+		return c.commitFailed(err, len(data))
+	}
+	c.observeCommit(statusOK, 0, time.Since(tw))
+	return c.w.WriteByte(statusOK)
+}
+
+// commitFailed answers a commit the storage did not take or apply: I for a
+// dangling reference (rule 10), E for a storage failure (rule 11); a commit
+// applied but not made durable closes the connection without a reply, since
+// neither answer would be true.
+func (c *conn) commitFailed(err error, dataLen int) error {
+	switch {
+	case errors.Is(err, ErrDangling):
+		return c.refuse(statusInvalid, &frameError{rule: 10, msg: err.Error()}, dataLen)
+	case errors.Is(err, ErrNotDurable):
+		c.releaseToken()
 		c.log.Error("commit applied but not made durable; closing connection", "err", err)
 		c.observeError(ErrDurability)
 		return &protoEnd{"durability failure"}
 	}
-	c.observeCommit(statusOK, 0, time.Since(tw))
-	return c.w.WriteByte(statusOK)
+	c.log.Error("commit failed in the storage", "err", err)
+	c.observeError(ErrStorageCommit)
+	return c.refuse(statusRefused, &frameError{rule: 11, msg: "storage failure: " + err.Error()}, dataLen)
 }

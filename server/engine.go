@@ -27,14 +27,29 @@ func (e engineStorage) AllocOIDs(n int) (uint64, error) { return e.db.AllocOIDs(
 func (e engineStorage) AllocCursor() uint64 { return e.db.AllocCursor() }
 
 func (e engineStorage) Commit(ctx context.Context, recs [][]byte) (Pending, error) {
-	p, err := e.db.Commit(ctx, recs)
+	p, err := e.db.Stage(ctx, recs)
 	if err != nil {
-		if errors.Is(err, engine.ErrDangling) {
-			return nil, fmt.Errorf("%w: %w", ErrDangling, err)
-		}
-		return nil, err
+		return nil, engineError(err)
 	}
-	return p, nil
+	return enginePending{p}, nil
+}
+
+// enginePending maps the outcome of a staged engine commit.
+type enginePending struct{ p *engine.Pending }
+
+func (p enginePending) Wait(ctx context.Context) error { return engineError(p.p.Wait(ctx)) }
+
+// engineError maps the engine's commit errors to the server's sentinels.
+func engineError(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, engine.ErrDangling):
+		return fmt.Errorf("%w: %w", ErrDangling, err)
+	case errors.Is(err, engine.ErrNotDurable):
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return err
 }
 
 func (e engineStorage) Pack() bool { return e.db.Pack() }

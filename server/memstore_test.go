@@ -21,7 +21,8 @@ type memStore struct {
 
 	commitErr error         // next commits fail with this
 	waitDelay time.Duration // Pending.Wait sleeps this long
-	waitErr   error
+	waitErr   error // Pending.Wait: the flush failed (wrapped in ErrNotDurable)
+	applyErr  error // Pending.Wait: the deferred apply refused the commit (returned as is)
 	packs     atomic.Int32
 	packing   atomic.Bool
 	commits   atomic.Int32
@@ -64,7 +65,13 @@ func (p memPending) Wait(ctx context.Context) error {
 			return ctx.Err()
 		}
 	}
-	return p.m.waitErr
+	if p.m.applyErr != nil {
+		return p.m.applyErr
+	}
+	if p.m.waitErr != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, p.m.waitErr)
+	}
+	return nil
 }
 
 func (m *memStore) Commit(ctx context.Context, recs [][]byte) (Pending, error) {

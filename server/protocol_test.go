@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -560,6 +561,38 @@ func TestCommitStorageFailure(t *testing.T) {
 	}
 	if !containsLog(ts, "rule=11") {
 		t.Fatal("failure not logged")
+	}
+}
+
+// Refusals decided when the queued commit is applied, after the token has
+// passed on, answer as if decided before: I for a dangling reference (rule
+// 10), E for a storage failure (rule 11); the connection stays usable.
+func TestCommitRefusedAtApply(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{}, m)
+	c := ts.dial(t)
+	if _, st := c.commit(rec(0, "r")); st != 'O' {
+		t.Fatalf("root: %q", st)
+	}
+	for _, tc := range []struct {
+		err  error
+		want byte
+		rule string
+	}{
+		{fmt.Errorf("oid 7: %w", ErrDangling), 'I', "rule=10"},
+		{errTest, 'E', "rule=11"},
+	} {
+		m.applyErr = tc.err
+		if _, st := c.commit(rec(0, "r2")); st != tc.want {
+			t.Fatalf("apply error %v: status %q, want %q", tc.err, st, tc.want)
+		}
+		if !containsLog(ts, tc.rule) {
+			t.Fatalf("apply error %v: no log line with %s", tc.err, tc.rule)
+		}
+		m.applyErr = nil
+		if _, st := c.commit(rec(0, "r3")); st != 'O' {
+			t.Fatalf("after %v: status %q", tc.err, st)
+		}
 	}
 }
 

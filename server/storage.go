@@ -21,10 +21,16 @@ type Storage interface {
 	AllocOIDs(n int) (first uint64, err error)
 	// AllocCursor returns h: every oid below h has been handed out or reserved.
 	AllocCursor() uint64
-	// Commit applies recs (full records, oid first) atomically: visible to
-	// Load when it returns, durable after Pending.Wait. A reference to an oid
-	// neither stored nor in recs fails with an error wrapping ErrDangling;
-	// any other error means the storage failed and nothing was applied.
+	// Commit takes recs (full records, oid first) to be applied atomically,
+	// after every commit taken before: it may return before they are
+	// applied (the engine queues them, so the token passes on before the
+	// writes), but from its return a Load of one of their oids returns them
+	// or, if the commit is refused, the record stored before. Pending.Wait
+	// returns once they are applied and durable. A reference to an oid
+	// neither stored nor in recs fails, from Commit or from Wait, with an
+	// error wrapping ErrDangling; a flush failure after the apply, from
+	// Wait, wraps ErrNotDurable; any other error means the storage failed
+	// and nothing was applied.
 	Commit(ctx context.Context, recs [][]byte) (Pending, error)
 	// Pack starts a full collection in the background; false if one is
 	// running or the storage is read-only.
@@ -33,9 +39,11 @@ type Storage interface {
 	ReadOnly() bool
 }
 
-// Pending is a commit that is applied but perhaps not yet durable.
+// Pending is a commit taken by Storage.Commit, perhaps not yet applied or
+// durable.
 type Pending interface {
-	// Wait returns once the commit is durable (group commit).
+	// Wait returns once the commit is applied and durable (group commit),
+	// with its outcome (see Storage.Commit).
 	Wait(ctx context.Context) error
 }
 
@@ -46,4 +54,7 @@ var (
 	// ErrDangling: a committed record refers to an oid without a record
 	// (rule 10 of §5.5, reply I).
 	ErrDangling = errors.New("server: dangling reference")
+	// ErrNotDurable: a commit was applied but could not be made durable
+	// (the connection is closed without a reply).
+	ErrNotDurable = errors.New("server: commit not made durable")
 )

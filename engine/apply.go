@@ -1,0 +1,272 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// The apply queue. Stage queues a validated commit; an apply run takes
+// every commit queued at its start (up to maxApplyRecords records) and
+// writes them, in queue order, in one write transaction under writeMu,
+// committed without sync; the group flush (DB.group) then makes them
+// durable. Runs are led by txn.Group like flushes: the first waiter runs
+// the queue on its own goroutine, later waiters join the next run.
+//
+// Why: a server must pass its commit token on only after it knows what a
+// commit stores (for invalidations), but it need not wait for the writes.
+// Queued commits are invisible; Load of an oid a queued commit stores waits
+// until that commit's run ends, so no client reads a record before it is
+// applied (or reads one that is then refused).
+
+// maxApplyRecords bounds the records of one apply run (a run takes at least
+// one commit, however big): a run's transaction holds its page locks and
+// log space until it commits.
+const maxApplyRecords = 4096
+
+// maxApplyBytes bounds the record bytes of one apply run likewise.
+const maxApplyBytes = 16 << 20
+
+// Pending is a staged commit: queued, then applied, then durable.
+type Pending struct {
+	db      *DB
+	sync    bool // wait for a group flush once applied
+	crs     []commitRec
+	seen    map[uint64]struct{} // oids of crs
+	applied chan struct{}       // closed when the run that took it ended; err is then set
+	err     error               // the apply outcome
+}
+
+// ErrNotDurable wraps the error of a commit that was applied (and is
+// visible) but whose flush failed: the process may lose it in a crash.
+var ErrNotDurable = errors.New("engine: commit applied but not made durable")
+
+// Wait returns when the commit is applied and durable per
+// Options.Durability: in sync mode after a group flush that started after
+// the commit was applied (txn.Group), in the other modes once applied. Its
+// error is the commit's outcome (see Stage). A flush error is returned,
+// wrapped in ErrNotDurable, to every waiter of that flush.
+func (p *Pending) Wait(ctx context.Context) error {
+	if p == nil {
+		return nil
+	}
+	if err := p.waitApplied(ctx); err != nil {
+		return err
+	}
+	if !p.sync || len(p.crs) == 0 {
+		return nil
+	}
+	if p.db.closed.Load() {
+		return fmt.Errorf("%w: %w", ErrNotDurable, ErrClosed)
+	}
+	if err := p.db.group.Wait(ctx); err != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	}
+	return nil
+}
+
+// waitApplied returns the apply outcome of p, running the queue (or
+// joining a run) until p's run has ended. If ctx ends first it returns
+// ctx's error and p stays queued: a later run still applies it.
+func (p *Pending) waitApplied(ctx context.Context) error {
+	for {
+		select {
+		case <-p.applied:
+			return p.err
+		default:
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		// A run's own failure reaches every commit it took through p.err;
+		// the Group's error (a panic) is seen there too.
+		_ = p.db.applier.Wait(ctx)
+	}
+}
+
+// enqueue appends p to the queue and marks its oids in flight.
+func (db *DB) enqueue(p *Pending) {
+	db.applyMu.Lock()
+	db.queue = append(db.queue, p)
+	for _, c := range p.crs {
+		db.inflight[c.oid] = p
+	}
+	db.staged.Store(int64(len(db.inflight)))
+	db.applyMu.Unlock()
+}
+
+// waitStaged waits until no queued commit stores oid (Load's guard).
+func (db *DB) waitStaged(oid uint64) {
+	for db.staged.Load() > 0 {
+		db.applyMu.Lock()
+		p := db.inflight[oid]
+		db.applyMu.Unlock()
+		if p == nil {
+			return
+		}
+		// The outcome is p's committer's; a refused commit leaves the old record.
+		_ = p.waitApplied(context.Background())
+	}
+}
+
+// take removes the commits of the next run from the head of the queue.
+func (db *DB) take() []*Pending {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	n, recs, bytes := 0, 0, 0
+	for n < len(db.queue) {
+		p := db.queue[n]
+		b := 0
+		for _, c := range p.crs {
+			b += len(c.rec)
+		}
+		if n > 0 && (recs+len(p.crs) > maxApplyRecords || bytes+b > maxApplyBytes) {
+			break
+		}
+		n++
+		recs += len(p.crs)
+		bytes += b
+	}
+	q := db.queue[:n:n]
+	db.queue = db.queue[n:]
+	if len(db.queue) == 0 {
+		db.queue = nil
+	}
+	return q
+}
+
+// finish publishes the outcome of a run: each commit's err is set; its
+// oids leave the in-flight set and its waiters are released.
+func (db *DB) finish(q []*Pending) {
+	db.applyMu.Lock()
+	for _, p := range q {
+		for _, c := range p.crs {
+			if db.inflight[c.oid] == p {
+				delete(db.inflight, c.oid)
+			}
+		}
+	}
+	db.staged.Store(int64(len(db.inflight)))
+	db.applyMu.Unlock()
+	for _, p := range q {
+		close(p.applied)
+	}
+}
+
+// applyQueued is one apply run (the function of DB.applier). Its return is
+// nil: each commit's outcome is in its Pending.
+func (db *DB) applyQueued() error {
+	q := db.take()
+	if len(q) == 0 {
+		return nil
+	}
+	ok := false
+	defer func() {
+		if !ok { // a panic: nothing of this run is known to be applied
+			for _, p := range q {
+				if p.err == nil {
+					p.err = fmt.Errorf("engine: commit oid %d: apply run failed", p.crs[0].oid)
+				}
+			}
+		}
+		db.finish(q)
+	}()
+	mode := db.opts.Durability
+	if mode == kv.Sync {
+		mode = kv.NoSync // made durable by the group flush in Pending.Wait
+	}
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	if db.closed.Load() {
+		for _, p := range q {
+			p.err = ErrClosed
+		}
+		ok = true
+		return nil
+	}
+	size, err := db.writeRun(q, mode)
+	ok = true
+	if err != nil {
+		for _, p := range q {
+			if p.err == nil {
+				p.err = fmt.Errorf("engine: commit oid %d: %w", p.crs[0].oid, err)
+			}
+		}
+		return nil
+	}
+	db.size.Store(size)
+	now := time.Now().UnixNano()
+	for _, p := range q {
+		if p.err != nil {
+			continue
+		}
+		db.full.barrier(p.crs)
+		var n uint64
+		for _, c := range p.crs {
+			n += uint64(len(c.rec)) + 8
+		}
+		db.bytes.Add(n)
+		db.commits.Add(1)
+		db.lastCommit.Store(now)
+		db.ckpt.noteCommit(db)
+	}
+	return nil
+}
+
+// drainQueue applies what is still queued (Close, before the store goes).
+func (db *DB) drainQueue() {
+	for {
+		db.applyMu.Lock()
+		n := len(db.queue)
+		db.applyMu.Unlock()
+		if n == 0 {
+			return
+		}
+		_ = db.applier.Wait(context.Background())
+	}
+}
+
+// writeRun writes the commits of q in one transaction committed with mode,
+// after the free-space check; a commit refused with ErrDangling gets it in
+// its err and the others go on. It returns the new size.
+func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
+	var total int64
+	for _, p := range q {
+		for _, c := range p.crs {
+			total += int64(len(c.rec)) + 64
+		}
+	}
+	if err := db.space.admit(total); err != nil { // one statfs per run
+		return 0, err
+	}
+	var size uint64
+	err := kv.Update(context.Background(), db.store, mode, func(tx kv.Txn) error {
+		var added uint64
+		for _, p := range q {
+			p.err = nil
+			n, err := db.applyCommit(tx, p.crs, p.seen)
+			if errors.Is(err, ErrDangling) {
+				p.err = err // refused before it wrote anything
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			added += n
+		}
+		size = db.size.Load()
+		if added == 0 {
+			return nil // writers hold writeMu, so db.size is the stored value
+		}
+		base, err := db.getSize(tx)
+		if err != nil {
+			return err
+		}
+		size = base + added
+		return putSize(tx, size)
+	})
+	return size, err
+}
