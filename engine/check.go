@@ -371,6 +371,13 @@ func (s oidSet) sort() {
 	}
 }
 
+// dedup removes repeats from the sorted set and reports whether there were any.
+func (s *oidSet) dedup() bool {
+	n := len(*s)
+	*s = slices.Compact(*s)
+	return len(*s) != n
+}
+
 // has reports whether oid is in the (sorted) set.
 func (s oidSet) has(oid uint64) bool {
 	_, ok := slices.BinarySearch(s, oid)

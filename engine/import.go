@@ -40,11 +40,14 @@ type ImportStats struct {
 }
 
 // Import replaces the (empty) database contents with the records src
-// yields, for migrate. src calls yield once per record in file order; a
-// later record of an oid replaces an earlier one. Records are checked
+// yields, for migrate. src, run on a goroutine of its own, calls yield
+// once per record in file order; a later record of an oid replaces an
+// earlier one. Records are checked
 // against R1–R3 and written in large kv.NoSync transactions while the
-// collector is held off; then reference counts are computed from the
-// stored records, zero-count objects other than oid 0 are queued as
+// collector is held off, reading and writing overlapped on two
+// goroutines; reference counts are computed from the
+// records as they stream (or, if an oid comes twice, from the stored
+// records), zero-count objects other than oid 0 are queued as
 // garbage, size is set and the allocation cursor is raised above the
 // largest imported oid, all made durable before Import returns. Dangling
 // references are imported unchanged and reported in the stats (and logged).
@@ -55,8 +58,8 @@ type ImportStats struct {
 // the destination is as before (empty). After a crash the marker remains
 // and Open reports ErrImportIncomplete. Commits wait while Import runs.
 //
-// Memory: the final pass keeps 8 bytes per stored oid and one map entry
-// (about 50 bytes) per referenced oid.
+// Memory: 8 bytes per record read and one map entry (about 50 bytes) per
+// referenced oid, plus two batches in flight.
 func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error) error, opts ImportOptions) (ImportStats, error) {
 	start := time.Now()
 	var st ImportStats
@@ -130,74 +133,39 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 		return st, fmt.Errorf("engine: import into %s: %w (nothing imported)", db.dir, cause)
 	}
 
-	// Phase 1: stream records.
-	var batch [][]byte
-	var bsize int
-	flush := func() error {
-		if len(batch) == 0 {
-			return nil
-		}
-		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
-			for _, rec := range batch {
-				if err := tx.Put(BucketObjects, rec[:8], rec); err != nil {
-					return fmt.Errorf("oid %d: %w", record.OID(rec), err)
-				}
-			}
-			return nil
-		})
-		batch, bsize = batch[:0], 0
-		if err == nil && opts.Progress != nil {
-			opts.Progress(st.Records, st.Bytes)
-		}
-		return err
-	}
-	err = src(func(rec []byte) error {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		r, err := record.Parse(rec)
-		if err != nil {
-			return fmt.Errorf("record %d: %w", st.Records, err)
-		}
-		st.Records++
-		st.Bytes += int64(len(rec))
-		st.MaxOID = max(st.MaxOID, r.OID)
-		batch = append(batch, slices.Clone(rec))
-		bsize += len(rec)
-		if bsize >= batchBytes || len(batch) >= batchRecs {
-			return flush()
-		}
-		return nil
-	})
-	if err == nil {
-		err = ctx.Err()
-	}
-	if err == nil {
-		err = flush()
-	}
-	if err != nil {
+	// Phase 1: stream records. The source is read, parsed and counted on
+	// its own goroutine while this one writes the previous batch (two
+	// cores: reading and Berkeley DB's puts overlap). In-degrees are
+	// counted from the records as they pass; if an oid comes twice (an
+	// unpacked file), the counts are recomputed from the stored records.
+	var stored oidSet
+	indeg := make(map[uint64]uint32)
+	if err := db.importStream(ctx, src, &st, &stored, indeg, batchBytes, batchRecs, opts.Progress); err != nil {
 		return fail(err)
 	}
 
-	// Phase 2: counts from the stored records.
-	var stored oidSet
-	indeg := make(map[uint64]uint32)
-	err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
-		oid := record.OID(k)
-		stored = append(stored, oid)
-		r, perr := record.ParseFor(oid, v)
-		if perr != nil {
-			return perr
-		}
-		for _, ref := range r.RefSet() {
-			indeg[ref]++
-		}
-		return nil
-	})
-	if err != nil {
-		return fail(err)
-	}
+	// Phase 2: if an oid came twice, counts from the stored records.
 	stored.sort()
+	if dup := stored.dedup(); dup {
+		stored = stored[:0]
+		clear(indeg)
+		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
+			oid := record.OID(k)
+			stored = append(stored, oid)
+			r, perr := record.ParseFor(oid, v)
+			if perr != nil {
+				return perr
+			}
+			for _, ref := range r.RefSet() {
+				indeg[ref]++
+			}
+			return nil
+		})
+		if err != nil {
+			return fail(err)
+		}
+		stored.sort()
+	}
 	st.Objects = uint64(len(stored))
 	if !stored.has(record.RootOID) {
 		st.MissingRoot = true
@@ -344,4 +312,92 @@ func (db *DB) wipe(ctx context.Context) error {
 		db.size.Store(0)
 	}
 	return err
+}
+
+// importBatch is one transaction's worth of imported records.
+type importBatch struct {
+	recs          [][]byte
+	records, size int64 // st.Records and st.Bytes after this batch
+}
+
+// importStream runs src on a goroutine that parses, counts references
+// (into indeg), collects oids (into stored, unsorted, with repeats) and
+// cuts batches; the caller's goroutine writes each batch in one kv.NoSync
+// transaction. It returns the first error of either side; the other stops.
+func (db *DB) importStream(ctx context.Context, src func(yield func(rec []byte) error) error, st *ImportStats,
+	stored *oidSet, indeg map[uint64]uint32, batchBytes, batchRecs int, progress func(records, bytes int64)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	batches := make(chan importBatch, 2)
+	prodErr := make(chan error, 1)
+	go func() {
+		defer close(batches)
+		var b importBatch
+		var bsize int
+		send := func() error {
+			b.records, b.size = st.Records, st.Bytes
+			select {
+			case batches <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			b, bsize = importBatch{recs: make([][]byte, 0, len(b.recs))}, 0
+			return nil
+		}
+		err := src(func(rec []byte) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			r, err := record.Parse(rec)
+			if err != nil {
+				return fmt.Errorf("record %d: %w", st.Records, err)
+			}
+			st.Records++
+			st.Bytes += int64(len(rec))
+			st.MaxOID = max(st.MaxOID, r.OID)
+			*stored = append(*stored, r.OID)
+			for _, ref := range r.RefSet() {
+				indeg[ref]++
+			}
+			b.recs = append(b.recs, slices.Clone(rec))
+			bsize += len(rec)
+			if bsize >= batchBytes || len(b.recs) >= batchRecs {
+				return send()
+			}
+			return nil
+		})
+		if err == nil {
+			err = ctx.Err()
+		}
+		if err == nil && len(b.recs) > 0 {
+			err = send()
+		}
+		prodErr <- err
+	}()
+	var werr error
+	for b := range batches {
+		if werr != nil {
+			continue // drain until the producer sees the cancellation
+		}
+		werr = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			for _, rec := range b.recs {
+				if err := tx.Put(BucketObjects, rec[:8], rec); err != nil {
+					return fmt.Errorf("oid %d: %w", record.OID(rec), err)
+				}
+			}
+			return nil
+		})
+		if werr != nil {
+			cancel()
+			continue
+		}
+		if progress != nil {
+			progress(b.records, b.size)
+		}
+	}
+	perr := <-prodErr
+	if werr != nil {
+		return werr
+	}
+	return perr
 }

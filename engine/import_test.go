@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -228,6 +229,34 @@ func TestScan(t *testing.T) {
 		stop := errors.New("stop")
 		if err := db.Scan(context.Background(), func(uint64, []byte) error { return stop }); err != stop {
 			t.Fatalf("scan error %v", err)
+		}
+	})
+}
+
+// TestImportPackedCounts: a source without repeated oids (a packed file)
+// gets its counts from the streaming pass alone; they must equal the true
+// in-degrees, across many small batches.
+func TestImportPackedCounts(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		rng := rand.New(rand.NewPCG(7, 9))
+		var recs [][]byte
+		for oid := uint64(0); oid < 1000; oid++ {
+			var refs []uint64
+			for range rng.IntN(4) {
+				refs = append(refs, rng.Uint64N(1000))
+			}
+			recs = append(recs, rec(oid, refs...))
+		}
+		rng.Shuffle(len(recs), func(i, j int) { recs[i], recs[j] = recs[j], recs[i] })
+		st, err := db.Import(context.Background(), source(recs...), ImportOptions{BatchRecords: 7})
+		if err != nil || st.Objects != 1000 || st.Records != 1000 {
+			t.Fatalf("import: %+v %v", st, err)
+		}
+		verifyInvariants(t, db)
+		rep, err := db.Check(context.Background(), false)
+		if err != nil || rep.ProblemCount != 0 {
+			t.Fatalf("check: %v %+v", err, rep)
 		}
 	})
 }
