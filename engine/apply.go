@@ -12,9 +12,11 @@ import (
 // The apply queue. Stage queues a validated commit; an apply run takes
 // every commit queued at its start (up to maxApplyRecords records) and
 // writes them, in queue order, in one write transaction under writeMu,
-// committed without sync; the group flush (DB.group) then makes them
-// durable. Runs are led by txn.Group like flushes: the first waiter runs
-// the queue on its own goroutine, later waiters join the next run.
+// committed without sync. Runs are led by txn.Group (DB.applier): the
+// first waiter runs the queue on its own goroutine, later waiters join the
+// next run. In sync mode the leader of a group flush (DB.group) runs the
+// queue before it flushes, so one transaction and one fsync cover the
+// whole group; loads of in-flight oids run (or join) an apply run directly.
 //
 // Why: a server must pass its commit token on only after it knows what a
 // commit stores (for invalidations), but it need not wait for the writes.
@@ -46,26 +48,52 @@ var ErrNotDurable = errors.New("engine: commit applied but not made durable")
 
 // Wait returns when the commit is applied and durable per
 // Options.Durability: in sync mode after a group flush that started after
-// the commit was applied (txn.Group), in the other modes once applied. Its
+// Wait was called (txn.Group; its leader applies the queue first), in the
+// other modes once applied. Its
 // error is the commit's outcome (see Stage). A flush error is returned,
 // wrapped in ErrNotDurable, to every waiter of that flush.
 func (p *Pending) Wait(ctx context.Context) error {
 	if p == nil {
 		return nil
 	}
-	if err := p.waitApplied(ctx); err != nil {
-		return err
-	}
 	if !p.sync || len(p.crs) == 0 {
-		return nil
+		return p.waitApplied(ctx)
+	}
+	select {
+	case <-p.applied:
+		if p.err != nil {
+			return p.err
+		}
+	default:
 	}
 	if p.db.closed.Load() {
 		return fmt.Errorf("%w: %w", ErrNotDurable, ErrClosed)
 	}
-	if err := p.db.group.Wait(ctx); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	// The flush's leader applies what is queued first (applyAndFlush), so
+	// a commit is applied in a run as big as its flush group.
+	ferr := p.db.group.Wait(ctx)
+	if err := p.waitApplied(ctx); err != nil {
+		return err
+	}
+	if ferr != nil {
+		return fmt.Errorf("%w: %w", ErrNotDurable, ferr)
 	}
 	return nil
+}
+
+// applyAndFlush is the group flush (the function of DB.group): it applies
+// every commit queued when it starts, then flushes the log once.
+func (db *DB) applyAndFlush() error {
+	db.applyMu.Lock()
+	var last *Pending
+	if n := len(db.queue); n > 0 {
+		last = db.queue[n-1]
+	}
+	db.applyMu.Unlock()
+	if last != nil {
+		_ = last.waitApplied(context.Background())
+	}
+	return db.store.Flush()
 }
 
 // waitApplied returns the apply outcome of p, running the queue (or

@@ -39,10 +39,10 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		store:   store,
 		backend: store.Backend(),
 		log:     log,
-		group:   txn.NewGroup(store.Flush),
 		gcKick:  make(chan struct{}, 1),
 	}
 	db.applier = txn.NewGroup(db.applyQueued)
+	db.group = txn.NewGroup(db.applyAndFlush)
 	db.inflight = make(map[uint64]*Pending)
 	db.ckpt.last = time.Now()
 	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}

@@ -21,8 +21,8 @@ type memStore struct {
 
 	commitErr error         // next commits fail with this
 	waitDelay time.Duration // Pending.Wait sleeps this long
-	waitErr   error // Pending.Wait: the flush failed (wrapped in ErrNotDurable)
-	applyErr  error // Pending.Wait: the deferred apply refused the commit (returned as is)
+	waitErr   error         // Pending.Wait: the flush failed (wrapped in ErrNotDurable)
+	applyErr  error         // Pending.Wait: the deferred apply refused the commit (returned as is)
 	packs     atomic.Int32
 	packing   atomic.Bool
 	commits   atomic.Int32
