@@ -225,6 +225,11 @@ func (db *DB) applyQueued() error {
 		}
 		return nil
 	}
+	for _, p := range q {
+		for _, c := range p.crs {
+			db.rc.invalidate(c.oid) // committed: cached copies are old
+		}
+	}
 	db.size.Store(size)
 	now := time.Now().UnixNano()
 	for _, p := range q {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/durus/record"
@@ -126,12 +127,18 @@ func TestStageClose(t *testing.T) {
 }
 
 // TestStageConcurrent: committers stage in turn (a token, as the server
-// holds) and wait concurrently while readers load the same oids; every
-// load sees a record some commit stored, in commit order per oid, and the
-// invariants hold at the end.
+// holds) and wait concurrently, publishing each version once its Wait
+// returned, while readers load the same oids through the record cache.
+// Every load returns a version no older than the last one the reader saw
+// (monotonic) and no older than the last acknowledged before the load
+// began (the cache never serves a record an acknowledged commit replaced);
+// at the end each oid holds its last staged version and the invariants
+// hold.
 func TestStageConcurrent(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
-		db := newTestDB(t, kind)
+		opts := testOpts(kind)
+		opts.RecordCache = 64 << 10
+		db := openTest(t, t.TempDir(), opts)
 		const writers, rounds, oids = 6, 60, 8
 		mustAlloc(t, db, oids+1)
 		root := []uint64{}
@@ -142,7 +149,8 @@ func TestStageConcurrent(t *testing.T) {
 		}
 		mustCommit(t, db, append(initial, rec(0, root...))...)
 		var token sync.Mutex
-		version := make([]int, oids+1) // last staged version per oid; owned by token
+		version := make([]int64, oids+1) // last staged version per oid; owned by token
+		var acked [oids + 1]atomic.Int64
 		var wg sync.WaitGroup
 		errc := make(chan error, writers*rounds+64)
 		for w := 0; w < writers; w++ {
@@ -153,7 +161,8 @@ func TestStageConcurrent(t *testing.T) {
 					oid := uint64(1 + (w+r)%oids)
 					token.Lock()
 					version[oid]++
-					p, err := db.Stage(context.Background(), [][]byte{record.Build(oid, fmt.Appendf(nil, "%d", version[oid]))})
+					v := version[oid]
+					p, err := db.Stage(context.Background(), [][]byte{record.Build(oid, fmt.Appendf(nil, "%d", v))})
 					token.Unlock()
 					if err == nil {
 						err = p.Wait(context.Background())
@@ -162,16 +171,22 @@ func TestStageConcurrent(t *testing.T) {
 						errc <- err
 						return
 					}
+					for { // publish v unless a later version already is
+						cur := acked[oid].Load()
+						if cur >= v || acked[oid].CompareAndSwap(cur, v) {
+							break
+						}
+					}
 				}
 			}()
 		}
 		stop := make(chan struct{})
 		var rg sync.WaitGroup
-		for r := 0; r < 2; r++ {
+		for r := 0; r < 3; r++ {
 			rg.Add(1)
 			go func() {
 				defer rg.Done()
-				last := make([]int, oids+1)
+				last := make([]int64, oids+1)
 				for {
 					select {
 					case <-stop:
@@ -179,16 +194,21 @@ func TestStageConcurrent(t *testing.T) {
 					default:
 					}
 					for oid := uint64(1); oid <= oids; oid++ {
+						floor := acked[oid].Load()
 						got, err := db.Load(oid)
 						if err != nil {
 							errc <- err
 							return
 						}
 						r, _ := record.Parse(got)
-						var v int
+						var v int64
 						fmt.Sscan(string(r.Data), &v)
-						if v < last[oid] {
+						switch {
+						case v < last[oid]:
 							errc <- fmt.Errorf("oid %d went back from version %d to %d", oid, last[oid], v)
+							return
+						case v < floor:
+							errc <- fmt.Errorf("oid %d: loaded version %d after version %d was acknowledged", oid, v, floor)
 							return
 						}
 						last[oid] = v
@@ -208,6 +228,9 @@ func TestStageConcurrent(t *testing.T) {
 			if want := record.Build(oid, fmt.Appendf(nil, "%d", version[oid])); !bytes.Equal(got, want) {
 				t.Fatalf("oid %d = %q, want the last staged %q", oid, got, want)
 			}
+		}
+		if db.rc.hits.Load() == 0 {
+			t.Fatal("the readers never hit the record cache: the test proves nothing about it")
 		}
 		verifyInvariants(t, db)
 	})

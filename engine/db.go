@@ -26,6 +26,7 @@ type DB struct {
 	hash    bool       // objects.db uses hash access: cursor order is not oid order
 	unclean bool       // in_use was found set on open
 	space   spaceGuard
+	rc      *recCache // recently loaded records; see reccache.go
 
 	// writeMu serialises every write transaction: commits, collector
 	// batches, full-collection sweeps, imports, checks with repair. Both
@@ -87,6 +88,9 @@ type Stats struct {
 	Commits          uint64    // commits since open
 	CommittedBytes   uint64    // record bytes (+8 per record) committed since open
 	Flushes          uint64    // group flushes since open
+	RecordCacheHits  uint64    // loads answered by the record cache since open
+	RecordCacheMiss  uint64    // loads that read the store since open
+	RecordCacheBytes int64     // record cache size now (records + bookkeeping)
 	UncleanShutdown  bool      // in_use was set when opened
 	ReadOnly         bool      // opened read-only
 	Durability       string    // "sync", "write-nosync" or "nosync"
@@ -115,13 +119,17 @@ func (db *DB) ReadOnly() bool { return db.opts.ReadOnly }
 func (db *DB) UncleanShutdown() bool { return db.unclean }
 
 // Load returns the stored record of oid, byte for byte as committed, or an
-// error wrapping ErrNotFound naming the oid.
+// error wrapping ErrNotFound naming the oid. The record may be shared with
+// the record cache and other callers: it must not be modified.
 func (db *DB) Load(oid uint64) ([]byte, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
 	db.waitStaged(oid)
-	var rec []byte
+	rec, epoch, hit := db.rc.get(oid)
+	if hit {
+		return rec, nil
+	}
 	var err error
 	if g, ok := db.store.(kv.Getter); ok {
 		// One read outside a transaction: the hot path of L and B.
@@ -139,6 +147,7 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: load oid %d: %w", oid, err)
 	}
+	db.rc.fill(oid, rec, epoch)
 	return rec, nil
 }
 
@@ -259,10 +268,13 @@ func (db *DB) Stats() (Stats, error) {
 		Commits:         db.commits.Load(),
 		CommittedBytes:  db.bytes.Load(),
 		Flushes:         db.group.Flushes(),
+		RecordCacheHits: db.rc.hits.Load(),
+		RecordCacheMiss: db.rc.misses.Load(),
 		UncleanShutdown: db.unclean,
 		ReadOnly:        db.opts.ReadOnly,
 		Durability:      db.opts.Durability.String(),
 	}
+	st.RecordCacheBytes, _ = db.rc.size()
 	if db.hash {
 		st.Access = "hash"
 	}

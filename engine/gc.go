@@ -134,6 +134,7 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
 	})
 	if err == nil {
+		db.rc.invalidate(removed...)
 		db.gcPos = nextPos
 		if len(removed) > 0 {
 			db.size.Store(size)

@@ -41,6 +41,7 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		log:     log,
 		gcKick:  make(chan struct{}, 1),
 	}
+	db.rc = newRecCache(opts.recordCache())
 	db.applier = txn.NewGroup(db.applyQueued)
 	db.group = txn.NewGroup(db.applyAndFlush)
 	db.inflight = make(map[uint64]*Pending)
@@ -336,7 +337,7 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		Create:    created,
 		ReadOnly:  opts.ReadOnly,
 		Buckets:   Buckets(opts.Access == "hash", opts.PageSize),
-		CacheSize: opts.CacheSize,
+		CacheSize: opts.backendCache(),
 		Logger:    opts.Logger,
 	}
 	store, _, err := backend.Open(kopts, kind)

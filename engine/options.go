@@ -32,8 +32,13 @@ type Options struct {
 	// Access is the access method of objects.db, "btree" (default) or
 	// "hash"; it matters at creation only (Berkeley DB only).
 	Access string
-	// CacheSize in bytes; 0 means 64 MiB.
+	// CacheSize in bytes; 0 means 64 MiB. It is shared by the backend's
+	// cache and the record cache (RecordCache).
 	CacheSize int64
+	// RecordCache is the part of CacheSize (bytes) given to the engine's
+	// cache of recently loaded records (reccache.go); the backend's cache
+	// gets the rest. 0 means an eighth of CacheSize; negative disables it.
+	RecordCache int64
 	// PageSize of objects.db at creation; 0 means 16 KiB.
 	PageSize int
 	// Durability of commits. kv.Sync (the zero value): each commit is
@@ -156,4 +161,29 @@ func (p GCPolicy) idle() time.Duration {
 		return DefaultGCIdle
 	}
 	return p.Idle
+}
+
+// recordCache is the record cache's budget in bytes (0: none).
+func (o Options) recordCache() int64 {
+	switch {
+	case o.RecordCache < 0:
+		return 0
+	case o.RecordCache > 0:
+		return o.RecordCache
+	}
+	total := o.CacheSize
+	if total <= 0 {
+		total = kv.DefaultCacheSize
+	}
+	return total / 8
+}
+
+// backendCache is what the backend's cache gets of CacheSize (never less
+// than half of it).
+func (o Options) backendCache() int64 {
+	total := o.CacheSize
+	if total <= 0 {
+		total = kv.DefaultCacheSize
+	}
+	return max(total-o.recordCache(), total/2)
 }

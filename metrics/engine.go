@@ -23,6 +23,7 @@ type engineCollector struct {
 	objects, nextOID, gcQueue, gcFreed, gcCollections, fullRunning *prometheus.Desc
 	commits, committedBytes, flushes, checkpoints, lastCheckpoint  *prometheus.Desc
 	unclean, info, statsErrors                                     *prometheus.Desc
+	recHits, recMisses, recBytes                                   *prometheus.Desc
 }
 
 func desc(name, help string, labels ...string) *prometheus.Desc {
@@ -43,6 +44,9 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 //	durusbdb_group_flushes_total                counter  group-commit log flushes since open
 //	durusbdb_checkpoints_total                  counter  checkpoints since open
 //	durusbdb_last_checkpoint_timestamp_seconds  gauge    Unix time of the last checkpoint (open time if none)
+//	durusbdb_record_cache_hits_total            counter  loads answered by the engine's record cache
+//	durusbdb_record_cache_misses_total          counter  loads that read the store
+//	durusbdb_record_cache_bytes                 gauge    record cache size (records + bookkeeping)
 //	durusbdb_unclean_shutdown                   gauge    1 if the database was not closed cleanly before this open
 //	durusbdb_info{backend,access,durability,readonly} gauge 1
 //	durusbdb_stats_errors_total                 counter  scrapes whose Stats call failed
@@ -65,6 +69,9 @@ func NewEngineCollector(src StatsSource, log *slog.Logger) prometheus.Collector 
 		flushes:        desc("group_flushes_total", "Group-commit log flushes since open (one covers many commits)."),
 		checkpoints:    desc("checkpoints_total", "Checkpoints run since open."),
 		lastCheckpoint: desc("last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (the open time if none)."),
+		recHits:        desc("record_cache_hits_total", "Loads answered by the engine's record cache since open."),
+		recMisses:      desc("record_cache_misses_total", "Loads that read the store (record cache misses) since open."),
+		recBytes:       desc("record_cache_bytes", "Record cache size: records plus bookkeeping, bytes."),
 		unclean:        desc("unclean_shutdown", "1 if the database was not closed cleanly before this open."),
 		info:           desc("info", "Database facts, value 1.", "backend", "access", "durability", "readonly"),
 		statsErrors:    desc("stats_errors_total", "Scrapes whose engine Stats call failed."),
@@ -74,7 +81,8 @@ func NewEngineCollector(src StatsSource, log *slog.Logger) prometheus.Collector 
 // Describe implements prometheus.Collector.
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.objects, c.nextOID, c.gcQueue, c.gcFreed, c.gcCollections, c.fullRunning,
-		c.commits, c.committedBytes, c.flushes, c.checkpoints, c.lastCheckpoint, c.unclean, c.info, c.statsErrors} {
+		c.commits, c.committedBytes, c.flushes, c.checkpoints, c.lastCheckpoint, c.unclean, c.info, c.statsErrors,
+		c.recHits, c.recMisses, c.recBytes} {
 		ch <- d
 	}
 }
@@ -107,6 +115,9 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.committedBytes, st.CommittedBytes)
 	counter(c.flushes, st.Flushes)
 	counter(c.checkpoints, st.CheckpointsSince)
+	counter(c.recHits, st.RecordCacheHits)
+	counter(c.recMisses, st.RecordCacheMiss)
+	gauge(c.recBytes, float64(st.RecordCacheBytes))
 	if !st.LastCheckpoint.IsZero() {
 		gauge(c.lastCheckpoint, float64(st.LastCheckpoint.UnixNano())/1e9)
 	}

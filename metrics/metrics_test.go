@@ -152,6 +152,7 @@ func (f *fakeStats) Stats() (engine.Stats, error) { return f.st, f.err }
 func TestEngineCollector(t *testing.T) {
 	f := &fakeStats{st: engine.Stats{Backend: "leveldb", Access: "btree", Objects: 42, NextOID: 1024, GCQueue: 7,
 		GCCollections: 3, GCFreed: 99, FullCollecting: true, Commits: 11, CommittedBytes: 5000, Flushes: 4,
+		RecordCacheHits: 80, RecordCacheMiss: 20, RecordCacheBytes: 4096,
 		UncleanShutdown: true, Durability: "sync", LastCheckpoint: time.Unix(1700000000, 500_000_000), CheckpointsSince: 2}}
 	c := NewEngineCollector(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	const want = `
@@ -182,15 +183,25 @@ durusbdb_info{access="btree",backend="leveldb",durability="sync",readonly="false
 # HELP durusbdb_stats_errors_total Scrapes whose engine Stats call failed.
 # TYPE durusbdb_stats_errors_total counter
 durusbdb_stats_errors_total 0
+# HELP durusbdb_record_cache_hits_total Loads answered by the engine's record cache since open.
+# TYPE durusbdb_record_cache_hits_total counter
+durusbdb_record_cache_hits_total 80
+# HELP durusbdb_record_cache_misses_total Loads that read the store (record cache misses) since open.
+# TYPE durusbdb_record_cache_misses_total counter
+durusbdb_record_cache_misses_total 20
+# HELP durusbdb_record_cache_bytes Record cache size: records plus bookkeeping, bytes.
+# TYPE durusbdb_record_cache_bytes gauge
+durusbdb_record_cache_bytes 4096
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "durusbdb_objects", "durusbdb_gc_queue_length",
 		"durusbdb_gc_freed_objects_total", "durusbdb_group_flushes_total", "durusbdb_checkpoints_total",
 		"durusbdb_last_checkpoint_timestamp_seconds", "durusbdb_unclean_shutdown", "durusbdb_info",
-		"durusbdb_stats_errors_total"); err != nil {
+		"durusbdb_stats_errors_total", "durusbdb_record_cache_hits_total", "durusbdb_record_cache_misses_total",
+		"durusbdb_record_cache_bytes"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 14 {
-		t.Errorf("collected %d metrics, want 14", n)
+	if n := testutil.CollectAndCount(c); n != 17 {
+		t.Errorf("collected %d metrics, want 17", n)
 	}
 
 	// A failing Stats: only the error counter, which counts.

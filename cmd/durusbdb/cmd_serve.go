@@ -65,6 +65,7 @@ func serveCommand() *command {
 		// Storage policies (the original's constructor options).
 		access := fs.String("access", "btree", "access method of objects.db for a new database: btree or hash")
 		pageSize := fs.String("page-size", "16KiB", "page size of objects.db for a new database")
+		recCache := fs.String("record-cache", "", "part of --cache-size kept for recently loaded records in Go memory (default: an eighth; 0: none)")
 		minFree := fs.String("min-free-space", "64MiB", "refuse commits (E) that would leave less free space than this on the database's file system")
 		validateGarbage := fs.Bool("validate-garbage", false, "check every garbage candidate before the collector deletes it")
 		gcMode := fs.String("gc-mode", "continuous", "reference-count collector: continuous (rate limited), idle (only when no commit for a while) or manual")
@@ -248,7 +249,14 @@ func serveCommand() *command {
 		free, err2 := parseSize(*minFree)
 		cb, err3 := parseSize(*ckptBytes)
 		mode, err4 := parseGCMode(*gcMode)
-		if err := errors.Join(err1, err2, err3, err4); err != nil {
+		var rc int64
+		var err5 error
+		if *recCache != "" {
+			if rc, err5 = parseSize(*recCache); err5 == nil && rc == 0 {
+				rc = -1 // engine: negative disables the record cache
+			}
+		}
+		if err := errors.Join(err1, err2, err3, err4, err5); err != nil {
 			ln.Close()
 			return &usageError{err.Error()}
 		}
@@ -295,6 +303,7 @@ func serveCommand() *command {
 			Access:          *access,
 			PageSize:        int(ps),
 			CacheSize:       cache,
+			RecordCache:     rc,
 			Durability:      dur,
 			GCGrace:         grace,
 			GC:              engine.GCPolicy{Mode: mode, Rate: *gcRate},

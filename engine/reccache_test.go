@@ -1,0 +1,122 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+)
+
+// TestRecCacheEpoch: a fill whose read began before an invalidation of the
+// shard is dropped; the budget is kept by eviction; oversized records are
+// not cached; purge empties everything.
+func TestRecCacheEpoch(t *testing.T) {
+	c := newRecCache(16 * 1024)
+	_, e, ok := c.get(5)
+	if ok {
+		t.Fatal("hit in an empty cache")
+	}
+	c.invalidate(5) // a commit of oid 5 lands between the read and the fill
+	c.fill(5, []byte("old"), e)
+	if _, _, ok := c.get(5); ok {
+		t.Fatal("a record read before the invalidation was cached")
+	}
+	_, e, _ = c.get(5)
+	c.fill(5, []byte("new"), e)
+	if v, _, ok := c.get(5); !ok || string(v) != "new" {
+		t.Fatalf("get after fill: %q %v", v, ok)
+	}
+	for oid := uint64(100); oid < 2000; oid++ {
+		_, e, _ := c.get(oid)
+		c.fill(oid, make([]byte, 40), e)
+	}
+	for i := range c.shards {
+		if s := &c.shards[i]; s.bytes > s.budget {
+			t.Fatalf("shard %d holds %d bytes over its budget %d", i, s.bytes, s.budget)
+		}
+	}
+	big := make([]byte, 1024) // more than an eighth of a 1 KiB shard
+	_, e, _ = c.get(7)
+	c.fill(7, big, e)
+	if _, _, ok := c.get(7); ok {
+		t.Fatal("a record larger than an eighth of its shard was cached")
+	}
+	c.purge()
+	if b, n := c.size(); b != 0 || n != 0 {
+		t.Fatalf("after purge: %d bytes, %d records", b, n)
+	}
+	var off recCache // disabled
+	_, e, _ = off.get(1)
+	off.fill(1, []byte("x"), e)
+	if _, _, ok := off.get(1); ok {
+		t.Fatal("a disabled cache cached")
+	}
+}
+
+// TestRecCacheWriters: every writer of the objects bucket leaves no stale
+// copy behind: a cached record replaced by a commit, removed by the
+// collector, removed by a full collection, or replaced by a forced import.
+func TestRecCacheWriters(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		opts := testOpts(kind)
+		opts.GCGrace = -1
+		db := openTest(t, t.TempDir(), opts)
+		ctx := context.Background()
+		mustAlloc(t, db, 16)
+		mustCommit(t, db, rec(0, 1, 2), rec(1), rec(2), rec(3))
+		load := func(oid uint64) []byte {
+			t.Helper()
+			v, err := db.Load(oid)
+			if err != nil {
+				t.Fatalf("load %d: %v", oid, err)
+			}
+			return v
+		}
+		for oid := range uint64(4) {
+			load(oid) // cache them
+			load(oid)
+		}
+		if db.rc.hits.Load() < 4 {
+			t.Fatalf("%d hits after loading 4 oids twice", db.rc.hits.Load())
+		}
+		// Commit: replaced.
+		mustCommit(t, db, record.Build(1, []byte("v2")))
+		if got := load(1); !bytes.Equal(got, record.Build(1, []byte("v2"))) {
+			t.Fatalf("after commit: %q", got)
+		}
+		// Collector: 3 has no referrer; 2 loses its last one.
+		mustCommit(t, db, rec(0, 1))
+		if _, err := db.CollectGarbage(ctx, 0); err != nil {
+			t.Fatal(err)
+		}
+		for _, oid := range []uint64{2, 3} {
+			if _, err := db.Load(oid); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("oid %d after the collector: %v, want not found", oid, err)
+			}
+		}
+		// Full collection: a cycle 4 <-> 5 unreachable from the root.
+		mustCommit(t, db, rec(4, 5), rec(5, 4), rec(0, 1, 4))
+		load(4)
+		load(5)
+		mustCommit(t, db, rec(0, 1))
+		if _, err := db.FullCollect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, oid := range []uint64{4, 5} {
+			if _, err := db.Load(oid); !errors.Is(err, ErrNotFound) {
+				t.Fatalf("oid %d after the full collection: %v, want not found", oid, err)
+			}
+		}
+		// Forced import: new contents.
+		load(1)
+		if _, err := db.Import(ctx, source(rec(0, 1), record.Build(1, []byte("imported"))), ImportOptions{Force: true}); err != nil {
+			t.Fatal(err)
+		}
+		if got := load(1); !bytes.Equal(got, record.Build(1, []byte("imported"))) {
+			t.Fatalf("after import: %q", got)
+		}
+		verifyInvariants(t, db)
+	})
+}
