@@ -16,6 +16,9 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	// Limits glibc malloc arenas at start (the storage libraries' memory).
+	_ "github.com/durusbdb/durusbdb/cgo/malloc"
 )
 
 // Exit codes, documented in the package comment and docs/OPERATIONS.md.
