@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -9,37 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/server"
 )
-
-// syncBuf is a log sink safe for concurrent writes.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if testing.Verbose() {
-		os.Stderr.Write(p)
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // rawClient speaks the Durus protocol and counts the bytes it moves, which
 // the server's byte counters must match exactly.
@@ -168,7 +145,7 @@ func TestServerMetrics(t *testing.T) {
 }
 
 func testServerMetrics(t *testing.T, backend string) {
-	logs := &syncBuf{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	relay := &server.RemoveRelay{}
 	db, err := engine.Open(context.Background(), t.TempDir(), engine.Options{Create: true, Backend: backend,

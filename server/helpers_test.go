@@ -10,33 +10,15 @@ import (
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 )
 
 // logBuf collects a server's log lines for assertions.
-type logBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if testing.Verbose() {
-		os.Stderr.Write(p)
-	}
-	return l.b.Write(p)
-}
-
-func (l *logBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuf = testlog.Buffer
 
 // testServer is a running server on an ephemeral 127.0.0.1 port.
 type testServer struct {
