@@ -24,17 +24,28 @@ type spaceGuard struct {
 	reserve int64 // bytes to keep free; <0 disables the guard
 }
 
-// admit returns an error wrapping kv.ErrNoSpace when writing about n bytes
+// stReadOnly is ST_RDONLY in statfs's f_flags: the file system is mounted
+// read-only.
+const stReadOnly = 0x1
+
+// admit returns an error wrapping kv.ErrReadOnly when the file system is
+// mounted read-only (a remount after I/O errors, say: nothing is applied, so
+// nothing visible is lost when the log cannot be written), and one
+// wrapping kv.ErrNoSpace when writing about n bytes
 // (times a safety factor for logs, pages and indexes) would leave less than
 // the reserve free. It runs once per apply run (apply.go), for the run's
-// commits together, so space taken by anything else is seen at once.
+// commits together, so space taken by anything else is seen at once. A
+// negative reserve disables the space check, not the read-only one.
 func (g *spaceGuard) admit(n int64) error {
-	if g.reserve < 0 {
-		return nil
-	}
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(g.dir, &st); err != nil {
 		return nil // cannot tell: let the write itself report
+	}
+	if st.Flags&stReadOnly != 0 {
+		return fmt.Errorf("engine: %s: the file system is mounted read-only: %w", g.dir, kv.ErrReadOnly)
+	}
+	if g.reserve < 0 {
+		return nil
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if need := 4*n + g.reserve; free < need {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/recovery"
@@ -52,6 +53,11 @@ func checkCommand() *command {
 		// 2. The engine invariants.
 		db, err := f.open(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 		if err != nil {
+			if kind, _ := backend.Detect(f.dir); kind == backend.BDB && !*repair {
+				// A read-only open reads the files as they were left: after a
+				// crash, committed data may still be only in the log.
+				return fmt.Errorf("%w\n(a read-only check reads the files as they were left; after a crash, run `durusbdb recover --dir %s` or start the server once, so that recovery replays the log, then check again)", err, f.dir)
+			}
 			return err
 		}
 		defer db.Close()
