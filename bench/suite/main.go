@@ -36,6 +36,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/durusbdb/durusbdb/bench/gen"
 )
 
 // suite is one benchmark run.
@@ -395,19 +397,19 @@ func (s *suite) stopServer(srv *server, label string) {
 }
 
 // fig runs one load-generator figure and logs it.
-func (s *suite) fig(spec runSpec, what string) (runResult, bool) {
-	if spec.warmup == 0 {
-		spec.warmup = s.warm
+func (s *suite) fig(spec gen.Spec, what string) (gen.Result, bool) {
+	if spec.Warmup == 0 {
+		spec.Warmup = s.warm
 	}
-	if spec.duration == 0 {
-		spec.duration = s.dur
+	if spec.Duration == 0 {
+		spec.Duration = s.dur
 	}
-	r, err := measure(spec)
+	r, err := gen.Measure(spec)
 	if err != nil {
 		s.fail(what, err)
 		return r, false
 	}
-	s.logf("  %-40s %10.0f ops/s  %10.0f units/s  p50 %v p99 %v", what, r.opsPerSec(), r.unitsPerSec(), r.p50, r.p99)
+	s.logf("  %-40s %10.0f ops/s  %10.0f units/s  p50 %v p99 %v", what, r.OpsPerSec(), r.UnitsPerSec(), r.P50, r.P99)
 	return r, true
 }
 
@@ -472,20 +474,20 @@ func (s *suite) ceilings() {
 			sz = "10k"
 		}
 		for _, conns := range []int{1, 8} {
-			spec := runSpec{addr: addr, mode: "loads", conns: conns, pick: pick}
+			spec := gen.Spec{Addr: addr, Mode: "loads", Conns: conns, Pick: pick}
 			if r, ok := s.fig(spec, fmt.Sprintf("trivial loads %d conns %s B", conns, sz)); ok {
-				s.res.setMax(fmt.Sprintf("loads%d_%s", conns, sz), "ceiling", r.opsPerSec())
+				s.res.setMax(fmt.Sprintf("loads%d_%s", conns, sz), "ceiling", r.OpsPerSec())
 			}
 		}
 		if size == 100 {
-			spec := runSpec{addr: addr, mode: "bulk", conns: 8, bulk: 100, pick: pick}
+			spec := gen.Spec{Addr: addr, Mode: "bulk", Conns: 8, Bulk: 100, Pick: pick}
 			if r, ok := s.fig(spec, "trivial bulk B100 8 conns"); ok {
-				s.res.setMax("bulk", "ceiling", r.unitsPerSec())
+				s.res.setMax("bulk", "ceiling", r.UnitsPerSec())
 			}
 			for _, conns := range s.commitConns {
-				spec := runSpec{addr: addr, mode: "commits", conns: conns, size: 100}
+				spec := gen.Spec{Addr: addr, Mode: "commits", Conns: conns, Size: 100}
 				if r, ok := s.fig(spec, fmt.Sprintf("trivial commits %d conns", conns)); ok {
-					s.res.setMax(fmt.Sprintf("proto%d", conns), "ceiling", r.opsPerSec())
+					s.res.setMax(fmt.Sprintf("proto%d", conns), "ceiling", r.OpsPerSec())
 				}
 			}
 		}
@@ -550,41 +552,41 @@ func (s *suite) serverFigures(col string) {
 		s.logf("  %-40s %10.3f s", "seed test (Python client)", secs)
 	}
 
-	small, err := populate(srv.addr, s.objs100, 100, nil)
+	small, err := gen.Populate(srv.addr, s.objs100, 100, nil)
 	if err != nil {
 		s.fail("populate "+col, err)
 		return
 	}
 	for _, conns := range []int{1, 8} {
-		if r, ok := s.fig(runSpec{addr: srv.addr, mode: "loads", conns: conns, pick: pickFrom(small)},
+		if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "loads", Conns: conns, Pick: gen.PickFrom(small)},
 			fmt.Sprintf("%s loads %d conns 100 B", col, conns)); ok {
-			s.res.set(fmt.Sprintf("loads%d_100", conns), col, r.opsPerSec())
+			s.res.set(fmt.Sprintf("loads%d_100", conns), col, r.OpsPerSec())
 		}
 	}
-	big, err := populate(srv.addr, s.objs10k, 10240, small)
+	big, err := gen.Populate(srv.addr, s.objs10k, 10240, small)
 	if err != nil {
 		s.fail("populate 10 KB "+col, err)
 	} else {
 		for _, conns := range []int{1, 8} {
-			if r, ok := s.fig(runSpec{addr: srv.addr, mode: "loads", conns: conns, pick: pickFrom(big)},
+			if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "loads", Conns: conns, Pick: gen.PickFrom(big)},
 				fmt.Sprintf("%s loads %d conns 10 KB", col, conns)); ok {
-				s.res.set(fmt.Sprintf("loads%d_10k", conns), col, r.opsPerSec())
+				s.res.set(fmt.Sprintf("loads%d_10k", conns), col, r.OpsPerSec())
 			}
 		}
 	}
-	if r, ok := s.fig(runSpec{addr: srv.addr, mode: "bulk", conns: 8, bulk: 100, pick: pickFrom(small)},
+	if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "bulk", Conns: 8, Bulk: 100, Pick: gen.PickFrom(small)},
 		col+" bulk B100 8 conns"); ok {
-		s.res.set("bulk", col, r.unitsPerSec())
+		s.res.set("bulk", col, r.UnitsPerSec())
 	}
 	for _, conns := range s.commitConns {
-		if r, ok := s.fig(runSpec{addr: srv.addr, mode: "commits", conns: conns, size: 100},
+		if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "commits", Conns: conns, Size: 100},
 			fmt.Sprintf("%s commits %d conns", col, conns)); ok {
-			s.res.set(fmt.Sprintf("commits%d", conns), col, r.opsPerSec())
+			s.res.set(fmt.Sprintf("commits%d", conns), col, r.OpsPerSec())
 		}
 	}
-	if r, ok := s.fig(runSpec{addr: srv.addr, mode: "bigcommit", conns: 1, records: s.bigRecords, size: 100, minOps: 3},
+	if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "bigcommit", Conns: 1, Records: s.bigRecords, Size: 100, MinOps: 3},
 		fmt.Sprintf("%s commit of %d records", col, s.bigRecords)); ok {
-		s.res.set("bigcommit", col, r.unitsPerSec())
+		s.res.set("bigcommit", col, r.UnitsPerSec())
 	}
 	if m, err := memStatus(srv.p.pid()); err == nil {
 		s.logf("  %s RSS %.0f MiB (anon %.0f), peak %.0f MiB", col, float64(m.rss)/(1<<20), float64(m.anon)/(1<<20), float64(m.hwm)/(1<<20))
@@ -604,9 +606,9 @@ func (s *suite) gcFigures(col string) {
 			s.fail("start "+label, err)
 			continue
 		}
-		if r, ok := s.fig(runSpec{addr: srv.addr, mode: "commits", conns: 8, size: 100},
+		if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "commits", Conns: 8, Size: 100},
 			fmt.Sprintf("%s commits 8 conns, gc-grace %s", col, c.grace)); ok {
-			s.res.set(c.key, col, r.opsPerSec())
+			s.res.set(c.key, col, r.OpsPerSec())
 		}
 		s.stopServer(srv, label)
 		if c.key == "gc_on" {
@@ -682,7 +684,7 @@ func (s *suite) openFigures(col string, ds *dataset) {
 	key := fmt.Sprintf("open_%d", ds.count)
 	s.res.set(key, col, d.Seconds())
 	s.logf("  %-40s %10.3f s (of %v)", fmt.Sprintf("%s open→first load, %s objects", col, count(ds.count)), d.Seconds(), times)
-	if _, ok := s.fig(runSpec{addr: addr, mode: "loads", conns: 8, pick: pickBelow(ds.count)},
+	if _, ok := s.fig(gen.Spec{Addr: addr, Mode: "loads", Conns: 8, Pick: gen.PickBelow(ds.count)},
 		fmt.Sprintf("%s random loads over %s objects", col, count(ds.count))); !ok {
 		return
 	}

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/durusbdb/durusbdb/bench/gen"
 )
 
 // procs tracks every process the suite started, so that all of them are
@@ -145,14 +147,14 @@ func firstLoad(p *proc, addr string, oid uint64, timeout time.Duration) (time.Du
 		if p.exited() {
 			return 0, fmt.Errorf("%s exited before serving (%v); log %s", p.name, p.err, p.logPath)
 		}
-		c, err := dialRaw(addr)
+		c, err := gen.Dial(addr)
 		if err != nil {
 			time.Sleep(2 * time.Millisecond)
 			continue
 		}
-		c.nc.SetDeadline(end)
-		st, err := c.load(oid)
-		c.close()
+		c.SetDeadline(end)
+		st, err := c.Load(oid)
+		c.Close()
 		if err == nil && st == 'O' {
 			return time.Since(p.started), nil
 		}

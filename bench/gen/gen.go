@@ -1,0 +1,311 @@
+// Package gen is a raw Durus protocol load generator: a lean client (Conn)
+// that sends the same bytes a stock client sends, and Measure, which drives
+// N connections in one of four modes and reports requests per second and
+// latency percentiles. It measures the server rather than a client library
+// and works against any Durus server (durusbdb serve, Durus's own
+// `durus -s`, bench/trivial). bench/suite and bench/loadgen both use it.
+//
+// The request loops avoid allocations and deadlines, so that the generator
+// is not the bottleneck when it is compared against a trivial server.
+package gen
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Populate stores n records of size data bytes and makes the root (oid 0,
+// overwritten) refer to them and to keep, so that no collector removes
+// them. It returns the new oids, for PickFrom.
+func Populate(addr string, n, size int, keep []uint64) ([]uint64, error) {
+	c, err := Dial(addr)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	oids, err := c.Alloc(n)
+	if err != nil {
+		return nil, err
+	}
+	batch := max(1, min(5000, (8<<20)/(size+32)))
+	var data []byte
+	for i := 0; i < len(oids); i += batch {
+		data = data[:0]
+		for _, oid := range oids[i:min(len(oids), i+batch)] {
+			data = AppendFrame(data, oid, size, nil)
+		}
+		if st, err := c.Commit(data); err != nil || st != 'O' {
+			return nil, fmt.Errorf("populate commit: status %q, %v", st, err)
+		}
+	}
+	refs := append(slices.Clone(keep), oids...)
+	if st, err := c.Commit(AppendFrame(nil, 0, 16, refs)); err != nil || st != 'O' {
+		return nil, fmt.Errorf("populate root commit: status %q, %v", st, err)
+	}
+	return oids, nil
+}
+
+// Spec describes one measured run of the generator.
+type Spec struct {
+	Addr string // server address, as for Dial
+	// Mode is loads (one L of a picked oid per request), bulk (one B of
+	// Bulk picked oids), commits (one new Size-byte record per commit,
+	// oids allocated with M) or bigcommit (Records new records per commit).
+	Mode     string
+	Conns    int                         // connections, one goroutine each
+	Warmup   time.Duration               // run but not counted before measuring
+	Duration time.Duration               // measured time (longer while fewer than MinOps requests completed)
+	Pick     func(rng *rand.Rand) uint64 // oid to load (loads, bulk): PickFrom, PickBelow
+	Bulk     int                         // oids per B request (bulk)
+	Records  int                         // records per commit (bigcommit)
+	Size     int                         // data bytes per committed record (commits, bigcommit)
+	MinOps   int64                       // measure at least this many requests (bounded by 2 min more)
+}
+
+// Result is what a run measured: counts over the measured time and the
+// latency percentiles of the requests counted.
+type Result struct {
+	Ops      int64 // requests or commits completed while measuring
+	Units    int64 // oids loaded (bulk) or records committed (bigcommit); Ops otherwise
+	Elapsed  time.Duration
+	P50, P99 time.Duration
+	Max      time.Duration
+}
+
+// OpsPerSec is requests (or commits) per second over the measured time.
+func (r Result) OpsPerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds() }
+
+// UnitsPerSec is oids or records moved per second, the figure of the bulk
+// and bigcommit modes.
+func (r Result) UnitsPerSec() float64 { return float64(r.Units) / r.Elapsed.Seconds() }
+
+// step is one request of a worker; it returns the units it moved.
+type step func(c *Conn, rng *rand.Rand) (int64, error)
+
+// newStep checks spec and returns a maker of per-connection request
+// functions for spec.Mode; each keeps its own buffers.
+func newStep(spec Spec) (func() step, error) {
+	if spec.Conns < 1 {
+		return nil, fmt.Errorf("%s run: %d connections", spec.Mode, spec.Conns)
+	}
+	if (spec.Mode == "loads" || spec.Mode == "bulk") && spec.Pick == nil {
+		return nil, fmt.Errorf("%s run: no oids to pick from (Spec.Pick is nil)", spec.Mode)
+	}
+	switch spec.Mode {
+	case "loads":
+		return func() step {
+			return func(c *Conn, rng *rand.Rand) (int64, error) {
+				oid := spec.Pick(rng)
+				st, err := c.Load(oid)
+				if err == nil && st != 'O' {
+					err = fmt.Errorf("load of oid %d: status %q", oid, st)
+				}
+				return 1, err
+			}
+		}, nil
+	case "bulk":
+		if spec.Bulk < 1 {
+			return nil, fmt.Errorf("bulk run: %d oids per request", spec.Bulk)
+		}
+		return func() step {
+			req := make([]byte, 5+8*spec.Bulk)
+			req[0] = 'B'
+			binary.BigEndian.PutUint32(req[1:], uint32(spec.Bulk))
+			return func(c *Conn, rng *rand.Rand) (int64, error) {
+				for i := range spec.Bulk {
+					binary.BigEndian.PutUint64(req[5+8*i:], spec.Pick(rng))
+				}
+				c.w.Write(req)
+				if err := c.w.Flush(); err != nil {
+					return 0, err
+				}
+				for range spec.Bulk {
+					st, err := c.ReadLoad()
+					if err != nil {
+						return 0, err
+					}
+					if st != 'O' {
+						return 0, fmt.Errorf("bulk status %q", st)
+					}
+				}
+				return int64(spec.Bulk), nil
+			}
+		}, nil
+	case "commits":
+		return func() step {
+			var pool []uint64
+			var data []byte
+			return func(c *Conn, rng *rand.Rand) (int64, error) {
+				if len(pool) == 0 {
+					p, err := c.Alloc(32)
+					if err != nil {
+						return 0, err
+					}
+					pool = p
+				}
+				oid := pool[0]
+				pool = pool[1:]
+				data = AppendFrame(data[:0], oid, spec.Size, nil)
+				st, err := c.Commit(data)
+				if err == nil && st != 'O' {
+					err = fmt.Errorf("commit status %q", st)
+				}
+				return 1, err
+			}
+		}, nil
+	case "bigcommit":
+		if spec.Records < 1 {
+			return nil, fmt.Errorf("bigcommit run: %d records per commit", spec.Records)
+		}
+		return func() step {
+			var data []byte
+			return func(c *Conn, rng *rand.Rand) (int64, error) {
+				oids, err := c.Alloc(spec.Records)
+				if err != nil {
+					return 0, err
+				}
+				data = data[:0]
+				for _, oid := range oids {
+					data = AppendFrame(data, oid, spec.Size, nil)
+				}
+				st, err := c.Commit(data)
+				if err == nil && st != 'O' {
+					err = fmt.Errorf("commit status %q", st)
+				}
+				return int64(spec.Records), err
+			}
+		}, nil
+	}
+	return nil, fmt.Errorf("unknown mode %q", spec.Mode)
+}
+
+// Measure runs spec: spec.Conns connections loop on their request, the
+// first spec.Warmup is not counted, then spec.Duration is. A request is
+// counted only if it started and ended while measuring. A watchdog closes
+// every connection if the run overruns by 60 s, so a stuck server cannot
+// hang the caller. It fails if no request completed.
+func Measure(spec Spec) (Result, error) {
+	mk, err := newStep(spec)
+	if err != nil {
+		return Result{}, err
+	}
+	conns := make([]*Conn, 0, spec.Conns)
+	defer func() {
+		for _, c := range conns {
+			c.nc.Close()
+		}
+	}()
+	for range spec.Conns {
+		c, err := Dial(spec.Addr)
+		if err != nil {
+			return Result{}, err
+		}
+		conns = append(conns, c)
+	}
+	var measuring, stop atomic.Bool
+	var counted atomic.Int64
+	var mu sync.Mutex
+	var firstErr error
+	var res Result
+	var lat []time.Duration
+	var wg sync.WaitGroup
+	for i, c := range conns {
+		w := mk()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(uint64(i), 42))
+			var ops, units int64
+			var mine []time.Duration
+			for !stop.Load() {
+				m := measuring.Load()
+				t0 := time.Now()
+				u, err := w(c, rng)
+				if err != nil {
+					if !stop.Load() {
+						mu.Lock()
+						if firstErr == nil {
+							firstErr = err
+						}
+						mu.Unlock()
+					}
+					stop.Store(true)
+					break
+				}
+				if m && measuring.Load() {
+					counted.Add(1)
+					ops++
+					units += u
+					mine = append(mine, time.Since(t0))
+				}
+			}
+			mu.Lock()
+			res.Ops += ops
+			res.Units += units
+			lat = append(lat, mine...)
+			mu.Unlock()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	sleepUnless(spec.Warmup, done)
+	measuring.Store(true)
+	start := time.Now()
+	sleepUnless(spec.Duration, done)
+	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.MinOps && time.Now().Before(end) && !stop.Load(); {
+		sleepUnless(5*time.Millisecond, done)
+	}
+	measuring.Store(false)
+	res.Elapsed = time.Since(start)
+	stop.Store(true)
+	select {
+	case <-done:
+	case <-time.After(60 * time.Second):
+		for _, c := range conns {
+			c.nc.Close()
+		}
+		<-done
+		return res, fmt.Errorf("%s run against %s: requests stuck 60 s after the end", spec.Mode, spec.Addr)
+	}
+	if firstErr != nil && !errors.Is(firstErr, net.ErrClosed) {
+		return res, fmt.Errorf("%s run against %s: %w", spec.Mode, spec.Addr, firstErr)
+	}
+	if res.Ops == 0 {
+		return res, fmt.Errorf("%s run against %s: no request completed in %v", spec.Mode, spec.Addr, res.Elapsed)
+	}
+	slices.Sort(lat)
+	res.P50 = lat[len(lat)/2]
+	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
+	res.Max = lat[len(lat)-1]
+	return res, nil
+}
+
+// sleepUnless sleeps for d or until done is closed.
+func sleepUnless(d time.Duration, done <-chan struct{}) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-done:
+	}
+}
+
+// PickFrom returns a Spec.Pick that picks uniformly from oids (as returned
+// by Populate); oids must not be empty.
+func PickFrom(oids []uint64) func(*rand.Rand) uint64 {
+	return func(rng *rand.Rand) uint64 { return oids[rng.IntN(len(oids))] }
+}
+
+// PickBelow returns a Spec.Pick that picks uniformly from [0, n), for a
+// database whose oids are dense from 0 (a generated data set); n must be
+// positive.
+func PickBelow(n uint64) func(*rand.Rand) uint64 {
+	return func(rng *rand.Rand) uint64 { return rng.Uint64N(n) }
+}
