@@ -453,22 +453,9 @@ func (s *suite) ceilings() {
 		if size > 100 {
 			objs = s.objs10k
 		}
-		port, err := freePort()
+		p, addr, err := s.startTrivial("trivial", objs, size)
 		if err != nil {
 			s.fail("trivial server", err)
-			continue
-		}
-		addr := fmt.Sprintf("127.0.0.1:%d", port)
-		p, err := s.ps.start("trivial", s.logPath("trivial"), nil, s.trivial, "-addr", addr,
-			"-objects", strconv.Itoa(objs), "-size", strconv.Itoa(size))
-		if err == nil {
-			err = waitPort(p, addr, time.Minute)
-		}
-		if err != nil {
-			s.fail("trivial server", err)
-			if p != nil {
-				s.ps.stop(p, 5*time.Second)
-			}
 			continue
 		}
 		pick := func(rng *rand.Rand) uint64 { return 1 + rng.Uint64N(uint64(objs)) }
@@ -596,6 +583,29 @@ func (s *suite) serverFigures(col string) {
 	}
 }
 
+// startTrivial starts the trivial server (bench/trivial) with objs records
+// of size bytes on a free port and waits until it listens; log names its
+// log file.
+func (s *suite) startTrivial(log string, objs, size int) (*proc, string, error) {
+	port, err := freePort()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	p, err := s.ps.start("trivial", s.logPath(log), nil, s.trivial, "-addr", addr,
+		"-objects", strconv.Itoa(objs), "-size", strconv.Itoa(size))
+	if err == nil {
+		err = waitPort(p, addr, time.Minute)
+	}
+	if err != nil {
+		if p != nil {
+			s.ps.stop(p, 5*time.Second)
+		}
+		return nil, "", err
+	}
+	return p, addr, nil
+}
+
 // pairedLoads measures single loads at 8 connections of each durusbdb
 // backend and of the trivial server alternately (trivial, bdb, leveldb,
 // trivial, … for a few rounds), all servers started first: each backend's
@@ -605,22 +615,9 @@ func (s *suite) serverFigures(col string) {
 // adjacent runs is far steadier than one of figures taken minutes apart.
 func (s *suite) pairedLoads() {
 	s.logf("single loads, alternating with the trivial server")
-	port, err := freePort()
-	if err != nil {
-		s.fail("paired loads", err)
-		return
-	}
-	taddr := fmt.Sprintf("127.0.0.1:%d", port)
-	tp, err := s.ps.start("trivial", s.logPath("trivial-paired"), nil, s.trivial, "-addr", taddr,
-		"-objects", strconv.Itoa(s.objs100), "-size", "100")
-	if err == nil {
-		err = waitPort(tp, taddr, time.Minute)
-	}
+	tp, taddr, err := s.startTrivial("trivial-paired", s.objs100, 100)
 	if err != nil {
 		s.fail("paired loads: trivial server", err)
-		if tp != nil {
-			s.ps.stop(tp, 5*time.Second)
-		}
 		return
 	}
 	defer s.ps.stop(tp, 5*time.Second)
