@@ -2,8 +2,8 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
-	"maps"
 	"slices"
 	"time"
 
@@ -58,8 +58,9 @@ type ImportStats struct {
 // the destination is as before (empty). After a crash the marker remains
 // and Open reports ErrImportIncomplete. Commits wait while Import runs.
 //
-// Memory: 8 bytes per record read and one map entry (about 50 bytes) per
-// referenced oid, plus two batches in flight.
+// Memory: 8 bytes per record read, 4 bytes per oid up to the largest
+// referenced one (a map entry per referenced oid if oids are sparse, see
+// degrees.go), plus two batches in flight.
 func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error) error, opts ImportOptions) (ImportStats, error) {
 	start := time.Now()
 	var st ImportStats
@@ -140,8 +141,8 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 	// counted from the records as they pass; if an oid comes twice (an
 	// unpacked file), the counts are recomputed from the stored records.
 	var stored oidSet
-	indeg := make(map[uint64]uint32)
-	if err := db.importStream(ctx, src, &st, &stored, indeg, batchBytes, batchRecs, opts.Progress); err != nil {
+	var indeg degrees
+	if err := db.importStream(ctx, src, &st, &stored, &indeg, batchBytes, batchRecs, opts.Progress); err != nil {
 		return fail(err)
 	}
 
@@ -149,7 +150,7 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 	stored.sort()
 	if dup := stored.dedup(); dup {
 		stored = stored[:0]
-		clear(indeg)
+		indeg.reset()
 		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
 			oid := record.OID(k)
 			stored = append(stored, oid)
@@ -158,7 +159,7 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 				return perr
 			}
 			for _, ref := range r.RefSet() {
-				indeg[ref]++
+				indeg.add(ref)
 			}
 			return nil
 		})
@@ -172,13 +173,16 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 		st.MissingRoot = true
 		db.log.Warn("engine: import: no root object (oid 0)", "dir", db.dir)
 	}
+	// A referenced oid without a record? Both lists ascend: one merge walk.
 	var danglingTargets bool
-	for t := range indeg {
-		if !stored.has(t) {
-			danglingTargets = true
-			break
+	i := 0
+	indeg.each(func(t uint64, _ uint32) bool {
+		for i < len(stored) && stored[i] < t {
+			i++
 		}
-	}
+		danglingTargets = i == len(stored) || stored[i] != t
+		return !danglingTargets
+	})
 	if danglingTargets {
 		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
 			r, _ := record.ParseFor(record.OID(k), v)
@@ -198,40 +202,10 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 		db.log.Warn("engine: import: dangling references imported unchanged", "dir", db.dir,
 			"count", st.Dangling, "first", fmt.Sprint(st.DanglingRefs))
 	}
-	type entry struct {
-		bucket string
-		oid    uint64
-		val    []byte
-	}
-	var writes []entry
-	for _, oid := range slices.Sorted(maps.Keys(indeg)) {
-		writes = append(writes, entry{BucketRefcounts, oid, int4Bytes(indeg[oid])})
-	}
-	now := int8Bytes(uint64(time.Now().UnixMilli()))
-	for _, oid := range stored {
-		if oid != record.RootOID && indeg[oid] == 0 {
-			writes = append(writes, entry{BucketGarbage, oid, now})
-			st.Garbage++
-		}
-	}
-	for len(writes) > 0 {
-		if err := ctx.Err(); err != nil {
-			return fail(err)
-		}
-		n := min(len(writes), batchRecs)
-		chunk := writes[:n]
-		writes = writes[n:]
-		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
-			for _, e := range chunk {
-				if err := tx.Put(e.bucket, record.OIDBytes(e.oid), e.val); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(err)
-		}
+	// Counts and garbage candidates, in ascending oid order, in
+	// transactions of batchRecs puts.
+	if err := db.importCounts(ctx, &indeg, stored, batchRecs, &st); err != nil {
+		return fail(err)
 	}
 	// Final durable transaction: counters, clear the marker.
 	next := uint64(0)
@@ -326,7 +300,7 @@ type importBatch struct {
 // cuts batches; the caller's goroutine writes each batch in one kv.NoSync
 // transaction. It returns the first error of either side; the other stops.
 func (db *DB) importStream(ctx context.Context, src func(yield func(rec []byte) error) error, st *ImportStats,
-	stored *oidSet, indeg map[uint64]uint32, batchBytes, batchRecs int, progress func(records, bytes int64)) error {
+	stored *oidSet, indeg *degrees, batchBytes, batchRecs int, progress func(records, bytes int64)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	batches := make(chan importBatch, 2)
@@ -358,7 +332,7 @@ func (db *DB) importStream(ctx context.Context, src func(yield func(rec []byte) 
 			st.MaxOID = max(st.MaxOID, r.OID)
 			*stored = append(*stored, r.OID)
 			for _, ref := range r.RefSet() {
-				indeg[ref]++
+				indeg.add(ref)
 			}
 			b.recs = append(b.recs, slices.Clone(rec))
 			bsize += len(rec)
@@ -401,4 +375,64 @@ func (db *DB) importStream(ctx context.Context, src func(yield func(rec []byte) 
 		return werr
 	}
 	return perr
+}
+
+// importCounts writes the reference counts of indeg and queues every
+// stored oid of count zero other than the root as garbage, in kv.NoSync
+// transactions of up to batch puts.
+func (db *DB) importCounts(ctx context.Context, indeg *degrees, stored oidSet, batch int, st *ImportStats) error {
+	type put struct {
+		bucket string
+		oid    uint64
+		n      uint32 // the count (refcounts)
+	}
+	now := int8Bytes(uint64(time.Now().UnixMilli()))
+	chunk := make([]put, 0, batch)
+	write := func() error {
+		if len(chunk) == 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			vals := make([]byte, 4*len(chunk)) // one allocation; the store may keep the slices until commit
+			for i, p := range chunk {
+				v := now
+				if p.bucket == BucketRefcounts {
+					v = vals[4*i : 4*i+4 : 4*i+4]
+					binary.BigEndian.PutUint32(v, p.n)
+				}
+				if err := tx.Put(p.bucket, record.OIDBytes(p.oid), v); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		chunk = chunk[:0]
+		return err
+	}
+	var err error
+	indeg.each(func(oid uint64, n uint32) bool {
+		chunk = append(chunk, put{BucketRefcounts, oid, n})
+		if len(chunk) == batch {
+			err = write()
+		}
+		return err == nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, oid := range stored {
+		if oid != record.RootOID && indeg.get(oid) == 0 {
+			chunk = append(chunk, put{bucket: BucketGarbage, oid: oid})
+			st.Garbage++
+			if len(chunk) == batch {
+				if err := write(); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return write()
 }

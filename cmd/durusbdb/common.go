@@ -61,6 +61,11 @@ func (f *dbFlags) open(ctx context.Context, cio cmdIO, opts engine.Options) (*en
 	}
 	opts.Backend = f.backend
 	opts.CacheSize = cache
+	if opts.RecordCache == 0 {
+		// The tools scan and write; none serves loads, so the whole cache
+		// goes to the backend.
+		opts.RecordCache = -1
+	}
 	opts.Logger = log
 	return engine.Open(ctx, f.dir, opts)
 }
