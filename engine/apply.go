@@ -38,6 +38,7 @@ type Pending struct {
 	sync    bool // wait for a group flush once applied
 	crs     []commitRec
 	seen    map[uint64]struct{} // oids of crs
+	bytes   int                 // record bytes of crs (run bounds, space check, stats)
 	applied chan struct{}       // closed when the run that took it ended; err is then set
 	err     error               // the apply outcome
 }
@@ -49,9 +50,9 @@ var ErrNotDurable = errors.New("engine: commit applied but not made durable")
 // Wait returns when the commit is applied and durable per
 // Options.Durability: in sync mode after a group flush that started after
 // Wait was called (txn.Group; its leader applies the queue first), in the
-// other modes once applied. Its
-// error is the commit's outcome (see Stage). A flush error is returned,
-// wrapped in ErrNotDurable, to every waiter of that flush.
+// other modes once applied. Its error is the commit's outcome (see Stage).
+// A flush error is returned, wrapped in ErrNotDurable, to every waiter of
+// that flush.
 func (p *Pending) Wait(ctx context.Context) error {
 	if p == nil {
 		return nil
@@ -147,16 +148,12 @@ func (db *DB) take() []*Pending {
 	n, recs, bytes := 0, 0, 0
 	for n < len(db.queue) {
 		p := db.queue[n]
-		b := 0
-		for _, c := range p.crs {
-			b += len(c.rec)
-		}
-		if n > 0 && (recs+len(p.crs) > maxApplyRecords || bytes+b > maxApplyBytes) {
+		if n > 0 && (recs+len(p.crs) > maxApplyRecords || bytes+p.bytes > maxApplyBytes) {
 			break
 		}
 		n++
 		recs += len(p.crs)
-		bytes += b
+		bytes += p.bytes
 	}
 	q := db.queue[:n:n]
 	db.queue = db.queue[n:]
@@ -237,11 +234,7 @@ func (db *DB) applyQueued() error {
 			continue
 		}
 		db.full.barrier(p.crs)
-		var n uint64
-		for _, c := range p.crs {
-			n += uint64(len(c.rec)) + 8
-		}
-		db.bytes.Add(n)
+		db.bytes.Add(uint64(p.bytes + 8*len(p.crs)))
 		db.commits.Add(1)
 		db.lastCommit.Store(now)
 		db.ckpt.noteCommit(db)
@@ -268,9 +261,7 @@ func (db *DB) drainQueue() {
 func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 	var total int64
 	for _, p := range q {
-		for _, c := range p.crs {
-			total += int64(len(c.rec)) + 64
-		}
+		total += int64(p.bytes + 64*len(p.crs))
 	}
 	if err := db.space.admit(total); err != nil { // one statfs per run
 		return 0, err

@@ -80,6 +80,7 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	crs := make([]commitRec, len(recs))
 	seen := make(map[uint64]struct{}, len(recs))
 	cursor := db.cursor.Load()
+	size := 0
 	for i, rec := range recs {
 		r, err := record.Parse(rec)
 		if err != nil {
@@ -93,8 +94,9 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
 		}
 		crs[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
+		size += len(rec)
 	}
-	p := &Pending{db: db, sync: db.opts.Durability == kv.Sync, crs: crs, seen: seen, applied: make(chan struct{})}
+	p := &Pending{db: db, sync: db.opts.Durability == kv.Sync, crs: crs, seen: seen, bytes: size, applied: make(chan struct{})}
 	if len(crs) == 0 {
 		close(p.applied)
 		return p, nil

@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"io"
 	"log/slog"
@@ -12,19 +11,37 @@ import (
 	"testing"
 	"time"
 
-	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/testlog"
+	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/server"
 )
 
-// rawClient speaks the Durus protocol and counts the bytes it moves, which
-// the server's byte counters must match exactly.
+// countConn counts the bytes moved over a connection, which the server's
+// byte counters must match exactly.
+type countConn struct {
+	net.Conn
+	sent, received *int64
+}
+
+func (c countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	*c.sent += int64(n)
+	return n, err
+}
+
+func (c countConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	*c.received += int64(n)
+	return n, err
+}
+
+// rawClient is an internal/wire client over a countConn that fails the
+// test on any I/O error.
 type rawClient struct {
-	t        testing.TB
-	nc       net.Conn
-	sent     *int64
-	received *int64
+	t  testing.TB
+	nc net.Conn // the counting connection
+	w  *wire.Conn
 }
 
 func dialRaw(t testing.TB, addr string, sent, received *int64) *rawClient {
@@ -34,84 +51,44 @@ func dialRaw(t testing.TB, addr string, sent, received *int64) *rawClient {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	return &rawClient{t: t, nc: nc, sent: sent, received: received}
+	cc := countConn{Conn: nc, sent: sent, received: received}
+	return &rawClient{t: t, nc: cc, w: wire.NewConn(cc, 10*time.Second)}
 }
 
-func (c *rawClient) send(parts ...[]byte) {
+func (c *rawClient) must(err error) {
 	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	for _, p := range parts {
-		n, err := c.nc.Write(p)
-		*c.sent += int64(n)
-		if err != nil {
-			c.t.Fatalf("write: %v", err)
-		}
-	}
-}
-
-func (c *rawClient) read(n int) []byte {
-	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b := make([]byte, n)
-	m, err := io.ReadFull(c.nc, b)
-	*c.received += int64(m)
 	if err != nil {
-		c.t.Fatalf("read %d bytes: %v", n, err)
+		c.t.Fatal(err)
 	}
-	return b
-}
-
-func (c *rawClient) oidList() []uint64 {
-	c.t.Helper()
-	k := binary.BigEndian.Uint32(c.read(4))
-	b := c.read(8 * int(k))
-	out := make([]uint64, k)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(b[8*i:])
-	}
-	return out
 }
 
 func (c *rawClient) sync() []uint64 {
 	c.t.Helper()
-	c.send([]byte{'S'})
-	return c.oidList()
+	inv, err := c.w.Sync()
+	c.must(err)
+	return inv
 }
 
 func (c *rawClient) newOIDs(k int) []uint64 {
 	c.t.Helper()
-	c.send([]byte{'M', byte(k)})
-	b := c.read(8 * k)
-	out := make([]uint64, k)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(b[8*i:])
-	}
-	return out
+	oids, err := c.w.NewOIDs(k)
+	c.must(err)
+	return oids
 }
 
 // commit runs both phases and returns the phase 1 invalid list and the
 // status byte.
 func (c *rawClient) commit(recs ...[]byte) ([]uint64, byte) {
 	c.t.Helper()
-	c.send([]byte{'C'})
-	inv := c.oidList()
-	var data []byte
-	for _, r := range recs {
-		data = binary.BigEndian.AppendUint32(data, uint32(8+len(r)))
-		data = binary.BigEndian.AppendUint64(data, record.OID(r))
-		data = append(data, r...)
-	}
-	c.send(binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
-	return inv, c.read(1)[0]
+	inv, st, err := c.w.Commit(recs)
+	c.must(err)
+	return inv, st
 }
 
 func (c *rawClient) load(oid uint64) byte {
 	c.t.Helper()
-	c.send([]byte{'L'}, binary.BigEndian.AppendUint64(nil, oid))
-	st := c.read(1)[0]
-	if st == 'O' {
-		c.read(int(binary.BigEndian.Uint32(c.read(4))))
-	}
+	st, _, err := c.w.Load(oid)
+	c.must(err)
 	return st
 }
 
@@ -302,7 +279,9 @@ func testServerMetrics(t *testing.T, backend string) {
 	var s3, r3 int64
 	c3 := dialRaw(t, addr, &s3, &r3)
 	c3addr := c3.nc.LocalAddr().String()
-	c3.send([]byte{'Z'})
+	if _, err := c3.nc.Write([]byte{'Z'}); err != nil {
+		t.Fatal(err)
+	}
 	c3.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := c3.nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("after an unknown command: %v, want EOF", err)

@@ -305,29 +305,11 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 	}
 	srv.quit(t)
 
-	restored := filepath.Join(t.TempDir(), "restored")
-	rr, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()})
-	if err != nil {
-		t.Fatalf("restore: %v", err)
-	}
+	rr, db := restoreChecked(t, out)
 	if rr.Recovery == nil || !rr.Recovery.Ran || rr.Recovery.From == "" {
 		t.Fatalf("restore ran no catastrophic recovery: %+v", rr.Recovery)
 	}
 	t.Logf("restore recovery: %s", rr.Recovery.Summary())
-
-	check := exec.Command(durusbdbBin(t), "check", "--dir", restored)
-	if b, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("durusbdb check on the restored directory: %v\n%s", err, b)
-	}
-
-	o := engineOpts("")
-	o.Create = false
-	o.ReadOnly = true
-	db, err := engine.Open(context.Background(), restored, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	var present int
 	for _, a := range acks {
 		got, err := db.Load(a.oid)
@@ -344,6 +326,31 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 		}
 	}
 	t.Logf("restored database holds %d of %d acknowledged chain objects", present, len(acks))
+}
+
+// restoreChecked restores the backup stream out into a new directory,
+// requires `durusbdb check` to pass on it and opens it read-only (closed by
+// cleanup).
+func restoreChecked(t *testing.T, out string) (*RestoreResult, *engine.DB) {
+	t.Helper()
+	restored := filepath.Join(t.TempDir(), "restored")
+	rr, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()})
+	if err != nil {
+		t.Fatalf("restore: %v", err)
+	}
+	check := exec.Command(durusbdbBin(t), "check", "--dir", restored)
+	if b, err := check.CombinedOutput(); err != nil {
+		t.Fatalf("durusbdb check on the restored directory: %v\n%s", err, b)
+	}
+	o := engineOpts("")
+	o.Create = false
+	o.ReadOnly = true
+	db, err := engine.Open(context.Background(), restored, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return rr, db
 }
 
 // TestAtOpenReportsRecovery: after a server is killed, AtOpen runs normal
@@ -507,24 +514,8 @@ func TestHotBackupSurvivesLogRemoval(t *testing.T) {
 		t.Fatalf("the removed log.0000000001 is not in the backup: %+v", res.Manifest.Files)
 	}
 	srv.quit(t)
-	restored := filepath.Join(t.TempDir(), "r")
-	rr, err := Restore(context.Background(), out, restored, RestoreOptions{Options: quietOpts()})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rr, db := restoreChecked(t, out)
 	t.Logf("%d log files in the backup; %s", len(rr.Recovery.LogFiles), rr.Recovery.Summary())
-	check := exec.Command(durusbdbBin(t), "check", "--dir", restored)
-	if b, err := check.CombinedOutput(); err != nil {
-		t.Fatalf("durusbdb check on the restored directory: %v\n%s", err, b)
-	}
-	o := engineOpts("")
-	o.Create = false
-	o.ReadOnly = true
-	db, err := engine.Open(context.Background(), restored, o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
 	for _, a := range acks {
 		got, err := db.Load(a.oid)
 		if a.at.Before(began) && (err != nil || !bytes.Equal(got, a.rec)) {

@@ -41,19 +41,36 @@ func newProcs(pidFile string) *procs {
 
 // start runs argv with stdout and stderr appended to logPath.
 func (ps *procs) start(name, logPath string, env []string, argv ...string) (*proc, error) {
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := openLog(logPath, argv)
 	if err != nil {
 		return nil, err
 	}
 	defer lf.Close()
-	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), env...)
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath}
-	p.started = time.Now()
-	if err := cmd.Start(); err != nil {
+	p, err := ps.launch(name, logPath, cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	return p, nil
+}
+
+// openLog opens logPath for appending and writes a line naming argv.
+func openLog(logPath string, argv []string) (*os.File, error) {
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
+	return lf, nil
+}
+
+// launch starts cmd and tracks it (pid file, stopAll) until it exits.
+func (ps *procs) launch(name, logPath string, cmd *exec.Cmd) (*proc, error) {
+	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath, started: time.Now()}
+	if err := cmd.Start(); err != nil {
+		return nil, err
 	}
 	ps.mu.Lock()
 	ps.live[cmd.Process.Pid] = p
@@ -215,27 +232,18 @@ func freePort() (int, error) {
 // stderr goes to logPath. The process is tracked like a server, so that
 // stopAll (and the calling script's trap) ends it too.
 func (ps *procs) runCmd(timeout time.Duration, logPath string, argv ...string) (string, time.Duration, error) {
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	lf, err := openLog(logPath, argv)
 	if err != nil {
 		return "", 0, err
 	}
 	defer lf.Close()
-	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
 	cmd := exec.Command(argv[0], argv[1:]...)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, lf
-	p := &proc{name: filepath.Base(argv[0]), cmd: cmd, done: make(chan struct{}), logPath: logPath, started: time.Now()}
-	if err := cmd.Start(); err != nil {
+	p, err := ps.launch(filepath.Base(argv[0]), logPath, cmd)
+	if err != nil {
 		return "", 0, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
-	ps.mu.Lock()
-	ps.live[cmd.Process.Pid] = p
-	ps.writePids()
-	ps.mu.Unlock()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	timedOut := false
 	select {
 	case <-p.done:

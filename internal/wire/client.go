@@ -45,7 +45,13 @@ func Dial(addr string, timeout time.Duration) (*Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), Timeout: timeout}, nil
+	return NewConn(c, timeout), nil
+}
+
+// NewConn speaks the protocol over c, already connected (tests wrap it, to
+// count bytes for instance); timeout is as for Dial.
+func NewConn(c net.Conn, timeout time.Duration) *Conn {
+	return &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), Timeout: timeout}
 }
 
 // Close sends the stock client's goodbye byte "." and closes.
