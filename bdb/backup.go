@@ -23,15 +23,14 @@ import (
 // DB_ENV->lsn_reset, on-disk version detection).
 
 // JoinEnv opens the existing environment in dir alongside the process that
-// owns it (a running server), for a hot backup: DB_CREATE | DB_INIT_TXN |
-// DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_REGISTER,
-// without DB_RECOVER. It shares the owner's regions (cache, log, locks),
-// so it sees every page the owner has in its cache. DB_REGISTER records
-// this process in __db.register: should it die inside libdb, the next
-// DB_REGISTER open runs recovery. If the environment needs recovery (its
-// owner crashed), the open fails with an error matching ErrRunRecovery:
-// open it with OpenEnv (holding the directory lock) instead. JoinEnv takes
-// no flock; the caller must not write through the Env.
+// owns it (a running server holding the directory lock), for a hot backup:
+// DB_INIT_TXN | DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD,
+// without DB_RECOVER or DB_CREATE. It shares the owner's regions (cache,
+// log, locks), so it sees every page the owner has in its cache. If the
+// environment has panicked, the open fails with an error matching
+// ErrRunRecovery. JoinEnv takes no flock; the caller must not write
+// through the Env. Should this process die inside libdb, the owner's next
+// open recovers (every writable open does).
 func JoinEnv(dir string, cacheSize int64) (*Env, error) {
 	le, err := libdb.EnvCreate()
 	if err != nil {
@@ -45,8 +44,8 @@ func JoinEnv(dir string, cacheSize int64) (*Env, error) {
 		le.Close(0)
 		return nil, wrap("set cache size of "+dir, err)
 	}
-	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
-		libdb.InitMpool | libdb.Thread | libdb.Register
+	flags := libdb.InitTxn | libdb.InitLog | libdb.InitLock |
+		libdb.InitMpool | libdb.Thread
 	if err := le.Open(dir, flags, 0); err != nil {
 		msg := le.LastError()
 		le.Close(0)
@@ -89,8 +88,8 @@ func (e *Env) CopyDB(file, target string) error {
 type RecoverOptions struct {
 	// Catastrophic runs DB_RECOVER_FATAL: recovery from the first log file
 	// in the directory, for restored backups or damaged databases.
-	// Otherwise normal recovery (DB_RECOVER | DB_REGISTER) runs, which
-	// libdb skips when DB_REGISTER finds the last owner exited cleanly.
+	// Otherwise normal recovery (DB_RECOVER) runs: from the last
+	// checkpoint, which ends the log after a clean close.
 	Catastrophic bool
 	// MessageFile, if set, receives libdb's verbose recovery messages
 	// (DB_VERB_RECOVERY), appended.
@@ -155,7 +154,7 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	if opts.Catastrophic {
 		flags |= libdb.RecoverFatal
 	} else {
-		flags |= libdb.Recover | libdb.Register
+		flags |= libdb.Recover
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
 		what := "recover"
@@ -163,6 +162,20 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 			what = "catastrophic recovery of"
 		}
 		return fail(what, err)
+	}
+	// libdb writes the checkpoint that ends recovery without flushing it
+	// (txn_chkpt.c: DB_FLUSH only when not recovering), and the region
+	// files holding the log buffer are removed below: without a forced
+	// checkpoint and a log flush here, the next crash's recovery starts
+	// from the first log record again and re-undoes transactions of
+	// processes that died before this recovery, whose ids later processes
+	// reused (two crashes under the collector made directories that no
+	// recovery opens).
+	if err := le.TxnCheckpoint(0, 0, libdb.Force); err != nil {
+		return fail("checkpoint after recovering", err)
+	}
+	if err := le.LogFlush(); err != nil {
+		return fail("flush the log after recovering", err)
 	}
 	if ls, err := le.LogStat(); err == nil {
 		info.EndFile, info.EndOffset = ls.CurFile, ls.CurOffset

@@ -5,9 +5,12 @@ package bdb_test
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -23,15 +26,24 @@ import (
 // commits records forever (Sync, or NoSync followed by Flush), printing the
 // index of each acknowledged commit, until it is killed.
 func crashChild(dir string) {
+	first := 0
+	if v := os.Getenv("BDB_CRASH_FIRST"); v != "" {
+		first, _ = strconv.Atoi(v)
+	}
+	big := os.Getenv("BDB_CRASH_BIG") != ""
 	s, err := bdb.OpenStore(kvtest.Options(dir))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
-	for i := 0; ; i++ {
+	for i := first; ; i++ {
 		tx, err := s.Begin(context.Background(), true)
 		if err == nil {
-			err = tx.Put("objects", oidKey(uint64(i)), record(uint64(i)))
+			v := record(uint64(i))
+			if big {
+				v = append(v, make([]byte, 64<<10)...)
+			}
+			err = tx.Put("objects", oidKey(uint64(i)), v)
 		}
 		if err == nil {
 			d := kv.Sync
@@ -64,34 +76,7 @@ func TestMain(m *testing.M) {
 // notices the dead owner), and every acknowledged commit is there.
 func TestCrashRecovery(t *testing.T) {
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BDB_CRASH_CHILD="+dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	sc := bufio.NewScanner(out)
-	last := -1
-	deadline := time.Now().Add(20 * time.Second)
-	for sc.Scan() {
-		line := sc.Text()
-		n, err := strconv.Atoi(line)
-		if err != nil {
-			t.Fatalf("child: %s", line)
-		}
-		last = n
-		if last >= 200 || time.Now().After(deadline) {
-			break
-		}
-	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if last < 10 {
-		t.Fatalf("child acknowledged only %d commits", last+1)
-	}
+	last := crashAfter(t, dir, 0, 200)
 	s := mustOpen(t, kvtest.Options(dir))
 	tx, err := s.Begin(context.Background(), false)
 	if err != nil {
@@ -104,4 +89,239 @@ func TestCrashRecovery(t *testing.T) {
 			t.Fatalf("acknowledged commit %d of %d lost after crash: %q %v", i, last, v, err)
 		}
 	}
+}
+
+// crashAfter runs crashChild in dir, numbering its commits from first, and
+// SIGKILLs it once commit first+n is acknowledged (or after 20 s); it
+// returns the last acknowledged index.
+func crashAfter(t *testing.T, dir string, first, n int, env ...string) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BDB_CRASH_CHILD="+dir, "BDB_CRASH_FIRST="+strconv.Itoa(first))
+	cmd.Env = append(cmd.Env, env...)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(out)
+	last := first - 1
+	deadline := time.Now().Add(20 * time.Second)
+	for sc.Scan() {
+		line := sc.Text()
+		v, err := strconv.Atoi(line)
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			t.Fatalf("child: %s", line)
+		}
+		last = v
+		if last >= first+n || time.Now().After(deadline) {
+			break
+		}
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if last < first+10 {
+		t.Fatalf("child acknowledged only %d commits", last-first+1)
+	}
+	return last
+}
+
+// recoverLogged runs normal recovery in dir and returns libdb's verbose
+// recovery messages with the result.
+func recoverLogged(t *testing.T, dir string) (bdb.RecoverInfo, string) {
+	t.Helper()
+	mf := filepath.Join(t.TempDir(), "recovery.txt")
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{MessageFile: mf})
+	msgs, _ := os.ReadFile(mf)
+	if err != nil {
+		t.Fatalf("recover %s: %v\n%s", dir, err, msgs)
+	}
+	return info, string(msgs)
+}
+
+var (
+	reRecoveryStart = regexp.MustCompile(`Recovery starting from \[(\d+)\]\[(\d+)\]`)
+	reLastValid     = regexp.MustCompile(`Finding last valid log LSN: file: (\d+) offset (\d+)`)
+)
+
+// lsnLess compares the LSNs [f1][o1] < [f2][o2], given as decimal strings.
+func lsnLess(f1, o1, f2, o2 string) bool {
+	a, _ := strconv.Atoi(f1)
+	b, _ := strconv.Atoi(o1)
+	c, _ := strconv.Atoi(f2)
+	d, _ := strconv.Atoi(o2)
+	return a < c || (a == c && b < d)
+}
+
+// TestRecoveryCheckpointIsDurable: the checkpoint that recovery writes
+// reaches the log file, so the next recovery after a later crash starts
+// there and never replays (and re-undoes) transactions of a process that
+// died before the previous recovery. Without the flush, every recovery
+// started from the first log record ([1][28]) and a later crash could
+// leave a directory that no recovery opens (issue: two crashes while the
+// collector deletes).
+func TestRecoveryCheckpointIsDurable(t *testing.T) {
+	dir := t.TempDir()
+	last := crashAfter(t, dir, 0, 300)
+	_, msgs1 := recoverLogged(t, dir)
+	end1 := reLastValid.FindStringSubmatch(msgs1)
+	if end1 == nil {
+		t.Fatalf("first recovery found no end of the log:\n%s", msgs1)
+	}
+	last = crashAfter(t, dir, last+1, 300)
+	_, msgs := recoverLogged(t, dir)
+	m := reRecoveryStart.FindStringSubmatch(msgs)
+	if m == nil {
+		t.Fatalf("second recovery did not run:\n%s", msgs)
+	}
+	if lsnLess(m[1], m[2], end1[1], end1[2]) {
+		t.Fatalf("second recovery started from [%s][%s], before the end [%s][%s] of the log the first recovery replayed: the first recovery's checkpoint never reached the log",
+			m[1], m[2], end1[1], end1[2])
+	}
+	s := mustOpen(t, kvtest.Options(dir))
+	for i := 0; i <= last; i++ {
+		v, err := s.Get("objects", oidKey(uint64(i)))
+		if err != nil || !strings.HasPrefix(string(v), fmt.Sprintf("record-%d-", i)) {
+			t.Fatalf("acknowledged commit %d of %d lost after two crashes: %q %v", i, last, v, err)
+		}
+	}
+}
+
+// TestFailedOpenDoesNotPoisonNextOpen: a writable open whose recovery
+// fails (the first of two log files, which it needs, is missing) leaves
+// nothing behind in this process: once the file is back, the next open in
+// the same process succeeds instead of failing with BDB1528 ("DB_REGISTER
+// limits processes to one open DB_ENV handle per environment").
+func TestFailedOpenDoesNotPoisonNextOpen(t *testing.T) {
+	dir := t.TempDir()
+	last := crashAfter(t, dir, 0, 240, "BDB_CRASH_BIG=1") // 64 KiB records: two 10 MB log files
+	logs, _ := filepath.Glob(filepath.Join(dir, "log.*"))
+	if len(logs) < 2 {
+		t.Fatalf("want two log files, have %v", logs)
+	}
+	aside := filepath.Join(t.TempDir(), "log")
+	if err := os.Rename(logs[0], aside); err != nil {
+		t.Fatal(err)
+	}
+	s, err := bdb.OpenStore(kvtest.Options(dir))
+	if err == nil {
+		s.Close()
+		t.Fatal("open without the log file that recovery needs succeeded")
+	}
+	t.Logf("open without %s: %v", logs[0], err)
+	if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{}); err == nil {
+		t.Fatal("recovery without the log file that it needs succeeded")
+	} else {
+		t.Logf("recovery without %s: %v", logs[0], err)
+	}
+	if err := os.Rename(aside, logs[0]); err != nil {
+		t.Fatal(err)
+	}
+	recoverLogged(t, dir)
+	s = mustOpen(t, kvtest.Options(dir))
+	if v, err := s.Get("objects", oidKey(uint64(last))); err != nil || !strings.HasPrefix(string(v), fmt.Sprintf("record-%d-", last)) {
+		t.Fatalf("acknowledged commit %d after recovery: %q %v", last, v, err)
+	}
+}
+
+// TestReadOnlyOpenAfterCrash: a read-only open of a directory whose writer
+// was killed never shows the files as the crash left them (committed
+// transactions only in the log): in a writable directory it runs recovery
+// first and sees every acknowledged commit; in a directory it may not
+// write, it refuses with an error that wraps kv.ErrNeedRecover and names
+// `durusbdb recover`.
+func TestReadOnlyOpenAfterCrash(t *testing.T) {
+	ro := kvtest.Options("")
+	ro.ReadOnly, ro.Create = true, false
+	t.Run("writable directory", func(t *testing.T) {
+		dir := t.TempDir()
+		last := crashAfter(t, dir, 0, 300)
+		o := ro
+		o.Dir = dir
+		s, err := bdb.OpenStore(o)
+		if err != nil {
+			t.Fatalf("read-only open after a crash: %v", err)
+		}
+		defer s.Close()
+		for i := 0; i <= last; i++ {
+			v, err := s.Get("objects", oidKey(uint64(i)))
+			if err != nil || !strings.HasPrefix(string(v), fmt.Sprintf("record-%d-", i)) {
+				t.Fatalf("read-only open after a crash lacks acknowledged commit %d of %d: %q %v", i, last, v, err)
+			}
+		}
+		if need, err := bdb.NeedsRecovery(dir); err != nil || need {
+			t.Fatalf("after the read-only open's recovery: needs recovery %v, %v", need, err)
+		}
+	})
+	t.Run("read-only directory", func(t *testing.T) {
+		dir := t.TempDir()
+		crashAfter(t, dir, 0, 50)
+		view := readOnlyView(t, dir)
+		o := ro
+		o.Dir = view
+		s, err := bdb.OpenStore(o)
+		if err == nil {
+			s.Close()
+			t.Fatal("read-only open of a crashed, unwritable directory succeeded")
+		}
+		if !errors.Is(err, kv.ErrNeedRecover) || !strings.Contains(err.Error(), "durusbdb recover") {
+			t.Fatalf("refusal %v: want kv.ErrNeedRecover naming `durusbdb recover`", err)
+		}
+	})
+	t.Run("clean close", func(t *testing.T) {
+		dir := t.TempDir()
+		s := mustOpen(t, kvtest.Options(dir))
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if need, err := bdb.NeedsRecovery(dir); err != nil || need {
+			t.Fatalf("after a clean close: needs recovery %v, %v", need, err)
+		}
+		o := ro
+		o.Dir = readOnlyView(t, dir)
+		s2, err := bdb.OpenStore(o)
+		if err != nil {
+			t.Fatalf("read-only open of a cleanly closed, unwritable directory: %v", err)
+		}
+		s2.Close()
+	})
+}
+
+// readOnlyView returns dir as a directory this process cannot write: a
+// read-only bind mount when running as root (permissions do not stop
+// root), else dir itself with its write bits removed. A test that cannot
+// set this up fails, unless DURUSBDB_SKIP_MOUNT_TESTS is set.
+func readOnlyView(t *testing.T, dir string) string {
+	t.Helper()
+	if os.Getuid() != 0 {
+		if err := os.Chmod(dir, 0o555); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { os.Chmod(dir, 0o755) })
+		return dir
+	}
+	view := t.TempDir()
+	mount := func(args ...string) error {
+		out, err := exec.Command("mount", args...).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("mount %v: %v: %s", args, err, out)
+		}
+		return nil
+	}
+	err := mount("--bind", dir, view)
+	if err == nil {
+		t.Cleanup(func() { exec.Command("umount", view).Run() })
+		err = mount("-o", "remount,ro,bind", view)
+	}
+	if err != nil {
+		if os.Getenv("DURUSBDB_SKIP_MOUNT_TESTS") != "" {
+			t.Skipf("DURUSBDB_SKIP_MOUNT_TESTS set: %v", err)
+		}
+		t.Fatalf("cannot make a read-only view of %s (set DURUSBDB_SKIP_MOUNT_TESTS=1 on a machine without mounts): %v", dir, err)
+	}
+	return view
 }

@@ -13,8 +13,12 @@
 // # Environment defaults (FORMAT.md §1, §6)
 //
 // A writable open uses DB_CREATE | DB_INIT_TXN | DB_INIT_LOG |
-// DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER | DB_REGISTER, so
-// normal recovery runs whenever the last owner did not close cleanly;
+// DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER, so normal
+// recovery runs on every writable open (from the last checkpoint, which
+// ends the log after a clean close, so it costs nothing then). It does not
+// use DB_REGISTER: libdb forgets a dead registrant once a recovery attempt
+// failed, and a second attempt would then skip recovery. Whether the last
+// writer closed cleanly is kept in durusbdb.lock instead (NeedsRecovery);
 // deadlock detection on every conflict (DB_LOCK_DEFAULT); a 64 MiB cache
 // unless told otherwise; logs are never removed automatically (only
 // Store.Checkpoint(ctx, true) or Env.RemoveLogs remove them). The
@@ -47,16 +51,19 @@
 //
 // A Berkeley DB environment cannot be joined without writing: its region
 // files (__db.00N) are shared memory that every process updates, and
-// DB_REGISTER and recovery write files too. So Options.ReadOnly does not
-// join the environment. It opens a private environment (DB_PRIVATE, cache
+// recovery writes files too. So Options.ReadOnly does not join the
+// environment. It opens a private environment (DB_PRIVATE, cache
 // only, in process memory) and every database with DB_RDONLY, without
 // transactions, locking or logging, and creates no file in the directory.
 // It takes a shared flock on durusbdb.lock when that file exists, so it
 // fails with kv.ErrInUse while a writer owns the directory and a writer
-// fails while a reader is open. It reads the database files as the last
-// owner left them: this is exact after a clean close (DB->close flushes
-// every page); after a crash, committed transactions still only in the log
-// are not visible until a writable open has run recovery. Read
+// fails while a reader is open. It reads the database files, which hold
+// every committed transaction only after a clean close or a recovery. So
+// when the last writer did not close cleanly (NeedsRecovery), a read-only
+// open first runs normal recovery itself if the directory is writable and
+// no other process holds it, and otherwise refuses with an error wrapping
+// kv.ErrNeedRecover that names `durusbdb recover`: no read-only view ever
+// shows data older than the last acknowledged commit. Read
 // transactions of a read-only store see no writer, hence are trivially
 // consistent.
 //

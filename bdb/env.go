@@ -61,10 +61,11 @@ type Env struct {
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
-// region and log files as needed, with FORMAT.md's flags: DB_CREATE | DB_INIT_TXN |
-// DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER |
-// DB_REGISTER, DB_LOCK_DEFAULT detection and DB_MULTIVERSION. It takes no
-// flock: OpenStore does.
+// region and log files as needed, with DB_CREATE | DB_INIT_TXN |
+// DB_INIT_LOG | DB_INIT_LOCK | DB_INIT_MPOOL | DB_THREAD | DB_RECOVER,
+// DB_LOCK_DEFAULT detection and DB_MULTIVERSION. A writable open runs
+// normal recovery every time, rebuilding the regions, so the caller must
+// hold the directory lock (see LockDir): OpenEnv takes no flock itself.
 func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	le, err := libdb.EnvCreate()
 	if err != nil {
@@ -126,8 +127,13 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		}
 		// DB_RECOVER needs DB_CREATE: recovery rebuilds the regions. Whether
 		// database files may be created is DBOptions.Create's business.
+		// Recovery runs on every writable open, decided by nobody's memory:
+		// not DB_REGISTER's, which forgets a dead registrant once a recovery
+		// attempt failed, so the next open would skip recovery and serve
+		// files that lack committed transactions. After a clean close the
+		// last checkpoint ends the log and recovery has nothing to replay.
 		flags = libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
-			libdb.InitMpool | libdb.Thread | libdb.Recover | libdb.Register
+			libdb.InitMpool | libdb.Thread | libdb.Recover
 		if opts.FailChk {
 			n := opts.ThreadCount
 			if n == 0 {
@@ -363,6 +369,11 @@ func (e *Env) Close() error {
 	}
 	for e.inflight.Load() != 0 {
 		time.Sleep(time.Millisecond)
+	}
+	if !e.readOnly && e.env != nil {
+		// Everything committed reaches the log file even if a later step
+		// of the close fails.
+		keep(wrap("flush log of "+e.dir, e.env.LogFlush()))
 	}
 	e.mu.Lock()
 	dbs := make([]*DB, 0, len(e.dbs))

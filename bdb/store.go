@@ -131,13 +131,21 @@ func OpenStore(opts kv.Options) (*Store, error) {
 			}
 		}
 	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
 	lock, err := lockDir(dir, opts.ReadOnly)
 	if err != nil {
 		return nil, err
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
+	if opts.ReadOnly {
+		if lock, err = recoverForRead(dir, lock, opts.CacheSize, logger); err != nil {
+			return nil, err
+		}
+	} else if err := setMark(lock, markOpen); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
 	}
 	env, err := OpenEnv(dir, EnvOptions{
 		ReadOnly:  opts.ReadOnly,
@@ -283,10 +291,69 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	err := s.env.Close()
+	if err == nil && !s.readOnly && s.lock != nil {
+		// Only a clean close says so: after any failure the next open
+		// (writable or not) treats the directory as needing recovery.
+		err = setMark(s.lock, markClean)
+	}
 	if s.lock != nil {
 		s.lock.Close() // releases the flock
 	}
 	return err
+}
+
+// recoverForRead makes a read-only open safe after a crash: if the last
+// writer of dir did not close it cleanly (NeedsRecovery), the database
+// files may lack committed transactions that only the log holds. When the
+// directory is writable, recoverForRead then trades the shared lock for an
+// exclusive one, runs normal recovery, marks the directory clean and takes
+// the shared lock again; otherwise, or if another process holds the
+// directory meanwhile, it refuses with an error wrapping kv.ErrNeedRecover
+// that names `durusbdb recover`. It returns the shared lock to hold (nil if
+// the directory has no lock file and needed nothing).
+func recoverForRead(dir string, lock *os.File, cacheSize int64, log *slog.Logger) (*os.File, error) {
+	need, err := NeedsRecovery(dir)
+	if err != nil || !need {
+		if err != nil && lock != nil {
+			lock.Close()
+		}
+		return lock, err
+	}
+	refuse := func(why string) error {
+		return fmt.Errorf("bdb: open %s read-only: the last writer did not close it, so its database files may lack committed transactions, and %s; run `durusbdb recover --dir %s` (or start the server once) first: %w",
+			dir, why, dir, kv.ErrNeedRecover)
+	}
+	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
+		if lock != nil {
+			lock.Close()
+		}
+		return nil, refuse("the directory is not writable, so recovery cannot run here")
+	}
+	if lock != nil {
+		lock.Close() // a shared flock cannot become exclusive in place
+	}
+	ex, err := lockDir(dir, false)
+	if err != nil {
+		if errors.Is(err, kv.ErrInUse) {
+			return nil, refuse("another process holds it, so recovery cannot run now")
+		}
+		return nil, err
+	}
+	log.Warn("bdb: the last writer did not close the directory cleanly; running recovery before the read-only open", "dir", dir)
+	if _, err := RecoverEnv(dir, RecoverOptions{CacheSize: cacheSize}); err != nil {
+		ex.Close()
+		return nil, fmt.Errorf("bdb: open %s read-only: recovery first: %w", dir, err)
+	}
+	if err := MarkRecovered(ex); err != nil {
+		ex.Close()
+		return nil, err
+	}
+	ex.Close()
+	lock, err = lockDir(dir, true)
+	if err != nil {
+		return nil, err
+	}
+	return lock, nil
 }
 
 // storeTxn is the kv.Txn of a Store.

@@ -211,8 +211,11 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 }
 
 // recoverBDB runs normal or catastrophic recovery in dir, holding the
-// directory lock, with libdb's verbose recovery messages captured.
-func recoverBDB(ctx context.Context, dir string, catastrophic bool, opts Options) (*Report, error) {
+// directory lock, with libdb's verbose recovery messages captured, and
+// marks the directory clean when it succeeds. With onlyIfNeeded, normal
+// recovery runs only if the last writer did not close the directory
+// (bdb.NeedsRecovery); the report then says Ran false.
+func recoverBDB(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, opts Options) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -229,6 +232,17 @@ func recoverBDB(ctx context.Context, dir string, catastrophic bool, opts Options
 		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}
 	defer lock.Close()
+	if onlyIfNeeded && !catastrophic {
+		start := time.Now()
+		need, err := bdb.NeedsRecovery(dir)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
+		}
+		if !need {
+			r.Duration = time.Since(start)
+			return r, nil
+		}
+	}
 	mf, err := os.CreateTemp("", "durusbdb-recovery-*.txt")
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %s recovery of %s: message file: %w", kind, dir, err)
@@ -248,6 +262,10 @@ func recoverBDB(ctx context.Context, dir string, catastrophic bool, opts Options
 		}
 		return r, fmt.Errorf("recovery: %s recovery of %s failed%s: %w", kind, dir, msg, err)
 	}
+	if err := bdb.MarkRecovered(lock); err != nil {
+		return r, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
+	}
+	r.Ran = true
 	r.To = lsn(info.EndFile, info.EndOffset)
 	if r.Checkpoint == "" {
 		r.Checkpoint = lsn(info.CkpFile, info.CkpOffset)
@@ -314,12 +332,13 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	// an upgraded scratch copy of meta.db (the original may be too old
 	// for this libdb to read).
 	if oldLogs || oldDBs {
-		pids, err := registeredPIDs(dir)
+		unclean, err := bdb.NeedsRecovery(dir)
 		if err != nil {
 			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
 		}
-		if len(pids) > 0 {
-			return nil, fmt.Errorf("recovery: upgrade %s: process(es) %v registered in __db.register never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
+		if unclean {
+			pids, _ := registeredPIDs(dir)
+			return nil, fmt.Errorf("recovery: upgrade %s: its last writer (registered processes %v) never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
 		}
 		inUse, err := metaInUse(dir)
 		if err != nil {

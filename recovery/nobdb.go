@@ -19,7 +19,7 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 	return "", nil, errNoBDB(dir)
 }
 
-func recoverBDB(ctx context.Context, dir string, catastrophic bool, opts Options) (*Report, error) {
+func recoverBDB(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, opts Options) (*Report, error) {
 	return nil, errNoBDB(dir)
 }
 

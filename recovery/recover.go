@@ -28,7 +28,7 @@ func Recover(ctx context.Context, dir string, opts RecoverOptions) (*Report, err
 	}
 	switch kind {
 	case backend.BDB:
-		r, err := recoverBDB(ctx, dir, opts.Catastrophic, opts.Options)
+		r, err := recoverBDB(ctx, dir, opts.Catastrophic, false, opts.Options)
 		if err != nil {
 			return r, err
 		}
@@ -43,8 +43,8 @@ func Recover(ctx context.Context, dir string, opts RecoverOptions) (*Report, err
 }
 
 // AtOpen runs, just before the engine opens dir, the normal recovery that
-// the open would run anyway (Berkeley DB: DB_RECOVER | DB_REGISTER,
-// performed only when the last owner did not exit cleanly), and logs what
+// the open would run anyway (Berkeley DB: DB_RECOVER, here only when the
+// last writer did not close the directory, bdb.NeedsRecovery), and logs what
 // it did through opts.Logger: the log range replayed and the time taken,
 // or that nothing was needed. It returns nil and does nothing for an empty
 // directory or a LevelDB one (LevelDB replays its log inside its own
@@ -57,7 +57,7 @@ func AtOpen(ctx context.Context, dir string, opts Options) (*Report, error) {
 	if !bdbCompiled() {
 		return nil, nil
 	}
-	r, err := recoverBDB(ctx, dir, false, opts)
+	r, err := recoverBDB(ctx, dir, false, true, opts)
 	if err != nil {
 		return r, err
 	}

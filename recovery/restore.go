@@ -83,7 +83,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	}
 	res := &RestoreResult{Dir: dir, Manifest: m}
 	if m.Backend == "bdb" {
-		r, err := recoverBDB(ctx, dir, true, opts.Options)
+		r, err := recoverBDB(ctx, dir, true, false, opts.Options)
 		if err != nil {
 			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
 		}
