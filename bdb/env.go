@@ -281,6 +281,22 @@ func (e *Env) FailChk() error {
 	return nil
 }
 
+// Panic puts the environment, shared by every process that has it open,
+// into libdb's panic state (DB_PANIC_ENVIRONMENT): each later call of
+// every process fails with DB_RUNRECOVERY (ErrRunRecovery) until the
+// environment is recovered. It is the way to stop every user of an
+// environment at once, and what the fatal-error tests inject.
+func (e *Env) Panic() error {
+	if err := e.enter(); err != nil {
+		return err
+	}
+	defer e.leave()
+	if err := e.env.SetFlags(libdb.PanicEnv, true); err != nil {
+		return wrap("panic environment "+e.dir, err)
+	}
+	return nil
+}
+
 // Verify checks the structure of a database file of the directory that is
 // not open in this process. See DB->verify.
 func (e *Env) Verify(file string) error {

@@ -94,7 +94,13 @@ func (db *DB) applyAndFlush() error {
 	if last != nil {
 		_ = last.waitApplied(context.Background())
 	}
-	return db.store.Flush()
+	if err := db.store.Flush(); err != nil {
+		// Whether the log reached the disk is unknown, now and for every
+		// later flush (a failed fsync may have dropped the pages): fatal.
+		db.fail(fmt.Errorf("flush of %s: %w", db.dir, err))
+		return err
+	}
+	return nil
 }
 
 // waitApplied returns the apply outcome of p, running the queue (or
@@ -215,6 +221,7 @@ func (db *DB) applyQueued() error {
 	size, err := db.writeRun(q, mode)
 	ok = true
 	if err != nil {
+		db.noteErr(err)
 		for _, p := range q {
 			if p.err == nil {
 				p.err = fmt.Errorf("engine: commit oid %d: %w", p.crs[0].oid, err)

@@ -67,7 +67,7 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	}
 	commits, bytes := db.commits.Load(), db.bytes.Load()
 	if err := db.store.Checkpoint(ctx, !db.opts.Checkpoint.KeepLogs); err != nil {
-		return fmt.Errorf("engine: checkpoint %s: %w", db.dir, err)
+		return fmt.Errorf("engine: checkpoint %s: %w", db.dir, db.noteErr(err))
 	}
 	c := &db.ckpt
 	c.mu.Lock()

@@ -74,6 +74,9 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if db.importing.Load() {
 		return nil, fmt.Errorf("engine: commit: %w", ErrImportIncomplete)
 	}
+	if err := db.FailErr(); err != nil {
+		return nil, fmt.Errorf("engine: commit: %w", err)
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

@@ -60,7 +60,8 @@ type DB struct {
 	// and at "recount", without engine locks held.
 	testHook func(phase string)
 
-	ckpt ckptState // checkpoint bookkeeping; see checkpoint.go
+	ckpt  ckptState  // checkpoint bookkeeping; see checkpoint.go
+	fatal fatalState // see fatal.go
 
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc
@@ -145,7 +146,7 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return nil, fmt.Errorf("engine: load oid %d: %w", oid, ErrNotFound)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("engine: load oid %d: %w", oid, err)
+		return nil, fmt.Errorf("engine: load oid %d: %w", oid, db.noteErr(err))
 	}
 	db.rc.fill(oid, rec, epoch)
 	return rec, nil

@@ -327,6 +327,9 @@ func (db *DB) gcLoop() {
 				return
 			}
 			db.log.Error("engine: background garbage collector", "dir", db.dir, "err", err)
+			if errors.Is(db.noteErr(err), kv.ErrNeedRecover) {
+				return // fatal: the owner stops and restarts
+			}
 			if errors.Is(err, ErrGarbageInvalid) {
 				db.log.Error("engine: garbage validation failed; the background collector stops (run check)", "dir", db.dir)
 				return

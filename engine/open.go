@@ -45,6 +45,7 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 	db.applier = txn.NewGroup(db.applyQueued)
 	db.group = txn.NewGroup(db.applyAndFlush)
 	db.inflight = make(map[uint64]*Pending)
+	db.fatal.ch = make(chan struct{})
 	db.ckpt.last = time.Now()
 	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}
 	if db.space.reserve == 0 {
@@ -179,6 +180,8 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 			db.wg.Add(1)
 			go db.ckptLoop()
 		}
+		db.wg.Add(1)
+		go db.watchLoop()
 	}
 	return db, nil
 }

@@ -24,10 +24,11 @@ const (
 	UseEnviron   uint32 = C.DB_USE_ENVIRON   // DB_USE_ENVIRON
 
 	// DB_ENV->set_flags
-	TxnNoSync      uint32 = C.DB_TXN_NOSYNC       // DB_TXN_NOSYNC (also DB_TXN->commit)
-	TxnWriteNoSync uint32 = C.DB_TXN_WRITE_NOSYNC // DB_TXN_WRITE_NOSYNC (also DB_TXN->commit)
-	Multiversion   uint32 = C.DB_MULTIVERSION     // DB_MULTIVERSION (also DB->open)
-	TxnNoWait      uint32 = C.DB_TXN_NOWAIT       // DB_TXN_NOWAIT (also DB_ENV->txn_begin)
+	TxnNoSync      uint32 = C.DB_TXN_NOSYNC        // DB_TXN_NOSYNC (also DB_TXN->commit)
+	TxnWriteNoSync uint32 = C.DB_TXN_WRITE_NOSYNC  // DB_TXN_WRITE_NOSYNC (also DB_TXN->commit)
+	Multiversion   uint32 = C.DB_MULTIVERSION      // DB_MULTIVERSION (also DB->open)
+	TxnNoWait      uint32 = C.DB_TXN_NOWAIT        // DB_TXN_NOWAIT (also DB_ENV->txn_begin)
+	PanicEnv       uint32 = C.DB_PANIC_ENVIRONMENT // DB_PANIC_ENVIRONMENT: every process's next call fails DB_RUNRECOVERY
 
 	// DB_ENV->log_set_config
 	LogAutoRemove uint32 = C.DB_LOG_AUTO_REMOVE // DB_LOG_AUTO_REMOVE

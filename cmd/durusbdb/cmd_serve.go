@@ -334,12 +334,29 @@ func serveCommand() *command {
 			case <-finished:
 			}
 		}()
+		// A fatal storage error (libdb DB_RUNRECOVERY or panic, a failed
+		// log flush) stops the server: no new connections, every
+		// connection closed, exit non-zero, so that a supervisor restarts
+		// it and recovery runs.
+		serveCtx, stopServing := context.WithCancel(ctx)
+		defer stopServing()
+		go func() {
+			select {
+			case <-db.Failed():
+				log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", f.dir, "err", db.FailErr())
+				stopServing()
+			case <-finished:
+			}
+		}()
 
 		log.Info("durusbdb serve", "version", Version, "dir", f.dir, "backend", db.Backend(),
 			"readonly", db.ReadOnly(), "durability", dur.String(), "address", lc.String())
-		serveErr := srv.Serve(ctx, ln)
+		serveErr := srv.Serve(serveCtx, ln)
 		stopMetrics()
 		closeErr := db.Close()
+		if failErr := db.FailErr(); failErr != nil {
+			return &exitError{code: exitFailed, err: fmt.Errorf("serve %s: %w", f.dir, failErr)}
+		}
 		if serveErr != nil {
 			return serveErr
 		}

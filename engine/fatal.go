@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// ErrFailed marks the engine's fatal state: the storage reported that it
+// needs recovery (Berkeley DB DB_RUNRECOVERY, a panicked environment) or a
+// flush of the log failed, so nothing written since the last good flush
+// can be promised durable. Every later commit is refused; the owner must
+// stop and reopen (which recovers). DB.Failed closes when it is entered.
+var ErrFailed = errors.New("engine: storage failed: stop and restart (the restart runs recovery)")
+
+// fatalState is the engine's fatal state; see ErrFailed.
+type fatalState struct {
+	once sync.Once
+	ch   chan struct{} // closed on entry
+	mu   sync.Mutex
+	err  error // the cause, wrapping ErrFailed
+}
+
+// probeEvery is how often the watchdog makes one storage round trip, so
+// that an environment that panicked while idle is noticed.
+const probeEvery = time.Second
+
+// Failed returns a channel closed once the storage has failed fatally
+// (see ErrFailed); FailErr then says why. A server stops serving and exits
+// non-zero, so that a supervisor restarts it and recovery runs.
+func (db *DB) Failed() <-chan struct{} { return db.fatal.ch }
+
+// FailErr returns the cause of the fatal state, wrapping ErrFailed, or nil.
+func (db *DB) FailErr() error {
+	db.fatal.mu.Lock()
+	defer db.fatal.mu.Unlock()
+	return db.fatal.err
+}
+
+// fail enters the fatal state with cause (the first cause wins) and logs it.
+func (db *DB) fail(cause error) {
+	db.fatal.once.Do(func() {
+		db.fatal.mu.Lock()
+		db.fatal.err = fmt.Errorf("%w: %w", ErrFailed, cause)
+		db.fatal.mu.Unlock()
+		db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
+		close(db.fatal.ch)
+	})
+}
+
+// noteErr enters the fatal state if err says the storage needs recovery,
+// and returns err.
+func (db *DB) noteErr(err error) error {
+	if err != nil && errors.Is(err, kv.ErrNeedRecover) {
+		db.fail(err)
+	}
+	return err
+}
+
+// watchLoop probes the storage every probeEvery with one read of the
+// layout key: a libdb environment that panicked fails every call with
+// DB_RUNRECOVERY, committing or not.
+func (db *DB) watchLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-db.fatal.ch:
+			return
+		case <-t.C:
+		}
+		if err := db.probe(); err != nil && db.ctx.Err() == nil {
+			db.noteErr(err)
+		}
+	}
+}
+
+// probe makes one storage round trip: a read of the meta layout key.
+func (db *DB) probe() error {
+	if g, ok := db.store.(kv.Getter); ok {
+		_, err := g.Get(BucketMeta, []byte(MetaLayout))
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
+		return err
+	}
+	return kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		_, err := tx.Get(BucketMeta, []byte(MetaLayout))
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+}
