@@ -33,11 +33,61 @@ import (
 )
 
 var (
-	rounds     = flag.Int("rounds", 50, "kill -9 rounds per backend")
-	clients    = flag.Int("clients", 8, "committing clients")
-	checkEvery = flag.Int("check-every", 10, "stop cleanly and run check + db_verify every N rounds")
-	tags       = flag.String("build-tags", os.Getenv("DURUSBDB_TAGS"), "build tags for the server binary")
+	rounds      = flag.Int("rounds", 50, "kill -9 rounds per backend (classic workload)")
+	churnRounds = flag.Int("churn-rounds", 100, "kill -9 rounds per backend (garbage-churn workload)")
+	clients     = flag.Int("clients", 8, "committing clients")
+	checkEvery  = flag.Int("check-every", 10, "stop cleanly and run check + db_verify every N rounds (classic workload)")
+	tags        = flag.String("build-tags", os.Getenv("DURUSBDB_TAGS"), "build tags for the server binary")
+	only        = flag.String("backend", "", "run only this backend (default: every compiled one)")
 )
+
+// workload is one kind of kill -9 run.
+type workload struct {
+	name string
+	// serveArgs are added to the server's command line.
+	serveArgs []string
+	// killAfter draws how long the clients work before the kill.
+	killAfter func(*rand.Rand) time.Duration
+	// churn adds one client committing transactions of 5,000-20,000 new,
+	// unreferenced objects, so the collector deletes under every kill.
+	churn bool
+	// quick: never stop cleanly between kills; instead, every checkEvery
+	// rounds, a copy of the killed directory must pass libdb's own
+	// db_recover and db_verify, and durusbdb check after a restart.
+	quick bool
+	// killRecovery: in about a third of the rounds the restarted server is
+	// killed again within its first 300 ms (recovery, open, first commits)
+	// and started once more.
+	killRecovery bool
+	// backup: in about a quarter of the rounds a `durusbdb backup` runs
+	// against the server and is killed with it.
+	backup bool
+}
+
+func classic() workload {
+	return workload{
+		name: "classic",
+		// Frequent checkpoints and log removal, so kills land during them too.
+		serveArgs: []string{"--gc-grace", "0s", "--checkpoint-interval", "50ms"},
+		killAfter: func(r *rand.Rand) time.Duration { return time.Duration(50+r.IntN(700)) * time.Millisecond },
+	}
+}
+
+// churn is the recipe of the issue that lost Berkeley DB directories: a
+// 1 s collector grace, big garbage transactions, kills 0.5-3 s in, quick
+// restarts, kills during recovery, and default checkpoint settings (so
+// most rounds end before any checkpoint of their own).
+func churn() workload {
+	return workload{
+		name:         "churn",
+		serveArgs:    []string{"--gc-grace", "1s"},
+		killAfter:    func(r *rand.Rand) time.Duration { return time.Duration(500+r.IntN(2500)) * time.Millisecond },
+		churn:        true,
+		quick:        true,
+		killRecovery: true,
+		backup:       true,
+	}
+}
 
 func TestCrash(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "durusbdb")
@@ -47,7 +97,15 @@ func TestCrash(t *testing.T) {
 		t.Fatalf("build server: %v", err)
 	}
 	for _, b := range backend.Compiled() {
-		t.Run(b, func(t *testing.T) { runBackend(t, bin, b) })
+		if *only != "" && b != *only {
+			continue
+		}
+		if *rounds > 0 {
+			t.Run(b+"/classic", func(t *testing.T) { runBackend(t, bin, b, classic(), *rounds) })
+		}
+		if *churnRounds > 0 {
+			t.Run(b+"/churn", func(t *testing.T) { runBackend(t, bin, b, churn(), *churnRounds) })
+		}
 	}
 }
 
@@ -81,7 +139,8 @@ type server struct {
 	done chan error
 }
 
-func start(t *testing.T, bin, dir, kind string, logf *os.File) *server {
+// launch starts a server process without waiting for it to listen.
+func launch(t *testing.T, bin, dir, kind string, w workload, logf *os.File) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -90,16 +149,23 @@ func start(t *testing.T, bin, dir, kind string, logf *os.File) *server {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind,
-		"--host", "127.0.0.1", "--port", port, "--gc-grace", "0s",
-		// Frequent checkpoints and log removal, so kills land during them too.
-		"--checkpoint-interval", "50ms")
+	args := append([]string{"serve", "--dir", dir, "--create", "--backend", kind,
+		"--host", "127.0.0.1", "--port", port}, w.serveArgs...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	s := &server{cmd: cmd, addr: addr, done: make(chan error, 1)}
 	go func() { s.done <- cmd.Wait() }()
+	return s
+}
+
+// start launches a server and waits until it accepts connections.
+func start(t *testing.T, bin, dir, kind string, w workload, logf *os.File) *server {
+	t.Helper()
+	s := launch(t, bin, dir, kind, w, logf)
+	addr, cmd := s.addr, s.cmd
 	deadline := time.Now().Add(60 * time.Second)
 	for {
 		c, err := wire.Dial(addr, time.Second)
@@ -146,7 +212,7 @@ func (s *server) quit(t *testing.T) {
 	}
 }
 
-func runBackend(t *testing.T, bin, kind string) {
+func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	dir := t.TempDir()
 	logf, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
 	if err != nil {
@@ -161,7 +227,7 @@ func runBackend(t *testing.T, bin, kind string) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
 	// Set-up: root (oid 0) references every client's head.
-	srv := start(t, bin, dir, kind, logf)
+	srv := start(t, bin, dir, kind, w, logf)
 	c, err := wire.Dial(srv.addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -181,45 +247,123 @@ func runBackend(t *testing.T, bin, kind string) {
 	}
 	c.Close()
 
-	var totalAcked, totalLost, totalApplied int
-	for round := 1; round <= *rounds; round++ {
-		var acked atomic.Int64
+	var totalAcked, totalLost, totalApplied, garbageAcked, recoveryKills, backupKills int
+	for round := 1; round <= nrounds; round++ {
+		var acked, garbage atomic.Int64
 		ctx, cancel := context.WithCancel(context.Background())
 		var wg sync.WaitGroup
 		for i, st := range states {
 			wg.Add(1)
 			go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
 		}
-		wg.Add(1)
-		go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
-		time.Sleep(time.Duration(50+rng.IntN(700)) * time.Millisecond)
+		if !w.churn {
+			wg.Add(1)
+			go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
+		} else {
+			wg.Add(1)
+			go func() { defer wg.Done(); garbageLoop(ctx, srv.addr, rng.Uint64(), &garbage) }()
+		}
+		var bk *exec.Cmd
+		if w.backup && rng.IntN(4) == 0 {
+			bk = exec.Command(bin, "backup", "--dir", dir, filepath.Join(t.TempDir(), "backup"))
+			bk.Stdout, bk.Stderr = logf, logf
+			if err := bk.Start(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(w.killAfter(rng))
 		srv.kill(t)
+		if bk != nil {
+			bk.Process.Signal(syscall.SIGKILL)
+			bk.Wait()
+			backupKills++
+		}
 		cancel()
 		wg.Wait()
 		totalAcked += int(acked.Load())
+		garbageAcked += int(garbage.Load())
 		for _, st := range states {
 			if st.refused != "" {
 				t.Fatal(st.refused)
 			}
 		}
+		if w.quick && (round%*checkEvery == 0 || round == nrounds) && kind == backend.BDB {
+			libdbRecoverCopy(t, dir)
+		}
+		if w.killRecovery && rng.IntN(3) == 0 {
+			// Kill the restarted server early: during recovery, the
+			// engine's open, or its first moments of serving.
+			s2 := launch(t, bin, dir, kind, w, logf)
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			s2.kill(t)
+			recoveryKills++
+		}
 
-		srv = start(t, bin, dir, kind, logf)
+		srv = start(t, bin, dir, kind, w, logf)
 		lost, applied := verify(t, srv.addr, states)
 		totalLost += lost
 		totalApplied += applied
 		if lost > 0 {
 			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logf.Name())
 		}
-		if round%*checkEvery == 0 || round == *rounds {
+		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
 			srv.quit(t)
 			offline(t, bin, dir, kind)
-			srv = start(t, bin, dir, kind, logf)
+			srv = start(t, bin, dir, kind, w, logf)
 		}
 	}
 	srv.quit(t)
-	t.Logf("%s: %d rounds, %d commits acknowledged, %d applied-unacknowledged found complete, %d lost",
-		kind, *rounds, totalAcked, totalApplied, totalLost)
-	fmt.Printf("CRASH %s rounds=%d acknowledged=%d lost=%d\n", kind, *rounds, totalAcked, totalLost)
+	offline(t, bin, dir, kind)
+	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
+		kind, w.name, nrounds, totalAcked, garbageAcked, totalApplied, recoveryKills, backupKills, totalLost)
+	fmt.Printf("CRASH %s %s rounds=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d failed_restarts=0\n",
+		kind, w.name, nrounds, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost)
+}
+
+// garbageLoop commits transactions of 5,000-20,000 new objects that
+// nothing references, for the collector to delete.
+func garbageLoop(ctx context.Context, addr string, seed uint64, acked *atomic.Int64) {
+	rng := rand.New(rand.NewPCG(seed, 11))
+	c, err := wire.Dial(addr, 5*time.Second)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for ctx.Err() == nil {
+		n := 5000 + rng.IntN(15001)
+		var oids []uint64
+		for len(oids) < n {
+			more, err := c.NewOIDs(min(255, n-len(oids))) // M asks for at most 255
+			if err != nil {
+				return
+			}
+			oids = append(oids, more...)
+		}
+		recs := make([][]byte, n)
+		for i, o := range oids {
+			recs[i] = record.Build(o, []byte("garbage, unreferenced"))
+		}
+		if _, st, err := c.Commit(recs); err != nil || st != 'O' {
+			return
+		}
+		acked.Add(1)
+	}
+}
+
+// libdbRecoverCopy copies the killed Berkeley DB directory (no process has
+// it open) and runs libdb's own db_recover and db_verify on the copy: they
+// must succeed on every directory durusbdb leaves behind.
+func libdbRecoverCopy(t *testing.T, dir string) {
+	t.Helper()
+	cp := t.TempDir()
+	out, err := exec.Command("cp", "-a", dir+"/.", cp).CombinedOutput()
+	if err != nil {
+		t.Fatalf("copy %s: %v\n%s", dir, err, out)
+	}
+	if out, err := exec.Command("db5.3_recover", "-h", cp).CombinedOutput(); err != nil {
+		t.Fatalf("db5.3_recover on a copy of the killed directory: %v\n%s(directory kept in %s)", err, out, keep(t, dir))
+	}
+	verifyFiles(t, cp)
 }
 
 // commitLoop commits X_seq (chained to X_seq-1) and the new head in one
@@ -341,11 +485,30 @@ func offline(t *testing.T, bin, dir, kind string) {
 	t.Helper()
 	out, err := exec.Command(bin, "check", "--dir", dir).CombinedOutput()
 	if err != nil {
-		t.Fatalf("durusbdb check: %v\n%s", err, out)
+		t.Fatalf("durusbdb check: %v\n%s(directory kept in %s)", err, out, keep(t, dir))
 	}
 	if kind != backend.BDB {
 		return
 	}
+	verifyFiles(t, dir)
+}
+
+// keep copies dir, which the test is about to fail on, to a directory that
+// outlives the test, and returns its name.
+func keep(t *testing.T, dir string) string {
+	dst, err := os.MkdirTemp("", "durusbdb-crash-failed-*")
+	if err != nil {
+		return "nowhere: " + err.Error()
+	}
+	if out, err := exec.Command("cp", "-a", dir+"/.", dst).CombinedOutput(); err != nil {
+		return fmt.Sprintf("nowhere: %v %s", err, out)
+	}
+	return dst
+}
+
+// verifyFiles runs db5.3_verify on every database file of dir.
+func verifyFiles(t *testing.T, dir string) {
+	t.Helper()
 	files, _ := filepath.Glob(filepath.Join(dir, "*.db"))
 	if len(files) != 4 {
 		t.Fatalf("want 4 database files, found %v", files)
