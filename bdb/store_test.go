@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 )
@@ -240,7 +241,7 @@ func roMount(t *testing.T, dir string) string {
 	}
 	mnt := t.TempDir()
 	if err := syscall.Mount(dir, mnt, "", syscall.MS_BIND, ""); err != nil {
-		t.Skipf("running as root and cannot bind-mount (%v): root ignores permission bits, so a non-writable directory cannot be made here", err)
+		mounttest.Unavailable(t, "running as root and cannot bind-mount (%v): root ignores permission bits, so a non-writable directory cannot be made here", err)
 	}
 	t.Cleanup(func() {
 		if err := syscall.Unmount(mnt, 0); err != nil {
@@ -248,7 +249,7 @@ func roMount(t *testing.T, dir string) string {
 		}
 	})
 	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		t.Skipf("cannot remount read-only (%v)", err)
+		mounttest.Unavailable(t, "cannot remount read-only (%v)", err)
 	}
 	if err := os.WriteFile(filepath.Join(mnt, "probe"), nil, 0o644); err == nil {
 		t.Fatal("read-only mount is writable")

@@ -160,12 +160,19 @@ func (t *Txn) endLocked(commit bool, flags uint32, byClose bool) error {
 			err = wrap("abort transaction in "+t.env.dir, err)
 		}
 	}
+	// libdb's message is read under e.mu, while t is still registered:
+	// Env.Close clears e.env under e.mu once no Txn is left, and closes the
+	// handle after that.
 	e := t.env
 	e.mu.Lock()
+	var msg string
+	if err != nil && e.env != nil {
+		msg = e.env.LastError()
+	}
 	delete(e.txns, t)
 	e.mu.Unlock()
 	if err != nil {
-		if msg := t.env.env.LastError(); msg != "" {
+		if msg != "" {
 			err = fmt.Errorf("%w (libdb: %s)", err, msg)
 		}
 		return err

@@ -210,8 +210,7 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 		if err != nil {
 			return st, err
 		}
-		st.Removed += len(removed)
-		db.reportRemoved(removed)
+		st.Removed += len(removed) // reported to OnRemove before their commit
 	}
 	// Recount survivors (holds commits for one scan).
 	db.hook("recount")
@@ -374,7 +373,12 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 		if len(removed) == 0 {
 			return nil
 		}
-		return putSize(tx, size)
+		if err := putSize(tx, size); err != nil {
+			return err
+		}
+		// Before the commit, as the collector does (reportRemoved).
+		db.reportRemoved(removed)
+		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: full collection: sweep: %w", err)

@@ -131,7 +131,13 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		prog = db.gcStats
 		prog.Collections++
 		prog.Freed += uint64(len(removed))
-		return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
+		if err := tx.Put(BucketMeta, []byte(MetaGC), prog.encode()); err != nil {
+			return err
+		}
+		// Before the commit: no client may use a removed oid after its
+		// record is gone. Needless if the commit fails, never wrong.
+		db.reportRemoved(removed)
+		return nil
 	})
 	if err == nil {
 		db.rc.invalidate(removed...)
@@ -145,11 +151,12 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 	if err != nil {
 		return 0, len(cands), wrapped, fmt.Errorf("engine: garbage collector: %w", err)
 	}
-	db.reportRemoved(removed)
 	return len(removed), len(cands), wrapped, nil
 }
 
-// reportRemoved calls OnRemove outside every engine lock.
+// reportRemoved calls OnRemove with oids that the transaction in progress
+// deletes, before that transaction commits (writeMu is held). A retried
+// transaction reports them again; a failed one reported them needlessly.
 func (db *DB) reportRemoved(oids []uint64) {
 	if len(oids) > 0 && db.opts.OnRemove != nil {
 		db.opts.OnRemove(oids)

@@ -70,9 +70,12 @@ type Options struct {
 	MinFreeSpace int64
 	// Logger receives engine messages; nil means slog.Default().
 	Logger *slog.Logger
-	// OnRemove is called after the collector or a full collection removed
-	// oids (the server invalidates them). It is called without engine locks
-	// held and must not block for long.
+	// OnRemove is called with the oids the collector or a full collection
+	// removes (the server invalidates them), before the transaction that
+	// deletes them commits: a commit that then fails makes the report
+	// needless, never wrong. It is called with the engine's write lock held
+	// and a write transaction open, so it must not call the DB and must
+	// not block for long.
 	OnRemove func(oids []uint64)
 }
 

@@ -93,6 +93,9 @@ func (c *recCache) fill(oid uint64, rec []byte, epoch uint64) {
 		return
 	}
 	if old, ok := s.m[oid]; ok {
+		// Out of the map with its bytes, so the eviction below cannot
+		// pick it and count it a second time.
+		delete(s.m, oid)
 		s.bytes -= int64(len(old)) + recOverhead
 	}
 	for k, v := range s.m {

@@ -120,3 +120,43 @@ func TestRecCacheWriters(t *testing.T) {
 		verifyInvariants(t, db)
 	})
 }
+
+// checkRecBytes fails unless every shard's byte count is exactly what its
+// map holds and within its budget.
+func checkRecBytes(t *testing.T, c *recCache) {
+	t.Helper()
+	for i := range c.shards {
+		s := &c.shards[i]
+		var want int64
+		for _, v := range s.m {
+			want += int64(len(v)) + recOverhead
+		}
+		if s.bytes != want || s.bytes > s.budget {
+			t.Fatalf("shard %d counts %d bytes, holds %d (budget %d)", i, s.bytes, want, s.budget)
+		}
+	}
+}
+
+// TestRecCacheRefillAccounting: refilling a cached oid with a larger record
+// in a full shard keeps the byte count exact, also when the eviction would
+// pick the oid being replaced (map order is random, so many rounds make
+// that case certain to occur).
+func TestRecCacheRefillAccounting(t *testing.T) {
+	c := newRecCache(recShards * 2048) // 2 KiB shards: records up to 256 bytes
+	s := c.shard(1)
+	var oids []uint64 // oids of shard 1's shard
+	for oid := uint64(1); len(oids) < 40; oid++ {
+		if c.shard(oid) == s {
+			oids = append(oids, oid)
+		}
+	}
+	for round := range 2000 {
+		oid := oids[round%len(oids)]
+		_, e, _ := c.get(oid)
+		c.fill(oid, make([]byte, 32+round%150), e)
+		checkRecBytes(t, c)
+		if v, _, ok := c.get(oid); !ok || len(v) != 32+round%150 {
+			t.Fatalf("round %d: oid %d not cached after its fill", round, oid)
+		}
+	}
+}

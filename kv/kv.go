@@ -185,7 +185,8 @@ var (
 const MaxRetries = 64
 
 // Update runs fn in a writable transaction and commits it with d, retrying
-// on ErrConflict up to MaxRetries times. fn must be safe to run again.
+// on ErrConflict up to MaxRetries times. fn must be safe to run again. If
+// fn panics, the transaction is aborted and the panic continues.
 func Update(ctx context.Context, s Store, d Durability, fn func(Txn) error) error {
 	var err error
 	for i := 0; i < MaxRetries; i++ {
@@ -200,12 +201,7 @@ func Update(ctx context.Context, s Store, d Durability, fn func(Txn) error) erro
 			}
 			return err
 		}
-		err = fn(tx)
-		if err == nil {
-			err = tx.Commit(d)
-		} else {
-			tx.Abort()
-		}
+		err = attempt(tx, d, fn)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}
@@ -213,7 +209,28 @@ func Update(ctx context.Context, s Store, d Durability, fn func(Txn) error) erro
 	return err
 }
 
-// View runs fn in a read-only transaction, retrying on ErrConflict.
+// attempt runs fn in tx and commits tx with d if fn succeeded. tx is ended
+// in every case, also when fn panics: the deferred Abort runs before the
+// panic goes on (a no-op after Commit), so a panicking fn never leaves a
+// transaction open (LevelDB's writer slot taken, Berkeley DB's page locks
+// held) for the rest of the process.
+func attempt(tx Txn, d Durability, fn func(Txn) error) error {
+	defer tx.Abort()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	return tx.Commit(d)
+}
+
+// look runs fn in the read transaction tx and aborts tx, also when fn
+// panics.
+func look(tx Txn, fn func(Txn) error) error {
+	defer tx.Abort()
+	return fn(tx)
+}
+
+// View runs fn in a read-only transaction, retrying on ErrConflict. If fn
+// panics, the transaction is aborted and the panic continues.
 func View(ctx context.Context, s Store, fn func(Txn) error) error {
 	var err error
 	for i := 0; i < MaxRetries; i++ {
@@ -225,8 +242,7 @@ func View(ctx context.Context, s Store, fn func(Txn) error) error {
 			}
 			return err
 		}
-		err = fn(tx)
-		tx.Abort()
+		err = look(tx, fn)
 		if !errors.Is(err, ErrConflict) {
 			return err
 		}

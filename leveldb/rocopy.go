@@ -12,7 +12,7 @@ import (
 // read-only open and returns its path. Table files (*.ldb, *.sst) never
 // change once written, so they are hard-linked when possible; CURRENT,
 // MANIFEST-* and *.log are copied. LOCK and LOG files are left out.
-func privateCopy(dir string) (string, error) {
+func privateCopy(dir string) (_ string, err error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return "", fmt.Errorf("leveldb: read-only open %s: %w", dir, err)
@@ -21,24 +21,29 @@ func privateCopy(dir string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("leveldb: read-only open %s: private copy: %w", dir, err)
 	}
+	defer func() {
+		if err != nil {
+			os.RemoveAll(tmp)
+		}
+	}()
 	for _, e := range ents {
 		n := e.Name()
 		if !e.Type().IsRegular() {
 			continue
 		}
 		src, dst := filepath.Join(dir, n), filepath.Join(tmp, n)
+		var cerr error
 		switch {
 		case strings.HasSuffix(n, ".ldb") || strings.HasSuffix(n, ".sst"):
 			if os.Link(src, dst) == nil {
 				continue
 			}
-			err = copyFile(src, dst)
+			cerr = copyFile(src, dst)
 		case n == "CURRENT" || strings.HasPrefix(n, "MANIFEST-") || strings.HasSuffix(n, ".log"):
-			err = copyFile(src, dst)
+			cerr = copyFile(src, dst)
 		}
-		if err != nil {
-			os.RemoveAll(tmp)
-			return "", fmt.Errorf("leveldb: read-only open %s: copy %s: %w", dir, n, err)
+		if cerr != nil {
+			return "", fmt.Errorf("leveldb: read-only open %s: copy %s: %w", dir, n, cerr)
 		}
 	}
 	return tmp, nil

@@ -3,11 +3,16 @@ package leveldb_test
 import (
 	"context"
 	"errors"
+	"net"
 	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
+	"github.com/durusbdb/durusbdb/leveldb"
 )
 
 // snapshotDir records name, size and modification time of every file.
@@ -59,5 +64,87 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 		if after[n] != v {
 			t.Fatalf("file %s changed by a read-only open", n)
 		}
+	}
+}
+
+// roCopies lists the read-only private copies left in dir.
+func roCopies(t *testing.T, dir string) []string {
+	t.Helper()
+	m, err := filepath.Glob(filepath.Join(dir, "durusbdb-ro-*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestReadOnlyFailedOpenRemovesCopy: a read-only open that fails after it
+// made its private copy removes the copy, on every error path: the copy
+// LevelDB's open failing, a foreign backend marker, and the log syncer's
+// first pass failing. (The copy's own failure needs an unreadable file,
+// which a test running as root cannot make; privateCopy removes its
+// directory then by the same kind of defer.)
+func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
+	cases := []struct {
+		name  string
+		spoil func(t *testing.T, dir string)
+		want  string // in the open's error: the path taken
+	}{
+		{"levelopen", func(t *testing.T, dir string) {
+			if err := os.WriteFile(filepath.Join(dir, "CURRENT"), []byte("MANIFEST-999999\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}, "MANIFEST-999999"},
+		{"marker", func(t *testing.T, dir string) {
+			s := mustOpen(t, kvtest.Options(dir))
+			put(t, s, "meta", []byte("backend"), []byte("bdb"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}, `meta backend is "bdb"`},
+		{"logsync", func(t *testing.T, dir string) {
+			// A socket under an old log's name: the copy skips it (not a
+			// regular file), the log syncer's fsync cannot open it.
+			ln, err := net.Listen("unix", filepath.Join(dir, "000000.log"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ln.(*net.UnixListener).SetUnlinkOnClose(false)
+			ln.Close()
+		}, "000000.log"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := t.TempDir()
+			s := mustOpen(t, kvtest.Options(dir))
+			put(t, s, "objects", []byte("k"), []byte("v"))
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c.spoil(t, dir)
+			tmp := t.TempDir()
+			t.Setenv("TMPDIR", tmp)
+			opts := kvtest.Options(dir)
+			opts.ReadOnly, opts.Create = true, false
+			ro, err := leveldb.OpenStore(opts)
+			if err == nil {
+				ro.Close()
+				t.Fatal("the read-only open of a spoilt directory succeeded")
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("open failed with %v, not on the path under test (%q)", err, c.want)
+			}
+			if left := roCopies(t, tmp); len(left) != 0 {
+				t.Fatalf("failed open (%v) left its private copy: %v", err, left)
+			}
+			// Nor does it keep the directory lock.
+			f, err := os.Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+				t.Fatalf("the failed open kept the directory lock: %v", err)
+			}
+		})
 	}
 }

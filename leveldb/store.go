@@ -81,7 +81,7 @@ var _ kv.Store = (*Store)(nil)
 // LevelDB CURRENT file; all these errors wrap kv.ErrNotDB and name the
 // directory. A database held open by another process or another Store
 // gives an error wrapping kv.ErrInUse.
-func OpenStore(opts kv.Options) (*Store, error) {
+func OpenStore(opts kv.Options) (_ *Store, err error) {
 	s := &Store{
 		dir:      opts.Dir,
 		readOnly: opts.ReadOnly,
@@ -103,9 +103,22 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	if err := s.lockDir(); err != nil {
 		return nil, err
 	}
+	// Every failure from here on undoes what was done so far: the LevelDB
+	// handle, the options, a read-only open's private copy, the lock.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.db != nil {
+			s.db.Close()
+			s.db = nil
+		}
+		s.freeOptions()
+		s.removeCopy()
+		s.unlockDir()
+	}()
 	fresh, err := detect(opts)
 	if err != nil {
-		s.unlockDir()
 		return nil, err
 	}
 	cacheSize := opts.CacheSize
@@ -136,31 +149,20 @@ func OpenStore(opts kv.Options) (*Store, error) {
 		// table files are immutable and hard-linked (copied across file
 		// systems), the small mutable files are copied.
 		if openDir, err = privateCopy(s.dir); err != nil {
-			s.freeOptions()
-			s.unlockDir()
 			return nil, err
 		}
 		s.roCopy = openDir
 	}
 	db, err := levigo.Open(openDir, s.opts)
 	if err != nil {
-		s.freeOptions()
-		s.removeCopy()
-		s.unlockDir()
 		return nil, s.mapError("open", err)
 	}
 	s.db = db
 	if err := s.checkMarker(fresh); err != nil {
-		s.db.Close()
-		s.freeOptions()
-		s.unlockDir()
 		return nil, err
 	}
 	s.logSync.dir = s.dir
 	if err := s.logSync.init(); err != nil {
-		s.db.Close()
-		s.freeOptions()
-		s.unlockDir()
 		return nil, fmt.Errorf("leveldb: open %s: %w", s.dir, err)
 	}
 	s.logger.Debug("leveldb: opened", "dir", s.dir, "created", fresh, "readonly", s.readOnly, "cache", cacheSize)

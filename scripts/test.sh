@@ -7,7 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export VENV=${VENV:-$PWD/.venv}
-scripts/install-deps.sh
+# Scripts run through bash, so a file that lost its run bit still runs (and
+# one that is missing fails the run).
+bash scripts/install-deps.sh
 export DURUSBDB_PYTHON="$VENV/bin/python"
 export PATH="$VENV/bin:$PATH"
 step() { printf '\n=== %s\n' "$*"; }
@@ -38,14 +40,17 @@ GOEXPERIMENT=cgocheck2 go test -count=1 -tags bdb ./cgo/... ./bdb/...
 step "fuzz: a short run of every decoder"
 FUZZTIME=${FUZZTIME:-5s}
 for pkg in $(go list ./...); do
-  for f in $(go test -tags bdb -list '^Fuzz' "$pkg" 2>/dev/null | grep '^Fuzz' || true); do
+  # A package whose test binary does not build (or whose listing fails)
+  # fails the run: its fuzz targets would otherwise be dropped unseen.
+  list=$(go test -tags bdb -list '^Fuzz' "$pkg") || { echo "fuzz: cannot list the fuzz targets of $pkg"; exit 1; }
+  for f in $(printf '%s\n' "$list" | grep '^Fuzz' || true); do
     echo "fuzz $pkg $f"
     go test -tags bdb -run '^$' -fuzz "^$f\$" -fuzztime "$FUZZTIME" "$pkg" >/tmp/fuzz.$$.log 2>&1 || { cat /tmp/fuzz.$$.log; exit 1; }
   done
 done
 
 step "interop with the real Durus 4.3 client (both backends)"
-TAGS=bdb INTEROP_BACKENDS="bdb leveldb" scripts/interop.sh
+TAGS=bdb INTEROP_BACKENDS="bdb leveldb" bash scripts/interop.sh
 
 step "docker/compose.yaml validates (docker-compose config; no Docker engine here to build it)"
 if ! command -v docker-compose >/dev/null; then
@@ -53,7 +58,11 @@ if ! command -v docker-compose >/dev/null; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq docker-compose >/dev/null
 fi
 docker-compose -f docker/compose.yaml config -q
+# The crash harness, the rig and the bench smoke always run: a missing file
+# fails the run, a lost run bit does not matter (bash runs it).
 for extra in scripts/crash.sh scripts/rig.sh scripts/bench-smoke.sh; do
-  if [ -x "$extra" ]; then step "$extra"; "$extra"; fi
+  [ -f "$extra" ] || { echo "test.sh: $extra is missing"; exit 1; }
+  step "$extra"
+  bash "$extra"
 done
 echo; echo "test.sh: all passed"

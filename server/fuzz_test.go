@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,9 +34,25 @@ func feed(t testing.TB, addr string, in []byte) {
 	}
 }
 
+// panicCounter is an Observer that counts the panics the connections'
+// recover caught (Observer.Error(ErrPanic)).
+type panicCounter struct {
+	NopObserver
+	n atomic.Uint64
+}
+
+// Error counts ErrPanic.
+func (p *panicCounter) Error(kind ErrorKind) {
+	if kind == ErrPanic {
+		p.n.Add(1)
+	}
+}
+
 // FuzzRequestStream feeds arbitrary byte streams to a running server: it
-// must never crash or hang, must keep serving, and the database must stay
-// consistent (every record well-formed under its oid, no dangling refs).
+// must never crash, panic (also a panic that the connection's recover
+// caught, which a client only sees as a closed connection) or hang, must
+// keep serving, and the database must stay consistent (every record
+// well-formed under its oid, no dangling refs).
 func FuzzRequestStream(f *testing.F) {
 	seeds := [][]byte{
 		[]byte("V\x00\x00\x00\x01M\x20L\x00\x00\x00\x00\x00\x00\x00\x00S"),
@@ -59,8 +76,10 @@ func FuzzRequestStream(f *testing.F) {
 	}
 	addr := ln.Addr().String()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	panics := &panicCounter{}
 	srv := New(Config{
 		Logger:         logger,
+		Observer:       panics,
 		NoQuit:         true,
 		MaxCommit:      1 << 20,
 		MaxBulk:        4096,
@@ -75,7 +94,13 @@ func FuzzRequestStream(f *testing.F) {
 	})
 
 	f.Fuzz(func(t *testing.T, in []byte) {
+		before := panics.n.Load()
 		feed(t, addr, in)
+		// The connection's recover counts a panic before it closes the
+		// connection, so feed has seen it once it returns.
+		if n := panics.n.Load() - before; n != 0 {
+			t.Fatalf("serving the input panicked (%d panics recovered by the connection)", n)
+		}
 		// The server still answers.
 		probe, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {

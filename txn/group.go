@@ -2,10 +2,15 @@ package txn
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"sync/atomic"
 )
+
+// ErrFlushPanicked is the error (errors.Is) that the other members of a
+// group get when the flush function panicked on its leader's goroutine.
+var ErrFlushPanicked = errors.New("txn: group flush panicked")
 
 // Group is group commit: many goroutines wait for their already-applied
 // transactions to become durable, and one call of the flush function covers
@@ -17,7 +22,8 @@ import (
 // a flush runs join the next group; when the running flush returns, its
 // leader promotes one member of that group, which flushes for all of them.
 // A waiter is never covered by a flush that began before it arrived. The
-// error of a flush is returned to every waiter of its group.
+// error of a flush is returned to every waiter of its group; a panic of
+// the flush function continues on its leader's goroutine (see lead).
 //
 // A Group is safe for use by many goroutines. The zero value is not usable;
 // call NewGroup.
@@ -49,6 +55,8 @@ func NewGroup(flush func() error) *Group {
 // finished, with that flush's error. A ctx already done when Wait is called
 // returns ctx.Err() at once; once joined, Wait stays until its group's
 // flush ends (a flush is one fsync, and a member may have to lead it).
+// If the flush function panics while this Wait leads, Wait panics with the
+// same value; the group's other members return ErrFlushPanicked.
 func (g *Group) Wait(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -76,8 +84,36 @@ func (g *Group) Wait(ctx context.Context) error {
 
 // lead flushes b (no waiter joins it any more), then promotes the next
 // group, if any, or marks the Group idle.
-func (g *Group) lead(b *batch) error {
-	b.err = g.callFlush()
+//
+// A panic in the flush function is not swallowed: b's other members get
+// an error wrapping ErrFlushPanicked, the Group is handed on (or marked
+// idle) as after any flush, and then the panic continues on the leader's
+// goroutine with its original value. Whatever the flush function had
+// open must be ended by its own defers (kv.Update aborts its transaction
+// when its fn panics), so the next flush finds the store free.
+func (g *Group) lead(b *batch) (err error) {
+	finished := false
+	defer func() {
+		if finished {
+			return
+		}
+		// The flush panicked or called runtime.Goexit: end b anyway.
+		r := recover()
+		b.err = fmt.Errorf("txn: flush panicked: %v: %w", r, ErrFlushPanicked)
+		g.finish(b)
+		if r != nil {
+			panic(r)
+		}
+	}()
+	b.err = g.flush()
+	finished = true
+	g.finish(b)
+	return b.err
+}
+
+// finish wakes b's members and promotes the next group, if any, or marks
+// the Group idle.
+func (g *Group) finish(b *batch) {
 	g.flushes.Add(1)
 	close(b.done)
 	g.mu.Lock()
@@ -88,18 +124,6 @@ func (g *Group) lead(b *batch) error {
 		g.running = false
 	}
 	g.mu.Unlock()
-	return b.err
-}
-
-// callFlush runs the flush function; a panic becomes the group's error, so
-// the Group is never left marked running with nobody to lead.
-func (g *Group) callFlush() (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("txn: flush panicked: %v", r)
-		}
-	}()
-	return g.flush()
 }
 
 // Flushes returns how many flushes the Group has run.

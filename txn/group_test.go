@@ -154,22 +154,88 @@ func TestGroupConcurrent(t *testing.T) {
 	t.Logf("1000 waits, %d flushes", calls.Load())
 }
 
-// TestGroupFlushPanic: a panicking flush fails its group and leaves the
-// Group usable.
+// catchWait runs g.Wait and returns its error and what it panicked with.
+func catchWait(g *Group) (err error, p any) {
+	defer func() { p = recover() }()
+	return g.Wait(context.Background()), nil
+}
+
+// TestGroupFlushPanic: a panicking flush is not swallowed: its leader's
+// Wait panics with the flush's value, the group's other members get
+// ErrFlushPanicked, and the Group stays usable.
 func TestGroupFlushPanic(t *testing.T) {
 	var boom atomic.Bool
-	boom.Store(true)
+	gate := make(chan struct{})
+	started := make(chan struct{}, 1)
+	var calls atomic.Int32
 	g := NewGroup(func() error {
+		if calls.Add(1) == 1 {
+			started <- struct{}{}
+			<-gate // the first flush holds the Group while the others join
+			return nil
+		}
 		if boom.Load() {
 			panic("libdb exploded")
 		}
 		return nil
 	})
-	if err := g.Wait(context.Background()); err == nil {
-		t.Fatal("want the panic as an error")
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if err := g.Wait(context.Background()); err != nil {
+			t.Error(err)
+		}
+	}()
+	<-started
+	boom.Store(true)
+	const n = 6
+	errs := make([]error, n)
+	panics := make([]any, n)
+	for i := range n {
+		wg.Add(1)
+		go func() { defer wg.Done(); errs[i], panics[i] = catchWait(g) }()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for g.Waits() < n+1 {
+		if time.Now().After(deadline) {
+			t.Fatal("waiters did not join")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(gate) // the next group's leader flushes and panics
+	wg.Wait()
+	leaders, failed := 0, 0
+	for i := range n {
+		switch {
+		case panics[i] != nil:
+			if panics[i] != "libdb exploded" || errs[i] != nil {
+				t.Fatalf("waiter %d: panic %v, err %v", i, panics[i], errs[i])
+			}
+			leaders++
+		case errors.Is(errs[i], ErrFlushPanicked):
+			failed++
+		default:
+			t.Fatalf("waiter %d of the panicking group returned %v", i, errs[i])
+		}
+	}
+	if leaders != 1 || failed != n-1 {
+		t.Fatalf("%d leaders panicked and %d members failed; want 1 and %d", leaders, failed, n-1)
+	}
+	// A panicking leader alone (no other member) also panics, and the
+	// Group is idle again afterwards.
+	if err, p := catchWait(g); p != "libdb exploded" {
+		t.Fatalf("lone leader: panic %v, err %v", p, err)
 	}
 	boom.Store(false)
-	if err := g.Wait(context.Background()); err != nil {
-		t.Fatalf("after a panicking flush: %v", err)
+	done := make(chan error, 1)
+	go func() { done <- g.Wait(context.Background()) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("after a panicking flush: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the Group deadlocked after a panicking flush")
 	}
 }

@@ -1,7 +1,7 @@
-"""One client scenario (commit, load, conflict, pack) for Python 2 and 3.
+"""One client scenario (commit, load, conflict, pack) with a stock client.
 
-Run by test_py2.py with Durus 4.2 on Python 2.7 and with Durus 4.3 on
-Python 3 (PROTOCOL.md C70), each against its own fresh database:
+Run by test_scenario.py with Durus 4.3 on Python 3 (PROTOCOL.md C70)
+against a fresh database:
 
     python client_scenario.py HOST PORT      or      python client_scenario.py PATH
 
