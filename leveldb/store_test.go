@@ -783,3 +783,29 @@ func TestInUseByForeignLevelDB(t *testing.T) {
 	}
 	t.Log(err)
 }
+
+// TestVerifySkipsObsoleteTables: a table file that the current MANIFEST
+// does not list (the partial output of a compaction that shutdown or a
+// kill interrupted, which LevelDB deletes at its next open) is not damage;
+// a damaged live table still is.
+func TestVerifySkipsObsoleteTables(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, 3000, 300)
+	live := tables(t, dir)
+	if len(live) == 0 {
+		t.Fatal("no table files")
+	}
+	partial := filepath.Join(dir, "999999.ldb")
+	if err := os.WriteFile(partial, bytes.Repeat([]byte{7}, 5000), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := leveldb.Verify(dir, -1); err != nil {
+		t.Fatalf("Verify with an obsolete partial table: %v", err)
+	}
+	if err := os.Truncate(live[0], 30); err != nil {
+		t.Fatal(err)
+	}
+	if err := leveldb.Verify(dir, -1); !errors.Is(err, kv.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(live[0])) {
+		t.Fatalf("Verify with a damaged live table: %v", err)
+	}
+}
