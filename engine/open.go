@@ -91,7 +91,7 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 	}
 	if m.has(MetaImport) {
 		if !opts.ForImport {
-			return nil, fmt.Errorf("engine: open %s: an import started %s did not finish; run the import again with force, or restore a backup: %w",
+			return nil, fmt.Errorf("engine: open %s: an import started %s did not finish; run the same `durusbdb migrate` again with --force, or restore a backup: %w",
 				dir, m.vals[MetaImport], ErrImportIncomplete)
 		}
 		db.importing.Store(true)
