@@ -14,5 +14,8 @@ func extraCommands() []*command {
 		restoreCommand(),
 		recoverCommand(),
 		upgradeCommand(),
+		analyzeCommand(),
+		refsCommand(),
+		dumpCommand(),
 	}
 }
