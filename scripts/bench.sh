@@ -63,12 +63,13 @@ trap 'exit 130' INT TERM
 mkdir -p "$work/bin"
 echo "bench: building into $work/bin" >&2
 go build -tags bdb -o "$work/bin/durusbdb" ./cmd/durusbdb
-go build -o "$work/bin/trivial" ./bench/trivial
-go build -o "$work/bin/suite" ./bench/suite
+# bench/ is a module of its own (its plotting libraries stay out of the
+# server's go.mod); it uses this tree through a replace directive.
+(cd bench && go build -o "$work/bin/trivial" ./trivial && go build -o "$work/bin/suite" ./suite)
 gcc -O2 -Wall -o "$work/bin/commitc" bench/commitc/commitc.c -ldb -lpthread
 profargs=()
 if [[ ${BENCH_PROFILE:-0} == 1 ]]; then
-	go build -tags bdb -o "$work/bin/profserve" ./bench/suite/profserve
+	(cd bench && go build -tags bdb -o "$work/bin/profserve" ./suite/profserve)
 	profargs=(-profserve "$work/bin/profserve")
 fi
 

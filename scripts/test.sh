@@ -21,6 +21,8 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 [ -z "$unformatted" ] || { echo "gofmt needed: $unformatted"; exit 1; }
 go vet ./...
 go vet -tags bdb ./...
+# bench/ is its own module (plotting libraries stay out of the server's go.mod).
+(cd bench && go vet ./... && go vet -tags bdb ./...)
 
 step "build without libdb (default tags): no libdb in the binary"
 go build -o bin/durusbdb-noBDB ./cmd/durusbdb

@@ -17,7 +17,7 @@ PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
 trap cleanup EXIT
 
-go build -o "$TMP/loadgen" ./bench/loadgen
+(cd bench && go build -o "$TMP/loadgen" ./loadgen)
 go build -tags bdb -o "$TMP/durusbdb" ./cmd/durusbdb 2>/dev/null || go build -o "$TMP/durusbdb" ./cmd/durusbdb
 
 port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
