@@ -24,6 +24,10 @@ go vet -tags bdb ./...
 # bench/ is its own module (plotting libraries stay out of the server's go.mod).
 (cd bench && go vet ./... && go vet -tags bdb ./...)
 
+step "staticcheck (honnef.co/go/tools), both tag sets merged"
+GOBIN="$PWD/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+printf 'default:\nbdb: -tags bdb\n' | bin/staticcheck -matrix ./...
+
 step "build without libdb (default tags): no libdb in the binary"
 go build -o bin/durusbdb-noBDB ./cmd/durusbdb
 if ldd bin/durusbdb-noBDB | grep -q libdb; then echo "default build links libdb"; exit 1; fi

@@ -127,9 +127,3 @@ func (m *memStore) Pack() bool {
 }
 
 func (m *memStore) ReadOnly() bool { return m.readOnly }
-
-func (m *memStore) count() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.recs)
-}

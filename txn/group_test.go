@@ -154,10 +154,10 @@ func TestGroupConcurrent(t *testing.T) {
 	t.Logf("1000 waits, %d flushes", calls.Load())
 }
 
-// catchWait runs g.Wait and returns its error and what it panicked with.
-func catchWait(g *Group) (err error, p any) {
+// catchWait runs g.Wait and returns what it panicked with and its error.
+func catchWait(g *Group) (p any, err error) {
 	defer func() { p = recover() }()
-	return g.Wait(context.Background()), nil
+	return nil, g.Wait(context.Background())
 }
 
 // TestGroupFlushPanic: a panicking flush is not swallowed: its leader's
@@ -194,7 +194,7 @@ func TestGroupFlushPanic(t *testing.T) {
 	panics := make([]any, n)
 	for i := range n {
 		wg.Add(1)
-		go func() { defer wg.Done(); errs[i], panics[i] = catchWait(g) }()
+		go func() { defer wg.Done(); panics[i], errs[i] = catchWait(g) }()
 	}
 	deadline := time.Now().Add(5 * time.Second)
 	for g.Waits() < n+1 {
@@ -224,7 +224,7 @@ func TestGroupFlushPanic(t *testing.T) {
 	}
 	// A panicking leader alone (no other member) also panics, and the
 	// Group is idle again afterwards.
-	if err, p := catchWait(g); p != "libdb exploded" {
+	if p, err := catchWait(g); p != "libdb exploded" {
 		t.Fatalf("lone leader: panic %v, err %v", p, err)
 	}
 	boom.Store(false)

@@ -61,12 +61,11 @@ var ErrIndexOrder = errors.New("pickle: index oids must be added in ascending or
 // BININT, or a LONG1 from 2^31 on. Memory use is constant. An IndexEncoder is
 // used by one goroutine.
 type IndexEncoder struct {
-	w       *bufio.Writer
-	n       int // items in the current batch
-	started bool
-	last    uint64
-	count   int
-	err     error
+	w     *bufio.Writer
+	n     int // items in the current batch
+	last  uint64
+	count int
+	err   error
 }
 
 // NewIndexEncoder writes the pickle header to w and returns the encoder.

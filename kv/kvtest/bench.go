@@ -2,7 +2,6 @@ package kvtest
 
 import (
 	"encoding/binary"
-	"fmt"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -169,7 +168,7 @@ func benchScan(b *testing.B, s kv.Store) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		if n := scanAll(b, s); n != BenchRecords {
-			b.Fatal(fmt.Sprintf("scan saw %d records", n))
+			b.Fatalf("scan saw %d records", n)
 		}
 	}
 	b.StopTimer()
