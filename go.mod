@@ -6,6 +6,7 @@ require (
 	github.com/golang/snappy v1.0.0
 	github.com/jmhodges/levigo v1.0.0
 	github.com/prometheus/client_golang v1.25.0
+	go.uber.org/goleak v1.3.0
 )
 
 require (

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"go.uber.org/goleak"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -29,6 +30,11 @@ var cliOnce struct {
 // TestMain removes the CLI built by buildCLI.
 func TestMain(m *testing.M) {
 	code := m.Run()
+	// Every connection, listener and token goroutine ends with the tests.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintln(os.Stderr, "goroutines outlive the tests:", err)
+		code = 1
+	}
 	if cliOnce.path != "" {
 		os.RemoveAll(filepath.Dir(cliOnce.path))
 	}
