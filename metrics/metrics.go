@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +21,8 @@ type Options struct {
 	// CommitBuckets are the upper bounds, in seconds, of the commit latency
 	// histograms; nil means DefaultCommitBuckets().
 	CommitBuckets []float64
+	// Version is durusbdb's release, the version label of durusbdb_info.
+	Version string
 }
 
 // DefaultCommitBuckets returns the commit latency histogram buckets, in
@@ -72,6 +75,10 @@ type Metrics struct {
 	bytesReceived prometheus.Counter
 	bytesSent     prometheus.Counter
 	errors        [server.NumErrorKinds]prometheus.Counter
+
+	version string                     // Options.Version
+	minFree prometheus.Gauge           // durusbdb_min_free_space_bytes
+	probes  atomic.Pointer[probeState] // SetProbes; nil until then
 }
 
 var _ server.Observer = (*Metrics)(nil)
@@ -94,8 +101,9 @@ var _ server.Observer = (*Metrics)(nil)
 //	durusbdb_received_bytes_total             counter  bytes read from clients
 //	durusbdb_sent_bytes_total                 counter  bytes written to clients
 //	durusbdb_errors_total{kind}               counter  errors by server.ErrorKind name
+//	durusbdb_min_free_space_bytes             gauge    free-space reserve below which commits are refused (SetProbes)
 func New(opts Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), version: opts.Version}
 	r := m.reg
 	if !opts.NoRuntime {
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -161,6 +169,9 @@ func New(opts Options) *Metrics {
 	for k := range server.NumErrorKinds {
 		m.errors[k] = errs.WithLabelValues(k.String())
 	}
+	m.minFree = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "min_free_space_bytes",
+		Help: "Free-space reserve (serve --min-free-space): commits that would leave less free on the database's file system are refused; 0: none."})
+	r.MustRegister(m.minFree)
 	return m
 }
 
