@@ -239,3 +239,50 @@ func TestCLIHealthCheckScript(t *testing.T) {
 		t.Logf("after exit: %v", err)
 	}
 }
+
+// httpStatus GETs url and returns the status code and body.
+func httpStatus(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// A reserve larger than the free space: a warning at start naming
+// --min-free-space, /readyz 503 with the reason, /healthz 200.
+func TestCLILowSpaceWarning(t *testing.T) {
+	bin := buildCLI(t)
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	maddr := busy.Addr().String()
+	busy.Close()
+	logPath := filepath.Join(t.TempDir(), "durusbdb.log")
+	p := startOps(t, bin, nil, "--log-file", logPath, "--metrics", maddr, "--min-free-space", "1000000000GiB")
+	waitFor(t, 20*time.Second, "serving", func() bool {
+		p.alive(t)
+		return strings.Contains(readFile(logPath), "msg=serving")
+	})
+	var warned bool
+	for _, line := range strings.Split(readFile(logPath), "\n") {
+		if strings.Contains(line, "level=WARN") && strings.Contains(line, "free space is below the reserve") &&
+			strings.Contains(line, "--min-free-space") {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("no WARN line about the reserve:\n%s", readFile(logPath))
+	}
+	if code, body := httpStatus(t, "http://"+maddr+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "--min-free-space") {
+		t.Errorf("/readyz: %d %q", code, body)
+	}
+	if code, body := httpStatus(t, "http://"+maddr+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d %q", code, body)
+	}
+	p.stop(t)
+}
