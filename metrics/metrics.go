@@ -38,7 +38,7 @@ const commands = "VNMLBSCPQ."
 // loadStatuses are the load replies (server.Observer.Load).
 const loadStatuses = "OKIE"
 
-// maxRule is the highest refusal rule of PROTOCOL.md §5.5.
+// maxRule is the highest refusal rule of docs/spec/PROTOCOL.md §5.5.
 const maxRule = 12
 
 // Stages of the commit latency histogram, indexes of Metrics.commitLatency.
@@ -92,7 +92,7 @@ var _ server.Observer = (*Metrics)(nil)
 //	durusbdb_requests_total{command}          counter  requests by command byte (V N M L B S C P Q . other)
 //	durusbdb_loads_total{status}              counter  oids answered by L and B, by reply (O K I E)
 //	durusbdb_commits_total{status}            counter  decided commits by reply: O stored, I conflict, E refused
-//	durusbdb_commit_refusals_total{rule}      counter  commits answered I or E, by rule of PROTOCOL.md §5.5
+//	durusbdb_commit_refusals_total{rule}      counter  commits answered I or E, by rule of docs/spec/PROTOCOL.md §5.5
 //	durusbdb_commit_records_total             counter  records stored by commits answered O
 //	durusbdb_commit_bytes_total               counter  commit data bytes of commits answered O
 //	durusbdb_commit_duration_seconds{stage}   histogram commits answered O: token_wait, apply, durable, total
@@ -142,7 +142,7 @@ func New(opts Options) *Metrics {
 	for _, st := range "OIE" {
 		m.commits[st] = commits.WithLabelValues(string(st))
 	}
-	refusals := counterVec("commit_refusals_total", "Commits answered I or E, by rule of PROTOCOL.md section 5.5.", "rule")
+	refusals := counterVec("commit_refusals_total", "Commits answered I or E, by rule of docs/spec/PROTOCOL.md section 5.5.", "rule")
 	for rule := 1; rule <= maxRule; rule++ {
 		m.refusals[rule] = refusals.WithLabelValues(strconv.Itoa(rule))
 	}
