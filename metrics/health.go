@@ -80,9 +80,12 @@ func (m *Metrics) Live(ctx context.Context) error {
 	}
 	done := make(chan error, 1)
 	go func() {
-		defer func() { <-ps.slot }()
-		_, err := ps.Store.Load(0)
-		done <- err
+		var err error
+		defer func() {
+			<-ps.slot // free before answering: the next probe may follow at once
+			done <- err
+		}()
+		_, err = ps.Store.Load(0)
 	}()
 	t := time.NewTimer(ps.Timeout)
 	defer t.Stop()
