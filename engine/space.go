@@ -49,7 +49,7 @@ func (g *spaceGuard) admit(n int64) error {
 	}
 	free := int64(st.Bavail) * int64(st.Bsize)
 	if need := 4*n + g.reserve; free < need {
-		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (reserve %d, option MinFreeSpace): %w",
+		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (free space reserve %d: serve --min-free-space): %w",
 			g.dir, free, n, need, g.reserve, kv.ErrNoSpace)
 	}
 	return nil

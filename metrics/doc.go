@@ -16,10 +16,15 @@
 //     shutdown, read once per scrape through engine.DB.Stats;
 //   - for a Berkeley DB database (binaries built with -tags bdb), the
 //     environment's log, cache and transaction statistics, also per scrape;
+//   - the free space of the database's file system and the commit reserve
+//     (durusbdb_filesystem_free_bytes, durusbdb_min_free_space_bytes);
 //   - the standard Go runtime and process collectors.
 //
 // Handler serves the registry in the Prometheus text format; Listen starts
-// an HTTP server with /metrics on an address (serve --metrics ADDR).
+// an HTTP server with /metrics on an address (serve --metrics ADDR), and
+// the probes /healthz (Live: a load of oid 0 answers within a second) and
+// /readyz (Ready: commits are accepted), configured by SetProbes. Requests
+// to the listener are not logged.
 //
 // The metric names, all prefixed durusbdb_ (besides the standard go_ and
 // process_ ones), are listed with their types in the comments of New,

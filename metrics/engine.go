@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 
@@ -16,9 +17,10 @@ type StatsSource interface {
 
 // engineCollector reports engine.Stats, read once per scrape.
 type engineCollector struct {
-	src    StatsSource
-	log    *slog.Logger
-	failed atomic.Uint64 // Stats errors
+	src     StatsSource
+	version string // durusbdb_info's version label
+	log     *slog.Logger
+	failed  atomic.Uint64 // Stats errors
 
 	objects, nextOID, gcQueue, gcFreed, gcCollections, fullRunning *prometheus.Desc
 	commits, committedBytes, flushes, checkpoints, lastCheckpoint  *prometheus.Desc
@@ -48,15 +50,17 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 //	durusbdb_record_cache_misses_total          counter  loads that read the store
 //	durusbdb_record_cache_bytes                 gauge    record cache size (records + bookkeeping)
 //	durusbdb_unclean_shutdown                   gauge    1 if the database was not closed cleanly before this open
-//	durusbdb_info{backend,access,durability,readonly} gauge 1
+//	durusbdb_info{version,backend,access,durability,readonly} gauge 1 (version: durusbdb's release)
 //	durusbdb_stats_errors_total                 counter  scrapes whose Stats call failed
 //
 // The gc counters are kept in the database (they survive restarts); the
 // others count from the open. A failed Stats call is logged (to log, if not
 // nil) and counted; the other metrics are then left out of that scrape.
-func NewEngineCollector(src StatsSource, log *slog.Logger) prometheus.Collector {
+// version is the version label of durusbdb_info.
+func NewEngineCollector(src StatsSource, version string, log *slog.Logger) prometheus.Collector {
 	return &engineCollector{
 		src:            src,
+		version:        version,
 		log:            log,
 		objects:        desc("objects", "Records stored (meta size)."),
 		nextOID:        desc("next_oid", "Durable next_oid: oids below it have been handed out or reserved."),
@@ -73,7 +77,7 @@ func NewEngineCollector(src StatsSource, log *slog.Logger) prometheus.Collector 
 		recMisses:      desc("record_cache_misses_total", "Loads that read the store (record cache misses) since open."),
 		recBytes:       desc("record_cache_bytes", "Record cache size: records plus bookkeeping, bytes."),
 		unclean:        desc("unclean_shutdown", "1 if the database was not closed cleanly before this open."),
-		info:           desc("info", "Database facts, value 1.", "backend", "access", "durability", "readonly"),
+		info:           desc("info", "durusbdb's release and database facts, value 1.", "version", "backend", "access", "durability", "readonly"),
 		statsErrors:    desc("stats_errors_total", "Scrapes whose engine Stats call failed."),
 	}
 }
@@ -122,7 +126,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(c.lastCheckpoint, float64(st.LastCheckpoint.UnixNano())/1e9)
 	}
 	gauge(c.unclean, b2f(st.UncleanShutdown))
-	gauge(c.info, 1, st.Backend, st.Access, st.Durability, boolLabel(st.ReadOnly))
+	gauge(c.info, 1, c.version, st.Backend, st.Access, st.Durability, boolLabel(st.ReadOnly))
 }
 
 func b2f(b bool) float64 {
@@ -140,13 +144,18 @@ func boolLabel(b bool) string {
 }
 
 // RegisterEngine registers the collectors of db on the registry: the
-// engine's statistics (NewEngineCollector) and, for a Berkeley DB database
+// engine's statistics (NewEngineCollector, with Options.Version), the free
+// space of its file system (durusbdb_filesystem_free_bytes and
+// durusbdb_filesystem_size_bytes) and, for a Berkeley DB database
 // in a binary built with -tags bdb, the environment's statistics
 // (durusbdb_bdb_*, see the bdb build of storeCollector). Failed scrapes are
 // logged to log if not nil.
 func (m *Metrics) RegisterEngine(db *engine.DB, log *slog.Logger) error {
-	if err := m.reg.Register(NewEngineCollector(db, log)); err != nil {
-		return err
+	if err := m.reg.Register(NewEngineCollector(db, m.version, log)); err != nil {
+		return fmt.Errorf("metrics: registering the engine collector: %w", err)
+	}
+	if err := m.reg.Register(newFSCollector(db.Dir())); err != nil {
+		return fmt.Errorf("metrics: registering the file system collector: %w", err)
 	}
 	if sc := storeCollector(db, log); sc != nil {
 		return m.reg.Register(sc)

@@ -46,8 +46,10 @@ type Endpoint struct {
 }
 
 // Listen listens on addr (host:port; port 0 picks one) and serves
-// m.Handler at /metrics, and a short page pointing there at /, in the
-// background until Close. Errors of the listener are returned at once.
+// m.Handler at /metrics, the probes /healthz (HealthHandler) and /readyz
+// (ReadyHandler), and a short page pointing there at /, in the background
+// until Close. Errors of the listener are returned at once. No request is
+// logged.
 func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -55,9 +57,11 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler(log))
+	mux.Handle("/healthz", m.HealthHandler())
+	mux.Handle("/readyz", m.ReadyHandler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "durusbdb metrics: /metrics")
+		fmt.Fprintln(w, "durusbdb metrics: /metrics\nliveness: /healthz\nreadiness: /readyz")
 	})
 	e := &Endpoint{
 		srv: &http.Server{

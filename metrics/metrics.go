@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -20,6 +21,8 @@ type Options struct {
 	// CommitBuckets are the upper bounds, in seconds, of the commit latency
 	// histograms; nil means DefaultCommitBuckets().
 	CommitBuckets []float64
+	// Version is durusbdb's release, the version label of durusbdb_info.
+	Version string
 }
 
 // DefaultCommitBuckets returns the commit latency histogram buckets, in
@@ -35,7 +38,7 @@ const commands = "VNMLBSCPQ."
 // loadStatuses are the load replies (server.Observer.Load).
 const loadStatuses = "OKIE"
 
-// maxRule is the highest refusal rule of PROTOCOL.md §5.5.
+// maxRule is the highest refusal rule of docs/spec/PROTOCOL.md §5.5.
 const maxRule = 12
 
 // Stages of the commit latency histogram, indexes of Metrics.commitLatency.
@@ -72,6 +75,10 @@ type Metrics struct {
 	bytesReceived prometheus.Counter
 	bytesSent     prometheus.Counter
 	errors        [server.NumErrorKinds]prometheus.Counter
+
+	version string                     // Options.Version
+	minFree prometheus.Gauge           // durusbdb_min_free_space_bytes
+	probes  atomic.Pointer[probeState] // SetProbes; nil until then
 }
 
 var _ server.Observer = (*Metrics)(nil)
@@ -85,7 +92,7 @@ var _ server.Observer = (*Metrics)(nil)
 //	durusbdb_requests_total{command}          counter  requests by command byte (V N M L B S C P Q . other)
 //	durusbdb_loads_total{status}              counter  oids answered by L and B, by reply (O K I E)
 //	durusbdb_commits_total{status}            counter  decided commits by reply: O stored, I conflict, E refused
-//	durusbdb_commit_refusals_total{rule}      counter  commits answered I or E, by rule of PROTOCOL.md §5.5
+//	durusbdb_commit_refusals_total{rule}      counter  commits answered I or E, by rule of docs/spec/PROTOCOL.md §5.5
 //	durusbdb_commit_records_total             counter  records stored by commits answered O
 //	durusbdb_commit_bytes_total               counter  commit data bytes of commits answered O
 //	durusbdb_commit_duration_seconds{stage}   histogram commits answered O: token_wait, apply, durable, total
@@ -94,8 +101,9 @@ var _ server.Observer = (*Metrics)(nil)
 //	durusbdb_received_bytes_total             counter  bytes read from clients
 //	durusbdb_sent_bytes_total                 counter  bytes written to clients
 //	durusbdb_errors_total{kind}               counter  errors by server.ErrorKind name
+//	durusbdb_min_free_space_bytes             gauge    free-space reserve below which commits are refused (SetProbes)
 func New(opts Options) *Metrics {
-	m := &Metrics{reg: prometheus.NewRegistry()}
+	m := &Metrics{reg: prometheus.NewRegistry(), version: opts.Version}
 	r := m.reg
 	if !opts.NoRuntime {
 		r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -134,7 +142,7 @@ func New(opts Options) *Metrics {
 	for _, st := range "OIE" {
 		m.commits[st] = commits.WithLabelValues(string(st))
 	}
-	refusals := counterVec("commit_refusals_total", "Commits answered I or E, by rule of PROTOCOL.md section 5.5.", "rule")
+	refusals := counterVec("commit_refusals_total", "Commits answered I or E, by rule of docs/spec/PROTOCOL.md section 5.5.", "rule")
 	for rule := 1; rule <= maxRule; rule++ {
 		m.refusals[rule] = refusals.WithLabelValues(strconv.Itoa(rule))
 	}
@@ -161,6 +169,9 @@ func New(opts Options) *Metrics {
 	for k := range server.NumErrorKinds {
 		m.errors[k] = errs.WithLabelValues(k.String())
 	}
+	m.minFree = prometheus.NewGauge(prometheus.GaugeOpts{Namespace: Namespace, Name: "min_free_space_bytes",
+		Help: "Free-space reserve (serve --min-free-space): commits that would leave less free on the database's file system are refused; 0: none."})
+	r.MustRegister(m.minFree)
 	return m
 }
 

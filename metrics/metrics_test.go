@@ -154,7 +154,7 @@ func TestEngineCollector(t *testing.T) {
 		GCCollections: 3, GCFreed: 99, FullCollecting: true, Commits: 11, CommittedBytes: 5000, Flushes: 4,
 		RecordCacheHits: 80, RecordCacheMiss: 20, RecordCacheBytes: 4096,
 		UncleanShutdown: true, Durability: "sync", LastCheckpoint: time.Unix(1700000000, 500_000_000), CheckpointsSince: 2}}
-	c := NewEngineCollector(f, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	c := NewEngineCollector(f, "1.2.3", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	const want = `
 # HELP durusbdb_objects Records stored (meta size).
 # TYPE durusbdb_objects gauge
@@ -177,9 +177,9 @@ durusbdb_last_checkpoint_timestamp_seconds 1.7000000005e+09
 # HELP durusbdb_unclean_shutdown 1 if the database was not closed cleanly before this open.
 # TYPE durusbdb_unclean_shutdown gauge
 durusbdb_unclean_shutdown 1
-# HELP durusbdb_info Database facts, value 1.
+# HELP durusbdb_info durusbdb's release and database facts, value 1.
 # TYPE durusbdb_info gauge
-durusbdb_info{access="btree",backend="leveldb",durability="sync",readonly="false"} 1
+durusbdb_info{access="btree",backend="leveldb",durability="sync",readonly="false",version="1.2.3"} 1
 # HELP durusbdb_stats_errors_total Scrapes whose engine Stats call failed.
 # TYPE durusbdb_stats_errors_total counter
 durusbdb_stats_errors_total 0
@@ -225,7 +225,7 @@ func TestRegisterEngine(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer db.Close()
-			m := New(Options{NoRuntime: true})
+			m := New(Options{NoRuntime: true, Version: "9.8.7"})
 			if err := m.RegisterEngine(db, nil); err != nil {
 				t.Fatal(err)
 			}
@@ -245,7 +245,7 @@ func TestRegisterEngine(t *testing.T) {
 				"durusbdb_engine_commits_total": 1,
 				"durusbdb_unclean_shutdown":     0,
 				"durusbdb_stats_errors_total":   0,
-				`durusbdb_info{access="btree",backend="` + backend + `",durability="sync",readonly="false"}`: 1,
+				`durusbdb_info{access="btree",backend="` + backend + `",durability="sync",readonly="false",version="9.8.7"}`: 1,
 			} {
 				if got, ok := v[name]; !ok || got != want {
 					t.Errorf("%s = %v (present %v), want %v", name, got, ok, want)

@@ -21,16 +21,15 @@
 #   BENCH_PROFILE=1               serve bdb under bench/suite/profserve and
 #                                 write CPU profiles (+ pprof -top) to the work dir
 #   BENCH_KEEP=1                  keep the work directory (logs, profiles)
-#   DURUSBDB_PYTHON=/work/venv/bin/python  Python with Durus 4.3
+#   DURUSBDB_PYTHON=PATH          Python with Durus 4.3 (default: $VENV/bin/python,
+#                                 VENV defaulting to the repository's .venv)
 #
 # Every server is killed on exit (trap), every wait is bounded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$PWD
-if [[ -z ${DURUSBDB_PYTHON:-} && -x $root/.venv/bin/python ]]; then
-	DURUSBDB_PYTHON=$root/.venv/bin/python # scripts/install-deps.sh's venv
-fi
-py=${DURUSBDB_PYTHON:-/work/venv/bin/python}
+venv=${VENV:-$root/.venv} # scripts/install-deps.sh's venv
+py=${DURUSBDB_PYTHON:-$venv/bin/python}
 durus=${DURUSBDB_DURUS:-$(dirname "$py")/durus}
 out=${BENCH_OUT:-docs}
 work=$(mktemp -d "${TMPDIR:-/tmp}/durusbdb-bench.XXXXXX")

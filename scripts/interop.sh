@@ -13,13 +13,13 @@
 #
 # INTEROP_BACKENDS="bdb leveldb" runs step 3 once per backend (serve --backend=X);
 # default: once, with the binary's default backend.
-# VENV (default /work/venv) is a virtualenv with durus==4.3 and pytest; it is
+# VENV (default: the repository's .venv) is a virtualenv with durus==4.3 and pytest; it is
 # created (python3 -m venv --system-site-packages) if missing. Every step runs
 # even if an earlier one failed; the exit status is non-zero if any failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-VENV=${VENV:-/work/venv}
+VENV=${VENV:-$ROOT/.venv}
 PY="$VENV/bin/python"
 export PYTHONDONTWRITEBYTECODE=1
 

@@ -6,12 +6,12 @@
 #   bench/loadgen/compare.sh [DURATION] [CONNS]
 #
 # Needs: go, and a Python with Durus 4.3 ($DURUSBDB_PYTHON, default
-# /work/venv/bin/python). Each server gets a fresh database in a temp dir.
+# $VENV/bin/python, VENV defaulting to the repository's .venv). Each server gets a fresh database in a temp dir.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${1:-5s}
 CONNS=${2:-8}
-PY=${DURUSBDB_PYTHON:-/work/venv/bin/python}
+PY=${DURUSBDB_PYTHON:-${VENV:-$PWD/.venv}/bin/python}
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }

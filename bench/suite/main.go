@@ -78,8 +78,8 @@ func main() {
 	flag.StringVar(&s.trivial, "trivial", "", "bench/trivial binary")
 	flag.StringVar(&s.commitc, "commitc", "", "bench/commitc binary")
 	flag.StringVar(&s.profserve, "profserve", "", "bench/suite/profserve binary (BENCH_PROFILE=1)")
-	flag.StringVar(&s.python, "python", "/work/venv/bin/python", "Python with Durus 4.3")
-	flag.StringVar(&s.durus, "durus", "/work/venv/bin/durus", "Durus 4.3's durus command")
+	flag.StringVar(&s.python, "python", ".venv/bin/python", "Python with Durus 4.3 (default: the repository's .venv, scripts/install-deps.sh)")
+	flag.StringVar(&s.durus, "durus", ".venv/bin/durus", "Durus 4.3's durus command")
 	flag.StringVar(&s.work, "work", "", "work directory (databases, logs)")
 	flag.StringVar(&s.out, "out", "docs", "directory for PERFORMANCE.md and performance.png")
 	flag.StringVar(&pidFile, "pidfile", "", "keep the ids of running servers in this file")
@@ -189,6 +189,13 @@ func (s *suite) configure() error {
 	}
 	for _, p := range []*string{&s.durusbdb, &s.trivial, &s.commitc, &s.profserve, &s.work, &s.out} {
 		if *p != "" {
+			if *p, err = filepath.Abs(*p); err != nil {
+				return err
+			}
+		}
+	}
+	for _, p := range []*string{&s.python, &s.durus} { // a bare name is looked up in PATH
+		if strings.ContainsRune(*p, '/') {
 			if *p, err = filepath.Abs(*p); err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ func checkpointCommand() *command {
 		var f dbFlags
 		fs := newFlagSet(c, cio)
 		f.register(fs)
-		keep := fs.Bool("keep-logs", false, "keep log files (for catastrophic recovery and incremental backups)")
+		keep := fs.Bool("keep-logs", false, "keep log files (for catastrophic recovery and archiving; backups are always full)")
 		if err := parseFlags(c, cio, fs, args); err != nil {
 			return err
 		}

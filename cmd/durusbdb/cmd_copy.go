@@ -22,14 +22,18 @@ func copyCommand() *command {
 		example: "durusbdb copy --backend leveldb /var/lib/durusbdb /var/lib/durusbdb-ldb",
 	}
 	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		// The shared database flags but --dir: the directories are the
+		// arguments (so neither the help nor DURUSBDB_DIR offers a --dir).
 		var f dbFlags
 		fs := newFlagSet(c, cio)
-		f.register(fs)
+		fs.StringVar(&f.backend, "backend", "", "backend of the new database at DST: bdb or leveldb (default: bdb when compiled in)")
+		fs.StringVar(&f.cacheSize, "cache-size", "64MiB", "cache size for reading SRC (bytes, or with KiB/MiB/GiB)")
+		fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 		if err := parseFlags(c, cio, fs, args); err != nil {
 			return err
 		}
-		if fs.NArg() != 2 || f.dir != "" {
-			return &usageError{"give SRC and DST directories (not --dir)"}
+		if fs.NArg() != 2 {
+			return &usageError{"give SRC and DST directories"}
 		}
 		dstKind := f.backend
 		f.backend = ""

@@ -33,6 +33,14 @@ func serveCommand() *command {
 		example: "durusbdb serve --dir /var/lib/durusbdb --create --port 2972",
 	}
 	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		// A server outlives its terminal and its log readers: SIGHUP
+		// reopens --log-file (handled once the log is set up; until then
+		// it waits here), and a write to a closed stdout or stderr pipe
+		// returns EPIPE instead of killing the process with SIGPIPE.
+		hup := make(chan os.Signal, 1)
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+		signal.Ignore(syscall.SIGPIPE)
 		var f dbFlags
 		fs := newFlagSet(c, cio)
 		f.register(fs)
@@ -45,7 +53,9 @@ func serveCommand() *command {
 		umask := fs.String("umask", "", "umask for the unix socket file (Durus int syntax: 077 octal, 0x3f hex, 77 decimal); default mode 0600")
 		readonly := fs.Bool("readonly", false, "open the database read-only: commits are refused with E")
 		gcbytes := fs.Int64("gcbytes", 0, "start a full collection after this many committed bytes (0: never)")
-		logfile := fs.String("logfile", "", "append the log to this file (default stderr)")
+		var logPath string
+		fs.StringVar(&logPath, "log-file", "", "append the log to this file (default stderr); SIGHUP reopens it (logrotate)")
+		fs.StringVar(&logPath, "logfile", "", "the same as --log-file (durus -s spelling)")
 		level := fs.Int("logginglevel", 20, "Durus logging level: <=10 debug, <=20 info, <=30 warning, above error")
 		stop := fs.Bool("stop", false, "instead of serving, send Q to the server at the address and wait until it stops")
 		file := fs.String("file", "", "not supported: a Durus file; import it with 'durusbdb migrate', then serve --dir")
@@ -74,7 +84,7 @@ func serveCommand() *command {
 		ckptBytes := fs.String("checkpoint-log-bytes", "16MiB", "checkpoint after about this much committed data")
 		ckptCommits := fs.Int("checkpoint-commits", 0, "checkpoint after this many commits (0: not by count)")
 		ckptManual := fs.Bool("checkpoint-manual", false, "no background checkpoints (durusbdb checkpoint, or shutdown, does them)")
-		keepLogs := fs.Bool("keep-logs", false, "keep Berkeley DB log files after checkpoints (catastrophic recovery, incremental backups)")
+		keepLogs := fs.Bool("keep-logs", false, "keep Berkeley DB log files after checkpoints (for catastrophic recovery and archiving; backups are always full)")
 		parentPID := fs.Int("parent-pid", 0, "shut down cleanly once this process is no longer the parent (used by the Python shim)")
 		fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
 		printCfg := fs.Bool("print-config", false, "print the effective settings and where each comes from, then exit")
@@ -120,10 +130,11 @@ func serveCommand() *command {
 
 		// Logging.
 		var logw io.Writer = cio.stderr
-		if *logfile != "" {
-			lf, err := os.OpenFile(*logfile, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
-			if err != nil {
-				return fmt.Errorf("--logfile: %w", err)
+		var lf *logFile
+		if logPath != "" {
+			var err error
+			if lf, err = openLogFile(logPath); err != nil {
+				return fmt.Errorf("--log-file: %w", err)
 			}
 			defer lf.Close()
 			logw = lf
@@ -141,6 +152,9 @@ func serveCommand() *command {
 		if *repair {
 			log.Info("--repair has no effect: durusbdb recovers automatically")
 		}
+		hupDone := make(chan struct{})
+		defer close(hupDone)
+		go reopenOnHUP(hup, hupDone, lf, log)
 
 		// Engine options.
 		dur, err := kv.ParseDurability(*durability)
@@ -193,7 +207,7 @@ func serveCommand() *command {
 		var mets *metrics.Metrics
 		stopMetrics := func() {}
 		if *metricsAddr != "" {
-			mets = metrics.New(metrics.Options{})
+			mets = metrics.New(metrics.Options{Version: Version})
 			cfg.Observer = mets
 			ep, err := mets.Listen(*metricsAddr, log)
 			if err != nil {
@@ -215,6 +229,7 @@ func serveCommand() *command {
 		finished := make(chan struct{})
 		defer close(finished)
 		quitting := make(chan struct{}) // closed by Q (srv.Done) once serving
+		stopping := make(chan struct{}) // closed at the first signal or Q: /readyz fails
 		go func() {
 			select {
 			case <-ctx.Done():
@@ -281,6 +296,14 @@ func serveCommand() *command {
 			defer stopParent()
 			go watchParent(ctx, *parentPID, log, stopParent)
 		}
+		go func(ctx context.Context) {
+			defer close(stopping)
+			select {
+			case <-ctx.Done():
+			case <-quitting:
+			case <-finished:
+			}
+		}(ctx)
 		// Report what recovery does (Berkeley DB: log range replayed, time),
 		// and refuse directories of an older Berkeley DB release.
 		if err := recovery.CheckFormat(f.dir); err != nil {
@@ -318,12 +341,15 @@ func serveCommand() *command {
 			ln.Close()
 			return err
 		}
+		reserve := max(free, 0) // the engine's reserve; -1 disabled it
+		warnLowSpace(log, f.dir, reserve)
 		if mets != nil {
 			if err := mets.RegisterEngine(db, log); err != nil {
 				db.Close()
 				ln.Close()
 				return fmt.Errorf("metrics: %w", err)
 			}
+			mets.SetProbes(metrics.Probes{Store: db, MinFreeSpace: reserve, Stopping: stopping})
 		}
 		srv := server.New(cfg, server.Engine(db))
 		relay.Attach(srv)
@@ -395,6 +421,42 @@ func watchParent(ctx context.Context, pid int, log *slog.Logger, stop func()) {
 				return
 			}
 		}
+	}
+}
+
+// reopenOnHUP reopens the log file at each signal on hup until done is
+// closed; with no log file (lf nil: the log goes to stderr) a SIGHUP is
+// only logged. SIGHUP never stops the server.
+func reopenOnHUP(hup <-chan os.Signal, done <-chan struct{}, lf *logFile, log *slog.Logger) {
+	for {
+		select {
+		case <-done:
+			return
+		case <-hup:
+		}
+		if lf == nil {
+			log.Info("SIGHUP: no --log-file to reopen; the log goes to stderr")
+			continue
+		}
+		if err := lf.Reopen(); err != nil {
+			log.Error("SIGHUP: the log file was not reopened; still logging to the old one", "path", lf.path, "err", err)
+			continue
+		}
+		log.Info("log file reopened", "path", lf.path)
+	}
+}
+
+// warnLowSpace logs a warning when the database's file system has less
+// free space than the commit reserve (commits would be refused).
+func warnLowSpace(log *slog.Logger, dir string, reserve int64) {
+	fs, err := metrics.FreeSpace(dir)
+	if err != nil {
+		log.Warn("cannot tell the free space of the database's file system", "dir", dir, "err", err)
+		return
+	}
+	if reserve > 0 && fs.Free < reserve {
+		log.Warn("free space is below the reserve: commits will be refused until space is freed (or --min-free-space lowered)",
+			"dir", dir, "free_bytes", fs.Free, "min_free_space_bytes", reserve)
 	}
 }
 

@@ -11,7 +11,7 @@ import (
 func statsCommand() *command {
 	c := &command{
 		name:    "stats",
-		summary: "print objects, GC queue, checkpoint and backend figures (--json for machines)",
+		summary: "print the backend, objects, next oid, GC queue and collector totals of a stopped database (--json for machines)",
 		usage:   "durusbdb stats --dir DIR [--json]",
 		example: "durusbdb stats --dir /var/lib/durusbdb --json",
 	}

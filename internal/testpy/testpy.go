@@ -20,7 +20,7 @@ var (
 )
 
 // candidates lists, in order: $DURUSBDB_PYTHON, the repository's .venv
-// (scripts/install-deps.sh's default), $VENV, the development venv, python3.
+// (scripts/install-deps.sh's default), $VENV, python3.
 func candidates() []string {
 	var c []string
 	if p := os.Getenv("DURUSBDB_PYTHON"); p != "" {
@@ -40,7 +40,7 @@ func candidates() []string {
 	if v := os.Getenv("VENV"); v != "" {
 		c = append(c, filepath.Join(v, "bin", "python"))
 	}
-	return append(c, "/work/venv/bin/python", "python3")
+	return append(c, "python3")
 }
 
 // Python returns an interpreter that imports every module named, or fails t.
