@@ -46,8 +46,24 @@ func TestDetect(t *testing.T) {
 	if k, _ := Detect(ldbDir); k != LevelDB {
 		t.Fatalf("CURRENT: %q", k)
 	}
+	// A creation killed after the environment existed but before meta.db:
+	// no data, so a new database may be created there.
+	interrupted := t.TempDir()
+	for _, n := range []string{"__db.001", "__db.register", "log.0000000001", "durusbdb.lock"} {
+		touch(t, interrupted, n)
+	}
+	if k, err := Detect(interrupted); k != "" || err != nil {
+		t.Fatalf("environment files only: %q %v", k, err)
+	}
+	partial := t.TempDir()
+	touch(t, partial, "__db.001")
+	touch(t, partial, "objects.db")
+	if _, err := Detect(partial); !errors.Is(err, ErrUnknownLayout) || !strings.Contains(err.Error(), "objects.db") {
+		t.Fatalf("a database file without meta.db: %v", err)
+	}
 	foreign := t.TempDir()
 	touch(t, foreign, "Data.fs")
+	touch(t, foreign, "log.1")
 	if _, err := Detect(foreign); !errors.Is(err, ErrUnknownLayout) || !strings.Contains(err.Error(), foreign) || !strings.Contains(err.Error(), "Data.fs") {
 		t.Fatalf("foreign: %v", err)
 	}
