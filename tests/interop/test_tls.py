@@ -2,8 +2,8 @@
 
 The client is durus.connection.Connection over
 berkeleydb_storage.TLSClientStorage (a ClientStorage subclass that wraps its
-socket with an ssl.SSLContext), loaded from this checkout's python/
-directory. Certificates are made for each test with the openssl command
+socket with an ssl.SSLContext): the installed shim, else this checkout's
+python/berkeleydb_storage/tls.py. Certificates are made for each test with the openssl command
 (scripts/install-deps.sh installs it): a CA, a server certificate for
 127.0.0.1, a client certificate of that CA, and one of another CA.
 
@@ -11,21 +11,30 @@ TLS is durusbdb's own option: the module runs only against a durusbdb
 server this suite starts.
 """
 
+import importlib.util
 import os
 import shutil
 import ssl
 import subprocess
-import sys
 
 import pytest
 
 from interop_util import is_target
 from durus_server import TARGET_DURUSBDB
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-sys.path.insert(0, os.path.join(REPO, "python"))
+try:
+    from berkeleydb_storage import TLSClientStorage
+except ImportError:
+    # The shim is not installed (scripts/interop.sh installs it): load this
+    # checkout's module by its path, leaving sys.path and the package alone
+    # for the other test modules.
+    _path = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                         "python", "berkeleydb_storage", "tls.py")
+    _spec = importlib.util.spec_from_file_location("_durusbdb_tls_client", _path)
+    _tls = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_tls)
+    TLSClientStorage = _tls.TLSClientStorage
 
-from berkeleydb_storage import TLSClientStorage  # noqa: E402
 from durus.client_storage import ClientStorage  # noqa: E402
 from durus.connection import Connection  # noqa: E402
 from durus.error import ProtocolError  # noqa: E402
