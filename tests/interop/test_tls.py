@@ -3,12 +3,13 @@
 The client is durus.connection.Connection over
 berkeleydb_storage.TLSClientStorage (a ClientStorage subclass that wraps its
 socket with an ssl.SSLContext): the installed shim, else this checkout's
-python/berkeleydb_storage/tls.py. Certificates are made for each test with the openssl command
-(scripts/install-deps.sh installs it): a CA, a server certificate for
-127.0.0.1, a client certificate of that CA, and one of another CA.
+python/berkeleydb_storage/tls.py. Certificates are made for each test with
+the openssl command (scripts/install-deps.sh installs it): a CA, a server
+certificate for 127.0.0.1, a client certificate of that CA, and one of
+another CA.
 
-TLS is durusbdb's own option: the module runs only against a durusbdb
-server this suite starts.
+TLS is durusbdb's own option: the tests with a server run only against a
+durusbdb server this suite starts.
 """
 
 import importlib.util
@@ -40,7 +41,7 @@ from durus.connection import Connection  # noqa: E402
 from durus.error import ProtocolError  # noqa: E402
 from durus.persistent_dict import PersistentDict  # noqa: E402
 
-pytestmark = pytest.mark.skipif(
+needs_durusbdb = pytest.mark.skipif(
     not is_target(TARGET_DURUSBDB),
     reason="--tls-cert/--tls-key/--tls-client-ca are durusbdb options (needs a durusbdb server started by the suite)")
 
@@ -106,6 +107,7 @@ def _storage(srv, ctx):
     return TLSClientStorage(host=host, port=port, ssl_context=ctx)
 
 
+@needs_durusbdb
 def test_commit_and_load_over_tls_with_client_certificate(fresh_server, certs):
     srv = _tls_server(fresh_server, certs)
     st1 = _storage(srv, _context(certs, "client"))
@@ -130,6 +132,7 @@ def test_commit_and_load_over_tls_with_client_certificate(fresh_server, certs):
     assert "TLS established" in srv.log_tail(20000)
 
 
+@needs_durusbdb
 def test_clients_without_a_valid_certificate_are_refused(fresh_server, certs):
     srv = _tls_server(fresh_server, certs)
     good = Connection(_storage(srv, _context(certs, "client")))
@@ -157,6 +160,7 @@ def test_clients_without_a_valid_certificate_are_refused(fresh_server, certs):
     assert "TLS handshake failed" in srv.log_tail(20000)
 
 
+@needs_durusbdb
 def test_tls_without_client_ca_serves_clients_without_certificates(fresh_server, certs):
     srv = _tls_server(fresh_server, certs, client_ca=False)
     c = Connection(_storage(srv, _context(certs)))
