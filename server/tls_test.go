@@ -25,7 +25,7 @@ type testCA struct {
 }
 
 // newSerial returns a random certificate serial number.
-func newSerial(t *testing.T) *big.Int {
+func newSerial(t testing.TB) *big.Int {
 	t.Helper()
 	n, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
@@ -34,7 +34,7 @@ func newSerial(t *testing.T) *big.Int {
 	return n
 }
 
-func newTestCA(t *testing.T, name string) *testCA {
+func newTestCA(t testing.TB, name string) *testCA {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -62,7 +62,7 @@ func newTestCA(t *testing.T, name string) *testCA {
 
 // issue returns a leaf certificate and key (PEM) signed by ca: a server
 // certificate for 127.0.0.1, or a client certificate.
-func (ca *testCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM []byte) {
+func (ca *testCA) issue(t testing.TB, name string, server bool) (certPEM, keyPEM []byte) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -92,7 +92,7 @@ func (ca *testCA) issue(t *testing.T, name string, server bool) (certPEM, keyPEM
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }
 
-func writeFile(t *testing.T, dir, name string, data []byte) string {
+func writeFile(t testing.TB, dir, name string, data []byte) string {
 	t.Helper()
 	p := filepath.Join(dir, name)
 	if err := os.WriteFile(p, data, 0o600); err != nil {
@@ -111,7 +111,7 @@ type tlsSetup struct {
 	client, foreignClient tls.Certificate
 }
 
-func newTLSSetup(t *testing.T) *tlsSetup {
+func newTLSSetup(t testing.TB) *tlsSetup {
 	t.Helper()
 	dir := t.TempDir()
 	ca, other := newTestCA(t, "durusbdb test CA"), newTestCA(t, "another CA")
@@ -130,7 +130,7 @@ func newTLSSetup(t *testing.T) *tlsSetup {
 }
 
 // dialTLS connects with TLS (trusting the test CA), presenting certs.
-func (s *tlsSetup) dialTLS(t *testing.T, addr string, maxVersion uint16, certs ...tls.Certificate) (*client, error) {
+func (s *tlsSetup) dialTLS(t testing.TB, addr string, maxVersion uint16, certs ...tls.Certificate) (*client, error) {
 	t.Helper()
 	roots := x509.NewCertPool()
 	roots.AddCert(s.ca.cert)
@@ -270,5 +270,44 @@ func TestTLSConfigErrors(t *testing.T) {
 	}
 	if cfg.MinVersion != tls.VersionTLS12 || cfg.ClientAuth != tls.RequireAndVerifyClientCert {
 		t.Errorf("MinVersion %x, ClientAuth %v", cfg.MinVersion, cfg.ClientAuth)
+	}
+}
+
+// BenchmarkLoadRoundTrip: one connection's L round trips, plain and over
+// TLS (the handshake is outside the timed loop).
+func BenchmarkLoadRoundTrip(b *testing.B) {
+	for _, useTLS := range []bool{false, true} {
+		name := map[bool]string{false: "plain", true: "tls"}[useTLS]
+		b.Run(name, func(b *testing.B) {
+			cfg := Config{Logger: quietLogger()}
+			var s *tlsSetup
+			if useTLS {
+				s = newTLSSetup(b)
+				var err error
+				if cfg.TLS, err = TLSConfig(s.certFile, s.keyFile, s.caFile); err != nil {
+					b.Fatal(err)
+				}
+			}
+			ts := startServer(b, cfg, newMemStore())
+			var c *client
+			if useTLS {
+				var err error
+				if c, err = s.dialTLS(b, ts.addr, 0, s.client); err != nil {
+					b.Fatal(err)
+				}
+			} else {
+				c = ts.dialRaw(b)
+			}
+			oid := c.newOIDs(1)[0]
+			if _, st := c.commit(rec(oid, "root-record-of-some-size-------------------------------------")); st != 'O' {
+				b.Fatal(st)
+			}
+			b.ResetTimer()
+			for range b.N {
+				if st, _ := c.load(oid); st != 'O' {
+					b.Fatal(st)
+				}
+			}
+		})
 	}
 }

@@ -59,8 +59,9 @@ class TLSClientStorage(ClientStorage):
     checking); load a client certificate into it when the server requires
     one (--tls-client-ca). server_hostname is the name (or IP address)
     checked against the server's certificate; default host for TCP, none
-    for unix sockets. A failed handshake raises ssl.SSLError (or OSError)
-    from the constructor.
+    for unix sockets (there, pass server_hostname, or a context with
+    check_hostname off). A failed handshake raises ssl.SSLError (or
+    OSError) from the constructor.
     """
 
     def __init__(self, host=DEFAULT_HOST, port=DEFAULT_PORT, address=None,
