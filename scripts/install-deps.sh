@@ -2,11 +2,12 @@
 # install-deps.sh: everything a fresh Debian 12 machine needs to build and
 # test durusbdb: libdb 5.3 (headers and tools), LevelDB and snappy, Python
 # with bsddb3, e2fsprogs and mount (the I/O-error test makes an ext4 loop
-# image), and a virtualenv ($VENV, default .venv) holding Durus 4.3.
+# image), openssl (the TLS interop test makes its certificates), and a
+# virtualenv ($VENV, default .venv) holding Durus 4.3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
-pkgs=(libdb5.3-dev db5.3-util libleveldb-dev libsnappy-dev python3-bsddb3 python3-venv python3-dev gcc pkg-config e2fsprogs mount)
+pkgs=(libdb5.3-dev db5.3-util libleveldb-dev libsnappy-dev python3-bsddb3 python3-venv python3-dev gcc pkg-config e2fsprogs mount openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -1,7 +1,9 @@
 package server
 
 import (
+	"crypto/tls"
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -60,8 +62,23 @@ type Config struct {
 	MaxConnections int
 	// ShutdownTimeout bounds the wait for connections at shutdown.
 	ShutdownTimeout time.Duration
-	// NoQuit makes the server ignore Q (log it and close that connection).
+	// NoQuit makes the server ignore Q (log it and close that connection);
+	// it overrides AllowQuit (as QuitNone).
 	NoQuit bool
+	// AllowQuit says which peers may stop the server with Q; a refused Q
+	// is logged and closes that connection. The zero value is QuitLocal.
+	AllowQuit QuitPolicy
+	// isLocal replaces isLocalPeer for QuitLocal (tests: every peer they
+	// can make is on loopback).
+	isLocal func(local, remote net.Addr) bool
+	// MaxConnsPerAddress, if positive, is the number of TCP connections
+	// served at once from one IP address; further ones are accepted and
+	// closed at once. Zero: no limit (the default).
+	MaxConnsPerAddress int
+	// TLS, if set, makes every accepted connection speak TLS with this
+	// configuration (see TLSConfig); the handshake must complete within
+	// RequestTimeout.
+	TLS *tls.Config
 	// GCBytes, if positive, starts a full collection once that many
 	// committed bytes (len + 8 per commit) have accumulated (G8).
 	GCBytes int64

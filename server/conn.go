@@ -273,7 +273,9 @@ func (c *conn) serve() {
 		// Last: Serve returns only after every close is logged and observed.
 		c.s.wg.Done()
 	}()
-	why, err = c.loop()
+	if why, err = c.handshake(); why == "" {
+		why, err = c.loop()
+	}
 }
 
 // loop handles requests in order until the connection ends; it returns the
@@ -311,9 +313,8 @@ func (c *conn) loop() (string, error) {
 		case 'P':
 			err = c.doPack()
 		case 'Q':
-			if c.s.cfg.NoQuit {
-				c.log.Warn("Q ignored (--no-quit); closing connection")
-				return "quit ignored", nil
+			if !c.quitAllowed() {
+				return "quit refused", nil
 			}
 			c.log.Warn("Q received: shutting down")
 			c.s.Close()

@@ -270,14 +270,14 @@ func Stop(ctx context.Context, lc ListenConfig) error {
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
-				return fmt.Errorf("server at %s still accepting: %w", lc, ctx.Err())
+				return fmt.Errorf("server at %s still accepting after Q (the server may refuse Q: --allow-quit): %w", lc, ctx.Err())
 			}
 			return nil
 		}
 		c.Close()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("server at %s still accepting: %w", lc, ctx.Err())
+			return fmt.Errorf("server at %s still accepting after Q (the server may refuse Q: --allow-quit): %w", lc, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

@@ -20,7 +20,7 @@ import (
 var ErrServerClosed = errors.New("server: closed")
 
 // Server serves one Storage to Durus clients. Create it with New, run it with
-// Serve or ListenAndServe; it stops on Q (unless NoQuit), on Close, or when
+// Serve or ListenAndServe; it stops on Q (as AllowQuit permits), on Close, or when
 // Serve's context ends.
 type Server struct {
 	cfg   Config
@@ -93,7 +93,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		ln.Close()
 		return ErrServerClosed
 	}
-	s.log.Info("serving", "address", addrString(ln.Addr()), "readonly", s.st.ReadOnly())
+	ln = s.wrapListener(ln)
+	s.log.Info("serving", "address", addrString(ln.Addr()), "readonly", s.st.ReadOnly(), "tls", s.cfg.TLS != nil)
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
 
@@ -190,7 +191,7 @@ func (s *Server) startConn(nc net.Conn) {
 	s.conns[c] = struct{}{}
 	s.wg.Add(1)
 	s.mu.Unlock()
-	if tc, ok := nc.(*net.TCPConn); ok {
+	if tc, ok := baseConn(nc).(*net.TCPConn); ok {
 		tc.SetNoDelay(true)
 		tc.SetKeepAlive(true)
 	}

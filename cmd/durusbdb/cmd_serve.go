@@ -71,6 +71,11 @@ func serveCommand() *command {
 		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
 		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
+		allowQuit := fs.String("allow-quit", "local", "who may stop the server with Q: any, local (unix socket and loopback peers) or none")
+		tlsCert := fs.String("tls-cert", "", "serve TLS with this PEM certificate (chain); needs --tls-key")
+		tlsKey := fs.String("tls-key", "", "PEM private key of --tls-cert")
+		tlsClientCA := fs.String("tls-client-ca", "", "with --tls-cert: require client certificates signed by a CA in this PEM file")
+		maxPerAddr := fs.Int("max-connections-per-address", 0, "TCP connections served at once from one IP address; more are closed at once (0: no limit)")
 		metricsAddr := fs.String("metrics", "", "serve Prometheus metrics over HTTP at host:port/metrics (e.g. 127.0.0.1:9297; empty: off)")
 		// Storage policies (the original's constructor options).
 		access := fs.String("access", "btree", "access method of objects.db for a new database: btree or hash")
@@ -115,7 +120,20 @@ func serveCommand() *command {
 			ui := int(u)
 			lc.Umask = &ui
 		}
+		quitPolicy, err := server.ParseQuitPolicy(*allowQuit)
+		if err != nil {
+			return &usageError{err.Error()}
+		}
+		if *maxPerAddr < 0 {
+			return &usageError{"--max-connections-per-address must not be negative"}
+		}
+		if (*tlsCert == "") != (*tlsKey == "") || (*tlsClientCA != "" && *tlsCert == "") {
+			return &usageError{"--tls-cert and --tls-key go together; --tls-client-ca needs them"}
+		}
 		if *stop {
+			if *tlsCert != "" {
+				return &usageError{"--stop does not speak TLS: stop a TLS server with SIGTERM"}
+			}
 			sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 			defer cancel()
 			if err := server.Stop(sctx, lc); err != nil {
@@ -194,6 +212,13 @@ func serveCommand() *command {
 		}
 		if *verifyRefs {
 			cfg.VerifyRefs = func(oid uint64, rec []byte) error { return pickle.CheckRefs(rec) }
+		}
+
+		cfg.AllowQuit, cfg.MaxConnsPerAddress = quitPolicy, *maxPerAddr
+		if *tlsCert != "" {
+			if cfg.TLS, err = server.TLSConfig(*tlsCert, *tlsKey, *tlsClientCA); err != nil {
+				return err
+			}
 		}
 
 		// Listen first: a busy address fails before the database is opened.

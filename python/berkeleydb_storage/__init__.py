@@ -36,12 +36,15 @@ import time
 
 from durus.client_storage import ClientStorage
 
+from berkeleydb_storage.tls import TLSClientStorage
+
 __all__ = [
     "BerkeleyDBStorage",
     "BerkeleyDBStorageError",
     "BinaryNotFoundError",
     "ServerStartError",
     "MigrationError",
+    "TLSClientStorage",
     "OPTIONS",
     "find_binary",
 ]
