@@ -8,6 +8,7 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"os"
 	"path/filepath"
 	"slices"
@@ -75,7 +76,7 @@ func Detect(dir string) (string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if ignorable(e.Name()) || e.Type()&os.ModeSocket != 0 {
+		if dbdir.Ignorable(e.Name(), e.Type()) {
 			continue
 		}
 		names = append(names, e.Name())
@@ -89,32 +90,6 @@ func Detect(dir string) (string, error) {
 	}
 	return "", fmt.Errorf("backend: %s holds %s, which is not a durusbdb layout (supported: durusbdb/1 on Berkeley DB with meta.db, or on LevelDB with CURRENT): %w",
 		dir, strings.Join(names, ", "), ErrUnknownLayout)
-}
-
-// ignorable names files that may sit in a new database directory: our lock
-// and socket, dotfiles, and the files of a Berkeley DB environment whose
-// creation was interrupted before meta.db existed (region files, the
-// register file, log files, DB_CONFIG: without a database file they hold
-// no data, and the next creation recovers and reuses them). Unix sockets
-// of any name are ignored too: the server binds its socket before it opens
-// the database.
-func ignorable(name string) bool {
-	return strings.HasPrefix(name, ".") || name == "durusbdb.lock" || name == "durusbdb.sock" || strings.HasSuffix(name, ".log.txt") ||
-		strings.HasPrefix(name, "__db.") || name == "DB_CONFIG" || isLogFile(name)
-}
-
-// isLogFile reports whether name is a Berkeley DB log file, log.NNNNNNNNNN.
-func isLogFile(name string) bool {
-	digits, ok := strings.CutPrefix(name, "log.")
-	if !ok || len(digits) != 10 {
-		return false
-	}
-	for _, c := range digits {
-		if c < '0' || c > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -5,11 +5,11 @@ package bdb
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"io"
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"strings"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
@@ -301,13 +301,4 @@ func ReadFileVersion(path string) (FileVersion, error) {
 
 // LogNumber returns the number of a log file name ("log.0000000012" → 12),
 // or 0 if name is not one.
-func LogNumber(name string) int {
-	if !strings.HasPrefix(name, "log.") || len(name) != len("log.0000000001") {
-		return 0
-	}
-	n, err := strconv.Atoi(name[len("log."):])
-	if err != nil {
-		return 0
-	}
-	return n
-}
+func LogNumber(name string) int { return dbdir.LogNumber(name) }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -35,13 +36,6 @@ type Store struct {
 
 	mu     sync.Mutex
 	closed bool
-}
-
-// envFile reports whether name is one of libdb's own files in a directory
-// (regions, register, logs, DB_CONFIG) or the lock file.
-func envFile(name string) bool {
-	return strings.HasPrefix(name, "__db.") || strings.HasPrefix(name, "log.") ||
-		name == "DB_CONFIG" || name == LockFile
 }
 
 // OpenStore opens the Berkeley DB store in opts.Dir (which must exist),
@@ -91,8 +85,7 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	}
 	for _, e := range ents {
 		n := e.Name()
-		// The server's unix socket and dotfiles may share the directory.
-		if envFile(n) || e.Type()&fs.ModeSocket != 0 || strings.HasPrefix(n, ".") {
+		if dbdir.Ignorable(n, e.Type()) {
 			continue
 		}
 		isBucket := false

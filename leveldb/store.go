@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"log/slog"
 	"os"
 	"sort"
@@ -208,8 +209,7 @@ func detect(opts kv.Options) (fresh bool, err error) {
 	names := make([]string, 0, len(ents))
 	has := map[string]bool{}
 	for _, e := range ents {
-		// The server's unix socket, our lock file and dotfiles may share the directory.
-		if e.Type()&os.ModeSocket != 0 || strings.HasPrefix(e.Name(), ".") || e.Name() == "durusbdb.lock" {
+		if dbdir.Ignorable(e.Name(), e.Type()) {
 			continue
 		}
 		names = append(names, e.Name())

@@ -809,3 +809,19 @@ func TestVerifySkipsObsoleteTables(t *testing.T) {
 		t.Fatalf("Verify with a damaged live table: %v", err)
 	}
 }
+
+// TestCreateBesideIgnorableFiles: the files every layer ignores (internal/
+// dbdir) do not stop a LevelDB database from being created: a text log, a
+// dotfile, and an interrupted Berkeley DB creation's environment files.
+func TestCreateBesideIgnorableFiles(t *testing.T) {
+	dir := t.TempDir()
+	for _, n := range []string{"x.log.txt", ".keep", "__db.001", "log.0000000001"} {
+		if err := os.WriteFile(filepath.Join(dir, n), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := mustOpen(t, kvtest.Options(dir))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
