@@ -171,6 +171,17 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 				return nil, fmt.Errorf("engine: open %s: validate garbage: %w", dir, err)
 			}
 		}
+		if db.unclean {
+			// An owner that crashes again and again may never reach the
+			// checkpoint policy's thresholds within one life, and the log
+			// would keep every life's work (66 quick kills under a
+			// garbage churn left 5.5 GB of logs). So a recovered
+			// directory is checkpointed now and its unneeded logs removed
+			// (unless kept).
+			if err := db.store.Checkpoint(ctx, !opts.Checkpoint.KeepLogs); err != nil {
+				return nil, fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
+			}
+		}
 		if opts.GC.Mode != GCManual {
 			db.wg.Add(1)
 			go db.gcLoop()
