@@ -45,10 +45,13 @@ func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer)
 	if err != nil {
 		return Exit{}, fmt.Errorf("control: request: %w", err)
 	}
-	if _, err := c.Write(append(b, '\n')); err != nil {
-		return Exit{}, fmt.Errorf("control: send the request to %s: %w", addr, err)
-	}
+	// A server that refuses the client answers without reading the
+	// request: a failed write still leaves its answer to read.
+	_, werr := c.Write(append(b, '\n'))
 	ex, err := readResponse(bufio.NewReaderSize(c, 256<<10), stdout, stderr)
+	if err != nil && werr != nil {
+		return Exit{}, fmt.Errorf("control: send the request to %s: %w", addr, werr)
+	}
 	if err != nil && ctx.Err() != nil {
 		return ex, ctx.Err()
 	}

@@ -237,12 +237,6 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 func (s *Server) serveConn(c *net.UnixConn) {
 	defer c.Close()
 	r := &Response{w: bufio.NewWriterSize(c, 64<<10)}
-	uid, err := peerUID(c)
-	if err != nil || !PeerAllowed(uid, s.uid) {
-		s.log.Warn("control: connection refused", "addr", s.addr, "peer_uid", uid, "err", err)
-		r.exit(Exit{Code: 1, Refused: true, Error: fmt.Sprintf("the control socket serves only uid %d (the server's user) and root, not uid %d", s.uid, uid)})
-		return
-	}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadBytes('\n')
 	if err != nil {
@@ -250,6 +244,14 @@ func (s *Server) serveConn(c *net.UnixConn) {
 		return
 	}
 	c.SetReadDeadline(time.Time{})
+	// Checked after reading the request: closing a unix socket with
+	// unread data resets the peer, which would lose the refusal.
+	uid, err := peerUID(c)
+	if err != nil || !PeerAllowed(uid, s.uid) {
+		s.log.Warn("control: connection refused", "addr", s.addr, "peer_uid", uid, "err", err)
+		r.exit(Exit{Code: 1, Refused: true, Error: fmt.Sprintf("the control socket serves only uid %d (the server's user) and root, not uid %d", s.uid, uid)})
+		return
+	}
 	var req Request
 	if err := json.Unmarshal(line, &req); err != nil {
 		r.exit(Exit{Code: 2, Error: fmt.Sprintf("bad request: %v", err), Usage: true})
