@@ -38,6 +38,6 @@
 // the client's user, at the path the client named: the server never
 // writes outside its database directory for a client. The server stages a
 // file in a private temporary directory inside the database directory
-// (durusbdb.control-tmp-*, removed afterwards and at the next start) before
+// (.durusbdb-control-tmp-*, removed afterwards and at the next start) before
 // streaming it, so a live export needs that much free space there.
 package control

@@ -24,8 +24,9 @@ import (
 const SocketName = "durusbdb.control"
 
 // TempPrefix starts the names of the staging directories the server
-// makes inside the database directory for files it streams to a client.
-const TempPrefix = "durusbdb.control-tmp-"
+// makes inside the database directory for files it streams to a client
+// (a dotfile: both backends ignore it).
+const TempPrefix = ".durusbdb-control-tmp-"
 
 // maxSunPath is the size of sun_path in struct sockaddr_un (Linux),
 // including the terminating NUL.
