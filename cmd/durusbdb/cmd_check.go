@@ -48,6 +48,16 @@ func checkCommand() *command {
 				return routeLive(ctx, cio, f.dir, c.name, args, verr)
 			}
 			if verr != nil {
+				if kind, _ := backend.Detect(f.dir); kind == backend.LevelDB {
+					// LevelDB's verification does not take the lock: a
+					// server compacting meanwhile can fail it. Then the
+					// server checks.
+					if _, _, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}}); errors.Is(err, kv.ErrInUse) {
+						return routeLive(ctx, cio, f.dir, c.name, args, err)
+					} else if err == nil {
+						done()
+					}
+				}
 				if errors.Is(verr, kv.ErrCorrupt) {
 					fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
 					return &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", f.dir)}
