@@ -331,21 +331,21 @@ func serveCommand() *command {
 		// --- control socket (begin): the tools on a live database (package
 		// control, live.go). Stopped with the metrics endpoint, right after
 		// Serve returns and before the database is closed.
-		ctl, err := control.Listen(f.dir, controlHandler(db, srv.NumConns), log)
-		if err != nil {
-			db.Close()
-			ln.Close()
-			return err
-		}
-		log.Info("control socket listening", "addr", ctl.Addr())
-		stopMetricsOnly := stopMetrics
-		stopMetrics = func() {
-			if err := ctl.Close(); err != nil {
-				log.Warn("control: closing the socket", "err", err)
+		// A directory the server cannot write (a read-only server on a
+		// read-only file system) gets no control socket: serve anyway.
+		if ctl, err := control.Listen(f.dir, controlHandler(db, srv.NumConns), log); err != nil {
+			log.Warn("no control socket: tools cannot run while this server holds the directory", "dir", f.dir, "err", err)
+		} else {
+			log.Info("control socket listening", "addr", ctl.Addr())
+			stopMetricsOnly := stopMetrics
+			stopMetrics = func() {
+				if err := ctl.Close(); err != nil {
+					log.Warn("control: closing the socket", "err", err)
+				}
+				stopMetricsOnly()
 			}
-			stopMetricsOnly()
+			defer ctl.Close() // early returns; Close is idempotent
 		}
-		defer ctl.Close() // early returns; Close is idempotent
 		// --- control socket (end) ---
 		go func() {
 			select {

@@ -32,6 +32,14 @@ var liveBin struct {
 	err  error
 }
 
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if liveBin.path != "" {
+		os.RemoveAll(filepath.Dir(liveBin.path))
+	}
+	os.Exit(code)
+}
+
 // cliBinary builds this command once per test run (with -tags bdb when
 // the test binary has Berkeley DB).
 func cliBinary(t *testing.T) string {
@@ -87,6 +95,12 @@ type serveProc struct {
 // Durus clients (at most 60 s).
 func startServe(t *testing.T, bin, dir, kind string) *serveProc {
 	t.Helper()
+	return startServeWait(t, bin, dir, kind, "control socket listening")
+}
+
+// startServeWait is startServe waiting for a log line containing want.
+func startServeWait(t *testing.T, bin, dir, kind, want string) *serveProc {
+	t.Helper()
 	addr := filepath.Join(filepath.Dir(dir), "durus.sock")
 	p := &serveProc{addr: addr, log: &syncBuf{}, done: make(chan error, 1)}
 	p.cmd = exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind, "--address", addr, "--gc-grace", "0", "--gc-mode", "manual")
@@ -110,7 +124,7 @@ func startServe(t *testing.T, bin, dir, kind string) *serveProc {
 		c, err := wire.Dial(addr, time.Second)
 		if err == nil {
 			c.Close()
-			if _, err := os.Lstat(filepath.Join(dir, control.SocketName)); err == nil && strings.Contains(p.log.String(), "control socket listening") {
+			if strings.Contains(p.log.String(), want) {
 				return p
 			}
 		}
@@ -332,6 +346,9 @@ func TestToolsOnALiveDatabase(t *testing.T) {
 					t.Errorf("%s: live output\n%s\ndiffers in shape from offline\n%s", k, lv, ov)
 				}
 			}
+			if kind != backend.BDB && strings.Contains(off["stats"], "(btree)") {
+				t.Errorf("a LevelDB database shows an access method offline:\n%s", off["stats"])
+			}
 			// check: the backend files cannot be verified live; the rest is the same.
 			lc, oc := strings.Split(live["check"], "\n"), strings.Split(off["check"], "\n")
 			if len(lc) != len(oc) || !strings.Contains(lc[0], "backend verification skipped") || shape(strings.Join(lc[1:], "\n"), dir) != shape(strings.Join(oc[1:], "\n"), dir) {
@@ -410,5 +427,26 @@ func TestInUseWithoutControlSocket(t *testing.T) {
 		if code != exitFailed || !strings.Contains(errs, "in use") || !strings.Contains(errs, "control socket") {
 			t.Errorf("%v: exit %d, stderr %q; want 1, naming the lock and the control socket", tool, code, errs)
 		}
+	}
+}
+
+// TestServeWithoutControlSocket: a server that cannot create its control
+// socket serves anyway (a read-only directory), and the tools say that
+// neither the lock nor the socket let them run.
+func TestServeWithoutControlSocket(t *testing.T) {
+	bin := cliBinary(t)
+	dir := filepath.Join(t.TempDir(), "db")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startServe(t, bin, dir, backend.Default()).quit(t)
+	// A non-empty directory where the socket belongs cannot be replaced.
+	if err := os.MkdirAll(filepath.Join(dir, control.SocketName, "x"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	startServeWait(t, bin, dir, backend.Default(), "no control socket")
+	code, _, errs := runTool(t, bin, "stats", "--dir", dir)
+	if code != exitFailed || !strings.Contains(errs, "in use") || !strings.Contains(errs, "control socket") {
+		t.Fatalf("stats: exit %d, stderr %q", code, errs)
 	}
 }
