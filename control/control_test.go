@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // childEnv makes the test binary a control client (TestMain): it runs
@@ -245,5 +246,45 @@ func TestOtherUserRefused(t *testing.T) {
 	}
 	if n := calls.Load(); n != 1 {
 		t.Fatalf("handler ran %d times for the server's user, want 1", n)
+	}
+}
+
+// TestCloseWithAStalledClient: a client that sends a request and stops
+// reading while the server writes cannot hold up Close (the server's
+// shutdown) beyond a generous bound.
+func TestCloseWithAStalledClient(t *testing.T) {
+	dir := t.TempDir()
+	writing := make(chan struct{})
+	s, err := Listen(dir, func(ctx context.Context, req Request, r *Response) Exit {
+		close(writing)
+		chunk := bytes.Repeat([]byte("x"), 1<<20)
+		for i := 0; i < 1024; i++ { // 1 GiB: far beyond the socket buffers
+			if _, err := r.Stdout().Write(chunk); err != nil {
+				return Exit{Code: 1, Error: err.Error()}
+			}
+		}
+		return Exit{}
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("unix", filepath.Join(dir, SocketName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Write([]byte(`{"command":"stats"}` + "\n")); err != nil {
+		t.Fatal(err)
+	}
+	<-writing
+	done := make(chan error, 1)
+	go func() { done <- s.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not return within 10 s while a client stopped reading")
 	}
 }

@@ -125,6 +125,10 @@ type Server struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	mu     sync.Mutex
+	conns  map[*net.UnixConn]struct{} // open connections; owned by mu
+	closed bool                       // owned by mu
 }
 
 // Listen creates the control socket of dir (replacing a stale one left by
@@ -171,7 +175,7 @@ func Listen(dir string, h Handler, log *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("control: chmod %s: %w", addr, err)
 		}
 	}
-	s := &Server{addr: addr, dir: dir, ln: ln, handler: h, log: log, uid: uint32(os.Getuid())}
+	s := &Server{addr: addr, dir: dir, ln: ln, handler: h, log: log, uid: uint32(os.Getuid()), conns: map[*net.UnixConn]struct{}{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -181,13 +185,20 @@ func Listen(dir string, h Handler, log *slog.Logger) (*Server, error) {
 // Addr returns the socket address (a path, or @name for an abstract socket).
 func (s *Server) Addr() string { return s.addr }
 
-// Close stops accepting, cancels the requests running and waits for them,
-// and removes the socket file. It is idempotent.
+// Close stops accepting, cancels the requests running, closes their
+// connections (a client that stopped reading cannot hold it up) and waits
+// for them, and removes the socket file. It is idempotent.
 func (s *Server) Close() error {
 	var err error
 	s.once.Do(func() {
 		err = s.ln.Close()
 		s.cancel()
+		s.mu.Lock()
+		s.closed = true
+		for c := range s.conns {
+			c.Close()
+		}
+		s.mu.Unlock()
 		s.wg.Wait()
 		if err != nil && !errors.Is(err, net.ErrClosed) {
 			err = fmt.Errorf("control: close %s: %w", s.addr, err)
@@ -237,6 +248,18 @@ func peerUID(c *net.UnixConn) (uint32, error) {
 
 func (s *Server) serveConn(c *net.UnixConn) {
 	defer c.Close()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.conns[c] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.conns, c)
+		s.mu.Unlock()
+	}()
 	r := &Response{w: bufio.NewWriterSize(c, 64<<10)}
 	c.SetReadDeadline(time.Now().Add(10 * time.Second))
 	line, err := bufio.NewReader(io.LimitReader(c, maxRequest)).ReadBytes('\n')
