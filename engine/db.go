@@ -95,7 +95,7 @@ type Stats struct {
 	UncleanShutdown  bool      // in_use was set when opened
 	ReadOnly         bool      // opened read-only
 	Durability       string    // "sync", "write-nosync" or "nosync"
-	LastCheckpoint   time.Time // last checkpoint run by this DB (open time if none)
+	LastCheckpoint   time.Time // last checkpoint run by this DB (zero if none since open)
 	CheckpointsSince uint64    // checkpoints run since open
 }
 
@@ -280,6 +280,9 @@ func (db *DB) Stats() (Stats, error) {
 		st.Access = "hash"
 	}
 	st.LastCheckpoint, st.CheckpointsSince = db.ckpt.info()
+	if st.CheckpointsSince == 0 {
+		st.LastCheckpoint = time.Time{} // c.last is the open time: not a checkpoint
+	}
 	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
 		st.GCQueue = 0
 		v, err := tx.Get(BucketMeta, []byte(MetaGC))

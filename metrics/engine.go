@@ -45,7 +45,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 //	durusbdb_engine_committed_bytes_total       counter  record bytes (+8 per record) committed since open
 //	durusbdb_group_flushes_total                counter  group-commit log flushes since open
 //	durusbdb_checkpoints_total                  counter  checkpoints since open
-//	durusbdb_last_checkpoint_timestamp_seconds  gauge    Unix time of the last checkpoint (open time if none)
+//	durusbdb_last_checkpoint_timestamp_seconds  gauge    Unix time of the last checkpoint (absent before the first)
 //	durusbdb_record_cache_hits_total            counter  loads answered by the engine's record cache
 //	durusbdb_record_cache_misses_total          counter  loads that read the store
 //	durusbdb_record_cache_bytes                 gauge    record cache size (records + bookkeeping)
@@ -72,7 +72,7 @@ func NewEngineCollector(src StatsSource, version string, log *slog.Logger) prome
 		committedBytes: desc("engine_committed_bytes_total", "Record bytes (+8 per record) committed since open."),
 		flushes:        desc("group_flushes_total", "Group-commit log flushes since open (one covers many commits)."),
 		checkpoints:    desc("checkpoints_total", "Checkpoints run since open."),
-		lastCheckpoint: desc("last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (the open time if none)."),
+		lastCheckpoint: desc("last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (absent before the first one)."),
 		recHits:        desc("record_cache_hits_total", "Loads answered by the engine's record cache since open."),
 		recMisses:      desc("record_cache_misses_total", "Loads that read the store (record cache misses) since open."),
 		recBytes:       desc("record_cache_bytes", "Record cache size: records plus bookkeeping, bytes."),

@@ -171,7 +171,7 @@ durusbdb_group_flushes_total 4
 # HELP durusbdb_checkpoints_total Checkpoints run since open.
 # TYPE durusbdb_checkpoints_total counter
 durusbdb_checkpoints_total 2
-# HELP durusbdb_last_checkpoint_timestamp_seconds Unix time of the last checkpoint (the open time if none).
+# HELP durusbdb_last_checkpoint_timestamp_seconds Unix time of the last checkpoint (absent before the first one).
 # TYPE durusbdb_last_checkpoint_timestamp_seconds gauge
 durusbdb_last_checkpoint_timestamp_seconds 1.7000000005e+09
 # HELP durusbdb_unclean_shutdown 1 if the database was not closed cleanly before this open.

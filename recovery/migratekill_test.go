@@ -142,7 +142,7 @@ func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
 // source of TestMigrateKilled.
 func finished(t *testing.T, bin, dir string) bool {
 	out, err := exec.Command(bin, "stats", "--dir", dir, "--json").Output()
-	return err == nil && bytes.Contains(out, []byte(`"Objects": 120000`))
+	return err == nil && bytes.Contains(out, []byte(`"objects": 120000`))
 }
 
 func lastLine(s string) string {

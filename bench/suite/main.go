@@ -707,7 +707,10 @@ func (s *suite) gcFigures(col string) {
 		if c.key == "gc_on" {
 			// Prove that the stream was collected: the collector's count.
 			out, _, err := s.ps.runCmd(2*time.Minute, s.logPath("stats"), s.durusbdb, "stats", "--dir", path, "--json")
-			var st struct{ GCFreed, GCQueue uint64 }
+			var st struct {
+				GCFreed uint64 `json:"gc_freed"`
+				GCQueue uint64 `json:"gc_queue"`
+			}
 			if err == nil {
 				err = json.Unmarshal([]byte(out), &st)
 			}

@@ -18,6 +18,11 @@ func backupCommand() *command {
 		example: "durusbdb backup --dir /var/lib/durusbdb --stream /backups/durus-$(date +%F).tar.sz",
 	}
 	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+		// A LevelDB database held by a server is backed up by that server
+		// (control socket; backup_live.go).
+		if handled, err := backupLive(ctx, cio, c, args); handled {
+			return err
+		}
 		fs := newFlagSet(c, cio)
 		dir := fs.String("dir", "", "database directory (required); a server may be serving it (Berkeley DB)")
 		streamOut := fs.Bool("stream", false, "write OUT as one file: tar (MANIFEST first) compressed with the snappy framing format; default: OUT is a new directory")

@@ -35,23 +35,49 @@ func checkCommand() *command {
 		if f.dir == "" {
 			return &usageError{"--dir is required"}
 		}
-		if fi, err := os.Stat(f.dir); err != nil || !fi.IsDir() {
-			if err == nil {
-				err = fmt.Errorf("is not a directory")
+		verified := ""
+		if liveFrom(ctx) == nil {
+			if fi, err := os.Stat(f.dir); err != nil || !fi.IsDir() {
+				if err == nil {
+					err = fmt.Errorf("is not a directory")
+				}
+				return fmt.Errorf("database directory %s: %w", f.dir, err)
 			}
-			return fmt.Errorf("database directory %s: %w", f.dir, err)
-		}
-		nfiles, verr := recovery.VerifyBackend(f.dir)
-		if verr != nil {
-			if errors.Is(verr, kv.ErrCorrupt) {
-				fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
-				return &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", f.dir)}
+			nfiles, verr := recovery.VerifyBackend(f.dir)
+			if errors.Is(verr, kv.ErrInUse) {
+				return routeLive(ctx, cio, f.dir, c.name, args, verr)
 			}
-			return verr
+			if verr != nil {
+				if kind, _ := backend.Detect(f.dir); kind == backend.LevelDB {
+					// LevelDB's verification does not take the lock: a
+					// server compacting meanwhile can fail it. Then the
+					// server checks.
+					if _, _, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}}); errors.Is(err, kv.ErrInUse) {
+						return routeLive(ctx, cio, f.dir, c.name, args, err)
+					} else if err == nil {
+						done()
+					}
+				}
+				if errors.Is(verr, kv.ErrCorrupt) {
+					fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
+					return &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", f.dir)}
+				}
+				return verr
+			}
+			// Printed once the open below shows that no server holds the
+			// directory (LevelDB's verification does not take its lock).
+			verified = fmt.Sprintf("%s: backend verification of %d file(s) passed\n", f.dir, nfiles)
+		} else {
+			// The server has the files open and changes them: libdb's
+			// DB->verify must not run on them, nor may LevelDB's tables be
+			// read behind its back.
+			fmt.Fprintf(cio.stdout, "%s: backend verification skipped: the server has the files open (stop it and run check to verify them)\n", f.dir)
 		}
-		fmt.Fprintf(cio.stdout, "%s: backend verification of %d file(s) passed\n", f.dir, nfiles)
 		// 2. The engine invariants.
-		db, err := f.open(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		db, _, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		if errors.Is(err, kv.ErrInUse) {
+			return routeLive(ctx, cio, f.dir, c.name, args, err)
+		}
 		if err != nil {
 			if kind, _ := backend.Detect(f.dir); kind == backend.BDB && !*repair {
 				// A read-only open reads the files as they were left: after a
@@ -60,7 +86,8 @@ func checkCommand() *command {
 			}
 			return err
 		}
-		defer db.Close()
+		defer done()
+		fmt.Fprint(cio.stdout, verified)
 		rep, err := db.Check(ctx, *repair)
 		if err != nil {
 			return err

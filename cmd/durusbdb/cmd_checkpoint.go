@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 func checkpointCommand() *command {
@@ -25,12 +27,21 @@ func checkpointCommand() *command {
 		if err := noArgs(fs); err != nil {
 			return err
 		}
-		db, err := f.open(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true, KeepLogs: *keep}})
+		db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true, KeepLogs: *keep}})
+		if errors.Is(err, kv.ErrInUse) {
+			return routeLive(ctx, cio, f.dir, c.name, args, err)
+		}
 		if err != nil {
 			return err
 		}
-		defer db.Close()
-		if err := db.Checkpoint(ctx); err != nil {
+		defer done()
+		if lv != nil && *keep {
+			// The server's policy may remove logs; this checkpoint keeps them.
+			err = db.Store().Checkpoint(ctx, false)
+		} else {
+			err = db.Checkpoint(ctx)
+		}
+		if err != nil {
 			return err
 		}
 		fmt.Fprintf(cio.stdout, "checkpoint of %s done\n", f.dir)

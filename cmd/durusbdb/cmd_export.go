@@ -2,11 +2,16 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
+	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/progress"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 func exportCommand() *command {
@@ -40,17 +45,36 @@ func exportCommand() *command {
 		if err != nil {
 			return err
 		}
-		db, err := f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		out := fs.Arg(0)
+		db, lv, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		if errors.Is(err, kv.ErrInUse) {
+			// The server exports; this process writes OUT (see control).
+			if _, serr := os.Lstat(out); serr == nil && !*force {
+				return fmt.Errorf("filestorage: export to %s: %w", out, filestorage.ErrExists)
+			}
+			return routeLive(ctx, cio, f.dir, c.name, args, err)
+		}
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
+		target := out
+		if lv != nil {
+			// In the server: write a staging file in the database
+			// directory, then stream it to the client, which writes OUT.
+			tmp, err := control.TempDir(db.Dir())
+			if err != nil {
+				return err
+			}
+			defer os.RemoveAll(tmp)
+			target = filepath.Join(tmp, "export")
+		}
 		n, err := db.Size()
 		if err != nil {
 			return err
 		}
-		bar := progress.New(cio.stderr, log, "export "+fs.Arg(0), "records", int64(n))
-		st, err := write(fs.Arg(0), filestorage.WriteOptions{Force: *force}, func(yield func(uint64, []byte) error) error {
+		bar := progress.New(cio.stderr, log, "export "+out, "records", int64(n))
+		st, err := write(target, filestorage.WriteOptions{Force: *force}, func(yield func(uint64, []byte) error) error {
 			return db.Scan(ctx, func(oid uint64, rec []byte) error {
 				bar.Add(1, int64(len(rec)))
 				return yield(oid, rec)
@@ -59,6 +83,12 @@ func exportCommand() *command {
 		bar.Done()
 		if err != nil {
 			return err
+		}
+		if lv != nil {
+			if err := lv.resp.SendFile(ctx, target, control.FileHeader{Path: out, Replace: *force, Mode: 0o644}); err != nil {
+				return err
+			}
+			st.Path = out
 		}
 		fmt.Fprintf(cio.stdout, "exported %d records (%.1f MB) to %s, %d bytes (%s)\n", st.Records, float64(st.RecordBytes)/1e6, st.Path, st.Size, st.Format)
 		return nil

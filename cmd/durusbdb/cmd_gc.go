@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 func gcCommand() *command {
@@ -20,22 +23,31 @@ func gcCommand() *command {
 		f.register(fs)
 		full := fs.Bool("full", false, "full collection: mark from the root and sweep (reclaims cycles)")
 		rate := fs.Int("rate", 0, "reference-count collector: objects per second (0 = as fast as possible)")
-		grace := fs.Duration("grace", 0, "only collect candidates older than this (default 0: the server is not running)")
+		grace := fs.Duration("grace", 0, "only collect candidates older than this (default: none offline; the server's --gc-grace when a server runs the command)")
 		if err := parseFlags(c, cio, fs, args); err != nil {
 			return err
 		}
 		if err := noArgs(fs); err != nil {
 			return err
 		}
+		graceSet := false
+		fs.Visit(func(fl *flag.Flag) { graceSet = graceSet || fl.Name == "grace" })
 		g := *grace
 		if g == 0 {
 			g = -1 // engine: negative means no grace period
 		}
-		db, err := f.open(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual, Rate: *rate}, GCGrace: g})
+		db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual, Rate: *rate}, GCGrace: g})
+		if errors.Is(err, kv.ErrInUse) {
+			return routeLive(ctx, cio, f.dir, c.name, args, err)
+		}
 		if err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
+		collect := db.CollectGarbage // the server's grace period when live
+		if lv != nil && graceSet {
+			collect = func(ctx context.Context, max int) (int, error) { return db.CollectGarbageGrace(ctx, max, *grace) }
+		}
 		if *full {
 			st, err := db.FullCollect(ctx)
 			if err != nil {
@@ -47,7 +59,7 @@ func gcCommand() *command {
 		}
 		total := 0
 		for {
-			n, err := db.CollectGarbage(ctx, 10000)
+			n, err := collect(ctx, 10000)
 			if err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/durus/pickle"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
@@ -378,6 +379,25 @@ func serveCommand() *command {
 		}
 		srv := server.New(cfg, server.Engine(db))
 		relay.Attach(srv)
+		// --- control socket (begin): the tools on a live database (package
+		// control, live.go). Stopped with the metrics endpoint, right after
+		// Serve returns and before the database is closed.
+		// A directory the server cannot write (a read-only server on a
+		// read-only file system) gets no control socket: serve anyway.
+		if ctl, err := control.Listen(f.dir, controlHandler(db, srv.NumConns), log); err != nil {
+			log.Warn("no control socket: tools cannot run while this server holds the directory", "dir", f.dir, "err", err)
+		} else {
+			log.Info("control socket listening", "addr", ctl.Addr())
+			stopMetricsOnly := stopMetrics
+			stopMetrics = func() {
+				if err := ctl.Close(); err != nil {
+					log.Warn("control: closing the socket", "err", err)
+				}
+				stopMetricsOnly()
+			}
+			defer ctl.Close() // early returns; Close is idempotent
+		}
+		// --- control socket (end) ---
 		go func() {
 			select {
 			case <-srv.Done():

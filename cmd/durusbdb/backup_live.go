@@ -1,0 +1,193 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/control"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/recovery"
+)
+
+// backupLive routes `durusbdb backup` of a LevelDB database that a server
+// holds to that server (LevelDB allows one process per database), and
+// runs such a request in the server. It reports whether it handled the
+// command; if not, backup goes on as usual. Berkeley DB backups are never
+// routed: a Berkeley DB hot backup joins the server's environment from
+// the backup process (recovery.Backup), which needs no server help.
+func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool, error) {
+	if lv := liveFrom(ctx); lv != nil {
+		return true, serverBackup(ctx, cio, c, lv, args)
+	}
+	for _, a := range args {
+		if a == "-h" || a == "--help" || a == "-help" {
+			return false, nil
+		}
+	}
+	dir := argDir(args, cio.environ)
+	if dir == "" {
+		return false, nil
+	}
+	if kind, err := backend.Detect(dir); err != nil || kind != backend.LevelDB {
+		return false, nil
+	}
+	ex, err := control.Run(ctx, dir, control.Request{Command: c.name, Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
+	if errors.Is(err, control.ErrNoServer) {
+		return false, nil // no server: the backup takes the directory itself
+	}
+	if err != nil {
+		return true, fmt.Errorf("backup %s: a server seems to hold it, and running the backup through its control socket failed: %w", dir, err)
+	}
+	return true, exitToError(ex)
+}
+
+// argDir finds --dir in args (--dir D, --dir=D, one or two dashes), else
+// DURUSBDB_DIR.
+func argDir(args, environ []string) string {
+	for i, a := range args {
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !strings.HasPrefix(a, "-") || name != "dir" {
+			continue
+		}
+		if hasVal {
+			return val
+		}
+		if i+1 < len(args) {
+			return args[i+1]
+		}
+	}
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "DURUSBDB_DIR="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// serverBackup is a backup run by the server of a LevelDB database: a
+// consistent copy of the open database (one read transaction, a LevelDB
+// snapshot) into a staging directory, backed up there as an offline
+// backup would be, then streamed to the client, which writes OUT.
+func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, args []string) error {
+	fs := newFlagSet(c, cio)
+	dir := fs.String("dir", "", "database directory (required)")
+	streamOut := fs.Bool("stream", false, "write OUT as one file")
+	fs.String("cache-size", "64MiB", "ignored: the server's database is used")
+	logFormat := fs.String("log-format", "text", "log format: text or json")
+	if err := parseFlags(c, cio, fs, args); err != nil {
+		return &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream and OUT only)", err)}
+	}
+	if fs.NArg() != 1 {
+		return &usageError{"want exactly one argument: OUT, the backup directory or (with --stream) file to create"}
+	}
+	out := fs.Arg(0)
+	db := lv.db
+	if db.Backend() != backend.LevelDB {
+		return fmt.Errorf("backup %s: a Berkeley DB backup joins the server's environment itself; run it without the control socket", *dir)
+	}
+	log, err := (&dbFlags{logFormat: *logFormat}).logger(cio.stderr)
+	if err != nil {
+		return err
+	}
+	tmp, err := control.TempDir(db.Dir())
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	snap := filepath.Join(tmp, "db")
+	if err := os.Mkdir(snap, 0o700); err != nil {
+		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+	}
+	dst, _, err := backend.Open(kv.Options{Dir: snap, Create: true, Buckets: engine.Buckets(false, 0), Logger: log}, backend.LevelDB)
+	if err != nil {
+		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+	}
+	err = snapshotStore(ctx, db.Store(), dst)
+	if err == nil {
+		err = dst.Flush()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+	}
+	staged := filepath.Join(tmp, "out")
+	res, err := recovery.Backup(ctx, snap, staged, recovery.BackupOptions{
+		Options: recovery.Options{Logger: log, Progress: cio.stderr},
+		Stream:  *streamOut,
+	})
+	if err != nil {
+		return err
+	}
+	if *streamOut {
+		if err := lv.resp.SendFile(ctx, staged, control.FileHeader{Path: out, Mode: 0o640}); err != nil {
+			return err
+		}
+	} else {
+		ents, err := os.ReadDir(staged)
+		if err != nil {
+			return fmt.Errorf("backup %s: %w", *dir, err)
+		}
+		for _, e := range ents {
+			if err := lv.resp.SendFile(ctx, filepath.Join(staged, e.Name()), control.FileHeader{Path: filepath.Join(out, e.Name()), Mode: 0o644}); err != nil {
+				return err
+			}
+		}
+	}
+	m := res.Manifest
+	fmt.Fprintf(cio.stdout, "backup of %s (%s, %s) written to %s: %d files, %d bytes of data, %d bytes written, in %v\n",
+		*dir, m.Backend, "snapshot by the server", out, len(m.Files), m.Size(), res.Bytes, res.Duration.Round(1e6))
+	return nil
+}
+
+// snapshotStore copies every bucket of src to dst in one read transaction
+// of src (for LevelDB a snapshot: consistent across buckets), skipping the
+// meta keys that belong to the directory (in_use, backend).
+func snapshotStore(ctx context.Context, src, dst kv.Store) error {
+	return kv.View(ctx, src, func(rt kv.Txn) error {
+		for _, b := range engine.Buckets(false, 0) {
+			cur, err := rt.Cursor(b.Name)
+			if err != nil {
+				return err
+			}
+			ok := cur.First()
+			for ok {
+				wt, err := dst.Begin(ctx, true)
+				if err != nil {
+					cur.Close()
+					return err
+				}
+				size := 0
+				for ; ok && size < copyBatchBytes; ok = cur.Next() {
+					k, v := cur.Key(), cur.Value()
+					if b.Name == engine.BucketMeta && (string(k) == "in_use" || string(k) == "backend") {
+						continue
+					}
+					if err := wt.Put(b.Name, k, v); err != nil {
+						wt.Abort()
+						cur.Close()
+						return err
+					}
+					size += len(k) + len(v)
+				}
+				if err := wt.Commit(kv.NoSync); err != nil {
+					cur.Close()
+					return err
+				}
+			}
+			err = cur.Err()
+			cur.Close()
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
