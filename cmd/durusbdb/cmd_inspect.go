@@ -13,11 +13,19 @@ import (
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/inspect"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // inspectOpen opens the database of f read-only for the object tools.
-func inspectOpen(ctx context.Context, cio cmdIO, f *dbFlags) (*engine.DB, error) {
-	return f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+// When a server holds the directory, the command (name, args) runs in that
+// server through its control socket instead: routed is then true and err
+// is the outcome.
+func inspectOpen(ctx context.Context, cio cmdIO, f *dbFlags, name string, args []string) (db *engine.DB, done func(), routed bool, err error) {
+	db, _, done, err = f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+	if errors.Is(err, kv.ErrInUse) {
+		return nil, nil, true, routeLive(ctx, cio, f.dir, name, args, err)
+	}
+	return db, done, false, err
 }
 
 // oidArg parses the one OID argument of refs and dump.
@@ -73,11 +81,11 @@ func analyzeCommand() *command {
 		if *top < 0 {
 			return &usageError{"--top must not be negative"}
 		}
-		db, err := inspectOpen(ctx, cio, &f)
-		if err != nil {
+		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+		if routed || err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		a, err := inspect.Analyze(ctx, db, *top, nil)
 		if err != nil {
 			return err
@@ -133,11 +141,11 @@ func refsCommand() *command {
 		if err != nil {
 			return err
 		}
-		db, err := inspectOpen(ctx, cio, &f)
-		if err != nil {
+		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+		if routed || err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		r, err := inspect.Referrers(ctx, db, oid, nil)
 		if err != nil {
 			return err
@@ -181,11 +189,11 @@ func dumpCommand() *command {
 		if *raw && *asJSON {
 			return &usageError{"--raw and --json exclude each other"}
 		}
-		db, err := inspectOpen(ctx, cio, &f)
-		if err != nil {
+		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+		if routed || err != nil {
 			return err
 		}
-		defer db.Close()
+		defer done()
 		rec, err := db.Load(oid)
 		if errors.Is(err, engine.ErrNotFound) {
 			return fmt.Errorf("dump: oid %d has no record in %s", oid, f.dir)

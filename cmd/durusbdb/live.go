@@ -21,6 +21,7 @@ import (
 // liveCommands are the commands a server runs for a client.
 var liveCommands = map[string]bool{
 	"stats": true, "check": true, "checkpoint": true, "gc": true, "export": true, "backup": true,
+	"analyze": true, "refs": true, "dump": true,
 }
 
 type liveKey struct{}

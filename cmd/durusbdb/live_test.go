@@ -274,6 +274,17 @@ func TestToolsOnALiveDatabase(t *testing.T) {
 			live := map[string]string{}
 			live["stats"] = mustTool(t, bin, "stats", "--dir", dir)
 			live["stats-json"] = mustTool(t, bin, "stats", "--dir", dir, "--json")
+			// The object tools answer from the server's database.
+			// (The last commit dropped 0's reference to 1.)
+			if out := mustTool(t, bin, "refs", "--dir", dir, "1"); !strings.Contains(out, "oid 1: ?, 21 bytes") || !strings.Contains(out, "referred to by: (none)") {
+				t.Fatalf("live refs 1: %s", out)
+			}
+			if out := mustTool(t, bin, "dump", "--dir", dir, "--raw", "1"); out != string(record.Build(1, []byte("one again"))) {
+				t.Fatalf("live dump --raw 1: %q", out)
+			}
+			if out := mustTool(t, bin, "analyze", "--dir", dir, "--json"); !strings.Contains(out, `"objects": 2`) {
+				t.Fatalf("live analyze: %s", out)
+			}
 			live["check"] = mustTool(t, bin, "check", "--dir", dir)
 			live["checkpoint"] = mustTool(t, bin, "checkpoint", "--dir", dir)
 			live["gc"] = mustTool(t, bin, "gc", "--dir", dir)
