@@ -223,12 +223,6 @@ func (d *DB) Put(txn *Txn, key, value []byte) error {
 	return d.put(txn, key, value, 0)
 }
 
-// PutNew stores value under key unless the key exists (ErrKeyExists). See
-// DB->put with DB_NOOVERWRITE.
-func (d *DB) PutNew(txn *Txn, key, value []byte) error {
-	return d.put(txn, key, value, libdb.NoOverwrite)
-}
-
 func (d *DB) put(txn *Txn, key, value []byte, flags uint32) error {
 	if d.env.readOnly || (txn != nil && txn.readOnly) {
 		return opErr("put into "+d.file, ErrReadOnly, nil)

@@ -63,9 +63,6 @@ func TestEnvDBBasics(t *testing.T) {
 		if !errors.Is(err, bdb.ErrNotFound) || !errors.Is(err, kv.ErrNotFound) || !errors.Is(err, libdb.ErrNotFound) {
 			t.Fatalf("missing: %v", err)
 		}
-		if err := d.PutNew(nil, []byte("k"), []byte("w")); !errors.Is(err, bdb.ErrKeyExists) {
-			t.Fatalf("PutNew existing: %v", err)
-		}
 		if err := d.Delete(nil, []byte("missing")); !errors.Is(err, bdb.ErrNotFound) {
 			t.Fatalf("delete missing: %v", err)
 		}

@@ -238,16 +238,6 @@ func lookupOwner(owner, group string) (uid, gid int, err error) {
 	return uid, gid, nil
 }
 
-// ListenAndServe listens per lc and serves until ctx ends, Close is called
-// or a client sends Q.
-func (s *Server) ListenAndServe(ctx context.Context, lc ListenConfig) error {
-	ln, err := Listen(ctx, lc)
-	if err != nil {
-		return err
-	}
-	return s.Serve(ctx, ln)
-}
-
 // Stop asks the server at lc to quit (Q), then waits until the address stops
 // accepting connections or ctx ends (`durus -s --stop`; callers normally give
 // ctx a 10 s timeout).

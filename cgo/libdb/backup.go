@@ -27,19 +27,6 @@ const (
 	VerbRecovery uint32 = C.DB_VERB_RECOVERY // DB_VERB_RECOVERY
 	VerbRegister uint32 = C.DB_VERB_REGISTER // DB_VERB_REGISTER
 
-	// DB_ENV->open and DB_ENV->set_flags: where the shared regions live.
-	// Without either, regions are files in the environment directory that
-	// libdb extends sparsely and mmaps, so a full file system turns a page
-	// fault in them into SIGBUS.
-	SystemMem  uint32 = C.DB_SYSTEM_MEM  // DB_SYSTEM_MEM (open): regions in System V shared memory (see SetShmKey)
-	RegionInit uint32 = C.DB_REGION_INIT // DB_REGION_INIT (set_flags): write region files completely at creation
-
-	// DB->upgrade
-	DupSort uint32 = C.DB_DUPSORT // DB_DUPSORT (DB->upgrade of 3.0 duplicate databases)
-
-	// DB_ENV->lsn_reset
-	Encrypt uint32 = C.DB_ENCRYPT // DB_ENCRYPT
-
 	// On-disk versions this libdb writes, and the magic numbers that
 	// identify a log file (in its first record) and btree / hash
 	// database files (offset 12 of the meta page; the version follows at
@@ -183,18 +170,6 @@ func EnvRemove(home string, flags uint32) error {
 	defer C.free(unsafe.Pointer(h))
 	if rc := C.dbgo_env_remove(h, C.u_int32_t(flags)); rc != 0 {
 		return newError("DB_ENV->remove", rc)
-	}
-	return nil
-}
-
-// SetShmKey sets the base System V shared memory key of an environment
-// opened with SystemMem. See DB_ENV->set_shm_key.
-func (e *Env) SetShmKey(key int64) error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->set_shm_key")
-	}
-	if rc := C.dbgo_env_set_shm_key(e.p, C.long(key)); rc != 0 {
-		return newError("DB_ENV->set_shm_key", rc)
 	}
 	return nil
 }

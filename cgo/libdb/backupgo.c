@@ -68,4 +68,3 @@ int dbgo_env_remove(char *home, u_int32_t flags) {
 	return env->remove(env, home, flags);
 }
 
-int dbgo_env_set_shm_key(DB_ENV *env, long key) { return env->set_shm_key(env, key); }

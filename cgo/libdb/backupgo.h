@@ -20,6 +20,5 @@ int dbgo_msgfile_close(FILE *f);
 void dbgo_env_set_msgfile(DB_ENV *env, FILE *f);
 int dbgo_db_upgrade(DB_ENV *env, char *file, u_int32_t flags);
 int dbgo_env_remove(char *home, u_int32_t flags);
-int dbgo_env_set_shm_key(DB_ENV *env, long key);
 
 #endif

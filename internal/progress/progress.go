@@ -59,13 +59,6 @@ func (r *Reporter) Add(n, extra int64) {
 	}
 }
 
-// SetTotal sets the expected total (0 = unknown).
-func (r *Reporter) SetTotal(total int64) {
-	r.mu.Lock()
-	r.total = total
-	r.mu.Unlock()
-}
-
 // Done draws the final state.
 func (r *Reporter) Done() {
 	r.mu.Lock()
