@@ -154,9 +154,13 @@ func parseFrames(data []byte) (frames, *frameError) {
 		if flen < minFrame {
 			return f, &frameError{rule: 3, off: off, msg: fmt.Sprintf("frame length %d below %d", flen, minFrame)}
 		}
-		if uint64(flen) > uint64(len(data)-off-4) {
-			return f, &frameError{rule: 3, off: off, oid: record.OID(data[off+4:]), hasOID: true,
-				msg: fmt.Sprintf("frame length %d runs past the commit data (%d bytes left)", flen, len(data)-off-4)}
+		if left := len(data) - off - 4; uint64(flen) > uint64(left) {
+			fe := &frameError{rule: 3, off: off,
+				msg: fmt.Sprintf("frame length %d runs past the commit data (%d bytes left)", flen, left)}
+			if left >= 8 { // the oid is there to name; otherwise the data ends inside it
+				fe.oid, fe.hasOID = record.OID(data[off+4:]), true
+			}
+			return f, fe
 		}
 		f.oids = append(f.oids, record.OID(data[off+4:]))
 		f.recs = append(f.recs, data[off+12:off+4+int(flen)])
