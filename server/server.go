@@ -337,7 +337,11 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 	// A5 root release: ROOT_OID without a record and in nobody's unused set
 	// is handed out again, first.
 	if !s.rootStored && s.owners.owner(record.RootOID) == nil && s.allocCursorLocked() > 0 {
-		if s.rootExists() {
+		exists, err := s.rootExists()
+		if err != nil {
+			return b, err
+		}
+		if exists {
 			s.rootStored = true
 		} else {
 			b = record.AppendOID(b, record.RootOID)
@@ -355,8 +359,14 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 		if !s.roInit {
 			s.roNext, s.roInit = s.st.AllocCursor(), true
 		}
-		if s.roNext == record.RootOID && s.rootExists() {
-			s.roNext++
+		if s.roNext == record.RootOID {
+			exists, err := s.rootExists()
+			if err != nil {
+				return b, err
+			}
+			if exists {
+				s.roNext++
+			}
 		}
 		first = s.roNext
 		s.roNext += uint64(n)
@@ -368,7 +378,15 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 		}
 		// ROOT_OID committed before anybody asked for oids (C31): never
 		// hand it out; the next oid of the run replaces it.
-		if first == record.RootOID && (s.rootStored || s.rootExists()) {
+		exists := s.rootStored
+		if first == record.RootOID && !exists {
+			if exists, err = s.rootExists(); err != nil {
+				// The run is reserved (A4) but handed to nobody: those
+				// oids are lost, never reused (A1).
+				return b, err
+			}
+		}
+		if first == record.RootOID && exists {
 			s.rootStored = true
 			if _, err := s.st.AllocOIDs(1); err != nil {
 				return b, fmt.Errorf("allocating 1 oid: %w", err)
@@ -393,10 +411,18 @@ func (s *Server) allocCursorLocked() uint64 {
 	return s.st.AllocCursor()
 }
 
-// rootExists reports whether ROOT_OID has a record.
-func (s *Server) rootExists() bool {
+// rootExists reports whether ROOT_OID has a record. Only ErrNoRecord
+// means absent: any other Load error is returned, so that a root that may
+// exist is never handed out as new (A5).
+func (s *Server) rootExists() (bool, error) {
 	_, err := s.st.Load(record.RootOID)
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNoRecord):
+		return false, nil
+	}
+	return false, fmt.Errorf("server: looking up ROOT_OID: %w", err)
 }
 
 // addrString formats a listener or peer address for logs; abstract unix
