@@ -69,3 +69,103 @@ func TestRootReleaseLoadError(t *testing.T) {
 		t.Fatalf("after recovery: %v", o)
 	}
 }
+
+// §5.5: a commit refused with I for a dangling reference (rule 10)
+// invalidates nothing for the others, keeps the committer's unused oids
+// its own and does not advance the commit sequence, on every storage.
+func TestDanglingRefusedWithoutSideEffects(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(testing.TB) Storage) {
+		ts := startServer(t, Config{}, open(t))
+		a := ts.dial(t)
+		b := ts.dial(t)
+		if _, st := a.commit(rec(0, "root")); st != 'O' {
+			t.Fatalf("root: %q", st)
+		}
+		o := a.newOIDs(3) // o[0] stored below, o[1] and o[2] stay unused
+		if _, st := a.commit(rec(o[0], "x"), rec(0, "root", o[0])); st != 'O' {
+			t.Fatalf("setup: %q", st)
+		}
+		b.sync()
+		if st, _ := b.load(o[0]); st != 'O' {
+			t.Fatalf("b loads o[0]: %q", st)
+		}
+		seq := ts.srv.Token().Seq()
+		// A updates o[0] and stores o[1], which refers to o[2]: no record.
+		if _, st := a.commit(rec(o[0], "x2", o[1]), rec(o[1], "y", o[2])); st != 'I' {
+			t.Fatalf("dangling: %q, want I", st)
+		}
+		if got := ts.srv.Token().Seq(); got != seq {
+			t.Fatalf("sequence %d → %d", seq, got)
+		}
+		if inv := b.sync(); len(inv) != 0 {
+			t.Fatalf("b told %v changed by a refused commit", inv)
+		}
+		if st, r := b.load(o[0]); st != 'O' || string(r) != string(rec(o[0], "x")) {
+			t.Fatalf("o[0] changed: %q", st)
+		}
+		// A's unused oids are still A's: B may not commit them (rule 7).
+		if _, st := b.commit(rec(o[1], "stolen")); st != 'E' {
+			t.Fatalf("b commits a's unused oid: %q, want E", st)
+		}
+		// and A still can.
+		if _, st := a.commit(rec(o[2], "z"), rec(o[1], "y", o[2]), rec(o[0], "x2", o[1])); st != 'O' {
+			t.Fatalf("a's retry: %q", st)
+		}
+	})
+}
+
+// A commit refused when the storage applies it (E, rule 11, decided after
+// the token passed on) frees none of the committer's oids. (Its
+// invalidations went out and the sequence counted it: both were decided
+// before the outcome was known, and both are only ever needless.)
+func TestApplyFailureKeepsUnused(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{}, m)
+	a := ts.dial(t)
+	b := ts.dial(t)
+	if _, st := a.commit(rec(0, "root")); st != 'O' {
+		t.Fatalf("root: %q", st)
+	}
+	o := a.newOIDs(2)
+	m.applyErr = errTest
+	if _, st := a.commit(rec(o[0], "x"), rec(o[1], "y")); st != 'E' {
+		t.Fatalf("apply failure: %q, want E", st)
+	}
+	m.applyErr = nil
+	b.sync()
+	if _, st := b.commit(rec(o[1], "stolen")); st != 'E' {
+		t.Fatalf("b commits a's unused oid after a's refused commit: %q, want E", st)
+	}
+	if _, st := a.commit(rec(o[1], "y")); st != 'O' {
+		t.Fatalf("a commits its own oid: %q", st)
+	}
+	// Committed now: no longer a's.
+	if _, st := b.commit(rec(o[1], "b's update")); st != 'O' {
+		t.Fatalf("b updates a committed oid: %q", st)
+	}
+}
+
+// A commit whose durability wait is cut short by the shutdown timeout has
+// an unknown outcome (the engine may still apply it): the connection is
+// closed without a reply, never answered E.
+func TestShutdownWaitNoFalseE(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{ShutdownTimeout: 100 * time.Millisecond}, m)
+	a := ts.dial(t)
+	if _, st := a.commit(rec(0, "root")); st != 'O' {
+		t.Fatalf("root: %q", st)
+	}
+	m.waitDelay = time.Hour
+	a.begin()
+	a.send(u32(uint32(len(txnData(rec(0, "root2"))))), txnData(rec(0, "root2")))
+	waitFor(t, 5*time.Second, "the commit waiting for durability", func() bool { return m.commits.Load() == 2 })
+	go ts.srv.Close()
+	a.expectClosed(10 * time.Second)
+	ts.stop(t)
+	if containsLog(ts, "rule=11") {
+		t.Fatal("the cut-short wait was logged as a storage failure (E)")
+	}
+	if !containsLog(ts, "outcome unknown") {
+		t.Fatal("no log line saying the outcome is unknown")
+	}
+}

@@ -181,6 +181,92 @@ func (o *ownerRuns) remove(oid uint64, c *conn) bool {
 	return true
 }
 
+// removeSorted takes the oids of sorted (ascending, distinct) that c owns
+// out of c's runs and returns them as runs. It is one pass whatever the
+// order the commit listed them in: a binary search per run touched
+// (O(k log n) for k oids) and, if anything was taken, one copy of the run
+// list, instead of a slice insertion per oid (quadratic for a commit of
+// every other oid of a run in descending order).
+func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
+	var out []ownedRun // the new list, built once something is taken
+	var taken []run
+	pos := 0 // o.runs[:pos] are in out already (or untouched if out is nil)
+	for k := 0; k < len(sorted); {
+		oid := sorted[k]
+		rest := o.runs[pos:]
+		i := pos + sort.Search(len(rest), func(j int) bool { return rest[j].hi > oid })
+		if i == len(o.runs) {
+			break // no run holds oid or anything above it
+		}
+		r := o.runs[i]
+		if oid < r.lo {
+			k++ // nobody's
+			continue
+		}
+		// sorted[k:j] lie in r.
+		j := k + 1
+		for j < len(sorted) && sorted[j] < r.hi {
+			j++
+		}
+		if r.owner != c {
+			k = j
+			continue
+		}
+		if out == nil {
+			out = make([]ownedRun, 0, len(o.runs)+(j-k))
+		}
+		out = append(out, o.runs[pos:i]...)
+		lo := r.lo
+		for _, x := range sorted[k:j] {
+			if x > lo {
+				out = append(out, ownedRun{lo, x, c})
+			}
+			lo = x + 1
+			if n := len(taken); n > 0 && taken[n-1].hi == x {
+				taken[n-1].hi++
+			} else {
+				taken = append(taken, run{x, x + 1})
+			}
+		}
+		if lo < r.hi {
+			out = append(out, ownedRun{lo, r.hi, c})
+		}
+		pos = i + 1
+		k = j
+	}
+	if out != nil {
+		o.runs = append(out, o.runs[pos:]...)
+	}
+	return taken
+}
+
+// restore gives c back the runs rs (sorted, disjoint, owned by nobody now),
+// as taken by removeSorted for a commit that was then refused: one merge.
+func (o *ownerRuns) restore(rs []run, c *conn) {
+	if len(rs) == 0 {
+		return
+	}
+	out := make([]ownedRun, 0, len(o.runs)+len(rs))
+	push := func(r ownedRun) {
+		if n := len(out); n > 0 && out[n-1].owner == r.owner && out[n-1].hi == r.lo {
+			out[n-1].hi = r.hi
+			return
+		}
+		out = append(out, r)
+	}
+	i, j := 0, 0
+	for i < len(o.runs) || j < len(rs) {
+		if j == len(rs) || (i < len(o.runs) && o.runs[i].lo < rs[j].lo) {
+			push(o.runs[i])
+			i++
+		} else {
+			push(ownedRun{rs[j].lo, rs[j].hi, c})
+			j++
+		}
+	}
+	o.runs = out
+}
+
 // removeOwner drops every run of c and returns how many oids it held.
 func (o *ownerRuns) removeOwner(c *conn) uint64 {
 	var n uint64

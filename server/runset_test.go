@@ -99,3 +99,71 @@ func TestOwnerRunsModel(t *testing.T) {
 		}
 	}
 }
+
+// removeSorted and restore against a map model, with commits of random
+// oid sets (some owned by the committer, some by others, some by nobody).
+func TestOwnerRunsBatchModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	conns := []*conn{{id: 1}, {id: 2}, {id: 3}}
+	var o ownerRuns
+	model := map[uint64]*conn{}
+	next := uint64(0)
+	for step := range 3000 {
+		c := conns[rng.IntN(len(conns))]
+		if rng.IntN(3) == 0 {
+			k := uint64(1 + rng.IntN(8))
+			o.add(next, next+k, c)
+			for x := next; x < next+k; x++ {
+				model[x] = c
+			}
+			next += k
+			continue
+		}
+		set := map[uint64]bool{}
+		for range rng.IntN(12) {
+			set[uint64(rng.IntN(int(next)+3))] = true
+		}
+		var sorted []uint64
+		for x := range set {
+			sorted = append(sorted, x)
+		}
+		slices.Sort(sorted)
+		var want []uint64
+		for _, x := range sorted {
+			if model[x] == c {
+				want = append(want, x)
+			}
+		}
+		taken := o.removeSorted(sorted, c)
+		var got []uint64
+		for _, r := range taken {
+			for x := r.lo; x < r.hi; x++ {
+				got = append(got, x)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: removeSorted(%v) took %v, want %v", step, sorted, got, want)
+		}
+		if slices.Equal(taken, runsOf(want)) == false {
+			t.Fatalf("step %d: taken runs %v not maximal", step, taken)
+		}
+		if rng.IntN(4) == 0 { // the commit was refused: give them back
+			o.restore(taken, c)
+		} else {
+			for _, x := range want {
+				delete(model, x)
+			}
+		}
+		for i := 1; i < len(o.runs); i++ {
+			p, r := o.runs[i-1], o.runs[i]
+			if r.lo < p.hi || (r.lo == p.hi && r.owner == p.owner) || r.lo >= r.hi {
+				t.Fatalf("step %d: runs %d, %d: %+v %+v", step, i-1, i, p, r)
+			}
+		}
+		for x := uint64(0); x < next+3; x++ {
+			if o.owner(x) != model[x] {
+				t.Fatalf("step %d: owner(%d) wrong", step, x)
+			}
+		}
+	}
+}
