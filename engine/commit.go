@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
@@ -46,17 +47,21 @@ func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
 	return p, nil
 }
 
-// Stage checks recs as Commit does, except the checks that need the stored
-// data (ErrDangling), and queues them to be applied after every commit
-// staged before, in the order of Stage calls. It returns without waiting:
-// the commit is applied, together with the other commits queued by then,
-// in one transaction by the first Pending.Wait (or Load of one of its oids)
-// that runs the queue (see apply.go). Until it is applied, Load of one of
-// its oids waits for it. Pending.Wait returns the outcome: nil once applied
-// and durable, ErrDangling if it was refused (nothing of it stored), an
-// error wrapping ErrNotDurable if applied but the flush failed, any other
+// Stage checks recs as Commit does, and queues them to be applied after
+// every commit staged before, in the order of Stage calls. Rule 10
+// (ErrDangling) is decided here, against the stored records and the
+// commits staged before (checkRefs); the references are pinned, so
+// neither the collector nor a full collection deletes them before the
+// commit is applied. Stage returns without waiting: the commit is applied,
+// together with the other commits queued by then, in one transaction by
+// the first Pending.Wait (or Load of one of its oids) that runs the queue
+// (see apply.go). Until it is applied, Load of one of its oids waits for
+// it. Pending.Wait returns the outcome: nil once applied and durable; an
+// error wrapping ErrNotDurable if applied but the flush failed; any other
 // error (kv.ErrNoSpace when the free-space reserve would be broken) if the
-// storage failed and nothing was applied.
+// storage failed and nothing was applied. The apply checks the references
+// again and refuses the commit with ErrDangling only when a commit staged
+// before it, storing an oid it refers to, was itself refused.
 //
 // A server calls Stage under its commit token, so that it can pass the
 // token on (and tell other clients what the commit stores) before the
@@ -101,8 +106,128 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 		close(p.applied)
 		return p, nil
 	}
+	// Rule 10 now, before the caller tells anybody what p stores: pin the
+	// references (deleters spare pinned oids) and check them with no
+	// deletion in progress (delGate).
+	db.delGate.RLock()
+	defer db.delGate.RUnlock()
+	db.pin(p)
+	if err := db.checkRefs(p); err != nil {
+		db.unpin(p)
+		return nil, err
+	}
 	db.enqueue(p)
 	return p, nil
+}
+
+// checkRefs refuses p with ErrDangling (rule 10) if one of its records
+// gains a reference to an oid that has no record and is stored neither by
+// p nor by a commit staged before it (a reference the stored or staged
+// record already held is not checked again, as in applyCommit), or, while
+// a full collection sweeps, refers to an oid its mark did not reach. While
+// a full collection runs it marks what p stores and refers to, so that
+// the sweep keeps them until p is applied. The caller holds delGate shared
+// and has pinned p's references.
+func (db *DB) checkRefs(p *Pending) error {
+	if err := db.stageFull(p); err != nil {
+		return err
+	}
+	type refOf struct {
+		i   int // index in p.crs
+		ref uint64
+	}
+	var todo []refOf
+	db.applyMu.Lock()
+	for i, c := range p.crs {
+		for _, ref := range c.refs {
+			if _, ok := p.seen[ref]; ok {
+				continue
+			}
+			if db.inflight[ref] != nil {
+				continue // stored by a commit staged before p
+			}
+			todo = append(todo, refOf{i, ref})
+		}
+	}
+	db.applyMu.Unlock()
+	exists := make(map[uint64]bool)
+	for _, t := range todo {
+		c := p.crs[t.i]
+		ok, known := exists[t.ref]
+		if !known {
+			var err error
+			if ok, err = db.hasStored(t.ref); err != nil {
+				return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, t.ref, err)
+			}
+			exists[t.ref] = ok
+		}
+		if ok {
+			continue
+		}
+		old, err := db.currentRefs(c.oid)
+		if err != nil {
+			return fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
+		}
+		if _, held := slices.BinarySearch(old, t.ref); held {
+			continue
+		}
+		return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, t.ref, ErrDangling)
+	}
+	return nil
+}
+
+// hasStored reports whether oid has a committed record.
+func (db *DB) hasStored(oid uint64) (bool, error) {
+	if _, _, hit := db.rc.get(oid); hit {
+		return true, nil
+	}
+	_, err := db.readStored(oid)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// readStored reads the committed record of oid (kv.ErrNotFound if none).
+func (db *DB) readStored(oid uint64) ([]byte, error) {
+	if g, ok := db.store.(kv.Getter); ok {
+		return g.Get(BucketObjects, record.OIDBytes(oid))
+	}
+	var rec []byte
+	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		v, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+		rec = v
+		return err
+	})
+	return rec, err
+}
+
+// currentRefs returns the references (sorted) of the record oid will hold
+// before the commit being staged: that of the last staged commit storing
+// it, else the committed one; none if it has no record or a malformed one.
+func (db *DB) currentRefs(oid uint64) ([]uint64, error) {
+	db.applyMu.Lock()
+	if q := db.inflight[oid]; q != nil {
+		for _, c := range q.crs {
+			if c.oid == oid {
+				db.applyMu.Unlock()
+				return c.refs, nil
+			}
+		}
+	}
+	db.applyMu.Unlock()
+	rec, err := db.readStored(oid)
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	r, perr := record.ParseFor(oid, rec)
+	if perr != nil {
+		return nil, nil
+	}
+	return r.RefSet(), nil
 }
 
 // applyCommit writes one commit inside tx, the transaction of an apply run
