@@ -1,11 +1,13 @@
 package server
 
 import (
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
 // A frame length that runs past the commit data with fewer than 8 bytes
@@ -168,4 +170,64 @@ func TestShutdownWaitNoFalseE(t *testing.T) {
 	if !containsLog(ts, "outcome unknown") {
 		t.Fatal("no log line saying the outcome is unknown")
 	}
+}
+
+// Fair commits (issue: hostile clients): however many connections send C
+// and never send phase 2, a well-behaved client's commit completes within
+// two leases, and loads are answered meanwhile. With a FIFO of full leases
+// it would wait one lease per staller.
+func TestStallersDoNotStarveCommits(t *testing.T) {
+	const lease = 500 * time.Millisecond
+	const stallers = 50
+	ts := startServer(t, Config{CommitLease: lease, RequestTimeout: time.Minute}, newMemStore())
+	honest, err := wire.Dial(ts.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer honest.Close()
+	oids, err := honest.NewOIDs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := honest.Commit([][]byte{rec(0, "root")}); err != nil || st != 'O' {
+		t.Fatalf("root: %q %v", st, err)
+	}
+	for range stallers {
+		s := ts.dialRaw(t)
+		s.send([]byte{'C'}) // and nothing more
+	}
+	tok := ts.srv.Token()
+	waitFor(t, 10*time.Second, "the stallers queued", func() bool { return tok.Waiting() == stallers-1 })
+
+	loads := make(chan error, 1)
+	go func() {
+		lc, err := wire.Dial(ts.addr, 10*time.Second)
+		if err != nil {
+			loads <- err
+			return
+		}
+		defer lc.Close()
+		for range 20 {
+			if st, _, err := lc.Load(0); err != nil || st != 'O' {
+				loads <- fmt.Errorf("load during the stall: %q %v", st, err)
+				return
+			}
+		}
+		loads <- nil
+	}()
+
+	start := time.Now()
+	_, st, err := honest.Commit([][]byte{rec(oids[1], "honest"), rec(0, "root", oids[1])})
+	took := time.Since(start)
+	if err != nil || st != 'O' {
+		t.Fatalf("honest commit: %q %v", st, err)
+	}
+	if err := <-loads; err != nil {
+		t.Fatal(err)
+	}
+	// Two leases, plus slack for -race on a loaded machine; FIFO: 25 s.
+	if took > 2*lease+time.Second {
+		t.Fatalf("honest commit behind %d stallers took %v (lease %v)", stallers, took, lease)
+	}
+	t.Logf("honest commit behind %d stallers: %v (lease %v)", stallers, took, lease)
 }
