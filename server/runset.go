@@ -159,28 +159,6 @@ func (o *ownerRuns) add(lo, hi uint64, c *conn) {
 	o.runs = slices.Insert(o.runs, i, ownedRun{lo, hi, c})
 }
 
-// remove takes oid out of c's runs; it reports whether c owned it.
-func (o *ownerRuns) remove(oid uint64, c *conn) bool {
-	i := o.find(oid)
-	if i < 0 || o.runs[i].owner != c {
-		return false
-	}
-	r := &o.runs[i]
-	switch {
-	case r.lo == oid && r.hi == oid+1:
-		o.runs = slices.Delete(o.runs, i, i+1)
-	case r.lo == oid:
-		r.lo++
-	case r.hi == oid+1:
-		r.hi--
-	default:
-		tail := ownedRun{oid + 1, r.hi, c}
-		r.hi = oid
-		o.runs = slices.Insert(o.runs, i+1, tail)
-	}
-	return true
-}
-
 // removeSorted takes the oids of sorted (ascending, distinct) that c owns
 // out of c's runs and returns them as runs. It is one pass whatever the
 // order the commit listed them in: a binary search per run touched
