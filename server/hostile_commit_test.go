@@ -231,3 +231,41 @@ func TestStallersDoNotStarveCommits(t *testing.T) {
 	}
 	t.Logf("honest commit behind %d stallers: %v (lease %v)", stallers, took, lease)
 }
+
+// I7 counts runs as well as oids: a connection whose invalid set would
+// hold more runs than MaxInvalidRuns is closed; one with many oids in few
+// runs is not.
+func TestInvalidRunsCap(t *testing.T) {
+	ts := startServer(t, Config{MaxInvalidRuns: 50}, newMemStore())
+	a := ts.dial(t)
+	calm := ts.dial(t)
+	victim := ts.dial(t)
+	o := a.newOIDs(200)
+	var recs [][]byte
+	for _, x := range o[:150] {
+		recs = append(recs, rec(x, "x"))
+	}
+	if _, st := a.commit(recs...); st != 'O' { // 150 oids, one run
+		t.Fatal(st)
+	}
+	if inv := calm.sync(); len(inv) != 150 {
+		t.Fatalf("calm told %d oids, want 150", len(inv))
+	}
+	recs = recs[:0]
+	for i := 0; i < 120; i += 2 { // 60 runs of one oid
+		recs = append(recs, rec(o[i], "y"))
+	}
+	if _, st := a.commit(recs...); st != 'O' {
+		t.Fatal(st)
+	}
+	// The victim never synced: the 60 oids fall in its one run of 150,
+	// and it stays. Calm synced in between, so it now holds 60 runs:
+	// over the cap.
+	calm.expectClosed(5 * time.Second)
+	if inv := victim.sync(); len(inv) != 150 {
+		t.Fatalf("victim told %d oids, want 150", len(inv))
+	}
+	if !containsLog(ts, "max_runs=50") {
+		t.Fatal("I7 by runs not logged")
+	}
+}

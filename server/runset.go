@@ -62,6 +62,15 @@ func (s *runSet) addRuns(rs []run) {
 		}
 		return
 	}
+	// Few runs into a big set: insert each in place (a binary search and
+	// a memmove) rather than rebuild the whole set in a new slice, so a
+	// small commit costs little even to a connection with many runs.
+	if len(rs)*32 < len(s.runs) {
+		for _, r := range rs {
+			s.insert(r)
+		}
+		return
+	}
 	merged := make([]run, 0, len(s.runs)+len(rs))
 	i, j := 0, 0
 	var n uint64
@@ -86,6 +95,25 @@ func (s *runSet) addRuns(rs []run) {
 		}
 	}
 	s.runs, s.n = merged, n
+}
+
+// insert adds the run r to the set, merging it with the runs it overlaps
+// or touches.
+func (s *runSet) insert(r run) {
+	// runs[i:j] overlap or touch r.
+	i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].hi >= r.lo })
+	j := i + sort.Search(len(s.runs)-i, func(k int) bool { return s.runs[i+k].lo > r.hi })
+	if i == j {
+		s.runs = slices.Insert(s.runs, i, r)
+		s.n += r.hi - r.lo
+		return
+	}
+	m := run{min(s.runs[i].lo, r.lo), max(s.runs[j-1].hi, r.hi)}
+	for _, old := range s.runs[i:j] {
+		s.n -= old.hi - old.lo
+	}
+	s.n += m.hi - m.lo
+	s.runs = slices.Replace(s.runs, i, j, m)
 }
 
 // take empties the set and returns its former runs.

@@ -167,3 +167,49 @@ func TestOwnerRunsBatchModel(t *testing.T) {
 		}
 	}
 }
+
+// runSet with few runs added to a big set (the in-place insertion path)
+// against a map model.
+func TestRunSetInsertModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for round := range 100 {
+		var s runSet
+		model := map[uint64]bool{}
+		var oids []uint64
+		for range 400 {
+			o := uint64(rng.IntN(2000))
+			oids = append(oids, o)
+			model[o] = true
+		}
+		slices.Sort(oids)
+		s.addRuns(runsOf(oids))
+		for range 20 {
+			var add []uint64
+			for range 1 + rng.IntN(3) {
+				lo := uint64(rng.IntN(2010))
+				for o := lo; o < lo+uint64(rng.IntN(6)); o++ {
+					add = append(add, o)
+					model[o] = true
+				}
+			}
+			slices.Sort(add)
+			if len(runsOf(add))*32 >= len(s.runs) {
+				t.Fatalf("round %d: test does not reach the insertion path", round)
+			}
+			s.addRuns(runsOf(add))
+		}
+		if s.len() != uint64(len(model)) {
+			t.Fatalf("round %d: len %d, model %d", round, s.len(), len(model))
+		}
+		for o := uint64(0); o < 2020; o++ {
+			if s.contains(o) != model[o] {
+				t.Fatalf("round %d: contains(%d) = %v", round, o, s.contains(o))
+			}
+		}
+		for i := 1; i < len(s.runs); i++ {
+			if s.runs[i].lo <= s.runs[i-1].hi {
+				t.Fatalf("round %d: runs not disjoint and separated at %d", round, i)
+			}
+		}
+	}
+}

@@ -271,15 +271,21 @@ func (s *Server) invalidate(rs []run, skip *conn) {
 	if len(rs) == 0 {
 		return
 	}
+	// Merge outside s.mu: a connection that opens meanwhile has loaded
+	// nothing older than this change (it is visible already, I6), and
+	// accepts, closes and other invalidations need not wait for the
+	// merges.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		if c == skip {
-			continue
+		if c != skip {
+			conns = append(conns, c)
 		}
+	}
+	s.mu.Unlock()
+	n := len(conns)
+	for _, c := range conns {
 		c.addInvalid(rs)
-		n++
 	}
 	if s.cfg.Observer != nil && n > 0 {
 		var oids uint64
