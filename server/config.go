@@ -21,10 +21,11 @@ const (
 	// DefaultMaxInvalid caps a connection's invalid set (I7).
 	DefaultMaxInvalid = 4_194_304
 	// DefaultMaxInvalidRuns caps the runs of a connection's invalid set
-	// (I7): 16 bytes each, so 1 MiB per connection. A set of scattered
+	// (I7): 16 bytes each, so 4 MiB per connection. A set of scattered
 	// oids costs a run per oid; the oid cap alone would let one
-	// connection hold 64 MiB.
-	DefaultMaxInvalidRuns = 65_536
+	// connection hold 64 MiB. A commit of more scattered oids than this
+	// closes every other connection open at the time.
+	DefaultMaxInvalidRuns = 262_144
 	// DefaultMaxUnused caps a connection's unused set.
 	DefaultMaxUnused = 16_777_216
 	// DefaultRequestTimeout bounds each read inside a request.
