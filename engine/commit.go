@@ -128,50 +128,76 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 // a full collection runs it marks what p stores and refers to, so that
 // the sweep keeps them until p is applied. The caller holds delGate shared
 // and has pinned p's references.
+//
+// Only gained references are looked up, so an update of a record with
+// many references costs one read of its current version (usually in the
+// record cache: the client loaded it) and a lookup per new reference.
 func (db *DB) checkRefs(p *Pending) error {
 	if err := db.stageFull(p); err != nil {
 		return err
 	}
-	type refOf struct {
-		i   int // index in p.crs
-		ref uint64
+	// Under applyMu: drop references to oids stored by p or by a commit
+	// staged before it, and take the current references of records whose
+	// last version is staged.
+	type check struct {
+		i      int      // index in p.crs
+		refs   []uint64 // references still to check
+		old    []uint64 // current references, if known
+		staged bool     // old is the staged version's
 	}
-	var todo []refOf
+	var todo []check
 	db.applyMu.Lock()
 	for i, c := range p.crs {
+		var refs []uint64
 		for _, ref := range c.refs {
 			if _, ok := p.seen[ref]; ok {
 				continue
 			}
 			if db.inflight[ref] != nil {
-				continue // stored by a commit staged before p
+				continue
 			}
-			todo = append(todo, refOf{i, ref})
+			refs = append(refs, ref)
 		}
+		if len(refs) == 0 {
+			continue
+		}
+		ck := check{i: i, refs: refs}
+		if q := db.inflight[c.oid]; q != nil {
+			for _, qc := range q.crs {
+				if qc.oid == c.oid {
+					ck.old, ck.staged = qc.refs, true
+					break
+				}
+			}
+		}
+		todo = append(todo, ck)
 	}
 	db.applyMu.Unlock()
 	exists := make(map[uint64]bool)
-	for _, t := range todo {
-		c := p.crs[t.i]
-		ok, known := exists[t.ref]
-		if !known {
+	for _, ck := range todo {
+		c := p.crs[ck.i]
+		if !ck.staged {
 			var err error
-			if ok, err = db.hasStored(t.ref); err != nil {
-				return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, t.ref, err)
+			if ck.old, err = db.storedRefs(c.oid); err != nil {
+				return fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
 			}
-			exists[t.ref] = ok
 		}
-		if ok {
-			continue
+		for _, ref := range ck.refs {
+			if _, held := slices.BinarySearch(ck.old, ref); held {
+				continue
+			}
+			ok, known := exists[ref]
+			if !known {
+				var err error
+				if ok, err = db.hasStored(ref); err != nil {
+					return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, err)
+				}
+				exists[ref] = ok
+			}
+			if !ok {
+				return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
+			}
 		}
-		old, err := db.currentRefs(c.oid)
-		if err != nil {
-			return fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
-		}
-		if _, held := slices.BinarySearch(old, t.ref); held {
-			continue
-		}
-		return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, t.ref, ErrDangling)
 	}
 	return nil
 }
@@ -202,26 +228,19 @@ func (db *DB) readStored(oid uint64) ([]byte, error) {
 	return rec, err
 }
 
-// currentRefs returns the references (sorted) of the record oid will hold
-// before the commit being staged: that of the last staged commit storing
-// it, else the committed one; none if it has no record or a malformed one.
-func (db *DB) currentRefs(oid uint64) ([]uint64, error) {
-	db.applyMu.Lock()
-	if q := db.inflight[oid]; q != nil {
-		for _, c := range q.crs {
-			if c.oid == oid {
-				db.applyMu.Unlock()
-				return c.refs, nil
-			}
+// storedRefs returns the references (sorted) of the committed record of
+// oid; none if it has no record or a malformed one.
+func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
+	rec, _, hit := db.rc.get(oid)
+	if !hit {
+		var err error
+		rec, err = db.readStored(oid)
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil, nil
 		}
-	}
-	db.applyMu.Unlock()
-	rec, err := db.readStored(oid)
-	if errors.Is(err, kv.ErrNotFound) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
+		if err != nil {
+			return nil, err
+		}
 	}
 	r, perr := record.ParseFor(oid, rec)
 	if perr != nil {
