@@ -327,8 +327,8 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	if err := p.Wait(s.hard); err != nil {
 		if !errors.Is(err, ErrNotDurable) && s.hard.Err() == nil {
 			// Refused: nothing stored, so the oids are still the
-			// committer's (§5.5). Nobody else could have taken them:
-			// they were handed to this connection only.
+			// committer's (§5.5). They are in nobody's unused set (oids
+			// are handed out once, A3), so they can simply go back.
 			s.allocMu.Lock()
 			s.owners.restore(taken, c)
 			c.unusedN += runsLen(taken)
