@@ -89,3 +89,55 @@ func TestFullCollectSparesStagedRefs(t *testing.T) {
 		verifyInvariants(t, db)
 	})
 }
+
+// Stage against a running collector: every commit that Stage accepted is
+// applied; none turns dangling at apply time (delGate and the pins).
+func TestStageVersusCollector(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		ctx := context.Background()
+		const rounds = 150
+		base := mustAlloc(t, db, 2*rounds+8)
+		mustCommit(t, db, rec(0))
+		stop := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			for {
+				select {
+				case <-stop:
+					done <- nil
+					return
+				default:
+				}
+				if _, err := db.CollectGarbageGrace(ctx, 0, 0); err != nil {
+					done <- err
+					return
+				}
+			}
+		}()
+		accepted, refused := 0, 0
+		for i := range rounds {
+			y := base + 1 + uint64(2*i)
+			x := y + 1
+			mustCommit(t, db, rec(y)) // unreferenced: the collector's at once
+			p, err := db.Stage(ctx, [][]byte{rec(x, y), rec(0, x)})
+			if errors.Is(err, ErrDangling) {
+				refused++ // collected first: refused before anything was announced
+				continue
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			accepted++
+			if err := p.Wait(ctx); err != nil {
+				t.Fatalf("round %d: accepted by Stage, refused at apply: %v", i, err)
+			}
+		}
+		close(stop)
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%d accepted, %d refused at Stage", accepted, refused)
+		verifyInvariants(t, db)
+	})
+}
