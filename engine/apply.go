@@ -133,6 +133,103 @@ func (db *DB) enqueue(p *Pending) {
 	db.applyMu.Unlock()
 }
 
+// pin records that p refers to its references, so deleters spare them
+// until p is applied (Stage, before the reference check).
+func (db *DB) pin(p *Pending) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	if db.pins == nil {
+		db.pins = make(map[uint64]int32)
+	}
+	for _, c := range p.crs {
+		for _, ref := range c.refs {
+			db.pins[ref]++
+		}
+	}
+}
+
+// unpinLocked undoes pin; db.applyMu is held.
+func (db *DB) unpinLocked(p *Pending) {
+	for _, c := range p.crs {
+		for _, ref := range c.refs {
+			if n := db.pins[ref] - 1; n > 0 {
+				db.pins[ref] = n
+			} else {
+				delete(db.pins, ref)
+			}
+		}
+	}
+}
+
+// unpin undoes pin for a commit refused at Stage.
+func (db *DB) unpin(p *Pending) {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	db.unpinLocked(p)
+}
+
+// isPinned reports whether a staged, not yet applied commit refers to oid
+// (the collector then leaves it queued for a later batch).
+func (db *DB) isPinned(oid uint64) bool {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	return db.pins[oid] > 0
+}
+
+// markStagedLocked marks, when a full collection begins (db.full.mu is
+// held), every oid that a staged, not yet applied commit stores or refers
+// to: those commits were checked against the objects as they were, and
+// the write barrier sees them only when they are applied.
+func (db *DB) markStagedLocked() {
+	db.applyMu.Lock()
+	defer db.applyMu.Unlock()
+	for oid := range db.pins {
+		db.full.markLocked(oid, oid)
+	}
+	for oid := range db.inflight {
+		db.full.markLocked(oid, oid)
+	}
+}
+
+// stageFull applies a running full collection's rules to p at Stage:
+// while it sweeps, a reference to an oid its mark did not reach (and that
+// neither p nor a commit staged before p stores) is refused with
+// ErrDangling, as applyCommit would refuse it; while it runs, what p
+// stores and refers to is marked, so that the sweep keeps it.
+func (db *DB) stageFull(p *Pending) error {
+	f := &db.full
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.active {
+		return nil
+	}
+	if f.sweeping {
+		for _, c := range p.crs {
+			for _, ref := range c.refs {
+				if _, ok := p.seen[ref]; ok {
+					continue
+				}
+				if _, ok := f.marked[ref]; ok {
+					continue
+				}
+				db.applyMu.Lock()
+				staged := db.inflight[ref] != nil
+				db.applyMu.Unlock()
+				if !staged {
+					return fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
+				}
+			}
+		}
+	}
+	for _, c := range p.crs {
+		f.markLocked(c.oid, c.oid)
+		for _, ref := range c.refs {
+			f.markLocked(ref, c.oid)
+		}
+	}
+	return nil
+}
+
 // waitStaged waits until no queued commit stores oid (Load's guard).
 func (db *DB) waitStaged(oid uint64) {
 	for db.staged.Load() > 0 {
@@ -179,6 +276,7 @@ func (db *DB) finish(q []*Pending) {
 				delete(db.inflight, c.oid)
 			}
 		}
+		db.unpinLocked(p)
 	}
 	db.staged.Store(int64(len(db.inflight)))
 	db.applyMu.Unlock()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
@@ -46,17 +47,21 @@ func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
 	return p, nil
 }
 
-// Stage checks recs as Commit does, except the checks that need the stored
-// data (ErrDangling), and queues them to be applied after every commit
-// staged before, in the order of Stage calls. It returns without waiting:
-// the commit is applied, together with the other commits queued by then,
-// in one transaction by the first Pending.Wait (or Load of one of its oids)
-// that runs the queue (see apply.go). Until it is applied, Load of one of
-// its oids waits for it. Pending.Wait returns the outcome: nil once applied
-// and durable, ErrDangling if it was refused (nothing of it stored), an
-// error wrapping ErrNotDurable if applied but the flush failed, any other
+// Stage checks recs as Commit does, and queues them to be applied after
+// every commit staged before, in the order of Stage calls. Rule 10
+// (ErrDangling) is decided here, against the stored records and the
+// commits staged before (checkRefs); the references are pinned, so
+// neither the collector nor a full collection deletes them before the
+// commit is applied. Stage returns without waiting: the commit is applied,
+// together with the other commits queued by then, in one transaction by
+// the first Pending.Wait (or Load of one of its oids) that runs the queue
+// (see apply.go). Until it is applied, Load of one of its oids waits for
+// it. Pending.Wait returns the outcome: nil once applied and durable; an
+// error wrapping ErrNotDurable if applied but the flush failed; any other
 // error (kv.ErrNoSpace when the free-space reserve would be broken) if the
-// storage failed and nothing was applied.
+// storage failed and nothing was applied. The apply checks the references
+// again and refuses the commit with ErrDangling only when a commit staged
+// before it, storing an oid it refers to, was itself refused.
 //
 // A server calls Stage under its commit token, so that it can pass the
 // token on (and tell other clients what the commit stores) before the
@@ -104,8 +109,147 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 		close(p.applied)
 		return p, nil
 	}
+	// Rule 10 now, before the caller tells anybody what p stores: pin the
+	// references (deleters spare pinned oids) and check them with no
+	// deletion in progress (delGate).
+	db.delGate.RLock()
+	defer db.delGate.RUnlock()
+	db.pin(p)
+	if err := db.checkRefs(p); err != nil {
+		db.unpin(p)
+		return nil, err
+	}
 	db.enqueue(p)
 	return p, nil
+}
+
+// checkRefs refuses p with ErrDangling (rule 10) if one of its records
+// gains a reference to an oid that has no record and is stored neither by
+// p nor by a commit staged before it (a reference the stored or staged
+// record already held is not checked again, as in applyCommit), or, while
+// a full collection sweeps, refers to an oid its mark did not reach. While
+// a full collection runs it marks what p stores and refers to, so that
+// the sweep keeps them until p is applied. The caller holds delGate shared
+// and has pinned p's references.
+//
+// Only gained references are looked up, so an update of a record with
+// many references costs one read of its current version (usually in the
+// record cache: the client loaded it) and a lookup per new reference.
+func (db *DB) checkRefs(p *Pending) error {
+	if err := db.stageFull(p); err != nil {
+		return err
+	}
+	// Under applyMu: drop references to oids stored by p or by a commit
+	// staged before it, and take the current references of records whose
+	// last version is staged.
+	type check struct {
+		i      int      // index in p.crs
+		refs   []uint64 // references still to check
+		old    []uint64 // current references, if known
+		staged bool     // old is the staged version's
+	}
+	var todo []check
+	db.applyMu.Lock()
+	for i, c := range p.crs {
+		var refs []uint64
+		for _, ref := range c.refs {
+			if _, ok := p.seen[ref]; ok {
+				continue
+			}
+			if db.inflight[ref] != nil {
+				continue
+			}
+			refs = append(refs, ref)
+		}
+		if len(refs) == 0 {
+			continue
+		}
+		ck := check{i: i, refs: refs}
+		if q := db.inflight[c.oid]; q != nil {
+			for _, qc := range q.crs {
+				if qc.oid == c.oid {
+					ck.old, ck.staged = qc.refs, true
+					break
+				}
+			}
+		}
+		todo = append(todo, ck)
+	}
+	db.applyMu.Unlock()
+	exists := make(map[uint64]bool)
+	for _, ck := range todo {
+		c := p.crs[ck.i]
+		if !ck.staged {
+			var err error
+			if ck.old, err = db.storedRefs(c.oid); err != nil {
+				return fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
+			}
+		}
+		for _, ref := range ck.refs {
+			if _, held := slices.BinarySearch(ck.old, ref); held {
+				continue
+			}
+			ok, known := exists[ref]
+			if !known {
+				var err error
+				if ok, err = db.hasStored(ref); err != nil {
+					return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, err)
+				}
+				exists[ref] = ok
+			}
+			if !ok {
+				return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
+			}
+		}
+	}
+	return nil
+}
+
+// hasStored reports whether oid has a committed record.
+func (db *DB) hasStored(oid uint64) (bool, error) {
+	if _, _, hit := db.rc.get(oid); hit {
+		return true, nil
+	}
+	_, err := db.readStored(oid)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+// readStored reads the committed record of oid (kv.ErrNotFound if none).
+func (db *DB) readStored(oid uint64) ([]byte, error) {
+	if g, ok := db.store.(kv.Getter); ok {
+		return g.Get(BucketObjects, record.OIDBytes(oid))
+	}
+	var rec []byte
+	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		v, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+		rec = v
+		return err
+	})
+	return rec, err
+}
+
+// storedRefs returns the references (sorted) of the committed record of
+// oid; none if it has no record or a malformed one.
+func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
+	rec, _, hit := db.rc.get(oid)
+	if !hit {
+		var err error
+		rec, err = db.readStored(oid)
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	r, perr := record.ParseFor(oid, rec)
+	if perr != nil {
+		return nil, nil
+	}
+	return r.RefSet(), nil
 }
 
 // applyCommit writes one commit inside tx, the transaction of an apply run

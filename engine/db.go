@@ -39,6 +39,15 @@ type DB struct {
 	queue    []*Pending          // staged, not yet taken by an apply run; owned by applyMu
 	inflight map[uint64]*Pending // oid → last staged commit storing it, until applied; owned by applyMu
 	staged   atomic.Int64        // len(inflight): lets Load skip applyMu when nothing is staged
+	pins     map[uint64]int32    // oid → staged commits referring to it, until applied; owned by applyMu
+
+	// delGate orders Stage's reference check (rule 10) against deletions:
+	// Stage holds it shared while it pins its references and checks that
+	// they exist; the collector and the full collection's sweep hold it
+	// exclusively around each deleting transaction. So an object is
+	// either gone before a commit referring to it is checked, or pinned
+	// (and spared) before it could be deleted.
+	delGate sync.RWMutex
 
 	// allocMu guards the allocation cursor and the durable reservation.
 	allocMu  sync.Mutex

@@ -166,6 +166,7 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 	f.marked = make(map[uint64]struct{})
 	f.grey = nil
 	f.markLocked(record.RootOID, record.RootOID)
+	db.markStagedLocked()
 	f.mu.Unlock()
 	db.writeMu.Unlock()
 	db.hook("begin")
@@ -313,6 +314,8 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	f := &db.full
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	db.delGate.Lock() // no Stage checks references while objects go
+	defer db.delGate.Unlock()
 	if err := db.drainGrey(ctx, st); err != nil {
 		return nil, err
 	}

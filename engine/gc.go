@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
@@ -102,6 +103,10 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		return 0, 0, wrapped, nil
 	}
 	db.writeMu.Lock()
+	db.delGate.Lock() // no Stage checks references while objects go
+	// A staged commit refers to a pinned candidate: it stays queued for a
+	// later batch (pins only grow under delGate, held now).
+	cands = slices.DeleteFunc(cands, func(c gcCandidate) bool { return db.isPinned(c.oid) })
 	var removed []uint64
 	var size uint64
 	var prog gcProgress
@@ -147,6 +152,7 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 			db.gcStats = prog
 		}
 	}
+	db.delGate.Unlock()
 	db.writeMu.Unlock()
 	if err != nil {
 		return 0, len(cands), wrapped, fmt.Errorf("engine: garbage collector: %w", err)

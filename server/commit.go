@@ -154,9 +154,13 @@ func parseFrames(data []byte) (frames, *frameError) {
 		if flen < minFrame {
 			return f, &frameError{rule: 3, off: off, msg: fmt.Sprintf("frame length %d below %d", flen, minFrame)}
 		}
-		if uint64(flen) > uint64(len(data)-off-4) {
-			return f, &frameError{rule: 3, off: off, oid: record.OID(data[off+4:]), hasOID: true,
-				msg: fmt.Sprintf("frame length %d runs past the commit data (%d bytes left)", flen, len(data)-off-4)}
+		if left := len(data) - off - 4; uint64(flen) > uint64(left) {
+			fe := &frameError{rule: 3, off: off,
+				msg: fmt.Sprintf("frame length %d runs past the commit data (%d bytes left)", flen, left)}
+			if left >= 8 { // the oid is there to name; otherwise the data ends inside it
+				fe.oid, fe.hasOID = record.OID(data[off+4:]), true
+			}
+			return f, fe
 		}
 		f.oids = append(f.oids, record.OID(data[off+4:]))
 		f.recs = append(f.recs, data[off+12:off+4+int(flen)])
@@ -216,11 +220,25 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 		}
 	}
 
-	// Make the token irrevocable; if the lease took it, queue again.
-	for c.hold == nil || !c.hold.Pin() {
-		c.log.Info("commit token was revoked by the lease; queueing again")
+	// Make the token irrevocable; if the lease took it, queue again, ahead
+	// of the connections that arrived after this one (txn.Token.Requeue).
+	for !c.hold.Pin() {
+		prev := c.hold
 		c.hold = nil
-		h, err := s.token.Acquire(s.hard)
+		if seq := s.token.Seq(); seq != s0 {
+			// Rule 9 is decided already (the sequence only grows): answer
+			// without queueing, after rules 6 and 7.
+			s.allocMu.Lock()
+			fe := c.checkOwners(f)
+			s.allocMu.Unlock()
+			if fe != nil {
+				return c.refuse(statusRefused, fe, len(data))
+			}
+			return c.refuse(statusInvalid, &frameError{rule: 9,
+				msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-s0)}, len(data))
+		}
+		c.log.Info("commit token was revoked by the lease; queueing again")
+		h, err := s.token.Requeue(s.hard, prev)
 		if err != nil {
 			return errStopping
 		}
@@ -239,18 +257,9 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 		}
 	}
 	defer unlock()
-	cursor := s.allocCursorLocked()
-	for i, oid := range f.oids {
-		if oid != record.RootOID && oid >= cursor {
-			unlock()
-			return c.refuse(statusRefused, &frameError{rule: 6, off: f.offs[i], oid: oid, hasOID: true,
-				msg: fmt.Sprintf("oid never handed out (allocation cursor %d)", cursor)}, len(data))
-		}
-		if ow := s.owners.owner(oid); ow != nil && ow != c {
-			unlock()
-			return c.refuse(statusRefused, &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
-				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}, len(data))
-		}
+	if fe := c.checkOwners(f); fe != nil {
+		unlock()
+		return c.refuse(statusRefused, fe, len(data))
 	}
 	if sorted[0] != record.RootOID || s.rootStored {
 		unlock()
@@ -265,7 +274,9 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 
 	// Taken (queued in the engine): what it stores is known, so the token
 	// can pass on now; the writes happen in Wait, batched with the commits
-	// taken meanwhile. Loads of these oids wait for them.
+	// taken meanwhile. Loads of these oids wait for them. A refusal here
+	// (rule 10 or 11) has no effect at all: nothing was invalidated, no
+	// oid left the unused set and the sequence did not move.
 	p, err := s.st.Commit(s.hard, f.recs)
 	if err != nil {
 		unlock()
@@ -276,14 +287,15 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 		// stored (A5), with allocMu and the token held (once per database).
 		if err := p.Wait(s.hard); err != nil {
 			unlock()
-			return c.commitFailed(err, len(data))
+			return c.waitFailed(err, len(data))
 		}
 	}
 
-	// Take the oids out of the unused set, then invalidate them for
-	// everybody else (I1, I6), still under the token. If the commit is
-	// refused in Wait, the invalidations were needless, never wrong: the
-	// others reload the record stored before.
+	// Take the oids out of the unused set (one pass, §9), then invalidate
+	// them for everybody else (I1, I6), still under the token. If the
+	// commit is refused in Wait, the invalidations were needless, never
+	// wrong (the others reload the record stored before), and the oids
+	// go back to the unused set below.
 	if !locked {
 		s.allocMu.Lock()
 		locked = true
@@ -292,12 +304,10 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 		s.rootStored = true
 		s.rootReleasedLocked()
 	}
+	var taken []run
 	if c.unusedN > 0 {
-		for _, oid := range f.oids {
-			if s.owners.remove(oid, c) {
-				c.unusedN--
-			}
-		}
+		taken = s.owners.removeSorted(sorted, c)
+		c.unusedN -= runsLen(taken)
 	}
 	unlock()
 	s.invalidate(runsOf(sorted), c)
@@ -315,10 +325,60 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	// flush cover many commits.
 	tw := time.Now()
 	if err := p.Wait(s.hard); err != nil {
-		return c.commitFailed(err, len(data))
+		if !errors.Is(err, ErrNotDurable) && s.hard.Err() == nil {
+			// Refused: nothing stored, so the oids are still the
+			// committer's (§5.5). They are in nobody's unused set (oids
+			// are handed out once, A3), so they can simply go back.
+			s.allocMu.Lock()
+			s.owners.restore(taken, c)
+			c.unusedN += runsLen(taken)
+			s.allocMu.Unlock()
+		}
+		return c.waitFailed(err, len(data))
 	}
 	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.w.WriteByte(statusOK)
+}
+
+// runsLen returns the number of oids in rs.
+func runsLen(rs []run) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.hi - r.lo
+	}
+	return n
+}
+
+// checkOwners applies rules 6 and 7 of §5.5 to the oids of f: each must be
+// ROOT_OID or below the allocation cursor, and in no other open
+// connection's unused set. s.allocMu is held.
+func (c *conn) checkOwners(f frames) *frameError {
+	s := c.s
+	cursor := s.allocCursorLocked()
+	for i, oid := range f.oids {
+		if oid != record.RootOID && oid >= cursor {
+			return &frameError{rule: 6, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid never handed out (allocation cursor %d)", cursor)}
+		}
+		if ow := s.owners.owner(oid); ow != nil && ow != c {
+			return &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}
+		}
+	}
+	return nil
+}
+
+// waitFailed answers a commit whose Pending.Wait failed. When the wait was
+// cut short by the shutdown timeout the outcome is unknown (the storage may
+// still apply the commit, which stays queued): the connection is closed
+// without a reply, since E could be a lie. Otherwise as commitFailed.
+func (c *conn) waitFailed(err error, dataLen int) error {
+	if herr := c.s.hard.Err(); herr != nil && errors.Is(err, herr) {
+		c.releaseToken()
+		c.log.Warn("shutdown timeout while the commit was being applied: outcome unknown; closing connection without a reply", "err", err)
+		return &protoEnd{"shutdown (commit outcome unknown)"}
+	}
+	return c.commitFailed(err, dataLen)
 }
 
 // commitFailed answers a commit the storage did not take or apply: I for a

@@ -22,6 +22,12 @@ const (
 	MaxCommitLimit = 1<<32 - 1
 	// DefaultMaxInvalid caps a connection's invalid set (I7).
 	DefaultMaxInvalid = 4_194_304
+	// DefaultMaxInvalidRuns caps the runs of a connection's invalid set
+	// (I7): 16 bytes each, so 4 MiB per connection. A set of scattered
+	// oids costs a run per oid; the oid cap alone would let one
+	// connection hold 64 MiB. A commit of more scattered oids than this
+	// closes every other connection open at the time.
+	DefaultMaxInvalidRuns = 262_144
 	// DefaultMaxUnused caps a connection's unused set.
 	DefaultMaxUnused = 16_777_216
 	// DefaultRequestTimeout bounds each read inside a request.
@@ -45,6 +51,9 @@ type Config struct {
 	MaxCommit int64
 	// MaxInvalid caps each connection's invalid set (I7).
 	MaxInvalid int
+	// MaxInvalidRuns caps the runs (16 bytes each) of each connection's
+	// invalid set (I7).
+	MaxInvalidRuns int
 	// MaxUnused caps each connection's unused set.
 	MaxUnused int
 	// RequestTimeout bounds each read once a request has started (and the
@@ -106,6 +115,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInvalid <= 0 {
 		c.MaxInvalid = DefaultMaxInvalid
+	}
+	if c.MaxInvalidRuns <= 0 {
+		c.MaxInvalidRuns = DefaultMaxInvalidRuns
 	}
 	if c.MaxUnused <= 0 {
 		c.MaxUnused = DefaultMaxUnused

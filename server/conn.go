@@ -177,25 +177,27 @@ func (c *conn) kill(reason string) {
 }
 
 // addInvalid merges rs into the invalid set, closing the connection if the
-// set would exceed its cap (I7). Called by other connections' goroutines.
+// set would exceed its cap in oids or in runs (I7). Called by other
+// connections' goroutines.
 func (c *conn) addInvalid(rs []run) {
-	n, over := func() (uint64, bool) {
+	n, runs, over := func() (uint64, int, bool) {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if c.killed.Load() != nil {
-			return 0, false
+			return 0, 0, false
 		}
 		c.invalid.addRuns(rs)
-		n := c.invalid.len()
-		over := n > uint64(c.s.cfg.MaxInvalid)
+		n, runs := c.invalid.len(), len(c.invalid.runs)
+		over := n > uint64(c.s.cfg.MaxInvalid) || runs > c.s.cfg.MaxInvalidRuns
 		if over {
 			c.invalid.take() // the connection is closed; free the memory now
 		}
 		c.invalidN.Store(c.invalid.len())
-		return n, over
+		return n, runs, over
 	}()
 	if over {
-		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid)
+		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid,
+			"runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns)
 		if c.obs != nil {
 			c.obs.Error(ErrLimit)
 		}

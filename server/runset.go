@@ -62,6 +62,15 @@ func (s *runSet) addRuns(rs []run) {
 		}
 		return
 	}
+	// Few runs into a big set: insert each in place (a binary search and
+	// a memmove) rather than rebuild the whole set in a new slice, so a
+	// small commit costs little even to a connection with many runs.
+	if len(rs)*32 < len(s.runs) {
+		for _, r := range rs {
+			s.insert(r)
+		}
+		return
+	}
 	merged := make([]run, 0, len(s.runs)+len(rs))
 	i, j := 0, 0
 	var n uint64
@@ -86,6 +95,25 @@ func (s *runSet) addRuns(rs []run) {
 		}
 	}
 	s.runs, s.n = merged, n
+}
+
+// insert adds the run r to the set, merging it with the runs it overlaps
+// or touches.
+func (s *runSet) insert(r run) {
+	// runs[i:j] overlap or touch r.
+	i := sort.Search(len(s.runs), func(i int) bool { return s.runs[i].hi >= r.lo })
+	j := i + sort.Search(len(s.runs)-i, func(k int) bool { return s.runs[i+k].lo > r.hi })
+	if i == j {
+		s.runs = slices.Insert(s.runs, i, r)
+		s.n += r.hi - r.lo
+		return
+	}
+	m := run{min(s.runs[i].lo, r.lo), max(s.runs[j-1].hi, r.hi)}
+	for _, old := range s.runs[i:j] {
+		s.n -= old.hi - old.lo
+	}
+	s.n += m.hi - m.lo
+	s.runs = slices.Replace(s.runs, i, j, m)
 }
 
 // take empties the set and returns its former runs.
@@ -159,26 +187,90 @@ func (o *ownerRuns) add(lo, hi uint64, c *conn) {
 	o.runs = slices.Insert(o.runs, i, ownedRun{lo, hi, c})
 }
 
-// remove takes oid out of c's runs; it reports whether c owned it.
-func (o *ownerRuns) remove(oid uint64, c *conn) bool {
-	i := o.find(oid)
-	if i < 0 || o.runs[i].owner != c {
-		return false
+// removeSorted takes the oids of sorted (ascending, distinct) that c owns
+// out of c's runs and returns them as runs. It is one pass whatever the
+// order the commit listed them in: a binary search per run touched
+// (O(k log n) for k oids) and, if anything was taken, one copy of the run
+// list, instead of a slice insertion per oid (quadratic for a commit of
+// every other oid of a run in descending order).
+func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
+	var out []ownedRun // the new list, built once something is taken
+	var taken []run
+	pos := 0 // o.runs[:pos] are in out already (or untouched if out is nil)
+	for k := 0; k < len(sorted); {
+		oid := sorted[k]
+		rest := o.runs[pos:]
+		i := pos + sort.Search(len(rest), func(j int) bool { return rest[j].hi > oid })
+		if i == len(o.runs) {
+			break // no run holds oid or anything above it
+		}
+		r := o.runs[i]
+		if oid < r.lo {
+			k++ // nobody's
+			continue
+		}
+		// sorted[k:j] lie in r.
+		j := k + 1
+		for j < len(sorted) && sorted[j] < r.hi {
+			j++
+		}
+		if r.owner != c {
+			k = j
+			continue
+		}
+		if out == nil {
+			out = make([]ownedRun, 0, len(o.runs)+(j-k))
+		}
+		out = append(out, o.runs[pos:i]...)
+		lo := r.lo
+		for _, x := range sorted[k:j] {
+			if x > lo {
+				out = append(out, ownedRun{lo, x, c})
+			}
+			lo = x + 1
+			if n := len(taken); n > 0 && taken[n-1].hi == x {
+				taken[n-1].hi++
+			} else {
+				taken = append(taken, run{x, x + 1})
+			}
+		}
+		if lo < r.hi {
+			out = append(out, ownedRun{lo, r.hi, c})
+		}
+		pos = i + 1
+		k = j
 	}
-	r := &o.runs[i]
-	switch {
-	case r.lo == oid && r.hi == oid+1:
-		o.runs = slices.Delete(o.runs, i, i+1)
-	case r.lo == oid:
-		r.lo++
-	case r.hi == oid+1:
-		r.hi--
-	default:
-		tail := ownedRun{oid + 1, r.hi, c}
-		r.hi = oid
-		o.runs = slices.Insert(o.runs, i+1, tail)
+	if out != nil {
+		o.runs = append(out, o.runs[pos:]...)
 	}
-	return true
+	return taken
+}
+
+// restore gives c back the runs rs (sorted, disjoint, owned by nobody now),
+// as taken by removeSorted for a commit that was then refused: one merge.
+func (o *ownerRuns) restore(rs []run, c *conn) {
+	if len(rs) == 0 {
+		return
+	}
+	out := make([]ownedRun, 0, len(o.runs)+len(rs))
+	push := func(r ownedRun) {
+		if n := len(out); n > 0 && out[n-1].owner == r.owner && out[n-1].hi == r.lo {
+			out[n-1].hi = r.hi
+			return
+		}
+		out = append(out, r)
+	}
+	i, j := 0, 0
+	for i < len(o.runs) || j < len(rs) {
+		if j == len(rs) || (i < len(o.runs) && o.runs[i].lo < rs[j].lo) {
+			push(o.runs[i])
+			i++
+		} else {
+			push(ownedRun{rs[j].lo, rs[j].hi, c})
+			j++
+		}
+	}
+	o.runs = out
 }
 
 // removeOwner drops every run of c and returns how many oids it held.

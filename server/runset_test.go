@@ -71,7 +71,7 @@ func TestOwnerRunsModel(t *testing.T) {
 			}
 			x := uint64(rng.IntN(int(next)))
 			want := model[x] == c
-			if got := o.remove(x, c); got != want {
+			if got := len(o.removeSorted([]uint64{x}, c)) == 1; got != want {
 				t.Fatalf("step %d: remove(%d) = %v, want %v", step, x, got, want)
 			}
 			if want {
@@ -95,6 +95,120 @@ func TestOwnerRunsModel(t *testing.T) {
 		for x := uint64(0); x < next; x++ {
 			if o.owner(x) != model[x] {
 				t.Fatalf("step %d: owner(%d) wrong", step, x)
+			}
+		}
+	}
+}
+
+// removeSorted and restore against a map model, with commits of random
+// oid sets (some owned by the committer, some by others, some by nobody).
+func TestOwnerRunsBatchModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	conns := []*conn{{id: 1}, {id: 2}, {id: 3}}
+	var o ownerRuns
+	model := map[uint64]*conn{}
+	next := uint64(0)
+	for step := range 3000 {
+		c := conns[rng.IntN(len(conns))]
+		if rng.IntN(3) == 0 {
+			k := uint64(1 + rng.IntN(8))
+			o.add(next, next+k, c)
+			for x := next; x < next+k; x++ {
+				model[x] = c
+			}
+			next += k
+			continue
+		}
+		set := map[uint64]bool{}
+		for range rng.IntN(12) {
+			set[uint64(rng.IntN(int(next)+3))] = true
+		}
+		var sorted []uint64
+		for x := range set {
+			sorted = append(sorted, x)
+		}
+		slices.Sort(sorted)
+		var want []uint64
+		for _, x := range sorted {
+			if model[x] == c {
+				want = append(want, x)
+			}
+		}
+		taken := o.removeSorted(sorted, c)
+		var got []uint64
+		for _, r := range taken {
+			for x := r.lo; x < r.hi; x++ {
+				got = append(got, x)
+			}
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("step %d: removeSorted(%v) took %v, want %v", step, sorted, got, want)
+		}
+		if slices.Equal(taken, runsOf(want)) == false {
+			t.Fatalf("step %d: taken runs %v not maximal", step, taken)
+		}
+		if rng.IntN(4) == 0 { // the commit was refused: give them back
+			o.restore(taken, c)
+		} else {
+			for _, x := range want {
+				delete(model, x)
+			}
+		}
+		for i := 1; i < len(o.runs); i++ {
+			p, r := o.runs[i-1], o.runs[i]
+			if r.lo < p.hi || (r.lo == p.hi && r.owner == p.owner) || r.lo >= r.hi {
+				t.Fatalf("step %d: runs %d, %d: %+v %+v", step, i-1, i, p, r)
+			}
+		}
+		for x := uint64(0); x < next+3; x++ {
+			if o.owner(x) != model[x] {
+				t.Fatalf("step %d: owner(%d) wrong", step, x)
+			}
+		}
+	}
+}
+
+// runSet with few runs added to a big set (the in-place insertion path)
+// against a map model.
+func TestRunSetInsertModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	for round := range 100 {
+		var s runSet
+		model := map[uint64]bool{}
+		var oids []uint64
+		for range 400 {
+			o := uint64(rng.IntN(2000))
+			oids = append(oids, o)
+			model[o] = true
+		}
+		slices.Sort(oids)
+		s.addRuns(runsOf(oids))
+		for range 20 {
+			var add []uint64
+			for range 1 + rng.IntN(3) {
+				lo := uint64(rng.IntN(2010))
+				for o := lo; o < lo+uint64(rng.IntN(6)); o++ {
+					add = append(add, o)
+					model[o] = true
+				}
+			}
+			slices.Sort(add)
+			if len(runsOf(add))*32 >= len(s.runs) {
+				t.Fatalf("round %d: test does not reach the insertion path", round)
+			}
+			s.addRuns(runsOf(add))
+		}
+		if s.len() != uint64(len(model)) {
+			t.Fatalf("round %d: len %d, model %d", round, s.len(), len(model))
+		}
+		for o := uint64(0); o < 2020; o++ {
+			if s.contains(o) != model[o] {
+				t.Fatalf("round %d: contains(%d) = %v", round, o, s.contains(o))
+			}
+		}
+		for i := 1; i < len(s.runs); i++ {
+			if s.runs[i].lo <= s.runs[i-1].hi {
+				t.Fatalf("round %d: runs not disjoint and separated at %d", round, i)
 			}
 		}
 	}

@@ -272,15 +272,21 @@ func (s *Server) invalidate(rs []run, skip *conn) {
 	if len(rs) == 0 {
 		return
 	}
+	// Merge outside s.mu: a connection that opens meanwhile has loaded
+	// nothing older than this change (it is visible already, I6), and
+	// accepts, closes and other invalidations need not wait for the
+	// merges.
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	n := 0
+	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
-		if c == skip {
-			continue
+		if c != skip {
+			conns = append(conns, c)
 		}
+	}
+	s.mu.Unlock()
+	n := len(conns)
+	for _, c := range conns {
 		c.addInvalid(rs)
-		n++
 	}
 	if s.cfg.Observer != nil && n > 0 {
 		var oids uint64
@@ -338,7 +344,11 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 	// A5 root release: ROOT_OID without a record and in nobody's unused set
 	// is handed out again, first.
 	if !s.rootStored && s.owners.owner(record.RootOID) == nil && s.allocCursorLocked() > 0 {
-		if s.rootExists() {
+		exists, err := s.rootExists()
+		if err != nil {
+			return b, err
+		}
+		if exists {
 			s.rootStored = true
 		} else {
 			b = record.AppendOID(b, record.RootOID)
@@ -356,8 +366,14 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 		if !s.roInit {
 			s.roNext, s.roInit = s.st.AllocCursor(), true
 		}
-		if s.roNext == record.RootOID && s.rootExists() {
-			s.roNext++
+		if s.roNext == record.RootOID {
+			exists, err := s.rootExists()
+			if err != nil {
+				return b, err
+			}
+			if exists {
+				s.roNext++
+			}
 		}
 		first = s.roNext
 		s.roNext += uint64(n)
@@ -369,7 +385,15 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 		}
 		// ROOT_OID committed before anybody asked for oids (C31): never
 		// hand it out; the next oid of the run replaces it.
-		if first == record.RootOID && (s.rootStored || s.rootExists()) {
+		exists := s.rootStored
+		if first == record.RootOID && !exists {
+			if exists, err = s.rootExists(); err != nil {
+				// The run is reserved (A4) but handed to nobody: those
+				// oids are lost, never reused (A1).
+				return b, err
+			}
+		}
+		if first == record.RootOID && exists {
 			s.rootStored = true
 			if _, err := s.st.AllocOIDs(1); err != nil {
 				return b, fmt.Errorf("allocating 1 oid: %w", err)
@@ -394,10 +418,18 @@ func (s *Server) allocCursorLocked() uint64 {
 	return s.st.AllocCursor()
 }
 
-// rootExists reports whether ROOT_OID has a record.
-func (s *Server) rootExists() bool {
+// rootExists reports whether ROOT_OID has a record. Only ErrNoRecord
+// means absent: any other Load error is returned, so that a root that may
+// exist is never handed out as new (A5).
+func (s *Server) rootExists() (bool, error) {
 	_, err := s.st.Load(record.RootOID)
-	return err == nil
+	switch {
+	case err == nil:
+		return true, nil
+	case errors.Is(err, ErrNoRecord):
+		return false, nil
+	}
+	return false, fmt.Errorf("server: looking up ROOT_OID: %w", err)
 }
 
 // addrString formats a listener or peer address for logs; abstract unix

@@ -2,6 +2,8 @@ package txn
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"sync"
 	"time"
 )
@@ -11,11 +13,22 @@ import (
 const DefaultLease = 5 * time.Second
 
 // Token is the commit token of PROTOCOL.md §5.4. At most one Hold is live at
-// a time; waiters are granted the token in arrival order (FIFO). A holder
-// that keeps the token longer than the lease while somebody waits has its
-// Hold revoked and the token passes on, unless the holder has pinned the Hold
-// (it is applying its transaction; applying is short and never waits for the
+// a time; waiters are granted the token in arrival order (FIFO; a Requeue
+// keeps the arrival of the revoked Hold it replaces). A holder that keeps
+// the token longer than the lease while somebody waits has its Hold revoked
+// and the token passes on, unless the holder has pinned the Hold (it is
+// applying its transaction; applying is short and never waits for the
 // client).
+//
+// Fairness: a holder is also revoked, however recently it was granted, once
+// the oldest waiter has waited a whole lease. So a queue of holders that
+// never pin (clients that stall after phase 1) is passed over at once when
+// its head is overdue, and no waiter waits much more than one lease after
+// the holder it found on arrival gave up or ran out, whatever the number of
+// stallers queued ahead of it (a FIFO with a per-holder lease would make it
+// wait one lease per staller). The price is paid only when waits already
+// exceed the lease: a holder granted then may be revoked before its data
+// arrives; its Requeue keeps its old arrival, so it is granted next.
 //
 // The Token also keeps the commit sequence number: Done(true) increases it,
 // so a holder whose Hold was revoked can tell, by comparing Seq with the value
@@ -52,6 +65,7 @@ type Hold struct {
 	t       *Token
 	state   holdState // guarded by t.mu
 	granted chan struct{}
+	arrival time.Time // when first queued (kept by Requeue)
 	since   time.Time // when granted
 	seq     uint64    // Token's sequence number when granted
 }
@@ -94,7 +108,20 @@ func (t *Token) Waiting() int {
 // If ctx ends first it returns ctx's error and leaves the queue. The caller
 // must end the Hold with Release or Done.
 func (t *Token) Acquire(ctx context.Context) (*Hold, error) {
-	h := &Hold{t: t}
+	return t.acquire(ctx, time.Now())
+}
+
+// Requeue is Acquire for the holder of prev, a Hold that was revoked (or
+// has ended): the new Hold is queued by prev's arrival, ahead of callers
+// that arrived after prev was first queued. Its sequence number is that of
+// its own grant; compare with prev.Seq to apply rule 9.
+func (t *Token) Requeue(ctx context.Context, prev *Hold) (*Hold, error) {
+	return t.acquire(ctx, prev.arrival)
+}
+
+// acquire queues a Hold that arrived at arrival and waits for its grant.
+func (t *Token) acquire(ctx context.Context, arrival time.Time) (*Hold, error) {
+	h := &Hold{t: t, arrival: arrival}
 	t.mu.Lock()
 	if t.holder == nil && len(t.waiters) == 0 {
 		t.grantLocked(h)
@@ -102,7 +129,9 @@ func (t *Token) Acquire(ctx context.Context) (*Hold, error) {
 		return h, nil
 	}
 	h.granted = make(chan struct{})
-	t.waiters = append(t.waiters, h)
+	// Keep the queue ordered by arrival (stable: after equal arrivals).
+	i := sort.Search(len(t.waiters), func(i int) bool { return t.waiters[i].arrival.After(arrival) })
+	t.waiters = slices.Insert(t.waiters, i, h)
 	t.armLocked()
 	t.mu.Unlock()
 
@@ -159,6 +188,18 @@ func (t *Token) passLocked() {
 	t.grantLocked(next)
 }
 
+// deadlineLocked is when the revocable holder h loses the token while
+// somebody waits: one lease after it was granted or after the oldest
+// waiter arrived, whichever is earlier. t.mu is held; t.waiters is not
+// empty.
+func (t *Token) deadlineLocked(h *Hold) time.Time {
+	start := h.since
+	if a := t.waiters[0].arrival; a.Before(start) {
+		start = a
+	}
+	return start.Add(t.lease)
+}
+
 // armLocked (re)schedules the lease timer when a revocable holder exists
 // and somebody waits, and stops it otherwise. t.mu is held.
 func (t *Token) armLocked() {
@@ -169,7 +210,7 @@ func (t *Token) armLocked() {
 		}
 		return
 	}
-	d := time.Until(h.since.Add(t.lease))
+	d := time.Until(t.deadlineLocked(h))
 	if d < 0 {
 		d = 0
 	}
@@ -181,22 +222,27 @@ func (t *Token) armLocked() {
 }
 
 // expire runs on the lease timer: it revokes an overdue revocable holder
-// when somebody waits.
+// when somebody waits, and goes on down the queue while the oldest waiter
+// is overdue (each newly granted holder is then revoked at once: it has
+// not pinned, and a waiter has waited a lease already).
 func (t *Token) expire() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	h := t.holder
-	if h == nil || h.state != holdHeld || len(t.waiters) == 0 {
-		return
+	for {
+		h := t.holder
+		if h == nil || h.state != holdHeld || len(t.waiters) == 0 {
+			t.armLocked()
+			return
+		}
+		if time.Now().Before(t.deadlineLocked(h)) {
+			t.armLocked()
+			return
+		}
+		h.state = holdRevoked
+		t.holder = nil
+		t.revokes++
+		t.passLocked()
 	}
-	if time.Since(h.since) < t.lease {
-		t.armLocked()
-		return
-	}
-	h.state = holdRevoked
-	t.holder = nil
-	t.revokes++
-	t.passLocked()
 }
 
 // Seq returns the Token's sequence number at the moment h was granted.

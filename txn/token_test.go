@@ -212,3 +212,119 @@ func TestTokenMutualExclusion(t *testing.T) {
 		t.Fatal("nothing applied")
 	}
 }
+
+// waitQueued polls until n callers wait for tok.
+func waitQueued(t *testing.T, tok *Token, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for tok.Waiting() != n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d waiters, want %d", tok.Waiting(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// Fairness under stallers: holders that never pin are passed over once the
+// oldest waiter has waited one lease, so the last of many waiters queued
+// behind stallers is granted within about one lease of its arrival, not
+// one lease per staller ahead of it.
+func TestTokenStallersPassedOver(t *testing.T) {
+	const lease = 100 * time.Millisecond
+	const stallers = 40
+	tok := NewToken(lease)
+	ctx := context.Background()
+	first, err := tok.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Release()
+	var wg sync.WaitGroup
+	for i := range stallers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h, err := tok.Acquire(ctx)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			_ = h // stalls: never pins, never releases; the lease takes it
+		}()
+		waitQueued(t, tok, i+1)
+	}
+	start := time.Now()
+	h, err := tok.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waited := time.Since(start)
+	if !h.Pin() {
+		// Nobody waits behind it: it cannot have been revoked.
+		t.Fatal("the honest holder was revoked with nobody waiting")
+	}
+	h.Done(true)
+	wg.Wait()
+	// One lease for the holder and the oldest waiter's wait, whatever the
+	// number of stallers; generous slack for -race and a loaded machine.
+	if waited > 2*lease+400*time.Millisecond {
+		t.Fatalf("waited %v behind %d stallers with a %v lease (FIFO would be %v)", waited, stallers, lease, stallers*lease)
+	}
+	if tok.Revocations() < stallers {
+		t.Fatalf("revocations %d, want at least %d", tok.Revocations(), stallers)
+	}
+}
+
+// Requeue keeps the revoked hold's place by arrival: it is granted before
+// callers that arrived after it.
+func TestTokenRequeueKeepsArrival(t *testing.T) {
+	const lease = 50 * time.Millisecond
+	tok := NewToken(lease)
+	ctx := context.Background()
+	a, err := tok.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan *Hold, 1)
+	go func() {
+		h, err := tok.Acquire(ctx) // b, arrives after a
+		if err != nil {
+			t.Error(err)
+		}
+		got <- h
+	}()
+	waitQueued(t, tok, 1)
+	b := <-got // a is revoked by the lease; b holds
+	if !a.Revoked() {
+		t.Fatal("a not revoked")
+	}
+	if !b.Pin() {
+		t.Fatal("b revoked")
+	}
+	// c arrives (after a), then a requeues: a goes first.
+	order := make(chan string, 2)
+	go func() {
+		h, err := tok.Acquire(ctx)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		order <- "c"
+		h.Release()
+	}()
+	waitQueued(t, tok, 1)
+	go func() {
+		h, err := tok.Requeue(ctx, a)
+		if err != nil {
+			t.Error(err)
+			return
+		}
+		order <- "a"
+		h.Release()
+	}()
+	waitQueued(t, tok, 2)
+	b.Done(true)
+	if x, y := <-order, <-order; x != "a" || y != "c" {
+		t.Fatalf("grant order %s, %s; want a, c", x, y)
+	}
+}

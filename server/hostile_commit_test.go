@@ -1,0 +1,271 @@
+package server
+
+import (
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/wire"
+)
+
+// A frame length that runs past the commit data with fewer than 8 bytes
+// left (so no oid can be read) is answered E, not a recovered panic.
+func TestShortLastFrame(t *testing.T) {
+	ts := startServer(t, Config{}, newMemStore())
+	c := ts.dial(t)
+	c.begin()
+	if st := c.commitData([]byte{0, 0, 0, 0x64, 0, 0}); st != statusRefused {
+		t.Fatalf("status %q, want E", st)
+	}
+	// The connection is still served.
+	if inv := c.sync(); len(inv) != 0 {
+		t.Fatalf("invalid %v", inv)
+	}
+	if containsLog(ts, "panic") {
+		t.Fatal("the commit reached a recovered panic")
+	}
+}
+
+// loadFailStore is a memStore whose Load of ROOT_OID fails with an error
+// other than "no record" while fail is set.
+type loadFailStore struct {
+	*memStore
+	fail atomic.Bool
+}
+
+func (s *loadFailStore) Load(oid uint64) ([]byte, error) {
+	if oid == record.RootOID && s.fail.Load() {
+		return nil, errTest
+	}
+	return s.memStore.Load(oid)
+}
+
+// rootExists treats only "no record" as absent: when Load(0) fails
+// otherwise, an allocation that would hand ROOT_OID out again (A5) fails
+// (the connection is closed) rather than handing out a root that may exist.
+func TestRootReleaseLoadError(t *testing.T) {
+	st := &loadFailStore{memStore: newMemStore()}
+	ts := startServer(t, Config{}, st)
+	a := ts.dial(t)
+	if o := a.newOIDs(2); o[0] != record.RootOID {
+		t.Fatalf("first oids %v", o)
+	}
+	a.send([]byte{'.'})
+	a.expectClosed(5 * time.Second)
+	// ROOT_OID is released (A5): the next allocation would hand it out
+	// again if Load(0) said it has no record; here Load(0) fails.
+	st.fail.Store(true)
+	b := ts.dial(t)
+	waitFor(t, 5*time.Second, "a's unused set released", func() bool { return ts.srv.NumConns() == 1 })
+	b.send([]byte{'N'})
+	b.expectClosed(5 * time.Second)
+	if !containsLog(ts, "oid allocation failed") {
+		t.Fatal("allocation failure not logged")
+	}
+	// Once Load(0) works again, the root is handed out as A5 says.
+	st.fail.Store(false)
+	c := ts.dial(t)
+	if o := c.newOIDs(1); o[0] != record.RootOID {
+		t.Fatalf("after recovery: %v", o)
+	}
+}
+
+// §5.5: a commit refused with I for a dangling reference (rule 10)
+// invalidates nothing for the others, keeps the committer's unused oids
+// its own and does not advance the commit sequence, on every storage.
+func TestDanglingRefusedWithoutSideEffects(t *testing.T) {
+	forEachStore(t, func(t *testing.T, open func(testing.TB) Storage) {
+		ts := startServer(t, Config{}, open(t))
+		a := ts.dial(t)
+		b := ts.dial(t)
+		if _, st := a.commit(rec(0, "root")); st != 'O' {
+			t.Fatalf("root: %q", st)
+		}
+		o := a.newOIDs(3) // o[0] stored below, o[1] and o[2] stay unused
+		if _, st := a.commit(rec(o[0], "x"), rec(0, "root", o[0])); st != 'O' {
+			t.Fatalf("setup: %q", st)
+		}
+		b.sync()
+		if st, _ := b.load(o[0]); st != 'O' {
+			t.Fatalf("b loads o[0]: %q", st)
+		}
+		seq := ts.srv.Token().Seq()
+		// A updates o[0] and stores o[1], which refers to o[2]: no record.
+		if _, st := a.commit(rec(o[0], "x2", o[1]), rec(o[1], "y", o[2])); st != 'I' {
+			t.Fatalf("dangling: %q, want I", st)
+		}
+		if got := ts.srv.Token().Seq(); got != seq {
+			t.Fatalf("sequence %d → %d", seq, got)
+		}
+		if inv := b.sync(); len(inv) != 0 {
+			t.Fatalf("b told %v changed by a refused commit", inv)
+		}
+		if st, r := b.load(o[0]); st != 'O' || string(r) != string(rec(o[0], "x")) {
+			t.Fatalf("o[0] changed: %q", st)
+		}
+		// A's unused oids are still A's: B may not commit them (rule 7).
+		if _, st := b.commit(rec(o[1], "stolen")); st != 'E' {
+			t.Fatalf("b commits a's unused oid: %q, want E", st)
+		}
+		// and A still can.
+		if _, st := a.commit(rec(o[2], "z"), rec(o[1], "y", o[2]), rec(o[0], "x2", o[1])); st != 'O' {
+			t.Fatalf("a's retry: %q", st)
+		}
+	})
+}
+
+// A commit refused when the storage applies it (E, rule 11, decided after
+// the token passed on) frees none of the committer's oids. (Its
+// invalidations went out and the sequence counted it: both were decided
+// before the outcome was known, and both are only ever needless.)
+func TestApplyFailureKeepsUnused(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{}, m)
+	a := ts.dial(t)
+	b := ts.dial(t)
+	if _, st := a.commit(rec(0, "root")); st != 'O' {
+		t.Fatalf("root: %q", st)
+	}
+	o := a.newOIDs(2)
+	m.applyErr = errTest
+	if _, st := a.commit(rec(o[0], "x"), rec(o[1], "y")); st != 'E' {
+		t.Fatalf("apply failure: %q, want E", st)
+	}
+	m.applyErr = nil
+	b.sync()
+	if _, st := b.commit(rec(o[1], "stolen")); st != 'E' {
+		t.Fatalf("b commits a's unused oid after a's refused commit: %q, want E", st)
+	}
+	if _, st := a.commit(rec(o[1], "y")); st != 'O' {
+		t.Fatalf("a commits its own oid: %q", st)
+	}
+	// Committed now: no longer a's.
+	if _, st := b.commit(rec(o[1], "b's update")); st != 'O' {
+		t.Fatalf("b updates a committed oid: %q", st)
+	}
+}
+
+// A commit whose durability wait is cut short by the shutdown timeout has
+// an unknown outcome (the engine may still apply it): the connection is
+// closed without a reply, never answered E.
+func TestShutdownWaitNoFalseE(t *testing.T) {
+	m := newMemStore()
+	ts := startServer(t, Config{ShutdownTimeout: 100 * time.Millisecond}, m)
+	a := ts.dial(t)
+	if _, st := a.commit(rec(0, "root")); st != 'O' {
+		t.Fatalf("root: %q", st)
+	}
+	m.waitDelay = time.Hour
+	a.begin()
+	a.send(u32(uint32(len(txnData(rec(0, "root2"))))), txnData(rec(0, "root2")))
+	waitFor(t, 5*time.Second, "the commit waiting for durability", func() bool { return m.commits.Load() == 2 })
+	go ts.srv.Close()
+	a.expectClosed(10 * time.Second)
+	ts.stop(t)
+	if containsLog(ts, "rule=11") {
+		t.Fatal("the cut-short wait was logged as a storage failure (E)")
+	}
+	if !containsLog(ts, "outcome unknown") {
+		t.Fatal("no log line saying the outcome is unknown")
+	}
+}
+
+// Fair commits (issue: hostile clients): however many connections send C
+// and never send phase 2, a well-behaved client's commit completes within
+// two leases, and loads are answered meanwhile. With a FIFO of full leases
+// it would wait one lease per staller.
+func TestStallersDoNotStarveCommits(t *testing.T) {
+	const lease = 500 * time.Millisecond
+	const stallers = 50
+	ts := startServer(t, Config{CommitLease: lease, RequestTimeout: time.Minute}, newMemStore())
+	honest, err := wire.Dial(ts.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer honest.Close()
+	oids, err := honest.NewOIDs(2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, st, err := honest.Commit([][]byte{rec(0, "root")}); err != nil || st != 'O' {
+		t.Fatalf("root: %q %v", st, err)
+	}
+	for range stallers {
+		s := ts.dialRaw(t)
+		s.send([]byte{'C'}) // and nothing more
+	}
+	tok := ts.srv.Token()
+	waitFor(t, 10*time.Second, "the stallers queued", func() bool { return tok.Waiting() == stallers-1 })
+
+	loads := make(chan error, 1)
+	go func() {
+		lc, err := wire.Dial(ts.addr, 10*time.Second)
+		if err != nil {
+			loads <- err
+			return
+		}
+		defer lc.Close()
+		for range 20 {
+			if st, _, err := lc.Load(0); err != nil || st != 'O' {
+				loads <- fmt.Errorf("load during the stall: %q %v", st, err)
+				return
+			}
+		}
+		loads <- nil
+	}()
+
+	start := time.Now()
+	_, st, err := honest.Commit([][]byte{rec(oids[1], "honest"), rec(0, "root", oids[1])})
+	took := time.Since(start)
+	if err != nil || st != 'O' {
+		t.Fatalf("honest commit: %q %v", st, err)
+	}
+	if err := <-loads; err != nil {
+		t.Fatal(err)
+	}
+	// Two leases, plus slack for -race on a loaded machine; FIFO: 25 s.
+	if took > 2*lease+time.Second {
+		t.Fatalf("honest commit behind %d stallers took %v (lease %v)", stallers, took, lease)
+	}
+	t.Logf("honest commit behind %d stallers: %v (lease %v)", stallers, took, lease)
+}
+
+// I7 counts runs as well as oids: a connection whose invalid set would
+// hold more runs than MaxInvalidRuns is closed; one with many oids in few
+// runs is not.
+func TestInvalidRunsCap(t *testing.T) {
+	ts := startServer(t, Config{MaxInvalidRuns: 50}, newMemStore())
+	a := ts.dial(t)
+	calm := ts.dial(t)
+	victim := ts.dial(t)
+	o := a.newOIDs(200)
+	var recs [][]byte
+	for _, x := range o[:150] {
+		recs = append(recs, rec(x, "x"))
+	}
+	if _, st := a.commit(recs...); st != 'O' { // 150 oids, one run
+		t.Fatal(st)
+	}
+	if inv := calm.sync(); len(inv) != 150 {
+		t.Fatalf("calm told %d oids, want 150", len(inv))
+	}
+	recs = recs[:0]
+	for i := 0; i < 120; i += 2 { // 60 runs of one oid
+		recs = append(recs, rec(o[i], "y"))
+	}
+	if _, st := a.commit(recs...); st != 'O' {
+		t.Fatal(st)
+	}
+	// The victim never synced: the 60 oids fall in its one run of 150,
+	// and it stays. Calm synced in between, so it now holds 60 runs:
+	// over the cap.
+	calm.expectClosed(5 * time.Second)
+	if inv := victim.sync(); len(inv) != 150 {
+		t.Fatalf("victim told %d oids, want 150", len(inv))
+	}
+	if !containsLog(ts, "max_runs=50") {
+		t.Fatal("I7 by runs not logged")
+	}
+}
