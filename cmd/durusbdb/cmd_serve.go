@@ -71,6 +71,7 @@ func serveCommand() *command {
 		noQuit := fs.Bool("no-quit", false, "ignore Q requests from clients (log them and close that connection)")
 		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
 		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
+		maxInvalidRuns := fs.Int("max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
 		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
 		allowQuit := fs.String("allow-quit", "local", "who may stop the server with Q: any, local (unix socket and loopback peers) or none")
 		tlsCert := fs.String("tls-cert", "", "serve TLS with this PEM certificate (chain); needs --tls-key")
@@ -188,8 +189,8 @@ func serveCommand() *command {
 		if err != nil || mc <= 0 || mc > server.MaxCommitLimit {
 			return &usageError{fmt.Sprintf("--max-commit: bad value %q (1 to 4294967295 bytes)", *maxCommit)}
 		}
-		if *maxBulk <= 0 || *maxConns <= 0 || *lease <= 0 || *gcbytes < 0 {
-			return &usageError{"--max-bulk, --max-connections and --commit-lease must be positive, --gcbytes not negative"}
+		if *maxBulk <= 0 || *maxConns <= 0 || *maxInvalidRuns <= 0 || *lease <= 0 || *gcbytes < 0 {
+			return &usageError{"--max-bulk, --max-connections, --max-invalid-runs and --commit-lease must be positive, --gcbytes not negative"}
 		}
 		if f.dir == "" {
 			return &usageError{"--dir is required"}
@@ -206,6 +207,7 @@ func serveCommand() *command {
 			MaxCommit:      mc,
 			CommitLease:    *lease,
 			MaxConnections: *maxConns,
+			MaxInvalidRuns: *maxInvalidRuns,
 			IdleTimeout:    *idle,
 			NoQuit:         *noQuit,
 			GCBytes:        *gcbytes,
