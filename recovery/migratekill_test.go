@@ -134,7 +134,8 @@ func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
 		return out.String(), err
 	case <-time.After(d):
 		cmd.Process.Signal(os.Interrupt)
-		return out.String(), <-done
+		err := <-done // the output is complete only once Wait returned
+		return out.String(), err
 	}
 }
 
