@@ -229,6 +229,10 @@ func TestLevelDBFullBackupsOnly(t *testing.T) {
 	if !errors.Is(err, ErrNoLogArchive) {
 		t.Fatalf("leveldb restore --until: %v", err)
 	}
+	b, err := exec.Command(durusbdbBin(t), "backup", "--dir", dir, "--incremental", out).CombinedOutput()
+	if err == nil || !strings.Contains(string(b), "LevelDB keeps no log archive") {
+		t.Fatalf("durusbdb backup --incremental of a LevelDB database: %v\n%s", err, b)
+	}
 	if _, err := VerifyBackup(ctx, out, VerifyOptions{Options: quietOpts()}); err != nil {
 		t.Fatalf("verify a leveldb backup: %v", err)
 	}
@@ -308,5 +312,15 @@ func TestIncrementalHotPointInTime(t *testing.T) {
 	}
 	if !has(all, a) || !has(all, b) || !has(all, c) {
 		t.Fatalf("restore of the chain: A %v B %v C %v (want all)", has(all, a), has(all, b), has(all, c))
+	}
+	// A time before any checkpoint of the backup's logs: refused with
+	// the reason, and the target left empty for another try.
+	early := filepath.Join(t.TempDir(), "early")
+	_, err = Restore(ctx, out, early, RestoreOptions{Options: quietOpts(), Until: time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)})
+	if err == nil || !strings.Contains(err.Error(), "checkpoint") {
+		t.Fatalf("restore --until 2020: %v", err)
+	}
+	if _, serr := os.Stat(early); serr == nil {
+		t.Fatalf("a failed restore --until left %s", early)
 	}
 }

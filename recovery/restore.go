@@ -118,6 +118,17 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 			r, err = recoverBDBUntil(ctx, dir, opts.Until, opts.Options)
 		}
 		if err != nil {
+			if !opts.Until.IsZero() {
+				// Leave dir as it was: another try (a later --until)
+				// needs it empty.
+				if created {
+					os.RemoveAll(dir)
+				} else {
+					removeContents(dir)
+				}
+				return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery until %s (the backup was made %s, its newest part %s; the time must come after a checkpoint in the backup's log files: every increment writes one, a server one every --checkpoint-interval): %w",
+					dir, opts.Until.Format(time.RFC3339), m.Created.Format(time.RFC3339), res.Through.Format(time.RFC3339), err)
+			}
 			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
 		}
 		r.Log(opts.logger())
