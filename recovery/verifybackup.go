@@ -3,6 +3,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ type VerifyResult struct {
 func VerifyBackup(ctx context.Context, in string, opts VerifyOptions) (*VerifyResult, error) {
 	start := time.Now()
 	log := opts.logger()
+	if _, err := os.Stat(in); err != nil {
+		return nil, fmt.Errorf("recovery: verify %s: %w", in, err)
+	}
 	parent := opts.TempDir
 	if parent == "" {
 		abs, err := filepath.Abs(in)

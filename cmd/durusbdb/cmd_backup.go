@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/durusbdb/durusbdb/recovery"
@@ -27,8 +28,28 @@ func backupCommand() *command {
 		verify := fs.Bool("verify", false, "check the backup OUT without restoring it: every checksum of its manifests, then a trial restore and check in a temporary directory (--dir not needed)")
 		keep := fs.Int("keep", 0, "retention: after a full backup, keep the newest N complete backups of the same database among the entries of OUT's parent directory, removing older ones (0: remove nothing)")
 		tmpDir := fs.String("tmp-dir", "", "with --verify: where the trial restore goes (default: the directory holding OUT)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
+		src, err := parseConfigFlags(c, cio, fs, args)
+		if err != nil {
 			return err
+		}
+		// A flag that does not apply to the mode asked for is an error on
+		// the command line, and ignored when it comes from DURUSBDB_* or a
+		// config file (DURUSBDB_DIR set for every command must not break
+		// backup --verify).
+		given := func(name string) bool { return src[name] == srcFlag }
+		if *verify || *incremental {
+			if !given("keep") {
+				*keep = 0
+			}
+			if !given("stream") {
+				*streamOut = false
+			}
+		}
+		if *verify && !given("dir") {
+			*dir = ""
+		}
+		if !*verify && !given("tmp-dir") {
+			*tmpDir = ""
 		}
 		if *dir == "" && !*verify {
 			return &usageError{"--dir is required"}
@@ -63,8 +84,11 @@ func backupCommand() *command {
 		switch {
 		case *verify:
 			res, err := recovery.VerifyBackup(ctx, out, recovery.VerifyOptions{Options: ropts, TempDir: *tmpDir})
-			if err != nil {
+			if errors.Is(err, recovery.ErrBadBackup) {
 				return &exitError{exitProblems, err}
+			}
+			if err != nil {
+				return err
 			}
 			m := res.Manifest
 			fmt.Fprintf(cio.stdout, "backup %s verified (%s backup of %s made %s, %d increments): %d files, %d bytes; trial restore: %d objects, %d references, check ok, in %v\n",
