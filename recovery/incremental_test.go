@@ -107,9 +107,21 @@ func TestIncrementalOfflineChainVerifies(t *testing.T) {
 	for k, v := range commitBig(t, dir, 300, 2000, true) {
 		want[k] = v
 	}
+	// What a killed increment leaves: a staging directory in increments/,
+	// which neither blocks nor joins the next one.
+	stale := filepath.Join(out, IncrementsDir, stagePrefix+"999")
+	if err := os.MkdirAll(stale, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(stale, "log.0000000001"), []byte("partial"), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	r2, err := BackupIncremental(ctx, dir, out, BackupOptions{Options: quietOpts()})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); err == nil {
+		t.Fatalf("the staging directory of a killed increment is still there")
 	}
 	if r2.Manifest.Increment != 2 {
 		t.Fatalf("second increment: %+v", r2.Manifest)

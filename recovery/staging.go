@@ -32,6 +32,11 @@ func newStaging(parent string, log *slog.Logger) (*staging, error) {
 	if err != nil {
 		return nil, fmt.Errorf("staging directory in %s: %w", parent, err)
 	}
+	// It becomes the backup directory: the mode backups always had.
+	if err := os.Chmod(dir, 0o750); err != nil {
+		os.RemoveAll(dir)
+		return nil, fmt.Errorf("staging directory %s: %w", dir, err)
+	}
 	f, err := os.Open(dir)
 	if err != nil {
 		os.RemoveAll(dir)
