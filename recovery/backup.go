@@ -88,6 +88,12 @@ var (
 // opts.Stream a new file. It works while a server is serving the
 // directory (Berkeley DB; see the package doc for how), or with no server
 // (both backends). out must not exist (a directory may exist if empty).
+// Everything is written into a staging directory beside out (named
+// .durusbdb-backup-*, flocked while the backup runs) and moved or renamed
+// into place when complete, so nothing appears at out before then; an
+// error or a cancelled ctx removes the staging directory, and the staging
+// directories that killed backups left beside out are removed first.
+// With opts.Keep, older backups beside out are removed afterwards (Retain).
 func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupResult, error) {
 	start := time.Now()
 	log := opts.logger()
