@@ -55,6 +55,11 @@ type BackupOptions struct {
 	Options
 	// Stream writes one file (tar + snappy framing) instead of a directory.
 	Stream bool
+	// Keep, if > 0, is the retention of full backups: after the backup
+	// is written, the oldest complete backups of the same database among
+	// the siblings of out (entries of its parent directory) are removed
+	// so that Keep remain, the new one included. See Retain.
+	Keep int
 }
 
 // BackupResult describes a finished backup.
@@ -65,6 +70,8 @@ type BackupResult struct {
 	// the backup directory.
 	Bytes    int64
 	Duration time.Duration
+	// Removed lists the older backups removed by retention (Keep).
+	Removed []string
 }
 
 // Errors of Backup.
@@ -81,6 +88,12 @@ var (
 // opts.Stream a new file. It works while a server is serving the
 // directory (Berkeley DB; see the package doc for how), or with no server
 // (both backends). out must not exist (a directory may exist if empty).
+// Everything is written into a staging directory beside out (named
+// .durusbdb-backup-*, flocked while the backup runs) and moved or renamed
+// into place when complete, so nothing appears at out before then; an
+// error or a cancelled ctx removes the staging directory, and the staging
+// directories that killed backups left beside out are removed first.
+// With opts.Keep, older backups beside out are removed afterwards (Retain).
 func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupResult, error) {
 	start := time.Now()
 	log := opts.logger()
@@ -97,37 +110,26 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 		return nil, fmt.Errorf("recovery: backup %s: the output %s must not be inside the database directory", dir, out)
 	}
 
-	var stage string
-	cleanup := func() {}
+	// Everything is written into a unique, flocked staging directory
+	// beside out and moved into place when complete: an interrupted
+	// backup leaves nothing at out, and its staging directory is removed
+	// by the next backup (see removeStaleStaging).
 	if opts.Stream {
 		if _, err := os.Lstat(out); err == nil {
 			return nil, fmt.Errorf("recovery: backup %s: output file %s already exists (refusing to overwrite)", dir, out)
 		}
-		stage, err = os.MkdirTemp(filepath.Dir(out), ".durusbdb-backup-*")
-		if err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: staging directory next to %s: %w", dir, out, err)
-		}
-		cleanup = func() { os.RemoveAll(stage) }
-	} else {
-		created, err := prepareEmptyDir(out)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
-		}
-		stage = out
-		cleanup = func() {
-			if created {
-				os.RemoveAll(out)
-			} else {
-				removeContents(out)
-			}
-		}
+	} else if err := checkEmptyOut(out); err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
 	}
-	ok := false
-	defer func() {
-		if !ok || opts.Stream {
-			cleanup()
-		}
-	}()
+	st, err := newStaging(filepath.Dir(absOut), log)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	defer st.release()
+	stage := st.dir
+	if opts.hook != nil {
+		opts.hook("staging created")
+	}
 
 	m := &Manifest{Backend: kind, Created: time.Now().UTC(), Source: absDir}
 	switch kind {
@@ -179,11 +181,19 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	}
 	res := &BackupResult{Out: out, Manifest: m}
 	if !opts.Stream {
-		if err := writeFileSync(filepath.Join(out, ManifestName), m.Marshal()); err != nil {
+		if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
 			return nil, fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
 		}
-		if err := syncDir(out); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, out, err)
+		if err := syncDir(stage); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
+		}
+		// rename(2) replaces an empty directory and fails on any other.
+		if err := os.Rename(stage, out); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: move the backup into place at %s: %w", dir, out, err)
+		}
+		st.keep()
+		if err := syncDir(filepath.Dir(absOut)); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: sync the directory of %s: %w", dir, out, err)
 		}
 		res.Bytes = m.Size()
 	} else {
@@ -193,18 +203,51 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 		}
 		res.Bytes = n
 	}
-	ok = true
 	res.Duration = time.Since(start)
 	log.Info("recovery: backup written", "dir", dir, "out", out, "backend", kind, "mode", m.Mode,
 		"files", len(m.Files), "bytes", res.Bytes, "duration", res.Duration)
+	if opts.Keep > 0 {
+		removed, err := Retain(filepath.Dir(absOut), absOut, opts.Keep, log)
+		res.Removed = removed
+		if err != nil {
+			return res, fmt.Errorf("recovery: backup %s written to %s, but retention failed: %w", dir, out, err)
+		}
+	}
 	return res, nil
 }
 
+// checkEmptyOut checks that the backup directory out does not exist or is
+// an empty directory, and that its parent exists.
+func checkEmptyOut(out string) error {
+	fi, err := os.Stat(out)
+	if errors.Is(err, fs.ErrNotExist) {
+		parent := filepath.Dir(out)
+		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
+			return fmt.Errorf("parent directory %s of %s does not exist", parent, out)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("%s exists and is not a directory", out)
+	}
+	ents, err := os.ReadDir(out)
+	if err != nil {
+		return err
+	}
+	if len(ents) > 0 {
+		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); a full backup goes into a new or empty directory (--incremental adds to an existing backup)", out, len(ents), ents[0].Name())
+	}
+	return nil
+}
+
 // writeStream writes the staged files as MANIFEST + files in a tar,
-// snappy-framed, to out (via out.tmp, renamed when complete and synced).
-// It returns the size of the file.
+// snappy-framed, to out (via a file in the staging directory, renamed
+// when complete and synced). It returns the size of the file.
 func writeStream(ctx context.Context, stage, out string, m *Manifest, opts Options) (int64, error) {
-	tmp := out + ".tmp"
+	tmp := filepath.Join(stage, ".stream")
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
 	if err != nil {
 		return 0, fmt.Errorf("create %s: %w", tmp, err)

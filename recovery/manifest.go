@@ -36,21 +36,33 @@ var ErrBadBackup = errors.New("recovery: backup does not verify")
 //	created 2026-11-25T14:00:00Z
 //	source /var/lib/durusbdb
 //	mode hot
+//	increment 2
+//	previous <sha256 hex of the previous manifest>
 //	logs log.0000000003 log.0000000004
 //	file <sha256 hex> <size> <name>
 //	...
 //	end <number of files>
 //
-// Header lines other than file and end are informational; unknown ones
-// are kept in Extra. Names are plain file names (no directories).
+// Header lines other than file, end, increment and previous are
+// informational; unknown ones are kept in Extra. Names are plain file
+// names (no directories). The increment and previous lines appear only in
+// the manifest of an increment (see BackupIncremental): its number in the
+// chain (1, 2, ...) and the SHA-256 of the manifest it follows (the full
+// backup's for increment 1), which links the chain.
 type Manifest struct {
 	Backend string
 	Created time.Time
 	Source  string
 	// Mode is "hot" (joined a running server's environment) or "offline"
 	// (the backup held the directory lock).
-	Mode  string
-	Files []ManifestFile
+	Mode string
+	// Increment is the number of an increment in its chain (1, 2, ...);
+	// 0 for a full backup.
+	Increment int
+	// Previous is the SHA-256 (hex) of the manifest an increment follows;
+	// "" for a full backup.
+	Previous string
+	Files    []ManifestFile
 	// Extra holds header lines this version does not interpret.
 	Extra []string
 }
@@ -92,6 +104,10 @@ func (m *Manifest) Marshal() []byte {
 	}
 	if m.Mode != "" {
 		fmt.Fprintf(&b, "mode %s\n", m.Mode)
+	}
+	if m.Increment > 0 {
+		fmt.Fprintf(&b, "increment %d\n", m.Increment)
+		fmt.Fprintf(&b, "previous %s\n", m.Previous)
 	}
 	for _, x := range m.Extra {
 		fmt.Fprintln(&b, x)
@@ -139,6 +155,18 @@ func ParseManifest(data []byte) (*Manifest, error) {
 			m.Source = rest
 		case "mode":
 			m.Mode = rest
+		case "increment":
+			k, err := strconv.Atoi(rest)
+			if err != nil || k <= 0 {
+				return bad(n, "bad increment number %q", rest)
+			}
+			m.Increment = k
+		case "previous":
+			sum, err := hex.DecodeString(rest)
+			if err != nil || len(sum) != sha256.Size {
+				return bad(n, "bad previous manifest SHA-256 %q", rest)
+			}
+			m.Previous = strings.ToLower(rest)
 		case "file":
 			parts := strings.SplitN(rest, " ", 3)
 			if len(parts) != 3 {
@@ -183,7 +211,29 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if len(m.Files) == 0 {
 		return nil, fmt.Errorf("recovery: %s lists no files: %w", ManifestName, ErrBadBackup)
 	}
+	if (m.Increment > 0) != (m.Previous != "") {
+		return nil, fmt.Errorf("recovery: %s has an increment line without a previous line or the reverse: %w", ManifestName, ErrBadBackup)
+	}
 	return m, nil
+}
+
+// LogRange returns the first and last log file names of the "logs" line
+// ("", "" if there is none).
+func (m *Manifest) LogRange() (first, last string) {
+	for _, x := range m.Extra {
+		if rest, ok := strings.CutPrefix(x, "logs "); ok {
+			first, last, _ = strings.Cut(rest, " ")
+			return first, last
+		}
+	}
+	return "", ""
+}
+
+// manifestSum returns the SHA-256 (hex) of manifest text, as an
+// increment's previous line records it.
+func manifestSum(data []byte) string {
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
 }
 
 // validName accepts plain file names only: no separators, no "." or "..",

@@ -19,7 +19,17 @@ import (
 // RestoreOptions configure Restore.
 type RestoreOptions struct {
 	Options
+	// Until, if set, restores the database as it was at that time
+	// (point-in-time recovery, second resolution): catastrophic recovery
+	// rolls back every transaction committed after it. Berkeley DB only;
+	// the logs of the backup (the full backup and its increments) must
+	// reach back to a checkpoint before Until.
+	Until time.Time
 }
+
+// ErrNoLogArchive: a LevelDB database keeps no archive of its log, so it
+// has no incremental backups and no point-in-time restore.
+var ErrNoLogArchive = errors.New("recovery: LevelDB keeps no log archive (it discards its write-ahead log at every compaction), so it has full backups only: no --incremental, no --until; take a full backup as often as needed (with --keep N for retention) and restore the newest one before the time wanted")
 
 // RestoreResult describes a finished restore.
 type RestoreResult struct {
@@ -28,6 +38,11 @@ type RestoreResult struct {
 	// Recovery is the catastrophic recovery run on a Berkeley DB restore
 	// (nil for LevelDB).
 	Recovery *Report
+	// Increments is the number of increments applied over the full backup.
+	Increments int
+	// Through is when the newest part of the backup (the full backup or
+	// its last increment) was made.
+	Through  time.Time
 	Duration time.Duration
 }
 
@@ -35,8 +50,11 @@ type RestoreResult struct {
 // dir, which must be empty or not exist (its parent must). It first checks
 // every file of the backup against the manifest (present exactly once,
 // size, SHA-256) and writes nothing if any check fails (errors wrap
-// ErrBadBackup). Then it writes and syncs every file and, for Berkeley DB,
-// runs catastrophic recovery in dir. The result opens normally.
+// ErrBadBackup). A backup directory with increments (BackupIncremental)
+// is checked link by link, and the newest version of every file is
+// written. Then it writes and syncs every file and, for Berkeley DB, runs
+// catastrophic recovery in dir, bounded by opts.Until if set. The result
+// opens normally.
 func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*RestoreResult, error) {
 	start := time.Now()
 	fi, err := os.Stat(in)
@@ -48,11 +66,17 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	}
 	var m *Manifest
 	var write func() error
+	res := &RestoreResult{Dir: dir}
 	if fi.IsDir() {
-		if m, err = verifyDir(ctx, in, opts.Options); err != nil {
+		links, err := verifyChain(ctx, in, opts.Options)
+		if err != nil {
 			return nil, err
 		}
-		write = func() error { return extractDir(ctx, in, dir, m, opts.Options) }
+		files := latestFiles(links)
+		m = chainManifest(links, files)
+		res.Increments = len(links) - 1
+		res.Through = links[len(links)-1].m.Created
+		write = func() error { return extractFiles(ctx, in, dir, files, opts.Options) }
 	} else {
 		if m, err = walkStream(ctx, in, "", m, opts.Options); err != nil {
 			return nil, err
@@ -61,6 +85,10 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 			_, err := walkStream(ctx, in, dir, m, opts.Options)
 			return err
 		}
+		res.Through = m.Created
+	}
+	if !opts.Until.IsZero() && m.Backend != "bdb" {
+		return nil, fmt.Errorf("recovery: restore %s --until %s: %w", in, opts.Until.Format(time.RFC3339), ErrNoLogArchive)
 	}
 	if m.Backend == "bdb" && !bdbCompiled() {
 		return nil, fmt.Errorf("recovery: restore %s: the backup holds a Berkeley DB database; this durusbdb was built without -tags bdb", in)
@@ -81,10 +109,26 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if err := syncDir(dir); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: sync: %w", dir, err)
 	}
-	res := &RestoreResult{Dir: dir, Manifest: m}
+	res.Manifest = m
 	if m.Backend == "bdb" {
-		r, err := recoverBDB(ctx, dir, true, false, opts.Options)
+		var r *Report
+		if opts.Until.IsZero() {
+			r, err = recoverBDB(ctx, dir, true, false, opts.Options)
+		} else {
+			r, err = recoverBDBUntil(ctx, dir, opts.Until, opts.Options)
+		}
 		if err != nil {
+			if !opts.Until.IsZero() {
+				// Leave dir as it was: another try (a later --until)
+				// needs it empty.
+				if created {
+					os.RemoveAll(dir)
+				} else {
+					removeContents(dir)
+				}
+				return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery until %s (the backup was made %s, its newest part %s; the time must come after a checkpoint in the backup's log files: every increment writes one, a server one every --checkpoint-interval): %w",
+					dir, opts.Until.Format(time.RFC3339), m.Created.Format(time.RFC3339), res.Through.Format(time.RFC3339), err)
+			}
 			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
 		}
 		r.Log(opts.logger())
@@ -96,59 +140,25 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	return res, nil
 }
 
-// verifyDir checks a backup directory against its manifest.
-func verifyDir(ctx context.Context, in string, opts Options) (*Manifest, error) {
-	data, err := os.ReadFile(filepath.Join(in, ManifestName))
-	if err != nil {
-		return nil, fmt.Errorf("recovery: restore from %s: read manifest: %v: %w", in, err, ErrBadBackup)
+// extractFiles copies the verified files of a backup directory (the
+// newest version of each, see latestFiles) into dir, checking each file's
+// sum again while copying (the backup may change meanwhile).
+func extractFiles(ctx context.Context, in, dir string, files []chainFile, opts Options) error {
+	var total int64
+	for _, f := range files {
+		total += f.Size
 	}
-	m, err := ParseManifest(data)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
-	}
-	ents, err := os.ReadDir(in)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
-	}
-	for _, e := range ents {
-		if e.Name() != ManifestName && m.File(e.Name()) == nil {
-			return nil, fmt.Errorf("recovery: restore from %s: %s is not listed in the manifest: %w", in, e.Name(), ErrBadBackup)
-		}
-	}
-	prog := opts.progress("verify "+in, "bytes", m.Size())
+	prog := opts.progress("restore "+dir, "bytes", total)
 	defer prog.Done()
-	for _, f := range m.Files {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		p := filepath.Join(in, f.Name)
-		size, sum, err := hashFile(p)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: restore from %s: %v: %w", in, err, ErrBadBackup)
-		}
-		if size != f.Size || sum != f.SHA256 {
-			return nil, fmt.Errorf("recovery: restore from %s: %s has size %d and SHA-256 %s, manifest says %d and %s: %w",
-				in, p, size, sum, f.Size, f.SHA256, ErrBadBackup)
-		}
-		prog.Add(size, 0)
-	}
-	return m, nil
-}
-
-// extractDir copies a verified backup directory into dir, checking each
-// file's sum again while copying (the backup may change meanwhile).
-func extractDir(ctx context.Context, in, dir string, m *Manifest, opts Options) error {
-	prog := opts.progress("restore "+dir, "bytes", m.Size())
-	defer prog.Done()
-	for _, f := range m.Files {
+	for _, f := range files {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		src, err := os.Open(filepath.Join(in, f.Name))
+		src, err := os.Open(filepath.Join(f.dir, f.Name))
 		if err != nil {
 			return fmt.Errorf("recovery: restore from %s: %w", in, err)
 		}
-		err = copyChecked(src, filepath.Join(dir, f.Name), f)
+		err = copyChecked(src, filepath.Join(dir, f.Name), f.ManifestFile)
 		src.Close()
 		if err != nil {
 			return fmt.Errorf("recovery: restore from %s: %w", in, err)

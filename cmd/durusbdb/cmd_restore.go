@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/recovery"
@@ -14,7 +15,7 @@ func restoreCommand() *command {
 	c := &command{
 		name:    "restore",
 		summary: "restore a backup (directory or stream file) into an empty directory, verified before anything is written",
-		usage:   "durusbdb restore [--no-check] IN DIR",
+		usage:   "durusbdb restore [--no-check] [--until TIME] IN DIR",
 		example: "durusbdb restore /backups/durus-2026-11-25.tar.sz /var/lib/durusbdb-restored && durusbdb serve --dir /var/lib/durusbdb-restored",
 	}
 	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
@@ -22,8 +23,17 @@ func restoreCommand() *command {
 		noCheck := fs.Bool("no-check", false, "skip the full database check after the restore")
 		cacheSize := fs.String("cache-size", "64MiB", "cache size for recovery and the check")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
+		untilS := fs.String("until", "", "point-in-time restore (Berkeley DB): the database as it was at TIME, RFC 3339 (2026-11-25T14:00:00Z, 2026-11-25T15:00:00+01:00) or local time (2026-11-25 14:00:00); commits after it are rolled back")
 		if err := parseFlags(c, cio, fs, args); err != nil {
 			return err
+		}
+		var until time.Time
+		if *untilS != "" {
+			t, err := parseUntil(*untilS)
+			if err != nil {
+				return &usageError{"--until: " + err.Error()}
+			}
+			until = t
 		}
 		if fs.NArg() != 2 {
 			return &usageError{"want two arguments: IN (backup directory or stream file) and DIR (new or empty directory)"}
@@ -39,6 +49,7 @@ func restoreCommand() *command {
 		}
 		res, err := recovery.Restore(ctx, in, dir, recovery.RestoreOptions{
 			Options: recovery.Options{Logger: log, Progress: cio.stderr, CacheSize: cache},
+			Until:   until,
 		})
 		if err != nil {
 			return err
@@ -46,6 +57,12 @@ func restoreCommand() *command {
 		m := res.Manifest
 		fmt.Fprintf(cio.stdout, "restored %s (%s backup of %s made %s) into %s: %d files, %d bytes\n",
 			in, m.Backend, m.Source, m.Created.Format("2006-01-02 15:04:05Z07:00"), dir, len(m.Files), m.Size())
+		if res.Increments > 0 {
+			fmt.Fprintf(cio.stdout, "increments: %d applied, the last made %s\n", res.Increments, res.Through.Format("2006-01-02 15:04:05Z07:00"))
+		}
+		if !until.IsZero() {
+			fmt.Fprintf(cio.stdout, "point in time: commits after %s rolled back\n", until.Format(time.RFC3339))
+		}
 		if res.Recovery != nil {
 			fmt.Fprintf(cio.stdout, "recovery: %s\n", res.Recovery.Summary())
 		}
@@ -77,4 +94,19 @@ func restoreCommand() *command {
 		return nil
 	}
 	return c
+}
+
+// parseUntil parses the time of restore --until: RFC 3339 (with or
+// without fractional seconds), or "2006-01-02 15:04:05" / "2006-01-02T15:04:05"
+// in local time.
+func parseUntil(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	for _, layout := range []string{"2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("bad time %q (want RFC 3339, e.g. 2026-11-25T14:00:00Z, or local 2026-11-25 14:00:00)", s)
 }
