@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/durus/pickle"
 )
 
 // hostileScale reads DURUSBDB_HOSTILE_FULL: set, the hostile-client tests
@@ -233,5 +235,26 @@ func TestVerifyRefsBombsChild(t *testing.T) {
 				t.Fatalf("load after the bombs: %q", st)
 			}
 		})
+	}
+}
+
+// TestVerifyRefsBombs (issue 15 item 3, in process): with the reference
+// check of --verify-refs each bomb is answered E, the log names the limit
+// that refused it, and the connection and server go on.
+func TestVerifyRefsBombs(t *testing.T) {
+	ts := startServer(t, Config{VerifyRefs: func(oid uint64, rec []byte) error { return pickle.Limits{}.CheckRefs(rec) }}, newMemStore())
+	c := ts.dial(t)
+	oid := c.newOIDs(2)[1]
+	for _, b := range scanBombs(t, oid) {
+		c.begin()
+		if st := c.commitData(frame(oid, b.rec)); st != 'E' {
+			t.Fatalf("%s: status %q, want E", b.name, st)
+		}
+		if !containsLog(ts, "scan's "+b.limit+" limit") {
+			t.Fatalf("%s: the log does not name the %s limit:\n%s", b.name, b.limit, ts.logs.String())
+		}
+	}
+	if st, _ := c.load(oid); st != 'K' {
+		t.Fatalf("load after the bombs: %q", st)
 	}
 }
