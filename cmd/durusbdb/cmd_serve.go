@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -352,6 +353,10 @@ func serveCommand() *command {
 			}
 		}
 		setMemoryLimit(log, cfg.MaxInflight, recordCacheBytes(rc, cache))
+		if budget := cmp.Or(cfg.MaxInflight, server.MachineInflight()); cfg.MaxCommit/3*4 > budget {
+			log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
+				"max_commit", cfg.MaxCommit, "max_inflight", budget)
+		}
 		srv := server.New(cfg, server.Engine(db))
 		relay.Attach(srv)
 		go func() {
