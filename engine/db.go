@@ -196,7 +196,7 @@ type loadShard struct {
 
 // loadCall is one read of the store that concurrent loads join.
 type loadCall struct {
-	done  chan struct{} // closed when rec and err are set
+	done  sync.WaitGroup // done when rec and err are set
 	epoch uint64
 	rec   []byte
 	err   error
@@ -223,10 +223,11 @@ func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
 	}
 	if c, ok := sh.calls[oid]; ok && c.epoch == epoch {
 		sh.mu.Unlock()
-		<-c.done
+		c.done.Wait()
 		return c.rec, c.err
 	}
-	c := &loadCall{done: make(chan struct{}), epoch: epoch}
+	c := &loadCall{epoch: epoch}
+	c.done.Add(1)
 	if sh.calls == nil {
 		sh.calls = make(map[uint64]*loadCall)
 	}
@@ -252,7 +253,7 @@ func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
 			}
 		}
 		sh.mu.Unlock()
-		close(c.done)
+		c.done.Done()
 	}()
 	c.rec, c.err = db.loadStore(oid, epoch)
 	return c.rec, c.err
