@@ -107,6 +107,19 @@ type inflight struct {
 	gc      bool                    // a collection for garbage is running; owned by mu
 	wake    chan struct{}           // closed at the next release; owned by mu
 	shared  map[*byte]*sharedCharge // charged reply buffers; owned by mu
+
+	// Waiters that hold charged bytes while they wait (commits growing
+	// their buffers): when they hold every charged byte, none can proceed
+	// until one gives up, so the smallest holder is told to at once.
+	waiters     map[*waiter]struct{} // owned by mu
+	heldWaiting int64                // bytes held by waiters; owned by mu
+	victim      *waiter              // told to give up, not yet gone; owned by mu
+}
+
+// waiter is an acquire waiting for room.
+type waiter struct {
+	held   int64
+	giveUp chan struct{} // closed when it must give up (deadlock)
 }
 
 // sharedCharge is the charge of one reply buffer and its holders.
@@ -116,7 +129,7 @@ type sharedCharge struct {
 }
 
 func newInflight(limit int64) *inflight {
-	return &inflight{limit: limit, shared: make(map[*byte]*sharedCharge)}
+	return &inflight{limit: limit, shared: make(map[*byte]*sharedCharge), waiters: make(map[*waiter]struct{})}
 }
 
 // usage returns the bytes charged now.
@@ -141,10 +154,30 @@ func (b *inflight) tryAcquire(n int64) bool {
 // room. More than the whole budget fails at once. The error wraps
 // ErrInflight (or is ctx's).
 func (b *inflight) acquire(ctx context.Context, n int64, wait time.Duration) error {
+	return b.acquireHolding(ctx, n, 0, wait)
+}
+
+// acquireHolding is acquire for a caller that holds held charged bytes it
+// releases only after this call (a growing commit buffer). If every charged
+// byte is held by such waiters, the one holding least fails at once with
+// ErrInflight, so that the others can proceed when it releases.
+func (b *inflight) acquireHolding(ctx context.Context, n, held int64, wait time.Duration) error {
 	if n > b.limit {
 		return fmt.Errorf("server: %d bytes in flight wanted, more than the whole budget of %d: %w", n, b.limit, ErrInflight)
 	}
 	var timer *time.Timer
+	var me *waiter
+	defer func() {
+		if me != nil {
+			b.mu.Lock()
+			delete(b.waiters, me)
+			b.heldWaiting -= me.held
+			if b.victim == me {
+				b.victim = nil
+			}
+			b.mu.Unlock()
+		}
+	}()
 	for {
 		b.mu.Lock()
 		if b.used+b.garbage+n <= b.limit {
@@ -168,6 +201,12 @@ func (b *inflight) acquire(ctx context.Context, n int64, wait time.Duration) err
 		if b.wake == nil {
 			b.wake = make(chan struct{})
 		}
+		if me == nil {
+			me = &waiter{held: held, giveUp: make(chan struct{})}
+			b.waiters[me] = struct{}{}
+			b.heldWaiting += held
+		}
+		b.breakDeadlockLocked()
 		w, used := b.wake, b.used
 		b.mu.Unlock()
 		if timer == nil {
@@ -176,11 +215,32 @@ func (b *inflight) acquire(ctx context.Context, n int64, wait time.Duration) err
 		}
 		select {
 		case <-w:
+		case <-me.giveUp:
+			return fmt.Errorf("server: %d bytes in flight wanted while holding %d; the budget of %d is held by requests waiting for each other: %w", n, held, b.limit, ErrInflight)
 		case <-timer.C:
 			return fmt.Errorf("server: %d bytes in flight wanted, %d of the budget of %d in use for %v: %w", n, used, b.limit, wait, ErrInflight)
 		case <-ctx.Done():
 			return fmt.Errorf("server: waiting for bytes in flight: %w", ctx.Err())
 		}
+	}
+}
+
+// breakDeadlockLocked tells the waiter holding least to give up when the
+// waiters hold every charged byte (nothing else will be released) and no
+// collection can make room; b.mu is held.
+func (b *inflight) breakDeadlockLocked() {
+	if b.victim != nil || b.gc || b.garbage > 0 || b.used > b.heldWaiting {
+		return
+	}
+	var v *waiter
+	for w := range b.waiters {
+		if w.held > 0 && (v == nil || w.held < v.held) {
+			v = w
+		}
+	}
+	if v != nil {
+		b.victim = v
+		close(v.giveUp)
 	}
 }
 

@@ -104,7 +104,8 @@ func TestMachineInflight(t *testing.T) {
 // size bytes (oids 1..n, the root referring to all).
 func bigEngine(t testing.TB, n, size int) *engineStore {
 	t.Helper()
-	es := openEngine(t, "leveldb", engine.Options{})
+	// No free-space reserve: these tests are about memory, not disk.
+	es := openEngine(t, "leveldb", engine.Options{MinFreeSpace: -1})
 	if _, err := es.db.AllocOIDs(n + 1); err != nil {
 		t.Fatal(err)
 	}
@@ -367,4 +368,50 @@ func TestCommitBudget(t *testing.T) {
 		return used == 0
 	})
 	t.Logf("max charged %d MB, heap +%d MB", maxUsed>>20, grew>>20)
+}
+
+// TestInflightDeadlockBroken: two growing requests each hold part of the
+// budget and wait for more than is left; neither can proceed until one
+// gives up, so the smaller holder is refused at once (not after its wait)
+// and the other then gets its room.
+func TestInflightDeadlockBroken(t *testing.T) {
+	b := newInflight(100)
+	ctx := context.Background()
+	if err := b.acquire(ctx, 20, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.acquire(ctx, 40, time.Second); err != nil {
+		t.Fatal(err)
+	}
+	big := make(chan error, 1)
+	go func() { big <- b.acquireHolding(ctx, 50, 40, time.Minute) }()
+	waitFor(t, 10*time.Second, "the first waiter", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.waiters) == 1
+	})
+	small := make(chan error, 1)
+	go func() { small <- b.acquireHolding(ctx, 50, 20, time.Minute) }()
+	select {
+	case err := <-small:
+		if !errors.Is(err, ErrInflight) {
+			t.Fatalf("the smaller holder: %v", err)
+		}
+	case err := <-big:
+		t.Fatalf("the larger holder gave up: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the deadlock was not broken (waits are a minute)")
+	}
+	b.release(20) // the refused request lets go of what it held
+	select {
+	case err := <-big:
+		if err != nil {
+			t.Fatalf("the larger holder: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the larger holder did not get its room")
+	}
+	if b.usage() != 90 {
+		t.Fatalf("used %d, want 90", b.usage())
+	}
 }

@@ -120,7 +120,7 @@ func (c *conn) readData(n int) ([]byte, int64, error) {
 	b := c.s.inflight
 	var charged int64
 	grow := func(size int) error {
-		if err := b.acquire(c.s.soft, int64(size), c.s.cfg.InflightWait); err != nil {
+		if err := b.acquireHolding(c.s.soft, int64(size), charged, c.s.cfg.InflightWait); err != nil {
 			b.release(charged)
 			charged = 0
 			if !errors.Is(err, ErrInflight) {

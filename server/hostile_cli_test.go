@@ -65,7 +65,8 @@ func startHostile(t *testing.T, backend string, extra ...string) (*serverProc, i
 	t.Helper()
 	bin := buildCLI(t)
 	sock := filepath.Join(t.TempDir(), "s")
-	p := startProc(t, bin, t.TempDir(), sock, append([]string{"--create", "--backend", backend}, extra...)...)
+	// No free-space reserve: these tests are about memory, not disk.
+	p := startProc(t, bin, t.TempDir(), sock, append([]string{"--create", "--backend", backend, "--min-free-space", "0"}, extra...)...)
 	return p, p.cmd.Process.Pid
 }
 
