@@ -5,9 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
+	"weak"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/kv"
@@ -27,6 +30,7 @@ type DB struct {
 	unclean bool       // in_use was found set on open
 	space   spaceGuard
 	rc      *recCache // recently loaded records; see reccache.go
+	share   loadShare // one copy of a large record among concurrent loads; see loadShared
 
 	// writeMu serialises every write transaction: commits, collector
 	// batches, full-collection sweeps, imports, checks with repair. Both
@@ -140,6 +144,15 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 	if hit {
 		return rec, nil
 	}
+	if db.rc.shard(oid).budget > 0 {
+		return db.loadShared(oid, epoch)
+	}
+	return db.loadStore(oid, epoch)
+}
+
+// loadStore reads oid from the store and offers it to the record cache.
+func (db *DB) loadStore(oid uint64, epoch uint64) ([]byte, error) {
+	var rec []byte
 	var err error
 	if g, ok := db.store.(kv.Getter); ok {
 		// One read outside a transaction: the hot path of L and B.
@@ -159,6 +172,101 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 	}
 	db.rc.fill(oid, rec, epoch)
 	return rec, nil
+}
+
+// shareMin is the size from which a loaded record is remembered (weakly)
+// for later loads while some caller still holds it.
+const shareMin = 1 << 20
+
+// loadShards is the number of independently locked parts of loadShare.
+const loadShards = 16
+
+// loadShare lets concurrent loads of one oid share one copy: a load joins
+// a read of the store already in progress (singleflight), and a large
+// record stays findable through a weak pointer as long as some caller (a
+// server writing it to a slow client) holds it. Without it, n clients
+// loading one 100 MB record cost n copies.
+//
+// Coherence uses the record cache's shard epoch, which every writer of the
+// objects bucket bumps after its transaction commits (reccache.go): a load
+// shares a read or copy only if the epoch it read is the one the read or
+// copy started with, so no load returns a record older than the last
+// commit finished before it began. With the record cache disabled (no
+// epoch) nothing is shared.
+type loadShare struct {
+	shards [loadShards]loadShard
+}
+
+type loadShard struct {
+	mu    sync.Mutex
+	calls map[uint64]*loadCall  // reads of the store in progress; owned by mu
+	recs  map[uint64]sharedLoad // large records recently loaded; owned by mu
+	sweep int                   // len(recs) at which dead entries are next swept
+}
+
+// loadCall is one read of the store that concurrent loads join.
+type loadCall struct {
+	done  sync.WaitGroup // done when rec and err are set
+	epoch uint64
+	rec   []byte
+	err   error
+}
+
+// sharedLoad is a weak reference to a large loaded record.
+type sharedLoad struct {
+	p     weak.Pointer[byte]
+	n     int
+	epoch uint64
+}
+
+// loadShared is Load's read of the store with sharing (see loadShare);
+// epoch is the record-cache shard epoch read after waitStaged.
+func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
+	sh := &db.share.shards[(oid^oid>>17)%loadShards]
+	sh.mu.Lock()
+	if r, ok := sh.recs[oid]; ok {
+		if p := r.p.Value(); p != nil && r.epoch == epoch {
+			sh.mu.Unlock()
+			return unsafe.Slice(p, r.n), nil
+		}
+		delete(sh.recs, oid)
+	}
+	if c, ok := sh.calls[oid]; ok && c.epoch == epoch {
+		sh.mu.Unlock()
+		c.done.Wait()
+		return c.rec, c.err
+	}
+	c := &loadCall{epoch: epoch}
+	c.done.Add(1)
+	if sh.calls == nil {
+		sh.calls = make(map[uint64]*loadCall)
+	}
+	sh.calls[oid] = c
+	sh.mu.Unlock()
+
+	// On a panic in the read, joiners get this error and the call is
+	// forgotten, as after any read.
+	c.err = fmt.Errorf("engine: load oid %d: read of the store failed", oid)
+	defer func() {
+		sh.mu.Lock()
+		if sh.calls[oid] == c {
+			delete(sh.calls, oid)
+		}
+		if c.err == nil && len(c.rec) >= shareMin {
+			if sh.recs == nil {
+				sh.recs = make(map[uint64]sharedLoad)
+			}
+			sh.recs[oid] = sharedLoad{p: weak.Make(unsafe.SliceData(c.rec)), n: len(c.rec), epoch: epoch}
+			if len(sh.recs) >= sh.sweep {
+				maps.DeleteFunc(sh.recs, func(_ uint64, r sharedLoad) bool { return r.p.Value() == nil })
+				sh.sweep = max(2*len(sh.recs), 16)
+			}
+		}
+		sh.mu.Unlock()
+		c.done.Done()
+	}()
+	c.rec, c.err = db.loadStore(oid, epoch)
+	return c.rec, c.err
 }
 
 // HasRecord reports whether oid has a stored record (the server uses it

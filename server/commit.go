@@ -15,8 +15,9 @@ import (
 // header (§5.3).
 const minFrame = 20
 
-// initialDataBuf is the first buffer for commit data; it doubles as bytes
-// arrive, so a claimed length never allocates more than twice what was sent.
+// initialDataBuf is the first buffer for commit data; it grows fourfold as
+// bytes arrive, so a claimed length never allocates more than four times
+// what was sent.
 const initialDataBuf = 64 << 10
 
 // commitTimes are the instants of the commit in progress, for the
@@ -93,35 +94,93 @@ func (c *conn) doCommit() error {
 		c.observeCommit(statusRefused, 2, 0)
 		return c.w.WriteByte(statusRefused)
 	}
-	data, err := c.readData(int(n))
+	data, charged, err := c.readData(int(n))
+	if errors.Is(err, ErrInflight) {
+		c.observeCommit(statusRefused, 1, 0)
+		return c.w.WriteByte(statusRefused)
+	}
 	if err != nil {
 		return err
 	}
+	defer c.s.inflight.release(charged)
 	c.ctimes.data = time.Now()
 	return c.apply(s0, data)
 }
 
 // readData reads the n bytes of commit data, growing the buffer only as
-// bytes arrive (§9).
-func (c *conn) readData(n int) ([]byte, error) {
+// bytes arrive (§9), fourfold each time, and charging it to the budget of
+// bytes in flight (Config.MaxInflight). Outgrown buffers stay charged until
+// the commit ends (they are garbage until the next collection), so the
+// charge, at most 4/3 n, bounds the memory the commit costs. It returns the
+// data and the bytes charged, which the caller releases once the commit is
+// decided. If the buffer cannot grow within the budget in InflightWait,
+// the token is released, the rest of the data is discarded, nothing stays
+// charged and the error wraps ErrInflight (the caller answers E).
+func (c *conn) readData(n int) ([]byte, int64, error) {
+	b := c.s.inflight
+	var charged int64
+	grow := func(size int) error {
+		if err := b.acquireHolding(c.s.soft, int64(size), charged, c.s.cfg.InflightWait); err != nil {
+			b.release(charged)
+			charged = 0
+			if !errors.Is(err, ErrInflight) {
+				return errStopping // the wait was ended by shutdown
+			}
+			return err
+		}
+		charged += int64(size)
+		return nil
+	}
+	if err := grow(min(n, initialDataBuf)); err != nil {
+		if err == errStopping {
+			return nil, 0, err
+		}
+		return c.discardData(n, 0, err)
+	}
 	buf := make([]byte, min(n, initialDataBuf))
 	got := 0
 	for got < n {
 		if got == len(buf) {
-			nb := make([]byte, min(n, 2*len(buf)))
+			size := min(n, 4*len(buf))
+			if n-size < size/4 {
+				size = n // not another whole buffer for the last few bytes
+			}
+			if err := grow(size); err != nil {
+				if err == errStopping {
+					return nil, 0, err
+				}
+				return c.discardData(n, got, err)
+			}
+			nb := make([]byte, size)
 			copy(nb, buf[:got])
 			buf = nb
 		}
 		m, err := c.r.Read(buf[got:])
 		got += m
 		if err != nil {
+			b.release(charged)
 			if errors.Is(err, io.EOF) {
 				err = io.ErrUnexpectedEOF
 			}
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return buf, nil
+	return buf, charged, nil
+}
+
+// discardData refuses a commit whose data does not fit in the budget of
+// bytes in flight: it releases the token, logs why and reads the n−got
+// bytes left without keeping them. The error is why (wrapping ErrInflight),
+// or the read's.
+func (c *conn) discardData(n, got int, why error) ([]byte, int64, error) {
+	c.releaseToken()
+	c.log.Warn("commit refused: bytes in flight over the budget (--max-inflight); discarding the data",
+		"len", n, "err", why)
+	c.observeError(ErrLimit)
+	if _, err := io.CopyN(io.Discard, c.r, int64(n-got)); err != nil {
+		return nil, 0, err
+	}
+	return nil, 0, why
 }
 
 // frameError is a refused commit: the rule of §5.5, the offending oid and the

@@ -36,6 +36,12 @@ const (
 	DefaultWriteTimeout = 10 * time.Second
 	// DefaultMaxConnections is the number of connections served at once.
 	DefaultMaxConnections = 4096
+	// DefaultInflightWait is how long a request waits for room in the
+	// budget of bytes in flight before it is refused.
+	DefaultInflightWait = 5 * time.Second
+	// DefaultMinWriteRate is the slowest a large load reply may be read:
+	// it must be written within WriteTimeout plus its size at this rate.
+	DefaultMinWriteRate = 256 << 10
 	// DefaultShutdownTimeout is how long shutdown waits for connections
 	// before closing them by force; the storage is closed afterwards, all
 	// within the 10 s of §4.3.
@@ -71,6 +77,21 @@ type Config struct {
 	MaxConnections int
 	// ShutdownTimeout bounds the wait for connections at shutdown.
 	ShutdownTimeout time.Duration
+	// MaxInflight is the budget of bytes in flight (--max-inflight): commit
+	// data being read and load replies larger than the write buffer being
+	// written, a record shared by several replies counted once. A request
+	// that does not fit waits up to InflightWait, then is refused with E
+	// (a commit's data is discarded first). 0 means MachineInflight().
+	MaxInflight int64
+	// InflightWait bounds the wait for room in the budget; 0 means
+	// DefaultInflightWait.
+	InflightWait time.Duration
+	// MinWriteRate (bytes/s) bounds the time a load reply larger than the
+	// write buffer may take: WriteTimeout plus its size at this rate, after
+	// which the connection is closed (a client reading a little now and
+	// then cannot hold a record forever). 0 means DefaultMinWriteRate;
+	// negative: no bound but WriteTimeout per write.
+	MinWriteRate int64
 	// NoQuit makes the server ignore Q (log it and close that connection);
 	// it overrides AllowQuit (as QuitNone).
 	NoQuit bool
@@ -133,6 +154,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if c.MaxInflight <= 0 {
+		c.MaxInflight = MachineInflight()
+	}
+	if c.InflightWait <= 0 {
+		c.InflightWait = DefaultInflightWait
+	}
+	if c.MinWriteRate == 0 {
+		c.MinWriteRate = DefaultMinWriteRate
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -56,6 +56,7 @@ type conn struct {
 	busy    bool      // inside a request: reads get the request timeout
 	readDL  time.Time // read deadline last set (zero: none)
 	writeDL time.Time // write deadline last set
+	replyDL time.Time // end of the large reply being written (zero: none)
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
@@ -127,7 +128,7 @@ func (w connWriter) Write(p []byte) (int, error) {
 	n := 0
 	for len(p) > 0 {
 		k := min(len(p), writeChunk)
-		if err := c.setDeadline(&c.writeDL, c.s.cfg.WriteTimeout, c.nc.SetWriteDeadline); err != nil {
+		if err := c.setWriteDeadline(); err != nil {
 			return n, err
 		}
 		m, err := c.nc.Write(p[:k])
@@ -161,6 +162,23 @@ func (c *conn) setDeadline(cur *time.Time, timeout time.Duration, set func(time.
 	}
 	*cur = now.Add(timeout)
 	return set(*cur)
+}
+
+// setWriteDeadline sets the deadline of the next write: the write timeout
+// from now, or the end of the large reply being written if earlier.
+func (c *conn) setWriteDeadline() error {
+	if c.replyDL.IsZero() {
+		return c.setDeadline(&c.writeDL, c.s.cfg.WriteTimeout, c.nc.SetWriteDeadline)
+	}
+	dl := time.Now().Add(c.s.cfg.WriteTimeout)
+	if c.replyDL.Before(dl) {
+		dl = c.replyDL
+	}
+	if dl.Equal(c.writeDL) {
+		return nil
+	}
+	c.writeDL = dl
+	return c.nc.SetWriteDeadline(dl)
 }
 
 // stop makes the connection end at its next read (graceful shutdown).
@@ -485,12 +503,28 @@ func (c *conn) doBulk() error {
 	return nil
 }
 
-// writeLoad writes the load-response for oid (§4.3 L).
+// writeLoad writes the load-response for oid (§4.3 L). A record larger
+// than the write buffer is charged to the budget of bytes in flight while
+// it is written (once however many replies share it) and must be written
+// within WriteTimeout plus its size at MinWriteRate; one that finds no room
+// in the budget within InflightWait is answered E.
 func (c *conn) writeLoad(oid uint64) error {
 	if c.isInvalid(oid) {
 		return c.loadStatus(statusInvalid)
 	}
 	rec, err := c.s.st.Load(oid)
+	if err == nil && len(rec) > chargeMin {
+		var release func()
+		release, rec, err = c.chargeLoad(oid, rec)
+		if errors.Is(err, ErrInflight) {
+			c.log.Warn("load refused: bytes in flight over the budget (--max-inflight)", "oid", oid, "err", err)
+			c.observeError(ErrLimit)
+			return c.loadStatus(statusRefused)
+		}
+		if release != nil {
+			defer release()
+		}
+	}
 	if err != nil {
 		if errors.Is(err, ErrNoRecord) {
 			return c.loadStatus(statusKey)
@@ -507,14 +541,47 @@ func (c *conn) writeLoad(oid uint64) error {
 	if c.obs != nil {
 		c.obs.Load(statusOK)
 	}
+	if rate := c.s.cfg.MinWriteRate; rate > 0 && len(rec) > chargeMin {
+		c.replyDL = time.Now().Add(c.s.cfg.WriteTimeout + time.Duration(float64(len(rec))/float64(rate)*float64(time.Second)))
+		defer func() { c.replyDL = time.Time{} }()
+	}
 	b := c.scratch[8:8]
 	b = append(b, statusOK)
 	b = binary.BigEndian.AppendUint32(b, uint32(len(rec)))
 	if _, err := c.w.Write(b); err != nil {
 		return err
 	}
+	// A record larger than the buffer's free space goes to the socket
+	// without a copy (bufio writes it through).
 	_, err = c.w.Write(rec)
 	return err
+}
+
+// chargeLoad charges rec, the record of oid just loaded, to the budget of
+// bytes in flight. If it does not fit now, rec is let go while waiting (so
+// waiting replies hold no memory), then the record is loaded again into
+// the room reserved. It returns the release of the charge and the record
+// to write; an error wraps ErrInflight or is the reload's.
+func (c *conn) chargeLoad(oid uint64, rec []byte) (func(), []byte, error) {
+	b := c.s.inflight
+	if release, ok := b.tryShared(rec); ok {
+		return release, rec, nil
+	}
+	n := int64(len(rec))
+	rec = nil
+	if err := b.acquire(c.s.soft, n, c.s.cfg.InflightWait); err != nil {
+		return nil, nil, err
+	}
+	rec, err := c.s.st.Load(oid)
+	if err != nil {
+		b.release(n)
+		return nil, nil, err
+	}
+	if len(rec) <= chargeMin {
+		b.release(n)
+		return nil, rec, nil
+	}
+	return b.adoptShared(rec, n), rec, nil
 }
 
 // loadStatus answers a load with a bare status byte (K, I or E).

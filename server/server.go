@@ -49,6 +49,8 @@ type Server struct {
 	rootFreed  chan struct{} // closed when ROOT_OID leaves an unused set; nil if nobody waits
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
+
+	inflight *inflight // the budget of bytes in flight (budget.go)
 }
 
 // New returns a server for st. It does not listen yet.
@@ -61,6 +63,8 @@ func New(cfg Config, st Storage) *Server {
 		token: txn.NewToken(cfg.CommitLease),
 		quit:  make(chan struct{}),
 		conns: make(map[*conn]struct{}),
+
+		inflight: newInflight(cfg.MaxInflight),
 	}
 	s.soft, s.softCancel = context.WithCancel(context.Background())
 	s.hard, s.hardStop = context.WithCancel(context.Background())

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -9,6 +10,8 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/debug"
+	rtmetrics "runtime/metrics"
 	"runtime/pprof"
 	"strconv"
 	"syscall"
@@ -70,6 +73,10 @@ func serveCommand() *command {
 		gcGrace := fs.Duration("gc-grace", engine.DefaultGCGrace, "reference-count collector grace period")
 		noQuit := fs.Bool("no-quit", false, "ignore Q requests from clients (log them and close that connection)")
 		verifyRefs := fs.Bool("verify-refs", false, "scan each committed record's pickle and refuse it (E) if its references differ from its refs")
+		verifyLimits := fs.String("verify-limits", "", "limits of each --verify-refs scan, name=value,...: decompressed (bytes), ratio, stack, memo, items, ops (default: the pickle package's)")
+		maxInflight := fs.String("max-inflight", "", "budget of bytes in flight: commit data being read and large load replies being written (default: an eighth of memory, 64MiB to 4GiB)")
+		inflightWait := fs.Duration("inflight-wait", server.DefaultInflightWait, "how long a request waits for room in --max-inflight before it is refused with E")
+		minWriteRate := fs.String("min-write-rate", "256KiB", "slowest a client may read a large load reply (bytes/s; 0: no bound but the write timeout)")
 		maxConns := fs.Int("max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 		maxInvalidRuns := fs.Int("max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
 		idle := fs.Duration("idle-timeout", 0, "close connections idle between requests for this long (0: never)")
@@ -185,6 +192,23 @@ func serveCommand() *command {
 		if err != nil {
 			return &usageError{"--cache-size: " + err.Error()}
 		}
+		var inflight int64
+		if *maxInflight != "" {
+			if inflight, err = parseSize(*maxInflight); err != nil || inflight <= 0 {
+				return &usageError{fmt.Sprintf("--max-inflight: bad value %q", *maxInflight)}
+			}
+		}
+		rate, err := parseSize(*minWriteRate)
+		if err != nil || rate < 0 {
+			return &usageError{fmt.Sprintf("--min-write-rate: bad value %q", *minWriteRate)}
+		}
+		if rate == 0 {
+			rate = -1 // no bound
+		}
+		scanLimits, err := pickle.ParseLimits(*verifyLimits)
+		if err != nil {
+			return &usageError{fmt.Sprintf("--verify-limits: %v", err)}
+		}
 		mc, err := parseSize(*maxCommit)
 		if err != nil || mc <= 0 || mc > server.MaxCommitLimit {
 			return &usageError{fmt.Sprintf("--max-commit: bad value %q (1 to 4294967295 bytes)", *maxCommit)}
@@ -212,9 +236,12 @@ func serveCommand() *command {
 			NoQuit:         *noQuit,
 			GCBytes:        *gcbytes,
 			Logger:         log,
+			MaxInflight:    inflight,
+			InflightWait:   *inflightWait,
+			MinWriteRate:   rate,
 		}
 		if *verifyRefs {
-			cfg.VerifyRefs = func(oid uint64, rec []byte) error { return pickle.CheckRefs(rec) }
+			cfg.VerifyRefs = func(oid uint64, rec []byte) error { return scanLimits.CheckRefs(rec) }
 		}
 
 		cfg.AllowQuit, cfg.MaxConnsPerAddress = quitPolicy, *maxPerAddr
@@ -379,6 +406,11 @@ func serveCommand() *command {
 			}
 			mets.SetProbes(metrics.Probes{Store: db, MinFreeSpace: reserve, Stopping: stopping})
 		}
+		setMemoryLimit(log, cfg.MaxInflight, recordCacheBytes(rc, cache))
+		if budget := cmp.Or(cfg.MaxInflight, server.MachineInflight()); cfg.MaxCommit/3*4 > budget {
+			log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
+				"max_commit", cfg.MaxCommit, "max_inflight", budget)
+		}
 		srv := server.New(cfg, server.Engine(db))
 		relay.Attach(srv)
 		// --- control socket (begin): the tools on a live database (package
@@ -440,6 +472,44 @@ func serveCommand() *command {
 		return nil
 	}
 	return c
+}
+
+// setMemoryLimit sets a soft memory limit for the Go heap (unless
+// GOMEMLIMIT is set): what is in use now, plus the budget of bytes in
+// flight (0: the machine default), the record cache and 32 MiB. The budget
+// bounds the live bytes of commits and replies; the limit makes the
+// collector reclaim the garbage they leave (growing buffers) before the
+// heap reaches twice their size, so the process stays near the budget.
+func setMemoryLimit(log *slog.Logger, inflight, recordCache int64) {
+	if os.Getenv("GOMEMLIMIT") != "" {
+		return
+	}
+	if inflight <= 0 {
+		inflight = server.MachineInflight()
+	}
+	s := []rtmetrics.Sample{{Name: "/memory/classes/total:bytes"}}
+	rtmetrics.Read(s)
+	var base int64
+	if s[0].Value.Kind() == rtmetrics.KindUint64 {
+		base = int64(s[0].Value.Uint64())
+	}
+	limit := base + inflight + max(recordCache, 0) + 32<<20
+	debug.SetMemoryLimit(limit)
+	log.Info("soft memory limit for the Go heap", "bytes", limit, "max_inflight", inflight)
+}
+
+// recordCacheBytes is the engine's record cache for --record-cache rc
+// (0: default, negative: none) and --cache-size cache (0: 64 MiB).
+func recordCacheBytes(rc, cache int64) int64 {
+	switch {
+	case rc < 0:
+		return 0
+	case rc > 0:
+		return rc
+	case cache <= 0:
+		return (64 << 20) / 8
+	}
+	return cache / 8
 }
 
 // parseGCMode parses --gc-mode.

@@ -1,10 +1,12 @@
 package pickle
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"maps"
 	"os"
+	"slices"
 	"testing"
 )
 
@@ -29,6 +31,11 @@ func FuzzScanRefs(f *testing.F) {
 	seedRecords(f, "testdata/records_py2.bin")
 	f.Add(build(5, []byte("ok")))
 	f.Add(build(0, []byte("\x80\x02cmod\nK\nq\x00.\x80\x02(U\x08\x00\x00\x00\x00\x00\x00\x00\x01cmod\nK\nq\x01\x86Qh\x01h\x00\x86Q\x85q\x02."), 1))
+	// The bombs of issue 15 (refused by the scan limits).
+	f.Add(build(5, append(slices.Clone(bombClass), bytes.Repeat([]byte{'('}, 300_000)...)))
+	f.Add(build(5, append(slices.Clone(bombClass), zlibOf(f, noneState(8<<20))...)))
+	f.Add(build(5, append(slices.Clone(bombClass), zlibOf(f, noneState(16<<20))...)))
+	f.Add(build(5, append(slices.Clone(bombClass), memoBomb(300_000)...)))
 	f.Fuzz(func(t *testing.T, rec []byte) {
 		p, err := ScanRefs(rec, 1<<20)
 		if err != nil {

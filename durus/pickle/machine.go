@@ -50,6 +50,35 @@ type machine struct {
 	memo   map[uint64]value
 	refs   []uint64
 	index  bool
+
+	// With limited set, lim bounds the run (reference scans); items and
+	// ops count toward lim.Items and lim.Ops over both streams.
+	limited bool
+	lim     Limits
+	items   int
+	ops     int
+}
+
+// overLimit returns the *LimitError for the first limit the machine has
+// passed, or nil. Every opcode pushes at most one value, so checking after
+// each opcode keeps the stack and memo within one entry of their limits.
+func (m *machine) overLimit() error {
+	l := &m.lim
+	var name string
+	var max int
+	switch {
+	case len(m.stack) > l.Stack:
+		name, max = "stack", l.Stack
+	case len(m.memo) > l.Memo:
+		name, max = "memo", l.Memo
+	case m.items > l.Items:
+		name, max = "items", l.Items
+	case m.ops > l.Ops:
+		name, max = "ops", l.Ops
+	default:
+		return nil
+	}
+	return &LimitError{Stream: m.stream, Offset: int64(m.op), Limit: name, Max: int64(max)}
 }
 
 // fail builds the malformed error for the current opcode.
@@ -78,7 +107,16 @@ func (m *machine) line() ([]byte, error) {
 	return nil, m.fail("line argument runs past the end of the stream")
 }
 
-func (m *machine) push(v value) { m.stack = append(m.stack, v) }
+// push appends v, doubling the stack when full (append's 1.25× growth of
+// large slices would allocate five times the final stack in all).
+func (m *machine) push(v value) {
+	if len(m.stack) == cap(m.stack) {
+		s := make([]value, len(m.stack), max(2*cap(m.stack), 16))
+		copy(s, m.stack)
+		m.stack = s
+	}
+	m.stack = append(m.stack, v)
+}
 
 func (m *machine) pop() (value, error) {
 	if len(m.stack) == 0 {
@@ -108,6 +146,10 @@ func (m *machine) top() (*value, error) {
 func (m *machine) popMark() ([]value, error) {
 	for i := len(m.stack) - 1; i >= 0; i-- {
 		if m.stack[i].k == kMark {
+			m.items += len(m.stack) - i - 1
+			if m.limited && m.items > m.lim.Items {
+				return nil, &LimitError{Stream: m.stream, Offset: int64(m.op), Limit: "items", Max: int64(m.lim.Items)}
+			}
 			items := make([]value, len(m.stack)-i-1)
 			copy(items, m.stack[i+1:])
 			clear(m.stack[i:])
@@ -616,6 +658,13 @@ func (m *machine) run() (value, error) {
 		}
 		if err != nil {
 			return value{}, err
+		}
+		if m.limited {
+			m.ops++
+			m.items++
+			if err := m.overLimit(); err != nil {
+				return value{}, err
+			}
 		}
 	}
 }

@@ -137,15 +137,20 @@ func split(rec []byte) (oid uint64, data, refs []byte, err error) {
 // A record that fails R1–R3 or whose data the machine cannot run gives a
 // *MalformedError (errors.Is(err, ErrMalformed)); data such as "ok" is
 // malformed, which is legal for the record itself (§2.1).
+//
+// The other limits are Limits' defaults; a record over one of them gives a
+// *LimitError (errors.Is(err, ErrLimit), and ErrMalformed).
 func ScanRefs(rec []byte, limit int) ([]uint64, error) {
+	return scanRefs(rec, Limits{Decompressed: limit}.withDefaults())
+}
+
+// scanRefs is ScanRefs under lim (defaults filled).
+func scanRefs(rec []byte, lim Limits) ([]uint64, error) {
 	oid, data, _, err := split(rec)
 	if err != nil {
 		return nil, err
 	}
-	if limit <= 0 {
-		limit = DefaultLimit
-	}
-	m := machine{stream: "class", in: data, memo: make(map[uint64]value)}
+	m := machine{stream: "class", in: data, memo: make(map[uint64]value), lim: lim, limited: true}
 	if _, err := m.run(); err != nil {
 		return nil, withOID(err, oid)
 	}
@@ -156,7 +161,7 @@ func ScanRefs(rec []byte, limit int) ([]uint64, error) {
 	state := data[p:]
 	compressed := false
 	if state[0] == 0x78 {
-		if out, ok, err := inflate(state, limit); err != nil {
+		if out, ok, err := inflate(state, lim); err != nil {
 			return nil, withOID(err, oid)
 		} else if ok {
 			state, compressed = out, true
@@ -175,28 +180,49 @@ func ScanRefs(rec []byte, limit int) ([]uint64, error) {
 
 // inflate zlib-decompresses b, ignoring bytes after the zlib stream. ok is
 // false when b is not a valid zlib stream (the caller falls back to the raw
-// bytes, as Durus does); output larger than limit is malformed.
-func inflate(b []byte, limit int) (out []byte, ok bool, err error) {
+// bytes, as Durus does); output larger than lim.Decompressed, or above
+// RatioFloor and more than lim.Ratio times len(b), is refused with a
+// *LimitError before more than the allowed bytes are buffered.
+func inflate(b []byte, lim Limits) (out []byte, ok bool, err error) {
 	zr, err := zlib.NewReader(bytes.NewReader(b))
 	if err != nil {
 		return nil, false, nil
 	}
 	defer zr.Close()
+	max, name := int64(lim.Decompressed), "decompressed"
+	if r := max64(int64(lim.Ratio)*int64(len(b)), RatioFloor); r < max {
+		max, name = r, "ratio"
+	}
 	var buf bytes.Buffer
-	n, err := io.Copy(&buf, io.LimitReader(zr, int64(limit)+1))
+	n, err := io.Copy(&buf, io.LimitReader(zr, max+1))
 	if err != nil {
 		return nil, false, nil
 	}
-	if n > int64(limit) {
-		return nil, false, &MalformedError{Stream: "state", Reason: fmt.Sprintf("decompressed state exceeds the scan limit of %d bytes", limit)}
+	if n > max {
+		lmax := max
+		if name == "ratio" {
+			lmax = int64(lim.Ratio)
+		}
+		return nil, false, &LimitError{Stream: "state", Limit: name, Max: lmax}
 	}
 	return buf.Bytes(), true, nil
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 func withOID(err error, oid uint64) error {
 	var me *MalformedError
 	if errors.As(err, &me) {
 		me.OID, me.HasOID = oid, true
+	}
+	var le *LimitError
+	if errors.As(err, &le) {
+		le.OID, le.HasOID = oid, true
 	}
 	return err
 }
@@ -206,8 +232,15 @@ func withOID(err error, oid uint64) error {
 // nil when they are equal, a *MismatchError naming the differing oids
 // (errors.Is(err, ErrRefMismatch)) when they differ, or the scan's
 // *MalformedError.
+//
+// It runs under the default Limits; a record over one gives a *LimitError.
 func CheckRefs(rec []byte) error {
-	p, err := ScanRefs(rec, 0)
+	return checkRefs(rec, Limits{}.withDefaults())
+}
+
+// checkRefs is CheckRefs under lim (defaults filled).
+func checkRefs(rec []byte, lim Limits) error {
+	p, err := scanRefs(rec, lim)
 	if err != nil {
 		return err
 	}
