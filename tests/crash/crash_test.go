@@ -311,6 +311,10 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 		if lost > 0 {
 			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logf.Name())
 		}
+		if round%25 == 0 {
+			fmt.Printf("CRASH-PROGRESS %s %s round=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d max_logs=%d\n",
+				kind, w.name, round, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost, maxLogs)
+		}
 		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
 			srv.quit(t)
 			offline(t, bin, dir, kind)
