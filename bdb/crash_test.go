@@ -325,3 +325,22 @@ func readOnlyView(t *testing.T, dir string) string {
 	}
 	return view
 }
+
+// TestCheckpointAfterCrashRemovesLogs: after a crash, recovery at open and
+// one checkpoint with log removal leave only the log files still needed
+// (the last one or two), however much the dead process wrote: a server
+// that crashes again and again does not pile up logs.
+func TestCheckpointAfterCrashRemovesLogs(t *testing.T) {
+	dir := t.TempDir()
+	crashAfter(t, dir, 0, 700, "BDB_CRASH_BIG=1") // 64 KiB records: about 4 log files of 10 MB
+	before, _ := filepath.Glob(filepath.Join(dir, "log.*"))
+	s := mustOpen(t, kvtest.Options(dir))
+	if err := s.Checkpoint(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	after, _ := filepath.Glob(filepath.Join(dir, "log.*"))
+	t.Logf("log files: %d after the crash, %d after recovery and a checkpoint", len(before), len(after))
+	if len(before) < 3 || len(after) > 2 {
+		t.Fatalf("log files: %d after the crash (want >= 3), %d after recovery and a checkpoint (want <= 2)", len(before), len(after))
+	}
+}
