@@ -278,7 +278,9 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 			bk.Process.Signal(syscall.SIGKILL)
 			bk.Wait()
 			backupKills++
-			os.RemoveAll(bkOut) // what a killed backup left is not the database's
+			// What a killed backup left (its output or its staging
+			// directory beside it) is not the database's.
+			os.RemoveAll(filepath.Dir(bkOut))
 		}
 		cancel()
 		wg.Wait()
