@@ -319,7 +319,17 @@ func (db *DB) applyQueued() error {
 	size, err := db.writeRun(q, mode)
 	ok = true
 	if err != nil {
-		db.noteErr(err)
+		// A failure of the write itself (not the space or read-only
+		// checks, which Stage already made for each commit, nor a
+		// conflict kv.Update gave up on) is an I/O or corruption error:
+		// the commits of this run were announced, so they cannot be
+		// refused without side effects, and the storage cannot be trusted.
+		// The engine fails: the server stops and the restart recovers.
+		if !errors.Is(err, kv.ErrNoSpace) && !errors.Is(err, kv.ErrReadOnly) && !errors.Is(err, kv.ErrConflict) && !errors.Is(err, context.Canceled) {
+			db.fail(fmt.Errorf("apply run: %w", err))
+		} else {
+			db.noteErr(err)
+		}
 		for _, p := range q {
 			if p.err == nil {
 				p.err = fmt.Errorf("engine: commit oid %d: %w", p.crs[0].oid, err)

@@ -109,6 +109,13 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 		close(p.applied)
 		return p, nil
 	}
+	// The free-space reserve and a read-only file system are decided now
+	// too, so that a commit refused for them (E) has announced nothing;
+	// the apply run checks again for all its commits together (space
+	// taken meanwhile by anything else).
+	if err := db.space.admit(int64(size + 64*len(crs))); err != nil {
+		return nil, fmt.Errorf("engine: commit oid %d: %w", crs[0].oid, err)
+	}
 	// Rule 10 now, before the caller tells anybody what p stores: pin the
 	// references (deleters spare pinned oids) and check them with no
 	// deletion in progress (delGate).

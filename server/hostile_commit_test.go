@@ -1,7 +1,9 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"github.com/durusbdb/durusbdb/engine"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -267,5 +269,65 @@ func TestInvalidRunsCap(t *testing.T) {
 	}
 	if !containsLog(ts, "max_runs=50") {
 		t.Fatal("I7 by runs not logged")
+	}
+}
+
+// A commit refused for the free-space reserve (E, rule 11) is decided when
+// it is staged, before anything is announced: it invalidates nothing, frees
+// none of the committer's oids and does not advance the sequence. (Other
+// storage failures while applying stop the server: engine.ErrFailed.)
+func TestNoSpaceRefusedWithoutSideEffects(t *testing.T) {
+	for _, backend := range []string{"leveldb", "bdb"} {
+		if backend == "bdb" && len(bdbKinds()) == 0 {
+			continue
+		}
+		t.Run(backend, func(t *testing.T) {
+			// The root first (its first commit is applied under the token:
+			// a path of its own), then the reserve: more than any disk.
+			dir := t.TempDir()
+			opts := engine.Options{Create: true, Backend: backend, Logger: quietLogger()}
+			db, err := engine.Open(context.Background(), dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ts0 := startServer(t, Config{}, Engine(db))
+			if _, st := ts0.dial(t).commit(rec(0, "root")); st != 'O' {
+				t.Fatalf("root: %q", st)
+			}
+			ts0.srv.Close()
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			opts.MinFreeSpace = 1 << 62
+			db, err = engine.Open(context.Background(), dir, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			ts := startServer(t, Config{}, Engine(db))
+			a := ts.dial(t)
+			b := ts.dial(t)
+			o := a.newOIDs(2)
+			if o[0] == 0 {
+				t.Fatalf("oids %v: the root was handed out again", o)
+			}
+			seq := ts.srv.Token().Seq()
+			if _, st := a.commit(rec(o[0], "x"), rec(o[1], "y")); st != 'E' {
+				t.Fatalf("commit over the free-space reserve: %q, want E", st)
+			}
+			if got := ts.srv.Token().Seq(); got != seq {
+				t.Fatalf("sequence %d → %d", seq, got)
+			}
+			if inv := b.sync(); len(inv) != 0 {
+				t.Fatalf("b told %v changed by a refused commit", inv)
+			}
+			// a's unused oids are still a's: b may not commit them (rule 7).
+			if _, st := b.commit(rec(o[1], "stolen")); st != 'E' {
+				t.Fatalf("b commits a's unused oid: %q, want E", st)
+			}
+			if inv := a.sync(); len(inv) != 0 {
+				t.Fatalf("a told %v changed by b's refused commit", inv)
+			}
+		})
 	}
 }
