@@ -319,13 +319,15 @@ func (db *DB) applyQueued() error {
 	size, err := db.writeRun(q, mode)
 	ok = true
 	if err != nil {
-		// A failure of the write itself (not the space or read-only
-		// checks, which Stage already made for each commit, nor a
-		// conflict kv.Update gave up on) is an I/O or corruption error:
-		// the commits of this run were announced, so they cannot be
-		// refused without side effects, and the storage cannot be trusted.
-		// The engine fails: the server stops and the restart recovers.
-		if !errors.Is(err, kv.ErrNoSpace) && !errors.Is(err, kv.ErrReadOnly) && !errors.Is(err, kv.ErrConflict) && !errors.Is(err, context.Canceled) {
+		// The commits of this run were announced (invalidations sent,
+		// sequence counted), so none can be refused now without side
+		// effects. Stage decided the free-space reserve and a read-only
+		// file system for each; a failure of the write itself (an I/O
+		// error, a disk filled by something else past the reserve, a
+		// remount) means the storage cannot be trusted: the engine fails,
+		// the server stops and its restart recovers. Only a conflict
+		// kv.Update gave up on, or a cancellation, is not fatal.
+		if !errors.Is(err, kv.ErrConflict) && !errors.Is(err, context.Canceled) {
 			db.fail(fmt.Errorf("apply run: %w", err))
 		} else {
 			db.noteErr(err)
@@ -370,17 +372,11 @@ func (db *DB) drainQueue() {
 	}
 }
 
-// writeRun writes the commits of q in one transaction committed with mode,
-// after the free-space check; a commit refused with ErrDangling gets it in
-// its err and the others go on. It returns the new size.
+// writeRun writes the commits of q in one transaction committed with mode
+// (Stage made the free-space check for each); a commit refused with
+// ErrDangling gets it in its err and the others go on. It returns the new
+// size.
 func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
-	var total int64
-	for _, p := range q {
-		total += int64(p.bytes + 64*len(p.crs))
-	}
-	if err := db.space.admit(total); err != nil { // one statfs per run
-		return 0, err
-	}
 	var size uint64
 	err := kv.Update(context.Background(), db.store, mode, func(tx kv.Txn) error {
 		var added uint64

@@ -33,8 +33,9 @@ const stReadOnly = 0x1
 // nothing visible is lost when the log cannot be written), and one
 // wrapping kv.ErrNoSpace when writing about n bytes
 // (times a safety factor for logs, pages and indexes) would leave less than
-// the reserve free. It runs once per apply run (apply.go), for the run's
-// commits together, so space taken by anything else is seen at once. A
+// the reserve free. It runs for every commit when it is staged
+// (commit.go), before the commit is announced, so a refusal has no side
+// effects. A
 // negative reserve disables the space check, not the read-only one.
 func (g *spaceGuard) admit(n int64) error {
 	var st syscall.Statfs_t
