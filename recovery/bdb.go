@@ -349,6 +349,12 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 		}
 	}
 
+	if !oldLogs && !oldDBs {
+		// Nothing to upgrade: nothing is changed, and nothing copied.
+		rep.After, rep.NoOp, rep.Duration = rep.Before, true, time.Since(start)
+		log.Info("recovery: upgrade: every file is already in this release's format; nothing to do", "dir", dir)
+		return rep, nil
+	}
 	// The backup copy, before anything changes.
 	rep.BackupDir = opts.BackupDir
 	if rep.BackupDir == "" {

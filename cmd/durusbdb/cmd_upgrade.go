@@ -42,12 +42,14 @@ func upgradeCommand() *command {
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(cio.stdout, "backup copy of %s: %s\n", *dir, rep.BackupDir)
+		if rep.BackupDir != "" {
+			fmt.Fprintf(cio.stdout, "backup copy of %s: %s\n", *dir, rep.BackupDir)
+		}
 		for _, f := range rep.Before {
 			fmt.Fprintf(cio.stdout, "  %-16s %-5s version %d%s\n", f.Name, f.Kind, f.Version, map[bool]string{true: " (current)", false: " (old)"}[f.Current])
 		}
 		if rep.NoOp {
-			fmt.Fprintf(cio.stdout, "%s is already in Berkeley DB 5.3 format: nothing upgraded\n", *dir)
+			fmt.Fprintf(cio.stdout, "%s is already in Berkeley DB 5.3 format: nothing upgraded, nothing copied\n", *dir)
 			return nil
 		}
 		fmt.Fprintf(cio.stdout, "upgraded: %s\n", strings.Join(rep.Upgraded, ", "))
