@@ -11,3 +11,6 @@ import (
 func bdbOpener() opener {
 	return func(o kv.Options) (kv.Store, error) { return bdb.OpenStore(o) }
 }
+
+// bdbVersion is the linked libdb's version string.
+func bdbVersion() string { return bdb.LibraryVersion() }

@@ -531,3 +531,7 @@ func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
 }
 
 var _ kv.Getter = (*Store)(nil)
+
+// LibraryVersion returns the version string of the libdb this binary
+// links, for `durusbdb version` and bug reports.
+func LibraryVersion() string { return libdb.Version() }

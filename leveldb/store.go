@@ -557,3 +557,9 @@ func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
 }
 
 var _ kv.Getter = (*Store)(nil)
+
+// LibraryVersion returns the version of the LevelDB library this binary
+// links ("1.23"), for `durusbdb version` and bug reports.
+func LibraryVersion() string {
+	return fmt.Sprintf("%d.%d", levigo.GetLevelDBMajorVersion(), levigo.GetLevelDBMinorVersion())
+}

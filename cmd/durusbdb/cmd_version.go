@@ -16,7 +16,7 @@ const Version = "0.1.0"
 func versionCommand() *command {
 	c := &command{
 		name:    "version",
-		summary: "print the version and the compiled-in backends",
+		summary: "print the version, the compiled-in backends and the libdb and LevelDB library versions",
 		usage:   "durusbdb version",
 		example: "durusbdb version",
 	}
@@ -36,6 +36,9 @@ func versionCommand() *command {
 		fmt.Fprintf(cio.stdout, "durusbdb %s%s (%s %s/%s)\nbackends: %s (default for new databases: %s)\n",
 			Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH,
 			strings.Join(backend.Compiled(), ", "), backend.Default())
+		for _, lv := range backend.LibraryVersions() {
+			fmt.Fprintf(cio.stdout, "%s: %s\n", lv[0], lv[1])
+		}
 		return nil
 	}
 	return c

@@ -104,3 +104,15 @@ func TestConfigSources(t *testing.T) {
 		t.Errorf("bad env value: %v", err)
 	}
 }
+
+// TestVersionNamesLibraries: `durusbdb version` names the storage
+// libraries it links, with their versions (what a bug report needs).
+func TestVersionNamesLibraries(t *testing.T) {
+	code, out, _ := runCLI(t, nil, "version")
+	if code != exitOK || !strings.Contains(out, "\nleveldb: 1.") {
+		t.Fatalf("version: exit %d\n%s", code, out)
+	}
+	if strings.Contains(out, "backends: bdb") != strings.Contains(out, "\nlibdb: Berkeley DB 5.3") {
+		t.Fatalf("version: the libdb line does not match the compiled backends\n%s", out)
+	}
+}
