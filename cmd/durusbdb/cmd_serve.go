@@ -98,7 +98,7 @@ func serveCommand() *command {
 		ckptBytes := fs.String("checkpoint-log-bytes", "16MiB", "checkpoint after about this much committed data")
 		ckptCommits := fs.Int("checkpoint-commits", 0, "checkpoint after this many commits (0: not by count)")
 		ckptManual := fs.Bool("checkpoint-manual", false, "no background checkpoints (durusbdb checkpoint, or shutdown, does them)")
-		keepLogs := fs.Bool("keep-logs", false, "keep Berkeley DB log files after checkpoints (for catastrophic recovery and archiving; backups are always full)")
+		keepLogs := fs.Bool("keep-logs", false, "keep Berkeley DB log files after checkpoints (catastrophic recovery, incremental backups: backup --incremental needs every log since the last backup)")
 		parentPID := fs.Int("parent-pid", 0, "shut down cleanly once this process is no longer the parent (used by the Python shim)")
 		fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
 		printCfg := fs.Bool("print-config", false, "print the effective settings and where each comes from, then exit")
