@@ -326,8 +326,10 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	srv.quit(t)
 	offline(t, bin, dir, kind)
 	// Logs do not pile up across quick restarts: a recovered directory is
-	// checkpointed at open and its unneeded logs removed.
-	if maxLogs > 16 {
+	// checkpointed at open and its unneeded logs removed. What stays is
+	// what the last life or two wrote (up to 14 files of 10 MB seen in 500
+	// rounds); before the fix, 66 rounds had left 550.
+	if maxLogs > 40 {
 		t.Errorf("%d Berkeley DB log files after a restart: logs pile up across crashes", maxLogs)
 	}
 	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
