@@ -536,9 +536,23 @@ func verifyFiles(t *testing.T, dir string) {
 	}
 	for _, f := range files {
 		out, err := exec.Command("db5.3_verify", "-h", dir, filepath.Base(f)).CombinedOutput()
-		// db_verify exits 0 and prints only "BDB5105 Verification of X succeeded."
-		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
-		if err != nil || len(lines) != 1 || !strings.Contains(lines[0], "succeeded") {
+		// db_verify exits 0 and prints "BDB5105 Verification of X
+		// succeeded." and nothing else about the file. On a large file its
+		// own private environment may run short of mutexes (BDB2034
+		// "unable to allocate memory for mutex; resize mutex region"):
+		// that is the tool's cache, not the file, and is allowed.
+		var other []string
+		ok := false
+		for _, l := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+			switch {
+			case strings.Contains(l, "Verification of") && strings.Contains(l, "succeeded"):
+				ok = true
+			case strings.Contains(l, "BDB2034 "):
+			default:
+				other = append(other, l)
+			}
+		}
+		if err != nil || !ok || len(other) > 0 {
 			t.Fatalf("db5.3_verify %s: %v\n%s", f, err, out)
 		}
 	}
