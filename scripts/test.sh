@@ -31,7 +31,10 @@ printf 'default:\nbdb: -tags bdb\n' | bin/staticcheck -matrix ./...
 step "build without libdb (default tags): no libdb in the binary"
 go build -o bin/durusbdb-noBDB ./cmd/durusbdb
 if ldd bin/durusbdb-noBDB | grep -q libdb; then echo "default build links libdb"; exit 1; fi
-bin/durusbdb-noBDB version | grep -q 'backends: leveldb$\|backends: leveldb ' || { bin/durusbdb-noBDB version; exit 1; }
+# (Read whole first: grep -q closes the pipe at its match, and a later line
+# would then end the writer with SIGPIPE under pipefail.)
+version=$(bin/durusbdb-noBDB version)
+grep -q 'backends: leveldb$\|backends: leveldb ' <<<"$version" || { echo "$version"; exit 1; }
 go build -tags bdb -o bin/durusbdb ./cmd/durusbdb
 ldd bin/durusbdb | grep -q libdb-5.3 || { echo "bdb build does not link libdb-5.3"; exit 1; }
 bin/durusbdb version
