@@ -344,3 +344,35 @@ func TestCheckpointAfterCrashRemovesLogs(t *testing.T) {
 		t.Fatalf("log files: %d after the crash (want >= 3), %d after recovery and a checkpoint (want <= 2)", len(before), len(after))
 	}
 }
+
+// TestCloseRemovesRegions: a clean close leaves no region files, so that
+// libdb's own tools run on the stopped directory in an environment of
+// their own; the next open recreates them (and finds every record).
+func TestCloseRemovesRegions(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	tx, err := s.Begin(context.Background(), true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Put("objects", oidKey(1), record(1)); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(kv.Sync); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if regions, _ := filepath.Glob(filepath.Join(dir, "__db.0*")); len(regions) != 0 {
+		t.Fatalf("region files after a clean close: %v", regions)
+	}
+	out, err := exec.Command("db5.3_verify", "-h", dir, "objects.db").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "succeeded") {
+		t.Fatalf("db5.3_verify after a clean close: %v\n%s", err, out)
+	}
+	s = mustOpen(t, kvtest.Options(dir))
+	if v, err := s.Get("objects", oidKey(1)); err != nil || !strings.HasPrefix(string(v), "record-1-") {
+		t.Fatalf("record after reopen: %q %v", v, err)
+	}
+}

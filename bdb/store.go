@@ -284,6 +284,18 @@ func (s *Store) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	err := s.env.Close()
+	if err == nil && !s.readOnly {
+		// The region files go with a clean close: every writable open
+		// recovers and recreates them anyway, and libdb's own tools
+		// (db_verify, db_dump, db_stat) run on a stopped directory in an
+		// environment of their own instead of joining leftover regions
+		// sized for the server (db_verify ran out of mutexes there and
+		// crashed). A process still joined (a hot backup) keeps them:
+		// then the removal fails, harmlessly.
+		if rerr := libdb.EnvRemove(s.dir, 0); rerr != nil {
+			s.log.Debug("bdb: region files kept at close", "dir", s.dir, "err", rerr)
+		}
+	}
 	if err == nil && !s.readOnly && s.lock != nil {
 		// Only a clean close says so: after any failure the next open
 		// (writable or not) treats the directory as needing recovery.
