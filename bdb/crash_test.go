@@ -260,7 +260,7 @@ func TestReadOnlyOpenAfterCrash(t *testing.T) {
 	t.Run("read-only directory", func(t *testing.T) {
 		dir := t.TempDir()
 		crashAfter(t, dir, 0, 50)
-		view := readOnlyView(t, dir)
+		view := roMount(t, dir)
 		o := ro
 		o.Dir = view
 		s, err := bdb.OpenStore(o)
@@ -282,48 +282,13 @@ func TestReadOnlyOpenAfterCrash(t *testing.T) {
 			t.Fatalf("after a clean close: needs recovery %v, %v", need, err)
 		}
 		o := ro
-		o.Dir = readOnlyView(t, dir)
+		o.Dir = roMount(t, dir)
 		s2, err := bdb.OpenStore(o)
 		if err != nil {
 			t.Fatalf("read-only open of a cleanly closed, unwritable directory: %v", err)
 		}
 		s2.Close()
 	})
-}
-
-// readOnlyView returns dir as a directory this process cannot write: a
-// read-only bind mount when running as root (permissions do not stop
-// root), else dir itself with its write bits removed. A test that cannot
-// set this up fails, unless DURUSBDB_SKIP_MOUNT_TESTS is set.
-func readOnlyView(t *testing.T, dir string) string {
-	t.Helper()
-	if os.Getuid() != 0 {
-		if err := os.Chmod(dir, 0o555); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(dir, 0o755) })
-		return dir
-	}
-	view := t.TempDir()
-	mount := func(args ...string) error {
-		out, err := exec.Command("mount", args...).CombinedOutput()
-		if err != nil {
-			return fmt.Errorf("mount %v: %v: %s", args, err, out)
-		}
-		return nil
-	}
-	err := mount("--bind", dir, view)
-	if err == nil {
-		t.Cleanup(func() { exec.Command("umount", view).Run() })
-		err = mount("-o", "remount,ro,bind", view)
-	}
-	if err != nil {
-		if os.Getenv("DURUSBDB_SKIP_MOUNT_TESTS") != "" {
-			t.Skipf("DURUSBDB_SKIP_MOUNT_TESTS set: %v", err)
-		}
-		t.Fatalf("cannot make a read-only view of %s (set DURUSBDB_SKIP_MOUNT_TESTS=1 on a machine without mounts): %v", dir, err)
-	}
-	return view
 }
 
 // TestCheckpointAfterCrashRemovesLogs: after a crash, recovery at open and

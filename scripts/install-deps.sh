@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
-pkgs=(libdb5.3-dev db5.3-util libleveldb-dev libsnappy-dev python3-bsddb3 python3-venv python3-dev gcc pkg-config e2fsprogs mount openssl)
+pkgs=(libdb5.3-dev db5.3-util libleveldb-dev libsnappy-dev python3-bsddb3 python3-venv python3-dev gcc pkg-config e2fsprogs mount util-linux openssl)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -44,9 +44,6 @@ func TestMain(m *testing.M) {
 // the test binary has Berkeley DB).
 func cliBinary(t *testing.T) string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("builds the CLI and starts servers; skipped with -short")
-	}
 	liveBin.once.Do(func() {
 		dir, err := os.MkdirTemp("", "durusbdb-live")
 		if err != nil {

@@ -1,8 +1,9 @@
-// Package mounttest decides what a test does when it cannot set up a file
-// system it needs (a small tmpfs, a read-only bind mount, a loop-mounted
-// ext4 image). CI runs as root, where every such setup works, so the test
-// fails there rather than passing unseen; a developer on a machine without
-// mounts sets DURUSBDB_SKIP_MOUNT_TESTS=1 to skip these tests instead.
+// Package mounttest decides what a test does when it cannot set up what
+// only root can (a small tmpfs, a read-only bind mount, a loop-mounted ext4
+// image, a client run as another user). CI runs as root, where every such
+// setup works, so the test fails there rather than passing unseen; a
+// developer on a machine without them sets DURUSBDB_SKIP_MOUNT_TESTS=1 to
+// skip these tests instead.
 package mounttest
 
 import (
