@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
 	"github.com/durusbdb/durusbdb/kv"
@@ -96,6 +97,13 @@ type RecoverOptions struct {
 	MessageFile string
 	// CacheSize in bytes; 0 means kv.DefaultCacheSize.
 	CacheSize int64
+	// Until, if set, bounds catastrophic recovery by a time (point-in-time
+	// recovery, DB_ENV->set_tx_timestamp, second resolution): transactions
+	// committed after it are rolled back and the log is truncated after
+	// the last one kept. The log files must reach back to a checkpoint
+	// before it; otherwise the open fails with EINVAL and libdb's message
+	// names the earliest time possible. It implies Catastrophic.
+	Until time.Time
 }
 
 // RecoverInfo is the state of the log after recovery.
@@ -149,6 +157,17 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 			return fail("set verbose recovery on", err)
 		}
 	}
+	what := "recover"
+	if !opts.Until.IsZero() {
+		opts.Catastrophic = true
+		until := opts.Until.UTC().Format(time.RFC3339)
+		if err := le.SetTxTimestamp(opts.Until); err != nil {
+			return fail("set recovery time "+until+" of", err)
+		}
+		what = "catastrophic recovery until " + until + " of"
+	} else if opts.Catastrophic {
+		what = "catastrophic recovery of"
+	}
 	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
 		libdb.InitMpool | libdb.Thread
 	if opts.Catastrophic {
@@ -157,10 +176,6 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 		flags |= libdb.Recover
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
-		what := "recover"
-		if opts.Catastrophic {
-			what = "catastrophic recovery of"
-		}
 		return fail(what, err)
 	}
 	// libdb writes the checkpoint that ends recovery without flushing it

@@ -216,11 +216,17 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 // recovery runs only if the last writer did not close the directory
 // (bdb.NeedsRecovery); the report then says Ran false.
 func recoverBDB(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, opts Options) (*Report, error) {
+	return recoverBDBUntil(ctx, dir, catastrophic, onlyIfNeeded, time.Time{}, opts)
+}
+
+// recoverBDBUntil is recoverBDB with catastrophic recovery bounded by
+// until when it is set (point-in-time recovery, bdb.RecoverOptions.Until).
+func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, until time.Time, opts Options) (*Report, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	kind := KindNormal
-	if catastrophic {
+	if catastrophic || !until.IsZero() {
 		kind = KindCatastrophic
 	}
 	r := &Report{Dir: dir, Backend: "bdb", Kind: kind}
@@ -251,7 +257,7 @@ func recoverBDB(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool
 	mf.Close()
 	defer os.Remove(mfName)
 	start := time.Now()
-	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mfName, CacheSize: opts.CacheSize})
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mfName, CacheSize: opts.CacheSize, Until: until})
 	r.Duration = time.Since(start)
 	out, _ := os.ReadFile(mfName)
 	r.parseMessages(string(out))

@@ -5,6 +5,7 @@ package recovery
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
 )
@@ -17,6 +18,10 @@ func errNoBDB(dir string) error {
 
 func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, []string, error) {
 	return "", nil, errNoBDB(dir)
+}
+
+func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, until time.Time, opts Options) (*Report, error) {
+	return nil, errNoBDB(dir)
 }
 
 func recoverBDB(ctx context.Context, dir string, catastrophic, onlyIfNeeded bool, opts Options) (*Report, error) {

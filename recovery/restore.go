@@ -115,7 +115,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 		if opts.Until.IsZero() {
 			r, err = recoverBDB(ctx, dir, true, false, opts.Options)
 		} else {
-			r, err = recoverBDBUntil(ctx, dir, opts.Until, opts.Options)
+			r, err = recoverBDBUntil(ctx, dir, true, false, opts.Until, opts.Options)
 		}
 		if err != nil {
 			if !opts.Until.IsZero() {
