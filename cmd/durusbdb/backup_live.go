@@ -153,39 +153,8 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 func snapshotStore(ctx context.Context, src, dst kv.Store) error {
 	return kv.View(ctx, src, func(rt kv.Txn) error {
 		for _, b := range engine.Buckets(false, 0) {
-			cur, err := rt.Cursor(b.Name)
-			if err != nil {
-				return err
-			}
-			ok := cur.First()
-			for ok {
-				wt, err := dst.Begin(ctx, true)
-				if err != nil {
-					cur.Close()
-					return err
-				}
-				size := 0
-				for ; ok && size < copyBatchBytes; ok = cur.Next() {
-					k, v := cur.Key(), cur.Value()
-					if b.Name == engine.BucketMeta && (string(k) == "in_use" || string(k) == "backend") {
-						continue
-					}
-					if err := wt.Put(b.Name, k, v); err != nil {
-						wt.Abort()
-						cur.Close()
-						return err
-					}
-					size += len(k) + len(v)
-				}
-				if err := wt.Commit(kv.NoSync); err != nil {
-					cur.Close()
-					return err
-				}
-			}
-			err = cur.Err()
-			cur.Close()
-			if err != nil {
-				return err
+			if _, err := copyBucket(ctx, rt, b.Name, dst, nil); err != nil {
+				return fmt.Errorf("bucket %s: %w", b.Name, err)
 			}
 		}
 		return nil

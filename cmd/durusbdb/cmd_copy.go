@@ -94,48 +94,61 @@ func copyCommand() *command {
 
 // copyStore copies every bucket of src into dst key by key, in bounded
 // transactions, leaving out the meta keys that belong to one open or one
-// backend (in_use, backend).
+// backend (in_use, backend): one read transaction of src per bucket.
 func copyStore(ctx context.Context, src, dst kv.Store, bar *progress.Reporter) (int64, error) {
 	var n int64
 	for _, b := range engine.Buckets(false, 0) {
 		err := kv.View(ctx, src, func(rt kv.Txn) error {
-			cur, err := rt.Cursor(b.Name)
-			if err != nil {
-				return err
-			}
-			defer cur.Close()
-			ok := cur.First()
-			for ok {
-				wt, err := dst.Begin(ctx, true)
-				if err != nil {
-					return err
-				}
-				size := 0
-				for ; ok && size < copyBatchBytes; ok = cur.Next() {
-					k, v := cur.Key(), cur.Value()
-					if b.Name == engine.BucketMeta && (string(k) == "in_use" || string(k) == "backend") {
-						continue
-					}
-					if err := wt.Put(b.Name, k, v); err != nil {
-						wt.Abort()
-						return err
-					}
-					size += len(k) + len(v)
-					n++
-					bar.Add(1, int64(len(k)+len(v)))
-				}
-				if err := wt.Commit(kv.NoSync); err != nil {
-					return err
-				}
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-			}
-			return cur.Err()
+			m, err := copyBucket(ctx, rt, b.Name, dst, bar)
+			n += m
+			return err
 		})
 		if err != nil {
 			return n, fmt.Errorf("bucket %s: %w", b.Name, err)
 		}
 	}
 	return n, nil
+}
+
+// copyBucket copies bucket from the read transaction rt into dst in
+// transactions of at most copyBatchBytes, leaving out the meta keys that
+// belong to one open or one backend (in_use, backend); bar, if set, counts
+// each key. It returns the keys copied.
+func copyBucket(ctx context.Context, rt kv.Txn, bucket string, dst kv.Store, bar *progress.Reporter) (int64, error) {
+	cur, err := rt.Cursor(bucket)
+	if err != nil {
+		return 0, err
+	}
+	defer cur.Close()
+	var n int64
+	ok := cur.First()
+	for ok {
+		wt, err := dst.Begin(ctx, true)
+		if err != nil {
+			return n, err
+		}
+		size := 0
+		for ; ok && size < copyBatchBytes; ok = cur.Next() {
+			k, v := cur.Key(), cur.Value()
+			if bucket == engine.BucketMeta && (string(k) == "in_use" || string(k) == "backend") {
+				continue
+			}
+			if err := wt.Put(bucket, k, v); err != nil {
+				wt.Abort()
+				return n, err
+			}
+			size += len(k) + len(v)
+			n++
+			if bar != nil {
+				bar.Add(1, int64(len(k)+len(v)))
+			}
+		}
+		if err := wt.Commit(kv.NoSync); err != nil {
+			return n, err
+		}
+		if err := ctx.Err(); err != nil {
+			return n, err
+		}
+	}
+	return n, cur.Err()
 }
