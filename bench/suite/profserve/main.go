@@ -1,6 +1,6 @@
 // Command profserve is `durusbdb serve` reduced to what the benchmark suite
-// needs, with a CPU profile: it opens a database with package engine, serves
-// it with package server on a TCP port, and writes a pprof CPU profile
+// needs, with a CPU profile: it serves a database on a TCP port with
+// service.Serve (the same code as `durusbdb serve`), and writes a pprof CPU profile
 // (and, with -memprofile, a heap profile) when it receives SIGTERM or
 // SIGINT. bench/suite runs it in place of the real server when
 // BENCH_PROFILE=1, so that the hottest functions of a missed target can be
@@ -35,6 +35,7 @@ import (
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
+	"github.com/durusbdb/durusbdb/service"
 )
 
 func main() {
@@ -75,39 +76,23 @@ func main() {
 	}
 }
 
+// run serves dir with service.Serve, the server of `durusbdb serve`, until
+// SIGTERM or SIGINT, then writes the heap profile.
 func run(dir string, create bool, backend, durability string, port int, grace time.Duration, cpuprofile, memprofile string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	dur, err := kv.ParseDurability(durability)
 	if err != nil {
 		return err
 	}
-	if cpuprofile != "" {
-		f, err := os.Create(cpuprofile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
-	}
-	ln, err := server.Listen(ctx, server.ListenConfig{Host: "127.0.0.1", Port: port, IgnoreSystemd: true})
-	if err != nil {
-		return err
-	}
-	db, err := engine.Open(context.WithoutCancel(ctx), dir, engine.Options{
-		Create: create, Backend: backend, Durability: dur, GCGrace: grace, Logger: log,
+	err = service.Serve(ctx, service.Config{
+		Dir:        dir,
+		Listen:     server.ListenConfig{Host: "127.0.0.1", Port: port, IgnoreSystemd: true},
+		Engine:     engine.Options{Create: create, Backend: backend, Durability: dur, GCGrace: grace},
+		Log:        service.LogConfig{Level: slog.LevelWarn, Stderr: os.Stderr},
+		CPUProfile: cpuprofile,
+		Version:    "profserve",
 	})
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := server.New(server.Config{Logger: log}, server.Engine(db))
-	serveErr := srv.Serve(ctx, ln)
-	closeErr := db.Close()
 	if memprofile != "" {
 		runtime.GC()
 		if f, err := os.Create(memprofile); err == nil {
@@ -115,10 +100,7 @@ func run(dir string, create bool, backend, durability string, port int, grace ti
 			f.Close()
 		}
 	}
-	if serveErr != nil {
-		return serveErr
-	}
-	return closeErr
+	return err
 }
 
 // runMigrate imports file into a new database in dir under a CPU profile.

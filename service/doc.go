@@ -1,0 +1,12 @@
+// Package service runs a durusbdb server: Serve opens a database directory
+// with package engine, serves it to Durus clients with package server, and
+// adds what `durusbdb serve` offers around them (log file reopened on
+// SIGHUP, Prometheus metrics and health probes, the control socket through
+// which the tools run on a live database, a CPU profile, a parent-process
+// watch). The CLI, the benchmark suite's profiling server and the tests
+// all call the same Serve in process, so that they cannot drift apart.
+//
+// Serve returns when its context is cancelled (a clean shutdown), when a
+// client stops the server with Q, or when the storage fails (an error: the
+// supervisor should restart the server so that recovery runs).
+package service

@@ -1,0 +1,354 @@
+package service
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"runtime/pprof"
+	"syscall"
+	"time"
+
+	"github.com/durusbdb/durusbdb/control"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/metrics"
+	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/durusbdb/durusbdb/server"
+)
+
+// ShutdownTimeout bounds a clean shutdown once ForceExit is set: past it
+// (plus a margin) ForceExit is called.
+const ShutdownTimeout = 10 * time.Second
+
+// instance is one run of Serve: what its steps share.
+type instance struct {
+	cfg Config
+	log *slog.Logger
+	lf  *logFile
+	ln  net.Listener
+
+	mets     *metrics.Metrics
+	relay    *server.RemoveRelay // the engine's OnRemove, attached to the server
+	cleanups []func()            // run in reverse order when Serve returns
+	// endpoints stop the metrics and control listeners: right after the
+	// server stops, before the database is closed.
+	endpoints []func()
+
+	finished chan struct{} // closed when Serve returns
+	quitting chan struct{} // closed by Q (the server's Done) once serving
+	stopping chan struct{} // closed at the first signal or Q: /readyz fails
+}
+
+// Serve opens cfg.Dir and serves it until ctx is cancelled, a client
+// sends Q (when allowed), or the storage fails. A bad Config is a
+// *ConfigError. Serve ignores SIGPIPE (a closed log pipe must not kill a
+// server) and handles SIGHUP (reopens Log.File) while it runs.
+func Serve(ctx context.Context, cfg Config) error {
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	in := &instance{cfg: cfg, finished: make(chan struct{}), quitting: make(chan struct{}), stopping: make(chan struct{})}
+	defer in.cleanup()
+	in.onReturn(func() { close(in.finished) })
+	// A server outlives its terminal and its log readers: SIGHUP reopens
+	// the log file, and a write to a closed pipe returns EPIPE instead of
+	// killing the process.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	in.onReturn(func() { signal.Stop(hup) })
+	signal.Ignore(syscall.SIGPIPE)
+	if err := in.openLog(); err != nil {
+		return err
+	}
+	go reopenOnHUP(hup, in.finished, in.lf, in.log)
+	if err := checkDir(cfg.Dir); err != nil {
+		return err
+	}
+	if err := in.listen(ctx); err != nil {
+		return err
+	}
+	ctx, err := in.startAuxiliaries(ctx)
+	if err != nil {
+		return err
+	}
+	db, err := in.openDB(ctx)
+	if err != nil {
+		return err
+	}
+	srv, err := in.newServer(db)
+	if err != nil {
+		db.Close()
+		return err
+	}
+	return in.serve(ctx, db, srv)
+}
+
+// onReturn adds f to what runs when Serve returns (last added, first run).
+func (in *instance) onReturn(f func()) { in.cleanups = append(in.cleanups, f) }
+
+func (in *instance) cleanup() {
+	for i := len(in.cleanups) - 1; i >= 0; i-- {
+		in.cleanups[i]()
+	}
+}
+
+// stopEndpoints stops the metrics and control listeners (idempotent).
+func (in *instance) stopEndpoints() {
+	for _, f := range in.endpoints {
+		f()
+	}
+	in.endpoints = nil
+}
+
+// openLog sets in.log (and in.lf with Log.File).
+func (in *instance) openLog() error {
+	lc := in.cfg.Log
+	w := lc.Stderr
+	if w == nil {
+		w = io.Discard
+	}
+	if lc.File != "" {
+		lf, err := openLogFile(lc.File)
+		if err != nil {
+			return fmt.Errorf("--log-file: %w", err)
+		}
+		in.lf, w = lf, lf
+		in.onReturn(func() { lf.Close() })
+	}
+	opts := &slog.HandlerOptions{Level: lc.Level}
+	if lc.Format == "json" {
+		in.log = slog.New(slog.NewJSONHandler(w, opts))
+	} else {
+		in.log = slog.New(slog.NewTextHandler(w, opts))
+	}
+	return nil
+}
+
+// checkDir refuses a missing directory or a file.
+func checkDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("database directory %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("database directory %s is not a directory", dir)
+	}
+	return nil
+}
+
+// listen opens the client listener and the metrics endpoint first, so
+// that a busy address fails before the database is opened.
+func (in *instance) listen(ctx context.Context) error {
+	ln, err := server.Listen(ctx, in.cfg.Listen)
+	if err != nil {
+		return err
+	}
+	in.ln = ln
+	in.onReturn(func() { ln.Close() }) // Serve closes it too; a second Close is harmless
+	if in.cfg.MetricsAddr == "" {
+		return nil
+	}
+	in.mets = metrics.New(metrics.Options{Version: in.cfg.Version})
+	in.cfg.Server.Observer = in.mets
+	ep, err := in.mets.Listen(in.cfg.MetricsAddr, in.log)
+	if err != nil {
+		return fmt.Errorf("--metrics %s: %w", in.cfg.MetricsAddr, err)
+	}
+	stop := func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		if err := ep.Close(sctx); err != nil {
+			in.log.Warn("metrics: stopping the HTTP server", "err", err)
+		}
+	}
+	in.endpoints = append(in.endpoints, stop)
+	in.onReturn(in.stopEndpoints)
+	return nil
+}
+
+// startAuxiliaries starts the shutdown watchdog, the CPU profile and the
+// parent watch; the returned context is also cancelled when the parent
+// goes away.
+func (in *instance) startAuxiliaries(ctx context.Context) (context.Context, error) {
+	if in.cfg.ForceExit != nil {
+		go in.watchdog(ctx)
+	}
+	if in.cfg.CPUProfile != "" {
+		pf, err := os.Create(in.cfg.CPUProfile)
+		if err != nil {
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			pf.Close()
+			return nil, fmt.Errorf("--cpuprofile: %w", err)
+		}
+		in.onReturn(func() { pprof.StopCPUProfile(); pf.Close() })
+	}
+	if in.cfg.ParentPID > 0 {
+		var stopParent context.CancelFunc
+		ctx, stopParent = context.WithCancel(ctx)
+		in.onReturn(stopParent)
+		go watchParent(ctx, in.cfg.ParentPID, in.log, stopParent)
+	}
+	go func() {
+		defer close(in.stopping)
+		select {
+		case <-ctx.Done():
+		case <-in.quitting:
+		case <-in.finished:
+		}
+	}()
+	return ctx, nil
+}
+
+// watchdog calls ForceExit at a second SIGINT/SIGTERM after the first
+// (also while the database is being opened), or when a shutdown overruns
+// ShutdownTimeout.
+func (in *instance) watchdog(ctx context.Context) {
+	select {
+	case <-ctx.Done():
+	case <-in.quitting:
+	case <-in.finished:
+		return
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sig)
+	t := time.NewTimer(ShutdownTimeout + 2*time.Second)
+	defer t.Stop()
+	select {
+	case s := <-sig:
+		in.log.Error("second signal: exiting without a clean shutdown", "signal", s.String())
+		in.cfg.ForceExit("second signal")
+	case <-t.C:
+		in.log.Error("shutdown took longer than 10 s: exiting")
+		in.cfg.ForceExit("shutdown timeout")
+	case <-in.finished:
+	}
+}
+
+// openDB reports recovery and opens the engine. Opening (recovery
+// included) is not interrupted by the first signal: the server then shuts
+// down cleanly at once.
+func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
+	dir := in.cfg.Dir
+	// Refuse directories of an older Berkeley DB release.
+	if err := recovery.CheckFormat(dir); err != nil {
+		return nil, err
+	}
+	if !in.cfg.Engine.ReadOnly {
+		// A report only (log range replayed, time): the engine's own open
+		// runs recovery again and decides whether the directory can be
+		// served.
+		_, err := recovery.AtOpen(context.WithoutCancel(ctx), dir, recovery.Options{Logger: in.log, CacheSize: in.cfg.Engine.CacheSize})
+		if err != nil {
+			in.log.Warn("recovery report failed; the database open runs recovery itself", "dir", dir, "err", err)
+		}
+	}
+	opts := in.cfg.Engine
+	opts.Logger = in.log
+	relay := &server.RemoveRelay{}
+	opts.OnRemove = relay.OnRemove
+	in.relay = relay
+	db, err := engine.Open(context.WithoutCancel(ctx), dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	return db, nil
+}
+
+// newServer makes the server of db and starts what observes it: metrics,
+// the memory limit and the control socket.
+func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
+	log, cfg := in.log, &in.cfg
+	// The engine's reserve; a negative MinFreeSpace disabled it.
+	reserve := max(cfg.Engine.MinFreeSpace, 0)
+	warnLowSpace(log, cfg.Dir, reserve)
+	if in.mets != nil {
+		if err := in.mets.RegisterEngine(db, log); err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		in.mets.SetProbes(metrics.Probes{Store: db, MinFreeSpace: reserve, Stopping: in.stopping})
+	}
+	scfg := cfg.Server
+	scfg.Logger = log
+	setMemoryLimit(log, scfg.MaxInflight, recordCacheBytes(cfg.Engine.RecordCache, cfg.Engine.CacheSize))
+	maxCommit := cmp.Or(scfg.MaxCommit, server.DefaultMaxCommit)
+	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); maxCommit/3*4 > budget {
+		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
+			"max_commit", maxCommit, "max_inflight", budget)
+	}
+	srv := server.New(scfg, server.Engine(db))
+	in.relay.Attach(srv)
+	if cfg.Control != nil {
+		in.listenControl(db, srv)
+	}
+	return srv, nil
+}
+
+// listenControl opens the control socket: the tools on a live database.
+// A directory the server cannot write (a read-only server on a read-only
+// file system) gets none: serve anyway.
+func (in *instance) listenControl(db *engine.DB, srv *server.Server) {
+	ctl, err := control.Listen(in.cfg.Dir, in.cfg.Control(db, srv.NumConns), in.log)
+	if err != nil {
+		in.log.Warn("no control socket: tools cannot run while this server holds the directory", "dir", in.cfg.Dir, "err", err)
+		return
+	}
+	in.log.Info("control socket listening", "addr", ctl.Addr())
+	in.endpoints = append([]func(){func() {
+		if err := ctl.Close(); err != nil {
+			in.log.Warn("control: closing the socket", "err", err)
+		}
+	}}, in.endpoints...)
+	in.onReturn(in.stopEndpoints)
+}
+
+// serve runs srv until ctx is cancelled, Q, or a storage failure, then
+// stops the endpoints and closes db.
+func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server) error {
+	go func() {
+		select {
+		case <-srv.Done():
+			close(in.quitting)
+		case <-in.finished:
+		}
+	}()
+	// A fatal storage error (libdb DB_RUNRECOVERY or panic, a failed log
+	// flush) stops the server: no new connections, every connection
+	// closed, an error returned, so that a supervisor restarts it and
+	// recovery runs.
+	serveCtx, stopServing := context.WithCancel(ctx)
+	defer stopServing()
+	go func() {
+		select {
+		case <-db.Failed():
+			in.log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", in.cfg.Dir, "err", db.FailErr())
+			stopServing()
+		case <-in.finished:
+		}
+	}()
+	in.log.Info("durusbdb serve", "version", in.cfg.Version, "dir", in.cfg.Dir, "backend", db.Backend(),
+		"readonly", db.ReadOnly(), "durability", in.cfg.Engine.Durability.String(), "address", in.cfg.Listen.String())
+	if in.cfg.Ready != nil {
+		in.cfg.Ready(in.ln.Addr())
+	}
+	serveErr := srv.Serve(serveCtx, in.ln)
+	in.stopEndpoints()
+	closeErr := db.Close()
+	if failErr := db.FailErr(); failErr != nil {
+		return fmt.Errorf("serve %s: %w", in.cfg.Dir, failErr)
+	}
+	if serveErr != nil {
+		return fmt.Errorf("serve %s: %w", in.cfg.Dir, serveErr)
+	}
+	if closeErr != nil {
+		return fmt.Errorf("closing the database: %w", closeErr)
+	}
+	in.log.Info("database closed")
+	return nil
+}
