@@ -25,11 +25,6 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 	if lv := liveFrom(ctx); lv != nil {
 		return true, serverBackup(ctx, cio, c, lv, args)
 	}
-	for _, a := range args {
-		if a == "-h" || a == "--help" || a == "-help" {
-			return false, nil
-		}
-	}
 	dir := argDir(args, cio.environ)
 	if dir == "" {
 		return false, nil
@@ -75,12 +70,12 @@ func argDir(args, environ []string) string {
 // snapshot) into a staging directory, backed up there as an offline
 // backup would be, then streamed to the client, which writes OUT.
 func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, args []string) error {
-	fs := newFlagSet(c, cio)
+	fs := newFlagSet(c.name)
 	dir := fs.String("dir", "", "database directory (required)")
 	streamOut := fs.Bool("stream", false, "write OUT as one file")
 	fs.String("cache-size", "64MiB", "ignored: the server's database is used")
 	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := parseFlags(c, cio, fs, args); err != nil {
+	if err := parseFlags(fs, cio.environ, args); err != nil {
 		return &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream and OUT only)", err)}
 	}
 	if fs.NArg() != 1 {

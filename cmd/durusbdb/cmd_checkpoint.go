@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
@@ -16,36 +17,34 @@ func checkpointCommand() *command {
 		usage:   "durusbdb checkpoint --dir DIR [--keep-logs]",
 		example: "durusbdb checkpoint --dir /var/lib/durusbdb",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		keep := fs.Bool("keep-logs", false, "keep log files (for catastrophic recovery and archiving; backups are always full)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true, KeepLogs: *keep}})
+			if errors.Is(err, kv.ErrInUse) {
+				return routeLive(ctx, cio, f.dir, c.name, args, err)
+			}
+			if err != nil {
+				return err
+			}
+			defer done()
+			if lv != nil && *keep {
+				// The server's policy may remove logs; this checkpoint keeps them.
+				err = db.Store().Checkpoint(ctx, false)
+			} else {
+				err = db.Checkpoint(ctx)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "checkpoint of %s done\n", f.dir)
+			return nil
 		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true, KeepLogs: *keep}})
-		if errors.Is(err, kv.ErrInUse) {
-			return routeLive(ctx, cio, f.dir, c.name, args, err)
-		}
-		if err != nil {
-			return err
-		}
-		defer done()
-		if lv != nil && *keep {
-			// The server's policy may remove logs; this checkpoint keeps them.
-			err = db.Store().Checkpoint(ctx, false)
-		} else {
-			err = db.Checkpoint(ctx)
-		}
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cio.stdout, "checkpoint of %s done\n", f.dir)
-		return nil
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"os"
 
 	"github.com/durusbdb/durusbdb/backend"
@@ -21,73 +22,71 @@ func copyCommand() *command {
 		usage:   "durusbdb copy [--backend bdb|leveldb] SRC DST",
 		example: "durusbdb copy --backend leveldb /var/lib/durusbdb /var/lib/durusbdb-ldb",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		// The shared database flags but --dir: the directories are the
 		// arguments (so neither the help nor DURUSBDB_DIR offers a --dir).
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		fs.StringVar(&f.backend, "backend", "", "backend of the new database at DST: bdb or leveldb (default: bdb when compiled in)")
 		fs.StringVar(&f.cacheSize, "cache-size", "64MiB", "cache size for reading SRC (bytes, or with KiB/MiB/GiB)")
 		fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
-		}
-		if fs.NArg() != 2 {
-			return &usageError{"give SRC and DST directories"}
-		}
-		dstKind := f.backend
-		f.backend = ""
-		f.dir = fs.Arg(0)
-		dstDir := fs.Arg(1)
-		log, err := f.logger(cio.stderr)
-		if err != nil {
-			return err
-		}
-		src, err := f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
-		if err != nil {
-			return err
-		}
-		defer src.Close()
-		st, err := src.Stats()
-		if err != nil {
-			return err
-		}
-		if err := os.MkdirAll(dstDir, 0o755); err != nil {
-			return fmt.Errorf("destination %s: %w", dstDir, err)
-		}
-		if found, err := backend.Detect(dstDir); err != nil || found != "" {
-			if err == nil {
-				err = fmt.Errorf("destination %s already holds a %s database", dstDir, found)
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			if fs.NArg() != 2 {
+				return &usageError{"give SRC and DST directories"}
 			}
-			return err
+			dstKind := f.backend
+			f.backend = ""
+			f.dir = fs.Arg(0)
+			dstDir := fs.Arg(1)
+			log, err := f.logger(cio.stderr)
+			if err != nil {
+				return err
+			}
+			src, err := f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+			if err != nil {
+				return err
+			}
+			defer src.Close()
+			st, err := src.Stats()
+			if err != nil {
+				return err
+			}
+			if err := os.MkdirAll(dstDir, 0o755); err != nil {
+				return fmt.Errorf("destination %s: %w", dstDir, err)
+			}
+			if found, err := backend.Detect(dstDir); err != nil || found != "" {
+				if err == nil {
+					err = fmt.Errorf("destination %s already holds a %s database", dstDir, found)
+				}
+				return err
+			}
+			dst, kind, err := backend.Open(kv.Options{Dir: dstDir, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
+			if err != nil {
+				return err
+			}
+			bar := progress.New(cio.stderr, log, "copy to "+dstDir, "records", 0)
+			n, err := copyStore(ctx, src.Store(), dst, bar)
+			bar.Done()
+			if err == nil {
+				err = dst.Flush()
+			}
+			if cerr := dst.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("copy %s to %s: %w (the destination is incomplete: remove it)", f.dir, dstDir, err)
+			}
+			// Open the copy once with the engine: it checks the layout and records the writer.
+			out, err := engine.Open(ctx, dstDir, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
+			if err != nil {
+				return fmt.Errorf("open the copy %s: %w", dstDir, err)
+			}
+			size, _ := out.Size()
+			if err := out.Close(); err != nil {
+				return err
+			}
+			fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)
+			return nil
 		}
-		dst, kind, err := backend.Open(kv.Options{Dir: dstDir, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
-		if err != nil {
-			return err
-		}
-		bar := progress.New(cio.stderr, log, "copy to "+dstDir, "records", 0)
-		n, err := copyStore(ctx, src.Store(), dst, bar)
-		bar.Done()
-		if err == nil {
-			err = dst.Flush()
-		}
-		if cerr := dst.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("copy %s to %s: %w (the destination is incomplete: remove it)", f.dir, dstDir, err)
-		}
-		// Open the copy once with the engine: it checks the layout and records the writer.
-		out, err := engine.Open(ctx, dstDir, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
-		if err != nil {
-			return fmt.Errorf("open the copy %s: %w", dstDir, err)
-		}
-		size, _ := out.Size()
-		if err := out.Close(); err != nil {
-			return err
-		}
-		fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)
-		return nil
 	}
 	return c
 }

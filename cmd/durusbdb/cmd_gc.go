@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
@@ -17,59 +17,57 @@ func gcCommand() *command {
 		usage:   "durusbdb gc --dir DIR [--full] [--rate N]",
 		example: "durusbdb gc --dir /var/lib/durusbdb --full",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		full := fs.Bool("full", false, "full collection: mark from the root and sweep (reclaims cycles)")
 		rate := fs.Int("rate", 0, "reference-count collector: objects per second (0 = as fast as possible)")
 		grace := fs.Duration("grace", 0, "only collect candidates older than this (default: none offline; the server's --gc-grace when a server runs the command)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		graceSet := false
-		fs.Visit(func(fl *flag.Flag) { graceSet = graceSet || fl.Name == "grace" })
-		g := *grace
-		if g == 0 {
-			g = -1 // engine: negative means no grace period
-		}
-		db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual, Rate: *rate}, GCGrace: g})
-		if errors.Is(err, kv.ErrInUse) {
-			return routeLive(ctx, cio, f.dir, c.name, args, err)
-		}
-		if err != nil {
-			return err
-		}
-		defer done()
-		collect := db.CollectGarbage // the server's grace period when live
-		if lv != nil && graceSet {
-			collect = func(ctx context.Context, max int) (int, error) { return db.CollectGarbageGrace(ctx, max, *grace) }
-		}
-		if *full {
-			st, err := db.FullCollect(ctx)
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			graceSet := false
+			fs.Visit(func(fl *pflag.Flag) { graceSet = graceSet || fl.Name == "grace" })
+			g := *grace
+			if g == 0 {
+				g = -1 // engine: negative means no grace period
+			}
+			db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual, Rate: *rate}, GCGrace: g})
+			if errors.Is(err, kv.ErrInUse) {
+				return routeLive(ctx, cio, f.dir, c.name, args, err)
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cio.stdout, "full collection: %d reachable, %d removed, %d dangling references, %d counters fixed, %s\n",
-				st.Marked, st.Removed, st.Dangling, st.Fixed, st.Duration)
+			defer done()
+			collect := db.CollectGarbage // the server's grace period when live
+			if lv != nil && graceSet {
+				collect = func(ctx context.Context, max int) (int, error) { return db.CollectGarbageGrace(ctx, max, *grace) }
+			}
+			if *full {
+				st, err := db.FullCollect(ctx)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(cio.stdout, "full collection: %d reachable, %d removed, %d dangling references, %d counters fixed, %s\n",
+					st.Marked, st.Removed, st.Dangling, st.Fixed, st.Duration)
+				return nil
+			}
+			total := 0
+			for {
+				n, err := collect(ctx, 10000)
+				if err != nil {
+					return err
+				}
+				total += n
+				if n == 0 {
+					break
+				}
+			}
+			fmt.Fprintf(cio.stdout, "reference-count collector: %d objects removed\n", total)
 			return nil
 		}
-		total := 0
-		for {
-			n, err := collect(ctx, 10000)
-			if err != nil {
-				return err
-			}
-			total += n
-			if n == 0 {
-				break
-			}
-		}
-		fmt.Fprintf(cio.stdout, "reference-count collector: %d objects removed\n", total)
-		return nil
 	}
 	return c
 }

@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"strconv"
 	"strings"
@@ -29,7 +29,7 @@ func inspectOpen(ctx context.Context, cio cmdIO, f *dbFlags, name string, args [
 }
 
 // oidArg parses the one OID argument of refs and dump.
-func oidArg(fs *flag.FlagSet) (uint64, error) {
+func oidArg(fs *pflag.FlagSet) (uint64, error) {
 	if fs.NArg() != 1 {
 		return 0, &usageError{"want exactly one OID argument"}
 	}
@@ -66,56 +66,54 @@ func analyzeCommand() *command {
 		usage:   "durusbdb analyze --dir DIR [--top N] [--json]",
 		example: "durusbdb analyze --dir /var/lib/durusbdb --top 20",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		top := fs.Int("top", 10, "list this many of the largest records")
 		asJSON := fs.Bool("json", false, "print JSON (keys: objects, bytes, classes, largest, unreadable)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		if *top < 0 {
-			return &usageError{"--top must not be negative"}
-		}
-		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
-		if routed || err != nil {
-			return err
-		}
-		defer done()
-		a, err := inspect.Analyze(ctx, db, *top, nil)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(cio.stdout, a)
-		}
-		tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-		fmt.Fprintf(tw, "objects\tbytes\t%%bytes\tavg\tlargest oid\t class\n")
-		for _, cs := range a.Classes {
-			pct := 0.0
-			if a.Bytes > 0 {
-				pct = 100 * float64(cs.Bytes) / float64(a.Bytes)
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			if err := noArgs(fs); err != nil {
+				return err
 			}
-			fmt.Fprintf(tw, "%d\t%d\t%.1f\t%d\t%d\t %s\n", cs.Objects, cs.Bytes, pct, cs.Bytes/max(cs.Objects, 1), cs.Largest, cs.Class)
-		}
-		fmt.Fprintf(tw, "%d\t%d\t100.0\t%d\t\t total\n", a.Objects, a.Bytes, a.Bytes/max(a.Objects, 1))
-		tw.Flush()
-		if len(a.Largest) > 0 {
-			fmt.Fprintf(cio.stdout, "\nlargest records:\n")
-			tw = tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
-			for _, o := range a.Largest {
-				fmt.Fprintf(tw, "%d\t%d\t %s\n", o.OID, o.Size, o.Class)
+			if *top < 0 {
+				return &usageError{"--top must not be negative"}
 			}
+			db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+			if routed || err != nil {
+				return err
+			}
+			defer done()
+			a, err := inspect.Analyze(ctx, db, *top, nil)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(cio.stdout, a)
+			}
+			tw := tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+			fmt.Fprintf(tw, "objects\tbytes\t%%bytes\tavg\tlargest oid\t class\n")
+			for _, cs := range a.Classes {
+				pct := 0.0
+				if a.Bytes > 0 {
+					pct = 100 * float64(cs.Bytes) / float64(a.Bytes)
+				}
+				fmt.Fprintf(tw, "%d\t%d\t%.1f\t%d\t%d\t %s\n", cs.Objects, cs.Bytes, pct, cs.Bytes/max(cs.Objects, 1), cs.Largest, cs.Class)
+			}
+			fmt.Fprintf(tw, "%d\t%d\t100.0\t%d\t\t total\n", a.Objects, a.Bytes, a.Bytes/max(a.Objects, 1))
 			tw.Flush()
+			if len(a.Largest) > 0 {
+				fmt.Fprintf(cio.stdout, "\nlargest records:\n")
+				tw = tabwriter.NewWriter(cio.stdout, 0, 4, 2, ' ', tabwriter.AlignRight)
+				for _, o := range a.Largest {
+					fmt.Fprintf(tw, "%d\t%d\t %s\n", o.OID, o.Size, o.Class)
+				}
+				tw.Flush()
+			}
+			if a.Unreadable > 0 {
+				fmt.Fprintf(cio.stdout, "\n%d records could not be parsed (run durusbdb check)\n", a.Unreadable)
+			}
+			return nil
 		}
-		if a.Unreadable > 0 {
-			fmt.Fprintf(cio.stdout, "\n%d records could not be parsed (run durusbdb check)\n", a.Unreadable)
-		}
-		return nil
 	}
 	return c
 }
@@ -129,37 +127,35 @@ func refsCommand() *command {
 		usage:   "durusbdb refs --dir DIR [--json] OID",
 		example: "durusbdb refs --dir /var/lib/durusbdb 42",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		asJSON := fs.Bool("json", false, "print JSON (keys: oid, class, size, data_size, refs, exists, referred_by)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			oid, err := oidArg(fs)
+			if err != nil {
+				return err
+			}
+			db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+			if routed || err != nil {
+				return err
+			}
+			defer done()
+			r, err := inspect.Referrers(ctx, db, oid, nil)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(cio.stdout, r)
+			}
+			if r.Exists {
+				fmt.Fprintf(cio.stdout, "oid %d: %s, %d bytes\nrefers to: %s\n", oid, r.Class, r.Size, oidList(r.Refs))
+			} else {
+				fmt.Fprintf(cio.stdout, "oid %d: no record\n", oid)
+			}
+			fmt.Fprintf(cio.stdout, "referred to by: %s\n", oidList(r.ReferredBy))
+			return nil
 		}
-		oid, err := oidArg(fs)
-		if err != nil {
-			return err
-		}
-		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
-		if routed || err != nil {
-			return err
-		}
-		defer done()
-		r, err := inspect.Referrers(ctx, db, oid, nil)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(cio.stdout, r)
-		}
-		if r.Exists {
-			fmt.Fprintf(cio.stdout, "oid %d: %s, %d bytes\nrefers to: %s\n", oid, r.Class, r.Size, oidList(r.Refs))
-		} else {
-			fmt.Fprintf(cio.stdout, "oid %d: no record\n", oid)
-		}
-		fmt.Fprintf(cio.stdout, "referred to by: %s\n", oidList(r.ReferredBy))
-		return nil
 	}
 	return c
 }
@@ -173,47 +169,45 @@ func dumpCommand() *command {
 		usage:   "durusbdb dump --dir DIR [--raw | --json] OID",
 		example: "durusbdb dump --dir /var/lib/durusbdb --raw 0 > root.record",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		raw := fs.Bool("raw", false, "write the record's bytes (FORMAT.md record layout) to stdout")
 		asJSON := fs.Bool("json", false, "print JSON (keys: oid, class, size, data_size, refs)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			oid, err := oidArg(fs)
+			if err != nil {
+				return err
+			}
+			if *raw && *asJSON {
+				return &usageError{"--raw and --json exclude each other"}
+			}
+			db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
+			if routed || err != nil {
+				return err
+			}
+			defer done()
+			rec, err := db.Load(oid)
+			if errors.Is(err, engine.ErrNotFound) {
+				return fmt.Errorf("dump: oid %d has no record in %s", oid, f.dir)
+			}
+			if err != nil {
+				return err
+			}
+			if *raw {
+				_, err := cio.stdout.Write(rec)
+				return err
+			}
+			o, err := inspect.Describe(oid, rec)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				return writeJSON(cio.stdout, o)
+			}
+			fmt.Fprintf(cio.stdout, "oid:        %d\nclass:      %s\nsize:       %d bytes (pickles %d)\nreferences: %s\n", o.OID, o.Class, o.Size, o.Data, oidList(o.Refs))
+			return nil
 		}
-		oid, err := oidArg(fs)
-		if err != nil {
-			return err
-		}
-		if *raw && *asJSON {
-			return &usageError{"--raw and --json exclude each other"}
-		}
-		db, done, routed, err := inspectOpen(ctx, cio, &f, c.name, args)
-		if routed || err != nil {
-			return err
-		}
-		defer done()
-		rec, err := db.Load(oid)
-		if errors.Is(err, engine.ErrNotFound) {
-			return fmt.Errorf("dump: oid %d has no record in %s", oid, f.dir)
-		}
-		if err != nil {
-			return err
-		}
-		if *raw {
-			_, err := cio.stdout.Write(rec)
-			return err
-		}
-		o, err := inspect.Describe(oid, rec)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return writeJSON(cio.stdout, o)
-		}
-		fmt.Fprintf(cio.stdout, "oid:        %d\nclass:      %s\nsize:       %d bytes (pickles %d)\nreferences: %s\n", o.OID, o.Class, o.Size, o.Data, oidList(o.Refs))
-		return nil
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
@@ -18,80 +19,74 @@ func restoreCommand() *command {
 		usage:   "durusbdb restore [--no-check] [--until TIME] IN DIR",
 		example: "durusbdb restore /backups/durus-2026-11-25.tar.sz /var/lib/durusbdb-restored && durusbdb serve --dir /var/lib/durusbdb-restored",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
-		fs := newFlagSet(c, cio)
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		noCheck := fs.Bool("no-check", false, "skip the full database check after the restore")
 		cacheSize := fs.String("cache-size", "64MiB", "cache size for recovery and the check")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
 		untilS := fs.String("until", "", "point-in-time restore (Berkeley DB): the database as it was at TIME, RFC 3339 (2026-11-25T14:00:00Z, 2026-11-25T15:00:00+01:00) or local time (2026-11-25 14:00:00); commits after it are rolled back")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
-		}
-		var until time.Time
-		if *untilS != "" {
-			t, err := parseUntil(*untilS)
-			if err != nil {
-				return &usageError{"--until: " + err.Error()}
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			var until time.Time
+			if *untilS != "" {
+				t, err := parseUntil(*untilS)
+				if err != nil {
+					return &usageError{"--until: " + err.Error()}
+				}
+				until = t
 			}
-			until = t
-		}
-		if fs.NArg() != 2 {
-			return &usageError{"want two arguments: IN (backup directory or stream file) and DIR (new or empty directory)"}
-		}
-		in, dir := fs.Arg(0), fs.Arg(1)
-		cache, err := parseSize(*cacheSize)
-		if err != nil {
-			return &usageError{"--cache-size: " + err.Error()}
-		}
-		log, err := (&dbFlags{logFormat: *logFormat}).logger(cio.stderr)
-		if err != nil {
-			return err
-		}
-		res, err := recovery.Restore(ctx, in, dir, recovery.RestoreOptions{
-			Options: recovery.Options{Logger: log, Progress: cio.stderr, CacheSize: cache},
-			Until:   until,
-		})
-		if err != nil {
-			return err
-		}
-		m := res.Manifest
-		fmt.Fprintf(cio.stdout, "restored %s (%s backup of %s made %s) into %s: %d files, %d bytes\n",
-			in, m.Backend, m.Source, m.Created.Format("2006-01-02 15:04:05Z07:00"), dir, len(m.Files), m.Size())
-		if res.Increments > 0 {
-			fmt.Fprintf(cio.stdout, "increments: %d applied, the last made %s\n", res.Increments, res.Through.Format("2006-01-02 15:04:05Z07:00"))
-		}
-		if !until.IsZero() {
-			fmt.Fprintf(cio.stdout, "point in time: commits after %s rolled back\n", until.Format(time.RFC3339))
-		}
-		if res.Recovery != nil {
-			fmt.Fprintf(cio.stdout, "recovery: %s\n", res.Recovery.Summary())
-		}
-		if *noCheck {
+			if fs.NArg() != 2 {
+				return &usageError{"want two arguments: IN (backup directory or stream file) and DIR (new or empty directory)"}
+			}
+			in, dir := fs.Arg(0), fs.Arg(1)
+			ropts, err := recoveryOptions(*cacheSize, *logFormat, cio.stderr)
+			if err != nil {
+				return err
+			}
+			res, err := recovery.Restore(ctx, in, dir, recovery.RestoreOptions{
+				Options: ropts,
+				Until:   until,
+			})
+			if err != nil {
+				return err
+			}
+			m := res.Manifest
+			fmt.Fprintf(cio.stdout, "restored %s (%s backup of %s made %s) into %s: %d files, %d bytes\n",
+				in, m.Backend, m.Source, m.Created.Format("2006-01-02 15:04:05Z07:00"), dir, len(m.Files), m.Size())
+			if res.Increments > 0 {
+				fmt.Fprintf(cio.stdout, "increments: %d applied, the last made %s\n", res.Increments, res.Through.Format("2006-01-02 15:04:05Z07:00"))
+			}
+			if !until.IsZero() {
+				fmt.Fprintf(cio.stdout, "point in time: commits after %s rolled back\n", until.Format(time.RFC3339))
+			}
+			if res.Recovery != nil {
+				fmt.Fprintf(cio.stdout, "recovery: %s\n", res.Recovery.Summary())
+			}
+			if *noCheck {
+				return nil
+			}
+			// A writable open and clean close also clears the in_use mark the
+			// source had while its server ran.
+			db, err := engine.Open(ctx, dir, engine.Options{CacheSize: ropts.CacheSize, Logger: ropts.Logger,
+				GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+			if err != nil {
+				return fmt.Errorf("restored %s, but it does not open: %w", dir, err)
+			}
+			rep, err := db.Check(ctx, false)
+			if cerr := db.Close(); err == nil && cerr != nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("restored %s, but checking it failed: %w", dir, err)
+			}
+			fmt.Fprintf(cio.stdout, "check: %d objects, %d references, max oid %d\n", rep.Objects, rep.Refs, rep.MaxOID)
+			for _, p := range rep.Problems {
+				fmt.Fprintf(cio.stdout, "problem: %s\n", p)
+			}
+			if !rep.OK() {
+				return &exitError{exitProblems, fmt.Errorf("restored %s, but check found %d problems", dir, rep.ProblemCount)}
+			}
+			fmt.Fprintln(cio.stdout, "ok")
 			return nil
 		}
-		// A writable open and clean close also clears the in_use mark the
-		// source had while its server ran.
-		db, err := engine.Open(ctx, dir, engine.Options{CacheSize: cache, Logger: log,
-			GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
-		if err != nil {
-			return fmt.Errorf("restored %s, but it does not open: %w", dir, err)
-		}
-		rep, err := db.Check(ctx, false)
-		if cerr := db.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-		if err != nil {
-			return fmt.Errorf("restored %s, but checking it failed: %w", dir, err)
-		}
-		fmt.Fprintf(cio.stdout, "check: %d objects, %d references, max oid %d\n", rep.Objects, rep.Refs, rep.MaxOID)
-		for _, p := range rep.Problems {
-			fmt.Fprintf(cio.stdout, "problem: %s\n", p)
-		}
-		if !rep.OK() {
-			return &exitError{exitProblems, fmt.Errorf("restored %s, but check found %d problems", dir, rep.ProblemCount)}
-		}
-		fmt.Fprintln(cio.stdout, "ok")
-		return nil
 	}
 	return c
 }

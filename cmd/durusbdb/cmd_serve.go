@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"log/slog"
 	"os"
 	"strconv"
@@ -38,7 +38,7 @@ type serveFlags struct {
 }
 
 // register defines the flags on fs.
-func (f *serveFlags) register(fs *flag.FlagSet) {
+func (f *serveFlags) register(fs *pflag.FlagSet) {
 	f.db.register(fs)
 	// durus -s options.
 	fs.StringVar(&f.host, "host", server.DefaultHost, "host to listen on (durus -s --host)")
@@ -64,7 +64,7 @@ func (f *serveFlags) register(fs *flag.FlagSet) {
 }
 
 // registerLimits defines durusbdb's own protocol limits and policies.
-func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
+func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.create, "create", false, "create a new database if --dir is empty")
 	fs.StringVar(&f.durability, "durability", "sync", "when commits are acknowledged: sync, write-nosync or nosync")
 	fs.StringVar(&f.maxCommit, "max-commit", "1GiB", "largest commit accepted (bytes or with KiB/MiB/GiB, at most 4GiB-1)")
@@ -90,7 +90,7 @@ func (f *serveFlags) registerLimits(fs *flag.FlagSet) {
 
 // registerStorage defines the storage policies (the original's
 // constructor options).
-func (f *serveFlags) registerStorage(fs *flag.FlagSet) {
+func (f *serveFlags) registerStorage(fs *pflag.FlagSet) {
 	fs.StringVar(&f.access, "access", "btree", "access method of objects.db for a new database: btree or hash")
 	fs.StringVar(&f.pageSize, "page-size", "16KiB", "page size of objects.db for a new database")
 	fs.StringVar(&f.recCache, "record-cache", "", "part of --cache-size kept for recently loaded records in Go memory (default: an eighth; 0: none)")
@@ -115,45 +115,43 @@ func serveCommand() *command {
 		usage:   "durusbdb serve --dir DIR [--create] [--host H] [--port P | --address PATH|@NAME] [flags]",
 		example: "durusbdb serve --dir /var/lib/durusbdb --create --port 2972",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f serveFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
-		src, err := parseConfigFlags(c, cio, fs, args)
-		if err != nil {
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			src := cio.src
+			set := map[string]bool{}
+			fs.Visit(func(fl *pflag.Flag) { set[fl.Name] = true })
+			cfg, err := f.config(set)
+			if err != nil {
+				return err
+			}
+			if f.printCfg {
+				printConfig(cio.stdout, fs, src)
+				return nil
+			}
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			if f.stop {
+				return stopServer(ctx, cio, f, cfg.Listen)
+			}
+			if f.file != "" {
+				return &usageError{"--file names a Durus file; durusbdb serves a database directory: import the file with 'durusbdb migrate' and use --dir"}
+			}
+			if f.repair {
+				fmt.Fprintln(cio.stderr, "durusbdb serve: --repair has no effect: durusbdb recovers automatically")
+			}
+			cfg.Log.Stderr = cio.stderr
+			cfg.Control = controlHandler
+			cfg.ForceExit = func(string) { os.Exit(exitFailed) }
+			err = service.Serve(ctx, cfg)
+			var ce *service.ConfigError
+			if errors.As(err, &ce) {
+				return &usageError{ce.Msg}
+			}
 			return err
 		}
-		set := map[string]bool{}
-		fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-		cfg, err := f.config(set)
-		if err != nil {
-			return err
-		}
-		if f.printCfg {
-			printConfig(cio.stdout, fs, src)
-			return nil
-		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		if f.stop {
-			return stopServer(ctx, cio, f, cfg.Listen)
-		}
-		if f.file != "" {
-			return &usageError{"--file names a Durus file; durusbdb serves a database directory: import the file with 'durusbdb migrate' and use --dir"}
-		}
-		if f.repair {
-			fmt.Fprintln(cio.stderr, "durusbdb serve: --repair has no effect: durusbdb recovers automatically")
-		}
-		cfg.Log.Stderr = cio.stderr
-		cfg.Control = controlHandler
-		cfg.ForceExit = func(string) { os.Exit(exitFailed) }
-		err = service.Serve(ctx, cfg)
-		var ce *service.ConfigError
-		if errors.As(err, &ce) {
-			return &usageError{ce.Msg}
-		}
-		return err
 	}
 	return c
 }

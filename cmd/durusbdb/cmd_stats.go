@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"os"
 	"strings"
@@ -21,36 +22,34 @@ func statsCommand() *command {
 		usage:   "durusbdb stats --dir DIR [--json]",
 		example: "durusbdb stats --dir /var/lib/durusbdb --json",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
+	c.setup = func(fs *pflag.FlagSet) runFunc {
 		var f dbFlags
-		fs := newFlagSet(c, cio)
 		f.register(fs)
 		asJSON := fs.Bool("json", false, "print JSON (stable snake_case keys, see docs/OPERATIONS.md)")
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			if err := noArgs(fs); err != nil {
+				return err
+			}
+			db, lv, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+			if errors.Is(err, kv.ErrInUse) {
+				return routeLive(ctx, cio, f.dir, c.name, args, err)
+			}
+			if err != nil {
+				return err
+			}
+			defer done()
+			rep, err := gatherStats(f.dir, db, lv)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				enc := json.NewEncoder(cio.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(rep)
+			}
+			rep.writeText(cio.stdout)
+			return nil
 		}
-		if err := noArgs(fs); err != nil {
-			return err
-		}
-		db, lv, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
-		if errors.Is(err, kv.ErrInUse) {
-			return routeLive(ctx, cio, f.dir, c.name, args, err)
-		}
-		if err != nil {
-			return err
-		}
-		defer done()
-		rep, err := gatherStats(f.dir, db, lv)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			enc := json.NewEncoder(cio.stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(rep)
-		}
-		rep.writeText(cio.stdout)
-		return nil
 	}
 	return c
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"github.com/spf13/pflag"
 	"runtime"
 	"runtime/debug"
 	"strings"
@@ -20,26 +21,24 @@ func versionCommand() *command {
 		usage:   "durusbdb version",
 		example: "durusbdb version",
 	}
-	c.run = func(ctx context.Context, cio cmdIO, args []string) error {
-		fs := newFlagSet(c, cio)
-		if err := parseFlags(c, cio, fs, args); err != nil {
-			return err
-		}
-		rev := ""
-		if bi, ok := debug.ReadBuildInfo(); ok {
-			for _, s := range bi.Settings {
-				if s.Key == "vcs.revision" {
-					rev = " " + s.Value
+	c.setup = func(fs *pflag.FlagSet) runFunc {
+		return func(ctx context.Context, cio cmdIO, args []string) error {
+			rev := ""
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" {
+						rev = " " + s.Value
+					}
 				}
 			}
+			fmt.Fprintf(cio.stdout, "durusbdb %s%s (%s %s/%s)\nbackends: %s (default for new databases: %s)\n",
+				Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH,
+				strings.Join(backend.Compiled(), ", "), backend.Default())
+			for _, lv := range backend.LibraryVersions() {
+				fmt.Fprintf(cio.stdout, "%s: %s\n", lv[0], lv[1])
+			}
+			return nil
 		}
-		fmt.Fprintf(cio.stdout, "durusbdb %s%s (%s %s/%s)\nbackends: %s (default for new databases: %s)\n",
-			Version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH,
-			strings.Join(backend.Compiled(), ", "), backend.Default())
-		for _, lv := range backend.LibraryVersions() {
-			fmt.Fprintf(cio.stdout, "%s: %s\n", lv[0], lv[1])
-		}
-		return nil
 	}
 	return c
 }

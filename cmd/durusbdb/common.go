@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/recovery"
 )
 
 // dbFlags are the flags every offline command shares to open a database.
@@ -21,7 +22,7 @@ type dbFlags struct {
 	logFormat string
 }
 
-func (f *dbFlags) register(fs *flag.FlagSet) {
+func (f *dbFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&f.dir, "dir", "", "database directory (required)")
 	fs.StringVar(&f.backend, "backend", "", "bdb or leveldb for a new database (default: bdb when compiled in); existing directories are detected")
 	fs.StringVar(&f.cacheSize, "cache-size", "64MiB", "cache size (bytes, or with KiB/MiB/GiB)")
@@ -91,9 +92,23 @@ func parseSize(s string) (int64, error) {
 }
 
 // noArgs refuses positional arguments.
-func noArgs(fs *flag.FlagSet) error {
+func noArgs(fs *pflag.FlagSet) error {
 	if fs.NArg() > 0 {
 		return &usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
 	}
 	return nil
+}
+
+// recoveryOptions parses the --cache-size and --log-format of the tools
+// over package recovery (backup, restore, recover); progress goes to stderr.
+func recoveryOptions(cacheSize, logFormat string, stderr io.Writer) (recovery.Options, error) {
+	cache, err := parseSize(cacheSize)
+	if err != nil {
+		return recovery.Options{}, &usageError{"--cache-size: " + err.Error()}
+	}
+	log, err := (&dbFlags{logFormat: logFormat}).logger(stderr)
+	if err != nil {
+		return recovery.Options{}, err
+	}
+	return recovery.Options{Logger: log, Progress: stderr, CacheSize: cache}, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"strings"
 	"time"
@@ -95,26 +94,21 @@ func durusEnv(environ []string) []string {
 func controlHandler(db *engine.DB, conns func() int) control.Handler {
 	started := time.Now()
 	return func(ctx context.Context, req control.Request, r *control.Response) control.Exit {
-		var c *command
-		for _, k := range commands() {
-			if k.name == req.Command && liveCommands[k.name] {
-				c = k
-			}
-		}
-		if c == nil {
+		if !liveCommands[req.Command] {
 			return control.Exit{Code: exitUsage, Usage: true,
-				Error: fmt.Sprintf("%q cannot run through the control socket (only stats, check, checkpoint, gc, export, backup)", req.Command)}
+				Error: fmt.Sprintf("%q cannot run through the control socket (only stats, check, checkpoint, gc, export, backup, analyze, refs, dump)", req.Command)}
 		}
 		lv := &liveServer{db: db, resp: r, conns: conns, started: started}
 		cio := cmdIO{stdin: strings.NewReader(""), stdout: r.Stdout(), stderr: r.Stderr(), environ: req.Env}
-		return errorToExit(c.run(context.WithValue(ctx, liveKey{}, lv), cio, req.Args))
+		args := append([]string{req.Command}, req.Args...)
+		return errorToExit(execute(context.WithValue(ctx, liveKey{}, lv), cio, args))
 	}
 }
 
 // errorToExit maps a command's error to the Exit sent to the client, as
 // run maps it to an exit code.
 func errorToExit(err error) control.Exit {
-	if err == nil || errors.Is(err, flag.ErrHelp) {
+	if err == nil {
 		return control.Exit{}
 	}
 	var ue *usageError

@@ -3,17 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/spf13/pflag"
 )
 
 func runCLI(t *testing.T, environ []string, args ...string) (int, string, string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code := run(context.Background(), cmdIO{strings.NewReader(""), &out, &errb, environ}, args)
+	code := run(context.Background(), cmdIO{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, environ: environ}, args)
 	return code, out.String(), errb.String()
 }
 
@@ -27,7 +28,7 @@ func TestBadInvocations(t *testing.T) {
 		msg  string
 	}{
 		{"unknown command", []string{"frobnicate"}, exitUsage, `unknown command "frobnicate"`},
-		{"unknown flag", []string{"check", "--bogus"}, exitUsage, "flag provided but not defined: -bogus"},
+		{"unknown flag", []string{"check", "--bogus"}, exitUsage, "unknown flag: --bogus"},
 		{"missing dir flag", []string{"check"}, exitUsage, "--dir is required"},
 		{"dir missing", []string{"check", "--dir", "/nonexistent/durusbdb"}, exitFailed, "/nonexistent/durusbdb"},
 		{"dir is a file", []string{"stats", "--dir", file}, exitFailed, "is not a directory"},
@@ -59,7 +60,7 @@ func TestConfigSources(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "durusbdb.conf")
 	os.WriteFile(cfg, []byte("# comment\n--port = 3000\nhost = \"10.0.0.1\"\ndir = /from/file\n"), 0o644)
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	port := fs.Int("port", 2972, "")
 	host := fs.String("host", "127.0.0.1", "")
 	d := fs.String("dir", "", "")
@@ -72,16 +73,16 @@ func TestConfigSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if *port != 3000 || src["port"] != srcFile {
+	if *port != 3000 || src["port"].kind != srcFile {
 		t.Errorf("port %d from %s", *port, src["port"])
 	}
-	if *host != "192.0.2.1" || src["host"] != srcEnv {
+	if *host != "192.0.2.1" || src["host"].kind != srcEnv {
 		t.Errorf("host %s from %s: env beats file", *host, src["host"])
 	}
-	if *d != "/from/flag" || src["dir"] != srcFlag {
+	if *d != "/from/flag" || src["dir"].kind != srcFlag {
 		t.Errorf("dir %s from %s: flag beats file", *d, src["dir"])
 	}
-	if src["readonly"] != srcEnv {
+	if src["readonly"].kind != srcEnv {
 		t.Errorf("readonly from %s", src["readonly"])
 	}
 	var out bytes.Buffer
@@ -98,7 +99,7 @@ func TestConfigSources(t *testing.T) {
 	if _, err := applyConfig(fs, nil); err == nil || !strings.Contains(err.Error(), "missing.conf") {
 		t.Errorf("unreadable config: %v", err)
 	}
-	fresh := flag.NewFlagSet("t2", flag.ContinueOnError)
+	fresh := pflag.NewFlagSet("t2", pflag.ContinueOnError)
 	fresh.Int("port", 2972, "")
 	if _, err := applyConfig(fresh, []string{"DURUSBDB_PORT=abc"}); err == nil || !strings.Contains(err.Error(), "DURUSBDB_PORT") {
 		t.Errorf("bad env value: %v", err)
