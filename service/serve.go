@@ -65,7 +65,7 @@ func Serve(ctx context.Context, cfg Config) error {
 		return err
 	}
 	go reopenOnHUP(hup, in.finished, in.lf, in.log)
-	if err := checkDir(cfg.Dir); err != nil {
+	if err := checkDir(cfg.Dir, cfg.Engine.Create); err != nil {
 		return err
 	}
 	if err := in.listen(ctx); err != nil {
@@ -128,8 +128,14 @@ func (in *instance) openLog() error {
 	return nil
 }
 
-// checkDir refuses a missing directory or a file.
-func checkDir(dir string) error {
+// checkDir refuses a missing directory (creating it with create) or a
+// file.
+func checkDir(dir string, create bool) error {
+	if create {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("--create: %w", err)
+		}
+	}
 	fi, err := os.Stat(dir)
 	if err != nil {
 		return fmt.Errorf("database directory %s: %w", dir, err)

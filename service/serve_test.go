@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -38,11 +39,11 @@ func startServe(t *testing.T, cfg Config) (string, context.CancelFunc, <-chan er
 	return "", nil, nil
 }
 
-// TestServeInProcess commits and loads through the protocol, stops the
-// server by cancelling the context and finds the commit in the reopened
-// database.
+// TestServeInProcess creates a database in a missing directory, commits
+// and loads through the protocol, stops the server by cancelling the
+// context and finds the commit in the reopened database.
 func TestServeInProcess(t *testing.T) {
-	dir := t.TempDir()
+	dir := filepath.Join(t.TempDir(), "new", "db")
 	logs := &testlog.Buffer{}
 	addr, stop, done := startServe(t, Config{Dir: dir, Engine: engine.Options{Create: true}, Version: "test",
 		Log: LogConfig{Stderr: logs}})

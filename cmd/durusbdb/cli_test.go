@@ -5,32 +5,11 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/durusbdb/durusbdb/durus/filestorage"
-	"github.com/durusbdb/durusbdb/durus/record"
 )
-
-// shelfFile writes a Durus Shelf file with a root (oid 0) referring to
-// oid 1 and returns its path and the record of oid 1.
-func shelfFile(t *testing.T) (string, []byte) {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "app.durus")
-	one := record.Build(1, []byte("one"))
-	_, err := filestorage.WriteShelf(path, filestorage.WriteOptions{}, func(yield func(uint64, []byte) error) error {
-		if err := yield(0, record.Build(0, []byte("root"), 1)); err != nil {
-			return err
-		}
-		return yield(1, one)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path, one
-}
 
 // Flags go anywhere on the line: after the positional argument too.
 func TestFlagsAnywhere(t *testing.T) {
-	file, one := shelfFile(t)
+	file, one := chainFile(t, 2), chainRecord(1, 2)
 	dir := filepath.Join(t.TempDir(), "db")
 	os.Mkdir(dir, 0o755)
 	if code, _, stderr := runCLI(t, nil, "migrate", file, "--dir", dir, "--create"); code != exitOK {
@@ -45,7 +24,7 @@ func TestFlagsAnywhere(t *testing.T) {
 // Go flag-package spellings (`-dir D`, `-create`, `-dir=D`) keep working
 // for the long flags a command has.
 func TestSingleDashLongFlags(t *testing.T) {
-	file, one := shelfFile(t)
+	file, one := chainFile(t, 2), chainRecord(1, 2)
 	dir := filepath.Join(t.TempDir(), "db")
 	os.Mkdir(dir, 0o755)
 	if code, _, stderr := runCLI(t, nil, "migrate", "-dir", dir, "-create", file); code != exitOK {

@@ -4,9 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
 // backupCommand is `durusbdb backup`: a hot backup of a database, to a

@@ -4,115 +4,237 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
+	"io"
+	"log/slog"
 	"os"
+	"sync"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
+// checkCommand is `durusbdb check`: the backend's own verification, then
+// the engine's invariants (engine.DB.Check).
 func checkCommand() *command {
 	c := &command{
 		name:    "check",
 		summary: "verify a database: backend files, references, refcounts, size counter, GC queue",
-		usage:   "durusbdb check --dir DIR [--repair]",
+		usage:   "durusbdb check --dir DIR [--repair] [--json] [--progress]",
 		example: "durusbdb check --dir /var/lib/durusbdb && echo clean",
 	}
 	c.setup = func(fs *pflag.FlagSet) runFunc {
-		var f dbFlags
-		f.register(fs)
-		repair := fs.Bool("repair", false, "fix counters and queues (never deletes a reachable object)")
+		var k checkRun
+		k.db.register(fs)
+		fs.BoolVar(&k.repair, "repair", false, "fix counters and queues (never deletes a reachable object)")
+		fs.BoolVar(&k.json, "json", false, "print the report as JSON (keys: dir, layout, backend, objects, refs, max_oid, backend_files_verified, problems, problem_count, repaired, ok)")
+		fs.BoolVar(&k.progress, "progress", false, "show progress on stderr even when it is not a terminal (default: only on a terminal)")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
 			if err := noArgs(fs); err != nil {
 				return err
 			}
-			// 1. The backend's own verification (db_verify's DB->verify for
-			// Berkeley DB; table, log and MANIFEST checksums for LevelDB).
-			if f.dir == "" {
+			if k.db.dir == "" {
 				return &usageError{"--dir is required"}
 			}
-			verified := ""
-			if liveFrom(ctx) == nil {
-				if fi, err := os.Stat(f.dir); err != nil || !fi.IsDir() {
-					if err == nil {
-						err = fmt.Errorf("is not a directory")
-					}
-					return fmt.Errorf("database directory %s: %w", f.dir, err)
-				}
-				nfiles, verr := recovery.VerifyBackend(f.dir)
-				if errors.Is(verr, kv.ErrInUse) {
-					return routeLive(ctx, cio, f.dir, c.name, args, verr)
-				}
-				if verr != nil {
-					if kind, _ := backend.Detect(f.dir); kind == backend.LevelDB {
-						// LevelDB's verification does not take the lock: a
-						// server compacting meanwhile can fail it. Then the
-						// server checks.
-						if _, _, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}}); errors.Is(err, kv.ErrInUse) {
-							return routeLive(ctx, cio, f.dir, c.name, args, err)
-						} else if err == nil {
-							done()
-						}
-					}
-					if errors.Is(verr, kv.ErrCorrupt) {
-						fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
-						return &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", f.dir)}
-					}
-					return verr
-				}
-				// Printed once the open below shows that no server holds the
-				// directory (LevelDB's verification does not take its lock).
-				verified = fmt.Sprintf("%s: backend verification of %d file(s) passed\n", f.dir, nfiles)
-			} else {
-				// The server has the files open and changes them: libdb's
-				// DB->verify must not run on them, nor may LevelDB's tables be
-				// read behind its back.
-				fmt.Fprintf(cio.stdout, "%s: backend verification skipped: the server has the files open (stop it and run check to verify them)\n", f.dir)
-			}
-			// 2. The engine invariants.
-			db, _, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: !*repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
-			if errors.Is(err, kv.ErrInUse) {
-				return routeLive(ctx, cio, f.dir, c.name, args, err)
-			}
-			if err != nil {
-				if kind, _ := backend.Detect(f.dir); kind == backend.BDB && !*repair {
-					// A read-only open reads the files as they were left: after a
-					// crash, committed data may still be only in the log.
-					return fmt.Errorf("%w\n(a read-only check reads the files as they were left; after a crash, run `durusbdb recover --dir %s` or start the server once, so that recovery replays the log, then check again)", err, f.dir)
-				}
-				return err
-			}
-			defer done()
-			fmt.Fprint(cio.stdout, verified)
-			rep, err := db.Check(ctx, *repair)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(cio.stdout, "%s: layout %s, backend %s, %d objects, %d references, max oid %d\n",
-				f.dir, rep.Layout, db.Backend(), rep.Objects, rep.Refs, rep.MaxOID)
-			for _, p := range rep.Problems {
-				fmt.Fprintf(cio.stdout, "problem: %s\n", p)
-			}
-			if n := rep.ProblemCount - len(rep.Problems); n > 0 {
-				fmt.Fprintf(cio.stdout, "... and %d more problems\n", n)
-			}
-			if *repair && !rep.OK() {
-				fmt.Fprintf(cio.stdout, "repaired: %d fixes written; checking again\n", rep.Repaired)
-				if rep, err = db.Check(ctx, false); err != nil {
-					return err
-				}
-				for _, p := range rep.Problems {
-					fmt.Fprintf(cio.stdout, "remaining problem: %s\n", p)
-				}
-			}
-			if !rep.OK() {
-				return &exitError{exitProblems, fmt.Errorf("%d problems found in %s", rep.ProblemCount, f.dir)}
-			}
-			fmt.Fprintln(cio.stdout, "ok")
-			return nil
+			k.args = args
+			return k.run(ctx, cio)
 		}
 	}
 	return c
+}
+
+// checkRun is one `durusbdb check`.
+type checkRun struct {
+	db                     dbFlags
+	repair, json, progress bool
+	args                   []string // the command line, for routeLive
+}
+
+// checkSteps are the steps the progress counts: the backend's
+// verification, the engine check, and with --repair the second check.
+func (k *checkRun) checkSteps() int64 {
+	if k.repair {
+		return 3
+	}
+	return 2
+}
+
+// checkJSON is the report of check --json.
+type checkJSON struct {
+	Dir                  string   `json:"dir"`
+	Layout               string   `json:"layout"`
+	Backend              string   `json:"backend"`
+	Objects              uint64   `json:"objects"`
+	Refs                 uint64   `json:"refs"`
+	MaxOID               uint64   `json:"max_oid"`
+	BackendFilesVerified int      `json:"backend_files_verified"` // -1: skipped (a server has the files open)
+	Problems             []string `json:"problems"`
+	ProblemCount         int      `json:"problem_count"`
+	Repaired             int      `json:"repaired"`
+	OK                   bool     `json:"ok"`
+
+	found []string // with --repair: the problems found before repairing
+}
+
+func (k *checkRun) run(ctx context.Context, cio cmdIO) error {
+	bar := k.newBar(cio)
+	defer bar.Done() // the final line; 100% once every step is done
+	// 1. The backend's own verification (db_verify's DB->verify for
+	// Berkeley DB; table, log and MANIFEST checksums for LevelDB).
+	nfiles, err := k.verifyBackend(ctx, cio)
+	if err != nil || nfiles == errRouted {
+		return err
+	}
+	bar.Add(1, 0)
+	// 2. The engine invariants.
+	db, _, done, err := k.db.openTool(ctx, cio, engine.Options{ReadOnly: !k.repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+	if errors.Is(err, kv.ErrInUse) {
+		return routeLive(ctx, cio, k.db.dir, "check", k.args, err)
+	}
+	if err != nil {
+		if kind, _ := backend.Detect(k.db.dir); kind == backend.BDB && !k.repair {
+			// A read-only open reads the files as they were left: after a
+			// crash, committed data may still be only in the log.
+			return fmt.Errorf("%w\n(a read-only check reads the files as they were left; after a crash, run `durusbdb recover --dir %s` or start the server once, so that recovery replays the log, then check again)", err, k.db.dir)
+		}
+		return err
+	}
+	defer done()
+	rep, err := db.Check(ctx, k.repair)
+	if err != nil {
+		return err
+	}
+	bar.Add(1, 0)
+	out := checkJSON{Dir: k.db.dir, Layout: rep.Layout, Backend: db.Backend(), Objects: rep.Objects, Refs: rep.Refs,
+		MaxOID: rep.MaxOID, BackendFilesVerified: nfiles, ProblemCount: rep.ProblemCount, Problems: []string{}}
+	for _, p := range rep.Problems {
+		out.Problems = append(out.Problems, p.String())
+	}
+	if k.repair && !rep.OK() {
+		out.Repaired, out.found = rep.Repaired, out.Problems
+		if rep, err = db.Check(ctx, false); err != nil {
+			return err
+		}
+		out.ProblemCount, out.Problems = rep.ProblemCount, []string{}
+		for _, p := range rep.Problems {
+			out.Problems = append(out.Problems, p.String())
+		}
+	}
+	if k.repair {
+		bar.Add(1, 0)
+	}
+	out.OK = rep.OK()
+	bar.Done() // its final line (100%) before the report
+	if k.json {
+		if err := writeJSON(cio.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		k.writeText(cio.stdout, out)
+	}
+	if !out.OK {
+		return &exitError{exitProblems, fmt.Errorf("%d problems found in %s", out.ProblemCount, k.db.dir)}
+	}
+	return nil
+}
+
+// stepBar is check's progress: Done may be called more than once (the
+// first call draws the final line).
+type stepBar struct {
+	r    *progress.Reporter
+	once sync.Once
+}
+
+func (b *stepBar) Add(n, extra int64) { b.r.Add(n, extra) }
+func (b *stepBar) Done()              { b.once.Do(b.r.Done) }
+
+// newBar returns the progress of check on stderr: a bar on a terminal,
+// log lines with --progress otherwise, else nothing.
+func (k *checkRun) newBar(cio cmdIO) *stepBar {
+	log, err := k.db.logger(cio.stderr)
+	w := cio.stderr
+	if err != nil || !k.progress && !progress.IsTerminal(w) {
+		w, log = io.Discard, slog.New(slog.DiscardHandler)
+	}
+	return &stepBar{r: progress.New(w, log, "check "+k.db.dir, "steps", k.checkSteps())}
+}
+
+// errRouted is verifyBackend's file count when the check ran in the
+// server that holds the directory.
+const errRouted = -2
+
+// verifyBackend runs the backend's verification and returns the number of
+// files verified (-1: skipped, the server has them open; errRouted: the
+// whole check ran in the server).
+func (k *checkRun) verifyBackend(ctx context.Context, cio cmdIO) (int, error) {
+	dir := k.db.dir
+	if liveFrom(ctx) != nil {
+		// The server has the files open and changes them: libdb's
+		// DB->verify must not run on them, nor may LevelDB's tables be
+		// read behind its back.
+		return -1, nil
+	}
+	if fi, err := os.Stat(dir); err != nil || !fi.IsDir() {
+		if err == nil {
+			err = fmt.Errorf("is not a directory")
+		}
+		return 0, fmt.Errorf("database directory %s: %w", dir, err)
+	}
+	nfiles, verr := recovery.VerifyBackend(dir)
+	if errors.Is(verr, kv.ErrInUse) {
+		return errRouted, routeLive(ctx, cio, dir, "check", k.args, verr)
+	}
+	if verr == nil {
+		return nfiles, nil
+	}
+	if kind, _ := backend.Detect(dir); kind == backend.LevelDB {
+		// LevelDB's verification does not take the lock: a server
+		// compacting meanwhile can fail it. Then the server checks.
+		_, _, done, err := k.db.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+		if errors.Is(err, kv.ErrInUse) {
+			return errRouted, routeLive(ctx, cio, dir, "check", k.args, err)
+		} else if err == nil {
+			done()
+		}
+	}
+	if errors.Is(verr, kv.ErrCorrupt) {
+		if k.json {
+			writeJSON(cio.stdout, checkJSON{Dir: dir, Problems: []string{"backend verification: " + verr.Error()}, ProblemCount: 1})
+		} else {
+			fmt.Fprintf(cio.stdout, "problem: backend verification: %v\n", verr)
+		}
+		return 0, &exitError{exitProblems, fmt.Errorf("backend verification of %s failed", dir)}
+	}
+	return 0, verr
+}
+
+// writeText prints the report for people.
+func (k *checkRun) writeText(w io.Writer, r checkJSON) {
+	if r.BackendFilesVerified >= 0 {
+		fmt.Fprintf(w, "%s: backend verification of %d file(s) passed\n", r.Dir, r.BackendFilesVerified)
+	} else {
+		fmt.Fprintf(w, "%s: backend verification skipped: the server has the files open (stop it and run check to verify them)\n", r.Dir)
+	}
+	fmt.Fprintf(w, "%s: layout %s, backend %s, %d objects, %d references, max oid %d\n",
+		r.Dir, r.Layout, r.Backend, r.Objects, r.Refs, r.MaxOID)
+	prefix := "problem"
+	if r.found != nil {
+		for _, p := range r.found {
+			fmt.Fprintf(w, "problem: %s\n", p)
+		}
+		fmt.Fprintf(w, "repaired: %d fixes written; checked again\n", r.Repaired)
+		prefix = "remaining problem"
+	}
+	for _, p := range r.Problems {
+		fmt.Fprintf(w, "%s: %s\n", prefix, p)
+	}
+	if n := r.ProblemCount - len(r.Problems); n > 0 {
+		fmt.Fprintf(w, "... and %d more problems\n", n)
+	}
+	if r.OK {
+		fmt.Fprintln(w, "ok")
+	}
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/spf13/pflag"
 )
 
 func checkpointCommand() *command {

@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 	"os"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/spf13/pflag"
 )
 
 // copyBatchBytes bounds one destination transaction of copy.

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"os"
 	"path/filepath"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/spf13/pflag"
 )
 
 func exportCommand() *command {

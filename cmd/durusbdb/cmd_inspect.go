@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"io"
 	"strconv"
 	"strings"
@@ -14,6 +13,7 @@ import (
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/inspect"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/spf13/pflag"
 )
 
 // inspectOpen opens the database of f read-only for the object tools.

@@ -3,9 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 
+	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
 // recoverCommand is `durusbdb recover`: run Berkeley DB normal or
@@ -14,13 +15,14 @@ func recoverCommand() *command {
 	c := &command{
 		name:    "recover",
 		summary: "recover a stopped database: Berkeley DB normal or catastrophic (--catastrophic) recovery, LevelDB repair",
-		usage:   "durusbdb recover --dir DIR [--catastrophic]",
+		usage:   "durusbdb recover --dir DIR [--catastrophic] [--force]",
 		example: "cp /archive/log.* /var/lib/durusbdb/ && durusbdb recover --dir /var/lib/durusbdb --catastrophic",
 	}
 	c.setup = func(fs *pflag.FlagSet) runFunc {
 		dir := fs.String("dir", "", "database directory (required); no server may be running on it")
 		fatal := fs.Bool("catastrophic", false, "Berkeley DB: DB_RECOVER_FATAL, replaying every log file in the directory from the first (copy archived logs in first)")
-		verbose := fs.Bool("v", false, "print libdb's recovery messages")
+		verbose := fs.BoolP("verbose", "v", false, "print libdb's recovery messages")
+		force := fs.Bool("force", false, "LevelDB: repair even when every file verifies (by default a healthy database is left untouched)")
 		cacheSize := fs.String("cache-size", "64MiB", "cache size for recovery")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
@@ -33,6 +35,14 @@ func recoverCommand() *command {
 			ropts, err := recoveryOptions(*cacheSize, *logFormat, cio.stderr)
 			if err != nil {
 				return err
+			}
+			if kind, _ := backend.Detect(*dir); kind == backend.LevelDB && !*force {
+				// A repair rewrites the tables and the MANIFEST: not for a
+				// healthy database (LevelDB replays its own log at open).
+				if _, err := recovery.VerifyBackend(*dir); err == nil {
+					fmt.Fprintf(cio.stdout, "%s: LevelDB database verified (tables, logs, MANIFEST): nothing to repair, nothing changed (--force repairs anyway)\n", *dir)
+					return nil
+				}
 			}
 			r, err := recovery.Recover(ctx, *dir, recovery.RecoverOptions{
 				Options:      ropts,

@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
 // restoreCommand is `durusbdb restore`: verify a backup completely, write

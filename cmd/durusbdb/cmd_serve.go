@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"log/slog"
 	"os"
 	"strconv"
@@ -15,6 +14,7 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
 	"github.com/durusbdb/durusbdb/service"
+	"github.com/spf13/pflag"
 )
 
 // serveFlags are the flags of `durusbdb serve`: the durus -s options, the
@@ -141,6 +141,9 @@ func serveCommand() *command {
 			}
 			if f.repair {
 				fmt.Fprintln(cio.stderr, "durusbdb serve: --repair has no effect: durusbdb recovers automatically")
+			}
+			if cfg.Engine.Backend, err = backendFor(cfg.Dir, cfg.Engine.Backend, cio.src["backend"]); err != nil {
+				return err
 			}
 			cfg.Log.Stderr = cio.stderr
 			cfg.Control = controlHandler

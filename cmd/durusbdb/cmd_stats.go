@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"io"
 	"os"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/spf13/pflag"
 )
 
 func statsCommand() *command {

@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 	"strings"
 
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
 // upgradeCommand is `durusbdb upgrade`: libdb's upgrade procedure for a

@@ -3,12 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 	"runtime"
 	"runtime/debug"
 	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/spf13/pflag"
 )
 
 // Version is durusbdb's release, recorded in meta `writer` of databases it opens.

@@ -3,15 +3,16 @@ package main
 import (
 	"context"
 	"fmt"
-	"github.com/spf13/pflag"
 	"io"
 	"log/slog"
 	"os"
 	"strconv"
 	"strings"
 
+	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/recovery"
+	"github.com/spf13/pflag"
 )
 
 // dbFlags are the flags every offline command shares to open a database.
@@ -41,9 +42,18 @@ func (f *dbFlags) logger(w io.Writer) (*slog.Logger, error) {
 }
 
 // open checks the directory and opens the engine with the shared flags.
+// With opts.Create a missing directory is created. The backend of an
+// existing database is detected: --backend from DURUSBDB_BACKEND or a
+// config file is then only for new databases, and a conflicting
+// --backend on the command line is a usage error.
 func (f *dbFlags) open(ctx context.Context, cio cmdIO, opts engine.Options) (*engine.DB, error) {
 	if f.dir == "" {
 		return nil, &usageError{"--dir is required"}
+	}
+	if opts.Create {
+		if err := os.MkdirAll(f.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("--create: %w", err)
+		}
 	}
 	fi, err := os.Stat(f.dir)
 	if err != nil {
@@ -60,7 +70,9 @@ func (f *dbFlags) open(ctx context.Context, cio cmdIO, opts engine.Options) (*en
 	if err != nil {
 		return nil, err
 	}
-	opts.Backend = f.backend
+	if opts.Backend, err = backendFor(f.dir, f.backend, cio.src["backend"]); err != nil {
+		return nil, err
+	}
 	opts.CacheSize = cache
 	if opts.RecordCache == 0 {
 		// The tools scan and write; none serves loads, so the whole cache
@@ -69,6 +81,24 @@ func (f *dbFlags) open(ctx context.Context, cio cmdIO, opts engine.Options) (*en
 	}
 	opts.Logger = log
 	return engine.Open(ctx, f.dir, opts)
+}
+
+// backendFor is the backend to open dir with, given --backend (want, from
+// o): the detected backend of an existing database wins over a value from
+// the environment or a config file; a conflicting --backend on the command
+// line is a usage error naming both.
+func backendFor(dir, want string, o origin) (string, error) {
+	if want == "" {
+		return "", nil
+	}
+	found, err := backend.Detect(dir)
+	if err != nil || found == "" || found == want {
+		return want, nil // a new database, or the engine reports the layout
+	}
+	if o.kind == srcFlag {
+		return "", &usageError{fmt.Sprintf("--backend %s, but %s holds a %s database (an existing database's backend is detected: drop --backend)", want, dir, found)}
+	}
+	return "", nil
 }
 
 // parseSize parses "1048576", "64MiB", "1GiB", "512KiB" (also KB/MB/GB as powers of 1024).

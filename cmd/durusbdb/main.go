@@ -26,10 +26,10 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
-	"github.com/spf13/pflag"
 
 	// Limits glibc malloc arenas at start (the storage libraries' memory).
 	_ "github.com/durusbdb/durusbdb/cgo/malloc"
+	"github.com/spf13/pflag"
 )
 
 // Exit codes, documented in the package comment and docs/OPERATIONS.md.
@@ -280,7 +280,7 @@ func (c *command) cobra(cio *cmdIO) *cobra.Command {
 		if errors.As(err, &ue) {
 			err = &usageError{src.annotate(cmd.Flags(), ue.msg)}
 		}
-		return &cmdError{name: c.name, err: err}
+		return &cmdError{name: c.name, err: withHint(cmd.Flags(), err)}
 	}
 	return cc
 }

@@ -38,7 +38,7 @@ func New(w io.Writer, log *slog.Logger, what, unit string, total int64) *Reporte
 		log = slog.Default()
 	}
 	r := &Reporter{what: what, unit: unit, total: total, w: w, log: log, now: time.Now, every: 5 * time.Second}
-	r.terminal = isTerminal(w)
+	r.terminal = IsTerminal(w)
 	if r.terminal {
 		r.every = 200 * time.Millisecond
 	}
@@ -117,8 +117,9 @@ func bar(pct float64) string {
 	return string(b)
 }
 
-// isTerminal reports whether w is a character device (a tty).
-func isTerminal(w io.Writer) bool {
+// IsTerminal reports whether w is a character device (a tty): where a
+// redrawn bar belongs (check shows progress only there unless asked).
+func IsTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
