@@ -71,6 +71,7 @@ type ConfigError struct {
 	Msg string
 }
 
+// Error returns Msg.
 func (e *ConfigError) Error() string { return e.Msg }
 
 // validate checks the fields Serve interprets itself; the engine and the

@@ -75,50 +75,64 @@ func backupCommand() *command {
 			case *verify && (*dir != "" || *streamOut):
 				return &usageError{"--verify takes only the backup OUT (no --dir, no --stream)"}
 			}
-			ropts, err := recoveryOptions(*cacheSize, *logFormat, cio.stderr)
-			if err != nil {
-				return err
-			}
-			switch {
-			case *verify:
-				res, err := recovery.VerifyBackup(ctx, out, recovery.VerifyOptions{Options: ropts, TempDir: *tmpDir})
-				if errors.Is(err, recovery.ErrBadBackup) {
-					return &exitError{exitProblems, err}
-				}
-				if err != nil {
-					return err
-				}
-				m := res.Manifest
-				fmt.Fprintf(cio.stdout, "backup %s verified (%s backup of %s made %s, %d increments): %d files, %d bytes; trial restore: %d objects, %d references, check ok, in %v\n",
-					out, m.Backend, m.Source, m.Created.Format("2006-01-02 15:04:05Z07:00"), res.Increments, len(m.Files), m.Size(),
-					res.Check.Objects, res.Check.Refs, res.Duration.Round(1e6))
-				return nil
-			case *incremental:
-				res, err := recovery.BackupIncremental(ctx, *dir, out, recovery.BackupOptions{Options: ropts})
-				if err != nil {
-					return err
-				}
-				m := res.Manifest
-				first, last := m.LogRange()
-				fmt.Fprintf(cio.stdout, "increment %d of %s (%s) added to %s: log files %s to %s, %d bytes, in %v\n",
-					m.Increment, *dir, m.Mode, out, first, last, res.Bytes, res.Duration.Round(1e6))
-				return nil
-			}
-			res, err := recovery.Backup(ctx, *dir, out, recovery.BackupOptions{
-				Options: ropts,
-				Stream:  *streamOut,
-				Keep:    *keep,
-			})
-			if res != nil {
-				m := res.Manifest
-				fmt.Fprintf(cio.stdout, "backup of %s (%s, %s) written to %s: %d files, %d bytes of data, %d bytes written, in %v\n",
-					*dir, m.Backend, m.Mode, res.Out, len(m.Files), m.Size(), res.Bytes, res.Duration.Round(1e6))
-				for _, r := range res.Removed {
-					fmt.Fprintf(cio.stdout, "retention (--keep %d): removed %s\n", *keep, r)
-				}
-			}
-			return err
+			return runBackup(ctx, cio, backupJob{dir: *dir, out: out, stream: *streamOut, incremental: *incremental,
+				verify: *verify, keep: *keep, tmpDir: *tmpDir, cacheSize: *cacheSize, logFormat: *logFormat})
 		}
 	}
 	return c
+}
+
+// backupJob is one backup, its flags checked.
+type backupJob struct {
+	dir, out, tmpDir, cacheSize, logFormat string
+	stream, incremental, verify            bool
+	keep                                   int
+}
+
+// runBackup runs a full, incremental or verify backup and prints its
+// summary.
+func runBackup(ctx context.Context, cio cmdIO, j backupJob) error {
+	ropts, err := recoveryOptions(j.cacheSize, j.logFormat, cio.stderr)
+	if err != nil {
+		return err
+	}
+	switch {
+	case j.verify:
+		res, err := recovery.VerifyBackup(ctx, j.out, recovery.VerifyOptions{Options: ropts, TempDir: j.tmpDir})
+		if errors.Is(err, recovery.ErrBadBackup) {
+			return &exitError{exitProblems, err}
+		}
+		if err != nil {
+			return err
+		}
+		m := res.Manifest
+		fmt.Fprintf(cio.stdout, "backup %s verified (%s backup of %s made %s, %d increments): %d files, %d bytes; trial restore: %d objects, %d references, check ok, in %v\n",
+			j.out, m.Backend, m.Source, m.Created.Format("2006-01-02 15:04:05Z07:00"), res.Increments, len(m.Files), m.Size(),
+			res.Check.Objects, res.Check.Refs, res.Duration.Round(1e6))
+		return nil
+	case j.incremental:
+		res, err := recovery.BackupIncremental(ctx, j.dir, j.out, recovery.BackupOptions{Options: ropts})
+		if err != nil {
+			return err
+		}
+		m := res.Manifest
+		first, last := m.LogRange()
+		fmt.Fprintf(cio.stdout, "increment %d of %s (%s) added to %s: log files %s to %s, %d bytes, in %v\n",
+			m.Increment, j.dir, m.Mode, j.out, first, last, res.Bytes, res.Duration.Round(1e6))
+		return nil
+	}
+	res, err := recovery.Backup(ctx, j.dir, j.out, recovery.BackupOptions{
+		Options: ropts,
+		Stream:  j.stream,
+		Keep:    j.keep,
+	})
+	if res != nil {
+		m := res.Manifest
+		fmt.Fprintf(cio.stdout, "backup of %s (%s, %s) written to %s: %d files, %d bytes of data, %d bytes written, in %v\n",
+			j.dir, m.Backend, m.Mode, res.Out, len(m.Files), m.Size(), res.Bytes, res.Duration.Round(1e6))
+		for _, r := range res.Removed {
+			fmt.Fprintf(cio.stdout, "retention (--keep %d): removed %s\n", j.keep, r)
+		}
+	}
+	return err
 }
