@@ -200,13 +200,15 @@ func newRoot(cio *cmdIO) *cobra.Command {
 		Long: "durusbdb: a Durus storage server on Berkeley DB (or LevelDB), and the tools to operate it.\n\n" +
 			"Every flag can also be set by the environment variable DURUSBDB_<FLAG> (e.g. DURUSBDB_CACHE_SIZE).\n" +
 			"Exit codes: 0 ok, 1 failed, 2 bad usage, 3 check found problems.",
-		Version:       Version,
 		Args:          cobra.ArbitraryArgs,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if v, _ := cmd.Flags().GetBool("version"); v {
+				fmt.Fprintf(cio.stdout, "durusbdb %s\n", Version)
+				return nil
+			}
 			if len(args) == 0 {
-				cmd.SetOut(cio.stdout)
 				cmd.Help()
 				return errNoCommand
 			}
@@ -216,7 +218,7 @@ func newRoot(cio *cmdIO) *cobra.Command {
 	root.SetIn(cio.stdin)
 	root.SetOut(cio.stdout)
 	root.SetErr(cio.stderr)
-	root.SetVersionTemplate("durusbdb {{.Version}}\n")
+	root.Flags().BoolP("version", "v", false, "print the version and exit (durusbdb version says more)")
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err.Error()} })
 	root.SetHelpCommand(&cobra.Command{
 		Use:   "help [COMMAND]",
@@ -239,18 +241,20 @@ func newRoot(cio *cmdIO) *cobra.Command {
 	return root
 }
 
-// subHelp is the help of a subcommand: usage, summary, example, flags.
-const subHelp = `usage: {{.Annotations.usage}}
-
-{{.Short}}
-{{if .Example}}
-example:
-  {{.Example}}
-{{end}}{{if .HasAvailableLocalFlags}}
-flags:
-{{.LocalFlags.FlagUsages}}
-Every flag can also be set by the environment variable DURUSBDB_<FLAG> (e.g. DURUSBDB_CACHE_SIZE).
-{{end}}`
+// subHelp prints the help of a subcommand: usage, summary, example,
+// flags. (A function, not a cobra template: text/template would keep the
+// linker from dropping unused methods.)
+func subHelp(cmd *cobra.Command, _ []string) {
+	w := cmd.OutOrStdout()
+	fmt.Fprintf(w, "usage: %s\n\n%s\n", cmd.Annotations["usage"], cmd.Short)
+	if cmd.Example != "" {
+		fmt.Fprintf(w, "\nexample:\n  %s\n", cmd.Example)
+	}
+	if cmd.HasAvailableLocalFlags() {
+		fmt.Fprintf(w, "\nflags:\n%s\n", cmd.LocalFlags().FlagUsages())
+		fmt.Fprintln(w, "Every flag can also be set by the environment variable DURUSBDB_<FLAG> (e.g. DURUSBDB_CACHE_SIZE).")
+	}
+}
 
 // cobra makes the cobra command of c.
 func (c *command) cobra(cio *cmdIO) *cobra.Command {
@@ -262,7 +266,7 @@ func (c *command) cobra(cio *cmdIO) *cobra.Command {
 		Args:                  cobra.ArbitraryArgs,
 		DisableFlagsInUseLine: true,
 	}
-	cc.SetHelpTemplate(subHelp)
+	cc.SetHelpFunc(subHelp)
 	cc.Flags().SortFlags = true
 	run := c.setup(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
