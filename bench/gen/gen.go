@@ -1,7 +1,7 @@
-// Package gen is a raw Durus protocol load generator: a lean client (Conn)
-// that sends the same bytes a stock client sends, and Measure, which drives
+// Package gen is a raw Durus protocol load generator: Measure drives
 // N connections in one of four modes and reports requests per second and
-// latency percentiles. It measures the server rather than a client library
+// latency percentiles, over internal/wire (the repository's one raw
+// protocol client). It measures the server rather than a client library
 // and works against any Durus server (durusbdb serve, Durus's own
 // `durus -s`, bench/trivial). bench/suite and bench/loadgen both use it.
 //
@@ -19,7 +19,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/wire"
 )
+
+// Dial connects to addr (host:port, a unix socket path starting with "/"
+// or ".", or "@name" for a Linux abstract socket; see wire.Dial) and sends
+// V 1. Only the connect and the V exchange have a timeout (5 s); later
+// requests have none, so the hot path stays free of deadline bookkeeping.
+func Dial(addr string) (*wire.Conn, error) {
+	c, err := wire.Dial(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Version(); err != nil {
+		c.NetConn().Close()
+		return nil, fmt.Errorf("gen: V reply from %s: %w", addr, err)
+	}
+	c.Timeout = 0
+	c.NetConn().SetDeadline(time.Time{})
+	return c, nil
+}
+
+// AppendFrame appends to b one commit frame (int4 length, oid, record) for
+// a record of oid with size data bytes ('a'…'z' repeated) and refs, the
+// unit wire.Conn.CommitData's data is made of. It builds the record in
+// place, without allocating.
+func AppendFrame(b []byte, oid uint64, size int, refs []uint64) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(8+12+size+8*len(refs)))
+	b = binary.BigEndian.AppendUint64(b, oid)
+	b = binary.BigEndian.AppendUint64(b, oid)
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	for i := range size {
+		b = append(b, byte('a'+i%26))
+	}
+	for _, r := range refs {
+		b = binary.BigEndian.AppendUint64(b, r)
+	}
+	return b
+}
 
 // Populate stores n records of size data bytes and makes the root (oid 0,
 // overwritten) refer to them and to keep, so that no collector removes
@@ -41,12 +79,12 @@ func Populate(addr string, n, size int, keep []uint64) ([]uint64, error) {
 		for _, oid := range oids[i:min(len(oids), i+batch)] {
 			data = AppendFrame(data, oid, size, nil)
 		}
-		if st, err := c.Commit(data); err != nil || st != 'O' {
+		if st, err := c.CommitData(data); err != nil || st != 'O' {
 			return nil, fmt.Errorf("populate commit: status %q, %v", st, err)
 		}
 	}
 	refs := append(slices.Clone(keep), oids...)
-	if st, err := c.Commit(AppendFrame(nil, 0, 16, refs)); err != nil || st != 'O' {
+	if st, err := c.CommitData(AppendFrame(nil, 0, 16, refs)); err != nil || st != 'O' {
 		return nil, fmt.Errorf("populate root commit: status %q, %v", st, err)
 	}
 	return oids, nil
@@ -87,7 +125,7 @@ func (r Result) OpsPerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds(
 func (r Result) UnitsPerSec() float64 { return float64(r.Units) / r.Elapsed.Seconds() }
 
 // step is one request of a worker; it returns the units it moved.
-type step func(c *Conn, rng *rand.Rand) (int64, error)
+type step func(c *wire.Conn, rng *rand.Rand) (int64, error)
 
 // newStep checks spec and returns a maker of per-connection request
 // functions for spec.Mode; each keeps its own buffers.
@@ -101,9 +139,9 @@ func newStep(spec Spec) (func() step, error) {
 	switch spec.Mode {
 	case "loads":
 		return func() step {
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
+			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
 				oid := spec.Pick(rng)
-				st, err := c.Load(oid)
+				st, err := c.LoadStatus(oid)
 				if err == nil && st != 'O' {
 					err = fmt.Errorf("load of oid %d: status %q", oid, st)
 				}
@@ -115,19 +153,16 @@ func newStep(spec Spec) (func() step, error) {
 			return nil, fmt.Errorf("bulk run: %d oids per request", spec.Bulk)
 		}
 		return func() step {
-			req := make([]byte, 5+8*spec.Bulk)
-			req[0] = 'B'
-			binary.BigEndian.PutUint32(req[1:], uint32(spec.Bulk))
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				for i := range spec.Bulk {
-					binary.BigEndian.PutUint64(req[5+8*i:], spec.Pick(rng))
+			req := make([]uint64, spec.Bulk)
+			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+				for i := range req {
+					req[i] = spec.Pick(rng)
 				}
-				c.w.Write(req)
-				if err := c.w.Flush(); err != nil {
+				if err := c.SendBulk(req); err != nil {
 					return 0, err
 				}
 				for range spec.Bulk {
-					st, err := c.ReadLoad()
+					st, err := c.SkipLoad()
 					if err != nil {
 						return 0, err
 					}
@@ -142,7 +177,7 @@ func newStep(spec Spec) (func() step, error) {
 		return func() step {
 			var pool []uint64
 			var data []byte
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
+			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
 				if len(pool) == 0 {
 					p, err := c.Alloc(32)
 					if err != nil {
@@ -153,7 +188,7 @@ func newStep(spec Spec) (func() step, error) {
 				oid := pool[0]
 				pool = pool[1:]
 				data = AppendFrame(data[:0], oid, spec.Size, nil)
-				st, err := c.Commit(data)
+				st, err := c.CommitData(data)
 				if err == nil && st != 'O' {
 					err = fmt.Errorf("commit status %q", st)
 				}
@@ -166,7 +201,7 @@ func newStep(spec Spec) (func() step, error) {
 		}
 		return func() step {
 			var data []byte
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
+			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
 				oids, err := c.Alloc(spec.Records)
 				if err != nil {
 					return 0, err
@@ -175,7 +210,7 @@ func newStep(spec Spec) (func() step, error) {
 				for _, oid := range oids {
 					data = AppendFrame(data, oid, spec.Size, nil)
 				}
-				st, err := c.Commit(data)
+				st, err := c.CommitData(data)
 				if err == nil && st != 'O' {
 					err = fmt.Errorf("commit status %q", st)
 				}
@@ -196,10 +231,10 @@ func Measure(spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	conns := make([]*Conn, 0, spec.Conns)
+	conns := make([]*wire.Conn, 0, spec.Conns)
 	defer func() {
 		for _, c := range conns {
-			c.nc.Close()
+			c.NetConn().Close()
 		}
 	}()
 	for range spec.Conns {
@@ -269,7 +304,7 @@ func Measure(spec Spec) (Result, error) {
 	case <-done:
 	case <-time.After(60 * time.Second):
 		for _, c := range conns {
-			c.nc.Close()
+			c.NetConn().Close()
 		}
 		<-done
 		return res, fmt.Errorf("%s run against %s: requests stuck 60 s after the end", spec.Mode, spec.Addr)

@@ -169,8 +169,8 @@ func firstLoad(p *proc, addr string, oid uint64, timeout time.Duration) (time.Du
 			time.Sleep(2 * time.Millisecond)
 			continue
 		}
-		c.SetDeadline(end)
-		st, err := c.Load(oid)
+		c.NetConn().SetDeadline(end)
+		st, err := c.LoadStatus(oid)
 		c.Close()
 		if err == nil && st == 'O' {
 			return time.Since(p.started), nil
