@@ -48,7 +48,7 @@ func procStat(t testing.TB, pid int) (rss, hwm int64, cpu time.Duration) {
 	return rss, hwm, time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// dialUnix connects a raw client to a child server's socket.
+// dialUnix connects a protocol client to a child server's socket.
 func dialUnix(t testing.TB, sock string) *client {
 	t.Helper()
 	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
@@ -67,7 +67,7 @@ func startHostile(t *testing.T, backend string, extra ...string) (*serverProc, i
 	sock := filepath.Join(t.TempDir(), "s")
 	// No free-space reserve: these tests are about memory, not disk.
 	p := startProc(t, bin, t.TempDir(), sock, append([]string{"--create", "--backend", backend, "--min-free-space", "0"}, extra...)...)
-	return p, p.cmd.Process.Pid
+	return p, p.Pid()
 }
 
 // TestHostileLoadsChild (issue 15 item 2): 20 connections each send one L
@@ -162,7 +162,7 @@ func TestHostileCommitsChild(t *testing.T) {
 			if !strings.Contains(statuses, "E") {
 				t.Errorf("no commit refused for the budget: %s", statuses)
 			}
-			for _, line := range strings.Split(p.log.String(), "\n") {
+			for _, line := range strings.Split(p.Log(), "\n") {
 				if strings.Contains(line, "refused") {
 					t.Log(line)
 				}
@@ -228,7 +228,7 @@ func TestVerifyRefsBombsChild(t *testing.T) {
 					t.Errorf("%s: %v of CPU", b.name, cpu1-cpu0)
 				}
 				waitFor(t, 5*time.Second, "the refusal logged with its limit", func() bool {
-					return strings.Contains(p.log.String(), "scan's "+b.limit+" limit")
+					return strings.Contains(p.Log(), "scan's "+b.limit+" limit")
 				})
 			}
 			// The server lives.
