@@ -19,60 +19,43 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+// bins builds the server binary once per test run.
+var bins proc.Builder
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	bins.Close()
 	os.Exit(code)
 }
 
-// durusbdbBin builds the server binary once per test run.
+// durusbdbBin builds the server binary (with -tags bdb) once per test run.
 func durusbdbBin(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "durusbdb-recovery-bin-*")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "durusbdb")
-		cmd := exec.Command("go", "build", "-tags", "bdb", "-o", binPath, "github.com/durusbdb/durusbdb/cmd/durusbdb")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	bin, err := bins.Build(context.Background(), "github.com/durusbdb/durusbdb/cmd/durusbdb", "bdb")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
+// server is a `durusbdb serve` process on a 127.0.0.1 port.
 type server struct {
-	cmd     *exec.Cmd
-	addr    string
-	log     string
-	done    chan struct{} // closed when the process has exited
-	exitErr error         // valid after done
+	*proc.Process
+	addr string
 }
 
+// startServer serves dir (created if need be) with backend kind and extra
+// flags, and waits until it accepts connections; it is killed at cleanup.
 func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	t.Helper()
 	bin := durusbdbBin(t)
@@ -83,75 +66,32 @@ func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	logPath := filepath.Join(t.TempDir(), "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
+	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
+	s := &server{Process: proc.StartT(t, proc.Options{}, args...), addr: addr}
+	if err := s.WaitReady(addr, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	s := &server{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
-	go func() { s.exitErr = cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := wire.Dial(addr, time.Second)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		select {
-		case <-s.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("server exited during start-up: %v\n%s", s.exitErr, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server did not start within 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return s
 }
 
+// quit stops the server with Q and wants status 0 within 20 s.
 func (s *server) quit(t *testing.T) {
 	t.Helper()
-	c, err := wire.Dial(s.addr, 5*time.Second)
-	if err != nil {
+	if err := s.Quit(s.addr, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.Quit()
-	select {
-	case <-s.done:
-		if s.exitErr != nil {
-			b, _ := os.ReadFile(s.log)
-			t.Fatalf("server exit after Q: %v\n%s", s.exitErr, b)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop within 20 s of Q")
+}
+
+// kill ends the server with SIGKILL.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.Kill(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (s *server) kill(t *testing.T) {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-}
-
-func (s *server) logText() string {
-	b, _ := os.ReadFile(s.log)
-	return string(b)
-}
+// logText returns the server's log so far.
+func (s *server) logText() string { return s.Log() }
 
 // ack is one acknowledged commit: the chain object written and when.
 type ack struct {
@@ -272,12 +212,22 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(800 * time.Millisecond)
+	ackedSince := func(t0 time.Time) func() bool {
+		return func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(acks) > 0 && acks[len(acks)-1].at.After(t0)
+		}
+	}
+	// The storm is running before the backup begins, and after it ends.
+	proc.WaitForT(t, time.Minute, "commits acknowledged before the backup", ackedSince(time.Now().Add(time.Millisecond)))
 	began := time.Now()
 	out := filepath.Join(t.TempDir(), "hot.tar.sz")
 	res, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true})
 	ended := time.Now()
-	time.Sleep(200 * time.Millisecond)
+	if err == nil {
+		proc.WaitForT(t, time.Minute, "commits acknowledged after the backup", ackedSince(ended))
+	}
 	close(stop)
 	wg.Wait()
 	if err != nil {
