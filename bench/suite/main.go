@@ -585,7 +585,7 @@ func (s *suite) serverFigures(col string) {
 		fmt.Sprintf("%s commit of %d records", col, s.bigRecords)); ok {
 		s.res.set("bigcommit", col, r.UnitsPerSec())
 	}
-	if m, err := memStatus(srv.p.pid()); err == nil {
+	if m, err := memStatus(srv.p.Pid()); err == nil {
 		s.logf("  %s RSS %.0f MiB (anon %.0f), peak %.0f MiB", col, float64(m.rss)/(1<<20), float64(m.anon)/(1<<20), float64(m.hwm)/(1<<20))
 	}
 }
@@ -784,7 +784,7 @@ func (s *suite) openFigures(col string, ds *dataset) {
 		fmt.Sprintf("%s random loads over %s objects", col, count(ds.count))); !ok {
 		return
 	}
-	m, err := memStatus(p.pid())
+	m, err := memStatus(p.Pid())
 	if err != nil {
 		s.fail(label+" RSS", err)
 		return
