@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 )
 
@@ -170,16 +171,8 @@ func TestLiveTimeout(t *testing.T) {
 	}
 	close(fs.release)
 	// Once the load returns the slot is free again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := m.Live(context.Background())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("probe still failing after the load returned: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !proc.WaitFor(10*time.Second, func() bool { err = m.Live(context.Background()); return err == nil }) {
+		t.Fatalf("probe still failing after the load returned: %v", err)
 	}
 	// A storage error that is not "not found" fails it.
 	m.SetProbes(Probes{Store: &fakeStore{dir: fs.dir, err: errors.New("disk on fire")}})

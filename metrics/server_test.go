@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/server"
@@ -215,11 +216,11 @@ func testServerMetrics(t *testing.T, backend string) {
 
 	// The server counts a reply's bytes once its write returns, which may
 	// be after the client has read them: wait for the count to catch up.
-	v := scrape(t, maddr)
-	for deadline := time.Now().Add(5 * time.Second); v["durusbdb_sent_bytes_total"] != float64(received) && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	var v map[string]float64
+	proc.WaitFor(5*time.Second, func() bool {
 		v = scrape(t, maddr)
-	}
+		return v["durusbdb_sent_bytes_total"] == float64(received)
+	})
 	want := map[string]float64{
 		`durusbdb_commits_total{status="O"}`:                      2,
 		`durusbdb_commits_total{status="I"}`:                      1,
@@ -286,16 +287,11 @@ func testServerMetrics(t *testing.T, backend string) {
 	if _, err := c3.nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("after an unknown command: %v, want EOF", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	if !proc.WaitFor(10*time.Second, func() bool {
 		v = scrape(t, maddr)
-		if v["durusbdb_connections"] == 2 && v[`durusbdb_connections_closed_total{reason="unknown command"}`] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connection close not counted: connections %v", v["durusbdb_connections"])
-		}
-		time.Sleep(10 * time.Millisecond)
+		return v["durusbdb_connections"] == 2 && v[`durusbdb_connections_closed_total{reason="unknown command"}`] == 1
+	}) {
+		t.Fatalf("connection close not counted: connections %v", v["durusbdb_connections"])
 	}
 	checkValues(t, v, map[string]float64{
 		`durusbdb_errors_total{kind="protocol"}`:   1,
