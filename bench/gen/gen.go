@@ -138,87 +138,100 @@ func newStep(spec Spec) (func() step, error) {
 	}
 	switch spec.Mode {
 	case "loads":
-		return func() step {
-			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
-				oid := spec.Pick(rng)
-				st, err := c.LoadStatus(oid)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("load of oid %d: status %q", oid, st)
-				}
-				return 1, err
-			}
-		}, nil
+		return func() step { return loadStep(spec) }, nil
 	case "bulk":
 		if spec.Bulk < 1 {
 			return nil, fmt.Errorf("bulk run: %d oids per request", spec.Bulk)
 		}
-		return func() step {
-			req := make([]uint64, spec.Bulk)
-			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
-				for i := range req {
-					req[i] = spec.Pick(rng)
-				}
-				if err := c.SendBulk(req); err != nil {
-					return 0, err
-				}
-				for range spec.Bulk {
-					st, err := c.SkipLoad()
-					if err != nil {
-						return 0, err
-					}
-					if st != 'O' {
-						return 0, fmt.Errorf("bulk status %q", st)
-					}
-				}
-				return int64(spec.Bulk), nil
-			}
-		}, nil
+		return func() step { return bulkStep(spec) }, nil
 	case "commits":
-		return func() step {
-			var pool []uint64
-			var data []byte
-			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
-				if len(pool) == 0 {
-					p, err := c.Alloc(32)
-					if err != nil {
-						return 0, err
-					}
-					pool = p
-				}
-				oid := pool[0]
-				pool = pool[1:]
-				data = AppendFrame(data[:0], oid, spec.Size, nil)
-				st, err := c.CommitData(data)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("commit status %q", st)
-				}
-				return 1, err
-			}
-		}, nil
+		return func() step { return commitStep(spec) }, nil
 	case "bigcommit":
 		if spec.Records < 1 {
 			return nil, fmt.Errorf("bigcommit run: %d records per commit", spec.Records)
 		}
-		return func() step {
-			var data []byte
-			return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
-				oids, err := c.Alloc(spec.Records)
-				if err != nil {
-					return 0, err
-				}
-				data = data[:0]
-				for _, oid := range oids {
-					data = AppendFrame(data, oid, spec.Size, nil)
-				}
-				st, err := c.CommitData(data)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("commit status %q", st)
-				}
-				return int64(spec.Records), err
-			}
-		}, nil
+		return func() step { return bigCommitStep(spec) }, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", spec.Mode)
+}
+
+// loadStep: one L of a picked oid.
+func loadStep(spec Spec) step {
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		oid := spec.Pick(rng)
+		st, err := c.LoadStatus(oid)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("load of oid %d: status %q", oid, st)
+		}
+		return 1, err
+	}
+}
+
+// bulkStep: one B of spec.Bulk picked oids.
+func bulkStep(spec Spec) step {
+	req := make([]uint64, spec.Bulk)
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		for i := range req {
+			req[i] = spec.Pick(rng)
+		}
+		if err := c.SendBulk(req); err != nil {
+			return 0, err
+		}
+		for range spec.Bulk {
+			st, err := c.SkipLoad()
+			if err != nil {
+				return 0, err
+			}
+			if st != 'O' {
+				return 0, fmt.Errorf("bulk status %q", st)
+			}
+		}
+		return int64(spec.Bulk), nil
+	}
+}
+
+// commitStep: one commit of one new spec.Size-byte record, its oid from a
+// pool refilled with M.
+func commitStep(spec Spec) step {
+	var pool []uint64
+	var data []byte
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		if len(pool) == 0 {
+			p, err := c.Alloc(32)
+			if err != nil {
+				return 0, err
+			}
+			pool = p
+		}
+		oid := pool[0]
+		pool = pool[1:]
+		data = AppendFrame(data[:0], oid, spec.Size, nil)
+		st, err := c.CommitData(data)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("commit status %q", st)
+		}
+		return 1, err
+	}
+}
+
+// bigCommitStep: one commit of spec.Records new records.
+func bigCommitStep(spec Spec) step {
+	var data []byte
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		oids, err := c.Alloc(spec.Records)
+		if err != nil {
+			return 0, err
+		}
+		data = data[:0]
+		for _, oid := range oids {
+			data = AppendFrame(data, oid, spec.Size, nil)
+		}
+		st, err := c.CommitData(data)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("commit status %q", st)
+		}
+		return int64(spec.Records), err
+	}
 }
 
 // Measure runs spec: spec.Conns connections loop on their request, the

@@ -29,84 +29,95 @@ type tinyServer struct {
 func (s *tinyServer) serve(t *testing.T, nc net.Conn) {
 	defer nc.Close()
 	r, w := bufio.NewReader(nc), bufio.NewWriter(nc)
-	u32 := func() uint32 {
-		var b [4]byte
-		io.ReadFull(r, b[:])
-		return binary.BigEndian.Uint32(b[:])
-	}
-	u64 := func() uint64 {
-		var b [8]byte
-		io.ReadFull(r, b[:])
-		return binary.BigEndian.Uint64(b[:])
-	}
-	load := func(oid uint64) {
-		rec, ok := s.recs[oid]
-		if !ok {
-			w.WriteByte('K')
-			return
-		}
-		w.WriteByte('O')
-		w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(rec))))
-		w.Write(rec)
-	}
-	invalid := func() {
-		w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.invalid))))
-		for _, o := range s.invalid {
-			w.Write(binary.BigEndian.AppendUint64(nil, o))
-		}
-		s.invalid = nil
-	}
 	for {
 		op, err := r.ReadByte()
 		if err != nil {
 			return
 		}
 		s.mu.Lock()
-		switch op {
-		case 'V':
-			w.Write(binary.BigEndian.AppendUint32(nil, u32()))
-		case 'M':
-			n, _ := r.ReadByte()
-			for range n {
-				w.Write(binary.BigEndian.AppendUint64(nil, s.next))
-				s.next++
-			}
-		case 'L':
-			load(u64())
-		case 'B':
-			n := u32()
-			for range n {
-				load(u64())
-			}
-		case 'S':
-			invalid()
-		case 'C':
-			invalid()
-			w.Flush()
-			n := u32()
-			data := make([]byte, n)
-			io.ReadFull(r, data)
-			if n > 0 {
-				s.data = append(s.data, data)
-				for len(data) > 0 {
-					l := binary.BigEndian.Uint32(data)
-					oid := binary.BigEndian.Uint64(data[4:])
-					s.recs[oid] = data[12 : 4+l]
-					data = data[4+l:]
-				}
-				w.WriteByte('O')
-			}
-		case 'P':
-			w.WriteByte('O')
-		case 'Q':
-			s.quit = true
-		case '.':
-			s.bye = true
-		default:
-			t.Errorf("tiny server: unknown request %q", op)
-		}
+		s.handle(t, op, r, w)
 		s.mu.Unlock()
 		w.Flush()
+	}
+}
+
+// handle answers one request op; s.mu is held.
+func (s *tinyServer) handle(t *testing.T, op byte, r *bufio.Reader, w *bufio.Writer) {
+	var b [8]byte
+	u32 := func() uint32 {
+		io.ReadFull(r, b[:4])
+		return binary.BigEndian.Uint32(b[:4])
+	}
+	u64 := func() uint64 {
+		io.ReadFull(r, b[:])
+		return binary.BigEndian.Uint64(b[:])
+	}
+	switch op {
+	case 'V':
+		w.Write(binary.BigEndian.AppendUint32(nil, u32()))
+	case 'M':
+		n, _ := r.ReadByte()
+		for range n {
+			w.Write(binary.BigEndian.AppendUint64(nil, s.next))
+			s.next++
+		}
+	case 'L':
+		s.load(w, u64())
+	case 'B':
+		for range u32() {
+			s.load(w, u64())
+		}
+	case 'S':
+		s.invalidList(w)
+	case 'C':
+		s.invalidList(w)
+		w.Flush()
+		data := make([]byte, u32())
+		io.ReadFull(r, data)
+		if len(data) > 0 {
+			s.store(data)
+			w.WriteByte('O')
+		}
+	case 'P':
+		w.WriteByte('O')
+	case 'Q':
+		s.quit = true
+	case '.':
+		s.bye = true
+	default:
+		t.Errorf("tiny server: unknown request %q", op)
+	}
+}
+
+// load writes the reply to a load of oid.
+func (s *tinyServer) load(w *bufio.Writer, oid uint64) {
+	rec, ok := s.recs[oid]
+	if !ok {
+		w.WriteByte('K')
+		return
+	}
+	w.WriteByte('O')
+	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(rec))))
+	w.Write(rec)
+}
+
+// invalidList writes the pending invalidations and clears them.
+func (s *tinyServer) invalidList(w *bufio.Writer) {
+	w.Write(binary.BigEndian.AppendUint32(nil, uint32(len(s.invalid))))
+	for _, o := range s.invalid {
+		w.Write(binary.BigEndian.AppendUint64(nil, o))
+	}
+	s.invalid = nil
+}
+
+// store keeps the records of commit data.
+func (s *tinyServer) store(data []byte) {
+	s.data = append(s.data, data)
+	for len(data) > 0 {
+		l := binary.BigEndian.Uint32(data)
+		oid := binary.BigEndian.Uint64(data[4:])
+		s.recs[oid] = data[12 : 4+l]
+		data = data[4+l:]
 	}
 }
 
