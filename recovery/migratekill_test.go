@@ -57,38 +57,7 @@ func TestMigrateKilled(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			for round := 0; round < 4; round++ {
-				mig := proc.StartT(t, proc.Options{}, bin, "migrate", "--dir", dir, "--create", "--backend", kind, "--force", src)
-				// The kill lands at a random moment: a deliberate delay, not a wait.
-				kill := time.NewTimer(time.Duration(20+rng.IntN(600)) * time.Millisecond)
-				select {
-				case <-kill.C:
-					if err := mig.Kill(30 * time.Second); err != nil {
-						t.Fatal(err)
-					}
-				case <-mig.Done():
-					kill.Stop()
-					if err := mig.Err(); err != nil {
-						t.Fatalf("round %d: migrate: %v\n%s", round, err, mig.Log())
-					}
-				}
-				out := mig.Log()
-				// What a server makes of the directory now.
-				sout, err := serveOnce(t, bin, dir)
-				switch {
-				case strings.Contains(sout, "msg=serving"):
-					// It served: the import must be whole (migrate
-					// finished before the kill).
-					if !finished(t, bin, dir) {
-						t.Fatalf("round %d: serve accepted a partial import:\n%s", round, sout)
-					}
-					t.Logf("round %d: migrate had finished; served", round)
-				case err != nil && strings.Contains(sout, "no database in this directory"):
-					t.Logf("round %d: killed before it created the database", round)
-				case err != nil && strings.Contains(sout, "durusbdb migrate"):
-					t.Logf("round %d: serve refused the interrupted import: %s", round, lastLine(sout))
-				default:
-					t.Fatalf("round %d: after a killed migrate, serve neither served nor said to run migrate again (%v):\n%s\nmigrate said:\n%s", round, err, sout, out)
-				}
+				killMigrate(t, bin, dir, kind, src, round, rng)
 			}
 			out, err := exec.Command(bin, "migrate", "--dir", dir, "--create", "--backend", kind, "--force", src).CombinedOutput()
 			if err != nil {
@@ -114,6 +83,43 @@ func TestMigrateKilled(t *testing.T) {
 			}
 			srv.quit(t)
 		})
+	}
+}
+
+// killMigrate runs one round of TestMigrateKilled: migrate src into dir,
+// SIGKILL it at a random moment, and check what serve makes of dir.
+func killMigrate(t *testing.T, bin, dir, kind, src string, round int, rng *rand.Rand) {
+	t.Helper()
+	mig := proc.StartT(t, proc.Options{}, bin, "migrate", "--dir", dir, "--create", "--backend", kind, "--force", src)
+	// The kill lands at a random moment: a deliberate delay, not a wait.
+	kill := time.NewTimer(time.Duration(20+rng.IntN(600)) * time.Millisecond)
+	select {
+	case <-kill.C:
+		if err := mig.Kill(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	case <-mig.Done():
+		kill.Stop()
+		if err := mig.Err(); err != nil {
+			t.Fatalf("round %d: migrate: %v\n%s", round, err, mig.Log())
+		}
+	}
+	// What a server makes of the directory now.
+	sout, err := serveOnce(t, bin, dir)
+	switch {
+	case strings.Contains(sout, "msg=serving"):
+		// It served: the import must be whole (migrate finished before
+		// the kill).
+		if !finished(t, bin, dir) {
+			t.Fatalf("round %d: serve accepted a partial import:\n%s", round, sout)
+		}
+		t.Logf("round %d: migrate had finished; served", round)
+	case err != nil && strings.Contains(sout, "no database in this directory"):
+		t.Logf("round %d: killed before it created the database", round)
+	case err != nil && strings.Contains(sout, "durusbdb migrate"):
+		t.Logf("round %d: serve refused the interrupted import: %s", round, lastLine(sout))
+	default:
+		t.Fatalf("round %d: after a killed migrate, serve neither served nor said to run migrate again (%v):\n%s\nmigrate said:\n%s", round, err, sout, mig.Log())
 	}
 }
 

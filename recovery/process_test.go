@@ -18,7 +18,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -177,6 +176,66 @@ func (cc *chainClient) commitOne() (ack, byte, error) {
 	return ack{oid: x, rec: xr, at: time.Now()}, st, nil
 }
 
+// storm is chain clients committing in a loop until end.
+type storm struct {
+	mu   sync.Mutex
+	acks []ack
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startStorm starts every client committing; a failed commit fails t.
+func startStorm(t *testing.T, clients []*chainClient) *storm {
+	s := &storm{stop: make(chan struct{})}
+	for _, cc := range clients {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				a, st, err := cc.commitOne()
+				if err != nil || st != wire.StatusOK {
+					t.Errorf("client %d commit: %q %v", cc.id, st, err)
+					return
+				}
+				s.mu.Lock()
+				s.acks = append(s.acks, a)
+				s.mu.Unlock()
+			}
+		}()
+	}
+	return s
+}
+
+// acked returns a condition: at least n commits were acknowledged.
+func (s *storm) acked(n int) func() bool {
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.acks) >= n
+	}
+}
+
+// ackedSince returns a condition: a commit was acknowledged after t0.
+func (s *storm) ackedSince(t0 time.Time) func() bool {
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.acks) > 0 && s.acks[len(s.acks)-1].at.After(t0)
+	}
+}
+
+// end stops the clients and returns every acknowledged commit.
+func (s *storm) end() []ack {
+	close(s.stop)
+	s.wg.Wait()
+	return s.acks
+}
+
 // TestHotBackupUnderCommitStorm: a backup taken while a server serves a
 // commit storm restores to a database holding every commit acknowledged
 // before the backup began, and `durusbdb check` passes on it.
@@ -185,58 +244,23 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 	srv := startServer(t, dir, "bdb")
 	clients := setupRoot(t, srv.addr, 4, 1500)
 
-	var mu sync.Mutex
-	var acks []ack
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failures atomic.Int64
-	for _, cc := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 100000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a, st, err := cc.commitOne()
-				if err != nil || st != wire.StatusOK {
-					failures.Add(1)
-					t.Errorf("client %d commit: %q %v", cc.id, st, err)
-					return
-				}
-				mu.Lock()
-				acks = append(acks, a)
-				mu.Unlock()
-			}
-		}()
-	}
-	ackedSince := func(t0 time.Time) func() bool {
-		return func() bool {
-			mu.Lock()
-			defer mu.Unlock()
-			return len(acks) > 0 && acks[len(acks)-1].at.After(t0)
-		}
-	}
+	st := startStorm(t, clients)
 	// The storm is running before the backup begins, and after it ends.
-	proc.WaitForT(t, time.Minute, "commits acknowledged before the backup", ackedSince(time.Now().Add(time.Millisecond)))
+	proc.WaitForT(t, time.Minute, "200 commits acknowledged before the backup", st.acked(200))
 	began := time.Now()
 	out := filepath.Join(t.TempDir(), "hot.tar.sz")
 	res, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true})
 	ended := time.Now()
 	if err == nil {
-		proc.WaitForT(t, time.Minute, "commits acknowledged after the backup", ackedSince(ended))
+		proc.WaitForT(t, time.Minute, "commits acknowledged after the backup", st.ackedSince(ended))
 	}
-	close(stop)
-	wg.Wait()
+	acks := st.end()
 	if err != nil {
 		t.Fatalf("hot backup: %v", err)
 	}
 	if res.Manifest.Mode != "hot" {
 		t.Fatalf("backup mode %q, want hot (the server holds the lock)", res.Manifest.Mode)
 	}
-	mu.Lock()
 	var before, during, after int
 	for _, a := range acks {
 		switch {
@@ -248,7 +272,6 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 			after++
 		}
 	}
-	mu.Unlock()
 	t.Logf("backup took %v; commits acknowledged before %d, during %d, after %d", ended.Sub(began), before, during, after)
 	if before == 0 || during+after == 0 {
 		t.Fatalf("the storm did not run around the backup (before %d, during %d, after %d)", before, during, after)
