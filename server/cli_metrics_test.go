@@ -46,15 +46,10 @@ func findLog(lines []map[string]any, msg, remote string) map[string]any {
 	return nil
 }
 
-// `serve --metrics 127.0.0.1:0 --log-format json`: the metrics endpoint
-// serves the server's and the engine's figures, the log is JSON with one
-// line per connection open and close naming the client, and the endpoint
-// stops with the server.
-func TestCLIMetrics(t *testing.T) {
-	bin := buildCLI(t)
-	dir := t.TempDir()
-
-	// A busy metrics address fails at once, before the database is opened.
+// busyMetricsAddress: a busy metrics address fails serve at once, before
+// the database in dir is opened.
+func busyMetricsAddress(t *testing.T, bin, dir string) {
+	t.Helper()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +63,17 @@ func TestCLIMetrics(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("database created although the metrics address was busy")
 	}
+}
+
+// `serve --metrics 127.0.0.1:0 --log-format json`: the metrics endpoint
+// serves the server's and the engine's figures, the log is JSON with one
+// line per connection open and close naming the client, and the endpoint
+// stops with the server.
+func TestCLIMetrics(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+
+	busyMetricsAddress(t, bin, dir)
 
 	p := proc.StartT(t, proc.Options{}, bin, "serve", "--dir", dir, "--create", "--host", "127.0.0.1", "--port", "0",
 		"--metrics", "127.0.0.1:0", "--log-format", "json")

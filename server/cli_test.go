@@ -225,33 +225,8 @@ func TestCLICrash(t *testing.T) {
 		return n
 	}
 	for round := range rounds {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for i := range clients {
-			wc, err := wire.Dial(sock, 30*time.Second)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer wc.NetConn().Close()
-				for seq := acked[i] + 1; ; seq++ {
-					data := txnData(pairRec(oids[2*i], seq), pairRec(oids[2*i+1], seq))
-					st, err := wc.CommitData(data)
-					if err != nil {
-						return // the kill
-					}
-					if st != 'O' {
-						t.Errorf("client %d: status %q", i, st)
-						return
-					}
-					mu.Lock()
-					acked[i] = seq
-					mu.Unlock()
-				}
-			}()
-		}
+		wg := pairCommitters(t, sock, oids, acked, pairRec)
+		// The kill lands at a random moment: a deliberate delay, not a wait.
 		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
 		if err := p.Kill(30 * time.Second); err != nil {
 			t.Fatal(err)
@@ -284,6 +259,39 @@ func TestCLICrash(t *testing.T) {
 	if acked[0] == 0 {
 		t.Fatal("no commit was acknowledged")
 	}
+}
+
+// pairCommitters starts one client per entry of acked, each committing
+// its pair of records (oids[2i], oids[2i+1]) with the next sequence number
+// until the server dies, and recording in acked[i] the last one answered
+// O. Wait on the group before reading acked.
+func pairCommitters(t *testing.T, sock string, oids []uint64, acked []int, pairRec func(uint64, int) []byte) *sync.WaitGroup {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range acked {
+		wc, err := wire.Dial(sock, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer wc.NetConn().Close()
+			for seq := acked[i] + 1; ; seq++ {
+				data := txnData(pairRec(oids[2*i], seq), pairRec(oids[2*i+1], seq))
+				st, err := wc.CommitData(data)
+				if err != nil {
+					return // the kill
+				}
+				if st != 'O' {
+					t.Errorf("client %d: status %q", i, st)
+					return
+				}
+				acked[i] = seq // only this goroutine writes acked[i] until Wait
+			}
+		}()
+	}
+	return &wg
 }
 
 // C59, rule 8 through the CLI: with --verify-refs a record whose pickle
