@@ -184,6 +184,11 @@ func (s *server) quit(t *testing.T) {
 	}
 }
 
+// tally is what runBackend counts over its rounds.
+type tally struct {
+	acked, lost, applied, garbage, recoveryKills, backupKills, maxLogs int
+}
+
 func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	dir := t.TempDir()
 	logPath := filepath.Join(t.TempDir(), "server.log")
@@ -195,12 +200,70 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
-	// Set-up: root (oid 0) references every client's head.
 	srv := start(t, bin, dir, kind, w, logPath)
-	c, err := wire.Dial(srv.addr, 10*time.Second)
+	states := setupStates(t, srv.addr)
+	var n tally
+	for round := 1; round <= nrounds; round++ {
+		workAndKill(t, bin, dir, srv, w, states, rng, logPath, &n)
+		if w.quick && (round%*checkEvery == 0 || round == nrounds) && kind == backend.BDB {
+			libdbRecoverCopy(t, dir)
+		}
+		if w.killRecovery && rng.IntN(3) == 0 {
+			// Kill the restarted server early: during recovery, the
+			// engine's open, or its first moments of serving.
+			s2 := launch(t, bin, dir, kind, w, logPath)
+			// A random moment of the restart: a deliberate delay.
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			s2.kill(t)
+			n.recoveryKills++
+		}
+
+		srv = start(t, bin, dir, kind, w, logPath)
+		lost, applied := verify(t, srv.addr, states)
+		// Counted once the server answered loads (a connection may be
+		// accepted by the kernel before the open, with its recovery and
+		// checkpoint, is done).
+		if logs, _ := filepath.Glob(filepath.Join(dir, "log.*")); len(logs) > n.maxLogs {
+			n.maxLogs = len(logs)
+		}
+		n.lost += lost
+		n.applied += applied
+		if lost > 0 {
+			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logPath)
+		}
+		if round%25 == 0 {
+			fmt.Printf("CRASH-PROGRESS %s %s round=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d max_logs=%d\n",
+				kind, w.name, round, n.acked, n.garbage, n.recoveryKills, n.backupKills, n.lost, n.maxLogs)
+		}
+		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
+			srv.quit(t)
+			offline(t, bin, dir, kind)
+			srv = start(t, bin, dir, kind, w, logPath)
+		}
+	}
+	srv.quit(t)
+	offline(t, bin, dir, kind)
+	// Logs do not pile up across quick restarts: a recovered directory is
+	// checkpointed at open and its unneeded logs removed (before the fix,
+	// 66 rounds had left 550 files of 10 MB).
+	if n.maxLogs > 20 {
+		t.Errorf("%d Berkeley DB log files after a restart: logs pile up across crashes", n.maxLogs)
+	}
+	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
+		kind, w.name, nrounds, n.acked, n.garbage, n.applied, n.recoveryKills, n.backupKills, n.lost)
+	fmt.Printf("CRASH %s %s rounds=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d failed_restarts=0\n",
+		kind, w.name, nrounds, n.acked, n.garbage, n.recoveryKills, n.backupKills, n.lost)
+}
+
+// setupStates commits the root (oid 0), which references every client's
+// head, and returns the clients' states.
+func setupStates(t *testing.T, addr string) []*clientState {
+	t.Helper()
+	c, err := wire.Dial(addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	oids, err := c.NewOIDs(1 + *clients)
 	if err != nil || oids[0] != 0 {
 		t.Fatalf("first oids %v, %v", oids, err)
@@ -214,100 +277,58 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	if _, st, err := c.Commit(recs); err != nil || st != 'O' {
 		t.Fatalf("set-up commit: %q %v", st, err)
 	}
-	c.Close()
+	return states
+}
 
-	var totalAcked, totalLost, totalApplied, garbageAcked, recoveryKills, backupKills, maxLogs int
-	for round := 1; round <= nrounds; round++ {
-		var acked, garbage atomic.Int64
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		for i, st := range states {
-			wg.Add(1)
-			go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
-		}
-		if !w.churn {
-			wg.Add(1)
-			go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
-		} else {
-			wg.Add(1)
-			go func() { defer wg.Done(); garbageLoop(ctx, srv.addr, rng.Uint64(), &garbage) }()
-		}
-		var bk *proc.Process
-		bkOut := filepath.Join(t.TempDir(), "backup")
-		if w.backup && rng.IntN(4) == 0 {
-			if bk, err = proc.Start(proc.Options{LogPath: logPath}, bin, "backup", "--dir", dir, bkOut); err != nil {
-				t.Fatal(err)
-			}
-		}
-		// The kill lands at a random moment: a deliberate delay, not a wait.
-		time.Sleep(w.killAfter(rng))
-		srv.kill(t)
-		if bk != nil {
-			if err := bk.Kill(10 * time.Second); err != nil {
-				t.Fatal(err)
-			}
-			backupKills++
-			// What a killed backup left (its output or its staging
-			// directory beside it) is not the database's.
-			os.RemoveAll(filepath.Dir(bkOut))
-		}
-		cancel()
-		wg.Wait()
-		totalAcked += int(acked.Load())
-		garbageAcked += int(garbage.Load())
-		for _, st := range states {
-			if st.refused != "" {
-				t.Fatal(st.refused)
-			}
-		}
-		if w.quick && (round%*checkEvery == 0 || round == nrounds) && kind == backend.BDB {
-			libdbRecoverCopy(t, dir)
-		}
-		if w.killRecovery && rng.IntN(3) == 0 {
-			// Kill the restarted server early: during recovery, the
-			// engine's open, or its first moments of serving.
-			s2 := launch(t, bin, dir, kind, w, logPath)
-			// A random moment of the restart, as above.
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			s2.kill(t)
-			recoveryKills++
-		}
-
-		srv = start(t, bin, dir, kind, w, logPath)
-		lost, applied := verify(t, srv.addr, states)
-		// Counted once the server answered loads (a connection may be
-		// accepted by the kernel before the open, with its recovery and
-		// checkpoint, is done).
-		if logs, _ := filepath.Glob(filepath.Join(dir, "log.*")); len(logs) > maxLogs {
-			maxLogs = len(logs)
-		}
-		totalLost += lost
-		totalApplied += applied
-		if lost > 0 {
-			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logPath)
-		}
-		if round%25 == 0 {
-			fmt.Printf("CRASH-PROGRESS %s %s round=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d max_logs=%d\n",
-				kind, w.name, round, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost, maxLogs)
-		}
-		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
-			srv.quit(t)
-			offline(t, bin, dir, kind)
-			srv = start(t, bin, dir, kind, w, logPath)
+// workAndKill runs the clients (and the workload's extra loop, and maybe a
+// backup) against srv for a random time, kills srv with SIGKILL (and the
+// backup with it), waits for the clients and adds what they had
+// acknowledged to n.
+func workAndKill(t *testing.T, bin, dir string, srv *server, w workload, states []*clientState, rng *rand.Rand, logPath string, n *tally) {
+	t.Helper()
+	var acked, garbage atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i, st := range states {
+		wg.Add(1)
+		go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
+	}
+	if !w.churn {
+		wg.Add(1)
+		go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
+	} else {
+		wg.Add(1)
+		go func() { defer wg.Done(); garbageLoop(ctx, srv.addr, rng.Uint64(), &garbage) }()
+	}
+	var bk *proc.Process
+	bkOut := filepath.Join(t.TempDir(), "backup")
+	if w.backup && rng.IntN(4) == 0 {
+		var err error
+		if bk, err = proc.Start(proc.Options{LogPath: logPath}, bin, "backup", "--dir", dir, bkOut); err != nil {
+			t.Fatal(err)
 		}
 	}
-	srv.quit(t)
-	offline(t, bin, dir, kind)
-	// Logs do not pile up across quick restarts: a recovered directory is
-	// checkpointed at open and its unneeded logs removed (before the fix,
-	// 66 rounds had left 550 files of 10 MB).
-	if maxLogs > 20 {
-		t.Errorf("%d Berkeley DB log files after a restart: logs pile up across crashes", maxLogs)
+	// The kill lands at a random moment: a deliberate delay, not a wait.
+	time.Sleep(w.killAfter(rng))
+	srv.kill(t)
+	if bk != nil {
+		if err := bk.Kill(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n.backupKills++
+		// What a killed backup left (its output or its staging directory
+		// beside it) is not the database's.
+		os.RemoveAll(filepath.Dir(bkOut))
 	}
-	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
-		kind, w.name, nrounds, totalAcked, garbageAcked, totalApplied, recoveryKills, backupKills, totalLost)
-	fmt.Printf("CRASH %s %s rounds=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d failed_restarts=0\n",
-		kind, w.name, nrounds, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost)
+	cancel()
+	wg.Wait()
+	n.acked += int(acked.Load())
+	n.garbage += int(garbage.Load())
+	for _, st := range states {
+		if st.refused != "" {
+			t.Fatal(st.refused)
+		}
+	}
 }
 
 // garbageLoop commits transactions of 5,000-20,000 new objects that
