@@ -111,6 +111,22 @@ func testProbes(t *testing.T, backend string) {
 		t.Errorf("probes wrote log lines:\n%s", strings.TrimPrefix(after, before))
 	}
 
+	checkNotReady(t, m, addr, db, dir, stopping)
+
+	// A closed database fails both.
+	m.SetProbes(Probes{Store: db})
+	db.Close()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := probe(t, addr, path); code != http.StatusServiceUnavailable || !strings.Contains(body, "load of oid 0") {
+			t.Errorf("%s on a closed database: %d %q", path, code, body)
+		}
+	}
+}
+
+// checkNotReady checks the states that are alive but not ready: free
+// space below the reserve, shutting down (closes stopping), read-only.
+func checkNotReady(t *testing.T, m *Metrics, addr string, db *engine.DB, dir string, stopping chan struct{}) {
+	t.Helper()
 	// Free space below the reserve: not ready, still alive; the reason
 	// names the flag, and the reserve is exported.
 	m.SetProbes(Probes{Store: db, MinFreeSpace: 1 << 62})
@@ -139,15 +155,6 @@ func testProbes(t *testing.T, backend string) {
 	}
 	if code, _ := probe(t, addr, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz read-only: %d, want 200", code)
-	}
-
-	// A closed database fails both.
-	m.SetProbes(Probes{Store: db})
-	db.Close()
-	for _, path := range []string{"/healthz", "/readyz"} {
-		if code, body := probe(t, addr, path); code != http.StatusServiceUnavailable || !strings.Contains(body, "load of oid 0") {
-			t.Errorf("%s on a closed database: %d %q", path, code, body)
-		}
 	}
 }
 
