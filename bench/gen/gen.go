@@ -257,62 +257,26 @@ func Measure(spec Spec) (Result, error) {
 		}
 		conns = append(conns, c)
 	}
-	var measuring, stop atomic.Bool
-	var counted atomic.Int64
-	var mu sync.Mutex
-	var firstErr error
-	var res Result
-	var lat []time.Duration
+	r := &run{}
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		w := mk()
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
-			var ops, units int64
-			var mine []time.Duration
-			for !stop.Load() {
-				m := measuring.Load()
-				t0 := time.Now()
-				u, err := w(c, rng)
-				if err != nil {
-					if !stop.Load() {
-						mu.Lock()
-						if firstErr == nil {
-							firstErr = err
-						}
-						mu.Unlock()
-					}
-					stop.Store(true)
-					break
-				}
-				if m && measuring.Load() {
-					counted.Add(1)
-					ops++
-					units += u
-					mine = append(mine, time.Since(t0))
-				}
-			}
-			mu.Lock()
-			res.Ops += ops
-			res.Units += units
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
+		go func() { defer wg.Done(); r.work(i, c, w) }()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	sleepUnless(spec.Warmup, done)
-	measuring.Store(true)
+	r.measuring.Store(true)
 	start := time.Now()
 	sleepUnless(spec.Duration, done)
-	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.MinOps && time.Now().Before(end) && !stop.Load(); {
+	for end := time.Now().Add(2 * time.Minute); r.counted.Load() < spec.MinOps && time.Now().Before(end) && !r.stop.Load(); {
 		sleepUnless(5*time.Millisecond, done)
 	}
-	measuring.Store(false)
-	res.Elapsed = time.Since(start)
-	stop.Store(true)
+	r.measuring.Store(false)
+	res := Result{Elapsed: time.Since(start)}
+	r.stop.Store(true)
+	stuck := false
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
@@ -320,19 +284,69 @@ func Measure(spec Spec) (Result, error) {
 			c.NetConn().Close()
 		}
 		<-done
+		stuck = true
+	}
+	res.Ops, res.Units = r.res.Ops, r.res.Units // the workers are done
+	if stuck {
 		return res, fmt.Errorf("%s run against %s: requests stuck 60 s after the end", spec.Mode, spec.Addr)
 	}
-	if firstErr != nil && !errors.Is(firstErr, net.ErrClosed) {
-		return res, fmt.Errorf("%s run against %s: %w", spec.Mode, spec.Addr, firstErr)
+	if r.firstErr != nil && !errors.Is(r.firstErr, net.ErrClosed) {
+		return res, fmt.Errorf("%s run against %s: %w", spec.Mode, spec.Addr, r.firstErr)
 	}
 	if res.Ops == 0 {
 		return res, fmt.Errorf("%s run against %s: no request completed in %v", spec.Mode, spec.Addr, res.Elapsed)
 	}
+	lat := r.lat
 	slices.Sort(lat)
 	res.P50 = lat[len(lat)/2]
 	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	res.Max = lat[len(lat)-1]
 	return res, nil
+}
+
+// run is what the workers of one Measure share.
+type run struct {
+	measuring, stop atomic.Bool
+	counted         atomic.Int64 // requests counted so far
+	mu              sync.Mutex   // guards the fields below
+	firstErr        error
+	res             Result // Ops and Units, added by each worker at its end
+	lat             []time.Duration
+}
+
+// work loops w on connection i until stop, counting the requests that
+// started and ended while measuring; the first error stops every worker.
+func (r *run) work(i int, c *wire.Conn, w step) {
+	rng := rand.New(rand.NewPCG(uint64(i), 42))
+	var ops, units int64
+	var mine []time.Duration
+	for !r.stop.Load() {
+		m := r.measuring.Load()
+		t0 := time.Now()
+		u, err := w(c, rng)
+		if err != nil {
+			if !r.stop.Load() {
+				r.mu.Lock()
+				if r.firstErr == nil {
+					r.firstErr = err
+				}
+				r.mu.Unlock()
+			}
+			r.stop.Store(true)
+			break
+		}
+		if m && r.measuring.Load() {
+			r.counted.Add(1)
+			ops++
+			units += u
+			mine = append(mine, time.Since(t0))
+		}
+	}
+	r.mu.Lock()
+	r.res.Ops += ops
+	r.res.Units += units
+	r.lat = append(r.lat, mine...)
+	r.mu.Unlock()
 }
 
 // sleepUnless sleeps for d or until done is closed.
