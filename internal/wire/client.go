@@ -60,17 +60,17 @@ type Conn struct {
 // Linux abstract socket. timeout bounds the connect and becomes
 // Conn.Timeout. Dial sends nothing; see Version.
 func Dial(addr string, timeout time.Duration) (*Conn, error) {
-	network, dialAddr := Network(addr)
-	c, err := net.DialTimeout(network, dialAddr, timeout)
+	nw, dialAddr := network(addr)
+	c, err := net.DialTimeout(nw, dialAddr, timeout)
 	if err != nil {
 		return nil, fmt.Errorf("wire: dial %s: %w", addr, err)
 	}
 	return NewConn(c, timeout), nil
 }
 
-// Network returns the network and the address net.Dial takes for addr,
+// network returns the network and the address net.Dial takes for addr,
 // as Dial reads it.
-func Network(addr string) (network, dialAddr string) {
+func network(addr string) (nw, dialAddr string) {
 	switch {
 	case strings.HasPrefix(addr, "/"), strings.HasPrefix(addr, "."):
 		return "unix", addr

@@ -249,8 +249,8 @@ func TestNetwork(t *testing.T) {
 		"./s":         {"unix", "./s"},
 		"@abs":        {"unix", "\x00abs"},
 	} {
-		if n, a := Network(addr); n != want[0] || a != want[1] {
-			t.Errorf("Network(%q) = %q %q, want %q", addr, n, a, want)
+		if n, a := network(addr); n != want[0] || a != want[1] {
+			t.Errorf("network(%q) = %q %q, want %q", addr, n, a, want)
 		}
 	}
 }
