@@ -5,7 +5,6 @@ package bdb
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -215,10 +216,10 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	return info, nil
 }
 
-// LockDir takes the directory's exclusive flock (durusbdb.lock), as a
+// LockDir takes the directory lock exclusively (package dirlock), as a
 // writable OpenStore does; the error wraps kv.ErrInUse if another process
-// (a server) holds it. Close the file to release it.
-func LockDir(dir string) (*os.File, error) { return lockDir(dir, false) }
+// (a server) holds it. Close the lock to release it.
+func LockDir(dir string) (*dirlock.Lock, error) { return lockDir(dir, false) }
 
 // UpgradeFile upgrades the database file (relative to dir) in place to
 // Berkeley DB 5.3's format (a no-op for a current file) and, with
