@@ -117,7 +117,8 @@ func TestOneDetector(t *testing.T) {
 // TestOneLock: both backends take the directory lock of package dirlock:
 // a second open (writable or read-only) fails with its error, which
 // wraps kv.ErrInUse and names the lock file; Close releases it, and so
-// does an open that fails after taking it.
+// does an open that fails after taking it (which leaves no descriptor
+// open).
 func TestOneLock(t *testing.T) {
 	for kind, open := range openers() {
 		t.Run(kind, func(t *testing.T) {
@@ -156,9 +157,13 @@ func TestOneLock(t *testing.T) {
 			} else {
 				spoilMarker(t, dir) // refused once LevelDB has opened
 			}
+			fds := openFDs(t)
 			if s, err := open(bad); err == nil {
 				s.Close()
 				t.Fatal("the bad open succeeded")
+			}
+			if now := openFDs(t); now != fds {
+				t.Fatalf("the failed open left %d descriptors open", now-fds)
 			}
 			l, err = dirlock.Take(dir, dirlock.Write)
 			if err != nil {
@@ -182,4 +187,14 @@ func spoilMarker(t *testing.T, dir string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// openFDs counts the process's open file descriptors.
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
