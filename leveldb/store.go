@@ -129,22 +129,7 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	if cacheSize <= 0 {
 		cacheSize = kv.DefaultCacheSize
 	}
-	s.opts = levigo.NewOptions()
-	s.cache = levigo.NewLRUCache(int(cacheSize))
-	s.filter = levigo.NewBloomFilter(10)
-	s.opts.SetCache(s.cache)
-	s.opts.SetFilterPolicy(s.filter)
-	s.opts.SetCompression(levigo.SnappyCompression)
-	s.opts.SetParanoidChecks(s.paranoid)
-	s.opts.SetCreateIfMissing(fresh)
-	s.opts.SetErrorIfExists(fresh)
-	s.wSync = levigo.NewWriteOptions()
-	s.wSync.SetSync(true)
-	s.wNoSync = levigo.NewWriteOptions()
-	s.wNoSync.SetSync(false)
-	s.emptyWB = levigo.NewWriteBatch()
-	s.commitWB = levigo.NewWriteBatch()
-
+	s.newOptions(cacheSize, fresh)
 	openDir := s.dir
 	if s.readOnly {
 		// LevelDB has no read-only mode: opening replays its log into new
@@ -171,6 +156,28 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	}
 	s.logger.Debug("leveldb: opened", "dir", s.dir, "created", fresh, "readonly", s.readOnly, "cache", cacheSize)
 	return s, nil
+}
+
+// newOptions makes the store's LevelDB options (freed by freeOptions):
+// an LRU block cache of cacheSize bytes, bloom filters, snappy, paranoid
+// checks, creation exactly when fresh; the synced and unsynced write
+// options and the two reused write batches.
+func (s *Store) newOptions(cacheSize int64, fresh bool) {
+	s.opts = levigo.NewOptions()
+	s.cache = levigo.NewLRUCache(int(cacheSize))
+	s.filter = levigo.NewBloomFilter(10)
+	s.opts.SetCache(s.cache)
+	s.opts.SetFilterPolicy(s.filter)
+	s.opts.SetCompression(levigo.SnappyCompression)
+	s.opts.SetParanoidChecks(s.paranoid)
+	s.opts.SetCreateIfMissing(fresh)
+	s.opts.SetErrorIfExists(fresh)
+	s.wSync = levigo.NewWriteOptions()
+	s.wSync.SetSync(true)
+	s.wNoSync = levigo.NewWriteOptions()
+	s.wNoSync.SetSync(false)
+	s.emptyWB = levigo.NewWriteBatch()
+	s.commitWB = levigo.NewWriteBatch()
 }
 
 func (s *Store) setBuckets(specs []kv.BucketSpec) error {
