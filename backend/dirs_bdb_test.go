@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/backend"
@@ -197,4 +198,50 @@ func openFDs(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+// TestPreviousReleaseLevelDB: the previous release's LevelDB backend
+// flocked the directory itself (and created no lock file). A directory it
+// wrote opens, and while one of its processes holds it, both writable and
+// read-only opens are refused with the in-use error; and the reverse: an
+// open of this release keeps such a process out.
+func TestPreviousReleaseLevelDB(t *testing.T) {
+	dir := fill(t, backend.LevelDB)
+	if err := os.Remove(filepath.Join(dir, dirlock.File)); err != nil {
+		t.Fatal(err) // as the previous release left it: no lock file
+	}
+	old, err := oldLock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ro := kvtest.Options(dir)
+	ro.ReadOnly, ro.Create = true, false
+	for _, o := range []kv.Options{kvtest.Options(dir), ro} {
+		if _, err := leveldb.OpenStore(o); !errors.Is(err, kv.ErrInUse) {
+			t.Fatalf("open (read-only %v) beside an old-release process: %v", o.ReadOnly, err)
+		}
+	}
+	old.Close()
+	s, err := leveldb.OpenStore(kvtest.Options(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if old, err := oldLock(dir); !errors.Is(err, syscall.EWOULDBLOCK) {
+		old.Close()
+		t.Fatalf("an old-release process could lock the directory of an open store: %v", err)
+	}
+}
+
+// oldLock takes the flock the previous release's LevelDB backend took.
+func oldLock(dir string) (*os.File, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
 }
