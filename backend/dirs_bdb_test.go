@@ -158,12 +158,12 @@ func TestOneLock(t *testing.T) {
 			} else {
 				spoilMarker(t, dir) // refused once LevelDB has opened
 			}
-			fds := openFDs(t)
+			fds := kvtest.OpenFDs(t)
 			if s, err := open(bad); err == nil {
 				s.Close()
 				t.Fatal("the bad open succeeded")
 			}
-			if now := openFDs(t); now != fds {
+			if now := kvtest.OpenFDs(t); now != fds {
 				t.Fatalf("the failed open left %d descriptors open", now-fds)
 			}
 			l, err = dirlock.Take(dir, dirlock.Write)
@@ -188,16 +188,6 @@ func spoilMarker(t *testing.T, dir string) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// openFDs counts the process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
 
 // TestPreviousReleaseLevelDB: the previous release's LevelDB backend

@@ -126,7 +126,7 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 			t.Setenv("TMPDIR", tmp)
 			opts := kvtest.Options(dir)
 			opts.ReadOnly, opts.Create = true, false
-			fds := openFDs(t)
+			fds := kvtest.OpenFDs(t)
 			ro, err := leveldb.OpenStore(opts)
 			if err == nil {
 				ro.Close()
@@ -138,7 +138,7 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 			if left := roCopies(t, tmp); len(left) != 0 {
 				t.Fatalf("failed open (%v) left its private copy: %v", err, left)
 			}
-			if now := openFDs(t); now != fds {
+			if now := kvtest.OpenFDs(t); now != fds {
 				t.Fatalf("failed open (%v) left %d descriptors open", err, now-fds)
 			}
 			// Nor does it keep the directory lock.
@@ -152,14 +152,4 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 			}
 		})
 	}
-}
-
-// openFDs counts the process's open file descriptors.
-func openFDs(t *testing.T) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
 }
