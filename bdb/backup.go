@@ -49,12 +49,8 @@ func JoinEnv(dir string, cacheSize int64) (*Env, error) {
 	flags := libdb.InitTxn | libdb.InitLog | libdb.InitLock |
 		libdb.InitMpool | libdb.Thread
 	if err := le.Open(dir, flags, 0); err != nil {
-		msg := le.LastError()
+		e := envError(le, "join environment "+dir, err)
 		le.Close(0)
-		e := wrap("join environment "+dir, err)
-		if msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
-		}
 		return nil, e
 	}
 	return &Env{dir: dir, env: le, txns: make(map[*Txn]struct{}), dbs: make(map[*DB]struct{})}, nil
@@ -142,11 +138,7 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 		}
 	}()
 	fail := func(what string, err error) (RecoverInfo, error) {
-		e := wrap(what+" "+dir, err)
-		if msg := le.LastError(); msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
-		}
-		return RecoverInfo{}, e
+		return RecoverInfo{}, envError(le, what+" "+dir, err)
 	}
 	cache := opts.CacheSize
 	if cache <= 0 {

@@ -3,7 +3,6 @@
 package bdb
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,12 +53,8 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		return nil, wrap("create environment "+dir, err)
 	}
 	fail := func(what string, err error) (*Env, error) {
-		msg := le.LastError()
+		e := envError(le, what+" "+dir, err)
 		le.Close(0)
-		e := wrap(what+" "+dir, err)
-		if msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
-		}
 		return nil, e
 	}
 	cache := opts.CacheSize
