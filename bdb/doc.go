@@ -55,9 +55,9 @@
 // environment. It opens a private environment (DB_PRIVATE, cache
 // only, in process memory) and every database with DB_RDONLY, without
 // transactions, locking or logging, and creates no file in the directory.
-// It takes a shared flock on durusbdb.lock when that file exists, so it
-// fails with kv.ErrInUse while a writer owns the directory and a writer
-// fails while a reader is open. It reads the database files, which hold
+// It takes the directory lock shared (package dirlock: durusbdb.lock when
+// that file exists, and the directory), so it fails with kv.ErrInUse while
+// a writer owns the directory and a writer fails while a reader is open. It reads the database files, which hold
 // every committed transaction only after a clean close or a recovery. So
 // when the last writer did not close cleanly (NeedsRecovery), a read-only
 // open first runs normal recovery itself if the directory is writable and
