@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
 )
 
 func TestGroupSingleWaiter(t *testing.T) {
@@ -55,7 +57,7 @@ func TestGroupCoalesces(t *testing.T) {
 		}()
 	}
 	// Wait until all n have joined the next batch.
-	waitFor(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
 	if done.Load() != 0 {
 		t.Fatal("a waiter that arrived during a flush returned before the next flush")
 	}
@@ -91,7 +93,7 @@ func TestGroupErrorPropagates(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = g.Wait(context.Background()) }()
 	}
-	waitFor(t, "waiters to join", func() bool { return g.Waits() >= uint64(len(errs)) })
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= uint64(len(errs)) })
 	close(gate)
 	wg.Wait()
 	bad := 0
@@ -182,7 +184,7 @@ func TestGroupConcurrent(t *testing.T) {
 			}
 			return
 		case <-started:
-			waitFor(t, "every live worker to be inside Wait", parked)
+			testwait.For(t, "every live worker to be inside Wait", parked)
 			release <- struct{}{}
 		}
 	}
@@ -230,7 +232,7 @@ func TestGroupFlushPanic(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); panics[i], errs[i] = catchWait(g) }()
 	}
-	waitFor(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
 	close(gate) // the next group's leader flushes and panics
 	wg.Wait()
 	leaders, failed := 0, 0

@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
 )
 
 func TestTokenFIFO(t *testing.T) {
@@ -96,7 +98,7 @@ func TestTokenLeaseRevocation(t *testing.T) {
 	}
 	// Without revocation the Acquire would block for ever: the deadline
 	// turns that hang into a failure.
-	actx, cancel := context.WithTimeout(ctx, waitTimeout)
+	actx, cancel := context.WithTimeout(ctx, testwait.Timeout)
 	defer cancel()
 	b, err := tok.Acquire(actx) // waits, then a is revoked
 	if err != nil {
@@ -214,7 +216,7 @@ func TestTokenMutualExclusion(t *testing.T) {
 // waitQueued polls until n callers wait for tok.
 func waitQueued(t *testing.T, tok *Token, n int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d waiters of the token", n), func() bool { return tok.Waiting() == n })
+	testwait.For(t, fmt.Sprintf("%d waiters of the token", n), func() bool { return tok.Waiting() == n })
 }
 
 // Fairness under stallers: holders that never pin are passed over once the
