@@ -100,24 +100,17 @@ func TestCheckpointPolicy(t *testing.T) {
 		for i := uint64(0); i < 12; i++ {
 			mustCommit(t, db, rec(i))
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testwait.For(t, "a checkpoint after 12 commits with Commits: 5", func() bool {
 			st, _ := db.Stats()
-			if st.CheckpointsSince >= 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no checkpoint after 12 commits with Commits: 5")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return st.CheckpointsSince >= 1
+		})
 		// Time policy.
 		o.Checkpoint = CheckpointPolicy{Every: 50 * time.Millisecond, KeepLogs: true}
 		db2 := openTest(t, t.TempDir(), o)
-		time.Sleep(1200 * time.Millisecond)
-		if st, _ := db2.Stats(); st.CheckpointsSince == 0 {
-			t.Fatal("no timed checkpoint")
-		}
+		testwait.For(t, "a timed checkpoint", func() bool {
+			st, _ := db2.Stats()
+			return st.CheckpointsSince > 0
+		})
 		// Manual.
 		if err := db.Checkpoint(context.Background()); err != nil {
 			t.Fatal(err)

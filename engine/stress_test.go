@@ -96,7 +96,7 @@ func TestStress(t *testing.T) {
 					t.Error(err)
 					return
 				}
-				time.Sleep(20 * time.Millisecond)
+				time.Sleep(20 * time.Millisecond) // pacing: a full collection every 20 ms
 			}
 		}()
 		done := make(chan struct{})
