@@ -152,7 +152,7 @@ func TestTokenPinnedNotRevoked(t *testing.T) {
 	select {
 	case b := <-got:
 		b.Release()
-	case <-time.After(5 * time.Second):
+	case <-time.After(testwait.Timeout):
 		t.Fatal("waiter never granted")
 	}
 }
