@@ -336,6 +336,9 @@ func TestCloseReleasesWaiter(t *testing.T) {
 		defer wg.Done()
 		werr = d.Put(t2, []byte("k"), []byte("2")) // waits for t1
 	}()
+	// Gives the Put time to block on t1's lock: no statistic shows a
+	// lock wait to poll for. If it has not blocked yet, Close still has
+	// to end it; the test then checks less, it cannot fail wrongly.
 	time.Sleep(100 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- e.Close() }()

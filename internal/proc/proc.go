@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
@@ -307,18 +308,8 @@ func Tail(b []byte, n int) string {
 	return strings.TrimPrefix(string(b[i:]), "\n")
 }
 
-// WaitFor polls cond, first every millisecond and backing off to every
-// 50 ms, until it holds (true) or timeout passes (false): the one polling
-// loop for tests that would otherwise sleep a fixed time.
+// WaitFor polls cond until it holds (true) or timeout passes (false):
+// testwait.Poll, the one polling loop, for callers outside tests.
 func WaitFor(timeout time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(min(wait, max(time.Until(deadline), 0)+time.Millisecond))
-	}
+	return testwait.Poll(timeout, cond)
 }

@@ -4,6 +4,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
 )
 
 // StartT is Start for a test: the log goes to a file in a test temporary
@@ -30,11 +32,9 @@ func StartT(t testing.TB, opts Options, argv ...string) *Process {
 	return p
 }
 
-// WaitForT is WaitFor failing the test, with what in the message, if cond
-// does not hold within timeout.
+// WaitForT is testwait.Within: WaitFor failing the test, with what in the
+// message, if cond does not hold within timeout.
 func WaitForT(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	if !WaitFor(timeout, cond) {
-		t.Fatalf("timed out after %v waiting for %s", timeout, what)
-	}
+	testwait.Within(t, timeout, what, cond)
 }
