@@ -39,6 +39,9 @@ type EnvOptions struct {
 	// Env.FailChk can release what dead processes left locked.
 	FailChk     bool
 	ThreadCount uint32
+	// Repl, if set, opens a site of a replication group (DB_INIT_REP, no
+	// environment-wide DB_MULTIVERSION: it panics replicas); see repl.go.
+	Repl *ReplOptions
 }
 
 // Env is an open Berkeley DB environment: a directory of databases sharing
@@ -58,6 +61,8 @@ type Env struct {
 	closed bool
 	txns   map[*Txn]struct{}
 	dbs    map[*DB]struct{}
+
+	repl *replState // nil unless replicated
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -88,6 +93,9 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		return fail("set cache size of", err)
 	}
 	var flags uint32
+	if opts.ReadOnly && opts.Repl != nil {
+		return fail("open read-only replicated", errf("replication needs a writable environment"))
+	}
 	if opts.ReadOnly {
 		flags = libdb.Create | libdb.Private | libdb.InitMpool | libdb.Thread
 	} else {
@@ -119,8 +127,10 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 				return fail("set log buffer of", err)
 			}
 		}
-		if err := le.SetFlags(libdb.Multiversion, true); err != nil {
-			return fail("set DB_MULTIVERSION on", err)
+		if opts.Repl == nil {
+			if err := le.SetFlags(libdb.Multiversion, true); err != nil {
+				return fail("set DB_MULTIVERSION on", err)
+			}
 		}
 		if err := le.LogSetConfig(libdb.LogAutoRemove, opts.LogAutoRemove); err != nil {
 			return fail("configure log removal of", err)
@@ -148,16 +158,34 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			flags |= libdb.Failchk
 		}
 	}
+	var rs *replState
+	if opts.Repl != nil {
+		var err error
+		if rs, err = newReplState(le, *opts.Repl); err != nil {
+			return fail("configure replication of", err)
+		}
+		flags |= libdb.InitRep
+	}
 	if err := le.Open(dir, flags, 0); err != nil {
+		defer rs.free() // after fail closed le
 		return fail("open environment", err)
 	}
-	return &Env{
+	e := &Env{
 		dir:      dir,
 		readOnly: opts.ReadOnly,
 		env:      le,
 		txns:     make(map[*Txn]struct{}),
 		dbs:      make(map[*DB]struct{}),
-	}, nil
+		repl:     rs,
+	}
+	if rs != nil {
+		if err := rs.start(); err != nil {
+			rs.stop()
+			defer rs.free()
+			return fail("start replication of", err)
+		}
+	}
+	return e, nil
 }
 
 // Dir returns the environment directory.
@@ -353,6 +381,8 @@ func (e *Env) Close() error {
 	e.closed = true
 	e.closing.Store(true)
 	e.mu.Unlock()
+	e.repl.stop()
+	defer e.repl.free()
 
 	var first error
 	keep := func(err error) {

@@ -1,0 +1,328 @@
+//go:build bdb
+
+package bdb_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// siteProc is a replication site running in a child process (the test
+// binary re-executed with BDB_REPL_SITE, see replSiteMain).
+type siteProc struct {
+	t     testing.TB
+	name  string
+	cfg   siteConfig
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string // replies (acks go to acked)
+	dead  chan struct{}
+
+	mu    sync.Mutex
+	acked map[int]int // storm goroutine → highest acknowledged index
+}
+
+// freeAddr returns a 127.0.0.1 address with a port free right now.
+func freeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// startSite starts a site process and waits for its "ready".
+func startSite(t testing.TB, name string, cfg siteConfig) *siteProc {
+	t.Helper()
+	js, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "BDB_REPL_SITE="+string(js))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &siteProc{t: t, name: name, cfg: cfg, cmd: cmd, stdin: stdin,
+		lines: make(chan string, 16), dead: make(chan struct{}), acked: map[int]int{}}
+	t.Cleanup(p.kill)
+	go p.read(stdout)
+	if line := p.next(60 * time.Second); line != "ready" {
+		t.Fatalf("site %s: start: %q", name, line)
+	}
+	return p
+}
+
+// read routes the child's output: acks into acked, the rest to lines.
+func (p *siteProc) read(r io.Reader) {
+	defer close(p.dead)
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "ack "); ok {
+			var g, i int
+			fmt.Sscan(rest, &g, &i)
+			p.mu.Lock()
+			p.acked[g] = max(p.acked[g], i+1)
+			p.mu.Unlock()
+			continue
+		}
+		if strings.HasPrefix(line, "stormerr ") {
+			continue
+		}
+		p.lines <- line
+	}
+}
+
+// next returns the next reply line, failing the test after d.
+func (p *siteProc) next(d time.Duration) string {
+	p.t.Helper()
+	select {
+	case l := <-p.lines:
+		return l
+	case <-p.dead:
+		p.t.Fatalf("site %s exited", p.name)
+	case <-time.After(d):
+		p.t.Fatalf("site %s: no reply within %v", p.name, d)
+	}
+	return ""
+}
+
+// do sends a command and returns its reply.
+func (p *siteProc) do(format string, args ...any) string {
+	p.t.Helper()
+	if _, err := fmt.Fprintf(p.stdin, format+"\n", args...); err != nil {
+		p.t.Fatalf("site %s: send: %v", p.name, err)
+	}
+	return p.next(60 * time.Second)
+}
+
+// status returns the site's role and whether it is synced.
+func (p *siteProc) status() (role string, synced bool) {
+	p.t.Helper()
+	f := strings.Fields(p.do("status"))
+	if len(f) < 3 {
+		p.t.Fatalf("site %s: status: %q", p.name, f)
+	}
+	return f[1], f[2] == "true"
+}
+
+// kill SIGKILLs the process (if still running) and reaps it.
+func (p *siteProc) kill() {
+	if p.cmd.ProcessState == nil {
+		p.cmd.Process.Signal(syscall.SIGCONT)
+		p.cmd.Process.Kill()
+		p.cmd.Wait()
+	}
+}
+
+// signal sends sig to the site.
+func (p *siteProc) signal(sig syscall.Signal) {
+	p.t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		p.t.Fatal(err)
+	}
+}
+
+// ackedCounts returns, per storm goroutine, how many commits were
+// acknowledged.
+func (p *siteProc) ackedCounts() map[int]int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	m := map[int]int{}
+	for g, n := range p.acked {
+		m[g] = n
+	}
+	return m
+}
+
+// waitFor polls cond every 20 ms until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// startGroup starts n sites: the first creates the group and becomes
+// master, then the others join through it; it returns once every site is
+// synced.
+func startGroup(t testing.TB, n int, tune func(*siteConfig)) []*siteProc {
+	t.Helper()
+	addrs := make([]string, n)
+	for i := range addrs {
+		addrs[i] = freeAddr(t)
+	}
+	cfgs := make([]siteConfig, n)
+	for i := range cfgs {
+		cfgs[i] = siteConfig{Dir: t.TempDir(), Listen: addrs[i], Init: i == 0}
+		for j, a := range addrs {
+			if j != i {
+				cfgs[i].Peers = append(cfgs[i].Peers, a)
+			}
+		}
+		if tune != nil {
+			tune(&cfgs[i])
+		}
+	}
+	sites := []*siteProc{startSite(t, "site0", cfgs[0])}
+	waitFor(t, 30*time.Second, "site0 master", func() bool { r, _ := sites[0].status(); return r == "master" })
+	for i := 1; i < n; i++ {
+		sites = append(sites, startSite(t, "site"+strconv.Itoa(i), cfgs[i]))
+	}
+	for _, s := range sites[1:] {
+		waitFor(t, 60*time.Second, s.name+" synced replica", func() bool {
+			r, ok := s.status()
+			return r == "replica" && ok
+		})
+	}
+	return sites
+}
+
+// master returns the one site that reports itself master, or nil.
+func master(t testing.TB, sites []*siteProc) *siteProc {
+	t.Helper()
+	var m *siteProc
+	for _, s := range sites {
+		if r, _ := s.status(); r == "master" {
+			if m != nil {
+				t.Fatalf("two masters: %s and %s", m.name, s.name)
+			}
+			m = s
+		}
+	}
+	return m
+}
+
+// TestReplGroup forms a group of three real processes: one master, two
+// synced replicas that see its commits, refuse writes with ErrNotMaster
+// and name the master's address.
+func TestReplGroup(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	if m := master(t, sites); m != sites[0] {
+		t.Fatalf("master is %v, want site0", m)
+	}
+	if got := sites[0].do("put k1 v1"); got != "ok" {
+		t.Fatalf("put on master: %s", got)
+	}
+	for _, s := range sites[1:] {
+		waitFor(t, 10*time.Second, s.name+" sees k1", func() bool { return s.do("get k1") == "val v1" })
+		if got := s.do("put k2 v2"); got != "notmaster" {
+			t.Fatalf("put on replica %s: %s, want notmaster", s.name, got)
+		}
+		if got := s.do("master"); got != "master "+sites[0].cfg.Listen {
+			t.Fatalf("replica %s: %s, want master %s", s.name, got, sites[0].cfg.Listen)
+		}
+	}
+}
+
+// TestReplPermFailed stops both replicas: the master's commit is applied
+// locally but acknowledged by nobody, and Commit returns ErrPermFailed
+// instead of success.
+func TestReplPermFailed(t *testing.T) {
+	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = 300 * time.Millisecond })
+	m := sites[0]
+	if got := m.do("put before v"); got != "ok" {
+		t.Fatalf("put with replicas running: %s", got)
+	}
+	for _, s := range sites[1:] {
+		s.signal(syscall.SIGSTOP)
+	}
+	got := m.do("put lonely v")
+	for _, s := range sites[1:] {
+		s.signal(syscall.SIGCONT)
+	}
+	if got != "permfailed" {
+		t.Fatalf("put with both replicas stopped: %s, want permfailed", got)
+	}
+	if f := strings.Fields(m.do("status")); len(f) < 4 || f[3] == "0" {
+		t.Fatalf("status after a perm failure: %v, want a nonzero count", f)
+	}
+	// The group recovers once the replicas run again.
+	waitFor(t, 30*time.Second, "a quorum-acknowledged commit after SIGCONT", func() bool {
+		mm := master(t, sites)
+		return mm != nil && mm.do("put after v") == "ok"
+	})
+}
+
+// TestReplFailover kills the master with SIGKILL under a commit storm: a
+// replica is elected and accepts commits, every acknowledged commit is on
+// it, and the old master restarted rejoins as a replica.
+func TestReplFailover(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	old := sites[0]
+	if got := old.do("storm 4"); got != "ok" {
+		t.Fatalf("storm: %s", got)
+	}
+	waitFor(t, 30*time.Second, "acknowledged commits", func() bool {
+		n := 0
+		for _, c := range old.ackedCounts() {
+			n += c
+		}
+		return n >= 100
+	})
+	old.signal(syscall.SIGKILL)
+	killed := time.Now()
+	<-old.dead
+	acked := old.ackedCounts()
+	rest := sites[1:]
+	var nm *siteProc
+	waitFor(t, 30*time.Second, "a new master accepting a commit", func() bool {
+		nm = master(t, rest)
+		return nm != nil && nm.do("put afterfailover v") == "ok"
+	})
+	t.Logf("failover: kill → first commit accepted by %s in %v", nm.name, time.Since(killed))
+	checkAcked(t, nm, acked)
+
+	old.kill()
+	cfg := old.cfg
+	cfg.Init = false
+	back := startSite(t, "site0-again", cfg)
+	waitFor(t, 60*time.Second, "old master rejoined as a synced replica", func() bool {
+		r, ok := back.status()
+		return r == "replica" && ok
+	})
+	waitFor(t, 10*time.Second, "rejoined site sees the new master's commit", func() bool {
+		return back.do("get afterfailover") == "val v"
+	})
+	checkAcked(t, back, acked)
+}
+
+// checkAcked fails unless every acknowledged storm commit is on s.
+func checkAcked(t *testing.T, s *siteProc, acked map[int]int) {
+	t.Helper()
+	total := 0
+	for g, n := range acked {
+		total += n
+		if got := s.do("missing g%d- %d", g, n); got != "missing 0 -1" {
+			t.Fatalf("%s: acknowledged commits of storm %d (of %d) lost: %s", s.name, g, n, got)
+		}
+	}
+	t.Logf("%s holds all %d acknowledged commits", s.name, total)
+}
