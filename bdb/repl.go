@@ -91,6 +91,12 @@ type ReplOptions struct {
 	// HeartbeatSend (master) and HeartbeatMonitor (replicas) detect a hung
 	// master; 0 means 250 ms and 1 s, negative turns them off.
 	HeartbeatSend, HeartbeatMonitor time.Duration
+	// ConnectionRetry is how long repmgr waits before reconnecting to a
+	// site whose connection broke (libdb's default 30 s, which is also how
+	// long a continued, stopped master stays unaware of its successor);
+	// ElectionRetry is the wait after a failed election (libdb: 10 s).
+	// 0 means 1 s for both.
+	ConnectionRetry, ElectionRetry time.Duration
 	// CheckpointDelay is how long a master's checkpoint waits before its
 	// record (libdb's default 30 s); 0 means no delay.
 	CheckpointDelay time.Duration
@@ -262,6 +268,8 @@ func replTune(le *libdb.Env, o ReplOptions) error {
 		{libdb.RepHeartbeatSend, dur(o.HeartbeatSend, 250*time.Millisecond)},
 		{libdb.RepHeartbeatMonitor, dur(o.HeartbeatMonitor, time.Second)},
 		{libdb.RepCheckpointDelay, o.CheckpointDelay},
+		{libdb.RepConnectionRetry, dur(o.ConnectionRetry, time.Second)},
+		{libdb.RepElectionRetry, dur(o.ElectionRetry, time.Second)},
 	}
 	for _, t := range timeouts {
 		if err := le.RepSetTimeout(t.which, t.d); err != nil {
@@ -430,9 +438,27 @@ func (e *Env) WaitRepl(ctx context.Context, ok func(ReplStatus) bool) (ReplStatu
 		case <-ch:
 		case <-time.After(100 * time.Millisecond):
 			// The status also changes without events (rep_stat polling).
+			if err := e.enter(); err != nil {
+				return st, err
+			}
 			e.repl.refresh(false, st.Dropped)
+			e.leave()
 		}
 	}
+}
+
+// RepStat returns libdb's replication statistics (LSNs, counters) for
+// metrics. See DB_ENV->rep_stat.
+func (e *Env) RepStat() (libdb.RepStat, error) {
+	if err := e.enter(); err != nil {
+		return libdb.RepStat{}, err
+	}
+	defer e.leave()
+	if e.repl == nil {
+		return libdb.RepStat{}, errf("replication status of %s: not replicated", e.dir)
+	}
+	rs, err := e.env.RepStat()
+	return rs, wrap("replication status of "+e.dir, err)
 }
 
 // MasterAddr returns the current master's replication address (host:port)

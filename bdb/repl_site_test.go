@@ -5,6 +5,7 @@ package bdb_test
 import (
 	"bufio"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -117,6 +118,24 @@ func (s *site) command(f []string) string {
 		return "master " + a
 	case "put":
 		return s.reply(s.put(f[1], f[2]))
+	case "puttoken": // puttoken K V: commit, answer "token HEX"
+		tok, err := s.putToken(f[1], f[2])
+		if err != nil {
+			return s.reply(err)
+		}
+		return "token " + hex.EncodeToString(tok[:])
+	case "applied": // applied HEX MS: wait for that commit here
+		var tok bdb.CommitToken
+		if b, err := hex.DecodeString(f[1]); err != nil || copy(tok[:], b) != len(tok) {
+			return "err bad token"
+		}
+		err := s.env.TxnApplied(tok, time.Duration(arg(2))*time.Millisecond)
+		if errors.Is(err, bdb.ErrTimeout) {
+			return "timeout"
+		}
+		return s.reply(err)
+	case "remove":
+		return s.reply(s.env.RemoveSite(f[1]))
 	case "get":
 		return s.get(f[1])
 	case "missing": // missing PREFIX N: keys PREFIX0..PREFIX(N-1) absent
@@ -197,6 +216,23 @@ func (s *site) put(key, value string) error {
 	err = tx.Commit(kv.Sync)
 	s.drop(err)
 	return err
+}
+
+// putToken commits key=value and returns its commit token.
+func (s *site) putToken(key, value string) (bdb.CommitToken, error) {
+	d, err := s.handle()
+	if err != nil {
+		return bdb.CommitToken{}, err
+	}
+	tx, err := s.env.Begin(bdb.TxnOptions{})
+	if err != nil {
+		return bdb.CommitToken{}, err
+	}
+	if err := d.Put(tx, []byte(key), []byte(value)); err != nil {
+		tx.Abort()
+		return bdb.CommitToken{}, err
+	}
+	return tx.CommitToken(kv.Sync)
 }
 
 func (s *site) get(key string) string {

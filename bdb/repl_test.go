@@ -326,3 +326,71 @@ func checkAcked(t *testing.T, s *siteProc, acked map[int]int) {
 	}
 	t.Logf("%s holds all %d acknowledged commits", s.name, total)
 }
+
+// TestReplReadYourWrites: a replica waits with TxnApplied for the commit
+// token of a master's commit and then reads it without polling.
+func TestReplReadYourWrites(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	for i := range 20 {
+		tok, ok := strings.CutPrefix(sites[0].do("puttoken ryw%d v%d", i, i), "token ")
+		if !ok {
+			t.Fatalf("puttoken: %s", tok)
+		}
+		for _, s := range sites[1:] {
+			if got := s.do("applied %s 5000", tok); got != "ok" {
+				t.Fatalf("%s: txn_applied: %s", s.name, got)
+			}
+			if got, want := s.do("get ryw%d", i), fmt.Sprintf("val v%d", i); got != want {
+				t.Fatalf("%s: after txn_applied: %s, want %s", s.name, got, want)
+			}
+		}
+	}
+}
+
+// TestReplStoppedMaster SIGSTOPs the master: the heartbeat monitor makes
+// the replicas elect a new master that accepts commits; the old master,
+// continued, is demoted to a replica and receives the new master's
+// commits.
+func TestReplStoppedMaster(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	old := sites[0]
+	if got := old.do("put before v"); got != "ok" {
+		t.Fatalf("put: %s", got)
+	}
+	old.signal(syscall.SIGSTOP)
+	stopped := time.Now()
+	var nm *siteProc
+	waitFor(t, 30*time.Second, "a new master accepting a commit", func() bool {
+		nm = master(t, sites[1:])
+		return nm != nil && nm.do("put afterstop v") == "ok"
+	})
+	t.Logf("SIGSTOP of the master → first commit accepted by %s in %v", nm.name, time.Since(stopped))
+	old.signal(syscall.SIGCONT)
+	waitFor(t, 60*time.Second, "continued old master demoted to a synced replica", func() bool {
+		r, ok := old.status()
+		return r == "replica" && ok
+	})
+	waitFor(t, 10*time.Second, "demoted site sees the new master's commit", func() bool {
+		return old.do("get afterstop") == "val v"
+	})
+	if got := old.do("get before"); got != "val v" {
+		t.Fatalf("demoted site lost an acknowledged commit: %s", got)
+	}
+}
+
+// TestReplRemoveSite removes a dead site from the group on the master;
+// removing it again fails, and the two remaining sites keep committing.
+func TestReplRemoveSite(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	gone := sites[2]
+	gone.kill()
+	if got := sites[0].do("remove %s", gone.cfg.Listen); got != "ok" {
+		t.Fatalf("remove %s: %s", gone.cfg.Listen, got)
+	}
+	if got := sites[0].do("put afterremove v"); got != "ok" {
+		t.Fatalf("put after removal: %s", got)
+	}
+	waitFor(t, 10*time.Second, "remaining replica sees the commit", func() bool {
+		return sites[1].do("get afterremove") == "val v"
+	})
+}
