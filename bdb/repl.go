@@ -97,6 +97,9 @@ type ReplOptions struct {
 	// ElectionRetry is the wait after a failed election (libdb: 10 s).
 	// 0 means 1 s for both.
 	ConnectionRetry, ElectionRetry time.Duration
+	// ElectionTimeout bounds one election's wait for votes; 0 means
+	// libdb's 2 s.
+	ElectionTimeout time.Duration
 	// CheckpointDelay is how long a master's checkpoint waits before its
 	// record (libdb's default 30 s); 0 means no delay.
 	CheckpointDelay time.Duration
@@ -108,6 +111,9 @@ type ReplOptions struct {
 	// AllowTwoSites accepts a group of two sites (Peers of one): it then
 	// runs with 2SITE_STRICT off, so a partition can make two masters.
 	AllowTwoSites bool
+	// VerboseFile, if set, receives libdb's replication messages
+	// (DB_VERB_REPLICATION), appended, for diagnosis.
+	VerboseFile string
 	// Threads is the number of repmgr message threads; 0 means 3.
 	Threads int
 	// StartTimeout bounds the retries of repmgr_start while the group is
@@ -164,16 +170,21 @@ type ReplStatus struct {
 // replState is the replication side of an Env: the event queue and the
 // goroutine that turns events into a ReplStatus.
 type replState struct {
-	le     *libdb.Env
-	opts   ReplOptions
-	log    *slog.Logger
-	events *libdb.Events
-	done   chan struct{} // closed when loop returns
+	le      *libdb.Env
+	opts    ReplOptions
+	log     *slog.Logger
+	events  *libdb.Events
+	msgFile *libdb.MsgFile // VerboseFile, closed by free
+	done    chan struct{}  // closed when loop returns
 
 	permFailed atomic.Uint64
 	started    atomic.Bool // loop was started: done will close
 
+	quit     chan struct{} // closed by stop: ends poll
+	pollDone chan struct{} // closed when poll returns
+
 	mu      sync.Mutex
+	selfEID int // this site's id, from rep_stat
 	status  ReplStatus
 	changed chan struct{} // closed and replaced on every status change
 	stopped bool
@@ -221,8 +232,18 @@ func newReplState(le *libdb.Env, o ReplOptions) (*replState, error) {
 	if err := replTune(le, o); err != nil {
 		return nil, err
 	}
+	var mf *libdb.MsgFile
+	if o.VerboseFile != "" {
+		var err error
+		if mf, err = replVerbose(le, o.VerboseFile); err != nil {
+			return nil, err
+		}
+	}
 	q, err := le.AttachEvents()
 	if err != nil {
+		if mf != nil {
+			mf.Close()
+		}
 		return nil, err
 	}
 	lg := o.Logger
@@ -230,7 +251,8 @@ func newReplState(le *libdb.Env, o ReplOptions) (*replState, error) {
 		lg = slog.New(slog.DiscardHandler)
 	}
 	return &replState{
-		le: le, opts: o, log: lg, events: q, done: make(chan struct{}),
+		le: le, opts: o, log: lg, events: q, msgFile: mf, done: make(chan struct{}),
+		quit: make(chan struct{}), pollDone: make(chan struct{}), selfEID: libdb.EIDInvalid,
 		status:  ReplStatus{MasterEID: libdb.EIDInvalid},
 		changed: make(chan struct{}),
 	}, nil
@@ -269,6 +291,7 @@ func replTune(le *libdb.Env, o ReplOptions) error {
 		{libdb.RepHeartbeatMonitor, dur(o.HeartbeatMonitor, time.Second)},
 		{libdb.RepCheckpointDelay, o.CheckpointDelay},
 		{libdb.RepConnectionRetry, dur(o.ConnectionRetry, time.Second)},
+		{libdb.RepElectionTimeout, dur(o.ElectionTimeout, 2*time.Second)},
 		{libdb.RepElectionRetry, dur(o.ElectionRetry, time.Second)},
 	}
 	for _, t := range timeouts {
@@ -294,6 +317,7 @@ func (r *replState) start() error {
 	signal.Ignore(syscall.SIGPIPE)
 	r.started.Store(true)
 	go r.loop()
+	go r.poll(r.quit)
 	n := r.opts.Threads
 	if n <= 0 {
 		n = 3
@@ -327,21 +351,46 @@ func (r *replState) stop() {
 	if already {
 		return
 	}
+	close(r.quit)
 	r.events.Close()
 	if r.started.Load() {
 		<-r.done
+		<-r.pollDone
 	}
 }
 
-// free releases the event queue; it must run after DB_ENV->close.
+// free releases the event queue and the message file; it must run after
+// DB_ENV->close.
 func (r *replState) free() {
 	if r != nil {
 		r.events.Free()
+		if r.msgFile != nil {
+			r.msgFile.Close()
+		}
 	}
 }
 
-// loop drains the event queue, refreshing the status after each event and
-// every second (lag and counters change without events).
+// replVerbose sends libdb's replication messages to path.
+func replVerbose(le *libdb.Env, path string) (*libdb.MsgFile, error) {
+	mf, err := libdb.OpenMsgFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := le.SetMsgFile(mf); err != nil {
+		mf.Close()
+		return nil, err
+	}
+	if err := le.SetVerbose(libdb.VerbReplication, true); err != nil {
+		mf.Close()
+		return nil, err
+	}
+	return mf, nil
+}
+
+// loop drains the event queue into the status. It makes no libdb call:
+// DB_ENV->rep_stat, like every replication API call, sleeps a whole second
+// when it meets the API lockout of an election or role change, which
+// delayed the status (and failover) by 1 s when the loop called it.
 func (r *replState) loop() {
 	defer close(r.done)
 	for {
@@ -349,54 +398,106 @@ func (r *replState) loop() {
 		if closed {
 			return
 		}
-		if ok && ev.Kind == libdb.EventPermFailed {
-			// Counted per commit by commitTxn; the event only logs.
-			r.log.Warn("replication: commit not acknowledged by a quorum")
-		}
-		st := r.refresh(ok, dropped)
 		if !ok {
 			continue
 		}
-		r.log.Info("replication event", "event", ev.Kind.String(), "eid", ev.EID,
-			"role", st.Role.String(), "synced", st.Synced, "master", st.MasterEID)
+		st := r.apply(ev, dropped)
+		switch ev.Kind {
+		case libdb.EventPermFailed:
+			// Counted per commit by commitTxn; the event only logs.
+			r.log.Warn("replication: commit not acknowledged by a quorum")
+		case libdb.EventPanic:
+			r.log.Error("replication: environment panic, close and reopen")
+		default:
+			r.log.Info("replication event", "event", ev.Kind.String(), "eid", ev.EID,
+				"role", st.Role.String(), "synced", st.Synced, "master", st.MasterEID)
+		}
 		if r.opts.OnEvent != nil {
 			r.opts.OnEvent(ev, st)
 		}
 	}
 }
 
-// refresh reads rep_stat into the status; changed marks an event.
-func (r *replState) refresh(changed bool, dropped uint64) ReplStatus {
-	rs, err := r.le.RepStat()
+// apply updates the status for one event.
+func (r *replState) apply(ev libdb.Event, dropped uint64) ReplStatus {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	old := r.status
-	st := old
-	if err == nil {
-		switch rs.Status {
-		case libdb.RepMaster:
-			st.Role = RoleMaster
-		case libdb.RepClientStatus:
-			st.Role = RoleReplica
-		default:
-			st.Role = RoleStarting
+	st := r.status
+	switch ev.Kind {
+	case libdb.EventMaster:
+		st.Role, st.Synced, st.MasterEID = RoleMaster, true, r.selfEID
+	case libdb.EventClient:
+		if st.Role != RoleReplica {
+			st.Role, st.Synced = RoleReplica, false
 		}
-		st.Synced = st.Role == RoleMaster || (st.Role == RoleReplica && rs.StartupComplete)
-		st.MasterEID = rs.Master
-		st.Elections = rs.Elections
-		st.MasterChanges = rs.MasterChanges
+	case libdb.EventNewMaster:
+		st.MasterEID = ev.EID
+		if st.Role == RoleMaster && ev.EID != r.selfEID {
+			st.Role, st.Synced = RoleReplica, false
+		}
+	case libdb.EventStartupDone:
+		st.Role, st.Synced = RoleReplica, true
+	case libdb.EventMasterFailure:
+		st.MasterEID = libdb.EIDInvalid
+	case libdb.EventDupMaster, libdb.EventPanic:
+		st.Role, st.Synced, st.MasterEID = RoleStarting, false, libdb.EIDInvalid
 	}
-	st.PermFailed = r.permFailed.Load()
 	st.Dropped = dropped
-	if changed {
-		st.Changes++
-	}
-	if st != old {
-		r.status = st
-		close(r.changed)
-		r.changed = make(chan struct{})
-	}
+	st.Changes++
+	r.publishLocked(st)
 	return st
+}
+
+// publishLocked stores st and wakes the waiters if it changed; r.mu is
+// held.
+func (r *replState) publishLocked(st ReplStatus) {
+	st.PermFailed = r.permFailed.Load()
+	if st == r.status {
+		return
+	}
+	r.status = st
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+// poll runs every half second until quit: it reads rep_stat (which may
+// sleep through an API lockout) for the counters, this site's id, and the
+// state events may have left behind (dropped events, a start-up sync that
+// completed silently), applied only if no event came meanwhile.
+func (r *replState) poll(quit <-chan struct{}) {
+	defer close(r.pollDone)
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-quit:
+			return
+		case <-t.C:
+		}
+		r.mu.Lock()
+		before := r.status.Changes
+		r.mu.Unlock()
+		rs, err := r.le.RepStat()
+		if err != nil {
+			continue
+		}
+		r.mu.Lock()
+		r.selfEID = rs.EnvID
+		st := r.status
+		st.Elections, st.MasterChanges = rs.Elections, rs.MasterChanges
+		if st.Changes == before {
+			switch rs.Status {
+			case libdb.RepMaster:
+				st.Role, st.Synced = RoleMaster, true
+			case libdb.RepClientStatus:
+				st.Synced = st.Synced || (st.Role == RoleReplica && rs.StartupComplete)
+				st.Role = RoleReplica
+			}
+			st.MasterEID = rs.Master
+		}
+		r.publishLocked(st)
+		r.mu.Unlock()
+	}
 }
 
 // snapshot returns the status and the channel closed at its next change.
@@ -436,13 +537,6 @@ func (e *Env) WaitRepl(ctx context.Context, ok func(ReplStatus) bool) (ReplStatu
 		case <-ctx.Done():
 			return st, fmt.Errorf("bdb: wait for replication state of %s (now %s): %w", e.dir, st.Role, ctx.Err())
 		case <-ch:
-		case <-time.After(100 * time.Millisecond):
-			// The status also changes without events (rep_stat polling).
-			if err := e.enter(); err != nil {
-				return st, err
-			}
-			e.repl.refresh(false, st.Dropped)
-			e.leave()
 		}
 	}
 }

@@ -9,7 +9,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,6 +61,12 @@ func replSiteMain(js string) {
 			Listen: cfg.Listen, Peers: cfg.Peers, Init: cfg.Init,
 			AckTimeout: cfg.AckTimeout, NoBulk: cfg.NoBulk, NoTCPNoDelay: cfg.NoDelay,
 			HeartbeatSend: 100 * time.Millisecond, HeartbeatMonitor: 500 * time.Millisecond,
+		}
+		if os.Getenv("BDB_REPL_DEBUG") != "" {
+			opts.Repl.Logger = slog.New(slog.NewTextHandler(os.Stderr, nil)).With("site", cfg.Listen)
+			if d := os.Getenv("BDB_REPL_VERBOSE_DIR"); d != "" {
+				opts.Repl.VerboseFile = filepath.Join(d, strings.ReplaceAll(cfg.Listen, ":", "_")+".log")
+			}
 		}
 	}
 	env, err := bdb.OpenEnv(cfg.Dir, opts)
@@ -140,9 +148,9 @@ func (s *site) command(f []string) string {
 		return s.get(f[1])
 	case "missing": // missing PREFIX N: keys PREFIX0..PREFIX(N-1) absent
 		return s.missing(f[1], arg(2))
-	case "storm": // storm G: G goroutines commit g<g>-<i> forever, printing acks
+	case "storm": // storm G P: G goroutines commit P<g>-<i> forever, printing acks
 		for g := range arg(1) {
-			go s.storm(g)
+			go s.storm(fmt.Sprintf("%s%d-", f[2], g))
 		}
 		return "ok"
 	case "bench": // bench MODE G N: N commits by G goroutines
@@ -273,15 +281,15 @@ func (s *site) missing(prefix string, n int) string {
 	return fmt.Sprintf("missing %d %d", miss, first)
 }
 
-// storm commits g<g>-0, g<g>-1, ... printing "ack g i" after each commit
-// the quorum acknowledged, until a commit fails.
-func (s *site) storm(g int) {
+// storm commits prefix0, prefix1, ... printing "ack prefix i" after each
+// commit the quorum acknowledged, until a commit fails.
+func (s *site) storm(prefix string) {
 	for i := 0; ; i++ {
-		if err := s.put(fmt.Sprintf("g%d-%d", g, i), strings.Repeat("x", 100)); err != nil {
-			s.println(fmt.Sprintf("stormerr %d %d %s", g, i, s.reply(err)))
+		if err := s.put(prefix+strconv.Itoa(i), strings.Repeat("x", 100)); err != nil {
+			s.println(fmt.Sprintf("stormerr %s %d %s", prefix, i, s.reply(err)))
 			return
 		}
-		s.println(fmt.Sprintf("ack %d %d", g, i))
+		s.println(fmt.Sprintf("ack %s %d", prefix, i))
 	}
 }
 

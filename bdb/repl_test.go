@@ -7,9 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -30,7 +33,7 @@ type siteProc struct {
 	dead  chan struct{}
 
 	mu    sync.Mutex
-	acked map[int]int // storm goroutine → highest acknowledged index
+	acked map[string]int // storm key prefix → acknowledged commits
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
@@ -66,7 +69,7 @@ func startSite(t testing.TB, name string, cfg siteConfig) *siteProc {
 		t.Fatal(err)
 	}
 	p := &siteProc{t: t, name: name, cfg: cfg, cmd: cmd, stdin: stdin,
-		lines: make(chan string, 16), dead: make(chan struct{}), acked: map[int]int{}}
+		lines: make(chan string, 16), dead: make(chan struct{}), acked: map[string]int{}}
 	t.Cleanup(p.kill)
 	go p.read(stdout)
 	if line := p.next(60 * time.Second); line != "ready" {
@@ -82,7 +85,8 @@ func (p *siteProc) read(r io.Reader) {
 	for sc.Scan() {
 		line := sc.Text()
 		if rest, ok := strings.CutPrefix(line, "ack "); ok {
-			var g, i int
+			var g string
+			var i int
 			fmt.Sscan(rest, &g, &i)
 			p.mu.Lock()
 			p.acked[g] = max(p.acked[g], i+1)
@@ -148,10 +152,10 @@ func (p *siteProc) signal(sig syscall.Signal) {
 
 // ackedCounts returns, per storm goroutine, how many commits were
 // acknowledged.
-func (p *siteProc) ackedCounts() map[int]int {
+func (p *siteProc) ackedCounts() map[string]int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	m := map[int]int{}
+	m := map[string]int{}
 	for g, n := range p.acked {
 		m[g] = n
 	}
@@ -271,57 +275,100 @@ func TestReplPermFailed(t *testing.T) {
 	})
 }
 
-// TestReplFailover kills the master with SIGKILL under a commit storm: a
-// replica is elected and accepts commits, every acknowledged commit is on
-// it, and the old master restarted rejoins as a replica.
+// TestReplFailover kills the master with SIGKILL at a random moment of a
+// commit storm, DURUSBDB_REPL_ROUNDS times (default 1): a replica is
+// elected and accepts commits, every acknowledged commit is on it, and
+// the old master restarted rejoins as a replica that holds them too.
 func TestReplFailover(t *testing.T) {
-	sites := startGroup(t, 3, nil)
-	old := sites[0]
-	if got := old.do("storm 4"); got != "ok" {
+	rounds := 1
+	if v := os.Getenv("DURUSBDB_REPL_ROUNDS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("DURUSBDB_REPL_ROUNDS=%q", v)
+		}
+		rounds = n
+	}
+	var ack time.Duration
+	if v := os.Getenv("DURUSBDB_REPL_ACK_TIMEOUT"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			t.Fatalf("DURUSBDB_REPL_ACK_TIMEOUT=%q: %v", v, err)
+		}
+		ack = d
+	}
+	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = ack })
+	acked := map[string]int{}
+	var times []time.Duration
+	for r := range rounds {
+		times = append(times, failoverRound(t, sites, r, acked))
+	}
+	slices.Sort(times)
+	t.Logf("FAILOVER rounds=%d kill→first commit p50=%v max=%v", rounds, times[len(times)/2], times[len(times)-1])
+}
+
+// failoverRound runs one kill -9 round on sites (replacing the killed
+// master by its restarted process) and returns the failover time.
+func failoverRound(t *testing.T, sites []*siteProc, r int, acked map[string]int) time.Duration {
+	t.Helper()
+	var old *siteProc
+	waitFor(t, 30*time.Second, "a master", func() bool { old = master(t, sites); return old != nil })
+	if got := old.do("storm 4 r%d-g", r); got != "ok" {
 		t.Fatalf("storm: %s", got)
 	}
+	want := 20 + rand.IntN(200)
 	waitFor(t, 30*time.Second, "acknowledged commits", func() bool {
 		n := 0
 		for _, c := range old.ackedCounts() {
 			n += c
 		}
-		return n >= 100
+		return n >= want
 	})
 	old.signal(syscall.SIGKILL)
 	killed := time.Now()
 	<-old.dead
-	acked := old.ackedCounts()
-	rest := sites[1:]
+	maps.Copy(acked, old.ackedCounts())
+	var rest []*siteProc
+	for _, s := range sites {
+		if s != old {
+			rest = append(rest, s)
+		}
+	}
 	var nm *siteProc
+	waitFor(t, 30*time.Second, "a new master", func() bool { nm = master(t, rest); return nm != nil })
+	elected := time.Since(killed)
+	key := fmt.Sprintf("failover%d", r)
 	waitFor(t, 30*time.Second, "a new master accepting a commit", func() bool {
 		nm = master(t, rest)
-		return nm != nil && nm.do("put afterfailover v") == "ok"
+		return nm != nil && nm.do("put %s v", key) == "ok"
 	})
-	t.Logf("failover: kill → first commit accepted by %s in %v", nm.name, time.Since(killed))
+	took := time.Since(killed)
+	t.Logf("round %d: kill -9 of %s → %s master after %v, first commit accepted after %v", r, old.name, nm.name, elected, took)
 	checkAcked(t, nm, acked)
 
 	old.kill()
 	cfg := old.cfg
 	cfg.Init = false
-	back := startSite(t, "site0-again", cfg)
+	back := startSite(t, fmt.Sprintf("%s+%d", strings.Split(old.name, "+")[0], r), cfg)
 	waitFor(t, 60*time.Second, "old master rejoined as a synced replica", func() bool {
 		r, ok := back.status()
 		return r == "replica" && ok
 	})
 	waitFor(t, 10*time.Second, "rejoined site sees the new master's commit", func() bool {
-		return back.do("get afterfailover") == "val v"
+		return back.do("get %s", key) == "val v"
 	})
 	checkAcked(t, back, acked)
+	sites[slices.Index(sites, old)] = back
+	return took
 }
 
 // checkAcked fails unless every acknowledged storm commit is on s.
-func checkAcked(t *testing.T, s *siteProc, acked map[int]int) {
+func checkAcked(t *testing.T, s *siteProc, acked map[string]int) {
 	t.Helper()
 	total := 0
-	for g, n := range acked {
+	for prefix, n := range acked {
 		total += n
-		if got := s.do("missing g%d- %d", g, n); got != "missing 0 -1" {
-			t.Fatalf("%s: acknowledged commits of storm %d (of %d) lost: %s", s.name, g, n, got)
+		if got := s.do("missing %s %d", prefix, n); got != "missing 0 -1" {
+			t.Fatalf("%s: acknowledged commits %s0..%d lost: %s", s.name, prefix, n-1, got)
 		}
 	}
 	t.Logf("%s holds all %d acknowledged commits", s.name, total)

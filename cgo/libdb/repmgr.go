@@ -349,6 +349,11 @@ func (e *Env) TxnApplied(token [TokenSize]byte, timeout time.Duration) error {
 	return nil
 }
 
+// Verbose message classes for SetVerbose.
+const (
+	VerbReplication uint32 = C.DB_VERB_REPLICATION // DB_VERB_REPLICATION: every replication message class
+)
+
 // SetTCPNoDelay turns on or off, for the whole process, TCP_NODELAY on the
 // sockets libdb's repmgr connects and accepts (libdb 5.3 never sets it;
 // without it a replicated commit waits ~45 ms for Nagle and delayed ACK).
