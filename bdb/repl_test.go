@@ -4,6 +4,8 @@ package bdb_test
 
 import (
 	"bufio"
+	"context"
+	"errors"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +21,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // siteProc is a replication site running in a child process (the test
@@ -440,4 +445,80 @@ func TestReplRemoveSite(t *testing.T) {
 	waitFor(t, 10*time.Second, "remaining replica sees the commit", func() bool {
 		return sites[1].do("get afterremove") == "val v"
 	})
+}
+
+// TestReplOptionsRefused: a two-site group without AllowTwoSites, a bad
+// address and a read-only replicated open are refused before anything
+// starts.
+func TestReplOptionsRefused(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name string
+		opts bdb.EnvOptions
+		is   error
+		msg  string
+	}{
+		{"two sites", bdb.EnvOptions{Repl: &bdb.ReplOptions{Listen: freeAddr(t), Peers: []string{freeAddr(t)}}}, bdb.ErrTwoSites, "two-site"},
+		{"bad listen", bdb.EnvOptions{Repl: &bdb.ReplOptions{Listen: "nohostport"}}, nil, "nohostport"},
+		{"read-only", bdb.EnvOptions{ReadOnly: true, Repl: &bdb.ReplOptions{Listen: freeAddr(t), Init: true}}, nil, "writable"},
+	}
+	for _, c := range cases {
+		e, err := bdb.OpenEnv(dir, c.opts)
+		if err == nil {
+			e.Close()
+			t.Fatalf("%s: opened", c.name)
+		}
+		if c.is != nil && !errors.Is(err, c.is) || !strings.Contains(err.Error(), c.msg) {
+			t.Fatalf("%s: %v, want %v mentioning %q", c.name, err, c.is, c.msg)
+		}
+	}
+}
+
+// TestReplSingleSite opens a one-site group in this process: it becomes
+// master, names itself as master, commits with a token that TxnApplied
+// finds applied, and closes cleanly (event loop and queue released).
+func TestReplSingleSite(t *testing.T) {
+	addr := freeAddr(t)
+	e, err := bdb.OpenEnv(t.TempDir(), bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: addr, Init: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := e.WaitRepl(ctx, func(s bdb.ReplStatus) bool { return s.Role == bdb.RoleMaster })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Synced {
+		t.Fatalf("master not synced: %+v", st)
+	}
+	waitFor(t, 10*time.Second, "master address", func() bool { a, err := e.MasterAddr(); return err == nil && a == addr })
+	d, err := e.OpenDBReplicated(ctx, "data", bdb.DBOptions{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := e.Begin(bdb.TxnOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Put(tx, []byte("k"), []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := tx.CommitToken(kv.Sync)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok == (bdb.CommitToken{}) {
+		t.Fatal("empty commit token")
+	}
+	if err := e.TxnApplied(tok, time.Second); err != nil {
+		t.Fatalf("txn_applied on the master: %v", err)
+	}
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if st := e.ReplStatus(); st.Role != bdb.RoleMaster {
+		t.Fatalf("status after close: %+v", st)
+	}
 }
