@@ -168,6 +168,8 @@ func (s *site) reply(err error) string {
 		return "permfailed"
 	case errors.Is(err, bdb.ErrNotMaster):
 		return "notmaster"
+	case errors.Is(err, bdb.ErrHandleDead):
+		return "handledead"
 	}
 	return "err " + strings.ReplaceAll(err.Error(), "\n", " ")
 }

@@ -525,3 +525,60 @@ func TestReplSingleSite(t *testing.T) {
 		t.Fatalf("status after close: %+v", st)
 	}
 }
+
+// TestReplPermFailedRolledBack: a commit only the master has (both
+// replicas killed, ErrPermFailed) is rolled back when that master, stopped
+// while the restarted replicas elect a successor, comes back: it is on no
+// site afterwards, while the successor's commit is on every site. Handles
+// the rollback invalidated answer ErrHandleDead and are reopened. (With
+// SIGSTOP'd replicas instead, the commit waits in their socket buffers and
+// may well survive: a PERM_FAILED commit's outcome is unknown.)
+func TestReplPermFailedRolledBack(t *testing.T) {
+	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = 300 * time.Millisecond })
+	old := sites[0]
+	if got := old.do("put base v"); got != "ok" {
+		t.Fatalf("put: %s", got)
+	}
+	for _, s := range sites[1:] {
+		waitFor(t, 10*time.Second, s.name+" has base", func() bool { return s.do("get base") == "val v" })
+		s.kill()
+	}
+	if got := old.do("put lonely v"); got != "permfailed" {
+		t.Fatalf("put with both replicas dead: %s, want permfailed", got)
+	}
+	if got := old.do("get lonely"); got != "val v" {
+		t.Fatalf("the unacknowledged commit is not applied on its master: %s", got)
+	}
+	old.signal(syscall.SIGSTOP)
+	var back []*siteProc
+	for _, s := range sites[1:] {
+		back = append(back, startSite(t, s.name+"+", s.cfg))
+	}
+	var nm *siteProc
+	waitFor(t, 60*time.Second, "a successor accepting a commit", func() bool {
+		nm = master(t, back)
+		return nm != nil && nm.do("put successor v") == "ok"
+	})
+	old.signal(syscall.SIGCONT)
+	waitFor(t, 60*time.Second, "old master demoted to a synced replica", func() bool {
+		r, ok := old.status()
+		return r == "replica" && ok
+	})
+	dead := 0
+	for _, s := range append(back, old) {
+		waitFor(t, 10*time.Second, s.name+" has the successor's commit", func() bool {
+			got := s.do("get successor")
+			if got == "handledead" {
+				dead++
+			}
+			return got == "val v"
+		})
+		if got := s.do("get lonely"); got != "notfound" {
+			t.Fatalf("%s: the unacknowledged commit survived: %s", s.name, got)
+		}
+	}
+	if dead == 0 {
+		t.Fatal("the rollback invalidated no handle of the old master (no ErrHandleDead)")
+	}
+	t.Logf("rollback seen; ErrHandleDead answered %d times", dead)
+}
