@@ -518,6 +518,17 @@ func TestReplSingleSite(t *testing.T) {
 	if err := e.TxnApplied(tok, time.Second); err != nil {
 		t.Fatalf("txn_applied on the master: %v", err)
 	}
+	// Without DB_MULTIVERSION a snapshot transaction is a locking read.
+	rt, err := e.Begin(bdb.TxnOptions{Snapshot: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, err := d.Get(rt, []byte("k")); err != nil || string(v) != "v" {
+		t.Fatalf("snapshot read in a replicated environment: %q %v", v, err)
+	}
+	if err := rt.Abort(); err != nil {
+		t.Fatal(err)
+	}
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # repl.sh: the Berkeley DB replication harness. Runs the bdb package's
 # replication tests with three real site processes on 127.0.0.1 (group
-# forming, PERM_FAILED with both replicas SIGSTOPped, SIGSTOP'd master
-# replaced and demoted, read-your-writes, site removal) and ROUNDS kill -9
+# forming, PERM_FAILED with both replicas SIGSTOPped, a PERM_FAILED commit
+# rolled back with ErrHandleDead on the old master's handles, SIGSTOP'd
+# master replaced and demoted, read-your-writes, site removal) and ROUNDS kill -9
 # rounds of the master at random moments of a commit storm (default 10; by
 # hand: ROUNDS=100 scripts/repl.sh), each checking that every acknowledged
 # commit is on the new master and on the restarted old master. Prints the
