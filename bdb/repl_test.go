@@ -37,8 +37,9 @@ type siteProc struct {
 	lines chan string // replies (acks go to acked)
 	dead  chan struct{}
 
-	mu    sync.Mutex
-	acked map[string]int // storm key prefix → acknowledged commits
+	mu         sync.Mutex
+	acked      map[string]int // storm key prefix → acknowledged commits
+	stormEnded int            // storm goroutines that stopped on an error
 }
 
 // freeAddr returns a 127.0.0.1 address with a port free right now.
@@ -99,6 +100,9 @@ func (p *siteProc) read(r io.Reader) {
 			continue
 		}
 		if strings.HasPrefix(line, "stormerr ") {
+			p.mu.Lock()
+			p.stormEnded++
+			p.mu.Unlock()
 			continue
 		}
 		p.lines <- line
@@ -283,12 +287,13 @@ func TestReplPermFailed(t *testing.T) {
 	})
 }
 
-// TestReplFailover kills the master with SIGKILL at a random moment of a
-// commit storm, DURUSBDB_REPL_ROUNDS times (default 1): a replica is
-// elected and accepts commits, every acknowledged commit is on it, and
-// the old master restarted rejoins as a replica that holds them too.
+// TestReplFailover takes the master away at a random moment of a commit
+// storm, DURUSBDB_REPL_ROUNDS times (default 2), by kill -9 in even rounds
+// and SIGSTOP in odd ones: a replica is elected and accepts commits, every
+// acknowledged commit is on it, and the old master, restarted (killed) or
+// continued (stopped), is a replica that holds them too.
 func TestReplFailover(t *testing.T) {
-	rounds := 1
+	rounds := 2
 	if v := os.Getenv("DURUSBDB_REPL_ROUNDS"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 {
@@ -306,51 +311,88 @@ func TestReplFailover(t *testing.T) {
 	}
 	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = ack })
 	acked := map[string]int{}
-	var times []time.Duration
+	var kills, stops []time.Duration
 	for r := range rounds {
-		times = append(times, failoverRound(t, sites, r, acked))
+		if r%2 == 0 {
+			kills = append(kills, killRound(t, sites, r, acked))
+		} else {
+			stops = append(stops, stopRound(t, sites, r, acked))
+		}
 	}
-	slices.Sort(times)
-	t.Logf("FAILOVER rounds=%d kill→first commit p50=%v max=%v", rounds, times[len(times)/2], times[len(times)-1])
+	for _, c := range []struct {
+		how   string
+		times []time.Duration
+	}{{"kill -9", kills}, {"SIGSTOP", stops}} {
+		if len(c.times) > 0 {
+			slices.Sort(c.times)
+			t.Logf("FAILOVER %s rounds=%d →first commit on the new master p50=%v max=%v",
+				c.how, len(c.times), c.times[len(c.times)/2], c.times[len(c.times)-1])
+		}
+	}
 }
 
-// failoverRound runs one kill -9 round on sites (replacing the killed
-// master by its restarted process) and returns the failover time.
-func failoverRound(t *testing.T, sites []*siteProc, r int, acked map[string]int) time.Duration {
+// stormMaster finds the master and starts a storm of 4 committers on it
+// (keys r<r>-g<g>-<i>), returning once 20 to 220 commits were acknowledged.
+func stormMaster(t *testing.T, sites []*siteProc, r int) *siteProc {
 	t.Helper()
-	var old *siteProc
-	waitFor(t, 30*time.Second, "a master", func() bool { old = master(t, sites); return old != nil })
-	if got := old.do("storm 4 r%d-g", r); got != "ok" {
+	var m *siteProc
+	waitFor(t, 30*time.Second, "a master", func() bool { m = master(t, sites); return m != nil })
+	if got := m.do("storm 4 r%d-g", r); got != "ok" {
 		t.Fatalf("storm: %s", got)
 	}
 	want := 20 + rand.IntN(200)
+	prefix := fmt.Sprintf("r%d-", r)
 	waitFor(t, 30*time.Second, "acknowledged commits", func() bool {
 		n := 0
-		for _, c := range old.ackedCounts() {
-			n += c
+		for p, c := range m.ackedCounts() {
+			if strings.HasPrefix(p, prefix) {
+				n += c
+			}
 		}
 		return n >= want
 	})
-	old.signal(syscall.SIGKILL)
-	killed := time.Now()
-	<-old.dead
-	maps.Copy(acked, old.ackedCounts())
-	var rest []*siteProc
-	for _, s := range sites {
-		if s != old {
-			rest = append(rest, s)
-		}
-	}
+	return m
+}
+
+// successor waits for a master among rest that accepts a commit of key,
+// logging the times from since; it returns the master and the time to
+// its first accepted commit.
+func successor(t *testing.T, rest []*siteProc, since time.Time, what, key string) (*siteProc, time.Duration) {
+	t.Helper()
 	var nm *siteProc
 	waitFor(t, 30*time.Second, "a new master", func() bool { nm = master(t, rest); return nm != nil })
-	elected := time.Since(killed)
-	key := fmt.Sprintf("failover%d", r)
+	elected := time.Since(since)
 	waitFor(t, 30*time.Second, "a new master accepting a commit", func() bool {
 		nm = master(t, rest)
 		return nm != nil && nm.do("put %s v", key) == "ok"
 	})
-	took := time.Since(killed)
-	t.Logf("round %d: kill -9 of %s → %s master after %v, first commit accepted after %v", r, old.name, nm.name, elected, took)
+	took := time.Since(since)
+	t.Logf("%s → %s master after %v, first commit accepted after %v", what, nm.name, elected, took)
+	return nm, took
+}
+
+// without returns sites except s.
+func without(sites []*siteProc, s *siteProc) []*siteProc {
+	var rest []*siteProc
+	for _, x := range sites {
+		if x != s {
+			rest = append(rest, x)
+		}
+	}
+	return rest
+}
+
+// killRound kills the master under a storm, checks its successor, and
+// restarts it in place in sites; it returns the failover time.
+func killRound(t *testing.T, sites []*siteProc, r int, acked map[string]int) time.Duration {
+	t.Helper()
+	old := stormMaster(t, sites, r)
+	old.signal(syscall.SIGKILL)
+	killed := time.Now()
+	<-old.dead
+	maps.Copy(acked, old.ackedCounts())
+	key := fmt.Sprintf("failover%d", r)
+	nm, took := successor(t, without(sites, old), killed, fmt.Sprintf("round %d: kill -9 of %s", r, old.name), key)
 	checkAcked(t, nm, acked)
 
 	old.kill()
@@ -366,6 +408,39 @@ func failoverRound(t *testing.T, sites []*siteProc, r int, acked map[string]int)
 	})
 	checkAcked(t, back, acked)
 	sites[slices.Index(sites, old)] = back
+	return took
+}
+
+// stopRound SIGSTOPs the master under a storm, checks its successor, then
+// continues it: it must become a synced replica whose storm ended without
+// one more acknowledged commit missing anywhere. It returns the failover
+// time.
+func stopRound(t *testing.T, sites []*siteProc, r int, acked map[string]int) time.Duration {
+	t.Helper()
+	old := stormMaster(t, sites, r)
+	old.signal(syscall.SIGSTOP)
+	stopped := time.Now()
+	key := fmt.Sprintf("failover%d", r)
+	nm, took := successor(t, without(sites, old), stopped, fmt.Sprintf("round %d: SIGSTOP of %s", r, old.name), key)
+	old.signal(syscall.SIGCONT)
+	waitFor(t, 60*time.Second, "continued old master demoted to a synced replica", func() bool {
+		r, ok := old.status()
+		return r == "replica" && ok
+	})
+	waitFor(t, 30*time.Second, "the old master's storm ended", func() bool {
+		old.mu.Lock()
+		defer old.mu.Unlock()
+		return old.stormEnded >= 4
+	})
+	waitFor(t, 10*time.Second, "continued site sees the new master's commit", func() bool {
+		return old.do("get %s", key) == "val v"
+	})
+	maps.Copy(acked, old.ackedCounts())
+	checkAcked(t, nm, acked)
+	checkAcked(t, old, acked)
+	old.mu.Lock()
+	old.stormEnded = 0
+	old.mu.Unlock()
 	return took
 }
 
