@@ -2,13 +2,13 @@
 # repl.sh: the Berkeley DB replication harness. Runs the bdb package's
 # replication tests with three real site processes on 127.0.0.1 (group
 # forming, PERM_FAILED with both replicas SIGSTOPped, a PERM_FAILED commit
-# rolled back with ErrHandleDead on the old master's handles, SIGSTOP'd
-# master replaced and demoted, read-your-writes, site removal) and ROUNDS kill -9
-# rounds of the master at random moments of a commit storm (default 10; by
-# hand: ROUNDS=100 scripts/repl.sh), each checking that every acknowledged
-# commit is on the new master and on the restarted old master. Prints the
-# failover times (kill → first commit accepted by the new master, p50 and
-# max). With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the
+# rolled back with ErrHandleDead on the old master's handles,
+# read-your-writes, site removal) and ROUNDS failover rounds (default 10; by
+# hand: ROUNDS=100 scripts/repl.sh) that take the master away at a random
+# moment of a commit storm, by kill -9 and by SIGSTOP in turn, each checking
+# that every acknowledged commit is on the new master and on the old one
+# (restarted, or continued and demoted). Prints the failover times (kill or
+# stop → first commit accepted by the new master, p50 and max per kind). With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the
 # master of 3 sites vs standalone, with and without TCP_NODELAY/BULK).
 set -euo pipefail
 cd "$(dirname "$0")/.."
