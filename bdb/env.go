@@ -71,6 +71,8 @@ type Env struct {
 // DB_LOCK_DEFAULT detection and DB_MULTIVERSION. A writable open runs
 // normal recovery every time, rebuilding the regions, so the caller must
 // hold the directory lock (see LockDir): OpenEnv takes no flock itself.
+// With EnvOptions.Repl it opens a replication site instead: DB_INIT_REP
+// added, DB_MULTIVERSION left out, repmgr started (see repl.go).
 func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	le, err := libdb.EnvCreate()
 	if err != nil {

@@ -70,7 +70,9 @@ func replSentinel(err error) error {
 
 // ReplOptions make OpenEnv open a replicated environment, a site of a
 // Berkeley DB Replication Manager group (see docs/REPLICATION.md). Only
-// the master writes; every site reads.
+// the master writes; every site reads. Opening one ignores SIGPIPE for the whole
+// process and sets TCP_NODELAY on every socket libdb connects or accepts
+// in it (see libdb.SetTCPNoDelay).
 type ReplOptions struct {
 	// Listen is this site's replication address, host:port.
 	Listen string
