@@ -244,6 +244,7 @@ func newReplState(le *libdb.Env, o ReplOptions) (*replState, error) {
 	q, err := le.AttachEvents()
 	if err != nil {
 		if mf != nil {
+			le.SetMsgFile(nil)
 			mf.Close()
 		}
 		return nil, err
