@@ -20,6 +20,9 @@ type EnvOptions struct {
 	ReadOnly bool
 	// CacheSize in bytes; 0 means kv.DefaultCacheSize (64 MiB).
 	CacheSize int64
+	// Repl, if set, opens a site of a replication group (DB_INIT_REP, no
+	// environment-wide DB_MULTIVERSION: it panics replicas); see repl.go.
+	Repl *ReplOptions
 }
 
 // Env is an open Berkeley DB environment: a directory of databases sharing
@@ -39,6 +42,8 @@ type Env struct {
 	closed bool
 	txns   map[*Txn]struct{}
 	dbs    map[*DB]struct{}
+
+	repl *replState // nil unless replicated
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -47,6 +52,8 @@ type Env struct {
 // DB_LOCK_DEFAULT detection and DB_MULTIVERSION. A writable open runs
 // normal recovery every time, rebuilding the regions, so the caller must
 // hold the directory lock (see LockDir): OpenEnv takes no flock itself.
+// With EnvOptions.Repl it opens a replication site instead: DB_INIT_REP
+// added, DB_MULTIVERSION left out, repmgr started (see repl.go).
 func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	le, err := libdb.EnvCreate()
 	if err != nil {
@@ -65,6 +72,9 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		return fail("set cache size of", err)
 	}
 	var flags uint32
+	if opts.ReadOnly && opts.Repl != nil {
+		return fail("open read-only replicated", errf("replication needs a writable environment"))
+	}
 	if opts.ReadOnly {
 		flags = libdb.Create | libdb.Private | libdb.InitMpool | libdb.Thread
 	} else {
@@ -79,8 +89,10 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		if err := le.SetTxMax(1024); err != nil {
 			return fail("size transaction table of", err)
 		}
-		if err := le.SetFlags(libdb.Multiversion, true); err != nil {
-			return fail("set DB_MULTIVERSION on", err)
+		if opts.Repl == nil {
+			if err := le.SetFlags(libdb.Multiversion, true); err != nil {
+				return fail("set DB_MULTIVERSION on", err)
+			}
 		}
 		// DB_RECOVER needs DB_CREATE: recovery rebuilds the regions. Whether
 		// database files may be created is DBOptions.Create's business.
@@ -92,16 +104,34 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		flags = libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
 			libdb.InitMpool | libdb.Thread | libdb.Recover
 	}
+	var rs *replState
+	if opts.Repl != nil {
+		var err error
+		if rs, err = newReplState(le, *opts.Repl); err != nil {
+			return fail("configure replication of", err)
+		}
+		flags |= libdb.InitRep
+	}
 	if err := le.Open(dir, flags, 0); err != nil {
+		defer rs.free() // after fail closed le
 		return fail("open environment", err)
 	}
-	return &Env{
+	e := &Env{
 		dir:      dir,
 		readOnly: opts.ReadOnly,
 		env:      le,
 		txns:     make(map[*Txn]struct{}),
 		dbs:      make(map[*DB]struct{}),
-	}, nil
+		repl:     rs,
+	}
+	if rs != nil {
+		if err := rs.start(); err != nil {
+			rs.stop()
+			defer rs.free()
+			return fail("start replication of", err)
+		}
+	}
+	return e, nil
 }
 
 // Dir returns the environment directory.
@@ -270,6 +300,8 @@ func (e *Env) Close() error {
 	e.closed = true
 	e.closing.Store(true)
 	e.mu.Unlock()
+	e.repl.stop()
+	defer e.repl.free()
 
 	var first error
 	keep := func(err error) {

@@ -106,6 +106,9 @@ func wrap(op string, err error) error {
 	case int(syscall.ENOSPC):
 		s = kv.ErrNoSpace
 	}
+	if s == nil {
+		s = replSentinel(err)
+	}
 	return &Error{Op: op, Sentinel: s, Err: err}
 }
 

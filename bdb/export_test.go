@@ -2,7 +2,11 @@
 
 package bdb
 
-import "github.com/durusbdb/durusbdb/cgo/libdb"
+import (
+	"errors"
+
+	"github.com/durusbdb/durusbdb/cgo/libdb"
+)
 
 // WrapForTest exposes wrap to the external tests.
 var WrapForTest = wrap
@@ -32,4 +36,14 @@ func (d *DB) Stat(txn *Txn, fast bool) (libdb.DBStat, error) {
 	}
 	s, err := h.Stat(lt, flags)
 	return s, wrap("stat "+d.file, err)
+}
+
+// Exists reports whether key is present (the replication tests count
+// missing keys).
+func (d *DB) Exists(txn *Txn, key []byte) (bool, error) {
+	_, err := d.Get(txn, key)
+	if errors.Is(err, ErrNotFound) {
+		return false, nil
+	}
+	return err == nil, err
 }
