@@ -18,37 +18,27 @@ type commitRec struct {
 	refs []uint64 // distinct refs without the record's own oid
 }
 
-// Commit validates recs (full records, oid first) and applies them in one
-// transaction. Everything is checked before anything is written; a refused
-// commit changes nothing and returns an error naming the oid:
+// Stage validates recs (full records, oid first) and queues them to be
+// applied atomically after every commit staged before, in the order of
+// Stage calls (pipeline.go). Everything is checked before anything is
+// queued; a refused commit changes nothing and returns an error naming the
+// oid:
 //
-//   - ErrReadOnly on a read-only DB;
+//   - ErrReadOnly on a read-only DB; ErrImportIncomplete while an
+//     incomplete import's data is present;
 //   - ErrMalformed if a record fails R1–R3 (record.Parse);
 //   - ErrDuplicateOID if two records have the same oid;
 //   - ErrUnallocated if an oid other than 0 is at or above AllocCursor;
+//   - kv.ErrNoSpace if the free-space reserve would be broken;
 //   - ErrDangling if a record gains a reference to an oid that has no
-//     record and is not stored by this commit (references the stored
-//     record already held are not checked again, so an imported dangling
-//     reference does not block updates of its referrer), or, while a full
-//     collection sweeps, a reference to an object its mark did not reach.
+//     record and is not stored by this commit or one staged before
+//     (references the stored record already held are not checked again,
+//     so an imported dangling reference does not block updates of its
+//     referrer), or, while a full collection sweeps, a reference to an
+//     object its mark did not reach.
 //
-// Reference counts and the garbage queue are maintained in the same
-// transaction (FORMAT.md §4). When Commit returns the records are visible
-// to Load but not necessarily durable: call Pending.Wait. Commit is Stage
-// followed by waiting for the apply.
-func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
-	p, err := db.Stage(ctx, recs)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.waitApplied(ctx); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// Stage checks recs as Commit does, and queues them to be applied after
-// every commit staged before, in the order of Stage calls. Rule 10
+// Reference counts and the garbage queue are maintained in the apply
+// transaction (FORMAT.md §4). Rule 10
 // (ErrDangling) is decided here, against the stored records and the
 // commits staged before (checkRefs); the references are pinned, so
 // neither the collector nor a full collection deletes them before the
@@ -85,27 +75,11 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	crs := make([]commitRec, len(recs))
-	seen := make(map[uint64]struct{}, len(recs))
-	cursor := db.cursor.Load()
-	size := 0
-	for i, rec := range recs {
-		r, err := record.Parse(rec)
-		if err != nil {
-			return nil, fmt.Errorf("engine: commit record %d: %w", i, err)
-		}
-		if _, dup := seen[r.OID]; dup {
-			return nil, fmt.Errorf("engine: commit oid %d: %w", r.OID, ErrDuplicateOID)
-		}
-		seen[r.OID] = struct{}{}
-		if r.OID != record.RootOID && r.OID >= cursor {
-			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
-		}
-		crs[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
-		size += len(rec)
+	p, err := db.parseCommit(recs)
+	if err != nil {
+		return nil, err
 	}
-	p := &Pending{db: db, sync: db.opts.Durability == kv.Sync, crs: crs, seen: seen, bytes: size, applied: make(chan struct{})}
-	if len(crs) == 0 {
+	if len(p.recs) == 0 {
 		close(p.applied)
 		return p, nil
 	}
@@ -113,21 +87,46 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	// too, so that a commit refused for them (E) has announced nothing;
 	// the apply run checks again for all its commits together (space
 	// taken meanwhile by anything else).
-	if err := db.space.admit(int64(size + 64*len(crs))); err != nil {
-		return nil, fmt.Errorf("engine: commit oid %d: %w", crs[0].oid, err)
+	if err := db.space.admit(int64(p.bytes + 64*len(p.recs))); err != nil {
+		return nil, fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
 	}
 	// Rule 10 now, before the caller tells anybody what p stores: pin the
 	// references (deleters spare pinned oids) and check them with no
 	// deletion in progress (delGate).
 	db.delGate.RLock()
 	defer db.delGate.RUnlock()
-	db.pin(p)
+	db.pipe.pin(p)
 	if err := db.checkRefs(p); err != nil {
-		db.unpin(p)
+		db.pipe.unpin(p)
 		return nil, err
 	}
-	db.enqueue(p)
+	db.pipe.enqueue(p)
 	return p, nil
+}
+
+// parseCommit checks recs for R1–R3, duplicate oids and unallocated oids
+// and returns them as a Pending not yet queued.
+func (db *DB) parseCommit(recs [][]byte) (*Pending, error) {
+	parsed := make([]commitRec, len(recs))
+	stored := make(map[uint64]struct{}, len(recs))
+	cursor := db.cursor.Load()
+	size := 0
+	for i, rec := range recs {
+		r, err := record.Parse(rec)
+		if err != nil {
+			return nil, fmt.Errorf("engine: commit record %d: %w", i, err)
+		}
+		if _, dup := stored[r.OID]; dup {
+			return nil, fmt.Errorf("engine: commit oid %d: %w", r.OID, ErrDuplicateOID)
+		}
+		stored[r.OID] = struct{}{}
+		if r.OID != record.RootOID && r.OID >= cursor {
+			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
+		}
+		parsed[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
+		size += len(rec)
+	}
+	return &Pending{db: db, sync: db.opts.Durability == kv.Sync, recs: parsed, stored: stored, bytes: size, applied: make(chan struct{})}, nil
 }
 
 // checkRefs refuses p with ErrDangling (rule 10) if one of its records
@@ -150,20 +149,20 @@ func (db *DB) checkRefs(p *Pending) error {
 	// staged before it, and take the current references of records whose
 	// last version is staged.
 	type check struct {
-		i      int      // index in p.crs
+		i      int      // index in p.recs
 		refs   []uint64 // references still to check
 		old    []uint64 // current references, if known
 		staged bool     // old is the staged version's
 	}
 	var todo []check
-	db.applyMu.Lock()
-	for i, c := range p.crs {
+	db.pipe.mu.Lock()
+	for i, c := range p.recs {
 		var refs []uint64
 		for _, ref := range c.refs {
-			if _, ok := p.seen[ref]; ok {
+			if _, ok := p.stored[ref]; ok {
 				continue
 			}
-			if db.inflight[ref] != nil {
+			if db.pipe.inflight[ref] != nil {
 				continue
 			}
 			refs = append(refs, ref)
@@ -172,8 +171,8 @@ func (db *DB) checkRefs(p *Pending) error {
 			continue
 		}
 		ck := check{i: i, refs: refs}
-		if q := db.inflight[c.oid]; q != nil {
-			for _, qc := range q.crs {
+		if q := db.pipe.inflight[c.oid]; q != nil {
+			for _, qc := range q.recs {
 				if qc.oid == c.oid {
 					ck.old, ck.staged = qc.refs, true
 					break
@@ -182,10 +181,10 @@ func (db *DB) checkRefs(p *Pending) error {
 		}
 		todo = append(todo, ck)
 	}
-	db.applyMu.Unlock()
+	db.pipe.mu.Unlock()
 	exists := make(map[uint64]bool)
 	for _, ck := range todo {
-		c := p.crs[ck.i]
+		c := p.recs[ck.i]
 		if !ck.staged {
 			var err error
 			if ck.old, err = db.storedRefs(c.oid); err != nil {
@@ -214,7 +213,7 @@ func (db *DB) checkRefs(p *Pending) error {
 
 // hasStored reports whether oid has a committed record.
 func (db *DB) hasStored(oid uint64) (bool, error) {
-	if _, _, hit := db.rc.get(oid); hit {
+	if _, _, hit := db.cache.get(oid); hit {
 		return true, nil
 	}
 	_, err := db.readStored(oid)
@@ -241,7 +240,7 @@ func (db *DB) readStored(oid uint64) ([]byte, error) {
 // storedRefs returns the references (sorted) of the committed record of
 // oid; none if it has no record or a malformed one.
 func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
-	rec, _, hit := db.rc.get(oid)
+	rec, _, hit := db.cache.get(oid)
 	if !hit {
 		var err error
 		rec, err = db.readStored(oid)

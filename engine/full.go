@@ -386,7 +386,7 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	if err != nil {
 		return nil, fmt.Errorf("engine: full collection: sweep: %w", err)
 	}
-	db.rc.invalidate(removed...)
+	db.cache.invalidate(removed...)
 	if len(removed) > 0 {
 		db.size.Store(size)
 	}

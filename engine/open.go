@@ -10,7 +10,6 @@ import (
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // metaView is meta as read at open.
@@ -41,10 +40,8 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		log:     log,
 		gcKick:  make(chan struct{}, 1),
 	}
-	db.rc = newRecCache(opts.recordCache())
-	db.applier = txn.NewGroup(db.applyQueued)
-	db.group = txn.NewGroup(db.applyAndFlush)
-	db.inflight = make(map[uint64]*Pending)
+	db.cache = newRecCache(opts.recordCache())
+	db.pipe.init(db.applyQueued, db.applyAndFlush)
 	db.fatal.ch = make(chan struct{})
 	db.ckpt.last = time.Now()
 	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}
