@@ -22,7 +22,7 @@
 //     queue changes in one transaction. The records are visible when
 //     Commit returns; Pending.Wait returns once they are durable: in the
 //     default sync mode the transaction is committed without sync and
-//     Wait joins a txn.Group, so one Flush covers every commit waiting.
+//     Wait joins a commit.Group, so one Flush covers every commit waiting.
 //
 // # Locks and goroutines
 //

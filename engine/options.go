@@ -43,7 +43,7 @@ type Options struct {
 	PageSize int
 	// Durability of commits. kv.Sync (the zero value): each commit is
 	// applied with kv.NoSync and Pending.Wait returns after a group flush
-	// (txn.Group, one kv.Store.Flush for every waiter present).
+	// (commit.Group, one kv.Store.Flush for every waiter present).
 	// kv.WriteNoSync: commits are applied with kv.WriteNoSync and Wait
 	// returns at once (survives a process crash, not a power loss).
 	// kv.NoSync: applied with kv.NoSync, Wait returns at once (a crash may

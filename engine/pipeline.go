@@ -8,19 +8,19 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // pipeline is the engine half of the commit pipeline: the queue of staged
-// commits, the in-flight map, the pins, and the two txn.Groups that apply
+// commits, the in-flight map, the pins, and the two commit.Groups that apply
 // and flush them. It is embedded in DB (db.pipe); its methods that need
 // the store, the write lock or the collector are DB methods in this file.
 //
 // # The whole pipeline, from C to the reply
 //
 // A commit crosses two packages. The server (server/commit.go) owns the
-// commit token (txn.Token, one per server), the allocation lock
+// commit token (commit.Token, one per server), the allocation lock
 // (server.allocMu, the unused sets and the root rules of server/root.go)
 // and the invalid sets; the engine owns what follows Stage.
 //
@@ -102,15 +102,15 @@ type pipeline struct {
 	staged   atomic.Int64        // len(inflight): lets Load skip mu when nothing is staged
 	pins     map[uint64]int32    // oid → staged commits referring to it, until applied; owned by mu
 
-	runs    *txn.Group // apply runs: one transaction for the commits queued (applyQueued)
-	flushes *txn.Group // durability: one flush for the commits waiting (applyAndFlush)
+	runs    *commit.Group // apply runs: one transaction for the commits queued (applyQueued)
+	flushes *commit.Group // durability: one flush for the commits waiting (applyAndFlush)
 }
 
 // init makes pl ready: apply runs call apply, group flushes call flush.
 func (pl *pipeline) init(apply, flush func() error) {
 	pl.inflight = make(map[uint64]*Pending)
-	pl.runs = txn.NewGroup(apply)
-	pl.flushes = txn.NewGroup(flush)
+	pl.runs = commit.NewGroup(apply)
+	pl.flushes = commit.NewGroup(flush)
 }
 
 // maxApplyRecords bounds the records of one apply run (a run takes at least
@@ -138,7 +138,7 @@ var ErrNotDurable = errors.New("engine: commit applied but not made durable")
 
 // Wait returns when the commit is applied and durable per
 // Options.Durability: in sync mode after a group flush that started after
-// Wait was called (txn.Group; its leader applies the queue first), in the
+// Wait was called (commit.Group; its leader applies the queue first), in the
 // other modes once applied. Its error is the commit's outcome (see Stage).
 // A flush error is returned, wrapped in ErrNotDurable, to every waiter of
 // that flush.

@@ -312,7 +312,7 @@ func rule9(seq, phase1Seq uint64) *frameError {
 
 // pinToken makes the token irrevocable; if the lease took it, it queues
 // again, ahead of the connections that arrived after this one
-// (txn.Token.Requeue). If a commit was applied meanwhile the commit is
+// (commit.Token.Requeue). If a commit was applied meanwhile the commit is
 // refused (rule 9, or 6 and 7 first) without queueing. The error ends the
 // connection (shutdown).
 func (c *conn) pinToken(phase1Seq uint64, f frames) (*refusal, error) {

@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/durus/record"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // ErrServerClosed is returned by Serve when it is called on a server that
@@ -20,13 +20,13 @@ import (
 var ErrServerClosed = errors.New("server: closed")
 
 // Server serves one Storage to Durus clients. Create it with New, run it with
-// Serve or ListenAndServe; it stops on Q (as AllowQuit permits), on Close, or when
-// Serve's context ends.
+// Serve (Listen makes its listener); it stops on Q (as AllowQuit permits), on
+// Close, or when Serve's context ends.
 type Server struct {
 	cfg   Config
 	st    Storage
 	log   *slog.Logger
-	token *txn.Token
+	token *commit.Token
 
 	// soft ends at the start of shutdown (token waits are abandoned);
 	// hard ends when the shutdown timeout expires (durability waits too).
@@ -59,7 +59,7 @@ func New(cfg Config, st Storage) *Server {
 		cfg:   cfg,
 		st:    st,
 		log:   cfg.Logger,
-		token: txn.NewToken(cfg.CommitLease),
+		token: commit.NewToken(cfg.CommitLease),
 		quit:  make(chan struct{}),
 		conns: make(map[*conn]struct{}),
 
@@ -69,9 +69,6 @@ func New(cfg Config, st Storage) *Server {
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	return s
 }
-
-// Token returns the server's commit token (for statistics and tests).
-func (s *Server) Token() *txn.Token { return s.token }
 
 // Close starts a graceful shutdown, as Q does; Serve then returns.
 func (s *Server) Close() { s.quitOnce.Do(func() { close(s.quit) }) }
