@@ -41,13 +41,14 @@ type Options struct {
 	RecordCache int64
 	// PageSize of objects.db at creation; 0 means 16 KiB.
 	PageSize int
-	// Durability of commits. kv.Sync (the zero value): each commit is
-	// applied with kv.NoSync and Pending.Wait returns after a group flush
+	// Durability of commits. kv.Sync (the zero value): apply runs commit
+	// with kv.NoSync and Pending.Wait returns after a group flush
 	// (commit.Group, one kv.Store.Flush for every waiter present).
-	// kv.WriteNoSync: commits are applied with kv.WriteNoSync and Wait
-	// returns at once (survives a process crash, not a power loss).
-	// kv.NoSync: applied with kv.NoSync, Wait returns at once (a crash may
-	// lose a suffix of the commits, never part of one).
+	// kv.WriteNoSync: apply runs commit with kv.WriteNoSync and Wait
+	// returns once the commit is applied, without a flush (survives a
+	// process crash, not a power loss). kv.NoSync: applied with kv.NoSync,
+	// Wait returns once applied (a crash may lose a suffix of the commits,
+	// never part of one).
 	Durability kv.Durability
 	// Checkpoint decides when checkpoints run.
 	Checkpoint CheckpointPolicy

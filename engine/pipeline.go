@@ -78,23 +78,28 @@ import (
 //
 // # Lock graph
 //
-// An arrow means "is held while taking". Locks not named are leaves.
+// An arrow means "is held while taking or waiting for". It was checked
+// against the code; anything not named is a leaf.
 //
-//	Token hold (server) → server.allocMu → engine.allocMu → writeMu
+//	Token hold → inflight budget (server readData, bounded by InflightWait)
+//	Token hold → server.allocMu → engine.allocMu → writeMu (oid reservation)
 //	Token hold → DB.Stage: delGate (shared) → full.mu → pipe.mu
+//	             delGate (shared) → cache shards, kv reads (checkRefs)
+//	server.allocMu → DB.Load (rootExists) → an apply run
 //	server.allocMu → DB.Stage, Pending.Wait (first record of the root only)
-//	flushes (Group leader) → runs (Group leader) → writeMu
-//	gcMu → writeMu → delGate → full.mu → pipe.mu
-//	writeMu → kv write (bdb Txn.mu, LevelDB's writer slot)
-//	writeMu → full.mu (barrier), cache shard locks (invalidate), ckpt
+//	DB.Load (oid in flight) → an apply run
+//	flushes leader → pipe.mu, released → runs leader → writeMu
+//	runs leader → writeMu → kv write (bdb Txn.mu, LevelDB's writer slot)
+//	             writeMu → full.mu (isSweeping, barrier), cache shards, ckpt.mu
+//	             writeMu released → pipe.mu (finish)
+//	gcMu → writeMu → delGate → full.mu → pipe.mu (collector, sweep, markStagedLocked)
 //
-// Token.mu, Group.mu, the cache shards' and load shares' locks, pipe.mu,
+// Token.mu, Group.mu, pipe.mu, the cache shards' and load shares' locks,
 // server.mu and conn.mu are held only for short critical sections and
-// take no other lock while held (pipe.mu is released before any wait).
-// No goroutine waits for an apply run or a flush while holding pipe.mu,
-// full.mu, delGate or a cache shard; a Token hold and server.allocMu are
-// the only locks held across one (the root's first commit, once per
-// database).
+// wait for nothing while held. No goroutine waits for an apply run or a
+// flush while holding pipe.mu, full.mu, delGate, writeMu or a cache shard;
+// a Token hold and server.allocMu are the only locks held across one (a
+// Load of ROOT_OID, and the root's first commit, once per database).
 type pipeline struct {
 	mu       sync.Mutex
 	queue    []*Pending          // staged, not yet taken by an apply run; owned by mu
