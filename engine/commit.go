@@ -259,15 +259,35 @@ func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
 }
 
 // applyCommit writes one commit inside tx, the transaction of an apply run
-// (apply.go). It returns how many of its records are new. A refusal
+// (pipeline.go). It returns how many of its records are new. A refusal
 // (ErrDangling) is decided before the commit writes anything, so the run
-// can go on with the next commit.
-func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}) (uint64, error) {
+// can go on with the next commit. stored holds the oids of recs.
+func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (uint64, error) {
+	deltas, added, err := db.refDeltas(tx, recs, stored)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range recs {
+		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
+			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
+		}
+	}
+	if err := db.applyDeltas(tx, recs, stored, deltas); err != nil {
+		return 0, err
+	}
+	return added, nil
+}
+
+// refDeltas checks the references of recs (rule 10 again, and a running
+// full collection's sweep) and returns the reference-count change of every
+// oid they gain or lose, summed over the commit, and how many of recs are
+// new. It writes nothing.
+func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (map[uint64]int, uint64, error) {
 	deltas := make(map[uint64]int)
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
 	var added uint64
 	sweeping := db.full.isSweeping()
-	for _, c := range crs {
+	for _, c := range recs {
 		if sweeping {
 			// Once a full collection deletes, an object it did not mark
 			// may have lost part of what it references: a commit must
@@ -275,76 +295,100 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 			// the oid is invalidated when it is removed).
 			for _, ref := range c.refs {
 				if _, ok := stored[ref]; !ok && !db.full.isMarked(ref) {
-					return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
+					return nil, 0, fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
 				}
 			}
 		}
-		old, err := tx.Get(BucketObjects, record.OIDBytes(c.oid))
-		var oldRefs []uint64
-		switch {
-		case err == nil:
-			r, perr := record.ParseFor(c.oid, old)
-			if perr != nil {
-				db.log.Warn("engine: stored record is malformed; its references are ignored", "oid", c.oid, "err", perr)
-			} else {
-				oldRefs = r.RefSet()
-			}
-		case errors.Is(err, kv.ErrNotFound):
+		oldRefs, isNew, err := db.oldRefs(tx, c.oid)
+		if err != nil {
+			return nil, 0, err
+		}
+		if isNew {
 			added++
-		default:
-			return 0, fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
 		}
-		// Both lists are sorted and distinct: merge them.
-		i, j := 0, 0
-		for i < len(c.refs) || j < len(oldRefs) {
-			switch {
-			case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
-				ref := c.refs[i]
-				if _, ok := stored[ref]; !ok {
-					ok, known := exists[ref]
-					if !known {
-						_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
-						if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
-							return 0, fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
-						}
-						ok = gerr == nil
-						exists[ref] = ok
+		if err := mergeRefs(tx, c, oldRefs, stored, exists, deltas); err != nil {
+			return nil, 0, err
+		}
+	}
+	return deltas, added, nil
+}
+
+// oldRefs returns the references (sorted) of the record of oid stored in
+// tx, and whether it has none (the commit adds it). A malformed stored
+// record is logged and its references are ignored.
+func (db *DB) oldRefs(tx kv.Txn, oid uint64) ([]uint64, bool, error) {
+	old, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+	switch {
+	case err == nil:
+		r, perr := record.ParseFor(oid, old)
+		if perr != nil {
+			db.log.Warn("engine: stored record is malformed; its references are ignored", "oid", oid, "err", perr)
+			return nil, false, nil
+		}
+		return r.RefSet(), false, nil
+	case errors.Is(err, kv.ErrNotFound):
+		return nil, true, nil
+	}
+	return nil, false, fmt.Errorf("engine: commit oid %d: read old record: %w", oid, err)
+}
+
+// mergeRefs adds to deltas +1 for every reference c gains over oldRefs
+// and −1 for every one it loses (both lists are sorted and distinct). A
+// gained reference must name an oid stored in tx or in the commit
+// (stored); exists caches the lookups.
+func mergeRefs(tx kv.Txn, c commitRec, oldRefs []uint64, stored map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
+	i, j := 0, 0
+	for i < len(c.refs) || j < len(oldRefs) {
+		switch {
+		case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
+			ref := c.refs[i]
+			if _, ok := stored[ref]; !ok {
+				ok, known := exists[ref]
+				if !known {
+					_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+					if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+						return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
 					}
-					if !ok {
-						return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
-					}
+					ok = gerr == nil
+					exists[ref] = ok
 				}
-				deltas[ref]++
-				i++
-			case i >= len(c.refs) || oldRefs[j] < c.refs[i]:
-				deltas[oldRefs[j]]--
-				j++
-			default:
-				i++
-				j++
+				if !ok {
+					return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
+				}
 			}
+			deltas[ref]++
+			i++
+		case i >= len(c.refs) || oldRefs[j] < c.refs[i]:
+			deltas[oldRefs[j]]--
+			j++
+		default:
+			i++
+			j++
 		}
 	}
-	for _, c := range crs {
-		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
-			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
-		}
-	}
+	return nil
+}
+
+// applyDeltas writes the reference-count changes of a commit and the
+// garbage queue changes they and its records cause (FORMAT.md §4): an oid
+// decremented to zero that has a record, or a record stored with no
+// referrer, becomes a candidate now (its grace restarts); an oid whose
+// count rises is no longer one.
+func (db *DB) applyDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) error {
 	now := int8Bytes(uint64(time.Now().UnixMilli()))
-	// zeroCheck: oids stored or decremented whose count may now be zero.
 	for oid, d := range deltas {
 		if d == 0 {
 			continue
 		}
 		n, err := db.addCount(tx, oid, d)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		key := record.OIDBytes(oid)
 		if n > 0 {
 			if d > 0 {
 				if err := tx.Delete(BucketGarbage, key); err != nil {
-					return 0, err
+					return err
 				}
 			}
 			continue
@@ -358,29 +402,28 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 		// Decremented to zero: queue it if it has a record.
 		if _, err := tx.Get(BucketObjects, key); err == nil {
 			if err := tx.Put(BucketGarbage, key, now); err != nil {
-				return 0, err
+				return err
 			}
 		} else if !errors.Is(err, kv.ErrNotFound) {
-			return 0, err
+			return err
 		}
 	}
-	for _, c := range crs {
+	for _, c := range recs {
 		if c.oid == record.RootOID {
 			continue
 		}
-		key := record.OIDBytes(c.oid)
 		n, err := db.getCount(tx, c.oid)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if n == 0 {
 			// Stored with no referrer: a candidate from now (grace restarts).
-			if err := tx.Put(BucketGarbage, key, now); err != nil {
-				return 0, err
+			if err := tx.Put(BucketGarbage, record.OIDBytes(c.oid), now); err != nil {
+				return err
 			}
 		}
 	}
-	return added, nil
+	return nil
 }
 
 // getCount returns the reference count of oid (0 when it has no entry).

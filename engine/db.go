@@ -63,10 +63,6 @@ type DB struct {
 	importing  atomic.Bool   // an incomplete import's data is present: commits refused
 
 	full fullState // online full collection; see full.go
-	// testHook, when set (tests only), is called by a full collection at
-	// "marked" (marking done, before the sweep), before each "sweep" batch
-	// and at "recount", without engine locks held.
-	testHook func(phase string)
 
 	ckpt  ckptState  // checkpoint bookkeeping; see checkpoint.go
 	fatal fatalState // see fatal.go

@@ -406,7 +406,7 @@ func (db *DB) scanKeys(ctx context.Context, bucket string, fn func(oid uint64) e
 }
 
 func (db *DB) hook(phase string) {
-	if db.testHook != nil {
-		db.testHook(phase)
+	if db.opts.OnFullPhase != nil {
+		db.opts.OnFullPhase(phase)
 	}
 }

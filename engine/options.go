@@ -78,6 +78,12 @@ type Options struct {
 	// and a write transaction open, so it must not call the DB and must
 	// not block for long.
 	OnRemove func(oids []uint64)
+	// OnFullPhase, if set, is called by a full collection at "marked"
+	// (marking done, before the sweep), before each "sweep" batch and at
+	// "recount", without engine locks held; the collection waits for it.
+	// It lets a caller observe (and tests interleave commits with) the
+	// phases of a full collection.
+	OnFullPhase func(phase string)
 }
 
 // GCMode says when the reference-count collector runs.
