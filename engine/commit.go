@@ -38,14 +38,14 @@ type commitRec struct {
 //     object its mark did not reach.
 //
 // Reference counts and the garbage queue are maintained in the apply
-// transaction (FORMAT.md §4). Rule 10
-// (ErrDangling) is decided here, against the stored records and the
-// commits staged before (checkRefs); the references are pinned, so
+// transaction (FORMAT.md §4). Rule 10 (ErrDangling) is decided here,
+// against the stored records and the commits staged before (checkRefs);
+// the references are pinned, so
 // neither the collector nor a full collection deletes them before the
 // commit is applied. Stage returns without waiting: the commit is applied,
 // together with the other commits queued by then, in one transaction by
 // the first Pending.Wait (or Load of one of its oids) that runs the queue
-// (see apply.go). Until it is applied, Load of one of its oids waits for
+// (see pipeline.go). Until it is applied, Load of one of its oids waits for
 // it. Pending.Wait returns the outcome: nil once applied and durable; an
 // error wrapping ErrNotDurable if applied but the flush failed; any other
 // error (kv.ErrNoSpace when the free-space reserve would be broken) if the
@@ -145,7 +145,7 @@ func (db *DB) checkRefs(p *Pending) error {
 	if err := db.stageFull(p); err != nil {
 		return err
 	}
-	// Under applyMu: drop references to oids stored by p or by a commit
+	// Under pipe.mu: drop references to oids stored by p or by a commit
 	// staged before it, and take the current references of records whose
 	// last version is staged.
 	type check struct {
