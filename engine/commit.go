@@ -263,7 +263,8 @@ func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
 // (ErrDangling) is decided before the commit writes anything, so the run
 // can go on with the next commit. stored holds the oids of recs.
 func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (uint64, error) {
-	deltas, added, err := db.refDeltas(tx, recs, stored)
+	deltas := make(map[uint64]int)
+	added, err := db.refDeltas(tx, recs, stored, deltas)
 	if err != nil {
 		return 0, err
 	}
@@ -279,11 +280,11 @@ func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{
 }
 
 // refDeltas checks the references of recs (rule 10 again, and a running
-// full collection's sweep) and returns the reference-count change of every
-// oid they gain or lose, summed over the commit, and how many of recs are
-// new. It writes nothing.
-func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (map[uint64]int, uint64, error) {
-	deltas := make(map[uint64]int)
+// full collection's sweep), adds to deltas the reference-count change of
+// every oid they gain or lose, summed over the commit, and returns how
+// many of recs are new. It writes nothing. (The caller makes deltas, so
+// that the map can stay on its stack.)
+func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
 	var added uint64
 	sweeping := db.full.isSweeping()
@@ -295,22 +296,22 @@ func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{})
 			// the oid is invalidated when it is removed).
 			for _, ref := range c.refs {
 				if _, ok := stored[ref]; !ok && !db.full.isMarked(ref) {
-					return nil, 0, fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
+					return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
 				}
 			}
 		}
 		oldRefs, isNew, err := db.oldRefs(tx, c.oid)
 		if err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 		if isNew {
 			added++
 		}
 		if err := mergeRefs(tx, c, oldRefs, stored, exists, deltas); err != nil {
-			return nil, 0, err
+			return 0, err
 		}
 	}
-	return deltas, added, nil
+	return added, nil
 }
 
 // oldRefs returns the references (sorted) of the record of oid stored in

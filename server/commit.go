@@ -257,10 +257,12 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
-	if fe, err := c.pinToken(phase1Seq, f); err != nil {
+	refused, err := c.pinToken(phase1Seq, f)
+	if err != nil {
 		return err
-	} else if fe != nil {
-		return c.refuse(fe.status, &fe.frameError, len(data))
+	}
+	if refused != nil {
+		return c.refuse(refused.status, &refused.frameError, len(data))
 	}
 	return c.stage(phase1Seq, f, sorted, len(data))
 }
