@@ -58,9 +58,9 @@ import (
 //   - Refusals are decided before any write and before anything is
 //     announced: Stage refuses with nothing queued, so a refused commit has
 //     invalidated nothing and moved no sequence number. The apply run
-//     refuses only a commit whose reference was stored by an earlier
-//     commit refused in the same run (ErrDangling, before it writes);
-//     any other apply failure is fatal for the DB.
+//     refuses only a commit that refers to an oid stored by an earlier
+//     staged commit that was itself refused (ErrDangling, decided before
+//     it writes); any other apply failure is fatal for the DB.
 //   - Invalidate before the token passes: the server sends the
 //     invalidations of a staged commit before Hold.Done, so the next holder
 //     already knows its view is stale.
@@ -82,9 +82,10 @@ import (
 // against the code; anything not named is a leaf.
 //
 //	Token hold → inflight budget (server readData, bounded by InflightWait)
-//	Token hold → server.allocMu → engine.allocMu → writeMu (oid reservation)
+//	Token hold → server.allocMu (rules 6–7, unused set, root)
 //	Token hold → DB.Stage: delGate (shared) → full.mu → pipe.mu
-//	             delGate (shared) → cache shards, kv reads (checkRefs)
+//	             delGate (shared) → pipe.mu, cache shards, kv reads (checkRefs)
+//	server.allocMu → engine.allocMu → writeMu (N/M: oid reservation)
 //	server.allocMu → DB.Load (rootExists) → an apply run
 //	server.allocMu → DB.Stage, Pending.Wait (first record of the root only)
 //	DB.Load (oid in flight) → an apply run
@@ -92,7 +93,9 @@ import (
 //	runs leader → writeMu → kv write (bdb Txn.mu, LevelDB's writer slot)
 //	             writeMu → full.mu (isSweeping, barrier), cache shards, ckpt.mu
 //	             writeMu released → pipe.mu (finish)
-//	gcMu → writeMu → delGate → full.mu → pipe.mu (collector, sweep, markStagedLocked)
+//	gcMu → writeMu → delGate → pipe.mu (collector batch: isPinned)
+//	writeMu → full.mu → pipe.mu (a full collection begins: markStagedLocked)
+//	writeMu → delGate (sweep batches)
 //
 // Token.mu, Group.mu, pipe.mu, the cache shards' and load shares' locks,
 // server.mu and conn.mu are held only for short critical sections and
