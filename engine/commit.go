@@ -40,18 +40,17 @@ type commitRec struct {
 // Reference counts and the garbage queue are maintained in the apply
 // transaction (FORMAT.md §4). Rule 10 (ErrDangling) is decided here,
 // against the stored records and the commits staged before (checkRefs);
-// the references are pinned, so
-// neither the collector nor a full collection deletes them before the
-// commit is applied. Stage returns without waiting: the commit is applied,
-// together with the other commits queued by then, in one transaction by
-// the first Pending.Wait (or Load of one of its oids) that runs the queue
-// (see pipeline.go). Until it is applied, Load of one of its oids waits for
-// it. Pending.Wait returns the outcome: nil once applied and durable; an
-// error wrapping ErrNotDurable if applied but the flush failed; any other
-// error (kv.ErrNoSpace when the free-space reserve would be broken) if the
-// storage failed and nothing was applied. The apply checks the references
-// again and refuses the commit with ErrDangling only when a commit staged
-// before it, storing an oid it refers to, was itself refused.
+// the references are pinned, so neither the collector nor a full
+// collection deletes them before the commit is applied. Stage returns
+// without waiting: the commit is applied, together with the other commits
+// queued by then, in one transaction by the first Pending.Wait (or Load of
+// one of its oids) that runs the queue (see pipeline.go). Until it is
+// applied, Load of one of its oids waits for it. Pending.Wait returns the
+// outcome: nil once applied and durable; an error wrapping ErrNotDurable
+// if applied but the flush failed; any other error if the storage failed
+// and nothing was applied. The apply checks the references again and
+// refuses the commit with ErrDangling only when a commit staged before it,
+// storing an oid it refers to, was itself refused.
 //
 // A server calls Stage under its commit token, so that it can pass the
 // token on (and tell other clients what the commit stores) before the
