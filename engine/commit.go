@@ -18,50 +18,39 @@ type commitRec struct {
 	refs []uint64 // distinct refs without the record's own oid
 }
 
-// Commit validates recs (full records, oid first) and applies them in one
-// transaction. Everything is checked before anything is written; a refused
-// commit changes nothing and returns an error naming the oid:
+// Stage validates recs (full records, oid first) and queues them to be
+// applied atomically after every commit staged before, in the order of
+// Stage calls (pipeline.go). Everything is checked before anything is
+// queued; a refused commit changes nothing and returns an error naming the
+// oid:
 //
-//   - ErrReadOnly on a read-only DB;
+//   - ErrReadOnly on a read-only DB; ErrImportIncomplete while an
+//     incomplete import's data is present;
 //   - ErrMalformed if a record fails R1–R3 (record.Parse);
 //   - ErrDuplicateOID if two records have the same oid;
 //   - ErrUnallocated if an oid other than 0 is at or above AllocCursor;
+//   - kv.ErrNoSpace if the free-space reserve would be broken;
 //   - ErrDangling if a record gains a reference to an oid that has no
-//     record and is not stored by this commit (references the stored
-//     record already held are not checked again, so an imported dangling
-//     reference does not block updates of its referrer), or, while a full
-//     collection sweeps, a reference to an object its mark did not reach.
+//     record and is not stored by this commit or one staged before
+//     (references the stored record already held are not checked again,
+//     so an imported dangling reference does not block updates of its
+//     referrer), or, while a full collection sweeps, a reference to an
+//     object its mark did not reach.
 //
-// Reference counts and the garbage queue are maintained in the same
-// transaction (FORMAT.md §4). When Commit returns the records are visible
-// to Load but not necessarily durable: call Pending.Wait. Commit is Stage
-// followed by waiting for the apply.
-func (db *DB) Commit(ctx context.Context, recs [][]byte) (*Pending, error) {
-	p, err := db.Stage(ctx, recs)
-	if err != nil {
-		return nil, err
-	}
-	if err := p.waitApplied(ctx); err != nil {
-		return nil, err
-	}
-	return p, nil
-}
-
-// Stage checks recs as Commit does, and queues them to be applied after
-// every commit staged before, in the order of Stage calls. Rule 10
-// (ErrDangling) is decided here, against the stored records and the
-// commits staged before (checkRefs); the references are pinned, so
-// neither the collector nor a full collection deletes them before the
-// commit is applied. Stage returns without waiting: the commit is applied,
-// together with the other commits queued by then, in one transaction by
-// the first Pending.Wait (or Load of one of its oids) that runs the queue
-// (see apply.go). Until it is applied, Load of one of its oids waits for
-// it. Pending.Wait returns the outcome: nil once applied and durable; an
-// error wrapping ErrNotDurable if applied but the flush failed; any other
-// error (kv.ErrNoSpace when the free-space reserve would be broken) if the
-// storage failed and nothing was applied. The apply checks the references
-// again and refuses the commit with ErrDangling only when a commit staged
-// before it, storing an oid it refers to, was itself refused.
+// Reference counts and the garbage queue are maintained in the apply
+// transaction (FORMAT.md §4). Rule 10 (ErrDangling) is decided here,
+// against the stored records and the commits staged before (checkRefs);
+// the references are pinned, so neither the collector nor a full
+// collection deletes them before the commit is applied. Stage returns
+// without waiting: the commit is applied, together with the other commits
+// queued by then, in one transaction by the first Pending.Wait (or Load of
+// one of its oids) that runs the queue (see pipeline.go). Until it is
+// applied, Load of one of its oids waits for it. Pending.Wait returns the
+// outcome: nil once applied and durable; an error wrapping ErrNotDurable
+// if applied but the flush failed; any other error if the storage failed
+// and nothing was applied. The apply checks the references again and
+// refuses the commit with ErrDangling only when a commit staged before it,
+// storing an oid it refers to, was itself refused.
 //
 // A server calls Stage under its commit token, so that it can pass the
 // token on (and tell other clients what the commit stores) before the
@@ -85,27 +74,11 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	crs := make([]commitRec, len(recs))
-	seen := make(map[uint64]struct{}, len(recs))
-	cursor := db.cursor.Load()
-	size := 0
-	for i, rec := range recs {
-		r, err := record.Parse(rec)
-		if err != nil {
-			return nil, fmt.Errorf("engine: commit record %d: %w", i, err)
-		}
-		if _, dup := seen[r.OID]; dup {
-			return nil, fmt.Errorf("engine: commit oid %d: %w", r.OID, ErrDuplicateOID)
-		}
-		seen[r.OID] = struct{}{}
-		if r.OID != record.RootOID && r.OID >= cursor {
-			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
-		}
-		crs[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
-		size += len(rec)
+	p, err := db.parseCommit(recs)
+	if err != nil {
+		return nil, err
 	}
-	p := &Pending{db: db, sync: db.opts.Durability == kv.Sync, crs: crs, seen: seen, bytes: size, applied: make(chan struct{})}
-	if len(crs) == 0 {
+	if len(p.recs) == 0 {
 		close(p.applied)
 		return p, nil
 	}
@@ -113,21 +86,46 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	// too, so that a commit refused for them (E) has announced nothing;
 	// the apply run checks again for all its commits together (space
 	// taken meanwhile by anything else).
-	if err := db.space.admit(int64(size + 64*len(crs))); err != nil {
-		return nil, fmt.Errorf("engine: commit oid %d: %w", crs[0].oid, err)
+	if err := db.space.admit(int64(p.bytes + 64*len(p.recs))); err != nil {
+		return nil, fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
 	}
 	// Rule 10 now, before the caller tells anybody what p stores: pin the
 	// references (deleters spare pinned oids) and check them with no
 	// deletion in progress (delGate).
 	db.delGate.RLock()
 	defer db.delGate.RUnlock()
-	db.pin(p)
+	db.pipe.pin(p)
 	if err := db.checkRefs(p); err != nil {
-		db.unpin(p)
+		db.pipe.unpin(p)
 		return nil, err
 	}
-	db.enqueue(p)
+	db.pipe.enqueue(p)
 	return p, nil
+}
+
+// parseCommit checks recs for R1–R3, duplicate oids and unallocated oids
+// and returns them as a Pending not yet queued.
+func (db *DB) parseCommit(recs [][]byte) (*Pending, error) {
+	parsed := make([]commitRec, len(recs))
+	stored := make(map[uint64]struct{}, len(recs))
+	cursor := db.cursor.Load()
+	size := 0
+	for i, rec := range recs {
+		r, err := record.Parse(rec)
+		if err != nil {
+			return nil, fmt.Errorf("engine: commit record %d: %w", i, err)
+		}
+		if _, dup := stored[r.OID]; dup {
+			return nil, fmt.Errorf("engine: commit oid %d: %w", r.OID, ErrDuplicateOID)
+		}
+		stored[r.OID] = struct{}{}
+		if r.OID != record.RootOID && r.OID >= cursor {
+			return nil, fmt.Errorf("engine: commit oid %d (allocation cursor %d): %w", r.OID, cursor, ErrUnallocated)
+		}
+		parsed[i] = commitRec{oid: r.OID, rec: rec, refs: r.RefSet()}
+		size += len(rec)
+	}
+	return &Pending{db: db, sync: db.opts.Durability == kv.Sync, recs: parsed, stored: stored, bytes: size, applied: make(chan struct{})}, nil
 }
 
 // checkRefs refuses p with ErrDangling (rule 10) if one of its records
@@ -146,24 +144,24 @@ func (db *DB) checkRefs(p *Pending) error {
 	if err := db.stageFull(p); err != nil {
 		return err
 	}
-	// Under applyMu: drop references to oids stored by p or by a commit
+	// Under pipe.mu: drop references to oids stored by p or by a commit
 	// staged before it, and take the current references of records whose
 	// last version is staged.
 	type check struct {
-		i      int      // index in p.crs
+		i      int      // index in p.recs
 		refs   []uint64 // references still to check
 		old    []uint64 // current references, if known
 		staged bool     // old is the staged version's
 	}
 	var todo []check
-	db.applyMu.Lock()
-	for i, c := range p.crs {
+	db.pipe.mu.Lock()
+	for i, c := range p.recs {
 		var refs []uint64
 		for _, ref := range c.refs {
-			if _, ok := p.seen[ref]; ok {
+			if _, ok := p.stored[ref]; ok {
 				continue
 			}
-			if db.inflight[ref] != nil {
+			if db.pipe.inflight[ref] != nil {
 				continue
 			}
 			refs = append(refs, ref)
@@ -172,8 +170,8 @@ func (db *DB) checkRefs(p *Pending) error {
 			continue
 		}
 		ck := check{i: i, refs: refs}
-		if q := db.inflight[c.oid]; q != nil {
-			for _, qc := range q.crs {
+		if q := db.pipe.inflight[c.oid]; q != nil {
+			for _, qc := range q.recs {
 				if qc.oid == c.oid {
 					ck.old, ck.staged = qc.refs, true
 					break
@@ -182,10 +180,10 @@ func (db *DB) checkRefs(p *Pending) error {
 		}
 		todo = append(todo, ck)
 	}
-	db.applyMu.Unlock()
+	db.pipe.mu.Unlock()
 	exists := make(map[uint64]bool)
 	for _, ck := range todo {
-		c := p.crs[ck.i]
+		c := p.recs[ck.i]
 		if !ck.staged {
 			var err error
 			if ck.old, err = db.storedRefs(c.oid); err != nil {
@@ -214,7 +212,7 @@ func (db *DB) checkRefs(p *Pending) error {
 
 // hasStored reports whether oid has a committed record.
 func (db *DB) hasStored(oid uint64) (bool, error) {
-	if _, _, hit := db.rc.get(oid); hit {
+	if _, _, hit := db.cache.get(oid); hit {
 		return true, nil
 	}
 	_, err := db.readStored(oid)
@@ -241,7 +239,7 @@ func (db *DB) readStored(oid uint64) ([]byte, error) {
 // storedRefs returns the references (sorted) of the committed record of
 // oid; none if it has no record or a malformed one.
 func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
-	rec, _, hit := db.rc.get(oid)
+	rec, _, hit := db.cache.get(oid)
 	if !hit {
 		var err error
 		rec, err = db.readStored(oid)
@@ -260,15 +258,36 @@ func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
 }
 
 // applyCommit writes one commit inside tx, the transaction of an apply run
-// (apply.go). It returns how many of its records are new. A refusal
+// (pipeline.go). It returns how many of its records are new. A refusal
 // (ErrDangling) is decided before the commit writes anything, so the run
-// can go on with the next commit.
-func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}) (uint64, error) {
+// can go on with the next commit. stored holds the oids of recs.
+func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (uint64, error) {
 	deltas := make(map[uint64]int)
+	added, err := db.refDeltas(tx, recs, stored, deltas)
+	if err != nil {
+		return 0, err
+	}
+	for _, c := range recs {
+		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
+			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
+		}
+	}
+	if err := db.applyDeltas(tx, recs, stored, deltas); err != nil {
+		return 0, err
+	}
+	return added, nil
+}
+
+// refDeltas checks the references of recs (rule 10 again, and a running
+// full collection's sweep), adds to deltas the reference-count change of
+// every oid they gain or lose, summed over the commit, and returns how
+// many of recs are new. It writes nothing. (The caller makes deltas, so
+// that the map can stay on its stack.)
+func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
 	var added uint64
 	sweeping := db.full.isSweeping()
-	for _, c := range crs {
+	for _, c := range recs {
 		if sweeping {
 			// Once a full collection deletes, an object it did not mark
 			// may have lost part of what it references: a commit must
@@ -280,72 +299,96 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 				}
 			}
 		}
-		old, err := tx.Get(BucketObjects, record.OIDBytes(c.oid))
-		var oldRefs []uint64
-		switch {
-		case err == nil:
-			r, perr := record.ParseFor(c.oid, old)
-			if perr != nil {
-				db.log.Warn("engine: stored record is malformed; its references are ignored", "oid", c.oid, "err", perr)
-			} else {
-				oldRefs = r.RefSet()
-			}
-		case errors.Is(err, kv.ErrNotFound):
+		oldRefs, isNew, err := db.oldRefs(tx, c.oid)
+		if err != nil {
+			return 0, err
+		}
+		if isNew {
 			added++
-		default:
-			return 0, fmt.Errorf("engine: commit oid %d: read old record: %w", c.oid, err)
 		}
-		// Both lists are sorted and distinct: merge them.
-		i, j := 0, 0
-		for i < len(c.refs) || j < len(oldRefs) {
-			switch {
-			case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
-				ref := c.refs[i]
-				if _, ok := stored[ref]; !ok {
-					ok, known := exists[ref]
-					if !known {
-						_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
-						if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
-							return 0, fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
-						}
-						ok = gerr == nil
-						exists[ref] = ok
+		if err := mergeRefs(tx, c, oldRefs, stored, exists, deltas); err != nil {
+			return 0, err
+		}
+	}
+	return added, nil
+}
+
+// oldRefs returns the references (sorted) of the record of oid stored in
+// tx, and whether it has none (the commit adds it). A malformed stored
+// record is logged and its references are ignored.
+func (db *DB) oldRefs(tx kv.Txn, oid uint64) ([]uint64, bool, error) {
+	old, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+	switch {
+	case err == nil:
+		r, perr := record.ParseFor(oid, old)
+		if perr != nil {
+			db.log.Warn("engine: stored record is malformed; its references are ignored", "oid", oid, "err", perr)
+			return nil, false, nil
+		}
+		return r.RefSet(), false, nil
+	case errors.Is(err, kv.ErrNotFound):
+		return nil, true, nil
+	}
+	return nil, false, fmt.Errorf("engine: commit oid %d: read old record: %w", oid, err)
+}
+
+// mergeRefs adds to deltas +1 for every reference c gains over oldRefs
+// and −1 for every one it loses (both lists are sorted and distinct). A
+// gained reference must name an oid stored in tx or in the commit
+// (stored); exists caches the lookups.
+func mergeRefs(tx kv.Txn, c commitRec, oldRefs []uint64, stored map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
+	i, j := 0, 0
+	for i < len(c.refs) || j < len(oldRefs) {
+		switch {
+		case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
+			ref := c.refs[i]
+			if _, ok := stored[ref]; !ok {
+				ok, known := exists[ref]
+				if !known {
+					_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+					if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+						return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
 					}
-					if !ok {
-						return 0, fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
-					}
+					ok = gerr == nil
+					exists[ref] = ok
 				}
-				deltas[ref]++
-				i++
-			case i >= len(c.refs) || oldRefs[j] < c.refs[i]:
-				deltas[oldRefs[j]]--
-				j++
-			default:
-				i++
-				j++
+				if !ok {
+					return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
+				}
 			}
+			deltas[ref]++
+			i++
+		case i >= len(c.refs) || oldRefs[j] < c.refs[i]:
+			deltas[oldRefs[j]]--
+			j++
+		default:
+			i++
+			j++
 		}
 	}
-	for _, c := range crs {
-		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
-			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
-		}
-	}
+	return nil
+}
+
+// applyDeltas writes the reference-count changes of a commit and the
+// garbage queue changes they and its records cause (FORMAT.md §4): an oid
+// decremented to zero that has a record, or a record stored with no
+// referrer, becomes a candidate now (its grace restarts); an oid whose
+// count rises is no longer one.
+func (db *DB) applyDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) error {
 	now := int8Bytes(uint64(time.Now().UnixMilli()))
-	// zeroCheck: oids stored or decremented whose count may now be zero.
 	for oid, d := range deltas {
 		if d == 0 {
 			continue
 		}
 		n, err := db.addCount(tx, oid, d)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		key := record.OIDBytes(oid)
 		if n > 0 {
 			if d > 0 {
 				if err := tx.Delete(BucketGarbage, key); err != nil {
-					return 0, err
+					return err
 				}
 			}
 			continue
@@ -359,29 +402,28 @@ func (db *DB) applyCommit(tx kv.Txn, crs []commitRec, stored map[uint64]struct{}
 		// Decremented to zero: queue it if it has a record.
 		if _, err := tx.Get(BucketObjects, key); err == nil {
 			if err := tx.Put(BucketGarbage, key, now); err != nil {
-				return 0, err
+				return err
 			}
 		} else if !errors.Is(err, kv.ErrNotFound) {
-			return 0, err
+			return err
 		}
 	}
-	for _, c := range crs {
+	for _, c := range recs {
 		if c.oid == record.RootOID {
 			continue
 		}
-		key := record.OIDBytes(c.oid)
 		n, err := db.getCount(tx, c.oid)
 		if err != nil {
-			return 0, err
+			return err
 		}
 		if n == 0 {
 			// Stored with no referrer: a candidate from now (grace restarts).
-			if err := tx.Put(BucketGarbage, key, now); err != nil {
-				return 0, err
+			if err := tx.Put(BucketGarbage, record.OIDBytes(c.oid), now); err != nil {
+				return err
 			}
 		}
 	}
-	return added, nil
+	return nil
 }
 
 // getCount returns the reference count of oid (0 when it has no entry).

@@ -14,7 +14,6 @@ import (
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // DB is an open Durus database. It is safe for use by many goroutines.
@@ -24,12 +23,10 @@ type DB struct {
 	store   kv.Store
 	backend string
 	log     *slog.Logger
-	group   *txn.Group // durability: one flush for the commits waiting
-	applier *txn.Group // apply runs: one transaction for the commits queued
-	hash    bool       // objects.db uses hash access: cursor order is not oid order
-	unclean bool       // in_use was found set on open
+	hash    bool // objects.db uses hash access: cursor order is not oid order
+	unclean bool // in_use was found set on open
 	space   spaceGuard
-	rc      *recCache // recently loaded records; see reccache.go
+	cache   *recCache // recently loaded records; see reccache.go
 	share   loadShare // one copy of a large record among concurrent loads; see loadShared
 
 	// writeMu serialises every write transaction: commits, collector
@@ -38,12 +35,10 @@ type DB struct {
 	// Berkeley DB cannot deadlock between our own writers).
 	writeMu sync.Mutex
 
-	// applyMu guards the queue of staged commits (apply.go).
-	applyMu  sync.Mutex
-	queue    []*Pending          // staged, not yet taken by an apply run; owned by applyMu
-	inflight map[uint64]*Pending // oid → last staged commit storing it, until applied; owned by applyMu
-	staged   atomic.Int64        // len(inflight): lets Load skip applyMu when nothing is staged
-	pins     map[uint64]int32    // oid → staged commits referring to it, until applied; owned by applyMu
+	// pipe is the commit pipeline: staged commits, in-flight oids, apply
+	// runs and group flushes (pipeline.go, which states its contract and
+	// the engine's lock graph).
+	pipe pipeline
 
 	// delGate orders Stage's reference check (rule 10) against deletions:
 	// Stage holds it shared while it pins its references and checks that
@@ -68,10 +63,6 @@ type DB struct {
 	importing  atomic.Bool   // an incomplete import's data is present: commits refused
 
 	full fullState // online full collection; see full.go
-	// testHook, when set (tests only), is called by a full collection at
-	// "marked" (marking done, before the sweep), before each "sweep" batch
-	// and at "recount", without engine locks held.
-	testHook func(phase string)
 
 	ckpt  ckptState  // checkpoint bookkeeping; see checkpoint.go
 	fatal fatalState // see fatal.go
@@ -122,15 +113,8 @@ func (db *DB) Backend() string { return db.backend }
 // owns it.
 func (db *DB) Store() kv.Store { return db.store }
 
-// Collecting reports whether a full collection (or an import) is running.
-func (db *DB) Collecting() bool { return db.full.running.Load() }
-
 // ReadOnly reports whether the DB was opened read-only.
 func (db *DB) ReadOnly() bool { return db.opts.ReadOnly }
-
-// UncleanShutdown reports whether the last writable owner had not closed
-// the database cleanly (meta in_use was set).
-func (db *DB) UncleanShutdown() bool { return db.unclean }
 
 // Load returns the stored record of oid, byte for byte as committed, or an
 // error wrapping ErrNotFound naming the oid. The record may be shared with
@@ -140,11 +124,11 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	db.waitStaged(oid)
-	rec, epoch, hit := db.rc.get(oid)
+	rec, epoch, hit := db.cache.get(oid)
 	if hit {
 		return rec, nil
 	}
-	if db.rc.shard(oid).budget > 0 {
+	if db.cache.shard(oid).budget > 0 {
 		return db.loadShared(oid, epoch)
 	}
 	return db.loadStore(oid, epoch)
@@ -170,7 +154,7 @@ func (db *DB) loadStore(oid uint64, epoch uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: load oid %d: %w", oid, db.noteErr(err))
 	}
-	db.rc.fill(oid, rec, epoch)
+	db.cache.fill(oid, rec, epoch)
 	return rec, nil
 }
 
@@ -267,16 +251,6 @@ func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
 	}()
 	c.rec, c.err = db.loadStore(oid, epoch)
 	return c.rec, c.err
-}
-
-// HasRecord reports whether oid has a stored record (the server uses it
-// for root release, PROTOCOL.md A5).
-func (db *DB) HasRecord(oid uint64) (bool, error) {
-	_, err := db.Load(oid)
-	if errors.Is(err, ErrNotFound) {
-		return false, nil
-	}
-	return err == nil, err
 }
 
 // AllocCursor returns h: every oid below h has been handed out in this run
@@ -385,14 +359,14 @@ func (db *DB) Stats() (Stats, error) {
 		FullCollecting:  db.full.running.Load(),
 		Commits:         db.commits.Load(),
 		CommittedBytes:  db.bytes.Load(),
-		Flushes:         db.group.Flushes(),
-		RecordCacheHits: db.rc.hits.Load(),
-		RecordCacheMiss: db.rc.misses.Load(),
+		Flushes:         db.pipe.flushes.Flushes(),
+		RecordCacheHits: db.cache.hits.Load(),
+		RecordCacheMiss: db.cache.misses.Load(),
 		UncleanShutdown: db.unclean,
 		ReadOnly:        db.opts.ReadOnly,
 		Durability:      db.opts.Durability.String(),
 	}
-	st.RecordCacheBytes, _ = db.rc.size()
+	st.RecordCacheBytes, _ = db.cache.size()
 	if db.hash {
 		st.Access = "hash"
 	}

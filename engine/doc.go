@@ -16,13 +16,16 @@
 //     meta next_oid is raised durably by blocks of OIDBlock before an oid
 //     of a new block is handed out, so oids are never reused, across
 //     crashes too. Commits are checked against the cursor, not next_oid.
-//   - Commit validates everything first (R1–R3, duplicates, unallocated
-//     oids, dangling references, read-only) and then applies the records,
-//     the reference-count deltas (summed over the commit) and the garbage
-//     queue changes in one transaction. The records are visible when
-//     Commit returns; Pending.Wait returns once they are durable: in the
-//     default sync mode the transaction is committed without sync and
-//     Wait joins a txn.Group, so one Flush covers every commit waiting.
+//   - Stage validates a commit (R1–R3, duplicates, unallocated oids,
+//     dangling references, read-only, the free-space reserve) and queues
+//     it; nothing is written and nothing is visible yet, but Load of one
+//     of its oids waits until it is applied. Pending.Wait applies every
+//     queued commit in one transaction (records, reference-count deltas
+//     summed over each commit, garbage queue changes) and returns once
+//     the commit is durable: in the default sync mode the transaction is
+//     committed without sync and one group flush (commit.Group) covers
+//     every commit waiting. pipeline.go holds the contract of this
+//     commit pipeline, its invariants and the engine's lock graph.
 //
 // # Locks and goroutines
 //
@@ -33,8 +36,9 @@
 // between our writers), at the price of collector batches waiting for
 // commits and the reverse; batches are small (Options.GC.Batch) so the
 // wait is short. Reads (Load, Scan, marking) use read transactions and
-// run concurrently. Lock order: allocMu, gcMu (collector batches) before
-// writeMu.
+// run concurrently; a Load of an oid a staged commit stores waits for
+// that commit's apply run. Lock order: allocMu, gcMu (collector batches)
+// before writeMu; the full graph is in pipeline.go.
 //
 // # Garbage
 //

@@ -193,9 +193,9 @@ func TestDurabilityModes(t *testing.T) {
 				o.Durability = d
 				db := openTest(t, t.TempDir(), o)
 				mustAlloc(t, db, 1)
-				f0 := db.group.Flushes()
+				f0 := db.pipe.flushes.Flushes()
 				mustCommit(t, db, rec(0))
-				flushed := db.group.Flushes() - f0
+				flushed := db.pipe.flushes.Flushes() - f0
 				if d == kv.Sync && flushed != 1 {
 					t.Errorf("sync commit ran %d flushes, want 1", flushed)
 				}

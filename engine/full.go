@@ -386,7 +386,7 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	if err != nil {
 		return nil, fmt.Errorf("engine: full collection: sweep: %w", err)
 	}
-	db.rc.invalidate(removed...)
+	db.cache.invalidate(removed...)
 	if len(removed) > 0 {
 		db.size.Store(size)
 	}
@@ -406,7 +406,7 @@ func (db *DB) scanKeys(ctx context.Context, bucket string, fn func(oid uint64) e
 }
 
 func (db *DB) hook(phase string) {
-	if db.testHook != nil {
-		db.testHook(phase)
+	if db.opts.OnFullPhase != nil {
+		db.opts.OnFullPhase(phase)
 	}
 }

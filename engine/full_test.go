@@ -149,7 +149,7 @@ func TestFullCollectBarrier(t *testing.T) {
 		}
 		mustCommit(t, db, junk...)
 		phases := map[string]int{}
-		db.testHook = func(phase string) {
+		db.opts.OnFullPhase = func(phase string) {
 			phases[phase]++
 			switch {
 			case phase == "marked":
@@ -219,7 +219,7 @@ func TestFullCollectConcurrent(t *testing.T) {
 			}
 			var mu sync.Mutex
 			var begun atomic.Bool
-			db.testHook = func(phase string) {
+			db.opts.OnFullPhase = func(phase string) {
 				switch phase {
 				case "prebegin": // no commit in flight: snapshot the model
 					gate.Lock()

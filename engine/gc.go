@@ -145,7 +145,7 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		return nil
 	})
 	if err == nil {
-		db.rc.invalidate(removed...)
+		db.cache.invalidate(removed...)
 		db.gcPos = nextPos
 		if len(removed) > 0 {
 			db.size.Store(size)

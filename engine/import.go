@@ -91,7 +91,7 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 		}
 	}
 	defer unlock()
-	defer db.rc.purge() // runs after the last write, whatever the outcome
+	defer db.cache.purge() // runs after the last write, whatever the outcome
 
 	_, empty, err := readMeta(ctx, db.store)
 	if err != nil {

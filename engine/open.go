@@ -10,7 +10,6 @@ import (
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // metaView is meta as read at open.
@@ -65,10 +64,8 @@ func newDB(dir string, store kv.Store, opts Options) *DB {
 		log:     log,
 		gcKick:  make(chan struct{}, 1),
 	}
-	db.rc = newRecCache(opts.recordCache())
-	db.applier = txn.NewGroup(db.applyQueued)
-	db.group = txn.NewGroup(db.applyAndFlush)
-	db.inflight = make(map[uint64]*Pending)
+	db.cache = newRecCache(opts.recordCache())
+	db.pipe.init(db.applyQueued, db.applyAndFlush)
 	db.fatal.ch = make(chan struct{})
 	db.ckpt.last = time.Now()
 	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}

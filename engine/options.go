@@ -41,13 +41,14 @@ type Options struct {
 	RecordCache int64
 	// PageSize of objects.db at creation; 0 means 16 KiB.
 	PageSize int
-	// Durability of commits. kv.Sync (the zero value): each commit is
-	// applied with kv.NoSync and Pending.Wait returns after a group flush
-	// (txn.Group, one kv.Store.Flush for every waiter present).
-	// kv.WriteNoSync: commits are applied with kv.WriteNoSync and Wait
-	// returns at once (survives a process crash, not a power loss).
-	// kv.NoSync: applied with kv.NoSync, Wait returns at once (a crash may
-	// lose a suffix of the commits, never part of one).
+	// Durability of commits. kv.Sync (the zero value): apply runs commit
+	// with kv.NoSync and Pending.Wait returns after a group flush
+	// (commit.Group, one kv.Store.Flush for every waiter present).
+	// kv.WriteNoSync: apply runs commit with kv.WriteNoSync and Wait
+	// returns once the commit is applied, without a flush (survives a
+	// process crash, not a power loss). kv.NoSync: applied with kv.NoSync,
+	// Wait returns once applied (a crash may lose a suffix of the commits,
+	// never part of one).
 	Durability kv.Durability
 	// Checkpoint decides when checkpoints run.
 	Checkpoint CheckpointPolicy
@@ -77,6 +78,12 @@ type Options struct {
 	// and a write transaction open, so it must not call the DB and must
 	// not block for long.
 	OnRemove func(oids []uint64)
+	// OnFullPhase, if set, is called by a full collection at "marked"
+	// (marking done, before the sweep), before each "sweep" batch and at
+	// "recount", without engine locks held; the collection waits for it.
+	// It lets a caller observe (and tests interleave commits with) the
+	// phases of a full collection.
+	OnFullPhase func(phase string)
 }
 
 // GCMode says when the reference-count collector runs.

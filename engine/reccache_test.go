@@ -78,8 +78,8 @@ func TestRecCacheWriters(t *testing.T) {
 			load(oid) // cache them
 			load(oid)
 		}
-		if db.rc.hits.Load() < 4 {
-			t.Fatalf("%d hits after loading 4 oids twice", db.rc.hits.Load())
+		if db.cache.hits.Load() < 4 {
+			t.Fatalf("%d hits after loading 4 oids twice", db.cache.hits.Load())
 		}
 		// Commit: replaced.
 		mustCommit(t, db, record.Build(1, []byte("v2")))

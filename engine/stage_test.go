@@ -20,8 +20,8 @@ func TestStageRefusesDangling(t *testing.T) {
 		if _, err := db.Stage(ctx, [][]byte{rec(2, 40)}); !errors.Is(err, ErrDangling) {
 			t.Fatalf("Stage of a dangling reference: %v, want ErrDangling", err)
 		}
-		if db.staged.Load() != 0 {
-			t.Fatalf("the refused commit was queued: %d oids in flight", db.staged.Load())
+		if db.pipe.staged.Load() != 0 {
+			t.Fatalf("the refused commit was queued: %d oids in flight", db.pipe.staged.Load())
 		}
 		// Stored by an earlier staged commit, not yet applied.
 		a := mustStage(t, db, rec(3))

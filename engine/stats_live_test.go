@@ -37,7 +37,7 @@ func TestFullProgressPhases(t *testing.T) {
 			t.Fatalf("idle: %+v", p)
 		}
 		var atMark, atSweep FullProgress
-		db.testHook = func(phase string) {
+		db.opts.OnFullPhase = func(phase string) {
 			switch phase {
 			case "marked":
 				atMark = db.FullProgress()

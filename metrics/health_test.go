@@ -97,7 +97,7 @@ func testProbes(t *testing.T, backend string) {
 	if _, err := db.AllocOIDs(1); err != nil {
 		t.Fatal(err)
 	}
-	p, err := db.Commit(context.Background(), [][]byte{rec(0, "root")})
+	p, err := db.Stage(context.Background(), [][]byte{rec(0, "root")})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -232,7 +232,7 @@ func TestRegisterEngine(t *testing.T) {
 			if _, err := db.AllocOIDs(2); err != nil {
 				t.Fatal(err)
 			}
-			p, err := db.Commit(context.Background(), [][]byte{rec(0, "root", 1), rec(1, "child")})
+			p, err := db.Stage(context.Background(), [][]byte{rec(0, "root", 1), rec(1, "child")})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -46,7 +46,7 @@ func commitBig(t *testing.T, dir string, n, size int, keepLogs bool) map[uint64]
 			want[oid] = r
 			recs = append(recs, r)
 		}
-		p, err := db.Commit(ctx, recs)
+		p, err := db.Stage(ctx, recs)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -64,7 +64,7 @@ func fill(t *testing.T, dir, kind string, n int) map[uint64][]byte {
 	root := record.Build(0, []byte("root"), refs...)
 	want[0] = root
 	recs = append(recs, root)
-	p, err := db.Commit(ctx, recs)
+	p, err := db.Stage(ctx, recs)
 	if err != nil {
 		t.Fatal(err)
 	}

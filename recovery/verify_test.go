@@ -25,7 +25,7 @@ func TestVerifyBackend(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			p, err := db.Commit(ctx, [][]byte{record.Build(0, []byte("root"))})
+			p, err := db.Stage(ctx, [][]byte{record.Build(0, []byte("root"))})
 			if err == nil {
 				err = p.Wait(ctx)
 			}

@@ -120,7 +120,7 @@ func bigEngine(t testing.TB, n, size int) *engineStore {
 		recs = append(recs, rec(uint64(i), string(bytes.Repeat([]byte{byte('a' + i%26)}, size))))
 	}
 	recs = append(recs, rec(0, "root", refs...))
-	p, err := es.Commit(context.Background(), recs)
+	p, err := es.Stage(context.Background(), recs)
 	if err == nil {
 		err = p.Wait(context.Background())
 	}

@@ -59,7 +59,7 @@ func (c *conn) doCommit() error {
 	}
 	c.hold = hold
 	c.ctimes.token = time.Now()
-	s0 := hold.Seq()
+	phase1Seq := hold.Seq()
 	if err := c.writeInvalid(); err != nil {
 		return err
 	}
@@ -104,7 +104,7 @@ func (c *conn) doCommit() error {
 	}
 	defer c.s.inflight.release(charged)
 	c.ctimes.data = time.Now()
-	return c.apply(s0, data)
+	return c.apply(phase1Seq, data)
 }
 
 // readData reads the n bytes of commit data, growing the buffer only as
@@ -248,14 +248,32 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 }
 
 // apply decides a commit whose data has fully arrived (rules 3–12 of §5.5)
-// and replies. The token is held (or was revoked) on entry and is released
-// before waiting for durability.
-func (c *conn) apply(s0 uint64, data []byte) error {
-	s := c.s
-	f, fe := parseFrames(data)
+// and replies. phase1Seq is the token's sequence number when phase 1 was
+// granted (rule 9). The token is held (or was revoked) on entry and is
+// released before waiting for durability.
+func (c *conn) apply(phase1Seq uint64, data []byte) error {
+	f, sorted, fe := c.checkFrames(data)
 	c.ctimes.records = len(f.recs)
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
+	}
+	refused, err := c.pinToken(phase1Seq, f)
+	if err != nil {
+		return err
+	}
+	if refused != nil {
+		return c.refuse(refused.status, &refused.frameError, len(data))
+	}
+	return c.stage(phase1Seq, f, sorted, len(data))
+}
+
+// checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the
+// token pinned nor the allocation lock. It returns the frames and their
+// oids sorted.
+func (c *conn) checkFrames(data []byte) (frames, []uint64, *frameError) {
+	f, fe := parseFrames(data)
+	if fe != nil {
+		return f, nil, fe
 	}
 	sorted := slices.Clone(f.oids)
 	slices.Sort(sorted)
@@ -264,49 +282,75 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 			oid := sorted[i]
 			first := slices.Index(f.oids, oid)
 			off := f.offs[first+1+slices.Index(f.oids[first+1:], oid)]
-			return c.refuse(statusRefused, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
-				msg: "the same oid in two frames"}, len(data))
+			return f, nil, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
+				msg: "the same oid in two frames"}
 		}
 	}
 	// Rule 8 before 6 and 7: all three answer E, and the scan is best done
 	// before the token is pinned.
-	if vr := s.cfg.VerifyRefs; vr != nil {
+	if vr := c.s.cfg.VerifyRefs; vr != nil {
 		for i, rec := range f.recs {
 			if err := vr(f.oids[i], rec); err != nil {
-				return c.refuse(statusRefused, &frameError{rule: 8, off: f.offs[i], oid: f.oids[i], hasOID: true,
-					msg: "reference check failed: " + err.Error()}, len(data))
+				return f, nil, &frameError{rule: 8, off: f.offs[i], oid: f.oids[i], hasOID: true,
+					msg: "reference check failed: " + err.Error()}
 			}
 		}
 	}
+	return f, sorted, nil
+}
 
-	// Make the token irrevocable; if the lease took it, queue again, ahead
-	// of the connections that arrived after this one (txn.Token.Requeue).
+// refusal is a refused commit with its reply byte.
+type refusal struct {
+	frameError
+	status byte
+}
+
+// rule9 is the refusal of rule 9: seq − phase1Seq commits were applied
+// since phase 1 (only possible after the lease revoked the token).
+func rule9(seq, phase1Seq uint64) *frameError {
+	return &frameError{rule: 9,
+		msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-phase1Seq)}
+}
+
+// pinToken makes the token irrevocable; if the lease took it, it queues
+// again, ahead of the connections that arrived after this one
+// (commit.Token.Requeue). If a commit was applied meanwhile the commit is
+// refused (rule 9, or 6 and 7 first) without queueing. The error ends the
+// connection (shutdown).
+func (c *conn) pinToken(phase1Seq uint64, f frames) (*refusal, error) {
+	s := c.s
 	for !c.hold.Pin() {
 		prev := c.hold
 		c.hold = nil
-		if seq := s.token.Seq(); seq != s0 {
+		if seq := s.token.Seq(); seq != phase1Seq {
 			// Rule 9 is decided already (the sequence only grows): answer
 			// without queueing, after rules 6 and 7.
 			s.allocMu.Lock()
 			fe := c.checkOwners(f)
 			s.allocMu.Unlock()
 			if fe != nil {
-				return c.refuse(statusRefused, fe, len(data))
+				return &refusal{*fe, statusRefused}, nil
 			}
-			return c.refuse(statusInvalid, &frameError{rule: 9,
-				msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-s0)}, len(data))
+			return &refusal{*rule9(seq, phase1Seq), statusInvalid}, nil
 		}
 		c.log.Info("commit token was revoked by the lease; queueing again")
 		h, err := s.token.Requeue(s.hard, prev)
 		if err != nil {
-			return errStopping
+			return nil, errStopping
 		}
 		c.hold = h
 	}
+	return nil, nil
+}
 
-	// Rules 6 and 7 under allocMu. Committing ROOT_OID before it has a
-	// record keeps allocMu through the apply so that root release (A5)
-	// cannot hand it out meanwhile. The deferred unlock covers panics.
+// stage decides rules 6, 7, 9, 10 and 11 with the token pinned, stages the
+// commit, announces it (unused set, invalidations), passes the token on
+// and then waits for durability and replies.
+func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) error {
+	s := c.s
+	// Rules 6 and 7 under allocMu. The first commit of ROOT_OID keeps
+	// allocMu through the apply so that root release (A5) cannot hand it
+	// out meanwhile (root.go). The deferred unlock covers panics.
 	s.allocMu.Lock()
 	locked := true
 	unlock := func() {
@@ -318,35 +362,34 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	defer unlock()
 	if fe := c.checkOwners(f); fe != nil {
 		unlock()
-		return c.refuse(statusRefused, fe, len(data))
+		return c.refuse(statusRefused, fe, dataLen)
 	}
-	if sorted[0] != record.RootOID || s.rootStored {
+	if !s.root.firstCommit(sorted) {
 		unlock()
 	}
 
 	// Rule 9: only possible after a revocation.
-	if seq := s.token.Seq(); seq != s0 {
+	if seq := s.token.Seq(); seq != phase1Seq {
 		unlock()
-		return c.refuse(statusInvalid, &frameError{rule: 9,
-			msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-s0)}, len(data))
+		return c.refuse(statusInvalid, rule9(seq, phase1Seq), dataLen)
 	}
 
-	// Taken (queued in the engine): what it stores is known, so the token
+	// Staged (queued in the engine): what it stores is known, so the token
 	// can pass on now; the writes happen in Wait, batched with the commits
-	// taken meanwhile. Loads of these oids wait for them. A refusal here
+	// staged meanwhile. Loads of these oids wait for them. A refusal here
 	// (rule 10 or 11) has no effect at all: nothing was invalidated, no
 	// oid left the unused set and the sequence did not move.
-	p, err := s.st.Commit(s.hard, f.recs)
+	p, err := s.st.Stage(s.hard, f.recs)
 	if err != nil {
 		unlock()
-		return c.commitFailed(err, len(data))
+		return c.commitFailed(err, dataLen)
 	}
 	if locked {
 		// The first record of the root: applied before the root counts as
 		// stored (A5), with allocMu and the token held (once per database).
 		if err := p.Wait(s.hard); err != nil {
 			unlock()
-			return c.waitFailed(err, len(data))
+			return c.waitFailed(err, dataLen)
 		}
 	}
 
@@ -354,15 +397,12 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	// them for everybody else (I1, I6), still under the token. If the
 	// commit is refused in Wait, the invalidations were needless, never
 	// wrong (the others reload the record stored before), and the oids
-	// go back to the unused set below.
+	// go back to the unused set (awaitDurable).
 	if !locked {
 		s.allocMu.Lock()
 		locked = true
 	}
-	if sorted[0] == record.RootOID {
-		s.rootStored = true
-		s.rootReleasedLocked()
-	}
+	s.root.committed(sorted)
 	var taken []run
 	if c.unusedN > 0 {
 		taken = s.owners.removeSorted(sorted, c)
@@ -374,14 +414,20 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 	c.hold = nil
 
 	if s.cfg.GCBytes > 0 {
-		if s.gcAcc.Add(int64(len(data))+8) >= s.cfg.GCBytes && s.st.Pack() {
+		if s.gcAcc.Add(int64(dataLen)+8) >= s.cfg.GCBytes && s.st.Pack() {
 			s.gcAcc.Store(0)
 			c.log.Info("gcbytes reached: full collection started", "gcbytes", s.cfg.GCBytes)
 		}
 	}
+	return c.awaitDurable(p, taken, dataLen)
+}
 
-	// Apply and durability without the token: one transaction and one
-	// flush cover many commits.
+// awaitDurable waits, without the token, for the staged commit p to be
+// applied and durable (one transaction and one flush cover many commits)
+// and replies. If p is refused, the oids taken from c's unused set go
+// back.
+func (c *conn) awaitDurable(p Pending, taken []run, dataLen int) error {
+	s := c.s
 	tw := time.Now()
 	if err := p.Wait(s.hard); err != nil {
 		if !errors.Is(err, ErrNotDurable) && s.hard.Err() == nil {
@@ -393,7 +439,7 @@ func (c *conn) apply(s0 uint64, data []byte) error {
 			c.unusedN += runsLen(taken)
 			s.allocMu.Unlock()
 		}
-		return c.waitFailed(err, len(data))
+		return c.waitFailed(err, dataLen)
 	}
 	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.w.WriteByte(statusOK)

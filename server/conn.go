@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/durusbdb/durusbdb/txn"
+	"github.com/durusbdb/durusbdb/commit"
 )
 
 // Buffer sizes of a connection: small enough that 4096 idle connections
@@ -60,8 +60,8 @@ type conn struct {
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
-	hold   *txn.Hold   // commit token while held
-	ctimes commitTimes // commit in progress, for the observer
+	hold   *commit.Hold // commit token while held
+	ctimes commitTimes  // commit in progress, for the observer
 
 	stopping atomic.Bool  // graceful shutdown: the next read fails
 	killed   atomic.Value // string: why another goroutine closed nc

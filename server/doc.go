@@ -8,10 +8,14 @@
 // drained (or before the goroutine blocks on something else), so pipelined
 // requests are answered in batches. Loads, syncs, allocations and packs of
 // different connections run concurrently; commits are ordered by the commit
-// token (txn.Token, §5.4), which a connection holds from commit phase 1 until
-// its transaction is applied or refused, but never while waiting for
-// durability: the token is released before Pending.Wait, so one log flush
-// covers many connections' commits (group commit).
+// token (commit.Token, §5.4), which a connection holds from commit phase 1
+// until its transaction is staged (Storage.Stage: every refusal decided,
+// the commit queued) and announced (its oids invalidated for the other
+// connections), or refused. The token passes on before the commit is
+// applied: the writes and the flush happen in Pending.Wait, so one apply
+// transaction and one log flush cover many connections' commits. The whole
+// pipeline, its invariants and the lock graph are described in
+// engine/pipeline.go; ROOT_OID's special rules are in root.go.
 //
 // Per-connection state is the invalid set (oids to report at the next S or
 // commit phase 1) and the unused set (oids handed out by N/M and not yet

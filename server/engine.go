@@ -26,7 +26,7 @@ func (e engineStorage) AllocOIDs(n int) (uint64, error) { return e.db.AllocOIDs(
 
 func (e engineStorage) AllocCursor() uint64 { return e.db.AllocCursor() }
 
-func (e engineStorage) Commit(ctx context.Context, recs [][]byte) (Pending, error) {
+func (e engineStorage) Stage(ctx context.Context, recs [][]byte) (Pending, error) {
 	p, err := e.db.Stage(ctx, recs)
 	if err != nil {
 		return nil, engineError(err)

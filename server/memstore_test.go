@@ -26,7 +26,7 @@ type memStore struct {
 	packs     atomic.Int32
 	packing   atomic.Bool
 	commits   atomic.Int32
-	onCommit  func() // called inside Commit (before applying)
+	onCommit  func() // called inside Stage (before applying)
 }
 
 func newMemStore() *memStore { return &memStore{recs: map[uint64][]byte{}} }
@@ -74,7 +74,7 @@ func (p memPending) Wait(ctx context.Context) error {
 	return nil
 }
 
-func (m *memStore) Commit(ctx context.Context, recs [][]byte) (Pending, error) {
+func (m *memStore) Stage(ctx context.Context, recs [][]byte) (Pending, error) {
 	if m.onCommit != nil {
 		m.onCommit()
 	}

@@ -223,15 +223,15 @@ func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
 		}
 		out = append(out, o.runs[pos:i]...)
 		lo := r.lo
-		for _, x := range sorted[k:j] {
-			if x > lo {
-				out = append(out, ownedRun{lo, x, c})
+		for _, cut := range sorted[k:j] {
+			if cut > lo {
+				out = append(out, ownedRun{lo, cut, c})
 			}
-			lo = x + 1
-			if n := len(taken); n > 0 && taken[n-1].hi == x {
+			lo = cut + 1
+			if n := len(taken); n > 0 && taken[n-1].hi == cut {
 				taken[n-1].hi++
 			} else {
-				taken = append(taken, run{x, x + 1})
+				taken = append(taken, run{cut, cut + 1})
 			}
 		}
 		if lo < r.hi {

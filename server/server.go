@@ -11,8 +11,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/durus/record"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // ErrServerClosed is returned by Serve when it is called on a server that
@@ -20,13 +20,13 @@ import (
 var ErrServerClosed = errors.New("server: closed")
 
 // Server serves one Storage to Durus clients. Create it with New, run it with
-// Serve or ListenAndServe; it stops on Q (as AllowQuit permits), on Close, or when
-// Serve's context ends.
+// Serve (Listen makes its listener); it stops on Q (as AllowQuit permits), on
+// Close, or when Serve's context ends.
 type Server struct {
 	cfg   Config
 	st    Storage
 	log   *slog.Logger
-	token *txn.Token
+	token *commit.Token
 
 	// soft ends at the start of shutdown (token waits are abandoned);
 	// hard ends when the shutdown timeout expires (durability waits too).
@@ -41,12 +41,11 @@ type Server struct {
 	nextID uint64
 	wg     sync.WaitGroup // connection goroutines
 
-	allocMu    sync.Mutex // guards owners, rootStored, roNext, conn.unusedN
-	owners     ownerRuns
-	rootStored bool   // ROOT_OID has a record (it is never removed, G5)
-	roNext     uint64 // read-only storage: next oid handed out from memory
-	roInit     bool
-	rootFreed  chan struct{} // closed when ROOT_OID leaves an unused set; nil if nobody waits
+	allocMu sync.Mutex // guards owners, root, roNext, roInit, conn.unusedN, conn.waitedRoot
+	owners  ownerRuns
+	root    rootState // ROOT_OID's rules (root.go)
+	roNext  uint64    // read-only storage: next oid handed out from memory
+	roInit  bool
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
@@ -60,7 +59,7 @@ func New(cfg Config, st Storage) *Server {
 		cfg:   cfg,
 		st:    st,
 		log:   cfg.Logger,
-		token: txn.NewToken(cfg.CommitLease),
+		token: commit.NewToken(cfg.CommitLease),
 		quit:  make(chan struct{}),
 		conns: make(map[*conn]struct{}),
 
@@ -70,9 +69,6 @@ func New(cfg Config, st Storage) *Server {
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	return s
 }
-
-// Token returns the server's commit token (for statistics and tests).
-func (s *Server) Token() *txn.Token { return s.token }
 
 // Close starts a graceful shutdown, as Q does; Serve then returns.
 func (s *Server) Close() { s.quitOnce.Do(func() { close(s.quit) }) }
@@ -211,7 +207,7 @@ func (s *Server) dropConn(c *conn) {
 	s.allocMu.Lock()
 	if c.unusedN > 0 {
 		if s.owners.owner(record.RootOID) == c {
-			s.rootReleasedLocked()
+			s.root.released()
 		}
 		s.owners.removeOwner(c)
 		c.unusedN = 0
@@ -301,108 +297,39 @@ func (s *Server) invalidate(rs []run, skip *conn) {
 	}
 }
 
-// rootWait is how long an allocation waits for another connection holding
-// an unstored ROOT_OID to go away. A stock client that takes oids 0…31 and
-// closes sends "." and disconnects; the next client may connect and ask for
-// oids before the server has read that, and should still get ROOT_OID (C39).
-// A connection waits at most once.
-const rootWait = 200 * time.Millisecond
-
-// rootReleasedLocked wakes allocations waiting for ROOT_OID. allocMu is held.
-func (s *Server) rootReleasedLocked() {
-	if s.rootFreed != nil {
-		close(s.rootFreed)
-		s.rootFreed = nil
-	}
-}
-
 // alloc hands n oids to c (A2–A6) and appends them to b.
 func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 	if n == 0 {
 		return b, nil
 	}
 	s.allocMu.Lock()
-	if ow := s.owners.owner(record.RootOID); ow != nil && ow != c && !s.rootStored && !c.waitedRoot {
-		// Once per connection (its first allocations are the ones racing
-		// with a departing root holder), so a holder that keeps ROOT_OID
-		// unstored cannot slow everybody's allocations down.
-		c.waitedRoot = true
-		if s.rootFreed == nil {
-			s.rootFreed = make(chan struct{})
-		}
-		ch := s.rootFreed
-		s.allocMu.Unlock()
-		t := time.NewTimer(rootWait)
-		select {
-		case <-ch:
-		case <-t.C:
-		case <-s.soft.Done():
-		}
-		t.Stop()
-		s.allocMu.Lock()
-	}
 	defer s.allocMu.Unlock()
+	s.waitRootLocked(c)
 	if c.unusedN+uint64(n) > uint64(s.cfg.MaxUnused) {
 		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, s.cfg.MaxUnused)
 	}
-	// A5 root release: ROOT_OID without a record and in nobody's unused set
-	// is handed out again, first.
-	if !s.rootStored && s.owners.owner(record.RootOID) == nil && s.allocCursorLocked() > 0 {
-		exists, err := s.rootExists()
-		if err != nil {
-			return b, err
-		}
-		if exists {
-			s.rootStored = true
-		} else {
-			b = record.AppendOID(b, record.RootOID)
-			s.owners.add(record.RootOID, record.RootOID+1, c)
-			c.unusedN++
-			n--
-		}
+	b, took, err := s.takeRootLocked(c, b)
+	if err != nil {
+		return b, err
+	}
+	if took {
+		n--
 	}
 	if n == 0 {
 		return b, nil
 	}
 	var first uint64
 	if s.st.ReadOnly() {
-		// §8: oids from memory, never persisted, never committable.
-		if !s.roInit {
-			s.roNext, s.roInit = s.st.AllocCursor(), true
+		if first, err = s.allocReadOnlyLocked(n); err != nil {
+			return b, err
 		}
-		if s.roNext == record.RootOID {
-			exists, err := s.rootExists()
-			if err != nil {
-				return b, err
-			}
-			if exists {
-				s.roNext++
-			}
-		}
-		first = s.roNext
-		s.roNext += uint64(n)
 	} else {
-		var err error
 		first, err = s.st.AllocOIDs(n)
 		if err != nil {
 			return b, fmt.Errorf("allocating %d oids: %w", n, err)
 		}
-		// ROOT_OID committed before anybody asked for oids (C31): never
-		// hand it out; the next oid of the run replaces it.
-		exists := s.rootStored
-		if first == record.RootOID && !exists {
-			if exists, err = s.rootExists(); err != nil {
-				// The run is reserved (A4) but handed to nobody: those
-				// oids are lost, never reused (A1).
-				return b, err
-			}
-		}
-		if first == record.RootOID && exists {
-			s.rootStored = true
-			if _, err := s.st.AllocOIDs(1); err != nil {
-				return b, fmt.Errorf("allocating 1 oid: %w", err)
-			}
-			first++
+		if first, err = s.skipRootLocked(first); err != nil {
+			return b, err
 		}
 	}
 	for o := first; o < first+uint64(n); o++ {
@@ -413,6 +340,27 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 	return b, nil
 }
 
+// allocReadOnlyLocked hands out n oids from memory on a read-only storage
+// (§8: never persisted, never committable) and returns the first.
+// s.allocMu is held.
+func (s *Server) allocReadOnlyLocked(n int) (uint64, error) {
+	if !s.roInit {
+		s.roNext, s.roInit = s.st.AllocCursor(), true
+	}
+	if s.roNext == record.RootOID {
+		exists, err := s.rootExists()
+		if err != nil {
+			return 0, err
+		}
+		if exists {
+			s.roNext++
+		}
+	}
+	first := s.roNext
+	s.roNext += uint64(n)
+	return first, nil
+}
+
 // allocCursorLocked is the allocation cursor h (A4), counting oids handed
 // out from memory on a read-only storage.
 func (s *Server) allocCursorLocked() uint64 {
@@ -420,20 +368,6 @@ func (s *Server) allocCursorLocked() uint64 {
 		return s.roNext
 	}
 	return s.st.AllocCursor()
-}
-
-// rootExists reports whether ROOT_OID has a record. Only ErrNoRecord
-// means absent: any other Load error is returned, so that a root that may
-// exist is never handed out as new (A5).
-func (s *Server) rootExists() (bool, error) {
-	_, err := s.st.Load(record.RootOID)
-	switch {
-	case err == nil:
-		return true, nil
-	case errors.Is(err, ErrNoRecord):
-		return false, nil
-	}
-	return false, fmt.Errorf("server: looking up ROOT_OID: %w", err)
 }
 
 // addrString formats a listener or peer address for logs; abstract unix

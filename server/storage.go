@@ -9,7 +9,7 @@ import (
 // through Engine; tests may use a fake.
 //
 // Load, AllocOIDs, AllocCursor, Pack and ReadOnly are called concurrently
-// from many connections. Commit is called by one connection at a time (the
+// from many connections. Stage is called by one connection at a time (the
 // holder of the commit token), after the server has checked rules 1–9 of
 // PROTOCOL.md §5.5.
 type Storage interface {
@@ -21,17 +21,17 @@ type Storage interface {
 	AllocOIDs(n int) (first uint64, err error)
 	// AllocCursor returns h: every oid below h has been handed out or reserved.
 	AllocCursor() uint64
-	// Commit takes recs (full records, oid first) to be applied atomically,
-	// after every commit taken before: it may return before they are
+	// Stage takes recs (full records, oid first) to be applied atomically,
+	// after every commit staged before: it may return before they are
 	// applied (the engine queues them, so the token passes on before the
 	// writes), but from its return a Load of one of their oids returns them
 	// or, if the commit is refused, the record stored before. Pending.Wait
 	// returns once they are applied and durable. A reference to an oid
-	// neither stored nor in recs fails, from Commit or from Wait, with an
+	// neither stored nor in recs fails, from Stage or from Wait, with an
 	// error wrapping ErrDangling; a flush failure after the apply, from
 	// Wait, wraps ErrNotDurable; any other error means the storage failed
 	// and nothing was applied.
-	Commit(ctx context.Context, recs [][]byte) (Pending, error)
+	Stage(ctx context.Context, recs [][]byte) (Pending, error)
 	// Pack starts a full collection in the background; false if one is
 	// running or the storage is read-only.
 	Pack() bool
@@ -39,11 +39,11 @@ type Storage interface {
 	ReadOnly() bool
 }
 
-// Pending is a commit taken by Storage.Commit, perhaps not yet applied or
+// Pending is a commit staged by Storage.Stage, perhaps not yet applied or
 // durable.
 type Pending interface {
 	// Wait returns once the commit is applied and durable (group commit),
-	// with its outcome (see Storage.Commit).
+	// with its outcome (see Storage.Stage).
 	Wait(ctx context.Context) error
 }
 

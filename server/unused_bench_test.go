@@ -178,7 +178,7 @@ func BenchmarkRemoveSorted(b *testing.B) {
 }
 
 // quickStore is a minimal in-memory Storage whose allocations never wait
-// for a commit (memStore holds one lock through Commit), so that a test
+// for a commit (memStore holds one lock through Stage), so that a test
 // measures what the server itself makes N wait for.
 type quickStore struct {
 	cursor atomic.Uint64
@@ -204,7 +204,7 @@ func (q *quickStore) AllocOIDs(n int) (uint64, error) {
 
 func (q *quickStore) AllocCursor() uint64 { return q.cursor.Load() }
 
-func (q *quickStore) Commit(_ context.Context, recs [][]byte) (Pending, error) {
+func (q *quickStore) Stage(_ context.Context, recs [][]byte) (Pending, error) {
 	for _, r := range recs {
 		p, err := record.Parse(r)
 		if err != nil {

@@ -1,14 +1,14 @@
-package txn_test
+package commit_test
 
 import (
 	"context"
 	"testing"
 	"time"
 
+	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 	"github.com/durusbdb/durusbdb/leveldb"
-	"github.com/durusbdb/durusbdb/txn"
 )
 
 // TestGroupPanicInTxnFreesStore: the flush function writes in a kv
@@ -23,7 +23,7 @@ func TestGroupPanicInTxnFreesStore(t *testing.T) {
 	}
 	defer s.Close()
 	boom := true
-	g := txn.NewGroup(func() error {
+	g := commit.NewGroup(func() error {
 		return kv.Update(context.Background(), s, kv.NoSync, func(tx kv.Txn) error {
 			if err := tx.Put("objects", []byte("k"), []byte("v")); err != nil {
 				return err

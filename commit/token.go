@@ -1,4 +1,4 @@
-package txn
+package commit
 
 import (
 	"context"
@@ -30,10 +30,12 @@ const DefaultLease = 5 * time.Second
 // exceed the lease: a holder granted then may be revoked before its data
 // arrives; its Requeue keeps its old arrival, so it is granted next.
 //
-// The Token also keeps the commit sequence number: Done(true) increases it,
-// so a holder whose Hold was revoked can tell, by comparing Seq with the value
-// its first Hold was granted at, whether any commit was applied meanwhile
-// (rule 9 of §5.5).
+// The Token also keeps the commit sequence number: Done(true) increases it.
+// The server calls Done(true) once a commit is staged and announced (its
+// invalidations sent), before it is applied, so Seq counts the commits
+// passed under the token, not those applied. A holder whose Hold was
+// revoked can tell, by comparing Seq with the value its first Hold was
+// granted at, whether any commit was passed meanwhile (rule 9 of §5.5).
 //
 // A Token is safe for concurrent use. The zero value is not usable; call
 // NewToken.
@@ -43,9 +45,9 @@ type Token struct {
 	mu      sync.Mutex
 	holder  *Hold   // current holder, nil when free
 	waiters []*Hold // FIFO of holds not yet granted
-	seq     uint64  // applied commits
+	seq     uint64  // commits passed with Done(true)
 	timer   *time.Timer
-	revokes uint64 // number of revocations (for tests and stats)
+	revokes uint64 // number of revocations (Revocations)
 }
 
 // holdState is the life cycle of a Hold.
@@ -79,25 +81,24 @@ func NewToken(lease time.Duration) *Token {
 	return &Token{lease: lease}
 }
 
-// Lease returns the token's lease.
-func (t *Token) Lease() time.Duration { return t.lease }
-
-// Seq returns the number of transactions applied under the token so far
-// (calls of Hold.Done(true)).
+// Seq returns the number of commits passed under the token so far (calls
+// of Hold.Done(true)); the server passes a commit once it is staged.
 func (t *Token) Seq() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.seq
 }
 
-// Revocations returns how many holds the lease has revoked so far.
+// Revocations returns how many holds the lease has revoked so far (the
+// server's tests check the lease with it).
 func (t *Token) Revocations() uint64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.revokes
 }
 
-// Waiting returns the number of callers queued for the token.
+// Waiting returns the number of callers queued for the token (the
+// server's tests wait for queued stallers with it).
 func (t *Token) Waiting() int {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -248,14 +249,8 @@ func (t *Token) expire() {
 // Seq returns the Token's sequence number at the moment h was granted.
 func (h *Hold) Seq() uint64 { return h.seq }
 
-// Revoked reports whether the lease has taken the token away from h.
-func (h *Hold) Revoked() bool {
-	h.t.mu.Lock()
-	defer h.t.mu.Unlock()
-	return h.state == holdRevoked
-}
-
-// Pin makes h irrevocable while its holder applies a transaction. It
+// Pin makes h irrevocable while its holder decides and stages a
+// transaction. It
 // returns false if h was revoked (or already ended); the caller then holds
 // nothing and must Acquire again.
 func (h *Hold) Pin() bool {
@@ -272,10 +267,11 @@ func (h *Hold) Pin() bool {
 	return false
 }
 
-// Done ends h. If applied is true the Token's sequence number increases
-// (only a pinned hold may apply). The token passes to the next waiter.
-// Done on a revoked or ended hold does nothing; applied is then ignored.
-func (h *Hold) Done(applied bool) {
+// Done ends h. If passed is true (a commit was staged and announced under
+// h) the Token's sequence number increases; only a pinned hold may pass a
+// commit. The token passes to the next waiter. Done on a revoked or ended
+// hold does nothing; passed is then ignored.
+func (h *Hold) Done(passed bool) {
 	t := h.t
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -284,9 +280,9 @@ func (h *Hold) Done(applied bool) {
 	default:
 		return
 	}
-	if applied {
+	if passed {
 		if h.state != holdPinned {
-			panic("txn: Hold.Done(true) on a hold that is not pinned")
+			panic("commit: Hold.Done(true) on a hold that is not pinned")
 		}
 		t.seq++
 	}

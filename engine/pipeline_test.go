@@ -29,7 +29,7 @@ func TestStageBatch(t *testing.T) {
 		db := newTestDB(t, kind)
 		mustAlloc(t, db, 64)
 		mustCommit(t, db, rec(0, 1), rec(1))
-		runs := db.applier.Flushes()
+		runs := db.pipe.runs.Flushes()
 
 		a := mustStage(t, db, rec(2), record.Build(1, []byte("v1"), 2))
 		// 40: allocated, never stored. Rule 10 is decided by Stage: the
@@ -39,7 +39,7 @@ func TestStageBatch(t *testing.T) {
 		}
 		b := mustStage(t, db, record.Build(1, []byte("v2"), 2), rec(4))
 		c := mustStage(t, db, rec(0, 1, 4))
-		if n := db.staged.Load(); n != 4 {
+		if n := db.pipe.staged.Load(); n != 4 {
 			t.Fatalf("in flight %d oids, want 4 (1 2 4 0)", n)
 		}
 		if err := c.Wait(context.Background()); err != nil {
@@ -50,7 +50,7 @@ func TestStageBatch(t *testing.T) {
 				t.Fatalf("wait: %v", err)
 			}
 		}
-		if got := db.applier.Flushes() - runs; got != 1 {
+		if got := db.pipe.runs.Flushes() - runs; got != 1 {
 			t.Fatalf("%d apply runs for 3 staged commits, want 1", got)
 		}
 		if got, _ := db.Load(1); !bytes.Equal(got, record.Build(1, []byte("v2"), 2)) {
@@ -62,8 +62,8 @@ func TestStageBatch(t *testing.T) {
 		if n, _ := db.Size(); n != 4 {
 			t.Fatalf("size %d, want 4 (0 1 2 4)", n)
 		}
-		if db.staged.Load() != 0 || len(db.inflight) != 0 {
-			t.Fatalf("in-flight set not empty after the run: %v", db.inflight)
+		if db.pipe.staged.Load() != 0 || len(db.pipe.inflight) != 0 {
+			t.Fatalf("in-flight set not empty after the run: %v", db.pipe.inflight)
 		}
 		verifyInvariants(t, db)
 	})
@@ -77,12 +77,12 @@ func TestStageLoadWaits(t *testing.T) {
 		db := newTestDB(t, kind)
 		mustAlloc(t, db, 8)
 		mustCommit(t, db, rec(0, 1), rec(1))
-		runs := db.applier.Flushes()
+		runs := db.pipe.runs.Flushes()
 		p := mustStage(t, db, record.Build(1, []byte("new")))
 		if got, err := db.Load(0); err != nil || !bytes.Equal(got, rec(0, 1)) {
 			t.Fatalf("load 0: %q %v", got, err)
 		}
-		if db.applier.Flushes() != runs {
+		if db.pipe.runs.Flushes() != runs {
 			t.Fatal("load of an oid not staged ran the queue")
 		}
 		got, err := db.Load(1)
@@ -230,7 +230,7 @@ func TestStageConcurrent(t *testing.T) {
 				t.Fatalf("oid %d = %q, want the last staged %q", oid, got, want)
 			}
 		}
-		if db.rc.hits.Load() == 0 {
+		if db.cache.hits.Load() == 0 {
 			t.Fatal("the readers never hit the record cache: the test proves nothing about it")
 		}
 		verifyInvariants(t, db)

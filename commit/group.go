@@ -1,4 +1,4 @@
-package txn
+package commit
 
 import (
 	"context"
@@ -10,11 +10,14 @@ import (
 
 // ErrFlushPanicked is the error (errors.Is) that the other members of a
 // group get when the flush function panicked on its leader's goroutine.
-var ErrFlushPanicked = errors.New("txn: group flush panicked")
+var ErrFlushPanicked = errors.New("commit: group flush panicked")
 
-// Group is group commit: many goroutines wait for their already-applied
-// transactions to become durable, and one call of the flush function covers
-// every waiter present when it starts.
+// Group is leader/follower batching (group commit): many goroutines wait,
+// and one call of the flush function covers every waiter present when it
+// starts. The engine runs two (engine/pipeline.go): apply runs, whose
+// function writes every staged commit in one transaction, and group
+// flushes, whose function applies what is queued and then makes it durable
+// with one kv.Store.Flush.
 //
 // Leader/follower: a waiter arriving when no flush runs flushes at once on
 // its own goroutine (no hand-off to another goroutine, whose scheduling
@@ -35,7 +38,7 @@ type Group struct {
 	running bool   // a leader is flushing; owned by mu
 
 	flushes atomic.Uint64
-	waits   atomic.Uint64
+	waits   atomic.Uint64 // Wait calls (Waits, for tests)
 }
 
 // batch is one group: the waiters covered by one flush.
@@ -99,7 +102,7 @@ func (g *Group) lead(b *batch) (err error) {
 		}
 		// The flush panicked or called runtime.Goexit: end b anyway.
 		r := recover()
-		b.err = fmt.Errorf("txn: flush panicked: %v: %w", r, ErrFlushPanicked)
+		b.err = fmt.Errorf("commit: flush panicked: %v: %w", r, ErrFlushPanicked)
 		g.finish(b)
 		if r != nil {
 			panic(r)
@@ -128,6 +131,3 @@ func (g *Group) finish(b *batch) {
 
 // Flushes returns how many flushes the Group has run.
 func (g *Group) Flushes() uint64 { return g.flushes.Load() }
-
-// Waits returns how many Wait calls the Group has seen.
-func (g *Group) Waits() uint64 { return g.waits.Load() }

@@ -1,0 +1,18 @@
+package commit
+
+import "time"
+
+// Test-only views of the Token, the Hold and the Group.
+
+// Lease returns the token's lease.
+func (t *Token) Lease() time.Duration { return t.lease }
+
+// Revoked reports whether the lease has taken the token away from h.
+func (h *Hold) Revoked() bool {
+	h.t.mu.Lock()
+	defer h.t.mu.Unlock()
+	return h.state == holdRevoked
+}
+
+// Waits returns how many Wait calls the Group has seen.
+func (g *Group) Waits() uint64 { return g.waits.Load() }
