@@ -13,6 +13,3 @@ func (h *Hold) Revoked() bool {
 	defer h.t.mu.Unlock()
 	return h.state == holdRevoked
 }
-
-// Waits returns how many Wait calls the Group has seen.
-func (g *Group) Waits() uint64 { return g.waits.Load() }

@@ -131,3 +131,8 @@ func (g *Group) finish(b *batch) {
 
 // Flushes returns how many flushes the Group has run.
 func (g *Group) Flushes() uint64 { return g.flushes.Load() }
+
+// Waits returns how many Wait calls the Group has seen: tests of the
+// packages above wait on it until their committers have piled up behind
+// a flush.
+func (g *Group) Waits() uint64 { return g.waits.Load() }

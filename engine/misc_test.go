@@ -14,7 +14,7 @@ import (
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/txn"
+	"github.com/durusbdb/durusbdb/commit"
 )
 
 // TestGroupCommit: concurrent sync commits share flushes, and every
@@ -42,7 +42,7 @@ func testGroupCommitShares(t *testing.T, kind string) {
 	mustCommit(t, db, rec(0))
 	started, release := make(chan struct{}), make(chan struct{})
 	var calls atomic.Int32
-	db.group = txn.NewGroup(func() error {
+	db.pipe.flushes = commit.NewGroup(func() error {
 		if calls.Add(1) == 1 {
 			close(started)
 			<-release
@@ -78,7 +78,7 @@ func testGroupCommitShares(t *testing.T, kind string) {
 	for _, oid := range oids[1:] {
 		go commit(oid)
 	}
-	testwait.For(t, "the other committers to wait for a flush", func() bool { return db.group.Waits() == n })
+	testwait.For(t, "the other committers to wait for a flush", func() bool { return db.pipe.flushes.Waits() == n })
 	close(release)
 	wg.Wait()
 	if c := calls.Load(); c != 2 {
