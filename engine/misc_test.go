@@ -11,10 +11,10 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/commit"
 )
 
 // TestGroupCommit: concurrent sync commits share flushes, and every
