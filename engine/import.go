@@ -59,8 +59,9 @@ type ImportStats struct {
 // and Open reports ErrImportIncomplete. Commits wait while Import runs.
 //
 // Memory: 8 bytes per record read, 4 bytes per oid up to the largest
-// referenced one (a map entry per referenced oid if oids are sparse, see
-// degrees.go), plus two batches in flight.
+// referenced one (up to 25% more while the slice grows; a map entry per
+// referenced oid at or above denseDegreeLimit, see degrees.go), plus two
+// batches in flight.
 func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error) error, opts ImportOptions) (ImportStats, error) {
 	start := time.Now()
 	var st ImportStats
