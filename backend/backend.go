@@ -8,12 +8,10 @@ package backend
 import (
 	"errors"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/dbdir"
-	"os"
-	"path/filepath"
-	"slices"
 	"strings"
+	"syscall"
 
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -57,42 +55,24 @@ func Default() string { return Compiled()[0] }
 // for an empty directory (or one holding only files we may ignore).
 // Anything else is ErrUnknownLayout, naming the directory and its files.
 func Detect(dir string) (string, error) {
-	fi, err := os.Stat(dir)
+	l, err := dbdir.Detect(dir)
+	if errors.Is(err, syscall.ENOTDIR) {
+		return "", fmt.Errorf("backend: %s is not a directory (a database is a directory that must already exist)", dir)
+	}
 	if err != nil {
 		return "", fmt.Errorf("backend: database directory %s: %w", dir, err)
 	}
-	if !fi.IsDir() {
-		return "", fmt.Errorf("backend: %s is not a directory (a database is a directory that must already exist)", dir)
-	}
-	if exists(filepath.Join(dir, "meta.db")) {
+	switch l.Kind {
+	case dbdir.BDB:
 		return BDB, nil
-	}
-	if exists(filepath.Join(dir, "CURRENT")) {
+	case dbdir.LevelDB:
 		return LevelDB, nil
-	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return "", fmt.Errorf("backend: read directory %s: %w", dir, err)
-	}
-	var names []string
-	for _, e := range ents {
-		if dbdir.Ignorable(e.Name(), e.Type()) {
-			continue
-		}
-		names = append(names, e.Name())
-	}
-	if len(names) == 0 {
+	case dbdir.Empty:
 		return "", nil
 	}
-	slices.Sort(names)
-	if len(names) > 10 {
-		names = append(names[:10], "…")
-	}
 	return "", fmt.Errorf("backend: %s holds %s, which is not a durusbdb layout (supported: durusbdb/1 on Berkeley DB with meta.db, or on LevelDB with CURRENT): %w",
-		dir, strings.Join(names, ", "), ErrUnknownLayout)
+		dir, l.List(), ErrUnknownLayout)
 }
-
-func exists(p string) bool { _, err := os.Stat(p); return err == nil }
 
 // Open opens (or, with opts.Create, creates) the store in opts.Dir. kind
 // names the backend for a new database ("" = Default()); for an existing

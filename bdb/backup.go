@@ -5,7 +5,6 @@ package bdb
 import (
 	"encoding/binary"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -48,12 +49,8 @@ func JoinEnv(dir string, cacheSize int64) (*Env, error) {
 	flags := libdb.InitTxn | libdb.InitLog | libdb.InitLock |
 		libdb.InitMpool | libdb.Thread
 	if err := le.Open(dir, flags, 0); err != nil {
-		msg := le.LastError()
+		e := envError(le, "join environment "+dir, err)
 		le.Close(0)
-		e := wrap("join environment "+dir, err)
-		if msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
-		}
 		return nil, e
 	}
 	return &Env{dir: dir, env: le, txns: make(map[*Txn]struct{}), dbs: make(map[*DB]struct{})}, nil
@@ -121,23 +118,27 @@ type RecoverInfo struct {
 // removes its region files, so that the next open sizes them itself. See
 // DB_ENV->open with DB_RECOVER or DB_RECOVER_FATAL.
 func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
-	var info RecoverInfo
 	le, err := libdb.EnvCreate()
 	if err != nil {
-		return info, wrap("create environment "+dir, err)
+		return RecoverInfo{}, wrap("create environment "+dir, err)
 	}
+	// The environment and the message file are closed on every path; a
+	// failure before the environment's own close reports libdb's last
+	// message with it.
 	var mf *libdb.MsgFile
-	fail := func(what string, err error) (RecoverInfo, error) {
-		msg := le.LastError()
-		le.Close(0)
+	defer func() {
 		if mf != nil {
 			mf.Close()
 		}
-		e := wrap(what+" "+dir, err)
-		if msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
+	}()
+	open := true
+	defer func() {
+		if open {
+			le.Close(0)
 		}
-		return info, e
+	}()
+	fail := func(what string, err error) (RecoverInfo, error) {
+		return RecoverInfo{}, envError(le, what+" "+dir, err)
 	}
 	cache := opts.CacheSize
 	if cache <= 0 {
@@ -157,23 +158,9 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 			return fail("set verbose recovery on", err)
 		}
 	}
-	what := "recover"
-	if !opts.Until.IsZero() {
-		opts.Catastrophic = true
-		until := opts.Until.UTC().Format(time.RFC3339)
-		if err := le.SetTxTimestamp(opts.Until); err != nil {
-			return fail("set recovery time "+until+" of", err)
-		}
-		what = "catastrophic recovery until " + until + " of"
-	} else if opts.Catastrophic {
-		what = "catastrophic recovery of"
-	}
-	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
-		libdb.InitMpool | libdb.Thread
-	if opts.Catastrophic {
-		flags |= libdb.RecoverFatal
-	} else {
-		flags |= libdb.Recover
+	what, flags, err := recoveryMode(le, opts)
+	if err != nil {
+		return fail(what, err)
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
 		return fail(what, err)
@@ -192,6 +179,46 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	if err := le.LogFlush(); err != nil {
 		return fail("flush the log after recovering", err)
 	}
+	info := recoveredInfo(le)
+	open = false
+	if err := le.Close(0); err != nil {
+		return info, wrap("close environment "+dir+" after recovery", err)
+	}
+	if err := libdb.EnvRemove(dir, 0); err != nil {
+		return info, wrap("remove region files of "+dir, err)
+	}
+	return info, nil
+}
+
+// recoveryMode returns the open flags of the recovery opts asks for
+// (normal, catastrophic, or catastrophic up to opts.Until, which it sets
+// on le) and what to call it in errors.
+func recoveryMode(le *libdb.Env, opts RecoverOptions) (string, uint32, error) {
+	what := "recover"
+	if !opts.Until.IsZero() {
+		opts.Catastrophic = true
+		until := opts.Until.UTC().Format(time.RFC3339)
+		if err := le.SetTxTimestamp(opts.Until); err != nil {
+			return "set recovery time " + until + " of", 0, err
+		}
+		what = "catastrophic recovery until " + until + " of"
+	} else if opts.Catastrophic {
+		what = "catastrophic recovery of"
+	}
+	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
+		libdb.InitMpool | libdb.Thread
+	if opts.Catastrophic {
+		flags |= libdb.RecoverFatal
+	} else {
+		flags |= libdb.Recover
+	}
+	return what, flags, nil
+}
+
+// recoveredInfo reads where the log of a just-recovered environment ends,
+// its last checkpoint and its log files.
+func recoveredInfo(le *libdb.Env) RecoverInfo {
+	var info RecoverInfo
 	if ls, err := le.LogStat(); err == nil {
 		info.EndFile, info.EndOffset = ls.CurFile, ls.CurOffset
 	}
@@ -202,23 +229,13 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 		sort.Strings(l)
 		info.LogFiles = l
 	}
-	err = le.Close(0)
-	if mf != nil {
-		mf.Close()
-	}
-	if err != nil {
-		return info, wrap("close environment "+dir+" after recovery", err)
-	}
-	if err := libdb.EnvRemove(dir, 0); err != nil {
-		return info, wrap("remove region files of "+dir, err)
-	}
-	return info, nil
+	return info
 }
 
-// LockDir takes the directory's exclusive flock (durusbdb.lock), as a
+// LockDir takes the directory lock exclusively (package dirlock), as a
 // writable OpenStore does; the error wraps kv.ErrInUse if another process
-// (a server) holds it. Close the file to release it.
-func LockDir(dir string) (*os.File, error) { return lockDir(dir, false) }
+// (a server) holds it. Close the lock to release it.
+func LockDir(dir string) (*dirlock.Lock, error) { return lockDir(dir, false) }
 
 // UpgradeFile upgrades the database file (relative to dir) in place to
 // Berkeley DB 5.3's format (a no-op for a current file) and, with

@@ -68,6 +68,10 @@ func TestMain(m *testing.M) {
 		crashChild(dir)
 		return
 	}
+	if js := os.Getenv("BDB_REPL_SITE"); js != "" {
+		replSiteMain(js)
+		return
+	}
 	os.Exit(m.Run())
 }
 

@@ -25,6 +25,17 @@
 // environment also sets DB_MULTIVERSION so that read transactions can use
 // snapshot isolation (below).
 //
+// # Replication
+//
+// EnvOptions.Repl opens the environment as a site of a Berkeley DB
+// Replication Manager group (repl.go, docs/REPLICATION.md): DB_INIT_REP
+// added, and no DB_MULTIVERSION, which panics replicas, so that snapshot
+// transactions are locking reads there. Only the master writes (a write on
+// a replica fails with ErrNotMaster); a commit too few replicas
+// acknowledged returns ErrPermFailed although libdb committed it locally;
+// Env.ReplStatus follows the role from repmgr's events; commit tokens
+// (Txn.CommitToken, Env.TxnApplied) give read-your-writes on another site.
+//
 // # Transactions and isolation
 //
 // Write transactions (Store.Begin(ctx, true)) are ordinary serializable
@@ -55,9 +66,9 @@
 // environment. It opens a private environment (DB_PRIVATE, cache
 // only, in process memory) and every database with DB_RDONLY, without
 // transactions, locking or logging, and creates no file in the directory.
-// It takes a shared flock on durusbdb.lock when that file exists, so it
-// fails with kv.ErrInUse while a writer owns the directory and a writer
-// fails while a reader is open. It reads the database files, which hold
+// It takes the directory lock shared (package dirlock: durusbdb.lock when
+// that file exists, and the directory), so it fails with kv.ErrInUse while
+// a writer owns the directory and a writer fails while a reader is open. It reads the database files, which hold
 // every committed transaction only after a clean close or a recovery. So
 // when the last writer did not close cleanly (NeedsRecovery), a read-only
 // open first runs normal recovery itself if the directory is writable and
@@ -96,4 +107,7 @@
 // ErrRunRecovery is kv.ErrNeedRecover, ErrClosed is kv.ErrClosed,
 // ErrTxnDone is kv.ErrTxnDone, ErrReadOnly is kv.ErrReadOnly; ENOSPC is
 // kv.ErrNoSpace and DB_VERIFY_BAD / DB_PAGE_NOTFOUND are kv.ErrCorrupt.
+// Replication adds ErrPermFailed, ErrNotMaster (also kv.ErrReadOnly),
+// ErrHandleDead (DB_REP_HANDLE_DEAD: reopen every handle), ErrRepUnavail
+// (DB_REP_UNAVAIL, DB_REP_LOCKOUT) and ErrTimeout (DB_TIMEOUT).
 package bdb

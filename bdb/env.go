@@ -3,7 +3,6 @@
 package bdb
 
 import (
-	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -21,24 +20,9 @@ type EnvOptions struct {
 	ReadOnly bool
 	// CacheSize in bytes; 0 means kv.DefaultCacheSize (64 MiB).
 	CacheSize int64
-	// LogAutoRemove removes log files as soon as they are no longer needed
-	// (DB_LOG_AUTO_REMOVE). Default false: logs are removed only by
-	// RemoveLogs, keeping them for catastrophic recovery and backups.
-	LogAutoRemove bool
-	// MaxLocks, MaxLockers and MaxObjects size the lock table; 0 means
-	// 100000 locks, 10000 lockers, 100000 objects.
-	MaxLocks, MaxLockers, MaxObjects uint32
-	// MaxTxns is the number of concurrently active transactions; 0 means
-	// 1024.
-	MaxTxns uint32
-	// LogBufferSize is the in-memory log buffer (DB_ENV->set_lg_bsize); 0
-	// means libdb's default (32 KiB).
-	LogBufferSize uint32
-	// FailChk installs an is_alive callback and a thread table of
-	// ThreadCount slots (0: 256) and opens with DB_FAILCHK, so that
-	// Env.FailChk can release what dead processes left locked.
-	FailChk     bool
-	ThreadCount uint32
+	// Repl, if set, opens a site of a replication group (DB_INIT_REP, no
+	// environment-wide DB_MULTIVERSION: it panics replicas); see repl.go.
+	Repl *ReplOptions
 }
 
 // Env is an open Berkeley DB environment: a directory of databases sharing
@@ -58,6 +42,8 @@ type Env struct {
 	closed bool
 	txns   map[*Txn]struct{}
 	dbs    map[*DB]struct{}
+
+	repl *replState // nil unless replicated
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -66,18 +52,16 @@ type Env struct {
 // DB_LOCK_DEFAULT detection and DB_MULTIVERSION. A writable open runs
 // normal recovery every time, rebuilding the regions, so the caller must
 // hold the directory lock (see LockDir): OpenEnv takes no flock itself.
+// With EnvOptions.Repl it opens a replication site instead: DB_INIT_REP
+// added, DB_MULTIVERSION left out, repmgr started (see repl.go).
 func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	le, err := libdb.EnvCreate()
 	if err != nil {
 		return nil, wrap("create environment "+dir, err)
 	}
 	fail := func(what string, err error) (*Env, error) {
-		msg := le.LastError()
+		e := envError(le, what+" "+dir, err)
 		le.Close(0)
-		e := wrap(what+" "+dir, err)
-		if msg != "" {
-			e = fmt.Errorf("%w (libdb: %s)", e, msg)
-		}
 		return nil, e
 	}
 	cache := opts.CacheSize
@@ -88,42 +72,27 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		return fail("set cache size of", err)
 	}
 	var flags uint32
+	if opts.ReadOnly && opts.Repl != nil {
+		return fail("open read-only replicated", errf("replication needs a writable environment"))
+	}
 	if opts.ReadOnly {
 		flags = libdb.Create | libdb.Private | libdb.InitMpool | libdb.Thread
 	} else {
 		if err := le.SetLkDetect(libdb.LockDefault); err != nil {
 			return fail("set deadlock detection of", err)
 		}
-		locks, lockers, objects := opts.MaxLocks, opts.MaxLockers, opts.MaxObjects
-		if locks == 0 {
-			locks = 100000
-		}
-		if lockers == 0 {
-			lockers = 10000
-		}
-		if objects == 0 {
-			objects = 100000
-		}
-		if err := le.SetLkMax(locks, lockers, objects); err != nil {
+		// The lock table: 100000 locks, 10000 lockers, 100000 objects;
+		// 1024 concurrently active transactions.
+		if err := le.SetLkMax(100000, 10000, 100000); err != nil {
 			return fail("size lock table of", err)
 		}
-		maxTxns := opts.MaxTxns
-		if maxTxns == 0 {
-			maxTxns = 1024
-		}
-		if err := le.SetTxMax(maxTxns); err != nil {
+		if err := le.SetTxMax(1024); err != nil {
 			return fail("size transaction table of", err)
 		}
-		if opts.LogBufferSize != 0 {
-			if err := le.SetLgBsize(opts.LogBufferSize); err != nil {
-				return fail("set log buffer of", err)
+		if opts.Repl == nil {
+			if err := le.SetFlags(libdb.Multiversion, true); err != nil {
+				return fail("set DB_MULTIVERSION on", err)
 			}
-		}
-		if err := le.SetFlags(libdb.Multiversion, true); err != nil {
-			return fail("set DB_MULTIVERSION on", err)
-		}
-		if err := le.LogSetConfig(libdb.LogAutoRemove, opts.LogAutoRemove); err != nil {
-			return fail("configure log removal of", err)
 		}
 		// DB_RECOVER needs DB_CREATE: recovery rebuilds the regions. Whether
 		// database files may be created is DBOptions.Create's business.
@@ -134,30 +103,35 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		// last checkpoint ends the log and recovery has nothing to replay.
 		flags = libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock |
 			libdb.InitMpool | libdb.Thread | libdb.Recover
-		if opts.FailChk {
-			n := opts.ThreadCount
-			if n == 0 {
-				n = 256
-			}
-			if err := le.SetThreadCount(n); err != nil {
-				return fail("set thread count of", err)
-			}
-			if err := le.SetIsAlive(); err != nil {
-				return fail("set is_alive of", err)
-			}
-			flags |= libdb.Failchk
+	}
+	var rs *replState
+	if opts.Repl != nil {
+		var err error
+		if rs, err = newReplState(le, *opts.Repl); err != nil {
+			return fail("configure replication of", err)
 		}
+		flags |= libdb.InitRep
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
+		defer rs.free() // after fail closed le
 		return fail("open environment", err)
 	}
-	return &Env{
+	e := &Env{
 		dir:      dir,
 		readOnly: opts.ReadOnly,
 		env:      le,
 		txns:     make(map[*Txn]struct{}),
 		dbs:      make(map[*DB]struct{}),
-	}, nil
+		repl:     rs,
+	}
+	if rs != nil {
+		if err := rs.start(); err != nil {
+			rs.stop()
+			defer rs.free()
+			return fail("start replication of", err)
+		}
+	}
+	return e, nil
 }
 
 // Dir returns the environment directory.
@@ -254,33 +228,6 @@ func (e *Env) LogFiles(all bool) ([]string, error) {
 	return l, wrap("list logs of "+e.dir, err)
 }
 
-// DataFiles lists the database files of the environment, relative to the
-// directory. See DB_ENV->log_archive with DB_ARCH_DATA.
-func (e *Env) DataFiles() ([]string, error) {
-	if err := e.enter(); err != nil {
-		return nil, err
-	}
-	defer e.leave()
-	if e.readOnly {
-		return nil, opErr("list data files of "+e.dir, ErrReadOnly, nil)
-	}
-	l, err := e.env.LogArchive(libdb.ArchData)
-	return l, wrap("list data files of "+e.dir, err)
-}
-
-// FailChk releases locks and aborts transactions of dead threads and
-// processes; it needs EnvOptions.FailChk. See DB_ENV->failchk.
-func (e *Env) FailChk() error {
-	if err := e.enter(); err != nil {
-		return err
-	}
-	defer e.leave()
-	if err := e.env.FailChk(); err != nil {
-		return wrap("failchk "+e.dir, err)
-	}
-	return nil
-}
-
 // Panic puts the environment, shared by every process that has it open,
 // into libdb's panic state (DB_PANIC_ENVIRONMENT): each later call of
 // every process fails with DB_RUNRECOVERY (ErrRunRecovery) until the
@@ -353,6 +300,8 @@ func (e *Env) Close() error {
 	e.closed = true
 	e.closing.Store(true)
 	e.mu.Unlock()
+	e.repl.stop()
+	defer e.repl.free()
 
 	var first error
 	keep := func(err error) {

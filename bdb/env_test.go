@@ -79,12 +79,6 @@ func TestEnvDBBasics(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if ok, err := d.Exists(tx, []byte("r050")); !ok || err != nil {
-			t.Fatalf("exists: %v %v", ok, err)
-		}
-		if ok, err := d.Exists(tx, []byte("zzz")); ok || err != nil {
-			t.Fatalf("exists missing: %v %v", ok, err)
-		}
 		c, err := d.Cursor(tx)
 		if err != nil {
 			t.Fatal(err)
@@ -115,9 +109,6 @@ func TestEnvDBBasics(t *testing.T) {
 		if err != nil || st.Keys != 101 || st.PageSize != 8192 {
 			t.Fatalf("stat %+v %v", st, err)
 		}
-		if n, err := d.Truncate(nil); err != nil || n != 101 {
-			t.Fatalf("truncate %d %v", n, err)
-		}
 		if err := d.Close(); err != nil {
 			t.Fatal(err)
 		}
@@ -134,10 +125,6 @@ func TestEnvDBBasics(t *testing.T) {
 	logs, err := e.LogFiles(true)
 	if err != nil || len(logs) == 0 || logs[0] != "log.0000000001" {
 		t.Fatalf("log files %q %v", logs, err)
-	}
-	data, err := e.DataFiles()
-	if err != nil || !slices.Contains(data, "basics0.db") {
-		t.Fatalf("data files %q %v", data, err)
 	}
 	if err := e.RemoveLogs(); err != nil {
 		t.Fatal(err)
@@ -349,6 +336,9 @@ func TestCloseReleasesWaiter(t *testing.T) {
 		defer wg.Done()
 		werr = d.Put(t2, []byte("k"), []byte("2")) // waits for t1
 	}()
+	// Gives the Put time to block on t1's lock: no statistic shows a
+	// lock wait to poll for. If it has not blocked yet, Close still has
+	// to end it; the test then checks less, it cannot fail wrongly.
 	time.Sleep(100 * time.Millisecond)
 	done := make(chan error, 1)
 	go func() { done <- e.Close() }()
@@ -367,25 +357,6 @@ func TestCloseReleasesWaiter(t *testing.T) {
 	}
 	if err := t2.Abort(); err != nil {
 		t.Fatalf("abort after close: %v", err)
-	}
-}
-
-func TestFailChk(t *testing.T) {
-	dir := t.TempDir()
-	e, err := bdb.OpenEnv(dir, bdb.EnvOptions{CacheSize: 8 << 20, FailChk: true, ThreadCount: 64})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	d, err := e.OpenDB("f.db", bdb.DBOptions{Create: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := d.Put(nil, []byte("k"), []byte("v")); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.FailChk(); err != nil {
-		t.Fatalf("failchk: %v", err)
 	}
 }
 

@@ -74,6 +74,16 @@ func (e *Error) Unwrap() []error {
 // own, positive: errno), or 0.
 func Code(err error) int { return libdb.Code(err) }
 
+// envError is wrap for a failure of the environment handle le, with
+// libdb's last message for it, which often says more than the code.
+func envError(le *libdb.Env, op string, err error) error {
+	e := wrap(op, err)
+	if msg := le.LastError(); msg != "" {
+		e = fmt.Errorf("%w (libdb: %s)", e, msg)
+	}
+	return e
+}
+
 // wrap converts an error of the libdb binding into an *Error naming op.
 func wrap(op string, err error) error {
 	if err == nil {
@@ -95,6 +105,9 @@ func wrap(op string, err error) error {
 		s = kv.ErrCorrupt
 	case int(syscall.ENOSPC):
 		s = kv.ErrNoSpace
+	}
+	if s == nil {
+		s = replSentinel(err)
 	}
 	return &Error{Op: op, Sentinel: s, Err: err}
 }

@@ -3,54 +3,28 @@
 package bdb
 
 import (
-	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"syscall"
 
-	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 )
 
-// LockFile is the advisory lock file FORMAT.md §1 names.
-const LockFile = "durusbdb.lock"
+// LockFile is the advisory lock file FORMAT.md §1 names (see dirlock).
+const LockFile = dirlock.File
 
-// lockDir takes the directory's flock: exclusive for a writer (creating
-// the file), shared for a read-only open (only if the file exists; nil
-// file and no error otherwise). A lock held elsewhere, by another process
-// or another open in this one, gives an error wrapping kv.ErrInUse.
-func lockDir(dir string, readOnly bool) (*os.File, error) {
-	path := filepath.Join(dir, LockFile)
-	var f *os.File
-	var err error
-	how := syscall.LOCK_EX
+// lockDir takes the directory lock (package dirlock): exclusive for a
+// writer (creating the lock file), shared for a read-only open (which
+// creates nothing). A lock held elsewhere, by another process or another
+// open in this one, gives an error wrapping kv.ErrInUse.
+func lockDir(dir string, readOnly bool) (*dirlock.Lock, error) {
+	mode := dirlock.Write
 	if readOnly {
-		how = syscall.LOCK_SH
-		f, err = os.Open(path)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, nil
-		}
-	} else {
-		f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+		mode = dirlock.Read
 	}
+	l, err := dirlock.Take(dir, mode)
 	if err != nil {
-		return nil, fmt.Errorf("bdb: lock %s: %w", dir, err)
+		return nil, fmt.Errorf("bdb: %w", err)
 	}
-	for {
-		err = syscall.Flock(int(f.Fd()), how|syscall.LOCK_NB)
-		if err != syscall.EINTR {
-			break
-		}
-	}
-	if err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("bdb: %s is in use (%s is locked by another process or open): %w", dir, LockFile, kv.ErrInUse)
-		}
-		return nil, fmt.Errorf("bdb: lock %s: %w", path, err)
-	}
-	return f, nil
+	return l, nil
 }
 
 // The lock file also says whether the directory's database files can be
@@ -66,21 +40,6 @@ const (
 	markClean = "durusbdb: closed cleanly\n"
 )
 
-// setMark replaces the content of the held lock file f with mark and syncs
-// it.
-func setMark(f *os.File, mark string) error {
-	if err := f.Truncate(0); err != nil {
-		return fmt.Errorf("bdb: mark %s: %w", f.Name(), err)
-	}
-	if _, err := f.WriteAt([]byte(mark), 0); err != nil {
-		return fmt.Errorf("bdb: mark %s: %w", f.Name(), err)
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("bdb: mark %s: %w", f.Name(), err)
-	}
-	return nil
-}
-
 // NeedsRecovery reports whether the Berkeley DB directory dir was last
 // open for writing by a process that did not close it (so its database
 // files may lag the log, and normal recovery must run before anything
@@ -90,11 +49,11 @@ func setMark(f *os.File, mark string) error {
 // region files were left behind (see Registered). The caller should hold
 // the directory lock, shared or exclusive, so that no writer is running.
 func NeedsRecovery(dir string) (bool, error) {
-	b, err := os.ReadFile(filepath.Join(dir, LockFile))
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return false, fmt.Errorf("bdb: read %s: %w", filepath.Join(dir, LockFile), err)
+	mark, err := dirlock.ReadMark(dir)
+	if err != nil {
+		return false, fmt.Errorf("bdb: %w", err)
 	}
-	switch string(b) {
+	switch mark {
 	case markClean:
 		return false, nil
 	case markOpen:
@@ -106,4 +65,12 @@ func NeedsRecovery(dir string) (bool, error) {
 // MarkRecovered records in the held exclusive lock file lock (see LockDir)
 // that dir was recovered and its environment closed: the database files
 // hold every committed transaction.
-func MarkRecovered(lock *os.File) error { return setMark(lock, markClean) }
+func MarkRecovered(lock *dirlock.Lock) error { return setMark(lock, markClean) }
+
+// setMark writes mark in the held lock.
+func setMark(lock *dirlock.Lock, mark string) error {
+	if err := lock.SetMark(mark); err != nil {
+		return fmt.Errorf("bdb: %w", err)
+	}
+	return nil
+}

@@ -7,18 +7,18 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -32,7 +32,7 @@ type Store struct {
 	log      *slog.Logger
 	env      *Env
 	buckets  map[string]*DB
-	lock     *os.File // flock on durusbdb.lock; nil for a read-only open without one
+	lock     *dirlock.Lock // the directory lock, held until Close
 
 	mu     sync.Mutex
 	closed bool
@@ -42,20 +42,73 @@ type Store struct {
 // creating the environment and missing bucket files when opts.Create is
 // set. See the package doc for the environment it opens, the read-only
 // mode and the lock it holds until Close.
-func OpenStore(opts kv.Options) (*Store, error) {
+func OpenStore(opts kv.Options) (_ *Store, err error) {
+	present, err := checkDir(opts)
+	if err != nil {
+		return nil, err
+	}
+	dir := opts.Dir
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.Default()
+	}
+	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger,
+		buckets: make(map[string]*DB, len(opts.Buckets))}
+	// Every failure from here on undoes what was done so far: the
+	// environment (with the databases opened in it) and the lock.
+	defer func() {
+		if err == nil {
+			return
+		}
+		if s.env != nil {
+			s.Close()
+		} else {
+			s.lock.Close()
+		}
+	}()
+	if s.lock, err = lockDir(dir, opts.ReadOnly); err != nil {
+		return nil, err
+	}
+	if opts.ReadOnly {
+		if err := recoverForRead(dir, s.lock, opts.CacheSize, logger); err != nil {
+			return nil, err
+		}
+	} else if err := setMark(s.lock, markOpen); err != nil {
+		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
+	}
+	if s.env, err = OpenEnv(dir, EnvOptions{ReadOnly: opts.ReadOnly, CacheSize: opts.CacheSize}); err != nil {
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := backRegions(dir); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.openBuckets(opts.Buckets, present); err != nil {
+		return nil, err
+	}
+	logger.Debug("bdb: store open", "dir", dir, "read_only", opts.ReadOnly, "libdb", libdb.Version())
+	return s, nil
+}
+
+// checkDir refuses, before anything is written or locked, what OpenStore
+// cannot open: a missing or unwritable directory, bad bucket specs, a
+// directory of another layout (dbdir.Detect), a database without Create,
+// missing bucket files, a bucket file that is not a Berkeley DB database.
+// It returns which files of opts.Dir exist.
+func checkDir(opts kv.Options) (map[string]bool, error) {
 	dir := opts.Dir
 	if dir == "" {
 		return nil, errors.New("bdb: open: no directory given")
 	}
-	st, err := os.Stat(dir)
-	if err != nil {
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("bdb: open %s: directory does not exist: %w", dir, err)
-		}
-		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
-	}
-	if !st.IsDir() {
+	l, err := dbdir.Detect(dir)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return nil, fmt.Errorf("bdb: open %s: directory does not exist: %w", dir, err)
+	case errors.Is(err, syscall.ENOTDIR):
 		return nil, fmt.Errorf("bdb: open %s: not a directory: %w", dir, syscall.ENOTDIR)
+	case err != nil:
+		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
 	}
 	if !opts.ReadOnly {
 		if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
@@ -65,58 +118,30 @@ func OpenStore(opts kv.Options) (*Store, error) {
 	if len(opts.Buckets) == 0 {
 		return nil, fmt.Errorf("bdb: open %s: no buckets given", dir)
 	}
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
-	}
 	present := map[string]bool{}
-	var foreign []string
-	for _, e := range ents {
-		present[e.Name()] = true
+	for _, n := range l.Files {
+		present[n] = true
 	}
-	known := 0
+	var missing []string
 	for _, b := range opts.Buckets {
 		if b.File == "" || b.Name == "" {
 			return nil, fmt.Errorf("bdb: open %s: bucket %q has no name or file", dir, b.Name)
 		}
-		if present[b.File] {
-			known++
+		if !present[b.File] {
+			missing = append(missing, b.File)
 		}
 	}
-	for _, e := range ents {
-		n := e.Name()
-		if dbdir.Ignorable(n, e.Type()) {
-			continue
-		}
-		isBucket := false
-		for _, b := range opts.Buckets {
-			isBucket = isBucket || b.File == n
-		}
-		if !isBucket {
-			foreign = append(foreign, n)
-		}
-	}
-	sort.Strings(foreign)
-	if known == 0 {
-		if len(foreign) > 0 {
-			return nil, fmt.Errorf("bdb: open %s: not a Berkeley DB directory of this layout (found %s; want %s): %w",
-				dir, strings.Join(foreign, ", "), bucketFiles(opts.Buckets), kv.ErrNotDB)
-		}
-		if !opts.Create || opts.ReadOnly {
-			return nil, fmt.Errorf("bdb: open %s: no database in directory (files %s missing) and Create not set: %w",
-				dir, bucketFiles(opts.Buckets), fs.ErrNotExist)
-		}
-	}
-	if known < len(opts.Buckets) && known > 0 && (!opts.Create || opts.ReadOnly) {
-		var missing []string
-		for _, b := range opts.Buckets {
-			if !present[b.File] {
-				missing = append(missing, b.File)
-			}
-		}
+	switch {
+	case l.Kind == dbdir.Empty && (!opts.Create || opts.ReadOnly):
+		return nil, fmt.Errorf("bdb: open %s: no database in directory (files %s missing) and Create not set: %w",
+			dir, bucketFiles(opts.Buckets), fs.ErrNotExist)
+	case l.Kind == dbdir.Empty:
+	case l.Kind != dbdir.BDB || len(missing) == len(opts.Buckets):
+		return nil, fmt.Errorf("bdb: open %s: not a Berkeley DB directory of this layout (found %s; want %s): %w",
+			dir, l.List(), bucketFiles(opts.Buckets), kv.ErrNotDB)
+	case len(missing) > 0 && (!opts.Create || opts.ReadOnly):
 		return nil, fmt.Errorf("bdb: open %s: database files %s missing: %w", dir, strings.Join(missing, ", "), kv.ErrNoBucket)
 	}
-
 	for _, b := range opts.Buckets {
 		if present[b.File] {
 			if err := checkMagic(filepath.Join(dir, b.File)); err != nil {
@@ -124,47 +149,15 @@ func OpenStore(opts kv.Options) (*Store, error) {
 			}
 		}
 	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.Default()
-	}
-	lock, err := lockDir(dir, opts.ReadOnly)
-	if err != nil {
-		return nil, err
-	}
-	if opts.ReadOnly {
-		if lock, err = recoverForRead(dir, lock, opts.CacheSize, logger); err != nil {
-			return nil, err
-		}
-	} else if err := setMark(lock, markOpen); err != nil {
-		lock.Close()
-		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
-	}
-	env, err := OpenEnv(dir, EnvOptions{
-		ReadOnly:  opts.ReadOnly,
-		CacheSize: opts.CacheSize,
-	})
-	if err != nil {
-		if lock != nil {
-			lock.Close()
-		}
-		return nil, err
-	}
-	if !opts.ReadOnly {
-		if err := backRegions(dir); err != nil {
-			env.Close()
-			if lock != nil {
-				lock.Close()
-			}
-			return nil, err
-		}
-	}
-	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger, env: env, lock: lock,
-		buckets: make(map[string]*DB, len(opts.Buckets))}
-	for _, b := range opts.Buckets {
+	return present, nil
+}
+
+// openBuckets opens (creating the missing ones) the bucket databases in
+// the store's environment.
+func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool) error {
+	for _, b := range specs {
 		if _, dup := s.buckets[b.Name]; dup {
-			s.Close()
-			return nil, fmt.Errorf("bdb: open %s: bucket %q given twice", dir, b.Name)
+			return fmt.Errorf("bdb: open %s: bucket %q given twice", s.dir, b.Name)
 		}
 		o := DBOptions{Access: Existing}
 		if !present[b.File] {
@@ -173,19 +166,17 @@ func OpenStore(opts kv.Options) (*Store, error) {
 				o.Access = Hash
 			}
 		}
-		db, err := env.OpenDB(b.File, o)
+		db, err := s.env.OpenDB(b.File, o)
 		if err != nil {
-			s.Close()
 			if c := libdb.Code(err); c == int(syscall.EINVAL) || c == int(libdb.ErrOldVersion) {
-				return nil, fmt.Errorf("bdb: open %s: %s is not a Berkeley DB 5.3 database: %w (%w)",
-					dir, b.File, kv.ErrNotDB, err)
+				return fmt.Errorf("bdb: open %s: %s is not a Berkeley DB 5.3 database: %w (%w)",
+					s.dir, b.File, kv.ErrNotDB, err)
 			}
-			return nil, err
+			return err
 		}
 		s.buckets[b.Name] = db
 	}
-	logger.Debug("bdb: store open", "dir", dir, "read_only", opts.ReadOnly, "libdb", libdb.Version())
-	return s, nil
+	return nil
 }
 
 // checkMagic refuses, before anything is written, a bucket file that is
@@ -296,69 +287,54 @@ func (s *Store) Close() error {
 			s.log.Debug("bdb: region files kept at close", "dir", s.dir, "err", rerr)
 		}
 	}
-	if err == nil && !s.readOnly && s.lock != nil {
+	if err == nil && !s.readOnly {
 		// Only a clean close says so: after any failure the next open
 		// (writable or not) treats the directory as needing recovery.
 		err = setMark(s.lock, markClean)
 	}
-	if s.lock != nil {
-		s.lock.Close() // releases the flock
-	}
+	s.lock.Close()
 	return err
 }
 
 // recoverForRead makes a read-only open safe after a crash: if the last
 // writer of dir did not close it cleanly (NeedsRecovery), the database
 // files may lack committed transactions that only the log holds. When the
-// directory is writable, recoverForRead then trades the shared lock for an
-// exclusive one, runs normal recovery, marks the directory clean and takes
-// the shared lock again; otherwise, or if another process holds the
+// directory is writable, recoverForRead then runs normal recovery under an
+// exclusive lock of its own (the shared one cannot become exclusive in
+// place, so it is released meanwhile and taken again by Retake) and marks
+// the directory clean; otherwise, or if another process holds the
 // directory meanwhile, it refuses with an error wrapping kv.ErrNeedRecover
-// that names `durusbdb recover`. It returns the shared lock to hold (nil if
-// the directory has no lock file and needed nothing).
-func recoverForRead(dir string, lock *os.File, cacheSize int64, log *slog.Logger) (*os.File, error) {
+// that names `durusbdb recover`.
+func recoverForRead(dir string, shared *dirlock.Lock, cacheSize int64, log *slog.Logger) error {
 	need, err := NeedsRecovery(dir)
 	if err != nil || !need {
-		if err != nil && lock != nil {
-			lock.Close()
-		}
-		return lock, err
+		return err
 	}
 	refuse := func(why string) error {
 		return fmt.Errorf("bdb: open %s read-only: the last writer did not close it, so its database files may lack committed transactions, and %s; run `durusbdb recover --dir %s` (or start the server once) first: %w",
 			dir, why, dir, kv.ErrNeedRecover)
 	}
 	if err := syscall.Access(dir, 2 /* W_OK */); err != nil {
-		if lock != nil {
-			lock.Close()
-		}
-		return nil, refuse("the directory is not writable, so recovery cannot run here")
+		return refuse("the directory is not writable, so recovery cannot run here")
 	}
-	if lock != nil {
-		lock.Close() // a shared flock cannot become exclusive in place
-	}
+	shared.Close()
 	ex, err := lockDir(dir, false)
 	if err != nil {
 		if errors.Is(err, kv.ErrInUse) {
-			return nil, refuse("another process holds it, so recovery cannot run now")
+			return refuse("another process holds it, so recovery cannot run now")
 		}
-		return nil, err
+		return err
 	}
+	defer ex.Close()
 	log.Warn("bdb: the last writer did not close the directory cleanly; running recovery before the read-only open", "dir", dir)
 	if _, err := RecoverEnv(dir, RecoverOptions{CacheSize: cacheSize}); err != nil {
-		ex.Close()
-		return nil, fmt.Errorf("bdb: open %s read-only: recovery first: %w", dir, err)
+		return fmt.Errorf("bdb: open %s read-only: recovery first: %w", dir, err)
 	}
 	if err := MarkRecovered(ex); err != nil {
-		ex.Close()
-		return nil, err
+		return err
 	}
 	ex.Close()
-	lock, err = lockDir(dir, true)
-	if err != nil {
-		return nil, err
-	}
-	return lock, nil
+	return shared.Retake()
 }
 
 // storeTxn is the kv.Txn of a Store.

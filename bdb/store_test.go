@@ -184,6 +184,8 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := listDir(t, dir)
+	// Not a wait: time passes so that any write by the read-only open
+	// would show as a changed mtime.
 	time.Sleep(20 * time.Millisecond)
 	o := kvtest.Options(dir)
 	o.ReadOnly, o.Create = true, false

@@ -35,6 +35,7 @@ type Txn struct {
 	done    bool       // committed or aborted
 	closed  bool       // ended by Env.Close
 	cursors map[*Cursor]struct{}
+	token   *[libdb.TokenSize]byte // set by CommitToken: filled at commit
 }
 
 // Begin starts a transaction. In a read-only environment it returns a
@@ -153,7 +154,7 @@ func (t *Txn) endLocked(commit bool, flags uint32, byClose bool) error {
 	var err error
 	if t.lt != nil {
 		if commit {
-			if err = t.lt.Commit(flags); err != nil {
+			if err = t.env.commitTxn(t.lt, flags, t.token); err != nil {
 				err = wrap("commit transaction in "+t.env.dir, err)
 			}
 		} else if err = t.lt.Abort(); err != nil {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -56,7 +57,7 @@ func TestApplyFailureIsFatal(t *testing.T) {
 		}
 		select {
 		case <-db.Failed():
-		case <-time.After(5 * time.Second):
+		case <-time.After(testwait.Timeout):
 			t.Fatal("an apply run's write failure did not fail the engine")
 		}
 		if err := db.FailErr(); !errors.Is(err, ErrFailed) || !errors.Is(err, syscall.EIO) {

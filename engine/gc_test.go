@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -56,6 +57,7 @@ func TestCollectorGraceAndCascade(t *testing.T) {
 		// Unlink the chain.
 		mustCommit(t, db, rec(0, 4))
 		verifyInvariants(t, db)
+		// Not a wait for an event: the grace period has to pass.
 		time.Sleep(350 * time.Millisecond)
 		n, err := db.CollectGarbage(ctx, 0)
 		if err != nil || n != 3 {
@@ -134,17 +136,10 @@ func TestCollectorResumesAfterRestart(t *testing.T) {
 		o.OnRemove = rl.add
 		o.GC = GCPolicy{Mode: GCContinuous, Rate: 1000}
 		db = openTest(t, dir, o)
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			if n, _ := db.Size(); n == 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				n, _ := db.Size()
-				t.Fatalf("background collector left %d objects", n)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		testwait.For(t, "the background collector to leave the root only", func() bool {
+			n, _ := db.Size()
+			return n == 1
+		})
 		if len(rl.sorted()) != 49 {
 			t.Fatalf("reported %d removals after restart, want 49", len(rl.sorted()))
 		}
@@ -159,21 +154,24 @@ func TestCollectorIdlePolicy(t *testing.T) {
 		o.GC = GCPolicy{Mode: GCIdle, Idle: 400 * time.Millisecond}
 		db := openTest(t, t.TempDir(), o)
 		mustAlloc(t, db, 5)
+		start := time.Now()
 		mustCommit(t, db, rec(0), rec(1))
-		time.Sleep(150 * time.Millisecond)
-		if _, err := db.Load(1); err != nil {
-			t.Fatal("idle collector ran while commits were recent")
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			if _, err := db.Load(1); errors.Is(err, ErrNotFound) {
-				break
+		// One-sided, so a slow machine cannot fail it: oid 1 gone while
+		// the last commit is younger than Idle shows a collection that
+		// did not wait for the quiet time.
+		testwait.For(t, "the idle collector to remove oid 1", func() bool {
+			_, err := db.Load(1)
+			if err == nil {
+				return false
 			}
-			if time.Now().After(deadline) {
-				t.Fatal("idle collector never ran")
+			if !errors.Is(err, ErrNotFound) {
+				t.Fatal(err)
 			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			if el := time.Since(start); el < o.GC.Idle {
+				t.Fatalf("idle collector ran %v after a commit (idle %v)", el, o.GC.Idle)
+			}
+			return true
+		})
 	})
 }
 

@@ -1,62 +1,94 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"math/rand/v2"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/txn"
 )
 
-// TestGroupCommit: concurrent sync commits share flushes and all survive
-// a reopen.
+// TestGroupCommit: concurrent sync commits share flushes, and every
+// commit acknowledged to concurrent committers survives a kill -9.
 func TestGroupCommit(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
-		dir := t.TempDir()
-		db := openTest(t, dir, testOpts(kind))
-		const workers, each = 8, 40
-		first := mustAlloc(t, db, workers*each)
-		mustCommit(t, db, rec(0))
-		var wg sync.WaitGroup
-		for w := 0; w < workers; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; i < each; i++ {
-					oid := first + uint64(w*each+i)
-					if oid == 0 {
-						continue
-					}
-					p, err := db.Commit(context.Background(), [][]byte{rec(oid)})
-					if err != nil {
-						t.Error(err)
-						return
-					}
-					if err := p.Wait(context.Background()); err != nil {
-						t.Error(err)
-						return
-					}
-				}
-			}()
-		}
-		wg.Wait()
-		st, _ := db.Stats()
-		t.Logf("%s: %d commits, %d flushes", kind, st.Commits, st.Flushes)
-		if st.Flushes == 0 || st.Flushes > st.Commits {
-			t.Fatalf("flushes %d for %d commits", st.Flushes, st.Commits)
-		}
-		db.Close()
-		db = openTest(t, dir, testOpts(kind))
-		if n, _ := db.Size(); n != workers*each {
-			t.Fatalf("size after reopen %d", n)
-		}
-		verifyInvariants(t, db)
+		t.Run("share", func(t *testing.T) { testGroupCommitShares(t, kind) })
+		t.Run("kill", func(t *testing.T) {
+			dir, acked := crashRun(t, kind, kv.Sync, 8, 200)
+			if _, lost := reopenAfterCrash(t, kind, kv.Sync, dir, acked); len(lost) > 0 {
+				t.Fatalf("%d of %d acknowledged sync commits lost by a kill -9: %v", len(lost), len(acked), lost)
+			}
+			t.Logf("%d acknowledged commits of 8 committers all survived", len(acked))
+		})
 	})
+}
+
+// testGroupCommitShares holds the first group flush until the other
+// committers wait behind it: they must then share one flush, so n sync
+// commits take two flushes (one flush each without group commit).
+func testGroupCommitShares(t *testing.T, kind string) {
+	db := newTestDB(t, kind)
+	const n = 8
+	first := mustAlloc(t, db, n+1)
+	mustCommit(t, db, rec(0))
+	started, release := make(chan struct{}), make(chan struct{})
+	var calls atomic.Int32
+	db.group = txn.NewGroup(func() error {
+		if calls.Add(1) == 1 {
+			close(started)
+			<-release
+		}
+		return db.applyAndFlush()
+	})
+	var wg sync.WaitGroup
+	commit := func(oid uint64) {
+		defer wg.Done()
+		p, err := db.Stage(context.Background(), [][]byte{rec(oid)})
+		if err == nil {
+			err = p.Wait(context.Background())
+		}
+		if err != nil {
+			t.Errorf("commit oid %d: %v", oid, err)
+		}
+	}
+	oids := make([]uint64, 0, n)
+	for i := uint64(0); len(oids) < n; i++ {
+		if first+i != 0 {
+			oids = append(oids, first+i)
+		}
+	}
+	wg.Add(n)
+	go commit(oids[0])
+	select { // the first commit leads a flush and holds it
+	case <-started:
+	case <-time.After(testwait.Timeout):
+		close(release)
+		wg.Wait()
+		t.Fatal("a sync commit's Wait ran no group flush")
+	}
+	for _, oid := range oids[1:] {
+		go commit(oid)
+	}
+	testwait.For(t, "the other committers to wait for a flush", func() bool { return db.group.Waits() == n })
+	close(release)
+	wg.Wait()
+	if c := calls.Load(); c != 2 {
+		t.Fatalf("%d sync commits, %d waiting together, ran %d flushes; want 2", n, n-1, c)
+	}
+	for _, oid := range oids {
+		if got, err := db.Load(oid); err != nil || !bytes.Equal(got, rec(oid)) {
+			t.Fatalf("oid %d after the commits: %q, %v", oid, got, err)
+		}
+	}
 }
 
 func TestCheckpointPolicy(t *testing.T) {
@@ -68,24 +100,17 @@ func TestCheckpointPolicy(t *testing.T) {
 		for i := uint64(0); i < 12; i++ {
 			mustCommit(t, db, rec(i))
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testwait.For(t, "a checkpoint after 12 commits with Commits: 5", func() bool {
 			st, _ := db.Stats()
-			if st.CheckpointsSince >= 1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatal("no checkpoint after 12 commits with Commits: 5")
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return st.CheckpointsSince >= 1
+		})
 		// Time policy.
 		o.Checkpoint = CheckpointPolicy{Every: 50 * time.Millisecond, KeepLogs: true}
 		db2 := openTest(t, t.TempDir(), o)
-		time.Sleep(1200 * time.Millisecond)
-		if st, _ := db2.Stats(); st.CheckpointsSince == 0 {
-			t.Fatal("no timed checkpoint")
-		}
+		testwait.For(t, "a timed checkpoint", func() bool {
+			st, _ := db2.Stats()
+			return st.CheckpointsSince > 0
+		})
 		// Manual.
 		if err := db.Checkpoint(context.Background()); err != nil {
 			t.Fatal(err)

@@ -29,6 +29,30 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 			store.Close()
 		}
 	}()
+	db := newDB(dir, store, opts)
+	defer func() {
+		if err != nil {
+			db.cancel()
+		}
+	}()
+	m, err := db.loadMeta(ctx, created)
+	if err != nil {
+		return nil, err
+	}
+	c, err := db.loadCounters(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.ReadOnly {
+		if err := db.startWriting(ctx, c); err != nil {
+			return nil, err
+		}
+	}
+	return db, nil
+}
+
+// newDB returns the DB over store, before anything is read.
+func newDB(dir string, store kv.Store, opts Options) *DB {
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -52,46 +76,49 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 		db.space.reserve = DefaultMinFreeSpace
 	}
 	db.ctx, db.cancel = context.WithCancel(context.Background())
-	defer func() {
-		if err != nil {
-			db.cancel()
-		}
-	}()
+	return db
+}
 
+// loadMeta reads meta, writing the layout first in a new database
+// (created, or a writable open of an empty store), checks the layout and
+// the access method, and takes the import mark, the collector's
+// statistics and the unclean flag from it.
+func (db *DB) loadMeta(ctx context.Context, created bool) (metaView, error) {
+	dir, store, opts := db.dir, db.store, db.opts
 	m, empty, err := readMeta(ctx, store)
 	if err != nil {
-		return nil, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
+		return m, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
 	}
 	if !m.has(MetaLayout) {
 		if !empty || opts.ReadOnly {
 			if empty && opts.ReadOnly {
-				return nil, fmt.Errorf("engine: open %s read-only: database holds no layout yet (never initialised): %w", dir, kv.ErrNotDB)
+				return m, fmt.Errorf("engine: open %s read-only: database holds no layout yet (never initialised): %w", dir, kv.ErrNotDB)
 			}
-			return nil, layoutError(dir, "(meta layout absent)", nil)
+			return m, layoutError(dir, "(meta layout absent)", nil)
 		}
 		created = true
 	}
 	if created {
 		if err := db.initLayout(ctx); err != nil {
-			return nil, fmt.Errorf("engine: create %s: %w", dir, err)
+			return m, fmt.Errorf("engine: create %s: %w", dir, err)
 		}
 		if m, _, err = readMeta(ctx, store); err != nil {
-			return nil, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
+			return m, fmt.Errorf("engine: open %s: read meta: %w", dir, err)
 		}
 	}
 	if l := string(m.vals[MetaLayout]); l != Layout {
-		return nil, layoutError(dir, fmt.Sprintf("%q", l), nil)
+		return m, layoutError(dir, fmt.Sprintf("%q", l), nil)
 	}
 	switch a := string(m.vals[MetaAccess]); a {
 	case "btree", "":
 	case "hash":
 		db.hash = true
 	default:
-		return nil, layoutError(dir, fmt.Sprintf("%s with access %q", Layout, a), nil)
+		return m, layoutError(dir, fmt.Sprintf("%s with access %q", Layout, a), nil)
 	}
 	if m.has(MetaImport) {
 		if !opts.ForImport {
-			return nil, fmt.Errorf("engine: open %s: an import started %s did not finish; run the same `durusbdb migrate` again with --force, or restore a backup: %w",
+			return m, fmt.Errorf("engine: open %s: an import started %s did not finish; run the same `durusbdb migrate` again with --force, or restore a backup: %w",
 				dir, m.vals[MetaImport], ErrImportIncomplete)
 		}
 		db.importing.Store(true)
@@ -101,100 +128,115 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 	}
 	db.unclean = m.has(MetaInUse)
 	if db.unclean {
-		log.Warn("engine: database was not closed cleanly (in_use set); the backend ran recovery", "dir", dir)
+		db.log.Warn("engine: database was not closed cleanly (in_use set); the backend ran recovery", "dir", dir)
 	}
+	return m, nil
+}
 
-	// size: rebuilt by a full count when absent (stored on a writable open only).
-	var size uint64
-	var fixSize bool
+// counters are meta's size and next_oid as loaded, and whether each must
+// be stored again (absent, or next_oid not above the largest stored oid).
+type counters struct {
+	size, next       uint64
+	fixSize, fixNext bool
+}
+
+// loadCounters loads size (rebuilt by a full count when absent) and
+// next_oid (never below the largest stored oid + 1) into db.
+func (db *DB) loadCounters(ctx context.Context, m metaView) (counters, error) {
+	var c counters
+	var err error
+	dir := db.dir
 	if v, ok := m.vals[MetaSize]; ok {
-		if size, err = decodeInt8(MetaSize, v); err != nil {
-			return nil, fmt.Errorf("engine: open %s: %w", dir, err)
+		if c.size, err = decodeInt8(MetaSize, v); err != nil {
+			return c, fmt.Errorf("engine: open %s: %w", dir, err)
 		}
 	} else {
 		n, err := db.countObjects(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("engine: open %s: count objects: %w", dir, err)
+			return c, fmt.Errorf("engine: open %s: count objects: %w", dir, err)
 		}
-		size, fixSize = n, true
-		log.Info("engine: meta size absent; counted objects", "dir", dir, "objects", n, "stored", !opts.ReadOnly)
+		c.size, c.fixSize = n, true
+		db.log.Info("engine: meta size absent; counted objects", "dir", dir, "objects", n, "stored", !db.opts.ReadOnly)
 	}
-	db.size.Store(size)
+	db.size.Store(c.size)
 
-	// next_oid: never below the largest stored oid + 1.
-	var next uint64
-	var fixNext bool
 	if v, ok := m.vals[MetaNextOID]; ok {
-		if next, err = decodeInt8(MetaNextOID, v); err != nil {
-			return nil, fmt.Errorf("engine: open %s: %w", dir, err)
+		if c.next, err = decodeInt8(MetaNextOID, v); err != nil {
+			return c, fmt.Errorf("engine: open %s: %w", dir, err)
 		}
 	} else {
-		fixNext = true
+		c.fixNext = true
 	}
-	if fixNext || !db.hash {
-		top, ok, err := db.maxStoredOID(ctx, fixNext)
+	if c.fixNext || !db.hash {
+		top, ok, err := db.maxStoredOID(ctx, c.fixNext)
 		if err != nil {
-			return nil, fmt.Errorf("engine: open %s: find largest oid: %w", dir, err)
+			return c, fmt.Errorf("engine: open %s: find largest oid: %w", dir, err)
 		}
-		if ok && top+1 > next {
-			if !fixNext {
-				log.Warn("engine: next_oid is not above the largest stored oid; raised", "dir", dir, "next_oid", next, "largest", top)
+		if ok && top+1 > c.next {
+			if !c.fixNext {
+				db.log.Warn("engine: next_oid is not above the largest stored oid; raised", "dir", dir, "next_oid", c.next, "largest", top)
 			}
-			next, fixNext = top+1, true
+			c.next, c.fixNext = top+1, true
 		}
 	}
-	db.reserved.Store(next)
-	db.cursor.Store(next)
+	db.reserved.Store(c.next)
+	db.cursor.Store(c.next)
+	return c, nil
+}
 
-	if !opts.ReadOnly {
-		err := kv.Update(ctx, store, kv.Sync, func(tx kv.Txn) error {
-			if fixSize {
-				if err := putSize(tx, size); err != nil {
-					return err
-				}
-			}
-			if fixNext {
-				if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(next)); err != nil {
-					return err
-				}
-			}
-			if err := tx.Put(BucketMeta, []byte(MetaWriter), []byte("durusbdb "+Version)); err != nil {
+// startWriting finishes a writable open: it stores the counters c that
+// need it and marks meta in use (one durable transaction), validates the
+// garbage queue and checkpoints after an unclean close, and starts the
+// background loops.
+func (db *DB) startWriting(ctx context.Context, c counters) error {
+	dir, opts := db.dir, db.opts
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		if c.fixSize {
+			if err := putSize(tx, c.size); err != nil {
 				return err
 			}
-			return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
-		})
-		if err != nil {
-			return nil, fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 		}
-		if db.unclean && opts.ValidateGarbage {
-			if err := db.validateQueue(ctx); err != nil {
-				return nil, fmt.Errorf("engine: open %s: validate garbage: %w", dir, err)
+		if c.fixNext {
+			if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(c.next)); err != nil {
+				return err
 			}
 		}
-		if db.unclean {
-			// An owner that crashes again and again may never reach the
-			// checkpoint policy's thresholds within one life, and the log
-			// would keep every life's work (66 quick kills under a
-			// garbage churn left 5.5 GB of logs). So a recovered
-			// directory is checkpointed now and its unneeded logs removed
-			// (unless kept).
-			if err := db.store.Checkpoint(ctx, !opts.Checkpoint.KeepLogs); err != nil {
-				return nil, fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
-			}
+		if err := tx.Put(BucketMeta, []byte(MetaWriter), []byte("durusbdb "+Version)); err != nil {
+			return err
 		}
-		if opts.GC.Mode != GCManual {
-			db.wg.Add(1)
-			go db.gcLoop()
-		}
-		if !opts.Checkpoint.Manual {
-			db.ckpt.kick = make(chan struct{}, 1)
-			db.wg.Add(1)
-			go db.ckptLoop()
-		}
-		db.wg.Add(1)
-		go db.watchLoop()
+		return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
+	})
+	if err != nil {
+		return fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 	}
-	return db, nil
+	if db.unclean && opts.ValidateGarbage {
+		if err := db.validateQueue(ctx); err != nil {
+			return fmt.Errorf("engine: open %s: validate garbage: %w", dir, err)
+		}
+	}
+	if db.unclean {
+		// An owner that crashes again and again may never reach the
+		// checkpoint policy's thresholds within one life, and the log
+		// would keep every life's work (66 quick kills under a
+		// garbage churn left 5.5 GB of logs). So a recovered
+		// directory is checkpointed now and its unneeded logs removed
+		// (unless kept).
+		if err := db.store.Checkpoint(ctx, !opts.Checkpoint.KeepLogs); err != nil {
+			return fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
+		}
+	}
+	if opts.GC.Mode != GCManual {
+		db.wg.Add(1)
+		go db.gcLoop()
+	}
+	if !opts.Checkpoint.Manual {
+		db.ckpt.kick = make(chan struct{}, 1)
+		db.wg.Add(1)
+		go db.ckptLoop()
+	}
+	db.wg.Add(1)
+	go db.watchLoop()
+	return nil
 }
 
 // initLayout writes the meta of a new database in one durable transaction.

@@ -74,22 +74,29 @@
 //
 // # Read-only opens
 //
-// LevelDB has no read-only mode. With Options.ReadOnly the database is opened
-// normally (LevelDB itself still writes its LOG file, a new *.log file and a
-// MANIFEST, and may compact), but this package refuses every write: a
-// writable Begin returns kv.ErrReadOnly, and the backend marker is not
-// written. It also takes the LOCK file, so a read-only open fails with
-// kv.ErrInUse while another process has the database open.
+// LevelDB has no read-only mode: opening replays its log into new files and
+// rewrites CURRENT and MANIFEST. So with Options.ReadOnly LevelDB opens a
+// private copy of the directory in a temporary directory (table files
+// hard-linked, the small mutable files copied; removed on Close and on
+// every failed open), nothing is written in the directory itself, and this
+// package refuses every write: a writable Begin returns kv.ErrReadOnly, and
+// the backend marker is not written. It takes the directory lock too
+// (exclusively, without creating the lock file), so a read-only open fails
+// with kv.ErrInUse while another process has the database open.
 //
 // # Locking
 //
 // LevelDB locks its LOCK file with fcntl(F_SETLK), and such locks belong to
 // the process: closing any descriptor of LOCK anywhere in the process
 // releases them. libleveldb 1.23 itself does that when a second DB::Open of
-// the same directory in the same process fails. So OpenStore first takes an
-// flock on the directory (held until Close), which makes a second OpenStore
-// in this process, or in another durusbdb process, fail with kv.ErrInUse
-// before LevelDB touches LOCK. IMPORTANT: code in the same process must
+// the same directory in the same process fails. So OpenStore first takes the
+// directory lock of package dirlock, shared with the Berkeley DB backend
+// (flocks on durusbdb.lock and on the directory, held until Close), which
+// makes a second OpenStore in this process, or in another durusbdb
+// process, fail with kv.ErrInUse before LevelDB touches LOCK. (The
+// previous release flocked only the directory; dirlock still takes that
+// flock, so a process of that release and one of this exclude each
+// other.) IMPORTANT: code in the same process must
 // never open and close DIR/LOCK while a Store is open (a backup that copies
 // the directory must skip LOCK), or another process could then open the
 // database concurrently.

@@ -47,68 +47,8 @@ func readLiveFiles(dir string) (*liveFiles, error) {
 		return nil, err
 	}
 	lf := &liveFiles{manifest: name, tables: map[uint64]bool{}}
-	type fileKey struct {
-		level uint64
-		num   uint64
-	}
 	live := map[fileKey]bool{}
-	err = logRecords(b, func(rec []byte) error {
-		for len(rec) > 0 {
-			tag, n := binary.Uvarint(rec)
-			if n <= 0 {
-				return errors.New("bad tag")
-			}
-			rec = rec[n:]
-			var v [2]uint64
-			switch tag {
-			case tagComparator:
-				if rec, err = skipPrefixed(rec); err != nil {
-					return err
-				}
-			case tagLogNumber, tagNextFileNumber, tagLastSequence, tagPrevLogNumber:
-				if v[0], rec, err = uvarint(rec); err != nil {
-					return err
-				}
-				if tag == tagLogNumber {
-					lf.logFrom = v[0]
-				}
-			case tagCompactPointer:
-				if _, rec, err = uvarint(rec); err != nil {
-					return err
-				}
-				if rec, err = skipPrefixed(rec); err != nil {
-					return err
-				}
-			case tagDeletedFile:
-				for i := range v {
-					if v[i], rec, err = uvarint(rec); err != nil {
-						return err
-					}
-				}
-				delete(live, fileKey{v[0], v[1]})
-			case tagNewFile:
-				var size uint64
-				for i := range v {
-					if v[i], rec, err = uvarint(rec); err != nil {
-						return err
-					}
-				}
-				if size, rec, err = uvarint(rec); err != nil {
-					return err
-				}
-				_ = size
-				for range 2 { // smallest, largest keys
-					if rec, err = skipPrefixed(rec); err != nil {
-						return err
-					}
-				}
-				live[fileKey{v[0], v[1]}] = true
-			default:
-				return fmt.Errorf("unknown version edit tag %d", tag)
-			}
-		}
-		return nil
-	})
+	err = logRecords(b, func(rec []byte) error { return applyEdit(rec, lf, live) })
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", name, err)
 	}
@@ -116,6 +56,71 @@ func readLiveFiles(dir string) (*liveFiles, error) {
 		lf.tables[k.num] = true
 	}
 	return lf, nil
+}
+
+// fileKey names a table file in a MANIFEST: its level and number.
+type fileKey struct {
+	level uint64
+	num   uint64
+}
+
+// applyEdit applies one MANIFEST record (a version edit) to the live
+// table files and to lf's first live log number.
+func applyEdit(rec []byte, lf *liveFiles, live map[fileKey]bool) error {
+	var err error
+	for len(rec) > 0 {
+		tag, n := binary.Uvarint(rec)
+		if n <= 0 {
+			return errors.New("bad tag")
+		}
+		rec = rec[n:]
+		var v [2]uint64
+		switch tag {
+		case tagComparator:
+			if rec, err = skipPrefixed(rec); err != nil {
+				return err
+			}
+		case tagLogNumber, tagNextFileNumber, tagLastSequence, tagPrevLogNumber:
+			if v[0], rec, err = uvarint(rec); err != nil {
+				return err
+			}
+			if tag == tagLogNumber {
+				lf.logFrom = v[0]
+			}
+		case tagCompactPointer:
+			if _, rec, err = uvarint(rec); err != nil {
+				return err
+			}
+			if rec, err = skipPrefixed(rec); err != nil {
+				return err
+			}
+		case tagDeletedFile:
+			for i := range v {
+				if v[i], rec, err = uvarint(rec); err != nil {
+					return err
+				}
+			}
+			delete(live, fileKey{v[0], v[1]})
+		case tagNewFile:
+			for i := range v {
+				if v[i], rec, err = uvarint(rec); err != nil {
+					return err
+				}
+			}
+			if _, rec, err = uvarint(rec); err != nil { // file size
+				return err
+			}
+			for range 2 { // smallest, largest keys
+				if rec, err = skipPrefixed(rec); err != nil {
+					return err
+				}
+			}
+			live[fileKey{v[0], v[1]}] = true
+		default:
+			return fmt.Errorf("unknown version edit tag %d", tag)
+		}
+	}
+	return nil
 }
 
 func uvarint(b []byte) (uint64, []byte, error) {

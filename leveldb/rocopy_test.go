@@ -78,7 +78,8 @@ func roCopies(t *testing.T, dir string) []string {
 }
 
 // TestReadOnlyFailedOpenRemovesCopy: a read-only open that fails after it
-// made its private copy removes the copy, on every error path: the copy
+// made its private copy removes the copy and closes every descriptor it
+// opened, on every error path: the copy
 // LevelDB's open failing, a foreign backend marker, and the log syncer's
 // first pass failing. (The copy's own failure needs an unreadable file,
 // which a test running as root cannot make; privateCopy removes its
@@ -125,6 +126,7 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 			t.Setenv("TMPDIR", tmp)
 			opts := kvtest.Options(dir)
 			opts.ReadOnly, opts.Create = true, false
+			fds := kvtest.OpenFDs(t)
 			ro, err := leveldb.OpenStore(opts)
 			if err == nil {
 				ro.Close()
@@ -135,6 +137,9 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 			}
 			if left := roCopies(t, tmp); len(left) != 0 {
 				t.Fatalf("failed open (%v) left its private copy: %v", err, left)
+			}
+			if now := kvtest.OpenFDs(t); now != fds {
+				t.Fatalf("failed open (%v) left %d descriptors open", err, now-fds)
 			}
 			// Nor does it keep the directory lock.
 			f, err := os.Open(dir)

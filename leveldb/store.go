@@ -4,17 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"log/slog"
-	"os"
-	"sort"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 
 	"github.com/jmhodges/levigo"
 
+	"github.com/durusbdb/durusbdb/internal/dbdir"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -35,8 +33,8 @@ type Store struct {
 	logger   *slog.Logger
 	prefixes map[string]byte // bucket name → key prefix
 
-	dirLock  *os.File // the directory, flock'ed while open (see lockDir)
-	roCopy   string   // read-only opens: the private copy LevelDB opens (removed on Close)
+	dirLock  *dirlock.Lock // held while open (see lockDir)
+	roCopy   string        // read-only opens: the private copy LevelDB opens (removed on Close)
 	db       *levigo.DB
 	opts     *levigo.Options
 	cache    *levigo.Cache
@@ -99,8 +97,13 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	if err := s.setBuckets(opts.Buckets); err != nil {
 		return nil, err
 	}
-	// Lock first, so that no other durusbdb process creates or opens the
-	// database between detection and LevelDB's open.
+	// A directory this open refuses is refused before the lock, which
+	// creates the lock file; detection runs again under the lock, so that
+	// no other durusbdb process creates or opens the database between
+	// detection and LevelDB's open.
+	if _, err := detect(opts); err != nil {
+		return nil, err
+	}
 	if err := s.lockDir(); err != nil {
 		return nil, err
 	}
@@ -126,22 +129,7 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	if cacheSize <= 0 {
 		cacheSize = kv.DefaultCacheSize
 	}
-	s.opts = levigo.NewOptions()
-	s.cache = levigo.NewLRUCache(int(cacheSize))
-	s.filter = levigo.NewBloomFilter(10)
-	s.opts.SetCache(s.cache)
-	s.opts.SetFilterPolicy(s.filter)
-	s.opts.SetCompression(levigo.SnappyCompression)
-	s.opts.SetParanoidChecks(s.paranoid)
-	s.opts.SetCreateIfMissing(fresh)
-	s.opts.SetErrorIfExists(fresh)
-	s.wSync = levigo.NewWriteOptions()
-	s.wSync.SetSync(true)
-	s.wNoSync = levigo.NewWriteOptions()
-	s.wNoSync.SetSync(false)
-	s.emptyWB = levigo.NewWriteBatch()
-	s.commitWB = levigo.NewWriteBatch()
-
+	s.newOptions(cacheSize, fresh)
 	openDir := s.dir
 	if s.readOnly {
 		// LevelDB has no read-only mode: opening replays its log into new
@@ -170,6 +158,28 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	return s, nil
 }
 
+// newOptions makes the store's LevelDB options (freed by freeOptions):
+// an LRU block cache of cacheSize bytes, bloom filters, snappy, paranoid
+// checks, creation exactly when fresh; the synced and unsynced write
+// options and the two reused write batches.
+func (s *Store) newOptions(cacheSize int64, fresh bool) {
+	s.opts = levigo.NewOptions()
+	s.cache = levigo.NewLRUCache(int(cacheSize))
+	s.filter = levigo.NewBloomFilter(10)
+	s.opts.SetCache(s.cache)
+	s.opts.SetFilterPolicy(s.filter)
+	s.opts.SetCompression(levigo.SnappyCompression)
+	s.opts.SetParanoidChecks(s.paranoid)
+	s.opts.SetCreateIfMissing(fresh)
+	s.opts.SetErrorIfExists(fresh)
+	s.wSync = levigo.NewWriteOptions()
+	s.wSync.SetSync(true)
+	s.wNoSync = levigo.NewWriteOptions()
+	s.wNoSync.SetSync(false)
+	s.emptyWB = levigo.NewWriteBatch()
+	s.commitWB = levigo.NewWriteBatch()
+}
+
 func (s *Store) setBuckets(specs []kv.BucketSpec) error {
 	used := map[byte]string{}
 	for _, b := range specs {
@@ -188,50 +198,33 @@ func (s *Store) setBuckets(specs []kv.BucketSpec) error {
 	return nil
 }
 
-// detect classifies opts.Dir (FORMAT.md §5): fresh reports an empty
-// directory that may be created.
+// detect classifies opts.Dir (FORMAT.md §5, dbdir.Detect): fresh reports
+// an empty directory that may be created.
 func detect(opts kv.Options) (fresh bool, err error) {
 	dir := opts.Dir
 	if dir == "" {
 		return false, errors.New("leveldb: open: Options.Dir is empty")
 	}
-	fi, err := os.Stat(dir)
-	if err != nil {
-		return false, fmt.Errorf("leveldb: open %s: %w", dir, err)
-	}
-	if !fi.IsDir() {
+	l, err := dbdir.Detect(dir)
+	if errors.Is(err, syscall.ENOTDIR) {
 		return false, fmt.Errorf("leveldb: open %s: not a directory: %w", dir, kv.ErrNotDB)
 	}
-	ents, err := os.ReadDir(dir)
 	if err != nil {
 		return false, fmt.Errorf("leveldb: open %s: %w", dir, err)
 	}
-	names := make([]string, 0, len(ents))
-	has := map[string]bool{}
-	for _, e := range ents {
-		if dbdir.Ignorable(e.Name(), e.Type()) {
-			continue
-		}
-		names = append(names, e.Name())
-		has[e.Name()] = true
-	}
-	sort.Strings(names)
-	switch {
-	case has["meta.db"]:
+	switch l.Kind {
+	case dbdir.BDB:
 		return false, fmt.Errorf("leveldb: open %s: this is a Berkeley DB directory (meta.db present), not a LevelDB one: %w", dir, kv.ErrNotDB)
-	case has["CURRENT"]:
+	case dbdir.LevelDB:
 		return false, nil
-	case len(names) == 0:
+	case dbdir.Empty:
 		if !opts.Create || opts.ReadOnly {
 			return false, fmt.Errorf("leveldb: open %s: empty directory and creating a database was not asked for: %w", dir, kv.ErrNotDB)
 		}
 		return true, nil
 	}
-	if len(names) > 20 {
-		names = append(names[:20], "...")
-	}
 	return false, fmt.Errorf("leveldb: open %s: unknown layout (files %s); supported: a LevelDB directory (CURRENT present), a Berkeley DB directory (meta.db present) or an empty directory: %w",
-		dir, strings.Join(names, ", "), kv.ErrNotDB)
+		dir, l.List(), kv.ErrNotDB)
 }
 
 // checkMarker writes the backend marker in a fresh database and checks it in
@@ -259,41 +252,37 @@ func (s *Store) checkMarker(fresh bool) error {
 	return nil
 }
 
-// lockDir takes an exclusive flock on the directory itself before LevelDB
-// opens it.
+// lockDir takes the directory lock (package dirlock) before LevelDB
+// opens the directory: exclusive in every mode, since LevelDB allows one
+// process per database, but a read-only open creates no lock file.
 //
 // LevelDB's own LOCK is an fcntl lock, and fcntl locks belong to the
 // process: closing any descriptor of the LOCK file in the process drops
 // them. libleveldb 1.23 does exactly that when a second DB::Open of the
 // same directory in the same process fails ("already held by process"), so
 // without this guard a refused second OpenStore would silently unlock the
-// first one for other processes. An flock on the directory belongs to the
-// open file description, so a second OpenStore in this process, or one in
-// another durusbdb process, fails here first with kv.ErrInUse. (Code that
-// copies the directory must likewise never open LOCK: see the package
+// first one for other processes. dirlock's flocks belong to the open file
+// description, so a second OpenStore in this process, or one in another
+// durusbdb process, fails here first with kv.ErrInUse. (Code that copies
+// the directory must likewise never open LOCK: see the package
 // documentation.)
 func (s *Store) lockDir() error {
-	f, err := os.Open(s.dir)
+	mode := dirlock.Write
+	if s.readOnly {
+		mode = dirlock.ReadExclusive
+	}
+	l, err := dirlock.Take(s.dir, mode)
 	if err != nil {
 		return fmt.Errorf("leveldb: open %s: %w", s.dir, err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return fmt.Errorf("leveldb: open %s: the database is open in another process or another Store of this one: %w", s.dir, kv.ErrInUse)
-		}
-		return fmt.Errorf("leveldb: open %s: lock directory: %w", s.dir, err)
-	}
-	s.dirLock = f
+	s.dirLock = l
 	return nil
 }
 
-// unlockDir releases the directory lock (closing the descriptor drops it).
+// unlockDir releases the directory lock.
 func (s *Store) unlockDir() {
-	if s.dirLock != nil {
-		s.dirLock.Close()
-		s.dirLock = nil
-	}
+	s.dirLock.Close()
+	s.dirLock = nil
 }
 
 func (s *Store) freeOptions() {

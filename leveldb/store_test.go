@@ -72,7 +72,7 @@ func child(role string) int {
 		fmt.Println("committed")
 		os.Stdout.Sync()
 		syscall.Kill(os.Getpid(), syscall.SIGKILL)
-		time.Sleep(10 * time.Second)
+		time.Sleep(10 * time.Second) // until the signal lands: never returns
 		return 1
 	case "holdlock":
 		// Play a non-durusbdb LevelDB user: only LevelDB's fcntl lock on
@@ -484,6 +484,7 @@ func TestBeginWaitsForWriter(t *testing.T) {
 		}
 		got <- err
 	}()
+	// The property: nothing happens while the first writer holds the slot.
 	time.Sleep(20 * time.Millisecond)
 	select {
 	case err := <-got:
@@ -505,6 +506,8 @@ func TestBeginWaitsForWriter(t *testing.T) {
 		_, err := s.Begin(t.Context(), true)
 		got <- err
 	}()
+	// Gives the Begin time to block on the writer slot (nothing to poll);
+	// if it has not blocked yet it gets ErrClosed all the same.
 	time.Sleep(20 * time.Millisecond)
 	s.Close()
 	select {
@@ -734,6 +737,7 @@ func TestCloseUnderLoad(t *testing.T) {
 				}
 			}
 		}()
+		// How long the load runs before Close: varied per round, not a wait.
 		time.Sleep(time.Duration(20+round*20) * time.Millisecond)
 		if err := s.Close(); err != nil {
 			t.Fatalf("close under load: %v", err)

@@ -186,58 +186,71 @@ func verifyTable(path string) (int64, error) {
 	if err != nil {
 		return footerLen, fmt.Errorf("table %s: footer: %v", name, err)
 	}
-	read := int64(footerLen)
-	limit := uint64(size - footerLen)
-	readBlock := func(h blockHandle, what string) ([]byte, error) {
-		if h.size > maxBlockLen || h.off+h.size+trailerLen > limit || h.off+h.size+trailerLen < h.off {
-			return nil, fmt.Errorf("table %s: %s block handle (offset %d, size %d) beyond the file (%d bytes)", name, what, h.off, h.size, size)
-		}
-		buf := make([]byte, h.size+trailerLen)
-		if _, err := f.ReadAt(buf, int64(h.off)); err != nil && !errors.Is(err, io.EOF) {
-			return nil, fmt.Errorf("table %s: %s block at offset %d: %v", name, what, h.off, err)
-		}
-		read += int64(len(buf))
-		data, typ := buf[:h.size], buf[h.size]
-		want := unmask(binary.LittleEndian.Uint32(buf[h.size+1:]))
-		if crc32.Checksum(buf[:h.size+1], castagnoli) != want {
-			return nil, fmt.Errorf("table %s: %s block at offset %d: checksum mismatch", name, what, h.off)
-		}
-		switch typ {
-		case 0:
-			return data, nil
-		case 1:
-			out, err := snappyDecode(data)
-			if err != nil {
-				return nil, fmt.Errorf("table %s: %s block at offset %d: snappy: %v", name, what, h.off, err)
-			}
-			return out, nil
-		}
-		return nil, fmt.Errorf("table %s: %s block at offset %d: unknown compression type %d", name, what, h.off, typ)
-	}
+	t := &tableReader{f: f, name: name, size: size, read: footerLen}
 	for _, top := range []struct {
 		h    blockHandle
 		what string
 	}{{index, "index"}, {meta, "metaindex"}} {
-		blk, err := readBlock(top.h, top.what)
+		blk, err := t.block(top.h, top.what)
 		if err != nil {
-			return read, err
+			return t.read, err
 		}
 		err = blockEntries(blk, func(_, v []byte) error {
 			h, _, err := readHandle(v)
 			if err != nil {
 				return err
 			}
-			_, err = readBlock(h, "data")
+			_, err = t.block(h, "data")
 			return err
 		})
 		if err != nil {
 			if strings.HasPrefix(err.Error(), "table ") {
-				return read, err
+				return t.read, err
 			}
-			return read, fmt.Errorf("table %s: %s block at offset %d: %v", name, top.what, top.h.off, err)
+			return t.read, fmt.Errorf("table %s: %s block at offset %d: %v", name, top.what, top.h.off, err)
 		}
 	}
-	return read, nil
+	return t.read, nil
+}
+
+// tableReader reads the checksummed blocks of one table file, counting
+// the bytes read.
+type tableReader struct {
+	f    *os.File
+	name string // the file's base name, for errors
+	size int64  // the file's size
+	read int64  // bytes read so far
+}
+
+// block reads, checks and decompresses the block at h (a what block,
+// for errors).
+func (t *tableReader) block(h blockHandle, what string) ([]byte, error) {
+	name, size := t.name, t.size
+	limit := uint64(size - footerLen)
+	if h.size > maxBlockLen || h.off+h.size+trailerLen > limit || h.off+h.size+trailerLen < h.off {
+		return nil, fmt.Errorf("table %s: %s block handle (offset %d, size %d) beyond the file (%d bytes)", name, what, h.off, h.size, size)
+	}
+	buf := make([]byte, h.size+trailerLen)
+	if _, err := t.f.ReadAt(buf, int64(h.off)); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("table %s: %s block at offset %d: %v", name, what, h.off, err)
+	}
+	t.read += int64(len(buf))
+	data, typ := buf[:h.size], buf[h.size]
+	want := unmask(binary.LittleEndian.Uint32(buf[h.size+1:]))
+	if crc32.Checksum(buf[:h.size+1], castagnoli) != want {
+		return nil, fmt.Errorf("table %s: %s block at offset %d: checksum mismatch", name, what, h.off)
+	}
+	switch typ {
+	case 0:
+		return data, nil
+	case 1:
+		out, err := snappyDecode(data)
+		if err != nil {
+			return nil, fmt.Errorf("table %s: %s block at offset %d: snappy: %v", name, what, h.off, err)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("table %s: %s block at offset %d: unknown compression type %d", name, what, h.off, typ)
 }
 
 // blockEntries calls fn with each key and value of a decoded block.

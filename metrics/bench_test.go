@@ -1,16 +1,16 @@
 package metrics
 
 import (
-	"bufio"
 	"context"
-	"encoding/binary"
 	"io"
 	"log/slog"
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/server"
 )
 
@@ -63,30 +63,24 @@ func BenchmarkServerLoad(b *testing.B) {
 			if _, st := c.commit(rec(0, "root-record-of-some-size-------------------------------------")); st != 'O' {
 				b.Fatal(st)
 			}
-			req := append([]byte{'L'}, binary.BigEndian.AppendUint64(nil, 0)...)
 			const conns = 8
 			work := make(chan struct{}, conns)
 			var wg sync.WaitGroup
 			for range conns {
-				nc, err := net.Dial("tcp", ln.Addr().String())
+				wc, err := wire.Dial(ln.Addr().String(), 5*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}
-				defer nc.Close()
-				r, w := bufio.NewReader(nc), bufio.NewWriter(nc)
+				wc.Timeout = 0
+				defer wc.Close()
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					var n [4]byte
 					for range work {
-						w.Write(req)
-						w.Flush()
-						if st, err := r.ReadByte(); err != nil || st != 'O' {
+						if st, err := wc.LoadStatus(0); err != nil || st != 'O' {
 							b.Errorf("load: %q %v", st, err)
 							return
 						}
-						io.ReadFull(r, n[:])
-						r.Discard(int(binary.BigEndian.Uint32(n[:])))
 					}
 				}()
 			}

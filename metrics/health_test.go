@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 )
 
@@ -110,6 +111,22 @@ func testProbes(t *testing.T, backend string) {
 		t.Errorf("probes wrote log lines:\n%s", strings.TrimPrefix(after, before))
 	}
 
+	checkNotReady(t, m, addr, db, dir, stopping)
+
+	// A closed database fails both.
+	m.SetProbes(Probes{Store: db})
+	db.Close()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := probe(t, addr, path); code != http.StatusServiceUnavailable || !strings.Contains(body, "load of oid 0") {
+			t.Errorf("%s on a closed database: %d %q", path, code, body)
+		}
+	}
+}
+
+// checkNotReady checks the states that are alive but not ready: free
+// space below the reserve, shutting down (closes stopping), read-only.
+func checkNotReady(t *testing.T, m *Metrics, addr string, db *engine.DB, dir string, stopping chan struct{}) {
+	t.Helper()
 	// Free space below the reserve: not ready, still alive; the reason
 	// names the flag, and the reserve is exported.
 	m.SetProbes(Probes{Store: db, MinFreeSpace: 1 << 62})
@@ -139,15 +156,6 @@ func testProbes(t *testing.T, backend string) {
 	if code, _ := probe(t, addr, "/healthz"); code != http.StatusOK {
 		t.Errorf("/healthz read-only: %d, want 200", code)
 	}
-
-	// A closed database fails both.
-	m.SetProbes(Probes{Store: db})
-	db.Close()
-	for _, path := range []string{"/healthz", "/readyz"} {
-		if code, body := probe(t, addr, path); code != http.StatusServiceUnavailable || !strings.Contains(body, "load of oid 0") {
-			t.Errorf("%s on a closed database: %d %q", path, code, body)
-		}
-	}
 }
 
 // TestLiveTimeout: a storage that does not answer fails /healthz within
@@ -170,16 +178,8 @@ func TestLiveTimeout(t *testing.T) {
 	}
 	close(fs.release)
 	// Once the load returns the slot is free again.
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		err := m.Live(context.Background())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("probe still failing after the load returned: %v", err)
-		}
-		time.Sleep(5 * time.Millisecond)
+	if !proc.WaitFor(10*time.Second, func() bool { err = m.Live(context.Background()); return err == nil }) {
+		t.Fatalf("probe still failing after the load returned: %v", err)
 	}
 	// A storage error that is not "not found" fails it.
 	m.SetProbes(Probes{Store: &fakeStore{dir: fs.dir, err: errors.New("disk on fire")}})

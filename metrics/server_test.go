@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/server"
@@ -122,6 +123,32 @@ func TestServerMetrics(t *testing.T) {
 }
 
 func testServerMetrics(t *testing.T, backend string) {
+	rig := startMetricsRig(t, backend)
+	var sent, received int64
+	c1 := dialRaw(t, rig.addr, &sent, &received)
+	c2 := dialRaw(t, rig.addr, &sent, &received)
+	c1.sync()
+	c2.sync()
+	driveCommits(t, c1, c2)
+	checkFirstScrape(t, backend, rig.maddr, sent, received)
+	c3 := protocolError(t, rig)
+	rig.stop()
+	v := scrape(t, rig.maddr) // the endpoint outlives the server
+	checkValues(t, v, map[string]float64{`durusbdb_connections`: 0})
+	checkConnLogs(t, rig.logs.String(), c1, c2, c3)
+}
+
+// metricsRig is a server with the metrics observer and endpoint on
+// 127.0.0.1, over an engine of one backend.
+type metricsRig struct {
+	logs        *testlog.Buffer
+	addr, maddr string // the server's and the metrics endpoint's
+	stop        func() // stops the server (once); the endpoint stays
+}
+
+// startMetricsRig starts a metricsRig, closed at the end of the test.
+func startMetricsRig(t *testing.T, backend string) *metricsRig {
+	t.Helper()
 	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	relay := &server.RemoveRelay{}
@@ -130,7 +157,7 @@ func testServerMetrics(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer db.Close()
+	t.Cleanup(func() { db.Close() })
 
 	m := New(Options{})
 	if err := m.RegisterEngine(db, log); err != nil {
@@ -140,7 +167,7 @@ func testServerMetrics(t *testing.T, backend string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ep.Close(context.Background())
+	t.Cleanup(func() { ep.Close(context.Background()) })
 	maddr := ep.Addr().String()
 
 	srv := server.New(server.Config{Logger: log, Observer: m}, server.Engine(db))
@@ -168,14 +195,14 @@ func testServerMetrics(t *testing.T, backend string) {
 			t.Fatal("server did not stop")
 		}
 	}
-	defer stop()
+	t.Cleanup(stop)
+	return &metricsRig{logs: logs, addr: addr, maddr: maddr, stop: stop}
+}
 
-	var sent, received int64
-	c1 := dialRaw(t, addr, &sent, &received)
-	c2 := dialRaw(t, addr, &sent, &received)
-	c1.sync()
-	c2.sync()
-
+// driveCommits makes the traffic testServerMetrics counts: commits O, O,
+// I and E by c1, syncs and loads (O, K, I) by c2.
+func driveCommits(t *testing.T, c1, c2 *rawClient) {
+	t.Helper()
 	// Commit 1 (O): root 0 -> 1.
 	oids := c1.newOIDs(2)
 	if oids[0] != 0 || oids[1] != 1 {
@@ -212,14 +239,16 @@ func testServerMetrics(t *testing.T, backend string) {
 	if _, st := c1.commit(rec(5000, "unallocated")); st != 'E' {
 		t.Fatalf("unallocated commit: %q, want E", st)
 	}
+}
 
-	// The server counts a reply's bytes once its write returns, which may
-	// be after the client has read them: wait for the count to catch up.
-	v := scrape(t, maddr)
-	for deadline := time.Now().Add(5 * time.Second); v["durusbdb_sent_bytes_total"] != float64(received) && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+// checkFirstScrape checks the figures after driveCommits.
+func checkFirstScrape(t *testing.T, backend, maddr string, sent, received int64) {
+	t.Helper()
+	var v map[string]float64
+	proc.WaitFor(5*time.Second, func() bool {
 		v = scrape(t, maddr)
-	}
+		return v["durusbdb_sent_bytes_total"] == float64(received)
+	})
 	want := map[string]float64{
 		`durusbdb_commits_total{status="O"}`:                      2,
 		`durusbdb_commits_total{status="I"}`:                      1,
@@ -273,12 +302,16 @@ func testServerMetrics(t *testing.T, backend string) {
 		t.Errorf("process metrics missing")
 	}
 	checkBackendMetrics(t, backend, v)
+}
 
+// protocolError sends an unknown command byte on a new connection and
+// checks it is counted; it returns that client.
+func protocolError(t *testing.T, rig *metricsRig) *rawClient {
+	t.Helper()
 	// A protocol error: an unknown command byte closes the connection; the
 	// error is counted and its log line names the client.
 	var s3, r3 int64
-	c3 := dialRaw(t, addr, &s3, &r3)
-	c3addr := c3.nc.LocalAddr().String()
+	c3 := dialRaw(t, rig.addr, &s3, &r3)
 	if _, err := c3.nc.Write([]byte{'Z'}); err != nil {
 		t.Fatal(err)
 	}
@@ -286,29 +319,28 @@ func testServerMetrics(t *testing.T, backend string) {
 	if _, err := c3.nc.Read(make([]byte, 1)); !errors.Is(err, io.EOF) {
 		t.Fatalf("after an unknown command: %v, want EOF", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		v = scrape(t, maddr)
-		if v["durusbdb_connections"] == 2 && v[`durusbdb_connections_closed_total{reason="unknown command"}`] == 1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("connection close not counted: connections %v", v["durusbdb_connections"])
-		}
-		time.Sleep(10 * time.Millisecond)
+	var v map[string]float64
+	if !proc.WaitFor(10*time.Second, func() bool {
+		v = scrape(t, rig.maddr)
+		return v["durusbdb_connections"] == 2 && v[`durusbdb_connections_closed_total{reason="unknown command"}`] == 1
+	}) {
+		t.Fatalf("connection close not counted: connections %v", v["durusbdb_connections"])
 	}
 	checkValues(t, v, map[string]float64{
 		`durusbdb_errors_total{kind="protocol"}`:   1,
 		`durusbdb_connections_opened_total`:        3,
 		`durusbdb_requests_total{command="other"}`: 1,
 	})
-	stop()
-	v = scrape(t, maddr) // the endpoint outlives the server
-	checkValues(t, v, map[string]float64{`durusbdb_connections`: 0})
+	return c3
+}
 
+// checkConnLogs checks that every connection's open and close lines, the
+// protocol error (c3) and the refusals (c1) name the client.
+func checkConnLogs(t *testing.T, text string, c1, c2, c3 *rawClient) {
+	t.Helper()
+	c3addr := c3.nc.LocalAddr().String()
 	// Log lines: every connection open and close, and the error, name the
 	// client address.
-	text := logs.String()
 	for _, c := range []*rawClient{c1, c2, c3} {
 		remote := "remote=" + c.nc.LocalAddr().String()
 		for _, msg := range []string{`msg="connection opened"`, `msg="connection closed"`} {

@@ -132,68 +132,19 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	}
 
 	m := &Manifest{Backend: kind, Created: time.Now().UTC(), Source: absDir}
-	switch kind {
-	case backend.BDB:
-		mode, logs, err := snapshotBDB(ctx, dir, stage, opts.Options)
-		if err != nil {
-			return nil, err
-		}
-		m.Mode = mode
-		if len(logs) > 0 {
-			m.Extra = append(m.Extra, "logs "+logs[0]+" "+logs[len(logs)-1])
-		}
-	case backend.LevelDB:
-		if err := snapshotLevelDB(ctx, dir, stage, opts.Options); err != nil {
-			return nil, err
-		}
-		m.Mode = "offline"
-	default:
-		return nil, fmt.Errorf("recovery: backup %s: unknown backend %q", dir, kind)
+	if err := snapshot(ctx, dir, stage, m, opts.Options); err != nil {
+		return nil, err
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-
-	// Manifest: data files first, then logs, each group by name.
-	ents, err := os.ReadDir(stage)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: backup %s: read %s: %w", dir, stage, err)
-	}
-	var names []string
-	for _, e := range ents {
-		if e.Type().IsRegular() {
-			names = append(names, e.Name())
-		}
-	}
-	sort.Slice(names, func(i, j int) bool {
-		li, lj := isLogName(names[i]), isLogName(names[j])
-		if li != lj {
-			return !li
-		}
-		return names[i] < names[j]
-	})
-	for _, n := range names {
-		size, sum, err := hashFile(filepath.Join(stage, n))
-		if err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: hash %s: %w", dir, n, err)
-		}
-		m.Files = append(m.Files, ManifestFile{Name: n, Size: size, SHA256: sum})
+	if m.Files, err = stagedFiles(dir, stage); err != nil {
+		return nil, err
 	}
 	res := &BackupResult{Out: out, Manifest: m}
 	if !opts.Stream {
-		if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
-		}
-		if err := syncDir(stage); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
-		}
-		// rename(2) replaces an empty directory and fails on any other.
-		if err := os.Rename(stage, out); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: move the backup into place at %s: %w", dir, out, err)
-		}
-		st.keep()
-		if err := syncDir(filepath.Dir(absOut)); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: sync the directory of %s: %w", dir, out, err)
+		if err := placeBackup(dir, st, out, m); err != nil {
+			return nil, err
 		}
 		res.Bytes = m.Size()
 	} else {
@@ -214,6 +165,82 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 		}
 	}
 	return res, nil
+}
+
+// snapshot copies the database in dir (of backend m.Backend) into stage
+// and records in m how (Mode) and, for Berkeley DB, which logs.
+func snapshot(ctx context.Context, dir, stage string, m *Manifest, opts Options) error {
+	switch m.Backend {
+	case backend.BDB:
+		mode, logs, err := snapshotBDB(ctx, dir, stage, opts)
+		if err != nil {
+			return err
+		}
+		m.Mode = mode
+		if len(logs) > 0 {
+			m.Extra = append(m.Extra, "logs "+logs[0]+" "+logs[len(logs)-1])
+		}
+	case backend.LevelDB:
+		if err := snapshotLevelDB(ctx, dir, stage, opts); err != nil {
+			return err
+		}
+		m.Mode = "offline"
+	default:
+		return fmt.Errorf("recovery: backup %s: unknown backend %q", dir, m.Backend)
+	}
+	return nil
+}
+
+// stagedFiles lists and hashes the files staged in stage for the
+// manifest: data files first, then logs, each group by name.
+func stagedFiles(dir, stage string) ([]ManifestFile, error) {
+	ents, err := os.ReadDir(stage)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: read %s: %w", dir, stage, err)
+	}
+	var names []string
+	for _, e := range ents {
+		if e.Type().IsRegular() {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Slice(names, func(i, j int) bool {
+		li, lj := isLogName(names[i]), isLogName(names[j])
+		if li != lj {
+			return !li
+		}
+		return names[i] < names[j]
+	})
+	var files []ManifestFile
+	for _, n := range names {
+		size, sum, err := hashFile(filepath.Join(stage, n))
+		if err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: hash %s: %w", dir, n, err)
+		}
+		files = append(files, ManifestFile{Name: n, Size: size, SHA256: sum})
+	}
+	return files, nil
+}
+
+// placeBackup writes the manifest m into the staging directory st and
+// moves it into place at out (a directory backup), all synced.
+func placeBackup(dir string, st *staging, out string, m *Manifest) error {
+	stage := st.dir
+	if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
+		return fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
+	}
+	if err := syncDir(stage); err != nil {
+		return fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
+	}
+	// rename(2) replaces an empty directory and fails on any other.
+	if err := os.Rename(stage, out); err != nil {
+		return fmt.Errorf("recovery: backup %s: move the backup into place at %s: %w", dir, out, err)
+	}
+	st.keep()
+	if err := syncDir(filepath.Dir(out)); err != nil {
+		return fmt.Errorf("recovery: backup %s: sync the directory of %s: %w", dir, out, err)
+	}
+	return nil
 }
 
 // checkEmptyOut checks that the backup directory out does not exist or is

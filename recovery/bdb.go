@@ -81,32 +81,17 @@ func (h *logHolder) close() {
 // holding the directory lock; see the package doc. It returns "hot" or
 // "offline" and the log files copied.
 func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, []string, error) {
-	log := opts.logger()
 	files := dataFiles()
 	for _, f := range files {
 		if _, err := os.Stat(filepath.Join(dir, f)); err != nil {
 			return "", nil, fmt.Errorf("recovery: backup %s: database file %s: %w", dir, f, err)
 		}
 	}
-	mode := "offline"
-	var env *bdb.Env
-	lock, err := bdb.LockDir(dir)
-	switch {
-	case err == nil:
-		defer lock.Close()
-		env, err = bdb.OpenEnv(dir, bdb.EnvOptions{CacheSize: opts.CacheSize})
-	case errors.Is(err, kv.ErrInUse):
-		mode = "hot"
-		log.Info("recovery: a server owns the directory; joining its environment for a hot backup", "dir", dir)
-		env, err = bdb.JoinEnv(dir, opts.CacheSize)
-		if errors.Is(err, bdb.ErrRunRecovery) {
-			return "", nil, fmt.Errorf("recovery: backup %s: the environment needs recovery but another process holds %s: %w", dir, bdb.LockFile, err)
-		}
-	}
+	env, mode, closeEnv, err := openForBackup(dir, opts)
 	if err != nil {
-		return "", nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+		return "", nil, err
 	}
-	defer env.Close()
+	defer closeEnv()
 
 	h := &logHolder{dir: dir, files: map[int]*os.File{}, names: map[int]string{}}
 	defer h.close()
@@ -114,53 +99,11 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 		return "", nil, err
 	}
 	// Watch for log files created while the database files are copied.
-	stop := make(chan struct{})
-	watchErr := make(chan error, 1)
-	go func(stop <-chan struct{}) {
-		t := time.NewTicker(5 * time.Millisecond)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				watchErr <- nil
-				return
-			case <-t.C:
-				if err := h.scan(); err != nil {
-					watchErr <- err
-					return
-				}
-			}
-		}
-	}(stop)
-	stopWatch := func() error {
-		if stop == nil {
-			return nil
-		}
-		close(stop)
-		stop = nil
-		return <-watchErr
-	}
+	stopWatch := h.watch()
 	defer stopWatch()
-
-	var total int64
-	for _, f := range files {
-		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
-			total += fi.Size()
-		}
+	if err := copyDataFiles(ctx, env, dir, stage, files, opts); err != nil {
+		return "", nil, err
 	}
-	prog := opts.progress("backup "+dir+" (database files)", "bytes", total)
-	for _, f := range files {
-		if err := ctx.Err(); err != nil {
-			return "", nil, err
-		}
-		if err := env.CopyDB(f, stage); err != nil {
-			return "", nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
-		}
-		if fi, err := os.Stat(filepath.Join(stage, f)); err == nil {
-			prog.Add(fi.Size(), 0)
-		}
-	}
-	prog.Done()
 	if opts.hook != nil {
 		opts.hook("database files copied")
 	}
@@ -175,6 +118,77 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 	if err := h.scan(); err != nil {
 		return "", nil, err
 	}
+	logs, err := h.copyLogs(ctx, stage, opts)
+	if err != nil {
+		return "", nil, err
+	}
+	if err := syncDir(stage); err != nil {
+		return "", nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
+	}
+	return mode, logs, nil
+}
+
+// watch scans for new log files every 5 ms until the returned stop
+// function is called; stop returns the first scan error (and nil when
+// called again).
+func (h *logHolder) watch() (stop func() error) {
+	done := make(chan struct{})
+	watchErr := make(chan error, 1)
+	go func(done <-chan struct{}) {
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				watchErr <- nil
+				return
+			case <-t.C:
+				if err := h.scan(); err != nil {
+					watchErr <- err
+					return
+				}
+			}
+		}
+	}(done)
+	return func() error {
+		if done == nil {
+			return nil
+		}
+		close(done)
+		done = nil
+		return <-watchErr
+	}
+}
+
+// copyDataFiles copies the database files of dir into stage through env
+// (DB->copy-like page reads, consistent with a running writer).
+func copyDataFiles(ctx context.Context, env *bdb.Env, dir, stage string, files []string, opts Options) error {
+	var total int64
+	for _, f := range files {
+		if fi, err := os.Stat(filepath.Join(dir, f)); err == nil {
+			total += fi.Size()
+		}
+	}
+	prog := opts.progress("backup "+dir+" (database files)", "bytes", total)
+	for _, f := range files {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := env.CopyDB(f, stage); err != nil {
+			return fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+		if fi, err := os.Stat(filepath.Join(stage, f)); err == nil {
+			prog.Add(fi.Size(), 0)
+		}
+	}
+	prog.Done()
+	return nil
+}
+
+// copyLogs copies the held log files into stage, after checking that
+// they are consecutive (ErrLogGap otherwise), and returns their names.
+func (h *logHolder) copyLogs(ctx context.Context, stage string, opts Options) ([]string, error) {
+	dir := h.dir
 	h.mu.Lock()
 	nums := make([]int, 0, len(h.files))
 	for n := range h.files {
@@ -183,31 +197,28 @@ func snapshotBDB(ctx context.Context, dir, stage string, opts Options) (string, 
 	h.mu.Unlock()
 	sort.Ints(nums)
 	if len(nums) == 0 {
-		return "", nil, fmt.Errorf("recovery: backup %s: no log files in the directory", dir)
+		return nil, fmt.Errorf("recovery: backup %s: no log files in the directory", dir)
 	}
 	for i, n := range nums {
 		if n != nums[0]+i {
-			return "", nil, fmt.Errorf("recovery: backup %s: log files jump from %d to %d: %w", dir, nums[i-1], n, ErrLogGap)
+			return nil, fmt.Errorf("recovery: backup %s: log files jump from %d to %d: %w", dir, nums[i-1], n, ErrLogGap)
 		}
 	}
 	var logs []string
-	prog = opts.progress("backup "+dir+" (log files)", "files", int64(len(nums)))
+	prog := opts.progress("backup "+dir+" (log files)", "files", int64(len(nums)))
 	for _, n := range nums {
 		if err := ctx.Err(); err != nil {
-			return "", nil, err
+			return nil, err
 		}
 		name := h.names[n]
 		if _, err := copyFileSync(io.NewSectionReader(h.files[n], 0, 1<<62), filepath.Join(stage, name)); err != nil {
-			return "", nil, fmt.Errorf("recovery: backup %s: copy %s: %w", dir, name, err)
+			return nil, fmt.Errorf("recovery: backup %s: copy %s: %w", dir, name, err)
 		}
 		logs = append(logs, name)
 		prog.Add(1, 0)
 	}
 	prog.Done()
-	if err := syncDir(stage); err != nil {
-		return "", nil, fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
-	}
-	return mode, logs, nil
+	return logs, nil
 }
 
 // recoverBDB runs normal or catastrophic recovery in dir, holding the
@@ -333,25 +344,10 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 			return nil, fmt.Errorf("recovery: upgrade %s: database file %s: %w", dir, f, err)
 		}
 	}
-	// Refuse an unclean directory before touching anything: the engine
-	// keeps meta "in_use" set while a writer has it open. It is read from
-	// an upgraded scratch copy of meta.db (the original may be too old
-	// for this libdb to read).
+	// Refuse an unclean directory before touching anything.
 	if oldLogs || oldDBs {
-		unclean, err := bdb.NeedsRecovery(dir)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
-		}
-		if unclean {
-			pids, _ := registeredPIDs(dir)
-			return nil, fmt.Errorf("recovery: upgrade %s: its last writer (registered processes %v) never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
-		}
-		inUse, err := metaInUse(dir)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
-		}
-		if inUse {
-			return nil, fmt.Errorf("recovery: upgrade %s: meta in_use is set: the last writer did not close it; open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, ErrUnclean)
+		if err := refuseUnclean(dir); err != nil {
+			return nil, err
 		}
 	}
 
@@ -371,44 +367,8 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	}
 	log.Info("recovery: upgrade: backup copy made", "dir", dir, "backup", rep.BackupDir)
 
-	for _, f := range rep.Before {
-		if f.Kind == "log" {
-			continue
-		}
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		if err := bdb.UpgradeFile(dir, f.Name, oldLogs); err != nil {
-			return nil, fmt.Errorf("recovery: upgrade %s (backup copy in %s): %w", dir, rep.BackupDir, err)
-		}
-		if !f.Current {
-			rep.Upgraded = append(rep.Upgraded, f.Name)
-		}
-		if oldLogs {
-			rep.LSNReset = append(rep.LSNReset, f.Name)
-		}
-	}
-	if oldLogs {
-		ents, err := os.ReadDir(dir)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
-		}
-		for _, e := range ents {
-			n := e.Name()
-			isLog := bdb.LogNumber(n) != 0
-			if !isLog && !strings.HasPrefix(n, "__db.") {
-				continue
-			}
-			if err := os.Remove(filepath.Join(dir, n)); err != nil {
-				return nil, fmt.Errorf("recovery: upgrade %s: remove old %s: %w", dir, n, err)
-			}
-			if isLog {
-				rep.LogsRemoved = append(rep.LogsRemoved, n)
-			}
-		}
-		if err := syncDir(dir); err != nil {
-			return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
-		}
+	if err := upgradeFiles(ctx, dir, rep, oldLogs); err != nil {
+		return nil, err
 	}
 	if rep.After, err = readFormats(dir); err != nil {
 		return nil, fmt.Errorf("recovery: upgrade %s: %w", dir, err)
@@ -423,6 +383,76 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	log.Info("recovery: upgrade done", "dir", dir, "backup", rep.BackupDir, "no_op", rep.NoOp,
 		"upgraded", strings.Join(rep.Upgraded, ","), "logs_removed", len(rep.LogsRemoved), "duration", rep.Duration)
 	return rep, nil
+}
+
+// refuseUnclean refuses, with ErrUnclean, a directory whose last writer
+// did not close it: the lock file's mark or the environment says so, or
+// the engine's meta "in_use" is still set (read from an upgraded scratch
+// copy of meta.db: the original may be too old for this libdb to read).
+func refuseUnclean(dir string) error {
+	unclean, err := bdb.NeedsRecovery(dir)
+	if err != nil {
+		return fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
+	}
+	if unclean {
+		pids, _ := registeredPIDs(dir)
+		return fmt.Errorf("recovery: upgrade %s: its last writer (registered processes %v) never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
+	}
+	inUse, err := metaInUse(dir)
+	if err != nil {
+		return fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
+	}
+	if inUse {
+		return fmt.Errorf("recovery: upgrade %s: meta in_use is set: the last writer did not close it; open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, ErrUnclean)
+	}
+	return nil
+}
+
+// upgradeFiles upgrades every database file of rep.Before in place,
+// resetting their LSNs when the logs are old, and then removes the old
+// logs and the region files, recording all of it in rep.
+func upgradeFiles(ctx context.Context, dir string, rep *UpgradeReport, oldLogs bool) error {
+	for _, f := range rep.Before {
+		if f.Kind == "log" {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := bdb.UpgradeFile(dir, f.Name, oldLogs); err != nil {
+			return fmt.Errorf("recovery: upgrade %s (backup copy in %s): %w", dir, rep.BackupDir, err)
+		}
+		if !f.Current {
+			rep.Upgraded = append(rep.Upgraded, f.Name)
+		}
+		if oldLogs {
+			rep.LSNReset = append(rep.LSNReset, f.Name)
+		}
+	}
+	if !oldLogs {
+		return nil
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		n := e.Name()
+		isLog := bdb.LogNumber(n) != 0
+		if !isLog && !strings.HasPrefix(n, "__db.") {
+			continue
+		}
+		if err := os.Remove(filepath.Join(dir, n)); err != nil {
+			return fmt.Errorf("recovery: upgrade %s: remove old %s: %w", dir, n, err)
+		}
+		if isLog {
+			rep.LogsRemoved = append(rep.LogsRemoved, n)
+		}
+	}
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("recovery: upgrade %s: %w", dir, err)
+	}
+	return nil
 }
 
 // metaInUse copies meta.db of dir to a scratch directory, upgrades the

@@ -46,11 +46,11 @@ func TestServerStopsOnEnvironmentPanic(t *testing.T) {
 	env.Close()
 
 	select {
-	case <-srv.done:
+	case <-srv.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatalf("server still running 20 s after its environment panicked\n%s", srv.logText())
 	}
-	if srv.exitErr == nil {
+	if srv.Err() == nil {
 		t.Fatalf("server exited 0 after its environment panicked\n%s", srv.logText())
 	}
 	if log := srv.logText(); !strings.Contains(log, "storage failed") {

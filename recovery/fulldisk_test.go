@@ -35,7 +35,7 @@ func mountSmall(t *testing.T, size int64) string {
 			if err := syscall.Unmount(mnt, 0); err == nil || err == syscall.EINVAL {
 				return
 			}
-			time.Sleep(100 * time.Millisecond)
+			time.Sleep(100 * time.Millisecond) // retrying while the mount is busy
 		}
 		t.Errorf("could not unmount %s", mnt)
 	})
@@ -126,7 +126,9 @@ func fullDisk(t *testing.T, kind string) {
 	cc2 := &chainClient{c: lc, head: cc.head, prev: cc.prev, n: cc.n + 1000, id: cc.id, size: 1024}
 	var ok bool
 	var last string
-	for i := 0; i < 20 && !ok; i++ {
+	// Polls for up to 30 s (a bound that only catches a server that never
+	// notices the freed space), not 20 tries: a loaded machine is slow.
+	for deadline := time.Now().Add(30 * time.Second); !ok && time.Now().Before(deadline); {
 		a, st, err := cc2.commitOne()
 		if err == nil && st == wire.StatusOK {
 			acks = append(acks, a)

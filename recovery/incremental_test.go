@@ -282,6 +282,8 @@ func TestIncrementalHotPointInTime(t *testing.T) {
 	// Log records carry whole seconds: T is in the second after A's,
 	// and B in a later one.
 	until := a.at.Truncate(time.Second).Add(1500 * time.Millisecond)
+	// Not a wait for an event: the clock has to pass T so that B's log
+	// record carries a later second.
 	time.Sleep(time.Until(until.Add(1200 * time.Millisecond)))
 	b := commit()
 	r1, err := BackupIncremental(ctx, dir, out, BackupOptions{Options: quietOpts()})

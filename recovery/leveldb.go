@@ -8,28 +8,27 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/jmhodges/levigo"
+
+	"github.com/durusbdb/durusbdb/internal/dirlock"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
-// lockLevelDB takes the exclusive flock on the directory that
-// leveldb.OpenStore takes, failing with ErrLevelDBInUse (what) while a
-// server has the database open. Close the file to release it.
-func lockLevelDB(dir string) (*os.File, error) {
-	f, err := os.Open(dir)
+// lockLevelDB takes the directory lock leveldb.OpenStore takes (package
+// dirlock, exclusive; mode says whether the lock file may be created),
+// failing with ErrLevelDBInUse while a server has the database open.
+// Close the lock to release it.
+func lockLevelDB(dir string, mode dirlock.Mode) (*dirlock.Lock, error) {
+	l, err := dirlock.Take(dir, mode)
+	if errors.Is(err, kv.ErrInUse) {
+		return nil, fmt.Errorf("recovery: %w: %w", err, ErrLevelDBInUse)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("recovery: open %s: %w", dir, err)
+		return nil, fmt.Errorf("recovery: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, syscall.EWOULDBLOCK) {
-			return nil, fmt.Errorf("recovery: %s is open in another process: %w", dir, ErrLevelDBInUse)
-		}
-		return nil, fmt.Errorf("recovery: lock %s: %w", dir, err)
-	}
-	return f, nil
+	return l, nil
 }
 
 // levelDBFile reports whether a LevelDB database needs the file: CURRENT,
@@ -44,7 +43,7 @@ func levelDBFile(name string) bool {
 // snapshotLevelDB copies a closed LevelDB database (it holds the directory
 // lock meanwhile) into stage.
 func snapshotLevelDB(ctx context.Context, dir, stage string, opts Options) error {
-	lock, err := lockLevelDB(dir)
+	lock, err := lockLevelDB(dir, dirlock.ReadExclusive)
 	if err != nil {
 		return err
 	}
@@ -88,7 +87,7 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	lock, err := lockLevelDB(dir)
+	lock, err := lockLevelDB(dir, dirlock.Write)
 	if err != nil {
 		return nil, err
 	}

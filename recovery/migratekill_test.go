@@ -4,6 +4,7 @@ package recovery
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
@@ -55,42 +57,7 @@ func TestMigrateKilled(t *testing.T) {
 		t.Run(kind, func(t *testing.T) {
 			dir := t.TempDir()
 			for round := 0; round < 4; round++ {
-				args := []string{"migrate", "--dir", dir, "--create", "--backend", kind, "--force", src}
-				cmd := exec.Command(bin, args...)
-				var out bytes.Buffer
-				cmd.Stdout, cmd.Stderr = &out, &out
-				if err := cmd.Start(); err != nil {
-					t.Fatal(err)
-				}
-				done := make(chan error, 1)
-				go func() { done <- cmd.Wait() }()
-				select {
-				case <-time.After(time.Duration(20+rng.IntN(600)) * time.Millisecond):
-					cmd.Process.Kill()
-					<-done
-				case err := <-done:
-					if err != nil {
-						t.Fatalf("round %d: migrate: %v\n%s", round, err, out.String())
-					}
-				}
-				// What a server makes of the directory now.
-				sv := exec.Command(bin, "serve", "--dir", dir, "--port", "0", "--host", "127.0.0.1")
-				sout, err := runFor(sv, 3*time.Second)
-				switch {
-				case strings.Contains(sout, "msg=serving"):
-					// It served: the import must be whole (migrate
-					// finished before the kill).
-					if !finished(t, bin, dir) {
-						t.Fatalf("round %d: serve accepted a partial import:\n%s", round, sout)
-					}
-					t.Logf("round %d: migrate had finished; served", round)
-				case err != nil && strings.Contains(sout, "no database in this directory"):
-					t.Logf("round %d: killed before it created the database", round)
-				case err != nil && strings.Contains(sout, "durusbdb migrate"):
-					t.Logf("round %d: serve refused the interrupted import: %s", round, lastLine(sout))
-				default:
-					t.Fatalf("round %d: after a killed migrate, serve neither served nor said to run migrate again (%v):\n%s\nmigrate said:\n%s", round, err, sout, out.String())
-				}
+				killMigrate(t, bin, dir, kind, src, round, rng)
 			}
 			out, err := exec.Command(bin, "migrate", "--dir", dir, "--create", "--backend", kind, "--force", src).CombinedOutput()
 			if err != nil {
@@ -119,24 +86,59 @@ func TestMigrateKilled(t *testing.T) {
 	}
 }
 
-// runFor runs cmd for at most d, then stops it with SIGTERM, and returns
-// its combined output and exit error.
-func runFor(cmd *exec.Cmd, d time.Duration) (string, error) {
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	if err := cmd.Start(); err != nil {
-		return "", err
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
+// killMigrate runs one round of TestMigrateKilled: migrate src into dir,
+// SIGKILL it at a random moment, and check what serve makes of dir.
+func killMigrate(t *testing.T, bin, dir, kind, src string, round int, rng *rand.Rand) {
+	t.Helper()
+	mig := proc.StartT(t, proc.Options{}, bin, "migrate", "--dir", dir, "--create", "--backend", kind, "--force", src)
+	// The kill lands at a random moment: a deliberate delay, not a wait.
+	kill := time.NewTimer(time.Duration(20+rng.IntN(600)) * time.Millisecond)
 	select {
-	case err := <-done:
-		return out.String(), err
-	case <-time.After(d):
-		cmd.Process.Signal(os.Interrupt)
-		err := <-done // the output is complete only once Wait returned
-		return out.String(), err
+	case <-kill.C:
+		if err := mig.Kill(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+	case <-mig.Done():
+		kill.Stop()
+		if err := mig.Err(); err != nil {
+			t.Fatalf("round %d: migrate: %v\n%s", round, err, mig.Log())
+		}
 	}
+	// What a server makes of the directory now.
+	sout, err := serveOnce(t, bin, dir)
+	switch {
+	case strings.Contains(sout, "msg=serving"):
+		// It served: the import must be whole (migrate finished before
+		// the kill).
+		if !finished(t, bin, dir) {
+			t.Fatalf("round %d: serve accepted a partial import:\n%s", round, sout)
+		}
+		t.Logf("round %d: migrate had finished; served", round)
+	case err != nil && strings.Contains(sout, "no database in this directory"):
+		t.Logf("round %d: killed before it created the database", round)
+	case err != nil && strings.Contains(sout, "durusbdb migrate"):
+		t.Logf("round %d: serve refused the interrupted import: %s", round, lastLine(sout))
+	default:
+		t.Fatalf("round %d: after a killed migrate, serve neither served nor said to run migrate again (%v):\n%s\nmigrate said:\n%s", round, err, sout, mig.Log())
+	}
+}
+
+// serveOnce runs `durusbdb serve` on dir until it logs that it serves or
+// exits (within a minute), then stops it with SIGINT, and returns its
+// output and exit error.
+func serveOnce(t *testing.T, bin, dir string) (string, error) {
+	t.Helper()
+	p := proc.StartT(t, proc.Options{}, bin, "serve", "--dir", dir, "--port", "0", "--host", "127.0.0.1")
+	err := p.WaitUntil(time.Minute, "serve", func() bool { return strings.Contains(p.Log(), "msg=serving") })
+	if err != nil && !errors.Is(err, proc.ErrExited) {
+		t.Fatal(err)
+	}
+	p.Signal(os.Interrupt)
+	if err := p.Wait(30 * time.Second); errors.Is(err, proc.ErrTimeout) {
+		t.Fatal(err)
+	}
+	// The output is complete only once the process has been waited for.
+	return p.Log(), p.Err()
 }
 
 // finished reports whether `durusbdb stats` counts every record of the

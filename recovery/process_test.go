@@ -18,61 +18,43 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
-)
+// bins builds the server binary once per test run.
+var bins proc.Builder
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	bins.Close()
 	os.Exit(code)
 }
 
-// durusbdbBin builds the server binary once per test run.
+// durusbdbBin builds the server binary (with -tags bdb) once per test run.
 func durusbdbBin(t *testing.T) string {
 	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "durusbdb-recovery-bin-*")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "durusbdb")
-		cmd := exec.Command("go", "build", "-tags", "bdb", "-o", binPath, "github.com/durusbdb/durusbdb/cmd/durusbdb")
-		out, err := cmd.CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
+	bin, err := bins.Build(context.Background(), "github.com/durusbdb/durusbdb/cmd/durusbdb", "bdb")
+	if err != nil {
+		t.Fatal(err)
 	}
-	return binPath
+	return bin
 }
 
+// server is a `durusbdb serve` process on a 127.0.0.1 port.
 type server struct {
-	cmd     *exec.Cmd
-	addr    string
-	log     string
-	done    chan struct{} // closed when the process has exited
-	exitErr error         // valid after done
+	*proc.Process
+	addr string
 }
 
+// startServer serves dir (created if need be) with backend kind and extra
+// flags, and waits until it accepts connections; it is killed at cleanup.
 func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	t.Helper()
 	bin := durusbdbBin(t)
@@ -83,75 +65,32 @@ func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	logPath := filepath.Join(t.TempDir(), "server.log")
-	logf, err := os.Create(logPath)
-	if err != nil {
+	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
+	s := &server{Process: proc.StartT(t, proc.Options{}, args...), addr: addr}
+	if err := s.WaitReady(addr, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	logf.Close()
-	s := &server{cmd: cmd, addr: addr, log: logPath, done: make(chan struct{})}
-	go func() { s.exitErr = cmd.Wait(); close(s.done) }()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		c, err := wire.Dial(addr, time.Second)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		select {
-		case <-s.done:
-			b, _ := os.ReadFile(logPath)
-			t.Fatalf("server exited during start-up: %v\n%s", s.exitErr, b)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("server did not start within 30 s")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return s
 }
 
+// quit stops the server with Q and wants status 0 within 20 s.
 func (s *server) quit(t *testing.T) {
 	t.Helper()
-	c, err := wire.Dial(s.addr, 5*time.Second)
-	if err != nil {
+	if err := s.Quit(s.addr, 20*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.Quit()
-	select {
-	case <-s.done:
-		if s.exitErr != nil {
-			b, _ := os.ReadFile(s.log)
-			t.Fatalf("server exit after Q: %v\n%s", s.exitErr, b)
-		}
-	case <-time.After(20 * time.Second):
-		t.Fatal("server did not stop within 20 s of Q")
+}
+
+// kill ends the server with SIGKILL.
+func (s *server) kill(t *testing.T) {
+	t.Helper()
+	if err := s.Kill(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
-func (s *server) kill(t *testing.T) {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
-}
-
-func (s *server) logText() string {
-	b, _ := os.ReadFile(s.log)
-	return string(b)
-}
+// logText returns the server's log so far.
+func (s *server) logText() string { return s.Log() }
 
 // ack is one acknowledged commit: the chain object written and when.
 type ack struct {
@@ -237,6 +176,66 @@ func (cc *chainClient) commitOne() (ack, byte, error) {
 	return ack{oid: x, rec: xr, at: time.Now()}, st, nil
 }
 
+// storm is chain clients committing in a loop until end.
+type storm struct {
+	mu   sync.Mutex
+	acks []ack
+	stop chan struct{}
+	wg   sync.WaitGroup
+}
+
+// startStorm starts every client committing; a failed commit fails t.
+func startStorm(t *testing.T, clients []*chainClient) *storm {
+	s := &storm{stop: make(chan struct{})}
+	for _, cc := range clients {
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			for i := 0; i < 100000; i++ {
+				select {
+				case <-s.stop:
+					return
+				default:
+				}
+				a, st, err := cc.commitOne()
+				if err != nil || st != wire.StatusOK {
+					t.Errorf("client %d commit: %q %v", cc.id, st, err)
+					return
+				}
+				s.mu.Lock()
+				s.acks = append(s.acks, a)
+				s.mu.Unlock()
+			}
+		}()
+	}
+	return s
+}
+
+// acked returns a condition: at least n commits were acknowledged.
+func (s *storm) acked(n int) func() bool {
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.acks) >= n
+	}
+}
+
+// ackedSince returns a condition: a commit was acknowledged after t0.
+func (s *storm) ackedSince(t0 time.Time) func() bool {
+	return func() bool {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return len(s.acks) > 0 && s.acks[len(s.acks)-1].at.After(t0)
+	}
+}
+
+// end stops the clients and returns every acknowledged commit.
+func (s *storm) end() []ack {
+	close(s.stop)
+	s.wg.Wait()
+	return s.acks
+}
+
 // TestHotBackupUnderCommitStorm: a backup taken while a server serves a
 // commit storm restores to a database holding every commit acknowledged
 // before the backup began, and `durusbdb check` passes on it.
@@ -245,48 +244,23 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 	srv := startServer(t, dir, "bdb")
 	clients := setupRoot(t, srv.addr, 4, 1500)
 
-	var mu sync.Mutex
-	var acks []ack
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var failures atomic.Int64
-	for _, cc := range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 100000; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				a, st, err := cc.commitOne()
-				if err != nil || st != wire.StatusOK {
-					failures.Add(1)
-					t.Errorf("client %d commit: %q %v", cc.id, st, err)
-					return
-				}
-				mu.Lock()
-				acks = append(acks, a)
-				mu.Unlock()
-			}
-		}()
-	}
-	time.Sleep(800 * time.Millisecond)
+	st := startStorm(t, clients)
+	// The storm is running before the backup begins, and after it ends.
+	proc.WaitForT(t, time.Minute, "200 commits acknowledged before the backup", st.acked(200))
 	began := time.Now()
 	out := filepath.Join(t.TempDir(), "hot.tar.sz")
 	res, err := Backup(context.Background(), dir, out, BackupOptions{Options: quietOpts(), Stream: true})
 	ended := time.Now()
-	time.Sleep(200 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	if err == nil {
+		proc.WaitForT(t, time.Minute, "commits acknowledged after the backup", st.ackedSince(ended))
+	}
+	acks := st.end()
 	if err != nil {
 		t.Fatalf("hot backup: %v", err)
 	}
 	if res.Manifest.Mode != "hot" {
 		t.Fatalf("backup mode %q, want hot (the server holds the lock)", res.Manifest.Mode)
 	}
-	mu.Lock()
 	var before, during, after int
 	for _, a := range acks {
 		switch {
@@ -298,7 +272,6 @@ func TestHotBackupUnderCommitStorm(t *testing.T) {
 			after++
 		}
 	}
-	mu.Unlock()
 	t.Logf("backup took %v; commits acknowledged before %d, during %d, after %d", ended.Sub(began), before, during, after)
 	if before == 0 || during+after == 0 {
 		t.Fatalf("the storm did not run around the backup (before %d, during %d, after %d)", before, during, after)

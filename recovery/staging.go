@@ -3,7 +3,7 @@ package recovery
 import (
 	"log/slog"
 
-	"github.com/durusbdb/durusbdb/internal/staging"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 )
 
 // stagePrefix starts the name of every staging directory a backup creates
@@ -12,27 +12,27 @@ import (
 // locked belongs to a backup that was killed or crashed.
 const stagePrefix = ".durusbdb-backup-"
 
-// backupStaging is a backup's unique, flocked, temporary directory.
-type backupStaging struct {
-	*staging.Dir
+// staging is a backup's unique, flocked, temporary directory.
+type staging struct {
+	*stagingdir.Dir
 	dir string
 }
 
 // newStaging removes the stale staging directories in parent, then
 // creates a new one there (mode 0750: it becomes the backup directory,
 // the mode backups always had) and locks it.
-func newStaging(parent string, log *slog.Logger) (*backupStaging, error) {
-	d, err := staging.New(parent, stagePrefix, "backup", 0o750, log)
+func newStaging(parent string, log *slog.Logger) (*staging, error) {
+	d, err := stagingdir.New(parent, stagePrefix, "backup", 0o750, log)
 	if err != nil {
 		return nil, err
 	}
-	return &backupStaging{Dir: d, dir: d.Path}, nil
+	return &staging{Dir: d, dir: d.Path}, nil
 }
 
 // keep marks the staging directory as moved into place: release leaves
 // what is at its old path alone.
-func (s *backupStaging) keep() { s.Keep() }
+func (s *staging) keep() { s.Keep() }
 
 // release unlocks the staging directory and, unless keep was called,
 // removes it with everything in it.
-func (s *backupStaging) release() { s.Release() }
+func (s *staging) release() { s.Release() }

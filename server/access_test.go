@@ -20,7 +20,7 @@ func TestAbstractNameLoggedWhole(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := serveOn(t, Config{}, newMemStore(), ln)
-	waitFor(t, 5*time.Second, "the serving line", func() bool { return containsLog(ts, "serving") })
+	waitFor(t, 30*time.Second, "the serving line", func() bool { return containsLog(ts, "serving") })
 	if !containsLog(ts, "address="+name+" ") {
 		t.Fatalf("log does not name %s whole:\n%s", name, ts.logs.String())
 	}
@@ -102,7 +102,7 @@ func TestAllowQuit(t *testing.T) {
 				ts := serveOn(t, cfg, newMemStore(), ln)
 				c := ts.dial(t)
 				c.send([]byte{'Q'})
-				c.expectClosed(5 * time.Second)
+				c.expectClosed(30 * time.Second)
 				if tc.wantQuit {
 					select {
 					case <-ts.done:
@@ -113,7 +113,7 @@ func TestAllowQuit(t *testing.T) {
 					return
 				}
 				// Refused: logged, and the server keeps serving.
-				waitFor(t, 5*time.Second, "the refusal in the log", func() bool { return containsLog(ts, "Q refused") })
+				waitFor(t, 30*time.Second, "the refusal in the log", func() bool { return containsLog(ts, "Q refused") })
 				select {
 				case <-ts.srv.Done():
 					t.Fatal("server shut down on a refused Q")
@@ -133,8 +133,8 @@ func TestMaxConnsPerAddress(t *testing.T) {
 	ts := startServer(t, Config{MaxConnsPerAddress: 2}, newMemStore())
 	a, b := ts.dial(t), ts.dial(t)
 	c := ts.dialRaw(t)
-	c.expectClosed(5 * time.Second)
-	waitFor(t, 5*time.Second, "the refusal in the log", func() bool {
+	c.expectClosed(30 * time.Second)
+	waitFor(t, 30*time.Second, "the refusal in the log", func() bool {
 		return containsLog(ts, "too many connections from this address")
 	})
 	// Another loopback address is not affected by 127.0.0.1's count.
@@ -151,11 +151,11 @@ func TestMaxConnsPerAddress(t *testing.T) {
 	b.send([]byte{'N'})
 	b.read(8)
 	a.nc.Close()
-	waitFor(t, 5*time.Second, "a to close", func() bool { return ts.srv.NumConns() == 2 })
+	waitFor(t, 30*time.Second, "a to close", func() bool { return ts.srv.NumConns() == 2 })
 	e := ts.dial(t)
 	e.send([]byte{'N'})
 	e.read(8)
-	ts.dialRaw(t).expectClosed(5 * time.Second)
+	ts.dialRaw(t).expectClosed(30 * time.Second)
 }
 
 // The per-address limit is off by default: more than a handful of
@@ -181,10 +181,10 @@ func TestIdleTimeout(t *testing.T) {
 	for time.Since(start) < idleFor+idleFor/2 {
 		busy.send([]byte{'N'})
 		busy.read(8)
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond) // the busy client's pace, not a wait
 	}
 	idle.expectClosed(10 * time.Second)
-	waitFor(t, 5*time.Second, "the idle close in the log", func() bool { return containsLog(ts, `reason="idle timeout"`) })
+	waitFor(t, 30*time.Second, "the idle close in the log", func() bool { return containsLog(ts, `reason="idle timeout"`) })
 	busy.send([]byte{'N'})
 	busy.read(8)
 	if n := strings.Count(ts.logs.String(), `reason="idle timeout"`); n != 1 {

@@ -32,8 +32,12 @@ func TestInflightBudget(t *testing.T) {
 		t.Fatalf("over the budget after the wait: %v", err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- b.acquire(ctx, 50, 10*time.Second) }()
-	time.Sleep(20 * time.Millisecond)
+	go func() { done <- b.acquire(ctx, 50, time.Minute) }()
+	waitFor(t, 30*time.Second, "the acquire to wait", func() bool {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return len(b.waiters) == 1
+	})
 	b.release(60)
 	if err := <-done; err != nil {
 		t.Fatalf("a waiter was not woken by a release: %v", err)
@@ -241,7 +245,7 @@ func TestLoadBudgetRefusesOverflow(t *testing.T) {
 	for _, c := range cs {
 		c.nc.Close()
 	}
-	waitFor(t, 10*time.Second, "the budget to be released", func() bool {
+	waitFor(t, 30*time.Second, "the budget to be released", func() bool {
 		used, _ := ts.srv.InflightBytes()
 		return used == 0
 	})
@@ -274,12 +278,12 @@ func TestLoadMinWriteRate(t *testing.T) {
 		if err != nil {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // the slow reader's pace, not a wait
 	}
 	if got >= size {
 		t.Fatalf("the whole reply was read at ~3 MB/s (%d bytes)", got)
 	}
-	waitFor(t, 10*time.Second, "the timeout to be logged", func() bool { return containsLog(ts, "request timed out") })
+	waitFor(t, 30*time.Second, "the timeout to be logged", func() bool { return containsLog(ts, "request timed out") })
 	t.Logf("slow reader closed after %d of %d bytes", got, size)
 }
 
@@ -307,7 +311,7 @@ func TestCommitBudget(t *testing.T) {
 			if used, _ := ts.srv.InflightBytes(); used > maxUsed {
 				maxUsed = used
 			}
-			time.Sleep(time.Millisecond)
+			time.Sleep(time.Millisecond) // sampling interval
 		}
 	})
 
@@ -331,7 +335,7 @@ func TestCommitBudget(t *testing.T) {
 		c.begin()
 		c.send(u32(uint32(len(d))), d[:len(d)-1])
 	}
-	waitFor(t, 10*time.Second, "both buffers charged", func() bool {
+	waitFor(t, 30*time.Second, "both buffers charged", func() bool {
 		used, _ := ts.srv.InflightBytes()
 		return used >= 2*(int64(len(datas[0]))+5<<20)
 	})
@@ -363,7 +367,7 @@ func TestCommitBudget(t *testing.T) {
 	if grew > budget+4<<20 {
 		t.Fatalf("heap grew by %d MB with a %d MB budget", grew>>20, budget>>20)
 	}
-	waitFor(t, 10*time.Second, "the budget to be released", func() bool {
+	waitFor(t, 30*time.Second, "the budget to be released", func() bool {
 		used, _ := ts.srv.InflightBytes()
 		return used == 0
 	})
@@ -385,7 +389,7 @@ func TestInflightDeadlockBroken(t *testing.T) {
 	}
 	big := make(chan error, 1)
 	go func() { big <- b.acquireHolding(ctx, 50, 40, time.Minute) }()
-	waitFor(t, 10*time.Second, "the first waiter", func() bool {
+	waitFor(t, 30*time.Second, "the first waiter", func() bool {
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		return len(b.waiters) == 1

@@ -11,11 +11,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/proc"
 )
 
 // jsonLogLines parses a JSON log; every non-empty line must be an object.
+// A last line without its newline (still being written) is left out.
 func jsonLogLines(t *testing.T, text string) []map[string]any {
 	t.Helper()
+	text = text[:strings.LastIndexByte(text, '\n')+1]
 	var out []map[string]any
 	sc := bufio.NewScanner(strings.NewReader(text))
 	for sc.Scan() {
@@ -42,15 +46,10 @@ func findLog(lines []map[string]any, msg, remote string) map[string]any {
 	return nil
 }
 
-// `serve --metrics 127.0.0.1:0 --log-format json`: the metrics endpoint
-// serves the server's and the engine's figures, the log is JSON with one
-// line per connection open and close naming the client, and the endpoint
-// stops with the server.
-func TestCLIMetrics(t *testing.T) {
-	bin := buildCLI(t)
-	dir := t.TempDir()
-
-	// A busy metrics address fails at once, before the database is opened.
+// busyMetricsAddress: a busy metrics address fails serve at once, before
+// the database in dir is opened.
+func busyMetricsAddress(t *testing.T, bin, dir string) {
+	t.Helper()
 	busy, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -64,23 +63,23 @@ func TestCLIMetrics(t *testing.T) {
 	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
 		t.Errorf("database created although the metrics address was busy")
 	}
+}
 
-	cmd := exec.Command(bin, "serve", "--dir", dir, "--create", "--host", "127.0.0.1", "--port", "0",
+// `serve --metrics 127.0.0.1:0 --log-format json`: the metrics endpoint
+// serves the server's and the engine's figures, the log is JSON with one
+// line per connection open and close naming the client, and the endpoint
+// stops with the server.
+func TestCLIMetrics(t *testing.T) {
+	bin := buildCLI(t)
+	dir := t.TempDir()
+
+	busyMetricsAddress(t, bin, dir)
+
+	p := proc.StartT(t, proc.Options{}, bin, "serve", "--dir", dir, "--create", "--host", "127.0.0.1", "--port", "0",
 		"--metrics", "127.0.0.1:0", "--log-format", "json")
-	logs := &logBuf{}
-	cmd.Stdout, cmd.Stderr = logs, logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		<-done
-	})
 	var addr, maddr string
 	waitFor(t, 20*time.Second, "server start", func() bool {
-		lines := jsonLogLines(t, logs.String())
+		lines := jsonLogLines(t, p.Log())
 		if l := findLog(lines, "metrics: serving", ""); l != nil {
 			maddr, _ = l["address"].(string)
 		}
@@ -90,13 +89,12 @@ func TestCLIMetrics(t *testing.T) {
 		return addr != "" && maddr != ""
 	})
 
-	c := &client{t: t}
 	nc, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c.nc = nc
+	c := &client{t: t, nc: nc}
 	remote := nc.LocalAddr().String()
 	o := c.newOIDs(2)
 	if _, st := c.commit(rec(o[0], "root", o[1]), rec(o[1], "x")); st != 'O' {
@@ -134,23 +132,17 @@ func TestCLIMetrics(t *testing.T) {
 	}
 
 	c.send([]byte{'Q'})
-	select {
-	case err := <-done:
-		done <- err
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, logs)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("not stopped within 15 s")
+	if err := p.Wait(15 * time.Second); err != nil {
+		t.Fatalf("exit after Q: %v\n%s", err, p.Log())
 	}
 	if nc, err := net.DialTimeout("tcp", maddr, time.Second); err == nil {
 		nc.Close()
 		t.Errorf("metrics endpoint still listening after exit")
 	}
-	lines := jsonLogLines(t, logs.String())
+	lines := jsonLogLines(t, p.Log())
 	for _, msg := range []string{"connection opened", "connection closed"} {
 		if findLog(lines, msg, remote) == nil {
-			t.Errorf("no JSON %q line with remote %s:\n%s", msg, remote, logs)
+			t.Errorf("no JSON %q line with remote %s:\n%s", msg, remote, p.Log())
 		}
 	}
 }

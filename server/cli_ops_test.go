@@ -13,46 +13,36 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/proc"
 )
 
 // opsProc is a `durusbdb serve` child process whose log goes where the
-// test says (a file or a pipe), not into a buffer.
+// test says (a --log-file, or stderr given), not into a buffer.
 type opsProc struct {
-	cmd  *exec.Cmd
+	*proc.Process
 	sock string
-	done chan error // the Wait result, put back after reading
 }
 
 // startOps starts serve on a unix socket in a new directory with extra
-// flags and stdout/stderr as given; ready must report when it serves.
+// flags, stdout and stderr going to stderr if not nil; the caller waits
+// for it to serve.
 func startOps(t *testing.T, bin string, stderr *os.File, extra ...string) *opsProc {
 	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
-	args := append([]string{"serve", "--dir", t.TempDir(), "--create", "--address", sock}, extra...)
-	p := &opsProc{cmd: exec.Command(bin, args...), sock: sock, done: make(chan error, 1)}
+	args := append([]string{bin, "serve", "--dir", t.TempDir(), "--create", "--address", sock}, extra...)
+	var opts proc.Options
 	if stderr != nil {
-		p.cmd.Stdout, p.cmd.Stderr = stderr, stderr
+		opts.Stdout, opts.Stderr = stderr, stderr
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		p.done <- nil
-	})
-	return p
+	return &opsProc{Process: proc.StartT(t, opts, args...), sock: sock}
 }
 
 // alive fails t if the process has exited.
 func (p *opsProc) alive(t *testing.T) {
 	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("server exited: %v", err)
-	default:
+	if p.Exited() {
+		t.Fatalf("server exited: %v", p.Err())
 	}
 }
 
@@ -60,12 +50,8 @@ func (p *opsProc) alive(t *testing.T) {
 func (p *opsProc) roundTrip(t *testing.T, text string) {
 	t.Helper()
 	p.alive(t)
-	nc, err := net.DialTimeout("unix", p.sock, 5*time.Second)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer nc.Close()
-	c := &client{t: t, nc: nc}
+	c := dialUnix(t, p.sock)
+	defer c.nc.Close()
 	c.sync()
 	c.newOIDs(1) // oid 0 the first time: a commit may store only handed-out oids
 	if _, st := c.commit(rec(0, text)); st != 'O' {
@@ -79,17 +65,11 @@ func (p *opsProc) roundTrip(t *testing.T, text string) {
 // stop sends SIGTERM and wants a clean exit (status 0) within 15 s.
 func (p *opsProc) stop(t *testing.T) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		t.Fatal("not stopped within 15 s of SIGTERM")
+	if err := p.Wait(15 * time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
 
@@ -117,7 +97,7 @@ func TestCLISIGHUPReopensLog(t *testing.T) {
 			if err := os.Rename(logPath, rotated); err != nil {
 				t.Fatal(err)
 			}
-			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			if err := p.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 10*time.Second, "a new log file at the path", func() bool {
@@ -126,7 +106,7 @@ func TestCLISIGHUPReopensLog(t *testing.T) {
 			})
 			p.roundTrip(t, "after")
 			// A second SIGHUP with nothing renamed: still serving, same file.
-			if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			if err := p.Signal(syscall.SIGHUP); err != nil {
 				t.Fatal(err)
 			}
 			waitFor(t, 10*time.Second, "the second reopen", func() bool {
@@ -180,7 +160,7 @@ func TestCLIClosedStderr(t *testing.T) {
 	for i := range 3 {
 		p.roundTrip(t, strings.Repeat("x", i+1)) // each connection logs opened/closed lines
 	}
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	p.roundTrip(t, "after SIGHUP")

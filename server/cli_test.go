@@ -2,9 +2,8 @@ package server
 
 import (
 	"bytes"
-	"encoding/binary"
+	"context"
 	"fmt"
-	"go.uber.org/goleak"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -16,18 +15,17 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/durusbdb/durusbdb/internal/proc"
+	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
-// buildCLI builds cmd/durusbdb (with -tags bdb when this test binary has
-// it) once per test binary run.
-var cliOnce struct {
-	sync.Once
-	path string
-	err  error
-	out  []byte
-}
+// cliBuilder holds the CLI that buildCLI builds, once per test binary.
+var cliBuilder proc.Builder
 
-// TestMain removes the CLI built by buildCLI.
+// TestMain removes the CLI built by buildCLI and checks for goroutine leaks.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	// Every connection, listener and token goroutine ends with the tests.
@@ -35,85 +33,59 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, "goroutines outlive the tests:", err)
 		code = 1
 	}
-	if cliOnce.path != "" {
-		os.RemoveAll(filepath.Dir(cliOnce.path))
-	}
+	cliBuilder.Close()
 	os.Exit(code)
 }
 
+// buildCLI builds cmd/durusbdb (with -tags bdb when this test binary has
+// it) once per test binary run.
 func buildCLI(t *testing.T) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("builds the CLI; skipped with -short")
 	}
-	cliOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "durusbdb-cli")
-		if err != nil {
-			cliOnce.err = err
-			return
-		}
-		cliOnce.path = filepath.Join(dir, "durusbdb")
-		args := []string{"build", "-o", cliOnce.path}
-		if bdbTag {
-			args = append(args, "-tags", "bdb")
-		}
-		cmd := exec.Command("go", append(args, "../cmd/durusbdb")...)
-		cliOnce.out, cliOnce.err = cmd.CombinedOutput()
-	})
-	if cliOnce.err != nil {
-		t.Fatalf("building the CLI: %v\n%s", cliOnce.err, cliOnce.out)
+	tags := ""
+	if bdbTag {
+		tags = "bdb"
 	}
-	return cliOnce.path
+	bin, err := cliBuilder.Build(context.Background(), "github.com/durusbdb/durusbdb/cmd/durusbdb", tags)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
 }
 
 // serverProc is a `durusbdb serve` child process on a unix socket.
 type serverProc struct {
-	cmd  *exec.Cmd
+	*proc.Process
 	sock string
-	log  *logBuf
-	done chan error
 }
 
+// startProc starts serve on sock and waits for its "serving" log line; the
+// process is killed at cleanup.
 func startProc(t *testing.T, bin, dir, sock string, extra ...string) *serverProc {
 	t.Helper()
-	args := append([]string{"serve", "--dir", dir, "--address", sock}, extra...)
-	p := &serverProc{cmd: exec.Command(bin, args...), sock: sock, log: &logBuf{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	args := append([]string{bin, "serve", "--dir", dir, "--address", sock}, extra...)
+	p := &serverProc{Process: proc.StartT(t, proc.Options{}, args...), sock: sock}
+	if err := p.WaitUntil(20*time.Second, `log "msg=serving"`, func() bool {
+		return strings.Contains(p.Log(), "msg=serving")
+	}); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		p.done <- nil
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		if strings.Contains(p.log.String(), "msg=serving") {
-			return p
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("server exited: %v\n%s", err, p.log)
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not start:\n%s", p.log)
-		}
-		time.Sleep(20 * time.Millisecond)
+	return p
+}
+
+// exit wants the process to end with status 0 within 10 s (after what).
+func (p *serverProc) exit(t *testing.T, what string) {
+	t.Helper()
+	if err := p.Wait(10 * time.Second); err != nil {
+		t.Fatalf("exit after %s: %v\n%s", what, err, p.LogTail(30))
 	}
 }
 
 func (p *serverProc) dial(t *testing.T) *client {
 	t.Helper()
-	nc, err := net.Dial("unix", p.sock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	return &client{t: t, nc: nc}
+	return dialUnix(t, p.sock)
 }
 
 // CLI bad input: one clear line and a non-zero exit.
@@ -188,15 +160,7 @@ func TestCLIQuitAndRestart(t *testing.T) {
 		}
 		return err != nil
 	})
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("exit: %v\n%s", err, p.log)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("not exited within 10 s")
-	}
+	p.exit(t, "Q")
 	if el := time.Since(start); el > 10*time.Second {
 		t.Fatalf("exit took %v", el)
 	}
@@ -217,27 +181,13 @@ func TestCLIQuitAndRestart(t *testing.T) {
 	if err != nil {
 		t.Fatalf("--stop: %v %s", err, out)
 	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("exit after --stop: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("--stop did not stop the server")
-	}
+	p.exit(t, "--stop")
 	// SIGTERM.
 	p = startProc(t, bin, dir, sock)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("SIGTERM did not stop the server")
+	if err := p.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
 	}
+	p.exit(t, "SIGTERM")
 }
 
 // C37 (scaled down; DURUSBDB_CRASH_ROUNDS sets the rounds): kill -9 under
@@ -275,50 +225,12 @@ func TestCLICrash(t *testing.T) {
 		return n
 	}
 	for round := range rounds {
-		var wg sync.WaitGroup
-		var mu sync.Mutex
-		for i := range clients {
-			nc, err := net.Dial("unix", sock)
-			if err != nil {
-				t.Fatal(err)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer nc.Close()
-				nc.SetDeadline(time.Now().Add(30 * time.Second))
-				var k [4]byte
-				for seq := acked[i] + 1; ; seq++ {
-					data := txnData(pairRec(oids[2*i], seq), pairRec(oids[2*i+1], seq))
-					if _, err := nc.Write([]byte{'C'}); err != nil {
-						return
-					}
-					if _, err := readFull(nc, k[:]); err != nil {
-						return
-					}
-					if _, err := readFull(nc, make([]byte, 8*binary.BigEndian.Uint32(k[:]))); err != nil {
-						return
-					}
-					if _, err := nc.Write(append(u32(uint32(len(data))), data...)); err != nil {
-						return
-					}
-					if _, err := readFull(nc, k[:1]); err != nil {
-						return
-					}
-					if k[0] != 'O' {
-						t.Errorf("client %d: status %q", i, k[0])
-						return
-					}
-					mu.Lock()
-					acked[i] = seq
-					mu.Unlock()
-				}
-			}()
-		}
+		wg := pairCommitters(t, sock, oids, acked, pairRec)
+		// The kill lands at a random moment: a deliberate delay, not a wait.
 		time.Sleep(time.Duration(100+rand.IntN(300)) * time.Millisecond)
-		p.cmd.Process.Signal(syscall.SIGKILL)
-		<-p.done
-		p.done <- nil
+		if err := p.Kill(30 * time.Second); err != nil {
+			t.Fatal(err)
+		}
 		wg.Wait()
 
 		p = startProc(t, bin, dir, sock)
@@ -347,6 +259,39 @@ func TestCLICrash(t *testing.T) {
 	if acked[0] == 0 {
 		t.Fatal("no commit was acknowledged")
 	}
+}
+
+// pairCommitters starts one client per entry of acked, each committing
+// its pair of records (oids[2i], oids[2i+1]) with the next sequence number
+// until the server dies, and recording in acked[i] the last one answered
+// O. Wait on the group before reading acked.
+func pairCommitters(t *testing.T, sock string, oids []uint64, acked []int, pairRec func(uint64, int) []byte) *sync.WaitGroup {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := range acked {
+		wc, err := wire.Dial(sock, 30*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer wc.NetConn().Close()
+			for seq := acked[i] + 1; ; seq++ {
+				data := txnData(pairRec(oids[2*i], seq), pairRec(oids[2*i+1], seq))
+				st, err := wc.CommitData(data)
+				if err != nil {
+					return // the kill
+				}
+				if st != 'O' {
+					t.Errorf("client %d: status %q", i, st)
+					return
+				}
+				acked[i] = seq // only this goroutine writes acked[i] until Wait
+			}
+		}()
+	}
+	return &wg
 }
 
 // C59, rule 8 through the CLI: with --verify-refs a record whose pickle

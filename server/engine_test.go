@@ -53,9 +53,10 @@ func TestCollectorInvalidates(t *testing.T) {
 	})
 }
 
-// C14, C23, C42, C45: P → O at once, the unreachable object is gone within
-// 0.5 s on a 1,000-object database and its oid reaches every connection,
-// including the packer; reachable objects and the root stay.
+// C14, C23, C42, C45: P → O at once, the unreachable object is gone on a
+// 1,000-object database and its oid reaches every connection, including
+// the packer; reachable objects and the root stay. (How fast: the pack
+// benchmarks; here a bound that only catches a hang.)
 func TestPackEngine(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		st := openEngine(t, backend, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}})
@@ -86,9 +87,13 @@ func TestPackEngine(t *testing.T) {
 		a.status('O')
 		a.send([]byte{'P'})
 		a.status('O')
-		time.Sleep(500 * time.Millisecond)
 		for _, c := range []*client{a, b} {
-			if inv := c.sync(); !slices.Equal(inv, []uint64{gone}) {
+			var inv []uint64
+			waitFor(t, 30*time.Second, "the pack's removal to reach the client", func() bool {
+				inv = append(inv, c.sync()...)
+				return slices.Contains(inv, gone)
+			})
+			if !slices.Equal(inv, []uint64{gone}) {
 				t.Fatalf("invalid after pack: %v, want [%d]", inv, gone)
 			}
 			if st, _ := c.load(gone); st != 'K' {
@@ -166,19 +171,40 @@ func TestRestartAndReadOnly(t *testing.T) {
 	})
 }
 
-// C41: an unreferenced record is still loadable 2 s later without any P
-// (default 60 s grace, collector running).
+// C41: an unreferenced record stays loadable for the grace period and is
+// collected by the running collector after it, its removal reaching the
+// client. The check is one-sided, so a slow machine cannot fail it: the
+// record becomes a candidate after start, so a load that finds it gone
+// before start+grace shows a collection inside the grace period.
 func TestGracePeriod(t *testing.T) {
+	const grace = 3 * time.Second
 	forEachBackend(t, func(t *testing.T, backend string) {
-		ts := startServer(t, Config{}, openEngine(t, backend, engine.Options{}))
+		ts := startServer(t, Config{}, openEngine(t, backend, engine.Options{GCGrace: grace}))
 		c := ts.dial(t)
 		o := c.newOIDs(2)
+		start := time.Now()
 		if _, st := c.commit(rec(0, "root"), rec(o[1], "orphan")); st != 'O' {
 			t.Fatal(st)
 		}
-		time.Sleep(2 * time.Second)
-		if st, _ := c.load(o[1]); st != 'O' {
-			t.Fatalf("orphan gone before the grace period: %q", st)
+		loads := 0
+		waitFor(t, grace+30*time.Second, "the orphan to be collected", func() bool {
+			st, _ := c.load(o[1])
+			if st == 'O' {
+				loads++
+				return false
+			}
+			if el := time.Since(start); el < grace {
+				t.Fatalf("orphan gone (%q) %v after the commit, inside the %v grace period", st, el, grace)
+			}
+			return true
+		})
+		if loads == 0 {
+			t.Fatal("the orphan never loaded: the grace period was not observed")
 		}
+		var inv []uint64
+		waitFor(t, 30*time.Second, "the removal to reach the client", func() bool {
+			inv = append(inv, c.sync()...)
+			return slices.Contains(inv, o[1])
+		})
 	})
 }

@@ -5,7 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"io"
+	"fmt"
 	"log/slog"
 	"net"
 	"os"
@@ -14,7 +14,9 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testlog"
+	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
 // logBuf collects a server's log lines for assertions.
@@ -66,10 +68,30 @@ func (ts *testServer) stop(t testing.TB) {
 	}
 }
 
-// client is a raw protocol client.
+// client is a test's protocol client: an internal/wire connection without
+// read-ahead (so tests may also read nc directly), failing the test on any
+// I/O error. Tests build it as &client{t: t, nc: nc}; the wire.Conn is
+// made on first use.
 type client struct {
 	t  testing.TB
 	nc net.Conn
+	w  *wire.Conn
+}
+
+// wc returns the wire connection over c.nc.
+func (c *client) wc() *wire.Conn {
+	if c.w == nil {
+		c.w = wire.NewExactConn(c.nc, 10*time.Second)
+	}
+	return c.w
+}
+
+// must fails the test on err, naming what was being done.
+func (c *client) must(what string, err error) {
+	c.t.Helper()
+	if err != nil {
+		c.t.Fatalf("%s: %v", what, err)
+	}
 }
 
 // dial connects and makes one S round trip, so the server has registered
@@ -94,24 +116,17 @@ func (ts *testServer) dialRaw(t testing.TB) *client {
 	return &client{t: t, nc: nc}
 }
 
+// send writes raw bytes (within 10 s).
 func (c *client) send(parts ...[]byte) {
 	c.t.Helper()
-	c.nc.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	for _, p := range parts {
-		if _, err := c.nc.Write(p); err != nil {
-			c.t.Fatalf("write: %v", err)
-		}
-	}
+	c.must("write", c.wc().Send(parts...))
 }
 
 // read reads exactly n bytes within 10 s.
 func (c *client) read(n int) []byte {
 	c.t.Helper()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	b := make([]byte, n)
-	if _, err := io.ReadFull(c.nc, b); err != nil {
-		c.t.Fatalf("read %d bytes: %v", n, err)
-	}
+	b, err := c.wc().ReadFull(n)
+	c.must(fmt.Sprintf("read %d bytes", n), err)
 	return b
 }
 
@@ -162,64 +177,50 @@ func u64(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
 // newOIDs sends M k and returns the oids.
 func (c *client) newOIDs(k int) []uint64 {
 	c.t.Helper()
-	c.send([]byte{'M', byte(k)})
-	b := c.read(8 * k)
-	out := make([]uint64, k)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(b[8*i:])
-	}
-	return out
+	oids, err := c.wc().NewOIDs(k)
+	c.must(fmt.Sprintf("M %d", k), err)
+	return oids
 }
 
 // sync sends S and returns the invalid oids.
 func (c *client) sync() []uint64 {
 	c.t.Helper()
-	c.send([]byte{'S'})
-	return c.oidList()
+	inv, err := c.wc().Sync()
+	c.must("S", err)
+	return inv
 }
 
+// oidList reads an oid list (the reply to S or C phase 1).
 func (c *client) oidList() []uint64 {
 	c.t.Helper()
-	k := binary.BigEndian.Uint32(c.read(4))
-	if k > 1<<20 {
-		c.t.Fatalf("oid list of %d", k)
-	}
-	b := c.read(8 * int(k))
-	out := make([]uint64, k)
-	for i := range out {
-		out[i] = binary.BigEndian.Uint64(b[8*i:])
-	}
-	return out
+	inv, err := c.wc().ReadOIDs()
+	c.must("oid list", err)
+	return inv
 }
 
 // frame encodes one commit frame for rec (stored under oid).
-func frame(oid uint64, rec []byte) []byte {
-	b := binary.BigEndian.AppendUint32(nil, uint32(8+len(rec)))
-	b = binary.BigEndian.AppendUint64(b, oid)
-	return append(b, rec...)
-}
+func frame(oid uint64, rec []byte) []byte { return wire.AppendFrame(nil, oid, rec) }
 
 // txnData encodes records as commit data, each under its own oid.
-func txnData(recs ...[]byte) []byte {
-	var b []byte
-	for _, r := range recs {
-		b = append(b, frame(record.OID(r), r)...)
-	}
-	return b
-}
+func txnData(recs ...[]byte) []byte { return wire.Frames(recs...) }
 
 // begin sends phase 1 and returns the invalid list.
 func (c *client) begin() []uint64 {
 	c.t.Helper()
-	c.send([]byte{'C'})
-	return c.oidList()
+	inv, err := c.wc().Begin()
+	c.must("C", err)
+	return inv
 }
 
 // commitData sends phase 2 with data and returns the status byte.
 func (c *client) commitData(data []byte) byte {
 	c.t.Helper()
-	c.send(u32(uint32(len(data))), data)
-	return c.read(1)[0]
+	if len(data) == 0 {
+		c.t.Fatal("commitData with no data (an abort) has no status to read")
+	}
+	st, err := c.wc().Finish(data)
+	c.must("commit phase 2", err)
+	return st
 }
 
 // commit runs both phases for recs and returns (invalid list, status).
@@ -232,18 +233,17 @@ func (c *client) commit(recs ...[]byte) ([]uint64, byte) {
 // load sends L oid and returns the status and record.
 func (c *client) load(oid uint64) (byte, []byte) {
 	c.t.Helper()
-	c.send([]byte{'L'}, u64(oid))
-	return c.loadResponse()
+	st, rec, err := c.wc().Load(oid)
+	c.must(fmt.Sprintf("L %d", oid), err)
+	return st, rec
 }
 
+// loadResponse reads one load reply (to L or B).
 func (c *client) loadResponse() (byte, []byte) {
 	c.t.Helper()
-	st := c.read(1)[0]
-	if st != 'O' {
-		return st, nil
-	}
-	n := binary.BigEndian.Uint32(c.read(4))
-	return st, c.read(int(n))
+	st, rec, err := c.wc().ReadLoad()
+	c.must("load reply", err)
+	return st, rec
 }
 
 // rec builds a record with data text and refs.
@@ -254,13 +254,7 @@ func rec(oid uint64, text string, refs ...uint64) []byte {
 // waitFor polls cond for up to d.
 func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	proc.WaitForT(t, d, what, cond)
 }
 
 func containsLog(ts *testServer, s string) bool { return strings.Contains(ts.logs.String(), s) }

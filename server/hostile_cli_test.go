@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/pickle"
+	"github.com/durusbdb/durusbdb/internal/proc"
 )
 
 // hostileScale reads DURUSBDB_HOSTILE_FULL: set, the hostile-client tests
@@ -48,7 +49,26 @@ func procStat(t testing.TB, pid int) (rss, hwm int64, cpu time.Duration) {
 	return rss, hwm, time.Duration(ut+st) * 10 * time.Millisecond
 }
 
-// dialUnix connects a raw client to a child server's socket.
+// settle polls the RSS of pid every 100 ms until two samples differ by
+// less than 1 MiB (at most 10 s): the child's memory has settled after the
+// work before, instead of a fixed sleep.
+func settle(t testing.TB, pid int) {
+	t.Helper()
+	prev, _, _ := procStat(t, pid)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); {
+		<-tick.C
+		rss, _, _ := procStat(t, pid)
+		if d := rss - prev; d < 1<<20 && d > -1<<20 {
+			return
+		}
+		prev = rss
+	}
+	t.Logf("the RSS of pid %d did not settle within 10 s", pid)
+}
+
+// dialUnix connects a protocol client to a child server's socket.
 func dialUnix(t testing.TB, sock string) *client {
 	t.Helper()
 	nc, err := net.DialTimeout("unix", sock, 5*time.Second)
@@ -67,7 +87,7 @@ func startHostile(t *testing.T, backend string, extra ...string) (*serverProc, i
 	sock := filepath.Join(t.TempDir(), "s")
 	// No free-space reserve: these tests are about memory, not disk.
 	p := startProc(t, bin, t.TempDir(), sock, append([]string{"--create", "--backend", backend, "--min-free-space", "0"}, extra...)...)
-	return p, p.cmd.Process.Pid
+	return p, p.Pid()
 }
 
 // TestHostileLoadsChild (issue 15 item 2): 20 connections each send one L
@@ -90,7 +110,7 @@ func TestHostileLoadsChild(t *testing.T) {
 				t.Fatalf("commit: %q", st)
 			}
 			c.nc.Close()
-			time.Sleep(500 * time.Millisecond) // let the commit's garbage settle
+			settle(t, pid) // the commit's garbage
 			rss0, hwm0, _ := procStat(t, pid)
 			var cs []*client
 			for range 20 {
@@ -104,7 +124,7 @@ func TestHostileLoadsChild(t *testing.T) {
 					t.Fatalf("load status %q", st)
 				}
 			}
-			time.Sleep(time.Second)
+			settle(t, pid) // the replies the server holds
 			rss1, hwm1, _ := procStat(t, pid)
 			t.Logf("%s: 20 non-reading L of a %d MB record: RSS %d → %d MB (+%d), peak %d → %d MB",
 				be, size>>20, rss0>>20, rss1>>20, (rss1-rss0)>>20, hwm0>>20, hwm1>>20)
@@ -139,14 +159,17 @@ func TestHostileCommitsChild(t *testing.T) {
 				cs = append(cs, c)
 				datas = append(datas, txnData(rec(oid, string(bytes.Repeat([]byte{'y'}, size)))))
 			}
-			time.Sleep(300 * time.Millisecond)
+			settle(t, pid)
 			rss0, hwm0, _ := procStat(t, pid)
 			for i, c := range cs {
 				d := datas[i]
 				c.begin()
 				c.send(u32(uint32(len(d))), d[:len(d)-1])
 			}
-			time.Sleep(2 * time.Second) // the waits for room end (1 s)
+			// The waits for room end (1 s) with refusals; the statuses
+			// below say whether there were any.
+			proc.WaitFor(10*time.Second, func() bool { return strings.Contains(p.Log(), "commit refused: bytes in flight") })
+			settle(t, pid)
 			rss1, hwm1, _ := procStat(t, pid)
 			statuses := ""
 			for i, c := range cs {
@@ -162,7 +185,7 @@ func TestHostileCommitsChild(t *testing.T) {
 			if !strings.Contains(statuses, "E") {
 				t.Errorf("no commit refused for the budget: %s", statuses)
 			}
-			for _, line := range strings.Split(p.log.String(), "\n") {
+			for _, line := range strings.Split(p.Log(), "\n") {
 				if strings.Contains(line, "refused") {
 					t.Log(line)
 				}
@@ -207,7 +230,7 @@ func TestVerifyRefsBombsChild(t *testing.T) {
 			c := dialUnix(t, p.sock)
 			oid := c.newOIDs(1)[0]
 			for _, b := range scanBombs(t, oid) {
-				time.Sleep(200 * time.Millisecond)
+				settle(t, pid)
 				rss0, hwm0, cpu0 := procStat(t, pid)
 				c.begin()
 				data := make([]byte, 0, len(b.rec)+12)
@@ -228,7 +251,7 @@ func TestVerifyRefsBombsChild(t *testing.T) {
 					t.Errorf("%s: %v of CPU", b.name, cpu1-cpu0)
 				}
 				waitFor(t, 5*time.Second, "the refusal logged with its limit", func() bool {
-					return strings.Contains(p.log.String(), "scan's "+b.limit+" limit")
+					return strings.Contains(p.Log(), "scan's "+b.limit+" limit")
 				})
 			}
 			// The server lives.

@@ -7,6 +7,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
 )
 
 func TestGroupSingleWaiter(t *testing.T) {
@@ -20,18 +22,24 @@ func TestGroupSingleWaiter(t *testing.T) {
 	}
 }
 
+// gatedGroup returns a Group whose flush counts its calls, announces its
+// start on started and then blocks until release yields.
+func gatedGroup(started, release chan struct{}) (*Group, *atomic.Int32) {
+	calls := new(atomic.Int32)
+	return NewGroup(func() error {
+		calls.Add(1)
+		started <- struct{}{}
+		<-release
+		return nil
+	}), calls
+}
+
 // TestGroupCoalesces: waiters arriving while a flush runs are all covered by
 // one following flush, not one each.
 func TestGroupCoalesces(t *testing.T) {
 	started := make(chan struct{}, 10)
 	release := make(chan struct{})
-	var calls atomic.Int32
-	g := NewGroup(func() error {
-		calls.Add(1)
-		started <- struct{}{}
-		<-release
-		return nil
-	})
+	g, calls := gatedGroup(started, release)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() { defer wg.Done(); g.Wait(context.Background()) }()
@@ -49,13 +57,7 @@ func TestGroupCoalesces(t *testing.T) {
 		}()
 	}
 	// Wait until all n have joined the next batch.
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Waits() < n+1 {
-		if time.Now().After(deadline) {
-			t.Fatal("waiters did not join")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
 	if done.Load() != 0 {
 		t.Fatal("a waiter that arrived during a flush returned before the next flush")
 	}
@@ -91,13 +93,7 @@ func TestGroupErrorPropagates(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); errs[i] = g.Wait(context.Background()) }()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Waits() < uint64(len(errs)) {
-		if time.Now().After(deadline) {
-			t.Fatal("waiters did not join")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= uint64(len(errs)) })
 	close(gate)
 	wg.Wait()
 	bad := 0
@@ -132,26 +128,66 @@ func TestGroupContextCancel(t *testing.T) {
 	}
 }
 
+// TestGroupConcurrent: concurrent waiters share flushes. Each flush blocks
+// until every goroutine still running is inside Wait, so waiters pile up
+// behind it deterministically; with one flush per wait (no coalescing) the
+// count would equal the number of waits.
 func TestGroupConcurrent(t *testing.T) {
-	var calls atomic.Int32
-	g := NewGroup(func() error { calls.Add(1); time.Sleep(200 * time.Microsecond); return nil })
+	const workers, rounds = 50, 20
+	started := make(chan struct{})
+	release := make(chan struct{})
+	g, calls := gatedGroup(started, release)
+	var mu sync.Mutex
+	inWait, active := 0, workers // owned by mu
+	parked := func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return inWait == active
+	}
 	var wg sync.WaitGroup
-	for i := 0; i < 50; i++ {
+	for range workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for j := 0; j < 20; j++ {
-				if err := g.Wait(context.Background()); err != nil {
+			for j := range rounds {
+				mu.Lock()
+				inWait++
+				mu.Unlock()
+				err := g.Wait(context.Background())
+				mu.Lock()
+				inWait--
+				if j == rounds-1 {
+					active--
+				}
+				mu.Unlock()
+				if err != nil {
 					t.Error(err)
 				}
 			}
 		}()
 	}
-	wg.Wait()
-	if c := calls.Load(); c <= 0 || c > 1000 {
-		t.Fatalf("flush calls %d", c)
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for {
+		select {
+		case <-done:
+			waits, flushes := g.Waits(), uint64(calls.Load())
+			t.Logf("%d waits, %d flushes", waits, flushes)
+			if waits != workers*rounds || g.Flushes() != flushes {
+				t.Fatalf("Waits %d, Flushes %d, flush calls %d; want %d waits", waits, g.Flushes(), flushes, workers*rounds)
+			}
+			// Every live worker is in Wait at each release, so each of
+			// them finishes a wait within three flushes: about 2 flushes
+			// a round are expected; a quarter of the waits is generous.
+			if flushes > waits/4 {
+				t.Fatalf("%d flushes for %d waits: concurrent waiters did not share flushes", flushes, waits)
+			}
+			return
+		case <-started:
+			testwait.For(t, "every live worker to be inside Wait", parked)
+			release <- struct{}{}
+		}
 	}
-	t.Logf("1000 waits, %d flushes", calls.Load())
 }
 
 // catchWait runs g.Wait and returns what it panicked with and its error.
@@ -196,13 +232,7 @@ func TestGroupFlushPanic(t *testing.T) {
 		wg.Add(1)
 		go func() { defer wg.Done(); panics[i], errs[i] = catchWait(g) }()
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for g.Waits() < n+1 {
-		if time.Now().After(deadline) {
-			t.Fatal("waiters did not join")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testwait.For(t, "waiters to join", func() bool { return g.Waits() >= n+1 })
 	close(gate) // the next group's leader flushes and panics
 	wg.Wait()
 	leaders, failed := 0, 0

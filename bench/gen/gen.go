@@ -1,7 +1,7 @@
-// Package gen is a raw Durus protocol load generator: a lean client (Conn)
-// that sends the same bytes a stock client sends, and Measure, which drives
+// Package gen is a raw Durus protocol load generator: Measure drives
 // N connections in one of four modes and reports requests per second and
-// latency percentiles. It measures the server rather than a client library
+// latency percentiles, over internal/wire (the repository's one raw
+// protocol client). It measures the server rather than a client library
 // and works against any Durus server (durusbdb serve, Durus's own
 // `durus -s`, bench/trivial). bench/suite and bench/loadgen both use it.
 //
@@ -19,7 +19,45 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/wire"
 )
+
+// Dial connects to addr (host:port, a unix socket path starting with "/"
+// or ".", or "@name" for a Linux abstract socket; see wire.Dial) and sends
+// V 1. Only the connect and the V exchange have a timeout (5 s); later
+// requests have none, so the hot path stays free of deadline bookkeeping.
+func Dial(addr string) (*wire.Conn, error) {
+	c, err := wire.Dial(addr, 5*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Version(); err != nil {
+		c.NetConn().Close()
+		return nil, fmt.Errorf("gen: V reply from %s: %w", addr, err)
+	}
+	c.Timeout = 0
+	c.NetConn().SetDeadline(time.Time{})
+	return c, nil
+}
+
+// AppendFrame appends to b one commit frame (int4 length, oid, record) for
+// a record of oid with size data bytes ('a'…'z' repeated) and refs, the
+// unit wire.Conn.CommitData's data is made of. It builds the record in
+// place, without allocating.
+func AppendFrame(b []byte, oid uint64, size int, refs []uint64) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(8+12+size+8*len(refs)))
+	b = binary.BigEndian.AppendUint64(b, oid)
+	b = binary.BigEndian.AppendUint64(b, oid)
+	b = binary.BigEndian.AppendUint32(b, uint32(size))
+	for i := range size {
+		b = append(b, byte('a'+i%26))
+	}
+	for _, r := range refs {
+		b = binary.BigEndian.AppendUint64(b, r)
+	}
+	return b
+}
 
 // Populate stores n records of size data bytes and makes the root (oid 0,
 // overwritten) refer to them and to keep, so that no collector removes
@@ -41,12 +79,12 @@ func Populate(addr string, n, size int, keep []uint64) ([]uint64, error) {
 		for _, oid := range oids[i:min(len(oids), i+batch)] {
 			data = AppendFrame(data, oid, size, nil)
 		}
-		if st, err := c.Commit(data); err != nil || st != 'O' {
+		if st, err := c.CommitData(data); err != nil || st != 'O' {
 			return nil, fmt.Errorf("populate commit: status %q, %v", st, err)
 		}
 	}
 	refs := append(slices.Clone(keep), oids...)
-	if st, err := c.Commit(AppendFrame(nil, 0, 16, refs)); err != nil || st != 'O' {
+	if st, err := c.CommitData(AppendFrame(nil, 0, 16, refs)); err != nil || st != 'O' {
 		return nil, fmt.Errorf("populate root commit: status %q, %v", st, err)
 	}
 	return oids, nil
@@ -87,7 +125,7 @@ func (r Result) OpsPerSec() float64 { return float64(r.Ops) / r.Elapsed.Seconds(
 func (r Result) UnitsPerSec() float64 { return float64(r.Units) / r.Elapsed.Seconds() }
 
 // step is one request of a worker; it returns the units it moved.
-type step func(c *Conn, rng *rand.Rand) (int64, error)
+type step func(c *wire.Conn, rng *rand.Rand) (int64, error)
 
 // newStep checks spec and returns a maker of per-connection request
 // functions for spec.Mode; each keeps its own buffers.
@@ -100,90 +138,100 @@ func newStep(spec Spec) (func() step, error) {
 	}
 	switch spec.Mode {
 	case "loads":
-		return func() step {
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				oid := spec.Pick(rng)
-				st, err := c.Load(oid)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("load of oid %d: status %q", oid, st)
-				}
-				return 1, err
-			}
-		}, nil
+		return func() step { return loadStep(spec) }, nil
 	case "bulk":
 		if spec.Bulk < 1 {
 			return nil, fmt.Errorf("bulk run: %d oids per request", spec.Bulk)
 		}
-		return func() step {
-			req := make([]byte, 5+8*spec.Bulk)
-			req[0] = 'B'
-			binary.BigEndian.PutUint32(req[1:], uint32(spec.Bulk))
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				for i := range spec.Bulk {
-					binary.BigEndian.PutUint64(req[5+8*i:], spec.Pick(rng))
-				}
-				c.w.Write(req)
-				if err := c.w.Flush(); err != nil {
-					return 0, err
-				}
-				for range spec.Bulk {
-					st, err := c.ReadLoad()
-					if err != nil {
-						return 0, err
-					}
-					if st != 'O' {
-						return 0, fmt.Errorf("bulk status %q", st)
-					}
-				}
-				return int64(spec.Bulk), nil
-			}
-		}, nil
+		return func() step { return bulkStep(spec) }, nil
 	case "commits":
-		return func() step {
-			var pool []uint64
-			var data []byte
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				if len(pool) == 0 {
-					p, err := c.Alloc(32)
-					if err != nil {
-						return 0, err
-					}
-					pool = p
-				}
-				oid := pool[0]
-				pool = pool[1:]
-				data = AppendFrame(data[:0], oid, spec.Size, nil)
-				st, err := c.Commit(data)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("commit status %q", st)
-				}
-				return 1, err
-			}
-		}, nil
+		return func() step { return commitStep(spec) }, nil
 	case "bigcommit":
 		if spec.Records < 1 {
 			return nil, fmt.Errorf("bigcommit run: %d records per commit", spec.Records)
 		}
-		return func() step {
-			var data []byte
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				oids, err := c.Alloc(spec.Records)
-				if err != nil {
-					return 0, err
-				}
-				data = data[:0]
-				for _, oid := range oids {
-					data = AppendFrame(data, oid, spec.Size, nil)
-				}
-				st, err := c.Commit(data)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("commit status %q", st)
-				}
-				return int64(spec.Records), err
-			}
-		}, nil
+		return func() step { return bigCommitStep(spec) }, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", spec.Mode)
+}
+
+// loadStep: one L of a picked oid.
+func loadStep(spec Spec) step {
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		oid := spec.Pick(rng)
+		st, err := c.LoadStatus(oid)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("load of oid %d: status %q", oid, st)
+		}
+		return 1, err
+	}
+}
+
+// bulkStep: one B of spec.Bulk picked oids.
+func bulkStep(spec Spec) step {
+	req := make([]uint64, spec.Bulk)
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		for i := range req {
+			req[i] = spec.Pick(rng)
+		}
+		if err := c.SendBulk(req); err != nil {
+			return 0, err
+		}
+		for range spec.Bulk {
+			st, err := c.SkipLoad()
+			if err != nil {
+				return 0, err
+			}
+			if st != 'O' {
+				return 0, fmt.Errorf("bulk status %q", st)
+			}
+		}
+		return int64(spec.Bulk), nil
+	}
+}
+
+// commitStep: one commit of one new spec.Size-byte record, its oid from a
+// pool refilled with M.
+func commitStep(spec Spec) step {
+	var pool []uint64
+	var data []byte
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		if len(pool) == 0 {
+			p, err := c.Alloc(32)
+			if err != nil {
+				return 0, err
+			}
+			pool = p
+		}
+		oid := pool[0]
+		pool = pool[1:]
+		data = AppendFrame(data[:0], oid, spec.Size, nil)
+		st, err := c.CommitData(data)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("commit status %q", st)
+		}
+		return 1, err
+	}
+}
+
+// bigCommitStep: one commit of spec.Records new records.
+func bigCommitStep(spec Spec) step {
+	var data []byte
+	return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+		oids, err := c.Alloc(spec.Records)
+		if err != nil {
+			return 0, err
+		}
+		data = data[:0]
+		for _, oid := range oids {
+			data = AppendFrame(data, oid, spec.Size, nil)
+		}
+		st, err := c.CommitData(data)
+		if err == nil && st != 'O' {
+			err = fmt.Errorf("commit status %q", st)
+		}
+		return int64(spec.Records), err
+	}
 }
 
 // Measure runs spec: spec.Conns connections loop on their request, the
@@ -196,10 +244,10 @@ func Measure(spec Spec) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	conns := make([]*Conn, 0, spec.Conns)
+	conns := make([]*wire.Conn, 0, spec.Conns)
 	defer func() {
 		for _, c := range conns {
-			c.nc.Close()
+			c.NetConn().Close()
 		}
 	}()
 	for range spec.Conns {
@@ -209,82 +257,96 @@ func Measure(spec Spec) (Result, error) {
 		}
 		conns = append(conns, c)
 	}
-	var measuring, stop atomic.Bool
-	var counted atomic.Int64
-	var mu sync.Mutex
-	var firstErr error
-	var res Result
-	var lat []time.Duration
+	r := &run{}
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		w := mk()
 		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			rng := rand.New(rand.NewPCG(uint64(i), 42))
-			var ops, units int64
-			var mine []time.Duration
-			for !stop.Load() {
-				m := measuring.Load()
-				t0 := time.Now()
-				u, err := w(c, rng)
-				if err != nil {
-					if !stop.Load() {
-						mu.Lock()
-						if firstErr == nil {
-							firstErr = err
-						}
-						mu.Unlock()
-					}
-					stop.Store(true)
-					break
-				}
-				if m && measuring.Load() {
-					counted.Add(1)
-					ops++
-					units += u
-					mine = append(mine, time.Since(t0))
-				}
-			}
-			mu.Lock()
-			res.Ops += ops
-			res.Units += units
-			lat = append(lat, mine...)
-			mu.Unlock()
-		}()
+		go func() { defer wg.Done(); r.work(i, c, w) }()
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
 	sleepUnless(spec.Warmup, done)
-	measuring.Store(true)
+	r.measuring.Store(true)
 	start := time.Now()
 	sleepUnless(spec.Duration, done)
-	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.MinOps && time.Now().Before(end) && !stop.Load(); {
+	for end := time.Now().Add(2 * time.Minute); r.counted.Load() < spec.MinOps && time.Now().Before(end) && !r.stop.Load(); {
 		sleepUnless(5*time.Millisecond, done)
 	}
-	measuring.Store(false)
-	res.Elapsed = time.Since(start)
-	stop.Store(true)
+	r.measuring.Store(false)
+	res := Result{Elapsed: time.Since(start)}
+	r.stop.Store(true)
+	stuck := false
 	select {
 	case <-done:
 	case <-time.After(60 * time.Second):
 		for _, c := range conns {
-			c.nc.Close()
+			c.NetConn().Close()
 		}
 		<-done
+		stuck = true
+	}
+	res.Ops, res.Units = r.res.Ops, r.res.Units // the workers are done
+	if stuck {
 		return res, fmt.Errorf("%s run against %s: requests stuck 60 s after the end", spec.Mode, spec.Addr)
 	}
-	if firstErr != nil && !errors.Is(firstErr, net.ErrClosed) {
-		return res, fmt.Errorf("%s run against %s: %w", spec.Mode, spec.Addr, firstErr)
+	if r.firstErr != nil && !errors.Is(r.firstErr, net.ErrClosed) {
+		return res, fmt.Errorf("%s run against %s: %w", spec.Mode, spec.Addr, r.firstErr)
 	}
 	if res.Ops == 0 {
 		return res, fmt.Errorf("%s run against %s: no request completed in %v", spec.Mode, spec.Addr, res.Elapsed)
 	}
+	lat := r.lat
 	slices.Sort(lat)
 	res.P50 = lat[len(lat)/2]
 	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	res.Max = lat[len(lat)-1]
 	return res, nil
+}
+
+// run is what the workers of one Measure share.
+type run struct {
+	measuring, stop atomic.Bool
+	counted         atomic.Int64 // requests counted so far
+	mu              sync.Mutex   // guards the fields below
+	firstErr        error
+	res             Result // Ops and Units, added by each worker at its end
+	lat             []time.Duration
+}
+
+// work loops w on connection i until stop, counting the requests that
+// started and ended while measuring; the first error stops every worker.
+func (r *run) work(i int, c *wire.Conn, w step) {
+	rng := rand.New(rand.NewPCG(uint64(i), 42))
+	var ops, units int64
+	var mine []time.Duration
+	for !r.stop.Load() {
+		m := r.measuring.Load()
+		t0 := time.Now()
+		u, err := w(c, rng)
+		if err != nil {
+			if !r.stop.Load() {
+				r.mu.Lock()
+				if r.firstErr == nil {
+					r.firstErr = err
+				}
+				r.mu.Unlock()
+			}
+			r.stop.Store(true)
+			break
+		}
+		if m && r.measuring.Load() {
+			r.counted.Add(1)
+			ops++
+			units += u
+			mine = append(mine, time.Since(t0))
+		}
+	}
+	r.mu.Lock()
+	r.res.Ops += ops
+	r.res.Units += units
+	r.lat = append(r.lat, mine...)
+	r.mu.Unlock()
 }
 
 // sleepUnless sleeps for d or until done is closed.

@@ -123,12 +123,9 @@ func envDuration(name string, def time.Duration) (time.Duration, error) {
 	return time.Duration(f * float64(time.Second)), nil
 }
 
-// configure reads the environment and sets the sizes of the scale.
-func (s *suite) configure() error {
-	s.scale = os.Getenv("BENCH_SCALE")
-	if s.scale == "" {
-		s.scale = "full"
-	}
+// applyScale sets the sizes of s.scale (BENCH_SCALE) and returns its
+// default duration per figure.
+func (s *suite) applyScale() (time.Duration, error) {
 	var def time.Duration
 	switch s.scale {
 	case "full":
@@ -150,20 +147,13 @@ func (s *suite) configure() error {
 		s.migrateCount = 2000
 		s.bigRecords = 10000
 	default:
-		return fmt.Errorf("BENCH_SCALE=%q: want full, short or smoke", s.scale)
+		return 0, fmt.Errorf("BENCH_SCALE=%q: want full, short or smoke", s.scale)
 	}
-	var err error
-	if s.dur, err = envDuration("BENCH_DURATION", def); err != nil {
-		return err
-	}
-	s.commitConns = []int{1, 8, 32}
-	s.cacheSize = 64 << 20
-	s.cache = os.Getenv("BENCH_CACHE")
-	if s.cache == "" {
-		home, _ := os.UserHomeDir()
-		s.cache = filepath.Join(home, ".cache", "durusbdb-bench")
-	}
-	s.cache = filepath.Join(s.cache, "v1")
+	return def, nil
+}
+
+// parseSections reads BENCH_SECTIONS (default: all) into s.sections.
+func (s *suite) parseSections() error {
 	s.sections = map[string]bool{}
 	secs := os.Getenv("BENCH_SECTIONS")
 	if secs == "" {
@@ -177,6 +167,33 @@ func (s *suite) configure() error {
 		default:
 			return fmt.Errorf("BENCH_SECTIONS: unknown section %q", x)
 		}
+	}
+	return nil
+}
+
+// configure reads the environment and sets the sizes of the scale.
+func (s *suite) configure() error {
+	s.scale = os.Getenv("BENCH_SCALE")
+	if s.scale == "" {
+		s.scale = "full"
+	}
+	def, err := s.applyScale()
+	if err != nil {
+		return err
+	}
+	if s.dur, err = envDuration("BENCH_DURATION", def); err != nil {
+		return err
+	}
+	s.commitConns = []int{1, 8, 32}
+	s.cacheSize = 64 << 20
+	s.cache = os.Getenv("BENCH_CACHE")
+	if s.cache == "" {
+		home, _ := os.UserHomeDir()
+		s.cache = filepath.Join(home, ".cache", "durusbdb-bench")
+	}
+	s.cache = filepath.Join(s.cache, "v1")
+	if err := s.parseSections(); err != nil {
+		return err
 	}
 	s.profile = os.Getenv("BENCH_PROFILE") == "1"
 	if s.profile && s.profserve == "" {
@@ -224,6 +241,53 @@ func (s *suite) logPath(name string) string {
 	return filepath.Join(s.work, "log-"+name+".txt")
 }
 
+// prepare builds the generated databases and the migrate source first,
+// so that building them never overlaps a measurement.
+func (s *suite) prepare() (sets []*dataset, migSrc string) {
+	if s.sections["open"] {
+		for _, n := range s.datasets {
+			s.logf("data set of %d objects", n)
+			ds, err := s.buildDataset(n)
+			if err != nil {
+				s.fail(fmt.Sprintf("data set %d", n), err)
+				continue
+			}
+			sets = append(sets, ds)
+		}
+	}
+	if s.sections["migrate"] {
+		migSrc = filepath.Join(s.cache, fmt.Sprintf("migrate-%d.durus", s.migrateCount))
+		s.logf("migrate source of %d records", s.migrateCount)
+		if _, err := writeShelf(migSrc, s.migrateCount, true); err != nil {
+			s.fail("migrate source", err)
+			migSrc = ""
+		}
+	}
+	return sets, migSrc
+}
+
+// finish prints and writes the report and, with -check, fails on a
+// missing row.
+func (s *suite) finish() error {
+	report := s.report()
+	fmt.Println(report.table)
+	fmt.Println(report.targets)
+	if err := s.writeDocs(report); err != nil {
+		return err
+	}
+	if len(s.errs) > 0 {
+		fmt.Fprintf(os.Stderr, "%d figures failed:\n  %s\n", len(s.errs), strings.Join(s.errs, "\n  "))
+	}
+	if s.check {
+		missing := s.res.missing()
+		if len(missing) > 0 || len(s.errs) > 0 {
+			return fmt.Errorf("smoke check: %d figures missing: %s", len(missing), strings.Join(missing, "; "))
+		}
+		s.logf("smoke check: all %d rows produced", len(s.res.order))
+	}
+	return nil
+}
+
 func (s *suite) run() error {
 	if err := os.MkdirAll(s.work, 0o755); err != nil {
 		return err
@@ -245,29 +309,7 @@ func (s *suite) run() error {
 	s.logf("scale %s, %v per figure, work %s, cache %s", s.scale, s.dur, s.work, s.cache)
 	start := time.Now()
 
-	// Generated databases first, so that building them never overlaps a
-	// measurement.
-	var sets []*dataset
-	if s.sections["open"] {
-		for _, n := range s.datasets {
-			s.logf("data set of %d objects", n)
-			ds, err := s.buildDataset(n)
-			if err != nil {
-				s.fail(fmt.Sprintf("data set %d", n), err)
-				continue
-			}
-			sets = append(sets, ds)
-		}
-	}
-	var migSrc string
-	if s.sections["migrate"] {
-		migSrc = filepath.Join(s.cache, fmt.Sprintf("migrate-%d.durus", s.migrateCount))
-		s.logf("migrate source of %d records", s.migrateCount)
-		if _, err := writeShelf(migSrc, s.migrateCount, true); err != nil {
-			s.fail("migrate source", err)
-			migSrc = ""
-		}
-	}
+	sets, migSrc := s.prepare()
 	s.machine.loadBefore = loadAvg()
 
 	if s.sections["ceil"] {
@@ -303,23 +345,7 @@ func (s *suite) run() error {
 	s.machine.loadAfter = loadAvg()
 	s.machine.elapsed = time.Since(start)
 
-	report := s.report()
-	fmt.Println(report.table)
-	fmt.Println(report.targets)
-	if err := s.writeDocs(report); err != nil {
-		return err
-	}
-	if len(s.errs) > 0 {
-		fmt.Fprintf(os.Stderr, "%d figures failed:\n  %s\n", len(s.errs), strings.Join(s.errs, "\n  "))
-	}
-	if s.check {
-		missing := s.res.missing()
-		if len(missing) > 0 || len(s.errs) > 0 {
-			return fmt.Errorf("smoke check: %d figures missing: %s", len(missing), strings.Join(missing, "; "))
-		}
-		s.logf("smoke check: all %d rows produced", len(s.res.order))
-	}
-	return nil
+	return s.finish()
 }
 
 // serverCols are the measured servers: durusbdb per backend, then Durus.
@@ -585,7 +611,7 @@ func (s *suite) serverFigures(col string) {
 		fmt.Sprintf("%s commit of %d records", col, s.bigRecords)); ok {
 		s.res.set("bigcommit", col, r.UnitsPerSec())
 	}
-	if m, err := memStatus(srv.p.pid()); err == nil {
+	if m, err := memStatus(srv.p.Pid()); err == nil {
 		s.logf("  %s RSS %.0f MiB (anon %.0f), peak %.0f MiB", col, float64(m.rss)/(1<<20), float64(m.anon)/(1<<20), float64(m.hwm)/(1<<20))
 	}
 }
@@ -784,7 +810,7 @@ func (s *suite) openFigures(col string, ds *dataset) {
 		fmt.Sprintf("%s random loads over %s objects", col, count(ds.count))); !ok {
 		return
 	}
-	m, err := memStatus(p.pid())
+	m, err := memStatus(p.Pid())
 	if err != nil {
 		s.fail(label+" RSS", err)
 		return

@@ -2,22 +2,23 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/durusbdb/durusbdb/bench/gen"
+	harness "github.com/durusbdb/durusbdb/internal/proc"
 )
 
-// procs tracks every process the suite started, so that all of them are
-// ended on every exit path; their ids are also written to a pid file that
+// procs tracks every process the suite started (through internal/proc,
+// the repository's one process harness), so that all of them are ended on
+// every exit path; their ids are also written to a pid file that
 // scripts/bench.sh's trap reads if the driver itself dies.
 type procs struct {
 	mu      sync.Mutex
@@ -25,14 +26,10 @@ type procs struct {
 	pidFile string
 }
 
-// proc is one started server process.
+// proc is one started process, named for messages.
 type proc struct {
-	name    string
-	cmd     *exec.Cmd
-	done    chan struct{}
-	err     error
-	started time.Time
-	logPath string
+	*harness.Process
+	name string
 }
 
 func newProcs(pidFile string) *procs {
@@ -41,45 +38,33 @@ func newProcs(pidFile string) *procs {
 
 // start runs argv with stdout and stderr appended to logPath.
 func (ps *procs) start(name, logPath string, env []string, argv ...string) (*proc, error) {
-	lf, err := openLog(logPath, argv)
-	if err != nil {
-		return nil, err
+	if err := logHeader(logPath, argv); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	defer lf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
-	cmd.Stdout, cmd.Stderr = lf, lf
-	cmd.Env = append(os.Environ(), env...)
-	p, err := ps.launch(name, logPath, cmd)
+	return ps.launch(name, harness.Options{LogPath: logPath, Env: env}, argv)
+}
+
+// logHeader appends to logPath a line naming argv.
+func logHeader(logPath string, argv []string) error {
+	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
+	return lf.Close()
+}
+
+// launch starts argv and tracks it (pid file, stopAll) until it is stopped.
+func (ps *procs) launch(name string, opts harness.Options, argv []string) (*proc, error) {
+	hp, err := harness.Start(opts, argv...)
 	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return p, nil
-}
-
-// openLog opens logPath for appending and writes a line naming argv.
-func openLog(logPath string, argv []string) (*os.File, error) {
-	lf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(lf, "### %s: %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(argv, " "))
-	return lf, nil
-}
-
-// launch starts cmd and tracks it (pid file, stopAll) until it exits.
-func (ps *procs) launch(name, logPath string, cmd *exec.Cmd) (*proc, error) {
-	p := &proc{name: name, cmd: cmd, done: make(chan struct{}), logPath: logPath, started: time.Now()}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
+	p := &proc{Process: hp, name: name}
 	ps.mu.Lock()
-	ps.live[cmd.Process.Pid] = p
+	ps.live[p.Pid()] = p
 	ps.writePids()
 	ps.mu.Unlock()
-	go func() {
-		p.err = cmd.Wait()
-		close(p.done)
-	}()
 	return p, nil
 }
 
@@ -95,32 +80,11 @@ func (ps *procs) writePids() {
 	os.WriteFile(ps.pidFile, []byte(b.String()), 0o644)
 }
 
-// pid returns the process id.
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// exited reports whether the process has ended.
-func (p *proc) exited() bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-		return false
-	}
-}
-
 // stop sends SIGTERM, waits up to grace for the exit, then SIGKILL.
 func (ps *procs) stop(p *proc, grace time.Duration) {
-	if !p.exited() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(grace):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	}
+	p.Stop(grace)
 	ps.mu.Lock()
-	delete(ps.live, p.pid())
+	delete(ps.live, p.Pid())
 	ps.writePids()
 	ps.mu.Unlock()
 }
@@ -141,43 +105,34 @@ func (ps *procs) stopAll() {
 // waitPort waits until addr accepts connections, the process exits, or
 // timeout passes.
 func waitPort(p *proc, addr string, timeout time.Duration) error {
-	end := time.Now().Add(timeout)
-	for time.Now().Before(end) {
-		if p.exited() {
-			return fmt.Errorf("%s exited before listening on %s (%v); log %s", p.name, addr, p.err, p.logPath)
-		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		time.Sleep(5 * time.Millisecond)
+	if err := p.WaitReady(addr, timeout); err != nil {
+		return fmt.Errorf("%s: %w (log %s)", p.name, err, p.LogPath())
 	}
-	return fmt.Errorf("%s did not listen on %s within %v; log %s", p.name, addr, timeout, p.logPath)
+	return nil
 }
 
 // firstLoad returns the time from the process start to the first 'O'
 // reply to L oid, polling at most until timeout.
 func firstLoad(p *proc, addr string, oid uint64, timeout time.Duration) (time.Duration, error) {
-	end := p.started.Add(timeout)
+	end := p.Started().Add(timeout)
 	for time.Now().Before(end) {
-		if p.exited() {
-			return 0, fmt.Errorf("%s exited before serving (%v); log %s", p.name, p.err, p.logPath)
+		if p.Exited() {
+			return 0, fmt.Errorf("%s exited before serving (%v); log %s", p.name, p.Err(), p.LogPath())
 		}
 		c, err := gen.Dial(addr)
 		if err != nil {
 			time.Sleep(2 * time.Millisecond)
 			continue
 		}
-		c.SetDeadline(end)
-		st, err := c.Load(oid)
+		c.NetConn().SetDeadline(end)
+		st, err := c.LoadStatus(oid)
 		c.Close()
 		if err == nil && st == 'O' {
-			return time.Since(p.started), nil
+			return time.Since(p.Started()), nil
 		}
 		time.Sleep(2 * time.Millisecond)
 	}
-	return 0, fmt.Errorf("%s: no record for oid %d within %v; log %s", p.name, oid, timeout, p.logPath)
+	return 0, fmt.Errorf("%s: no record for oid %d within %v; log %s", p.name, oid, timeout, p.LogPath())
 }
 
 // memInfo is a process's memory from /proc/PID/status, in bytes.
@@ -229,35 +184,29 @@ func freePort() (int, error) {
 }
 
 // runCmd runs argv to completion within timeout and returns its stdout;
-// stderr goes to logPath. The process is tracked like a server, so that
-// stopAll (and the calling script's trap) ends it too.
+// stderr goes to logPath, and stdout after it. The process is tracked like
+// a server, so that stopAll (and the calling script's trap) ends it too.
 func (ps *procs) runCmd(timeout time.Duration, logPath string, argv ...string) (string, time.Duration, error) {
-	lf, err := openLog(logPath, argv)
-	if err != nil {
+	if err := logHeader(logPath, argv); err != nil {
 		return "", 0, err
 	}
-	defer lf.Close()
-	cmd := exec.Command(argv[0], argv[1:]...)
 	var out strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, lf
-	p, err := ps.launch(filepath.Base(argv[0]), logPath, cmd)
+	p, err := ps.launch(filepath.Base(argv[0]), harness.Options{LogPath: logPath, Stdout: &out}, argv)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
-	timedOut := false
-	select {
-	case <-p.done:
-	case <-time.After(timeout):
-		timedOut = true
-	}
-	el := time.Since(p.started)
+	werr := p.Wait(timeout)
+	el := time.Since(p.Started())
 	ps.stop(p, 5*time.Second)
-	fmt.Fprint(lf, out.String())
+	if lf, err := os.OpenFile(logPath, os.O_WRONLY|os.O_APPEND, 0o644); err == nil {
+		fmt.Fprint(lf, out.String())
+		lf.Close()
+	}
 	switch {
-	case timedOut:
+	case errors.Is(werr, harness.ErrTimeout):
 		return out.String(), el, fmt.Errorf("%s: no result within %v (log %s)", strings.Join(argv, " "), timeout, logPath)
-	case p.err != nil:
-		return out.String(), el, fmt.Errorf("%s: %w (log %s)", strings.Join(argv, " "), p.err, logPath)
+	case werr != nil:
+		return out.String(), el, fmt.Errorf("%s: %w (log %s)", strings.Join(argv, " "), werr, logPath)
 	}
 	return out.String(), el, nil
 }

@@ -127,31 +127,6 @@ func (d *DB) Del(txn *Txn, key []byte, flags uint32) error {
 	return nil
 }
 
-// Exists reports whether key is present (ErrNotFound when it is not). See
-// DB->exists.
-func (d *DB) Exists(txn *Txn, key []byte, flags uint32) error {
-	if d.p == nil {
-		return errInvalid("DB->exists")
-	}
-	if rc := C.dbgo_db_exists(d.p, txnPtr(txn), cptr(key), C.size_t(len(key)), C.u_int32_t(flags)); rc != 0 {
-		return newError("DB->exists", rc)
-	}
-	return nil
-}
-
-// Truncate removes every record and returns how many there were. See
-// DB->truncate.
-func (d *DB) Truncate(txn *Txn, flags uint32) (int, error) {
-	if d.p == nil {
-		return 0, errInvalid("DB->truncate")
-	}
-	var n C.u_int32_t
-	if rc := C.dbgo_db_truncate(d.p, txnPtr(txn), &n, C.u_int32_t(flags)); rc != 0 {
-		return 0, newError("DB->truncate", rc)
-	}
-	return int(n), nil
-}
-
 // PageSize returns the database page size. See DB->get_pagesize.
 func (d *DB) PageSize() (int, error) {
 	if d.p == nil {
@@ -174,17 +149,6 @@ func (d *DB) Type() (DBType, error) {
 		return Unknown, newError("DB->get_type", rc)
 	}
 	return DBType(t), nil
-}
-
-// Sync flushes the database's dirty pages to its file. See DB->sync.
-func (d *DB) Sync() error {
-	if d.p == nil {
-		return errInvalid("DB->sync")
-	}
-	if rc := C.dbgo_db_sync(d.p); rc != 0 {
-		return newError("DB->sync", rc)
-	}
-	return nil
 }
 
 // DBStat holds database statistics; the btree or hash fields are zero for

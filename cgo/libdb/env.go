@@ -10,8 +10,6 @@ package libdb
 #cgo nocallback dbgo_db_put
 #cgo noescape dbgo_db_del
 #cgo nocallback dbgo_db_del
-#cgo noescape dbgo_db_exists
-#cgo nocallback dbgo_db_exists
 #cgo noescape dbgo_txn_begin
 #cgo nocallback dbgo_txn_begin
 #cgo noescape dbgo_txn_commit
@@ -152,17 +150,6 @@ func (e *Env) SetTxMax(n uint32) error {
 	return nil
 }
 
-// SetLgBsize sets the in-memory log buffer size. See DB_ENV->set_lg_bsize.
-func (e *Env) SetLgBsize(n uint32) error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->set_lg_bsize")
-	}
-	if rc := C.dbgo_env_set_lg_bsize(e.p, C.u_int32_t(n)); rc != 0 {
-		return newError("DB_ENV->set_lg_bsize", rc)
-	}
-	return nil
-}
-
 // SetFlags turns environment flags (TxnNoSync, TxnWriteNoSync,
 // Multiversion, ...) on or off. See DB_ENV->set_flags.
 func (e *Env) SetFlags(flags uint32, on bool) error {
@@ -171,18 +158,6 @@ func (e *Env) SetFlags(flags uint32, on bool) error {
 	}
 	if rc := C.dbgo_env_set_flags(e.p, C.u_int32_t(flags), cbool(on)); rc != 0 {
 		return newError("DB_ENV->set_flags", rc)
-	}
-	return nil
-}
-
-// LogSetConfig turns log flags (LogAutoRemove, ...) on or off. See
-// DB_ENV->log_set_config.
-func (e *Env) LogSetConfig(flags uint32, on bool) error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->log_set_config")
-	}
-	if rc := C.dbgo_env_log_set_config(e.p, C.u_int32_t(flags), cbool(on)); rc != 0 {
-		return newError("DB_ENV->log_set_config", rc)
 	}
 	return nil
 }
@@ -234,44 +209,6 @@ func (e *Env) LogFlush() error {
 	}
 	if rc := C.dbgo_env_log_flush(e.p); rc != 0 {
 		return newError("DB_ENV->log_flush", rc)
-	}
-	return nil
-}
-
-// FailChk aborts transactions and releases locks of threads that
-// is_alive reports dead. SetIsAlive and SetThreadCount must have been
-// called before Open. See DB_ENV->failchk.
-func (e *Env) FailChk() error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->failchk")
-	}
-	if rc := C.dbgo_env_failchk(e.p, 0); rc != 0 {
-		return newError("DB_ENV->failchk", rc)
-	}
-	return nil
-}
-
-// SetIsAlive installs the C is_alive callback: every thread of this
-// process is alive, other processes are alive while kill(pid, 0) finds
-// them. See DB_ENV->set_isalive.
-func (e *Env) SetIsAlive() error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->set_isalive")
-	}
-	if rc := C.dbgo_env_set_isalive(e.p); rc != 0 {
-		return newError("DB_ENV->set_isalive", rc)
-	}
-	return nil
-}
-
-// SetThreadCount sizes the thread table used by failchk. See
-// DB_ENV->set_thread_count.
-func (e *Env) SetThreadCount(n uint32) error {
-	if e.p == nil {
-		return errInvalid("DB_ENV->set_thread_count")
-	}
-	if rc := C.dbgo_env_set_thread_count(e.p, C.u_int32_t(n)); rc != 0 {
-		return newError("DB_ENV->set_thread_count", rc)
 	}
 	return nil
 }

@@ -20,7 +20,6 @@ const (
 	RecoverFatal uint32 = C.DB_RECOVER_FATAL // DB_RECOVER_FATAL
 	Register     uint32 = C.DB_REGISTER      // DB_REGISTER
 	Private      uint32 = C.DB_PRIVATE       // DB_PRIVATE
-	Failchk      uint32 = C.DB_FAILCHK       // DB_FAILCHK
 	UseEnviron   uint32 = C.DB_USE_ENVIRON   // DB_USE_ENVIRON
 
 	// DB_ENV->set_flags
@@ -29,12 +28,6 @@ const (
 	Multiversion   uint32 = C.DB_MULTIVERSION      // DB_MULTIVERSION (also DB->open)
 	TxnNoWait      uint32 = C.DB_TXN_NOWAIT        // DB_TXN_NOWAIT (also DB_ENV->txn_begin)
 	PanicEnv       uint32 = C.DB_PANIC_ENVIRONMENT // DB_PANIC_ENVIRONMENT: every process's next call fails DB_RUNRECOVERY
-
-	// DB_ENV->log_set_config
-	LogAutoRemove uint32 = C.DB_LOG_AUTO_REMOVE // DB_LOG_AUTO_REMOVE
-	LogInMemory   uint32 = C.DB_LOG_IN_MEMORY   // DB_LOG_IN_MEMORY
-	LogDirect     uint32 = C.DB_LOG_DIRECT      // DB_LOG_DIRECT
-	LogDsync      uint32 = C.DB_LOG_DSYNC       // DB_LOG_DSYNC
 
 	// DB_ENV->set_lk_detect
 	LockDefault  uint32 = C.DB_LOCK_DEFAULT  // DB_LOCK_DEFAULT

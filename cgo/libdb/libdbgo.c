@@ -6,11 +6,9 @@
  */
 #include <errno.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <sys/types.h>
-#include <unistd.h>
 
 #include "libdbgo.h"
 
@@ -104,15 +102,11 @@ int dbgo_env_set_lk_max(DB_ENV *env, u_int32_t locks, u_int32_t lockers, u_int32
 
 int dbgo_env_set_tx_max(DB_ENV *env, u_int32_t max) { return env->set_tx_max(env, max); }
 
-int dbgo_env_set_lg_bsize(DB_ENV *env, u_int32_t size) { return env->set_lg_bsize(env, size); }
 
 int dbgo_env_set_flags(DB_ENV *env, u_int32_t flags, int onoff) {
 	return env->set_flags(env, flags, onoff);
 }
 
-int dbgo_env_log_set_config(DB_ENV *env, u_int32_t flags, int onoff) {
-	return env->log_set_config(env, flags, onoff);
-}
 
 int dbgo_env_txn_checkpoint(DB_ENV *env, u_int32_t kbyte, u_int32_t min, u_int32_t flags) {
 	return env->txn_checkpoint(env, kbyte, min, flags);
@@ -209,30 +203,6 @@ int dbgo_env_memp_stat(DB_ENV *env, dbgo_mpool_stat_t *out) {
 	return 0;
 }
 
-int dbgo_env_failchk(DB_ENV *env, u_int32_t flags) { return env->failchk(env, flags); }
-
-/*
- * dbgo_isalive answers for this process: every thread of the calling
- * process is alive (Go never ends an OS thread that is inside libdb); any
- * other process is alive while kill(pid, 0) finds it.
- */
-static int dbgo_isalive(DB_ENV *env, pid_t pid, db_threadid_t tid, u_int32_t flags) {
-	(void)env;
-	(void)tid;
-	(void)flags;
-	if (pid == getpid())
-		return 1;
-	if (kill(pid, 0) == 0 || errno == EPERM)
-		return 1;
-	return 0;
-}
-
-int dbgo_env_set_isalive(DB_ENV *env) { return env->set_isalive(env, dbgo_isalive); }
-
-int dbgo_env_set_thread_count(DB_ENV *env, u_int32_t count) {
-	return env->set_thread_count(env, count);
-}
-
 /* ---- databases ---- */
 
 int dbgo_db_create(DB **out, DB_ENV *env) { return db_create(out, env, 0); }
@@ -278,18 +248,6 @@ int dbgo_db_del(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags) {
 	key.data = k;
 	key.size = (u_int32_t)kn;
 	return db->del(db, txn, &key, flags);
-}
-
-int dbgo_db_exists(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags) {
-	DBT key;
-	memset(&key, 0, sizeof(key));
-	key.data = k;
-	key.size = (u_int32_t)kn;
-	return db->exists(db, txn, &key, flags);
-}
-
-int dbgo_db_truncate(DB *db, DB_TXN *txn, u_int32_t *count, u_int32_t flags) {
-	return db->truncate(db, txn, count, flags);
 }
 
 int dbgo_db_get_pagesize(DB *db, u_int32_t *size) { return db->get_pagesize(db, size); }
@@ -339,7 +297,6 @@ int dbgo_db_stat(DB *db, DB_TXN *txn, dbgo_db_stat_t *out, u_int32_t flags) {
 	return 0;
 }
 
-int dbgo_db_sync(DB *db) { return db->sync(db, 0); }
 
 int dbgo_db_verify(DB_ENV *env, char *file, u_int32_t flags) {
 	DB *db = NULL;

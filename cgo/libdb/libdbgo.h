@@ -46,18 +46,13 @@ int dbgo_env_set_cachesize(DB_ENV *env, u_int32_t gbytes, u_int32_t bytes, int n
 int dbgo_env_set_lk_detect(DB_ENV *env, u_int32_t mode);
 int dbgo_env_set_lk_max(DB_ENV *env, u_int32_t locks, u_int32_t lockers, u_int32_t objects);
 int dbgo_env_set_tx_max(DB_ENV *env, u_int32_t max);
-int dbgo_env_set_lg_bsize(DB_ENV *env, u_int32_t size);
 int dbgo_env_set_flags(DB_ENV *env, u_int32_t flags, int onoff);
-int dbgo_env_log_set_config(DB_ENV *env, u_int32_t flags, int onoff);
 int dbgo_env_txn_checkpoint(DB_ENV *env, u_int32_t kbyte, u_int32_t min, u_int32_t flags);
 int dbgo_env_log_archive(DB_ENV *env, u_int32_t flags, char *buf, size_t cap, size_t *need);
 int dbgo_env_log_flush(DB_ENV *env);
 int dbgo_env_txn_stat(DB_ENV *env, dbgo_txn_stat_t *out);
 int dbgo_env_log_stat(DB_ENV *env, dbgo_log_stat_t *out);
 int dbgo_env_memp_stat(DB_ENV *env, dbgo_mpool_stat_t *out);
-int dbgo_env_failchk(DB_ENV *env, u_int32_t flags);
-int dbgo_env_set_isalive(DB_ENV *env);
-int dbgo_env_set_thread_count(DB_ENV *env, u_int32_t count);
 int dbgo_env_capture_errors(DB_ENV *env);
 size_t dbgo_env_last_error(DB_ENV *env, char *buf, size_t cap);
 
@@ -69,12 +64,9 @@ int dbgo_db_get(DB *db, DB_TXN *txn, char *k, size_t kn, char *buf, size_t cap,
     u_int32_t *need, u_int32_t flags);
 int dbgo_db_put(DB *db, DB_TXN *txn, char *k, size_t kn, char *v, size_t vn, u_int32_t flags);
 int dbgo_db_del(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags);
-int dbgo_db_exists(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags);
-int dbgo_db_truncate(DB *db, DB_TXN *txn, u_int32_t *count, u_int32_t flags);
 int dbgo_db_get_pagesize(DB *db, u_int32_t *size);
 int dbgo_db_get_type(DB *db, int *type);
 int dbgo_db_stat(DB *db, DB_TXN *txn, dbgo_db_stat_t *out, u_int32_t flags);
-int dbgo_db_sync(DB *db);
 int dbgo_db_verify(DB_ENV *env, char *file, u_int32_t flags);
 
 int dbgo_txn_begin(DB_ENV *env, DB_TXN *parent, DB_TXN **out, u_int32_t flags);

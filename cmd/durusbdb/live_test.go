@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"os"
@@ -10,33 +11,27 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
 // The tools on a live database, with real processes: a built durusbdb
 // serving a directory, and the tools run as separate processes.
 
-var liveBin struct {
-	once sync.Once
-	path string
-	out  []byte
-	err  error
-}
+// liveBuilder holds the CLI that cliBinary builds, once per test binary.
+var liveBuilder proc.Builder
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if liveBin.path != "" {
-		os.RemoveAll(filepath.Dir(liveBin.path))
-	}
+	liveBuilder.Close()
 	os.Exit(code)
 }
 
@@ -44,48 +39,21 @@ func TestMain(m *testing.M) {
 // the test binary has Berkeley DB).
 func cliBinary(t *testing.T) string {
 	t.Helper()
-	liveBin.once.Do(func() {
-		dir, err := os.MkdirTemp("", "durusbdb-live")
-		if err != nil {
-			liveBin.err = err
-			return
-		}
-		liveBin.path = filepath.Join(dir, "durusbdb")
-		args := []string{"build", "-o", liveBin.path}
-		if slices.Contains(backend.Compiled(), backend.BDB) {
-			args = append(args, "-tags", "bdb")
-		}
-		liveBin.out, liveBin.err = exec.Command("go", append(args, ".")...).CombinedOutput()
-	})
-	if liveBin.err != nil {
-		t.Fatalf("building the CLI: %v\n%s", liveBin.err, liveBin.out)
+	tags := ""
+	if slices.Contains(backend.Compiled(), backend.BDB) {
+		tags = "bdb"
 	}
-	return liveBin.path
+	bin, err := liveBuilder.Build(context.Background(), "github.com/durusbdb/durusbdb/cmd/durusbdb", tags)
+	if err != nil {
+		t.Fatalf("building the CLI: %v", err)
+	}
+	return bin
 }
 
-// syncBuf is a bytes.Buffer safe for a child's two output streams.
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
+// serveProc is a `durusbdb serve` child process on a unix socket.
 type serveProc struct {
-	cmd  *exec.Cmd
+	*proc.Process
 	addr string
-	log  *syncBuf
-	done chan error
 }
 
 // startServe starts `durusbdb serve` on dir and waits until it accepts
@@ -99,73 +67,34 @@ func startServe(t *testing.T, bin, dir, kind string) *serveProc {
 func startServeWait(t *testing.T, bin, dir, kind, want string) *serveProc {
 	t.Helper()
 	addr := filepath.Join(filepath.Dir(dir), "durus.sock")
-	p := &serveProc{addr: addr, log: &syncBuf{}, done: make(chan error, 1)}
-	p.cmd = exec.Command(bin, "serve", "--dir", dir, "--create", "--backend", kind, "--address", addr, "--gc-grace", "0", "--gc-mode", "manual")
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
+	p := &serveProc{addr: addr, Process: proc.StartT(t, proc.Options{}, bin, "serve", "--dir", dir, "--create",
+		"--backend", kind, "--address", addr, "--gc-grace", "0", "--gc-mode", "manual")}
+	// The Durus socket listens before the database is open; the control
+	// socket once it is.
+	if err := p.WaitReady(addr, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		p.cmd.Process.Kill()
-		<-p.done
-		p.done <- nil
-		if t.Failed() {
-			t.Logf("server log:\n%s", p.log.String())
-		}
-	})
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		// The Durus socket listens before the database is open; the
-		// control socket once it is.
-		c, err := wire.Dial(addr, time.Second)
-		if err == nil {
-			c.Close()
-			if strings.Contains(p.log.String(), want) {
-				return p
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("server exited during start-up: %v\n%s", err, p.log.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server did not accept connections within 60 s\n%s", p.log.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+	if err := p.WaitUntil(60*time.Second, "log line "+strconv.Quote(want), func() bool {
+		return strings.Contains(p.Log(), want)
+	}); err != nil {
+		t.Fatal(err)
 	}
+	return p
 }
 
 // quit stops the server with Q and waits for a clean exit.
 func (p *serveProc) quit(t *testing.T) {
 	t.Helper()
-	c, err := wire.Dial(p.addr, 5*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Quit()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		if err != nil {
-			t.Fatalf("server exit after Q: %v\n%s", err, p.log.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("server did not exit within 30 s of Q")
+	if err := p.Quit(p.addr, 30*time.Second); err != nil {
+		t.Fatalf("server exit after Q: %v\n%s", err, p.LogTail(40))
 	}
 }
 
 // kill9 kills the server with SIGKILL.
 func (p *serveProc) kill9(t *testing.T) {
 	t.Helper()
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case err := <-p.done:
-		p.done <- err
-	case <-time.After(30 * time.Second):
-		t.Fatal("killed server did not exit")
+	if err := p.Kill(30 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -1,15 +1,88 @@
-// Package dbdir holds the one rule every layer applies to a database
-// directory: which files may sit there besides a database's own, so that
-// a directory holding only those is empty (a new database may be created
-// in it) and anything else is a database or a foreign layout. backend
-// (detection), bdb and leveldb (their open) share it, so no two of them
-// disagree about whether a directory is empty.
+// Package dbdir holds the one detector of what a database directory holds
+// (Detect): which files may sit there besides a database's own (Ignorable),
+// so that a directory holding only those is empty (a new database may be
+// created in it), and which files make it a Berkeley DB or a LevelDB
+// database (FORMAT.md §5). backend (detection), bdb and leveldb (their
+// open) all call Detect, so no two of them disagree about a directory.
 package dbdir
 
 import (
+	"fmt"
 	"io/fs"
+	"os"
+	"slices"
 	"strings"
+	"syscall"
 )
+
+// Kind is what a directory holds.
+type Kind int
+
+// The kinds of directory Detect tells apart.
+const (
+	// Empty: nothing but ignorable files; a database may be created here.
+	Empty Kind = iota
+	// BDB: a Berkeley DB database (meta.db present).
+	BDB
+	// LevelDB: a LevelDB database (CURRENT present, no meta.db).
+	LevelDB
+	// Foreign: files of neither layout.
+	Foreign
+)
+
+// Layout is Detect's answer.
+type Layout struct {
+	Kind Kind
+	// Files are the entries that are not ignorable, sorted.
+	Files []string
+}
+
+// List names the layout's files for an error message, at most ten.
+func (l Layout) List() string {
+	names := l.Files
+	if len(names) > 10 {
+		names = append(slices.Clip(names[:10]), "…")
+	}
+	return strings.Join(names, ", ")
+}
+
+// Detect reads directory dir and says what it holds: meta.db makes it
+// BDB, else CURRENT makes it LevelDB, else it is Empty if every entry is
+// Ignorable and Foreign otherwise. A path that is not a directory gives an
+// error wrapping syscall.ENOTDIR; a missing one, fs.ErrNotExist.
+func Detect(dir string) (Layout, error) {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return Layout{}, fmt.Errorf("dbdir: %w", err)
+	}
+	if !fi.IsDir() {
+		return Layout{}, fmt.Errorf("dbdir: %s: %w", dir, syscall.ENOTDIR)
+	}
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return Layout{}, fmt.Errorf("dbdir: read directory: %w", err)
+	}
+	var l Layout
+	has := map[string]bool{}
+	for _, e := range ents {
+		if !Ignorable(e.Name(), e.Type()) {
+			l.Files = append(l.Files, e.Name())
+			has[e.Name()] = true
+		}
+	}
+	slices.Sort(l.Files)
+	switch {
+	case has["meta.db"]:
+		l.Kind = BDB
+	case has["CURRENT"]:
+		l.Kind = LevelDB
+	case len(l.Files) == 0:
+		l.Kind = Empty
+	default:
+		l.Kind = Foreign
+	}
+	return l, nil
+}
 
 // Ignorable reports whether the directory entry named name, of type mode
 // (fs.DirEntry.Type()), may sit in an empty database directory: dotfiles;

@@ -1,6 +1,11 @@
-// Package wire is a minimal client of the Durus protocol (PROTOCOL.md §4),
-// speaking raw bytes. The crash harness, the load generator and tests use it
-// to drive a server exactly as a stock client would, without Python.
+// Package wire is the one raw client of the Durus protocol (PROTOCOL.md §4)
+// in this repository: it sends the same bytes a stock client sends, without
+// Python or a client library in the way. The crash harness, the recovery
+// and server tests, the metrics tests and the benchmark load generator
+// (bench/gen) all speak through it, so that a protocol detail is fixed in
+// one place. Hostile tests that need malformed bytes use Send and ReadFull
+// on a Conn made by NewExactConn, which never reads ahead, so the
+// underlying net.Conn can also be read directly.
 package wire
 
 import (
@@ -10,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -24,37 +30,88 @@ const (
 // ErrStatus is returned for a reply status that the call did not expect.
 var ErrStatus = errors.New("wire: unexpected status")
 
-// Conn is one client connection. Not safe for concurrent use.
+// ErrCount is returned by NewOIDs and Alloc for a count the protocol cannot
+// carry.
+var ErrCount = errors.New("wire: bad oid count")
+
+// reader is what a Conn reads replies from: a bufio.Reader, or an exact
+// reader that never reads more than asked.
+type reader interface {
+	io.Reader
+	io.ByteReader
+}
+
+// Conn is one client connection. Not safe for concurrent use, except that
+// one goroutine may Send while another reads.
 type Conn struct {
-	c   net.Conn
-	r   *bufio.Reader
-	w   *bufio.Writer
-	buf [8]byte
+	c net.Conn
+	r reader
+	w *bufio.Writer
+	// rb and wb are scratch space for reply fields and request headers
+	// (separate, so a writer and a reader goroutine do not share them); a
+	// local array would escape through the io interfaces and allocate.
+	rb, wb [16]byte
 	// Timeout bounds every request/reply exchange (0 = none).
 	Timeout time.Duration
 }
 
-// Dial connects to a "host:port" TCP address or, if addr starts with "/",
-// a unix socket path.
+// Dial connects to addr and returns a buffered Conn: addr is host:port
+// (TCP), a unix socket path starting with "/" or ".", or "@name" for a
+// Linux abstract socket. timeout bounds the connect and becomes
+// Conn.Timeout. Dial sends nothing; see Version.
 func Dial(addr string, timeout time.Duration) (*Conn, error) {
-	network := "tcp"
-	if len(addr) > 0 && addr[0] == '/' {
-		network = "unix"
-	}
-	c, err := net.DialTimeout(network, addr, timeout)
+	nw, dialAddr := network(addr)
+	c, err := net.DialTimeout(nw, dialAddr, timeout)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("wire: dial %s: %w", addr, err)
 	}
 	return NewConn(c, timeout), nil
 }
 
+// network returns the network and the address net.Dial takes for addr,
+// as Dial reads it.
+func network(addr string) (nw, dialAddr string) {
+	switch {
+	case strings.HasPrefix(addr, "/"), strings.HasPrefix(addr, "."):
+		return "unix", addr
+	case strings.HasPrefix(addr, "@"):
+		return "unix", "\x00" + addr[1:]
+	}
+	return "tcp", addr
+}
+
 // NewConn speaks the protocol over c, already connected (tests wrap it, to
-// count bytes for instance); timeout is as for Dial.
+// count bytes for instance), with buffered reads; timeout is as for Dial.
 func NewConn(c net.Conn, timeout time.Duration) *Conn {
 	return &Conn{c: c, r: bufio.NewReaderSize(c, 64<<10), w: bufio.NewWriterSize(c, 64<<10), Timeout: timeout}
 }
 
-// Close sends the stock client's goodbye byte "." and closes.
+// NewExactConn is NewConn without read-ahead: every read takes from c
+// exactly the bytes the reply needs, so a test can mix Conn calls with
+// reads of its own on c (NetConn). Slower; for tests only.
+func NewExactConn(c net.Conn, timeout time.Duration) *Conn {
+	return &Conn{c: c, r: &exactReader{c: c}, w: bufio.NewWriterSize(c, 64<<10), Timeout: timeout}
+}
+
+// exactReader reads straight from the connection, one call per request.
+type exactReader struct {
+	c net.Conn
+	b [1]byte
+}
+
+func (e *exactReader) Read(p []byte) (int, error) { return e.c.Read(p) }
+
+func (e *exactReader) ReadByte() (byte, error) {
+	_, err := io.ReadFull(e.c, e.b[:])
+	return e.b[0], err
+}
+
+// NetConn returns the connection under c, for socket options, deadlines
+// and raw reads (only with NewExactConn, or nothing may be buffered).
+func (c *Conn) NetConn() net.Conn { return c.c }
+
+// Close sends the stock client's goodbye byte "." and closes, so the
+// server sees an orderly end rather than a reset.
 func (c *Conn) Close() error {
 	c.w.WriteByte('.')
 	c.w.Flush()
@@ -67,18 +124,63 @@ func (c *Conn) deadline() {
 	}
 }
 
+// readDeadline renews the read deadline (Timeout) for a reply read on
+// its own, after a Send or after the caller set a deadline of its own.
+func (c *Conn) readDeadline() {
+	if c.Timeout > 0 {
+		c.c.SetReadDeadline(time.Now().Add(c.Timeout))
+	}
+}
+
 func (c *Conn) u32() (uint32, error) {
-	if _, err := io.ReadFull(c.r, c.buf[:4]); err != nil {
+	if _, err := io.ReadFull(c.r, c.rb[:4]); err != nil {
 		return 0, err
 	}
-	return binary.BigEndian.Uint32(c.buf[:4]), nil
+	return binary.BigEndian.Uint32(c.rb[:4]), nil
+}
+
+func (c *Conn) u64() (uint64, error) {
+	if _, err := io.ReadFull(c.r, c.rb[:8]); err != nil {
+		return 0, err
+	}
+	return binary.BigEndian.Uint64(c.rb[:8]), nil
+}
+
+// discard skips n bytes of the reply.
+func (c *Conn) discard(n int) error {
+	if br, ok := c.r.(*bufio.Reader); ok {
+		_, err := br.Discard(n)
+		return err
+	}
+	_, err := io.CopyN(io.Discard, c.r, int64(n))
+	return err
+}
+
+// Send writes parts as they are and flushes, with a write deadline of
+// Timeout: for requests the typed methods do not make (hostile bytes, B,
+// pipelining). It does not read.
+func (c *Conn) Send(parts ...[]byte) error {
+	if c.Timeout > 0 {
+		c.c.SetWriteDeadline(time.Now().Add(c.Timeout))
+	}
+	for _, p := range parts {
+		c.w.Write(p)
+	}
+	return c.w.Flush()
+}
+
+// ReadFull reads exactly n reply bytes, with a read deadline of Timeout.
+func (c *Conn) ReadFull(n int) ([]byte, error) {
+	c.readDeadline()
+	b := make([]byte, n)
+	_, err := io.ReadFull(c.r, b)
+	return b, err
 }
 
 // Version sends V 1 and checks the reply.
 func (c *Conn) Version() error {
 	c.deadline()
-	c.w.WriteByte('V')
-	c.w.Write([]byte{0, 0, 0, 1})
+	c.w.Write([]byte{'V', 0, 0, 0, 1})
 	if err := c.w.Flush(); err != nil {
 		return err
 	}
@@ -89,35 +191,95 @@ func (c *Conn) Version() error {
 	return err
 }
 
-// NewOIDs asks for n (≤ 255) new oids with M.
+// NewOIDs asks for n (1 to 255, one byte on the wire) new oids with M and
+// returns them, oid 0 (the root) included if it comes.
 func (c *Conn) NewOIDs(n int) ([]uint64, error) {
+	if n < 1 || n > 255 {
+		return nil, fmt.Errorf("%w: M %d (1 to 255)", ErrCount, n)
+	}
 	c.deadline()
-	c.w.Write([]byte{'M', byte(n)})
+	c.wb[0], c.wb[1] = 'M', byte(n)
+	c.w.Write(c.wb[:2])
 	if err := c.w.Flush(); err != nil {
 		return nil, err
 	}
 	out := make([]uint64, n)
 	for i := range out {
-		if _, err := io.ReadFull(c.r, c.buf[:8]); err != nil {
+		o, err := c.u64()
+		if err != nil {
 			return nil, err
 		}
-		out[i] = binary.BigEndian.Uint64(c.buf[:8])
+		out[i] = o
 	}
 	return out, nil
 }
 
-// Load sends L oid and returns the status and, for 'O', the record.
-func (c *Conn) Load(oid uint64) (byte, []byte, error) {
-	c.deadline()
-	c.w.WriteByte('L')
-	c.w.Write(binary.BigEndian.AppendUint64(c.buf[:0], oid))
-	if err := c.w.Flush(); err != nil {
-		return 0, nil, err
+// Alloc returns n oids other than 0, by M requests of at most 255. Oid 0
+// is the root: skipping it keeps generated records from overwriting it.
+func (c *Conn) Alloc(n int) ([]uint64, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: %d", ErrCount, n)
 	}
-	return c.loadResponse()
+	out := make([]uint64, 0, n)
+	for len(out) < n {
+		o, err := c.NewOIDs(min(255, n-len(out)))
+		if err != nil {
+			return nil, err
+		}
+		for _, oid := range o {
+			if oid != 0 {
+				out = append(out, oid)
+			}
+		}
+	}
+	return out, nil
 }
 
-func (c *Conn) loadResponse() (byte, []byte, error) {
+// sendLoad writes L oid.
+func (c *Conn) sendLoad(oid uint64) error {
+	c.deadline()
+	c.wb[0] = 'L'
+	binary.BigEndian.PutUint64(c.wb[1:9], oid)
+	c.w.Write(c.wb[:9])
+	return c.w.Flush()
+}
+
+// Load sends L oid and returns the status and, for 'O', the record.
+func (c *Conn) Load(oid uint64) (byte, []byte, error) {
+	if err := c.sendLoad(oid); err != nil {
+		return 0, nil, err
+	}
+	return c.ReadLoad()
+}
+
+// LoadStatus sends L oid and returns the status, discarding the record
+// (no allocation: the load generator's request).
+func (c *Conn) LoadStatus(oid uint64) (byte, error) {
+	if err := c.sendLoad(oid); err != nil {
+		return 0, err
+	}
+	return c.SkipLoad()
+}
+
+// SendBulk sends B with oids; read the len(oids) replies with ReadLoad or
+// SkipLoad.
+func (c *Conn) SendBulk(oids []uint64) error {
+	c.deadline()
+	c.wb[0] = 'B'
+	binary.BigEndian.PutUint32(c.wb[1:5], uint32(len(oids)))
+	c.w.Write(c.wb[:5])
+	for _, o := range oids {
+		binary.BigEndian.PutUint64(c.wb[:8], o)
+		c.w.Write(c.wb[:8])
+	}
+	return c.w.Flush()
+}
+
+// ReadLoad reads one load reply (to L, or one of those to B): the status
+// and, for 'O', the record. Like every reply read, it renews the read
+// deadline.
+func (c *Conn) ReadLoad() (byte, []byte, error) {
+	c.readDeadline()
 	st, err := c.r.ReadByte()
 	if err != nil || st != StatusOK {
 		return st, nil, err
@@ -131,61 +293,125 @@ func (c *Conn) loadResponse() (byte, []byte, error) {
 	return st, rec, err
 }
 
+// SkipLoad is ReadLoad discarding the record.
+func (c *Conn) SkipLoad() (byte, error) {
+	c.readDeadline()
+	st, err := c.r.ReadByte()
+	if err != nil || st != StatusOK {
+		return st, err
+	}
+	n, err := c.u32()
+	if err != nil {
+		return st, err
+	}
+	return st, c.discard(int(n))
+}
+
 // Sync sends S and returns the invalidated oids.
-func (c *Conn) Sync() ([]uint64, error) {
+func (c *Conn) Sync() ([]uint64, error) { return c.oidRequest('S') }
+
+// oidRequest sends the one-byte request op and reads the oid list that
+// answers it (S, C).
+func (c *Conn) oidRequest(op byte) ([]uint64, error) {
 	c.deadline()
-	c.w.WriteByte('S')
+	c.w.WriteByte(op)
 	if err := c.w.Flush(); err != nil {
 		return nil, err
 	}
-	return c.oidList()
+	return c.ReadOIDs()
 }
 
-func (c *Conn) oidList() ([]uint64, error) {
+// maxList bounds an oid list a reply may announce, so a corrupt count
+// fails instead of allocating gigabytes.
+const maxList = 1 << 24
+
+// ReadOIDs reads an oid list (int4 count, then the oids), the reply to S
+// and to C phase 1, for a request sent with Send.
+func (c *Conn) ReadOIDs() ([]uint64, error) {
+	c.readDeadline()
 	k, err := c.u32()
 	if err != nil {
 		return nil, err
 	}
-	var out []uint64
-	for i := uint32(0); i < k; i++ {
-		if _, err := io.ReadFull(c.r, c.buf[:8]); err != nil {
+	if k > maxList {
+		return nil, fmt.Errorf("wire: oid list of %d", k)
+	}
+	out := make([]uint64, 0, k)
+	for range k {
+		o, err := c.u64()
+		if err != nil {
 			return nil, err
 		}
-		out = append(out, binary.BigEndian.Uint64(c.buf[:8]))
+		out = append(out, o)
 	}
 	return out, nil
+}
+
+// Begin sends C (commit phase 1) and returns the invalidated oids.
+func (c *Conn) Begin() ([]uint64, error) { return c.oidRequest('C') }
+
+// Finish sends commit phase 2: the length of data and data (frames, see
+// AppendFrame) as they are, and returns the status byte. With no data
+// (an abort) the server sends nothing and Finish returns status 0.
+func (c *Conn) Finish(data []byte) (byte, error) {
+	c.deadline()
+	c.w.Write(binary.BigEndian.AppendUint32(c.wb[:0], uint32(len(data))))
+	c.w.Write(data)
+	if err := c.w.Flush(); err != nil {
+		return 0, err
+	}
+	if len(data) == 0 {
+		return 0, nil
+	}
+	return c.r.ReadByte()
 }
 
 // Commit sends a whole commit (phase 1 and phase 2) of full records (each
 // starting with its oid) and returns the phase-1 invalidations and the
 // status byte. With no records it sends len 0 and returns status 0.
 func (c *Conn) Commit(recs [][]byte) (invalid []uint64, status byte, err error) {
+	if invalid, err = c.Begin(); err != nil {
+		return nil, 0, err
+	}
+	status, err = c.Finish(Frames(recs...))
+	return invalid, status, err
+}
+
+// CommitData runs both commit phases with data (frames, see AppendFrame),
+// discarding the invalidation list without allocating, and returns the
+// status byte ('O' for success).
+func (c *Conn) CommitData(data []byte) (byte, error) {
 	c.deadline()
 	c.w.WriteByte('C')
 	if err := c.w.Flush(); err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	if invalid, err = c.oidList(); err != nil {
-		return nil, 0, err
+	k, err := c.u32()
+	if err != nil {
+		return 0, err
 	}
-	total := 0
+	if err := c.discard(8 * int(k)); err != nil {
+		return 0, err
+	}
+	return c.Finish(data)
+}
+
+// AppendFrame appends one commit frame to b: the int4 length, oid and rec
+// (a record, which itself starts with its oid).
+func AppendFrame(b []byte, oid uint64, rec []byte) []byte {
+	b = binary.BigEndian.AppendUint32(b, uint32(8+len(rec)))
+	b = binary.BigEndian.AppendUint64(b, oid)
+	return append(b, rec...)
+}
+
+// Frames encodes records as commit data, each under the oid it starts
+// with.
+func Frames(recs ...[]byte) []byte {
+	var b []byte
 	for _, r := range recs {
-		total += 4 + 8 + len(r)
+		b = AppendFrame(b, binary.BigEndian.Uint64(r[:8]), r)
 	}
-	c.w.Write(binary.BigEndian.AppendUint32(c.buf[:0], uint32(total)))
-	for _, r := range recs {
-		c.w.Write(binary.BigEndian.AppendUint32(c.buf[:0], uint32(8+len(r))))
-		c.w.Write(r[:8])
-		c.w.Write(r)
-	}
-	if err := c.w.Flush(); err != nil {
-		return invalid, 0, err
-	}
-	if total == 0 {
-		return invalid, 0, nil
-	}
-	status, err = c.r.ReadByte()
-	return invalid, status, err
+	return b
 }
 
 // Pack sends P and expects O.
@@ -204,6 +430,7 @@ func (c *Conn) Pack() error {
 
 // Quit sends Q (the server shuts down; no reply).
 func (c *Conn) Quit() error {
+	c.deadline()
 	c.w.WriteByte('Q')
 	return c.w.Flush()
 }

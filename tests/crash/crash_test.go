@@ -23,12 +23,12 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
 
@@ -90,10 +90,10 @@ func churn() workload {
 }
 
 func TestCrash(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "durusbdb")
-	build := exec.Command("go", "build", "-tags", *tags, "-o", bin, "github.com/durusbdb/durusbdb/cmd/durusbdb")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
+	var bins proc.Builder
+	defer bins.Close()
+	bin, err := bins.Build(context.Background(), "github.com/durusbdb/durusbdb/cmd/durusbdb", *tags)
+	if err != nil {
 		t.Fatalf("build server: %v", err)
 	}
 	for _, b := range backend.Compiled() {
@@ -133,14 +133,15 @@ func xdata(c, seq int) []byte {
 
 func headData(seq int) []byte { return binary.BigEndian.AppendUint64([]byte("head"), uint64(seq)) }
 
+// server is one durusbdb serve process on a 127.0.0.1 port.
 type server struct {
-	cmd  *exec.Cmd
+	*proc.Process
 	addr string
-	done chan error
 }
 
-// launch starts a server process without waiting for it to listen.
-func launch(t *testing.T, bin, dir, kind string, w workload, logf *os.File) *server {
+// launch starts a server process, its output appended to logPath, without
+// waiting for it to listen; it is killed at cleanup if still running.
+func launch(t *testing.T, bin, dir, kind string, w workload, logPath string) *server {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -149,89 +150,120 @@ func launch(t *testing.T, bin, dir, kind string, w workload, logf *os.File) *ser
 	addr := ln.Addr().String()
 	ln.Close()
 	_, port, _ := net.SplitHostPort(addr)
-	args := append([]string{"serve", "--dir", dir, "--create", "--backend", kind,
+	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind,
 		"--host", "127.0.0.1", "--port", port}, w.serveArgs...)
-	cmd := exec.Command(bin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	p, err := proc.Start(proc.Options{LogPath: logPath}, args...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s := &server{cmd: cmd, addr: addr, done: make(chan error, 1)}
-	go func() { s.done <- cmd.Wait() }()
-	return s
+	t.Cleanup(func() { p.Kill(30 * time.Second) })
+	return &server{Process: p, addr: addr}
 }
 
 // start launches a server and waits until it accepts connections.
-func start(t *testing.T, bin, dir, kind string, w workload, logf *os.File) *server {
+func start(t *testing.T, bin, dir, kind string, w workload, logPath string) *server {
 	t.Helper()
-	s := launch(t, bin, dir, kind, w, logf)
-	addr, cmd := s.addr, s.cmd
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c, err := wire.Dial(addr, time.Second)
-		if err == nil {
-			c.Close()
-			return s
-		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("server exited during start-up: %v; end of its log:\n%s", err, tail(logf.Name(), 30))
-		default:
-		}
-		if time.Now().After(deadline) {
-			cmd.Process.Kill()
-			t.Fatalf("server did not accept connections within 60 s (log %s)", logf.Name())
-		}
-		time.Sleep(20 * time.Millisecond)
+	s := launch(t, bin, dir, kind, w, logPath)
+	if err := s.WaitReady(s.addr, 60*time.Second); err != nil {
+		t.Fatal(err)
 	}
+	return s
 }
 
 func (s *server) kill(t *testing.T) {
-	s.cmd.Process.Signal(syscall.SIGKILL)
-	select {
-	case <-s.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("killed server did not exit")
+	t.Helper()
+	if err := s.Kill(10 * time.Second); err != nil {
+		t.Fatal(err)
 	}
 }
 
 func (s *server) quit(t *testing.T) {
-	c, err := wire.Dial(s.addr, 5*time.Second)
-	if err != nil {
+	t.Helper()
+	if err := s.Quit(s.addr, 15*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	c.Quit()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("server exit after Q: %v", err)
-		}
-	case <-time.After(15 * time.Second):
-		s.cmd.Process.Kill()
-		t.Fatal("server did not exit within 15 s of Q")
-	}
+}
+
+// tally is what runBackend counts over its rounds.
+type tally struct {
+	acked, lost, applied, garbage, recoveryKills, backupKills, maxLogs int
 }
 
 func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	dir := t.TempDir()
-	logf, err := os.Create(filepath.Join(t.TempDir(), "server.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer logf.Close()
+	logPath := filepath.Join(t.TempDir(), "server.log")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("end of the server log:\n%s", tail(logf.Name(), 40))
+			b, _ := os.ReadFile(logPath)
+			t.Logf("end of the server log:\n%s", proc.Tail(b, 40))
 		}
 	})
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 
-	// Set-up: root (oid 0) references every client's head.
-	srv := start(t, bin, dir, kind, w, logf)
-	c, err := wire.Dial(srv.addr, 10*time.Second)
+	srv := start(t, bin, dir, kind, w, logPath)
+	states := setupStates(t, srv.addr)
+	var n tally
+	for round := 1; round <= nrounds; round++ {
+		workAndKill(t, bin, dir, srv, w, states, rng, logPath, &n)
+		if w.quick && (round%*checkEvery == 0 || round == nrounds) && kind == backend.BDB {
+			libdbRecoverCopy(t, dir)
+		}
+		if w.killRecovery && rng.IntN(3) == 0 {
+			// Kill the restarted server early: during recovery, the
+			// engine's open, or its first moments of serving.
+			s2 := launch(t, bin, dir, kind, w, logPath)
+			// A random moment of the restart: a deliberate delay.
+			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
+			s2.kill(t)
+			n.recoveryKills++
+		}
+
+		srv = start(t, bin, dir, kind, w, logPath)
+		lost, applied := verify(t, srv.addr, states)
+		// Counted once the server answered loads (a connection may be
+		// accepted by the kernel before the open, with its recovery and
+		// checkpoint, is done).
+		if logs, _ := filepath.Glob(filepath.Join(dir, "log.*")); len(logs) > n.maxLogs {
+			n.maxLogs = len(logs)
+		}
+		n.lost += lost
+		n.applied += applied
+		if lost > 0 {
+			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logPath)
+		}
+		if round%25 == 0 {
+			fmt.Printf("CRASH-PROGRESS %s %s round=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d max_logs=%d\n",
+				kind, w.name, round, n.acked, n.garbage, n.recoveryKills, n.backupKills, n.lost, n.maxLogs)
+		}
+		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
+			srv.quit(t)
+			offline(t, bin, dir, kind)
+			srv = start(t, bin, dir, kind, w, logPath)
+		}
+	}
+	srv.quit(t)
+	offline(t, bin, dir, kind)
+	// Logs do not pile up across quick restarts: a recovered directory is
+	// checkpointed at open and its unneeded logs removed (before the fix,
+	// 66 rounds had left 550 files of 10 MB).
+	if n.maxLogs > 20 {
+		t.Errorf("%d Berkeley DB log files after a restart: logs pile up across crashes", n.maxLogs)
+	}
+	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
+		kind, w.name, nrounds, n.acked, n.garbage, n.applied, n.recoveryKills, n.backupKills, n.lost)
+	fmt.Printf("CRASH %s %s rounds=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d failed_restarts=0\n",
+		kind, w.name, nrounds, n.acked, n.garbage, n.recoveryKills, n.backupKills, n.lost)
+}
+
+// setupStates commits the root (oid 0), which references every client's
+// head, and returns the clients' states.
+func setupStates(t *testing.T, addr string) []*clientState {
+	t.Helper()
+	c, err := wire.Dial(addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer c.Close()
 	oids, err := c.NewOIDs(1 + *clients)
 	if err != nil || oids[0] != 0 {
 		t.Fatalf("first oids %v, %v", oids, err)
@@ -245,99 +277,58 @@ func runBackend(t *testing.T, bin, kind string, w workload, nrounds int) {
 	if _, st, err := c.Commit(recs); err != nil || st != 'O' {
 		t.Fatalf("set-up commit: %q %v", st, err)
 	}
-	c.Close()
+	return states
+}
 
-	var totalAcked, totalLost, totalApplied, garbageAcked, recoveryKills, backupKills, maxLogs int
-	for round := 1; round <= nrounds; round++ {
-		var acked, garbage atomic.Int64
-		ctx, cancel := context.WithCancel(context.Background())
-		var wg sync.WaitGroup
-		for i, st := range states {
-			wg.Add(1)
-			go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
-		}
-		if !w.churn {
-			wg.Add(1)
-			go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
-		} else {
-			wg.Add(1)
-			go func() { defer wg.Done(); garbageLoop(ctx, srv.addr, rng.Uint64(), &garbage) }()
-		}
-		var bk *exec.Cmd
-		bkOut := filepath.Join(t.TempDir(), "backup")
-		if w.backup && rng.IntN(4) == 0 {
-			bk = exec.Command(bin, "backup", "--dir", dir, bkOut)
-			bk.Stdout, bk.Stderr = logf, logf
-			if err := bk.Start(); err != nil {
-				t.Fatal(err)
-			}
-		}
-		time.Sleep(w.killAfter(rng))
-		srv.kill(t)
-		if bk != nil {
-			bk.Process.Signal(syscall.SIGKILL)
-			bk.Wait()
-			backupKills++
-			// What a killed backup left (its output or its staging
-			// directory beside it) is not the database's.
-			os.RemoveAll(filepath.Dir(bkOut))
-		}
-		cancel()
-		wg.Wait()
-		totalAcked += int(acked.Load())
-		garbageAcked += int(garbage.Load())
-		for _, st := range states {
-			if st.refused != "" {
-				t.Fatal(st.refused)
-			}
-		}
-		if w.quick && (round%*checkEvery == 0 || round == nrounds) && kind == backend.BDB {
-			libdbRecoverCopy(t, dir)
-		}
-		if w.killRecovery && rng.IntN(3) == 0 {
-			// Kill the restarted server early: during recovery, the
-			// engine's open, or its first moments of serving.
-			s2 := launch(t, bin, dir, kind, w, logf)
-			time.Sleep(time.Duration(rng.IntN(300)) * time.Millisecond)
-			s2.kill(t)
-			recoveryKills++
-		}
-
-		srv = start(t, bin, dir, kind, w, logf)
-		lost, applied := verify(t, srv.addr, states)
-		// Counted once the server answered loads (a connection may be
-		// accepted by the kernel before the open, with its recovery and
-		// checkpoint, is done).
-		if logs, _ := filepath.Glob(filepath.Join(dir, "log.*")); len(logs) > maxLogs {
-			maxLogs = len(logs)
-		}
-		totalLost += lost
-		totalApplied += applied
-		if lost > 0 {
-			t.Fatalf("round %d: %d acknowledged commits lost (server log %s)", round, lost, logf.Name())
-		}
-		if round%25 == 0 {
-			fmt.Printf("CRASH-PROGRESS %s %s round=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d max_logs=%d\n",
-				kind, w.name, round, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost, maxLogs)
-		}
-		if !w.quick && (round%*checkEvery == 0 || round == nrounds) {
-			srv.quit(t)
-			offline(t, bin, dir, kind)
-			srv = start(t, bin, dir, kind, w, logf)
+// workAndKill runs the clients (and the workload's extra loop, and maybe a
+// backup) against srv for a random time, kills srv with SIGKILL (and the
+// backup with it), waits for the clients and adds what they had
+// acknowledged to n.
+func workAndKill(t *testing.T, bin, dir string, srv *server, w workload, states []*clientState, rng *rand.Rand, logPath string, n *tally) {
+	t.Helper()
+	var acked, garbage atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for i, st := range states {
+		wg.Add(1)
+		go func() { defer wg.Done(); commitLoop(ctx, srv.addr, i, st, &acked) }()
+	}
+	if !w.churn {
+		wg.Add(1)
+		go func() { defer wg.Done(); packLoop(ctx, srv.addr) }()
+	} else {
+		wg.Add(1)
+		go func() { defer wg.Done(); garbageLoop(ctx, srv.addr, rng.Uint64(), &garbage) }()
+	}
+	var bk *proc.Process
+	bkOut := filepath.Join(t.TempDir(), "backup")
+	if w.backup && rng.IntN(4) == 0 {
+		var err error
+		if bk, err = proc.Start(proc.Options{LogPath: logPath}, bin, "backup", "--dir", dir, bkOut); err != nil {
+			t.Fatal(err)
 		}
 	}
-	srv.quit(t)
-	offline(t, bin, dir, kind)
-	// Logs do not pile up across quick restarts: a recovered directory is
-	// checkpointed at open and its unneeded logs removed (before the fix,
-	// 66 rounds had left 550 files of 10 MB).
-	if maxLogs > 20 {
-		t.Errorf("%d Berkeley DB log files after a restart: logs pile up across crashes", maxLogs)
+	// The kill lands at a random moment: a deliberate delay, not a wait.
+	time.Sleep(w.killAfter(rng))
+	srv.kill(t)
+	if bk != nil {
+		if err := bk.Kill(10 * time.Second); err != nil {
+			t.Fatal(err)
+		}
+		n.backupKills++
+		// What a killed backup left (its output or its staging directory
+		// beside it) is not the database's.
+		os.RemoveAll(filepath.Dir(bkOut))
 	}
-	t.Logf("%s %s: %d rounds, %d commits acknowledged, %d garbage transactions acknowledged, %d applied-unacknowledged found complete, %d kills during recovery, %d kills during backup, %d lost, 0 failed restarts",
-		kind, w.name, nrounds, totalAcked, garbageAcked, totalApplied, recoveryKills, backupKills, totalLost)
-	fmt.Printf("CRASH %s %s rounds=%d acknowledged=%d garbage_txns=%d recovery_kills=%d backup_kills=%d lost=%d failed_restarts=0\n",
-		kind, w.name, nrounds, totalAcked, garbageAcked, recoveryKills, backupKills, totalLost)
+	cancel()
+	wg.Wait()
+	n.acked += int(acked.Load())
+	n.garbage += int(garbage.Load())
+	for _, st := range states {
+		if st.refused != "" {
+			t.Fatal(st.refused)
+		}
+	}
 }
 
 // garbageLoop commits transactions of 5,000-20,000 new objects that
@@ -556,14 +547,4 @@ func verifyFiles(t *testing.T, dir string) {
 			t.Fatalf("db5.3_verify %s: %v\n%s", f, err, out)
 		}
 	}
-}
-
-// tail returns the last n lines of the file at path.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := strings.Split(strings.TrimRight(string(b), "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }

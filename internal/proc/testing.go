@@ -1,0 +1,40 @@
+package proc
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
+)
+
+// StartT is Start for a test: the log goes to a file in a test temporary
+// directory unless opts.LogPath is set, a failure to start fails the test,
+// and the process is killed (and waited for) at cleanup, after the end of
+// its log is shown if the test failed.
+func StartT(t testing.TB, opts Options, argv ...string) *Process {
+	t.Helper()
+	if opts.LogPath == "" {
+		opts.LogPath = filepath.Join(t.TempDir(), filepath.Base(argv[0])+".log")
+	}
+	p, err := Start(opts, argv...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("end of the log of %s:\n%s", p.name(), p.LogTail(40))
+		}
+		if err := p.Kill(30 * time.Second); err != nil {
+			t.Errorf("cleanup: %v", err)
+		}
+	})
+	return p
+}
+
+// WaitForT is testwait.Within: WaitFor failing the test, with what in the
+// message, if cond does not hold within timeout.
+func WaitForT(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	testwait.Within(t, timeout, what, cond)
+}
