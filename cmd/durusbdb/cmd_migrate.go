@@ -173,6 +173,10 @@ func (m *migration) replace(ctx context.Context, cio cmdIO, target, kind string,
 			old.Close()
 		}
 	}()
+	// A symlinked DIR stays a symlink: the directory it names is replaced.
+	if target, err = filepath.EvalSymlinks(target); err != nil {
+		return engine.ImportStats{}, fmt.Errorf("--dir: %w", err)
+	}
 	sd, err := m.newStaging(target, log)
 	if err != nil {
 		return engine.ImportStats{}, err

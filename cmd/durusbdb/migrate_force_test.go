@@ -155,3 +155,25 @@ func TestMigrateRemovesStaleStaging(t *testing.T) {
 		t.Errorf("%d objects, want 10", n)
 	}
 }
+
+// migrate --force through a symlinked DIR replaces the directory the link
+// names; the link stays a link.
+func TestForcedMigrateThroughSymlink(t *testing.T) {
+	dir := newDB(t, backend.Default())
+	link := filepath.Join(t.TempDir(), "link")
+	if err := os.Symlink(dir, link); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCLI(t, nil, "migrate", "--dir", link, "--force", chainFile(t, 7)); code != exitOK {
+		t.Fatalf("migrate --force: exit %d: %s%s", code, out, stderr)
+	}
+	if fi, err := os.Lstat(link); err != nil || fi.Mode()&os.ModeSymlink == 0 {
+		t.Fatalf("the link after migrate --force: %v %v", fi.Mode(), err)
+	}
+	if n := checkObjects(t, dir); n != 7 {
+		t.Fatalf("%d objects in the directory the link names, want 7", n)
+	}
+	if l := append(besides(t, dir), besides(t, link)...); len(l) != 0 {
+		t.Errorf("left beside: %v", l)
+	}
+}
