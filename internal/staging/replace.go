@@ -3,9 +3,11 @@ package staging
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // errNoExchange is exchange's error where the platform or the file
@@ -23,7 +25,9 @@ const ReplacedPrefix = ".replaced-"
 // the file system can, else by renaming target aside (to
 // .BASE.replaced-*), src in, and the old contents to src. On success src
 // holds what target held (keep src inside a staging Dir: Release removes
-// it); on error target is as it was. src gets target's mode.
+// it); on error target is as it was. src gets target's mode and, when
+// run as root, everything in src gets target's owner (a server running
+// as the database's user must be able to write the new files).
 func Replace(src, target string) error { return replaceWith(src, target, exchange) }
 
 // replaceWith is Replace with the atomic exchange given (tests pass one
@@ -34,6 +38,9 @@ func replaceWith(src, target string, exchange func(a, b string) error) error {
 		return fmt.Errorf("replace %s: %w", target, err)
 	}
 	if err := os.Chmod(src, fi.Mode().Perm()); err != nil {
+		return fmt.Errorf("replace %s: %w", target, err)
+	}
+	if err := chownLike(src, fi); err != nil {
 		return fmt.Errorf("replace %s: %w", target, err)
 	}
 	err = exchange(src, target)
@@ -94,4 +101,23 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync %s: %w", dir, err)
 	}
 	return nil
+}
+
+// chownLike gives src and everything in it the owner of the directory
+// described by fi, when this process runs as root and the owners differ.
+func chownLike(src string, fi fs.FileInfo) error {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || os.Geteuid() != 0 {
+		return nil
+	}
+	uid, gid := int(st.Uid), int(st.Gid)
+	if uid == 0 && gid == 0 {
+		return nil // root's own directory: the files are root's already
+	}
+	return filepath.WalkDir(src, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
 }
