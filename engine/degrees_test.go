@@ -2,11 +2,12 @@ package engine
 
 import (
 	"math/rand/v2"
+	"runtime"
 	"testing"
 )
 
-// TestDegrees: dense and sparse counting agree with a map model, in
-// ascending order, across the switch from slice to map.
+// TestDegrees: slice and overflow-map counting agree with a map model,
+// in ascending order, with oids on both sides of the dense limit.
 func TestDegrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	var d degrees
@@ -43,7 +44,7 @@ func TestDegrees(t *testing.T) {
 		d.add(oid)
 		model[oid]++
 	}
-	if d.sparse != nil {
+	if d.overflow != nil {
 		t.Fatal("dense oids went to the map")
 	}
 	check("dense")
@@ -51,8 +52,8 @@ func TestDegrees(t *testing.T) {
 		d.add(oid)
 		model[oid]++
 	}
-	if d.sparse == nil {
-		t.Fatal("an oid at the dense limit did not switch to the map")
+	if len(d.overflow) != 2 || d.overflow[7] != 0 {
+		t.Fatalf("oids at and above the dense limit: map %v, want those two only (7 stays in the slice)", d.overflow)
 	}
 	check("sparse")
 	stop := 0
@@ -63,5 +64,77 @@ func TestDegrees(t *testing.T) {
 	d.reset()
 	if d.get(7) != 0 {
 		t.Fatal("reset kept counts")
+	}
+}
+
+// TestDegreesLimit: a bound from newDegrees keeps a stray large oid out of
+// the slice (one map entry, not a slice up to it), and the counts stay
+// right and ascending across the bound.
+func TestDegreesLimit(t *testing.T) {
+	d := newDegrees(1000)
+	for _, oid := range []uint64{5, 999, 1000, 5_000_000, 5, 1000} {
+		d.add(oid)
+	}
+	if len(d.dense) > 1000 {
+		t.Fatalf("slice of %d counts for a limit of 1000", len(d.dense))
+	}
+	want := []struct {
+		oid uint64
+		n   uint32
+	}{{5, 2}, {999, 1}, {1000, 2}, {5_000_000, 1}}
+	i := 0
+	d.each(func(oid uint64, n uint32) bool {
+		if i >= len(want) || want[i].oid != oid || want[i].n != n {
+			t.Fatalf("count %d: oid %d n %d, want %+v", i, oid, n, want)
+		}
+		i++
+		return true
+	})
+	if i != len(want) {
+		t.Fatalf("%d counts, want %d", i, len(want))
+	}
+	if newDegrees(0).limit != denseDegreeLimit || newDegrees(1<<40).limit != denseDegreeLimit {
+		t.Fatal("a limit of 0 or above denseDegreeLimit is not denseDegreeLimit")
+	}
+	d.reset()
+	if d.limit != 1000 || d.get(5) != 0 {
+		t.Fatal("reset kept counts or dropped the limit")
+	}
+}
+
+// BenchmarkDegreesMemory compares the heap of the in-degree count
+// (unbounded as in import, bounded by next_oid as in check) with a
+// map[uint64]uint32 (what check used before) at 10M dense oids, each
+// referenced once: B/oid of each is reported.
+func BenchmarkDegreesMemory(b *testing.B) {
+	const n = 10_000_000
+	heap := func() uint64 {
+		runtime.GC()
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		return ms.HeapAlloc
+	}
+	count := func(d degrees) uint64 {
+		base := heap()
+		for oid := range uint64(n) {
+			d.add(oid)
+		}
+		used := heap() - base
+		runtime.KeepAlive(&d)
+		return used
+	}
+	for range b.N {
+		sliceBytes := count(degrees{})               // import: no bound known
+		boundedBytes := count(newDegrees(n + 1<<20)) // check: bounded by next_oid
+		base := heap()
+		m := make(map[uint64]uint32)
+		for oid := range uint64(n) {
+			m[oid]++
+		}
+		mapBytes := heap() - base
+		runtime.KeepAlive(m)
+		b.ReportMetric(float64(sliceBytes)/n, "slice-B/oid")
+		b.ReportMetric(float64(boundedBytes)/n, "bounded-B/oid")
+		b.ReportMetric(float64(mapBytes)/n, "map-B/oid")
 	}
 }

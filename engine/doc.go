@@ -71,5 +71,6 @@
 // what it wrote, and a crash leaves meta "import" set, which Open reports
 // as ErrImportIncomplete. Scan yields every record in ascending oid order.
 // Check verifies every FORMAT.md invariant and can repair counters and the
-// queue; it never deletes an object.
+// queue; it never deletes an object (CheckWith reports progress). Import
+// and Check count in-degrees with one type, degrees (a slice by oid).
 package engine

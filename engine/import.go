@@ -59,8 +59,9 @@ type ImportStats struct {
 // and Open reports ErrImportIncomplete. Commits wait while Import runs.
 //
 // Memory: 8 bytes per record read, 4 bytes per oid up to the largest
-// referenced one (a map entry per referenced oid if oids are sparse, see
-// degrees.go), plus two batches in flight.
+// referenced one (up to 25% more while the slice grows; a map entry per
+// referenced oid at or above denseDegreeLimit, see degrees.go), plus two
+// batches in flight.
 func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error) error, opts ImportOptions) (ImportStats, error) {
 	start := time.Now()
 	var st ImportStats
@@ -93,142 +94,12 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 	defer unlock()
 	defer db.cache.purge() // runs after the last write, whatever the outcome
 
-	_, empty, err := readMeta(ctx, db.store)
+	hadData, err := db.importBegin(ctx, opts.Force)
 	if err != nil {
-		return st, fmt.Errorf("engine: import into %s: %w", db.dir, err)
+		return st, err
 	}
-	hadData := !empty || db.importing.Load()
-	if hadData && !opts.Force {
-		return st, fmt.Errorf("engine: import into %s (%d objects): %w", db.dir, db.size.Load(), ErrNotEmpty)
-	}
-	marker := []byte(time.Now().UTC().Format(time.RFC3339))
-	if err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
-		return tx.Put(BucketMeta, []byte(MetaImport), marker)
-	}); err != nil {
-		return st, fmt.Errorf("engine: import into %s: set marker: %w", db.dir, err)
-	}
-	db.importing.Store(true)
-	if hadData {
-		db.log.Warn("engine: forced import removes the current contents", "dir", db.dir, "objects", db.size.Load())
-		if err := db.wipe(ctx); err != nil {
-			return st, fmt.Errorf("engine: import into %s: clear: %w", db.dir, err)
-		}
-	}
-
-	fail := func(cause error) (ImportStats, error) {
-		cerr := db.wipe(context.Background())
-		if cerr == nil && !hadData {
-			cerr = kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
-				return tx.Delete(BucketMeta, []byte(MetaImport))
-			})
-			if cerr == nil {
-				db.importing.Store(false)
-			}
-		}
-		db.size.Store(0)
-		if cerr != nil {
-			return st, fmt.Errorf("engine: import into %s: %w (removing the partial import also failed: %v; the directory stays marked incomplete)", db.dir, cause, cerr)
-		}
-		if hadData {
-			return st, fmt.Errorf("engine: import into %s: %w (the previous contents were removed; the directory stays marked incomplete)", db.dir, cause)
-		}
-		return st, fmt.Errorf("engine: import into %s: %w (nothing imported)", db.dir, cause)
-	}
-
-	// Phase 1: stream records. The source is read, parsed and counted on
-	// its own goroutine while this one writes the previous batch (two
-	// cores: reading and Berkeley DB's puts overlap). In-degrees are
-	// counted from the records as they pass; if an oid comes twice (an
-	// unpacked file), the counts are recomputed from the stored records.
-	var stored oidSet
-	var indeg degrees
-	if err := db.importStream(ctx, src, &st, &stored, &indeg, batchBytes, batchRecs, opts.Progress); err != nil {
-		return fail(err)
-	}
-
-	// Phase 2: if an oid came twice, counts from the stored records.
-	stored.sort()
-	if dup := stored.dedup(); dup {
-		stored = stored[:0]
-		indeg.reset()
-		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
-			oid := record.OID(k)
-			stored = append(stored, oid)
-			r, perr := record.ParseFor(oid, v)
-			if perr != nil {
-				return perr
-			}
-			for _, ref := range r.RefSet() {
-				indeg.add(ref)
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(err)
-		}
-		stored.sort()
-	}
-	st.Objects = uint64(len(stored))
-	if !stored.has(record.RootOID) {
-		st.MissingRoot = true
-		db.log.Warn("engine: import: no root object (oid 0)", "dir", db.dir)
-	}
-	// A referenced oid without a record? Both lists ascend: one merge walk.
-	var danglingTargets bool
-	i := 0
-	indeg.each(func(t uint64, _ uint32) bool {
-		for i < len(stored) && stored[i] < t {
-			i++
-		}
-		danglingTargets = i == len(stored) || stored[i] != t
-		return !danglingTargets
-	})
-	if danglingTargets {
-		err = db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
-			r, _ := record.ParseFor(record.OID(k), v)
-			for _, ref := range r.RefSet() {
-				if !stored.has(ref) {
-					st.Dangling++
-					if len(st.DanglingRefs) < 20 {
-						st.DanglingRefs = append(st.DanglingRefs, DanglingRef{Referrer: r.OID, Missing: ref})
-					}
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return fail(err)
-		}
-		db.log.Warn("engine: import: dangling references imported unchanged", "dir", db.dir,
-			"count", st.Dangling, "first", fmt.Sprint(st.DanglingRefs))
-	}
-	// Counts and garbage candidates, in ascending oid order, in
-	// transactions of batchRecs puts.
-	if err := db.importCounts(ctx, &indeg, stored, batchRecs, &st); err != nil {
-		return fail(err)
-	}
-	// Final durable transaction: counters, clear the marker.
-	next := uint64(0)
-	if st.Objects > 0 {
-		next = (st.MaxOID + 1 + OIDBlock - 1) / OIDBlock * OIDBlock
-	}
-	err = kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
-		if err := putSize(tx, st.Objects); err != nil {
-			return err
-		}
-		cur := uint64(0)
-		if v, err := tx.Get(BucketMeta, []byte(MetaNextOID)); err == nil {
-			cur, _ = decodeInt8(MetaNextOID, v)
-		}
-		if next > cur {
-			if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(next)); err != nil {
-				return err
-			}
-		}
-		return tx.Delete(BucketMeta, []byte(MetaImport))
-	})
-	if err != nil {
-		return fail(err)
+	if err := db.importLocked(ctx, src, &st, batchBytes, batchRecs, opts.Progress); err != nil {
+		return st, db.importFail(hadData, err)
 	}
 	db.size.Store(st.Objects)
 	db.importing.Store(false)
@@ -243,6 +114,151 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 	}
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// importBegin refuses a database with records unless force, marks the
+// directory (meta "import", durable) and, if it held records, wipes them.
+// It reports whether the database held records. The caller holds writeMu.
+func (db *DB) importBegin(ctx context.Context, force bool) (hadData bool, err error) {
+	_, empty, err := readMeta(ctx, db.store)
+	if err != nil {
+		return false, fmt.Errorf("engine: import into %s: %w", db.dir, err)
+	}
+	hadData = !empty || db.importing.Load()
+	if hadData && !force {
+		return hadData, fmt.Errorf("engine: import into %s (%d objects): %w", db.dir, db.size.Load(), ErrNotEmpty)
+	}
+	marker := []byte(time.Now().UTC().Format(time.RFC3339))
+	if err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		return tx.Put(BucketMeta, []byte(MetaImport), marker)
+	}); err != nil {
+		return hadData, fmt.Errorf("engine: import into %s: set marker: %w", db.dir, err)
+	}
+	db.importing.Store(true)
+	if hadData {
+		db.log.Warn("engine: forced import removes the current contents", "dir", db.dir, "objects", db.size.Load())
+		if err := db.wipe(ctx); err != nil {
+			return hadData, fmt.Errorf("engine: import into %s: clear: %w", db.dir, err)
+		}
+	}
+	return hadData, nil
+}
+
+// importFail removes a failed import's records and, if the database was
+// empty before, clears the marker; it returns cause wrapped with what the
+// directory holds now.
+func (db *DB) importFail(hadData bool, cause error) error {
+	cerr := db.wipe(context.Background())
+	if cerr == nil && !hadData {
+		cerr = kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+			return tx.Delete(BucketMeta, []byte(MetaImport))
+		})
+		if cerr == nil {
+			db.importing.Store(false)
+		}
+	}
+	db.size.Store(0)
+	if cerr != nil {
+		return fmt.Errorf("engine: import into %s: %w (removing the partial import also failed: %v; the directory stays marked incomplete)", db.dir, cause, cerr)
+	}
+	if hadData {
+		return fmt.Errorf("engine: import into %s: %w (the previous contents were removed; the directory stays marked incomplete)", db.dir, cause)
+	}
+	return fmt.Errorf("engine: import into %s: %w (nothing imported)", db.dir, cause)
+}
+
+// importLocked is Import's work once the directory is marked: stream the
+// records, count, find dangling references, write counts and the garbage
+// queue, then the counters and the cleared marker in one durable
+// transaction. The caller holds writeMu and undoes a failure.
+func (db *DB) importLocked(ctx context.Context, src func(yield func(rec []byte) error) error, st *ImportStats,
+	batchBytes, batchRecs int, progress func(records, bytes int64)) error {
+	// Phase 1: stream records. The source is read, parsed and counted on
+	// its own goroutine while this one writes the previous batch (two
+	// cores: reading and Berkeley DB's puts overlap). In-degrees are
+	// counted from the records as they pass; if an oid comes twice (an
+	// unpacked file), the counts are recomputed from the stored records.
+	var stored oidSet
+	var indeg degrees
+	if err := db.importStream(ctx, src, st, &stored, &indeg, batchBytes, batchRecs, progress); err != nil {
+		return err
+	}
+	// Phase 2: if an oid came twice, counts from the stored records.
+	stored.sort()
+	if stored.dedup() {
+		if err := db.recount(ctx, &stored, &indeg); err != nil {
+			return err
+		}
+	}
+	st.Objects = uint64(len(stored))
+	if !stored.has(record.RootOID) {
+		st.MissingRoot = true
+		db.log.Warn("engine: import: no root object (oid 0)", "dir", db.dir)
+	}
+	if danglingTargets(&indeg, stored) {
+		err := db.scanDangling(ctx, stored, func(referrer, missing uint64) {
+			st.Dangling++
+			if len(st.DanglingRefs) < maxDanglingRefs {
+				st.DanglingRefs = append(st.DanglingRefs, DanglingRef{Referrer: referrer, Missing: missing})
+			}
+		})
+		if err != nil {
+			return err
+		}
+		db.log.Warn("engine: import: dangling references imported unchanged", "dir", db.dir,
+			"count", st.Dangling, "first", fmt.Sprint(st.DanglingRefs))
+	}
+	// Counts and garbage candidates, in ascending oid order, in
+	// transactions of batchRecs puts.
+	if err := db.importCounts(ctx, &indeg, stored, batchRecs, st); err != nil {
+		return err
+	}
+	return db.importFinish(ctx, st)
+}
+
+// recount replaces stored and indeg with the oids and in-degrees of the
+// stored records (an oid came twice: a later record replaced an earlier).
+func (db *DB) recount(ctx context.Context, stored *oidSet, indeg *degrees) error {
+	*stored = (*stored)[:0]
+	indeg.reset()
+	err := db.scanBucket(ctx, BucketObjects, true, func(k, v []byte) error {
+		oid := record.OID(k)
+		*stored = append(*stored, oid)
+		r, perr := record.ParseFor(oid, v)
+		if perr != nil {
+			return perr
+		}
+		for _, ref := range r.RefSet() {
+			indeg.add(ref)
+		}
+		return nil
+	})
+	stored.sort()
+	return err
+}
+
+// importFinish writes size, raises next_oid above the largest imported
+// oid (to a whole OIDBlock) and clears the marker, durably.
+func (db *DB) importFinish(ctx context.Context, st *ImportStats) error {
+	next := uint64(0)
+	if st.Objects > 0 {
+		next = (st.MaxOID + 1 + OIDBlock - 1) / OIDBlock * OIDBlock
+	}
+	return kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		if err := putSize(tx, st.Objects); err != nil {
+			return err
+		}
+		cur := uint64(0)
+		if v, err := tx.Get(BucketMeta, []byte(MetaNextOID)); err == nil {
+			cur, _ = decodeInt8(MetaNextOID, v)
+		}
+		if next > cur {
+			if err := tx.Put(BucketMeta, []byte(MetaNextOID), int8Bytes(next)); err != nil {
+				return err
+			}
+		}
+		return tx.Delete(BucketMeta, []byte(MetaImport))
+	})
 }
 
 // wipe deletes every key of objects, refcounts and garbage and sets size

@@ -113,7 +113,7 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	// Everything is written into a unique, flocked staging directory
 	// beside out and moved into place when complete: an interrupted
 	// backup leaves nothing at out, and its staging directory is removed
-	// by the next backup (see removeStaleStaging).
+	// by the next backup (see staging.RemoveStale).
 	if opts.Stream {
 		if _, err := os.Lstat(out); err == nil {
 			return nil, fmt.Errorf("recovery: backup %s: output file %s already exists (refusing to overwrite)", dir, out)

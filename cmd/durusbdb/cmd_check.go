@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
@@ -53,15 +52,6 @@ type checkRun struct {
 	args                   []string // the command line, for routeLive
 }
 
-// checkSteps are the steps the progress counts: the backend's
-// verification, the engine check, and with --repair the second check.
-func (k *checkRun) checkSteps() int64 {
-	if k.repair {
-		return 3
-	}
-	return 2
-}
-
 // checkJSON is the report of check --json.
 type checkJSON struct {
 	Dir                  string   `json:"dir"`
@@ -80,15 +70,12 @@ type checkJSON struct {
 }
 
 func (k *checkRun) run(ctx context.Context, cio cmdIO) error {
-	bar := k.newBar(cio)
-	defer bar.Done() // the final line; 100% once every step is done
 	// 1. The backend's own verification (db_verify's DB->verify for
 	// Berkeley DB; table, log and MANIFEST checksums for LevelDB).
 	nfiles, err := k.verifyBackend(ctx, cio)
 	if err != nil || nfiles == errRouted {
 		return err
 	}
-	bar.Add(1, 0)
 	// 2. The engine invariants.
 	db, _, done, err := k.db.openTool(ctx, cio, engine.Options{ReadOnly: !k.repair, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 	if errors.Is(err, kv.ErrInUse) {
@@ -103,31 +90,10 @@ func (k *checkRun) run(ctx context.Context, cio cmdIO) error {
 		return err
 	}
 	defer done()
-	rep, err := db.Check(ctx, k.repair)
+	out, err := k.checkEngine(ctx, cio, db, nfiles)
 	if err != nil {
 		return err
 	}
-	bar.Add(1, 0)
-	out := checkJSON{Dir: k.db.dir, Layout: rep.Layout, Backend: db.Backend(), Objects: rep.Objects, Refs: rep.Refs,
-		MaxOID: rep.MaxOID, BackendFilesVerified: nfiles, ProblemCount: rep.ProblemCount, Problems: []string{}}
-	for _, p := range rep.Problems {
-		out.Problems = append(out.Problems, p.String())
-	}
-	if k.repair && !rep.OK() {
-		out.Repaired, out.found = rep.Repaired, out.Problems
-		if rep, err = db.Check(ctx, false); err != nil {
-			return err
-		}
-		out.ProblemCount, out.Problems = rep.ProblemCount, []string{}
-		for _, p := range rep.Problems {
-			out.Problems = append(out.Problems, p.String())
-		}
-	}
-	if k.repair {
-		bar.Add(1, 0)
-	}
-	out.OK = rep.OK()
-	bar.Done() // its final line (100%) before the report
 	if k.json {
 		if err := writeJSON(cio.stdout, out); err != nil {
 			return err
@@ -141,25 +107,91 @@ func (k *checkRun) run(ctx context.Context, cio cmdIO) error {
 	return nil
 }
 
-// stepBar is check's progress: Done may be called more than once (the
-// first call draws the final line).
-type stepBar struct {
-	r    *progress.Reporter
-	once sync.Once
+// checkEngine runs the engine check (with --repair, the repair and a
+// second check), each with its progress on stderr, and returns the report.
+func (k *checkRun) checkEngine(ctx context.Context, cio cmdIO, db *engine.DB, nfiles int) (checkJSON, error) {
+	rep, err := k.checkOnce(ctx, cio, db, k.repair, "check "+k.db.dir)
+	if err != nil {
+		return checkJSON{}, err
+	}
+	out := checkJSON{Dir: k.db.dir, Layout: rep.Layout, Backend: db.Backend(), Objects: rep.Objects, Refs: rep.Refs,
+		MaxOID: rep.MaxOID, BackendFilesVerified: nfiles, ProblemCount: rep.ProblemCount, Problems: problemStrings(rep)}
+	if k.repair && !rep.OK() {
+		out.Repaired, out.found = rep.Repaired, out.Problems
+		if rep, err = k.checkOnce(ctx, cio, db, false, "check "+k.db.dir+" (after the repair)"); err != nil {
+			return checkJSON{}, err
+		}
+		out.ProblemCount, out.Problems = rep.ProblemCount, problemStrings(rep)
+	}
+	out.OK = rep.OK()
+	return out, nil
 }
 
-func (b *stepBar) Add(n, extra int64) { b.r.Add(n, extra) }
-func (b *stepBar) Done()              { b.once.Do(b.r.Done) }
+// checkOnce runs one engine check with its progress bar: records read of
+// the object count; the final line says 100% once every record was read.
+func (k *checkRun) checkOnce(ctx context.Context, cio cmdIO, db *engine.DB, repair bool, what string) (*engine.CheckReport, error) {
+	bar := k.newBar(cio, what)
+	rep, err := db.CheckWith(ctx, engine.CheckOptions{Repair: repair, Progress: bar.update})
+	bar.finish(err == nil)
+	return rep, err
+}
 
-// newBar returns the progress of check on stderr: a bar on a terminal,
-// log lines with --progress otherwise, else nothing.
-func (k *checkRun) newBar(cio cmdIO) *stepBar {
-	log, err := k.db.logger(cio.stderr)
-	w := cio.stderr
-	if err != nil || !k.progress && !progress.IsTerminal(w) {
-		w, log = io.Discard, slog.New(slog.DiscardHandler)
+// problemStrings formats the problems of rep ([] if none, for --json).
+func problemStrings(rep *engine.CheckReport) []string {
+	ps := []string{}
+	for _, p := range rep.Problems {
+		ps = append(ps, p.String())
 	}
-	return &stepBar{r: progress.New(w, log, "check "+k.db.dir, "steps", k.checkSteps())}
+	return ps
+}
+
+// checkBar is check's progress on stderr: records read of the object
+// count (meta size, O(1)). The Reporter is made at the first count,
+// which brings the total. A nil w shows nothing.
+type checkBar struct {
+	w            io.Writer
+	log          *slog.Logger
+	what         string
+	r            *progress.Reporter
+	total, shown int64
+}
+
+// update is engine.CheckOptions.Progress. A count above the object count
+// (the counter is wrong, and check says so) shows as the total.
+func (b *checkBar) update(done, total int64) {
+	if b.w == nil {
+		return
+	}
+	if b.r == nil {
+		b.r, b.total = progress.New(b.w, b.log, b.what, "records", total), total
+	}
+	if done = min(done, b.total); done > b.shown {
+		b.r.Add(done-b.shown, 0)
+		b.shown = done
+	}
+}
+
+// finish draws the final line: at 100% if the check read every record
+// (complete), else where it stopped.
+func (b *checkBar) finish(complete bool) {
+	if b.r == nil {
+		return
+	}
+	if complete && b.total > b.shown {
+		b.r.Add(b.total-b.shown, 0) // the counter was above the records found
+	}
+	b.r.Done()
+	b.r = nil
+}
+
+// newBar returns the progress of one check on stderr: a bar on a
+// terminal, log lines with --progress otherwise, else nothing.
+func (k *checkRun) newBar(cio cmdIO, what string) *checkBar {
+	log, err := k.db.logger(cio.stderr)
+	if err != nil || !k.progress && !progress.IsTerminal(cio.stderr) {
+		return &checkBar{}
+	}
+	return &checkBar{w: cio.stderr, log: log, what: what}
 }
 
 // errRouted is verifyBackend's file count when the check ran in the

@@ -11,11 +11,13 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/progress"
+	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/spf13/pflag"
 )
 
@@ -33,7 +35,7 @@ func migrateCommand() *command {
 		var m migration
 		m.db.register(fs)
 		fs.BoolVar(&m.create, "create", false, "create the database (and the directory if missing) if the directory is empty")
-		fs.BoolVar(&m.force, "force", false, "replace the contents of a non-empty database; read a source locked by a running Durus writer as a snapshot")
+		fs.BoolVar(&m.force, "force", false, "replace a non-empty database (built beside it and swapped in when complete: needs the space of both meanwhile); read a source locked by a running Durus writer as a snapshot")
 		fs.BoolVar(&m.ignoreTail, "ignore-incomplete-tail", false, "import everything before a truncated final transaction")
 		fs.BoolVar(&m.stdin, "stdin", false, "read records from stdin: repeated (int4 big-endian length, record)")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
@@ -53,10 +55,11 @@ type migration struct {
 }
 
 // run imports file (or stdin) into the database directory. A new
-// database is built in a staging directory beside it and moved in only
-// once the import is complete, so that a failed migrate leaves the
-// directory as it was (a failed --force import into an existing database
-// leaves it marked, and serve refuses it until migrate is run again).
+// database is built in a staging directory beside it (.DIR.migrate-*)
+// and moved in only once the import is complete, so that a failed
+// migrate leaves the directory as it was: for a new database (--create)
+// and for --force over an existing one, which stays open (no server can
+// start on it meanwhile) and is swapped out only on success.
 func (m *migration) run(ctx context.Context, cio cmdIO, file string) error {
 	log, err := m.db.logger(cio.stderr)
 	if err != nil {
@@ -71,19 +74,30 @@ func (m *migration) run(ctx context.Context, cio cmdIO, file string) error {
 	if target == "" {
 		return &usageError{"--dir is required"}
 	}
-	staging, err := m.stage(target)
+	imp := func(db *engine.DB) (engine.ImportStats, error) {
+		return m.importDB(ctx, cio, db, what, src, total, log)
+	}
+	var st engine.ImportStats
+	switch kind, derr := backend.Detect(target); {
+	case m.force && derr == nil && kind != "":
+		st, err = m.replace(ctx, cio, target, kind, log, imp)
+	case m.create && (derr == nil && kind == "" || errors.Is(derr, fs.ErrNotExist)):
+		st, err = m.createStaged(ctx, cio, target, log, imp)
+	default: // an empty database, or one Import refuses, or a layout the engine reports
+		var db *engine.DB
+		if db, err = m.db.open(ctx, cio, engine.Options{Create: m.create, ForImport: m.force, GC: engine.GCPolicy{Mode: engine.GCManual}}); err == nil {
+			st, err = imp(db)
+		}
+	}
 	if err != nil {
-		return err
+		return fmt.Errorf("migrate %s into %s: %w", what, target, err)
 	}
-	open := m.db
-	if staging != "" {
-		defer os.RemoveAll(staging)
-		open.dir = staging
-	}
-	db, err := open.open(ctx, cio, engine.Options{Create: m.create, ForImport: m.force, GC: engine.GCPolicy{Mode: engine.GCManual}})
-	if err != nil {
-		return err
-	}
+	m.report(cio.stdout, what, st)
+	return nil
+}
+
+// importDB imports src into db with a progress bar, then closes db.
+func (m *migration) importDB(ctx context.Context, cio cmdIO, db *engine.DB, what string, src func(func([]byte) error) error, total int64, log *slog.Logger) (engine.ImportStats, error) {
 	bar := progress.New(cio.stderr, log, "migrate "+what, "bytes", total)
 	var last int64
 	st, err := db.Import(ctx, src, engine.ImportOptions{Force: m.force, Progress: func(records, bytes int64) {
@@ -97,17 +111,150 @@ func (m *migration) run(ctx context.Context, cio cmdIO, file string) error {
 	if cerr := db.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing the database: %w", cerr)
 	}
-	if err == nil && staging != "" {
-		err = moveInto(staging, target)
+	return st, err
+}
+
+// newStaging removes the staging directories of killed migrates beside
+// target, warns about databases a crashed --force left aside, and makes
+// the staging directory of this migrate.
+func (m *migration) newStaging(target string, log *slog.Logger) (*staging.Dir, error) {
+	abs, err := filepath.Abs(target)
+	if err != nil {
+		return nil, fmt.Errorf("--dir %s: %w", target, err)
+	}
+	for _, p := range staging.Replaced(abs) {
+		log.Warn("a database an interrupted `migrate --force` moved aside is still there; once "+target+" is checked, remove it: rm -rf "+p, "path", p)
+	}
+	sd, err := staging.New(filepath.Dir(abs), "."+filepath.Base(abs)+".migrate-", "migrate", 0o755, log)
+	if err != nil {
+		return nil, fmt.Errorf("migrate: staging directory beside %s: %w", target, err)
+	}
+	return sd, nil
+}
+
+// createStaged builds a new database in a staging directory beside
+// target (missing or empty, --create) and moves it in on success.
+func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, log *slog.Logger, imp func(*engine.DB) (engine.ImportStats, error)) (engine.ImportStats, error) {
+	if err := os.MkdirAll(filepath.Dir(filepath.Clean(target)), 0o755); err != nil {
+		return engine.ImportStats{}, fmt.Errorf("--create: %w", err)
+	}
+	sd, err := m.newStaging(target, log)
+	if err != nil {
+		return engine.ImportStats{}, err
+	}
+	defer sd.Release()
+	open := m.db
+	open.dir = filepath.Join(sd.Path, "db")
+	db, err := open.open(ctx, cio, engine.Options{Create: true, GC: engine.GCPolicy{Mode: engine.GCManual}})
+	if err != nil {
+		return engine.ImportStats{}, err
+	}
+	st, err := imp(db)
+	if err == nil {
+		err = moveInto(open.dir, target)
 	}
 	if err != nil {
-		if staging != "" {
-			err = fmt.Errorf("%w (%s left as it was)", err, target)
-		}
-		return fmt.Errorf("migrate %s into %s: %w", what, target, err)
+		return st, fmt.Errorf("%w (%s left as it was)", err, target)
 	}
-	m.report(cio.stdout, what, st)
+	return st, nil
+}
+
+// replace is --force over an existing database (of backend kind): the
+// new one is built in a staging directory while the old one stays open
+// (a server cannot start on it), and swapped in only when complete; the
+// old one is removed then. Both are on disk meanwhile.
+func (m *migration) replace(ctx context.Context, cio cmdIO, target, kind string, log *slog.Logger, imp func(*engine.DB) (engine.ImportStats, error)) (engine.ImportStats, error) {
+	old, err := m.db.open(ctx, cio, engine.Options{ForImport: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
+	if err != nil {
+		return engine.ImportStats{}, err
+	}
+	defer func() {
+		if old != nil {
+			old.Close()
+		}
+	}()
+	// A symlinked DIR stays a symlink: the directory it names is replaced.
+	if target, err = filepath.EvalSymlinks(target); err != nil {
+		return engine.ImportStats{}, fmt.Errorf("--dir: %w", err)
+	}
+	sd, err := m.newStaging(target, log)
+	if err != nil {
+		return engine.ImportStats{}, err
+	}
+	defer sd.Release()
+	open := m.db
+	open.dir, open.backend = filepath.Join(sd.Path, "db"), kind
+	if err := os.Mkdir(open.dir, 0o755); err != nil {
+		return engine.ImportStats{}, fmt.Errorf("migrate: %w", err)
+	}
+	// The operator's Berkeley DB configuration applies to the new
+	// environment from its creation.
+	if err := carryOver(target, open.dir, func(name string) bool { return name == "DB_CONFIG" }, copyFile); err != nil {
+		return engine.ImportStats{}, err
+	}
+	db, err := open.open(ctx, cio, engine.Options{Create: true, GC: engine.GCPolicy{Mode: engine.GCManual}})
+	if err != nil {
+		return engine.ImportStats{}, fmt.Errorf("%w (%s left as it was)", err, target)
+	}
+	st, err := imp(db)
+	// Closed before the swap: a backend may write by path as it closes.
+	cerr := old.Close()
+	old = nil
+	if err == nil && cerr != nil {
+		err = fmt.Errorf("closing the database being replaced: %w", cerr)
+	}
+	if err == nil {
+		err = staging.Replace(open.dir, target) // open.dir then holds the old database, which Release removes
+	}
+	if err != nil {
+		return st, fmt.Errorf("%w (%s left as it was)", err, target)
+	}
+	// Text logs and dotfiles beside the database are the operator's.
+	if err := carryOver(open.dir, target, keptBeside, os.Rename); err != nil {
+		log.Warn("migrate: files beside the old database not moved over; they are removed with it", "err", err)
+	}
+	return st, nil
+}
+
+// keptBeside reports whether a file named name beside a database is the
+// operator's (a text log, a dotfile) and moves to the replacing one.
+func keptBeside(name string) bool {
+	return strings.HasSuffix(name, ".log.txt") || strings.HasPrefix(name, ".")
+}
+
+// carryOver applies move (os.Rename or copyFile) to every regular file of
+// from whose name keep accepts and that to does not hold.
+func carryOver(from, to string, keep func(string) bool, move func(src, dst string) error) error {
+	ents, err := os.ReadDir(from)
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", from, err)
+	}
+	for _, e := range ents {
+		dst := filepath.Join(to, e.Name())
+		if !e.Type().IsRegular() || !keep(e.Name()) {
+			continue
+		}
+		if _, err := os.Lstat(dst); err == nil {
+			continue
+		}
+		if err := move(filepath.Join(from, e.Name()), dst); err != nil {
+			return fmt.Errorf("%s: %w", e.Name(), err)
+		}
+	}
 	return nil
+}
+
+// copyFile copies the regular file src to dst, with its mode.
+func copyFile(src, dst string) error {
+	b, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, b, fi.Mode().Perm())
 }
 
 // source opens the records to import: file, or stdin with --stdin. It
@@ -133,53 +280,22 @@ func (m *migration) source(ctx context.Context, cio cmdIO, file string, log *slo
 	return file, func(yield func([]byte) error) error { return r.Records(ctx, yield) }, r.Size(), done, nil
 }
 
-// stage returns a new staging directory beside target when migrate
-// creates a new database (target missing or empty, --create), else "".
-func (m *migration) stage(target string) (string, error) {
-	if !m.create {
-		return "", nil
-	}
-	if kind, err := backend.Detect(target); err == nil && kind != "" || err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return "", nil // a database, or a layout the engine reports
-	}
-	abs, err := filepath.Abs(target)
-	if err != nil {
-		return "", fmt.Errorf("--dir %s: %w", target, err)
-	}
-	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
-		return "", fmt.Errorf("--create: %w", err)
-	}
-	staging, err := os.MkdirTemp(filepath.Dir(abs), "."+filepath.Base(abs)+".migrate-")
-	if err != nil {
-		return "", fmt.Errorf("migrate: staging directory beside %s: %w", target, err)
-	}
-	return staging, nil
-}
-
-// moveInto moves every entry of staging into target (created if
+// moveInto moves every entry of from (a staging directory) into target (created if
 // missing), then syncs target.
-func moveInto(staging, target string) error {
+func moveInto(from, target string) error {
 	if err := os.MkdirAll(target, 0o755); err != nil {
 		return fmt.Errorf("--create: %w", err)
 	}
-	ents, err := os.ReadDir(staging)
+	ents, err := os.ReadDir(from)
 	if err != nil {
 		return fmt.Errorf("staging directory: %w", err)
 	}
 	for _, e := range ents {
-		if err := os.Rename(filepath.Join(staging, e.Name()), filepath.Join(target, e.Name())); err != nil {
+		if err := os.Rename(filepath.Join(from, e.Name()), filepath.Join(target, e.Name())); err != nil {
 			return fmt.Errorf("moving the new database in: %w", err)
 		}
 	}
-	d, err := os.Open(target)
-	if err != nil {
-		return fmt.Errorf("syncing %s: %w", target, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing %s: %w", target, err)
-	}
-	return nil
+	return staging.SyncDir(target)
 }
 
 // report prints the import's figures and warnings.

@@ -1,0 +1,124 @@
+package staging
+
+import (
+	"log/slog"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+)
+
+// New removes an unlocked staging directory and keeps a locked one;
+// Release removes its directory unless Keep.
+func TestNewRemovesStale(t *testing.T) {
+	parent := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	stale := filepath.Join(parent, ".x.stage-1")
+	if err := os.MkdirAll(filepath.Join(stale, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := New(parent, ".x.stage-", "test", 0o700, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(parent, ".x.stage-", "test", 0o750, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale staging directory kept: %v", err)
+	}
+	if _, err := os.Stat(busy.Path); err != nil {
+		t.Errorf("a locked staging directory was removed: %v", err)
+	}
+	if fi, err := os.Stat(d.Path); err != nil || fi.Mode().Perm() != 0o750 {
+		t.Errorf("mode of the new staging directory: %v %v", fi.Mode(), err)
+	}
+	d.Release()
+	busy.Keep()
+	busy.Release()
+	if _, err := os.Stat(d.Path); !os.IsNotExist(err) {
+		t.Errorf("Release kept the directory: %v", err)
+	}
+	if _, err := os.Stat(busy.Path); err != nil {
+		t.Errorf("Release after Keep removed the directory: %v", err)
+	}
+}
+
+// Replace swaps src into target's place (target's mode), src then holds
+// the old contents; the same through the two-rename fallback.
+func TestReplace(t *testing.T) {
+	for _, fallback := range []bool{false, true} {
+		parent := t.TempDir()
+		src, target := filepath.Join(parent, "src"), filepath.Join(parent, "target")
+		for d, f := range map[string]string{src: "new", target: "old"} {
+			if err := os.Mkdir(d, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(d, f), nil, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.Chmod(target, 0o751); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if fallback {
+			err = replaceWith(src, target, func(string, string) error { return errNoExchange })
+		} else {
+			err = Replace(src, target)
+		}
+		if err != nil {
+			t.Fatalf("fallback %v: %v", fallback, err)
+		}
+		if _, err := os.Stat(filepath.Join(target, "new")); err != nil {
+			t.Errorf("fallback %v: target does not hold the new contents: %v", fallback, err)
+		}
+		if _, err := os.Stat(filepath.Join(src, "old")); err != nil {
+			t.Errorf("fallback %v: src does not hold the old contents: %v", fallback, err)
+		}
+		if fi, _ := os.Stat(target); fi.Mode().Perm() != 0o751 {
+			t.Errorf("fallback %v: mode %v, want 0751", fallback, fi.Mode())
+		}
+		if l := Replaced(target); len(l) != 0 {
+			t.Errorf("fallback %v: left aside: %v", fallback, l)
+		}
+	}
+}
+
+// Run as root (as CI is), Replace gives the new contents the owner of
+// the directory it replaces.
+func TestReplaceOwner(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Log("not root: the owner is left as it is (chown needs root)")
+	}
+	parent := t.TempDir()
+	src, target := filepath.Join(parent, "src"), filepath.Join(parent, "target")
+	for _, d := range []string{src, target} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(src, "objects.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const uid, gid = 4242, 4343
+	if err := os.Chown(target, uid, gid); err != nil {
+		if os.Geteuid() == 0 {
+			t.Fatal(err)
+		}
+		return
+	}
+	if err := Replace(src, target); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{target, filepath.Join(target, "objects.db")} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+			t.Errorf("%s: owner %d:%d, want %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+	}
+}
