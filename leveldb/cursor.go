@@ -13,7 +13,7 @@ import (
 // key; an overlay tombstone hides it entirely.
 //
 // Invariant after a successful move in direction dir: cur is the current
-// (full) key; the base iterator and the overlay position ovl are each at
+// (full) key; the base iterator and the overlay position writes are each at
 // their first entry >= cur (forward) or last entry <= cur (backward); the
 // source of the current record (src) is positioned exactly at cur.
 type cursor struct {
@@ -28,10 +28,10 @@ type cursor struct {
 	fromOvl bool   // the current record comes from the overlay
 	curNode *node  // when fromOvl
 
-	baseKey []byte // full key under the base iterator, nil if off the bucket
-	ovl     *node  // overlay position, nil if off the bucket
-	ovlVer  uint64 // overlay version ovl was positioned at
-	err     error
+	baseKey   []byte // full key under the base iterator, nil if off the bucket
+	writes    *node  // overlay position, nil if off the bucket
+	writesVer uint64 // overlay version writes was positioned at
+	err       error
 }
 
 func (c *cursor) inBucket(k []byte) bool { return len(k) > 0 && k[0] == c.prefix }
@@ -86,32 +86,32 @@ func (c *cursor) basePrev() {
 	c.baseSync()
 }
 
-// ovlIn returns n if it is in the bucket, else nil.
-func (c *cursor) ovlIn(n *node) *node {
+// writesIn returns n if it is in the bucket, else nil.
+func (c *cursor) writesIn(n *node) *node {
 	if n != nil && c.inBucket(n.key) {
 		return n
 	}
 	return nil
 }
 
-func (c *cursor) ovlSeekGE(k []byte) {
-	if o := c.t.ovl; o != nil {
-		c.ovl = c.ovlIn(o.seekGE(k, nil))
-		c.ovlVer = o.version
+func (c *cursor) writesSeekGE(k []byte) {
+	if o := c.t.writes; o != nil {
+		c.writes = c.writesIn(o.seekGE(k, nil))
+		c.writesVer = o.version
 	}
 }
 
-func (c *cursor) ovlSeekGT(k []byte) {
-	if o := c.t.ovl; o != nil {
-		c.ovl = c.ovlIn(o.seekGT(k))
-		c.ovlVer = o.version
+func (c *cursor) writesSeekGT(k []byte) {
+	if o := c.t.writes; o != nil {
+		c.writes = c.writesIn(o.seekGT(k))
+		c.writesVer = o.version
 	}
 }
 
-func (c *cursor) ovlSeekLT(k []byte) {
-	if o := c.t.ovl; o != nil {
-		c.ovl = c.ovlIn(o.seekLT(k))
-		c.ovlVer = o.version
+func (c *cursor) writesSeekLT(k []byte) {
+	if o := c.t.writes; o != nil {
+		c.writes = c.writesIn(o.seekLT(k))
+		c.writesVer = o.version
 	}
 }
 
@@ -119,15 +119,15 @@ func (c *cursor) ovlSeekLT(k []byte) {
 func (c *cursor) settleFwd() bool {
 	c.fwd = true
 	for {
-		if c.ovl != nil && (c.baseKey == nil || bytes.Compare(c.ovl.key, c.baseKey) <= 0) {
-			if c.ovl.del {
-				if c.baseKey != nil && bytes.Equal(c.ovl.key, c.baseKey) {
+		if c.writes != nil && (c.baseKey == nil || bytes.Compare(c.writes.key, c.baseKey) <= 0) {
+			if c.writes.del {
+				if c.baseKey != nil && bytes.Equal(c.writes.key, c.baseKey) {
 					c.baseNext()
 				}
-				c.ovl = c.ovlIn(c.ovl.next[0])
+				c.writes = c.writesIn(c.writes.next[0])
 				continue
 			}
-			c.setCur(c.ovl.key, c.ovl)
+			c.setCur(c.writes.key, c.writes)
 			return true
 		}
 		if c.baseKey != nil {
@@ -143,15 +143,15 @@ func (c *cursor) settleFwd() bool {
 func (c *cursor) settleBack() bool {
 	c.fwd = false
 	for {
-		if c.ovl != nil && (c.baseKey == nil || bytes.Compare(c.ovl.key, c.baseKey) >= 0) {
-			if c.ovl.del {
-				if c.baseKey != nil && bytes.Equal(c.ovl.key, c.baseKey) {
+		if c.writes != nil && (c.baseKey == nil || bytes.Compare(c.writes.key, c.baseKey) >= 0) {
+			if c.writes.del {
+				if c.baseKey != nil && bytes.Equal(c.writes.key, c.baseKey) {
 					c.basePrev()
 				}
-				c.ovl = c.ovlIn(c.t.ovl.seekLT(c.ovl.key))
+				c.writes = c.writesIn(c.t.writes.seekLT(c.writes.key))
 				continue
 			}
-			c.setCur(c.ovl.key, c.ovl)
+			c.setCur(c.writes.key, c.writes)
 			return true
 		}
 		if c.baseKey != nil {
@@ -186,7 +186,7 @@ func (c *cursor) First() bool {
 	}
 	start := []byte{c.prefix}
 	c.baseSeekGE(start)
-	c.ovlSeekGE(start)
+	c.writesSeekGE(start)
 	return c.settleFwd()
 }
 
@@ -200,14 +200,14 @@ func (c *cursor) Last() bool {
 	if c.prefix == 0xff {
 		c.it.SeekToLast()
 		c.baseSync()
-		if o := c.t.ovl; o != nil {
-			c.ovl = c.ovlIn(o.last())
-			c.ovlVer = o.version
+		if o := c.t.writes; o != nil {
+			c.writes = c.writesIn(o.last())
+			c.writesVer = o.version
 		}
 	} else {
 		end := []byte{c.prefix + 1}
 		c.baseSeekLT(end)
-		c.ovlSeekLT(end)
+		c.writesSeekLT(end)
 	}
 	return c.settleBack()
 }
@@ -221,7 +221,7 @@ func (c *cursor) Seek(key []byte) bool {
 	}
 	k := fullKey(c.prefix, key)
 	c.baseSeekGE(k)
-	c.ovlSeekGE(k)
+	c.writesSeekGE(k)
 	return c.settleFwd()
 }
 
@@ -240,11 +240,11 @@ func (c *cursor) Next() bool {
 	} else if c.baseKey != nil && bytes.Equal(c.baseKey, cur) {
 		c.baseNext()
 	}
-	if o := c.t.ovl; o != nil {
-		if !c.fwd || c.ovlVer != o.version || c.ovl == nil {
-			c.ovlSeekGT(cur)
-		} else if bytes.Equal(c.ovl.key, cur) {
-			c.ovl = c.ovlIn(c.ovl.next[0])
+	if o := c.t.writes; o != nil {
+		if !c.fwd || c.writesVer != o.version || c.writes == nil {
+			c.writesSeekGT(cur)
+		} else if bytes.Equal(c.writes.key, cur) {
+			c.writes = c.writesIn(c.writes.next[0])
 		}
 	}
 	return c.settleFwd()
@@ -265,11 +265,11 @@ func (c *cursor) Prev() bool {
 	} else if c.baseKey != nil && bytes.Equal(c.baseKey, cur) {
 		c.basePrev()
 	}
-	if o := c.t.ovl; o != nil {
-		if c.fwd || c.ovlVer != o.version || c.ovl == nil {
-			c.ovlSeekLT(cur)
-		} else if bytes.Equal(c.ovl.key, cur) {
-			c.ovl = c.ovlIn(o.seekLT(cur))
+	if o := c.t.writes; o != nil {
+		if c.fwd || c.writesVer != o.version || c.writes == nil {
+			c.writesSeekLT(cur)
+		} else if bytes.Equal(c.writes.key, cur) {
+			c.writes = c.writesIn(o.seekLT(cur))
 		}
 	}
 	return c.settleBack()

@@ -353,7 +353,7 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 	}
 	t := &txn{s: s, writable: writable}
 	if writable {
-		t.ovl = newOverlay()
+		t.writes = newOverlay()
 	} else {
 		t.openSnapshot()
 	}

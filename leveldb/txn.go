@@ -22,7 +22,7 @@ type txn struct {
 	snap *levigo.Snapshot
 	ro   *levigo.ReadOptions
 
-	ovl     *overlay // write txns: the buffered writes
+	writes  *overlay // write txns: the buffered writes
 	cursors map[*cursor]struct{}
 }
 
@@ -63,7 +63,7 @@ func (t *txn) release(byClose bool) {
 		t.s.db.ReleaseSnapshot(t.snap)
 		t.snap = nil
 	}
-	t.ovl = nil
+	t.writes = nil
 	if t.writable {
 		<-t.s.writer
 	}
@@ -93,8 +93,8 @@ func (t *txn) Get(bucket string, key []byte) ([]byte, error) {
 		return nil, err
 	}
 	k := fullKey(p, key)
-	if t.ovl != nil {
-		if n := t.ovl.get(k); n != nil {
+	if t.writes != nil {
+		if n := t.writes.get(k); n != nil {
 			if n.del {
 				return nil, kv.ErrNotFound
 			}
@@ -129,7 +129,7 @@ func (t *txn) write(op, bucket string, key, value []byte, del bool) error {
 	if !t.writable {
 		return fmt.Errorf("leveldb: %s %s key %x in a read-only transaction: %w", op, bucket, key, kv.ErrReadOnly)
 	}
-	t.ovl.set(fullKey(p, key), value, del)
+	t.writes.set(fullKey(p, key), value, del)
 	return nil
 }
 
@@ -176,18 +176,18 @@ func (t *txn) Commit(d kv.Durability) error {
 		return err
 	}
 	defer t.s.forget(t)
-	if !t.writable || t.ovl.n == 0 {
+	if !t.writable || t.writes.n == 0 {
 		t.release(false)
 		return nil
 	}
 	// This txn holds the writer slot, so it owns commitWB. A big batch
 	// gets its own, so that commitWB does not keep its memory.
 	wb := t.s.commitWB
-	if t.ovl.size > bigBatch {
+	if t.writes.size > bigBatch {
 		wb = levigo.NewWriteBatch()
 		defer wb.Close()
 	}
-	for n := t.ovl.first(); n != nil; n = n.next[0] {
+	for n := t.writes.first(); n != nil; n = n.next[0] {
 		if n.del {
 			wb.Delete(n.key)
 		} else {

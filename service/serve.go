@@ -31,7 +31,7 @@ type instance struct {
 	lf  *logFile
 	ln  net.Listener
 
-	mets     *metrics.Metrics
+	observer *metrics.Metrics
 	relay    *server.RemoveRelay // the engine's OnRemove, attached to the server
 	cleanups []func()            // run in reverse order when Serve returns
 	// endpoints stop the metrics and control listeners: right after the
@@ -158,9 +158,9 @@ func (in *instance) listen(ctx context.Context) error {
 	if in.cfg.MetricsAddr == "" {
 		return nil
 	}
-	in.mets = metrics.New(metrics.Options{Version: in.cfg.Version})
-	in.cfg.Server.Observer = in.mets
-	ep, err := in.mets.Listen(in.cfg.MetricsAddr, in.log)
+	in.observer = metrics.New(metrics.Options{Version: in.cfg.Version})
+	in.cfg.Server.Observer = in.observer
+	ep, err := in.observer.Listen(in.cfg.MetricsAddr, in.log)
 	if err != nil {
 		return fmt.Errorf("--metrics %s: %w", in.cfg.MetricsAddr, err)
 	}
@@ -274,11 +274,11 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	// The engine's reserve; a negative MinFreeSpace disabled it.
 	reserve := max(cfg.Engine.MinFreeSpace, 0)
 	warnLowSpace(log, cfg.Dir, reserve)
-	if in.mets != nil {
-		if err := in.mets.RegisterEngine(db, log); err != nil {
+	if in.observer != nil {
+		if err := in.observer.RegisterEngine(db, log); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
-		in.mets.SetProbes(metrics.Probes{Store: db, MinFreeSpace: reserve, Stopping: in.stopping})
+		in.observer.SetProbes(metrics.Probes{Store: db, MinFreeSpace: reserve, Stopping: in.stopping})
 	}
 	scfg := cfg.Server
 	scfg.Logger = log
