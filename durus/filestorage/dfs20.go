@@ -73,105 +73,139 @@ func (r *Reader) openDFS20() error {
 	return nil
 }
 
+// readDFS20 streams a DFS20 file (PROTOCOL.md §11.3): the entries before
+// the index that the index names, then the transactions after it.
 func (r *Reader) readDFS20(ctx context.Context, yield func([]byte) error) error {
-	h := &r.dfs
 	w := newWindow(r.ra, r.size, winSize)
-	// Entries before the index: exactly those the index names are current.
+	matched, err := r.readDFS20Base(ctx, yield, w)
+	if err != nil {
+		return err
+	}
+	if matched != len(r.dfs.index) {
+		return r.badIndexOffset(w, matched)
+	}
+	return r.readDFS20Txns(ctx, yield, w)
+}
+
+// readDFS20Base walks the entries before the index, where exactly those the
+// index names are current, yields those, and returns how many it yielded.
+func (r *Reader) readDFS20Base(ctx context.Context, yield func([]byte) error, w *window) (int, error) {
+	h := &r.dfs
 	var matched int
 	pos := int64(14)
 	for pos < h.x {
 		if h.x-pos < 4 {
-			return r.damage(pos, "entry length runs past the index at %d", h.x)
+			return 0, r.damage(pos, "entry length runs past the index at %d", h.x)
 		}
 		rl, err := w.u32(pos)
 		if err != nil {
-			return r.ioErr(err)
+			return 0, r.ioErr(err)
 		}
 		if rl == 0 {
 			pos += 4
 			continue
 		}
 		if rl < 12 {
-			return r.damage(pos, "entry length %d is below 12", rl)
+			return 0, r.damage(pos, "entry length %d is below 12", rl)
 		}
 		if int64(rl) > h.x-pos-4 {
-			return r.damage(pos, "entry of %d bytes runs past the index at %d", rl, h.x)
+			return 0, r.damage(pos, "entry of %d bytes runs past the index at %d", rl, h.x)
 		}
 		oid, err := w.u64(pos + 4)
 		if err != nil {
-			return r.ioErr(err)
+			return 0, r.ioErr(err)
 		}
 		v, ok := h.index[oid]
 		switch {
 		case !ok:
-			return r.damageOID(pos, oid, nil, "entry for oid %d is not in the index", oid)
+			return 0, r.damageOID(pos, oid, nil, "entry for oid %d is not in the index", oid)
 		case v < pos:
-			return r.damageOID(pos, oid, nil, "index names the entry at %d for oid %d, but a later entry follows", v, oid)
+			return 0, r.damageOID(pos, oid, nil, "index names the entry at %d for oid %d, but a later entry follows", v, oid)
 		case v == pos:
-			rec, err := w.fresh(pos+4, int64(rl))
-			if err != nil {
-				return r.ioErr(err)
-			}
-			if _, err := record.ParseFor(oid, rec); err != nil {
-				return r.damageOID(pos, oid, err, "entry")
+			if err := r.emitDFS20Base(ctx, yield, w, pos, rl, oid); err != nil {
+				return 0, err
 			}
 			matched++
-			if err := r.emit(ctx, yield, rec, pos+4+int64(rl)); err != nil {
-				return err
-			}
 		}
 		pos += 4 + int64(rl)
 	}
-	if matched != len(h.index) {
-		// Some index value is not the start of an entry of its oid.
-		type kv struct {
-			oid uint64
-			off int64
-		}
-		var bad []kv
-		for oid, off := range h.index {
-			bad = append(bad, kv{oid, off})
-		}
-		slices.SortFunc(bad, func(a, b kv) int { return cmp.Compare(a.off, b.off) })
-		for _, e := range bad {
-			rl, err1 := w.u32(e.off)
-			oid, err2 := w.u64(e.off + 4)
-			if err1 != nil || err2 != nil || rl < 12 || oid != e.oid {
-				return r.damageOID(h.x, e.oid, nil, "index offset %d for oid %d is not an entry of that oid", e.off, e.oid)
-			}
-		}
-		return r.damage(h.x, "%d index offsets point inside entries rather than at their starts", len(h.index)-matched)
-	}
+	return matched, nil
+}
 
-	// Transactions after the index.
-	pos = h.txnStart
+// emitDFS20Base checks and yields the entry of oid at pos, of length rl,
+// which the index names.
+func (r *Reader) emitDFS20Base(ctx context.Context, yield func([]byte) error, w *window, pos int64, rl uint32, oid uint64) error {
+	rec, err := w.fresh(pos+4, int64(rl))
+	if err != nil {
+		return r.ioErr(err)
+	}
+	if _, err := record.ParseFor(oid, rec); err != nil {
+		return r.damageOID(pos, oid, err, "entry")
+	}
+	return r.emit(ctx, yield, rec, pos+4+int64(rl))
+}
+
+// badIndexOffset finds an index value that is not the start of an entry of
+// its oid, after the entry walk matched fewer entries than the index names.
+func (r *Reader) badIndexOffset(w *window, matched int) error {
+	h := &r.dfs
+	type kv struct {
+		oid uint64
+		off int64
+	}
+	var bad []kv
+	for oid, off := range h.index {
+		bad = append(bad, kv{oid, off})
+	}
+	slices.SortFunc(bad, func(a, b kv) int { return cmp.Compare(a.off, b.off) })
+	for _, e := range bad {
+		rl, err1 := w.u32(e.off)
+		oid, err2 := w.u64(e.off + 4)
+		if err1 != nil || err2 != nil || rl < 12 || oid != e.oid {
+			return r.damageOID(h.x, e.oid, nil, "index offset %d for oid %d is not an entry of that oid", e.off, e.oid)
+		}
+	}
+	return r.damage(h.x, "%d index offsets point inside entries rather than at their starts", len(h.index)-matched)
+}
+
+// readDFS20Txns checks each transaction after the index whole, then yields
+// its records.
+func (r *Reader) readDFS20Txns(ctx context.Context, yield func([]byte) error, w *window) error {
+	pos := r.dfs.txnStart
 	for pos < r.size {
-		start := pos
-		end, de := r.checkDFSTxn(w, start)
+		end, de := r.checkDFSTxn(w, pos)
 		if de != nil {
 			return de
 		}
-		for p := start; ; {
-			rl, err := w.u32(p)
-			if err != nil {
-				return r.ioErr(err)
-			}
-			if rl == 0 {
-				break
-			}
-			rec, err := w.fresh(p+4, int64(rl))
-			if err != nil {
-				return r.ioErr(err)
-			}
-			p += 4 + int64(rl)
-			if err := r.emit(ctx, yield, rec, p); err != nil {
-				return err
-			}
+		if err := r.emitDFSTxn(ctx, yield, w, pos); err != nil {
+			return err
 		}
 		r.offset.Store(end)
 		pos = end
 	}
 	return nil
+}
+
+// emitDFSTxn yields the records of the checked transaction at start, up to
+// its terminator.
+func (r *Reader) emitDFSTxn(ctx context.Context, yield func([]byte) error, w *window, start int64) error {
+	for p := start; ; {
+		rl, err := w.u32(p)
+		if err != nil {
+			return r.ioErr(err)
+		}
+		if rl == 0 {
+			return nil
+		}
+		rec, err := w.fresh(p+4, int64(rl))
+		if err != nil {
+			return r.ioErr(err)
+		}
+		p += 4 + int64(rl)
+		if err := r.emit(ctx, yield, rec, p); err != nil {
+			return err
+		}
+	}
 }
 
 // checkDFSTxn validates the transaction starting at start and returns its

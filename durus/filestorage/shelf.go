@@ -67,87 +67,118 @@ func (h *shelfHeader) wordAt(w *window, j int64) (uint64, error) {
 	return v, nil
 }
 
+// readShelf streams a Shelf file (PROTOCOL.md §11.2 steps 4–5): the offset
+// map is checked, then the base records it points at and the appended
+// transactions are yielded in file order.
 func (r *Reader) readShelf(ctx context.Context, yield func([]byte) error) error {
-	h := &r.shelf
-	// Step 4, part 1: every word is a base offset, a hole, or damage.
 	mw := newWindow(r.ra, r.size, 64<<10)
-	var pointers int64
-	for j := range h.n {
-		if j&0xFFFF == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-		}
-		v, err := h.wordAt(mw, j)
-		if err != nil {
-			return r.ioErr(err)
-		}
-		switch {
-		case v < uint64(h.s):
-			if v < 16 || v+28 > uint64(h.s) {
-				return r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d is %d, outside the base records [16, %d)", j, v, h.s)
-			}
-			pointers++
-		case v < uint64(h.s+h.n):
-		case v == h.blank:
-			return r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d is blank (the map was never finished)", j)
-		default:
-			return r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d has value %d, neither a base offset nor a hole (S = %d, N = %d)", j, v, h.s, h.n)
-		}
+	pointers, err := r.checkShelfMap(ctx, mw)
+	if err != nil {
+		return err
 	}
-
-	// Base records in file order; those the map points at count.
 	w := newWindow(r.ra, r.size, winSize)
-	var matched int64
-	pos := int64(16)
-	for pos < h.s {
-		if h.s-pos < 16 {
-			return r.damage(pos, "base record header runs past the end of the base at %d", h.s)
-		}
-		rl, err := w.u64(pos)
-		if err != nil {
-			return r.ioErr(err)
-		}
-		name, err := w.u64(pos + 8)
-		if err != nil {
-			return r.ioErr(err)
-		}
-		if rl < 8 || rl > uint64(h.s-pos-8) {
-			return r.damageOID(pos, name, nil, "base record length %d does not fit the base ending at %d", rl, h.s)
-		}
-		if int64(name) >= 0 && int64(name) < h.n {
-			v, err := h.wordAt(mw, int64(name))
-			if err != nil {
-				return r.ioErr(err)
-			}
-			if v == uint64(pos) {
-				if rl < 20 {
-					return r.damageOID(pos, name, nil, "base record length %d is below 20", rl)
-				}
-				if rl-8 > MaxRecordSize {
-					return r.damageOID(pos, name, ErrTooLarge, "record of %d bytes cannot be served (limit 2³²−1)", rl-8)
-				}
-				rec, err := w.fresh(pos+16, int64(rl)-8)
-				if err != nil {
-					return r.ioErr(err)
-				}
-				if _, err := record.ParseFor(name, rec); err != nil {
-					return r.damageOID(pos, name, err, "base record")
-				}
-				matched++
-				if err := r.emit(ctx, yield, rec, pos+8+int64(rl)); err != nil {
-					return err
-				}
-			}
-		}
-		pos += 8 + int64(rl)
+	matched, err := r.readShelfBase(ctx, yield, w, mw)
+	if err != nil {
+		return err
 	}
 	if matched != pointers {
 		return r.badPointer(w, mw)
 	}
+	return r.readShelfTxns(ctx, yield, w)
+}
 
-	// Appended transactions (step 5).
-	pos = h.txnStart
+// checkShelfMap is step 4, part 1: every word of the offset map is a base
+// offset, a hole, or damage. It returns how many words are base offsets.
+func (r *Reader) checkShelfMap(ctx context.Context, mw *window) (int64, error) {
+	h := &r.shelf
+	var pointers int64
+	for j := range h.n {
+		if j&0xFFFF == 0 {
+			if err := ctx.Err(); err != nil {
+				return 0, err
+			}
+		}
+		v, err := h.wordAt(mw, j)
+		if err != nil {
+			return 0, r.ioErr(err)
+		}
+		switch {
+		case v < uint64(h.s):
+			if v < 16 || v+28 > uint64(h.s) {
+				return 0, r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d is %d, outside the base records [16, %d)", j, v, h.s)
+			}
+			pointers++
+		case v < uint64(h.s+h.n):
+		case v == h.blank:
+			return 0, r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d is blank (the map was never finished)", j)
+		default:
+			return 0, r.damageOID(h.words+j*h.w, uint64(j), nil, "offset map word for oid %d has value %d, neither a base offset nor a hole (S = %d, N = %d)", j, v, h.s, h.n)
+		}
+	}
+	return pointers, nil
+}
+
+// readShelfBase walks the base records in file order and yields those the
+// offset map points at; it returns how many it yielded.
+func (r *Reader) readShelfBase(ctx context.Context, yield func([]byte) error, w, mw *window) (int64, error) {
+	h := &r.shelf
+	var matched int64
+	pos := int64(16)
+	for pos < h.s {
+		if h.s-pos < 16 {
+			return 0, r.damage(pos, "base record header runs past the end of the base at %d", h.s)
+		}
+		rl, err := w.u64(pos)
+		if err != nil {
+			return 0, r.ioErr(err)
+		}
+		name, err := w.u64(pos + 8)
+		if err != nil {
+			return 0, r.ioErr(err)
+		}
+		if rl < 8 || rl > uint64(h.s-pos-8) {
+			return 0, r.damageOID(pos, name, nil, "base record length %d does not fit the base ending at %d", rl, h.s)
+		}
+		if int64(name) >= 0 && int64(name) < h.n {
+			v, err := h.wordAt(mw, int64(name))
+			if err != nil {
+				return 0, r.ioErr(err)
+			}
+			if v == uint64(pos) {
+				if err := r.emitShelfBase(ctx, yield, w, pos, rl, name); err != nil {
+					return 0, err
+				}
+				matched++
+			}
+		}
+		pos += 8 + int64(rl)
+	}
+	return matched, nil
+}
+
+// emitShelfBase checks and yields the base record of oid name at pos, of
+// length rl, which the offset map points at.
+func (r *Reader) emitShelfBase(ctx context.Context, yield func([]byte) error, w *window, pos int64, rl, name uint64) error {
+	if rl < 20 {
+		return r.damageOID(pos, name, nil, "base record length %d is below 20", rl)
+	}
+	if rl-8 > MaxRecordSize {
+		return r.damageOID(pos, name, ErrTooLarge, "record of %d bytes cannot be served (limit 2³²−1)", rl-8)
+	}
+	rec, err := w.fresh(pos+16, int64(rl)-8)
+	if err != nil {
+		return r.ioErr(err)
+	}
+	if _, err := record.ParseFor(name, rec); err != nil {
+		return r.damageOID(pos, name, err, "base record")
+	}
+	return r.emit(ctx, yield, rec, pos+8+int64(rl))
+}
+
+// readShelfTxns is step 5: each appended transaction is checked whole, then
+// its records are yielded.
+func (r *Reader) readShelfTxns(ctx context.Context, yield func([]byte) error, w *window) error {
+	pos := r.shelf.txnStart
 	prevEmpty := false
 	for pos < r.size {
 		start := pos
@@ -177,23 +208,31 @@ func (r *Reader) readShelf(ctx context.Context, yield func([]byte) error) error 
 			return de
 		}
 		// Pass 2: yield.
-		for p := pos + 8; p < end; {
-			rl, err := w.u64(p)
-			if err != nil {
-				return r.ioErr(err)
-			}
-			rec, err := w.fresh(p+16, int64(rl)-8)
-			if err != nil {
-				return r.ioErr(err)
-			}
-			p += 8 + int64(rl)
-			if err := r.emit(ctx, yield, rec, p); err != nil {
-				return err
-			}
+		if err := r.emitShelfTxn(ctx, yield, w, start, end); err != nil {
+			return err
 		}
 		r.offset.Store(end)
 		prevEmpty = false
 		pos = end
+	}
+	return nil
+}
+
+// emitShelfTxn yields the records of the checked transaction [start, end).
+func (r *Reader) emitShelfTxn(ctx context.Context, yield func([]byte) error, w *window, start, end int64) error {
+	for p := start + 8; p < end; {
+		rl, err := w.u64(p)
+		if err != nil {
+			return r.ioErr(err)
+		}
+		rec, err := w.fresh(p+16, int64(rl)-8)
+		if err != nil {
+			return r.ioErr(err)
+		}
+		p += 8 + int64(rl)
+		if err := r.emit(ctx, yield, rec, p); err != nil {
+			return err
+		}
 	}
 	return nil
 }

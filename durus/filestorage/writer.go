@@ -102,6 +102,8 @@ func WriteDFS20(path string, opts WriteOptions, scan func(yield func(oid uint64,
 	return writeFile(path, opts, FormatDFS20, scan)
 }
 
+// writeFile is WriteShelf and WriteDFS20: it writes the records of scan in
+// format to a locked temporary file beside path, then publishes it as path.
 func writeFile(path string, opts WriteOptions, format Format, scan func(yield func(oid uint64, rec []byte) error) error) (st WriteStats, err error) {
 	st = WriteStats{Path: path, Format: format}
 	if opts.Perm == 0 {
@@ -113,23 +115,12 @@ func writeFile(path string, opts WriteOptions, format Format, scan func(yield fu
 		}
 		return nil
 	}
-	if _, err := os.Lstat(path); err == nil {
-		if !opts.Force {
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
-		}
-		old, err := os.Open(path)
-		if err != nil {
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
-		}
+	old, err := lockTarget(path, opts.Force)
+	if err != nil {
+		return st, err
+	}
+	if old != nil {
 		defer old.Close()
-		if err := lockExclusive(old); err != nil {
-			if errors.Is(err, errWouldBlock) {
-				err = ErrLocked
-			}
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
-		}
-	} else if !errors.Is(err, os.ErrNotExist) {
-		return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
 	}
 	dir, base := filepath.Split(path)
 	if dir == "" {
@@ -157,47 +148,100 @@ func writeFile(path string, opts WriteOptions, format Format, scan func(yield fu
 	if err != nil {
 		return st, err
 	}
+	if err := publish(tmp, path, dir, opts, hook); err != nil {
+		return st, err
+	}
+	return st, nil
+}
+
+// lockTarget refuses an existing path unless force, and then holds an
+// exclusive lock on it (ErrLocked when a Durus writer has it); the caller
+// closes the returned file, nil when path does not exist, after the rename.
+func lockTarget(path string, force bool) (*os.File, error) {
+	_, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("filestorage: export to %s: %w", path, err)
+	}
+	if !force {
+		return nil, fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
+	}
+	old, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("filestorage: export to %s: %w", path, err)
+	}
+	if err := lockExclusive(old); err != nil {
+		old.Close()
+		if errors.Is(err, errWouldBlock) {
+			err = ErrLocked
+		}
+		return nil, fmt.Errorf("filestorage: export to %s: %w", path, err)
+	}
+	return old, nil
+}
+
+// publish makes the written temporary file tmp durable under path in dir:
+// permissions, fsync, rename (refusing a path that appeared meanwhile
+// unless opts.Force), directory fsync, close.
+func publish(tmp *os.File, path, dir string, opts WriteOptions, hook func(string) error) error {
+	tmpName := tmp.Name()
 	if err := tmp.Chmod(opts.Perm); err != nil {
-		return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
+		return fmt.Errorf("filestorage: export to %s: %w", path, err)
 	}
 	if err := hook("sync"); err != nil {
-		return st, err
+		return err
 	}
 	if err := tmp.Sync(); err != nil {
-		return st, fmt.Errorf("filestorage: fsync %s: %w", tmpName, err)
+		return fmt.Errorf("filestorage: fsync %s: %w", tmpName, err)
 	}
 	if err := hook("rename"); err != nil {
-		return st, err
+		return err
 	}
-	if opts.Force {
-		if err := os.Rename(tmpName, path); err != nil {
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
-		}
-	} else if err := os.Link(tmpName, path); err == nil {
-		os.Remove(tmpName)
-	} else if errors.Is(err, os.ErrExist) {
-		return st, fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
-	} else {
-		// No hard links here: check, then rename.
-		if _, err := os.Lstat(path); err == nil {
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
-		}
-		if err := os.Rename(tmpName, path); err != nil {
-			return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
-		}
+	if err := moveIntoPlace(tmpName, path, opts.Force); err != nil {
+		return err
 	}
 	if d, err := os.Open(dir); err == nil {
 		serr := d.Sync()
 		d.Close()
 		if serr != nil && !errors.Is(serr, syscall.EINVAL) {
 			tmp.Close()
-			return st, fmt.Errorf("filestorage: fsync directory %s: %w", dir, serr)
+			return fmt.Errorf("filestorage: fsync directory %s: %w", dir, serr)
 		}
 	}
 	if err := tmp.Close(); err != nil {
-		return st, fmt.Errorf("filestorage: close %s: %w", path, err)
+		return fmt.Errorf("filestorage: close %s: %w", path, err)
 	}
-	return st, nil
+	return nil
+}
+
+// moveIntoPlace renames tmpName to path; unless force it refuses
+// (ErrExists) a path that exists, by a hard link where the file system has
+// them and by a check then rename where it has not.
+func moveIntoPlace(tmpName, path string, force bool) error {
+	if force {
+		if err := os.Rename(tmpName, path); err != nil {
+			return fmt.Errorf("filestorage: export to %s: %w", path, err)
+		}
+		return nil
+	}
+	err := os.Link(tmpName, path)
+	switch {
+	case err == nil:
+		os.Remove(tmpName)
+		return nil
+	case errors.Is(err, os.ErrExist):
+		return fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
+	}
+	// No hard links here: check, then rename.
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
+	}
+	if err := os.Rename(tmpName, path); err != nil {
+		return fmt.Errorf("filestorage: export to %s: %w", path, err)
+	}
+	return nil
 }
 
 // collect runs scan, checking order and R1–R4, and writes each record with
@@ -223,6 +267,8 @@ func collect(st *WriteStats, opts WriteOptions, scan func(yield func(oid uint64,
 	})
 }
 
+// writeShelfBody writes the Shelf file to f: magic, base records, offset
+// map, then L0 patched in.
 func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(string) error, scan func(yield func(oid uint64, rec []byte) error) error) error {
 	bw := bufio.NewWriterSize(f, 1<<20)
 	bw.WriteString(shelfMagic)
@@ -261,6 +307,26 @@ func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	}
 	w := int64(wordBytes(uint64(s) + uint64(n) + 1))
 	st.MapWords, st.WordBytes, st.Holes = n, w, n-st.Records
+	if err := writeShelfMap(f, bw, s, n, w); err != nil {
+		return err
+	}
+	if err := hook("map"); err != nil {
+		return err
+	}
+	var l0 [8]byte
+	binary.BigEndian.PutUint64(l0[:], uint64(s-16))
+	if _, err := f.WriteAt(l0[:], 8); err != nil {
+		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+	}
+	st.Size = size
+	return nil
+}
+
+// writeShelfMap writes, after the base ending at s, the offset map of n
+// words of w bytes: its header, then the words, found by walking the base
+// just written (ascending oids) and stitching the hole chain as Durus's
+// OffsetMap.gen_stitch does.
+func writeShelfMap(f *os.File, bw *bufio.Writer, s, n, w int64) error {
 	var mh [24]byte
 	binary.BigEndian.PutUint64(mh[0:], uint64(16+w*n))
 	binary.BigEndian.PutUint64(mh[8:], uint64(w))
@@ -269,8 +335,6 @@ func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
 	}
-	// Words: walk the base just written (ascending oids) and stitch the
-	// hole chain as Durus's OffsetMap.gen_stitch does.
 	base := &walker{r: bufio.NewReaderSize(io.NewSectionReader(f, 16, s-16), 1<<20), off: 16, shelf: true}
 	nextOID, nextOff, have, err := base.next()
 	if err != nil {
@@ -305,15 +369,6 @@ func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	if err := bw.Flush(); err != nil {
 		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
 	}
-	if err := hook("map"); err != nil {
-		return err
-	}
-	var l0 [8]byte
-	binary.BigEndian.PutUint64(l0[:], uint64(s-16))
-	if _, err := f.WriteAt(l0[:], 8); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
-	}
-	st.Size = size
 	return nil
 }
 
