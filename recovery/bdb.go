@@ -188,7 +188,18 @@ func copyDataFiles(ctx context.Context, env *bdb.Env, dir, stage string, files [
 // copyLogs copies the held log files into stage, after checking that
 // they are consecutive (ErrLogGap otherwise), and returns their names.
 func (h *logHolder) copyLogs(ctx context.Context, stage string, opts Options) ([]string, error) {
-	dir := h.dir
+	op := "backup " + h.dir
+	nums, err := h.consecutiveLogs(op)
+	if err != nil {
+		return nil, err
+	}
+	return h.copyHeld(ctx, stage, nums, op, op+" (log files)", opts)
+}
+
+// consecutiveLogs returns the numbers of the held log files, ascending,
+// after checking that there is one at least and that they are consecutive
+// (ErrLogGap otherwise); op names the operation in errors ("backup DIR").
+func (h *logHolder) consecutiveLogs(op string) ([]int, error) {
 	h.mu.Lock()
 	nums := make([]int, 0, len(h.files))
 	for n := range h.files {
@@ -197,22 +208,29 @@ func (h *logHolder) copyLogs(ctx context.Context, stage string, opts Options) ([
 	h.mu.Unlock()
 	sort.Ints(nums)
 	if len(nums) == 0 {
-		return nil, fmt.Errorf("recovery: backup %s: no log files in the directory", dir)
+		return nil, fmt.Errorf("recovery: %s: no log files in the directory", op)
 	}
 	for i, n := range nums {
 		if n != nums[0]+i {
-			return nil, fmt.Errorf("recovery: backup %s: log files jump from %d to %d: %w", dir, nums[i-1], n, ErrLogGap)
+			return nil, fmt.Errorf("recovery: %s: log files jump from %d to %d: %w", op, nums[i-1], n, ErrLogGap)
 		}
 	}
+	return nums, nil
+}
+
+// copyHeld copies the held log files numbered nums into stage and returns
+// their names; op names the operation in errors, progName in progress
+// reports.
+func (h *logHolder) copyHeld(ctx context.Context, stage string, nums []int, op, progName string, opts Options) ([]string, error) {
 	var logs []string
-	prog := opts.progress("backup "+dir+" (log files)", "files", int64(len(nums)))
+	prog := opts.progress(progName, "files", int64(len(nums)))
 	for _, n := range nums {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		name := h.names[n]
 		if _, err := copyFileSync(io.NewSectionReader(h.files[n], 0, 1<<62), filepath.Join(stage, name)); err != nil {
-			return nil, fmt.Errorf("recovery: backup %s: copy %s: %w", dir, name, err)
+			return nil, fmt.Errorf("recovery: %s: copy %s: %w", op, name, err)
 		}
 		logs = append(logs, name)
 		prog.Add(1, 0)

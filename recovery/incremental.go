@@ -44,23 +44,9 @@ const tailSlack = 64 << 10
 func BackupIncremental(ctx context.Context, dir, out string, opts BackupOptions) (*BackupResult, error) {
 	start := time.Now()
 	log := opts.logger()
-	kind, err := backend.Detect(dir)
+	kind, err := checkIncrementable(dir, out, opts.Stream)
 	if err != nil {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: %w", dir, err)
-	}
-	switch kind {
-	case "":
-		return nil, fmt.Errorf("recovery: incremental backup of %s: the directory holds no database: %w", dir, kv.ErrNotDB)
-	case backend.LevelDB:
-		return nil, fmt.Errorf("recovery: incremental backup of %s: %w", dir, ErrNoLogArchive)
-	}
-	if opts.Stream {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: increments are added to a backup directory, not to a stream file", dir)
-	}
-	if fi, err := os.Stat(out); err != nil {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: the backup directory to add to: %w", dir, err)
-	} else if !fi.IsDir() {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: %s is a file (a stream backup?); increments are added to a backup directory: take a full backup to a directory first", dir, out)
+		return nil, err
 	}
 	links, err := readChain(out)
 	if err != nil {
@@ -73,12 +59,7 @@ func BackupIncremental(ctx context.Context, dir, out string, opts BackupOptions)
 	if src := links[0].m.Source; src != "" && src != absDir {
 		log.Warn("recovery: the backup was made of another path; checking that the log continues it", "backup", out, "source", src, "dir", absDir)
 	}
-	var prev *chainFile
-	for _, f := range latestFiles(links) {
-		if isLogName(f.Name) {
-			prev = &f
-		}
-	}
+	prev := lastLogFile(links)
 	if prev == nil {
 		return nil, fmt.Errorf("recovery: incremental backup of %s: %s holds no log file: %w", dir, out, ErrBadBackup)
 	}
@@ -102,20 +83,8 @@ func BackupIncremental(ctx context.Context, dir, out string, opts BackupOptions)
 	last := links[len(links)-1]
 	m := &Manifest{Backend: kind, Created: time.Now().UTC(), Source: absDir, Mode: mode,
 		Increment: last.m.Increment + 1, Previous: manifestSum(last.raw)}
-	m.Extra = append(m.Extra, "logs "+logs[0]+" "+logs[len(logs)-1])
-	sort.Strings(logs)
-	for _, n := range logs {
-		size, sum, err := hashFile(filepath.Join(st.dir, n))
-		if err != nil {
-			return nil, fmt.Errorf("recovery: incremental backup of %s: hash %s: %w", dir, n, err)
-		}
-		m.Files = append(m.Files, ManifestFile{Name: n, Size: size, SHA256: sum})
-	}
-	if err := writeFileSync(filepath.Join(st.dir, ManifestName), m.Marshal()); err != nil {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: write manifest: %w", dir, err)
-	}
-	if err := syncDir(st.dir); err != nil {
-		return nil, fmt.Errorf("recovery: incremental backup of %s: %w", dir, err)
+	if err := writeIncrementManifest(dir, st.dir, m, logs); err != nil {
+		return nil, err
 	}
 	final := filepath.Join(incDir, incrementName(m.Increment))
 	// rename(2) fails if another increment took the number meanwhile.
@@ -130,4 +99,63 @@ func BackupIncremental(ctx context.Context, dir, out string, opts BackupOptions)
 	log.Info("recovery: increment written", "dir", dir, "backup", out, "increment", m.Increment, "mode", mode,
 		"logs", logs[0]+".."+logs[len(logs)-1], "bytes", res.Bytes, "duration", res.Duration)
 	return res, nil
+}
+
+// checkIncrementable checks that dir holds a Berkeley DB database and out
+// is a backup directory (not a stream, which stream says is asked for) an
+// increment can be added to; it returns the backend of dir.
+func checkIncrementable(dir, out string, stream bool) (string, error) {
+	kind, err := backend.Detect(dir)
+	if err != nil {
+		return "", fmt.Errorf("recovery: incremental backup of %s: %w", dir, err)
+	}
+	switch kind {
+	case "":
+		return "", fmt.Errorf("recovery: incremental backup of %s: the directory holds no database: %w", dir, kv.ErrNotDB)
+	case backend.LevelDB:
+		return "", fmt.Errorf("recovery: incremental backup of %s: %w", dir, ErrNoLogArchive)
+	}
+	if stream {
+		return "", fmt.Errorf("recovery: incremental backup of %s: increments are added to a backup directory, not to a stream file", dir)
+	}
+	if fi, err := os.Stat(out); err != nil {
+		return "", fmt.Errorf("recovery: incremental backup of %s: the backup directory to add to: %w", dir, err)
+	} else if !fi.IsDir() {
+		return "", fmt.Errorf("recovery: incremental backup of %s: %s is a file (a stream backup?); increments are added to a backup directory: take a full backup to a directory first", dir, out)
+	}
+	return kind, nil
+}
+
+// lastLogFile returns the last log file (in latestFiles order) of the
+// backup chain links, or nil if it holds none.
+func lastLogFile(links []chainLink) *chainFile {
+	var prev *chainFile
+	for _, f := range latestFiles(links) {
+		if isLogName(f.Name) {
+			prev = &f
+		}
+	}
+	return prev
+}
+
+// writeIncrementManifest completes m with the log files logs copied into
+// stage (sorting logs) and writes it there as the increment's manifest,
+// synced; dir is the database directory, for errors.
+func writeIncrementManifest(dir, stage string, m *Manifest, logs []string) error {
+	m.Extra = append(m.Extra, "logs "+logs[0]+" "+logs[len(logs)-1])
+	sort.Strings(logs)
+	for _, n := range logs {
+		size, sum, err := hashFile(filepath.Join(stage, n))
+		if err != nil {
+			return fmt.Errorf("recovery: incremental backup of %s: hash %s: %w", dir, n, err)
+		}
+		m.Files = append(m.Files, ManifestFile{Name: n, Size: size, SHA256: sum})
+	}
+	if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
+		return fmt.Errorf("recovery: incremental backup of %s: write manifest: %w", dir, err)
+	}
+	if err := syncDir(stage); err != nil {
+		return fmt.Errorf("recovery: incremental backup of %s: %w", dir, err)
+	}
+	return nil
 }

@@ -11,7 +11,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
 
 	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/kv"
@@ -70,29 +69,38 @@ func copyLogsSince(ctx context.Context, dir, stage string, prev chainFile, opts 
 	if err := h.scan(); err != nil {
 		return "", nil, err
 	}
-	nums := make([]int, 0, len(h.files))
-	for n := range h.files {
-		nums = append(nums, n)
+	op := "incremental backup of " + dir
+	nums, err := h.consecutiveLogs(op)
+	if err != nil {
+		return "", nil, err
 	}
-	sort.Ints(nums)
 	prevNum := bdb.LogNumber(prev.Name)
-	if len(nums) == 0 {
-		return "", nil, fmt.Errorf("recovery: incremental backup of %s: no log files in the directory", dir)
+	if err := checkLogContinues(h, nums, prev, prevNum); err != nil {
+		return "", nil, err
 	}
-	for i, n := range nums {
-		if n != nums[0]+i {
-			return "", nil, fmt.Errorf("recovery: incremental backup of %s: log files jump from %d to %d: %w", dir, nums[i-1], n, ErrLogGap)
-		}
+	logs, err := h.copyHeld(ctx, stage, nums[prevNum-nums[0]:], op, "incremental backup "+dir+" (log files)", opts)
+	if err != nil {
+		return "", nil, err
 	}
+	return mode, logs, nil
+}
+
+// checkLogContinues checks that the held log files nums (consecutive,
+// ascending) of h continue the backup whose last log file is prev,
+// numbered prevNum: they reach from at most prevNum to at least it, and
+// the source's prevNum begins as the backup's copy does. It fails with
+// ErrFullBackupNeeded otherwise.
+func checkLogContinues(h *logHolder, nums []int, prev chainFile, prevNum int) error {
+	dir := h.dir
 	first, last := nums[0], nums[len(nums)-1]
 	if first > prevNum {
-		return "", nil, fmt.Errorf("recovery: incremental backup of %s: the backup ends in %s, but the oldest log file left in the directory is %s: "+
+		return fmt.Errorf("recovery: incremental backup of %s: the backup ends in %s, but the oldest log file left in the directory is %s: "+
 			"the log files in between were removed after the last backup (a server removes log files after its checkpoints unless it runs with --keep-logs), "+
 			"so the changes they held cannot be added; take a full backup, and serve with --keep-logs for increments to work: %w",
 			dir, prev.Name, h.names[first], ErrFullBackupNeeded)
 	}
 	if last < prevNum {
-		return "", nil, fmt.Errorf("recovery: incremental backup of %s: the backup ends in %s, but the log of the directory ends in %s: "+
+		return fmt.Errorf("recovery: incremental backup of %s: the backup ends in %s, but the log of the directory ends in %s: "+
 			"the backup is not of this database, or its log was reset (restore, upgrade); take a full backup: %w",
 			dir, prev.Name, h.names[last], ErrFullBackupNeeded)
 	}
@@ -101,35 +109,21 @@ func copyLogsSince(ctx context.Context, dir, stage string, prev chainFile, opts 
 	// files with zeros).
 	end, err := dataEnd(filepath.Join(prev.dir, prev.Name))
 	if err != nil {
-		return "", nil, fmt.Errorf("recovery: incremental backup of %s: read the backup's %s: %v: %w", dir, prev.Name, err, ErrBadBackup)
+		return fmt.Errorf("recovery: incremental backup of %s: read the backup's %s: %v: %w", dir, prev.Name, err, ErrBadBackup)
 	}
 	if n := end - tailSlack; n > 0 {
 		a, err := prefixSum(filepath.Join(prev.dir, prev.Name), n)
 		if err != nil {
-			return "", nil, fmt.Errorf("recovery: incremental backup of %s: read the backup's %s: %v: %w", dir, prev.Name, err, ErrBadBackup)
+			return fmt.Errorf("recovery: incremental backup of %s: read the backup's %s: %v: %w", dir, prev.Name, err, ErrBadBackup)
 		}
 		b, err := prefixSum(h.files[prevNum], n)
 		if err != nil || a != b {
-			return "", nil, fmt.Errorf("recovery: incremental backup of %s: %s in the directory does not begin as its copy in the backup (read error: %v): "+
+			return fmt.Errorf("recovery: incremental backup of %s: %s in the directory does not begin as its copy in the backup (read error: %v): "+
 				"the backup is not of this database, or its log was reset (restore, upgrade); take a full backup: %w",
 				dir, prev.Name, err, ErrFullBackupNeeded)
 		}
 	}
-	var logs []string
-	prog := opts.progress("incremental backup "+dir+" (log files)", "files", int64(last-prevNum+1))
-	for n := prevNum; n <= last; n++ {
-		if err := ctx.Err(); err != nil {
-			return "", nil, err
-		}
-		name := h.names[n]
-		if _, err := copyFileSync(io.NewSectionReader(h.files[n], 0, 1<<62), filepath.Join(stage, name)); err != nil {
-			return "", nil, fmt.Errorf("recovery: incremental backup of %s: copy %s: %w", dir, name, err)
-		}
-		logs = append(logs, name)
-		prog.Add(1, 0)
-	}
-	prog.Done()
-	return mode, logs, nil
+	return nil
 }
 
 // prefixSum returns the SHA-256 of the first n bytes of src (a path or an

@@ -121,9 +121,6 @@ func (m *Manifest) Marshal() []byte {
 
 // ParseManifest parses manifest text; errors wrap ErrBadBackup.
 func ParseManifest(data []byte) (*Manifest, error) {
-	bad := func(line int, format string, args ...any) (*Manifest, error) {
-		return nil, fmt.Errorf("recovery: %s line %d: %s: %w", ManifestName, line, fmt.Sprintf(format, args...), ErrBadBackup)
-	}
 	m := &Manifest{}
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -133,70 +130,17 @@ func ParseManifest(data []byte) (*Manifest, error) {
 		n++
 		line := sc.Text()
 		if ended {
-			return bad(n, "text after the end line")
+			return nil, badManifestLine(n, "text after the end line")
 		}
 		if n == 1 {
 			if line != manifestMagic {
-				return bad(n, "not a durusbdb backup manifest (first line %q, want %q)", line, manifestMagic)
+				return nil, badManifestLine(n, "not a durusbdb backup manifest (first line %q, want %q)", line, manifestMagic)
 			}
 			continue
 		}
-		key, rest, _ := strings.Cut(line, " ")
-		switch key {
-		case "backend":
-			m.Backend = rest
-		case "created":
-			t, err := time.Parse(time.RFC3339Nano, rest)
-			if err != nil {
-				return bad(n, "bad time %q", rest)
-			}
-			m.Created = t
-		case "source":
-			m.Source = rest
-		case "mode":
-			m.Mode = rest
-		case "increment":
-			k, err := strconv.Atoi(rest)
-			if err != nil || k <= 0 {
-				return bad(n, "bad increment number %q", rest)
-			}
-			m.Increment = k
-		case "previous":
-			sum, err := hex.DecodeString(rest)
-			if err != nil || len(sum) != sha256.Size {
-				return bad(n, "bad previous manifest SHA-256 %q", rest)
-			}
-			m.Previous = strings.ToLower(rest)
-		case "file":
-			parts := strings.SplitN(rest, " ", 3)
-			if len(parts) != 3 {
-				return bad(n, "want: file SHA256 SIZE NAME")
-			}
-			sum, err := hex.DecodeString(parts[0])
-			if err != nil || len(sum) != sha256.Size {
-				return bad(n, "bad SHA-256 %q", parts[0])
-			}
-			size, err := strconv.ParseInt(parts[1], 10, 64)
-			if err != nil || size < 0 {
-				return bad(n, "bad size %q", parts[1])
-			}
-			name := parts[2]
-			if !validName(name) {
-				return bad(n, "bad file name %q", name)
-			}
-			if seen[name] {
-				return bad(n, "file %s listed twice", name)
-			}
-			seen[name] = true
-			m.Files = append(m.Files, ManifestFile{Name: name, Size: size, SHA256: strings.ToLower(parts[0])})
-		case "end":
-			c, err := strconv.Atoi(rest)
-			if err != nil || c != len(m.Files) {
-				return bad(n, "end line says %q files, manifest lists %d", rest, len(m.Files))
-			}
-			ended = true
-		default:
-			m.Extra = append(m.Extra, line)
+		var err error
+		if ended, err = m.parseLine(n, line, seen); err != nil {
+			return nil, err
 		}
 	}
 	if err := sc.Err(); err != nil {
@@ -205,16 +149,104 @@ func ParseManifest(data []byte) (*Manifest, error) {
 	if !ended {
 		return nil, fmt.Errorf("recovery: %s has no end line (truncated): %w", ManifestName, ErrBadBackup)
 	}
-	if m.Backend != "bdb" && m.Backend != "leveldb" {
-		return nil, fmt.Errorf("recovery: %s names backend %q (want bdb or leveldb): %w", ManifestName, m.Backend, ErrBadBackup)
-	}
-	if len(m.Files) == 0 {
-		return nil, fmt.Errorf("recovery: %s lists no files: %w", ManifestName, ErrBadBackup)
-	}
-	if (m.Increment > 0) != (m.Previous != "") {
-		return nil, fmt.Errorf("recovery: %s has an increment line without a previous line or the reverse: %w", ManifestName, ErrBadBackup)
+	if err := m.checkParsed(); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// badManifestLine is the error for line n of a manifest (ErrBadBackup).
+func badManifestLine(n int, format string, args ...any) error {
+	return fmt.Errorf("recovery: %s line %d: %s: %w", ManifestName, n, fmt.Sprintf(format, args...), ErrBadBackup)
+}
+
+// parseLine parses line n (after the first) of a manifest into m; seen
+// holds the file names listed so far. It reports whether line is the end
+// line.
+func (m *Manifest) parseLine(n int, line string, seen map[string]bool) (end bool, err error) {
+	key, rest, _ := strings.Cut(line, " ")
+	switch key {
+	case "backend":
+		m.Backend = rest
+	case "created":
+		t, err := time.Parse(time.RFC3339Nano, rest)
+		if err != nil {
+			return false, badManifestLine(n, "bad time %q", rest)
+		}
+		m.Created = t
+	case "source":
+		m.Source = rest
+	case "mode":
+		m.Mode = rest
+	case "increment":
+		k, err := strconv.Atoi(rest)
+		if err != nil || k <= 0 {
+			return false, badManifestLine(n, "bad increment number %q", rest)
+		}
+		m.Increment = k
+	case "previous":
+		sum, err := hex.DecodeString(rest)
+		if err != nil || len(sum) != sha256.Size {
+			return false, badManifestLine(n, "bad previous manifest SHA-256 %q", rest)
+		}
+		m.Previous = strings.ToLower(rest)
+	case "file":
+		f, err := parseFileLine(n, rest, seen)
+		if err != nil {
+			return false, err
+		}
+		m.Files = append(m.Files, f)
+	case "end":
+		c, err := strconv.Atoi(rest)
+		if err != nil || c != len(m.Files) {
+			return false, badManifestLine(n, "end line says %q files, manifest lists %d", rest, len(m.Files))
+		}
+		return true, nil
+	default:
+		m.Extra = append(m.Extra, line)
+	}
+	return false, nil
+}
+
+// parseFileLine parses rest, "SHA256 SIZE NAME", of the file line n of a
+// manifest, refusing a name in seen and adding it there.
+func parseFileLine(n int, rest string, seen map[string]bool) (ManifestFile, error) {
+	parts := strings.SplitN(rest, " ", 3)
+	if len(parts) != 3 {
+		return ManifestFile{}, badManifestLine(n, "want: file SHA256 SIZE NAME")
+	}
+	sum, err := hex.DecodeString(parts[0])
+	if err != nil || len(sum) != sha256.Size {
+		return ManifestFile{}, badManifestLine(n, "bad SHA-256 %q", parts[0])
+	}
+	size, err := strconv.ParseInt(parts[1], 10, 64)
+	if err != nil || size < 0 {
+		return ManifestFile{}, badManifestLine(n, "bad size %q", parts[1])
+	}
+	name := parts[2]
+	if !validName(name) {
+		return ManifestFile{}, badManifestLine(n, "bad file name %q", name)
+	}
+	if seen[name] {
+		return ManifestFile{}, badManifestLine(n, "file %s listed twice", name)
+	}
+	seen[name] = true
+	return ManifestFile{Name: name, Size: size, SHA256: strings.ToLower(parts[0])}, nil
+}
+
+// checkParsed checks what a whole manifest must hold: a known backend, at
+// least one file, and an increment line exactly when a previous line.
+func (m *Manifest) checkParsed() error {
+	if m.Backend != "bdb" && m.Backend != "leveldb" {
+		return fmt.Errorf("recovery: %s names backend %q (want bdb or leveldb): %w", ManifestName, m.Backend, ErrBadBackup)
+	}
+	if len(m.Files) == 0 {
+		return fmt.Errorf("recovery: %s lists no files: %w", ManifestName, ErrBadBackup)
+	}
+	if (m.Increment > 0) != (m.Previous != "") {
+		return fmt.Errorf("recovery: %s has an increment line without a previous line or the reverse: %w", ManifestName, ErrBadBackup)
+	}
+	return nil
 }
 
 // LogRange returns the first and last log file names of the "logs" line

@@ -64,28 +64,10 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if err := checkEmptyTarget(dir); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
-	var m *Manifest
-	var write func() error
 	res := &RestoreResult{Dir: dir}
-	if fi.IsDir() {
-		links, err := verifyChain(ctx, in, opts.Options)
-		if err != nil {
-			return nil, err
-		}
-		files := latestFiles(links)
-		m = chainManifest(links, files)
-		res.Increments = len(links) - 1
-		res.Through = links[len(links)-1].m.Created
-		write = func() error { return extractFiles(ctx, in, dir, files, opts.Options) }
-	} else {
-		if m, err = walkStream(ctx, in, "", m, opts.Options); err != nil {
-			return nil, err
-		}
-		write = func() error {
-			_, err := walkStream(ctx, in, dir, m, opts.Options)
-			return err
-		}
-		res.Through = m.Created
+	m, write, err := verifyForRestore(ctx, in, dir, fi.IsDir(), res, opts.Options)
+	if err != nil {
+		return nil, err
 	}
 	if !opts.Until.IsZero() && m.Backend != "bdb" {
 		return nil, fmt.Errorf("recovery: restore %s --until %s: %w", in, opts.Until.Format(time.RFC3339), ErrNoLogArchive)
@@ -99,11 +81,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	if err := write(); err != nil {
-		if created {
-			os.RemoveAll(dir)
-		} else {
-			removeContents(dir)
-		}
+		undoRestore(dir, created)
 		return nil, err
 	}
 	if err := syncDir(dir); err != nil {
@@ -111,33 +89,76 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	}
 	res.Manifest = m
 	if m.Backend == "bdb" {
-		var r *Report
-		if opts.Until.IsZero() {
-			r, err = recoverBDB(ctx, dir, true, false, opts.Options)
-		} else {
-			r, err = recoverBDBUntil(ctx, dir, true, false, opts.Until, opts.Options)
+		if res.Recovery, err = recoverRestored(ctx, dir, created, res, opts); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			if !opts.Until.IsZero() {
-				// Leave dir as it was: another try (a later --until)
-				// needs it empty.
-				if created {
-					os.RemoveAll(dir)
-				} else {
-					removeContents(dir)
-				}
-				return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery until %s (the backup was made %s, its newest part %s; the time must come after a checkpoint in the backup's log files: every increment writes one, a server one every --checkpoint-interval): %w",
-					dir, opts.Until.Format(time.RFC3339), m.Created.Format(time.RFC3339), res.Through.Format(time.RFC3339), err)
-			}
-			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
-		}
-		r.Log(opts.logger())
-		res.Recovery = r
 	}
 	res.Duration = time.Since(start)
 	opts.logger().Info("recovery: restored", "from", in, "dir", dir, "backend", m.Backend,
 		"files", len(m.Files), "bytes", m.Size(), "backup_created", m.Created, "duration", res.Duration)
 	return res, nil
+}
+
+// verifyForRestore checks every file of the backup in (a backup directory
+// with its increments when isDir, else a stream file) and returns its
+// manifest and the function that writes the verified files into dir; it
+// sets res.Increments and res.Through.
+func verifyForRestore(ctx context.Context, in, dir string, isDir bool, res *RestoreResult, opts Options) (*Manifest, func() error, error) {
+	if isDir {
+		links, err := verifyChain(ctx, in, opts)
+		if err != nil {
+			return nil, nil, err
+		}
+		files := latestFiles(links)
+		res.Increments = len(links) - 1
+		res.Through = links[len(links)-1].m.Created
+		write := func() error { return extractFiles(ctx, in, dir, files, opts) }
+		return chainManifest(links, files), write, nil
+	}
+	m, err := walkStream(ctx, in, "", nil, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	write := func() error {
+		_, err := walkStream(ctx, in, dir, m, opts)
+		return err
+	}
+	res.Through = m.Created
+	return m, write, nil
+}
+
+// undoRestore empties dir after a failed restore, removing it if Restore
+// created it, so that another try finds it as it was.
+func undoRestore(dir string, created bool) {
+	if created {
+		os.RemoveAll(dir)
+	} else {
+		removeContents(dir)
+	}
+}
+
+// recoverRestored runs catastrophic recovery on the Berkeley DB files
+// restored into dir, bounded by opts.Until if set, and logs its report.
+func recoverRestored(ctx context.Context, dir string, created bool, res *RestoreResult, opts RestoreOptions) (*Report, error) {
+	var r *Report
+	var err error
+	if opts.Until.IsZero() {
+		r, err = recoverBDB(ctx, dir, true, false, opts.Options)
+	} else {
+		r, err = recoverBDBUntil(ctx, dir, true, false, opts.Until, opts.Options)
+	}
+	if err != nil {
+		if !opts.Until.IsZero() {
+			// Leave dir as it was: another try (a later --until)
+			// needs it empty.
+			undoRestore(dir, created)
+			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery until %s (the backup was made %s, its newest part %s; the time must come after a checkpoint in the backup's log files: every increment writes one, a server one every --checkpoint-interval): %w",
+				dir, opts.Until.Format(time.RFC3339), res.Manifest.Created.Format(time.RFC3339), res.Through.Format(time.RFC3339), err)
+		}
+		return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
+	}
+	r.Log(opts.logger())
+	return r, nil
 }
 
 // extractFiles copies the verified files of a backup directory (the
@@ -186,9 +207,6 @@ func copyChecked(r io.Reader, dst string, f ManifestFile) error {
 // returns its manifest; otherwise it writes every file into dir, checking
 // it against want (the manifest of the verifying pass) again.
 func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Options) (*Manifest, error) {
-	bad := func(format string, args ...any) (*Manifest, error) {
-		return nil, fmt.Errorf("recovery: restore from %s: %s: %w", in, fmt.Sprintf(format, args...), ErrBadBackup)
-	}
 	f, err := os.Open(in)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
@@ -207,23 +225,9 @@ func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Option
 	cr := &countReader{r: f, prog: prog}
 	sr := stream.NewReader(cr)
 	tr := tar.NewReader(sr)
-	hdr, err := tr.Next()
+	m, err := readStreamManifest(tr, in, want)
 	if err != nil {
-		return bad("reading the first member: %v", err)
-	}
-	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg || hdr.Size > 16<<20 {
-		return bad("first member is %q, not %s", hdr.Name, ManifestName)
-	}
-	data, err := io.ReadAll(tr)
-	if err != nil {
-		return bad("reading %s: %v", ManifestName, err)
-	}
-	m, err := ParseManifest(data)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
-	}
-	if want != nil && !bytes.Equal(m.Marshal(), want.Marshal()) {
-		return bad("the manifest changed since it was verified")
+		return nil, err
 	}
 	seen := map[string]bool{}
 	for {
@@ -235,52 +239,100 @@ func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Option
 			break
 		}
 		if err != nil {
-			return bad("reading the archive after %d files: %v", len(seen), err)
+			return nil, badStream(in, "reading the archive after %d files: %v", len(seen), err)
 		}
-		mf := m.File(hdr.Name)
-		switch {
-		case hdr.Typeflag != tar.TypeReg:
-			return bad("member %q is not a regular file", hdr.Name)
-		case mf == nil:
-			return bad("member %q is not listed in the manifest", hdr.Name)
-		case seen[hdr.Name]:
-			return bad("member %q appears twice", hdr.Name)
-		case hdr.Size != mf.Size:
-			return bad("member %s has %d bytes, the manifest says %d", hdr.Name, hdr.Size, mf.Size)
-		}
-		seen[hdr.Name] = true
-		if dir == "" {
-			h := sha256.New()
-			if _, err := io.Copy(h, tr); err != nil {
-				return bad("reading member %s: %v", hdr.Name, err)
-			}
-			if sum := hex.EncodeToString(h.Sum(nil)); sum != mf.SHA256 {
-				return bad("member %s has SHA-256 %s, the manifest says %s", hdr.Name, sum, mf.SHA256)
-			}
-			continue
-		}
-		if err := copyChecked(tr, filepath.Join(dir, hdr.Name), *mf); err != nil {
-			if errors.Is(err, ErrBadBackup) {
-				return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
-			}
-			return nil, fmt.Errorf("recovery: restore from %s into %s: %w", in, dir, err)
+		if err := streamMember(tr, hdr, in, dir, m, seen); err != nil {
+			return nil, err
 		}
 	}
-	for _, mf := range m.Files {
-		if !seen[mf.Name] {
-			return bad("file %s of the manifest is missing from the archive", mf.Name)
-		}
-	}
-	// Read the stream to its end marker, which proves it complete; only
-	// tar padding (zeros) may follow the archive.
-	rest, err := io.ReadAll(sr)
-	if err != nil {
-		return bad("the compressed stream does not end properly: %v", err)
-	}
-	if len(bytes.Trim(rest, "\x00")) > 0 {
-		return bad("%d bytes of data after the end of the archive", len(rest))
+	if err := checkStreamEnd(sr, in, m, seen); err != nil {
+		return nil, err
 	}
 	return m, nil
+}
+
+// badStream is the error for a backup stream in that fails a check
+// (ErrBadBackup).
+func badStream(in, format string, args ...any) error {
+	return fmt.Errorf("recovery: restore from %s: %s: %w", in, fmt.Sprintf(format, args...), ErrBadBackup)
+}
+
+// readStreamManifest reads and parses the manifest, the first member of the
+// stream in, which must equal want unless want is nil.
+func readStreamManifest(tr *tar.Reader, in string, want *Manifest) (*Manifest, error) {
+	hdr, err := tr.Next()
+	if err != nil {
+		return nil, badStream(in, "reading the first member: %v", err)
+	}
+	if hdr.Name != ManifestName || hdr.Typeflag != tar.TypeReg || hdr.Size > 16<<20 {
+		return nil, badStream(in, "first member is %q, not %s", hdr.Name, ManifestName)
+	}
+	data, err := io.ReadAll(tr)
+	if err != nil {
+		return nil, badStream(in, "reading %s: %v", ManifestName, err)
+	}
+	m, err := ParseManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	if want != nil && !bytes.Equal(m.Marshal(), want.Marshal()) {
+		return nil, badStream(in, "the manifest changed since it was verified")
+	}
+	return m, nil
+}
+
+// streamMember checks the member hdr of the stream in against the manifest
+// m and the names seen so far (adding it), then checks its sum (dir == "")
+// or writes it into dir.
+func streamMember(tr *tar.Reader, hdr *tar.Header, in, dir string, m *Manifest, seen map[string]bool) error {
+	mf := m.File(hdr.Name)
+	switch {
+	case hdr.Typeflag != tar.TypeReg:
+		return badStream(in, "member %q is not a regular file", hdr.Name)
+	case mf == nil:
+		return badStream(in, "member %q is not listed in the manifest", hdr.Name)
+	case seen[hdr.Name]:
+		return badStream(in, "member %q appears twice", hdr.Name)
+	case hdr.Size != mf.Size:
+		return badStream(in, "member %s has %d bytes, the manifest says %d", hdr.Name, hdr.Size, mf.Size)
+	}
+	seen[hdr.Name] = true
+	if dir == "" {
+		h := sha256.New()
+		if _, err := io.Copy(h, tr); err != nil {
+			return badStream(in, "reading member %s: %v", hdr.Name, err)
+		}
+		if sum := hex.EncodeToString(h.Sum(nil)); sum != mf.SHA256 {
+			return badStream(in, "member %s has SHA-256 %s, the manifest says %s", hdr.Name, sum, mf.SHA256)
+		}
+		return nil
+	}
+	if err := copyChecked(tr, filepath.Join(dir, hdr.Name), *mf); err != nil {
+		if errors.Is(err, ErrBadBackup) {
+			return fmt.Errorf("recovery: restore from %s: %w", in, err)
+		}
+		return fmt.Errorf("recovery: restore from %s into %s: %w", in, dir, err)
+	}
+	return nil
+}
+
+// checkStreamEnd checks that every file of m was seen, then reads the
+// stream sr to its end marker, which proves it complete; only tar padding
+// (zeros) may follow the archive.
+func checkStreamEnd(sr io.Reader, in string, m *Manifest, seen map[string]bool) error {
+	for _, mf := range m.Files {
+		if !seen[mf.Name] {
+			return badStream(in, "file %s of the manifest is missing from the archive", mf.Name)
+		}
+	}
+	rest, err := io.ReadAll(sr)
+	if err != nil {
+		return badStream(in, "the compressed stream does not end properly: %v", err)
+	}
+	if len(bytes.Trim(rest, "\x00")) > 0 {
+		return badStream(in, "%d bytes of data after the end of the archive", len(rest))
+	}
+	return nil
 }
 
 // countReader reports bytes read to a progress reporter.
