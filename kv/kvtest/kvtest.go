@@ -1510,15 +1510,6 @@ func testBackend(t *testing.T, h *harness) {
 func testModel(t *testing.T, h *harness) {
 	s, dir := h.fresh(t)
 	r := rand.New(rand.NewPCG(42, 7))
-	alphabet := []byte{0x00, 0x01, 'a', 'b', 0x7f, 0xfe, 0xff}
-	randKey := func() []byte {
-		n := r.IntN(4)
-		k := make([]byte, n)
-		for i := range k {
-			k[i] = alphabet[r.IntN(len(alphabet))]
-		}
-		return k
-	}
 	buckets := []string{Objects, Garbage, Hashed}
 	committed := map[string]model{}
 	for _, b := range buckets {
@@ -1533,68 +1524,98 @@ func testModel(t *testing.T, h *harness) {
 			s = h.reopen(t, dir, false)
 		}
 		if r.IntN(5) == 0 {
-			rt := begin(t, s, false)
-			for _, b := range buckets {
-				checkAll(t, rt, b, committed[b])
-			}
-			rt.Abort()
+			checkModel(t, s, buckets, committed)
 			continue
 		}
-		cur := map[string]model{}
-		for _, b := range buckets {
-			cur[b] = committed[b].clone()
+		if cur, ok := modelTxn(t, s, r, n, buckets, committed); ok {
+			committed = cur
 		}
-		tx := begin(t, s, true)
-		// A cursor on Objects stays open across the txn's writes: each of
-		// its moves must reflect the txn's state at the time of the move.
-		pc := newPersistentCursor(t, tx, Objects)
-		ops := 1 + r.IntN(30)
-		for i := 0; i < ops; i++ {
-			b := buckets[r.IntN(len(buckets))]
-			k := randKey()
-			for j := r.IntN(3); j > 0; j-- {
-				pc.step(t, r, cur[Objects], randKey())
-			}
-			switch op := r.IntN(10); {
-			case op < 5:
-				v := fmt.Sprintf("v%d.%d", n, i)
-				mustPut(t, tx, b, k, []byte(v))
-				cur[b][string(k)] = v
-			case op < 8:
-				mustDel(t, tx, b, k)
-				delete(cur[b], string(k))
-			case op < 9:
-				want, ok := cur[b][string(k)]
-				if ok {
-					expectGet(t, tx, b, k, []byte(want))
-				} else {
-					expectGet(t, tx, b, k, nil)
-				}
-			default:
-				if ordered(b) {
-					randomWalk(t, r, tx, b, cur[b], randKey())
-				} else {
-					checkCursor(t, tx, b, cur[b])
-				}
-			}
-		}
-		pc.close()
-		if r.IntN(4) == 0 {
-			if err := tx.Abort(); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		for _, b := range buckets {
-			checkAll(t, tx, b, cur[b])
-		}
-		mustCommit(t, tx, kv.Durability(r.IntN(3)))
-		committed = cur
 	}
+	checkModel(t, s, buckets, committed)
+}
+
+// randModelKey returns a random key of 0 to 3 bytes from a small alphabet
+// with the edge bytes, so that keys collide and sort around prefixes.
+func randModelKey(r *rand.Rand) []byte {
+	alphabet := []byte{0x00, 0x01, 'a', 'b', 0x7f, 0xfe, 0xff}
+	k := make([]byte, r.IntN(4))
+	for i := range k {
+		k[i] = alphabet[r.IntN(len(alphabet))]
+	}
+	return k
+}
+
+// checkModel checks in a read transaction that each of buckets holds
+// exactly its model in committed.
+func checkModel(t *testing.T, s kv.Store, buckets []string, committed map[string]model) {
+	t.Helper()
 	rt := begin(t, s, false)
 	defer rt.Abort()
 	for _, b := range buckets {
 		checkAll(t, rt, b, committed[b])
+	}
+}
+
+// modelTxn runs the random write transaction number n over a copy of the
+// committed models of buckets, checking as it goes; it reports whether it
+// committed (and so the copy is the new committed state) or aborted.
+func modelTxn(t *testing.T, s kv.Store, r *rand.Rand, n int, buckets []string, committed map[string]model) (map[string]model, bool) {
+	t.Helper()
+	cur := map[string]model{}
+	for _, b := range buckets {
+		cur[b] = committed[b].clone()
+	}
+	tx := begin(t, s, true)
+	// A cursor on Objects stays open across the txn's writes: each of
+	// its moves must reflect the txn's state at the time of the move.
+	pc := newPersistentCursor(t, tx, Objects)
+	ops := 1 + r.IntN(30)
+	for i := 0; i < ops; i++ {
+		b := buckets[r.IntN(len(buckets))]
+		k := randModelKey(r)
+		for j := r.IntN(3); j > 0; j-- {
+			pc.step(t, r, cur[Objects], randModelKey(r))
+		}
+		modelOp(t, r, tx, b, k, fmt.Sprintf("v%d.%d", n, i), cur[b])
+	}
+	pc.close()
+	if r.IntN(4) == 0 {
+		if err := tx.Abort(); err != nil {
+			t.Fatal(err)
+		}
+		return nil, false
+	}
+	for _, b := range buckets {
+		checkAll(t, tx, b, cur[b])
+	}
+	mustCommit(t, tx, kv.Durability(r.IntN(3)))
+	return cur, true
+}
+
+// modelOp does one random operation on key k of bucket b in tx and in m,
+// b's model: a put of v, a delete, a get, or a cursor walk.
+func modelOp(t *testing.T, r *rand.Rand, tx kv.Txn, b string, k []byte, v string, m model) {
+	t.Helper()
+	switch op := r.IntN(10); {
+	case op < 5:
+		mustPut(t, tx, b, k, []byte(v))
+		m[string(k)] = v
+	case op < 8:
+		mustDel(t, tx, b, k)
+		delete(m, string(k))
+	case op < 9:
+		want, ok := m[string(k)]
+		if ok {
+			expectGet(t, tx, b, k, []byte(want))
+		} else {
+			expectGet(t, tx, b, k, nil)
+		}
+	default:
+		if ordered(b) {
+			randomWalk(t, r, tx, b, m, randModelKey(r))
+		} else {
+			checkCursor(t, tx, b, m)
+		}
 	}
 }
 
