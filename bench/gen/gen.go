@@ -57,7 +57,10 @@ type Spec struct {
 	Addr string // server address, as for Dial
 	// Mode is loads (one L of a picked oid per request), bulk (one B of
 	// Bulk picked oids), commits (one new Size-byte record per commit,
-	// oids allocated with M) or bigcommit (Records new records per commit).
+	// oids allocated with M), updates (one Size-byte update per commit of
+	// one of the connection's own Objects records, which it stores first;
+	// each connection writes only its own oids, so no commit conflicts)
+	// or bigcommit (Records new records per commit).
 	Mode     string
 	Conns    int                         // connections, one goroutine each
 	Warmup   time.Duration               // run but not counted before measuring
@@ -67,6 +70,15 @@ type Spec struct {
 	Records  int                         // records per commit (bigcommit)
 	Size     int                         // data bytes per committed record (commits, bigcommit)
 	MinOps   int64                       // measure at least this many requests (bounded by 2 min more)
+	Objects  int                         // records each connection updates (updates; default 16)
+	// UpdateOIDs, if not empty, are the existing records the updates mode
+	// rewrites instead of storing its own: connection i takes every
+	// Conns-th oid from index i. They must have no references (a leaf of
+	// a tree), as the update stores none.
+	UpdateOIDs []uint64
+	// Stop, if not nil, ends the measured time early when it is closed
+	// (e.g. when a collection the figure is taken during has finished).
+	Stop <-chan struct{}
 }
 
 // Result is what a run measured: counts over the measured time and the
@@ -153,6 +165,44 @@ func newStep(spec Spec) (func() step, error) {
 				oid := pool[0]
 				pool = pool[1:]
 				data = AppendFrame(data[:0], oid, spec.Size, nil)
+				st, err := c.Commit(data)
+				if err == nil && st != 'O' {
+					err = fmt.Errorf("commit status %q", st)
+				}
+				return 1, err
+			}
+		}, nil
+	case "updates":
+		if len(spec.UpdateOIDs) > 0 && len(spec.UpdateOIDs) < spec.Conns {
+			return nil, fmt.Errorf("updates run: %d oids to update for %d connections", len(spec.UpdateOIDs), spec.Conns)
+		}
+		objs := spec.Objects
+		if objs == 0 {
+			objs = 16
+		}
+		conn := 0
+		return func() step {
+			var own []uint64
+			for j := conn; j < len(spec.UpdateOIDs); j += spec.Conns {
+				own = append(own, spec.UpdateOIDs[j])
+			}
+			conn++
+			var data []byte
+			next := 0
+			return func(c *Conn, rng *rand.Rand) (int64, error) {
+				if own == nil {
+					oids, err := c.Alloc(objs)
+					if err != nil {
+						return 0, err
+					}
+					for _, oid := range oids {
+						data = AppendFrame(data, oid, spec.Size, nil)
+					}
+					own = oids
+				} else {
+					data = AppendFrame(data[:0], own[next], spec.Size, nil)
+					next = (next + 1) % len(own)
+				}
 				st, err := c.Commit(data)
 				if err == nil && st != 'O' {
 					err = fmt.Errorf("commit status %q", st)
@@ -258,7 +308,19 @@ func Measure(spec Spec) (Result, error) {
 	sleepUnless(spec.Warmup, done)
 	measuring.Store(true)
 	start := time.Now()
-	sleepUnless(spec.Duration, done)
+	if spec.Stop != nil {
+		stopOrDone := make(chan struct{})
+		go func() {
+			select {
+			case <-spec.Stop:
+			case <-done:
+			}
+			close(stopOrDone)
+		}()
+		sleepUnless(spec.Duration, stopOrDone)
+	} else {
+		sleepUnless(spec.Duration, done)
+	}
 	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.MinOps && time.Now().Before(end) && !stop.Load(); {
 		sleepUnless(5*time.Millisecond, done)
 	}
