@@ -72,9 +72,9 @@ type gcCandidate struct {
 	when []byte // int8 ms, kept for cascaded candidates
 }
 
-// collectBatch deletes up to max eligible candidates in one kv.NoSync
-// transaction (FORMAT.md §4 "The collector"). It is serialised with
-// commits by writeMu. It returns the number removed, the number of
+// collectBatch deletes up to max eligible candidates in kv.NoSync
+// transactions of gcLockChunk (FORMAT.md §4 "The collector"), each
+// serialised with commits by writeMu. It returns the number removed, the number of
 // eligible candidates found, and whether the scan covered the whole queue.
 func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (removedN, found int, wrapped bool, err error) {
 	if db.full.running.Load() {
@@ -102,15 +102,40 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		db.gcPos = nextPos
 		return 0, 0, wrapped, nil
 	}
+	// Delete in chunks, each its own transaction under writeMu, so that a
+	// commit waits for one chunk at most, not for the whole batch.
+	for i := 0; i < len(cands); i += gcLockChunk {
+		n, unpinned, err := db.collectChunk(ctx, cands[i:min(len(cands), i+gcLockChunk)], limit)
+		removedN += n
+		found += unpinned
+		if err != nil {
+			return removedN, found, wrapped, fmt.Errorf("engine: garbage collector: %w", err)
+		}
+	}
+	db.gcPos = nextPos
+	return removedN, found, wrapped, nil
+}
+
+// gcLockChunk is the most candidates one collector transaction deletes
+// while holding writeMu: commits wait for one chunk at most (at 1M objects
+// a 256-candidate batch under one hold raised commit p99 to 72–170 ms).
+const gcLockChunk = 32
+
+// collectChunk deletes the candidates of cands that are still garbage in
+// one kv.NoSync transaction under writeMu. It returns how many it removed
+// and how many were not pinned by a staged commit (the eligible ones).
+func (db *DB) collectChunk(ctx context.Context, cands []gcCandidate, limit int64) (int, int, error) {
 	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
 	db.delGate.Lock() // no Stage checks references while objects go
+	defer db.delGate.Unlock()
 	// A staged commit refers to a pinned candidate: it stays queued for a
 	// later batch (pins only grow under delGate, held now).
-	cands = slices.DeleteFunc(cands, func(c gcCandidate) bool { return db.isPinned(c.oid) })
+	cands = slices.DeleteFunc(slices.Clone(cands), func(c gcCandidate) bool { return db.isPinned(c.oid) })
 	var removed []uint64
 	var size uint64
 	var prog gcProgress
-	err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+	err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
 		removed = removed[:0]
 		var err error
 		size, err = db.getSize(tx)
@@ -144,20 +169,15 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 		db.reportRemoved(removed)
 		return nil
 	})
-	if err == nil {
-		db.rc.invalidate(removed...)
-		db.gcPos = nextPos
-		if len(removed) > 0 {
-			db.size.Store(size)
-			db.gcStats = prog
-		}
-	}
-	db.delGate.Unlock()
-	db.writeMu.Unlock()
 	if err != nil {
-		return 0, len(cands), wrapped, fmt.Errorf("engine: garbage collector: %w", err)
+		return 0, len(cands), err
 	}
-	return len(removed), len(cands), wrapped, nil
+	db.rc.invalidate(removed...)
+	if len(removed) > 0 {
+		db.size.Store(size)
+		db.gcStats = prog
+	}
+	return len(removed), len(cands), nil
 }
 
 // reportRemoved calls OnRemove with oids that the transaction in progress
