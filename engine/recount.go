@@ -64,7 +64,7 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 			sn.haveNext = true
 		}
 		var stored oidSet
-		indeg := make(map[uint64]uint32)
+		indeg := newDenseCounts(db.AllocCursor())
 		err := eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
 			oid := record.OID(k)
 			stored = append(stored, oid)
@@ -72,7 +72,7 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 			sn.maxOID = max(sn.maxOID, oid)
 			if r, perr := record.ParseFor(oid, v); perr == nil {
 				for _, ref := range r.RefSet() {
-					indeg[ref]++
+					indeg.add(ref)
 				}
 			}
 		})
@@ -81,39 +81,40 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 		}
 		db.hook("recount-scan") // tests: commit in the middle of the snapshot
 		stored.sort()
-		seen := make(map[uint64]struct{}, len(indeg))
 		err = eachEntry(ctx, tx, BucketRefcounts, func(k, v []byte) {
 			oid := record.OID(k)
-			seen[oid] = struct{}{}
+			want := indeg.take(oid) // what is left untaken has no entry
 			got, derr := decodeCount(oid, v)
-			if want := indeg[oid]; derr != nil || got != want || got == 0 {
+			if derr != nil || got != want || got == 0 {
 				sn.drift[oid] = int64(want) - int64(got)
 			}
 		})
 		if err != nil {
 			return err
 		}
-		for oid, n := range indeg {
-			if _, ok := seen[oid]; !ok {
-				sn.drift[oid] = int64(n)
+		indeg.each(func(oid uint64, n uint32) { sn.drift[oid] = int64(n) })
+		// Zero-count objects, then the queue: each entry either settles
+		// one or is wrong itself.
+		unqueued := map[uint64]struct{}{}
+		for _, oid := range stored {
+			if oid != record.RootOID && indeg.count(oid) == 0 {
+				if _, ok := sn.drift[oid]; !ok {
+					unqueued[oid] = struct{}{}
+				}
 			}
 		}
-		queued := make(map[uint64]struct{})
 		err = eachEntry(ctx, tx, BucketGarbage, func(k, v []byte) {
 			oid := record.OID(k)
-			queued[oid] = struct{}{}
-			if oid == record.RootOID || !stored.has(oid) || indeg[oid] > 0 || len(v) != 8 {
-				sn.queue[oid] = struct{}{}
+			if _, ok := unqueued[oid]; ok && len(v) == 8 {
+				delete(unqueued, oid)
+				return
 			}
+			sn.queue[oid] = struct{}{}
 		})
 		if err != nil {
 			return err
 		}
-		for _, oid := range stored {
-			if _, ok := queued[oid]; !ok && oid != record.RootOID && indeg[oid] == 0 {
-				sn.queue[oid] = struct{}{}
-			}
-		}
+		maps.Copy(sn.queue, unqueued)
 		return nil
 	})
 	if err != nil {
@@ -293,4 +294,62 @@ func requeue(tx kv.Txn, oid uint64, n uint32, now []byte) (bool, error) {
 		return true, tx.Delete(BucketGarbage, key)
 	}
 	return false, nil
+}
+
+// denseCounts counts references per oid in a slice indexed by oid below a
+// bound (oids are allocated densely from 0) and a map above it (dangling
+// references to oids never allocated): at 1M objects a map of in-degrees
+// cost the recount more CPU than its scan. take reads a count and marks it
+// taken, so that each reports the counts nobody took.
+type denseCounts struct {
+	n     []uint32
+	taken []uint64 // bitset
+	over  map[uint64]uint32
+	tover map[uint64]bool
+}
+
+func newDenseCounts(bound uint64) *denseCounts {
+	bound = min(bound, 1<<32) // beyond, the map (bounds memory at 16 GiB of oids)
+	return &denseCounts{n: make([]uint32, bound), taken: make([]uint64, (bound+63)/64),
+		over: map[uint64]uint32{}, tover: map[uint64]bool{}}
+}
+
+func (d *denseCounts) add(oid uint64) {
+	if oid < uint64(len(d.n)) {
+		d.n[oid]++
+		return
+	}
+	d.over[oid]++
+}
+
+// take returns the count of oid and marks it taken.
+func (d *denseCounts) take(oid uint64) uint32 {
+	if oid < uint64(len(d.n)) {
+		d.taken[oid/64] |= 1 << (oid % 64)
+		return d.n[oid]
+	}
+	d.tover[oid] = true
+	return d.over[oid]
+}
+
+// count returns the count of oid, taken or not.
+func (d *denseCounts) count(oid uint64) uint32 {
+	if oid < uint64(len(d.n)) {
+		return d.n[oid]
+	}
+	return d.over[oid]
+}
+
+// each calls fn with every non-zero count not taken.
+func (d *denseCounts) each(fn func(oid uint64, n uint32)) {
+	for oid, n := range d.n {
+		if n > 0 && d.taken[oid/64]&(1<<(oid%64)) == 0 {
+			fn(uint64(oid), n)
+		}
+	}
+	for oid, n := range d.over {
+		if !d.tover[oid] {
+			fn(oid, n)
+		}
+	}
 }
