@@ -26,7 +26,10 @@ import (
 // the current state under writeMu. Repairs go in small transactions, each
 // under writeMu, so no commit waits for more than one of them. The
 // reference-count collector is off until the full collection ends
-// (full.running), so nothing but commits changes objects meanwhile.
+// (full.running), so nothing but commits changes objects meanwhile. The
+// scan relies on read transactions being snapshots that take no locks
+// (both backends: LevelDB snapshots, DB_TXN_SNAPSHOT over DB_MULTIVERSION);
+// a locking backend would keep it correct but make commits wait for it.
 
 // recountChunk bounds the oids one repair transaction (one writeMu hold)
 // handles.
@@ -64,7 +67,10 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 			sn.haveNext = true
 		}
 		var stored oidSet
-		indeg := newDenseCounts(db.AllocCursor())
+		// Dense below the allocation cursor, but not far above the number
+		// of objects (a cursor raised far past sparse oids would cost
+		// memory for nothing): oids above go to the map.
+		indeg := newDenseCounts(min(db.AllocCursor(), 2*db.size.Load()+1<<16))
 		err := eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
 			oid := record.OID(k)
 			stored = append(stored, oid)
@@ -145,25 +151,65 @@ func eachEntry(ctx context.Context, tx kv.Txn, bucket string, fn func(k, v []byt
 }
 
 // recount is the last phase of a full collection (see above). It returns
-// the number of repairs written and the snapshot (for its objects and
-// maxOID). A snapshot without meta size cannot be corrected by difference:
-// then it falls back to the whole check under writeMu.
+// the number of repairs written, the number of objects and the highest
+// oid.
+//
+// A count stored too low (positive drift) is the one case a difference
+// cannot settle exactly: a commit dropping more references than the
+// stored count has clamps it at 0 (engine/commit.go addCount), so the
+// repaired count may stay above the in-degree (never below: nothing
+// reachable is put at risk). Another pass then sees a negative drift,
+// which is exact (a count above the in-degree is never clamped). So a
+// pass that repaired a positive drift is followed by another, up to
+// recountPasses; if one is still needed, or the snapshot has no meta size
+// (nothing to correct by difference), the whole check runs under writeMu
+// as it used to.
 func (db *DB) recount(ctx context.Context) (int, uint64, uint64, error) {
-	db.hook("recount-snapshot")
-	sn, err := db.recountSnapshot(ctx)
-	if err != nil {
-		return 0, 0, 0, err
-	}
-	db.hook("recount-scanned")
-	if !sn.haveSize {
-		db.writeMu.Lock()
-		rep, err := db.checkLocked(ctx, true, false)
-		db.writeMu.Unlock()
+	fixed := 0
+	for range recountPasses {
+		db.hook("recount-snapshot")
+		sn, err := db.recountSnapshot(ctx)
 		if err != nil {
-			return 0, 0, 0, err
+			return fixed, 0, 0, err
 		}
-		return rep.Repaired, uint64(rep.Objects), rep.MaxOID, nil
+		db.hook("recount-scanned")
+		if !sn.haveSize {
+			break
+		}
+		got, err := db.recountApply(ctx, sn)
+		fixed += got
+		if err != nil {
+			return fixed, 0, 0, err
+		}
+		if !hasPositive(sn.drift) {
+			return fixed, sn.objects, sn.maxOID, nil
+		}
 	}
+	db.writeMu.Lock()
+	rep, err := db.checkLocked(ctx, true, false)
+	db.writeMu.Unlock()
+	if err != nil {
+		return fixed, 0, 0, err
+	}
+	return fixed + rep.Repaired, uint64(rep.Objects), rep.MaxOID, nil
+}
+
+// hasPositive reports whether some count was stored too low.
+func hasPositive(drift map[uint64]int64) bool {
+	for _, d := range drift {
+		if d > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// recountPasses bounds the snapshot passes of one recount (see recount).
+const recountPasses = 3
+
+// recountApply writes the repairs of one snapshot in transactions of
+// recountChunk oids and returns how many it wrote.
+func (db *DB) recountApply(ctx context.Context, sn *recountSnap) (int, error) {
 	oids := slices.Sorted(maps.Keys(sn.drift))
 	for oid := range sn.queue {
 		if _, ok := sn.drift[oid]; !ok {
@@ -175,12 +221,12 @@ func (db *DB) recount(ctx context.Context) (int, uint64, uint64, error) {
 		n := min(recountChunk, len(oids))
 		got, err := db.recountRepair(ctx, sn, oids[:n], first)
 		if err != nil {
-			return fixed, 0, 0, fmt.Errorf("engine: full collection: recount repair: %w", err)
+			return fixed, fmt.Errorf("engine: full collection: recount repair: %w", err)
 		}
 		fixed += got
 		oids = oids[n:]
 	}
-	return fixed, sn.objects, sn.maxOID, nil
+	return fixed, nil
 }
 
 // recountRepair applies the snapshot's drift to the current counts of
@@ -309,7 +355,6 @@ type denseCounts struct {
 }
 
 func newDenseCounts(bound uint64) *denseCounts {
-	bound = min(bound, 1<<32) // beyond, the map (bounds memory at 16 GiB of oids)
 	return &denseCounts{n: make([]uint32, bound), taken: make([]uint64, (bound+63)/64),
 		over: map[uint64]uint32{}, tover: map[uint64]bool{}}
 }

@@ -96,3 +96,29 @@ func TestFullRecountRacesCommits(t *testing.T) {
 		verifyInvariants(t, db)
 	})
 }
+
+// TestDenseCounts checks the recount's in-degree counter on both sides of
+// its dense bound: counts, take, and each reporting what was not taken.
+func TestDenseCounts(t *testing.T) {
+	d := newDenseCounts(10)
+	for _, oid := range []uint64{3, 3, 9, 10, 200, 200, 200} {
+		d.add(oid)
+	}
+	if n := d.take(3); n != 2 {
+		t.Errorf("take(3) = %d, want 2", n)
+	}
+	if n := d.take(200); n != 3 {
+		t.Errorf("take(200) = %d, want 3", n)
+	}
+	if n := d.take(4); n != 0 {
+		t.Errorf("take(4) = %d, want 0", n)
+	}
+	if d.count(3) != 2 || d.count(200) != 3 || d.count(9) != 1 {
+		t.Errorf("count: 3→%d 200→%d 9→%d", d.count(3), d.count(200), d.count(9))
+	}
+	left := map[uint64]uint32{}
+	d.each(func(oid uint64, n uint32) { left[oid] = n })
+	if len(left) != 2 || left[9] != 1 || left[10] != 1 {
+		t.Errorf("not taken: %v, want 9:1 and 10:1", left)
+	}
+}
