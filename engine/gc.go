@@ -122,10 +122,12 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 	return removedN, found, wrapped, nil
 }
 
-// gcYield paces the collector while clients commit: after a chunk that
-// held writeMu for d, it waits d (at most gcMaxYield) if a commit was
-// applied in the last gcBusyWindow, so that commits get writeMu at least
-// half the time. Go's mutex lets the unlocking goroutine take the lock
+// gcYield paces the collectors while clients commit: after a chunk of
+// work that took d (a collector chunk under writeMu; a batch of marking or
+// of the recount's scan, which take CPU from commits on a small machine),
+// it waits d (at most gcMaxYield) if a commit was applied in the last
+// gcBusyWindow, so that commits get writeMu and the CPU at least half the
+// time. Go's mutex lets the unlocking goroutine take the lock
 // again before a woken waiter runs; without the pause a collector running
 // flat out left commits ~500/s at 8 connections. Without recent commits it
 // does not wait.

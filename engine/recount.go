@@ -71,7 +71,7 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 		// of objects (a cursor raised far past sparse oids would cost
 		// memory for nothing): oids above go to the map.
 		indeg := newDenseCounts(min(db.AllocCursor(), 2*db.size.Load()+1<<16))
-		err := eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
+		err := db.eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
 			oid := record.OID(k)
 			stored = append(stored, oid)
 			sn.objects++
@@ -87,7 +87,7 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 		}
 		db.hook("recount-scan") // tests: commit in the middle of the snapshot
 		stored.sort()
-		err = eachEntry(ctx, tx, BucketRefcounts, func(k, v []byte) {
+		err = db.eachEntry(ctx, tx, BucketRefcounts, func(k, v []byte) {
 			oid := record.OID(k)
 			want := indeg.take(oid) // what is left untaken has no entry
 			got, derr := decodeCount(oid, v)
@@ -109,7 +109,7 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 				}
 			}
 		}
-		err = eachEntry(ctx, tx, BucketGarbage, func(k, v []byte) {
+		err = db.eachEntry(ctx, tx, BucketGarbage, func(k, v []byte) {
 			oid := record.OID(k)
 			if _, ok := unqueued[oid]; ok && len(v) == 8 {
 				delete(unqueued, oid)
@@ -131,16 +131,23 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 
 // eachEntry calls fn with every entry of bucket whose key is an oid, in
 // tx. Other keys are left to Check.
-func eachEntry(ctx context.Context, tx kv.Txn, bucket string, fn func(k, v []byte)) error {
+// Every 4096 entries it yields the CPU while commits come (gcYield), as
+// long as those entries took.
+func (db *DB) eachEntry(ctx context.Context, tx kv.Txn, bucket string, fn func(k, v []byte)) error {
 	c, err := tx.Cursor(bucket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	t0 := time.Now()
 	for ok, i := c.First(), 0; ok; ok, i = c.Next(), i+1 {
 		if i%4096 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
+			}
+			if i > 0 {
+				db.gcYield(ctx, time.Since(t0))
+				t0 = time.Now()
 			}
 		}
 		if k := c.Key(); len(k) == 8 {
