@@ -213,8 +213,23 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 		}
 		st.Removed += len(removed) // reported to OnRemove before their commit
 	}
-	// Recount survivors: a snapshot scan while commits go on, then
-	// repairs by difference in short transactions (recount.go).
+	if err := db.finishFull(ctx, &st); err != nil {
+		return st, err
+	}
+	f.mu.Lock()
+	st.Marked = len(f.marked)
+	f.mu.Unlock()
+	st.Duration = time.Since(start)
+	return st, nil
+}
+
+// finishFull ends a full collection after its sweep: the barrier goes
+// off, the survivors' counts are recounted (a snapshot scan while commits
+// go on, then repairs by difference in short transactions: recount.go),
+// the collection is counted in meta gc and the allocation cursor raised
+// above every stored oid.
+func (db *DB) finishFull(ctx context.Context, st *CollectStats) error {
+	f := &db.full
 	db.hook("recount")
 	db.writeMu.Lock()
 	f.mu.Lock()
@@ -223,22 +238,18 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 	db.writeMu.Unlock()
 	fixed, objects, maxOID, err := db.recount(ctx)
 	if err != nil {
-		return st, err
+		return err
 	}
 	st.Fixed = fixed
 	if err := db.noteFullDone(ctx, st.Removed); err != nil {
-		return st, err
+		return err
 	}
 	if objects > 0 && maxOID+1 > db.AllocCursor() {
 		if err := db.raiseCursor(maxOID + 1); err != nil {
-			return st, err
+			return err
 		}
 	}
-	f.mu.Lock()
-	st.Marked = len(f.marked)
-	f.mu.Unlock()
-	st.Duration = time.Since(start)
-	return st, nil
+	return nil
 }
 
 // noteFullDone counts a finished full collection and the objects it

@@ -173,43 +173,7 @@ func newStep(spec Spec) (func() step, error) {
 			}
 		}, nil
 	case "updates":
-		if len(spec.UpdateOIDs) > 0 && len(spec.UpdateOIDs) < spec.Conns {
-			return nil, fmt.Errorf("updates run: %d oids to update for %d connections", len(spec.UpdateOIDs), spec.Conns)
-		}
-		objs := spec.Objects
-		if objs == 0 {
-			objs = 16
-		}
-		conn := 0
-		return func() step {
-			var own []uint64
-			for j := conn; j < len(spec.UpdateOIDs); j += spec.Conns {
-				own = append(own, spec.UpdateOIDs[j])
-			}
-			conn++
-			var data []byte
-			next := 0
-			return func(c *Conn, rng *rand.Rand) (int64, error) {
-				if own == nil {
-					oids, err := c.Alloc(objs)
-					if err != nil {
-						return 0, err
-					}
-					for _, oid := range oids {
-						data = AppendFrame(data, oid, spec.Size, nil)
-					}
-					own = oids
-				} else {
-					data = AppendFrame(data[:0], own[next], spec.Size, nil)
-					next = (next + 1) % len(own)
-				}
-				st, err := c.Commit(data)
-				if err == nil && st != 'O' {
-					err = fmt.Errorf("commit status %q", st)
-				}
-				return 1, err
-			}
-		}, nil
+		return updatesStep(spec)
 	case "bigcommit":
 		if spec.Records < 1 {
 			return nil, fmt.Errorf("bigcommit run: %d records per commit", spec.Records)
@@ -234,6 +198,48 @@ func newStep(spec Spec) (func() step, error) {
 		}, nil
 	}
 	return nil, fmt.Errorf("unknown mode %q", spec.Mode)
+}
+
+// updatesStep is newStep's updates mode: each connection rewrites its own
+// records in turn (spec.UpdateOIDs, or spec.Objects it stores first).
+func updatesStep(spec Spec) (func() step, error) {
+	if len(spec.UpdateOIDs) > 0 && len(spec.UpdateOIDs) < spec.Conns {
+		return nil, fmt.Errorf("updates run: %d oids to update for %d connections", len(spec.UpdateOIDs), spec.Conns)
+	}
+	objs := spec.Objects
+	if objs == 0 {
+		objs = 16
+	}
+	conn := 0
+	return func() step {
+		var own []uint64
+		for j := conn; j < len(spec.UpdateOIDs); j += spec.Conns {
+			own = append(own, spec.UpdateOIDs[j])
+		}
+		conn++
+		var data []byte
+		next := 0
+		return func(c *Conn, rng *rand.Rand) (int64, error) {
+			if own == nil {
+				oids, err := c.Alloc(objs)
+				if err != nil {
+					return 0, err
+				}
+				for _, oid := range oids {
+					data = AppendFrame(data, oid, spec.Size, nil)
+				}
+				own = oids
+			} else {
+				data = AppendFrame(data[:0], own[next], spec.Size, nil)
+				next = (next + 1) % len(own)
+			}
+			st, err := c.Commit(data)
+			if err == nil && st != 'O' {
+				err = fmt.Errorf("commit status %q", st)
+			}
+			return 1, err
+		}
+	}, nil
 }
 
 // Measure runs spec: spec.Conns connections loop on their request, the
@@ -308,19 +314,7 @@ func Measure(spec Spec) (Result, error) {
 	sleepUnless(spec.Warmup, done)
 	measuring.Store(true)
 	start := time.Now()
-	if spec.Stop != nil {
-		stopOrDone := make(chan struct{})
-		go func() {
-			select {
-			case <-spec.Stop:
-			case <-done:
-			}
-			close(stopOrDone)
-		}()
-		sleepUnless(spec.Duration, stopOrDone)
-	} else {
-		sleepUnless(spec.Duration, done)
-	}
+	sleepUnless(spec.Duration, orStop(done, spec.Stop))
 	for end := time.Now().Add(2 * time.Minute); counted.Load() < spec.MinOps && time.Now().Before(end) && !stop.Load(); {
 		sleepUnless(5*time.Millisecond, done)
 	}
@@ -347,6 +341,23 @@ func Measure(spec Spec) (Result, error) {
 	res.P99 = lat[min(len(lat)-1, len(lat)*99/100)]
 	res.Max = lat[len(lat)-1]
 	return res, nil
+}
+
+// orStop returns a channel closed when done or stop (if not nil) is
+// closed.
+func orStop(done <-chan struct{}, stop <-chan struct{}) <-chan struct{} {
+	if stop == nil {
+		return done
+	}
+	c := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+		case <-done:
+		}
+		close(c)
+	}()
+	return c
 }
 
 // sleepUnless sleeps for d or until done is closed.

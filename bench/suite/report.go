@@ -74,16 +74,7 @@ func newResults(s *suite) *results {
 			"commits/s", false, both(), "raw libdb group commit (NOSYNC + shared log_flush)")
 	}
 	token := "trivial Go-map server with commit token"
-	for _, c := range s.commitConns {
-		add(fmt.Sprintf("updates%d", c), fmt.Sprintf("update commits (%d B to an existing object), %d conn%s, durable (Durus: never fsyncs)", s.updateSize, c, plural(c)),
-			"commits/s", false, both(), token)
-	}
-	for _, kind := range []struct{ key, label string }{{"commits", "commits of 1 small record (new object)"}, {"updates", fmt.Sprintf("update commits (%d B)", s.updateSize)}} {
-		for _, c := range s.commitConns {
-			add(fmt.Sprintf("nosync_%s%d", kind.key, c), fmt.Sprintf("%s, %d conn%s, --durability nosync", kind.label, c, plural(c)),
-				"commits/s", false, append(pick(srv, s.backends), pick(ceil, []string{"ceiling"})...), token)
-		}
-	}
+	s.commitRows(add, both(), append(pick(srv, s.backends), pick(ceil, []string{"ceiling"})...), token)
 	for _, c := range s.commitConns {
 		add(fmt.Sprintf("rawsync%d", c), fmt.Sprintf("raw libdb, DB_TXN_SYNC per txn, %d thread%s", c, plural(c)),
 			"commits/s", false, pick(ceil, []string{"ceiling"}), "raw libdb DB_TXN_SYNC")
@@ -102,20 +93,7 @@ func newResults(s *suite) *results {
 		pick(s.sections["gc"], s.backends), "")
 	add("gc_freed", "  records the collector removed during that run (warm-up included)", "records", false,
 		pick(s.sections["gc"], s.backends), "")
-	stall := pick(s.sections["stall"], s.backends)
-	for _, ph := range []struct{ key, label string }{
-		{"stall_idle", "collector idle"},
-		{"stall_rc", fmt.Sprintf("reference-count collector removing %s garbage records", count(s.gcObjects/10))},
-		{"stall_full", "gc --full"},
-	} {
-		for _, p := range []string{"p50", "p99", "max"} {
-			add(ph.key+"_"+p, fmt.Sprintf("update commit latency %s, 8 conns, durable, %s-object database, %s", p, count(s.gcObjects), ph.label),
-				"ms", true, stall, "")
-		}
-		if ph.key != "stall_idle" {
-			add(ph.key+"_secs", "  duration of that collection", "s", true, stall, "")
-		}
-	}
+	s.stallRows(add, pick(s.sections["stall"], s.backends))
 	for _, n := range s.datasets {
 		add(fmt.Sprintf("open_%d", n), fmt.Sprintf("open → first load, %s objects", count(n)), "s", true,
 			pick(s.sections["open"], servers), "")
@@ -131,6 +109,44 @@ func newResults(s *suite) *results {
 	add("migrate", fmt.Sprintf("migrate of a FileStorage (Shelf) of %s records", count(s.migrateCount)), "MB/s", false,
 		pick(s.sections["migrate"], append(append([]string(nil), s.backends...), "ceiling")), "raw libdb bulk load of the same records")
 	return r
+}
+
+// rowAdder declares a row (newResults's add).
+type rowAdder func(key, label, unit string, lower bool, need []string, ceiling string)
+
+// commitRows declares issue #18's commit rows: update commits (durable;
+// need both: the servers and the ceiling) and new-object and update
+// commits with --durability nosync (need nosync), each beside the trivial
+// server with its token.
+func (s *suite) commitRows(add rowAdder, both, nosync []string, token string) {
+	for _, c := range s.commitConns {
+		add(fmt.Sprintf("updates%d", c), fmt.Sprintf("update commits (%d B to an existing object), %d conn%s, durable (Durus: never fsyncs)", s.updateSize, c, plural(c)),
+			"commits/s", false, both, token)
+	}
+	for _, kind := range []struct{ key, label string }{{"commits", "commits of 1 small record (new object)"}, {"updates", fmt.Sprintf("update commits (%d B)", s.updateSize)}} {
+		for _, c := range s.commitConns {
+			add(fmt.Sprintf("nosync_%s%d", kind.key, c), fmt.Sprintf("%s, %d conn%s, --durability nosync", kind.label, c, plural(c)),
+				"commits/s", false, nosync, token)
+		}
+	}
+}
+
+// stallRows declares the commit latency rows during collection (need
+// stall: the backends, when the section runs).
+func (s *suite) stallRows(add rowAdder, stall []string) {
+	for _, ph := range []struct{ key, label string }{
+		{"stall_idle", "collector idle"},
+		{"stall_rc", fmt.Sprintf("reference-count collector removing %s garbage records", count(s.gcObjects/10))},
+		{"stall_full", "gc --full"},
+	} {
+		for _, p := range []string{"p50", "p99", "max"} {
+			add(ph.key+"_"+p, fmt.Sprintf("update commit latency %s, 8 conns, durable, %s-object database, %s", p, count(s.gcObjects), ph.label),
+				"ms", true, stall, "")
+		}
+		if ph.key != "stall_idle" {
+			add(ph.key+"_secs", "  duration of that collection", "s", true, stall, "")
+		}
+	}
 }
 
 func plural(n int) string {
