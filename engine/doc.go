@@ -34,11 +34,13 @@
 // repairs and oid reservations. Neither backend therefore ever sees two
 // writers (LevelDB has no writer isolation; Berkeley DB cannot deadlock
 // between our writers), at the price of collector batches waiting for
-// commits and the reverse; batches are small (Options.GC.Batch) so the
-// wait is short. Reads (Load, Scan, marking) use read transactions and
-// run concurrently; a Load of an oid a staged commit stores waits for
-// that commit's apply run. Lock order: allocMu, gcMu (collector batches)
-// before writeMu; the full graph is in pipeline.go.
+// commits and the reverse; a collector batch (Options.GC.Batch) is
+// deleted in transactions of 32 candidates, each its own writeMu hold,
+// pausing between them while commits come, so the wait is short. Reads
+// (Load, Scan, marking) use read transactions and run concurrently; a Load
+// of an oid a staged commit stores waits for that commit's apply run. Lock
+// order: allocMu, gcMu (collector batches) before writeMu; the full graph
+// is in pipeline.go.
 //
 // # Garbage
 //
@@ -55,8 +57,13 @@
 // Reference counting cannot reclaim cycles: FullCollect (Pack in the
 // background) marks from oid 0 while commits go on, with a write barrier
 // that marks whatever a commit stores or references, then sweeps unmarked
-// objects in small transactions and finally recomputes every count (a
-// Check with repair, which holds commits for one scan). Once the sweep has
+// objects in small transactions and finally recomputes every count: a
+// snapshot scan while commits go on, then repairs by difference (the
+// drift between in-degree and stored count at the snapshot, added to the
+// current count) in small transactions under writeMu (recount.go). While
+// commits come, that scan pauses between batches as long as a batch took,
+// as the collector does (gcYield): on a small machine it would otherwise
+// take the CPU the commits need. Once the sweep has
 // begun, a commit that references an object the mark did not reach is
 // refused with ErrDangling (part of what that object references may
 // already be gone); the client sees a conflict, as for any collected oid.

@@ -51,13 +51,13 @@ type CollectStats struct {
 }
 
 // barrier is the write barrier; the caller holds writeMu.
-func (f *fullState) barrier(crs []commitRec) {
+func (f *fullState) barrier(recs []commitRec) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if !f.active {
 		return
 	}
-	for _, c := range crs {
+	for _, c := range recs {
 		f.markLocked(c.oid, c.oid)
 		for _, r := range c.refs {
 			f.markLocked(r, c.oid)
@@ -213,39 +213,62 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 		}
 		st.Removed += len(removed) // reported to OnRemove before their commit
 	}
-	// Recount survivors (holds commits for one scan).
-	db.hook("recount")
-	db.writeMu.Lock()
-	f.mu.Lock()
-	f.active = false
-	f.mu.Unlock()
-	rep, err := db.checkLocked(ctx, true, false)
-	if err == nil {
-		st.Fixed = rep.Repaired
-		prog := db.gcStats
-		prog.Collections++
-		prog.Freed += uint64(st.Removed)
-		err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
-			return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
-		})
-		if err == nil {
-			db.gcStats = prog
-		}
-	}
-	db.writeMu.Unlock()
-	if err != nil {
-		return st, fmt.Errorf("engine: full collection: recount: %w", err)
-	}
-	if rep.Objects > 0 && rep.MaxOID+1 > db.AllocCursor() {
-		if err := db.raiseCursor(rep.MaxOID + 1); err != nil {
-			return st, err
-		}
+	if err := db.finishFull(ctx, &st); err != nil {
+		return st, err
 	}
 	f.mu.Lock()
 	st.Marked = len(f.marked)
 	f.mu.Unlock()
 	st.Duration = time.Since(start)
 	return st, nil
+}
+
+// finishFull ends a full collection after its sweep: the barrier goes
+// off, the survivors' counts are recounted (a snapshot scan while commits
+// go on, then repairs by difference in short transactions: recount.go),
+// the collection is counted in meta gc and the allocation cursor raised
+// above every stored oid.
+func (db *DB) finishFull(ctx context.Context, st *CollectStats) error {
+	f := &db.full
+	db.hook("recount")
+	db.writeMu.Lock()
+	f.mu.Lock()
+	f.active = false
+	f.mu.Unlock()
+	db.writeMu.Unlock()
+	fixed, objects, maxOID, err := db.fullRecount(ctx)
+	if err != nil {
+		return err
+	}
+	st.Fixed = fixed
+	if err := db.noteFullDone(ctx, st.Removed); err != nil {
+		return err
+	}
+	if objects > 0 && maxOID+1 > db.AllocCursor() {
+		if err := db.raiseCursor(maxOID + 1); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// noteFullDone counts a finished full collection and the objects it
+// removed in meta gc, synchronously: the write also makes the recount's
+// repairs (written without a sync) durable.
+func (db *DB) noteFullDone(ctx context.Context, removed int) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	prog := db.gcStats
+	prog.Collections++
+	prog.Freed += uint64(removed)
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
+	})
+	if err != nil {
+		return fmt.Errorf("engine: full collection: count it in meta gc: %w", err)
+	}
+	db.gcStats = prog
+	return nil
 }
 
 // drainGrey traverses grey oids until none is left, in read transactions

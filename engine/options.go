@@ -79,8 +79,10 @@ type Options struct {
 	// not block for long.
 	OnRemove func(oids []uint64)
 	// OnFullPhase, if set, is called by a full collection at "marked"
-	// (marking done, before the sweep), before each "sweep" batch and at
-	// "recount", without engine locks held; the collection waits for it.
+	// (marking done, before the sweep), before each "sweep" batch, at
+	// "recount", and inside the recount's snapshot at "recount-snapshot",
+	// "recount-scan" and "recount-scanned", without engine locks held; the
+	// collection waits for it.
 	// It lets a caller observe (and tests interleave commits with) the
 	// phases of a full collection.
 	OnFullPhase func(phase string)

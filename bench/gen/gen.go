@@ -95,7 +95,10 @@ type Spec struct {
 	Addr string // server address, as for Dial
 	// Mode is loads (one L of a picked oid per request), bulk (one B of
 	// Bulk picked oids), commits (one new Size-byte record per commit,
-	// oids allocated with M) or bigcommit (Records new records per commit).
+	// oids allocated with M), updates (one Size-byte update per commit of
+	// one of the connection's own Objects records, which it stores first;
+	// each connection writes only its own oids, so no commit conflicts)
+	// or bigcommit (Records new records per commit).
 	Mode     string
 	Conns    int                         // connections, one goroutine each
 	Warmup   time.Duration               // run but not counted before measuring
@@ -105,6 +108,15 @@ type Spec struct {
 	Records  int                         // records per commit (bigcommit)
 	Size     int                         // data bytes per committed record (commits, bigcommit)
 	MinOps   int64                       // measure at least this many requests (bounded by 2 min more)
+	Objects  int                         // records each connection updates (updates; default 16)
+	// UpdateOIDs, if not empty, are the existing records the updates mode
+	// rewrites instead of storing its own: connection i takes every
+	// Conns-th oid from index i. They must have no references (a leaf of
+	// a tree), as the update stores none.
+	UpdateOIDs []uint64
+	// Stop, if not nil, ends the measured time early when it is closed
+	// (e.g. when a collection the figure is taken during has finished).
+	Stop <-chan struct{}
 }
 
 // Result is what a run measured: counts over the measured time and the
@@ -146,6 +158,8 @@ func newStep(spec Spec) (func() step, error) {
 		return func() step { return bulkStep(spec) }, nil
 	case "commits":
 		return func() step { return commitStep(spec) }, nil
+	case "updates":
+		return updatesStep(spec)
 	case "bigcommit":
 		if spec.Records < 1 {
 			return nil, fmt.Errorf("bigcommit run: %d records per commit", spec.Records)
@@ -269,7 +283,7 @@ func Measure(spec Spec) (Result, error) {
 	sleepUnless(spec.Warmup, done)
 	r.measuring.Store(true)
 	start := time.Now()
-	sleepUnless(spec.Duration, done)
+	sleepUnless(spec.Duration, orStop(done, spec.Stop))
 	for end := time.Now().Add(2 * time.Minute); r.counted.Load() < spec.MinOps && time.Now().Before(end) && !r.stop.Load(); {
 		sleepUnless(5*time.Millisecond, done)
 	}
@@ -370,4 +384,63 @@ func PickFrom(oids []uint64) func(*rand.Rand) uint64 {
 // positive.
 func PickBelow(n uint64) func(*rand.Rand) uint64 {
 	return func(rng *rand.Rand) uint64 { return rng.Uint64N(n) }
+}
+
+// updatesStep is newStep's updates mode: each connection rewrites its own
+// records in turn (spec.UpdateOIDs, or spec.Objects it stores first).
+func updatesStep(spec Spec) (func() step, error) {
+	if len(spec.UpdateOIDs) > 0 && len(spec.UpdateOIDs) < spec.Conns {
+		return nil, fmt.Errorf("updates run: %d oids to update for %d connections", len(spec.UpdateOIDs), spec.Conns)
+	}
+	objs := spec.Objects
+	if objs == 0 {
+		objs = 16
+	}
+	conn := 0
+	return func() step {
+		var own []uint64
+		for j := conn; j < len(spec.UpdateOIDs); j += spec.Conns {
+			own = append(own, spec.UpdateOIDs[j])
+		}
+		conn++
+		var data []byte
+		next := 0
+		return func(c *wire.Conn, rng *rand.Rand) (int64, error) {
+			if own == nil {
+				oids, err := c.Alloc(objs)
+				if err != nil {
+					return 0, err
+				}
+				for _, oid := range oids {
+					data = AppendFrame(data, oid, spec.Size, nil)
+				}
+				own = oids
+			} else {
+				data = AppendFrame(data[:0], own[next], spec.Size, nil)
+				next = (next + 1) % len(own)
+			}
+			st, err := c.CommitData(data)
+			if err == nil && st != 'O' {
+				err = fmt.Errorf("commit status %q", st)
+			}
+			return 1, err
+		}
+	}, nil
+}
+
+// orStop returns a channel closed when done or stop (if not nil) is
+// closed.
+func orStop(done <-chan struct{}, stop <-chan struct{}) <-chan struct{} {
+	if stop == nil {
+		return done
+	}
+	c := make(chan struct{})
+	go func() {
+		select {
+		case <-stop:
+		case <-done:
+		}
+		close(c)
+	}()
+	return c
 }

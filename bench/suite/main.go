@@ -14,15 +14,17 @@
 //	BENCH_SCALE     full (default), short or smoke
 //	BENCH_DURATION  measured time per figure (default 5s full, 1s short, 0.5s smoke)
 //	BENCH_CACHE     cache of generated databases (default ~/.cache/durusbdb-bench)
-//	BENCH_SECTIONS  comma list of ceil,servers,gc,open,migrate (default all)
+//	BENCH_SECTIONS  comma list of ceil,servers,gc,stall,open,migrate (default all)
 //	BENCH_PROFILE   1: run the bdb server under bench/suite/profserve and
 //	                write CPU profiles and their top functions to the work dir
 //
-// and binaries from flags. Every server process is ended on every exit
+// and binaries and the size of the collector-stall database (-gc-objects)
+// from flags. Every server process is ended on every exit
 // path; their ids are kept in -pidfile for the calling script's trap.
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -62,7 +64,9 @@ type suite struct {
 	migrateCount     uint64   // records of the migrate source file
 	bigRecords       int      // records of the big commit
 	commitConns      []int
-	cacheSize        int64 // the servers' configured cache (bytes)
+	updateSize       int    // data bytes of an update commit
+	gcObjects        uint64 // objects of the database the stall figures collect
+	cacheSize        int64  // the servers' configured cache (bytes)
 
 	ps      *procs
 	res     *results
@@ -83,6 +87,7 @@ func main() {
 	flag.StringVar(&s.work, "work", "", "work directory (databases, logs)")
 	flag.StringVar(&s.out, "out", "docs", "directory for PERFORMANCE.md and performance.png")
 	flag.StringVar(&pidFile, "pidfile", "", "keep the ids of running servers in this file")
+	flag.Uint64Var(&s.gcObjects, "gc-objects", 0, "objects of the database the commit-latency-during-collection figures use (0: by scale, 1M full, 100k short, 2k smoke)")
 	flag.BoolVar(&s.check, "check", false, "exit 1 unless every expected figure was produced (smoke test)")
 	flag.Parse()
 	if err := s.configure(); err != nil {
@@ -134,18 +139,21 @@ func (s *suite) applyScale() (time.Duration, error) {
 		s.datasets = []uint64{100_000, 1_000_000, 10_000_000}
 		s.migrateCount = 1_000_000 // about 1 GB
 		s.bigRecords = 10000
+		s.gcObjects = cmp.Or(s.gcObjects, 1_000_000)
 	case "short":
 		def, s.warm = time.Second, 300*time.Millisecond
 		s.objs100, s.objs10k = 5000, 1000
 		s.datasets = []uint64{10_000, 100_000}
 		s.migrateCount = 50_000
 		s.bigRecords = 10000
+		s.gcObjects = cmp.Or(s.gcObjects, 100_000)
 	case "smoke":
 		def, s.warm = 500*time.Millisecond, 100*time.Millisecond
 		s.objs100, s.objs10k = 1000, 200
 		s.datasets = []uint64{1000}
 		s.migrateCount = 2000
 		s.bigRecords = 10000
+		s.gcObjects = cmp.Or(s.gcObjects, 2000)
 	default:
 		return 0, fmt.Errorf("BENCH_SCALE=%q: want full, short or smoke", s.scale)
 	}
@@ -157,11 +165,11 @@ func (s *suite) parseSections() error {
 	s.sections = map[string]bool{}
 	secs := os.Getenv("BENCH_SECTIONS")
 	if secs == "" {
-		secs = "ceil,servers,gc,open,migrate"
+		secs = "ceil,servers,gc,stall,open,migrate"
 	}
 	for _, x := range strings.Split(secs, ",") {
 		switch x = strings.TrimSpace(x); x {
-		case "ceil", "servers", "gc", "open", "migrate":
+		case "ceil", "servers", "gc", "stall", "open", "migrate":
 			s.sections[x] = true
 		case "":
 		default:
@@ -185,6 +193,7 @@ func (s *suite) configure() error {
 		return err
 	}
 	s.commitConns = []int{1, 8, 32}
+	s.updateSize = 200
 	s.cacheSize = 64 << 20
 	s.cache = os.Getenv("BENCH_CACHE")
 	if s.cache == "" {
@@ -243,7 +252,14 @@ func (s *suite) logPath(name string) string {
 
 // prepare builds the generated databases and the migrate source first,
 // so that building them never overlaps a measurement.
-func (s *suite) prepare() (sets []*dataset, migSrc string) {
+func (s *suite) prepare() (sets []*dataset, migSrc string, stallSet *dataset) {
+	if s.sections["stall"] {
+		s.logf("data set of %d objects (commit latency during collection)", s.gcObjects)
+		var err error
+		if stallSet, err = s.buildDataset(s.gcObjects); err != nil {
+			s.fail(fmt.Sprintf("data set %d", s.gcObjects), err)
+		}
+	}
 	if s.sections["open"] {
 		for _, n := range s.datasets {
 			s.logf("data set of %d objects", n)
@@ -263,7 +279,7 @@ func (s *suite) prepare() (sets []*dataset, migSrc string) {
 			migSrc = ""
 		}
 	}
-	return sets, migSrc
+	return sets, migSrc, stallSet
 }
 
 // finish prints and writes the report and, with -check, fails on a
@@ -309,7 +325,7 @@ func (s *suite) run() error {
 	s.logf("scale %s, %v per figure, work %s, cache %s", s.scale, s.dur, s.work, s.cache)
 	start := time.Now()
 
-	sets, migSrc := s.prepare()
+	sets, migSrc, stallSet := s.prepare()
 	s.machine.loadBefore = loadAvg()
 
 	if s.sections["ceil"] {
@@ -319,6 +335,9 @@ func (s *suite) run() error {
 		for _, col := range s.serverCols() {
 			s.serverFigures(col)
 		}
+		for _, col := range s.backends {
+			s.nosyncFigures(col)
+		}
 		if s.sections["ceil"] {
 			s.pairedLoads()
 		}
@@ -326,6 +345,11 @@ func (s *suite) run() error {
 	if s.sections["gc"] {
 		for _, b := range s.backends {
 			s.gcFigures(b)
+		}
+	}
+	if s.sections["stall"] && stallSet != nil {
+		for _, b := range s.backends {
+			s.stallFigures(b, stallSet)
 		}
 	}
 	if s.sections["open"] {
@@ -396,7 +420,15 @@ func (s *suite) startServer(col, path, label string, fresh bool, extra ...string
 			}
 			break
 		}
-		argv = []string{s.durusbdb, "serve", "--dir", path, "--backend", col, "--durability", "sync",
+		durability := "sync"
+		extra = slices.DeleteFunc(slices.Clone(extra), func(e string) bool {
+			v, ok := strings.CutPrefix(e, "--durability=")
+			if ok {
+				durability = v
+			}
+			return ok
+		})
+		argv = []string{s.durusbdb, "serve", "--dir", path, "--backend", col, "--durability", durability,
 			"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--logginglevel", "30",
 			"--cache-size", strconv.FormatInt(s.cacheSize, 10)}
 		if fresh {
@@ -511,6 +543,12 @@ func (s *suite) ceilings() {
 				spec := gen.Spec{Addr: addr, Mode: "commits", Conns: conns, Size: 100}
 				if r, ok := s.fig(spec, fmt.Sprintf("trivial commits %d conns", conns)); ok {
 					s.res.setMax(fmt.Sprintf("proto%d", conns), "ceiling", r.OpsPerSec())
+					s.res.setMax(fmt.Sprintf("nosync_commits%d", conns), "ceiling", r.OpsPerSec())
+				}
+				spec = gen.Spec{Addr: addr, Mode: "updates", Conns: conns, Size: s.updateSize}
+				if r, ok := s.fig(spec, fmt.Sprintf("trivial updates %d conns", conns)); ok {
+					s.res.setMax(fmt.Sprintf("updates%d", conns), "ceiling", r.OpsPerSec())
+					s.res.setMax(fmt.Sprintf("nosync_updates%d", conns), "ceiling", r.OpsPerSec())
 				}
 			}
 		}
@@ -601,12 +639,8 @@ func (s *suite) serverFigures(col string) {
 		col+" bulk B100 8 conns"); ok {
 		s.res.set("bulk", col, r.UnitsPerSec())
 	}
-	for _, conns := range s.commitConns {
-		if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "commits", Conns: conns, Size: 100},
-			fmt.Sprintf("%s commits %d conns", col, conns)); ok {
-			s.res.set(fmt.Sprintf("commits%d", conns), col, r.OpsPerSec())
-		}
-	}
+	s.commitFigures(srv, "")
+
 	if r, ok := s.fig(gen.Spec{Addr: srv.addr, Mode: "bigcommit", Conns: 1, Records: s.bigRecords, Size: 100, MinOps: 3},
 		fmt.Sprintf("%s commit of %d records", col, s.bigRecords)); ok {
 		s.res.set("bigcommit", col, r.UnitsPerSec())

@@ -73,13 +73,15 @@ func newResults(s *suite) *results {
 		add(fmt.Sprintf("commits%d", c), fmt.Sprintf("commits of 1 small record, %d conn%s, durable (Durus: never fsyncs)", c, plural(c)),
 			"commits/s", false, both(), "raw libdb group commit (NOSYNC + shared log_flush)")
 	}
+	token := "trivial Go-map server with commit token"
+	s.commitRows(add, both(), append(pick(srv, s.backends), pick(ceil, []string{"ceiling"})...), token)
 	for _, c := range s.commitConns {
 		add(fmt.Sprintf("rawsync%d", c), fmt.Sprintf("raw libdb, DB_TXN_SYNC per txn, %d thread%s", c, plural(c)),
 			"commits/s", false, pick(ceil, []string{"ceiling"}), "raw libdb DB_TXN_SYNC")
 	}
 	for _, c := range s.commitConns {
 		add(fmt.Sprintf("proto%d", c), fmt.Sprintf("commits through the trivial server, %d conn%s (token phase 1→2, no storage)", c, plural(c)),
-			"commits/s", false, pick(ceil, []string{"ceiling"}), "trivial Go-map server with commit token")
+			"commits/s", false, pick(ceil, []string{"ceiling"}), token)
 	}
 	add("fsync", "raw pwrite 4 KiB + fdatasync loop", "syncs/s", false, pick(ceil, []string{"ceiling"}), "disk")
 	add("bigcommit", fmt.Sprintf("commit of %s records in one transaction", count(uint64(s.bigRecords))), "records/s", false,
@@ -91,6 +93,7 @@ func newResults(s *suite) *results {
 		pick(s.sections["gc"], s.backends), "")
 	add("gc_freed", "  records the collector removed during that run (warm-up included)", "records", false,
 		pick(s.sections["gc"], s.backends), "")
+	s.stallRows(add, pick(s.sections["stall"], s.backends))
 	for _, n := range s.datasets {
 		add(fmt.Sprintf("open_%d", n), fmt.Sprintf("open → first load, %s objects", count(n)), "s", true,
 			pick(s.sections["open"], servers), "")
@@ -106,6 +109,44 @@ func newResults(s *suite) *results {
 	add("migrate", fmt.Sprintf("migrate of a FileStorage (Shelf) of %s records", count(s.migrateCount)), "MB/s", false,
 		pick(s.sections["migrate"], append(append([]string(nil), s.backends...), "ceiling")), "raw libdb bulk load of the same records")
 	return r
+}
+
+// rowAdder declares a row (newResults's add).
+type rowAdder func(key, label, unit string, lower bool, need []string, ceiling string)
+
+// commitRows declares issue #18's commit rows: update commits (durable;
+// need both: the servers and the ceiling) and new-object and update
+// commits with --durability nosync (need nosync), each beside the trivial
+// server with its token.
+func (s *suite) commitRows(add rowAdder, both, nosync []string, token string) {
+	for _, c := range s.commitConns {
+		add(fmt.Sprintf("updates%d", c), fmt.Sprintf("update commits (%d B to an existing object), %d conn%s, durable (Durus: never fsyncs)", s.updateSize, c, plural(c)),
+			"commits/s", false, both, token)
+	}
+	for _, kind := range []struct{ key, label string }{{"commits", "commits of 1 small record (new object)"}, {"updates", fmt.Sprintf("update commits (%d B)", s.updateSize)}} {
+		for _, c := range s.commitConns {
+			add(fmt.Sprintf("nosync_%s%d", kind.key, c), fmt.Sprintf("%s, %d conn%s, --durability nosync", kind.label, c, plural(c)),
+				"commits/s", false, nosync, token)
+		}
+	}
+}
+
+// stallRows declares the commit latency rows during collection (need
+// stall: the backends, when the section runs).
+func (s *suite) stallRows(add rowAdder, stall []string) {
+	for _, ph := range []struct{ key, label string }{
+		{"stall_idle", "collector idle"},
+		{"stall_rc", fmt.Sprintf("reference-count collector removing %s garbage records", count(s.gcObjects/10))},
+		{"stall_full", "gc --full"},
+	} {
+		for _, p := range []string{"p50", "p99", "max"} {
+			add(ph.key+"_"+p, fmt.Sprintf("update commit latency %s, 8 conns, durable, %s-object database, %s", p, count(s.gcObjects), ph.label),
+				"ms", true, stall, "")
+		}
+		if ph.key != "stall_idle" {
+			add(ph.key+"_secs", "  duration of that collection", "s", true, stall, "")
+		}
+	}
 }
 
 func plural(n int) string {
@@ -175,7 +216,7 @@ func format(v float64, unit string) string {
 		return fmt.Sprintf("%.1f", v)
 	case "MiB", "MB/s":
 		return fmt.Sprintf("%.1f", v)
-	case "ratio":
+	case "ratio", "ms":
 		return fmt.Sprintf("%.2f", v)
 	}
 	return thousands(int64(math.Round(v)))
@@ -250,6 +291,14 @@ func (s *suite) report() report {
 	return report{table: t.String(), targets: s.targets(), machine: s.machine.describe(s)}
 }
 
+// verdict is one cell of the targets table: the figure, whether the
+// target is met, whether it was measured at all.
+type verdict struct {
+	fig   string
+	ok    bool
+	known bool
+}
+
 // targets renders the verdict on each performance target, for each
 // durusbdb backend.
 func (s *suite) targets() string {
@@ -257,11 +306,6 @@ func (s *suite) targets() string {
 	fmt.Fprintln(&b, "| target | durusbdb bdb | durusbdb leveldb |")
 	fmt.Fprintln(&b, "|---|---|---|")
 	r := s.res
-	type verdict struct {
-		fig   string
-		ok    bool
-		known bool
-	}
 	cell := func(v verdict) string {
 		if !v.known {
 			return "n/a (not measured)"
@@ -318,6 +362,7 @@ func (s *suite) targets() string {
 		y, ok2 := r.get("proto8", "ceiling")
 		return pc(x / y), ok1 && ok2 && y > 0
 	})
+	s.issue18Targets(line, pc)
 	line("≥ 20,000 durable commits/s at 8 conns", func(col string) verdict {
 		v, ok := r.get("commits8", col)
 		return verdict{thousands(int64(v)) + "/s", v >= 20000, ok}
@@ -483,4 +528,48 @@ func (s *suite) writeDocs(rep report) error {
 	}
 	s.logf("wrote %s and %s", path, png)
 	return nil
+}
+
+// issue18Targets adds the verdicts of issue #18: commits against the
+// token-ceiling trivial server (≥ 85% durable, ≥ 90% nosync, at 8 and 32
+// connections, new-object and update commits) and commit p99 during a
+// collection (≤ 3× idle and never above 100 ms).
+func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(float64) string) {
+	r := s.res
+	for _, k := range []struct{ key, label string }{
+		{"commits", "new-object commits"}, {"updates", "update commits"},
+		{"nosync_commits", "new-object commits, nosync"}, {"nosync_updates", "update commits, nosync"},
+	} {
+		want := 0.85
+		if strings.HasPrefix(k.key, "nosync") {
+			want = 0.9
+		}
+		line(fmt.Sprintf("%s at 8 and 32 conns ≥ %.0f%% of the trivial server with commit token", k.label, 100*want), func(col string) verdict {
+			var figs []string
+			ok, known := true, true
+			for _, c := range []int{8, 32} {
+				x, ok1 := r.get(fmt.Sprintf("%s%d", k.key, c), col)
+				ceilKey := fmt.Sprintf("%s%d", k.key, c)
+				if k.key == "commits" {
+					ceilKey = fmt.Sprintf("proto%d", c)
+				}
+				y, ok2 := r.get(ceilKey, "ceiling")
+				if !ok1 || !ok2 || y == 0 {
+					known = false
+					continue
+				}
+				figs = append(figs, pc(x/y))
+				ok = ok && x/y >= want
+			}
+			return verdict{strings.Join(figs, ", "), ok, known}
+		})
+	}
+	for _, ph := range []struct{ key, label string }{{"stall_rc", "the reference-count collector removes garbage"}, {"stall_full", "gc --full"}} {
+		line(fmt.Sprintf("commit p99 while %s ≤ 3× idle p99 and ≤ 100 ms (%s objects)", ph.label, count(s.gcObjects)), func(col string) verdict {
+			idle, ok1 := r.get("stall_idle_p99", col)
+			p99, ok2 := r.get(ph.key+"_p99", col)
+			mx, _ := r.get(ph.key+"_max", col)
+			return verdict{fmt.Sprintf("%.1f ms (%.1f×; max %.0f ms) vs idle %.1f ms", p99, p99/idle, mx, idle), p99 <= 3*idle && p99 <= 100, ok1 && ok2 && idle > 0}
+		})
+	}
 }
