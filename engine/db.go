@@ -68,6 +68,9 @@ type DB struct {
 	fatal fatalState // see fatal.go
 	role  roleState  // replication role; see repl.go
 
+	replica    atomic.Bool   // a replication site that is not the master: writes refused
+	permFailed atomic.Uint64 // commits failed with ErrPermFailed since open
+
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // background goroutines
@@ -280,6 +283,9 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	if end < first {
 		return 0, fmt.Errorf("engine: allocate %d oids at %d: oid space exhausted", n, first)
 	}
+	if db.replica.Load() {
+		return 0, fmt.Errorf("engine: allocate %d oids: %w", n, ErrNotMaster)
+	}
 	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
 		blocks := (end - res + OIDBlock - 1) / OIDBlock
 		next, err := db.reserveTo(res + blocks*OIDBlock)
@@ -412,13 +418,13 @@ func (db *DB) Close() error {
 		db.drainQueue()
 		db.closed.Store(true)
 		var errs []error
-		if !db.opts.ReadOnly {
+		if !db.opts.ReadOnly && !db.replica.Load() { // a replica writes nothing
 			db.writeMu.Lock()
 			err := kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
 				return tx.Delete(BucketMeta, []byte(MetaInUse))
 			})
 			db.writeMu.Unlock()
-			if err != nil {
+			if err != nil && !errors.Is(err, kv.ErrPermFailed) {
 				errs = append(errs, fmt.Errorf("engine: close %s: clear in_use: %w", db.dir, err))
 			}
 			if err := db.store.Checkpoint(context.Background(), !db.opts.Checkpoint.KeepLogs); err != nil {

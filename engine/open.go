@@ -34,6 +34,9 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 			db.cancel()
 		}
 	}()
+	if opts.Replication != nil {
+		return db, db.openSite(ctx, created)
+	}
 	m, err := db.loadMeta(ctx, created)
 	if err != nil {
 		return nil, err
@@ -367,6 +370,16 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("engine: open %s: access must be btree or hash, not %q", dir, opts.Access)
 	}
 	created := false
+	if opts.Replication != nil {
+		if opts.ReadOnly || (kind != "" && kind != backend.BDB) || (opts.Backend != "" && opts.Backend != backend.BDB) {
+			return nil, fmt.Errorf("engine: open %s: replication needs a writable Berkeley DB directory (copy a LevelDB one with `durusbdb copy --backend bdb`): %w", dir, ErrLayout)
+		}
+		if kind == "" {
+			// A site joining a group starts from an empty directory;
+			// the layout comes from the master (openSite).
+			kind, opts.Create = backend.BDB, true
+		}
+	}
 	if kind == "" {
 		if !opts.Create {
 			return nil, fmt.Errorf("engine: open %s: no database in this directory (files: %v) and Create not set: %w", dir, files, kv.ErrNotDB)
@@ -387,11 +400,13 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	}
 	kopts := kv.Options{
 		Dir:       dir,
-		Create:    created,
+		Create:    created || opts.Replication != nil, // a joining site starts empty
 		ReadOnly:  opts.ReadOnly,
 		Buckets:   Buckets(opts.Access == "hash", opts.PageSize),
 		CacheSize: opts.backendCache(),
 		Logger:    opts.Logger,
+
+		Replication: opts.Replication,
 	}
 	store, _, err := backend.Open(kopts, kind)
 	if err != nil {

@@ -1,6 +1,10 @@
 package kv
 
-import "time"
+import (
+	"context"
+	"errors"
+	"time"
+)
 
 // Replication configures a site of a replication group (Berkeley DB only:
 // another backend refuses a Store opened with it). See docs/REPLICATION.md.
@@ -74,4 +78,19 @@ type ReplicatedStore interface {
 	ReplRole() RoleInfo
 	// ReplChanged returns a channel closed at the next role change.
 	ReplChanged() <-chan struct{}
+	// Reopen closes and reopens every bucket handle after ErrHandleDead
+	// (no transaction may be open).
+	Reopen(ctx context.Context) error
 }
+
+// Replication errors a Store opened with Options.Replication returns
+// (wrapped by the backend's own sentinels); test with errors.Is.
+var (
+	// ErrPermFailed: a commit was applied locally but a quorum of sites did
+	// not acknowledge it; its outcome is unknown (it may be rolled back).
+	ErrPermFailed = errors.New("kv: commit not acknowledged by a quorum of replicas")
+	// ErrHandleDead: replication rolled back changes the store's handles
+	// had seen; the store must be reopened (ReplicatedStore.Reopen) and
+	// every cache dropped.
+	ErrHandleDead = errors.New("kv: replication invalidated the store's handles")
+)

@@ -1,0 +1,113 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+var _ kv.ReplicatedStore = (*Store)(nil)
+
+// replOpenTimeout bounds how long OpenStore waits for a replica to sync
+// and for the master to have created every bucket.
+const replOpenTimeout = 2 * time.Minute
+
+// replOptions maps the backend-neutral kv.Replication onto ReplOptions:
+// Priority 0 is the default (100), negative means never master.
+func replOptions(r *kv.Replication, opts kv.Options) *ReplOptions {
+	o := &ReplOptions{
+		Listen: r.Listen, Peers: append([]string(nil), r.Peers...), Init: r.Init,
+		AckTimeout: r.AckTimeout, HeartbeatMonitor: r.HeartbeatMonitor,
+		AllowTwoSites: r.AllowTwoSites, Logger: opts.Logger,
+	}
+	switch {
+	case r.Priority < 0:
+		o.NeverMaster = true
+	case r.Priority > 0:
+		o.Priority = uint32(r.Priority)
+	}
+	return o
+}
+
+// openBucketsReplicated opens the bucket databases of a replication site:
+// on the master as openBuckets does (creating the missing ones), on a
+// replica once it is synced and the master created them.
+func (s *Store) openBucketsReplicated(specs []kv.BucketSpec) error {
+	ctx, cancel := context.WithTimeout(context.Background(), replOpenTimeout)
+	defer cancel()
+	for _, b := range specs {
+		if _, dup := s.buckets[b.Name]; dup {
+			return fmt.Errorf("bdb: open %s: bucket %q given twice", s.dir, b.Name)
+		}
+		o := DBOptions{Access: Btree, Create: true, PageSize: b.PageSize}
+		if b.Hash {
+			o.Access = Hash
+		}
+		db, err := s.env.OpenDBReplicated(ctx, b.File, o)
+		if err != nil {
+			return fmt.Errorf("bdb: open %s: bucket %s: %w", s.dir, b.File, err)
+		}
+		s.buckets[b.Name] = db
+	}
+	return nil
+}
+
+// ReplRole reports the site's role from the replication status; it may
+// block up to a second (rep_stat through an election's lockout) to name
+// the master's replication address: call it off latency-critical paths.
+func (s *Store) ReplRole() kv.RoleInfo {
+	st := s.env.ReplStatus()
+	ri := kv.RoleInfo{Elections: st.Elections, PermFailed: st.PermFailed}
+	switch {
+	case st.Role == RoleMaster:
+		ri.Role = kv.RoleMaster
+	case st.Role == RoleReplica && st.Synced:
+		ri.Role = kv.RoleReplica
+	case st.Role == RoleReplica:
+		ri.Role = kv.RoleSyncing
+	default:
+		ri.Role = kv.RoleStarting
+	}
+	if st.Role != RoleStarting {
+		if a, err := s.env.MasterAddr(); err == nil {
+			ri.MasterReplAddr = a
+		}
+	}
+	return ri
+}
+
+// ReplChanged returns a channel closed at the next replication event.
+func (s *Store) ReplChanged() <-chan struct{} {
+	if s.env.repl == nil {
+		return nil
+	}
+	_, ch := s.env.repl.snapshot()
+	return ch
+}
+
+// Reopen closes every bucket handle and opens it again (after
+// ErrHandleDead: a rejoin rolled back changes the handles had seen). No
+// transaction of the store may be open.
+func (s *Store) Reopen(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return opErr("reopen "+s.dir, ErrClosed, nil)
+	}
+	for name, db := range s.buckets {
+		file, typ := db.file, db.typ
+		db.Close()
+		o := DBOptions{Access: typ, Create: true}
+		nd, err := s.env.OpenDBReplicated(ctx, file, o)
+		if err != nil {
+			delete(s.buckets, name)
+			return fmt.Errorf("bdb: reopen %s in %s: %w", file, s.dir, err)
+		}
+		s.buckets[name] = nd
+	}
+	return nil
+}
