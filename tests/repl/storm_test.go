@@ -1,0 +1,153 @@
+//go:build bdb
+
+package repl
+
+import (
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testwait"
+	"github.com/durusbdb/durusbdb/internal/wire"
+)
+
+// stormConns is the number of committing connections of a storm.
+const stormConns = 8
+
+// ackedRec is a record whose commit was answered O.
+type ackedRec struct {
+	oid uint64
+	rec []byte
+}
+
+// storm commits on addr from stormConns connections until a commit fails
+// (the site was killed) and returns every acknowledged record. Connection
+// i rewrites heads[i] to reference a new object per commit.
+func storm(addr string, heads []uint64, round int) []ackedRec {
+	var mu sync.Mutex
+	var acked []ackedRec
+	var wg sync.WaitGroup
+	for i, h := range heads {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := wire.Dial(addr, 10*time.Second)
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for seq := 0; ; seq++ {
+				oids, err := c.NewOIDs(1)
+				if err != nil {
+					return
+				}
+				x := record.Build(oids[0], fmt.Appendf(nil, "round %d conn %d seq %d", round, i, seq))
+				head := record.Build(h, fmt.Appendf(nil, "head round %d seq %d", round, seq), oids[0])
+				if _, st, err := c.Commit([][]byte{x, head}); err != nil || st != wire.StatusOK {
+					return
+				}
+				mu.Lock()
+				acked = append(acked, ackedRec{oids[0], x})
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return acked
+}
+
+// missing returns how many of recs s does not serve byte for byte.
+func missing(s *site, recs []ackedRec) int {
+	a, _, _, ex := s.state()
+	if ex || a == "" {
+		return len(recs)
+	}
+	c, err := wire.Dial(a, 10*time.Second)
+	if err != nil {
+		return len(recs)
+	}
+	defer c.Close()
+	n := 0
+	for _, r := range recs {
+		st, rec, err := c.Load(r.oid)
+		if err != nil {
+			return len(recs)
+		}
+		if st != wire.StatusOK || !bytes.Equal(rec, r.rec) {
+			n++
+		}
+	}
+	return n
+}
+
+// firstCommit polls the new master with a commit until one is answered
+// O, and returns when.
+func firstCommit(t *testing.T, s *site, head uint64) time.Time {
+	t.Helper()
+	var at time.Time
+	testwait.Within(t, time.Minute, s.name+" accepting a commit", func() bool {
+		a, _, _, _ := s.state()
+		c, err := wire.Dial(a, 5*time.Second)
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		if _, st, err := c.Commit([][]byte{record.Build(head, []byte("probe"))}); err == nil && st == wire.StatusOK {
+			at = time.Now()
+			return true
+		}
+		return false
+	})
+	return at
+}
+
+// TestReplServerFailover: an 8-connection commit storm on the master of
+// a 3-site group; the master is killed with SIGKILL at a random moment; a
+// replica is promoted and accepts commits; the old master, restarted,
+// rejoins as a replica; every acknowledged commit is on the new master
+// and on the rejoined site byte for byte. ROUNDS rounds (default 3).
+func TestReplServerFailover(t *testing.T) {
+	rounds := 3
+	if v, err := strconv.Atoi(os.Getenv("ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	sites := startGroup(t, 3)
+	heads := setupRoot(t, dial(t, sites[0]), stormConns)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 19))
+	var all []ackedRec
+	var failovers []time.Duration
+	for r := range rounds {
+		m := masterOf(t, sites)
+		addr, _, _, _ := m.state()
+		done := make(chan []ackedRec, 1)
+		go func() { done <- storm(addr, heads, r) }()
+		time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
+		m.kill()
+		killed := time.Now()
+		acked := <-done
+		all = append(all, acked...)
+		rest := slices.DeleteFunc(slices.Clone(sites), func(s *site) bool { return s == m })
+		nm := masterOf(t, rest)
+		failovers = append(failovers, firstCommit(t, nm, heads[0]).Sub(killed))
+		if n := missing(nm, all); n > 0 {
+			t.Fatalf("round %d: %d of %d acknowledged commits missing on the new master %s", r, n, len(all), nm.name)
+		}
+		back := m.restart(t)
+		sites[slices.Index(sites, m)] = back
+		testwait.Within(t, time.Minute, back.name+" rejoined with every acknowledged commit", func() bool {
+			_, role, _, _ := back.state()
+			return role == "replica" && missing(back, all) == 0
+		})
+		t.Logf("round %d: %d commits acknowledged before the kill; kill → first commit on %s: %v", r, len(acked), nm.name, failovers[r])
+	}
+	slices.Sort(failovers)
+	t.Logf("%d rounds, %d acknowledged commits, failover (kill → first commit accepted) p50 %v max %v",
+		rounds, len(all), failovers[len(failovers)/2], failovers[len(failovers)-1])
+}
