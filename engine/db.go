@@ -68,6 +68,7 @@ type DB struct {
 	fatal fatalState // see fatal.go
 	role  roleState  // replication role; see repl.go
 
+	changes    changeState   // the replicated change table; see repl_changes.go
 	replica    atomic.Bool   // a replication site that is not the master: writes refused
 	permFailed atomic.Uint64 // commits failed with ErrPermFailed since open
 

@@ -408,6 +408,9 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 
 		Replication: opts.Replication,
 	}
+	if opts.Replication != nil {
+		kopts.Buckets = append(kopts.Buckets, changesSpec())
+	}
 	store, _, err := backend.Open(kopts, kind)
 	if err != nil {
 		if errors.Is(err, backend.ErrUnknownLayout) {

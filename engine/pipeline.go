@@ -473,6 +473,9 @@ func (db *DB) applyQueued() error {
 // applied updates the engine's state after the kv commit of run q: the
 // record cache, size, the full collection's barrier and the statistics.
 func (db *DB) applied(q []*Pending, size uint64) {
+	if db.opts.Replication != nil {
+		db.changes.next++ // the run's change entry is in (logChanges)
+	}
 	for _, p := range q {
 		for _, c := range p.recs {
 			db.cache.invalidate(c.oid) // committed: cached copies are old
@@ -524,6 +527,9 @@ func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 				return err
 			}
 			added += n
+		}
+		if err := db.logChanges(tx, q); err != nil {
+			return err
 		}
 		size = db.size.Load()
 		if added == 0 {

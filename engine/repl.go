@@ -115,6 +115,9 @@ func (db *DB) openSite(ctx context.Context, created bool) error {
 		if err := db.loadReplica(ctx); err != nil {
 			return err
 		}
+		if err := db.followFrom(ctx); err != nil {
+			return err
+		}
 	}
 	db.setRole(ri)
 	db.role.ch = make(chan kv.RoleInfo, 64)
@@ -153,6 +156,11 @@ func (db *DB) becomeMaster(ctx context.Context, created bool) error {
 	if err != nil {
 		return err
 	}
+	last, err := db.lastChange(ctx)
+	if err != nil {
+		return err
+	}
+	db.changes.next = last + 1
 	if err := db.startWriting(ctx, c); err != nil {
 		return err
 	}
@@ -285,6 +293,7 @@ func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 		wasReplica := db.replica.Load()
 		switch {
 		case ri.Role == kv.RoleMaster && wasReplica:
+			db.stopFollowing()
 			if err := db.becomeMaster(db.ctx, false); err != nil {
 				db.fail(fmt.Errorf("promotion to master: %w", err))
 				return

@@ -4,6 +4,7 @@ package repl
 
 import (
 	"bytes"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -74,6 +75,33 @@ func TestReplServerGroup(t *testing.T) {
 	for _, r := range sites[1:] {
 		testwait.For(t, r.name+" serving the master's commit", func() bool { return loadsAs(r, heads[0], rec) })
 		testwait.For(t, r.name+" naming the master", func() bool { _, _, ma, _ := r.state(); return ma == maddr })
+	}
+	// A replica's client that loaded the head is told when the master
+	// changes it (replicated change table → its invalidations).
+	rc := dial(t, sites[1])
+	if st, got, err := rc.Load(heads[0]); err != nil || st != wire.StatusOK || !bytes.Equal(got, rec) {
+		t.Fatalf("load on the replica: %q %q %v", st, got, err)
+	}
+	if _, err := rc.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	rec2 := record.Build(heads[0], []byte("head 2"))
+	if _, st, err := c.Commit([][]byte{rec2}); err != nil || st != wire.StatusOK {
+		t.Fatalf("second commit on the master: %q %v", st, err)
+	}
+	testwait.For(t, "the replica's client invalidated", func() bool {
+		inv, err := rc.Sync()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.Contains(inv, heads[0])
+	})
+	if st, got, err := rc.Load(heads[0]); err != nil || st != wire.StatusOK || !bytes.Equal(got, rec2) {
+		t.Fatalf("load on the replica after the invalidation: %q %q %v, want %q", st, got, err, rec2)
+	}
+	// A commit sent to the replica is refused (forwarding is not built).
+	if _, st, err := rc.Commit([][]byte{record.Build(heads[0], []byte("via replica"))}); err == nil && st == wire.StatusOK {
+		t.Fatalf("commit on a replica answered O")
 	}
 }
 
