@@ -5,6 +5,8 @@ package bdb
 import (
 	"context"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -56,9 +58,10 @@ func (s *Store) openBucketsReplicated(specs []kv.BucketSpec) error {
 	return nil
 }
 
-// ReplRole reports the site's role from the replication status; it may
-// block up to a second (rep_stat through an election's lockout) to name
-// the master's replication address: call it off latency-critical paths.
+// ReplRole reports the site's role from the replication status (tracked
+// from repmgr's events) and names the master's replication address from
+// its site id (repmgr_site_by_eid): no rep_stat, which sleeps whole
+// seconds through a role change's lockout.
 func (s *Store) ReplRole() kv.RoleInfo {
 	st := s.env.ReplStatus()
 	ri := kv.RoleInfo{Elections: st.Elections, PermFailed: st.PermFailed}
@@ -72,12 +75,26 @@ func (s *Store) ReplRole() kv.RoleInfo {
 	default:
 		ri.Role = kv.RoleStarting
 	}
-	if st.Role != RoleStarting {
-		if a, err := s.env.MasterAddr(); err == nil {
-			ri.MasterReplAddr = a
-		}
+	switch {
+	case st.Role == RoleMaster:
+		ri.MasterReplAddr = s.env.repl.opts.Listen
+	case st.Role == RoleReplica && st.MasterEID >= 0:
+		ri.MasterReplAddr = s.env.siteAddr(st.MasterEID)
 	}
 	return ri
+}
+
+// siteAddr returns the replication address of site eid, "" if unknown.
+func (e *Env) siteAddr(eid int) string {
+	if err := e.enter(); err != nil {
+		return ""
+	}
+	defer e.leave()
+	host, port, err := e.env.RepmgrSiteAddress(eid)
+	if err != nil {
+		return ""
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
 }
 
 // ReplChanged returns a channel closed at the next replication event.

@@ -206,7 +206,10 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		}
 		return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
 	})
-	if err != nil {
+	if err != nil && !(opts.Replication != nil && errors.Is(err, kv.ErrPermFailed)) {
+		// (A promoted master whose mark a quorum did not acknowledge yet
+		// goes on: the mark is applied here and its commits will wait
+		// for the quorum themselves.)
 		return fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 	}
 	if db.unclean && opts.ValidateGarbage {

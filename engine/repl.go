@@ -161,6 +161,7 @@ func (db *DB) becomeMaster(ctx context.Context, created bool) error {
 		return err
 	}
 	db.changes.next = last + 1
+	db.stopFollowing(last + 1)
 	if err := db.startWriting(ctx, c); err != nil {
 		return err
 	}
@@ -293,12 +294,12 @@ func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 		wasReplica := db.replica.Load()
 		switch {
 		case ri.Role == kv.RoleMaster && wasReplica:
-			db.stopFollowing()
+			t0 := time.Now()
 			if err := db.becomeMaster(db.ctx, false); err != nil {
 				db.fail(fmt.Errorf("promotion to master: %w", err))
 				return
 			}
-			db.log.Info("engine: promoted to master", "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
+			db.log.Info("engine: promoted to master", "took", time.Since(t0), "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
 		case ri.Role != kv.RoleMaster && !wasReplica:
 			db.replica.Store(true)
 			db.setRole(ri)

@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
+	"sync/atomic"
 	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -19,17 +21,11 @@ const BucketChanges = "changes"
 
 // keepChanges is how many runs the change table keeps: the master deletes
 // entry seq-keepChanges when it writes seq. A replica that falls further
-// behind sees a gap and restarts fresh.
+// behind is re-initialized by libdb (its handles die: it restarts).
 const keepChanges = 100000
 
 // changesPoll is how often a replica reads the change table.
 const changesPoll = 2 * time.Millisecond
-
-// ErrChangeGap: a replica cannot compute its clients' invalidations (the
-// change table was trimmed past its position, or went backwards in a
-// rollback); it fails so that its owner restarts it with empty caches and
-// no stale client.
-var ErrChangeGap = errors.New("engine: replicated change table has a gap")
 
 // changesSpec is the bucket spec of the change table.
 func changesSpec() kv.BucketSpec {
@@ -38,9 +34,10 @@ func changesSpec() kv.BucketSpec {
 
 // changeState is a site's position in the change table.
 type changeState struct {
-	next uint64        // master: seq of the next run (owned by writeMu); replica: next seq to read (owned by changesLoop)
-	stop chan struct{} // replica: closed to end changesLoop (promotion)
-	done chan struct{} // replica: closed when changesLoop returned
+	next   uint64        // master: seq of the next run's entry; owned by writeMu
+	follow uint64        // replica: next seq to report; owned by changesLoop
+	start  atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	stop   chan struct{} // replica: closed at promotion
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -49,34 +46,24 @@ func (db *DB) followFrom(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	db.changes.next = last + 1
-	db.changes.stop, db.changes.done = make(chan struct{}), make(chan struct{})
+	db.changes.follow = last + 1
+	db.changes.stop = make(chan struct{})
 	db.wg.Add(1)
-	go db.changesLoop(db.changes.stop, db.changes.done)
+	go db.changesLoop(db.changes.stop)
 	return nil
 }
 
-// stopFollowing ends a replica's changesLoop after it has reported every
-// entry present (promotion: the master's own commits are invalidated by
-// the server from now on).
-func (db *DB) stopFollowing() {
+// stopFollowing tells a replica's changesLoop that the site was promoted
+// with its first own entry at seq start: the loop reports what comes
+// before and ends. It does not wait: a read the loop has in flight may
+// sleep seconds in libdb's role-change lockout.
+func (db *DB) stopFollowing(start uint64) {
 	if db.changes.stop == nil {
 		return
 	}
+	db.changes.start.Store(start)
 	close(db.changes.stop)
-	<-db.changes.done
 	db.changes.stop = nil
-}
-
-// openChanges opens a cursor on the change table.
-func openChanges(tx kv.Txn) (kv.Cursor, error) { return tx.Cursor(BucketChanges) }
-
-// lastKey returns the last sequence number under c, 0 when empty.
-func lastKey(c kv.Cursor) uint64 {
-	if c.Last() && len(c.Key()) == 8 {
-		return binary.BigEndian.Uint64(c.Key())
-	}
-	return 0
 }
 
 // lastChange returns the last sequence number of the change table, 0 when
@@ -84,12 +71,14 @@ func lastKey(c kv.Cursor) uint64 {
 func (db *DB) lastChange(ctx context.Context) (uint64, error) {
 	var last uint64
 	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
-		c, err := openChanges(tx)
+		c, err := tx.Cursor(BucketChanges)
 		if err != nil {
 			return err
 		}
 		defer c.Close()
-		last = lastKey(c)
+		if c.Last() && len(c.Key()) == 8 {
+			last = binary.BigEndian.Uint64(c.Key())
+		}
 		return c.Err()
 	})
 	if err != nil {
@@ -130,22 +119,21 @@ func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
 // drops their oids from the record cache and reports them
 // (Options.OnReplicated: the server invalidates them for its clients). It
 // ends when the DB closes or the site becomes master.
-func (db *DB) changesLoop(stop <-chan struct{}, done chan<- struct{}) {
+func (db *DB) changesLoop(stop <-chan struct{}) {
 	defer db.wg.Done()
-	defer close(done)
 	t := time.NewTicker(changesPoll)
 	defer t.Stop()
 	for {
-		last := false
+		limit := uint64(math.MaxUint64)
 		select {
 		case <-db.ctx.Done():
 			return
 		case <-stop:
-			last = true
+			limit = db.changes.start.Load()
 		case <-t.C:
 		}
-		err := db.followChanges()
-		if last {
+		err := db.followChanges(limit)
+		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)
 			}
@@ -155,7 +143,7 @@ func (db *DB) changesLoop(stop <-chan struct{}, done chan<- struct{}) {
 			if db.ctx.Err() != nil {
 				return
 			}
-			if errors.Is(err, ErrChangeGap) || errors.Is(err, kv.ErrHandleDead) {
+			if errors.Is(err, kv.ErrHandleDead) {
 				db.fail(fmt.Errorf("replica cannot compute its clients' invalidations; restart it: %w", err))
 				return
 			}
@@ -164,52 +152,36 @@ func (db *DB) changesLoop(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// followChanges applies the change entries after db.changes.next.
-func (db *DB) followChanges() error {
-	type entry struct {
-		seq  uint64
-		oids []uint64
+// followChanges reports the change entries from db.changes.next on, in
+// order. It reads them one by one outside any transaction (kv.Getter):
+// libdb makes a txn_begin that meets a role change's lockout sleep 5 s
+// (__op_rep_enter), which a poller every changesPoll nearly always meets
+// at a failover, and a promotion waits for the poller's last read.
+func (db *DB) followChanges(limit uint64) error {
+	g, ok := db.store.(kv.Getter)
+	if !ok {
+		return fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
 	}
-	var got []entry
-	var last uint64
-	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
-		got = got[:0]
-		c, err := openChanges(tx)
+	for db.changes.follow < limit {
+		v, err := g.Get(BucketChanges, int8Bytes(db.changes.follow))
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
 		if err != nil {
 			return err
 		}
-		defer c.Close()
-		last = lastKey(c)
-		for ok := c.Seek(int8Bytes(db.changes.next)); ok; ok = c.Next() {
-			k, v := c.Key(), c.Value()
-			if len(k) != 8 || len(v)%8 != 0 {
-				return fmt.Errorf("change entry %x of %d bytes: %w", k, len(v), kv.ErrCorrupt)
-			}
-			e := entry{seq: binary.BigEndian.Uint64(k)}
-			for i := 0; i < len(v); i += 8 {
-				e.oids = append(e.oids, binary.BigEndian.Uint64(v[i:]))
-			}
-			got = append(got, e)
+		if len(v)%8 != 0 {
+			return fmt.Errorf("engine: change entry %d of %d bytes: %w", db.changes.follow, len(v), kv.ErrCorrupt)
 		}
-		return c.Err()
-	})
-	if err != nil {
-		return err
-	}
-	if last+1 < db.changes.next {
-		// The table went backwards: a rollback replaced entries this
-		// site had reported.
-		return fmt.Errorf("%w: last entry %d, next expected %d", ErrChangeGap, last, db.changes.next)
-	}
-	for _, e := range got {
-		if e.seq != db.changes.next {
-			return fmt.Errorf("%w: expected entry %d, found %d", ErrChangeGap, db.changes.next, e.seq)
+		oids := make([]uint64, 0, len(v)/8)
+		for i := 0; i < len(v); i += 8 {
+			oids = append(oids, binary.BigEndian.Uint64(v[i:]))
 		}
-		db.cache.invalidate(e.oids...)
-		if f := db.opts.OnReplicated; f != nil && len(e.oids) > 0 {
-			f(e.oids)
+		db.cache.invalidate(oids...)
+		if f := db.opts.OnReplicated; f != nil && len(oids) > 0 {
+			f(oids)
 		}
-		db.changes.next++
+		db.changes.follow++
 	}
 	return nil
 }

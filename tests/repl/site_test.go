@@ -141,6 +141,10 @@ func startSite(t testing.TB, name string, cfg siteConfig) *site {
 	go s.read(out, logf)
 	t.Cleanup(func() {
 		s.kill()
+		if d := os.Getenv("REPL_LOGDIR"); d != "" { // keep every site's log
+			b, _ := os.ReadFile(cfg.Dir + ".log")
+			_ = os.WriteFile(fmt.Sprintf("%s/%s-%s-%d.log", d, t.Name(), name, s.cmd.Process.Pid), b, 0o644)
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(cfg.Dir + ".log")
 			if len(b) > 4000 {
