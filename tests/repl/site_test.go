@@ -36,10 +36,11 @@ const childEnv = "DURUSBDB_REPL_SITE"
 
 // siteConfig is what a site process serves.
 type siteConfig struct {
-	Dir    string
-	Listen string // replication address
-	Peers  []string
-	Init   bool
+	Dir        string
+	Listen     string // replication address
+	Peers      []string
+	Init       bool
+	Standalone bool // no replication: the benchmark's baseline
 }
 
 func TestMain(m *testing.M) {
@@ -79,7 +80,12 @@ func siteMain(js string) int {
 		},
 		Ready: func(a net.Addr) { say("ready %s", a) },
 		Control: func(db *engine.DB, _ func() int) control.Handler {
-			report := func(ri kv.RoleInfo) { say("role %s %s", ri.Role, ri.MasterDurusAddr) }
+			report := func(ri kv.RoleInfo) {
+				if ri.Role == kv.RoleStandalone {
+					ri.Role = kv.RoleMaster // the test's notion: takes commits
+				}
+				say("role %s %s", ri.Role, ri.MasterDurusAddr)
+			}
 			db.OnRoleChange(report)
 			report(db.Role())
 			return func(context.Context, control.Request, *control.Response) control.Exit {
@@ -88,6 +94,9 @@ func siteMain(js string) int {
 		},
 	}
 	sc.Engine.Create = true
+	if cfg.Standalone {
+		sc.Replication = nil
+	}
 	if d := os.Getenv("REPL_DURABILITY"); d != "" {
 		sc.Engine.Durability, _ = kv.ParseDurability(d)
 	}
