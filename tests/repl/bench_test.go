@@ -3,14 +3,12 @@
 package repl
 
 import (
-	"fmt"
 	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
@@ -60,16 +58,9 @@ func benchCommits(b *testing.B, s *site) {
 			}
 			defer c.Close()
 			data := make([]byte, 100)
-			for seq := 0; time.Now().Before(stop); seq++ {
-				oids, err := c.NewOIDs(1)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				x := record.Build(oids[0], data)
-				head := record.Build(h, fmt.Appendf(nil, "head %d %d", i, seq), oids[0])
-				if _, st, err := c.Commit([][]byte{x, head}); err != nil || st != wire.StatusOK {
-					b.Errorf("commit: %q %v", st, err)
+			for time.Now().Before(stop) {
+				if _, err := commitNew(c, h, data); err != nil {
+					b.Errorf("connection %d: %v", i, err)
 					return
 				}
 				n.Add(1)

@@ -44,23 +44,35 @@ func storm(addr string, heads []uint64, round int) []ackedRec {
 			}
 			defer c.Close()
 			for seq := 0; ; seq++ {
-				oids, err := c.NewOIDs(1)
+				a, err := commitNew(c, h, fmt.Appendf(nil, "round %d conn %d seq %d", round, i, seq))
 				if err != nil {
 					return
 				}
-				x := record.Build(oids[0], fmt.Appendf(nil, "round %d conn %d seq %d", round, i, seq))
-				head := record.Build(h, fmt.Appendf(nil, "head round %d seq %d", round, seq), oids[0])
-				if _, st, err := c.Commit([][]byte{x, head}); err != nil || st != wire.StatusOK {
-					return
-				}
 				mu.Lock()
-				acked = append(acked, ackedRec{oids[0], x})
+				acked = append(acked, a)
 				mu.Unlock()
 			}
 		}()
 	}
 	wg.Wait()
 	return acked
+}
+
+// commitNew commits a new object holding data and head h referencing it
+// (its data naming the object); it returns the new record once answered
+// O, or an error (a status other than O wraps wire.ErrStatus).
+func commitNew(c *wire.Conn, h uint64, data []byte) (ackedRec, error) {
+	oids, err := c.NewOIDs(1)
+	if err != nil {
+		return ackedRec{}, err
+	}
+	x := record.Build(oids[0], data)
+	head := record.Build(h, fmt.Appendf(nil, "head -> %d", oids[0]), oids[0])
+	_, st, err := c.Commit([][]byte{x, head})
+	if err == nil && st != wire.StatusOK {
+		err = fmt.Errorf("commit answered %q: %w", st, wire.ErrStatus)
+	}
+	return ackedRec{oids[0], x}, err
 }
 
 // missing returns how many of recs s does not serve byte for byte.
