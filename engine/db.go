@@ -68,9 +68,11 @@ type DB struct {
 	fatal fatalState // see fatal.go
 	role  roleState  // replication role; see repl.go
 
-	changes    changeState   // the replicated change table; see repl_changes.go
-	replica    atomic.Bool   // a replication site that is not the master: writes refused
-	permFailed atomic.Uint64 // commits failed with ErrPermFailed since open
+	changes      changeState   // the replicated change table; see repl_changes.go
+	loopsStarted bool          // startWriting started the background loops (once per DB)
+	demoted      bool          // lost the master role, not yet replica or master again; owned by roleLoop
+	replica      atomic.Bool   // a replication site that is not the master: writes refused
+	permFailed   atomic.Uint64 // commits failed with ErrPermFailed since open
 
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc
@@ -134,9 +136,20 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return rec, nil
 	}
 	if db.cache.shard(oid).budget > 0 {
-		return db.loadShared(oid, epoch)
+		rec, err := db.loadShared(oid, epoch)
+		return rec, db.loadErr(err)
 	}
-	return db.loadStore(oid, epoch)
+	rec, err := db.loadStore(oid, epoch)
+	return rec, db.loadErr(err)
+}
+
+// loadErr returns err; a replica's load that met dead handles (a rollback)
+// fails the DB first: its clients' caches may hold rolled-back records.
+func (db *DB) loadErr(err error) error {
+	if err != nil && db.opts.Replication != nil && errors.Is(err, kv.ErrHandleDead) {
+		_ = db.replErr(err)
+	}
+	return err
 }
 
 // loadStore reads oid from the store and offers it to the record cache.

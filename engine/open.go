@@ -228,6 +228,10 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 			return fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
 		}
 	}
+	if db.loopsStarted {
+		return nil // a site master again after a DUPMASTER election
+	}
+	db.loopsStarted = true
 	if opts.GC.Mode != GCManual {
 		db.wg.Add(1)
 		go db.gcLoop()

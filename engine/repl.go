@@ -277,9 +277,11 @@ func (db *DB) notifyLoop(ch <-chan kv.RoleInfo) {
 
 // roleLoop follows the site's role: a replica promoted to master loads the
 // engine's state from the replicated meta and starts writing; a master
-// demoted to a replica (a partition healed, a stopped master continued)
-// fails the DB, so that its owner restarts it as a replica with fresh
-// handles and caches (its clients' caches may hold rolled-back records).
+// that loses the role refuses writes at once and, if it ends a replica (a
+// partition healed, a stopped master continued), fails the DB, so that
+// its owner restarts it as a replica with fresh handles and caches (its
+// clients' caches may hold rolled-back records); if a DUPMASTER election
+// makes it master again it reloads its state like a promoted replica.
 func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 	defer db.wg.Done()
 	for {
@@ -301,10 +303,19 @@ func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 			}
 			db.log.Info("engine: promoted to master", "took", time.Since(t0), "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
 		case ri.Role != kv.RoleMaster && !wasReplica:
+			// Writes stop now; a DUPMASTER election may make this site
+			// master again (promotion reloads the state), or a replica.
 			db.replica.Store(true)
+			db.demoted = true
+			db.log.Warn("engine: no longer master; writes refused", "dir", db.dir, "role", ri.Role)
+		}
+		if db.demoted && ri.Role == kv.RoleReplica {
 			db.setRole(ri)
-			db.fail(fmt.Errorf("demoted from master to %s by the replication group: restart to rejoin as a replica", ri.Role))
+			db.fail(errors.New("demoted from master to replica by the replication group: restart to rejoin as a replica with fresh caches"))
 			return
+		}
+		if ri.Role == kv.RoleMaster {
+			db.demoted = false
 		}
 		db.setRole(ri)
 	}
