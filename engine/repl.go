@@ -21,15 +21,22 @@ type roleState struct {
 }
 
 // Role returns the site's current role. A DB opened without replication
-// reports kv.RoleStandalone (it is its own master; MasterDurusAddr is its
-// own published address when Options.Replication is nil: "").
+// reports kv.RoleStandalone with no address (it is its own master). On a
+// replica, Lag is the time from the master's commit of the last change
+// followed to its invalidation here (the two sites' clocks are assumed in
+// step; it stays at its last value while no change arrives).
 func (db *DB) Role() kv.RoleInfo {
 	db.role.mu.Lock()
-	defer db.role.mu.Unlock()
-	if db.role.info.Role == "" {
+	ri := db.role.info
+	db.role.mu.Unlock()
+	if ri.Role == "" {
 		return kv.RoleInfo{Role: kv.RoleStandalone}
 	}
-	return db.role.info
+	if ri.Role != kv.RoleMaster {
+		ri.Lag = time.Duration(db.changes.lag.Load())
+	}
+	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
+	return ri
 }
 
 // OnRoleChange registers fn, called on every change of Role, in order,

@@ -13,8 +13,9 @@ import (
 )
 
 // BucketChanges is the replicated change table of a replication site
-// (FORMAT.md §6): key the int8 sequence number of an apply run, value the
-// int8 oids the run stored. The master writes it in the run's own
+// (FORMAT.md §3): key the int8 sequence number of an apply run, value the
+// master's int8 UnixNano time of the run followed by the int8 oids the run
+// stored. The master writes it in the run's own
 // transaction; replicas read it to invalidate their caches and their
 // clients' in commit order. Only sites (Options.Replication) have it.
 const BucketChanges = "changes"
@@ -37,6 +38,7 @@ type changeState struct {
 	next   uint64        // master: seq of the next run's entry; owned by writeMu
 	follow uint64        // replica: next seq to report; owned by changesLoop
 	start  atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	lag    atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
 	stop   chan struct{} // replica: closed at promotion
 }
 
@@ -93,7 +95,7 @@ func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
 	if db.opts.Replication == nil {
 		return nil
 	}
-	var v []byte
+	v := int8Bytes(uint64(time.Now().UnixNano())) // the master's clock: replicas' lag
 	for _, p := range q {
 		if p.err != nil {
 			continue // refused (ErrDangling): it wrote nothing
@@ -170,11 +172,13 @@ func (db *DB) followChanges(limit uint64) error {
 		if err != nil {
 			return err
 		}
-		if len(v)%8 != 0 {
+		if len(v) < 8 || len(v)%8 != 0 {
 			return fmt.Errorf("engine: change entry %d of %d bytes: %w", db.changes.follow, len(v), kv.ErrCorrupt)
 		}
-		oids := make([]uint64, 0, len(v)/8)
-		for i := 0; i < len(v); i += 8 {
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		db.changes.lag.Store(int64(max(time.Since(at), 0)))
+		oids := make([]uint64, 0, len(v)/8-1)
+		for i := 8; i < len(v); i += 8 {
 			oids = append(oids, binary.BigEndian.Uint64(v[i:]))
 		}
 		db.cache.invalidate(oids...)

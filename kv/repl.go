@@ -60,8 +60,9 @@ type RoleInfo struct {
 	// MasterReplAddr is the master's replication address, "" if unknown
 	// or standalone.
 	MasterReplAddr string
-	// Lag is, on a replica, the age of the newest applied change; 0 on a
-	// master or standalone.
+	// Lag is, on a replica, how long the last replicated change took from
+	// the master's commit to its invalidation on this site (the sites'
+	// clocks assumed in step); 0 on a master or standalone.
 	Lag time.Duration
 	// Elections and PermFailed are libdb's election count and the count of
 	// commits a quorum did not acknowledge.

@@ -99,6 +99,12 @@ func TestReplServerGroup(t *testing.T) {
 	if st, got, err := rc.Load(heads[0]); err != nil || st != wire.StatusOK || !bytes.Equal(got, rec2) {
 		t.Fatalf("load on the replica after the invalidation: %q %q %v, want %q", st, got, err, rec2)
 	}
+	testwait.For(t, "the replica reporting a replication lag", func() bool {
+		sites[1].mu.Lock()
+		defer sites[1].mu.Unlock()
+		return sites[1].lag > 0
+	})
+	t.Logf("replica lag of the last change: %v", func() time.Duration { sites[1].mu.Lock(); defer sites[1].mu.Unlock(); return sites[1].lag }())
 	// A commit sent to the replica is refused (forwarding is not built).
 	if _, st, err := rc.Commit([][]byte{record.Build(heads[0], []byte("via replica"))}); err == nil && st == wire.StatusOK {
 		t.Fatalf("commit on a replica answered O")

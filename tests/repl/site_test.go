@@ -88,6 +88,16 @@ func siteMain(js string) int {
 			}
 			db.OnRoleChange(report)
 			report(db.Role())
+			go func() { // the replica's lag, when it changes
+				var last time.Duration
+				for ctx.Err() == nil {
+					if l := db.Role().Lag; l != last {
+						last = l
+						say("lag %d", l)
+					}
+					time.Sleep(20 * time.Millisecond)
+				}
+			}()
 			return func(context.Context, control.Request, *control.Response) control.Exit {
 				return control.Exit{Code: 2, Error: "no control commands in the replication test"}
 			}
@@ -119,7 +129,8 @@ type site struct {
 	mu     sync.Mutex
 	addr   string // Durus address once ready
 	role   string
-	master string // master's Durus address as last reported
+	master string        // master's Durus address as last reported
+	lag    time.Duration // replication lag as last reported
 	fatal  string
 	exited bool
 }
@@ -180,6 +191,8 @@ func (s *site) read(r io.Reader, logf *os.File) {
 			if len(f) >= 3 {
 				s.master = f[2]
 			}
+		case len(f) >= 2 && f[0] == "lag":
+			s.lag, _ = time.ParseDuration(f[1] + "ns")
 		case len(f) >= 1 && f[0] == "fatal":
 			s.fatal = sc.Text()
 		}
