@@ -44,7 +44,15 @@ func storm(addr string, heads []uint64, round int, quit <-chan struct{}) []acked
 				return
 			}
 			defer c.Close()
-			go func() { <-quit; c.Close() }() // a stopped master answers nothing
+			ended := make(chan struct{})
+			defer close(ended)
+			go func() { // a stopped master answers nothing: cut the socket
+				select {
+				case <-quit:
+					c.NetConn().Close()
+				case <-ended:
+				}
+			}()
 			for seq := 0; ; seq++ {
 				a, err := commitNew(c, h, fmt.Appendf(nil, "round %d conn %d seq %d", round, i, seq))
 				if err != nil {
