@@ -105,26 +105,3 @@ func (s *Store) ReplChanged() <-chan struct{} {
 	_, ch := s.env.repl.snapshot()
 	return ch
 }
-
-// Reopen closes every bucket handle and opens it again (after
-// ErrHandleDead: a rejoin rolled back changes the handles had seen). No
-// transaction of the store may be open.
-func (s *Store) Reopen(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return opErr("reopen "+s.dir, ErrClosed, nil)
-	}
-	for name, db := range s.buckets {
-		file, typ := db.file, db.typ
-		db.Close()
-		o := DBOptions{Access: typ, Create: true}
-		nd, err := s.env.OpenDBReplicated(ctx, file, o)
-		if err != nil {
-			delete(s.buckets, name)
-			return fmt.Errorf("bdb: reopen %s in %s: %w", file, s.dir, err)
-		}
-		s.buckets[name] = nd
-	}
-	return nil
-}

@@ -1,7 +1,6 @@
 package kv
 
 import (
-	"context"
 	"errors"
 	"time"
 )
@@ -79,9 +78,6 @@ type ReplicatedStore interface {
 	ReplRole() RoleInfo
 	// ReplChanged returns a channel closed at the next role change.
 	ReplChanged() <-chan struct{}
-	// Reopen closes and reopens every bucket handle after ErrHandleDead
-	// (no transaction may be open).
-	Reopen(ctx context.Context) error
 }
 
 // Replication errors a Store opened with Options.Replication returns
@@ -91,7 +87,7 @@ var (
 	// not acknowledge it; its outcome is unknown (it may be rolled back).
 	ErrPermFailed = errors.New("kv: commit not acknowledged by a quorum of replicas")
 	// ErrHandleDead: replication rolled back changes the store's handles
-	// had seen; the store must be reopened (ReplicatedStore.Reopen) and
-	// every cache dropped.
+	// had seen; the store must be closed and opened again and every cache
+	// dropped.
 	ErrHandleDead = errors.New("kv: replication invalidated the store's handles")
 )
