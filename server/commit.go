@@ -508,6 +508,11 @@ func (c *conn) commitFailed(err error, dataLen int) error {
 		c.observeError(ErrPermFailed)
 		return &protoEnd{"replication quorum failure (commit outcome unknown)"}
 	}
+	if errors.Is(err, ErrReplica) {
+		// Not a storage failure: the client reached a replica.
+		c.log.Warn("commit refused: this site is a replica", "err", err)
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: err.Error()}, dataLen)
+	}
 	c.log.Error("commit failed in the storage", "err", err)
 	c.observeError(ErrStorageCommit)
 	return c.refuse(statusRefused, &frameError{rule: 11, msg: "storage failure: " + err.Error()}, dataLen)

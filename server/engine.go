@@ -50,6 +50,8 @@ func engineError(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	case errors.Is(err, engine.ErrPermFailed):
 		return fmt.Errorf("%w: %w", ErrNotAcked, err)
+	case errors.Is(err, engine.ErrNotMaster):
+		return fmt.Errorf("%w: %w", ErrReplica, err)
 	}
 	return err
 }

@@ -61,4 +61,7 @@ var (
 	// quorum of sites did not acknowledge it; its outcome is unknown (the
 	// connection is closed without a reply).
 	ErrNotAcked = errors.New("server: commit not acknowledged by a quorum")
+	// ErrReplica: a commit sent to a replica of a replication group, which
+	// does not forward commits yet (reply E naming the situation).
+	ErrReplica = errors.New("server: this site is a replica; commit on the master")
 )
