@@ -26,7 +26,7 @@ var (
 	// acknowledged it within the ack timeout (DB_EVENT_REP_PERM_FAILED,
 	// although DB_TXN->commit returned 0). It may be rolled back by a
 	// later election: never report it to a client as committed.
-	ErrPermFailed error = &sentinel{"bdb: commit not acknowledged by a quorum of replicas", nil}
+	ErrPermFailed error = &sentinel{"bdb: commit not acknowledged by a quorum of replicas", kv.ErrPermFailed}
 	// ErrNotMaster: a write on a replica, where only the master writes
 	// (libdb's EACCES on a write of a replicated environment; matches
 	// kv.ErrReadOnly).
@@ -34,7 +34,7 @@ var (
 	// ErrHandleDead: replication rolled back a commit this handle had seen
 	// (DB_REP_HANDLE_DEAD): close every DB and cursor handle, drop caches
 	// and reopen.
-	ErrHandleDead error = &sentinel{"bdb: replication invalidated the handle, reopen it", nil}
+	ErrHandleDead error = &sentinel{"bdb: replication invalidated the handle, reopen it", kv.ErrHandleDead}
 	// ErrRepUnavail: no master is reachable yet or the site is
 	// synchronizing (DB_REP_UNAVAIL, DB_REP_LOCKOUT); retry later.
 	ErrRepUnavail error = &sentinel{"bdb: replication unavailable, retry", nil}

@@ -76,7 +76,11 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	} else if err := setMark(s.lock, markOpen); err != nil {
 		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
 	}
-	if s.env, err = OpenEnv(dir, EnvOptions{ReadOnly: opts.ReadOnly, CacheSize: opts.CacheSize}); err != nil {
+	eo := EnvOptions{ReadOnly: opts.ReadOnly, CacheSize: opts.CacheSize}
+	if opts.Replication != nil {
+		eo.Repl = replOptions(opts.Replication, opts)
+	}
+	if s.env, err = OpenEnv(dir, eo); err != nil {
 		return nil, err
 	}
 	if !opts.ReadOnly {
@@ -84,7 +88,12 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 			return nil, err
 		}
 	}
-	if err := s.openBuckets(opts.Buckets, present); err != nil {
+	if opts.Replication != nil {
+		err = s.openBucketsReplicated(opts.Buckets)
+	} else {
+		err = s.openBuckets(opts.Buckets, present)
+	}
+	if err != nil {
 		return nil, err
 	}
 	logger.Debug("bdb: store open", "dir", dir, "read_only", opts.ReadOnly, "libdb", libdb.Version())
@@ -132,6 +141,8 @@ func checkDir(opts kv.Options) (map[string]bool, error) {
 		}
 	}
 	switch {
+	case l.Kind == dbdir.Empty && opts.Replication != nil && !opts.ReadOnly:
+		// A site joining a group starts from an empty directory.
 	case l.Kind == dbdir.Empty && (!opts.Create || opts.ReadOnly):
 		return nil, fmt.Errorf("bdb: open %s: no database in directory (files %s missing) and Create not set: %w",
 			dir, bucketFiles(opts.Buckets), fs.ErrNotExist)
@@ -233,7 +244,15 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 	if writable && s.readOnly {
 		return nil, opErr("begin write transaction in "+s.dir, ErrReadOnly, nil)
 	}
-	t, err := s.env.Begin(TxnOptions{Snapshot: !writable})
+	// A replicated environment has no MVCC (it panics replicas) and libdb
+	// refuses DB_TXN_SNAPSHOT on a replica: read transactions there read
+	// committed data, so that a long one does not hold back the
+	// application of the master's log (docs/REPLICATION.md).
+	to := TxnOptions{Snapshot: !writable}
+	if !writable && s.env.Replicated() {
+		to = TxnOptions{ReadCommitted: true}
+	}
+	t, err := s.env.Begin(to)
 	if err != nil {
 		return nil, err
 	}

@@ -24,7 +24,8 @@ type commitRec struct {
 // queued; a refused commit changes nothing and returns an error naming the
 // oid:
 //
-//   - ErrReadOnly on a read-only DB; ErrImportIncomplete while an
+//   - ErrReadOnly on a read-only DB; ErrNotMaster on a replica of a
+//     replication group; ErrImportIncomplete while an
 //     incomplete import's data is present;
 //   - ErrMalformed if a record fails R1–R3 (record.Parse);
 //   - ErrDuplicateOID if two records have the same oid;
@@ -64,6 +65,9 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 			return nil, fmt.Errorf("engine: commit oid %d: %w", record.OID(recs[0]), ErrReadOnly)
 		}
 		return nil, fmt.Errorf("engine: commit: %w", ErrReadOnly)
+	}
+	if db.replica.Load() {
+		return nil, fmt.Errorf("engine: commit: %w", ErrNotMaster)
 	}
 	if db.importing.Load() {
 		return nil, fmt.Errorf("engine: commit: %w", ErrImportIncomplete)

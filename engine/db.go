@@ -66,6 +66,13 @@ type DB struct {
 
 	ckpt  ckptState  // checkpoint bookkeeping; see checkpoint.go
 	fatal fatalState // see fatal.go
+	role  roleState  // replication role; see repl.go
+
+	changes      changeState   // the replicated change table; see repl_changes.go
+	loopsStarted bool          // startWriting started the background loops (once per DB)
+	demoted      bool          // lost the master role, not yet replica or master again; owned by roleLoop
+	replica      atomic.Bool   // a replication site that is not the master: writes refused
+	permFailed   atomic.Uint64 // commits failed with ErrPermFailed since open
 
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc
@@ -129,9 +136,20 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return rec, nil
 	}
 	if db.cache.shard(oid).budget > 0 {
-		return db.loadShared(oid, epoch)
+		rec, err := db.loadShared(oid, epoch)
+		return rec, db.loadErr(err)
 	}
-	return db.loadStore(oid, epoch)
+	rec, err := db.loadStore(oid, epoch)
+	return rec, db.loadErr(err)
+}
+
+// loadErr returns err; a replica's load that met dead handles (a rollback)
+// fails the DB first: its clients' caches may hold rolled-back records.
+func (db *DB) loadErr(err error) error {
+	if err != nil && db.opts.Replication != nil && errors.Is(err, kv.ErrHandleDead) {
+		_ = db.replErr(err)
+	}
+	return err
 }
 
 // loadStore reads oid from the store and offers it to the record cache.
@@ -279,6 +297,9 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	if end < first {
 		return 0, fmt.Errorf("engine: allocate %d oids at %d: oid space exhausted", n, first)
 	}
+	if db.replica.Load() {
+		return 0, fmt.Errorf("engine: allocate %d oids: %w", n, ErrNotMaster)
+	}
 	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
 		blocks := (end - res + OIDBlock - 1) / OIDBlock
 		next, err := db.reserveTo(res + blocks*OIDBlock)
@@ -411,13 +432,13 @@ func (db *DB) Close() error {
 		db.drainQueue()
 		db.closed.Store(true)
 		var errs []error
-		if !db.opts.ReadOnly {
+		if !db.opts.ReadOnly && !db.replica.Load() { // a replica writes nothing
 			db.writeMu.Lock()
 			err := kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
 				return tx.Delete(BucketMeta, []byte(MetaInUse))
 			})
 			db.writeMu.Unlock()
-			if err != nil {
+			if err != nil && !errors.Is(err, kv.ErrPermFailed) {
 				errs = append(errs, fmt.Errorf("engine: close %s: clear in_use: %w", db.dir, err))
 			}
 			if err := db.store.Checkpoint(context.Background(), !db.opts.Checkpoint.KeepLogs); err != nil {

@@ -80,4 +80,15 @@
 // Check verifies every FORMAT.md invariant and can repair counters and the
 // queue; it never deletes an object (CheckWith reports progress). Import
 // and Check count in-degrees with one type, degrees (a slice by oid).
+//
+// # Replication
+//
+// With Options.Replication the DB is a site of a Berkeley DB replication
+// group (repl.go, repl_changes.go, docs/REPLICATION.md): the master works
+// as above, with apply runs committed so that libdb waits for a quorum
+// (ErrPermFailed otherwise); a replica refuses writes (ErrNotMaster) and
+// follows the replicated change table to invalidate its record cache and
+// report replicated oids (Options.OnReplicated). Role reports the role,
+// OnRoleChange follows it; a promoted replica loads its state from the
+// replicated meta and starts writing.
 package engine

@@ -34,6 +34,9 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 			db.cancel()
 		}
 	}()
+	if opts.Replication != nil {
+		return db, db.openSite(ctx, created)
+	}
 	m, err := db.loadMeta(ctx, created)
 	if err != nil {
 		return nil, err
@@ -203,7 +206,10 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		}
 		return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
 	})
-	if err != nil {
+	if err != nil && !(opts.Replication != nil && errors.Is(err, kv.ErrPermFailed)) {
+		// (A promoted master whose mark a quorum did not acknowledge yet
+		// goes on: the mark is applied here and its commits will wait
+		// for the quorum themselves.)
 		return fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 	}
 	if db.unclean && opts.ValidateGarbage {
@@ -222,6 +228,10 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 			return fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
 		}
 	}
+	if db.loopsStarted {
+		return nil // a site master again after a DUPMASTER election
+	}
+	db.loopsStarted = true
 	if opts.GC.Mode != GCManual {
 		db.wg.Add(1)
 		go db.gcLoop()
@@ -367,6 +377,16 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("engine: open %s: access must be btree or hash, not %q", dir, opts.Access)
 	}
 	created := false
+	if opts.Replication != nil {
+		if opts.ReadOnly || (kind != "" && kind != backend.BDB) || (opts.Backend != "" && opts.Backend != backend.BDB) {
+			return nil, fmt.Errorf("engine: open %s: replication needs a writable Berkeley DB directory (copy a LevelDB one with `durusbdb copy --backend bdb`): %w", dir, ErrLayout)
+		}
+		if kind == "" {
+			// A site joining a group starts from an empty directory;
+			// the layout comes from the master (openSite).
+			kind, opts.Create = backend.BDB, true
+		}
+	}
 	if kind == "" {
 		if !opts.Create {
 			return nil, fmt.Errorf("engine: open %s: no database in this directory (files: %v) and Create not set: %w", dir, files, kv.ErrNotDB)
@@ -387,11 +407,16 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	}
 	kopts := kv.Options{
 		Dir:       dir,
-		Create:    created,
+		Create:    created || opts.Replication != nil, // a joining site starts empty
 		ReadOnly:  opts.ReadOnly,
 		Buckets:   Buckets(opts.Access == "hash", opts.PageSize),
 		CacheSize: opts.backendCache(),
 		Logger:    opts.Logger,
+
+		Replication: opts.Replication,
+	}
+	if opts.Replication != nil {
+		kopts.Buckets = append(kopts.Buckets, changesSpec())
 	}
 	store, _, err := backend.Open(kopts, kind)
 	if err != nil {

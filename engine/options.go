@@ -86,6 +86,15 @@ type Options struct {
 	// It lets a caller observe (and tests interleave commits with) the
 	// phases of a full collection.
 	OnFullPhase func(phase string)
+	// OnReplicated, on a replica of a replication group, is called with the
+	// oids of each commit applied by replication, in commit order, from
+	// one goroutine, after the record cache dropped them (the server
+	// invalidates them for its clients). It must not block for long.
+	OnReplicated func(oids []uint64)
+	// Replication, if set, opens the directory as a site of a Berkeley DB
+	// replication group (passed to the store as kv.Options.Replication);
+	// see repl.go and docs/REPLICATION.md.
+	Replication *kv.Replication
 }
 
 // GCMode says when the reference-count collector runs.

@@ -408,6 +408,13 @@ func (db *DB) applyQueued() error {
 	if mode == kv.Sync {
 		mode = kv.NoSync // made durable by the group flush in Pending.Wait
 	}
+	if db.opts.Replication != nil {
+		// libdb waits for a quorum's acknowledgement (and reports
+		// PERM_FAILED) only for commits written with at least
+		// DB_TXN_WRITE_NOSYNC: a DB_TXN_NOSYNC commit returns at once,
+		// acknowledged or not (measured: tests/repl).
+		mode = kv.WriteNoSync
+	}
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	if db.closed.Load() {
@@ -419,6 +426,25 @@ func (db *DB) applyQueued() error {
 	}
 	size, err := db.writeRun(q, mode)
 	ok = true
+	if err != nil && errors.Is(err, kv.ErrPermFailed) {
+		// Applied here but not acknowledged by a quorum (replication):
+		// the local state moved (cache, size) like any commit's, but no
+		// commit of the run may be answered as committed.
+		db.applied(q, size)
+		db.notePermFailed(q, err)
+		return nil
+	}
+	if err != nil && db.replErr(err) != nil {
+		// A demoted master (ErrNotMaster) or a rollback (ErrHandleDead):
+		// nothing of the run was applied, and the storage is sound.
+		rerr := db.replErr(err)
+		for _, p := range q {
+			if p.err == nil {
+				p.err = fmt.Errorf("engine: commit oid %d: %w (%w)", p.recs[0].oid, rerr, err)
+			}
+		}
+		return nil
+	}
 	if err != nil {
 		// The commits of this run were announced (invalidations sent,
 		// sequence counted), so none can be refused now without side
@@ -440,6 +466,16 @@ func (db *DB) applyQueued() error {
 		}
 		return nil
 	}
+	db.applied(q, size)
+	return nil
+}
+
+// applied updates the engine's state after the kv commit of run q: the
+// record cache, size, the full collection's barrier and the statistics.
+func (db *DB) applied(q []*Pending, size uint64) {
+	if db.opts.Replication != nil {
+		db.changes.next++ // the run's change entry is in (logChanges)
+	}
 	for _, p := range q {
 		for _, c := range p.recs {
 			db.cache.invalidate(c.oid) // committed: cached copies are old
@@ -457,7 +493,6 @@ func (db *DB) applyQueued() error {
 		db.lastCommit.Store(now)
 		db.ckpt.noteCommit(db)
 	}
-	return nil
 }
 
 // drainQueue applies what is still queued (Close, before the store goes).
@@ -492,6 +527,9 @@ func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 				return err
 			}
 			added += n
+		}
+		if err := db.logChanges(tx, q); err != nil {
+			return err
 		}
 		size = db.size.Load()
 		if added == 0 {

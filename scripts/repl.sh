@@ -8,8 +8,15 @@
 # moment of a commit storm, by kill -9 and by SIGSTOP in turn, each checking
 # that every acknowledged commit is on the new master and on the old one
 # (restarted, or continued and demoted). Prints the failover times (kill or
-# stop → first commit accepted by the new master, p50 and max per kind). With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the
-# master of 3 sites vs standalone, with and without TCP_NODELAY/BULK).
+# stop → first commit accepted by the new master, p50 and max per kind).
+# Then the server-level rounds (tests/repl): three durusbdb server
+# processes (service.Serve), the PERM_FAILED test (no O without a quorum),
+# replica invalidations, and ROUNDS kill -9 rounds of an 8-connection
+# commit storm on the master (every acknowledged commit byte for byte on
+# the new master and on the rejoined old one; failover p50/max printed).
+# With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the master
+# of 3 sites vs standalone, with and without TCP_NODELAY/BULK) and
+# BenchmarkReplServerCommit (the same through the server, 8 connections).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-10}
@@ -21,7 +28,15 @@ grep -E '^(--- |ok|FAIL|PASS|panic)|FAILOVER|SIGSTOP of the master|round [0-9]+:
 if [ "$status" -ne 0 ] || ! grep -q '^ok' "$log"; then
   echo "repl.sh: failed (full output in $log)"; tail -50 "$log"; exit 1
 fi
+slog=$(mktemp /tmp/durusbdb-repl-server.XXXXXX.log)
+ROUNDS="$ROUNDS" go test -tags bdb -race -count=1 -timeout 60m \
+  -run 'TestReplServer' -v ./tests/repl/ >"$slog" 2>&1 || status=$?
+grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|failover' "$slog" || true
+if [ "$status" -ne 0 ] || ! grep -q '^ok' "$slog"; then
+  echo "repl.sh: server rounds failed (full output in $slog)"; grep -v '^ *time=' "$slog" | tail -50; exit 1
+fi
 if [ "${BENCH:-0}" = 1 ]; then
   go test -tags bdb -count=1 -run '^$' -bench 'BenchmarkReplCommit' -benchtime=1s ./bdb/ | tee -a "$log"
+  go test -tags bdb -count=1 -run '^$' -bench 'BenchmarkReplServerCommit' -benchtime=1x ./tests/repl/ | tee -a "$slog"
 fi
 echo "repl.sh: ok (full output in $log)"

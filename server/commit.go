@@ -430,7 +430,7 @@ func (c *conn) awaitDurable(p Pending, taken []run, dataLen int) error {
 	s := c.s
 	tw := time.Now()
 	if err := p.Wait(s.hard); err != nil {
-		if !errors.Is(err, ErrNotDurable) && s.hard.Err() == nil {
+		if !errors.Is(err, ErrNotDurable) && !errors.Is(err, ErrNotAcked) && s.hard.Err() == nil {
 			// Refused: nothing stored, so the oids are still the
 			// committer's (§5.5). They are in nobody's unused set (oids
 			// are handed out once, A3), so they can simply go back.
@@ -488,8 +488,9 @@ func (c *conn) waitFailed(err error, dataLen int) error {
 
 // commitFailed answers a commit the storage did not take or apply: I for a
 // dangling reference (rule 10), E for a storage failure (rule 11); a commit
-// applied but not made durable closes the connection without a reply, since
-// neither answer would be true.
+// applied but not made durable, or not acknowledged by a replication quorum,
+// closes the connection without a reply, since neither answer would be
+// true.
 func (c *conn) commitFailed(err error, dataLen int) error {
 	switch {
 	case errors.Is(err, ErrDangling):
@@ -499,6 +500,18 @@ func (c *conn) commitFailed(err error, dataLen int) error {
 		c.log.Error("commit applied but not made durable; closing connection", "err", err)
 		c.observeError(ErrDurability)
 		return &protoEnd{"durability failure"}
+	case errors.Is(err, ErrNotAcked):
+		// Applied here, perhaps rolled back by the next election: neither
+		// O nor E would be true.
+		c.releaseToken()
+		c.log.Error("commit not acknowledged by a quorum of replicas: outcome unknown; closing connection without a reply", "err", err)
+		c.observeError(ErrPermFailed)
+		return &protoEnd{"replication quorum failure (commit outcome unknown)"}
+	}
+	if errors.Is(err, ErrReplica) {
+		// Not a storage failure: the client reached a replica.
+		c.log.Warn("commit refused: this site is a replica", "err", err)
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: err.Error()}, dataLen)
 	}
 	c.log.Error("commit failed in the storage", "err", err)
 	c.observeError(ErrStorageCommit)

@@ -48,6 +48,10 @@ func engineError(err error) error {
 		return fmt.Errorf("%w: %w", ErrDangling, err)
 	case errors.Is(err, engine.ErrNotDurable):
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
+	case errors.Is(err, engine.ErrPermFailed):
+		return fmt.Errorf("%w: %w", ErrNotAcked, err)
+	case errors.Is(err, engine.ErrNotMaster):
+		return fmt.Errorf("%w: %w", ErrReplica, err)
 	}
 	return err
 }

@@ -100,6 +100,9 @@ const (
 	ErrDurability
 	// ErrPanic: serving a connection panicked.
 	ErrPanic
+	// ErrPermFailed: a replicated commit a quorum of sites did not
+	// acknowledge (the connection was closed without a reply).
+	ErrPermFailed
 
 	// NumErrorKinds is the number of error kinds; kinds are below it.
 	NumErrorKinds
@@ -132,6 +135,8 @@ func (k ErrorKind) String() string {
 		return "durability"
 	case ErrPanic:
 		return "panic"
+	case ErrPermFailed:
+		return "perm_failed"
 	}
 	return "unknown"
 }

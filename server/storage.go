@@ -57,4 +57,11 @@ var (
 	// ErrNotDurable: a commit was applied but could not be made durable
 	// (the connection is closed without a reply).
 	ErrNotDurable = errors.New("server: commit not made durable")
+	// ErrNotAcked: a replicated commit was applied on the master but a
+	// quorum of sites did not acknowledge it; its outcome is unknown (the
+	// connection is closed without a reply).
+	ErrNotAcked = errors.New("server: commit not acknowledged by a quorum")
+	// ErrReplica: a commit sent to a replica of a replication group, which
+	// does not forward commits yet (reply E naming the situation).
+	ErrReplica = errors.New("server: this site is a replica; commit on the master")
 )

@@ -7,6 +7,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
 )
 
@@ -49,6 +50,11 @@ type Config struct {
 	// during shutdown, or when shutdown overruns ShutdownTimeout; the CLI
 	// exits the process there. Nil: Serve waits as long as shutdown takes.
 	ForceExit func(reason string)
+	// Replication, if set, serves Dir as a site of a Berkeley DB
+	// replication group (see docs/REPLICATION.md). A LevelDB directory is
+	// refused, and so is a group of fewer than three sites unless
+	// AllowTwoSites. DurusAddr defaults to the client listener's address.
+	Replication *kv.Replication
 }
 
 // LogConfig says where and how Serve logs.
@@ -87,5 +93,5 @@ func (c *Config) validate() error {
 	case c.Engine.Access != "" && c.Engine.Access != "btree" && c.Engine.Access != "hash":
 		return &ConfigError{"--access must be btree or hash, not " + c.Engine.Access}
 	}
-	return nil
+	return checkReplication(c)
 }

@@ -9,4 +9,9 @@
 // Serve returns when its context is cancelled (a clean shutdown), when a
 // client stops the server with Q, or when the storage fails (an error: the
 // supervisor should restart the server so that recovery runs).
+//
+// Config.Replication serves the directory as a site of a Berkeley DB
+// replication group (docs/REPLICATION.md); what cannot be replicated (a
+// LevelDB directory, a group of fewer than three sites unless allowed) is
+// refused before anything is opened.
 package service

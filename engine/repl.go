@@ -1,0 +1,329 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// roleState tracks the site's replication role for Role and OnRoleChange.
+// A DB opened without Options.Replication is "standalone" for ever.
+type roleState struct {
+	mu   sync.Mutex
+	info kv.RoleInfo
+	subs []func(kv.RoleInfo) // OnRoleChange callbacks; owned by mu
+	ch   chan kv.RoleInfo    // changes for the notifying goroutine
+}
+
+// Role returns the site's current role. A DB opened without replication
+// reports kv.RoleStandalone with no address (it is its own master). On a
+// replica, Lag is the time from the master's commit of the last change
+// followed to its invalidation here (the two sites' clocks are assumed in
+// step; it stays at its last value while no change arrives).
+func (db *DB) Role() kv.RoleInfo {
+	db.role.mu.Lock()
+	ri := db.role.info
+	db.role.mu.Unlock()
+	if ri.Role == "" {
+		return kv.RoleInfo{Role: kv.RoleStandalone}
+	}
+	if ri.Role != kv.RoleMaster {
+		ri.Lag = time.Duration(db.changes.lag.Load())
+	}
+	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
+	return ri
+}
+
+// OnRoleChange registers fn, called on every change of Role, in order,
+// from one goroutine of the DB (fn must not block for long). A standalone
+// DB never calls it.
+func (db *DB) OnRoleChange(fn func(kv.RoleInfo)) {
+	db.role.mu.Lock()
+	defer db.role.mu.Unlock()
+	db.role.subs = append(db.role.subs, fn)
+}
+
+// IsReplica says whether the DB is a site of a replication group that is
+// not the master now (writes are refused with ErrNotMaster).
+func (db *DB) IsReplica() bool {
+	r := db.Role().Role
+	return r != kv.RoleStandalone && r != kv.RoleMaster
+}
+
+// notePermFailed fails every commit of run q with ErrPermFailed: the run
+// was applied locally, but a quorum did not acknowledge it, so its outcome
+// is unknown and the server must never answer it 'O'.
+func (db *DB) notePermFailed(q []*Pending, err error) {
+	db.permFailed.Add(uint64(len(q)))
+	db.log.Error("engine: commits not acknowledged by a quorum of replicas; their clients get no answer",
+		"dir", db.dir, "commits", len(q), "err", err)
+	for _, p := range q {
+		if p.err == nil {
+			p.err = fmt.Errorf("engine: commit oid %d: %w (%w)", p.recs[0].oid, ErrPermFailed, err)
+		}
+	}
+}
+
+// replErr maps a replication error of the store onto the engine's: a
+// write refused because this site is not (or no longer) the master gives
+// ErrNotMaster, a rollback ErrHandleDead (and fails the DB: a restart
+// reopens the handles and drops every cache); nil for
+// any other error or a DB without replication.
+func (db *DB) replErr(err error) error {
+	if db.opts.Replication == nil {
+		return nil
+	}
+	switch {
+	case errors.Is(err, kv.ErrHandleDead):
+		db.fail(fmt.Errorf("replication rolled back changes this site had seen: restart to reopen the handles and drop every cache: %w", err))
+		return kv.ErrHandleDead
+	case errors.Is(err, kv.ErrReadOnly):
+		return ErrNotMaster
+	}
+	return nil
+}
+
+// siteOpenTimeout bounds how long a site's open waits for a role and for
+// the master's layout.
+const siteOpenTimeout = 2 * time.Minute
+
+// MetaSiteAddrPrefix prefixes the meta keys in which each site of a
+// replication group publishes its Durus address: key prefix + the site's
+// replication address, value its Durus address (FORMAT.md).
+const MetaSiteAddrPrefix = "site:"
+
+// openSite finishes the open of a replication site: it waits until the
+// site is master or a synced replica; a master opens as a standalone
+// writable DB does (creating the layout in a new group), a replica waits
+// for the master's layout and loads the counters without writing. Then
+// the role goroutine starts (promotion, demotion, rollbacks).
+func (db *DB) openSite(ctx context.Context, created bool) error {
+	rs, ok := db.store.(kv.ReplicatedStore)
+	if !ok {
+		return fmt.Errorf("engine: open %s: the %s backend has no replication: %w", db.dir, db.backend, ErrLayout)
+	}
+	ctx, cancel := context.WithTimeout(ctx, siteOpenTimeout)
+	defer cancel()
+	ri, err := waitRole(ctx, rs, func(r kv.RoleInfo) bool { return r.Role == kv.RoleMaster || r.Role == kv.RoleReplica })
+	if err != nil {
+		return fmt.Errorf("engine: open %s: wait for a replication role: %w", db.dir, err)
+	}
+	if ri.Role == kv.RoleMaster {
+		if err := db.becomeMaster(ctx, created); err != nil {
+			return err
+		}
+	} else {
+		db.replica.Store(true)
+		if err := db.loadReplica(ctx); err != nil {
+			return err
+		}
+		if err := db.followFrom(ctx); err != nil {
+			return err
+		}
+	}
+	db.setRole(ri)
+	db.role.ch = make(chan kv.RoleInfo, 64)
+	db.wg.Add(2)
+	go db.roleLoop(rs)
+	go db.notifyLoop(db.role.ch)
+	return nil
+}
+
+// waitRole polls rs until ok accepts its role or ctx ends.
+func waitRole(ctx context.Context, rs kv.ReplicatedStore, ok func(kv.RoleInfo) bool) (kv.RoleInfo, error) {
+	for {
+		ch := rs.ReplChanged()
+		ri := rs.ReplRole()
+		if ok(ri) {
+			return ri, nil
+		}
+		select {
+		case <-ctx.Done():
+			return ri, fmt.Errorf("role %s: %w", ri.Role, ctx.Err())
+		case <-ch:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// becomeMaster loads meta and the counters (creating the layout in a new
+// group), starts writing (collector, checkpoints) and publishes this
+// site's Durus address.
+func (db *DB) becomeMaster(ctx context.Context, created bool) error {
+	m, err := db.loadMeta(ctx, created)
+	if err != nil {
+		return err
+	}
+	c, err := db.loadCounters(ctx, m)
+	if err != nil {
+		return err
+	}
+	last, err := db.lastChange(ctx)
+	if err != nil {
+		return err
+	}
+	db.changes.next = last + 1
+	db.stopFollowing(last + 1)
+	if err := db.startWriting(ctx, c); err != nil {
+		return err
+	}
+	db.replica.Store(false)
+	return db.publishAddr(ctx)
+}
+
+// loadReplica waits until the master's layout is replicated here, then
+// loads meta and the counters read-only.
+func (db *DB) loadReplica(ctx context.Context) error {
+	for {
+		m, _, err := readMeta(ctx, db.store)
+		if err == nil && m.has(MetaLayout) {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("engine: open %s: wait for the master's layout: %w (last: %v)", db.dir, ctx.Err(), err)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	m, err := db.loadMeta(ctx, false)
+	if err != nil {
+		return err
+	}
+	_, err = db.loadCounters(ctx, m)
+	return err
+}
+
+// publishAddr stores this site's Durus address in replicated meta (a
+// master only), so that replicas can name and reach the master.
+func (db *DB) publishAddr(ctx context.Context) error {
+	r := db.opts.Replication
+	if r.DurusAddr == "" {
+		return nil
+	}
+	key := []byte(MetaSiteAddrPrefix + r.Listen)
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		if v, err := tx.Get(BucketMeta, key); err == nil && string(v) == r.DurusAddr {
+			return nil
+		}
+		return tx.Put(BucketMeta, key, []byte(r.DurusAddr))
+	})
+	if err != nil && !errors.Is(err, kv.ErrPermFailed) {
+		return fmt.Errorf("engine: open %s: publish the Durus address: %w", db.dir, err)
+	}
+	return nil
+}
+
+// durusAddrOf returns the Durus address a site published under its
+// replication address, "" if none.
+func (db *DB) durusAddrOf(replAddr string) string {
+	if replAddr == "" {
+		return ""
+	}
+	var addr string
+	_ = kv.View(context.Background(), db.store, func(tx kv.Txn) error {
+		v, err := tx.Get(BucketMeta, []byte(MetaSiteAddrPrefix+replAddr))
+		if err == nil {
+			addr = string(v)
+		}
+		return nil
+	})
+	return addr
+}
+
+// setRole records ri (naming the master's Durus address) and queues it
+// for the OnRoleChange callbacks when it changed.
+func (db *DB) setRole(ri kv.RoleInfo) {
+	switch ri.Role {
+	case kv.RoleMaster:
+		ri.MasterDurusAddr = db.opts.Replication.DurusAddr
+	default:
+		ri.MasterDurusAddr = db.durusAddrOf(ri.MasterReplAddr)
+	}
+	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
+	db.role.mu.Lock()
+	old := db.role.info
+	db.role.info = ri
+	ch := db.role.ch
+	db.role.mu.Unlock()
+	if old.Role == ri.Role && old.MasterDurusAddr == ri.MasterDurusAddr && old.MasterReplAddr == ri.MasterReplAddr {
+		return
+	}
+	db.log.Info("engine: replication role", "dir", db.dir, "role", ri.Role, "master", ri.MasterReplAddr, "master_durus", ri.MasterDurusAddr)
+	if ch != nil {
+		select {
+		case ch <- ri:
+		default:
+			db.log.Warn("engine: role change notifications overflow; one dropped", "dir", db.dir)
+		}
+	}
+}
+
+// notifyLoop calls the OnRoleChange callbacks, in order, from one
+// goroutine.
+func (db *DB) notifyLoop(ch <-chan kv.RoleInfo) {
+	defer db.wg.Done()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case ri := <-ch:
+			db.role.mu.Lock()
+			subs := slices.Clone(db.role.subs)
+			db.role.mu.Unlock()
+			for _, fn := range subs {
+				fn(ri)
+			}
+		}
+	}
+}
+
+// roleLoop follows the site's role: a replica promoted to master loads the
+// engine's state from the replicated meta and starts writing; a master
+// that loses the role refuses writes at once and, if it ends a replica (a
+// partition healed, a stopped master continued), fails the DB, so that
+// its owner restarts it as a replica with fresh handles and caches (its
+// clients' caches may hold rolled-back records); if a DUPMASTER election
+// makes it master again it reloads its state like a promoted replica.
+func (db *DB) roleLoop(rs kv.ReplicatedStore) {
+	defer db.wg.Done()
+	for {
+		ch := rs.ReplChanged()
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-ch:
+		case <-time.After(time.Second):
+		}
+		ri := rs.ReplRole()
+		wasReplica := db.replica.Load()
+		switch {
+		case ri.Role == kv.RoleMaster && wasReplica:
+			t0 := time.Now()
+			if err := db.becomeMaster(db.ctx, false); err != nil {
+				db.fail(fmt.Errorf("promotion to master: %w", err))
+				return
+			}
+			db.log.Info("engine: promoted to master", "took", time.Since(t0), "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
+		case ri.Role != kv.RoleMaster && !wasReplica:
+			// Writes stop now; a DUPMASTER election may make this site
+			// master again (promotion reloads the state), or a replica.
+			db.replica.Store(true)
+			db.demoted = true
+			db.log.Warn("engine: no longer master; writes refused", "dir", db.dir, "role", ri.Role)
+		}
+		if db.demoted && ri.Role == kv.RoleReplica {
+			db.setRole(ri)
+			db.fail(errors.New("demoted from master to replica by the replication group: restart to rejoin as a replica with fresh caches"))
+			return
+		}
+		if ri.Role == kv.RoleMaster {
+			db.demoted = false
+		}
+		db.setRole(ri)
+	}
+}

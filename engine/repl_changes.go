@@ -1,0 +1,191 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// BucketChanges is the replicated change table of a replication site
+// (FORMAT.md §3): key the int8 sequence number of an apply run, value the
+// master's int8 UnixNano time of the run followed by the int8 oids the run
+// stored. The master writes it in the run's own
+// transaction; replicas read it to invalidate their caches and their
+// clients' in commit order. Only sites (Options.Replication) have it.
+const BucketChanges = "changes"
+
+// keepChanges is how many runs the change table keeps: the master deletes
+// entry seq-keepChanges when it writes seq. A replica that falls further
+// behind is re-initialized by libdb (its handles die: it restarts).
+const keepChanges = 100000
+
+// changesPoll is how often a replica reads the change table.
+const changesPoll = 2 * time.Millisecond
+
+// changesSpec is the bucket spec of the change table.
+func changesSpec() kv.BucketSpec {
+	return kv.BucketSpec{Name: BucketChanges, File: "changes.db", Prefix: 'c'}
+}
+
+// changeState is a site's position in the change table.
+type changeState struct {
+	next   uint64        // master: seq of the next run's entry; owned by writeMu
+	follow uint64        // replica: next seq to report; owned by changesLoop
+	start  atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	lag    atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
+	stop   chan struct{} // replica: closed at promotion
+}
+
+// followFrom starts a replica's changesLoop after the last entry present.
+func (db *DB) followFrom(ctx context.Context) error {
+	last, err := db.lastChange(ctx)
+	if err != nil {
+		return err
+	}
+	db.changes.follow = last + 1
+	db.changes.stop = make(chan struct{})
+	db.wg.Add(1)
+	go db.changesLoop(db.changes.stop)
+	return nil
+}
+
+// stopFollowing tells a replica's changesLoop that the site was promoted
+// with its first own entry at seq start: the loop reports what comes
+// before and ends. It does not wait: a read the loop has in flight may
+// sleep seconds in libdb's role-change lockout.
+func (db *DB) stopFollowing(start uint64) {
+	if db.changes.stop == nil {
+		return
+	}
+	db.changes.start.Store(start)
+	close(db.changes.stop)
+	db.changes.stop = nil
+}
+
+// lastChange returns the last sequence number of the change table, 0 when
+// empty.
+func (db *DB) lastChange(ctx context.Context) (uint64, error) {
+	var last uint64
+	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+		c, err := tx.Cursor(BucketChanges)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		if c.Last() && len(c.Key()) == 8 {
+			last = binary.BigEndian.Uint64(c.Key())
+		}
+		return c.Err()
+	})
+	if err != nil {
+		return 0, fmt.Errorf("engine: %s: read the change table: %w", db.dir, err)
+	}
+	return last, nil
+}
+
+// logChanges writes the change entry of run q in tx (a master of a
+// replication group only) and trims the table. writeMu is held.
+func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
+	if db.opts.Replication == nil {
+		return nil
+	}
+	v := int8Bytes(uint64(time.Now().UnixNano())) // the master's clock: replicas' lag
+	for _, p := range q {
+		if p.err != nil {
+			continue // refused (ErrDangling): it wrote nothing
+		}
+		for _, c := range p.recs {
+			v = binary.BigEndian.AppendUint64(v, c.oid)
+		}
+	}
+	seq := db.changes.next
+	if err := tx.Put(BucketChanges, int8Bytes(seq), v); err != nil {
+		return fmt.Errorf("engine: change entry %d: %w", seq, err)
+	}
+	if seq > keepChanges {
+		if err := tx.Delete(BucketChanges, int8Bytes(seq-keepChanges)); err != nil {
+			return fmt.Errorf("engine: trim change entry %d: %w", seq-keepChanges, err)
+		}
+	}
+	return nil
+}
+
+// changesLoop is a replica's follower of the change table: every
+// changesPoll it reads the entries after its position and, in order,
+// drops their oids from the record cache and reports them
+// (Options.OnReplicated: the server invalidates them for its clients). It
+// ends when the DB closes or the site becomes master.
+func (db *DB) changesLoop(stop <-chan struct{}) {
+	defer db.wg.Done()
+	t := time.NewTicker(changesPoll)
+	defer t.Stop()
+	for {
+		limit := uint64(math.MaxUint64)
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-stop:
+			limit = db.changes.start.Load()
+		case <-t.C:
+		}
+		err := db.followChanges(limit)
+		if limit != math.MaxUint64 {
+			if err != nil {
+				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)
+			}
+			return
+		}
+		if err != nil {
+			if db.ctx.Err() != nil {
+				return
+			}
+			if errors.Is(err, kv.ErrHandleDead) {
+				db.fail(fmt.Errorf("replica cannot compute its clients' invalidations; restart it: %w", err))
+				return
+			}
+			db.log.Warn("engine: read the replicated change table", "dir", db.dir, "err", err)
+		}
+	}
+}
+
+// followChanges reports the change entries from db.changes.next on, in
+// order. It reads them one by one outside any transaction (kv.Getter):
+// libdb makes a txn_begin that meets a role change's lockout sleep 5 s
+// (__op_rep_enter), which a poller every changesPoll nearly always meets
+// at a failover, and a promotion waits for the poller's last read.
+func (db *DB) followChanges(limit uint64) error {
+	g, ok := db.store.(kv.Getter)
+	if !ok {
+		return fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
+	}
+	for db.changes.follow < limit {
+		v, err := g.Get(BucketChanges, int8Bytes(db.changes.follow))
+		if errors.Is(err, kv.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if len(v) < 8 || len(v)%8 != 0 {
+			return fmt.Errorf("engine: change entry %d of %d bytes: %w", db.changes.follow, len(v), kv.ErrCorrupt)
+		}
+		at := time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		db.changes.lag.Store(int64(max(time.Since(at), 0)))
+		oids := make([]uint64, 0, len(v)/8-1)
+		for i := 8; i < len(v); i += 8 {
+			oids = append(oids, binary.BigEndian.Uint64(v[i:]))
+		}
+		db.cache.invalidate(oids...)
+		if f := db.opts.OnReplicated; f != nil && len(oids) > 0 {
+			f(oids)
+		}
+		db.changes.follow++
+	}
+	return nil
+}
