@@ -7,6 +7,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
 )
 
@@ -45,6 +46,12 @@ type Config struct {
 	// Ready, if set, is called with the listening address once the
 	// database is open, just before serving starts.
 	Ready func(addr net.Addr)
+	// Replication, if set, makes this server a site of a Berkeley DB
+	// replication group (serve --repl-*; docs/REPLICATION.md).
+	Replication *kv.Replication
+	// RoleHook is the command run on every replication role change
+	// (serve --on-role-change); only with Replication.
+	RoleHook RoleHookConfig
 	// ForceExit, if set, is called when a second SIGINT/SIGTERM arrives
 	// during shutdown, or when shutdown overruns ShutdownTimeout; the CLI
 	// exits the process there. Nil: Serve waits as long as shutdown takes.

@@ -288,6 +288,9 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
 			"max_commit", maxCommit, "max_inflight", budget)
 	}
+	if err := in.watchRole(db); err != nil {
+		return nil, err
+	}
 	srv := server.New(scfg, server.Engine(db))
 	in.relay.Attach(srv)
 	if cfg.Control != nil {
