@@ -66,6 +66,7 @@ type DB struct {
 
 	ckpt  ckptState  // checkpoint bookkeeping; see checkpoint.go
 	fatal fatalState // see fatal.go
+	role  roleState  // replication role; see repl.go
 
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc

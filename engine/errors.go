@@ -38,4 +38,11 @@ var (
 	ErrGarbageInvalid = errors.New("engine: garbage validation failed")
 	// ErrCollecting: a full collection is already running.
 	ErrCollecting = errors.New("engine: full collection already running")
+	// ErrPermFailed: a replicated commit that a quorum of sites did not
+	// acknowledge; its outcome is unknown and it must never be answered
+	// as committed.
+	ErrPermFailed = errors.New("engine: commit not acknowledged by a quorum of replicas")
+	// ErrNotMaster: a write on a replica of a replication group, where
+	// only the master writes.
+	ErrNotMaster = errors.New("engine: not the replication master")
 )

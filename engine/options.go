@@ -84,6 +84,10 @@ type Options struct {
 	// It lets a caller observe (and tests interleave commits with) the
 	// phases of a full collection.
 	OnFullPhase func(phase string)
+	// Replication, if set, opens the directory as a site of a Berkeley DB
+	// replication group (passed to the store as kv.Options.Replication);
+	// see repl.go and docs/REPLICATION.md.
+	Replication *kv.Replication
 }
 
 // GCMode says when the reference-count collector runs.

@@ -100,6 +100,9 @@ type Options struct {
 	CacheSize int64
 	// Logger receives backend messages; nil means slog.Default().
 	Logger *slog.Logger
+	// Replication, if set, opens the directory as a site of a replication
+	// group (Berkeley DB only; other backends refuse it).
+	Replication *Replication
 }
 
 // DefaultCacheSize is the cache used when Options.CacheSize is 0.

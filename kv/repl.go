@@ -2,24 +2,76 @@ package kv
 
 import "time"
 
-// Replication configures a Berkeley DB replication group site (serve
-// --repl-*): where this site listens, which members it knows, and the
-// election and acknowledgement policy. Nil in a config means standalone.
+// Replication configures a site of a replication group (Berkeley DB only:
+// another backend refuses a Store opened with it). See docs/REPLICATION.md.
 type Replication struct {
-	Listen                       string
-	Peers                        []string
-	Init                         bool
-	Priority                     int
-	AckTimeout, HeartbeatMonitor time.Duration
-	AllowTwoSites                bool
-	DurusAddr                    string
+	// Listen is this site's replication address host:port (private network:
+	// repmgr has no authentication).
+	Listen string
+	// Peers are other sites' replication addresses, used to join.
+	Peers []string
+	// Init creates the group: one site, on the group's first start only.
+	Init bool
+	// Priority is the election priority. 0 means the default (100); a
+	// negative value makes the site never master (priority 0 in libdb: it
+	// never wins an election and, under the quorum policy, never acks).
+	Priority int
+	// AckTimeout is how long a commit waits for a quorum of
+	// acknowledgements; 0 means 1 s.
+	AckTimeout time.Duration
+	// HeartbeatMonitor is how long a replica waits for the master's
+	// heartbeat before calling an election; 0 means 1 s, negative: off.
+	HeartbeatMonitor time.Duration
+	// AllowTwoSites accepts a group of fewer than three electable sites
+	// (no safe failover: see docs/REPLICATION.md).
+	AllowTwoSites bool
+	// DurusAddr is this site's Durus address (host:port clients and other
+	// sites reach), published to the group in replicated meta so that a
+	// replica can forward commits to the master and /role can name it.
+	DurusAddr string
 }
 
-// RoleInfo is a site's replication role as operators see it (GET /role,
-// the role hook, the role metrics).
+// Role names reported in RoleInfo.Role.
+const (
+	// RoleStandalone: no replication configured; the site is its own master.
+	RoleStandalone = "standalone"
+	// RoleMaster: the site of the group that accepts writes.
+	RoleMaster = "master"
+	// RoleReplica: a synced read-only replica.
+	RoleReplica = "replica"
+	// RoleStarting: neither master nor replica yet (election, join).
+	RoleStarting = "starting"
+	// RoleSyncing: a replica that has not finished its start-up sync.
+	RoleSyncing = "syncing"
+)
+
+// RoleInfo is a site's role as the server and /role report it.
 type RoleInfo struct {
-	Role                            string /* master|replica|starting|syncing|standalone */
-	MasterDurusAddr, MasterReplAddr string
-	Lag                             time.Duration
-	Elections, PermFailed           uint64
+	// Role is one of RoleStandalone, RoleMaster, RoleReplica, RoleStarting,
+	// RoleSyncing.
+	Role string
+	// MasterDurusAddr is the master's Durus address, "" if unknown
+	// (standalone: this site's own, when known).
+	MasterDurusAddr string
+	// MasterReplAddr is the master's replication address, "" if unknown
+	// or standalone.
+	MasterReplAddr string
+	// Lag is, on a replica, the age of the newest applied change; 0 on a
+	// master or standalone.
+	Lag time.Duration
+	// Elections and PermFailed are libdb's election count and the count of
+	// commits a quorum did not acknowledge.
+	Elections, PermFailed uint64
+}
+
+// ReplicatedStore is implemented by a Store opened with
+// Options.Replication: it reports the site's role and lets the engine
+// wait for a commit a master made to be applied here.
+type ReplicatedStore interface {
+	Store
+	// ReplRole returns the current role (MasterDurusAddr is filled by the
+	// engine, which knows the published addresses).
+	ReplRole() RoleInfo
+	// ReplChanged returns a channel closed at the next role change.
+	ReplChanged() <-chan struct{}
 }

@@ -46,16 +46,18 @@ type Config struct {
 	// Ready, if set, is called with the listening address once the
 	// database is open, just before serving starts.
 	Ready func(addr net.Addr)
-	// Replication, if set, makes this server a site of a Berkeley DB
-	// replication group (serve --repl-*; docs/REPLICATION.md).
-	Replication *kv.Replication
-	// RoleHook is the command run on every replication role change
-	// (serve --on-role-change); only with Replication.
-	RoleHook RoleHookConfig
 	// ForceExit, if set, is called when a second SIGINT/SIGTERM arrives
 	// during shutdown, or when shutdown overruns ShutdownTimeout; the CLI
 	// exits the process there. Nil: Serve waits as long as shutdown takes.
 	ForceExit func(reason string)
+	// Replication, if set, serves Dir as a site of a Berkeley DB
+	// replication group (see docs/REPLICATION.md). A LevelDB directory is
+	// refused, and so is a group of fewer than three sites unless
+	// AllowTwoSites. DurusAddr defaults to the client listener's address.
+	Replication *kv.Replication
+	// RoleHook is the command run on every replication role change
+	// (serve --on-role-change); only with Replication.
+	RoleHook RoleHookConfig
 }
 
 // LogConfig says where and how Serve logs.
@@ -94,5 +96,5 @@ func (c *Config) validate() error {
 	case c.Engine.Access != "" && c.Engine.Access != "btree" && c.Engine.Access != "hash":
 		return &ConfigError{"--access must be btree or hash, not " + c.Engine.Access}
 	}
-	return nil
+	return checkReplication(c)
 }

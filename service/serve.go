@@ -246,7 +246,7 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	if err := recovery.CheckFormat(dir); err != nil {
 		return nil, err
 	}
-	if !in.cfg.Engine.ReadOnly {
+	if !in.cfg.Engine.ReadOnly && in.cfg.Replication == nil {
 		// A report only (log range replayed, time): the engine's own open
 		// runs recovery again and decides whether the directory can be
 		// served.
@@ -260,6 +260,7 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	relay := &server.RemoveRelay{}
 	opts.OnRemove = relay.OnRemove
 	in.relay = relay
+	opts.Replication = replicationOf(in.cfg.Replication, in.ln.Addr().String())
 	db, err := engine.Open(context.WithoutCancel(ctx), dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
