@@ -10,18 +10,9 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-// Replication roles reported by a RoleSource (kv.RoleInfo.Role).
-const (
-	RoleMaster     = "master"
-	RoleReplica    = "replica"
-	RoleStarting   = "starting"
-	RoleSyncing    = "syncing"
-	RoleStandalone = "standalone"
-)
-
 // roles are the values of durusbdb_repl_role's role label, every one
 // exported on each scrape (1 for the current role, 0 for the others).
-var roles = [...]string{RoleMaster, RoleReplica, RoleStarting, RoleSyncing, RoleStandalone}
+var roles = [...]string{kv.RoleMaster, kv.RoleReplica, kv.RoleStarting, kv.RoleSyncing, kv.RoleStandalone}
 
 // RoleSource reports a site's replication role: *engine.DB of a
 // replicated database. Role must be cheap (it is called per request of
@@ -52,9 +43,9 @@ func (m *Metrics) Role() kv.RoleInfo {
 		return h.src.Role()
 	}
 	if ps := m.probes.Load(); ps != nil && ps.Store != nil {
-		return kv.RoleInfo{Role: RoleStandalone}
+		return kv.RoleInfo{Role: kv.RoleStandalone}
 	}
-	return kv.RoleInfo{Role: RoleStarting}
+	return kv.RoleInfo{Role: kv.RoleStarting}
 }
 
 // roleReply is the JSON body of /role.
@@ -75,7 +66,7 @@ func (m *Metrics) RoleHandler() http.Handler {
 		ri := m.Role()
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		if ri.Role != RoleMaster && ri.Role != RoleStandalone {
+		if ri.Role != kv.RoleMaster && ri.Role != kv.RoleStandalone {
 			w.WriteHeader(http.StatusServiceUnavailable)
 		}
 		json.NewEncoder(w).Encode(roleReply{Role: ri.Role, Master: ri.MasterDurusAddr,
@@ -92,7 +83,7 @@ func (m *Metrics) readyRole() error {
 		return nil
 	}
 	switch ri := h.src.Role(); ri.Role {
-	case RoleMaster, RoleReplica, RoleStandalone:
+	case kv.RoleMaster, kv.RoleReplica, kv.RoleStandalone:
 		return nil
 	default:
 		return fmt.Errorf("%w: replication role %q: not in sync with the group yet", ErrProbe, ri.Role)

@@ -59,11 +59,11 @@ func TestRoleEndpoint(t *testing.T) {
 			}
 		}
 	}
-	checkRole(http.StatusServiceUnavailable, roleReply{Role: RoleStarting})
+	checkRole(http.StatusServiceUnavailable, roleReply{Role: kv.RoleStarting})
 	m.SetProbes(Probes{Store: &fakeStore{dir: t.TempDir(), err: engine.ErrNotFound}})
-	checkRole(http.StatusOK, roleReply{Role: RoleStandalone})
+	checkRole(http.StatusOK, roleReply{Role: kv.RoleStandalone})
 
-	src := &fakeRole{ri: kv.RoleInfo{Role: RoleSyncing}}
+	src := &fakeRole{ri: kv.RoleInfo{Role: kv.RoleSyncing}}
 	if err := m.SetRole(src); err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +72,10 @@ func TestRoleEndpoint(t *testing.T) {
 		code      int
 		wantReady bool
 	}{
-		{kv.RoleInfo{Role: RoleStarting}, http.StatusServiceUnavailable, false},
-		{kv.RoleInfo{Role: RoleSyncing, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973"}, http.StatusServiceUnavailable, false},
-		{kv.RoleInfo{Role: RoleReplica, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973", Lag: 1500 * time.Millisecond}, http.StatusServiceUnavailable, true},
-		{kv.RoleInfo{Role: RoleMaster, MasterDurusAddr: "10.0.0.2:2972", MasterReplAddr: "10.0.0.2:2973"}, http.StatusOK, true},
+		{kv.RoleInfo{Role: kv.RoleStarting}, http.StatusServiceUnavailable, false},
+		{kv.RoleInfo{Role: kv.RoleSyncing, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973"}, http.StatusServiceUnavailable, false},
+		{kv.RoleInfo{Role: kv.RoleReplica, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973", Lag: 1500 * time.Millisecond}, http.StatusServiceUnavailable, true},
+		{kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "10.0.0.2:2972", MasterReplAddr: "10.0.0.2:2973"}, http.StatusOK, true},
 	}
 	for _, c := range cases {
 		src.set(c.ri)
@@ -94,7 +94,7 @@ func TestRoleEndpoint(t *testing.T) {
 // metrics as scraped.
 func TestRoleMetrics(t *testing.T) {
 	m := New(Options{NoRuntime: true})
-	src := &fakeRole{ri: kv.RoleInfo{Role: RoleReplica, Lag: 250 * time.Millisecond, Elections: 3, PermFailed: 7}}
+	src := &fakeRole{ri: kv.RoleInfo{Role: kv.RoleReplica, Lag: 250 * time.Millisecond, Elections: 3, PermFailed: 7}}
 	if err := m.SetRole(src); err != nil {
 		t.Fatal(err)
 	}
@@ -114,7 +114,7 @@ func TestRoleMetrics(t *testing.T) {
 			t.Errorf("%s = %v (present %v), want %v", name, got, ok, w)
 		}
 	}
-	src.set(kv.RoleInfo{Role: RoleMaster, Elections: 4})
+	src.set(kv.RoleInfo{Role: kv.RoleMaster, Elections: 4})
 	v = gatherValues(t, m)
 	if v[`durusbdb_repl_role{role="master"}`] != 1 || v[`durusbdb_repl_role{role="replica"}`] != 0 || v[`durusbdb_repl_elections_total`] != 4 {
 		t.Errorf("after the election: %v", v)

@@ -5,13 +5,16 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/metrics"
 )
 
 // hookLog returns a logger writing to a buffer the test reads.
@@ -94,5 +97,68 @@ func TestRoleHookTimeoutAndFailure(t *testing.T) {
 		if !strings.Contains(l, want) {
 			t.Errorf("log lacks %q:\n%s", want, l)
 		}
+	}
+}
+
+// fakeTracker is a roleTracker whose changes the test fires.
+type fakeTracker struct {
+	mu   sync.Mutex
+	ri   kv.RoleInfo
+	subs []func(kv.RoleInfo)
+}
+
+func (f *fakeTracker) Role() kv.RoleInfo {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.ri
+}
+
+func (f *fakeTracker) OnRoleChange(fn func(kv.RoleInfo)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.subs = append(f.subs, fn)
+}
+
+func (f *fakeTracker) change(ri kv.RoleInfo) {
+	f.mu.Lock()
+	f.ri = ri
+	subs := slices.Clone(f.subs)
+	f.mu.Unlock()
+	for _, fn := range subs {
+		fn(ri)
+	}
+}
+
+// TestWatchRole: with Replication, the metrics report the tracker's role
+// and --on-role-change runs on its changes; without it, neither.
+func TestWatchRole(t *testing.T) {
+	out := filepath.Join(t.TempDir(), "runs")
+	t.Setenv("OUT", out)
+	log, _ := hookLog()
+
+	standalone := &instance{cfg: Config{RoleHook: RoleHookConfig{Command: `echo "$DURUSBDB_ROLE" >> "$OUT"`}}, log: log,
+		mets: metrics.New(metrics.Options{NoRuntime: true})}
+	ft := &fakeTracker{ri: kv.RoleInfo{Role: kv.RoleStarting}}
+	if err := standalone.watchRole(ft); err != nil {
+		t.Fatal(err)
+	}
+	if len(ft.subs) != 0 || standalone.mets.Role().Role != kv.RoleStarting {
+		t.Fatalf("a standalone server watches the role: %d hooks, role %q", len(ft.subs), standalone.mets.Role().Role)
+	}
+
+	in := &instance{cfg: Config{Replication: &kv.Replication{Listen: "127.0.0.1:1"},
+		RoleHook: RoleHookConfig{Command: `echo "$DURUSBDB_ROLE $DURUSBDB_MASTER" >> "$OUT"`}}, log: log,
+		mets: metrics.New(metrics.Options{NoRuntime: true})}
+	if err := in.watchRole(ft); err != nil {
+		t.Fatal(err)
+	}
+	ft.change(kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "127.0.0.1:2972"})
+	if got := in.mets.Role(); got.Role != kv.RoleMaster || got.MasterDurusAddr != "127.0.0.1:2972" {
+		t.Errorf("metrics role %+v", got)
+	}
+	testwait.For(t, "the hook's run", func() bool { return len(readLines(out)) == 1 })
+	in.cleanup() // stops the hook
+	if got := readLines(out); len(got) != 1 || got[0] != "master 127.0.0.1:2972" {
+		t.Errorf("hook runs %q", got)
 	}
 }

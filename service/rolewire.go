@@ -5,12 +5,11 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-// roleTracker is what a replicated *engine.DB offers to follow its role:
-// /role, the role metrics and --on-role-change use it.
+// roleTracker is what *engine.DB offers to follow its role: /role, the
+// role metrics and --on-role-change use it (tests give a fake).
 type roleTracker interface {
 	Role() kv.RoleInfo
 	OnRoleChange(fn func(kv.RoleInfo))
@@ -19,13 +18,9 @@ type roleTracker interface {
 // watchRole connects a replicated database's role to the metrics (/role,
 // /readyz, durusbdb_repl_*) and starts the --on-role-change hook. A
 // standalone database (no Config.Replication) has neither.
-func (in *instance) watchRole(db *engine.DB) error {
+func (in *instance) watchRole(rt roleTracker) error {
 	if in.cfg.Replication == nil {
 		return nil
-	}
-	rt, ok := any(db).(roleTracker)
-	if !ok {
-		return fmt.Errorf("replication: this engine does not report its role")
 	}
 	if in.mets != nil {
 		if err := in.mets.SetRole(rt); err != nil {

@@ -147,11 +147,6 @@ func serveCommand() *command {
 			if cfg.Engine.Backend, err = backendFor(cfg.Dir, cfg.Engine.Backend, cio.src["backend"]); err != nil {
 				return err
 			}
-			if cfg.Replication != nil {
-				if err := checkReplBackend(cfg.Dir, cfg.Engine.Backend); err != nil {
-					return err
-				}
-			}
 			cfg.Log.Stderr = cio.stderr
 			cfg.Control = controlHandler
 			cfg.ForceExit = func(string) { os.Exit(exitFailed) }
@@ -198,7 +193,7 @@ func (f *serveFlags) config(set map[string]bool) (service.Config, error) {
 	if f.db.logFormat != "text" && f.db.logFormat != "json" {
 		return service.Config{}, &usageError{fmt.Sprintf("--log-format must be text or json, not %q", f.db.logFormat)}
 	}
-	repl, err := f.repl.replication(set, f.durusAddr())
+	repl, err := f.repl.replication(set)
 	if err != nil {
 		return service.Config{}, err
 	}

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/service"
 	"github.com/spf13/pflag"
@@ -38,15 +37,16 @@ func (f *replFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.ackTimeout, "repl-ack-timeout", defaultReplAckTimeout, "how long a commit waits for a quorum of sites to have it on disk before it fails without an answer")
 	fs.DurationVar(&f.heartbeat, "repl-heartbeat", defaultReplHeartbeat, "how long a replica waits for the master's heartbeat before calling an election (negative: off; a hung master is then never replaced)")
 	fs.BoolVar(&f.allowTwoSites, "repl-allow-two-sites", false, "accept a group of fewer than 3 electable sites (risk: no failover, or two masters after a partition)")
-	fs.StringVar(&f.durusAddr, "repl-durus-addr", "", "Durus address HOST:PORT that clients use to reach this site, reported by the others' /role when it is master (default: --host:--port)")
+	fs.StringVar(&f.durusAddr, "repl-durus-addr", "", "Durus address HOST:PORT that clients use to reach this site, reported by the others' /role when it is master (default: the address the Durus listener is bound to; set it when listening on 0.0.0.0)")
 	fs.StringVar(&f.onRoleChange, "on-role-change", "", "run this command (sh -c) on every replication role change, with DURUSBDB_ROLE and DURUSBDB_MASTER set (e.g. to move a floating IP)")
 	fs.DurationVar(&f.hookWait, "on-role-change-timeout", service.DefaultRoleHookTimeout, "kill an --on-role-change command that runs longer than this")
 }
 
 // replication maps the flags to a kv.Replication (nil without
 // --repl-listen), refusing bad combinations with usage errors naming the
-// flag. durus is the default of --repl-durus-addr.
-func (f *replFlags) replication(set map[string]bool, durus string) (*kv.Replication, error) {
+// flag. service.Serve refuses a LevelDB directory itself, and defaults
+// DurusAddr to the client listener's address.
+func (f *replFlags) replication(set map[string]bool) (*kv.Replication, error) {
 	if f.listen == "" {
 		for _, name := range []string{"repl-peer", "repl-init", "repl-priority", "repl-ack-timeout", "repl-heartbeat", "repl-allow-two-sites", "repl-durus-addr", "on-role-change", "on-role-change-timeout"} {
 			if set[name] {
@@ -88,14 +88,17 @@ func (f *replFlags) replication(set map[string]bool, durus string) (*kv.Replicat
 	if electable < 3 && !f.allowTwoSites {
 		return nil, &usageError{fmt.Sprintf("a replication group needs 3 or more electable sites, but --repl-listen and --repl-peer name %d (name every other site with --repl-peer; --repl-allow-two-sites accepts the risk: no failover, or two masters after a partition)", electable)}
 	}
-	da := f.durusAddr
-	if da == "" {
-		da = durus
-	} else if err := checkHostPort("--repl-durus-addr", da); err != nil {
-		return nil, err
+	if f.durusAddr != "" {
+		if err := checkHostPort("--repl-durus-addr", f.durusAddr); err != nil {
+			return nil, err
+		}
 	}
-	return &kv.Replication{Listen: f.listen, Peers: peers, Init: f.init, Priority: f.priority,
-		AckTimeout: f.ackTimeout, HeartbeatMonitor: f.heartbeat, AllowTwoSites: f.allowTwoSites, DurusAddr: da}, nil
+	prio := f.priority
+	if prio == 0 {
+		prio = -1 // kv.Replication: negative is never master (0 is the default)
+	}
+	return &kv.Replication{Listen: f.listen, Peers: peers, Init: f.init, Priority: prio,
+		AckTimeout: f.ackTimeout, HeartbeatMonitor: f.heartbeat, AllowTwoSites: f.allowTwoSites, DurusAddr: f.durusAddr}, nil
 }
 
 // roleHook maps --on-role-change and its timeout.
@@ -117,41 +120,4 @@ func checkHostPort(flag, v string) error {
 		return &usageError{fmt.Sprintf("%s %q: port must be 1 to 65535", flag, v)}
 	}
 	return nil
-}
-
-// durusAddr is the Durus address other sites report for this one: the TCP
-// --host:--port (empty for a unix socket: give --repl-durus-addr).
-func (f *serveFlags) durusAddr() string {
-	if f.address != "" {
-		return ""
-	}
-	return net.JoinHostPort(f.host, strconv.Itoa(f.port))
-}
-
-// checkReplBackend refuses replication on anything but Berkeley DB: the
-// directory's detected backend, or (for a new database) the one chosen.
-func checkReplBackend(dir, chosen string) error {
-	found, err := backend.Detect(dir)
-	if err != nil {
-		return nil // the engine's open reports the directory
-	}
-	kind := found
-	if kind == "" {
-		kind = chosen
-	}
-	if kind == "" {
-		kind = backend.Default()
-	}
-	if kind == backend.BDB {
-		return nil
-	}
-	return &usageError{fmt.Sprintf("--repl-listen: replication needs a Berkeley DB database, but %s is %s: copy it into a bdb directory with 'durusbdb copy --backend bdb %s NEWDIR' and serve that", dir, describeBackend(found, kind), dir)}
-}
-
-// describeBackend names what checkReplBackend refused.
-func describeBackend(found, kind string) string {
-	if found != "" {
-		return "a " + found + " database"
-	}
-	return "a new " + kind + " database"
 }

@@ -44,8 +44,8 @@ func TestServeReplRefusals(t *testing.T) {
 		{"peer is self", []string{"--repl-listen", "a:1", "--repl-peer", "a:1", "--repl-peer", "c:1"}, []string{"--repl-peer a:1 is this site's own"}},
 		{"ack timeout", append(slices.Clone(group), "--repl-ack-timeout", "0s"), []string{"--repl-ack-timeout"}},
 		{"heartbeat 0", append(slices.Clone(group), "--repl-heartbeat", "0s"), []string{"--repl-heartbeat"}},
-		{"leveldb directory", append([]string{"--dir", ldb}, group...), []string{"--repl-listen", "leveldb", "durusbdb copy", "bdb"}},
-		{"new leveldb database", append([]string{"--create", "--backend", "leveldb"}, group...), []string{"--repl-listen", "a new leveldb database", "durusbdb copy"}},
+		{"leveldb directory", append([]string{"--dir", ldb}, group...), []string{"Berkeley DB", "is LevelDB", "durusbdb copy --backend bdb"}},
+		{"new leveldb database", append([]string{"--create", "--backend", "leveldb"}, group...), []string{"Berkeley DB", "durusbdb copy --backend bdb"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestServeReplConfig(t *testing.T) {
 	}
 	r := cfg.Replication
 	if r == nil || r.Listen != "10.0.0.1:2973" || !slices.Equal(r.Peers, []string{"10.0.0.2:2973", "10.0.0.3:2973"}) || !r.Init ||
-		r.Priority != 50 || r.AckTimeout != 2*time.Second || r.HeartbeatMonitor != -time.Second || r.AllowTwoSites || r.DurusAddr != "10.0.0.1:2972" {
+		r.Priority != 50 || r.AckTimeout != 2*time.Second || r.HeartbeatMonitor != -time.Second || r.AllowTwoSites || r.DurusAddr != "" {
 		t.Errorf("Replication %+v", r)
 	}
 	if cfg.RoleHook.Command != "/usr/local/bin/move-ip" || cfg.RoleHook.Timeout <= 0 {
@@ -107,6 +107,11 @@ func TestServeReplConfig(t *testing.T) {
 	if r := cfg.Replication; r == nil || !r.AllowTwoSites || r.DurusAddr != "db1.example:2972" || r.Priority != defaultReplPriority ||
 		r.AckTimeout != defaultReplAckTimeout || r.HeartbeatMonitor != defaultReplHeartbeat {
 		t.Errorf("two sites accepted: %+v", r)
+	}
+
+	f, set = parseServe(t, "--dir", "d", "--repl-listen", "h1:1", "--repl-peer", "h2:1", "--repl-peer", "h3:1", "--repl-peer", "h4:1", "--repl-priority", "0")
+	if cfg, err = f.config(set); err != nil || cfg.Replication == nil || cfg.Replication.Priority >= 0 {
+		t.Errorf("--repl-priority 0 (never master) with three peers: %+v, %v", cfg.Replication, err)
 	}
 
 	f, set = parseServe(t, "--dir", "d")
