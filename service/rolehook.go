@@ -24,8 +24,9 @@ const maxHookQueue = 16
 // maxHookOutput bounds the command output logged per run.
 const maxHookOutput = 4096
 
-// RoleHookConfig is serve --on-role-change: a command run on every
-// replication role change (for a floating IP or a DNS update).
+// RoleHookConfig is serve --on-role-change: a command run for the role
+// at start and on every replication role change (for a floating IP or a
+// DNS update).
 type RoleHookConfig struct {
 	// Command runs with sh -c, with DURUSBDB_ROLE (master, replica, ...),
 	// DURUSBDB_MASTER (the master's Durus address, empty if unknown) and
@@ -84,6 +85,19 @@ func (h *roleHook) Notify(ri kv.RoleInfo) {
 	select {
 	case h.wake <- struct{}{}:
 	default:
+	}
+}
+
+// NotifyInitial queues a run for the role the site has when the hook is
+// attached, unless a change was notified already (it is newer). The
+// engine may have changed role while the database opened, before the
+// hook could hear of it: the command then still learns the current role.
+func (h *roleHook) NotifyInitial(ri kv.RoleInfo) {
+	h.mu.Lock()
+	seen := h.hasLast
+	h.mu.Unlock()
+	if !seen {
+		h.Notify(ri)
 	}
 }
 

@@ -130,7 +130,8 @@ func (f *fakeTracker) change(ri kv.RoleInfo) {
 }
 
 // TestWatchRole: with Replication, the metrics report the tracker's role
-// and --on-role-change runs on its changes; without it, neither.
+// and --on-role-change runs for the role at start and on every change;
+// without it, neither.
 func TestWatchRole(t *testing.T) {
 	out := filepath.Join(t.TempDir(), "runs")
 	t.Setenv("OUT", out)
@@ -152,13 +153,15 @@ func TestWatchRole(t *testing.T) {
 	if err := in.watchRole(ft); err != nil {
 		t.Fatal(err)
 	}
+	// The role the site had before the hook was attached is run first.
+	testwait.For(t, "the hook's run for the initial role", func() bool { return len(readLines(out)) == 1 })
 	ft.change(kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "127.0.0.1:2972"})
 	if got := in.mets.Role(); got.Role != kv.RoleMaster || got.MasterDurusAddr != "127.0.0.1:2972" {
 		t.Errorf("metrics role %+v", got)
 	}
-	testwait.For(t, "the hook's run", func() bool { return len(readLines(out)) == 1 })
+	testwait.For(t, "the hook's run for the change", func() bool { return len(readLines(out)) == 2 })
 	in.cleanup() // stops the hook
-	if got := readLines(out); len(got) != 1 || got[0] != "master 127.0.0.1:2972" {
+	if got := readLines(out); strings.Join(got, "|") != "starting |master 127.0.0.1:2972" {
 		t.Errorf("hook runs %q", got)
 	}
 }

@@ -37,5 +37,6 @@ func (in *instance) watchRole(rt roleTracker) error {
 		h.Close(ctx)
 	})
 	rt.OnRoleChange(h.Notify)
+	h.NotifyInitial(rt.Role())
 	return nil
 }

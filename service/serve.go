@@ -275,6 +275,10 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	// The engine's reserve; a negative MinFreeSpace disabled it.
 	reserve := max(cfg.Engine.MinFreeSpace, 0)
 	warnLowSpace(log, cfg.Dir, reserve)
+	// Before SetProbes: a replication site never reports "standalone".
+	if err := in.watchRole(db); err != nil {
+		return nil, err
+	}
 	if in.mets != nil {
 		if err := in.mets.RegisterEngine(db, log); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
@@ -288,9 +292,6 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); maxCommit/3*4 > budget {
 		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
 			"max_commit", maxCommit, "max_inflight", budget)
-	}
-	if err := in.watchRole(db); err != nil {
-		return nil, err
 	}
 	srv := server.New(scfg, server.Engine(db))
 	in.relay.Attach(srv)

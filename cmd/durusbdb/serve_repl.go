@@ -38,7 +38,7 @@ func (f *replFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.heartbeat, "repl-heartbeat", defaultReplHeartbeat, "how long a replica waits for the master's heartbeat before calling an election (negative: off; a hung master is then never replaced)")
 	fs.BoolVar(&f.allowTwoSites, "repl-allow-two-sites", false, "accept a group of fewer than 3 electable sites (risk: no failover, or two masters after a partition)")
 	fs.StringVar(&f.durusAddr, "repl-durus-addr", "", "Durus address HOST:PORT that clients use to reach this site, reported by the others' /role when it is master (default: the address the Durus listener is bound to; set it when listening on 0.0.0.0)")
-	fs.StringVar(&f.onRoleChange, "on-role-change", "", "run this command (sh -c) on every replication role change, with DURUSBDB_ROLE and DURUSBDB_MASTER set (e.g. to move a floating IP)")
+	fs.StringVar(&f.onRoleChange, "on-role-change", "", "run this command (sh -c) at start and on every replication role change, with DURUSBDB_ROLE and DURUSBDB_MASTER set (e.g. to move a floating IP)")
 	fs.DurationVar(&f.hookWait, "on-role-change-timeout", service.DefaultRoleHookTimeout, "kill an --on-role-change command that runs longer than this")
 }
 
