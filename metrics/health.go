@@ -103,8 +103,10 @@ func (m *Metrics) Live(ctx context.Context) error {
 }
 
 // Ready checks that commits are accepted: the server is not shutting
-// down, the database is not read-only, the storage answers (Live), its
-// file system is writable and has more free space than the reserve.
+// down, the database is not read-only, a replicated site is master or an
+// in-sync replica (which serves loads and forwards commits; see SetRole),
+// the storage answers (Live), its file system is writable and has more
+// free space than the reserve.
 func (m *Metrics) Ready(ctx context.Context) error {
 	ps := m.probes.Load()
 	if ps == nil || ps.Store == nil {
@@ -119,6 +121,9 @@ func (m *Metrics) Ready(ctx context.Context) error {
 	}
 	if ps.Store.ReadOnly() {
 		return fmt.Errorf("%w: the database is open read-only (--readonly)", ErrProbe)
+	}
+	if err := m.readyRole(); err != nil {
+		return err
 	}
 	if err := m.Live(ctx); err != nil {
 		return err
@@ -180,8 +185,8 @@ func probeHandler(check func(context.Context) error) http.HandlerFunc {
 // oid 0 within the probe timeout, else 503 (see Live).
 func (m *Metrics) HealthHandler() http.Handler { return probeHandler(m.Live) }
 
-// ReadyHandler serves /readyz: 200 while commits are accepted, else 503
-// with the reason (see Ready).
+// ReadyHandler serves /readyz: 200 while commits are accepted (on a
+// replica: forwarded to the master), else 503 with the reason (see Ready).
 func (m *Metrics) ReadyHandler() http.Handler { return probeHandler(m.Ready) }
 
 // fsCollector reports the free space of a database's file system, read

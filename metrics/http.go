@@ -47,7 +47,7 @@ type Endpoint struct {
 
 // Listen listens on addr (host:port; port 0 picks one) and serves
 // m.Handler at /metrics, the probes /healthz (HealthHandler) and /readyz
-// (ReadyHandler), and a short page pointing there at /, in the background
+// (ReadyHandler), the replication role at /role (RoleHandler), and a short page pointing there at /, in the background
 // until Close. Errors of the listener are returned at once. No request is
 // logged.
 func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
@@ -59,9 +59,10 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	mux.Handle("/metrics", m.Handler(log))
 	mux.Handle("/healthz", m.HealthHandler())
 	mux.Handle("/readyz", m.ReadyHandler())
+	mux.Handle("/role", m.RoleHandler())
 	mux.HandleFunc("/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "durusbdb metrics: /metrics\nliveness: /healthz\nreadiness: /readyz")
+		fmt.Fprintln(w, "durusbdb metrics: /metrics\nliveness: /healthz\nreadiness: /readyz\nreplication role: /role")
 	})
 	e := &Endpoint{
 		srv: &http.Server{

@@ -79,6 +79,7 @@ type Metrics struct {
 	version string                     // Options.Version
 	minFree prometheus.Gauge           // durusbdb_min_free_space_bytes
 	probes  atomic.Pointer[probeState] // SetProbes; nil until then
+	role    atomic.Pointer[roleHolder] // SetRole; nil: not replicated
 }
 
 var _ server.Observer = (*Metrics)(nil)

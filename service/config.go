@@ -55,6 +55,9 @@ type Config struct {
 	// refused, and so is a group of fewer than three sites unless
 	// AllowTwoSites. DurusAddr defaults to the client listener's address.
 	Replication *kv.Replication
+	// RoleHook is the command run on every replication role change
+	// (serve --on-role-change); only with Replication.
+	RoleHook RoleHookConfig
 }
 
 // LogConfig says where and how Serve logs.

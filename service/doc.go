@@ -3,7 +3,8 @@
 // adds what `durusbdb serve` offers around them (log file reopened on
 // SIGHUP, Prometheus metrics and health probes, the control socket through
 // which the tools run on a live database, a CPU profile, a parent-process
-// watch). The CLI, the benchmark suite's profiling server and the tests
+// watch, and for a replication site the role's metrics and the
+// --on-role-change command, run serialised and bounded per role change). The CLI, the benchmark suite's profiling server and the tests
 // all call the same Serve in process, so that they cannot drift apart.
 //
 // Serve returns when its context is cancelled (a clean shutdown), when a

@@ -276,6 +276,10 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	// The engine's reserve; a negative MinFreeSpace disabled it.
 	reserve := max(cfg.Engine.MinFreeSpace, 0)
 	warnLowSpace(log, cfg.Dir, reserve)
+	// Before SetProbes: a replication site never reports "standalone".
+	if err := in.watchRole(db); err != nil {
+		return nil, err
+	}
 	if in.observer != nil {
 		if err := in.observer.RegisterEngine(db, log); err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)

@@ -35,6 +35,7 @@ type serveFlags struct {
 	minFree, gcMode, ckptBytes, cpuProfile        string
 	gcRate, ckptCommits                           int
 	ckptManual, keepLogs, printCfg                bool
+	repl                                          replFlags
 }
 
 // register defines the flags on fs.
@@ -57,6 +58,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.repair, "repair", false, "accepted for compatibility; recovery is automatic")
 	f.registerLimits(fs)
 	f.registerStorage(fs)
+	f.repl.register(fs)
 	fs.IntVar(&f.parentPID, "parent-pid", 0, "shut down cleanly once this process is no longer the parent (used by the Python shim)")
 	fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
 	fs.BoolVar(&f.printCfg, "print-config", false, "print the effective settings and where each comes from, then exit")
@@ -191,6 +193,14 @@ func (f *serveFlags) config(set map[string]bool) (service.Config, error) {
 	if f.db.logFormat != "text" && f.db.logFormat != "json" {
 		return service.Config{}, &usageError{fmt.Sprintf("--log-format must be text or json, not %q", f.db.logFormat)}
 	}
+	repl, err := f.repl.replication(set)
+	if err != nil {
+		return service.Config{}, err
+	}
+	hook, err := f.repl.roleHook()
+	if err != nil {
+		return service.Config{}, err
+	}
 	return service.Config{
 		Dir:         f.db.dir,
 		Listen:      lc,
@@ -201,6 +211,8 @@ func (f *serveFlags) config(set map[string]bool) (service.Config, error) {
 		CPUProfile:  f.cpuProfile,
 		ParentPID:   f.parentPID,
 		Version:     Version,
+		Replication: repl,
+		RoleHook:    hook,
 	}, nil
 }
 

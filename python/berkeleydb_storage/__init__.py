@@ -36,6 +36,8 @@ import time
 
 from durus.client_storage import ClientStorage
 
+from berkeleydb_storage.failover import (CommitOutcomeUnknown, ConnectionLost, FailoverError,
+                                         NoLiveSite, ReplicatedConnection)
 from berkeleydb_storage.tls import TLSClientStorage
 
 __all__ = [
@@ -45,6 +47,11 @@ __all__ = [
     "ServerStartError",
     "MigrationError",
     "TLSClientStorage",
+    "ReplicatedConnection",
+    "FailoverError",
+    "ConnectionLost",
+    "CommitOutcomeUnknown",
+    "NoLiveSite",
     "OPTIONS",
     "find_binary",
 ]

@@ -1,0 +1,269 @@
+"""ReplicatedConnection: a Durus Connection to a durusbdb replication group.
+
+Every site of a group (``durusbdb serve --repl-listen ... --repl-peer ...``)
+serves every stock Durus client: replicas answer loads themselves and
+forward commits to the master. When a site dies (or a replica drops its
+connections after a rejoin), the client's socket fails and a stock
+``Connection`` is unusable. ``ReplicatedConnection`` takes the Durus
+addresses of the sites, connects to the first live one, and after such a
+failure connects again -- to a live site, with a fresh ``Connection`` --
+so that the application can go on::
+
+    from berkeleydb_storage import ReplicatedConnection, CommitOutcomeUnknown
+
+    db = ReplicatedConnection(["db1:2972", "db2:2972", "db3:2972"])
+
+    def deposit(connection):
+        account = connection.get_root()["account"]
+        account.balance += 10
+
+    try:
+        db.transact(deposit)      # retried on a conflict or a lost site
+    except CommitOutcomeUnknown:
+        ...                       # look at the data, then decide
+
+What a failover means for a commit:
+
+* a commit answered (``commit()`` returned) is on the new master: the
+  group answers only once a quorum of sites has it on disk, and an
+  election picks the site with the newest log;
+* a commit **in flight** when its site or the master died has an
+  **unknown outcome**: it may be on the new master or lost. ``commit()``
+  then raises ``CommitOutcomeUnknown`` (after connecting again): read the
+  data back to find out, and repeat it only if it is idempotent or absent;
+* a connection lost before the commit was sent raises ``ConnectionLost``
+  (after connecting again): nothing was written, the transaction may be
+  run again. ``transact`` does that by itself.
+
+Objects loaded through the old ``Connection`` belong to it: after a
+reconnection, take them again from ``connection.get_root()``.
+"""
+
+import time
+
+from durus.client_storage import ClientStorage
+from durus.connection import Connection
+from durus.error import ConflictError, ProtocolError, WriteConflictError
+from durus.serialize import split_oids
+from durus.storage_server import STATUS_INVALID, STATUS_OKAY
+from durus.utils import as_bytes, int4_to_str, iteritems, join_bytes, read, read_int4, write, write_int4, write_int4_str
+
+__all__ = [
+    "ReplicatedConnection",
+    "FailoverError",
+    "ConnectionLost",
+    "CommitOutcomeUnknown",
+    "NoLiveSite",
+    "parse_address",
+]
+
+# What a lost site looks like to Durus's client: a short read (IOError),
+# a reset or broken pipe, a timeout (all OSError), a refused connection
+# (ClientStorage asserts it connected), a garbled reply.
+_LOST = (OSError, AssertionError, ProtocolError)
+
+
+class FailoverError(Exception):
+    """Base class of ReplicatedConnection's errors."""
+
+
+class ConnectionLost(FailoverError):
+    """The site was lost before a commit was sent; reconnected, nothing was
+    written: the transaction may be run again."""
+
+
+class CommitOutcomeUnknown(FailoverError):
+    """The site was lost while a commit was in flight; reconnected. The
+    commit may or may not be on the new master: read the data back."""
+
+
+class NoLiveSite(FailoverError):
+    """No site answered within the connect timeout."""
+
+
+def parse_address(address):
+    """(host, port) of "host:port", "[v6]:port" or a (host, port) pair."""
+    if isinstance(address, tuple):
+        host, port = address
+        return host, int(port)
+    host, sep, port = str(address).rpartition(":")
+    if not sep or not host:
+        raise ValueError("want host:port, not %r" % (address,))
+    return host.strip("[]"), int(port)
+
+
+class _TrackedStorage(ClientStorage):
+    """ClientStorage that notes when a commit's data has started to go out.
+
+    Durus's commit is 'C', the server's invalidations, then the data and
+    the server's verdict: a failure before the data is sent commits
+    nothing; one after it leaves the outcome unknown. end is Durus 4.3's
+    ClientStorage.end with that mark added.
+    """
+
+    in_commit = False
+
+    def end(self, handle_invalidations=None):
+        self.in_commit = False
+        write(self.s, 'C')
+        n = read_int4(self.s)
+        if n != 0:
+            oid_list = split_oids(read(self.s, n * 8))
+            try:
+                handle_invalidations(oid_list)
+            except ConflictError:
+                self.transaction_new_oids.reverse()
+                self.oid_pool.extend(self.transaction_new_oids)
+                self.begin()
+                write_int4(self.s, 0)  # tell the server we are done
+                raise
+        tdata = []
+        for oid, record in iteritems(self.records):
+            tdata.append(int4_to_str(8 + len(record)))
+            tdata.append(as_bytes(oid))
+            tdata.append(record)
+        tdata = join_bytes(tdata)
+        # From here the server may commit: a failure is an unknown outcome.
+        # Left set when the socket fails: the storage is then discarded.
+        self.in_commit = True
+        write_int4_str(self.s, tdata)
+        self.records.clear()
+        if len(tdata) > 0:
+            status = read(self.s, 1)
+            if status == STATUS_INVALID:
+                self.in_commit = False
+                raise WriteConflictError()
+            if status != STATUS_OKAY:
+                raise ProtocolError('server returned invalid status %r' % status)
+        self.in_commit = False
+
+
+class ReplicatedConnection(object):
+    """A Durus Connection that moves to another site when its site is lost.
+
+    addresses: the Durus addresses of the group's sites ("host:port" or
+    (host, port)), tried in order, starting after the one that failed.
+    connect_timeout: how long (seconds) a (re)connection keeps trying the
+    sites before NoLiveSite; a failover takes about 2 s. cache_size is
+    Connection's. storage_factory(host, port) makes the storage (default
+    a ClientStorage that tracks commits in flight; a factory of another
+    class loses that: a failed commit then counts as in flight).
+    """
+
+    def __init__(self, addresses, connect_timeout=30.0, cache_size=100000, storage_factory=None):
+        self.addresses = [parse_address(a) for a in addresses]
+        if not self.addresses:
+            raise ValueError("ReplicatedConnection needs at least one address")
+        self.connect_timeout = connect_timeout
+        self.cache_size = cache_size
+        self.storage_factory = storage_factory or (lambda host, port: _TrackedStorage(host=host, port=port))
+        self.connection = None
+        self.address = None
+        self.reconnections = 0
+        self._next = 0
+        self._connect()
+
+    def _connect(self):
+        """Connect to the first site that answers, cycling through the
+        addresses with a growing pause until connect_timeout."""
+        deadline = time.monotonic() + self.connect_timeout
+        pause, errors = 0.05, {}
+        while True:
+            for i in range(len(self.addresses)):
+                k = (self._next + i) % len(self.addresses)
+                host, port = self.addresses[k]
+                try:
+                    storage = self.storage_factory(host, port)
+                    connection = Connection(storage, cache_size=self.cache_size)
+                except _LOST as e:
+                    errors["%s:%d" % (host, port)] = e
+                    continue
+                self.connection, self.address = connection, (host, port)
+                self._next = (k + 1) % len(self.addresses)
+                return connection
+            if time.monotonic() + pause > deadline:
+                raise NoLiveSite("no site of %s answered within %.1f s: %s" % (
+                    ", ".join("%s:%d" % a for a in self.addresses), self.connect_timeout,
+                    "; ".join("%s: %s" % kv for kv in sorted(errors.items()))))
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+
+    def reconnect(self):
+        """Drop the current Connection and connect to a live site (the next
+        one first) with a fresh Connection."""
+        old = self.connection
+        self.connection = None
+        if old is not None:
+            try:
+                old.get_storage().s.close()
+            except Exception:
+                pass
+        self.reconnections += 1
+        return self._connect()
+
+    def get_root(self):
+        """The root of the current Connection; see _lost for failures."""
+        try:
+            return self.connection.get_root()
+        except _LOST as e:
+            self._lost(e, False)
+
+    def abort(self):
+        """Connection.abort of the current Connection."""
+        self.connection.abort()
+
+    def commit(self):
+        """Connection.commit. A ConflictError passes through (abort and run
+        again); a lost site raises ConnectionLost or CommitOutcomeUnknown
+        after reconnecting."""
+        storage = self.connection.get_storage()
+        changed = bool(self.connection.changed)
+        try:
+            self.connection.commit()
+        except ConflictError:
+            raise
+        except _LOST as e:
+            in_commit = storage.in_commit if isinstance(storage, _TrackedStorage) else changed
+            self._lost(e, in_commit)
+
+    def _lost(self, error, in_commit):
+        """Reconnect after error and raise what the caller must know."""
+        where = "%s:%d" % self.address
+        self.reconnect()
+        if in_commit:
+            raise CommitOutcomeUnknown("site %s lost while a commit was in flight (%s): its outcome is unknown; "
+                                       "reconnected to %s:%d" % ((where, error) + self.address)) from error
+        raise ConnectionLost("site %s lost (%s): reconnected to %s:%d, nothing was committed" % (
+            (where, error) + self.address)) from error
+
+    def transact(self, fn, attempts=10):
+        """Run fn(connection) and commit, again on a conflict or a site lost
+        before the commit was sent (at most attempts runs). Returns fn's
+        result. CommitOutcomeUnknown is raised, never retried: only the
+        caller knows whether running fn twice is harmless."""
+        for attempt in range(attempts):
+            try:
+                result = fn(self.connection)
+                self.commit()
+                return result
+            except ConflictError:
+                self.connection.abort()
+            except ConnectionLost:
+                pass
+            except _LOST as e:  # inside fn: loads through a lost site
+                try:
+                    self._lost(e, False)
+                except ConnectionLost:
+                    pass
+            if attempt + 1 == attempts:
+                raise FailoverError("transaction not committed after %d attempts" % attempts)
+        raise FailoverError("transaction not committed: attempts must be positive")
+
+    def close(self):
+        """Close the current Connection's storage."""
+        if self.connection is not None:
+            try:
+                self.connection.get_storage().close()
+            except _LOST:
+                pass
+            self.connection = None
