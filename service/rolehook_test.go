@@ -138,18 +138,18 @@ func TestWatchRole(t *testing.T) {
 	log, _ := hookLog()
 
 	standalone := &instance{cfg: Config{RoleHook: RoleHookConfig{Command: `echo "$DURUSBDB_ROLE" >> "$OUT"`}}, log: log,
-		mets: metrics.New(metrics.Options{NoRuntime: true})}
+		observer: metrics.New(metrics.Options{NoRuntime: true})}
 	ft := &fakeTracker{ri: kv.RoleInfo{Role: kv.RoleStarting}}
 	if err := standalone.watchRole(ft); err != nil {
 		t.Fatal(err)
 	}
-	if len(ft.subs) != 0 || standalone.mets.Role().Role != kv.RoleStarting {
-		t.Fatalf("a standalone server watches the role: %d hooks, role %q", len(ft.subs), standalone.mets.Role().Role)
+	if len(ft.subs) != 0 || standalone.observer.Role().Role != kv.RoleStarting {
+		t.Fatalf("a standalone server watches the role: %d hooks, role %q", len(ft.subs), standalone.observer.Role().Role)
 	}
 
 	in := &instance{cfg: Config{Replication: &kv.Replication{Listen: "127.0.0.1:1"},
 		RoleHook: RoleHookConfig{Command: `echo "$DURUSBDB_ROLE $DURUSBDB_MASTER" >> "$OUT"`}}, log: log,
-		mets: metrics.New(metrics.Options{NoRuntime: true})}
+		observer: metrics.New(metrics.Options{NoRuntime: true})}
 	if err := in.watchRole(ft); err != nil {
 		t.Fatal(err)
 	}
