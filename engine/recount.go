@@ -54,92 +54,122 @@ func (db *DB) recountSnapshot(ctx context.Context) (*recountSnap, error) {
 	var sn *recountSnap
 	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
 		sn = &recountSnap{drift: map[uint64]int64{}, queue: map[uint64]struct{}{}}
-		if v, err := tx.Get(BucketMeta, []byte(MetaSize)); err == nil {
-			if sn.metaSize, err = decodeInt8(MetaSize, v); err != nil {
-				return err
-			}
-			sn.haveSize = true
+		if err := sn.readMeta(tx); err != nil {
+			return err
 		}
-		if v, err := tx.Get(BucketMeta, []byte(MetaNextOID)); err == nil {
-			if sn.nextOID, err = decodeInt8(MetaNextOID, v); err != nil {
-				return err
-			}
-			sn.haveNext = true
-		}
-		var stored oidSet
-		// Dense below the allocation cursor, but not far above the number
-		// of objects (a cursor raised far past sparse oids would cost
-		// memory for nothing): oids above go to the map.
-		indeg := newDegrees(min(db.AllocCursor(), 2*db.size.Load()+1<<16))
-		err := db.eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
-			oid := record.OID(k)
-			stored = append(stored, oid)
-			sn.objects++
-			sn.maxOID = max(sn.maxOID, oid)
-			if r, perr := record.ParseFor(oid, v); perr == nil {
-				for _, ref := range r.RefSet() {
-					indeg.add(ref)
-				}
-			}
-		})
+		stored, indeg, err := db.snapInDegrees(ctx, tx, sn)
 		if err != nil {
 			return err
 		}
 		db.hook("recount-scan") // tests: commit in the middle of the snapshot
-		stored.sort()
-		var counted oidSet // oids with a count entry, ascending (key order)
-		err = db.eachEntry(ctx, tx, BucketRefcounts, func(k, v []byte) {
-			oid := record.OID(k)
-			counted = append(counted, oid)
-			want := indeg.get(oid)
-			got, derr := decodeCount(oid, v)
-			if derr != nil || got != want || got == 0 {
-				sn.drift[oid] = int64(want) - int64(got)
-			}
-		})
-		if err != nil {
+		if err := db.snapCountDrift(ctx, tx, sn, &indeg); err != nil {
 			return err
 		}
-		// Referenced oids without a count entry: a merge of two ascending
-		// walks.
-		i := 0
-		indeg.each(func(oid uint64, n uint32) bool {
-			for i < len(counted) && counted[i] < oid {
-				i++
-			}
-			if i == len(counted) || counted[i] != oid {
-				sn.drift[oid] = int64(n)
-			}
-			return true
-		})
-		// Zero-count objects, then the queue: each entry either settles
-		// one or is wrong itself.
-		unqueued := map[uint64]struct{}{}
-		for _, oid := range stored {
-			if oid != record.RootOID && indeg.get(oid) == 0 {
-				if _, ok := sn.drift[oid]; !ok {
-					unqueued[oid] = struct{}{}
-				}
-			}
-		}
-		err = db.eachEntry(ctx, tx, BucketGarbage, func(k, v []byte) {
-			oid := record.OID(k)
-			if _, ok := unqueued[oid]; ok && len(v) == 8 {
-				delete(unqueued, oid)
-				return
-			}
-			sn.queue[oid] = struct{}{}
-		})
-		if err != nil {
-			return err
-		}
-		maps.Copy(sn.queue, unqueued)
-		return nil
+		return db.snapQueueDrift(ctx, tx, sn, stored, &indeg)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("engine: full collection: recount snapshot: %w", err)
 	}
 	return sn, nil
+}
+
+// readMeta reads meta size and next_oid as of the snapshot.
+func (sn *recountSnap) readMeta(tx kv.Txn) error {
+	if v, err := tx.Get(BucketMeta, []byte(MetaSize)); err == nil {
+		if sn.metaSize, err = decodeInt8(MetaSize, v); err != nil {
+			return err
+		}
+		sn.haveSize = true
+	}
+	if v, err := tx.Get(BucketMeta, []byte(MetaNextOID)); err == nil {
+		if sn.nextOID, err = decodeInt8(MetaNextOID, v); err != nil {
+			return err
+		}
+		sn.haveNext = true
+	}
+	return nil
+}
+
+// snapInDegrees scans the objects: the stored oids (sorted) and the true
+// in-degree of every referenced oid.
+func (db *DB) snapInDegrees(ctx context.Context, tx kv.Txn, sn *recountSnap) (oidSet, degrees, error) {
+	var stored oidSet
+	// Dense below the allocation cursor, but not far above the number
+	// of objects (a cursor raised far past sparse oids would cost
+	// memory for nothing): oids above go to the map.
+	indeg := newDegrees(min(db.AllocCursor(), 2*db.size.Load()+1<<16))
+	err := db.eachEntry(ctx, tx, BucketObjects, func(k, v []byte) {
+		oid := record.OID(k)
+		stored = append(stored, oid)
+		sn.objects++
+		sn.maxOID = max(sn.maxOID, oid)
+		if r, perr := record.ParseFor(oid, v); perr == nil {
+			for _, ref := range r.RefSet() {
+				indeg.add(ref)
+			}
+		}
+	})
+	stored.sort()
+	return stored, indeg, err
+}
+
+// snapCountDrift records the drift of every oid whose stored count is
+// wrong, missing or zero as of the snapshot.
+func (db *DB) snapCountDrift(ctx context.Context, tx kv.Txn, sn *recountSnap, indeg *degrees) error {
+	var counted oidSet // oids with a count entry
+	err := db.eachEntry(ctx, tx, BucketRefcounts, func(k, v []byte) {
+		oid := record.OID(k)
+		counted = append(counted, oid)
+		want := indeg.get(oid)
+		got, derr := decodeCount(oid, v)
+		if derr != nil || got != want || got == 0 {
+			sn.drift[oid] = int64(want) - int64(got)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	// Referenced oids without a count entry: a merge of two ascending
+	// walks (a hash database yields its keys unsorted: sort).
+	counted.sort()
+	i := 0
+	indeg.each(func(oid uint64, n uint32) bool {
+		for i < len(counted) && counted[i] < oid {
+			i++
+		}
+		if i == len(counted) || counted[i] != oid {
+			sn.drift[oid] = int64(n)
+		}
+		return true
+	})
+	return nil
+}
+
+// snapQueueDrift records the queue entries that are wrong as of the
+// snapshot: zero-count objects without an entry, and entries that settle
+// no zero-count object.
+func (db *DB) snapQueueDrift(ctx context.Context, tx kv.Txn, sn *recountSnap, stored oidSet, indeg *degrees) error {
+	unqueued := map[uint64]struct{}{}
+	for _, oid := range stored {
+		if oid != record.RootOID && indeg.get(oid) == 0 {
+			if _, ok := sn.drift[oid]; !ok {
+				unqueued[oid] = struct{}{}
+			}
+		}
+	}
+	err := db.eachEntry(ctx, tx, BucketGarbage, func(k, v []byte) {
+		oid := record.OID(k)
+		if _, ok := unqueued[oid]; ok && len(v) == 8 {
+			delete(unqueued, oid)
+			return
+		}
+		sn.queue[oid] = struct{}{}
+	})
+	if err != nil {
+		return err
+	}
+	maps.Copy(sn.queue, unqueued)
+	return nil
 }
 
 // eachEntry calls fn with every entry of bucket whose key is an oid, in
