@@ -323,19 +323,8 @@ func (db *DB) collectOne(tx kv.Txn, c gcCandidate, limit int64) (bool, error) {
 		refs = r.RefSet()
 	}
 	if db.opts.ValidateGarbage {
-		for _, ref := range refs {
-			rn, err := db.getCount(tx, ref)
-			if err != nil {
-				return false, err
-			}
-			_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
-			if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
-				return false, gerr
-			}
-			if gerr != nil || rn == 0 {
-				return false, fmt.Errorf("candidate oid %d references oid %d (stored %v, count %d): %w",
-					c.oid, ref, gerr == nil, rn, ErrGarbageInvalid)
-			}
+		if err := db.validateRefs(tx, c.oid, refs); err != nil {
+			return false, err
 		}
 	}
 	if err := tx.Delete(BucketObjects, key); err != nil {
@@ -344,10 +333,36 @@ func (db *DB) collectOne(tx kv.Txn, c gcCandidate, limit int64) (bool, error) {
 	if err := tx.Delete(BucketGarbage, key); err != nil {
 		return false, err
 	}
+	return true, db.releaseRefs(tx, refs, c.when)
+}
+
+// validateRefs (Options.ValidateGarbage) checks that every reference of
+// the candidate oid names a stored object with a non-zero count.
+func (db *DB) validateRefs(tx kv.Txn, oid uint64, refs []uint64) error {
+	for _, ref := range refs {
+		rn, err := db.getCount(tx, ref)
+		if err != nil {
+			return err
+		}
+		_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+		if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
+			return gerr
+		}
+		if gerr != nil || rn == 0 {
+			return fmt.Errorf("candidate oid %d references oid %d (stored %v, count %d): %w",
+				oid, ref, gerr == nil, rn, ErrGarbageInvalid)
+		}
+	}
+	return nil
+}
+
+// releaseRefs drops the counts a collected object held; a child whose
+// count reaches zero is queued with the parent's candidate time when.
+func (db *DB) releaseRefs(tx kv.Txn, refs []uint64, when []byte) error {
 	for _, ref := range refs {
 		rn, err := db.addCount(tx, ref, -1)
 		if err != nil {
-			return false, err
+			return err
 		}
 		if rn != 0 || ref == record.RootOID {
 			continue
@@ -356,14 +371,14 @@ func (db *DB) collectOne(tx kv.Txn, c gcCandidate, limit int64) (bool, error) {
 		if _, err := tx.Get(BucketObjects, rk); err == nil {
 			// Cascade: the child lost its last referrer together with the
 			// collected parent; it inherits the parent's candidate time.
-			if err := tx.Put(BucketGarbage, rk, c.when); err != nil {
-				return false, err
+			if err := tx.Put(BucketGarbage, rk, when); err != nil {
+				return err
 			}
 		} else if !errors.Is(err, kv.ErrNotFound) {
-			return false, err
+			return err
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // gcLoop is the background collector (Options.GC).
