@@ -39,6 +39,36 @@ func (s *suite) chart(path string) (err error) {
 			err = fmt.Errorf("chart: %v", p)
 		}
 	}()
+	left, err := s.commitPlot()
+	if err != nil {
+		return err
+	}
+	right, err := s.loadPlot()
+	if err != nil {
+		return err
+	}
+	const width, height = 14 * vg.Inch, 6 * vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 6, PadBottom: vg.Inch / 6,
+		PadLeft: vg.Inch / 6, PadRight: vg.Inch / 3}
+	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
+	left.Draw(canvases[0][0])
+	right.Draw(canvases[0][1])
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// commitPlot is the chart's left half: durable commits/s by connections,
+// one line per server and ceiling.
+func (s *suite) commitPlot() (*plot.Plot, error) {
 	left := plot.New()
 	left.Title.Text = "durable commits/s of 1 small record"
 	left.X.Label.Text = "connections (threads for raw libdb)"
@@ -48,47 +78,18 @@ func (s *suite) chart(path string) (err error) {
 	left.X.Tick.Marker = plot.ConstantTicks(connTicks(s.commitConns))
 	left.Add(plotter.NewGrid())
 	var maxY float64
-	addLine := func(name, prefix, col string) error {
-		var pts plotter.XYs
-		for _, c := range s.commitConns {
-			if v, ok := s.res.get(fmt.Sprintf("%s%d", prefix, c), col); ok {
-				pts = append(pts, plotter.XY{X: float64(c), Y: v})
-				maxY = max(maxY, v)
-			}
-		}
-		if len(pts) == 0 {
-			return nil
-		}
-		l, sc, err := plotter.NewLinePoints(pts)
-		if err != nil {
-			return err
-		}
-		key := col
-		if prefix != "commits" {
-			key = prefix
-		}
-		l.Color, sc.Color = seriesColor[key], seriesColor[key]
-		l.Width = vg.Points(2)
-		if col == "ceiling" {
-			l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
-		}
-		left.Add(l, sc)
-		left.Legend.Add(name, l, sc)
-		return nil
-	}
+	lines := [][3]string{} // name, row prefix, column
 	for _, col := range s.serverCols() {
-		if err := addLine(seriesName[col], "commits", col); err != nil {
-			return err
+		lines = append(lines, [3]string{seriesName[col], "commits", col})
+	}
+	lines = append(lines, [3]string{"raw libdb group commit", "commits", "ceiling"},
+		[3]string{seriesName["proto"], "proto", "ceiling"}, [3]string{seriesName["rawsync"], "rawsync", "ceiling"})
+	for _, ln := range lines {
+		y, err := s.addCommitLine(left, ln[0], ln[1], ln[2])
+		if err != nil {
+			return nil, err
 		}
-	}
-	if err := addLine("raw libdb group commit", "commits", "ceiling"); err != nil {
-		return err
-	}
-	if err := addLine(seriesName["proto"], "proto", "ceiling"); err != nil {
-		return err
-	}
-	if err := addLine(seriesName["rawsync"], "rawsync", "ceiling"); err != nil {
-		return err
+		maxY = max(maxY, y)
 	}
 	if maxY > 0 {
 		left.X.Scale = plot.LogScale{}
@@ -96,7 +97,43 @@ func (s *suite) chart(path string) (err error) {
 	left.Y.Min = 0
 	left.Y.Max = max(1, maxY*1.45)
 	left.Y.Tick.Marker = thousandTicks{}
+	return left, nil
+}
 
+// addCommitLine adds the line of rows prefix<conns>, column col, to p and
+// returns its largest value.
+func (s *suite) addCommitLine(p *plot.Plot, name, prefix, col string) (float64, error) {
+	var pts plotter.XYs
+	var maxY float64
+	for _, c := range s.commitConns {
+		if v, ok := s.res.get(fmt.Sprintf("%s%d", prefix, c), col); ok {
+			pts = append(pts, plotter.XY{X: float64(c), Y: v})
+			maxY = max(maxY, v)
+		}
+	}
+	if len(pts) == 0 {
+		return 0, nil
+	}
+	l, sc, err := plotter.NewLinePoints(pts)
+	if err != nil {
+		return 0, err
+	}
+	key := col
+	if prefix != "commits" {
+		key = prefix
+	}
+	l.Color, sc.Color = seriesColor[key], seriesColor[key]
+	l.Width = vg.Points(2)
+	if col == "ceiling" {
+		l.Dashes = []vg.Length{vg.Points(5), vg.Points(3)}
+	}
+	p.Add(l, sc)
+	p.Legend.Add(name, l, sc)
+	return maxY, nil
+}
+
+// loadPlot is the chart's right half: warm loads/s, bars per server.
+func (s *suite) loadPlot() (*plot.Plot, error) {
 	right := plot.New()
 	right.Title.Text = "loads/s (warm)"
 	right.Y.Label.Text = "loads/s"
@@ -109,7 +146,7 @@ func (s *suite) chart(path string) (err error) {
 	}
 	cols := append(s.serverCols(), "ceiling")
 	w := vg.Points(12)
-	maxY = 0
+	maxY := 0.0
 	for i, col := range cols {
 		vals := make(plotter.Values, len(groups))
 		any := false
@@ -125,7 +162,7 @@ func (s *suite) chart(path string) (err error) {
 		}
 		bars, err := plotter.NewBarChart(vals, w)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bars.Color = seriesColor[col]
 		bars.LineStyle.Width = 0
@@ -145,24 +182,7 @@ func (s *suite) chart(path string) (err error) {
 	right.Y.Min = 0
 	right.Y.Max = max(1, maxY*1.45)
 	right.Y.Tick.Marker = thousandTicks{}
-
-	const width, height = 14 * vg.Inch, 6 * vg.Inch
-	img := vgimg.New(width, height)
-	dc := draw.New(img)
-	tiles := draw.Tiles{Rows: 1, Cols: 2, PadX: vg.Inch / 3, PadTop: vg.Inch / 6, PadBottom: vg.Inch / 6,
-		PadLeft: vg.Inch / 6, PadRight: vg.Inch / 3}
-	canvases := plot.Align([][]*plot.Plot{{left, right}}, tiles, dc)
-	left.Draw(canvases[0][0])
-	right.Draw(canvases[0][1])
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(f); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return right, nil
 }
 
 // connTicks labels the connection counts on the x axis.
