@@ -159,47 +159,9 @@ func (st *store) serve(c net.Conn) {
 		case 'S':
 			w.Write([]byte{0, 0, 0, 0})
 		case 'C':
-			if w.Flush() != nil {
+			if !st.commit(r, w, u32) {
 				return
 			}
-			st.token.Lock()
-			w.Write([]byte{0, 0, 0, 0})
-			if w.Flush() != nil {
-				st.token.Unlock()
-				return
-			}
-			n, err := u32()
-			if err != nil {
-				st.token.Unlock()
-				return
-			}
-			if n == 0 {
-				st.token.Unlock()
-				continue
-			}
-			data := make([]byte, n)
-			if _, err := io.ReadFull(r, data); err != nil {
-				st.token.Unlock()
-				return
-			}
-			recs := map[uint64][]byte{}
-			for len(data) >= 12 {
-				fl := binary.BigEndian.Uint32(data)
-				if int(fl) < 8 || int(fl) > len(data)-4 {
-					st.token.Unlock()
-					return
-				}
-				oid := binary.BigEndian.Uint64(data[4:])
-				recs[oid] = data[12 : 4+fl]
-				data = data[4+fl:]
-			}
-			st.mu.Lock()
-			for oid, rec := range recs {
-				st.records[oid] = rec
-			}
-			st.mu.Unlock()
-			st.token.Unlock()
-			w.WriteByte('O')
 		case 'P':
 			w.WriteByte('O')
 		case 'Q':
@@ -208,4 +170,47 @@ func (st *store) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// commit is one commit under the token: the phase-1 reply, the data, and
+// the records stored at once. It returns false when the connection must
+// end (a read or write failed, or the data is malformed).
+func (st *store) commit(r *bufio.Reader, w *bufio.Writer, u32 func() (uint32, error)) bool {
+	if w.Flush() != nil {
+		return false
+	}
+	st.token.Lock()
+	defer st.token.Unlock()
+	w.Write([]byte{0, 0, 0, 0})
+	if w.Flush() != nil {
+		return false
+	}
+	n, err := u32()
+	if err != nil {
+		return false
+	}
+	if n == 0 {
+		return true
+	}
+	data := make([]byte, n)
+	if _, err := io.ReadFull(r, data); err != nil {
+		return false
+	}
+	recs := map[uint64][]byte{}
+	for len(data) >= 12 {
+		fl := binary.BigEndian.Uint32(data)
+		if int(fl) < 8 || int(fl) > len(data)-4 {
+			return false
+		}
+		oid := binary.BigEndian.Uint64(data[4:])
+		recs[oid] = data[12 : 4+fl]
+		data = data[4+fl:]
+	}
+	st.mu.Lock()
+	for oid, rec := range recs {
+		st.records[oid] = rec
+	}
+	st.mu.Unlock()
+	w.WriteByte('O')
+	return true
 }
