@@ -22,7 +22,10 @@ import (
 // stored or referenced by a commit after marking began, ends up marked.
 // The sweep deletes only unmarked oids, batch by batch under writeMu,
 // draining the grey queue first, so a reference added by a commit between
-// two sweep batches protects its target and everything it reaches.
+// two sweep batches protects its target and everything it reaches. Once
+// the sweep has begun, Stage refuses a commit that refers to an unmarked
+// oid or stores one that has a record (sweepUnmarked): marking it would
+// traverse a record whose referents the sweep may already have deleted.
 type fullState struct {
 	running atomic.Bool // a full collection or an import owns the objects
 
@@ -57,12 +60,50 @@ func (f *fullState) barrier(recs []commitRec) {
 	if !f.active {
 		return
 	}
+	f.markCommitLocked(recs)
+}
+
+// markCommitLocked marks what recs store and refer to; f.mu is held.
+func (f *fullState) markCommitLocked(recs []commitRec) {
 	for _, c := range recs {
 		f.markLocked(c.oid, c.oid)
 		for _, r := range c.refs {
 			f.markLocked(r, c.oid)
 		}
 	}
+}
+
+// unmarkedLocked returns the oids p stores that are not marked; f.mu is
+// held.
+func (f *fullState) unmarkedLocked(p *Pending) []uint64 {
+	var out []uint64
+	for _, c := range p.recs {
+		if _, ok := f.marked[c.oid]; !ok {
+			out = append(out, c.oid)
+		}
+	}
+	return out
+}
+
+// sweepUnmarked refuses (ErrDangling) a commit staged while a full
+// collection sweeps that stores one of oids, which the mark did not
+// reach, if it has a record: the sweep may already have deleted what that
+// record refers to, and marking the oid would make the next sweep batch
+// traverse the record and keep it with dangling references (its
+// referents, unmarked, were candidates too). A new object (no record) is
+// fine: Stage checked that what it refers to is marked. The caller holds
+// delGate shared, not full.mu.
+func (db *DB) sweepUnmarked(oids []uint64) error {
+	for _, oid := range oids {
+		ok, err := db.hasStored(oid)
+		if err != nil {
+			return fmt.Errorf("engine: commit oid %d: look it up: %w", oid, err)
+		}
+		if ok {
+			return fmt.Errorf("engine: commit oid %d, which the running full collection removes: %w", oid, ErrDangling)
+		}
+	}
+	return nil
 }
 
 func (f *fullState) markLocked(oid, from uint64) {
