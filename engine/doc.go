@@ -61,12 +61,14 @@
 // snapshot scan while commits go on, then repairs by difference (the
 // drift between in-degree and stored count at the snapshot, added to the
 // current count) in small transactions under writeMu (recount.go). While
-// commits come, that scan pauses between batches as long as a batch took,
-// as the collector does (gcYield): on a small machine it would otherwise
-// take the CPU the commits need. Once the sweep has
-// begun, a commit that references an object the mark did not reach is
-// refused with ErrDangling (part of what that object references may
-// already be gone); the client sees a conflict, as for any collected oid.
+// commits come, the mark and that scan pause between batches as long as a
+// batch took, as the collector does (gcYield): on a small machine they
+// would otherwise take the CPU the commits need. Once the sweep has
+// begun, a commit that references or stores an object the mark did not
+// reach (a new object aside) is refused with ErrDangling (part of what
+// that object references may already be gone, and traversing its record
+// would keep it with dangling references); the client sees a conflict,
+// as for any collected oid.
 // Dangling references found while marking (possible in imported data) are
 // leaves and are logged with their referrer.
 //

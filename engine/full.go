@@ -22,7 +22,10 @@ import (
 // stored or referenced by a commit after marking began, ends up marked.
 // The sweep deletes only unmarked oids, batch by batch under writeMu,
 // draining the grey queue first, so a reference added by a commit between
-// two sweep batches protects its target and everything it reaches.
+// two sweep batches protects its target and everything it reaches. Once
+// the sweep has begun, Stage refuses a commit that refers to an unmarked
+// oid or stores one that has a record (sweepUnmarked): marking it would
+// traverse a record whose referents the sweep may already have deleted.
 type fullState struct {
 	running atomic.Bool // a full collection or an import owns the objects
 
@@ -57,12 +60,50 @@ func (f *fullState) barrier(recs []commitRec) {
 	if !f.active {
 		return
 	}
+	f.markCommitLocked(recs)
+}
+
+// markCommitLocked marks what recs store and refer to; f.mu is held.
+func (f *fullState) markCommitLocked(recs []commitRec) {
 	for _, c := range recs {
 		f.markLocked(c.oid, c.oid)
 		for _, r := range c.refs {
 			f.markLocked(r, c.oid)
 		}
 	}
+}
+
+// unmarkedLocked returns the oids p stores that are not marked; f.mu is
+// held.
+func (f *fullState) unmarkedLocked(p *Pending) []uint64 {
+	var out []uint64
+	for _, c := range p.recs {
+		if _, ok := f.marked[c.oid]; !ok {
+			out = append(out, c.oid)
+		}
+	}
+	return out
+}
+
+// sweepUnmarked refuses (ErrDangling) a commit staged while a full
+// collection sweeps that stores one of oids, which the mark did not
+// reach, if it has a record: the sweep may already have deleted what that
+// record refers to, and marking the oid would make the next sweep batch
+// traverse the record and keep it with dangling references (its
+// referents, unmarked, were candidates too). A new object (no record) is
+// fine: Stage checked that what it refers to is marked. The caller holds
+// delGate shared, not full.mu.
+func (db *DB) sweepUnmarked(oids []uint64) error {
+	for _, oid := range oids {
+		ok, err := db.hasStored(oid)
+		if err != nil {
+			return fmt.Errorf("engine: commit oid %d: look it up: %w", oid, err)
+		}
+		if ok {
+			return fmt.Errorf("engine: commit oid %d, which the running full collection removes: %w", oid, ErrDangling)
+		}
+	}
+	return nil
 }
 
 func (f *fullState) markLocked(oid, from uint64) {
@@ -180,7 +221,7 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 	}()
 
 	// Mark, concurrently with commits.
-	if err := db.drainGrey(ctx, &st); err != nil {
+	if err := db.drainGrey(ctx, &st, true); err != nil {
 		return st, err
 	}
 	db.hook("marked")
@@ -272,13 +313,20 @@ func (db *DB) noteFullDone(ctx context.Context, removed int) error {
 }
 
 // drainGrey traverses grey oids until none is left, in read transactions
-// of up to 1024 loads.
-func (db *DB) drainGrey(ctx context.Context, st *CollectStats) error {
+// of up to 1024 loads. With pace (the mark phase, no lock held) it yields
+// the CPU between batches while commits come (gcYield), as long as each
+// batch took: on 2 cores a mark running flat out slows every commit.
+func (db *DB) drainGrey(ctx context.Context, st *CollectStats, pace bool) error {
 	f := &db.full
+	var took time.Duration
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
+		if pace && took > 0 {
+			db.gcYield(ctx, took)
+		}
+		t0 := time.Now()
 		batch := f.takeGrey(1024)
 		if len(batch) == 0 {
 			return nil
@@ -327,6 +375,7 @@ func (db *DB) drainGrey(ctx context.Context, st *CollectStats) error {
 			}
 		}
 		f.mu.Unlock()
+		took = time.Since(t0)
 	}
 }
 
@@ -339,7 +388,7 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	defer db.writeMu.Unlock()
 	db.delGate.Lock() // no Stage checks references while objects go
 	defer db.delGate.Unlock()
-	if err := db.drainGrey(ctx, st); err != nil {
+	if err := db.drainGrey(ctx, st, false); err != nil {
 		return nil, err
 	}
 	var removed []uint64

@@ -199,6 +199,17 @@ func TestFullCollectBarrier(t *testing.T) {
 }
 
 // TestFullCollectConcurrent runs random client commits while collections run.
+//
+// With the mark paced (drainGrey's gcYield), it used to fail a few runs in
+// 40 with a survivor referring to a swept object. The interleaving (seed
+// 3): 1290 → 1167 → 1080 → 148 were unreachable, unmarked, candidates;
+// sweep batch 1 deleted 148; the committer then staged "drop 1290's refs"
+// (it still knew 1290), and Stage marked 1290 and queued it grey; sweep
+// batch 2 drained the grey queue before the commit was applied, read
+// 1290's old record and marked 1167, then 1080, whose record refers to the
+// deleted 148; 1080 survived with a dangling reference. Stage now refuses
+// to store an unmarked object that has a record while the sweep runs
+// (TestFullSweepStoreUnmarked is the deterministic case).
 func TestFullCollectConcurrent(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
 		for seed := uint64(1); seed <= 3; seed++ {
@@ -359,6 +370,80 @@ func TestFullCollectConcurrent(t *testing.T) {
 			t.Logf("seed %d: marked %d removed %d commits %d", seed, st.Marked, st.Removed, db.commits.Load())
 			db.Close()
 		}
+	})
+}
+
+// TestFullSweepStoreUnmarked: while a full collection sweeps, a commit
+// that stores an object the mark did not reach (unreachable, but its
+// oid still known to a client) is refused. Before the fix Stage marked
+// that object and queued it for traversal, and the next sweep batch read
+// its old record (the commit not applied yet) and marked what it
+// referred to: U → A → B all unmarked, B deleted by batch 1, U staged,
+// then batch 2 traversed U's old record, marked A, found B missing, and
+// kept A with a dangling reference to the deleted B (the lost object
+// TestFullCollectConcurrent saw with a paced mark; see there).
+func TestFullSweepStoreUnmarked(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		ctx := context.Background()
+		const k = 300 // chains U_i → A_i → B_i: 900 candidates, two sweep batches
+		mustAlloc(t, db, 1+3*k)
+		recs := [][]byte{rec(record.RootOID)}
+		b := func(i int) uint64 { return uint64(1 + i) }
+		a := func(i int) uint64 { return uint64(1 + k + i) }
+		u := func(i int) uint64 { return uint64(1 + 2*k + i) }
+		for i := range k {
+			recs = append(recs, rec(b(i)), rec(a(i), b(i)), rec(u(i), a(i)))
+		}
+		mustCommit(t, db, recs...)
+		var (
+			sweeps   int
+			p        *Pending
+			stageErr error
+			chain    = -1
+		)
+		db.opts.OnFullPhase = func(phase string) {
+			if phase != "sweep" {
+				return
+			}
+			if sweeps++; sweeps != 2 {
+				return
+			}
+			// After the first batch: a chain whose B is gone, U and A not.
+			for i := range k {
+				hasB, _ := db.HasRecord(b(i))
+				hasA, _ := db.HasRecord(a(i))
+				hasU, _ := db.HasRecord(u(i))
+				if !hasB && hasA && hasU {
+					chain = i
+					break
+				}
+			}
+			if chain < 0 {
+				return
+			}
+			// Stage only: the commit is applied after the next batch.
+			p, stageErr = db.Stage(ctx, [][]byte{rec(u(chain))})
+		}
+		if _, err := db.FullCollect(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if chain < 0 {
+			t.Fatalf("no chain split across the sweep batches (%d batches)", sweeps)
+		}
+		if p != nil {
+			if err := p.Wait(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !errors.Is(stageErr, ErrDangling) {
+			t.Errorf("storing unmarked oid %d during the sweep: err %v, want ErrDangling", u(chain), stageErr)
+		}
+		rep, err := db.Check(ctx, false)
+		if err != nil || !rep.OK() {
+			t.Fatalf("check: %v %v", err, rep.Problems)
+		}
+		verifyInvariants(t, db)
 	})
 }
 

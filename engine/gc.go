@@ -124,9 +124,8 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 
 // gcYield paces the collectors while clients commit: after a chunk of
 // work that took d (a collector chunk under writeMu; a batch of the full
-// collection's recount scan, which takes CPU from commits on a small
-// machine),
-// it waits d (at most gcMaxYield) if a commit was applied in the last
+// collection's mark or recount scan, which take CPU from commits on a
+// small machine), it waits d (at most gcMaxYield) if a commit was applied in the last
 // gcBusyWindow, so that commits get writeMu and the CPU at least half the
 // time. Go's mutex lets the unlocking goroutine take the lock
 // again before a woken waiter runs; without the pause a collector running

@@ -298,34 +298,60 @@ func (db *DB) markStagedLocked() {
 // stageFull applies a running full collection's rules to p at Stage:
 // while it sweeps, a reference to an oid its mark did not reach (and that
 // neither p nor a commit staged before p stores) is refused with
-// ErrDangling, as applyCommit would refuse it; while it runs, what p
+// ErrDangling, as applyCommit would refuse it, and so is storing an
+// object it did not mark (full.go, sweepUnmarked); while it runs, what p
 // stores and refers to is marked, so that the sweep keeps it.
 func (db *DB) stageFull(p *Pending) error {
 	f := &db.full
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	if !f.active {
+		f.mu.Unlock()
 		return nil
 	}
+	var unmarked []uint64
 	if f.sweeping {
-		for _, c := range p.recs {
-			for _, ref := range c.refs {
-				if _, ok := p.stored[ref]; ok {
-					continue
-				}
-				if _, ok := f.marked[ref]; ok {
-					continue
-				}
-				if !db.pipe.isStaged(ref) {
-					return fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
-				}
-			}
+		if err := db.sweepRefsLocked(p); err != nil {
+			f.mu.Unlock()
+			return err
 		}
+		unmarked = f.unmarkedLocked(p)
 	}
+	if len(unmarked) == 0 {
+		f.markCommitLocked(p.recs)
+		f.mu.Unlock()
+		return nil
+	}
+	// The lookups without full.mu: an apply run takes it inside its write
+	// transaction. Deletions wait for delGate, held shared by the caller,
+	// and marks only grow, so the answer holds until p is marked below.
+	f.mu.Unlock()
+	if err := db.sweepUnmarked(unmarked); err != nil {
+		return err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.active {
+		f.markCommitLocked(p.recs)
+	}
+	return nil
+}
+
+// sweepRefsLocked refuses p if it refers to an oid that the sweeping full
+// collection did not mark and that neither p nor a staged commit stores;
+// db.full.mu is held.
+func (db *DB) sweepRefsLocked(p *Pending) error {
+	f := &db.full
 	for _, c := range p.recs {
-		f.markLocked(c.oid, c.oid)
 		for _, ref := range c.refs {
-			f.markLocked(ref, c.oid)
+			if _, ok := p.stored[ref]; ok {
+				continue
+			}
+			if _, ok := f.marked[ref]; ok {
+				continue
+			}
+			if !db.pipe.isStaged(ref) {
+				return fmt.Errorf("engine: commit oid %d: reference to oid %d, which the running full collection removes: %w", c.oid, ref, ErrDangling)
+			}
 		}
 	}
 	return nil
