@@ -141,7 +141,10 @@ func (g *replGroup) replicaFigures(master *replSite) {
 		}
 		return
 	}
-	s.logf("  commit through replica %s: status %q, %v: not built", replica.label, st, err)
+	if err == nil {
+		err = fmt.Errorf("status %q", st)
+	}
+	s.logf("  commit through replica %s: %v: not built", replica.label, err)
 	s.res.setText("repl_commits8_replica", "bdb", "not built")
 }
 
@@ -320,31 +323,34 @@ func (g *replGroup) start(st *replSite) error {
 	return nil
 }
 
-// role returns the "role" of st's GET /role ("" when it does not answer).
-func (g *replGroup) role(st *replSite) string {
+// roleOf returns the HTTP status and the "role" of st's GET /role (0 and
+// "" when it does not answer).
+func (g *replGroup) roleOf(st *replSite) (int, string) {
 	resp, err := g.http.Get("http://" + st.metrics + "/role")
 	if err != nil {
-		return ""
+		return 0, ""
 	}
 	defer resp.Body.Close()
 	var v struct {
 		Role string `json:"role"`
 	}
 	if json.NewDecoder(resp.Body).Decode(&v) != nil {
-		return ""
+		return resp.StatusCode, ""
 	}
-	return v.Role
+	return resp.StatusCode, v.Role
+}
+
+// role returns the "role" of st's GET /role ("" when it does not answer).
+func (g *replGroup) role(st *replSite) string {
+	_, r := g.roleOf(st)
+	return r
 }
 
 // isMaster reports whether st answers GET /role with 200 (only the master
 // does).
 func (g *replGroup) isMaster(st *replSite) bool {
-	resp, err := g.http.Get("http://" + st.metrics + "/role")
-	if err != nil {
-		return false
-	}
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	code, _ := g.roleOf(st)
+	return code == http.StatusOK
 }
 
 // waitMaster returns the site that answers /role with 200.
@@ -364,9 +370,19 @@ func (g *replGroup) waitMaster(timeout time.Duration) (*replSite, error) {
 	return nil, fmt.Errorf("repl: within %v: %w", timeout, errNoMaster)
 }
 
-// stop ends every site and removes their directories.
+// stop ends every site, the replicas first (a master stopped first would
+// make them hold an election on the way down), and removes their
+// directories.
 func (g *replGroup) stop() {
+	var replicas, masters []*replSite
 	for _, st := range g.sites {
+		if st.p != nil && !st.p.Exited() && g.isMaster(st) {
+			masters = append(masters, st)
+		} else {
+			replicas = append(replicas, st)
+		}
+	}
+	for _, st := range append(replicas, masters...) {
 		if st.p != nil {
 			g.s.ps.stop(st.p, 15*time.Second)
 		}
