@@ -5,7 +5,9 @@
 // 4.3's own `durus -s` (FileStorage), measures each with a raw-protocol
 // load generator and with the stock Python client, measures the ceilings
 // of the machine in the same run (bench/trivial, a Go-map server with the
-// same framing; bench/commitc, raw libdb and raw fdatasync), and writes one
+// same framing; bench/commitc, raw libdb and raw fdatasync), a 3-site
+// Berkeley DB replication group (repl.go: commits on the master beside
+// standalone, loads on a replica, failover time), and writes one
 // markdown table with ratios, the target verdicts and the machine
 // description into PERFORMANCE.md, and a PNG chart beside it.
 //
