@@ -175,12 +175,12 @@ func (g *replGroup) failover() {
 	s := g.s
 	var times []float64
 	for round := 1; round <= s.replRounds; round++ {
-		d, err := g.failoverRound()
+		d, toMaster, err := g.failoverRound()
 		if err != nil {
 			s.fail(fmt.Sprintf("repl failover round %d", round), err)
 			return
 		}
-		s.logf("  failover round %d: %.3f s", round, d.Seconds())
+		s.logf("  failover round %d: %.3f s (/role 200 on the new master after %.3f s)", round, d.Seconds(), toMaster.Seconds())
 		times = append(times, d.Seconds())
 	}
 	slices.Sort(times)
@@ -189,22 +189,25 @@ func (g *replGroup) failover() {
 }
 
 // failoverRound is one round of failover: kill -9, time to the first
-// commit accepted by the new master, restart of the killed site.
-func (g *replGroup) failoverRound() (time.Duration, error) {
+// commit accepted by the new master (and, for the log, to its first 200 on
+// /role), restart of the killed site.
+func (g *replGroup) failoverRound() (el, toMaster time.Duration, err error) {
 	old, err := g.waitMaster(time.Minute)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	t0 := time.Now()
 	if err := old.p.Signal(syscall.SIGKILL); err != nil {
-		return 0, fmt.Errorf("repl: kill %s: %w", old.label, err)
+		return 0, 0, fmt.Errorf("repl: kill %s: %w", old.label, err)
 	}
 	g.s.ps.stop(old.p, 10*time.Second) // reaps it and drops it from the pid file
-	var el time.Duration
 	ok := waitFor(time.Minute, func() bool {
 		for _, st := range g.sites {
 			if st == old || !g.isMaster(st) {
 				continue
+			}
+			if toMaster == 0 {
+				toMaster = time.Since(t0)
 			}
 			if c, err := commitOnce(st.addr, 2*time.Second); err == nil && c == 'O' {
 				el = time.Since(t0)
@@ -214,17 +217,17 @@ func (g *replGroup) failoverRound() (time.Duration, error) {
 		return false
 	})
 	if !ok {
-		return 0, fmt.Errorf("repl: no commit accepted within a minute of killing %s: %w", old.label, errNoMaster)
+		return 0, 0, fmt.Errorf("repl: no commit accepted within a minute of killing %s: %w", old.label, errNoMaster)
 	}
 	if err := g.start(old); err != nil {
-		return el, err
+		return el, toMaster, err
 	}
 	// The restarted site must be a replica again before the next kill, or
 	// the group would lose its quorum.
 	if !waitFor(2*time.Minute, func() bool { return g.role(old) == "replica" }) {
-		return el, fmt.Errorf("repl: %s did not rejoin as a replica (log %s)", old.label, old.p.LogPath())
+		return el, toMaster, fmt.Errorf("repl: %s did not rejoin as a replica (log %s)", old.label, old.p.LogPath())
 	}
-	return el, nil
+	return el, toMaster, nil
 }
 
 // waitFor polls cond every 10 ms until it holds or timeout passes.
