@@ -16,7 +16,7 @@
 #                                 1 GB migrate; short: 10k/100k, 50k records)
 #   BENCH_DURATION=5s             measured time per figure (full default)
 #   BENCH_CACHE=~/.cache/durusbdb-bench  generated data sets, kept between runs
-#   BENCH_SECTIONS=ceil,servers,gc,open,migrate  what to run
+#   BENCH_SECTIONS=ceil,servers,gc,stall,repl,open,migrate  what to run
 #   BENCH_OUT=docs                where PERFORMANCE.md and performance.png go
 #   BENCH_PROFILE=1               serve bdb under bench/suite/profserve and
 #                                 write CPU profiles (+ pprof -top) to the work dir

@@ -5,7 +5,9 @@
 // 4.3's own `durus -s` (FileStorage), measures each with a raw-protocol
 // load generator and with the stock Python client, measures the ceilings
 // of the machine in the same run (bench/trivial, a Go-map server with the
-// same framing; bench/commitc, raw libdb and raw fdatasync), and writes one
+// same framing; bench/commitc, raw libdb and raw fdatasync), a 3-site
+// Berkeley DB replication group (repl.go: commits on the master beside
+// standalone, loads on a replica, failover time), and writes one
 // markdown table with ratios, the target verdicts and the machine
 // description into PERFORMANCE.md, and a PNG chart beside it.
 //
@@ -14,7 +16,7 @@
 //	BENCH_SCALE     full (default), short or smoke
 //	BENCH_DURATION  measured time per figure (default 5s full, 1s short, 0.5s smoke)
 //	BENCH_CACHE     cache of generated databases (default ~/.cache/durusbdb-bench)
-//	BENCH_SECTIONS  comma list of ceil,servers,gc,stall,open,migrate (default all)
+//	BENCH_SECTIONS  comma list of ceil,servers,gc,stall,repl,open,migrate (default all)
 //	BENCH_PROFILE   1: run the bdb server under bench/suite/profserve and
 //	                write CPU profiles and their top functions to the work dir
 //
@@ -67,6 +69,7 @@ type suite struct {
 	updateSize       int    // data bytes of an update commit
 	gcObjects        uint64 // objects of the database the stall figures collect
 	cacheSize        int64  // the servers' configured cache (bytes)
+	replRounds       int    // failover rounds of the repl section
 
 	ps      *procs
 	res     *results
@@ -140,6 +143,7 @@ func (s *suite) applyScale() (time.Duration, error) {
 		s.migrateCount = 1_000_000 // about 1 GB
 		s.bigRecords = 10000
 		s.gcObjects = cmp.Or(s.gcObjects, 1_000_000)
+		s.replRounds = 10
 	case "short":
 		def, s.warm = time.Second, 300*time.Millisecond
 		s.objs100, s.objs10k = 5000, 1000
@@ -147,6 +151,7 @@ func (s *suite) applyScale() (time.Duration, error) {
 		s.migrateCount = 50_000
 		s.bigRecords = 10000
 		s.gcObjects = cmp.Or(s.gcObjects, 100_000)
+		s.replRounds = 5
 	case "smoke":
 		def, s.warm = 500*time.Millisecond, 100*time.Millisecond
 		s.objs100, s.objs10k = 1000, 200
@@ -154,6 +159,7 @@ func (s *suite) applyScale() (time.Duration, error) {
 		s.migrateCount = 2000
 		s.bigRecords = 10000
 		s.gcObjects = cmp.Or(s.gcObjects, 2000)
+		s.replRounds = 3
 	default:
 		return 0, fmt.Errorf("BENCH_SCALE=%q: want full, short or smoke", s.scale)
 	}
@@ -165,11 +171,11 @@ func (s *suite) parseSections() error {
 	s.sections = map[string]bool{}
 	secs := os.Getenv("BENCH_SECTIONS")
 	if secs == "" {
-		secs = "ceil,servers,gc,stall,open,migrate"
+		secs = "ceil,servers,gc,stall,repl,open,migrate"
 	}
 	for _, x := range strings.Split(secs, ",") {
 		switch x = strings.TrimSpace(x); x {
-		case "ceil", "servers", "gc", "stall", "open", "migrate":
+		case "ceil", "servers", "gc", "stall", "repl", "open", "migrate":
 			s.sections[x] = true
 		case "":
 		default:
@@ -352,6 +358,9 @@ func (s *suite) run() error {
 			s.stallFigures(b, stallSet)
 		}
 	}
+	if s.sections["repl"] && slices.Contains(s.backends, "bdb") {
+		s.replFigures()
+	}
 	if s.sections["open"] {
 		for _, ds := range sets {
 			for _, col := range s.serverCols() {
@@ -420,21 +429,7 @@ func (s *suite) startServer(col, path, label string, fresh bool, extra ...string
 			}
 			break
 		}
-		durability := "sync"
-		extra = slices.DeleteFunc(slices.Clone(extra), func(e string) bool {
-			v, ok := strings.CutPrefix(e, "--durability=")
-			if ok {
-				durability = v
-			}
-			return ok
-		})
-		argv = []string{s.durusbdb, "serve", "--dir", path, "--backend", col, "--durability", durability,
-			"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--logginglevel", "30",
-			"--cache-size", strconv.FormatInt(s.cacheSize, 10)}
-		if fresh {
-			argv = append(argv, "--create")
-		}
-		argv = append(argv, extra...)
+		argv = s.serveArgv(col, path, port, fresh, extra)
 	}
 	p, err := s.ps.start(col, s.logPath("server-"+label), nil, argv...)
 	if err != nil {
@@ -445,6 +440,27 @@ func (s *suite) startServer(col, path, label string, fresh bool, extra ...string
 		return nil, err
 	}
 	return &server{col: col, p: p, addr: addr}, nil
+}
+
+// serveArgv is the `durusbdb serve` command line of backend col on path
+// at 127.0.0.1:port, durability sync unless extra holds --durability=X,
+// with --create when fresh and the rest of extra appended.
+func (s *suite) serveArgv(col, path string, port int, fresh bool, extra []string) []string {
+	durability := "sync"
+	extra = slices.DeleteFunc(slices.Clone(extra), func(e string) bool {
+		v, ok := strings.CutPrefix(e, "--durability=")
+		if ok {
+			durability = v
+		}
+		return ok
+	})
+	argv := []string{s.durusbdb, "serve", "--dir", path, "--backend", col, "--durability", durability,
+		"--host", "127.0.0.1", "--port", strconv.Itoa(port), "--logginglevel", "30",
+		"--cache-size", strconv.FormatInt(s.cacheSize, 10)}
+	if fresh {
+		argv = append(argv, "--create")
+	}
+	return append(argv, extra...)
 }
 
 // stopServer ends srv (SIGTERM, clean shutdown) and, when profiling,

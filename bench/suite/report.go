@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 )
@@ -26,6 +27,7 @@ type row struct {
 	need             []string // columns this row must have (smoke check)
 	ceiling          string   // what the ceiling column is for this row
 	v                map[string]float64
+	text             map[string]string // a cell that is words, not a figure ("not built")
 }
 
 // results holds every row in table order.
@@ -39,7 +41,7 @@ func newResults(s *suite) *results {
 	r := &results{rows: map[string]*row{}}
 	servers := s.serverCols()
 	add := func(key, label, unit string, lower bool, need []string, ceiling string) {
-		r.rows[key] = &row{key: key, label: label, unit: unit, lower: lower, need: need, ceiling: ceiling, v: map[string]float64{}}
+		r.rows[key] = &row{key: key, label: label, unit: unit, lower: lower, need: need, ceiling: ceiling, v: map[string]float64{}, text: map[string]string{}}
 		r.order = append(r.order, key)
 	}
 	none := []string(nil)
@@ -94,6 +96,7 @@ func newResults(s *suite) *results {
 	add("gc_freed", "  records the collector removed during that run (warm-up included)", "records", false,
 		pick(s.sections["gc"], s.backends), "")
 	s.stallRows(add, pick(s.sections["stall"], s.backends))
+	s.replRows(add, pick(s.sections["repl"] && slices.Contains(s.backends, "bdb"), []string{"bdb"}))
 	for _, n := range s.datasets {
 		add(fmt.Sprintf("open_%d", n), fmt.Sprintf("open → first load, %s objects", count(n)), "s", true,
 			pick(s.sections["open"], servers), "")
@@ -174,6 +177,15 @@ func (r *results) set(key, col string, v float64) {
 	}
 }
 
+// setText records a cell of words in place of a figure, such as "not
+// built" for a measurement whose feature is missing: the row stays in the
+// table and counts as produced.
+func (r *results) setText(key, col, text string) {
+	if row, ok := r.rows[key]; ok {
+		row.text[col] = text
+	}
+}
+
 // setMax records v unless the row already holds a higher figure in col.
 func (r *results) setMax(key, col string, v float64) {
 	if old, ok := r.get(key, col); ok && old >= v {
@@ -198,7 +210,8 @@ func (r *results) missing() []string {
 	for _, k := range r.order {
 		row := r.rows[k]
 		for _, c := range row.need {
-			if _, ok := row.v[c]; !ok {
+			_, ok := row.v[c]
+			if _, words := row.text[c]; !ok && !words {
 				out = append(out, row.label+" ["+c+"]")
 			}
 		}
@@ -266,7 +279,7 @@ func (s *suite) report() report {
 	fmt.Fprintln(&t, "|---|---|--:|--:|--:|--:|--:|--:|--:|---|")
 	for _, k := range s.res.order {
 		row := s.res.rows[k]
-		if len(row.v) == 0 && len(row.need) == 0 {
+		if len(row.v) == 0 && len(row.text) == 0 && len(row.need) == 0 {
 			continue
 		}
 		unit := row.unit
@@ -277,6 +290,8 @@ func (s *suite) report() report {
 		for _, c := range columns {
 			if v, ok := row.v[c.key]; ok {
 				fmt.Fprintf(&t, " %s |", format(v, row.unit))
+			} else if w, ok := row.text[c.key]; ok {
+				fmt.Fprintf(&t, " %s |", w)
 			} else {
 				fmt.Fprint(&t, " — |")
 			}
@@ -363,6 +378,7 @@ func (s *suite) targets() string {
 		return pc(x / y), ok1 && ok2 && y > 0
 	})
 	s.issue18Targets(line, pc)
+	s.replTargets(line, pc)
 	line("≥ 20,000 durable commits/s at 8 conns", func(col string) verdict {
 		v, ok := r.get("commits8", col)
 		return verdict{thousands(int64(v)) + "/s", v >= 20000, ok}
