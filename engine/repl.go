@@ -264,21 +264,35 @@ func (db *DB) setRole(ri kv.RoleInfo) {
 }
 
 // notifyLoop calls the OnRoleChange callbacks, in order, from one
-// goroutine.
+// goroutine. When the DB closes it still delivers the changes queued
+// before: a demoted master queues "replica" just before it fails, and a
+// watcher that missed it would take the site for a master until it exits.
 func (db *DB) notifyLoop(ch <-chan kv.RoleInfo) {
 	defer db.wg.Done()
 	for {
 		select {
 		case <-db.ctx.Done():
-			return
-		case ri := <-ch:
-			db.role.mu.Lock()
-			subs := slices.Clone(db.role.subs)
-			db.role.mu.Unlock()
-			for _, fn := range subs {
-				fn(ri)
+			for {
+				select {
+				case ri := <-ch:
+					db.notify(ri)
+				default:
+					return
+				}
 			}
+		case ri := <-ch:
+			db.notify(ri)
 		}
+	}
+}
+
+// notify calls every OnRoleChange callback with ri.
+func (db *DB) notify(ri kv.RoleInfo) {
+	db.role.mu.Lock()
+	subs := slices.Clone(db.role.subs)
+	db.role.mu.Unlock()
+	for _, fn := range subs {
+		fn(ri)
 	}
 }
 
