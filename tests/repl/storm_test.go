@@ -166,8 +166,8 @@ func TestReplServerFailover(t *testing.T) {
 		acked, took := failoverRound(t, sites, heads, r, how, rng)
 		all = append(all, acked...)
 		failovers[how] = append(failovers[how], took)
-		settle(t, sites, all, r)
-		t.Logf("round %d: %d commits acknowledged before the %s; %s → first commit on the new master: %v", r, len(acked), how, how, took)
+		m := settle(t, sites, all, r)
+		t.Logf("round %d: %d commits acknowledged before the %s; %s → first commit on the new master: %v; settled with %s master", r, len(acked), how, how, took, m.name)
 	}
 	for _, how := range []string{"kill", "stop"} {
 		d := failovers[how]
@@ -221,17 +221,16 @@ func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how strin
 			_, nrole, _, nex := nm.state()
 			return ex || role != kv.RoleMaster || nex || nrole != kv.RoleMaster
 		})
-		_, role, _, ex := m.state()
-		t.Logf("round %d: %s, continued, reports %s (exited %v): %s stays master unless the election went to %s", r, m.name, role, ex, nm.name, m.name)
 	}
 	return acked, took
 }
 
 // settle restarts every site that exited (killed, or demoted from master)
 // and waits until the group is one master and replicas, every one of them
-// serving every acknowledged commit byte for byte.
-func settle(t *testing.T, sites []*site, all []ackedRec, r int) {
+// serving every acknowledged commit byte for byte. It returns the master.
+func settle(t *testing.T, sites []*site, all []ackedRec, r int) *site {
 	t.Helper()
+	var m *site
 	testwait.Within(t, 2*time.Minute, fmt.Sprintf("round %d: one master, replicas, every acknowledged commit on each", r), func() bool {
 		masters := 0
 		for i, s := range sites {
@@ -245,6 +244,7 @@ func settle(t *testing.T, sites []*site, all []ackedRec, r int) {
 				return false
 			case role == kv.RoleMaster:
 				masters++
+				m = s
 			case role != kv.RoleReplica:
 				return false
 			}
@@ -259,6 +259,7 @@ func settle(t *testing.T, sites []*site, all []ackedRec, r int) {
 		}
 		return true
 	})
+	return m
 }
 
 // recordsOf loads oids 0..n-1 from s (bulk loads of 1024) and returns
