@@ -264,31 +264,55 @@ func (db *DB) setRole(ri kv.RoleInfo) {
 }
 
 // notifyLoop calls the OnRoleChange callbacks, in order, from one
-// goroutine.
+// goroutine. When the DB closes it still delivers the changes queued
+// before: a demoted master queues "replica" just before it fails, and a
+// watcher that missed it would take the site for a master until it exits.
 func (db *DB) notifyLoop(ch <-chan kv.RoleInfo) {
 	defer db.wg.Done()
 	for {
 		select {
 		case <-db.ctx.Done():
-			return
-		case ri := <-ch:
-			db.role.mu.Lock()
-			subs := slices.Clone(db.role.subs)
-			db.role.mu.Unlock()
-			for _, fn := range subs {
-				fn(ri)
+			for {
+				select {
+				case ri := <-ch:
+					db.notify(ri)
+				default:
+					return
+				}
 			}
+		case ri := <-ch:
+			db.notify(ri)
 		}
 	}
 }
 
+// notify calls every OnRoleChange callback with ri.
+func (db *DB) notify(ri kv.RoleInfo) {
+	db.role.mu.Lock()
+	subs := slices.Clone(db.role.subs)
+	db.role.mu.Unlock()
+	for _, fn := range subs {
+		fn(ri)
+	}
+}
+
+// otherMaster says whether ri is a replica following another site. A
+// demoted master fails only then: after DUPMASTER both masters are
+// replicas without a master for a while, and the winner of the election
+// that follows reports "elected" and then, a lockout later (about a
+// second), master; failing it in between left the group without either.
+func (db *DB) otherMaster(ri kv.RoleInfo) bool {
+	return ri.Role == kv.RoleReplica && ri.MasterReplAddr != "" && ri.MasterReplAddr != db.opts.Replication.Listen
+}
+
 // roleLoop follows the site's role: a replica promoted to master loads the
 // engine's state from the replicated meta and starts writing; a master
-// that loses the role refuses writes at once and, if it ends a replica (a
-// partition healed, a stopped master continued), fails the DB, so that
-// its owner restarts it as a replica with fresh handles and caches (its
-// clients' caches may hold rolled-back records); if a DUPMASTER election
-// makes it master again it reloads its state like a promoted replica.
+// that loses the role refuses writes at once and, once it is the replica
+// of another master (a partition healed, a stopped master continued),
+// fails the DB, so that its owner restarts it as a replica with fresh
+// handles and caches (its clients' caches may hold rolled-back records);
+// if a DUPMASTER election makes it master again it reloads its state like
+// a promoted replica.
 func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 	defer db.wg.Done()
 	for {
@@ -316,7 +340,7 @@ func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 			db.demoted = true
 			db.log.Warn("engine: no longer master; writes refused", "dir", db.dir, "role", ri.Role)
 		}
-		if db.demoted && ri.Role == kv.RoleReplica {
+		if db.demoted && db.otherMaster(ri) {
 			db.setRole(ri)
 			db.fail(errors.New("demoted from master to replica by the replication group: restart to rejoin as a replica with fresh caches"))
 			return

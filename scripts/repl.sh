@@ -11,9 +11,12 @@
 # stop → first commit accepted by the new master, p50 and max per kind).
 # Then the server-level rounds (tests/repl): three durusbdb server
 # processes (service.Serve), the PERM_FAILED test (no O without a quorum),
-# replica invalidations, and ROUNDS kill -9 rounds of an 8-connection
-# commit storm on the master (every acknowledged commit byte for byte on
-# the new master and on the rejoined old one; failover p50/max printed).
+# replica invalidations, and ROUNDS rounds of an 8-connection commit storm
+# on the master, kill -9 and SIGSTOP/SIGCONT in turn (every acknowledged
+# commit byte for byte on the new master and on the rejoined or continued
+# old one; failover p50/max per kind printed); at the end every site
+# serves the same records, its database files dump (db5.3_dump) the same
+# and the engine's check is clean on each.
 # With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the master
 # of 3 sites vs standalone, with and without TCP_NODELAY/BULK) and
 # BenchmarkReplServerCommit (the same through the server, 8 connections).
@@ -31,7 +34,7 @@ fi
 slog=$(mktemp /tmp/durusbdb-repl-server.XXXXXX.log)
 ROUNDS="$ROUNDS" go test -tags bdb -race -count=1 -timeout 60m \
   -run 'TestReplServer' -v ./tests/repl/ >"$slog" 2>&1 || status=$?
-grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|failover' "$slog" || true
+grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|failover|same|dump|check clean' "$slog" || true
 if [ "$status" -ne 0 ] || ! grep -q '^ok' "$slog"; then
   echo "repl.sh: server rounds failed (full output in $slog)"; grep -v '^ *time=' "$slog" | tail -50; exit 1
 fi

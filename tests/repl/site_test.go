@@ -133,6 +133,10 @@ type site struct {
 	lag    time.Duration // replication lag as last reported
 	fatal  string
 	exited bool
+	// wasMaster: the site reported master once. A master that reports
+	// replica was demoted: its engine fails on purpose and the process
+	// exits (to be restarted).
+	wasMaster bool
 }
 
 // startSite starts cfg's site process.
@@ -186,6 +190,7 @@ func (s *site) read(r io.Reader, logf *os.File) {
 		case len(f) >= 2 && f[0] == "ready":
 			s.addr = f[1]
 		case len(f) >= 2 && f[0] == "role":
+			s.wasMaster = s.wasMaster || f[1] == kv.RoleMaster
 			s.role = f[1]
 			s.master = ""
 			if len(f) >= 3 {
@@ -210,6 +215,14 @@ func (s *site) state() (addr, role, master string, exited bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.addr, s.role, s.master, s.exited
+}
+
+// demoted reports whether the site, once master, reported replica (it
+// is exiting) and has not exited yet.
+func (s *site) demoted() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.wasMaster && s.role == kv.RoleReplica && !s.exited
 }
 
 // isMaster reports whether the site is ready and master; it fails the

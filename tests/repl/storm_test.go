@@ -4,19 +4,26 @@ package repl
 
 import (
 	"bytes"
+	"context"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/internal/wire"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // stormConns is the number of committing connections of a storm.
@@ -132,13 +139,15 @@ func firstCommit(t *testing.T, s *site, head uint64) time.Time {
 
 // TestReplServerFailover: an 8-connection commit storm on the master of
 // a 3-site group; the master is taken away at a random moment, by SIGKILL
-// (with REPL_STOP set, by SIGSTOP in odd rounds: not passing yet, a
-// continued master and its successor can both end master without a
-// quorum, see docs/REPLICATION.md); a replica is promoted and
-// accepts commits; the old master, restarted (killed) or continued
-// (stopped: the group demotes it, it exits and is restarted), rejoins as a
-// replica; every acknowledged commit is on the new master and on the
-// rejoined site byte for byte. ROUNDS rounds (default 4).
+// in even rounds and by SIGSTOP in odd ones; a replica is promoted and
+// accepts commits. A killed master is restarted; a stopped one is
+// continued: the group demotes it (it exits and is restarted) or, winning
+// the election that follows the two masters' meeting, it stays master and
+// its successor exits and is restarted. Every site that rejoins holds
+// every acknowledged commit byte for byte, as does the new master. At the
+// end every site serves the same records and, stopped, passes the
+// engine's check with identical database dumps. ROUNDS rounds (default
+// 4).
 func TestReplServerFailover(t *testing.T) {
 	rounds := 4
 	if v, err := strconv.Atoi(os.Getenv("ROUNDS")); err == nil && v > 0 {
@@ -150,60 +159,251 @@ func TestReplServerFailover(t *testing.T) {
 	var all []ackedRec
 	failovers := map[string][]time.Duration{}
 	for r := range rounds {
-		m := masterOf(t, sites)
-		addr, _, _, _ := m.state()
-		done := make(chan []ackedRec, 1)
-		quit := make(chan struct{})
-		go func() { done <- storm(addr, heads, r, quit) }()
-		time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
 		how := "kill"
-		if r%2 == 1 && os.Getenv("REPL_STOP") != "" {
+		if r%2 == 1 {
 			how = "stop"
-			m.signal(syscall.SIGSTOP)
-		} else {
-			m.kill()
 		}
-		gone := time.Now()
-		rest := slices.DeleteFunc(slices.Clone(sites), func(s *site) bool { return s == m })
-		nm := masterOf(t, rest)
-		took := firstCommit(t, nm, heads[0]).Sub(gone)
-		failovers[how] = append(failovers[how], took)
-		close(quit)
-		acked := <-done
+		acked, took := failoverRound(t, sites, heads, r, how, rng)
 		all = append(all, acked...)
-		if n := missing(nm, all); n > 0 {
-			t.Fatalf("round %d: %d of %d acknowledged commits missing on the new master %s", r, n, len(all), nm.name)
-		}
-		if how == "stop" {
-			// Continued, the old master meets its successor (DUPMASTER):
-			// demoted to a replica it exits (restarted below); or it wins
-			// the election that follows and stays.
-			m.signal(syscall.SIGCONT)
-			testwait.Within(t, time.Minute, m.name+" demoted and stopped, or master again", func() bool {
-				_, role, _, ex := m.state()
-				return ex || role == "master"
-			})
-			if _, _, _, ex := m.state(); !ex {
-				t.Logf("round %d: %s, continued, is master again", r, m.name)
-				for _, s := range rest { // a site the DUPMASTER election made exit
-					if _, _, _, ex := s.state(); ex {
-						sites[slices.Index(sites, s)] = s.restart(t)
-					}
-				}
-				continue
-			}
-		}
-		back := m.restart(t)
-		sites[slices.Index(sites, m)] = back
-		testwait.Within(t, time.Minute, back.name+" rejoined with every acknowledged commit", func() bool {
-			_, role, _, _ := back.state()
-			return role == "replica" && missing(back, all) == 0
-		})
-		t.Logf("round %d: %d commits acknowledged before the %s; %s → first commit on %s: %v", r, len(acked), how, how, nm.name, took)
+		failovers[how] = append(failovers[how], took)
+		m := settle(t, sites, all, r)
+		t.Logf("round %d: %d commits acknowledged before the %s; %s → first commit on the new master: %v; settled with %s master", r, len(acked), how, how, took, m.name)
 	}
-	for how, d := range failovers {
+	for _, how := range []string{"kill", "stop"} {
+		d := failovers[how]
+		if len(d) == 0 {
+			continue
+		}
 		slices.Sort(d)
 		t.Logf("failover by %s (→ first commit accepted): p50 %v max %v over %d rounds", how, d[len(d)/2], d[len(d)-1], len(d))
 	}
 	t.Logf("%d rounds, %d acknowledged commits, none lost", rounds, len(all))
+	sameEverywhere(t, sites, all)
+}
+
+// failoverRound runs a storm on the master of sites, takes the master away
+// (how: "kill" or "stop") at a random moment, waits for a successor's
+// first accepted commit and checks it holds every acknowledged commit of
+// the storm. A stopped master is continued and the meeting of the two
+// masters resolved (one of them exits); exited sites are left for settle
+// to restart. It returns the storm's acknowledged commits and the
+// failover time (signal → first commit accepted).
+func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how string, rng *rand.Rand) ([]ackedRec, time.Duration) {
+	t.Helper()
+	m := masterOf(t, sites)
+	addr, _, _, _ := m.state()
+	done := make(chan []ackedRec, 1)
+	quit := make(chan struct{})
+	go func() { done <- storm(addr, heads, r, quit) }()
+	time.Sleep(time.Duration(200+rng.IntN(1000)) * time.Millisecond)
+	if how == "stop" {
+		m.signal(syscall.SIGSTOP)
+	} else {
+		m.kill()
+	}
+	gone := time.Now()
+	rest := slices.DeleteFunc(slices.Clone(sites), func(s *site) bool { return s == m })
+	nm := masterOf(t, rest)
+	took := firstCommit(t, nm, heads[0]).Sub(gone)
+	close(quit)
+	acked := <-done
+	if n := missing(nm, acked); n > 0 {
+		t.Fatalf("round %d: %d of %d acknowledged commits missing on the new master %s", r, n, len(acked), nm.name)
+	}
+	if how == "stop" {
+		// Continued, the old master meets its successor (DUPMASTER) within
+		// the connection retry: the loser of the election that follows is
+		// a demoted master, which reports it and exits. Until then the old
+		// master's report is its stale "master".
+		m.signal(syscall.SIGCONT)
+		testwait.Within(t, time.Minute, m.name+" or "+nm.name+" demoted", func() bool {
+			_, role, _, ex := m.state()
+			_, nrole, _, nex := nm.state()
+			return ex || role != kv.RoleMaster || nex || nrole != kv.RoleMaster
+		})
+	}
+	return acked, took
+}
+
+// settle restarts every site that exited (killed, or demoted from master)
+// and waits until the group is one master and replicas, every one of them
+// serving every acknowledged commit byte for byte. It returns the master.
+func settle(t *testing.T, sites []*site, all []ackedRec, r int) *site {
+	t.Helper()
+	var m *site
+	testwait.Within(t, 2*time.Minute, fmt.Sprintf("round %d: one master, replicas, every acknowledged commit on each", r), func() bool {
+		masters := 0
+		for i, s := range sites {
+			if _, _, _, ex := s.state(); ex {
+				sites[i] = s.restart(t)
+				return false
+			}
+			a, role, _, _ := s.state()
+			switch {
+			case a == "" || s.demoted():
+				return false
+			case role == kv.RoleMaster:
+				masters++
+				m = s
+			case role != kv.RoleReplica:
+				return false
+			}
+		}
+		if masters != 1 {
+			return false
+		}
+		for _, s := range sites {
+			if missing(s, all) > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return m
+}
+
+// recordsOf loads oids 0..n-1 from s (bulk loads of 1024) and returns
+// each one's status and record.
+func recordsOf(s *site, n uint64) ([]string, error) {
+	a, _, _, _ := s.state()
+	c, err := wire.Dial(a, 10*time.Second)
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	out := make([]string, 0, n)
+	for lo := uint64(0); lo < n; lo += 1024 {
+		oids := make([]uint64, 0, 1024)
+		for o := lo; o < min(lo+1024, n); o++ {
+			oids = append(oids, o)
+		}
+		if err := c.SendBulk(oids); err != nil {
+			return nil, err
+		}
+		for range oids {
+			st, rec, err := c.ReadLoad()
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, string(st)+string(rec))
+		}
+	}
+	return out, nil
+}
+
+// sameEverywhere checks, once the group is quiet, that every site serves
+// the same records (every oid up to past the last one allocated); then it
+// freezes the group (SIGSTOP, master first, so that no site can write
+// what another has not got), kills it, recovers each directory and checks
+// that the database files of every site dump (db5.3_dump) identically and
+// that the engine's check is clean on each.
+func sameEverywhere(t *testing.T, sites []*site, all []ackedRec) {
+	t.Helper()
+	var n uint64
+	for _, r := range all {
+		n = max(n, r.oid+1)
+	}
+	n += 2 * engine.OIDBlock
+	var want []string
+	testwait.Within(t, time.Minute, "every site serving the same records", func() bool {
+		var first []string
+		for i, s := range sites {
+			recs, err := recordsOf(s, n)
+			if err != nil || (i > 0 && !slices.Equal(recs, first)) {
+				return false
+			}
+			first = recs
+		}
+		want = first
+		return true
+	})
+	t.Logf("every site serves the same %d records (oids < %d)", countOK(want), n)
+	slices.SortStableFunc(sites, func(a, b *site) int { return boolInt(!a.isMaster()) - boolInt(!b.isMaster()) })
+	for _, s := range sites {
+		s.signal(syscall.SIGSTOP)
+	}
+	for _, s := range sites {
+		s.kill()
+	}
+	var dump0 map[string]string
+	for i, s := range sites {
+		dumps := dumpSite(t, s.cfg.Dir)
+		if i == 0 {
+			dump0 = dumps
+		} else if !maps.Equal(dumps, dump0) {
+			for f := range dump0 {
+				if dumps[f] != dump0[f] {
+					t.Errorf("%s: %s dumps differently from %s's", s.name, f, sites[0].name)
+				}
+			}
+			t.Fatalf("%s: database files %v, %s's %v", s.name, slices.Sorted(maps.Keys(dumps)), sites[0].name, slices.Sorted(maps.Keys(dump0)))
+		}
+		checkSite(t, s)
+	}
+	t.Logf("the %d database files of every site dump identically; the check is clean on each", len(dump0))
+}
+
+// countOK counts the records found among recs (recordsOf's).
+func countOK(recs []string) int {
+	k := 0
+	for _, r := range recs {
+		if r != "" && r[0] == wire.StatusOK {
+			k++
+		}
+	}
+	return k
+}
+
+// boolInt is 1 for true.
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// dumpSite runs libdb's recovery on a stopped site's directory and
+// returns the db5.3_dump output of each of the engine's database files.
+func dumpSite(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	if out, err := exec.Command("db5.3_recover", "-h", dir).CombinedOutput(); err != nil {
+		t.Fatalf("db5.3_recover -h %s: %v\n%s", dir, err, out)
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "*.db"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s: no database file (%v)", dir, err)
+	}
+	dumps := map[string]string{}
+	for _, f := range files {
+		name := filepath.Base(f)
+		if strings.HasPrefix(name, "__db.") { // libdb's own: replication's per-site state
+			continue
+		}
+		out, err := exec.Command("db5.3_dump", "-h", dir, name).Output()
+		if err != nil {
+			t.Fatalf("db5.3_dump -h %s %s: %v", dir, name, err)
+		}
+		dumps[name] = string(out)
+	}
+	return dumps
+}
+
+// checkSite opens a stopped site's directory read-only, without
+// replication, and fails unless the engine's check is clean.
+func checkSite(t *testing.T, s *site) {
+	t.Helper()
+	ctx := context.Background()
+	db, err := engine.Open(ctx, s.cfg.Dir, engine.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatalf("%s: open for the check: %v", s.name, err)
+	}
+	defer db.Close()
+	rep, err := db.Check(ctx, false)
+	if err != nil {
+		t.Fatalf("%s: check: %v", s.name, err)
+	}
+	if !rep.OK() {
+		t.Fatalf("%s: check found %d problems: %v", s.name, rep.ProblemCount, rep.Problems)
+	}
+	t.Logf("%s: check clean (%d objects)", s.name, rep.Objects)
 }
