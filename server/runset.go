@@ -176,7 +176,28 @@ type ownedRun struct {
 // from the cursor, so new runs normally go at the end. Guarded by
 // Server.allocMu.
 type ownerRuns struct {
-	runs []ownedRun
+	runs  []ownedRun
+	spare []ownedRun // the list before the last rebuild, reused by the next
+}
+
+// rebuilt returns an empty slice of capacity at least n for a new run
+// list: the memory of the list before the last rebuild, so that a commit
+// that takes oids does not allocate a new list each time.
+func (o *ownerRuns) rebuilt(n int) []ownedRun {
+	out := slices.Grow(o.spare[:0], n)
+	o.spare = nil
+	return out
+}
+
+// replace makes out the run list, keeping the old one for the next
+// rebuild unless it is large.
+func (o *ownerRuns) replace(out []ownedRun) {
+	old := o.runs
+	o.runs = out
+	if cap(old) <= maxSpareRuns {
+		clear(old[:cap(old)]) // drop the *conn references
+		o.spare = old[:0]
+	}
 }
 
 // find returns the index of the run containing oid, or -1.
@@ -251,7 +272,7 @@ func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
 			continue
 		}
 		if out == nil {
-			out = make([]ownedRun, 0, len(o.runs)+(j-k))
+			out = o.rebuilt(len(o.runs) + (j - k))
 		}
 		out = append(out, o.runs[pos:i]...)
 		lo := r.lo
@@ -273,7 +294,7 @@ func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
 		k = j
 	}
 	if out != nil {
-		o.runs = append(out, o.runs[pos:]...)
+		o.replace(append(out, o.runs[pos:]...))
 	}
 	return taken
 }
@@ -284,7 +305,7 @@ func (o *ownerRuns) restore(rs []run, c *conn) {
 	if len(rs) == 0 {
 		return
 	}
-	out := make([]ownedRun, 0, len(o.runs)+len(rs))
+	out := o.rebuilt(len(o.runs) + len(rs))
 	push := func(r ownedRun) {
 		if n := len(out); n > 0 && out[n-1].owner == r.owner && out[n-1].hi == r.lo {
 			out[n-1].hi = r.hi
@@ -302,7 +323,7 @@ func (o *ownerRuns) restore(rs []run, c *conn) {
 			j++
 		}
 	}
-	o.runs = out
+	o.replace(out)
 }
 
 // removeOwner drops every run of c and returns how many oids it held.

@@ -271,3 +271,32 @@ func TestRunSetReuse(t *testing.T) {
 		t.Errorf("drop kept memory: %v %v", s.runs, s.spare)
 	}
 }
+
+// Taking a committed oid out of the owners' runs rebuilds the run list in
+// the memory of the list before: one allocation (the taken runs the caller
+// keeps), not two, per commit.
+func TestOwnerRunsReuse(t *testing.T) {
+	conns := []*conn{{id: 1}, {id: 2}, {id: 3}}
+	var o ownerRuns
+	next := uint64(1)
+	for _, c := range conns {
+		o.add(next, next+1000, c)
+		next += 1000
+	}
+	oid := uint64(1)
+	take := func() {
+		taken := o.removeSorted([]uint64{oid, oid + 1000}, conns[0])
+		if len(taken) != 1 || taken[0] != (run{oid, oid + 1}) {
+			t.Fatalf("took %v, want oid %d", taken, oid)
+		}
+		oid++
+	}
+	take()
+	take()
+	if a := testing.AllocsPerRun(100, take); a > 1 {
+		t.Errorf("removeSorted allocates %.1f times", a)
+	}
+	if o.owner(oid) != conns[0] || o.owner(oid-1) != nil || o.owner(1500) != conns[1] {
+		t.Errorf("runs after taking: %v", o.runs)
+	}
+}
