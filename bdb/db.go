@@ -42,6 +42,11 @@ type DB struct {
 
 	ldb atomic.Pointer[libdb.DB] // nil once closed
 
+	// notFound is what get returns for a missing key: one error per
+	// handle, naming the file, so that a miss (three per new object in a
+	// commit) allocates nothing. It matches ErrNotFound and kv.ErrNotFound.
+	notFound error
+
 	pool     sync.Pool // *[]byte buffers for Get
 	bulkPool sync.Pool // *[]byte DB_MULTIPLE_KEY buffers of cursors
 }
@@ -93,7 +98,7 @@ func (e *Env) OpenDB(file string, opts DBOptions) (*DB, error) {
 		ldb.Close(0)
 		return nil, wrap(what, err)
 	}
-	d := &DB{env: e, file: file, typ: Btree}
+	d := &DB{env: e, file: file, typ: Btree, notFound: getNotFound(file)}
 	d.ldb.Store(ldb)
 	if at == libdb.Hash {
 		d.typ = Hash
@@ -206,6 +211,9 @@ func (d *DB) get(txn *Txn, key []byte, flags uint32) ([]byte, error) {
 	v, err := h.Get(lt, key, *pb, flags)
 	if err != nil {
 		d.pool.Put(pb)
+		if le, ok := err.(*libdb.Error); ok && le.Code == int(libdb.ErrNotFound) {
+			return nil, d.notFound
+		}
 		return nil, wrap("get from "+d.file, err)
 	}
 	out := make([]byte, len(v))

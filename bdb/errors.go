@@ -70,6 +70,19 @@ func (e *Error) Unwrap() []error {
 	return []error{e.Sentinel, e.Err}
 }
 
+// Is reports whether target is the sentinel e matches (or one that
+// sentinel matches, such as kv.ErrNotFound), so that errors.Is answers
+// without Unwrap building a slice.
+func (e *Error) Is(target error) bool {
+	return e.Sentinel != nil && (e.Sentinel == target || errors.Is(e.Sentinel, target))
+}
+
+// getNotFound is the error of a get from file that finds no key, as wrap
+// would build it from libdb's DB_NOTFOUND; DB keeps one per handle.
+func getNotFound(file string) error {
+	return wrap("get from "+file, &libdb.Error{Op: "DB->get", Code: int(libdb.ErrNotFound)})
+}
+
 // Code returns the libdb return code carried by err (negative: libdb's
 // own, positive: errno), or 0.
 func Code(err error) int { return libdb.Code(err) }

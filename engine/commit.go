@@ -267,27 +267,37 @@ func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
 // can go on with the next commit. stored holds the oids of recs.
 func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (uint64, error) {
 	deltas := make(map[uint64]int)
-	added, err := db.refDeltas(tx, recs, stored, deltas)
+	k := make(oidKey, 0, 8)
+	added, err := db.refDeltas(tx, k, recs, stored, deltas)
 	if err != nil {
 		return 0, err
 	}
 	for _, c := range recs {
-		if err := tx.Put(BucketObjects, record.OIDBytes(c.oid), c.rec); err != nil {
+		if err := tx.Put(BucketObjects, k.of(c.oid), c.rec); err != nil {
 			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
 		}
 	}
-	if err := db.applyDeltas(tx, recs, stored, deltas); err != nil {
+	if err := db.applyDeltas(tx, k, recs, stored, deltas); err != nil {
 		return 0, err
 	}
 	return added, nil
 }
+
+// oidKey is the key buffer of one applyCommit, reused for every oid it
+// reads or writes: a key handed to kv.Txn escapes, so record.OIDBytes
+// allocated once per get, put and delete (the stores copy keys and keep
+// none). A nil oidKey allocates a key per call, as OIDBytes does.
+type oidKey []byte
+
+// of returns the key of oid in k's buffer, valid until the next call.
+func (k oidKey) of(oid uint64) []byte { return record.AppendOID(k[:0], oid) }
 
 // refDeltas checks the references of recs (rule 10 again, and a running
 // full collection's sweep), adds to deltas the reference-count change of
 // every oid they gain or lose, summed over the commit, and returns how
 // many of recs are new. It writes nothing. (The caller makes deltas, so
 // that the map can stay on its stack.)
-func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
+func (db *DB) refDeltas(tx kv.Txn, k oidKey, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
 	var added uint64
 	sweeping := db.full.isSweeping()
@@ -303,14 +313,14 @@ func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{},
 				}
 			}
 		}
-		oldRefs, isNew, err := db.oldRefs(tx, c.oid)
+		oldRefs, isNew, err := db.oldRefs(tx, k, c.oid)
 		if err != nil {
 			return 0, err
 		}
 		if isNew {
 			added++
 		}
-		if err := mergeRefs(tx, c, oldRefs, stored, exists, deltas); err != nil {
+		if err := mergeRefs(tx, k, c, oldRefs, stored, exists, deltas); err != nil {
 			return 0, err
 		}
 	}
@@ -320,8 +330,8 @@ func (db *DB) refDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{},
 // oldRefs returns the references (sorted) of the record of oid stored in
 // tx, and whether it has none (the commit adds it). A malformed stored
 // record is logged and its references are ignored.
-func (db *DB) oldRefs(tx kv.Txn, oid uint64) ([]uint64, bool, error) {
-	old, err := tx.Get(BucketObjects, record.OIDBytes(oid))
+func (db *DB) oldRefs(tx kv.Txn, k oidKey, oid uint64) ([]uint64, bool, error) {
+	old, err := tx.Get(BucketObjects, k.of(oid))
 	switch {
 	case err == nil:
 		r, perr := record.ParseFor(oid, old)
@@ -340,7 +350,7 @@ func (db *DB) oldRefs(tx kv.Txn, oid uint64) ([]uint64, bool, error) {
 // and −1 for every one it loses (both lists are sorted and distinct). A
 // gained reference must name an oid stored in tx or in the commit
 // (stored); exists caches the lookups.
-func mergeRefs(tx kv.Txn, c commitRec, oldRefs []uint64, stored map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
+func mergeRefs(tx kv.Txn, k oidKey, c commitRec, oldRefs []uint64, stored map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
 	i, j := 0, 0
 	for i < len(c.refs) || j < len(oldRefs) {
 		switch {
@@ -349,7 +359,7 @@ func mergeRefs(tx kv.Txn, c commitRec, oldRefs []uint64, stored map[uint64]struc
 			if _, ok := stored[ref]; !ok {
 				ok, known := exists[ref]
 				if !known {
-					_, gerr := tx.Get(BucketObjects, record.OIDBytes(ref))
+					_, gerr := tx.Get(BucketObjects, k.of(ref))
 					if gerr != nil && !errors.Is(gerr, kv.ErrNotFound) {
 						return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, gerr)
 					}
@@ -378,17 +388,17 @@ func mergeRefs(tx kv.Txn, c commitRec, oldRefs []uint64, stored map[uint64]struc
 // decremented to zero that has a record, or a record stored with no
 // referrer, becomes a candidate now (its grace restarts); an oid whose
 // count rises is no longer one.
-func (db *DB) applyDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) error {
+func (db *DB) applyDeltas(tx kv.Txn, k oidKey, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) error {
 	now := int8Bytes(uint64(time.Now().UnixMilli()))
 	for oid, d := range deltas {
 		if d == 0 {
 			continue
 		}
-		n, err := db.addCount(tx, oid, d)
+		n, err := db.addCountKey(tx, k, oid, d)
 		if err != nil {
 			return err
 		}
-		key := record.OIDBytes(oid)
+		key := k.of(oid)
 		if n > 0 {
 			if d > 0 {
 				if err := tx.Delete(BucketGarbage, key); err != nil {
@@ -416,13 +426,13 @@ func (db *DB) applyDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{
 		if c.oid == record.RootOID {
 			continue
 		}
-		n, err := db.getCount(tx, c.oid)
+		n, err := db.getCountKey(tx, k, c.oid)
 		if err != nil {
 			return err
 		}
 		if n == 0 {
 			// Stored with no referrer: a candidate from now (grace restarts).
-			if err := tx.Put(BucketGarbage, record.OIDBytes(c.oid), now); err != nil {
+			if err := tx.Put(BucketGarbage, k.of(c.oid), now); err != nil {
 				return err
 			}
 		}
@@ -432,7 +442,12 @@ func (db *DB) applyDeltas(tx kv.Txn, recs []commitRec, stored map[uint64]struct{
 
 // getCount returns the reference count of oid (0 when it has no entry).
 func (db *DB) getCount(tx kv.Txn, oid uint64) (uint32, error) {
-	v, err := tx.Get(BucketRefcounts, record.OIDBytes(oid))
+	return db.getCountKey(tx, nil, oid)
+}
+
+// getCountKey is getCount building the key in k.
+func (db *DB) getCountKey(tx kv.Txn, k oidKey, oid uint64) (uint32, error) {
+	v, err := tx.Get(BucketRefcounts, k.of(oid))
 	if errors.Is(err, kv.ErrNotFound) {
 		return 0, nil
 	}
@@ -446,7 +461,12 @@ func (db *DB) getCount(tx kv.Txn, oid uint64) (uint32, error) {
 // zero). A count that would go negative is clamped to zero and logged: the
 // stored counts were wrong (Check repairs them).
 func (db *DB) addCount(tx kv.Txn, oid uint64, d int) (uint32, error) {
-	n, err := db.getCount(tx, oid)
+	return db.addCountKey(tx, nil, oid, d)
+}
+
+// addCountKey is addCount building the keys in k.
+func (db *DB) addCountKey(tx kv.Txn, k oidKey, oid uint64, d int) (uint32, error) {
+	n, err := db.getCountKey(tx, k, oid)
 	if err != nil {
 		return 0, err
 	}
@@ -458,7 +478,7 @@ func (db *DB) addCount(tx kv.Txn, oid uint64, d int) (uint32, error) {
 	if v > 0xFFFFFFFF {
 		return 0, fmt.Errorf("engine: reference count of oid %d overflows int4", oid)
 	}
-	key := record.OIDBytes(oid)
+	key := k.of(oid)
 	if v == 0 {
 		return 0, tx.Delete(BucketRefcounts, key)
 	}

@@ -208,7 +208,7 @@ func (c *conn) addInvalid(rs []run) {
 		n, runs := c.invalid.len(), len(c.invalid.runs)
 		over := n > uint64(c.s.cfg.MaxInvalid) || runs > c.s.cfg.MaxInvalidRuns
 		if over {
-			c.invalid.take() // the connection is closed; free the memory now
+			c.invalid.drop() // the connection is closed; free the memory now
 		}
 		c.invalidN.Store(c.invalid.len())
 		return n, runs, over

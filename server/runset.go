@@ -27,10 +27,19 @@ func runsOf(sorted []uint64) []run {
 // runSet is a set of oids kept as sorted, disjoint, non-adjacent runs. It is
 // the compact invalid set of §9 (commits invalidate contiguous runs). Not
 // safe for concurrent use.
+//
+// It reuses its memory: merges work in place, and take hands out the runs
+// while the set goes on in the slice the previous take handed out, so a
+// connection's invalid set allocates nothing once its slices have grown.
 type runSet struct {
-	runs []run
-	n    uint64 // number of oids
+	runs  []run
+	n     uint64 // number of oids
+	spare []run  // what the previous take returned, emptied by the next
 }
+
+// maxSpareRuns is the capacity above which take lets a slice go rather
+// than keep it for reuse (16 bytes a run).
+const maxSpareRuns = 4096
 
 // len returns the number of oids in the set.
 func (s *runSet) len() uint64 { return s.n }
@@ -47,7 +56,7 @@ func (s *runSet) addRuns(rs []run) {
 		return
 	}
 	if len(s.runs) == 0 {
-		s.runs = append(s.runs[:0], rs...)
+		s.runs = append(s.runs, rs...)
 		s.n = 0
 		for _, r := range rs {
 			s.n += r.hi - r.lo
@@ -71,30 +80,40 @@ func (s *runSet) addRuns(rs []run) {
 		}
 		return
 	}
-	merged := make([]run, 0, len(s.runs)+len(rs))
-	i, j := 0, 0
-	var n uint64
-	push := func(r run) {
-		if k := len(merged); k > 0 && r.lo <= merged[k-1].hi {
-			if r.hi > merged[k-1].hi {
-				n += r.hi - merged[k-1].hi
-				merged[k-1].hi = r.hi
-			}
-			return
+	s.merge(rs)
+}
+
+// merge merges rs into the set in place: the runs are grown by len(rs),
+// merged by lo from the back (a slot is written only once its old run has
+// been read), then overlapping and touching runs are joined front to back.
+func (s *runSet) merge(rs []run) {
+	m := len(s.runs)
+	s.runs = slices.Grow(s.runs, len(rs))[:m+len(rs)]
+	i, j := m-1, len(rs)-1
+	for k := len(s.runs) - 1; j >= 0; k-- {
+		if i >= 0 && s.runs[i].lo > rs[j].lo {
+			s.runs[k] = s.runs[i]
+			i--
+		} else {
+			s.runs[k] = rs[j]
+			j--
 		}
-		merged = append(merged, r)
+	}
+	w := 0
+	var n uint64
+	for _, r := range s.runs {
+		if w > 0 && r.lo <= s.runs[w-1].hi {
+			if r.hi > s.runs[w-1].hi {
+				n += r.hi - s.runs[w-1].hi
+				s.runs[w-1].hi = r.hi
+			}
+			continue
+		}
+		s.runs[w] = r
+		w++
 		n += r.hi - r.lo
 	}
-	for i < len(s.runs) || j < len(rs) {
-		if j == len(rs) || (i < len(s.runs) && s.runs[i].lo <= rs[j].lo) {
-			push(s.runs[i])
-			i++
-		} else {
-			push(rs[j])
-			j++
-		}
-	}
-	s.runs, s.n = merged, n
+	s.runs, s.n = s.runs[:w], n
 }
 
 // insert adds the run r to the set, merging it with the runs it overlaps
@@ -116,11 +135,24 @@ func (s *runSet) insert(r run) {
 	s.runs = slices.Replace(s.runs, i, j, m)
 }
 
-// take empties the set and returns its former runs.
+// take empties the set and returns its former runs, which stay valid
+// until the next take or drop: the set then reuses their memory (the
+// connection writes them out before it takes again).
 func (s *runSet) take() ([]run, uint64) {
 	rs, n := s.runs, s.n
 	s.runs, s.n = nil, 0
+	s.runs = s.spare[:0]
+	s.spare = nil
+	if cap(rs) <= maxSpareRuns {
+		s.spare = rs
+	}
 	return rs, n
+}
+
+// drop empties the set and lets its memory go, the runs a take returned
+// included (a closed connection's).
+func (s *runSet) drop() {
+	s.runs, s.n, s.spare = nil, 0, nil
 }
 
 // appendRunOIDs appends every oid of rs as 8 big-endian bytes.
@@ -144,7 +176,28 @@ type ownedRun struct {
 // from the cursor, so new runs normally go at the end. Guarded by
 // Server.allocMu.
 type ownerRuns struct {
-	runs []ownedRun
+	runs  []ownedRun
+	spare []ownedRun // the list before the last rebuild, reused by the next
+}
+
+// rebuilt returns an empty slice of capacity at least n for a new run
+// list: the memory of the list before the last rebuild, so that a commit
+// that takes oids does not allocate a new list each time.
+func (o *ownerRuns) rebuilt(n int) []ownedRun {
+	out := slices.Grow(o.spare[:0], n)
+	o.spare = nil
+	return out
+}
+
+// replace makes out the run list, keeping the old one for the next
+// rebuild unless it is large.
+func (o *ownerRuns) replace(out []ownedRun) {
+	old := o.runs
+	o.runs = out
+	if cap(old) <= maxSpareRuns {
+		clear(old[:cap(old)]) // drop the *conn references
+		o.spare = old[:0]
+	}
 }
 
 // find returns the index of the run containing oid, or -1.
@@ -219,7 +272,7 @@ func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
 			continue
 		}
 		if out == nil {
-			out = make([]ownedRun, 0, len(o.runs)+(j-k))
+			out = o.rebuilt(len(o.runs) + (j - k))
 		}
 		out = append(out, o.runs[pos:i]...)
 		lo := r.lo
@@ -241,7 +294,7 @@ func (o *ownerRuns) removeSorted(sorted []uint64, c *conn) []run {
 		k = j
 	}
 	if out != nil {
-		o.runs = append(out, o.runs[pos:]...)
+		o.replace(append(out, o.runs[pos:]...))
 	}
 	return taken
 }
@@ -252,7 +305,7 @@ func (o *ownerRuns) restore(rs []run, c *conn) {
 	if len(rs) == 0 {
 		return
 	}
-	out := make([]ownedRun, 0, len(o.runs)+len(rs))
+	out := o.rebuilt(len(o.runs) + len(rs))
 	push := func(r ownedRun) {
 		if n := len(out); n > 0 && out[n-1].owner == r.owner && out[n-1].hi == r.lo {
 			out[n-1].hi = r.hi
@@ -270,7 +323,7 @@ func (o *ownerRuns) restore(rs []run, c *conn) {
 			j++
 		}
 	}
-	o.runs = out
+	o.replace(out)
 }
 
 // removeOwner drops every run of c and returns how many oids it held.

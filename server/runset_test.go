@@ -213,3 +213,90 @@ func TestRunSetInsertModel(t *testing.T) {
 		}
 	}
 }
+
+// A runSet reused across takes (a connection's invalid set): every take
+// returns exactly what was added since the one before, a taken slice is
+// not disturbed by the additions that follow until the next take, and
+// once the slices have grown, adding and taking allocates nothing.
+func TestRunSetReuse(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var s runSet
+	var prev []run // what the previous take returned
+	var prevWant []byte
+	for round := range 300 {
+		model := map[uint64]bool{}
+		for range 1 + rng.IntN(8) {
+			var oids []uint64
+			base := uint64(rng.IntN(200))
+			for range 1 + rng.IntN(6) {
+				o := base + uint64(rng.IntN(12))
+				oids = append(oids, o)
+				model[o] = true
+			}
+			slices.Sort(oids)
+			s.addRuns(runsOf(oids))
+		}
+		if got := appendRunOIDs(nil, prev); string(got) != string(prevWant) {
+			t.Fatalf("round %d: the previous take's runs changed before the next take", round)
+		}
+		rs, n := s.take()
+		var want []uint64
+		for o := range model {
+			want = append(want, o)
+		}
+		slices.Sort(want)
+		wantB := appendRunOIDs(nil, runsOf(want))
+		if got := appendRunOIDs(nil, rs); string(got) != string(wantB) || n != uint64(len(want)) {
+			t.Fatalf("round %d: took %d oids %v, want %v", round, n, rs, runsOf(want))
+		}
+		if s.len() != 0 || s.contains(want[0]) {
+			t.Fatalf("round %d: set not empty after take", round)
+		}
+		prev, prevWant = rs, wantB
+	}
+	// Three commits' runs out of order (the in-place merge) and a take.
+	cycle := func() {
+		s.addRuns([]run{{100, 102}, {110, 111}})
+		s.addRuns([]run{{50, 52}, {105, 106}})
+		s.addRuns([]run{{10, 11}, {101, 104}})
+		s.take()
+	}
+	cycle()
+	cycle()
+	if a := testing.AllocsPerRun(100, cycle); a != 0 {
+		t.Errorf("adding and taking allocates %.1f times", a)
+	}
+	s.drop()
+	if s.len() != 0 || s.runs != nil || s.spare != nil {
+		t.Errorf("drop kept memory: %v %v", s.runs, s.spare)
+	}
+}
+
+// Taking a committed oid out of the owners' runs rebuilds the run list in
+// the memory of the list before: one allocation (the taken runs the caller
+// keeps), not two, per commit.
+func TestOwnerRunsReuse(t *testing.T) {
+	conns := []*conn{{id: 1}, {id: 2}, {id: 3}}
+	var o ownerRuns
+	next := uint64(1)
+	for _, c := range conns {
+		o.add(next, next+1000, c)
+		next += 1000
+	}
+	oid := uint64(1)
+	take := func() {
+		taken := o.removeSorted([]uint64{oid, oid + 1000}, conns[0])
+		if len(taken) != 1 || taken[0] != (run{oid, oid + 1}) {
+			t.Fatalf("took %v, want oid %d", taken, oid)
+		}
+		oid++
+	}
+	take()
+	take()
+	if a := testing.AllocsPerRun(100, take); a > 1 {
+		t.Errorf("removeSorted allocates %.1f times", a)
+	}
+	if o.owner(oid) != conns[0] || o.owner(oid-1) != nil || o.owner(1500) != conns[1] {
+		t.Errorf("runs after taking: %v", o.runs)
+	}
+}

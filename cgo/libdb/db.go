@@ -13,6 +13,10 @@ import "unsafe"
 // it; Close it exactly once, even after a failed Open.
 type DB struct {
 	p *C.DB
+	// notFound is the error of every Get that misses, made once per
+	// handle: a miss is a normal outcome (a new object's old record,
+	// count and garbage entry are all misses) and allocates nothing.
+	notFound *Error
 }
 
 // DBCreate allocates a database handle in env (nil env: standalone). See
@@ -29,7 +33,7 @@ func DBCreate(env *Env) (*DB, error) {
 	if rc := C.dbgo_db_create(&p, ep); rc != 0 {
 		return nil, newError("db_create", rc)
 	}
-	return &DB{p: p}, nil
+	return &DB{p: p, notFound: &Error{Op: "DB->get", Code: int(C.DB_NOTFOUND)}}, nil
 }
 
 func txnPtr(t *Txn) *C.DB_TXN {
@@ -81,7 +85,8 @@ func (d *DB) Close(flags uint32) error {
 
 // Get reads the value of key into buf (reusing its capacity, growing it on
 // DB_BUFFER_SMALL) and returns the filled slice, which may alias buf.
-// A missing key gives an *Error with ErrNotFound. See DB->get.
+// A missing key gives an *Error with ErrNotFound, the same one for every
+// miss on this handle (callers must not modify it). See DB->get.
 func (d *DB) Get(txn *Txn, key, buf []byte, flags uint32) ([]byte, error) {
 	if d.p == nil {
 		return nil, errInvalid("DB->get")
@@ -96,6 +101,8 @@ func (d *DB) Get(txn *Txn, key, buf []byte, flags uint32) ([]byte, error) {
 			return b[:need], nil
 		case C.DB_BUFFER_SMALL:
 			buf = make([]byte, int(need))
+		case C.DB_NOTFOUND:
+			return nil, d.notFound
 		default:
 			return nil, newError("DB->get", rc)
 		}
