@@ -139,7 +139,7 @@ type Getter interface {
 // return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
 // A Txn keeps no reference to a key or value slice after the call that
 // passed it returns (it copies what it keeps): callers reuse key buffers
-// (engine's apply run builds every oid key in one).
+// (engine's apply run builds every oid key in one; kvtest BufferOwnership).
 type Txn interface {
 	// Get returns a copy of the value, owned by the caller, or ErrNotFound.
 	Get(bucket string, key []byte) ([]byte, error)
