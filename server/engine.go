@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
 )
@@ -55,6 +56,25 @@ func engineError(err error) error {
 	}
 	return err
 }
+
+// MasterAddr implements Forwarder.
+func (e engineStorage) MasterAddr() (string, bool) {
+	if !e.db.IsReplica() {
+		return "", false
+	}
+	return e.db.Role().MasterDurusAddr, true
+}
+
+// WaitReplicated implements Forwarder.
+func (e engineStorage) WaitReplicated(ctx context.Context, tok engine.Token, timeout time.Duration) error {
+	return e.db.WaitReplicated(ctx, tok, timeout)
+}
+
+// ChangesStarted implements Forwarder.
+func (e engineStorage) ChangesStarted() uint64 { return e.db.ChangesStarted() }
+
+// Token implements tokenPending.
+func (p enginePending) Token() engine.Token { return p.p.Token() }
 
 func (e engineStorage) Pack() bool { return e.db.Pack() }
 

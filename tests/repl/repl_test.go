@@ -105,14 +105,8 @@ func TestReplServerGroup(t *testing.T) {
 		return sites[1].lag > 0
 	})
 	t.Logf("replica lag of the last change: %v", func() time.Duration { sites[1].mu.Lock(); defer sites[1].mu.Unlock(); return sites[1].lag }())
-	// A commit sent to the replica is refused with E (forwarding is not
-	// built), and the connection stays usable.
-	if _, st, err := rc.Commit([][]byte{record.Build(heads[0], []byte("via replica"))}); err != nil || st != wire.StatusRefused {
-		t.Fatalf("commit on a replica: %q %v, want E", st, err)
-	}
-	if st, _, err := rc.Load(heads[0]); err != nil || st != wire.StatusOK {
-		t.Fatalf("load after a refused commit on the replica: %q %v", st, err)
-	}
+	// A commit sent to the replica is forwarded to the master
+	// (forward_test.go).
 }
 
 // TestReplServerPermFailed: with both replicas stopped no quorum can
