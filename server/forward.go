@@ -42,8 +42,13 @@ const (
 const maxForwardAlloc = 1 << 16
 
 // ErrForward wraps a failure to reach the master or to read its answer:
-// the outcome of the forwarded commit is unknown.
+// the outcome of the forwarded commit is unknown, unless the error also
+// wraps ErrNotSent.
 var ErrForward = errors.New("server: forward to the master failed")
+
+// ErrNotSent: the request never left this site (no master known, or the
+// master could not be reached), so nothing was committed.
+var ErrNotSent = errors.New("server: request not sent to the master")
 
 // Forwarder is a Storage that may be a replica of a replication group
 // (the engine's, through Engine): the server then forwards commits and oid
@@ -122,11 +127,11 @@ func (p *forwardPool) close() {
 // reads n reply bytes. Any failure wraps ErrForward.
 func (p *forwardPool) exchange(addr string, n int, req ...[]byte) ([]byte, error) {
 	if addr == "" {
-		return nil, fmt.Errorf("%w: no master known", ErrForward)
+		return nil, fmt.Errorf("%w: %w: no master known", ErrForward, ErrNotSent)
 	}
 	wc, err := p.get(addr)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %s: %w", ErrForward, addr, err)
+		return nil, fmt.Errorf("%w: %w: %s: %w", ErrForward, ErrNotSent, addr, err)
 	}
 	if err := wc.Send(req...); err != nil {
 		wc.NetConn().Close()
@@ -259,6 +264,9 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 	}
 	b, err := s.fwd.exchange(addr, 1+forwardTokenLen, []byte{cmdForward},
 		binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
+	if errors.Is(err, ErrNotSent) {
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: "this site is a replica and cannot reach the master: " + err.Error()}, len(data))
+	}
 	if err != nil {
 		c.releaseToken()
 		c.log.Error("commit forwarded to the master: no answer; outcome unknown, closing connection without a reply", "master", addr, "err", err)
