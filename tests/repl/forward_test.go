@@ -4,8 +4,10 @@ package repl
 
 import (
 	"bytes"
+	"encoding/binary"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/testwait"
@@ -72,4 +74,68 @@ func TestReplServerForward(t *testing.T) {
 	if st, got, err := rc.Load(heads[1]); err != nil || st != wire.StatusOK || bytes.Equal(got, dangling) {
 		t.Fatalf("load after the refusals: %q %q %v", st, got, err)
 	}
+
+	// The master's F reply carries the apply run's libdb commit token
+	// and change entry.
+	fc := dial(t, m)
+	if err := fc.Version(); err != nil {
+		t.Fatal(err)
+	}
+	data := wire.Frames(record.Build(heads[1], []byte("head by F")))
+	if err := fc.Send([]byte{'F'}, binary.BigEndian.AppendUint32(nil, uint32(len(data))), data); err != nil {
+		t.Fatal(err)
+	}
+	b, err := fc.ReadFull(1 + 20 + 8)
+	if err != nil || b[0] != wire.StatusOK || bytes.Equal(b[1:21], make([]byte, 20)) || binary.BigEndian.Uint64(b[21:]) == 0 {
+		t.Fatalf("F on the master: %x %v, want O, a commit token and a change number", b, err)
+	}
+}
+
+// loadsRoot reports whether s serves ROOT_OID (a fresh connection).
+func loadsRoot(s *site) bool {
+	a, _, _, ex := s.state()
+	if ex || a == "" {
+		return false
+	}
+	c, err := wire.Dial(a, 5*time.Second)
+	if err != nil {
+		return false
+	}
+	defer c.Close()
+	st, _, err := c.Load(0)
+	return err == nil && st == wire.StatusOK
+}
+
+// TestReplServerForwardStorm: stormConns connections commit through a
+// replica for a while; every commit answered O is, byte for byte, on
+// the master and on that replica at once, and on the third site soon.
+func TestReplServerForwardStorm(t *testing.T) {
+	sites := startGroup(t, 3)
+	m, r, third := sites[0], sites[1], sites[2]
+	heads := setupRoot(t, dial(t, m), stormConns)
+	testwait.For(t, r.name+" serving the root", func() bool { return loadsRoot(r) })
+	quit := make(chan struct{})
+	time.AfterFunc(2*time.Second, func() { close(quit) })
+	addr, _, _, _ := r.state()
+	acked := storm(addr, heads, 0, quit)
+	if len(acked) < stormConns {
+		t.Fatalf("%d commits acknowledged through the replica", len(acked))
+	}
+	t.Logf("%d commits acknowledged through the replica in 2 s", len(acked))
+	if n := missing(m, acked); n != 0 {
+		t.Fatalf("%d of %d acknowledged commits missing on the master", n, len(acked))
+	}
+	if n := missing(r, acked); n != 0 {
+		t.Fatalf("%d of %d acknowledged commits missing on the replica that answered them", n, len(acked))
+	}
+	testwait.For(t, third.name+" holding every acknowledged commit", func() bool { return missing(third, acked) == 0 })
+}
+
+// BenchmarkReplServerCommitForwarded is BenchmarkReplServerCommit with the
+// commits sent to a replica of the 3-site group, which forwards them.
+//
+//	go test -tags bdb -run '^$' -bench ReplServerCommitForwarded -benchtime=1x ./tests/repl/
+func BenchmarkReplServerCommitForwarded(b *testing.B) {
+	sites := startGroup(b, 3)
+	benchCommitsVia(b, sites[0], sites[1])
 }
