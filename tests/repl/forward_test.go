@@ -93,17 +93,8 @@ func TestReplServerForward(t *testing.T) {
 
 // loadsRoot reports whether s serves ROOT_OID (a fresh connection).
 func loadsRoot(s *site) bool {
-	a, _, _, ex := s.state()
-	if ex || a == "" {
-		return false
-	}
-	c, err := wire.Dial(a, 5*time.Second)
-	if err != nil {
-		return false
-	}
-	defer c.Close()
-	st, _, err := c.Load(0)
-	return err == nil && st == wire.StatusOK
+	_, ok := loadOn(s, 0)
+	return ok
 }
 
 // TestReplServerForwardStorm: stormConns connections commit through a

@@ -28,17 +28,23 @@ func dial(t testing.TB, s *site) *wire.Conn {
 
 // loadsAs reports whether oid loads as want on s (a fresh connection).
 func loadsAs(s *site, oid uint64, want []byte) bool {
+	rec, ok := loadOn(s, oid)
+	return ok && bytes.Equal(rec, want)
+}
+
+// loadOn loads oid on s over a fresh connection; false unless answered O.
+func loadOn(s *site, oid uint64) ([]byte, bool) {
 	a, _, _, ex := s.state()
 	if ex || a == "" {
-		return false
+		return nil, false
 	}
 	c, err := wire.Dial(a, 5*time.Second)
 	if err != nil {
-		return false
+		return nil, false
 	}
 	defer c.Close()
 	st, rec, err := c.Load(oid)
-	return err == nil && st == wire.StatusOK && bytes.Equal(rec, want)
+	return rec, err == nil && st == wire.StatusOK
 }
 
 // setupRoot commits the root (referencing n heads) on the master and
