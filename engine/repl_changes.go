@@ -42,6 +42,7 @@ type changeState struct {
 	reported atomic.Uint64 // replica: follow, readable by WaitReplicated
 	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
 	stop     chan struct{} // replica: closed at promotion
+	kick     chan struct{} // replica: read the table now (WaitReplicated); buffered 1
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -54,6 +55,7 @@ func (db *DB) followFrom(ctx context.Context) error {
 	db.changes.reported.Store(last + 1)
 	db.changes.started.Store(last + 1)
 	db.changes.stop = make(chan struct{})
+	db.changes.kick = make(chan struct{}, 1)
 	db.wg.Add(1)
 	go db.changesLoop(db.changes.stop)
 	return nil
@@ -137,6 +139,7 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		case <-stop:
 			limit = db.changes.start.Load()
 		case <-t.C:
+		case <-db.changes.kick:
 		}
 		err := db.followChanges(limit)
 		if limit != math.MaxUint64 {

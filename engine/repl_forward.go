@@ -93,6 +93,12 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
 		}
 	}
+	if k := db.changes.kick; k != nil {
+		select { // the entry is there: no need to wait for the next poll
+		case k <- struct{}{}:
+		default:
+		}
+	}
 	for db.changes.reported.Load() <= tok.Change {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
@@ -100,7 +106,7 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
-		case <-time.After(changesPoll / 2):
+		case <-time.After(changesPoll / 20):
 		}
 	}
 	return nil
