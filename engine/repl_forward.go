@@ -84,22 +84,20 @@ func (p *Pending) Token() Token { return p.token }
 // WaitReplicated waits, on a replica, until the master's commit of tok is
 // applied here and the change follower has reported it (its oids are
 // invalidated for this site's clients): read-your-writes for a commit
-// forwarded to the master. It gives up after timeout with an error
+// forwarded to the master. The change entry is written in the commit's
+// own transaction, so the follower is asked to read at once and again
+// until it has seen it; libdb then confirms the transaction applied
+// (TxnApplied, at once by then). It gives up after timeout with an error
 // wrapping ErrTimeout (the outcome here is then unknown).
 func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
-		if err := w.WaitApplied(tok.Commit, timeout); err != nil {
-			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
-		}
-	}
-	if k := db.changes.kick; k != nil {
-		select { // the entry is there: no need to wait for the next poll
-		case k <- struct{}{}:
-		default:
-		}
-	}
 	for db.changes.reported.Load() <= tok.Change {
+		if k := db.changes.kick; k != nil {
+			select { // read the table now, not at the next poll
+			case k <- struct{}{}:
+			default:
+			}
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
 		}
@@ -107,6 +105,11 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 		case <-ctx.Done():
 			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
 		case <-time.After(changesPoll / 20):
+		}
+	}
+	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
+		if err := w.WaitApplied(tok.Commit, max(time.Until(deadline), time.Millisecond)); err != nil {
+			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
 		}
 	}
 	return nil
