@@ -39,6 +39,8 @@ type changeState struct {
 	follow   uint64        // replica: next seq to report; owned by changesLoop
 	start    atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
 	started  atomic.Uint64 // replica: 1 + the entry whose invalidation started last
+	begun    atomic.Uint64 // replica: reads of the table begun (SyncFollower)
+	passes   atomic.Uint64 // replica: reads of the table ended
 	reported atomic.Uint64 // replica: follow, readable by WaitReplicated
 	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
 	stop     chan struct{} // replica: closed at promotion
@@ -141,7 +143,9 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		case <-t.C:
 		case <-db.changes.kick:
 		}
+		db.changes.begun.Add(1)
 		err := db.followChanges(limit)
+		db.changes.passes.Add(1)
 		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)

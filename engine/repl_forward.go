@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
@@ -119,3 +120,80 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 // entry whose invalidation started (the server drops a forwarding
 // client's invalidation of its own commit only while no later entry has).
 func (db *DB) ChangesStarted() uint64 { return db.changes.started.Load() }
+
+// ChangedSince reports, on a master, whether a commit staged or applied
+// after change entry pos-1 stores one of oids: a replica's client that
+// got its phase-1 invalidations once entries below pos were followed
+// there did not see that commit, so its forwarded commit of those oids
+// must be refused like a conflict. Called with the server's commit token
+// held (nothing is staged meanwhile).
+func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
+	// Staged but not applied: no entry yet, so after pos. Checked before
+	// next is read: a commit that leaves the queue meanwhile has its
+	// entry below next.
+	db.pipe.mu.Lock()
+	for _, o := range oids {
+		if db.pipe.inflight[o] != nil {
+			db.pipe.mu.Unlock()
+			return true, nil
+		}
+	}
+	db.pipe.mu.Unlock()
+	db.writeMu.Lock()
+	next := db.changes.next
+	db.writeMu.Unlock()
+	if next <= pos {
+		return false, nil
+	}
+	if next-pos > keepChanges {
+		return true, nil // too far behind to tell
+	}
+	g, ok := db.store.(kv.Getter)
+	if !ok {
+		return false, fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
+	}
+	want := make(map[uint64]struct{}, len(oids))
+	for _, o := range oids {
+		want[o] = struct{}{}
+	}
+	for seq := pos; seq < next; seq++ {
+		v, err := g.Get(BucketChanges, int8Bytes(seq))
+		if errors.Is(err, kv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("engine: read change entry %d: %w", seq, err)
+		}
+		for i := 8; i+8 <= len(v); i += 8 {
+			if _, hit := want[binary.BigEndian.Uint64(v[i:])]; hit {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// SyncFollower makes, on a replica, the change follower read the table
+// now and waits (at most timeout) until a read that started after the call
+// has ended: every change applied here before the call is then
+// invalidated for this site's clients. A replica's phase 1 of a commit
+// calls it, so that its client learns of what it could already load.
+func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
+	k := db.changes.kick
+	if k == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	want := db.changes.begun.Load() + 1 // the next read to begin
+	for db.changes.passes.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+		time.Sleep(changesPoll / 20)
+	}
+}
+
+// ChangesReported is, on a replica, one more than the last change entry
+// whose invalidations reached every client here.
+func (db *DB) ChangesReported() uint64 { return db.changes.reported.Load() }

@@ -65,6 +65,13 @@ func (c *conn) commitPhases(phase1 bool) error {
 	c.hold = hold
 	c.ctimes.token = time.Now()
 	phase1Seq := hold.Seq()
+	if f, _, replica := s.forwarder(); replica && phase1 {
+		// What this client can load is in its invalid set, and every
+		// change entry below this position is (the master checks the
+		// ones after: checkForwarded).
+		f.SyncFollower(s.soft, syncFollowerTimeout)
+		c.fwdPos = f.ChangesReported()
+	}
 	if !phase1 {
 		c.mu.Lock()
 		c.invalid.take()
@@ -276,6 +283,15 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 	}
 	if refused != nil {
 		return c.refuse(refused.status, &refused.frameError, len(data))
+	}
+	if c.fwd {
+		fe, err := c.checkForwarded(sorted)
+		if err != nil {
+			return c.commitFailed(err, len(data))
+		}
+		if fe != nil {
+			return c.refuse(statusInvalid, fe, len(data))
+		}
 	}
 	return c.stage(phase1Seq, f, sorted, len(data))
 }

@@ -64,6 +64,7 @@ type conn struct {
 	hold   *commit.Hold // commit token while held
 	fwd    bool         // the commit in progress is a replica's (F)
 	fwdTok engine.Token // the token of the run that applied it
+	fwdPos uint64       // replica's change position at phase 1 (F; see checkForwarded)
 	ctimes commitTimes  // commit in progress, for the observer
 
 	stopping atomic.Bool  // graceful shutdown: the next read fails

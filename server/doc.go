@@ -50,6 +50,7 @@
 // saying so) N/M reserve oids on the master (site-to-site command A) and a
 // commit, after phase 1 here with this site's token held, is forwarded to
 // the master (F) and answered once this replica has applied the master's
-// commit and invalidated it for its clients (read-your-writes). The master
-// answers F and A on its ordinary Durus port.
+// commit and invalidated it for its clients (read-your-writes); the master
+// refuses (I) a commit of an oid changed after the replica's phase 1. The
+// master answers F and A on its ordinary Durus port.
 package server

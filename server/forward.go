@@ -18,8 +18,10 @@ import (
 // oid allocations to the master with them. Stock Durus clients never send
 // these bytes.
 const (
-	// cmdForward: F int4 len, commit data (the frames of phase 2) →
-	// status byte and forwardTokenLen bytes of token (zeros unless 'O').
+	// cmdForward: F int8 pos, int4 len, commit data (the frames of phase
+	// 2) → status byte and forwardTokenLen bytes of token (zeros unless
+	// 'O'). pos: the replica had followed the change entries below pos
+	// when it sent its client the phase-1 invalidations.
 	cmdForward = 'F'
 	// cmdAllocate: A int4 n → 'O' int8 first (n oids from first on, in
 	// no connection's unused set), or 'E'.
@@ -34,8 +36,9 @@ const forwardTokenLen = engine.TokenSize + 8
 // master (which may wait for its commit token and a quorum), and the wait
 // until the replica has applied and followed the master's commit.
 const (
-	forwardTimeout = 60 * time.Second
-	appliedTimeout = 30 * time.Second
+	forwardTimeout      = 60 * time.Second
+	appliedTimeout      = 30 * time.Second
+	syncFollowerTimeout = time.Second // phase 1 on a replica: beyond, conflicts are only spurious
 )
 
 // maxForwardAlloc bounds the oids one A request may ask for.
@@ -63,6 +66,18 @@ type Forwarder interface {
 	// ChangesStarted is one more than the last change entry whose
 	// invalidation started on this replica.
 	ChangesStarted() uint64
+	// ChangesReported is one more than the last change entry whose
+	// invalidation reached every client of this replica.
+	ChangesReported() uint64
+	// SyncFollower returns once every change applied here before the
+	// call is invalidated for this site's clients (bounded by timeout).
+	SyncFollower(ctx context.Context, timeout time.Duration)
+}
+
+// conflictChecker is a master's Storage that can tell whether oids were
+// committed after a replica's phase-1 position (engine.DB.ChangedSince).
+type conflictChecker interface {
+	ChangedSince(pos uint64, oids []uint64) (bool, error)
 }
 
 // tokenPending is a Pending that knows the run that applied it.
@@ -213,7 +228,11 @@ func (c *conn) doAllocate() error {
 // invalidations of this site's clients), answered with the status and the
 // token of the run that applied it.
 func (c *conn) doForward() error {
-	c.fwd = true
+	pos, err := c.readOID() // int8, like an oid
+	if err != nil {
+		return err
+	}
+	c.fwd, c.fwdPos = true, pos
 	c.fwdTok = engine.Token{}
 	defer func() { c.fwd = false }()
 	return c.commitPhases(false)
@@ -263,6 +282,7 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 		return c.refuse(statusRefused, fe, len(data))
 	}
 	b, err := s.fwd.exchange(addr, 1+forwardTokenLen, []byte{cmdForward},
+		binary.BigEndian.AppendUint64(nil, c.fwdPos),
 		binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
 	if errors.Is(err, ErrNotSent) {
 		return c.refuse(statusRefused, &frameError{rule: 11, msg: "this site is a replica and cannot reach the master: " + err.Error()}, len(data))
@@ -313,6 +333,24 @@ func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64) 
 		c.invalidN.Store(c.invalid.len())
 	}
 	c.mu.Unlock()
+}
+
+// checkForwarded refuses, on the master, a replica's commit of an oid
+// committed after the replica's phase-1 position (c.fwdPos): its client
+// never saw that change, as a conflict (I, rule 9). The token is pinned.
+func (c *conn) checkForwarded(sorted []uint64) (*frameError, error) {
+	cc, ok := c.s.st.(conflictChecker)
+	if !ok {
+		return nil, nil
+	}
+	changed, err := cc.ChangedSince(c.fwdPos, sorted)
+	if err != nil {
+		return nil, fmt.Errorf("server: forwarded commit: %w", err)
+	}
+	if changed {
+		return &frameError{rule: 9, msg: fmt.Sprintf("an oid of the commit was committed after the replica's phase 1 (change %d)", c.fwdPos)}, nil
+	}
+	return nil, nil
 }
 
 // checkForeignOwners applies rule 7 of §5.5 on a replica: no oid of f is

@@ -29,7 +29,7 @@ func TestForwardCommands(t *testing.T) {
 	// Owned by no connection here, so F may commit them; a local client's
 	// oids stay its own (rule 7).
 	local.sync()
-	site.send([]byte{cmdForward}, u32(uint32(len(txnData(rec(first, "fwd"))))), txnData(rec(first, "fwd")))
+	site.send([]byte{cmdForward}, u64(0), u32(uint32(len(txnData(rec(first, "fwd"))))), txnData(rec(first, "fwd")))
 	site.status(statusOK)
 	site.read(forwardTokenLen) // the memory store has no token: only the length is fixed
 	if inv := local.sync(); !slices.Equal(inv, []uint64{first}) {
@@ -40,7 +40,7 @@ func TestForwardCommands(t *testing.T) {
 	}
 	mine := local.newOIDs(1)[0]
 	data := txnData(rec(mine, "stolen"))
-	site.send([]byte{cmdForward}, u32(uint32(len(data))), data)
+	site.send([]byte{cmdForward}, u64(0), u32(uint32(len(data))), data)
 	site.status(statusRefused)
 	if tok := site.read(forwardTokenLen); !slices.Equal(tok, make([]byte, forwardTokenLen)) {
 		t.Fatalf("token of a refused F: %x", tok)
@@ -51,7 +51,7 @@ func TestForwardCommands(t *testing.T) {
 		t.Fatalf("local commit: %q", st)
 	}
 	data = txnData(rec(first+1, "again"))
-	site.send([]byte{cmdForward}, u32(uint32(len(data))), data)
+	site.send([]byte{cmdForward}, u64(0), u32(uint32(len(data))), data)
 	site.status(statusOK)
 	site.read(forwardTokenLen)
 	site.send([]byte{cmdAllocate}, u32(0))

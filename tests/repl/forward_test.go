@@ -78,14 +78,30 @@ func TestReplServerForward(t *testing.T) {
 		t.Fatalf("load after the refusals: %q %q %v", st, got, err)
 	}
 
+	// A commit made on the master after the replica's phase 1 (which
+	// could not tell the client) is a conflict: I, nothing stored.
+	if _, err := rc.Begin(); err != nil {
+		t.Fatal(err)
+	}
+	masterRec := record.Build(heads[1], []byte("head by the master"))
+	if _, st, err := c.Commit([][]byte{masterRec}); err != nil || st != wire.StatusOK {
+		t.Fatalf("commit on the master: %q %v", st, err)
+	}
+	if st, err := rc.Finish(wire.Frames(record.Build(heads[1], []byte("lost update")))); err != nil || st != wire.StatusInvalid {
+		t.Fatalf("commit over a change made after phase 1: %q %v, want I", st, err)
+	}
+	if !loadsAs(m, heads[1], masterRec) {
+		t.Fatal("the master's record was overwritten")
+	}
+
 	// The master's F reply carries the apply run's libdb commit token
-	// and change entry.
+	// and change entry (F: 'F', int8 phase-1 position, int4 len, frames).
 	fc := dial(t, m)
 	if err := fc.Version(); err != nil {
 		t.Fatal(err)
 	}
-	data := wire.Frames(record.Build(heads[1], []byte("head by F")))
-	if err := fc.Send([]byte{'F'}, binary.BigEndian.AppendUint32(nil, uint32(len(data))), data); err != nil {
+	data := wire.Frames(record.Build(oids[1], []byte("never committed before"))) // pos 0: no conflict
+	if err := fc.Send([]byte{'F'}, make([]byte, 8), binary.BigEndian.AppendUint32(nil, uint32(len(data))), data); err != nil {
 		t.Fatal(err)
 	}
 	b, err := fc.ReadFull(1 + 20 + 8)
