@@ -92,5 +92,8 @@
 // follows the replicated change table to invalidate its record cache and
 // report replicated oids (Options.OnReplicated). Role reports the role,
 // OnRoleChange follows it; a promoted replica loads its state from the
-// replicated meta and starts writing.
+// replicated meta and starts writing. An apply run on a master records its
+// libdb commit token and change sequence in each Pending (Pending.Token);
+// a replica waits for them with WaitReplicated (repl_forward.go), for a
+// commit it forwarded to the master.
 package engine

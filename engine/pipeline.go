@@ -138,6 +138,7 @@ type Pending struct {
 	bytes   int                 // record bytes of recs (run bounds, space check, stats)
 	applied chan struct{}       // closed when the run that took it ended; err is then set
 	err     error               // the apply outcome
+	token   Token               // the run that applied it (replication)
 }
 
 // ErrNotDurable wraps the error of a commit that was applied (and is
@@ -540,7 +541,9 @@ func (db *DB) drainQueue() {
 // size.
 func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 	var size uint64
-	err := kv.Update(context.Background(), db.store, mode, func(tx kv.Txn) error {
+	var tok [TokenSize]byte
+	seq := db.changes.next
+	err := kv.Update(context.Background(), db.runStore(&tok), mode, func(tx kv.Txn) error {
 		var added uint64
 		for _, p := range q {
 			p.err = nil
@@ -568,5 +571,10 @@ func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 		size = base + added
 		return putSize(tx, size)
 	})
+	if err == nil {
+		for _, p := range q {
+			p.token = Token{Commit: tok, Change: seq}
+		}
+	}
 	return size, err
 }

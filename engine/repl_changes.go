@@ -35,11 +35,16 @@ func changesSpec() kv.BucketSpec {
 
 // changeState is a site's position in the change table.
 type changeState struct {
-	next   uint64        // master: seq of the next run's entry; owned by writeMu
-	follow uint64        // replica: next seq to report; owned by changesLoop
-	start  atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
-	lag    atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
-	stop   chan struct{} // replica: closed at promotion
+	next     uint64        // master: seq of the next run's entry; owned by writeMu
+	follow   uint64        // replica: next seq to report; owned by changesLoop
+	start    atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	started  atomic.Uint64 // replica: 1 + the entry whose invalidation started last
+	begun    atomic.Uint64 // replica: reads of the table begun (SyncFollower)
+	passes   atomic.Uint64 // replica: reads of the table ended
+	reported atomic.Uint64 // replica: follow, readable by WaitReplicated
+	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
+	stop     chan struct{} // replica: closed at promotion
+	kick     chan struct{} // replica: read the table now (WaitReplicated); buffered 1
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -49,7 +54,10 @@ func (db *DB) followFrom(ctx context.Context) error {
 		return err
 	}
 	db.changes.follow = last + 1
+	db.changes.reported.Store(last + 1)
+	db.changes.started.Store(last + 1)
 	db.changes.stop = make(chan struct{})
+	db.changes.kick = make(chan struct{}, 1)
 	db.wg.Add(1)
 	go db.changesLoop(db.changes.stop)
 	return nil
@@ -133,8 +141,11 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		case <-stop:
 			limit = db.changes.start.Load()
 		case <-t.C:
+		case <-db.changes.kick:
 		}
+		db.changes.begun.Add(1)
 		err := db.followChanges(limit)
+		db.changes.passes.Add(1)
 		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)
@@ -182,10 +193,12 @@ func (db *DB) followChanges(limit uint64) error {
 			oids = append(oids, binary.BigEndian.Uint64(v[i:]))
 		}
 		db.cache.invalidate(oids...)
+		db.changes.started.Store(db.changes.follow + 1)
 		if f := db.opts.OnReplicated; f != nil && len(oids) > 0 {
 			f(oids)
 		}
 		db.changes.follow++
+		db.changes.reported.Store(db.changes.follow)
 	}
 	return nil
 }

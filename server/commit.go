@@ -46,7 +46,12 @@ func (c *conn) observeCommit(status byte, rule int, durable time.Duration) {
 }
 
 // doCommit runs both phases of C (§5.3–§5.6).
-func (c *conn) doCommit() error {
+func (c *conn) doCommit() error { return c.commitPhases(true) }
+
+// commitPhases runs a commit: C (phase1: the invalidations are sent
+// first) or a replica's forwarded F (no phase 1 reply; the invalidations
+// are dropped, the replica has its own).
+func (c *conn) commitPhases(phase1 bool) error {
 	s := c.s
 	c.ctimes = commitTimes{start: time.Now()}
 	// Phase 1. Send earlier pipelined replies before possibly waiting.
@@ -60,7 +65,19 @@ func (c *conn) doCommit() error {
 	c.hold = hold
 	c.ctimes.token = time.Now()
 	phase1Seq := hold.Seq()
-	if err := c.writeInvalid(); err != nil {
+	if f, _, replica := s.forwarder(); replica && phase1 {
+		// What this client can load is in its invalid set, and every
+		// change entry below this position is (the master checks the
+		// ones after: checkForwarded).
+		f.SyncFollower(s.soft, syncFollowerTimeout)
+		c.fwdPos = f.ChangesReported()
+	}
+	if !phase1 {
+		c.mu.Lock()
+		c.invalid.take()
+		c.invalidN.Store(0)
+		c.mu.Unlock()
+	} else if err := c.writeInvalid(); err != nil {
 		return err
 	}
 
@@ -83,7 +100,7 @@ func (c *conn) doCommit() error {
 			return err
 		}
 		c.observeCommit(statusRefused, 1, 0)
-		return c.w.WriteByte(statusRefused)
+		return c.commitReply(statusRefused)
 	}
 	if s.st.ReadOnly() {
 		c.releaseToken()
@@ -92,18 +109,21 @@ func (c *conn) doCommit() error {
 		}
 		c.log.Warn("commit refused: read-only server (rule 2)", "len", n)
 		c.observeCommit(statusRefused, 2, 0)
-		return c.w.WriteByte(statusRefused)
+		return c.commitReply(statusRefused)
 	}
 	data, charged, err := c.readData(int(n))
 	if errors.Is(err, ErrInflight) {
 		c.observeCommit(statusRefused, 1, 0)
-		return c.w.WriteByte(statusRefused)
+		return c.commitReply(statusRefused)
 	}
 	if err != nil {
 		return err
 	}
 	defer c.s.inflight.release(charged)
 	c.ctimes.data = time.Now()
+	if f, addr, replica := s.forwarder(); replica && !c.fwd {
+		return c.forwardCommit(f, addr, phase1Seq, data)
+	}
 	return c.apply(phase1Seq, data)
 }
 
@@ -244,7 +264,7 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 	}
 	c.log.Warn("commit refused: "+fe.msg, attrs...)
 	c.observeCommit(status, fe.rule, 0)
-	return c.w.WriteByte(status)
+	return c.commitReply(status)
 }
 
 // apply decides a commit whose data has fully arrived (rules 3–12 of §5.5)
@@ -263,6 +283,15 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 	}
 	if refused != nil {
 		return c.refuse(refused.status, &refused.frameError, len(data))
+	}
+	if c.fwd {
+		fe, err := c.checkForwarded(sorted)
+		if err != nil {
+			return c.commitFailed(err, len(data))
+		}
+		if fe != nil {
+			return c.refuse(statusInvalid, fe, len(data))
+		}
 	}
 	return c.stage(phase1Seq, f, sorted, len(data))
 }
@@ -441,8 +470,11 @@ func (c *conn) awaitDurable(p Pending, taken []run, dataLen int) error {
 		}
 		return c.waitFailed(err, dataLen)
 	}
+	if tp, ok := p.(tokenPending); ok {
+		c.fwdTok = tp.Token()
+	}
 	c.observeCommit(statusOK, 0, time.Since(tw))
-	return c.w.WriteByte(statusOK)
+	return c.commitReply(statusOK)
 }
 
 // runsLen returns the number of oids in rs.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/commit"
+	"github.com/durusbdb/durusbdb/engine"
 )
 
 // Buffer sizes of a connection: small enough that 4096 idle connections
@@ -61,6 +62,9 @@ type conn struct {
 	out     []byte    // reply assembly for N, M, S and phase 1
 
 	hold   *commit.Hold // commit token while held
+	fwd    bool         // the commit in progress is a replica's (F)
+	fwdTok engine.Token // the token of the run that applied it
+	fwdPos uint64       // replica's change position at phase 1 (F; see checkForwarded)
 	ctimes commitTimes  // commit in progress, for the observer
 
 	stopping atomic.Bool  // graceful shutdown: the next read fails
@@ -332,6 +336,10 @@ func (c *conn) loop() (string, error) {
 			err = c.doCommit()
 		case 'P':
 			err = c.doPack()
+		case cmdForward:
+			err = c.doForward()
+		case cmdAllocate:
+			err = c.doAllocate()
 		case 'Q':
 			if !c.quitAllowed() {
 				return "quit refused", nil

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
 )
@@ -55,6 +56,38 @@ func engineError(err error) error {
 	}
 	return err
 }
+
+// MasterAddr implements Forwarder.
+func (e engineStorage) MasterAddr() (string, bool) {
+	if !e.db.IsReplica() {
+		return "", false
+	}
+	return e.db.Role().MasterDurusAddr, true
+}
+
+// WaitReplicated implements Forwarder.
+func (e engineStorage) WaitReplicated(ctx context.Context, tok engine.Token, timeout time.Duration) error {
+	return e.db.WaitReplicated(ctx, tok, timeout)
+}
+
+// ChangesStarted implements Forwarder.
+func (e engineStorage) ChangesStarted() uint64 { return e.db.ChangesStarted() }
+
+// ChangesReported implements Forwarder.
+func (e engineStorage) ChangesReported() uint64 { return e.db.ChangesReported() }
+
+// SyncFollower implements Forwarder.
+func (e engineStorage) SyncFollower(ctx context.Context, timeout time.Duration) {
+	e.db.SyncFollower(ctx, timeout)
+}
+
+// ChangedSince implements conflictChecker.
+func (e engineStorage) ChangedSince(pos uint64, oids []uint64) (bool, error) {
+	return e.db.ChangedSince(pos, oids)
+}
+
+// Token implements tokenPending.
+func (p enginePending) Token() engine.Token { return p.p.Token() }
 
 func (e engineStorage) Pack() bool { return e.db.Pack() }
 

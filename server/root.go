@@ -139,7 +139,7 @@ func (s *Server) skipRootLocked(first uint64) (uint64, error) {
 		return first, nil
 	}
 	s.root.stored = true
-	if _, err := s.st.AllocOIDs(1); err != nil {
+	if _, err := s.allocOIDs(1); err != nil {
 		return first, fmt.Errorf("allocating 1 oid: %w", err)
 	}
 	return first + 1, nil

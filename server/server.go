@@ -50,6 +50,8 @@ type Server struct {
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
 	inflight *inflight // the budget of bytes in flight (budget.go)
+
+	fwd forwardPool // connections to the master, on a replica (forward.go)
 }
 
 // New returns a server for st. It does not listen yet.
@@ -114,6 +116,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		<-acceptDone
 	}
 	s.shutdownConns()
+	s.fwd.close()
 	s.log.Info("stopped")
 	return acceptErr
 }
@@ -324,7 +327,7 @@ func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
 			return b, err
 		}
 	} else {
-		first, err = s.st.AllocOIDs(n)
+		first, err = s.allocOIDs(n)
 		if err != nil {
 			return b, fmt.Errorf("allocating %d oids: %w", n, err)
 		}

@@ -61,7 +61,8 @@ var (
 	// quorum of sites did not acknowledge it; its outcome is unknown (the
 	// connection is closed without a reply).
 	ErrNotAcked = errors.New("server: commit not acknowledged by a quorum")
-	// ErrReplica: a commit sent to a replica of a replication group, which
-	// does not forward commits yet (reply E naming the situation).
+	// ErrReplica: a commit reached a site that is not the master (a
+	// replica without a Forwarder storage, or one demoted meanwhile; reply
+	// E naming the situation).
 	ErrReplica = errors.New("server: this site is a replica; commit on the master")
 )

@@ -40,9 +40,16 @@ const benchFor = 5 * time.Second
 
 // benchCommits commits from stormConns connections on s for benchFor
 // and reports commits/s.
-func benchCommits(b *testing.B, s *site) {
-	heads := setupRoot(b, dial(b, s), stormConns)
-	addr, _, _, _ := s.state()
+func benchCommits(b *testing.B, s *site) { benchCommitsVia(b, s, s) }
+
+// benchCommitsVia is benchCommits with the root set up on master and the
+// commits sent to via (a replica forwards them).
+func benchCommitsVia(b *testing.B, master, via *site) {
+	heads := setupRoot(b, dial(b, master), stormConns)
+	if via != master {
+		testwait.Within(b, time.Minute, via.name+" serving the root", func() bool { return loadsRoot(via) })
+	}
+	addr, _, _, _ := via.state()
 	var n atomic.Int64
 	stop := time.Now().Add(benchFor)
 	b.ResetTimer()

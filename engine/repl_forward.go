@@ -1,0 +1,199 @@
+package engine
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// TokenSize is the length of a commit token: what identifies a master's
+// transaction across a replication group (libdb's DB_TXN_TOKEN).
+const TokenSize = 20
+
+// Token identifies the apply run that committed a Pending on a master, for
+// read-your-writes on a replica: the libdb commit token of the run's
+// transaction and the sequence number of the run's change entry (the
+// replica's change follower reports the entries in order).
+type Token struct {
+	Commit [TokenSize]byte // libdb commit token; zero when the store has none
+	Change uint64          // sequence number of the run's change entry
+}
+
+// ErrTimeout: a replica gave up waiting for a commit it forwarded to the
+// master to arrive (WaitReplicated); whether it committed is unknown.
+var ErrTimeout = errors.New("engine: timed out waiting for a replicated commit")
+
+// tokenCommitter is a kv.Txn that can return its commit token (bdb).
+type tokenCommitter interface {
+	CommitWithToken(d kv.Durability) ([TokenSize]byte, error)
+}
+
+// appliedWaiter is a store that waits for a master's transaction (bdb).
+type appliedWaiter interface {
+	WaitApplied(tok [TokenSize]byte, timeout time.Duration) error
+}
+
+// tokenStore wraps a replicated store so that the transaction of an
+// apply run records its commit token in *tok.
+type tokenStore struct {
+	kv.Store
+	tok *[TokenSize]byte
+}
+
+// Begin implements kv.Store.
+func (s tokenStore) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
+	tx, err := s.Store.Begin(ctx, writable)
+	if err != nil || !writable {
+		return tx, err
+	}
+	if _, ok := tx.(tokenCommitter); !ok {
+		return tx, nil
+	}
+	return tokenTxn{tx, s.tok}, nil
+}
+
+// tokenTxn is a kv.Txn whose Commit keeps the commit token.
+type tokenTxn struct {
+	kv.Txn
+	tok *[TokenSize]byte
+}
+
+// Commit implements kv.Txn.
+func (t tokenTxn) Commit(d kv.Durability) error {
+	tok, err := t.Txn.(tokenCommitter).CommitWithToken(d)
+	*t.tok = tok
+	return err
+}
+
+// runStore returns the store an apply run writes through: on a
+// replication site one that keeps the run's commit token in *tok.
+func (db *DB) runStore(tok *[TokenSize]byte) kv.Store {
+	if db.opts.Replication == nil {
+		return db.store
+	}
+	return tokenStore{db.store, tok}
+}
+
+// Token returns what identifies the run that applied p (see Token); valid
+// once Wait returned nil on a replication master.
+func (p *Pending) Token() Token { return p.token }
+
+// WaitReplicated waits, on a replica, until the master's commit of tok is
+// applied here and the change follower has reported it (its oids are
+// invalidated for this site's clients): read-your-writes for a commit
+// forwarded to the master. The change entry is written in the commit's
+// own transaction, so the follower is asked to read at once and again
+// until it has seen it; libdb then confirms the transaction applied
+// (TxnApplied, at once by then). It gives up after timeout with an error
+// wrapping ErrTimeout (the outcome here is then unknown).
+func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for db.changes.reported.Load() <= tok.Change {
+		if k := db.changes.kick; k != nil {
+			select { // read the table now, not at the next poll
+			case k <- struct{}{}:
+			default:
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
+		case <-time.After(changesPoll / 20):
+		}
+	}
+	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
+		if err := w.WaitApplied(tok.Commit, max(time.Until(deadline), time.Millisecond)); err != nil {
+			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
+		}
+	}
+	return nil
+}
+
+// ChangesStarted returns, on a replica, one more than the last change
+// entry whose invalidation started (the server drops a forwarding
+// client's invalidation of its own commit only while no later entry has).
+func (db *DB) ChangesStarted() uint64 { return db.changes.started.Load() }
+
+// ChangedSince reports, on a master, whether a commit staged or applied
+// after change entry pos-1 stores one of oids: a replica's client that
+// got its phase-1 invalidations once entries below pos were followed
+// there did not see that commit, so its forwarded commit of those oids
+// must be refused like a conflict. Called with the server's commit token
+// held (nothing is staged meanwhile).
+func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
+	// Staged but not applied: no entry yet, so after pos. Checked before
+	// next is read: a commit that leaves the queue meanwhile has its
+	// entry below next.
+	db.pipe.mu.Lock()
+	for _, o := range oids {
+		if db.pipe.inflight[o] != nil {
+			db.pipe.mu.Unlock()
+			return true, nil
+		}
+	}
+	db.pipe.mu.Unlock()
+	db.writeMu.Lock()
+	next := db.changes.next
+	db.writeMu.Unlock()
+	if next <= pos {
+		return false, nil
+	}
+	if next-pos > keepChanges {
+		return true, nil // too far behind to tell
+	}
+	g, ok := db.store.(kv.Getter)
+	if !ok {
+		return false, fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
+	}
+	want := make(map[uint64]struct{}, len(oids))
+	for _, o := range oids {
+		want[o] = struct{}{}
+	}
+	for seq := pos; seq < next; seq++ {
+		v, err := g.Get(BucketChanges, int8Bytes(seq))
+		if errors.Is(err, kv.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return false, fmt.Errorf("engine: read change entry %d: %w", seq, err)
+		}
+		for i := 8; i+8 <= len(v); i += 8 {
+			if _, hit := want[binary.BigEndian.Uint64(v[i:])]; hit {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
+}
+
+// SyncFollower makes, on a replica, the change follower read the table
+// now and waits (at most timeout) until a read that started after the call
+// has ended: every change applied here before the call is then
+// invalidated for this site's clients. A replica's phase 1 of a commit
+// calls it, so that its client learns of what it could already load.
+func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
+	k := db.changes.kick
+	if k == nil {
+		return
+	}
+	deadline := time.Now().Add(timeout)
+	want := db.changes.begun.Load() + 1 // the next read to begin
+	for db.changes.passes.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
+		select {
+		case k <- struct{}{}:
+		default:
+		}
+		time.Sleep(changesPoll / 20)
+	}
+}
+
+// ChangesReported is, on a replica, one more than the last change entry
+// whose invalidations reached every client here.
+func (db *DB) ChangesReported() uint64 { return db.changes.reported.Load() }

@@ -1,0 +1,389 @@
+package server
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/wire"
+)
+
+// Site-to-site commands on the Durus port (durusbdb extensions, PROTOCOL.md
+// §10): a replica of a replication group forwards its clients' commits and
+// oid allocations to the master with them. Stock Durus clients never send
+// these bytes.
+const (
+	// cmdForward: F int8 pos, int4 len, commit data (the frames of phase
+	// 2) → status byte and forwardTokenLen bytes of token (zeros unless
+	// 'O'). pos: the replica had followed the change entries below pos
+	// when it sent its client the phase-1 invalidations.
+	cmdForward = 'F'
+	// cmdAllocate: A int4 n → 'O' int8 first (n oids from first on, in
+	// no connection's unused set), or 'E'.
+	cmdAllocate = 'A'
+)
+
+// forwardTokenLen is the token after the status of an F reply: the libdb
+// commit token and the int8 sequence number of the run's change entry.
+const forwardTokenLen = engine.TokenSize + 8
+
+// Bounds of a forwarded commit on the replica: the exchange with the
+// master (which may wait for its commit token and a quorum), and the wait
+// until the replica has applied and followed the master's commit.
+const (
+	forwardTimeout      = 60 * time.Second
+	appliedTimeout      = 30 * time.Second
+	syncFollowerTimeout = time.Second // phase 1 on a replica: beyond, conflicts are only spurious
+)
+
+// maxForwardAlloc bounds the oids one A request may ask for.
+const maxForwardAlloc = 1 << 16
+
+// ErrForward wraps a failure to reach the master or to read its answer:
+// the outcome of the forwarded commit is unknown, unless the error also
+// wraps ErrNotSent.
+var ErrForward = errors.New("server: forward to the master failed")
+
+// ErrNotSent: the request never left this site (no master known, or the
+// master could not be reached), so nothing was committed.
+var ErrNotSent = errors.New("server: request not sent to the master")
+
+// Forwarder is a Storage that may be a replica of a replication group
+// (the engine's, through Engine): the server then forwards commits and oid
+// allocations to the master and answers once the replica has applied them.
+type Forwarder interface {
+	// MasterAddr returns the master's Durus address and true when this
+	// site is a replica (addr may be "" while no master is known).
+	MasterAddr() (addr string, replica bool)
+	// WaitReplicated waits until the master's commit of tok is applied
+	// here and its oids are invalidated for this site's clients.
+	WaitReplicated(ctx context.Context, tok engine.Token, timeout time.Duration) error
+	// ChangesStarted is one more than the last change entry whose
+	// invalidation started on this replica.
+	ChangesStarted() uint64
+	// ChangesReported is one more than the last change entry whose
+	// invalidation reached every client of this replica.
+	ChangesReported() uint64
+	// SyncFollower returns once every change applied here before the
+	// call is invalidated for this site's clients (bounded by timeout).
+	SyncFollower(ctx context.Context, timeout time.Duration)
+}
+
+// conflictChecker is a master's Storage that can tell whether oids were
+// committed after a replica's phase-1 position (engine.DB.ChangedSince).
+type conflictChecker interface {
+	ChangedSince(pos uint64, oids []uint64) (bool, error)
+}
+
+// tokenPending is a Pending that knows the run that applied it.
+type tokenPending interface {
+	Token() engine.Token
+}
+
+// forwardPool keeps idle connections to the master, by address.
+type forwardPool struct {
+	mu   sync.Mutex
+	idle map[string][]*wire.Conn
+}
+
+// get returns an idle connection to addr or dials one.
+func (p *forwardPool) get(addr string) (*wire.Conn, error) {
+	p.mu.Lock()
+	if l := p.idle[addr]; len(l) > 0 {
+		wc := l[len(l)-1]
+		p.idle[addr] = l[:len(l)-1]
+		p.mu.Unlock()
+		return wc, nil
+	}
+	p.mu.Unlock()
+	wc, err := wire.Dial(addr, forwardTimeout)
+	if err != nil {
+		return nil, err
+	}
+	if err := wc.Version(); err != nil {
+		wc.Close()
+		return nil, fmt.Errorf("version handshake with %s: %w", addr, err)
+	}
+	return wc, nil
+}
+
+// put returns a healthy connection to the pool.
+func (p *forwardPool) put(addr string, wc *wire.Conn) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.idle == nil {
+		p.idle = make(map[string][]*wire.Conn)
+	}
+	if len(p.idle[addr]) >= 16 {
+		wc.Close()
+		return
+	}
+	p.idle[addr] = append(p.idle[addr], wc)
+}
+
+// close closes every idle connection.
+func (p *forwardPool) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, l := range p.idle {
+		for _, wc := range l {
+			wc.Close()
+		}
+	}
+	p.idle = nil
+}
+
+// exchange sends req to the master at addr over a pooled connection and
+// reads n reply bytes. Any failure wraps ErrForward.
+func (p *forwardPool) exchange(addr string, n int, req ...[]byte) ([]byte, error) {
+	if addr == "" {
+		return nil, fmt.Errorf("%w: %w: no master known", ErrForward, ErrNotSent)
+	}
+	wc, err := p.get(addr)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w: %s: %w", ErrForward, ErrNotSent, addr, err)
+	}
+	if err := wc.Send(req...); err != nil {
+		wc.NetConn().Close()
+		return nil, fmt.Errorf("%w: send to %s: %w", ErrForward, addr, err)
+	}
+	b, err := wc.ReadFull(n)
+	if err != nil {
+		wc.NetConn().Close()
+		return nil, fmt.Errorf("%w: answer of %s: %w", ErrForward, addr, err)
+	}
+	p.put(addr, wc)
+	return b, nil
+}
+
+// forwarder returns the storage as a Forwarder and the master's address
+// when this site is a replica.
+func (s *Server) forwarder() (Forwarder, string, bool) {
+	f, ok := s.st.(Forwarder)
+	if !ok {
+		return nil, "", false
+	}
+	addr, replica := f.MasterAddr()
+	return f, addr, replica
+}
+
+// allocOIDs hands out n oids: from the storage, or on a replica from the
+// master (A), whose allocation is replicated durably.
+func (s *Server) allocOIDs(n int) (uint64, error) {
+	_, addr, replica := s.forwarder()
+	if !replica {
+		return s.st.AllocOIDs(n)
+	}
+	b, err := s.fwd.exchange(addr, 9, []byte{cmdAllocate}, binary.BigEndian.AppendUint32(nil, uint32(n)))
+	if err != nil {
+		return 0, err
+	}
+	if b[0] != statusOK {
+		return 0, fmt.Errorf("%w: the master refused to allocate %d oids (%q)", ErrForward, n, b[0])
+	}
+	return binary.BigEndian.Uint64(b[1:]), nil
+}
+
+// doAllocate answers A (on the master): n oids for a replica's client,
+// owned by no connection here (the replica tracks its clients' unused
+// sets).
+func (c *conn) doAllocate() error {
+	n, err := c.readUint32()
+	if err != nil {
+		return err
+	}
+	if n == 0 || n > maxForwardAlloc {
+		c.log.Warn("closing connection: forwarded allocation count out of range", "count", n)
+		c.observeError(ErrProtocol)
+		return &protoEnd{"bad A count"}
+	}
+	var first uint64
+	if c.s.st.ReadOnly() {
+		err = ErrReplica
+	} else {
+		// The run skips ROOT_OID once the root is stored (C31), as M does.
+		c.s.allocMu.Lock()
+		first, err = c.s.st.AllocOIDs(int(n))
+		if err == nil {
+			first, err = c.s.skipRootLocked(first)
+		}
+		c.s.allocMu.Unlock()
+	}
+	if err != nil {
+		c.log.Warn("forwarded allocation refused", "count", n, "err", err)
+		_, err = c.w.Write(append([]byte{statusRefused}, make([]byte, 8)...))
+		return err
+	}
+	_, err = c.w.Write(binary.BigEndian.AppendUint64([]byte{statusOK}, first))
+	return err
+}
+
+// doForward answers F (on the master): a replica's client's commit, run
+// through the commit path as a local client's would be (token, rules,
+// invalidations of this site's clients), answered with the status and the
+// token of the run that applied it.
+func (c *conn) doForward() error {
+	pos, err := c.readOID() // int8, like an oid
+	if err != nil {
+		return err
+	}
+	c.fwd, c.fwdPos = true, pos
+	c.fwdTok = engine.Token{}
+	defer func() { c.fwd = false }()
+	return c.commitPhases(false)
+}
+
+// commitReply writes the status of a commit: for a forwarded one (F)
+// followed by the token of its run.
+func (c *conn) commitReply(status byte) error {
+	if err := c.w.WriteByte(status); err != nil || !c.fwd {
+		return err
+	}
+	b := make([]byte, 0, forwardTokenLen)
+	if status == statusOK {
+		b = append(b, c.fwdTok.Commit[:]...)
+		b = binary.BigEndian.AppendUint64(b, c.fwdTok.Change)
+	} else {
+		b = b[:forwardTokenLen]
+	}
+	_, err := c.w.Write(b)
+	return err
+}
+
+// forwardCommit decides, on a replica, a commit whose data has arrived:
+// rules 3–5, 7 and 8 here, the rest by the master, to which the data is
+// forwarded (F) while this site's token stays held, so that no commit
+// slips between the client's phase-1 reply and its commit here. On 'O' it
+// waits until this replica has applied the master's commit and
+// invalidated it for its other clients (read-your-writes), then answers.
+// A lost master or a wait that times out closes the connection without a
+// reply: the outcome is unknown.
+func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []byte) error {
+	s := c.s
+	fr, sorted, fe := c.checkFrames(data)
+	c.ctimes.records = len(fr.recs)
+	if fe != nil {
+		return c.refuse(statusRefused, fe, len(data))
+	}
+	if refused, err := c.pinToken(phase1Seq, fr); err != nil {
+		return err
+	} else if refused != nil {
+		return c.refuse(refused.status, &refused.frameError, len(data))
+	}
+	s.allocMu.Lock()
+	fe = c.checkForeignOwners(fr)
+	s.allocMu.Unlock()
+	if fe != nil {
+		return c.refuse(statusRefused, fe, len(data))
+	}
+	b, err := s.fwd.exchange(addr, 1+forwardTokenLen, []byte{cmdForward},
+		binary.BigEndian.AppendUint64(nil, c.fwdPos),
+		binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
+	if errors.Is(err, ErrNotSent) {
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: "this site is a replica and cannot reach the master: " + err.Error()}, len(data))
+	}
+	if err != nil {
+		c.releaseToken()
+		c.log.Error("commit forwarded to the master: no answer; outcome unknown, closing connection without a reply", "master", addr, "err", err)
+		return &protoEnd{"forward to the master failed (commit outcome unknown)"}
+	}
+	if status := b[0]; status != statusOK {
+		c.releaseToken()
+		c.log.Warn("commit forwarded to the master was refused", "master", addr, "reply", string(rune(status)))
+		c.observeCommit(status, 0, 0)
+		return c.w.WriteByte(status)
+	}
+	var tok engine.Token
+	copy(tok.Commit[:], b[1:])
+	tok.Change = binary.BigEndian.Uint64(b[1+engine.TokenSize:])
+	tw := time.Now()
+	if err := f.WaitReplicated(s.hard, tok, appliedTimeout); err != nil {
+		c.releaseToken()
+		c.log.Error("commit forwarded to the master: not applied here in time; outcome unknown here, closing connection without a reply",
+			"change", tok.Change, "err", err)
+		return &protoEnd{"forwarded commit not applied here (outcome unknown)"}
+	}
+	c.forwardCommitted(f, tok, sorted)
+	c.observeCommit(statusOK, 0, time.Since(tw))
+	return c.w.WriteByte(statusOK)
+}
+
+// forwardCommitted is the bookkeeping of a forwarded commit answered O:
+// its oids leave c's unused set, and the change follower's invalidation
+// of them for c itself is dropped when no later change has started (the
+// committer, as on a single server, is not told of its own commit).
+func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64) {
+	s := c.s
+	s.allocMu.Lock()
+	s.root.committed(sorted)
+	if c.unusedN > 0 {
+		c.unusedN -= runsLen(s.owners.removeSorted(sorted, c))
+	}
+	s.allocMu.Unlock()
+	c.hold.Done(true)
+	c.hold = nil
+	c.mu.Lock()
+	if f.ChangesStarted() == tok.Change+1 {
+		c.invalid.removeSorted(sorted)
+		c.invalidN.Store(c.invalid.len())
+	}
+	c.mu.Unlock()
+}
+
+// checkForwarded refuses, on the master, a replica's commit of an oid
+// committed after the replica's phase-1 position (c.fwdPos): its client
+// never saw that change, as a conflict (I, rule 9). The token is pinned.
+func (c *conn) checkForwarded(sorted []uint64) (*frameError, error) {
+	cc, ok := c.s.st.(conflictChecker)
+	if !ok {
+		return nil, nil
+	}
+	changed, err := cc.ChangedSince(c.fwdPos, sorted)
+	if err != nil {
+		return nil, fmt.Errorf("server: forwarded commit: %w", err)
+	}
+	if changed {
+		return &frameError{rule: 9, msg: fmt.Sprintf("an oid of the commit was committed after the replica's phase 1 (change %d)", c.fwdPos)}, nil
+	}
+	return nil, nil
+}
+
+// checkForeignOwners applies rule 7 of §5.5 on a replica: no oid of f is
+// in another open connection's unused set. s.allocMu is held.
+func (c *conn) checkForeignOwners(f frames) *frameError {
+	for i, oid := range f.oids {
+		if ow := c.s.owners.owner(oid); ow != nil && ow != c {
+			return &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}
+		}
+	}
+	return nil
+}
+
+// removeSorted removes the ascending, distinct oids from the set.
+func (s *runSet) removeSorted(sorted []uint64) {
+	if len(sorted) == 0 || s.n == 0 {
+		return
+	}
+	old, _ := s.take()
+	var out []run
+	for _, r := range old {
+		lo := r.lo
+		i, _ := slices.BinarySearch(sorted, r.lo)
+		for ; i < len(sorted) && sorted[i] < r.hi; i++ {
+			if sorted[i] > lo {
+				out = append(out, run{lo, sorted[i]})
+			}
+			lo = sorted[i] + 1
+		}
+		if lo < r.hi {
+			out = append(out, run{lo, r.hi})
+		}
+	}
+	s.addRuns(out)
+}
