@@ -405,44 +405,13 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 			if oid == record.RootOID || f.isMarked(oid) {
 				continue
 			}
-			key := record.OIDBytes(oid)
-			rec, err := tx.Get(BucketObjects, key)
-			if errors.Is(err, kv.ErrNotFound) {
-				continue
-			}
+			gone, err := db.sweepOne(tx, oid, now)
 			if err != nil {
 				return err
 			}
-			var refs []uint64
-			if r, perr := record.ParseFor(oid, rec); perr == nil {
-				refs = r.RefSet()
-			}
-			for _, k := range []string{BucketObjects, BucketRefcounts, BucketGarbage} {
-				if err := tx.Delete(k, key); err != nil {
-					return err
-				}
-			}
-			size--
-			removed = append(removed, oid)
-			for _, ref := range refs {
-				if !f.isMarked(ref) {
-					// Deleted by this collection too (or dangling): its
-					// count entry goes with it.
-					continue
-				}
-				n, err := db.addCount(tx, ref, -1)
-				if err != nil {
-					return err
-				}
-				if n == 0 && ref != record.RootOID {
-					// A survivor lost its last referrer: it is garbage
-					// for the reference-count collector.
-					if _, err := tx.Get(BucketObjects, record.OIDBytes(ref)); err == nil {
-						if err := tx.Put(BucketGarbage, record.OIDBytes(ref), now); err != nil {
-							return err
-						}
-					}
-				}
+			if gone {
+				size--
+				removed = append(removed, oid)
 			}
 		}
 		if len(removed) == 0 {
@@ -463,6 +432,52 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 		db.size.Store(size)
 	}
 	return removed, nil
+}
+
+// sweepOne deletes the unmarked object oid (its record, count and queue
+// entry) and drops the counts it held on survivors; a survivor left
+// without referrers is queued for the reference-count collector at now.
+// It reports whether there was a record to delete.
+func (db *DB) sweepOne(tx kv.Txn, oid uint64, now []byte) (bool, error) {
+	f := &db.full
+	key := record.OIDBytes(oid)
+	rec, err := tx.Get(BucketObjects, key)
+	if errors.Is(err, kv.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	var refs []uint64
+	if r, perr := record.ParseFor(oid, rec); perr == nil {
+		refs = r.RefSet()
+	}
+	for _, k := range []string{BucketObjects, BucketRefcounts, BucketGarbage} {
+		if err := tx.Delete(k, key); err != nil {
+			return false, err
+		}
+	}
+	for _, ref := range refs {
+		if !f.isMarked(ref) {
+			// Deleted by this collection too (or dangling): its count
+			// entry goes with it.
+			continue
+		}
+		n, err := db.addCount(tx, ref, -1)
+		if err != nil {
+			return false, err
+		}
+		if n == 0 && ref != record.RootOID {
+			// A survivor lost its last referrer: it is garbage for the
+			// reference-count collector.
+			if _, err := tx.Get(BucketObjects, record.OIDBytes(ref)); err == nil {
+				if err := tx.Put(BucketGarbage, record.OIDBytes(ref), now); err != nil {
+					return false, err
+				}
+			}
+		}
+	}
+	return true, nil
 }
 
 // scanKeys calls fn with every oid key of bucket, in read transactions of

@@ -453,48 +453,55 @@ func (db *DB) applyQueued() error {
 	}
 	size, err := db.writeRun(q, mode)
 	ok = true
-	if err != nil && errors.Is(err, kv.ErrPermFailed) {
+	if err != nil {
+		db.runFailed(q, size, err)
+		return nil
+	}
+	db.applied(q, size)
+	return nil
+}
+
+// runFailed settles the commits of run q whose kv write returned err
+// (writeMu held).
+func (db *DB) runFailed(q []*Pending, size uint64, err error) {
+	if errors.Is(err, kv.ErrPermFailed) {
 		// Applied here but not acknowledged by a quorum (replication):
 		// the local state moved (cache, size) like any commit's, but no
 		// commit of the run may be answered as committed.
 		db.applied(q, size)
 		db.notePermFailed(q, err)
-		return nil
+		return
 	}
-	if err != nil && db.replErr(err) != nil {
+	if rerr := db.replErr(err); rerr != nil {
 		// A demoted master (ErrNotMaster) or a rollback (ErrHandleDead):
 		// nothing of the run was applied, and the storage is sound.
-		rerr := db.replErr(err)
-		for _, p := range q {
-			if p.err == nil {
-				p.err = fmt.Errorf("engine: commit oid %d: %w (%w)", p.recs[0].oid, rerr, err)
-			}
-		}
-		return nil
+		failRun(q, fmt.Errorf("%w (%w)", rerr, err))
+		return
 	}
-	if err != nil {
-		// The commits of this run were announced (invalidations sent,
-		// sequence counted), so none can be refused now without side
-		// effects. Stage decided the free-space reserve and a read-only
-		// file system for each; a failure of the write itself (an I/O
-		// error, a disk filled by something else past the reserve, a
-		// remount) means the storage cannot be trusted: the engine fails,
-		// the server stops and its restart recovers. Only a conflict
-		// kv.Update gave up on, or a cancellation, is not fatal.
-		if !errors.Is(err, kv.ErrConflict) && !errors.Is(err, context.Canceled) {
-			db.fail(fmt.Errorf("apply run: %w", err))
-		} else {
-			db.noteErr(err)
-		}
-		for _, p := range q {
-			if p.err == nil {
-				p.err = fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
-			}
-		}
-		return nil
+	// The commits of this run were announced (invalidations sent,
+	// sequence counted), so none can be refused now without side
+	// effects. Stage decided the free-space reserve and a read-only file
+	// system for each; a failure of the write itself (an I/O error, a
+	// disk filled by something else past the reserve, a remount) means
+	// the storage cannot be trusted: the engine fails, the server stops
+	// and its restart recovers. Only a conflict kv.Update gave up on, or
+	// a cancellation, is not fatal.
+	if !errors.Is(err, kv.ErrConflict) && !errors.Is(err, context.Canceled) {
+		db.fail(fmt.Errorf("apply run: %w", err))
+	} else {
+		db.noteErr(err)
 	}
-	db.applied(q, size)
-	return nil
+	failRun(q, err)
+}
+
+// failRun gives every commit of q not failed yet the error err, naming
+// the commit's first oid.
+func failRun(q []*Pending, err error) {
+	for _, p := range q {
+		if p.err == nil {
+			p.err = fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
+		}
+	}
 }
 
 // applied updates the engine's state after the kv commit of run q: the
