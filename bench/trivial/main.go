@@ -96,24 +96,8 @@ func (st *store) serve(c net.Conn) {
 		_, err := io.ReadFull(r, b[:8])
 		return binary.BigEndian.Uint64(b[:8]), err
 	}
-	load := func(oid uint64) {
-		st.mu.RLock()
-		rec, ok := st.records[oid]
-		st.mu.RUnlock()
-		if !ok {
-			w.WriteByte('K')
-			return
-		}
-		w.WriteByte('O')
-		w.Write(binary.BigEndian.AppendUint32(b[:0], uint32(len(rec))))
-		w.Write(rec)
-	}
-	alloc := func(n int) {
-		first := st.next.Add(uint64(n)) - uint64(n)
-		for i := range uint64(n) {
-			w.Write(binary.BigEndian.AppendUint64(b[:0], first+i))
-		}
-	}
+	load := func(oid uint64) { st.load(w, oid) }
+	alloc := func(n int) { st.alloc(w, n) }
 	for {
 		if r.Buffered() == 0 {
 			if w.Flush() != nil {
@@ -213,4 +197,28 @@ func (st *store) commit(r *bufio.Reader, w *bufio.Writer, u32 func() (uint32, er
 	st.mu.Unlock()
 	w.WriteByte('O')
 	return true
+}
+
+// load answers one load of oid: 'O' with the record, or 'K'.
+func (st *store) load(w *bufio.Writer, oid uint64) {
+	st.mu.RLock()
+	rec, ok := st.records[oid]
+	st.mu.RUnlock()
+	if !ok {
+		w.WriteByte('K')
+		return
+	}
+	var b [4]byte
+	w.WriteByte('O')
+	w.Write(binary.BigEndian.AppendUint32(b[:0], uint32(len(rec))))
+	w.Write(rec)
+}
+
+// alloc hands out n new oids.
+func (st *store) alloc(w *bufio.Writer, n int) {
+	var b [8]byte
+	first := st.next.Add(uint64(n)) - uint64(n)
+	for i := range uint64(n) {
+		w.Write(binary.BigEndian.AppendUint64(b[:0], first+i))
+	}
 }
