@@ -387,6 +387,14 @@ func (s *suite) targets() string {
 		x, ok := q("migrate", col, "ceiling")
 		return verdict{pc(x), x >= 0.6, ok}
 	})
+	s.scaleTargets(line)
+	return b.String()
+}
+
+// scaleTargets adds the targets of the large data sets (open time, memory)
+// and of the background collector's cost to the Targets table.
+func (s *suite) scaleTargets(line func(target string, f func(col string) verdict)) {
+	r := s.res
 	if len(s.datasets) >= 2 {
 		lo, hi := s.datasets[0], s.datasets[len(s.datasets)-1]
 		line(fmt.Sprintf("open → first load flat (within 2×) from %s to %s objects", count(lo), count(hi)), func(col string) verdict {
@@ -411,7 +419,6 @@ func (s *suite) targets() string {
 		return verdict{fmt.Sprintf("%.0f%% (%s vs %s/s)", 100*(1-on/off), thousands(int64(on)), thousands(int64(off))),
 			1-on/off <= 0.2, ok1 && ok2 && off > 0}
 	})
-	return b.String()
 }
 
 // machine describes where the run happened.
