@@ -448,6 +448,7 @@ func (db *DB) Close() error {
 		if err := db.store.Close(); err != nil {
 			errs = append(errs, fmt.Errorf("engine: close %s: %w", db.dir, err))
 		}
+		db.space.close()
 		db.closeErr = errors.Join(errs...)
 	})
 	return db.closeErr

@@ -32,6 +32,7 @@ func openWith(ctx context.Context, dir string, store kv.Store, opts Options, cre
 	defer func() {
 		if err != nil {
 			db.cancel()
+			db.space.close()
 		}
 	}()
 	if opts.Replication != nil {
@@ -71,10 +72,11 @@ func newDB(dir string, store kv.Store, opts Options) *DB {
 	db.pipe.init(db.applyQueued, db.applyAndFlush)
 	db.fatal.ch = make(chan struct{})
 	db.ckpt.last = time.Now()
-	db.space = spaceGuard{dir: dir, reserve: opts.MinFreeSpace}
-	if db.space.reserve == 0 {
-		db.space.reserve = DefaultMinFreeSpace
+	reserve := opts.MinFreeSpace
+	if reserve == 0 {
+		reserve = DefaultMinFreeSpace
 	}
+	db.space = newSpaceGuard(dir, reserve)
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	return db
 }

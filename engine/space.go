@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"os"
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -22,6 +23,39 @@ const DefaultMinFreeSpace = 64 << 20
 type spaceGuard struct {
 	dir     string
 	reserve int64 // bytes to keep free; <0 disables the guard
+	// f is dir held open from newSpaceGuard to close, so admit asks
+	// fstatfs and does not convert the path (an allocation) per commit.
+	// nil when dir could not be opened: admit then uses the path.
+	f *os.File
+}
+
+// newSpaceGuard returns the guard for dir with the directory held open.
+// Failing to open it is not an error: admit falls back to the path.
+func newSpaceGuard(dir string, reserve int64) spaceGuard {
+	g := spaceGuard{dir: dir, reserve: reserve}
+	if f, err := os.Open(dir); err == nil {
+		g.f = f
+	}
+	return g
+}
+
+// close releases the directory held open; admit then uses the path
+// (fstatfs on the closed file fails). It runs when the DB is closed or
+// fails to open. g.f itself is not cleared, so a Stage racing Close
+// reads nothing that close writes.
+func (g *spaceGuard) close() {
+	if g.f != nil {
+		g.f.Close()
+	}
+}
+
+// statfs fills st for the guard's file system: through the held
+// directory when there is one and it is still open, else by path.
+func (g *spaceGuard) statfs(st *syscall.Statfs_t) error {
+	if g.f != nil && syscall.Fstatfs(int(g.f.Fd()), st) == nil {
+		return nil
+	}
+	return syscall.Statfs(g.dir, st)
 }
 
 // stReadOnly is ST_RDONLY in statfs's f_flags: the file system is mounted
@@ -39,7 +73,7 @@ const stReadOnly = 0x1
 // negative reserve disables the space check, not the read-only one.
 func (g *spaceGuard) admit(n int64) error {
 	var st syscall.Statfs_t
-	if err := syscall.Statfs(g.dir, &st); err != nil {
+	if err := g.statfs(&st); err != nil {
 		return nil // cannot tell: let the write itself report
 	}
 	if st.Flags&stReadOnly != 0 {

@@ -28,7 +28,8 @@ func TestSpaceGuardReadOnlyFS(t *testing.T) {
 	}
 	defer syscall.Unmount(mnt, 0)
 	for _, reserve := range []int64{1 << 20, -1} {
-		g := spaceGuard{dir: mnt, reserve: reserve}
+		g := newSpaceGuard(mnt, reserve) // fstatfs through the held directory
+		defer g.close()
 		if err := g.admit(100); err != nil {
 			t.Fatalf("read-write, reserve %d: %v", reserve, err)
 		}
