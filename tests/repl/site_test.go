@@ -249,6 +249,19 @@ func (s *site) kill() {
 	testwait.Poll(10*time.Second, func() bool { _, _, _, ex := s.state(); return ex })
 }
 
+// stop closes the site's stdin, which stops its server cleanly, and waits
+// for the exit (killing it after 30 s).
+func (s *site) stop() {
+	if s.cmd.Process == nil {
+		return
+	}
+	_ = s.in.Close()
+	if !testwait.Poll(30*time.Second, func() bool { _, _, _, ex := s.state(); return ex }) {
+		s.t.Errorf("%s did not stop within 30 s of a clean stop; killed", s.name)
+		s.kill()
+	}
+}
+
 // signal sends sig to the site.
 func (s *site) signal(sig syscall.Signal) { _ = s.cmd.Process.Signal(sig) }
 
