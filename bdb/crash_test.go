@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 )
@@ -100,16 +101,8 @@ func TestCrashRecovery(t *testing.T) {
 // returns the last acknowledged index.
 func crashAfter(t *testing.T, dir string, first, n int, env ...string) int {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BDB_CRASH_CHILD="+dir, "BDB_CRASH_FIRST="+strconv.Itoa(first))
-	cmd.Env = append(cmd.Env, env...)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	child := proc.StartChildT(t, nil, append([]string{"BDB_CRASH_CHILD=" + dir, "BDB_CRASH_FIRST=" + strconv.Itoa(first)}, env...)...)
+	cmd, out := child.Cmd, child.Stdout
 	sc := bufio.NewScanner(out)
 	last := first - 1
 	deadline := time.Now().Add(20 * time.Second)

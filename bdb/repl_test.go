@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -60,20 +61,8 @@ func startSite(t testing.TB, name string, cfg siteConfig) *siteProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), "BDB_REPL_SITE="+string(js))
-	cmd.Stderr = os.Stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := proc.StartChildT(t, os.Stderr, "BDB_REPL_SITE="+string(js))
+	cmd, stdin, stdout := c.Cmd, c.Stdin, c.Stdout
 	p := &siteProc{t: t, name: name, cfg: cfg, cmd: cmd, stdin: stdin,
 		lines: make(chan string, 16), dead: make(chan struct{}), acked: map[string]int{}}
 	t.Cleanup(p.kill)

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -125,19 +126,11 @@ func crashChild() error {
 func crashRun(t *testing.T, kind string, mode kv.Durability, workers, killAfter int) (string, []uint64) {
 	t.Helper()
 	dir := t.TempDir()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(),
+	var stderr bytes.Buffer
+	child := proc.StartChildT(t, &stderr,
 		envCrashChild+"="+dir, envCrashBackend+"="+kind,
 		envCrashMode+"="+mode.String(), envCrashWorkers+"="+strconv.Itoa(workers))
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start child: %v", err)
-	}
+	cmd, out := child.Cmd, child.Stdout
 	var hung atomic.Bool
 	timer := time.AfterFunc(crashTimeout, func() { hung.Store(true); cmd.Process.Kill() })
 	defer timer.Stop()
@@ -158,7 +151,7 @@ func crashRun(t *testing.T, kind string, mode kv.Durability, workers, killAfter 
 			}
 		}
 	}
-	err = cmd.Wait()
+	err := cmd.Wait()
 	if hung.Load() {
 		t.Fatalf("child hung after %d acknowledgements; stderr:\n%s", len(acked), stderr.Bytes())
 	}

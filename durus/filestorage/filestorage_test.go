@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testpy"
 )
 
@@ -702,12 +703,8 @@ func TestExportKilled(t *testing.T) {
 	for _, format := range []string{"shelf", "dfs20"} {
 		dir := t.TempDir()
 		p := filepath.Join(dir, "out")
-		cmd := exec.Command(os.Args[0], "-test.run=^$")
-		cmd.Env = append(os.Environ(), envExportChild+"="+format+":"+p)
-		stdout, _ := cmd.StdoutPipe()
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		child := proc.StartChildT(t, nil, envExportChild+"="+format+":"+p)
+		cmd, stdout := child.Cmd, child.Stdout
 		sc := bufio.NewScanner(stdout)
 		started := false
 		for sc.Scan() {

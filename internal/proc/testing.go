@@ -1,6 +1,9 @@
 package proc
 
 import (
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,4 +40,35 @@ func StartT(t testing.TB, opts Options, argv ...string) *Process {
 func WaitForT(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
 	testwait.Within(t, timeout, what, cond)
+}
+
+// Child is the test binary re-executed as a child process (see StartChildT).
+type Child struct {
+	Cmd    *exec.Cmd
+	Stdin  io.WriteCloser // closing it is how parents ask children to stop
+	Stdout io.ReadCloser  // what the child reports, line by line
+}
+
+// StartChildT re-executes the test binary with no test to run and the
+// environment variables env added: the child's TestMain sees one of them
+// and does the child's work instead of running tests, so the child is
+// never a listed test. Its stderr goes to stderr (nil: discarded). A
+// failure to start fails t.
+func StartChildT(t testing.TB, stderr io.Writer, env ...string) *Child {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start child %v: %v", env, err)
+	}
+	return &Child{Cmd: cmd, Stdin: in, Stdout: out}
 }

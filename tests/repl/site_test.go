@@ -25,6 +25,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
@@ -143,24 +144,12 @@ type site struct {
 func startSite(t testing.TB, name string, cfg siteConfig) *site {
 	t.Helper()
 	js, _ := json.Marshal(cfg)
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(js))
 	logf, err := os.OpenFile(cfg.Dir+".log", os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	c := proc.StartChildT(t, logf, childEnv+"="+string(js))
+	cmd, in, out := c.Cmd, c.Stdin, c.Stdout
 	s := &site{t: t, name: name, cfg: cfg, cmd: cmd, in: in}
 	go s.read(out, logf)
 	t.Cleanup(func() {
