@@ -320,18 +320,49 @@ func readFormats(dir string) ([]FileFormat, error) {
 	for _, f := range dataFiles() {
 		want[f] = true
 	}
+	lastLog := 0
+	for _, e := range ents {
+		lastLog = max(lastLog, bdb.LogNumber(e.Name()))
+	}
 	for _, e := range ents {
 		n := e.Name()
 		if !want[n] && bdb.LogNumber(n) == 0 {
 			continue
 		}
 		fv, err := bdb.ReadFileVersion(filepath.Join(dir, n))
+		if err != nil && lastLog != 0 && bdb.LogNumber(n) == lastLog && unwrittenHeader(filepath.Join(dir, n)) {
+			// A kill -9 while libdb switched to a new log file leaves
+			// it created but its header unwritten: libdb's recovery
+			// knows that case; it is not damage for us to refuse.
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, FileFormat{Name: fv.Name, Kind: fv.Kind, Version: fv.Version, Current: fv.Current})
 	}
 	return out, nil
+}
+
+// unwrittenHeader reports whether the file at path holds nothing but
+// zero bytes in its first 256 (an empty file included).
+func unwrittenHeader(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [256]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return false
+	}
+	for _, c := range b[:n] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // upgradeBDB is Upgrade for a Berkeley DB directory.
