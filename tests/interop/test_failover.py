@@ -45,6 +45,7 @@ class Site(object):
         self.lock = threading.Lock()
         self.socks = []
         self.die_on_commit = False
+        self.muted = False
         self.alive = False
         self.port = None
         self.start()
@@ -55,6 +56,7 @@ class Site(object):
         ln.bind(("127.0.0.1", port or self.port or 0))
         ln.listen(16)
         self.listener, self.port, self.alive = ln, ln.getsockname()[1], True
+        self.muted = False
         threading.Thread(target=self._accept, args=(ln,), daemon=True).start()
 
     @property
@@ -87,8 +89,12 @@ class Site(object):
             # Durus's client sends the commit command 'C' alone, after the
             # reply to its previous request; the next thing it sends is
             # the commit's data: the site dies once that is passed on.
+            # The reply must never reach the client: the site stops
+            # passing replies on before the data goes out, or a fast
+            # server's 'O' could slip through before the kill.
             if from_client and self.die_on_commit and data:
                 if commit_sent:
+                    self.muted = True
                     dst.sendall(data)
                     self.kill()
                     return
@@ -99,6 +105,8 @@ class Site(object):
                         s.shutdown(socket.SHUT_RDWR)
                     except OSError:
                         pass
+                return
+            if not from_client and self.muted:
                 return
             try:
                 dst.sendall(data)
