@@ -19,10 +19,12 @@ import (
 //
 // # The whole pipeline, from C to the reply
 //
-// A commit crosses two packages. The server (server/commit.go) owns the
-// commit token (commit.Token, one per server), the allocation lock
-// (server.allocMu, the unused sets and the root rules of server/root.go)
-// and the invalid sets; the engine owns what follows Stage.
+// A commit crosses two packages. The server half is one type, commitPath
+// (server/pipeline.go, whose doc comment is the server side of this
+// contract): it owns the commit token (commit.Token, one per server), the
+// allocation lock (server.allocMu, the unused sets and the root rules of
+// server/root.go) and the invalidation of the other connections' invalid
+// sets; the engine owns what follows Stage.
 //
 //  1. Phase 1: the connection acquires the token (FIFO with a lease) and
 //     sends its invalid set. Phase 2: the data arrives; rules 1–8 of

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"slices"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
@@ -54,13 +53,53 @@ func (c *conn) doCommit() error { return c.commitPhases(true) }
 func (c *conn) commitPhases(phase1 bool) error {
 	s := c.s
 	c.ctimes = commitTimes{start: time.Now()}
-	// Phase 1. Send earlier pipelined replies before possibly waiting.
-	if err := c.w.Flush(); err != nil {
+	phase1Seq, err := c.commitPhase1(phase1)
+	if err != nil {
 		return err
+	}
+
+	// Phase 2. A failure or disconnect from here on stores nothing; serve
+	// releases the token.
+	n, err := c.readUint32()
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		c.releaseToken() // no reply (§5.3)
+		return nil
+	}
+	c.ctimes.bytes = int64(n)
+	if rule := s.lengthRule(n); rule != 0 {
+		return c.refuseUnread(rule, n)
+	}
+	data, charged, err := c.readData(int(n))
+	if errors.Is(err, ErrInflight) {
+		c.observeCommit(statusRefused, 1, 0)
+		return c.commitReply(statusRefused)
+	}
+	if err != nil {
+		return err
+	}
+	defer c.s.inflight.release(charged)
+	c.ctimes.data = time.Now()
+	if f, addr, replica := s.forwarder(); replica && !c.fwd {
+		return c.forwardCommit(f, addr, phase1Seq, data)
+	}
+	return c.apply(phase1Seq, data)
+}
+
+// commitPhase1 acquires the commit token and sends the invalid set (C),
+// or drops it (F: phase1 false). It returns the token's sequence number at
+// phase 1 (rule 9).
+func (c *conn) commitPhase1(phase1 bool) (uint64, error) {
+	s := c.s
+	// Send earlier pipelined replies before possibly waiting.
+	if err := c.w.Flush(); err != nil {
+		return 0, err
 	}
 	hold, err := s.token.Acquire(s.soft)
 	if err != nil {
-		return errStopping
+		return 0, errStopping
 	}
 	c.hold = hold
 	c.ctimes.token = time.Now()
@@ -78,53 +117,28 @@ func (c *conn) commitPhases(phase1 bool) error {
 		c.invalidN.Store(0)
 		c.mu.Unlock()
 	} else if err := c.writeInvalid(); err != nil {
-		return err
+		return 0, err
 	}
+	return phase1Seq, nil
+}
 
-	// Phase 2. A failure or disconnect from here on stores nothing; serve
-	// releases the token.
-	n, err := c.readUint32()
-	if err != nil {
-		return err
-	}
-	if n == 0 {
-		c.releaseToken() // no reply (§5.3)
-		return nil
-	}
-	c.ctimes.bytes = int64(n)
-	if int64(n) > s.cfg.MaxCommit {
-		c.releaseToken()
+// refuseUnread answers a commit refused by rule 1 or 2 of §5.5
+// (commitPath.lengthRule): it releases the token, discards the n bytes of
+// data and replies E.
+func (c *conn) refuseUnread(rule int, n uint32) error {
+	c.releaseToken()
+	if rule == 1 {
 		c.log.Warn("commit refused: len above the commit limit; discarding the data (rule 1)",
-			"len", n, "max", s.cfg.MaxCommit)
-		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
-			return err
-		}
-		c.observeCommit(statusRefused, 1, 0)
-		return c.commitReply(statusRefused)
+			"len", n, "max", c.s.cfg.MaxCommit)
 	}
-	if s.st.ReadOnly() {
-		c.releaseToken()
-		if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
-			return err
-		}
-		c.log.Warn("commit refused: read-only server (rule 2)", "len", n)
-		c.observeCommit(statusRefused, 2, 0)
-		return c.commitReply(statusRefused)
-	}
-	data, charged, err := c.readData(int(n))
-	if errors.Is(err, ErrInflight) {
-		c.observeCommit(statusRefused, 1, 0)
-		return c.commitReply(statusRefused)
-	}
-	if err != nil {
+	if _, err := io.CopyN(io.Discard, c.r, int64(n)); err != nil {
 		return err
 	}
-	defer c.s.inflight.release(charged)
-	c.ctimes.data = time.Now()
-	if f, addr, replica := s.forwarder(); replica && !c.fwd {
-		return c.forwardCommit(f, addr, phase1Seq, data)
+	if rule == 2 {
+		c.log.Warn("commit refused: read-only server (rule 2)", "len", n)
 	}
-	return c.apply(phase1Seq, data)
+	c.observeCommit(statusRefused, rule, 0)
+	return c.commitReply(statusRefused)
 }
 
 // readData reads the n bytes of commit data, growing the buffer only as
@@ -296,80 +310,16 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 	return c.stage(phase1Seq, f, sorted, len(data))
 }
 
-// checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the
-// token pinned nor the allocation lock. It returns the frames and their
-// oids sorted.
+// checkFrames decides rules 3, 4, 5 and 8 of §5.5 (commitPath.checkFrames).
 func (c *conn) checkFrames(data []byte) (frames, []uint64, *frameError) {
-	f, fe := parseFrames(data)
-	if fe != nil {
-		return f, nil, fe
-	}
-	sorted := slices.Clone(f.oids)
-	slices.Sort(sorted)
-	for i := 1; i < len(sorted); i++ {
-		if sorted[i] == sorted[i-1] {
-			oid := sorted[i]
-			first := slices.Index(f.oids, oid)
-			off := f.offs[first+1+slices.Index(f.oids[first+1:], oid)]
-			return f, nil, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
-				msg: "the same oid in two frames"}
-		}
-	}
-	// Rule 8 before 6 and 7: all three answer E, and the scan is best done
-	// before the token is pinned.
-	if vr := c.s.cfg.VerifyRefs; vr != nil {
-		for i, rec := range f.recs {
-			if err := vr(f.oids[i], rec); err != nil {
-				return f, nil, &frameError{rule: 8, off: f.offs[i], oid: f.oids[i], hasOID: true,
-					msg: "reference check failed: " + err.Error()}
-			}
-		}
-	}
-	return f, sorted, nil
+	return c.s.checkFrames(data)
 }
 
-// refusal is a refused commit with its reply byte.
-type refusal struct {
-	frameError
-	status byte
-}
-
-// rule9 is the refusal of rule 9: seq − phase1Seq commits were applied
-// since phase 1 (only possible after the lease revoked the token).
-func rule9(seq, phase1Seq uint64) *frameError {
-	return &frameError{rule: 9,
-		msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-phase1Seq)}
-}
-
-// pinToken makes the token irrevocable; if the lease took it, it queues
-// again, ahead of the connections that arrived after this one
-// (commit.Token.Requeue). If a commit was applied meanwhile the commit is
-// refused (rule 9, or 6 and 7 first) without queueing. The error ends the
+// pinToken makes the token irrevocable, queueing again if the lease took
+// it, or refuses the commit (commitPath.pin). The error ends the
 // connection (shutdown).
 func (c *conn) pinToken(phase1Seq uint64, f frames) (*refusal, error) {
-	s := c.s
-	for !c.hold.Pin() {
-		prev := c.hold
-		c.hold = nil
-		if seq := s.token.Seq(); seq != phase1Seq {
-			// Rule 9 is decided already (the sequence only grows): answer
-			// without queueing, after rules 6 and 7.
-			s.allocMu.Lock()
-			fe := c.checkOwners(f)
-			s.allocMu.Unlock()
-			if fe != nil {
-				return &refusal{*fe, statusRefused}, nil
-			}
-			return &refusal{*rule9(seq, phase1Seq), statusInvalid}, nil
-		}
-		c.log.Info("commit token was revoked by the lease; queueing again")
-		h, err := s.token.Requeue(s.hard, prev)
-		if err != nil {
-			return nil, errStopping
-		}
-		c.hold = h
-	}
-	return nil, nil
+	return c.s.pin(c.s.hard, c, phase1Seq, f)
 }
 
 // stage decides rules 6, 7, 9, 10 and 11 with the token pinned, stages the
@@ -377,30 +327,12 @@ func (c *conn) pinToken(phase1Seq uint64, f frames) (*refusal, error) {
 // and then waits for durability and replies.
 func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) error {
 	s := c.s
-	// Rules 6 and 7 under allocMu. The first commit of ROOT_OID keeps
-	// allocMu through the apply so that root release (A5) cannot hand it
-	// out meanwhile (root.go). The deferred unlock covers panics.
-	s.allocMu.Lock()
-	locked := true
-	unlock := func() {
-		if locked {
-			locked = false
-			s.allocMu.Unlock()
-		}
-	}
-	defer unlock()
-	if fe := c.checkOwners(f); fe != nil {
-		unlock()
-		return c.refuse(statusRefused, fe, dataLen)
-	}
-	if !s.root.firstCommit(sorted) {
-		unlock()
-	}
-
-	// Rule 9: only possible after a revocation.
-	if seq := s.token.Seq(); seq != phase1Seq {
-		unlock()
-		return c.refuse(statusInvalid, rule9(seq, phase1Seq), dataLen)
+	// The deferred unlock covers panics while the root's first commit
+	// holds allocMu.
+	l := allocLock{mu: &s.allocMu}
+	defer l.unlock()
+	if r := s.admit(&l, c, phase1Seq, f, sorted); r != nil {
+		return c.refuse(r.status, &r.frameError, dataLen)
 	}
 
 	// Staged (queued in the engine): what it stores is known, so the token
@@ -410,44 +342,19 @@ func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) e
 	// oid left the unused set and the sequence did not move.
 	p, err := s.st.Stage(s.hard, f.recs)
 	if err != nil {
-		unlock()
+		l.unlock()
 		return c.commitFailed(err, dataLen)
 	}
-	if locked {
+	if l.held {
 		// The first record of the root: applied before the root counts as
 		// stored (A5), with allocMu and the token held (once per database).
 		if err := p.Wait(s.hard); err != nil {
-			unlock()
+			l.unlock()
 			return c.waitFailed(err, dataLen)
 		}
 	}
-
-	// Take the oids out of the unused set (one pass, §9), then invalidate
-	// them for everybody else (I1, I6), still under the token. If the
-	// commit is refused in Wait, the invalidations were needless, never
-	// wrong (the others reload the record stored before), and the oids
-	// go back to the unused set (awaitDurable).
-	if !locked {
-		s.allocMu.Lock()
-		locked = true
-	}
-	s.root.committed(sorted)
-	var taken []run
-	if c.unusedN > 0 {
-		taken = s.owners.removeSorted(sorted, c)
-		c.unusedN -= runsLen(taken)
-	}
-	unlock()
-	s.invalidate(runsOf(sorted), c)
-	c.hold.Done(true)
-	c.hold = nil
-
-	if s.cfg.GCBytes > 0 {
-		if s.gcAcc.Add(int64(dataLen)+8) >= s.cfg.GCBytes && s.st.Pack() {
-			s.gcAcc.Store(0)
-			c.log.Info("gcbytes reached: full collection started", "gcbytes", s.cfg.GCBytes)
-		}
-	}
+	taken := s.announce(&l, c, sorted)
+	s.countCommitted(dataLen, c.log)
 	return c.awaitDurable(p, taken, dataLen)
 }
 
@@ -461,12 +368,8 @@ func (c *conn) awaitDurable(p Pending, taken []run, dataLen int) error {
 	if err := p.Wait(s.hard); err != nil {
 		if !errors.Is(err, ErrNotDurable) && !errors.Is(err, ErrNotAcked) && s.hard.Err() == nil {
 			// Refused: nothing stored, so the oids are still the
-			// committer's (§5.5). They are in nobody's unused set (oids
-			// are handed out once, A3), so they can simply go back.
-			s.allocMu.Lock()
-			s.owners.restore(taken, c)
-			c.unusedN += runsLen(taken)
-			s.allocMu.Unlock()
+			// committer's (§5.5).
+			s.restoreUnused(c, taken)
 		}
 		return c.waitFailed(err, dataLen)
 	}
@@ -475,34 +378,6 @@ func (c *conn) awaitDurable(p Pending, taken []run, dataLen int) error {
 	}
 	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.commitReply(statusOK)
-}
-
-// runsLen returns the number of oids in rs.
-func runsLen(rs []run) uint64 {
-	var n uint64
-	for _, r := range rs {
-		n += r.hi - r.lo
-	}
-	return n
-}
-
-// checkOwners applies rules 6 and 7 of §5.5 to the oids of f: each must be
-// ROOT_OID or below the allocation cursor, and in no other open
-// connection's unused set. s.allocMu is held.
-func (c *conn) checkOwners(f frames) *frameError {
-	s := c.s
-	cursor := s.allocCursorLocked()
-	for i, oid := range f.oids {
-		if oid != record.RootOID && oid >= cursor {
-			return &frameError{rule: 6, off: f.offs[i], oid: oid, hasOID: true,
-				msg: fmt.Sprintf("oid never handed out (allocation cursor %d)", cursor)}
-		}
-		if ow := s.owners.owner(oid); ow != nil && ow != c {
-			return &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
-				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}
-		}
-	}
-	return nil
 }
 
 // waitFailed answers a commit whose Pending.Wait failed. When the wait was

@@ -42,7 +42,7 @@ var errStopping = errors.New("server shutting down")
 
 // conn is one accepted connection. Its goroutine owns the reader, writer and
 // request state; other goroutines touch only invalid (under mu), stopping,
-// and unusedN (under Server.allocMu).
+// and unusedN (under commitPath.allocMu).
 type conn struct {
 	s      *Server
 	nc     net.Conn
@@ -74,8 +74,8 @@ type conn struct {
 	invalid  runSet
 	invalidN atomic.Uint64 // invalid.len(), readable without mu
 
-	unusedN    uint64 // oids in s.owners owned by this conn; under s.allocMu
-	waitedRoot bool   // waited once for ROOT_OID (rootWait); under s.allocMu
+	unusedN    uint64 // oids in commitPath.owners owned by this conn; under allocMu
+	waitedRoot bool   // waited once for ROOT_OID (rootWait); under allocMu
 
 	requests uint64
 }
@@ -467,7 +467,7 @@ func (c *conn) doVersion() error {
 
 // doNew answers N (k = 1) and M k with k new oids.
 func (c *conn) doNew(k int) error {
-	out, err := c.s.alloc(c, k, c.out[:0])
+	out, err := c.s.alloc(c.s.soft, c, k, c.out[:0])
 	c.out = out[:0]
 	if err != nil {
 		c.log.Error("closing connection: oid allocation failed", "count", k, "err", err)

@@ -13,9 +13,13 @@
 // the commit queued) and announced (its oids invalidated for the other
 // connections), or refused. The token passes on before the commit is
 // applied: the writes and the flush happen in Pending.Wait, so one apply
-// transaction and one log flush cover many connections' commits. The whole
-// pipeline, its invariants and the lock graph are described in
-// engine/pipeline.go; ROOT_OID's special rules are in root.go.
+// transaction and one log flush cover many connections' commits. The
+// server half of the pipeline (the token, the rules of §5.5 the server
+// decides, the allocation lock with the unused sets, ROOT_OID's rules and
+// the invalidation of other connections) is one type, commitPath
+// (pipeline.go; root.go for ROOT_OID), whose doc comment is its contract;
+// the whole pipeline, the engine's invariants and the lock graph are
+// described in engine/pipeline.go.
 //
 // Per-connection state is the invalid set (oids to report at the next S or
 // commit phase 1) and the unused set (oids handed out by N/M and not yet

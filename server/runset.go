@@ -174,7 +174,7 @@ type ownedRun struct {
 // ownerRuns is the unused sets of all connections (§5.1) as one ordered list
 // of disjoint runs, each with its owner. Allocation hands out oids upward
 // from the cursor, so new runs normally go at the end. Guarded by
-// Server.allocMu.
+// commitPath.allocMu.
 type ownerRuns struct {
 	runs  []ownedRun
 	spare []ownedRun // the list before the last rebuild, reused by the next

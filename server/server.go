@@ -3,16 +3,12 @@ package server
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/durusbdb/durusbdb/commit"
-	"github.com/durusbdb/durusbdb/durus/record"
 )
 
 // ErrServerClosed is returned by Serve when it is called on a server that
@@ -23,10 +19,14 @@ var ErrServerClosed = errors.New("server: closed")
 // Serve (Listen makes its listener); it stops on Q (as AllowQuit permits), on
 // Close, or when Serve's context ends.
 type Server struct {
-	cfg   Config
-	st    Storage
-	log   *slog.Logger
-	token *commit.Token
+	cfg Config
+	st  Storage
+	log *slog.Logger
+
+	// commitPath is the server half of the commit pipeline (pipeline.go):
+	// the commit token, the allocation lock and unused sets, the root
+	// rules and the invalidation of other connections.
+	commitPath
 
 	// soft ends at the start of shutdown (token waits are abandoned);
 	// hard ends when the shutdown timeout expires (durability waits too).
@@ -41,14 +41,6 @@ type Server struct {
 	nextID uint64
 	wg     sync.WaitGroup // connection goroutines
 
-	allocMu sync.Mutex // guards owners, root, roNext, roInit, conn.unusedN, conn.waitedRoot
-	owners  ownerRuns
-	root    rootState // ROOT_OID's rules (root.go)
-	roNext  uint64    // read-only storage: next oid handed out from memory
-	roInit  bool
-
-	gcAcc atomic.Int64 // committed bytes since the last automatic pack
-
 	inflight *inflight // the budget of bytes in flight (budget.go)
 
 	fwd forwardPool // connections to the master, on a replica (forward.go)
@@ -61,12 +53,12 @@ func New(cfg Config, st Storage) *Server {
 		cfg:   cfg,
 		st:    st,
 		log:   cfg.Logger,
-		token: commit.NewToken(cfg.CommitLease),
 		quit:  make(chan struct{}),
 		conns: make(map[*conn]struct{}),
 
 		inflight: newInflight(cfg.MaxInflight),
 	}
+	s.commitPath.init(&s.cfg, st, s.peers, s.allocOIDs)
 	s.soft, s.softCancel = context.WithCancel(context.Background())
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	return s
@@ -207,15 +199,7 @@ func (s *Server) dropConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	s.allocMu.Lock()
-	if c.unusedN > 0 {
-		if s.owners.owner(record.RootOID) == c {
-			s.root.released()
-		}
-		s.owners.removeOwner(c)
-		c.unusedN = 0
-	}
-	s.allocMu.Unlock()
+	s.releaseUnused(c)
 }
 
 // shutdownConns stops every connection: reads fail at once, so a connection
@@ -269,108 +253,17 @@ func (s *Server) InvalidateRemoved(oids []uint64) {
 	s.invalidate(runsOf(sorted), nil)
 }
 
-// invalidate adds rs to the invalid set of every open connection except
-// skip. Connections whose set would exceed the cap are closed (I7).
-func (s *Server) invalidate(rs []run, skip *conn) {
-	if len(rs) == 0 {
-		return
-	}
-	// Merge outside s.mu: a connection that opens meanwhile has loaded
-	// nothing older than this change (it is visible already, I6), and
-	// accepts, closes and other invalidations need not wait for the
-	// merges.
+// peers returns the open connections except skip.
+func (s *Server) peers(skip *conn) []*conn {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	conns := make([]*conn, 0, len(s.conns))
 	for c := range s.conns {
 		if c != skip {
 			conns = append(conns, c)
 		}
 	}
-	s.mu.Unlock()
-	n := len(conns)
-	for _, c := range conns {
-		c.addInvalid(rs)
-	}
-	if s.cfg.Observer != nil && n > 0 {
-		var oids uint64
-		for _, r := range rs {
-			oids += r.hi - r.lo
-		}
-		s.cfg.Observer.Invalidated(oids, n)
-	}
-}
-
-// alloc hands n oids to c (A2–A6) and appends them to b.
-func (s *Server) alloc(c *conn, n int, b []byte) ([]byte, error) {
-	if n == 0 {
-		return b, nil
-	}
-	s.allocMu.Lock()
-	defer s.allocMu.Unlock()
-	s.waitRootLocked(c)
-	if c.unusedN+uint64(n) > uint64(s.cfg.MaxUnused) {
-		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, s.cfg.MaxUnused)
-	}
-	b, took, err := s.takeRootLocked(c, b)
-	if err != nil {
-		return b, err
-	}
-	if took {
-		n--
-	}
-	if n == 0 {
-		return b, nil
-	}
-	var first uint64
-	if s.st.ReadOnly() {
-		if first, err = s.allocReadOnlyLocked(n); err != nil {
-			return b, err
-		}
-	} else {
-		first, err = s.allocOIDs(n)
-		if err != nil {
-			return b, fmt.Errorf("allocating %d oids: %w", n, err)
-		}
-		if first, err = s.skipRootLocked(first); err != nil {
-			return b, err
-		}
-	}
-	for o := first; o < first+uint64(n); o++ {
-		b = record.AppendOID(b, o)
-	}
-	s.owners.add(first, first+uint64(n), c)
-	c.unusedN += uint64(n)
-	return b, nil
-}
-
-// allocReadOnlyLocked hands out n oids from memory on a read-only storage
-// (§8: never persisted, never committable) and returns the first.
-// s.allocMu is held.
-func (s *Server) allocReadOnlyLocked(n int) (uint64, error) {
-	if !s.roInit {
-		s.roNext, s.roInit = s.st.AllocCursor(), true
-	}
-	if s.roNext == record.RootOID {
-		exists, err := s.rootExists()
-		if err != nil {
-			return 0, err
-		}
-		if exists {
-			s.roNext++
-		}
-	}
-	first := s.roNext
-	s.roNext += uint64(n)
-	return first, nil
-}
-
-// allocCursorLocked is the allocation cursor h (A4), counting oids handed
-// out from memory on a read-only storage.
-func (s *Server) allocCursorLocked() uint64 {
-	if s.roInit {
-		return s.roNext
-	}
-	return s.st.AllocCursor()
+	return conns
 }
 
 // addrString formats a listener or peer address for logs; abstract unix

@@ -1,0 +1,427 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+
+	"github.com/durusbdb/durusbdb/commit"
+	"github.com/durusbdb/durusbdb/durus/record"
+)
+
+// commitPath is the server half of the commit pipeline: the commit token,
+// the rules of PROTOCOL.md §5.5 the server decides, the allocation lock
+// with the unused sets of every connection, ROOT_OID's rules (root.go) and
+// the invalidation of the other connections. It is embedded in Server (one
+// per server); a connection's commit (commit.go: C, forward.go: F) reads the
+// request and writes the reply, and calls these methods for every decision
+// and every change of shared state. The engine half, from Storage.Stage to
+// the durable apply, is the pipeline type of engine/pipeline.go, whose doc
+// comment describes the whole path, the engine's invariants and the full
+// lock graph.
+//
+// # Owners
+//
+//   - token: the commit token (commit.Token, FIFO with a lease). A
+//     connection holds it (conn.hold) from phase 1 until its commit is
+//     staged and announced, or refused; pin makes the hold irrevocable
+//     before rules 6–9 are decided.
+//   - allocMu guards owners (the unused sets of all connections, one
+//     ordered run list with an owner per run), root, roNext/roInit (oids
+//     handed out from memory on a read-only storage) and, on each conn,
+//     unusedN and waitedRoot.
+//   - The invalid sets are per connection (conn.invalid under conn.mu);
+//     invalidate is the only writer other than the connection itself.
+//
+// # Rules, in order (§5.5)
+//
+// Rules 1–2 (lengthRule) are decided from the length alone, 3–5 and 8
+// (checkFrames) from the data before the token is pinned, 6–7 (checkOwners)
+// under allocMu with the token pinned, 9 against Token.Seq (admit). Rules
+// 10–11 are the storage's (Storage.Stage; answered by conn.commitFailed).
+//
+// # Invariants
+//
+//   - Refusals are decided before any write: every rule above is checked
+//     before Storage.Stage, and a refusal in Stage has no effect at all, so
+//     a refused commit leaves the unused set, the invalid sets and the
+//     token's sequence as they were.
+//   - Invalidate before the token passes: announce takes the oids out of
+//     the committer's unused set, adds them to every other connection's
+//     invalid set, and only then passes the token (Hold.Done).
+//   - Unregister before the token is released: a closing connection's
+//     unused set is dropped (releaseUnused) before its hold is, so the next
+//     holder never sees it (rule 7).
+//   - The first commit of ROOT_OID keeps allocMu from its owner check until
+//     it is applied, so root release (A5) cannot hand ROOT_OID out
+//     meanwhile (root.go).
+//   - A staged commit refused later (in Pending.Wait) gives its oids back
+//     to the committer's unused set (restoreUnused): nothing was stored,
+//     and oids are handed out once (A3), so they are in nobody else's.
+//
+// # Lock order, server side
+//
+// An arrow means "is held while taking or waiting for":
+//
+//	Token hold → inflight budget (conn.readData, bounded by InflightWait)
+//	Token hold → allocMu (rules 6–7, unused set, root)
+//	Token hold → Storage.Stage (the engine's graph follows)
+//	allocMu → Storage.AllocOIDs: engine.allocMu → writeMu (N/M)
+//	allocMu → forward pool, a round trip to the master (N/M on a replica)
+//	allocMu → Storage.Load (rootExists) → an apply run
+//	allocMu → Storage.Stage, Pending.Wait (the root's first commit only)
+//	allocMu → Token.mu (rule 9 of the root's first commit)
+//	Server.mu, then (released) conn.mu of each connection (invalidate)
+//
+// allocMu is released before invalidate and before the token passes;
+// Server.mu and conn.mu are leaves.
+type commitPath struct {
+	st  Storage // the server's storage
+	cfg *Config // the server's configuration, read-only
+
+	token *commit.Token
+
+	allocMu sync.Mutex // guards owners, root, roNext, roInit, conn.unusedN, conn.waitedRoot
+	owners  ownerRuns  // the unused sets of all connections
+	root    rootState  // ROOT_OID's rules (root.go)
+	roNext  uint64     // read-only storage: next oid handed out from memory
+	roInit  bool
+
+	gcAcc atomic.Int64 // committed bytes since the last automatic pack
+
+	// peers returns the open connections but skip (Server.peers): the
+	// invalidation fan-out's targets.
+	peers func(skip *conn) []*conn
+	// reserve reserves n fresh oids (Server.allocOIDs): from the storage,
+	// or on a replica from the master.
+	reserve func(n int) (uint64, error)
+}
+
+// init makes p ready for the server's storage and configuration.
+func (p *commitPath) init(cfg *Config, st Storage, peers func(*conn) []*conn, reserve func(int) (uint64, error)) {
+	p.st, p.cfg = st, cfg
+	p.token = commit.NewToken(cfg.CommitLease)
+	p.peers, p.reserve = peers, reserve
+}
+
+// lengthRule decides rules 1 and 2 of §5.5, which need only the length n
+// of the commit data: 1 if it is above the commit limit, 2 if the storage
+// is read-only, 0 if neither refuses it.
+func (p *commitPath) lengthRule(n uint32) int {
+	switch {
+	case int64(n) > p.cfg.MaxCommit:
+		return 1
+	case p.st.ReadOnly():
+		return 2
+	}
+	return 0
+}
+
+// checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the
+// token pinned nor the allocation lock. It returns the frames and their
+// oids sorted.
+func (p *commitPath) checkFrames(data []byte) (frames, []uint64, *frameError) {
+	f, fe := parseFrames(data)
+	if fe != nil {
+		return f, nil, fe
+	}
+	sorted := slices.Clone(f.oids)
+	slices.Sort(sorted)
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] == sorted[i-1] {
+			oid := sorted[i]
+			first := slices.Index(f.oids, oid)
+			off := f.offs[first+1+slices.Index(f.oids[first+1:], oid)]
+			return f, nil, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
+				msg: "the same oid in two frames"}
+		}
+	}
+	// Rule 8 before 6 and 7: all three answer E, and the scan is best done
+	// before the token is pinned.
+	if vr := p.cfg.VerifyRefs; vr != nil {
+		for i, rec := range f.recs {
+			if err := vr(f.oids[i], rec); err != nil {
+				return f, nil, &frameError{rule: 8, off: f.offs[i], oid: f.oids[i], hasOID: true,
+					msg: "reference check failed: " + err.Error()}
+			}
+		}
+	}
+	return f, sorted, nil
+}
+
+// checkOwners applies rules 6 and 7 of §5.5 to the oids of f, committed by
+// c: each must be ROOT_OID or below the allocation cursor, and in no other
+// open connection's unused set. p.allocMu is held.
+func (p *commitPath) checkOwners(c *conn, f frames) *frameError {
+	cursor := p.allocCursorLocked()
+	for i, oid := range f.oids {
+		if oid != record.RootOID && oid >= cursor {
+			return &frameError{rule: 6, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid never handed out (allocation cursor %d)", cursor)}
+		}
+		if ow := p.owners.owner(oid); ow != nil && ow != c {
+			return &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
+				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}
+		}
+	}
+	return nil
+}
+
+// refusal is a refused commit with its reply byte.
+type refusal struct {
+	frameError
+	status byte
+}
+
+// rule9 is the refusal of rule 9: seq − phase1Seq commits were applied
+// since phase 1 (only possible after the lease revoked the token).
+func rule9(seq, phase1Seq uint64) *frameError {
+	return &frameError{rule: 9,
+		msg: fmt.Sprintf("%d commit(s) applied since phase 1 (token revoked by the lease)", seq-phase1Seq)}
+}
+
+// pin makes c's token hold irrevocable; if the lease took it, c queues
+// again, ahead of the connections that arrived after it
+// (commit.Token.Requeue, waiting until ctx ends). If a commit was applied
+// meanwhile the commit is refused (rule 9, or 6 and 7 first) without
+// queueing. The error ends the connection (shutdown).
+func (p *commitPath) pin(ctx context.Context, c *conn, phase1Seq uint64, f frames) (*refusal, error) {
+	for !c.hold.Pin() {
+		prev := c.hold
+		c.hold = nil
+		if seq := p.token.Seq(); seq != phase1Seq {
+			// Rule 9 is decided already (the sequence only grows): answer
+			// without queueing, after rules 6 and 7.
+			p.allocMu.Lock()
+			fe := p.checkOwners(c, f)
+			p.allocMu.Unlock()
+			if fe != nil {
+				return &refusal{*fe, statusRefused}, nil
+			}
+			return &refusal{*rule9(seq, phase1Seq), statusInvalid}, nil
+		}
+		c.log.Info("commit token was revoked by the lease; queueing again")
+		h, err := p.token.Requeue(ctx, prev)
+		if err != nil {
+			return nil, errStopping
+		}
+		c.hold = h
+	}
+	return nil, nil
+}
+
+// allocLock is p.allocMu as taken by one commit: released at most once,
+// so that a deferred unlock covers panics.
+type allocLock struct {
+	mu   *sync.Mutex
+	held bool
+}
+
+// lock takes the lock unless held.
+func (l *allocLock) lock() {
+	if !l.held {
+		l.mu.Lock()
+		l.held = true
+	}
+}
+
+// unlock releases the lock if held.
+func (l *allocLock) unlock() {
+	if l.held {
+		l.held = false
+		l.mu.Unlock()
+	}
+}
+
+// admit decides rules 6, 7 and 9 of §5.5 for c's commit of f (oids sorted
+// ascending) with the token pinned. It returns with l held only when the
+// commit is admitted and is the first to store ROOT_OID: allocMu then stays
+// held until announce, so root release (A5) cannot hand ROOT_OID out
+// meanwhile (the caller applies that commit first, root.go).
+func (p *commitPath) admit(l *allocLock, c *conn, phase1Seq uint64, f frames, sorted []uint64) *refusal {
+	l.lock()
+	if fe := p.checkOwners(c, f); fe != nil {
+		l.unlock()
+		return &refusal{*fe, statusRefused}
+	}
+	if !p.root.firstCommit(sorted) {
+		l.unlock()
+	}
+	// Rule 9: only possible after a revocation.
+	if seq := p.token.Seq(); seq != phase1Seq {
+		l.unlock()
+		return &refusal{*rule9(seq, phase1Seq), statusInvalid}
+	}
+	return nil
+}
+
+// announce publishes c's staged commit of the oids sorted (ascending): it
+// takes them out of c's unused set (one pass, §9) under allocMu (taking l
+// if not held), releases l, adds them to every other connection's invalid
+// set (I1, I6) and only then passes the token on. It returns the oids
+// taken from the unused set, for restoreUnused if the commit is refused in
+// Pending.Wait: the invalidations were then needless, never wrong (the
+// others reload the record stored before).
+func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64) []run {
+	l.lock()
+	p.root.committed(sorted)
+	var taken []run
+	if c.unusedN > 0 {
+		taken = p.owners.removeSorted(sorted, c)
+		c.unusedN -= runsLen(taken)
+	}
+	l.unlock()
+	p.invalidate(runsOf(sorted), c)
+	c.hold.Done(true)
+	c.hold = nil
+	return taken
+}
+
+// restoreUnused gives the oids taken (announce) back to c's unused set
+// after its staged commit was refused: nothing was stored, so they are
+// still the committer's (§5.5), and they are in nobody else's unused set
+// (oids are handed out once, A3).
+func (p *commitPath) restoreUnused(c *conn, taken []run) {
+	p.allocMu.Lock()
+	p.owners.restore(taken, c)
+	c.unusedN += runsLen(taken)
+	p.allocMu.Unlock()
+}
+
+// releaseUnused drops c's unused set when it closes, waking allocations
+// waiting for ROOT_OID if c held it. The caller has unregistered c and
+// still holds its token hold, if any (see Invariants).
+func (p *commitPath) releaseUnused(c *conn) {
+	p.allocMu.Lock()
+	if c.unusedN > 0 {
+		if p.owners.owner(record.RootOID) == c {
+			p.root.released()
+		}
+		p.owners.removeOwner(c)
+		c.unusedN = 0
+	}
+	p.allocMu.Unlock()
+}
+
+// countCommitted adds a commit of dataLen bytes to the bytes committed
+// since the last automatic pack and starts a full collection when they
+// reach Config.GCBytes.
+func (p *commitPath) countCommitted(dataLen int, log *slog.Logger) {
+	if p.cfg.GCBytes <= 0 {
+		return
+	}
+	if p.gcAcc.Add(int64(dataLen)+8) >= p.cfg.GCBytes && p.st.Pack() {
+		p.gcAcc.Store(0)
+		log.Info("gcbytes reached: full collection started", "gcbytes", p.cfg.GCBytes)
+	}
+}
+
+// runsLen returns the number of oids in rs.
+func runsLen(rs []run) uint64 {
+	var n uint64
+	for _, r := range rs {
+		n += r.hi - r.lo
+	}
+	return n
+}
+
+// invalidate adds rs to the invalid set of every open connection except
+// skip. Connections whose set would exceed the cap are closed (I7).
+func (p *commitPath) invalidate(rs []run, skip *conn) {
+	if len(rs) == 0 {
+		return
+	}
+	// Merge outside Server.mu: a connection that opens meanwhile has loaded
+	// nothing older than this change (it is visible already, I6), and
+	// accepts, closes and other invalidations need not wait for the
+	// merges.
+	conns := p.peers(skip)
+	n := len(conns)
+	for _, c := range conns {
+		c.addInvalid(rs)
+	}
+	if p.cfg.Observer != nil && n > 0 {
+		var oids uint64
+		for _, r := range rs {
+			oids += r.hi - r.lo
+		}
+		p.cfg.Observer.Invalidated(oids, n)
+	}
+}
+
+// alloc hands n oids to c (A2–A6) and appends them to b. ctx ends the
+// wait for a departing root holder (waitRootLocked).
+func (p *commitPath) alloc(ctx context.Context, c *conn, n int, b []byte) ([]byte, error) {
+	if n == 0 {
+		return b, nil
+	}
+	p.allocMu.Lock()
+	defer p.allocMu.Unlock()
+	p.waitRootLocked(ctx, c)
+	if c.unusedN+uint64(n) > uint64(p.cfg.MaxUnused) {
+		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, p.cfg.MaxUnused)
+	}
+	b, took, err := p.takeRootLocked(c, b)
+	if err != nil {
+		return b, err
+	}
+	if took {
+		n--
+	}
+	if n == 0 {
+		return b, nil
+	}
+	var first uint64
+	if p.st.ReadOnly() {
+		if first, err = p.allocReadOnlyLocked(n); err != nil {
+			return b, err
+		}
+	} else {
+		first, err = p.reserve(n)
+		if err != nil {
+			return b, fmt.Errorf("allocating %d oids: %w", n, err)
+		}
+		if first, err = p.skipRootLocked(first); err != nil {
+			return b, err
+		}
+	}
+	for o := first; o < first+uint64(n); o++ {
+		b = record.AppendOID(b, o)
+	}
+	p.owners.add(first, first+uint64(n), c)
+	c.unusedN += uint64(n)
+	return b, nil
+}
+
+// allocReadOnlyLocked hands out n oids from memory on a read-only storage
+// (§8: never persisted, never committable) and returns the first.
+// p.allocMu is held.
+func (p *commitPath) allocReadOnlyLocked(n int) (uint64, error) {
+	if !p.roInit {
+		p.roNext, p.roInit = p.st.AllocCursor(), true
+	}
+	if p.roNext == record.RootOID {
+		exists, err := p.rootExists()
+		if err != nil {
+			return 0, err
+		}
+		if exists {
+			p.roNext++
+		}
+	}
+	first := p.roNext
+	p.roNext += uint64(n)
+	return first, nil
+}
+
+// allocCursorLocked is the allocation cursor h (A4), counting oids handed
+// out from memory on a read-only storage. p.allocMu is held.
+func (p *commitPath) allocCursorLocked() uint64 {
+	if p.roInit {
+		return p.roNext
+	}
+	return p.st.AllocCursor()
+}
