@@ -340,7 +340,7 @@ func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) e
 	// staged meanwhile. Loads of these oids wait for them. A refusal here
 	// (rule 10 or 11) has no effect at all: nothing was invalidated, no
 	// oid left the unused set and the sequence did not move.
-	p, err := s.st.Stage(s.hard, f.recs)
+	pend, err := s.st.Stage(s.hard, f.recs)
 	if err != nil {
 		l.unlock()
 		return c.commitFailed(err, dataLen)
@@ -348,14 +348,14 @@ func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) e
 	if l.held {
 		// The first record of the root: applied before the root counts as
 		// stored (A5), with allocMu and the token held (once per database).
-		if err := p.Wait(s.hard); err != nil {
+		if err := pend.Wait(s.hard); err != nil {
 			l.unlock()
 			return c.waitFailed(err, dataLen)
 		}
 	}
 	taken := s.announce(&l, c, sorted)
 	s.countCommitted(dataLen, c.log)
-	return c.awaitDurable(p, taken, dataLen)
+	return c.awaitDurable(pend, taken, dataLen)
 }
 
 // awaitDurable waits, without the token, for the staged commit p to be
