@@ -16,7 +16,8 @@ import (
 // the rules of PROTOCOL.md §5.5 the server decides, the allocation lock
 // with the unused sets of every connection, ROOT_OID's rules (root.go) and
 // the invalidation of the other connections. It is embedded in Server (one
-// per server); a connection's commit (commit.go: C, forward.go: F) reads the
+// per server, so s.allocMu, s.token, s.invalidate … name its fields and
+// methods); a connection's commit (commit.go: C, forward.go: F) reads the
 // request and writes the reply, and calls these methods for every decision
 // and every change of shared state. The engine half, from Storage.Stage to
 // the durable apply, is the pipeline type of engine/pipeline.go, whose doc
@@ -69,15 +70,17 @@ import (
 //	Token hold → inflight budget (conn.readData, bounded by InflightWait)
 //	Token hold → allocMu (rules 6–7, unused set, root)
 //	Token hold → Storage.Stage (the engine's graph follows)
+//	Token hold → the master, on a replica (forward.go: SyncFollower at
+//	             phase 1, the F round trip, WaitReplicated)
 //	allocMu → Storage.AllocOIDs: engine.allocMu → writeMu (N/M)
 //	allocMu → forward pool, a round trip to the master (N/M on a replica)
 //	allocMu → Storage.Load (rootExists) → an apply run
 //	allocMu → Storage.Stage, Pending.Wait (the root's first commit only)
 //	allocMu → Token.mu (rule 9 of the root's first commit)
-//	Server.mu, then (released) conn.mu of each connection (invalidate)
+//	connSet.mu, then (released) conn.mu of each connection (invalidate)
 //
 // allocMu is released before invalidate and before the token passes;
-// Server.mu and conn.mu are leaves.
+// connSet.mu (Server.mu) and conn.mu are leaves.
 type commitPath struct {
 	st  Storage // the server's storage
 	cfg *Config // the server's configuration, read-only
@@ -92,19 +95,17 @@ type commitPath struct {
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
-	// peers returns the open connections but skip (Server.peers): the
-	// invalidation fan-out's targets.
-	peers func(skip *conn) []*conn
+	open *connSet // the server's open connections: the invalidation fan-out's targets
 	// reserve reserves n fresh oids (Server.allocOIDs): from the storage,
 	// or on a replica from the master.
 	reserve func(n int) (uint64, error)
 }
 
 // init makes p ready for the server's storage and configuration.
-func (p *commitPath) init(cfg *Config, st Storage, peers func(*conn) []*conn, reserve func(int) (uint64, error)) {
+func (p *commitPath) init(cfg *Config, st Storage, open *connSet, reserve func(int) (uint64, error)) {
 	p.st, p.cfg = st, cfg
 	p.token = commit.NewToken(cfg.CommitLease)
-	p.peers, p.reserve = peers, reserve
+	p.open, p.reserve = open, reserve
 }
 
 // lengthRule decides rules 1 and 2 of §5.5, which need only the length n
@@ -334,11 +335,18 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	if len(rs) == 0 {
 		return
 	}
-	// Merge outside Server.mu: a connection that opens meanwhile has loaded
+	// Merge outside p.open.mu: a connection that opens meanwhile has loaded
 	// nothing older than this change (it is visible already, I6), and
 	// accepts, closes and other invalidations need not wait for the
 	// merges.
-	conns := p.peers(skip)
+	p.open.mu.Lock()
+	conns := make([]*conn, 0, len(p.open.conns))
+	for c := range p.open.conns {
+		if c != skip {
+			conns = append(conns, c)
+		}
+	}
+	p.open.mu.Unlock()
 	n := len(conns)
 	for _, c := range conns {
 		c.addInvalid(rs)

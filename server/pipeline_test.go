@@ -13,9 +13,10 @@ import (
 // pathConns returns a server over st (not serving) and n connections
 // registered with it, as startConn would, for driving its commitPath
 // directly.
-func pathConns(t *testing.T, st Storage, n int) (*Server, []*conn) {
+func pathConns(t *testing.T, cfg Config, st Storage, n int) (*Server, []*conn) {
 	t.Helper()
-	s := New(Config{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, st)
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	s := New(cfg, st)
 	var conns []*conn
 	for i := range n {
 		a, b := net.Pipe()
@@ -39,13 +40,29 @@ func parsed(t *testing.T, p *commitPath, recs ...[]byte) (frames, []uint64) {
 	return f, sorted
 }
 
+// fanOutObserver calls at when the invalidation fan-out reports; no other
+// event may happen.
+type fanOutObserver struct {
+	Observer
+	at func()
+}
+
+func (o fanOutObserver) Invalidated(uint64, int) { o.at() }
+
 // TestCommitPathAnnounce: announce takes the committed oids out of the
 // committer's unused set and invalidates them for every other connection
 // (not the committer) while the token is still held, and only then passes
 // the token on (one more in its sequence); restoreUnused gives them back.
 func TestCommitPathAnnounce(t *testing.T) {
 	ctx := context.Background()
-	s, cs := pathConns(t, newMemStore(), 2)
+	var seqAtFanOut uint64
+	var heldAtFanOut bool
+	var s *Server
+	var committer *conn
+	obs := fanOutObserver{at: func() {
+		seqAtFanOut, heldAtFanOut = s.token.Seq(), committer.hold != nil
+	}}
+	s, cs := pathConns(t, Config{Observer: obs}, newMemStore(), 2)
 	committer, other := cs[0], cs[1]
 	p := &s.commitPath
 	b, err := p.alloc(ctx, committer, 3, nil)
@@ -60,13 +77,6 @@ func TestCommitPathAnnounce(t *testing.T) {
 	}
 	committer.hold = hold
 	seq := hold.Seq()
-	var seqAtFanOut uint64
-	var heldAtFanOut bool
-	peers := p.peers
-	p.peers = func(skip *conn) []*conn {
-		seqAtFanOut, heldAtFanOut = p.token.Seq(), committer.hold != nil
-		return peers(skip)
-	}
 	f, sorted := parsed(t, p, rec(oid, "x"))
 	if r, err := p.pin(ctx, committer, seq, f); r != nil || err != nil {
 		t.Fatalf("pin: %v, %v", r, err)
@@ -104,7 +114,7 @@ func TestCommitPathAnnounce(t *testing.T) {
 // allocMu; no refusal leaves it held.
 func TestCommitPathAdmit(t *testing.T) {
 	ctx := context.Background()
-	s, cs := pathConns(t, newMemStore(), 2)
+	s, cs := pathConns(t, Config{}, newMemStore(), 2)
 	a, b := cs[0], cs[1]
 	p := &s.commitPath
 	if _, err := p.alloc(ctx, a, 2, nil); err != nil { // ROOT_OID and 1

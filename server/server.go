@@ -36,10 +36,8 @@ type Server struct {
 	quitOnce             sync.Once
 	served               atomic.Bool
 
-	mu     sync.Mutex // guards conns and nextID
-	conns  map[*conn]struct{}
-	nextID uint64
-	wg     sync.WaitGroup // connection goroutines
+	connSet                // the open connections
+	wg      sync.WaitGroup // connection goroutines
 
 	inflight *inflight // the budget of bytes in flight (budget.go)
 
@@ -50,15 +48,15 @@ type Server struct {
 func New(cfg Config, st Storage) *Server {
 	cfg = cfg.withDefaults()
 	s := &Server{
-		cfg:   cfg,
-		st:    st,
-		log:   cfg.Logger,
-		quit:  make(chan struct{}),
-		conns: make(map[*conn]struct{}),
+		cfg:     cfg,
+		st:      st,
+		log:     cfg.Logger,
+		quit:    make(chan struct{}),
+		connSet: connSet{conns: make(map[*conn]struct{})},
 
 		inflight: newInflight(cfg.MaxInflight),
 	}
-	s.commitPath.init(&s.cfg, st, s.peers, s.allocOIDs)
+	s.commitPath.init(&s.cfg, st, &s.connSet, s.allocOIDs)
 	s.soft, s.softCancel = context.WithCancel(context.Background())
 	s.hard, s.hardStop = context.WithCancel(context.Background())
 	return s
@@ -253,17 +251,13 @@ func (s *Server) InvalidateRemoved(oids []uint64) {
 	s.invalidate(runsOf(sorted), nil)
 }
 
-// peers returns the open connections except skip.
-func (s *Server) peers(skip *conn) []*conn {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	conns := make([]*conn, 0, len(s.conns))
-	for c := range s.conns {
-		if c != skip {
-			conns = append(conns, c)
-		}
-	}
-	return conns
+// connSet is the open connections: registered by startConn, unregistered
+// by dropConn, stopped by shutdownConns, and the targets of the
+// commitPath's invalidation fan-out.
+type connSet struct {
+	mu     sync.Mutex // guards conns and nextID
+	conns  map[*conn]struct{}
+	nextID uint64
 }
 
 // addrString formats a listener or peer address for logs; abstract unix
