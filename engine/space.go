@@ -3,7 +3,9 @@ package engine
 import (
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
+	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -27,12 +29,37 @@ type spaceGuard struct {
 	// fstatfs and does not convert the path (an allocation) per commit.
 	// nil when dir could not be opened: admit then uses the path.
 	f *os.File
+	// recent, when set (newSpaceGuard), lets admit answer from a statfs
+	// taken less than spaceRecheck ago: a statfs per commit was one
+	// syscall inside the commit token for every commit (issue #18).
+	recent *spaceRecent
+}
+
+// spaceRecheck bounds how old the statfs an admission relies on may be:
+// a read-only remount, or space taken by another process, is seen at most
+// this late (the write itself still fails on either, as it always could
+// between a check and the write).
+const spaceRecheck = 5 * time.Millisecond
+
+// spaceRecent is the last statfs of a guard and what has been admitted
+// against it since: the bytes admitted (each counted at the guard's
+// safety factor) come off the free space it saw, so a burst of commits
+// cannot spend past the reserve between two statfs calls.
+type spaceRecent struct {
+	mu    sync.Mutex
+	at    time.Time // zero: no statfs yet
+	free  int64     // bytes available to us at that time
+	ro    bool      // mounted read-only at that time
+	spent int64     // admitted since, times the safety factor
+	calls uint64    // statfs calls (tests)
+	// stat replaces the guard's statfs in tests; nil in production.
+	stat func(*syscall.Statfs_t) error
 }
 
 // newSpaceGuard returns the guard for dir with the directory held open.
 // Failing to open it is not an error: admit falls back to the path.
 func newSpaceGuard(dir string, reserve int64) spaceGuard {
-	g := spaceGuard{dir: dir, reserve: reserve}
+	g := spaceGuard{dir: dir, reserve: reserve, recent: &spaceRecent{}}
 	if f, err := os.Open(dir); err == nil {
 		g.f = f
 	}
@@ -72,18 +99,52 @@ const stReadOnly = 0x1
 // effects. A
 // negative reserve disables the space check, not the read-only one.
 func (g *spaceGuard) admit(n int64) error {
-	var st syscall.Statfs_t
-	if err := g.statfs(&st); err != nil {
-		return nil // cannot tell: let the write itself report
+	if g.recent == nil {
+		var st syscall.Statfs_t
+		if err := g.statfs(&st); err != nil {
+			return nil // cannot tell: let the write itself report
+		}
+		return g.decide(st.Flags&stReadOnly != 0, int64(st.Bavail)*int64(st.Bsize), n)
 	}
-	if st.Flags&stReadOnly != 0 {
+	r := g.recent
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	now := time.Now()
+	need := spaceFactor * n
+	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck || (g.reserve >= 0 && r.free-r.spent-need < g.reserve) {
+		var st syscall.Statfs_t
+		stat := g.statfs
+		if r.stat != nil {
+			stat = r.stat
+		}
+		r.calls++
+		if err := stat(&st); err != nil {
+			r.at = time.Time{}
+			return nil // cannot tell: let the write itself report
+		}
+		r.at, r.free, r.ro, r.spent = now, int64(st.Bavail)*int64(st.Bsize), st.Flags&stReadOnly != 0, 0
+	}
+	if err := g.decide(r.ro, r.free-r.spent, n); err != nil {
+		return err
+	}
+	r.spent += need
+	return nil
+}
+
+// spaceFactor is the safety factor of admit: a commit of n bytes may cost
+// about 4n on disk (log records, pages, indexes).
+const spaceFactor = 4
+
+// decide is admit's verdict for a commit of n bytes on a file system
+// seen read-only or not, with free bytes available.
+func (g *spaceGuard) decide(ro bool, free, n int64) error {
+	if ro {
 		return fmt.Errorf("engine: %s: the file system is mounted read-only: %w", g.dir, kv.ErrReadOnly)
 	}
 	if g.reserve < 0 {
 		return nil
 	}
-	free := int64(st.Bavail) * int64(st.Bsize)
-	if need := 4*n + g.reserve; free < need {
+	if need := spaceFactor*n + g.reserve; free < need {
 		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (free space reserve %d: serve --min-free-space): %w",
 			g.dir, free, n, need, g.reserve, kv.ErrNoSpace)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"github.com/durusbdb/durusbdb/kv"
@@ -36,12 +37,73 @@ func TestSpaceGuardReadOnlyFS(t *testing.T) {
 		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT|syscall.MS_RDONLY, "size=8m"); err != nil {
 			t.Fatalf("remount read-only: %v", err)
 		}
-		err := g.admit(100)
+		// The guard may answer from a statfs up to spaceRecheck old.
+		var err error
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if err = g.admit(100); err != nil {
+				break
+			}
+		}
 		if !errors.Is(err, kv.ErrReadOnly) || !strings.Contains(err.Error(), mnt) {
 			t.Fatalf("read-only, reserve %d: %v, want kv.ErrReadOnly naming %s", reserve, err, mnt)
 		}
 		if err := syscall.Mount("tmpfs", mnt, "tmpfs", syscall.MS_REMOUNT, "size=8m"); err != nil {
 			t.Fatalf("remount read-write: %v", err)
 		}
+	}
+}
+
+// TestSpaceAdmitAmortized: a burst of admissions asks statfs about once
+// per spaceRecheck, not once per commit (one syscall inside the commit
+// token each), yet what it admits between two statfs calls never spends
+// past the reserve: near it, every admission asks statfs again, and a
+// refusal is always decided on a fresh one.
+func TestSpaceAdmitAmortized(t *testing.T) {
+	const bsize = 1 // byte-sized blocks, so the room below is exact
+	freeBlocks := uint64(4 << 30) // 4 GiB free, as the fake file system says
+	g := newSpaceGuard(t.TempDir(), 1<<20)
+	defer g.close()
+	g.recent.stat = func(st *syscall.Statfs_t) error {
+		st.Bsize, st.Bavail = bsize, freeBlocks
+		return nil
+	}
+	for i := 0; i < 1000; i++ {
+		if err := g.admit(100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if c := g.recent.calls; c > 100 {
+		t.Errorf("1000 admissions made %d statfs calls, want them amortized (≤ 100)", c)
+	}
+	// Room for exactly 10 commits of 100 bytes above the reserve: those
+	// 10 may share one statfs, the 11th may not be admitted on it.
+	freeBlocks = uint64(g.reserve + 10*spaceFactor*100)
+	g.recent.at = time.Time{}
+	start := g.recent.calls
+	for i := 0; i < 10; i++ {
+		if err := g.admit(100); err != nil {
+			t.Fatalf("admission %d of 10 within the room: %v", i+1, err)
+		}
+	}
+	if c := g.recent.calls - start; c < 1 {
+		t.Fatalf("no statfs for the first admission after a reset")
+	}
+	before := g.recent.calls
+	if err := g.admit(100); err != nil {
+		t.Fatalf("11th admission (a fresh statfs still shows the room): %v", err)
+	}
+	if g.recent.calls == before {
+		t.Errorf("the 11th admission spent past the reserve on the statfs of the first 10")
+	}
+	// A refusal is never made on a cached statfs: here the cached one
+	// shows no room while the file system has space again.
+	freeBlocks = 4 << 30
+	g.recent.free = g.reserve
+	before = g.recent.calls
+	if err := g.admit(100); err != nil {
+		t.Fatalf("admission after space was freed: %v (refused on a cached statfs?)", err)
+	}
+	if g.recent.calls == before {
+		t.Errorf("no fresh statfs before deciding near the reserve")
 	}
 }
