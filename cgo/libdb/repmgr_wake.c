@@ -12,27 +12,44 @@
  * lockout's own length (a few milliseconds at a promotion). A promotion
  * whose role goroutine met the lockout waited those 5 s.
  *
- * db_env_set_func_yield replaces libdb's __os_yield for the whole process.
- * dbgo_yield keeps every sleep's length but, for a sleep of a second or
- * more, checks every DBGO_WAKE_SLICE_US whether a replication event
- * (dbgo_rep_wake, called by dbgo_rep_notify) happened since the sleep
- * began, and then returns at once. libdb fires DB_EVENT_REP_MASTER and
- * _CLIENT when the lockout of a role change is over. Every caller of a
- * long __os_yield in libdb 5.3 re-checks its condition in a loop (the
- * lockouts, file and region open retries, a full cache) or, for
- * __db_rep_enter, returns DB_LOCK_DEADLOCK for the caller to retry, so
- * waking early changes no outcome. Sleeps under a second (mutex backoff,
- * election waits) and yields without a pause are as libdb's own.
+ * db_env_set_func_yield replaces libdb's __os_yield for the whole process
+ * with dbgo_yield:
+ *   - a sleep of one second asked by libdb's replication lockout loops
+ *     returns after DBGO_POLL_US: the lockout taker waiting for the
+ *     threads inside libdb to leave (__rep_lockout_int, called by the
+ *     __rep_lockout_* functions) and __env_rep_enter re-check their
+ *     condition once per sleep, and the lockout taker's whole second was
+ *     the largest part of an election and of a promotion (ELECTED and
+ *     MASTER each came a second late whenever any thread was inside
+ *     libdb). The caller is found with backtrace(3) and dladdr(3): the
+ *     frame above dbgo_yield (__os_yield calls the yield function as a
+ *     tail call) is __env_rep_enter, or the static __rep_lockout_int,
+ *     which has no dynamic symbol, called from a __rep_lockout_*
+ *     function. libdb's other one-second sleeps (a full cache, file and
+ *     backup retries) count their passes and keep their length;
+ *   - a longer sleep (5 s in __op_rep_enter and __db_rep_enter, region and
+ *     file open retries) keeps its length but ends at the next replication
+ *     event (dbgo_rep_wake, called by dbgo_rep_notify), checked every
+ *     DBGO_WAKE_SLICE_US: libdb fires DB_EVENT_REP_MASTER and _CLIENT once
+ *     a role change's lockout is over. Each of these callers re-checks its
+ *     condition in a loop or, for __db_rep_enter, returns DB_LOCK_DEADLOCK
+ *     for its caller to retry, so waking early changes no outcome;
+ *   - shorter sleeps (mutex backoff, election waits) and yields without a
+ *     pause are as libdb's own.
  */
 #define _GNU_SOURCE
+#include <dlfcn.h>
+#include <execinfo.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <string.h>
 #include <time.h>
 
 #include "repmgrgo.h"
 
 #define DBGO_WAKE_SLICE_US 2000
+#define DBGO_POLL_US 10000
 
 static atomic_ulong dbgo_rep_gen;
 static pthread_once_t dbgo_yield_once = PTHREAD_ONCE_INIT;
@@ -47,6 +64,32 @@ static void dbgo_pause(u_long usecs) {
 		;
 }
 
+/* dbgo_lockout_poll reports whether the libdb function that asked for the
+ * sleep is one of libdb's replication lockout loops (see the file
+ * comment): the first frames outside this object (and __os_yield, should
+ * it not be a tail call) are the asker and its caller. */
+static int dbgo_lockout_poll(void) {
+	void *bt[8];
+	Dl_info self, f[2];
+	int i, j, n;
+	n = backtrace(bt, 8);
+	if (dladdr((void *)dbgo_yield_install, &self) == 0)
+		return 0;
+	for (i = 0, j = 0; i < n && j < 2; i++) {
+		if (dladdr(bt[i], &f[j]) == 0)
+			return 0;
+		if (f[j].dli_fbase == self.dli_fbase ||
+		    (f[j].dli_sname != NULL && strcmp(f[j].dli_sname, "__os_yield") == 0))
+			continue;
+		j++;
+	}
+	if (j < 2)
+		return 0;
+	if (f[0].dli_sname != NULL)
+		return strcmp(f[0].dli_sname, "__env_rep_enter") == 0;
+	return f[1].dli_sname != NULL && strncmp(f[1].dli_sname, "__rep_lockout_", 14) == 0;
+}
+
 static int dbgo_yield(u_long secs, u_long usecs) {
 	struct timespec now;
 	unsigned long gen;
@@ -57,6 +100,10 @@ static int dbgo_yield(u_long secs, u_long usecs) {
 	}
 	if (secs == 0) {
 		dbgo_pause(usecs);
+		return 0;
+	}
+	if (secs == 1 && usecs == 0 && dbgo_lockout_poll()) {
+		dbgo_pause(DBGO_POLL_US);
 		return 0;
 	}
 	gen = atomic_load(&dbgo_rep_gen);
@@ -74,7 +121,11 @@ static int dbgo_yield(u_long secs, u_long usecs) {
 	}
 }
 
-static void dbgo_yield_set(void) { db_env_set_func_yield(dbgo_yield); }
+static void dbgo_yield_set(void) {
+	void *bt[1];
+	backtrace(bt, 1); /* loads the unwinder now, not inside libdb */
+	db_env_set_func_yield(dbgo_yield);
+}
 
 void dbgo_yield_install(void) { pthread_once(&dbgo_yield_once, dbgo_yield_set); }
 

@@ -3,6 +3,7 @@
 package libdb_test
 
 import (
+	"errors"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,14 +12,53 @@ import (
 	"github.com/durusbdb/durusbdb/internal/testwait"
 )
 
-// TestRepLockoutBeginWakes: a txn_begin that meets a role change's
-// replication lockout returns once the lockout is over, not after libdb's
-// fixed 5-second sleep (__op_rep_enter). A master with an open transaction
-// turns client: rep_start waits for the transaction (the lockout), a
-// second goroutine's txn_begin blocks in it, the open transaction aborts,
-// the role change ends and fires DB_EVENT_REP_CLIENT, which wakes the
-// blocked txn_begin.
-func TestRepLockoutBeginWakes(t *testing.T) {
+// blocker runs op again and again until one call takes longer than 50 ms
+// (it met the replication lockout) and sends that call's error and end.
+type blocker struct {
+	since atomic.Int64 // UnixNano when the running call started, 0 between calls
+	done  chan blocked
+}
+
+type blocked struct {
+	err error
+	at  time.Time
+}
+
+func startBlocker(op func() error) *blocker {
+	b := &blocker{done: make(chan blocked, 1)}
+	go func() {
+		for {
+			t0 := time.Now()
+			b.since.Store(t0.UnixNano())
+			err := op()
+			if time.Since(t0) > 50*time.Millisecond || err != nil {
+				b.done <- blocked{err, time.Now()}
+				return
+			}
+			b.since.Store(0)
+			time.Sleep(time.Millisecond)
+		}
+	}()
+	return b
+}
+
+// stuck reports whether the running call has been blocked for 200 ms.
+func (b *blocker) stuck() bool {
+	s := b.since.Load()
+	return s != 0 && time.Since(time.Unix(0, s)) > 200*time.Millisecond
+}
+
+// TestRepLockoutWakes: a role change's replication lockout ends soon after
+// the last transaction inside libdb does, not at libdb's next one-second
+// check (__rep_lockout_int), and the calls that met the lockout return once
+// it is over, not after libdb's fixed 5-second sleeps: a txn_begin
+// (__op_rep_enter) then begins, a DB->get outside a transaction
+// (__db_rep_enter) is refused with DB_LOCK_DEADLOCK and the next one
+// reads. A master with an open transaction turns client: rep_start waits
+// for the transaction (the lockout), the txn_begin and the get block in
+// it, the open transaction aborts about 0.2 s into the role change, the
+// role change ends and fires DB_EVENT_REP_CLIENT, which wakes them.
+func TestRepLockoutWakes(t *testing.T) {
 	env, err := libdb.EnvCreate()
 	if err != nil {
 		t.Fatal(err)
@@ -40,6 +80,17 @@ func TestRepLockoutBeginWakes(t *testing.T) {
 	if err := env.RepStartAlone(true); err != nil {
 		t.Fatal(err)
 	}
+	db, err := libdb.DBCreate(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close(0)
+	if err := db.Open(nil, "wake.db", libdb.Btree, libdb.Create|libdb.Thread|libdb.AutoCommit, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Put(nil, []byte("k"), []byte("v"), libdb.AutoCommit); err != nil {
+		t.Fatal(err)
+	}
 	open, err := env.TxnBegin(nil, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -47,31 +98,19 @@ func TestRepLockoutBeginWakes(t *testing.T) {
 	roleDone := make(chan error, 1)
 	go func() { roleDone <- env.RepStartAlone(false) }()
 
-	// Begin transactions until one blocks: the lockout is on.
-	var blockedSince atomic.Int64 // UnixNano when the blocking begin started
-	begun := make(chan time.Time, 1)
-	go func() {
-		for {
-			t0 := time.Now()
-			blockedSince.Store(t0.UnixNano())
-			txn, err := env.TxnBegin(nil, 0)
-			if err != nil {
-				t.Error(err)
-				begun <- time.Now()
-				return
-			}
+	begin := startBlocker(func() error {
+		txn, err := env.TxnBegin(nil, 0)
+		if err == nil {
 			txn.Abort()
-			if d := time.Since(t0); d > 50*time.Millisecond {
-				begun <- time.Now()
-				return
-			}
-			blockedSince.Store(0)
-			time.Sleep(time.Millisecond)
 		}
-	}()
-	testwait.Within(t, 10*time.Second, "a txn_begin blocked by the lockout", func() bool {
-		s := blockedSince.Load()
-		return s != 0 && time.Since(time.Unix(0, s)) > 200*time.Millisecond
+		return err
+	})
+	get := startBlocker(func() error {
+		_, err := db.Get(nil, []byte("k"), nil, 0)
+		return err
+	})
+	testwait.Within(t, 10*time.Second, "a txn_begin and a get blocked by the lockout", func() bool {
+		return begin.stuck() && get.stuck()
 	})
 	aborted := time.Now()
 	if err := open.Abort(); err != nil {
@@ -81,13 +120,23 @@ func TestRepLockoutBeginWakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	roleAt := time.Now()
-	end := <-begun
-	// The role change polls its lockout once a second; the begin returns
-	// with it, well before libdb's own 5-second sleep would end.
-	if wait := end.Sub(roleAt); wait > 2*time.Second {
-		t.Fatalf("txn_begin returned %v after the role change ended (%v after the blocking transaction aborted): it slept through libdb's fixed wait",
-			wait, end.Sub(aborted))
+	b, g := <-begin.done, <-get.done
+	t.Logf("role change ended %v after the abort; the blocked txn_begin returned %v and the get %v after it",
+		roleAt.Sub(aborted), b.at.Sub(roleAt), g.at.Sub(roleAt))
+	// libdb checks its lockout once a second: it would end about 0.8 s
+	// after the abort.
+	if wait := roleAt.Sub(aborted); wait > 500*time.Millisecond {
+		t.Errorf("the role change ended %v after the last transaction did: it waited for libdb's next one-second check", wait)
 	}
-	t.Logf("role change ended %v after the abort; the blocked txn_begin returned %v after it",
-		roleAt.Sub(aborted), end.Sub(roleAt))
+	// Both return with the role change, well before libdb's own 5-second
+	// sleeps would end.
+	if b.err != nil || b.at.Sub(roleAt) > 2*time.Second {
+		t.Errorf("txn_begin returned %v after the role change ended (%v): it slept through libdb's fixed wait", b.at.Sub(roleAt), b.err)
+	}
+	if !errors.Is(g.err, libdb.ErrLockDeadlock) || g.at.Sub(roleAt) > 2*time.Second {
+		t.Errorf("the get returned %v after the role change ended (%v, want DB_LOCK_DEADLOCK): it slept through libdb's fixed wait", g.at.Sub(roleAt), g.err)
+	}
+	if v, err := db.Get(nil, []byte("k"), nil, 0); err != nil || string(v) != "v" {
+		t.Fatalf("get after the role change: %q %v", v, err)
+	}
 }
