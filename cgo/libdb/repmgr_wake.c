@@ -22,11 +22,13 @@
  *     the largest part of an election and of a promotion (ELECTED and
  *     MASTER each came a second late whenever any thread was inside
  *     libdb). The caller is found with backtrace(3) and dladdr(3): the
- *     frame above dbgo_yield (__os_yield calls the yield function as a
- *     tail call) is __env_rep_enter, or the static __rep_lockout_int,
- *     which has no dynamic symbol, called from a __rep_lockout_*
- *     function. libdb's other one-second sleeps (a full cache, file and
- *     backup retries) count their passes and keep their length;
+ *     first libdb frame above dbgo_yield is __env_rep_enter, or has no
+ *     dynamic symbol: libdb 5.3 exports every function but its static
+ *     ones, and __rep_lockout_int is the only static one that sleeps a
+ *     second (the __rep_lockout_* functions call it, some as a tail
+ *     call, so their own frames may be gone). libdb's other one-second
+ *     sleeps (a full cache, file and backup retries) count their passes
+ *     and keep their length;
  *   - a longer sleep (5 s in __op_rep_enter and __db_rep_enter, region and
  *     file open retries) keeps its length but ends at the next replication
  *     event (dbgo_rep_wake, called by dbgo_rep_notify), checked every
@@ -66,28 +68,29 @@ static void dbgo_pause(u_long usecs) {
 
 /* dbgo_lockout_poll reports whether the libdb function that asked for the
  * sleep is one of libdb's replication lockout loops (see the file
- * comment): the first frames outside this object (and __os_yield, should
- * it not be a tail call) are the asker and its caller. */
+ * comment): the first frame outside this object and __os_yield (should it
+ * not be a tail call) is the asker. */
 static int dbgo_lockout_poll(void) {
-	void *bt[8];
-	Dl_info self, f[2];
-	int i, j, n;
+	void *bt[8], *osy;
+	Dl_info self, lib, f;
+	int i, n;
 	n = backtrace(bt, 8);
-	if (dladdr((void *)dbgo_yield_install, &self) == 0)
+	osy = dlsym(RTLD_DEFAULT, "__os_yield");
+	if (osy == NULL || dladdr(osy, &lib) == 0 || dladdr((void *)dbgo_yield_install, &self) == 0)
 		return 0;
-	for (i = 0, j = 0; i < n && j < 2; i++) {
-		if (dladdr(bt[i], &f[j]) == 0)
+	for (i = 0; i < n; i++) {
+		if (dladdr(bt[i], &f) == 0)
 			return 0;
-		if (f[j].dli_fbase == self.dli_fbase ||
-		    (f[j].dli_sname != NULL && strcmp(f[j].dli_sname, "__os_yield") == 0))
+		if (f.dli_fbase == self.dli_fbase ||
+		    (f.dli_sname != NULL && strcmp(f.dli_sname, "__os_yield") == 0))
 			continue;
-		j++;
+		if (f.dli_fbase != lib.dli_fbase)
+			return 0;
+		/* No dynamic symbol: a static function, and the only one of libdb
+		 * 5.3 that sleeps a second is __rep_lockout_int. */
+		return f.dli_sname == NULL || strcmp(f.dli_sname, "__env_rep_enter") == 0;
 	}
-	if (j < 2)
-		return 0;
-	if (f[0].dli_sname != NULL)
-		return strcmp(f[0].dli_sname, "__env_rep_enter") == 0;
-	return f[1].dli_sname != NULL && strncmp(f[1].dli_sname, "__rep_lockout_", 14) == 0;
+	return 0;
 }
 
 static int dbgo_yield(u_long secs, u_long usecs) {
