@@ -28,7 +28,9 @@
  *     second (the __rep_lockout_* functions call it, some as a tail
  *     call, so their own frames may be gone). libdb's other one-second
  *     sleeps (a full cache, file and backup retries) count their passes
- *     and keep their length;
+ *     and keep their length. (__env_rep_enter counts its checks as seconds
+ *     for its "waiting N minutes for replication lockout" message, which
+ *     a lockout of over 0.6 s now leaves as libdb's last error message.)
  *   - a longer sleep (5 s in __op_rep_enter and __db_rep_enter, region and
  *     file open retries) keeps its length but ends at the next replication
  *     event (dbgo_rep_wake, called by dbgo_rep_notify), checked every
