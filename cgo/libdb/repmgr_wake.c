@@ -37,7 +37,9 @@
  *     DBGO_WAKE_SLICE_US: libdb fires DB_EVENT_REP_MASTER and _CLIENT once
  *     a role change's lockout is over. Each of these callers re-checks its
  *     condition in a loop or, for __db_rep_enter, returns DB_LOCK_DEADLOCK
- *     for its caller to retry, so waking early changes no outcome;
+ *     for its caller to retry, so waking early changes no outcome (the
+ *     bounded retries of a file or region open, rare, then retry sooner
+ *     if replication events come meanwhile);
  *   - shorter sleeps (mutex backoff, election waits) and yields without a
  *     pause are as libdb's own.
  */
