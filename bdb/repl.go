@@ -391,9 +391,10 @@ func replVerbose(le *libdb.Env, path string) (*libdb.MsgFile, error) {
 }
 
 // loop drains the event queue into the status. It makes no libdb call:
-// DB_ENV->rep_stat, like every replication API call, sleeps a whole second
-// when it meets the API lockout of an election or role change, which
-// delayed the status (and failover) by 1 s when the loop called it.
+// DB_ENV->rep_stat, like every replication API call, waits out the API
+// lockout of an election or role change (libdb's own whole-second checks
+// delayed the status, and failover, by 1 s when the loop called it; see
+// cgo/libdb/repmgr_wake.c for how they are shortened).
 func (r *replState) loop() {
 	defer close(r.done)
 	for {
@@ -463,8 +464,8 @@ func (r *replState) publishLocked(st ReplStatus) {
 	r.changed = make(chan struct{})
 }
 
-// poll runs every half second until quit: it reads rep_stat (which may
-// sleep through an API lockout) for the counters, this site's id, and the
+// poll runs every half second until quit: it reads rep_stat (which
+// waits out an API lockout) for the counters, this site's id, and the
 // state events may have left behind (dropped events, a start-up sync that
 // completed silently), applied only if no event came meanwhile.
 func (r *replState) poll(quit <-chan struct{}) {

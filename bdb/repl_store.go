@@ -60,8 +60,8 @@ func (s *Store) openBucketsReplicated(specs []kv.BucketSpec) error {
 
 // ReplRole reports the site's role from the replication status (tracked
 // from repmgr's events) and names the master's replication address from
-// its site id (repmgr_site_by_eid): no rep_stat, which sleeps whole
-// seconds through a role change's lockout.
+// its site id (repmgr_site_by_eid): no rep_stat, which waits out a role
+// change's lockout.
 func (s *Store) ReplRole() kv.RoleInfo {
 	st := s.env.ReplStatus()
 	ri := kv.RoleInfo{Elections: st.Elections, PermFailed: st.PermFailed}

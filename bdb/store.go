@@ -526,15 +526,29 @@ func (sc *storeCursor) Close() error {
 	return sc.c.Close()
 }
 
+// getRetries is how many times Store.Get reads again after libdb refused
+// a read with DB_LOCK_DEADLOCK.
+const getRetries = 2
+
 // Get reads one key without a transaction (a locked, read-committed
 // DB->get): one libdb call instead of three for Begin+Get+Abort. It
 // implements kv.Getter; a missing key gives an error wrapping kv.ErrNotFound.
+//
+// A read that meets a replication role change's lockout is held until the
+// lockout ends and then refused with DB_LOCK_DEADLOCK (__db_rep_enter; see
+// cgo/libdb/repmgr_wake.c), as is the rare victim of a deadlock on a read
+// lock: outside a transaction the read holds nothing, so Get reads again
+// at once, up to getRetries times, instead of failing a client's load.
 func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
 	d, ok := s.buckets[bucket]
 	if !ok {
 		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
 	}
-	return d.Get(nil, key)
+	v, err := d.Get(nil, key)
+	for i := 0; i < getRetries && errors.Is(err, ErrDeadlock); i++ {
+		v, err = d.Get(nil, key)
+	}
+	return v, err
 }
 
 var _ kv.Getter = (*Store)(nil)

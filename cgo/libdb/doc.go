@@ -20,6 +20,13 @@
 // syscall.EINVAL instead of touching freed memory; concurrent use of a
 // handle with its own close is still a caller bug.
 //
+// Two process-wide hooks are the exception to "no policy", both for the
+// Replication Manager: connect() and accept() are interposed to set
+// TCP_NODELAY on repmgr's sockets (SetTCPNoDelay, repmgrgo.c), and the
+// first AttachEvents installs a yield function (db_env_set_func_yield,
+// repmgr_wake.c) under which libdb's replication-lockout sleeps end when
+// the lockout does instead of after a fixed 1 or 5 s.
+//
 // Errors are *Error values naming the libdb method ("DB->get") and the
 // return code. Negative codes are libdb's own (type Errno, text from
 // db_strerror); positive codes are system errors and unwrap to

@@ -130,7 +130,12 @@ type Events struct {
 }
 
 // AttachEvents installs the event callback (DB_ENV->set_event_notify) and
-// returns the queue it fills.
+// returns the queue it fills. The first call also installs, for the whole
+// process, a DB_ENV yield function (db_env_set_func_yield) under which
+// libdb's sleeps of a second or more end at the next replication event:
+// a thread that meets a role change's lockout (txn_begin, DB->get) then
+// waits as long as the lockout lasts, not libdb's fixed 5 s (see
+// repmgr_wake.c).
 func (e *Env) AttachEvents() (*Events, error) {
 	if e.p == nil {
 		return nil, errInvalid("DB_ENV->set_event_notify")
@@ -359,3 +364,18 @@ const (
 // without it a replicated commit waits ~45 ms for Nagle and delayed ACK).
 // It works by interposing connect() and accept() (see repmgrgo.c).
 func SetTCPNoDelay(on bool) { C.dbgo_set_nodelay(cbool(on)) }
+
+// RepStartAlone makes an environment opened with InitRep, without the
+// Replication Manager, a master or a client of libdb's base replication
+// API with a transport that drops every message (DB_ENV->rep_set_transport,
+// DB_ENV->rep_start): a role change without a network, for tests of what
+// the role change's lockout does to other threads.
+func (e *Env) RepStartAlone(master bool) error {
+	if e.p == nil {
+		return errInvalid("DB_ENV->rep_start")
+	}
+	if rc := C.dbgo_rep_start_alone(e.p, cbool(master)); rc != 0 {
+		return newError("DB_ENV->rep_start", rc)
+	}
+	return nil
+}

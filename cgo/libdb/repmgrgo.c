@@ -55,6 +55,7 @@ static volatile int dbgo_nodelay;
 static void dbgo_rep_notify(DB_ENV *env, u_int32_t event, void *info) {
 	dbgo_rep *r;
 	dbgo_rep_event ev;
+	dbgo_rep_wake();
 	if (event == DB_EVENT_REP_PERM_FAILED)
 		dbgo_perm_failed = 1;
 	/* The registry lock is held while the event is queued: dbgo_rep_free
@@ -87,6 +88,7 @@ int dbgo_rep_attach(DB_ENV *env, dbgo_rep **out) {
 	int rc;
 	if (r == NULL)
 		return ENOMEM;
+	dbgo_yield_install();
 	pthread_mutex_init(&r->mu, NULL);
 	pthread_cond_init(&r->cv, NULL);
 	r->env = env;

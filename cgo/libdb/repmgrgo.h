@@ -29,6 +29,11 @@ typedef struct {
 } dbgo_rep_stat_t;
 
 int dbgo_rep_attach(DB_ENV *env, dbgo_rep **out);
+
+/* repmgr_wake.c: end libdb's long sleeps at the next replication event. */
+void dbgo_rep_wake(void);
+void dbgo_yield_install(void);
+int dbgo_rep_start_alone(DB_ENV *env, int master);
 void dbgo_rep_close(dbgo_rep *r);
 void dbgo_rep_free(dbgo_rep *r);
 int dbgo_rep_wait(dbgo_rep *r, int timeout_ms, dbgo_rep_event *ev, u_int64_t *dropped);
