@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -151,4 +153,17 @@ func (e *Env) RemoveDeadSite(addr string) error {
 		return fmt.Errorf("%w: the master (%s) must be reachable and the membership change acknowledged by enough live sites; retry once every live site is connected", err, g.Master)
 	}
 	return err
+}
+
+// repInitFile is libdb's marker of an internal init in progress
+// (REP_INITNAME; recovery.RepInitFile names it for the tools).
+const repInitFile = "__db.rep.init"
+
+// replInitPending reports whether dir is a replication site stopped in
+// the middle of an internal init: its database files are partial copies
+// of the master's, which libdb's replication-aware open removes before it
+// starts the copy again.
+func replInitPending(dir string) bool {
+	_, err := os.Stat(filepath.Join(dir, repInitFile))
+	return err == nil
 }

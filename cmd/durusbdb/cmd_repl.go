@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -192,4 +194,17 @@ func groupAddrs(g replGroup) string {
 // replication site.
 func notReplicated(db *engine.DB, dir string) error {
 	return fmt.Errorf("--dir %s: its server does not replicate it (%s backend, role %s): serve it with --repl-listen", dir, db.Backend(), db.Role().Role)
+}
+
+// replRecoverHint adds, to a failed standalone recovery of a replication
+// site's directory, that a site killed during a sync-up is put right by
+// rejoining the group.
+func replRecoverHint(dir string, err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, serr := os.Stat(filepath.Join(dir, "__db.rep.system")); serr != nil {
+		return err
+	}
+	return fmt.Errorf("%w (%s is a replication site: if it was killed during a sync-up with its master, rejoin the group instead, which re-initializes it: durusbdb serve with its --repl-listen and --repl-peer flags)", err, dir)
 }

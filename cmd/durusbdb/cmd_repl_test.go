@@ -7,10 +7,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/recovery"
 )
 
 // newTestDB creates a database of backend in a temporary directory.
@@ -80,5 +83,28 @@ func TestReplHelp(t *testing.T) {
 		if code != exitOK || !strings.Contains(out, "usage: durusbdb repl "+sub) || !strings.Contains(out, "example:") {
 			t.Errorf("repl %s --help: exit %d, output %q", sub, code, out)
 		}
+	}
+}
+
+// TestRecoverRefusesUnfinishedSync: `durusbdb recover` of a directory
+// holding libdb's internal-init marker (a replication site killed while
+// it copied the databases from its master) refuses, naming the file and
+// saying to rejoin the group, and changes nothing.
+func TestRecoverRefusesUnfinishedSync(t *testing.T) {
+	dir, db := newTestDB(t, "bdb")
+	db.Close()
+	marker := filepath.Join(dir, recovery.RepInitFile)
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCLI(t, nil, "recover", "--dir", dir)
+	if code != exitFailed || !strings.Contains(stderr, marker) || !strings.Contains(stderr, "rejoin the group") {
+		t.Fatalf("recover: exit %d, %q", code, stderr)
+	}
+	if err := os.Remove(marker); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, stderr := runCLI(t, nil, "recover", "--dir", dir); code != exitOK {
+		t.Fatalf("recover without the marker: exit %d\n%s%s", code, out, stderr)
 	}
 }

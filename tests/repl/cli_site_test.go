@@ -57,13 +57,22 @@ func newCLISites(t testing.TB, bin string, n int) []*cliSite {
 	t.Helper()
 	base := t.TempDir()
 	sites := make([]*cliSite, n)
+	used := map[string]bool{}
+	addr := func() string { // freeAddr may hand out a port twice
+		for {
+			if a := freeAddr(t); !used[a] {
+				used[a] = true
+				return a
+			}
+		}
+	}
 	for i := range sites {
 		dir := filepath.Join(base, fmt.Sprintf("site%d", i))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		sites[i] = &cliSite{t: t, bin: bin, name: fmt.Sprintf("site%d", i), dir: dir,
-			durus: freeAddr(t), repl: freeAddr(t), metrics: freeAddr(t)}
+			durus: addr(), repl: addr(), metrics: addr()}
 	}
 	for _, s := range sites {
 		for _, o := range sites {
@@ -98,6 +107,24 @@ func (s *cliSite) kill() {
 	if err := s.p.Kill(30 * time.Second); err != nil {
 		s.t.Fatalf("%s: %v", s.name, err)
 	}
+}
+
+// logSize is the size of the site's log file (all its runs, appended).
+func (s *cliSite) logSize() int64 {
+	fi, err := os.Stat(s.dir + ".log")
+	if err != nil {
+		return 0
+	}
+	return fi.Size()
+}
+
+// logSince is the site's log from offset off.
+func (s *cliSite) logSince(off int64) string {
+	b, _ := os.ReadFile(s.dir + ".log")
+	if int64(len(b)) < off {
+		return ""
+	}
+	return string(b[off:])
 }
 
 // signal sends sig to the site's process.
