@@ -28,6 +28,9 @@ var (
 	// ErrRemoveMaster: RemoveDeadSite was given the current master's
 	// address, which is alive by definition.
 	ErrRemoveMaster = errors.New("bdb: address is the current master's")
+	// ErrSiteConnected: RemoveDeadSite was given the address of a member
+	// this site is connected to, which looks alive (see force).
+	ErrSiteConnected = errors.New("bdb: this site is connected to that member")
 )
 
 // GroupSite is one member of the replication group as this site sees it.
@@ -120,11 +123,13 @@ func buildGroup(rs libdb.RepStat, nsites int, host string, port int, list []libd
 
 // RemoveDeadSite removes the member at addr from the group for good, so
 // that it no longer counts in the group size (the quorum). It refuses this
-// site's own address (ErrLocalSite), the master's (ErrRemoveMaster) and an
-// address that is not a member (ErrNotInGroup, listing the members); what
-// libdb refuses comes back with libdb's message. On a replica libdb
-// forwards the request to the master (DB_SITE->remove).
-func (e *Env) RemoveDeadSite(addr string) error {
+// site's own address (ErrLocalSite), the master's (ErrRemoveMaster), an
+// address that is not a member (ErrNotInGroup, listing the members) and,
+// unless force, a member this site is connected to (ErrSiteConnected: a
+// live site; force is for a hung one); what libdb refuses comes back with
+// libdb's message. On a replica libdb forwards the request to the master
+// (DB_SITE->remove).
+func (e *Env) RemoveDeadSite(addr string, force bool) error {
 	host, port, err := splitAddr(addr)
 	if err != nil {
 		return err
@@ -141,6 +146,8 @@ func (e *Env) RemoveDeadSite(addr string) error {
 		return fmt.Errorf("%w: %s (group of %s): remove a dead site from another, live one", ErrLocalSite, addr, e.dir)
 	case s.Master:
 		return fmt.Errorf("%w: %s (group of %s): only a dead site is removed", ErrRemoveMaster, addr, e.dir)
+	case s.Connected && !force:
+		return fmt.Errorf("%w: %s (group of %s): it looks alive; stop it first (force removes a hung site)", ErrSiteConnected, addr, e.dir)
 	}
 	if err := e.enter(); err != nil {
 		return err

@@ -107,11 +107,12 @@ func replRemoveSiteCommand() *command {
 	c := &command{
 		name:    "repl remove-site",
 		summary: "remove a dead site from the replication group for good, so that it no longer counts in the group size and the quorum",
-		usage:   "durusbdb repl remove-site HOST:PORT --dir DIR",
+		usage:   "durusbdb repl remove-site HOST:PORT --dir DIR [--force]",
 		example: "durusbdb repl remove-site 10.0.0.3:2973 --dir /var/lib/durusbdb",
 	}
 	c.setup = func(fs *pflag.FlagSet) runFunc {
 		dir := fs.String("dir", "", "database directory of a running replication site, any live member (required)")
+		force := fs.Bool("force", false, "remove the site even if this site is connected to it (a hung site; a live one is refused)")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
 			if fs.NArg() != 1 {
 				return &usageError{"want exactly one argument: HOST:PORT, the replication address (--repl-listen) of the dead site"}
@@ -121,7 +122,7 @@ func replRemoveSiteCommand() *command {
 			if lv == nil {
 				return replRoute(ctx, cio, *dir, args)
 			}
-			g, err := replRemove(ctx, lv.db, *dir, addr)
+			g, err := replRemove(ctx, lv.db, *dir, addr, *force)
 			if err != nil {
 				return err
 			}
@@ -148,7 +149,7 @@ func replRoute(ctx context.Context, cio cmdIO, dir string, args []string) error 
 	}
 	ex, err := control.Run(ctx, dir, control.Request{Command: "repl", Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
 	if errors.Is(err, control.ErrNoServer) {
-		return fmt.Errorf("--dir %s: no server is running on it: repl commands run in the live server of a replication site (%w)", dir, err)
+		return fmt.Errorf("--dir %s: no server answers on its control socket (none runs, or it is still opening the database, as a joining site does until its sync-up is done): repl commands run in the live server of a replication site (%w)", dir, err)
 	}
 	if err != nil {
 		return fmt.Errorf("--dir %s: the server's control socket: %w", dir, err)

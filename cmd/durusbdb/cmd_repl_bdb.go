@@ -43,15 +43,16 @@ func replGroupOf(db *engine.DB, dir string) (replGroup, error) {
 // a removed site (on a replica, the master's change is replicated).
 const removeSettle = 10 * time.Second
 
-// replRemove removes addr from the group (bdb.Env.RemoveDeadSite) and
+// replRemove removes addr from the group (bdb.Env.RemoveDeadSite; force:
+// even if this site is connected to it) and
 // returns the group once this site no longer lists it (or as it stands
 // after removeSettle).
-func replRemove(ctx context.Context, db *engine.DB, dir, addr string) (replGroup, error) {
+func replRemove(ctx context.Context, db *engine.DB, dir, addr string, force bool) (replGroup, error) {
 	env, err := replEnv(db, dir)
 	if err != nil {
 		return replGroup{}, err
 	}
-	if err := env.RemoveDeadSite(addr); err != nil {
+	if err := env.RemoveDeadSite(addr, force); err != nil {
 		return replGroup{}, err
 	}
 	deadline := time.Now().Add(removeSettle)

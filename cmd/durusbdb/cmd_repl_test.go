@@ -45,7 +45,7 @@ func TestReplRefusals(t *testing.T) {
 		msg  []string
 	}{
 		{"leveldb", []string{"repl", "status", "--dir", ldir}, exitFailed, []string{"--dir " + ldir, "leveldb", "Berkeley DB"}},
-		{"no server", []string{"repl", "remove-site", "127.0.0.1:1", "--dir", bdir}, exitFailed, []string{"--dir " + bdir, "no server is running"}},
+		{"no server", []string{"repl", "remove-site", "127.0.0.1:1", "--dir", bdir}, exitFailed, []string{"--dir " + bdir, "no server answers"}},
 		{"no address", []string{"repl", "remove-site", "--dir", bdir}, exitUsage, []string{"HOST:PORT"}},
 		{"no dir", []string{"repl", "status"}, exitUsage, []string{"--dir is required"}},
 		{"no repl command", []string{"repl"}, exitUsage, []string{"status or remove-site"}},

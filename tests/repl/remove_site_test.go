@@ -66,6 +66,10 @@ func TestReplRemoveSite(t *testing.T) {
 		t.Fatalf("group before: %+v, %v", g, err)
 	}
 
+	// A live member is refused.
+	if code, _, stderr := m.cli("repl", "remove-site", dead.repl, "--dir", m.dir); code != 1 || !strings.Contains(stderr, "looks alive") {
+		t.Fatalf("remove-site of a live site: exit %d, %q", code, stderr)
+	}
 	dead.kill()
 	// Without the removal: the master and one stopped replica of 3 members.
 	r.signal(syscall.SIGSTOP)
