@@ -43,7 +43,8 @@ func commitOn(t *testing.T, addr string, rec []byte) (byte, error) {
 }
 
 // TestReplRemoveSite: kill -9 one replica of a 3-site group for good and
-// remove it with `durusbdb repl remove-site` run on the master: every live
+// remove it with `durusbdb repl remove-site` run on the other replica
+// (libdb forwards it to the master): every live
 // site's group (`repl status`) drops it and counts 2 sites. The quorum
 // follows: with the dead site still a member, stopping the other replica
 // leaves the master without the acknowledgement a group of 3 needs (the
@@ -85,25 +86,10 @@ func TestReplRemoveSite(t *testing.T) {
 		return err == nil && st == wire.StatusOK
 	})
 
-	// Refusals, each naming the address.
-	for _, c := range []struct {
-		on        *cliSite
-		addr, msg string
-	}{
-		{r, r.repl, "this site's own"},
-		{r, m.repl, "the current master's"},
-		{m, "127.0.0.1:1", "not in the replication group"},
-	} {
-		code, _, stderr := c.on.cli("repl", "remove-site", c.addr, "--dir", c.on.dir)
-		if code != 1 || !strings.Contains(stderr, c.addr) || !strings.Contains(stderr, c.msg) {
-			t.Errorf("remove-site %s on %s: exit %d, %q; want 1 and %q", c.addr, c.on.name, code, stderr, c.msg)
-		}
-		if c.msg == "not in the replication group" && !strings.Contains(stderr, dead.repl) {
-			t.Errorf("remove-site of a non-member: %q does not list the group", stderr)
-		}
-	}
+	checkRemoveRefusals(t, m, r, dead)
 
-	code, out, stderr := m.cli("repl", "remove-site", dead.repl, "--dir", m.dir)
+	// Run on the replica: libdb sends the request to the master.
+	code, out, stderr := r.cli("repl", "remove-site", dead.repl, "--dir", r.dir)
 	if code != 0 || !strings.Contains(out, "2 sites now") {
 		t.Fatalf("remove-site %s: exit %d\n%s%s", dead.repl, code, out, stderr)
 	}
@@ -145,4 +131,27 @@ func loadsAddr(addr string, oid uint64, want []byte) bool {
 	defer c.Close()
 	st, rec, err := c.Load(oid)
 	return err == nil && st == wire.StatusOK && string(rec) == string(want)
+}
+
+// checkRemoveRefusals: remove-site refuses the site's own address, the
+// master's and a non-member, each error naming the address (and, for the
+// non-member, listing the group).
+func checkRemoveRefusals(t *testing.T, m, r, dead *cliSite) {
+	t.Helper()
+	for _, c := range []struct {
+		on        *cliSite
+		addr, msg string
+	}{
+		{r, r.repl, "this site's own"},
+		{r, m.repl, "the current master's"},
+		{m, "127.0.0.1:1", "not in the replication group"},
+	} {
+		code, _, stderr := c.on.cli("repl", "remove-site", c.addr, "--dir", c.on.dir)
+		if code != 1 || !strings.Contains(stderr, c.addr) || !strings.Contains(stderr, c.msg) {
+			t.Errorf("remove-site %s on %s: exit %d, %q; want 1 and %q", c.addr, c.on.name, code, stderr, c.msg)
+		}
+		if c.msg == "not in the replication group" && !strings.Contains(stderr, dead.repl) {
+			t.Errorf("remove-site of a non-member: %q does not list the group", stderr)
+		}
+	}
 }
