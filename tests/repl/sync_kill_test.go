@@ -67,8 +67,9 @@ func syncRounds() int {
 // SIGKILL at a random moment while /role says "syncing", and restarted on
 // what the kill left, several times. It must end a replica serving every
 // record, and, once the group is stopped cleanly, its database files must
-// dump (db5.3_dump) as the master's. The first directory killed mid
-// sync-up is also copied aside and handed to standalone recovery
+// dump (db5.3_dump) as the master's. The first directory killed during
+// the copy, and the first killed while catching up on the log, are also
+// copied aside and handed to standalone recovery
 // (db5.3_recover, then durusbdb recover), whose outcome the test logs:
 // see docs/REPLICATION.md, "A site killed during its sync-up".
 func TestReplKillDuringSync(t *testing.T) {
@@ -88,7 +89,7 @@ func TestReplKillDuringSync(t *testing.T) {
 
 	rng := mrand.New(mrand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	maxDelay := time.Second // shrinks when a kill comes after the sync-up
-	killed, copied := 0, false
+	killed, copied := 0, map[bool]bool{}
 	reinit := false // the last kill left an internal init unfinished
 	for r := 0; r < syncRounds(); r++ {
 		if r > 0 { // more to catch up with at each restart
@@ -119,8 +120,8 @@ func TestReplKillDuringSync(t *testing.T) {
 			continue
 		}
 		killed++
-		if !copied && initKilled {
-			copied = true
+		if !copied[initKilled] { // the first of each kind of kill
+			copied[initKilled] = true
 			standaloneRecovery(t, bin, joiner.dir)
 		}
 	}
@@ -172,6 +173,9 @@ func standaloneRecovery(t *testing.T, bin, dir string) {
 	}
 	for _, tool := range [][]string{{"db5.3_recover", "-h"}, {bin, "recover", "--dir"}} {
 		cp := fmt.Sprintf("%s.killed-%d", dir, len(tool))
+		if err := os.RemoveAll(cp); err != nil { // an earlier round's
+			t.Fatal(err)
+		}
 		if out, err := exec.Command("cp", "-a", dir, cp).CombinedOutput(); err != nil {
 			t.Fatalf("copy %s: %v %s", dir, err, out)
 		}
@@ -183,6 +187,9 @@ func standaloneRecovery(t *testing.T, bin, dir string) {
 		}
 		if tool[0] == bin && initPending && (err == nil || !bytes.Contains(out, []byte("__db.rep.init")) || !bytes.Contains(out, []byte("rejoin the group"))) {
 			t.Errorf("durusbdb recover of a directory killed during its internal init: %v, want a refusal naming __db.rep.init and saying to rejoin the group", err)
+		}
+		if tool[0] == bin && err != nil && !bytes.Contains(out, []byte("rejoin the group")) {
+			t.Errorf("durusbdb recover of a replication site's directory failed without saying to rejoin the group: %s", out)
 		}
 	}
 }
