@@ -108,3 +108,30 @@ func TestRecoverRefusesUnfinishedSync(t *testing.T) {
 		t.Fatalf("recover without the marker: exit %d\n%s%s", code, out, stderr)
 	}
 }
+
+// TestRecoverHintOnReplicationSite: a failed `durusbdb recover` of a
+// replication site's directory (libdb's __db.rep.system is there) adds
+// that rejoining the group re-initializes a site killed during a sync-up;
+// elsewhere the error is unchanged.
+func TestRecoverHintOnReplicationSite(t *testing.T) {
+	for _, site := range []bool{false, true} {
+		dir, db := newTestDB(t, "bdb")
+		db.Close()
+		logs, _ := filepath.Glob(filepath.Join(dir, "log.*"))
+		if len(logs) == 0 {
+			t.Fatal("no log file")
+		}
+		if err := os.WriteFile(logs[len(logs)-1], bytes.Repeat([]byte{0xa5}, 64<<10), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if site {
+			if err := os.WriteFile(filepath.Join(dir, "__db.rep.system"), nil, 0o600); err != nil {
+				t.Fatal(err)
+			}
+		}
+		code, _, stderr := runCLI(t, nil, "recover", "--dir", dir)
+		if code != exitFailed || strings.Contains(stderr, "rejoin the group") != site {
+			t.Errorf("recover of a damaged directory (replication site: %v): exit %d, %q", site, code, stderr)
+		}
+	}
+}
