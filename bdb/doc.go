@@ -35,6 +35,10 @@
 // acknowledged returns ErrPermFailed although libdb committed it locally;
 // Env.ReplStatus follows the role from repmgr's events; commit tokens
 // (Txn.CommitToken, Env.TxnApplied) give read-your-writes on another site.
+// Env.Group and Env.RemoveDeadSite (repl_remove.go) show the group's
+// membership and remove a dead member for good (`durusbdb repl`). A site
+// stopped during its internal init (libdb's __db.rep.init) is left to
+// libdb's replication-aware open, which copies the databases again.
 //
 // # Transactions and isolation
 //

@@ -140,7 +140,11 @@ func checkDir(opts kv.Options) (map[string]bool, error) {
 			missing = append(missing, b.File)
 		}
 	}
+	// A site stopped during its internal init holds partial copies of the
+	// master's files, which libdb's replication-aware open starts again.
+	initPending := opts.Replication != nil && !opts.ReadOnly && replInitPending(dir)
 	switch {
+	case initPending:
 	case l.Kind == dbdir.Empty && opts.Replication != nil && !opts.ReadOnly:
 		// A site joining a group starts from an empty directory.
 	case l.Kind == dbdir.Empty && (!opts.Create || opts.ReadOnly):
@@ -154,7 +158,7 @@ func checkDir(opts kv.Options) (map[string]bool, error) {
 		return nil, fmt.Errorf("bdb: open %s: database files %s missing: %w", dir, strings.Join(missing, ", "), kv.ErrNoBucket)
 	}
 	for _, b := range opts.Buckets {
-		if present[b.File] {
+		if present[b.File] && !initPending {
 			if err := checkMagic(filepath.Join(dir, b.File)); err != nil {
 				return nil, err
 			}

@@ -14,7 +14,10 @@
 // every log file in the directory is replayed from the first, which is
 // what a restored backup or a directory with damaged database files and
 // archived logs needs. Both hold the directory lock (durusbdb.lock), so
-// they refuse to run while a server owns the directory.
+// they refuse to run while a server owns the directory. CheckSyncFinished
+// (replinit.go) refuses, for `durusbdb recover` and a standalone serve, a
+// replication site stopped during libdb's internal init: only rejoining
+// its group completes such a directory.
 //
 // LevelDB has no log to replay beyond its own: its open always replays the
 // write-ahead log. Recover runs LevelDB's RepairDatabase (levigo), which

@@ -81,6 +81,9 @@ func CheckFormat(dir string) error {
 	if err != nil || kind != backend.BDB || !bdbCompiled() {
 		return nil
 	}
+	if CheckSyncFinished(dir) != nil {
+		return nil // partial copies of the master's files, which libdb's replication-aware open redoes
+	}
 	formats, err := readFormats(dir)
 	if err != nil {
 		return err

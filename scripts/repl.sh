@@ -16,7 +16,11 @@
 # commit byte for byte on the new master and on the rejoined or continued
 # old one; failover p50/max per kind printed); at the end every site
 # serves the same records, its database files dump (db5.3_dump) the same
-# and the engine's check is clean on each.
+# and the engine's check is clean on each. Then the operator's side, with
+# real `durusbdb serve` processes: `durusbdb repl remove-site` of a
+# killed replica (the group drops it everywhere; the quorum follows), and
+# a joining site killed at random moments of its sync-up and restarted
+# until it is a replica whose database files dump as the master's.
 # With BENCH=1 it also runs BenchmarkReplCommit (commits/s on the master
 # of 3 sites vs standalone, with and without TCP_NODELAY/BULK) and
 # BenchmarkReplServerCommit (the same through the server, 8 connections).
@@ -37,6 +41,13 @@ ROUNDS="$ROUNDS" go test -tags bdb -race -count=1 -timeout 60m \
 grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|failover|same|dump|check clean' "$slog" || true
 if [ "$status" -ne 0 ] || ! grep -q '^ok' "$slog"; then
   echo "repl.sh: server rounds failed (full output in $slog)"; grep -v '^ *time=' "$slog" | tail -50; exit 1
+fi
+olog=$(mktemp /tmp/durusbdb-repl-ops.XXXXXX.log)
+go test -tags bdb -race -count=1 -timeout 10m \
+  -run 'TestReplRemoveSite|TestReplKillDuringSync' -v ./tests/repl/ >"$olog" 2>&1 || status=$?
+grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|kills during' "$olog" || true
+if [ "$status" -ne 0 ] || ! grep -q '^ok' "$olog"; then
+  echo "repl.sh: remove-site / sync-up kill tests failed (full output in $olog)"; grep -v '^ *time=' "$olog" | tail -50; exit 1
 fi
 if [ "${BENCH:-0}" = 1 ]; then
   go test -tags bdb -count=1 -run '^$' -bench 'BenchmarkReplCommit' -benchtime=1s ./bdb/ | tee -a "$log"

@@ -246,6 +246,12 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	if err := recovery.CheckFormat(dir); err != nil {
 		return nil, err
 	}
+	if in.cfg.Replication == nil {
+		// Only the group completes a site stopped during its internal init.
+		if err := recovery.CheckSyncFinished(dir); err != nil {
+			return nil, err
+		}
+	}
 	if !in.cfg.Engine.ReadOnly && in.cfg.Replication == nil {
 		// A report only (log range replayed, time): the engine's own open
 		// runs recovery again and decides whether the directory can be

@@ -44,10 +44,14 @@ func recoverCommand() *command {
 					return nil
 				}
 			}
+			if err := recovery.CheckSyncFinished(*dir); err != nil {
+				return err
+			}
 			r, err := recovery.Recover(ctx, *dir, recovery.RecoverOptions{
 				Options:      ropts,
 				Catastrophic: *fatal,
 			})
+			err = replRecoverHint(*dir, err)
 			if r != nil && (*verbose || err != nil) {
 				for _, m := range r.Messages {
 					fmt.Fprintf(cio.stdout, "  %s\n", m)

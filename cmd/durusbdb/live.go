@@ -20,7 +20,7 @@ import (
 // liveCommands are the commands a server runs for a client.
 var liveCommands = map[string]bool{
 	"stats": true, "check": true, "checkpoint": true, "gc": true, "export": true, "backup": true,
-	"analyze": true, "refs": true, "dump": true,
+	"analyze": true, "refs": true, "dump": true, "repl": true,
 }
 
 type liveKey struct{}
@@ -96,7 +96,7 @@ func controlHandler(db *engine.DB, conns func() int) control.Handler {
 	return func(ctx context.Context, req control.Request, r *control.Response) control.Exit {
 		if !liveCommands[req.Command] {
 			return control.Exit{Code: exitUsage, Usage: true,
-				Error: fmt.Sprintf("%q cannot run through the control socket (only stats, check, checkpoint, gc, export, backup, analyze, refs, dump)", req.Command)}
+				Error: fmt.Sprintf("%q cannot run through the control socket (only stats, check, checkpoint, gc, export, backup, analyze, refs, dump, repl)", req.Command)}
 		}
 		lv := &liveServer{db: db, resp: r, conns: conns, started: started}
 		cio := cmdIO{stdin: strings.NewReader(""), stdout: r.Stdout(), stderr: r.Stderr(), environ: req.Env}

@@ -238,6 +238,7 @@ func newRoot(cio *cmdIO) *cobra.Command {
 	for _, c := range commands() {
 		root.AddCommand(c.cobra(cio))
 	}
+	root.AddCommand(replCobra(cio))
 	return root
 }
 
