@@ -299,8 +299,7 @@ func (db *DB) notify(ri kv.RoleInfo) {
 // otherMaster says whether ri is a replica following another site. A
 // demoted master fails only then: after DUPMASTER both masters are
 // replicas without a master for a while, and the winner of the election
-// that follows reports "elected" and then, a lockout later (about a
-// second), master; failing it in between left the group without either.
+// that follows reports "elected" and then, a lockout later, master; failing it in between left the group without either.
 func (db *DB) otherMaster(ri kv.RoleInfo) bool {
 	return ri.Role == kv.RoleReplica && ri.MasterReplAddr != "" && ri.MasterReplAddr != db.opts.Replication.Listen
 }

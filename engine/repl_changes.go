@@ -66,7 +66,9 @@ func (db *DB) followFrom(ctx context.Context) error {
 // stopFollowing tells a replica's changesLoop that the site was promoted
 // with its first own entry at seq start: the loop reports what comes
 // before and ends. It does not wait: a read the loop has in flight may
-// sleep seconds in libdb's role-change lockout.
+// sit in libdb's role-change lockout until the lockout ends (cgo/libdb's
+// yield function ends libdb's fixed lockout sleeps at the next
+// replication event; before it, seconds).
 func (db *DB) stopFollowing(start uint64) {
 	if db.changes.stop == nil {
 		return
@@ -167,9 +169,11 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 
 // followChanges reports the change entries from db.changes.next on, in
 // order. It reads them one by one outside any transaction (kv.Getter):
-// libdb makes a txn_begin that meets a role change's lockout sleep 5 s
-// (__op_rep_enter), which a poller every changesPoll nearly always meets
-// at a failover, and a promotion waits for the poller's last read.
+// a txn_begin that meets a role change's lockout waits in libdb
+// (__op_rep_enter; 5 s per check in libdb as shipped, until the next
+// replication event with cgo/libdb's yield function), which a poller
+// every changesPoll nearly always meets at a failover, and an open
+// transaction would hold the lockout itself up.
 func (db *DB) followChanges(limit uint64) error {
 	g, ok := db.store.(kv.Getter)
 	if !ok {
