@@ -59,7 +59,7 @@ func TestSpaceGuardReadOnlyFS(t *testing.T) {
 // past the reserve: near it, every admission asks statfs again, and a
 // refusal is always decided on a fresh one.
 func TestSpaceAdmitAmortized(t *testing.T) {
-	const bsize = 1 // byte-sized blocks, so the room below is exact
+	const bsize = 1               // byte-sized blocks, so the room below is exact
 	freeBlocks := uint64(4 << 30) // 4 GiB free, as the fake file system says
 	g := newSpaceGuard(t.TempDir(), 1<<20)
 	defer g.close()
