@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -45,6 +46,8 @@ type changeState struct {
 	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
 	stop     chan struct{} // replica: closed at promotion
 	kick     chan struct{} // replica: read the table now (WaitReplicated); buffered 1
+	passMu   sync.Mutex    // guards passDone
+	passDone chan struct{} // replica: closed when the read of the table in progress (or the next) ends; see passWait
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -146,6 +149,7 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		db.changes.begun.Add(1)
 		err := db.followChanges(limit)
 		db.changes.passes.Add(1)
+		db.changes.endPass()
 		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)

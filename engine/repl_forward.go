@@ -86,34 +86,70 @@ func (p *Pending) Token() Token { return p.token }
 // applied here and the change follower has reported it (its oids are
 // invalidated for this site's clients): read-your-writes for a commit
 // forwarded to the master. The change entry is written in the commit's
-// own transaction, so the follower is asked to read at once and again
-// until it has seen it; libdb then confirms the transaction applied
-// (TxnApplied, at once by then). It gives up after timeout with an error
-// wrapping ErrTimeout (the outcome here is then unknown).
+// own transaction, so the follower is asked to read at once and again,
+// each time its read ends, until it has seen it; libdb then confirms the
+// transaction applied (TxnApplied, at once by then). It gives up after
+// timeout with an error wrapping ErrTimeout (the outcome here is then
+// unknown).
 func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for db.changes.reported.Load() <= tok.Change {
-		if k := db.changes.kick; k != nil {
-			select { // read the table now, not at the next poll
-			case k <- struct{}{}:
-			default:
-			}
+	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
+		if err := w.WaitApplied(tok.Commit, timeout); err != nil {
+			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
 		}
+	}
+	t := time.NewTimer(max(time.Until(deadline), time.Millisecond))
+	defer t.Stop()
+	for {
+		ended := db.changes.passWait()
+		if db.changes.reported.Load() > tok.Change {
+			return nil
+		}
+		db.kickFollower()
 		if time.Now().After(deadline) {
 			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
-		case <-time.After(changesPoll / 20):
+		case <-t.C:
+		case <-ended:
+		case <-time.After(changesPoll): // no follower (yet), or it ended
 		}
 	}
-	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
-		if err := w.WaitApplied(tok.Commit, max(time.Until(deadline), time.Millisecond)); err != nil {
-			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
+}
+
+// kickFollower asks the change follower to read the table now (a read
+// already asked for counts), if this site has one.
+func (db *DB) kickFollower() {
+	if k := db.changes.kick; k != nil {
+		select {
+		case k <- struct{}{}:
+		default:
 		}
 	}
-	return nil
+}
+
+// passWait returns a channel closed when a read of the change table ends
+// after the call (the one in progress, or the next). Take it before
+// testing what the read may change, so that no end is missed.
+func (c *changeState) passWait() <-chan struct{} {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	if c.passDone == nil {
+		c.passDone = make(chan struct{})
+	}
+	return c.passDone
+}
+
+// endPass wakes the waiters of passWait (changesLoop, after each read).
+func (c *changeState) endPass() {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	if c.passDone != nil {
+		close(c.passDone)
+		c.passDone = nil
+	}
 }
 
 // ChangesStarted returns, on a replica, one more than the last change
@@ -178,19 +214,28 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 // has ended: every change applied here before the call is then
 // invalidated for this site's clients. A replica's phase 1 of a commit
 // calls it, so that its client learns of what it could already load.
+// It sleeps on the end of each read (passWait), not on a timer: phase 1
+// holds the commit token, so its wait bounds the forwarded commits/s.
 func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
-	k := db.changes.kick
-	if k == nil {
+	if db.changes.kick == nil {
 		return
 	}
-	deadline := time.Now().Add(timeout)
+	t := time.NewTimer(timeout)
+	defer t.Stop()
 	want := db.changes.begun.Load() + 1 // the next read to begin
-	for db.changes.passes.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case k <- struct{}{}:
-		default:
+	for {
+		ended := db.changes.passWait()
+		if db.changes.passes.Load() >= want {
+			return
 		}
-		time.Sleep(changesPoll / 20)
+		db.kickFollower()
+		select {
+		case <-ended:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 
