@@ -157,12 +157,26 @@ func (c *changeState) endPass() {
 // client's invalidation of its own commit only while no later entry has).
 func (db *DB) ChangesStarted() uint64 { return db.changes.started.Load() }
 
+// recentChanges is how many of the last change entries a master keeps in
+// memory, so that ChangedSince, which runs under the commit token, reads
+// the table only for a replica far behind.
+const recentChanges = 1024
+
+// recentChange is a change entry as written: its sequence number and its
+// oids (8 bytes each). An entry whose run's transaction failed is
+// overwritten by the next run's, which has the same sequence number.
+type recentChange struct {
+	seq  uint64
+	oids []byte
+}
+
 // ChangedSince reports, on a master, whether a commit staged or applied
 // after change entry pos-1 stores one of oids: a replica's client that
 // got its phase-1 invalidations once entries below pos were followed
 // there did not see that commit, so its forwarded commit of those oids
 // must be refused like a conflict. Called with the server's commit token
-// held (nothing is staged meanwhile).
+// held (nothing is staged meanwhile). The last recentChanges entries are
+// read from memory, older ones from the table.
 func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 	// Staged but not applied: no entry yet, so after pos. Checked before
 	// next is read: a commit that leaves the queue meanwhile has its
@@ -175,24 +189,49 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 		}
 	}
 	db.pipe.mu.Unlock()
+	want := make(map[uint64]struct{}, len(oids))
+	for _, o := range oids {
+		want[o] = struct{}{}
+	}
+	hit := func(b []byte) bool {
+		for i := 0; i+8 <= len(b); i += 8 {
+			if _, ok := want[binary.BigEndian.Uint64(b[i:])]; ok {
+				return true
+			}
+		}
+		return false
+	}
 	db.writeMu.Lock()
 	next := db.changes.next
-	db.writeMu.Unlock()
 	if next <= pos {
+		db.writeMu.Unlock()
 		return false, nil
 	}
 	if next-pos > keepChanges {
+		db.writeMu.Unlock()
 		return true, nil // too far behind to tell
+	}
+	from := next // entries below from are not in memory
+	for seq := next; seq > pos; seq-- {
+		r := &db.changes.recent[(seq-1)%recentChanges]
+		if r.seq != seq-1 || r.oids == nil {
+			break
+		}
+		if hit(r.oids) {
+			db.writeMu.Unlock()
+			return true, nil
+		}
+		from = seq - 1
+	}
+	db.writeMu.Unlock()
+	if from == pos {
+		return false, nil
 	}
 	g, ok := db.store.(kv.Getter)
 	if !ok {
 		return false, fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
 	}
-	want := make(map[uint64]struct{}, len(oids))
-	for _, o := range oids {
-		want[o] = struct{}{}
-	}
-	for seq := pos; seq < next; seq++ {
+	for seq := pos; seq < from; seq++ {
 		v, err := g.Get(BucketChanges, int8Bytes(seq))
 		if errors.Is(err, kv.ErrNotFound) {
 			continue
@@ -200,10 +239,8 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("engine: read change entry %d: %w", seq, err)
 		}
-		for i := 8; i+8 <= len(v); i += 8 {
-			if _, hit := want[binary.BigEndian.Uint64(v[i:])]; hit {
-				return true, nil
-			}
+		if len(v) >= 8 && hit(v[8:]) {
+			return true, nil
 		}
 	}
 	return false, nil
