@@ -251,15 +251,30 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 // has ended: every change applied here before the call is then
 // invalidated for this site's clients. A replica's phase 1 of a commit
 // calls it, so that its client learns of what it could already load.
-// It sleeps on the end of each read (passWait), not on a timer: phase 1
-// holds the commit token, so its wait bounds the forwarded commits/s.
 func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
+	db.SyncFollowerFrom(ctx, db.FollowerMark(), timeout)
+}
+
+// FollowerMark returns, on a replica, a mark of the change follower's
+// progress for SyncFollowerFrom: the reads of the table begun so far.
+func (db *DB) FollowerMark() uint64 { return db.changes.begun.Load() }
+
+// SyncFollowerFrom is SyncFollower for a mark taken earlier
+// (FollowerMark): it waits (at most timeout) until a read of the table
+// that began after the mark was taken has ended, asking for one if need
+// be; every change applied here before the mark is then invalidated for
+// this site's clients. A mark taken when a commit request arrives, before
+// the commit token is granted, lets a read that ran while the request
+// queued for the token count. It sleeps on the end of each read
+// (passWait), not on a timer: phase 1 holds the commit token, so its wait
+// bounds the forwarded commits/s.
+func (db *DB) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration) {
 	if db.changes.kick == nil {
 		return
 	}
 	t := time.NewTimer(timeout)
 	defer t.Stop()
-	want := db.changes.begun.Load() + 1 // the next read to begin
+	want := mark + 1 // reads end in order: the (mark+1)-th began after the mark
 	for {
 		ended := db.changes.passWait()
 		if db.changes.passes.Load() >= want {

@@ -74,6 +74,12 @@ type Forwarder interface {
 	// SyncFollower returns once every change applied here before the
 	// call is invalidated for this site's clients (bounded by timeout).
 	SyncFollower(ctx context.Context, timeout time.Duration)
+	// FollowerMark and SyncFollowerFrom split SyncFollower: a mark
+	// taken when a commit request arrives, then, with the token, a wait
+	// for a read of the change table begun after the mark (one that ran
+	// while the request queued for the token counts).
+	FollowerMark() uint64
+	SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration)
 	// HoldForwarded makes loads of oids on this site wait until release
 	// is called: the oids of a forwarded commit, from before they are
 	// invalidated for the other clients until the commit is applied here
@@ -83,6 +89,14 @@ type Forwarder interface {
 
 // HoldForwarded implements Forwarder.
 func (e engineStorage) HoldForwarded(oids []uint64) func() { return e.db.HoldForwarded(oids) }
+
+// FollowerMark implements Forwarder.
+func (e engineStorage) FollowerMark() uint64 { return e.db.FollowerMark() }
+
+// SyncFollowerFrom implements Forwarder.
+func (e engineStorage) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration) {
+	e.db.SyncFollowerFrom(ctx, mark, timeout)
+}
 
 // conflictChecker is a master's Storage that can tell whether oids were
 // committed after a replica's phase-1 position (engine.DB.ChangedSince).

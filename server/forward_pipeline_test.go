@@ -91,10 +91,12 @@ func (f *fakeReplica) replicate() error {
 	return nil
 }
 
-func (f *fakeReplica) ChangesStarted() uint64                            { return f.changes.Load() }
-func (f *fakeReplica) ChangesReported() uint64                           { return f.changes.Load() }
-func (f *fakeReplica) SyncFollower(ctx context.Context, d time.Duration) {}
-func (f *fakeReplica) HoldForwarded(oids []uint64) func()                { return f.db.HoldForwarded(oids) }
+func (f *fakeReplica) ChangesStarted() uint64                                  { return f.changes.Load() }
+func (f *fakeReplica) ChangesReported() uint64                                 { return f.changes.Load() }
+func (f *fakeReplica) SyncFollower(ctx context.Context, d time.Duration)       {}
+func (f *fakeReplica) FollowerMark() uint64                                    { return 0 }
+func (f *fakeReplica) SyncFollowerFrom(context.Context, uint64, time.Duration) {}
+func (f *fakeReplica) HoldForwarded(oids []uint64) func()                      { return f.db.HoldForwarded(oids) }
 
 // startFakeGroup starts a master (a memStore with a stored root) and a
 // replica server forwarding to it.
