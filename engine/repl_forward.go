@@ -85,12 +85,12 @@ func (p *Pending) Token() Token { return p.token }
 // WaitReplicated waits, on a replica, until the master's commit of tok is
 // applied here and the change follower has reported it (its oids are
 // invalidated for this site's clients): read-your-writes for a commit
-// forwarded to the master. The change entry is written in the commit's
-// own transaction, so the follower is asked to read at once and again,
-// each time its read ends, until it has seen it; libdb then confirms the
-// transaction applied (TxnApplied, at once by then). It gives up after
-// timeout with an error wrapping ErrTimeout (the outcome here is then
-// unknown).
+// forwarded to the master. libdb says first when the transaction is
+// applied here (TxnApplied, which blocks without polling); the change
+// entry is written in the commit's own transaction, so the follower is
+// then asked to read at once and again, each time a read ends, until it
+// has reported it. It gives up after timeout with an error wrapping
+// ErrTimeout (the outcome here is then unknown).
 func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {

@@ -30,7 +30,9 @@ type fwdHold struct {
 // of a commit it forwards to the master from before it invalidates them
 // for its other clients until the commit is applied here (WaitReplicated)
 // or known not to be (refused, failed, connection gone). Two holds of one
-// oid overlap: loads wait for both.
+// oid overlap: loads wait for both. A waiting load holds whatever its
+// caller holds: the server releases a hold of ROOT_OID before it takes
+// its allocation lock, under which it may load ROOT_OID.
 func (db *DB) HoldForwarded(oids []uint64) (release func()) {
 	h := &db.fwd
 	h.mu.Lock()
