@@ -69,6 +69,7 @@ type DB struct {
 	role  roleState  // replication role; see repl.go
 
 	changes      changeState   // the replicated change table; see repl_changes.go
+	fwd          fwdHolds      // replica: oids of forwarded commits loads wait for; see repl_hold.go
 	loopsStarted bool          // startWriting started the background loops (once per DB)
 	demoted      bool          // lost the master role, not yet replica or master again; owned by roleLoop
 	replica      atomic.Bool   // a replication site that is not the master: writes refused
@@ -131,6 +132,7 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	db.waitStaged(oid)
+	db.waitForwarded(oid)
 	rec, epoch, hit := db.cache.get(oid)
 	if hit {
 		return rec, nil

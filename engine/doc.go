@@ -95,5 +95,6 @@
 // replicated meta and starts writing. An apply run on a master records its
 // libdb commit token and change sequence in each Pending (Pending.Token);
 // a replica waits for them with WaitReplicated (repl_forward.go), for a
-// commit it forwarded to the master.
+// commit it forwarded to the master, whose oids it holds meanwhile
+// (HoldForwarded, repl_hold.go: loads of them wait).
 package engine

@@ -167,7 +167,10 @@ func (db *DB) becomeMaster(ctx context.Context, created bool) error {
 	if err != nil {
 		return err
 	}
+	db.writeMu.Lock()
 	db.changes.next = last + 1
+	db.changes.recent = [recentChanges]recentChange{} // a former term's entries may have been rolled back
+	db.writeMu.Unlock()
 	db.stopFollowing(last + 1)
 	if err := db.startWriting(ctx, c); err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -35,16 +36,19 @@ func changesSpec() kv.BucketSpec {
 
 // changeState is a site's position in the change table.
 type changeState struct {
-	next     uint64        // master: seq of the next run's entry; owned by writeMu
-	follow   uint64        // replica: next seq to report; owned by changesLoop
-	start    atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
-	started  atomic.Uint64 // replica: 1 + the entry whose invalidation started last
-	begun    atomic.Uint64 // replica: reads of the table begun (SyncFollower)
-	passes   atomic.Uint64 // replica: reads of the table ended
-	reported atomic.Uint64 // replica: follow, readable by WaitReplicated
-	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
-	stop     chan struct{} // replica: closed at promotion
-	kick     chan struct{} // replica: read the table now (WaitReplicated); buffered 1
+	next     uint64                      // master: seq of the next run's entry; owned by writeMu
+	follow   uint64                      // replica: next seq to report; owned by changesLoop
+	start    atomic.Uint64               // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	started  atomic.Uint64               // replica: 1 + the entry whose invalidation started last
+	begun    atomic.Uint64               // replica: reads of the table begun (SyncFollower)
+	passes   atomic.Uint64               // replica: reads of the table ended
+	reported atomic.Uint64               // replica: follow, readable by WaitReplicated
+	lag      atomic.Int64                // replica: nanoseconds from the master's commit of the last entry followed to its report here
+	stop     chan struct{}               // replica: closed at promotion
+	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1
+	passMu   sync.Mutex                  // guards passDone
+	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
+	recent   [recentChanges]recentChange // master: the last entries written, for ChangedSince; owned by writeMu
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -118,6 +122,7 @@ func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
 	if err := tx.Put(BucketChanges, int8Bytes(seq), v); err != nil {
 		return fmt.Errorf("engine: change entry %d: %w", seq, err)
 	}
+	db.changes.recent[seq%recentChanges] = recentChange{seq: seq, oids: v[8:]}
 	if seq > keepChanges {
 		if err := tx.Delete(BucketChanges, int8Bytes(seq-keepChanges)); err != nil {
 			return fmt.Errorf("engine: trim change entry %d: %w", seq-keepChanges, err)
@@ -148,6 +153,7 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		db.changes.begun.Add(1)
 		err := db.followChanges(limit)
 		db.changes.passes.Add(1)
+		db.changes.endPass()
 		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)

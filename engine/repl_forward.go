@@ -85,35 +85,71 @@ func (p *Pending) Token() Token { return p.token }
 // WaitReplicated waits, on a replica, until the master's commit of tok is
 // applied here and the change follower has reported it (its oids are
 // invalidated for this site's clients): read-your-writes for a commit
-// forwarded to the master. The change entry is written in the commit's
-// own transaction, so the follower is asked to read at once and again
-// until it has seen it; libdb then confirms the transaction applied
-// (TxnApplied, at once by then). It gives up after timeout with an error
-// wrapping ErrTimeout (the outcome here is then unknown).
+// forwarded to the master. libdb says first when the transaction is
+// applied here (TxnApplied, which blocks without polling); the change
+// entry is written in the commit's own transaction, so the follower is
+// then asked to read at once and again, each time a read ends, until it
+// has reported it. It gives up after timeout with an error wrapping
+// ErrTimeout (the outcome here is then unknown).
 func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
-	for db.changes.reported.Load() <= tok.Change {
-		if k := db.changes.kick; k != nil {
-			select { // read the table now, not at the next poll
-			case k <- struct{}{}:
-			default:
-			}
+	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
+		if err := w.WaitApplied(tok.Commit, timeout); err != nil {
+			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
 		}
+	}
+	t := time.NewTimer(max(time.Until(deadline), time.Millisecond))
+	defer t.Stop()
+	for {
+		ended := db.changes.passWait()
+		if db.changes.reported.Load() > tok.Change {
+			return nil
+		}
+		db.kickFollower()
 		if time.Now().After(deadline) {
 			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
 		}
 		select {
 		case <-ctx.Done():
 			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
-		case <-time.After(changesPoll / 20):
+		case <-t.C:
+		case <-ended:
+		case <-time.After(changesPoll): // no follower (yet), or it ended
 		}
 	}
-	if w, ok := db.store.(appliedWaiter); ok && tok.Commit != ([TokenSize]byte{}) {
-		if err := w.WaitApplied(tok.Commit, max(time.Until(deadline), time.Millisecond)); err != nil {
-			return fmt.Errorf("engine: wait for the master's commit (change %d): %w", tok.Change, err)
+}
+
+// kickFollower asks the change follower to read the table now (a read
+// already asked for counts), if this site has one.
+func (db *DB) kickFollower() {
+	if k := db.changes.kick; k != nil {
+		select {
+		case k <- struct{}{}:
+		default:
 		}
 	}
-	return nil
+}
+
+// passWait returns a channel closed when a read of the change table ends
+// after the call (the one in progress, or the next). Take it before
+// testing what the read may change, so that no end is missed.
+func (c *changeState) passWait() <-chan struct{} {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	if c.passDone == nil {
+		c.passDone = make(chan struct{})
+	}
+	return c.passDone
+}
+
+// endPass wakes the waiters of passWait (changesLoop, after each read).
+func (c *changeState) endPass() {
+	c.passMu.Lock()
+	defer c.passMu.Unlock()
+	if c.passDone != nil {
+		close(c.passDone)
+		c.passDone = nil
+	}
 }
 
 // ChangesStarted returns, on a replica, one more than the last change
@@ -121,12 +157,26 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 // client's invalidation of its own commit only while no later entry has).
 func (db *DB) ChangesStarted() uint64 { return db.changes.started.Load() }
 
+// recentChanges is how many of the last change entries a master keeps in
+// memory, so that ChangedSince, which runs under the commit token, reads
+// the table only for a replica far behind.
+const recentChanges = 1024
+
+// recentChange is a change entry as written: its sequence number and its
+// oids (8 bytes each). An entry whose run's transaction failed is
+// overwritten by the next run's, which has the same sequence number.
+type recentChange struct {
+	seq  uint64
+	oids []byte
+}
+
 // ChangedSince reports, on a master, whether a commit staged or applied
 // after change entry pos-1 stores one of oids: a replica's client that
 // got its phase-1 invalidations once entries below pos were followed
 // there did not see that commit, so its forwarded commit of those oids
 // must be refused like a conflict. Called with the server's commit token
-// held (nothing is staged meanwhile).
+// held (nothing is staged meanwhile). The last recentChanges entries are
+// read from memory, older ones from the table.
 func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 	// Staged but not applied: no entry yet, so after pos. Checked before
 	// next is read: a commit that leaves the queue meanwhile has its
@@ -139,24 +189,49 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 		}
 	}
 	db.pipe.mu.Unlock()
+	want := make(map[uint64]struct{}, len(oids))
+	for _, o := range oids {
+		want[o] = struct{}{}
+	}
+	hit := func(b []byte) bool {
+		for i := 0; i+8 <= len(b); i += 8 {
+			if _, ok := want[binary.BigEndian.Uint64(b[i:])]; ok {
+				return true
+			}
+		}
+		return false
+	}
 	db.writeMu.Lock()
 	next := db.changes.next
-	db.writeMu.Unlock()
 	if next <= pos {
+		db.writeMu.Unlock()
 		return false, nil
 	}
 	if next-pos > keepChanges {
+		db.writeMu.Unlock()
 		return true, nil // too far behind to tell
+	}
+	from := next // entries below from are not in memory
+	for seq := next; seq > pos; seq-- {
+		r := &db.changes.recent[(seq-1)%recentChanges]
+		if r.seq != seq-1 || r.oids == nil {
+			break
+		}
+		if hit(r.oids) {
+			db.writeMu.Unlock()
+			return true, nil
+		}
+		from = seq - 1
+	}
+	db.writeMu.Unlock()
+	if from == pos {
+		return false, nil
 	}
 	g, ok := db.store.(kv.Getter)
 	if !ok {
 		return false, fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
 	}
-	want := make(map[uint64]struct{}, len(oids))
-	for _, o := range oids {
-		want[o] = struct{}{}
-	}
-	for seq := pos; seq < next; seq++ {
+	for seq := pos; seq < from; seq++ {
 		v, err := g.Get(BucketChanges, int8Bytes(seq))
 		if errors.Is(err, kv.ErrNotFound) {
 			continue
@@ -164,10 +239,8 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 		if err != nil {
 			return false, fmt.Errorf("engine: read change entry %d: %w", seq, err)
 		}
-		for i := 8; i+8 <= len(v); i += 8 {
-			if _, hit := want[binary.BigEndian.Uint64(v[i:])]; hit {
-				return true, nil
-			}
+		if len(v) >= 8 && hit(v[8:]) {
+			return true, nil
 		}
 	}
 	return false, nil
@@ -179,18 +252,42 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 // invalidated for this site's clients. A replica's phase 1 of a commit
 // calls it, so that its client learns of what it could already load.
 func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
-	k := db.changes.kick
-	if k == nil {
+	db.SyncFollowerFrom(ctx, db.FollowerMark(), timeout)
+}
+
+// FollowerMark returns, on a replica, a mark of the change follower's
+// progress for SyncFollowerFrom: the reads of the table begun so far.
+func (db *DB) FollowerMark() uint64 { return db.changes.begun.Load() }
+
+// SyncFollowerFrom is SyncFollower for a mark taken earlier
+// (FollowerMark): it waits (at most timeout) until a read of the table
+// that began after the mark was taken has ended, asking for one if need
+// be; every change applied here before the mark is then invalidated for
+// this site's clients. A mark taken when a commit request arrives, before
+// the commit token is granted, lets a read that ran while the request
+// queued for the token count. It sleeps on the end of each read
+// (passWait), not on a timer: phase 1 holds the commit token, so its wait
+// bounds the forwarded commits/s.
+func (db *DB) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration) {
+	if db.changes.kick == nil {
 		return
 	}
-	deadline := time.Now().Add(timeout)
-	want := db.changes.begun.Load() + 1 // the next read to begin
-	for db.changes.passes.Load() < want && time.Now().Before(deadline) && ctx.Err() == nil {
-		select {
-		case k <- struct{}{}:
-		default:
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	want := mark + 1 // reads end in order: the (mark+1)-th began after the mark
+	for {
+		ended := db.changes.passWait()
+		if db.changes.passes.Load() >= want {
+			return
 		}
-		time.Sleep(changesPoll / 20)
+		db.kickFollower()
+		select {
+		case <-ended:
+		case <-t.C:
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }
 

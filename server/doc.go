@@ -52,9 +52,11 @@
 //
 // Replication (forward.go): on a replica (a Storage that is a Forwarder
 // saying so) N/M reserve oids on the master (site-to-site command A) and a
-// commit, after phase 1 here with this site's token held, is forwarded to
-// the master (F) and answered once this replica has applied the master's
-// commit and invalidated it for its clients (read-your-writes); the master
-// refuses (I) a commit of an oid changed after the replica's phase 1. The
-// master answers F and A on its ordinary Durus port.
+// commit, after phase 1 here, is announced like a staged commit (its oids
+// held, so that loads of them here wait, and invalidated for the other
+// clients; then the token passes on), forwarded to the master (F) and
+// answered once this replica has applied the master's commit and
+// invalidated it for its clients (read-your-writes); the master refuses
+// (I) a commit of an oid changed after the replica's phase 1. The master
+// answers F and A on its ordinary Durus port.
 package server

@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
@@ -72,6 +74,28 @@ type Forwarder interface {
 	// SyncFollower returns once every change applied here before the
 	// call is invalidated for this site's clients (bounded by timeout).
 	SyncFollower(ctx context.Context, timeout time.Duration)
+	// FollowerMark and SyncFollowerFrom split SyncFollower: a mark
+	// taken when a commit request arrives, then, with the token, a wait
+	// for a read of the change table begun after the mark (one that ran
+	// while the request queued for the token counts).
+	FollowerMark() uint64
+	SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration)
+	// HoldForwarded makes loads of oids on this site wait until release
+	// is called: the oids of a forwarded commit, from before they are
+	// invalidated for the other clients until the commit is applied here
+	// or known not to be (engine.DB.HoldForwarded).
+	HoldForwarded(oids []uint64) (release func())
+}
+
+// HoldForwarded implements Forwarder.
+func (e engineStorage) HoldForwarded(oids []uint64) func() { return e.db.HoldForwarded(oids) }
+
+// FollowerMark implements Forwarder.
+func (e engineStorage) FollowerMark() uint64 { return e.db.FollowerMark() }
+
+// SyncFollowerFrom implements Forwarder.
+func (e engineStorage) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration) {
+	e.db.SyncFollowerFrom(ctx, mark, timeout)
 }
 
 // conflictChecker is a master's Storage that can tell whether oids were
@@ -85,10 +109,16 @@ type tokenPending interface {
 	Token() engine.Token
 }
 
-// forwardPool keeps idle connections to the master, by address.
+// forwardPool keeps idle connections to the master, by address, and
+// counts the forwarded commits announced on this replica.
 type forwardPool struct {
 	mu   sync.Mutex
 	idle map[string][]*wire.Conn
+
+	// announced counts the forwarded commits announced (oids held and
+	// invalidated, token passed): a committer compares it with its own
+	// number before dropping its own oids from its invalid set.
+	announced atomic.Uint64
 }
 
 // get returns an idle connection to addr or dials one.
@@ -257,12 +287,15 @@ func (c *conn) commitReply(status byte) error {
 
 // forwardCommit decides, on a replica, a commit whose data has arrived:
 // rules 3–5, 7 and 8 here, the rest by the master, to which the data is
-// forwarded (F) while this site's token stays held, so that no commit
-// slips between the client's phase-1 reply and its commit here. On 'O' it
+// forwarded (F). As a single server does with a staged commit, it
+// announces the commit before the token passes (announceForward: its
+// oids held, so that loads of them here wait, and invalidated for the
+// other clients), then passes the token on while the commit travels, so
+// that the next client's phase 1 need not wait for the master. On 'O' it
 // waits until this replica has applied the master's commit and
 // invalidated it for its other clients (read-your-writes), then answers.
 // A lost master or a wait that times out closes the connection without a
-// reply: the outcome is unknown.
+// reply: the outcome is unknown. The hold is released on every path.
 func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []byte) error {
 	s := c.s
 	fr, sorted, fe := c.checkFrames(data)
@@ -281,6 +314,8 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
+	release, mine := c.announceForward(f, sorted)
+	defer release()
 	b, err := s.fwd.exchange(addr, 1+forwardTokenLen, []byte{cmdForward},
 		binary.BigEndian.AppendUint64(nil, c.fwdPos),
 		binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
@@ -288,12 +323,10 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 		return c.refuse(statusRefused, &frameError{rule: 11, msg: "this site is a replica and cannot reach the master: " + err.Error()}, len(data))
 	}
 	if err != nil {
-		c.releaseToken()
 		c.log.Error("commit forwarded to the master: no answer; outcome unknown, closing connection without a reply", "master", addr, "err", err)
 		return &protoEnd{"forward to the master failed (commit outcome unknown)"}
 	}
 	if status := b[0]; status != statusOK {
-		c.releaseToken()
 		c.log.Warn("commit forwarded to the master was refused", "master", addr, "reply", string(rune(status)))
 		c.observeCommit(status, 0, 0)
 		return c.w.WriteByte(status)
@@ -303,21 +336,47 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 	tok.Change = binary.BigEndian.Uint64(b[1+engine.TokenSize:])
 	tw := time.Now()
 	if err := f.WaitReplicated(s.hard, tok, appliedTimeout); err != nil {
-		c.releaseToken()
 		c.log.Error("commit forwarded to the master: not applied here in time; outcome unknown here, closing connection without a reply",
 			"change", tok.Change, "err", err)
 		return &protoEnd{"forwarded commit not applied here (outcome unknown)"}
 	}
-	c.forwardCommitted(f, tok, sorted)
+	if sorted[0] == record.RootOID {
+		// The first commit of the root: an allocation may be waiting,
+		// under allocMu, for a load of ROOT_OID (rootExists); let it
+		// through before taking allocMu. Once per database.
+		release()
+	}
+	c.forwardCommitted(f, tok, sorted, mine)
 	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.w.WriteByte(statusOK)
 }
 
-// forwardCommitted is the bookkeeping of a forwarded commit answered O:
-// its oids leave c's unused set, and the change follower's invalidation
-// of them for c itself is dropped when no later change has started (the
-// committer, as on a single server, is not told of its own commit).
-func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64) {
+// announceForward is the replica's counterpart of announcing a staged
+// commit, with the token pinned: the oids sorted are held (loads of them
+// here wait until release) and then invalidated for every other
+// connection, and the token passes (Done(true): a client whose lease was
+// revoked meanwhile is refused by rule 9, its view missed this commit).
+// It returns the release of the hold and the commit's number among the
+// forwards announced (forwardPool.announced).
+func (c *conn) announceForward(f Forwarder, sorted []uint64) (release func(), mine uint64) {
+	s := c.s
+	release = f.HoldForwarded(sorted)
+	mine = s.fwd.announced.Add(1)
+	s.invalidate(runsOf(sorted), c)
+	c.hold.Done(true)
+	c.hold = nil
+	return release, mine
+}
+
+// forwardCommitted is the bookkeeping of a forwarded commit answered O,
+// the mine-th forward announced: its oids leave c's unused set, and the
+// change follower's invalidation of them for c itself is dropped when
+// nothing can have invalidated them for c since (the committer, as on a
+// single server, is not told of its own commit): no later change entry
+// has started here, and no later forward was announced (another
+// forward's oids, invalidated for c meanwhile, may overlap these and
+// reach the master after this commit).
+func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64, mine uint64) {
 	s := c.s
 	s.allocMu.Lock()
 	s.root.committed(sorted)
@@ -325,10 +384,8 @@ func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64) 
 		c.unusedN -= runsLen(s.owners.removeSorted(sorted, c))
 	}
 	s.allocMu.Unlock()
-	c.hold.Done(true)
-	c.hold = nil
 	c.mu.Lock()
-	if f.ChangesStarted() == tok.Change+1 {
+	if f.ChangesStarted() == tok.Change+1 && s.fwd.announced.Load() == mine {
 		c.invalid.removeSorted(sorted)
 		c.invalidN.Store(c.invalid.len())
 	}

@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// fwdHolds is, on a replica, the set of oids of commits forwarded to the
+// master and not yet resolved here (applied and followed, or refused, or
+// failed): Load of one of them waits. It is the replica's counterpart of
+// the pipeline's in-flight map: the server invalidates a forwarded
+// commit's oids for its other clients and passes its commit token on
+// while the commit travels, so a client that loads them meanwhile must
+// get the new record, never the one it was just told is stale.
+type fwdHolds struct {
+	mu   sync.Mutex
+	held map[uint64]*fwdHold // oid → its holds; owned by mu
+	n    atomic.Int64        // len(held): lets Load skip mu when nothing is held
+}
+
+// fwdHold is the holds of one oid: loads wait until done is closed, when
+// the last of them is released.
+type fwdHold struct {
+	refs int // holds not yet released; owned by fwdHolds.mu
+	done chan struct{}
+}
+
+// HoldForwarded makes loads of oids on this site wait until release is
+// called (once; later calls do nothing). A replica's server holds the oids
+// of a commit it forwards to the master from before it invalidates them
+// for its other clients until the commit is applied here (WaitReplicated)
+// or known not to be (refused, failed, connection gone). Two holds of one
+// oid overlap: loads wait for both. A waiting load holds whatever its
+// caller holds: the server releases a hold of ROOT_OID before it takes
+// its allocation lock, under which it may load ROOT_OID.
+func (db *DB) HoldForwarded(oids []uint64) (release func()) {
+	h := &db.fwd
+	h.mu.Lock()
+	if h.held == nil {
+		h.held = make(map[uint64]*fwdHold)
+	}
+	for _, o := range oids {
+		e := h.held[o]
+		if e == nil {
+			e = &fwdHold{done: make(chan struct{})}
+			h.held[o] = e
+		}
+		e.refs++
+	}
+	h.n.Store(int64(len(h.held)))
+	h.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { h.release(oids) }) }
+}
+
+// release drops one hold of each of oids, waking the loads of an oid when
+// its last hold goes.
+func (h *fwdHolds) release(oids []uint64) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, o := range oids {
+		e := h.held[o]
+		if e == nil {
+			continue
+		}
+		if e.refs--; e.refs == 0 {
+			delete(h.held, o)
+			close(e.done)
+		}
+	}
+	h.n.Store(int64(len(h.held)))
+}
+
+// waitForwarded waits until no forwarded commit holds oid (Load's guard on
+// a replica), or until the DB closes.
+func (db *DB) waitForwarded(oid uint64) {
+	h := &db.fwd
+	for h.n.Load() > 0 {
+		h.mu.Lock()
+		e := h.held[oid]
+		h.mu.Unlock()
+		if e == nil {
+			return
+		}
+		select {
+		case <-e.done:
+		case <-db.ctx.Done():
+			return
+		}
+	}
+}
+
+// ForwardsHeld returns the number of oids that forwarded commits hold now
+// (HoldForwarded): zero whenever no forward is in flight on this site.
+func (db *DB) ForwardsHeld() int { return int(db.fwd.n.Load()) }
