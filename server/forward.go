@@ -308,14 +308,13 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 	} else if refused != nil {
 		return c.refuse(refused.status, &refused.frameError, len(data))
 	}
-	s.allocMu.Lock()
-	fe = c.checkForeignOwners(fr)
-	s.allocMu.Unlock()
-	if fe != nil {
+	if fe = s.checkForeignOwners(c, fr); fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
-	release, mine := c.announceForward(f, sorted)
+	release := f.HoldForwarded(sorted)
 	defer release()
+	mine := s.fwd.announced.Add(1)
+	s.announceForward(c, sorted)
 	b, err := s.fwd.exchange(addr, 1+forwardTokenLen, []byte{cmdForward},
 		binary.BigEndian.AppendUint64(nil, c.fwdPos),
 		binary.BigEndian.AppendUint32(nil, uint32(len(data))), data)
@@ -346,49 +345,46 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 		// through before taking allocMu. Once per database.
 		release()
 	}
-	c.forwardCommitted(f, tok, sorted, mine)
+	s.forwardCommitted(c, sorted, f.ChangesStarted() == tok.Change+1 && s.fwd.announced.Load() == mine)
 	c.observeCommit(statusOK, 0, time.Since(tw))
 	return c.w.WriteByte(statusOK)
 }
 
-// announceForward is the replica's counterpart of announcing a staged
-// commit, with the token pinned: the oids sorted are held (loads of them
-// here wait until release) and then invalidated for every other
-// connection, and the token passes (Done(true): a client whose lease was
-// revoked meanwhile is refused by rule 9, its view missed this commit).
-// It returns the release of the hold and the commit's number among the
-// forwards announced (forwardPool.announced).
-func (c *conn) announceForward(f Forwarder, sorted []uint64) (release func(), mine uint64) {
-	s := c.s
-	release = f.HoldForwarded(sorted)
-	mine = s.fwd.announced.Add(1)
-	s.invalidate(runsOf(sorted), c)
+// announceForward is the replica's counterpart of announce, with the
+// token pinned and the oids sorted already held by the caller
+// (Forwarder.HoldForwarded: loads of them here wait until the commit is
+// applied here or known not to be): it invalidates them for every other
+// connection and only then passes the token (Done(true): a client whose
+// lease was revoked meanwhile is refused by rule 9, its view missed this
+// commit). The oids stay in c's unused set until the master answers O
+// (forwardCommitted).
+func (p *commitPath) announceForward(c *conn, sorted []uint64) {
+	p.invalidate(runsOf(sorted), c)
 	c.hold.Done(true)
 	c.hold = nil
-	return release, mine
 }
 
-// forwardCommitted is the bookkeeping of a forwarded commit answered O,
-// the mine-th forward announced: its oids leave c's unused set, and the
-// change follower's invalidation of them for c itself is dropped when
-// nothing can have invalidated them for c since (the committer, as on a
-// single server, is not told of its own commit): no later change entry
-// has started here, and no later forward was announced (another
-// forward's oids, invalidated for c meanwhile, may overlap these and
-// reach the master after this commit).
-func (c *conn) forwardCommitted(f Forwarder, tok engine.Token, sorted []uint64, mine uint64) {
-	s := c.s
-	s.allocMu.Lock()
-	s.root.committed(sorted)
+// forwardCommitted is the bookkeeping of a forwarded commit answered O:
+// its oids leave c's unused set under allocMu, and, when dropOwn, the
+// change follower's invalidation of them for c itself is dropped (the
+// committer, as on a single server, is not told of its own commit). The
+// caller sets dropOwn when nothing can have invalidated them for c since:
+// no later change entry has started here, and no later forward was
+// announced (another forward's oids, invalidated for c meanwhile, may
+// overlap these and reach the master after this commit).
+func (p *commitPath) forwardCommitted(c *conn, sorted []uint64, dropOwn bool) {
+	p.allocMu.Lock()
+	p.root.committed(sorted)
 	if c.unusedN > 0 {
-		c.unusedN -= runsLen(s.owners.removeSorted(sorted, c))
+		c.unusedN -= runsLen(p.owners.removeSorted(sorted, c))
 	}
-	s.allocMu.Unlock()
+	p.allocMu.Unlock()
+	if !dropOwn {
+		return
+	}
 	c.mu.Lock()
-	if f.ChangesStarted() == tok.Change+1 && s.fwd.announced.Load() == mine {
-		c.invalid.removeSorted(sorted)
-		c.invalidN.Store(c.invalid.len())
-	}
+	c.invalid.removeSorted(sorted)
+	c.invalidN.Store(c.invalid.len())
 	c.mu.Unlock()
 }
 
@@ -410,11 +406,14 @@ func (c *conn) checkForwarded(sorted []uint64) (*frameError, error) {
 	return nil, nil
 }
 
-// checkForeignOwners applies rule 7 of §5.5 on a replica: no oid of f is
-// in another open connection's unused set. s.allocMu is held.
-func (c *conn) checkForeignOwners(f frames) *frameError {
+// checkForeignOwners applies rule 7 of §5.5 on a replica, under
+// allocMu: no oid of f is in another open connection's unused set (the
+// master, which decides rule 6, knows nothing of this site's sets).
+func (p *commitPath) checkForeignOwners(c *conn, f frames) *frameError {
+	p.allocMu.Lock()
+	defer p.allocMu.Unlock()
 	for i, oid := range f.oids {
-		if ow := c.s.owners.owner(oid); ow != nil && ow != c {
+		if ow := p.owners.owner(oid); ow != nil && ow != c {
 			return &frameError{rule: 7, off: f.offs[i], oid: oid, hasOID: true,
 				msg: fmt.Sprintf("oid handed to another open connection (conn %d)", ow.id)}
 		}
