@@ -40,7 +40,7 @@ type changeState struct {
 	follow   uint64                      // replica: next seq to report; owned by changesLoop
 	start    atomic.Uint64               // seq of a promoted master's first entry: changesLoop reports up to it, then ends
 	started  atomic.Uint64               // replica: 1 + the entry whose invalidation started last
-	begun    atomic.Uint64               // replica: reads of the table begun (SyncFollower)
+	begun    atomic.Uint64               // replica: reads of the table begun (FollowerMark)
 	passes   atomic.Uint64               // replica: reads of the table ended
 	reported atomic.Uint64               // replica: follow, readable by WaitReplicated
 	lag      atomic.Int64                // replica: nanoseconds from the master's commit of the last entry followed to its report here

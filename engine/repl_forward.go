@@ -246,24 +246,16 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 	return false, nil
 }
 
-// SyncFollower makes, on a replica, the change follower read the table
-// now and waits (at most timeout) until a read that started after the call
-// has ended: every change applied here before the call is then
-// invalidated for this site's clients. A replica's phase 1 of a commit
-// calls it, so that its client learns of what it could already load.
-func (db *DB) SyncFollower(ctx context.Context, timeout time.Duration) {
-	db.SyncFollowerFrom(ctx, db.FollowerMark(), timeout)
-}
-
 // FollowerMark returns, on a replica, a mark of the change follower's
 // progress for SyncFollowerFrom: the reads of the table begun so far.
 func (db *DB) FollowerMark() uint64 { return db.changes.begun.Load() }
 
-// SyncFollowerFrom is SyncFollower for a mark taken earlier
-// (FollowerMark): it waits (at most timeout) until a read of the table
-// that began after the mark was taken has ended, asking for one if need
-// be; every change applied here before the mark is then invalidated for
-// this site's clients. A mark taken when a commit request arrives, before
+// SyncFollowerFrom makes, on a replica, sure that every change applied
+// here before a mark (FollowerMark) is invalidated for this site's
+// clients: it waits (at most timeout) until a read of the table that began
+// after the mark was taken has ended, asking the follower for one if need
+// be. A replica's phase 1 of a commit calls it, so that its client learns
+// of what it could already load. A mark taken when a commit request arrives, before
 // the commit token is granted, lets a read that ran while the request
 // queued for the token count. It sleeps on the end of each read
 // (passWait), not on a timer: phase 1 holds the commit token, so its wait

@@ -97,6 +97,15 @@ func (c *conn) commitPhase1(phase1 bool) (uint64, error) {
 	if err := c.w.Flush(); err != nil {
 		return 0, err
 	}
+	// On a replica, a mark of the change follower's reads so far: every
+	// load of this client was answered before its C was read, so a
+	// follower read that begins after this mark (even while C waits for
+	// the token) covers every change the client could have loaded.
+	f, _, replica := s.forwarder()
+	var mark uint64
+	if replica && phase1 {
+		mark = f.FollowerMark()
+	}
 	hold, err := s.token.Acquire(s.soft)
 	if err != nil {
 		return 0, errStopping
@@ -104,12 +113,16 @@ func (c *conn) commitPhase1(phase1 bool) (uint64, error) {
 	c.hold = hold
 	c.ctimes.token = time.Now()
 	phase1Seq := hold.Seq()
-	if f, _, replica := s.forwarder(); replica && phase1 {
+	if f2, _, replica2 := s.forwarder(); replica2 && phase1 {
 		// What this client can load is in its invalid set, and every
 		// change entry below this position is (the master checks the
-		// ones after: checkForwarded).
-		f.SyncFollower(s.soft, syncFollowerTimeout)
-		c.fwdPos = f.ChangesReported()
+		// ones after: checkForwarded). A site that became a replica
+		// while C waited takes its mark now.
+		if !replica {
+			mark = f2.FollowerMark()
+		}
+		f2.SyncFollowerFrom(s.soft, mark, syncFollowerTimeout)
+		c.fwdPos = f2.ChangesReported()
 	}
 	if !phase1 {
 		c.mu.Lock()
@@ -286,12 +299,13 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 // granted (rule 9). The token is held (or was revoked) on entry and is
 // released before waiting for durability.
 func (c *conn) apply(phase1Seq uint64, data []byte) error {
-	f, sorted, fe := c.checkFrames(data)
+	s := c.s
+	f, sorted, fe := s.checkFrames(data)
 	c.ctimes.records = len(f.recs)
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
-	refused, err := c.pinToken(phase1Seq, f)
+	refused, err := s.pin(s.hard, c, phase1Seq, f)
 	if err != nil {
 		return err
 	}
@@ -299,7 +313,7 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 		return c.refuse(refused.status, &refused.frameError, len(data))
 	}
 	if c.fwd {
-		fe, err := c.checkForwarded(sorted)
+		fe, err := s.checkForwarded(c.fwdPos, sorted)
 		if err != nil {
 			return c.commitFailed(err, len(data))
 		}
@@ -308,18 +322,6 @@ func (c *conn) apply(phase1Seq uint64, data []byte) error {
 		}
 	}
 	return c.stage(phase1Seq, f, sorted, len(data))
-}
-
-// checkFrames decides rules 3, 4, 5 and 8 of §5.5 (commitPath.checkFrames).
-func (c *conn) checkFrames(data []byte) (frames, []uint64, *frameError) {
-	return c.s.checkFrames(data)
-}
-
-// pinToken makes the token irrevocable, queueing again if the lease took
-// it, or refuses the commit (commitPath.pin). The error ends the
-// connection (shutdown).
-func (c *conn) pinToken(phase1Seq uint64, f frames) (*refusal, error) {
-	return c.s.pin(c.s.hard, c, phase1Seq, f)
 }
 
 // stage decides rules 6, 7, 9, 10 and 11 with the token pinned, stages the

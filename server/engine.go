@@ -76,11 +76,6 @@ func (e engineStorage) ChangesStarted() uint64 { return e.db.ChangesStarted() }
 // ChangesReported implements Forwarder.
 func (e engineStorage) ChangesReported() uint64 { return e.db.ChangesReported() }
 
-// SyncFollower implements Forwarder.
-func (e engineStorage) SyncFollower(ctx context.Context, timeout time.Duration) {
-	e.db.SyncFollower(ctx, timeout)
-}
-
 // ChangedSince implements conflictChecker.
 func (e engineStorage) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 	return e.db.ChangedSince(pos, oids)

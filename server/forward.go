@@ -71,13 +71,12 @@ type Forwarder interface {
 	// ChangesReported is one more than the last change entry whose
 	// invalidation reached every client of this replica.
 	ChangesReported() uint64
-	// SyncFollower returns once every change applied here before the
-	// call is invalidated for this site's clients (bounded by timeout).
-	SyncFollower(ctx context.Context, timeout time.Duration)
-	// FollowerMark and SyncFollowerFrom split SyncFollower: a mark
-	// taken when a commit request arrives, then, with the token, a wait
-	// for a read of the change table begun after the mark (one that ran
-	// while the request queued for the token counts).
+	// FollowerMark is taken when a commit request arrives;
+	// SyncFollowerFrom, with the token, returns once a read of the change
+	// table begun after the mark has ended (bounded by timeout; one that
+	// ran while the request queued for the token counts): every change
+	// applied here before the mark is then invalidated for this site's
+	// clients.
 	FollowerMark() uint64
 	SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration)
 	// HoldForwarded makes loads of oids on this site wait until release
@@ -298,12 +297,12 @@ func (c *conn) commitReply(status byte) error {
 // reply: the outcome is unknown. The hold is released on every path.
 func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []byte) error {
 	s := c.s
-	fr, sorted, fe := c.checkFrames(data)
+	fr, sorted, fe := s.checkFrames(data)
 	c.ctimes.records = len(fr.recs)
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))
 	}
-	if refused, err := c.pinToken(phase1Seq, fr); err != nil {
+	if refused, err := s.pin(s.hard, c, phase1Seq, fr); err != nil {
 		return err
 	} else if refused != nil {
 		return c.refuse(refused.status, &refused.frameError, len(data))
@@ -388,20 +387,21 @@ func (p *commitPath) forwardCommitted(c *conn, sorted []uint64, dropOwn bool) {
 	c.mu.Unlock()
 }
 
-// checkForwarded refuses, on the master, a replica's commit of an oid
-// committed after the replica's phase-1 position (c.fwdPos): its client
-// never saw that change, as a conflict (I, rule 9). The token is pinned.
-func (c *conn) checkForwarded(sorted []uint64) (*frameError, error) {
-	cc, ok := c.s.st.(conflictChecker)
+// checkForwarded decides rule 9 for a replica's forwarded commit on the
+// master: an oid of sorted committed after the replica's phase-1 position
+// pos (the F request's) is a change its client never saw, so the commit
+// is refused as a conflict (I). The token is pinned.
+func (p *commitPath) checkForwarded(pos uint64, sorted []uint64) (*frameError, error) {
+	cc, ok := p.st.(conflictChecker)
 	if !ok {
 		return nil, nil
 	}
-	changed, err := cc.ChangedSince(c.fwdPos, sorted)
+	changed, err := cc.ChangedSince(pos, sorted)
 	if err != nil {
 		return nil, fmt.Errorf("server: forwarded commit: %w", err)
 	}
 	if changed {
-		return &frameError{rule: 9, msg: fmt.Sprintf("an oid of the commit was committed after the replica's phase 1 (change %d)", c.fwdPos)}, nil
+		return &frameError{rule: 9, msg: fmt.Sprintf("an oid of the commit was committed after the replica's phase 1 (change %d)", pos)}, nil
 	}
 	return nil, nil
 }

@@ -93,7 +93,6 @@ func (f *fakeReplica) replicate() error {
 
 func (f *fakeReplica) ChangesStarted() uint64                                  { return f.changes.Load() }
 func (f *fakeReplica) ChangesReported() uint64                                 { return f.changes.Load() }
-func (f *fakeReplica) SyncFollower(ctx context.Context, d time.Duration)       {}
 func (f *fakeReplica) FollowerMark() uint64                                    { return 0 }
 func (f *fakeReplica) SyncFollowerFrom(context.Context, uint64, time.Duration) {}
 func (f *fakeReplica) HoldForwarded(oids []uint64) func()                      { return f.db.HoldForwarded(oids) }

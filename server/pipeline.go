@@ -70,8 +70,10 @@ import (
 //	Token hold → inflight budget (conn.readData, bounded by InflightWait)
 //	Token hold → allocMu (rules 6–7, unused set, root)
 //	Token hold → Storage.Stage (the engine's graph follows)
-//	Token hold → the master, on a replica (forward.go: SyncFollower at
-//	             phase 1, the F round trip, WaitReplicated)
+//	Token hold → the change follower, on a replica (SyncFollowerFrom at
+//	             phase 1, bounded); the forward's hold and fan-out
+//	             (announceForward); the F round trip and WaitReplicated
+//	             come after the token has passed (forward.go)
 //	allocMu → Storage.AllocOIDs: engine.allocMu → writeMu (N/M)
 //	allocMu → forward pool, a round trip to the master (N/M on a replica)
 //	allocMu → Storage.Load (rootExists) → an apply run
