@@ -83,7 +83,17 @@ func TestReplServerGroup(t *testing.T) {
 		testwait.For(t, r.name+" naming the master", func() bool { _, _, ma, _ := r.state(); return ma == maddr })
 	}
 	// A replica's client that loaded the head is told when the master
-	// changes it (replicated change table → its invalidations).
+	// changes it (replicated change table → its invalidations). It
+	// connects once the replica has reported the two change entries of
+	// the commits above (1 and 2: the first entry of a new group is 1):
+	// a client connected after a commit is applied here but before its
+	// entry is reported is told of it too (a spurious invalidation: its
+	// first load of the head would be answered I).
+	testwait.For(t, "the replica reporting the commits' change entries", func() bool {
+		sites[1].mu.Lock()
+		defer sites[1].mu.Unlock()
+		return sites[1].reported >= 3
+	})
 	rc := dial(t, sites[1])
 	if st, got, err := rc.Load(heads[0]); err != nil || st != wire.StatusOK || !bytes.Equal(got, rec) {
 		t.Fatalf("load on the replica: %q %q %v", st, got, err)

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -89,14 +90,19 @@ func siteMain(js string) int {
 			}
 			db.OnRoleChange(report)
 			report(db.Role())
-			go func() { // the replica's lag, when it changes
+			go func() { // the replica's lag and change position, when they change
 				var last time.Duration
+				var lastReported uint64
 				for ctx.Err() == nil {
 					if l := db.Role().Lag; l != last {
 						last = l
 						say("lag %d", l)
 					}
-					time.Sleep(20 * time.Millisecond)
+					if r := db.ChangesReported(); r != lastReported {
+						lastReported = r
+						say("reported %d", r)
+					}
+					time.Sleep(5 * time.Millisecond)
 				}
 			}()
 			return func(context.Context, control.Request, *control.Response) control.Exit {
@@ -132,8 +138,11 @@ type site struct {
 	role   string
 	master string        // master's Durus address as last reported
 	lag    time.Duration // replication lag as last reported
-	fatal  string
-	exited bool
+	// reported: a replica's change position as last reported (one more
+	// than the last change entry whose invalidations reached its clients).
+	reported uint64
+	fatal    string
+	exited   bool
 	// wasMaster: the site reported master once. A master that reports
 	// replica was demoted: its engine fails on purpose and the process
 	// exits (to be restarted).
@@ -187,6 +196,8 @@ func (s *site) read(r io.Reader, logf *os.File) {
 			}
 		case len(f) >= 2 && f[0] == "lag":
 			s.lag, _ = time.ParseDuration(f[1] + "ns")
+		case len(f) >= 2 && f[0] == "reported":
+			s.reported, _ = strconv.ParseUint(f[1], 10, 64)
 		case len(f) >= 1 && f[0] == "fatal":
 			s.fatal = sc.Text()
 		}
