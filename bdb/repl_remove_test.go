@@ -3,11 +3,9 @@
 package bdb_test
 
 import (
-	"context"
 	"errors"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
 )
@@ -17,17 +15,7 @@ import (
 // RemoveDeadSite refuses its own address and a non-member (listing the
 // members); a standalone environment has no group.
 func TestReplGroupSingleSite(t *testing.T) {
-	addr := freeAddr(t)
-	e, err := bdb.OpenEnv(t.TempDir(), bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: addr, Init: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := e.WaitRepl(ctx, func(s bdb.ReplStatus) bool { return s.Role == bdb.RoleMaster }); err != nil {
-		t.Fatal(err)
-	}
+	e, addr, _ := openSingleMaster(t)
 	g, err := e.Group()
 	if err != nil {
 		t.Fatal(err)

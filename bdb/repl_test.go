@@ -515,18 +515,9 @@ func TestReplOptionsRefused(t *testing.T) {
 // master, names itself as master, commits with a token that TxnApplied
 // finds applied, and closes cleanly (event loop and queue released).
 func TestReplSingleSite(t *testing.T) {
-	addr := freeAddr(t)
-	e, err := bdb.OpenEnv(t.TempDir(), bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: addr, Init: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e.Close()
+	e, addr, st := openSingleMaster(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	st, err := e.WaitRepl(ctx, func(s bdb.ReplStatus) bool { return s.Role == bdb.RoleMaster })
-	if err != nil {
-		t.Fatal(err)
-	}
 	if !st.Synced {
 		t.Fatalf("master not synced: %+v", st)
 	}
@@ -626,4 +617,25 @@ func TestReplPermFailedRolledBack(t *testing.T) {
 		t.Fatal("the rollback invalidated no handle of the old master (no ErrHandleDead)")
 	}
 	t.Logf("rollback seen; ErrHandleDead answered %d times", dead)
+}
+
+// openSingleMaster opens a one-site replication group (--repl-init) in a
+// temporary directory, closed at the test's end, and waits until it is
+// master; it returns the environment, its replication address and the
+// status that showed it master.
+func openSingleMaster(t *testing.T) (*bdb.Env, string, bdb.ReplStatus) {
+	t.Helper()
+	addr := freeAddr(t)
+	e, err := bdb.OpenEnv(t.TempDir(), bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: addr, Init: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	st, err := e.WaitRepl(ctx, func(s bdb.ReplStatus) bool { return s.Role == bdb.RoleMaster })
+	if err != nil {
+		t.Fatal(err)
+	}
+	return e, addr, st
 }
