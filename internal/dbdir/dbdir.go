@@ -64,7 +64,9 @@ func Detect(dir string) (Layout, error) {
 	}
 	var l Layout
 	has := map[string]bool{}
+	repInit := false
 	for _, e := range ents {
+		repInit = repInit || e.Name() == repInitFile
 		if !Ignorable(e.Name(), e.Type()) {
 			l.Files = append(l.Files, e.Name())
 			has[e.Name()] = true
@@ -76,6 +78,12 @@ func Detect(dir string) (Layout, error) {
 		l.Kind = BDB
 	case has["CURRENT"]:
 		l.Kind = LevelDB
+	case repInit:
+		// A replication site killed during its first copy from the
+		// master, before meta.db existed: Berkeley DB's, for its
+		// replication-aware open to copy again (a standalone open
+		// refuses it: recovery.CheckSyncFinished).
+		l.Kind = BDB
 	case len(l.Files) == 0:
 		l.Kind = Empty
 	default:
@@ -120,3 +128,8 @@ func LogNumber(name string) int {
 	}
 	return n
 }
+
+// repInitFile is the marker libdb keeps in a replication site's directory
+// while an internal init (the copy from the master) is unfinished
+// (recovery.RepInitFile, which this package cannot import).
+const repInitFile = "__db.rep.init"
