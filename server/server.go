@@ -160,8 +160,44 @@ func isTemporary(err error) bool {
 }
 
 // startConn registers nc and starts its goroutine, or closes it at once
-// when the server is full or stopping.
+// when the server is full or stopping; on a replica, after one read of the
+// change follower (below).
 func (s *Server) startConn(nc net.Conn) {
+	f, _, replica := s.forwarder()
+	if !replica {
+		s.registerConn(nc)
+		return
+	}
+	// On a replica, the change entries applied here before the
+	// connection arrived are reported to the other clients first, and
+	// only then is it registered: its loads see those commits, so their
+	// invalidations would be spurious (its first load of such an oid
+	// answered I). Entries applied later reach it: registered before
+	// any load, it misses none that could make its view stale. The wait
+	// is one read of the change table (bounded; beyond it the
+	// connection is registered anyway, and an invalidation may then be
+	// spurious, never missing).
+	mark := f.FollowerMark()
+	s.mu.Lock()
+	select {
+	case <-s.quit:
+		s.mu.Unlock()
+		nc.Close()
+		return
+	default:
+	}
+	s.wg.Add(1)
+	s.mu.Unlock()
+	go func() {
+		defer s.wg.Done()
+		f.SyncFollowerFrom(s.soft, mark, syncFollowerTimeout)
+		s.registerConn(nc)
+	}()
+}
+
+// registerConn registers nc and starts its goroutine, or closes it at once
+// when the server is shutting down or full (C5).
+func (s *Server) registerConn(nc net.Conn) {
 	remote := addrString(nc.RemoteAddr())
 	s.mu.Lock()
 	select {

@@ -17,7 +17,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -90,17 +89,12 @@ func siteMain(js string) int {
 			}
 			db.OnRoleChange(report)
 			report(db.Role())
-			go func() { // the replica's lag and change position, when they change
+			go func() { // the replica's lag, when it changes
 				var last time.Duration
-				var lastReported uint64
 				for ctx.Err() == nil {
 					if l := db.Role().Lag; l != last {
 						last = l
 						say("lag %d", l)
-					}
-					if r := db.ChangesReported(); r != lastReported {
-						lastReported = r
-						say("reported %d", r)
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -138,11 +132,8 @@ type site struct {
 	role   string
 	master string        // master's Durus address as last reported
 	lag    time.Duration // replication lag as last reported
-	// reported: a replica's change position as last reported (one more
-	// than the last change entry whose invalidations reached its clients).
-	reported uint64
-	fatal    string
-	exited   bool
+	fatal  string
+	exited bool
 	// wasMaster: the site reported master once. A master that reports
 	// replica was demoted: its engine fails on purpose and the process
 	// exits (to be restarted).
@@ -196,8 +187,6 @@ func (s *site) read(r io.Reader, logf *os.File) {
 			}
 		case len(f) >= 2 && f[0] == "lag":
 			s.lag, _ = time.ParseDuration(f[1] + "ns")
-		case len(f) >= 2 && f[0] == "reported":
-			s.reported, _ = strconv.ParseUint(f[1], 10, 64)
 		case len(f) >= 1 && f[0] == "fatal":
 			s.fatal = sc.Text()
 		}
