@@ -677,8 +677,13 @@ func (e *Env) OpenDBReplicated(ctx context.Context, file string, opts DBOptions)
 }
 
 // retryableRepl reports errors that a replica outgrows: a file not
-// replicated yet, no master, a rollback, a role change under the call.
+// replicated yet, no master, a rollback, a role change under the call,
+// and a deadlock: the master's DB->open (its own transaction, which
+// libdb aborted) chosen as the victim against a replication message
+// thread reading the same file for a replica's first copy (three sites
+// started at once: scripts/rig-group.sh met it).
 func retryableRepl(err error) bool {
 	return errors.Is(err, fs.ErrNotExist) || errors.Is(err, ErrRepUnavail) ||
-		errors.Is(err, ErrHandleDead) || errors.Is(err, ErrNotMaster)
+		errors.Is(err, ErrHandleDead) || errors.Is(err, ErrNotMaster) ||
+		errors.Is(err, ErrDeadlock)
 }

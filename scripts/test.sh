@@ -69,7 +69,7 @@ fi
 docker-compose -f docker/compose.yaml config -q
 # The crash harness, the rig and the bench smoke always run: a missing file
 # fails the run, a lost run bit does not matter (bash runs it).
-for extra in scripts/crash.sh scripts/repl.sh scripts/rig.sh scripts/bench-smoke.sh; do
+for extra in scripts/crash.sh scripts/repl.sh scripts/rig.sh scripts/rig-group.sh scripts/bench-smoke.sh; do
   [ -f "$extra" ] || { echo "test.sh: $extra is missing"; exit 1; }
   step "$extra"
   bash "$extra"

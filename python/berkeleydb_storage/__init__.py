@@ -36,8 +36,8 @@ import time
 
 from durus.client_storage import ClientStorage
 
-from berkeleydb_storage.failover import (CommitOutcomeUnknown, ConnectionLost, FailoverError,
-                                         NoLiveSite, ReplicatedConnection)
+from berkeleydb_storage.failover import (CommitOutcomeUnknown, CommitRefused, ConnectionLost,
+                                         FailoverError, NoLiveSite, ReplicatedConnection)
 from berkeleydb_storage.tls import TLSClientStorage
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "FailoverError",
     "ConnectionLost",
     "CommitOutcomeUnknown",
+    "CommitRefused",
     "NoLiveSite",
     "OPTIONS",
     "find_binary",

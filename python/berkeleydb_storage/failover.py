@@ -33,7 +33,12 @@ What a failover means for a commit:
   data back to find out, and repeat it only if it is idempotent or absent;
 * a connection lost before the commit was sent raises ``ConnectionLost``
   (after connecting again): nothing was written, the transaction may be
-  run again. ``transact`` does that by itself.
+  run again. ``transact`` does that by itself;
+* a commit the site refused (status ``E``: nothing was stored; during a
+  failover, a replica that cannot reach a master yet) raises
+  ``CommitRefused`` after an ``abort()``: run it again. ``transact``
+  does, on the next site after a growing pause, as an election takes a
+  moment.
 
 Objects loaded through the old ``Connection`` belong to it: after a
 reconnection, take them again from ``connection.get_root()``.
@@ -53,6 +58,7 @@ __all__ = [
     "FailoverError",
     "ConnectionLost",
     "CommitOutcomeUnknown",
+    "CommitRefused",
     "NoLiveSite",
     "parse_address",
 ]
@@ -61,6 +67,9 @@ __all__ = [
 # a reset or broken pipe, a timeout (all OSError), a refused connection
 # (ClientStorage asserts it connected), a garbled reply.
 _LOST = (OSError, AssertionError, ProtocolError)
+
+# durusbdb's refusal of a commit (PROTOCOL.md §5.5): nothing was stored.
+_STATUS_REFUSED = b"E"
 
 
 class FailoverError(Exception):
@@ -75,6 +84,13 @@ class ConnectionLost(FailoverError):
 class CommitOutcomeUnknown(FailoverError):
     """The site was lost while a commit was in flight; reconnected. The
     commit may or may not be on the new master: read the data back."""
+
+
+class CommitRefused(FailoverError):
+    """The site answered the commit with status E: nothing was stored (a
+    replica that cannot reach the master, a read-only or failing server, a
+    malformed record; PROTOCOL.md §5.5). The Connection was aborted: run
+    the transaction again, later or on another site."""
 
 
 class NoLiveSite(FailoverError):
@@ -133,6 +149,9 @@ class _TrackedStorage(ClientStorage):
             if status == STATUS_INVALID:
                 self.in_commit = False
                 raise WriteConflictError()
+            if status == _STATUS_REFUSED:
+                self.in_commit = False
+                raise CommitRefused("the server refused the commit (status E): nothing was stored")
             if status != STATUS_OKAY:
                 raise ProtocolError('server returned invalid status %r' % status)
         self.in_commit = False
@@ -222,6 +241,9 @@ class ReplicatedConnection(object):
             self.connection.commit()
         except ConflictError:
             raise
+        except CommitRefused as e:
+            self.connection.abort()
+            raise CommitRefused("site %s:%d refused the commit (status E): nothing was stored" % self.address) from e
         except _LOST as e:
             in_commit = storage.in_commit if isinstance(storage, _TrackedStorage) else changed
             self._lost(e, in_commit)
@@ -240,7 +262,10 @@ class ReplicatedConnection(object):
         """Run fn(connection) and commit, again on a conflict or a site lost
         before the commit was sent (at most attempts runs). Returns fn's
         result. CommitOutcomeUnknown is raised, never retried: only the
-        caller knows whether running fn twice is harmless."""
+        caller knows whether running fn twice is harmless. A refused commit
+        (CommitRefused) runs again on the next site after a pause that grows
+        from 0.05 s to 1 s (the group may be electing a master)."""
+        pause = 0.05
         for attempt in range(attempts):
             try:
                 result = fn(self.connection)
@@ -248,6 +273,13 @@ class ReplicatedConnection(object):
                 return result
             except ConflictError:
                 self.connection.abort()
+            except CommitRefused:
+                if attempt + 1 == attempts:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
+                self.reconnect()
+                continue
             except ConnectionLost:
                 pass
             except _LOST as e:  # inside fn: loads through a lost site

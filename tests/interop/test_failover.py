@@ -45,6 +45,7 @@ class Site(object):
         self.lock = threading.Lock()
         self.socks = []
         self.die_on_commit = False
+        self.refuse_commits = 0  # how many commits to answer E (as a replica without a master)
         self.muted = False
         self.alive = False
         self.port = None
@@ -86,6 +87,21 @@ class Site(object):
                 data = src.recv(65536)
             except OSError:
                 data = b""
+            # A refused commit: its data is not passed on (the server is
+            # told the client aborted: a zero length) and the client gets
+            # E, as from a durusbdb replica that cannot reach a master.
+            # (The whole data arrives in one read: small commits here.)
+            if from_client and data and self.refuse_commits and commit_sent:
+                self.refuse_commits -= 1
+                commit_sent = False
+                try:
+                    dst.sendall(b"\0\0\0\0")
+                    src.sendall(b"E")
+                except OSError:
+                    return
+                continue
+            if from_client and self.refuse_commits and data:
+                commit_sent = data[:1] == b"C"
             # Durus's client sends the commit command 'C' alone, after the
             # reply to its previous request; the next thing it sends is
             # the commit's data: the site dies once that is passed on.
@@ -197,6 +213,32 @@ def test_commit_in_flight_has_unknown_outcome(group):
         db.transact(_set("x", 3))
     assert db.address == ("127.0.0.1", group[2].port)
     assert _get(db, "x") in (1, 2, 3)  # unknown indeed: read back to know
+    db.close()
+
+
+def test_refused_commit_runs_again(group):
+    db = failover.ReplicatedConnection([s.address for s in group], connect_timeout=5)
+    db.transact(_set("x", 1))
+    # A site that refuses (E) has stored nothing: commit says so, aborted.
+    group[0].refuse_commits = 1
+    db.connection.get_root()["x"] = 2
+    with pytest.raises(failover.CommitRefused) as info:
+        db.commit()
+    assert "nothing was stored" in str(info.value)
+    assert not db.connection.changed
+    assert _get(db, "x") == 1
+    # transact runs it again, on the next sites, until one takes it.
+    group[0].refuse_commits = 1
+    group[1].refuse_commits = 1
+    db.transact(_set("x", 3))
+    assert db.address == ("127.0.0.1", group[2].port)
+    assert _get(db, "x") == 3
+    # Refused every time: CommitRefused once the attempts are spent.
+    for s in group:
+        s.refuse_commits = 100
+    with pytest.raises(failover.CommitRefused):
+        db.transact(_set("x", 4), attempts=3)
+    assert _get(db, "x") == 3
     db.close()
 
 
