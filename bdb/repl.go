@@ -167,6 +167,10 @@ type ReplStatus struct {
 	PermFailed, Elections, MasterChanges, Dropped uint64
 	// Changes increases on every event: a cheap change detector.
 	Changes uint64
+	// Removed: the group removed this site (DB_EVENT_REP_LOCAL_SITE_REMOVED,
+	// an operator's remove-site naming it); its directory no longer
+	// follows the group.
+	Removed bool
 }
 
 // replState is the replication side of an Env: the event queue and the
@@ -443,6 +447,8 @@ func (r *replState) apply(ev libdb.Event, dropped uint64) ReplStatus {
 		st.Role, st.Synced = RoleReplica, true
 	case libdb.EventMasterFailure:
 		st.MasterEID = libdb.EIDInvalid
+	case libdb.EventLocalSiteRemoved:
+		st.Removed = true
 	case libdb.EventDupMaster, libdb.EventPanic:
 		st.Role, st.Synced, st.MasterEID = RoleStarting, false, libdb.EIDInvalid
 	}

@@ -47,7 +47,8 @@ func TestStoreGetThroughLockout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{dir: dir, env: e, buckets: map[string]*DB{"b": db}}
+	s := &Store{dir: dir, env: e}
+	s.handles.Store(newHandleSet(map[string]*DB{"b": db}))
 	tx, err := e.Begin(TxnOptions{})
 	if err != nil {
 		t.Fatal(err)
