@@ -240,6 +240,20 @@ func (s *Server) shutdownConns() {
 	}
 }
 
+// CloseConns closes every open Durus connection at once, noting reason in
+// each connection's log, and returns how many it closed. A replication
+// site reset in place (engine Options.OnReset) calls it: its clients'
+// caches may hold records a rollback removed, and a stock client that
+// reconnects starts with an empty cache. The server goes on accepting.
+func (s *Server) CloseConns(reason string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.conns {
+		c.kill(reason)
+	}
+	return len(s.conns)
+}
+
 // InvalidateRemoved adds oids removed by a collection to every open
 // connection's invalid set (I2, G3). Wire it to engine Options.OnRemove.
 func (s *Server) InvalidateRemoved(oids []uint64) {

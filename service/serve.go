@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +34,7 @@ type instance struct {
 
 	observer *metrics.Metrics
 	relay    *server.RemoveRelay // the engine's OnRemove, attached to the server
+	closer   connCloser          // the engine's OnReset, attached to the server
 	cleanups []func()            // run in reverse order when Serve returns
 	// endpoints stop the metrics and control listeners: right after the
 	// server stops, before the database is closed.
@@ -267,6 +269,7 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	opts.OnRemove = relay.OnRemove
 	opts.OnReplicated = relay.OnRemove // a replica's clients learn of replicated commits
 	in.relay = relay
+	opts.OnReset = in.closer.onReset(in.log)
 	opts.Replication = replicationOf(in.cfg.Replication, in.ln.Addr().String())
 	db, err := engine.Open(context.WithoutCancel(ctx), dir, opts)
 	if err != nil {
@@ -302,6 +305,7 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	}
 	srv := server.New(scfg, server.Engine(db))
 	in.relay.Attach(srv)
+	in.closer.p.Store(srv)
 	if cfg.Control != nil {
 		in.listenControl(db, srv)
 	}
@@ -369,4 +373,19 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 	}
 	in.log.Info("database closed")
 	return nil
+}
+
+// connCloser closes the server's Durus connections when the engine resets
+// a replication site in place (engine Options.OnReset); the server is
+// attached once it exists (a reset before has no connection to close).
+type connCloser struct{ p atomic.Pointer[server.Server] }
+
+// onReset returns the engine's OnReset callback.
+func (c *connCloser) onReset(log *slog.Logger) func(error) {
+	return func(why error) {
+		if s := c.p.Load(); s != nil {
+			n := s.CloseConns("site reset: " + why.Error())
+			log.Warn("replication site reset in place: every client connection closed", "connections", n, "why", why)
+		}
+	}
 }
