@@ -118,6 +118,8 @@ func (s *site) command(f []string) string {
 			st.Role, st.Synced = bdb.RoleMaster, true
 		}
 		return fmt.Sprintf("status %s %t %d", st.Role, st.Synced, st.PermFailed)
+	case "removed":
+		return fmt.Sprintf("removed %t", s.env.ReplStatus().Removed)
 	case "master":
 		a, err := s.env.MasterAddr()
 		if err != nil {

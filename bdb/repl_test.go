@@ -484,6 +484,24 @@ func TestReplRemoveSite(t *testing.T) {
 	})
 }
 
+// TestReplLocalSiteRemoved: a live site the master removes from the group
+// learns it (DB_EVENT_REP_LOCAL_SITE_REMOVED: ReplStatus.Removed), so that
+// the engine can stop serving a directory that no longer follows the
+// group.
+func TestReplLocalSiteRemoved(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	gone := sites[2]
+	if got := gone.do("removed"); got != "removed false" {
+		t.Fatalf("before the removal: %s", got)
+	}
+	if got := sites[0].do("remove %s", gone.cfg.Listen); got != "ok" {
+		t.Fatalf("remove %s: %s", gone.cfg.Listen, got)
+	}
+	waitFor(t, 30*time.Second, gone.name+" told of its removal", func() bool {
+		return gone.do("removed") == "removed true"
+	})
+}
+
 // TestReplOptionsRefused: a two-site group without AllowTwoSites, a bad
 // address and a read-only replicated open are refused before anything
 // starts.
