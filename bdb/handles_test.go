@@ -56,7 +56,16 @@ func TestReopenKeepsOpenTxn(t *testing.T) {
 	s := openReplStore(t)
 	ctx := context.Background()
 	putSync(t, s, "a", "1")
-	putSync(t, s, "b", "2")
+	wt, err := s.Begin(ctx, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := wt.Put(kvtest.Objects, []byte("b"), []byte("2")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := wt.(*storeTxn).CommitWithToken(kv.Sync); err != nil { // the engine's apply runs
+		t.Fatal(err)
+	}
 	tx, err := s.Begin(ctx, false)
 	if err != nil {
 		t.Fatal(err)

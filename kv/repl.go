@@ -100,7 +100,7 @@ var (
 	// not acknowledge it; its outcome is unknown (it may be rolled back).
 	ErrPermFailed = errors.New("kv: commit not acknowledged by a quorum of replicas")
 	// ErrHandleDead: replication rolled back changes the store's handles
-	// had seen; the store must be closed and opened again and every cache
-	// dropped.
+	// had seen; the handles must be reopened (Reopener, or closing and
+	// opening the store again) and every cache dropped.
 	ErrHandleDead = errors.New("kv: replication invalidated the store's handles")
 )
