@@ -45,6 +45,7 @@ type changeState struct {
 	reported atomic.Uint64               // replica: follow, readable by WaitReplicated
 	lag      atomic.Int64                // replica: nanoseconds from the master's commit of the last entry followed to its report here
 	fol      *follower                   // replica: the running changesLoop; owned by the role goroutine (openSite before it starts)
+	ending   *follower                   // the changesLoop stopFollowing ended, perhaps still in its last read; owned like fol
 	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1, made once by openSite
 	passMu   sync.Mutex                  // guards passDone
 	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
@@ -53,6 +54,10 @@ type changeState struct {
 
 // followFrom starts a replica's changesLoop after the last entry present.
 func (db *DB) followFrom(ctx context.Context) error {
+	if e := db.changes.ending; e != nil {
+		<-e.done // the loop a promotion stopped, before its state is reused
+		db.changes.ending = nil
+	}
 	last, err := db.lastChange(ctx)
 	if err != nil {
 		return err
@@ -81,6 +86,7 @@ func (db *DB) stopFollowing(start uint64) {
 	db.changes.start.Store(start)
 	close(f.stop)
 	db.changes.fol = nil
+	db.changes.ending = f
 }
 
 // haltFollowing ends a replica's changesLoop without reporting anything
