@@ -185,3 +185,18 @@ func BenchmarkDBGet(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStoreGet: Store.Get (kv.Getter, the engine's load path outside
+// a transaction), random keys, all cached; it includes the acquire and
+// release of the bucket handle set.
+func BenchmarkStoreGet(b *testing.B) {
+	s := preloaded(b)
+	var kb [8]byte
+	defer startCPU(b)()
+	for i := 0; i < b.N; i++ {
+		k := uint64(i*7919) % kvtest.BenchRecords
+		if v, err := s.Get(kvtest.Objects, kvtest.BenchKey(k, kb[:])); err != nil || len(v) != kvtest.BenchValueSize {
+			b.Fatalf("get %d: %v", k, err)
+		}
+	}
+}

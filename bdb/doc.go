@@ -112,6 +112,6 @@
 // ErrTxnDone is kv.ErrTxnDone, ErrReadOnly is kv.ErrReadOnly; ENOSPC is
 // kv.ErrNoSpace and DB_VERIFY_BAD / DB_PAGE_NOTFOUND are kv.ErrCorrupt.
 // Replication adds ErrPermFailed, ErrNotMaster (also kv.ErrReadOnly),
-// ErrHandleDead (DB_REP_HANDLE_DEAD: reopen every handle), ErrRepUnavail
+// ErrHandleDead (DB_REP_HANDLE_DEAD: reopen every handle, Store.Reopen), ErrRepUnavail
 // (DB_REP_UNAVAIL, DB_REP_LOCKOUT) and ErrTimeout (DB_TIMEOUT).
 package bdb

@@ -167,6 +167,10 @@ type ReplStatus struct {
 	PermFailed, Elections, MasterChanges, Dropped uint64
 	// Changes increases on every event: a cheap change detector.
 	Changes uint64
+	// Removed: the group removed this site (DB_EVENT_REP_LOCAL_SITE_REMOVED,
+	// an operator's remove-site naming it); its directory no longer
+	// follows the group.
+	Removed bool
 }
 
 // replState is the replication side of an Env: the event queue and the
@@ -180,7 +184,8 @@ type replState struct {
 	done    chan struct{}  // closed when loop returns
 
 	permFailed atomic.Uint64
-	started    atomic.Bool // loop was started: done will close
+	started    atomic.Bool  // loop was started: done will close
+	ackPolicy  atomic.Int32 // the policy set last (tuneAcks), 0 before
 
 	quit     chan struct{} // closed by stop: ends poll
 	pollDone chan struct{} // closed when poll returns
@@ -390,11 +395,13 @@ func replVerbose(le *libdb.Env, path string) (*libdb.MsgFile, error) {
 	return mf, nil
 }
 
-// loop drains the event queue into the status. It makes no libdb call:
-// DB_ENV->rep_stat, like every replication API call, waits out the API
-// lockout of an election or role change (libdb's own whole-second checks
-// delayed the status, and failover, by 1 s when the loop called it; see
-// cgo/libdb/repmgr_wake.c for how they are shortened).
+// loop drains the event queue into the status, and on a master sets the
+// ack policy for the membership (tuneAcks) after every event and every
+// idle second. It makes no other libdb call: DB_ENV->rep_stat, like most replication API
+// calls, waits out the API lockout of an election or role change (libdb's
+// own whole-second checks delayed the status, and failover, by 1 s when
+// the loop called it; see cgo/libdb/repmgr_wake.c for how they are
+// shortened); rep_get_nsites and repmgr_set_ack_policy take no lockout.
 func (r *replState) loop() {
 	defer close(r.done)
 	for {
@@ -403,9 +410,13 @@ func (r *replState) loop() {
 			return
 		}
 		if !ok {
+			// A membership read right at an event may not count the
+			// site the event added yet: read it again every second.
+			r.tuneMaster()
 			continue
 		}
 		st := r.apply(ev, dropped)
+		r.tuneMaster()
 		switch ev.Kind {
 		case libdb.EventPermFailed:
 			// Counted per commit by commitTxn; the event only logs.
@@ -443,6 +454,8 @@ func (r *replState) apply(ev libdb.Event, dropped uint64) ReplStatus {
 		st.Role, st.Synced = RoleReplica, true
 	case libdb.EventMasterFailure:
 		st.MasterEID = libdb.EIDInvalid
+	case libdb.EventLocalSiteRemoved:
+		st.Removed = true
 	case libdb.EventDupMaster, libdb.EventPanic:
 		st.Role, st.Synced, st.MasterEID = RoleStarting, false, libdb.EIDInvalid
 	}
@@ -559,6 +572,93 @@ func (e *Env) RepStat() (libdb.RepStat, error) {
 	return rs, wrap("replication status of "+e.dir, err)
 }
 
+// ReplSites returns the number of sites in the group's membership as this
+// site knows it (DB_ENV->rep_get_nsites: repmgr's membership table, which
+// grows as sites join). It takes no replication lockout.
+func (e *Env) ReplSites() (int, error) {
+	if err := e.enter(); err != nil {
+		return 0, err
+	}
+	defer e.leave()
+	if e.repl == nil {
+		return 0, errf("sites of %s: not replicated", e.dir)
+	}
+	n, err := e.env.RepGetNsites()
+	if err != nil {
+		return 0, wrap("replication sites of "+e.dir, err)
+	}
+	return n, nil
+}
+
+// ackPolicyFor returns the acknowledgement policy that makes a master wait
+// for the acknowledgements a commit needs to survive an election of the
+// group: (m-1)/2 other sites, m the larger of the configured group
+// (Peers+1) and the membership known so far. libdb's QUORUM counts only
+// the known membership (repmgr_msg.c __repmgr_send: (nsites-1)/2 other
+// sites, with 2SITE_STRICT), so while a group configured for three sites
+// has only two members (the last site not joined yet, or not yet known to
+// this site) it asks for none: a commit on the master alone would be
+// answered, and lost if the master died once the third site had joined
+// (TestReplPermFailedWhileJoining). ALL (every known site) is then used:
+// stricter than needed where more than the needed sites are known (a
+// 5-site group with 4 members and one of them down refuses commits until
+// the fifth joins), never weaker; with no other site known, libdb can ask
+// for nothing. The same holds after a site was removed while the sites'
+// --repl-peer flags still name it: the group then still waits for the
+// acknowledgements of the configured size.
+func ackPolicyFor(members, configured int, strict bool) int {
+	m := max(members, configured)
+	want := (m - 1) / 2
+	others := members - 1
+	quorum := 1 // what QUORUM asks for
+	if others > 1 || strict {
+		quorum = others / 2
+	}
+	if quorum >= want {
+		return libdb.AcksQuorum
+	}
+	return libdb.AcksAll
+}
+
+// tuneAcks sets the acknowledgement policy for the membership known now
+// (ackPolicyFor). commitTxn calls it before every replicated commit (one
+// rep_get_nsites, a mutex in libdb: the membership libdb counts when it
+// sends that commit; SITE_ADDED and SITE_REMOVED fire before libdb
+// adjusts its count, so an event-driven update came late); the event
+// loop calls it on a master at events and every idle second, so the
+// policy is right before the next commit too. A replica leaves its
+// policy alone (a change is broadcast to the group).
+func (r *replState) tuneAcks() {
+	n, err := r.le.RepGetNsites()
+	if err != nil {
+		// EINVAL before repmgr_start has loaded the membership: the
+		// policy set at open (QUORUM) stays until the next read.
+		r.log.Debug("replication: read the group's membership", "err", err)
+		return
+	}
+	p := ackPolicyFor(n, len(r.opts.Peers)+1, !r.opts.AllowTwoSites)
+	if int(r.ackPolicy.Load()) == p {
+		return
+	}
+	if err := r.le.RepmgrSetAckPolicy(p); err != nil {
+		r.log.Warn("replication: set the acknowledgement policy", "err", err)
+		return
+	}
+	r.ackPolicy.Store(int32(p))
+	r.log.Info("replication: acknowledgement policy", "members", n, "configured", len(r.opts.Peers)+1,
+		"policy", map[int]string{libdb.AcksQuorum: "quorum", libdb.AcksAll: "all"}[p])
+}
+
+// tuneMaster calls tuneAcks on a master.
+func (r *replState) tuneMaster() {
+	r.mu.Lock()
+	master := r.status.Role == RoleMaster
+	r.mu.Unlock()
+	if master {
+		r.tuneAcks()
+	}
+}
+
 // MasterAddr returns the current master's replication address (host:port)
 // from rep_stat and the site table, or an error wrapping ErrRepUnavail
 // when no master is known.
@@ -622,6 +722,9 @@ func (t *Txn) CommitToken(d kv.Durability) (CommitToken, error) {
 func (e *Env) commitTxn(lt *libdb.Txn, flags uint32, token *[libdb.TokenSize]byte) error {
 	if e.repl == nil && token == nil {
 		return lt.Commit(flags)
+	}
+	if e.repl != nil {
+		e.repl.tuneAcks()
 	}
 	pf, err := lt.CommitRep(flags, token)
 	if err != nil {

@@ -118,6 +118,14 @@ func (s *site) command(f []string) string {
 			st.Role, st.Synced = bdb.RoleMaster, true
 		}
 		return fmt.Sprintf("status %s %t %d", st.Role, st.Synced, st.PermFailed)
+	case "nsites": // the group's membership as this site knows it
+		n, err := s.env.ReplSites()
+		if err != nil {
+			return "err " + err.Error()
+		}
+		return fmt.Sprintf("nsites %d", n)
+	case "removed":
+		return fmt.Sprintf("removed %t", s.env.ReplStatus().Removed)
 	case "master":
 		a, err := s.env.MasterAddr()
 		if err != nil {

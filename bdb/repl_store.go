@@ -38,22 +38,18 @@ func replOptions(r *kv.Replication, opts kv.Options) *ReplOptions {
 // openBucketsReplicated opens the bucket databases of a replication site:
 // on the master as openBuckets does (creating the missing ones), on a
 // replica once it is synced and the master created them.
-func (s *Store) openBucketsReplicated(specs []kv.BucketSpec) error {
+func (s *Store) openBucketsReplicated(specs []kv.BucketSpec, dbs map[string]*DB) error {
 	ctx, cancel := context.WithTimeout(context.Background(), replOpenTimeout)
 	defer cancel()
 	for _, b := range specs {
-		if _, dup := s.buckets[b.Name]; dup {
+		if _, dup := dbs[b.Name]; dup {
 			return fmt.Errorf("bdb: open %s: bucket %q given twice", s.dir, b.Name)
 		}
-		o := DBOptions{Access: Btree, Create: true, PageSize: b.PageSize}
-		if b.Hash {
-			o.Access = Hash
-		}
-		db, err := s.env.OpenDBReplicated(ctx, b.File, o)
+		db, err := s.env.OpenDBReplicated(ctx, b.File, bucketOptions(b))
 		if err != nil {
 			return fmt.Errorf("bdb: open %s: bucket %s: %w", s.dir, b.File, err)
 		}
-		s.buckets[b.Name] = db
+		dbs[b.Name] = db
 	}
 	return nil
 }
@@ -64,7 +60,7 @@ func (s *Store) openBucketsReplicated(specs []kv.BucketSpec) error {
 // change's lockout.
 func (s *Store) ReplRole() kv.RoleInfo {
 	st := s.env.ReplStatus()
-	ri := kv.RoleInfo{Elections: st.Elections, PermFailed: st.PermFailed}
+	ri := kv.RoleInfo{Elections: st.Elections, PermFailed: st.PermFailed, Removed: st.Removed}
 	switch {
 	case st.Role == RoleMaster:
 		ri.Role = kv.RoleMaster

@@ -276,6 +276,40 @@ func TestReplPermFailed(t *testing.T) {
 	})
 }
 
+// TestReplPermFailedWhileJoining: a group configured for three sites of
+// which only two have joined yet. libdb's QUORUM policy then asks for no
+// acknowledgement at all (one other site, 2SITE_STRICT: 1/2 = 0 acks,
+// repmgr_msg.c __repmgr_send), so a commit on the master alone would be
+// answered while the one replica is stopped; the site asks for every
+// known site's acknowledgement until a quorum of the configured group is
+// in it (ackPolicyFor), and such a commit fails with ErrPermFailed.
+func TestReplPermFailedWhileJoining(t *testing.T) {
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	cfg := func(i int) siteConfig {
+		c := siteConfig{Dir: t.TempDir(), Listen: addrs[i], Init: i == 0, AckTimeout: 300 * time.Millisecond}
+		for j, a := range addrs {
+			if j != i {
+				c.Peers = append(c.Peers, a)
+			}
+		}
+		return c
+	}
+	m := startSite(t, "site0", cfg(0))
+	waitFor(t, 30*time.Second, "site0 master", func() bool { r, _ := m.status(); return r == "master" })
+	r := startSite(t, "site1", cfg(1)) // site2 never starts
+	waitFor(t, 60*time.Second, "site1 synced replica", func() bool { st, ok := r.status(); return st == "replica" && ok })
+	waitFor(t, 30*time.Second, "the master counting site1 in the group", func() bool { return m.do("nsites") == "nsites 2" })
+	if got := m.do("put joined v"); got != "ok" {
+		t.Fatalf("put with the replica running: %s", got)
+	}
+	r.signal(syscall.SIGSTOP)
+	got := m.do("put alone v")
+	r.signal(syscall.SIGCONT)
+	if got != "permfailed" {
+		t.Fatalf("put with the only joined replica stopped: %s, want permfailed (a quorum of three sites is two)", got)
+	}
+}
+
 // TestReplFailover takes the master away at a random moment of a commit
 // storm, DURUSBDB_REPL_ROUNDS times (default 2), by kill -9 in even rounds
 // and SIGSTOP in odd ones: a replica is elected and accepts commits, every
@@ -481,6 +515,24 @@ func TestReplRemoveSite(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "remaining replica sees the commit", func() bool {
 		return sites[1].do("get afterremove") == "val v"
+	})
+}
+
+// TestReplLocalSiteRemoved: a live site the master removes from the group
+// learns it (DB_EVENT_REP_LOCAL_SITE_REMOVED: ReplStatus.Removed), so that
+// the engine can stop serving a directory that no longer follows the
+// group.
+func TestReplLocalSiteRemoved(t *testing.T) {
+	sites := startGroup(t, 3, nil)
+	gone := sites[2]
+	if got := gone.do("removed"); got != "removed false" {
+		t.Fatalf("before the removal: %s", got)
+	}
+	if got := sites[0].do("remove %s", gone.cfg.Listen); got != "ok" {
+		t.Fatalf("remove %s: %s", gone.cfg.Listen, got)
+	}
+	waitFor(t, 30*time.Second, gone.name+" told of its removal", func() bool {
+		return gone.do("removed") == "removed true"
 	})
 }
 

@@ -13,6 +13,7 @@ import (
 // which waits with WaitApplied until it has applied the commit
 // (read-your-writes through a replica).
 func (x *storeTxn) CommitWithToken(d kv.Durability) ([TokenSize]byte, error) {
+	defer x.end()
 	tok, err := x.t.CommitToken(d)
 	return [TokenSize]byte(tok), err
 }

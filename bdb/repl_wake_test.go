@@ -21,33 +21,13 @@ import (
 // libdb handle opened with DB_INIT_REP.
 func TestStoreGetThroughLockout(t *testing.T) {
 	dir := t.TempDir()
-	le, err := libdb.EnvCreate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	q, err := le.AttachEvents()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Free()
-	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock | libdb.InitMpool |
-		libdb.Thread | libdb.Recover | libdb.InitRep
-	if err := le.Open(dir, flags, 0); err != nil {
-		t.Fatal(err)
-	}
-	e := &Env{dir: dir, env: le, txns: make(map[*Txn]struct{}), dbs: make(map[*DB]struct{})}
-	defer func() {
-		e.Close()
-		q.Close()
-	}()
-	if err := le.RepStartAlone(true); err != nil {
-		t.Fatal(err)
-	}
+	e, le := openRepAlone(t, dir)
 	db, err := e.OpenDB("b.db", DBOptions{Access: Btree, Create: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Store{dir: dir, env: e, buckets: map[string]*DB{"b": db}}
+	s := &Store{dir: dir, env: e}
+	s.handles.Store(newHandleSet(map[string]*DB{"b": db}))
 	tx, err := e.Begin(TxnOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -99,4 +79,35 @@ func TestStoreGetThroughLockout(t *testing.T) {
 	if r.err != nil || string(r.v) != "v" {
 		t.Fatalf("Store.Get through the lockout: %q, %v; want the value", r.v, r.err)
 	}
+}
+
+// openRepAlone opens an Env around a libdb handle opened with DB_INIT_REP
+// in dir, started as the master of a group of its own (rep_start, no
+// repmgr); it is closed at the test's end.
+func openRepAlone(t *testing.T, dir string) (*Env, *libdb.Env) {
+	t.Helper()
+	le, err := libdb.EnvCreate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, err := le.AttachEvents()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flags := libdb.Create | libdb.InitTxn | libdb.InitLog | libdb.InitLock | libdb.InitMpool |
+		libdb.Thread | libdb.Recover | libdb.InitRep
+	if err := le.Open(dir, flags, 0); err != nil {
+		q.Free()
+		t.Fatal(err)
+	}
+	e := &Env{dir: dir, env: le, txns: make(map[*Txn]struct{}), dbs: make(map[*DB]struct{})}
+	t.Cleanup(func() {
+		e.Close()
+		q.Close()
+		q.Free()
+	})
+	if err := le.RepStartAlone(true); err != nil {
+		t.Fatal(err)
+	}
+	return e, le
 }

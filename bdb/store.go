@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
@@ -31,8 +32,13 @@ type Store struct {
 	readOnly bool
 	log      *slog.Logger
 	env      *Env
-	buckets  map[string]*DB
+	specs    []kv.BucketSpec
 	lock     *dirlock.Lock // the directory lock, held until Close
+
+	// handles is the current bucket handle set (see handleSet); Reopen
+	// swaps it, under reopenMu.
+	handles  atomic.Pointer[handleSet]
+	reopenMu sync.Mutex
 
 	mu     sync.Mutex
 	closed bool
@@ -53,7 +59,7 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 		logger = slog.Default()
 	}
 	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger,
-		buckets: make(map[string]*DB, len(opts.Buckets))}
+		specs: append([]kv.BucketSpec(nil), opts.Buckets...)}
 	// Every failure from here on undoes what was done so far: the
 	// environment (with the databases opened in it) and the lock.
 	defer func() {
@@ -88,14 +94,16 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 			return nil, err
 		}
 	}
+	dbs := make(map[string]*DB, len(opts.Buckets))
 	if opts.Replication != nil {
-		err = s.openBucketsReplicated(opts.Buckets)
+		err = s.openBucketsReplicated(opts.Buckets, dbs)
 	} else {
-		err = s.openBuckets(opts.Buckets, present)
+		err = s.openBuckets(opts.Buckets, present, dbs)
 	}
 	if err != nil {
 		return nil, err
 	}
+	s.handles.Store(newHandleSet(dbs))
 	logger.Debug("bdb: store open", "dir", dir, "read_only", opts.ReadOnly, "libdb", libdb.Version())
 	return s, nil
 }
@@ -168,10 +176,10 @@ func checkDir(opts kv.Options) (map[string]bool, error) {
 }
 
 // openBuckets opens (creating the missing ones) the bucket databases in
-// the store's environment.
-func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool) error {
+// the store's environment, into dbs.
+func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool, dbs map[string]*DB) error {
 	for _, b := range specs {
-		if _, dup := s.buckets[b.Name]; dup {
+		if _, dup := dbs[b.Name]; dup {
 			return fmt.Errorf("bdb: open %s: bucket %q given twice", s.dir, b.Name)
 		}
 		o := DBOptions{Access: Existing}
@@ -189,7 +197,7 @@ func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool) erro
 			}
 			return err
 		}
-		s.buckets[b.Name] = db
+		dbs[b.Name] = db
 	}
 	return nil
 }
@@ -229,8 +237,9 @@ func bucketFiles(bs []kv.BucketSpec) string {
 // It is closed by Store.Close.
 func (s *Store) Env() *Env { return s.env }
 
-// DB returns the database of bucket, or nil.
-func (s *Store) DB(bucket string) *DB { return s.buckets[bucket] }
+// DB returns the current database of bucket, or nil. After a Reopen it is
+// a new one: tools hold it only while no reopen can run.
+func (s *Store) DB(bucket string) *DB { return s.handles.Load().dbs[bucket] }
 
 // Dir returns the store directory.
 func (s *Store) Dir() string { return s.dir }
@@ -256,11 +265,13 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 	if !writable && s.env.Replicated() {
 		to = TxnOptions{ReadCommitted: true}
 	}
+	h := s.acquire()
 	t, err := s.env.Begin(to)
 	if err != nil {
+		s.release(h)
 		return nil, err
 	}
-	return &storeTxn{s: s, t: t, writable: writable}, nil
+	return &storeTxn{s: s, h: h, t: t, writable: writable}, nil
 }
 
 // Flush makes every commit so far durable: one log flush (DB_ENV->log_flush
@@ -360,18 +371,28 @@ func recoverForRead(dir string, shared *dirlock.Lock, cacheSize int64, log *slog
 	return shared.Retake()
 }
 
-// storeTxn is the kv.Txn of a Store.
+// storeTxn is the kv.Txn of a Store. It holds the handle set it began
+// with until it ends.
 type storeTxn struct {
 	s        *Store
+	h        *handleSet // nil once released
 	t        *Txn
 	writable bool
 }
 
 func (x *storeTxn) db(bucket string) (*DB, error) {
-	if db := x.s.buckets[bucket]; db != nil {
-		return db, nil
+	if x.h == nil {
+		return nil, ErrTxnDone
 	}
-	return nil, fmt.Errorf("bdb: bucket %q in %s: %w", bucket, x.s.dir, kv.ErrNoBucket)
+	return x.h.bucket(x.s.dir, bucket)
+}
+
+// end releases the transaction's handle set (once).
+func (x *storeTxn) end() {
+	if x.h != nil {
+		x.s.release(x.h)
+		x.h = nil
+	}
 }
 
 // Get implements kv.Txn; in a write transaction it reads with DB_RMW.
@@ -444,10 +465,16 @@ func (x *storeTxn) Cursor(bucket string) (kv.Cursor, error) {
 }
 
 // Commit implements kv.Txn.
-func (x *storeTxn) Commit(d kv.Durability) error { return x.t.Commit(d) }
+func (x *storeTxn) Commit(d kv.Durability) error {
+	defer x.end()
+	return x.t.Commit(d)
+}
 
 // Abort implements kv.Txn.
-func (x *storeTxn) Abort() error { return x.t.Abort() }
+func (x *storeTxn) Abort() error {
+	defer x.end()
+	return x.t.Abort()
+}
 
 // storeCursor is the kv.Cursor of a Store. It keeps the current record in
 // the bdb cursor's buffers and copies it out on Key and Value.
@@ -544,7 +571,9 @@ const getRetries = 2
 // lock: outside a transaction the read holds nothing, so Get reads again
 // at once, up to getRetries times, instead of failing a client's load.
 func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
-	d, ok := s.buckets[bucket]
+	h := s.acquire()
+	defer s.release(h)
+	d, ok := h.dbs[bucket]
 	if !ok {
 		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
 	}

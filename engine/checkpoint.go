@@ -95,6 +95,9 @@ func (db *DB) ckptLoop() {
 		case <-t.C:
 		case <-db.ckpt.kick:
 		}
+		if db.replica.Load() {
+			continue // a replica applies the master's checkpoints; it writes none of its own
+		}
 		c := &db.ckpt
 		c.mu.Lock()
 		due := (p.every() > 0 && time.Since(c.last) >= p.every()) ||

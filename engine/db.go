@@ -74,6 +74,8 @@ type DB struct {
 	demoted      bool          // lost the master role, not yet replica or master again; owned by roleLoop
 	replica      atomic.Bool   // a replication site that is not the master: writes refused
 	permFailed   atomic.Uint64 // commits failed with ErrPermFailed since open
+	resetReq     chan error    // site: reset requests for the role goroutine (buffered 1); see repl_reset.go
+	resets       atomic.Uint64 // site: resets in place since open
 
 	ctx    context.Context // cancelled by Close; background work stops
 	cancel context.CancelFunc
@@ -146,7 +148,8 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 }
 
 // loadErr returns err; a replica's load that met dead handles (a rollback)
-// fails the DB first: its clients' caches may hold rolled-back records.
+// asks for a reset of the site first: its clients' caches may hold
+// rolled-back records.
 func (db *DB) loadErr(err error) error {
 	if err != nil && db.opts.Replication != nil && errors.Is(err, kv.ErrHandleDead) {
 		_ = db.replErr(err)

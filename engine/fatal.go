@@ -46,7 +46,11 @@ func (db *DB) fail(cause error) {
 		db.fatal.mu.Lock()
 		db.fatal.err = fmt.Errorf("%w: %w", ErrFailed, cause)
 		db.fatal.mu.Unlock()
-		db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
+		if errors.Is(cause, ErrSiteRemoved) {
+			db.log.Error("engine: this site was removed from its replication group; it stops serving (a restart does not bring it back: add it again from an empty directory)", "dir", db.dir, "err", cause)
+		} else {
+			db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
+		}
 		close(db.fatal.ch)
 	})
 }

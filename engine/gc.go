@@ -408,6 +408,9 @@ func (db *DB) gcLoop() {
 			}
 		case <-db.gcKick:
 		}
+		if db.replica.Load() {
+			continue // a site that lost the master role writes nothing
+		}
 		if pol.Mode == GCIdle {
 			last := db.lastCommit.Load()
 			if last != 0 && time.Since(time.Unix(0, last)) < pol.idle() {

@@ -91,6 +91,15 @@ type Options struct {
 	// one goroutine, after the record cache dropped them (the server
 	// invalidates them for its clients). It must not block for long.
 	OnReplicated func(oids []uint64)
+	// OnReset, on a site of a replication group, is called when the site
+	// is reset in place (a rollback killed its handles, or the master was
+	// demoted): the owner closes every client connection, whose caches may
+	// hold records the rollback removed, and holds new ones until done is
+	// called (nil: nothing to call), once the reset has ended with the
+	// handles reopened, the record cache emptied and the change follower
+	// following again, or has failed. It is called from the role
+	// goroutine before the handles are reopened; why says what happened.
+	OnReset func(why error) (done func())
 	// Replication, if set, opens the directory as a site of a Berkeley DB
 	// replication group (passed to the store as kv.Options.Replication);
 	// see repl.go and docs/REPLICATION.md.

@@ -71,16 +71,17 @@ func (db *DB) notePermFailed(q []*Pending, err error) {
 
 // replErr maps a replication error of the store onto the engine's: a
 // write refused because this site is not (or no longer) the master gives
-// ErrNotMaster, a rollback ErrHandleDead (and fails the DB: a restart
-// reopens the handles and drops every cache); nil for
-// any other error or a DB without replication.
+// ErrNotMaster, a rollback ErrHandleDead (and asks the role goroutine for a
+// reset: it closes every client, reopens the handles and drops every
+// cache; see repl_reset.go); nil for any other error or a DB without
+// replication.
 func (db *DB) replErr(err error) error {
 	if db.opts.Replication == nil {
 		return nil
 	}
 	switch {
 	case errors.Is(err, kv.ErrHandleDead):
-		db.fail(fmt.Errorf("replication rolled back changes this site had seen: restart to reopen the handles and drop every cache: %w", err))
+		db.requestReset(fmt.Errorf("replication rolled back changes this site had seen: %w", err))
 		return kv.ErrHandleDead
 	case errors.Is(err, kv.ErrReadOnly):
 		return ErrNotMaster
@@ -109,7 +110,9 @@ func (db *DB) openSite(ctx context.Context, created bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, siteOpenTimeout)
 	defer cancel()
-	ri, err := waitRole(ctx, rs, func(r kv.RoleInfo) bool { return r.Role == kv.RoleMaster || r.Role == kv.RoleReplica })
+	db.changes.kick = make(chan struct{}, 1)
+	db.resetReq = make(chan error, 1)
+	ri, err := waitRole(ctx, rs, synced)
 	if err != nil {
 		return fmt.Errorf("engine: open %s: wait for a replication role: %w", db.dir, err)
 	}
@@ -133,6 +136,9 @@ func (db *DB) openSite(ctx context.Context, created bool) error {
 	go db.notifyLoop(db.role.ch)
 	return nil
 }
+
+// synced accepts a master or a synced replica.
+func synced(r kv.RoleInfo) bool { return r.Role == kv.RoleMaster || r.Role == kv.RoleReplica }
 
 // waitRole polls rs until ok accepts its role or ctx ends.
 func waitRole(ctx context.Context, rs kv.ReplicatedStore, ok func(kv.RoleInfo) bool) (kv.RoleInfo, error) {
@@ -310,46 +316,74 @@ func (db *DB) otherMaster(ri kv.RoleInfo) bool {
 // roleLoop follows the site's role: a replica promoted to master loads the
 // engine's state from the replicated meta and starts writing; a master
 // that loses the role refuses writes at once and, once it is the replica
-// of another master (a partition healed, a stopped master continued),
-// fails the DB, so that its owner restarts it as a replica with fresh
-// handles and caches (its clients' caches may hold rolled-back records);
+// of another master (a partition healed, a stopped master continued), is
+// reset in place (repl_reset.go: its clients' caches may hold rolled-back
+// records), as is a site whose handles a rollback killed (requestReset);
 // if a DUPMASTER election makes it master again it reloads its state like
-// a promoted replica.
+// a promoted replica. A site removed from the group fails the DB.
 func (db *DB) roleLoop(rs kv.ReplicatedStore) {
 	defer db.wg.Done()
 	for {
 		ch := rs.ReplChanged()
+		var why error
 		select {
 		case <-db.ctx.Done():
 			return
+		case why = <-db.resetReq:
 		case <-ch:
 		case <-time.After(time.Second):
 		}
 		ri := rs.ReplRole()
-		wasReplica := db.replica.Load()
-		switch {
-		case ri.Role == kv.RoleMaster && wasReplica:
-			t0 := time.Now()
-			if err := db.becomeMaster(db.ctx, false); err != nil {
-				db.fail(fmt.Errorf("promotion to master: %w", err))
+		if ri.Removed {
+			db.setRole(ri)
+			db.fail(fmt.Errorf("engine: %s: %w", db.dir, ErrSiteRemoved))
+			return
+		}
+		if why == nil {
+			var ok bool
+			if why, ok = db.followRole(ri); !ok {
 				return
 			}
-			db.log.Info("engine: promoted to master", "took", time.Since(t0), "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
-		case ri.Role != kv.RoleMaster && !wasReplica:
-			// Writes stop now; a DUPMASTER election may make this site
-			// master again (promotion reloads the state), or a replica.
-			db.replica.Store(true)
-			db.demoted = true
-			db.log.Warn("engine: no longer master; writes refused", "dir", db.dir, "role", ri.Role)
 		}
-		if db.demoted && db.otherMaster(ri) {
-			db.setRole(ri)
-			db.fail(errors.New("demoted from master to replica by the replication group: restart to rejoin as a replica with fresh caches"))
-			return
+		if why != nil {
+			if err := db.reset(rs, why); err != nil {
+				if db.ctx.Err() == nil {
+					db.fail(fmt.Errorf("reset after %v: %w", why, err))
+				}
+				return
+			}
+			continue
 		}
 		if ri.Role == kv.RoleMaster {
 			db.demoted = false
 		}
 		db.setRole(ri)
 	}
+}
+
+// followRole acts on a role change (promotion, loss of the master role)
+// and returns why the site must be reset, or nil; ok is false when a
+// failed promotion failed the DB (the role goroutine then ends).
+func (db *DB) followRole(ri kv.RoleInfo) (why error, ok bool) {
+	wasReplica := db.replica.Load()
+	switch {
+	case ri.Role == kv.RoleMaster && wasReplica:
+		t0 := time.Now()
+		if err := db.becomeMaster(db.ctx, false); err != nil {
+			db.fail(fmt.Errorf("promotion to master: %w", err))
+			return nil, false
+		}
+		db.log.Info("engine: promoted to master", "took", time.Since(t0), "dir", db.dir, "size", db.size.Load(), "next_oid", db.reserved.Load())
+	case ri.Role != kv.RoleMaster && !wasReplica:
+		// Writes stop now; a DUPMASTER election may make this site
+		// master again (promotion reloads the state), or a replica.
+		db.replica.Store(true)
+		db.demoted = true
+		db.log.Warn("engine: no longer master; writes refused", "dir", db.dir, "role", ri.Role)
+	}
+	if db.demoted && db.otherMaster(ri) {
+		db.setRole(ri)
+		return errors.New("demoted from master to replica by the replication group"), true
+	}
+	return nil, true
 }

@@ -44,8 +44,9 @@ type changeState struct {
 	passes   atomic.Uint64               // replica: reads of the table ended
 	reported atomic.Uint64               // replica: follow, readable by WaitReplicated
 	lag      atomic.Int64                // replica: nanoseconds from the master's commit of the last entry followed to its report here
-	stop     chan struct{}               // replica: closed at promotion
-	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1
+	fol      *follower                   // replica: the running changesLoop; owned by the role goroutine (openSite before it starts)
+	ending   *follower                   // the changesLoop stopFollowing ended, perhaps still in its last read; owned like fol
+	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1, made once by openSite
 	passMu   sync.Mutex                  // guards passDone
 	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
 	recent   [recentChanges]recentChange // master: the last entries written, for ChangedSince; owned by writeMu
@@ -53,6 +54,10 @@ type changeState struct {
 
 // followFrom starts a replica's changesLoop after the last entry present.
 func (db *DB) followFrom(ctx context.Context) error {
+	if e := db.changes.ending; e != nil {
+		<-e.done // the loop a promotion stopped, before its state is reused
+		db.changes.ending = nil
+	}
 	last, err := db.lastChange(ctx)
 	if err != nil {
 		return err
@@ -60,10 +65,10 @@ func (db *DB) followFrom(ctx context.Context) error {
 	db.changes.follow = last + 1
 	db.changes.reported.Store(last + 1)
 	db.changes.started.Store(last + 1)
-	db.changes.stop = make(chan struct{})
-	db.changes.kick = make(chan struct{}, 1)
+	f := &follower{stop: make(chan struct{}), done: make(chan struct{})}
+	db.changes.fol = f
 	db.wg.Add(1)
-	go db.changesLoop(db.changes.stop)
+	go db.changesLoop(f)
 	return nil
 }
 
@@ -74,12 +79,28 @@ func (db *DB) followFrom(ctx context.Context) error {
 // yield function ends libdb's fixed lockout sleeps at the next
 // replication event; before it, seconds).
 func (db *DB) stopFollowing(start uint64) {
-	if db.changes.stop == nil {
+	f := db.changes.fol
+	if f == nil {
 		return
 	}
 	db.changes.start.Store(start)
-	close(db.changes.stop)
-	db.changes.stop = nil
+	close(f.stop)
+	db.changes.fol = nil
+	db.changes.ending = f
+}
+
+// haltFollowing ends a replica's changesLoop without reporting anything
+// more, and waits until it has ended (a reset: the handles it reads are
+// dead, and every client that needed its reports is being closed).
+func (db *DB) haltFollowing() {
+	f := db.changes.fol
+	if f == nil {
+		return
+	}
+	f.quiet.Store(true)
+	close(f.stop)
+	db.changes.fol = nil
+	<-f.done
 }
 
 // lastChange returns the last sequence number of the change table, 0 when
@@ -135,9 +156,12 @@ func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
 // changesPoll it reads the entries after its position and, in order,
 // drops their oids from the record cache and reports them
 // (Options.OnReplicated: the server invalidates them for its clients). It
-// ends when the DB closes or the site becomes master.
-func (db *DB) changesLoop(stop <-chan struct{}) {
+// ends when the DB closes, the site becomes master (stopFollowing) or is
+// reset (haltFollowing). Dead handles (a rollback) ask the role goroutine
+// for a reset and wait for it to halt the loop.
+func (db *DB) changesLoop(f *follower) {
 	defer db.wg.Done()
+	defer close(f.done)
 	t := time.NewTicker(changesPoll)
 	defer t.Stop()
 	for {
@@ -145,10 +169,13 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 		select {
 		case <-db.ctx.Done():
 			return
-		case <-stop:
+		case <-f.stop:
 			limit = db.changes.start.Load()
 		case <-t.C:
 		case <-db.changes.kick:
+		}
+		if f.quiet.Load() {
+			return
 		}
 		db.changes.begun.Add(1)
 		err := db.followChanges(limit)
@@ -165,7 +192,11 @@ func (db *DB) changesLoop(stop <-chan struct{}) {
 				return
 			}
 			if errors.Is(err, kv.ErrHandleDead) {
-				db.fail(fmt.Errorf("replica cannot compute its clients' invalidations; restart it: %w", err))
+				db.requestReset(fmt.Errorf("replica cannot compute its clients' invalidations: %w", err))
+				select {
+				case <-db.ctx.Done():
+				case <-f.stop:
+				}
 				return
 			}
 			db.log.Warn("engine: read the replicated change table", "dir", db.dir, "err", err)

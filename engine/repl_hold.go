@@ -39,28 +39,31 @@ func (db *DB) HoldForwarded(oids []uint64) (release func()) {
 	if h.held == nil {
 		h.held = make(map[uint64]*fwdHold)
 	}
-	for _, o := range oids {
+	es := make([]*fwdHold, len(oids))
+	for i, o := range oids {
 		e := h.held[o]
 		if e == nil {
 			e = &fwdHold{done: make(chan struct{})}
 			h.held[o] = e
 		}
 		e.refs++
+		es[i] = e
 	}
 	h.n.Store(int64(len(h.held)))
 	h.mu.Unlock()
 	var once sync.Once
-	return func() { once.Do(func() { h.release(oids) }) }
+	return func() { once.Do(func() { h.release(oids, es) }) }
 }
 
-// release drops one hold of each of oids, waking the loads of an oid when
-// its last hold goes.
-func (h *fwdHolds) release(oids []uint64) {
+// release drops one hold of each of oids (es: the holds taken), waking the
+// loads of an oid when its last hold goes. A hold that releaseAll dropped
+// meanwhile is left alone: the oid may be held again by a later commit.
+func (h *fwdHolds) release(oids []uint64, es []*fwdHold) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for _, o := range oids {
+	for i, o := range oids {
 		e := h.held[o]
-		if e == nil {
+		if e == nil || e != es[i] {
 			continue
 		}
 		if e.refs--; e.refs == 0 {
@@ -88,6 +91,20 @@ func (db *DB) waitForwarded(oid uint64) {
 			return
 		}
 	}
+}
+
+// releaseAll drops every hold and wakes the loads waiting on them: a
+// reset closed the connections whose forwarded commits held them, and the
+// follower that would have resolved them starts again from the change
+// table's end. Their release functions then do nothing.
+func (h *fwdHolds) releaseAll() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for o, e := range h.held {
+		delete(h.held, o)
+		close(e.done)
+	}
+	h.n.Store(0)
 }
 
 // ForwardsHeld returns the number of oids that forwarded commits hold now

@@ -1,6 +1,7 @@
 package kv
 
 import (
+	"context"
 	"errors"
 	"time"
 )
@@ -66,6 +67,9 @@ type RoleInfo struct {
 	// Elections and PermFailed are libdb's election count and the count of
 	// commits a quorum did not acknowledge.
 	Elections, PermFailed uint64
+	// Removed: an operator removed this site from the group (durusbdb
+	// repl remove-site); its directory no longer follows the group.
+	Removed bool
 }
 
 // ReplicatedStore is implemented by a Store opened with
@@ -80,6 +84,15 @@ type ReplicatedStore interface {
 	ReplChanged() <-chan struct{}
 }
 
+// Reopener is implemented by a replicated Store whose handles a rollback
+// can kill (ErrHandleDead): Reopen waits for the site to be synced and
+// replaces them with new ones in the same environment, so that the
+// process carries on without a restart. Reads and transactions begun
+// before keep the old handles until they end.
+type Reopener interface {
+	Reopen(ctx context.Context) error
+}
+
 // Replication errors a Store opened with Options.Replication returns
 // (wrapped by the backend's own sentinels); test with errors.Is.
 var (
@@ -87,7 +100,7 @@ var (
 	// not acknowledge it; its outcome is unknown (it may be rolled back).
 	ErrPermFailed = errors.New("kv: commit not acknowledged by a quorum of replicas")
 	// ErrHandleDead: replication rolled back changes the store's handles
-	// had seen; the store must be closed and opened again and every cache
-	// dropped.
+	// had seen; the handles must be reopened (Reopener, or closing and
+	// opening the store again) and every cache dropped.
 	ErrHandleDead = errors.New("kv: replication invalidated the store's handles")
 )

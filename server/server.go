@@ -208,6 +208,20 @@ func (s *Server) registerConn(nc net.Conn) {
 		return
 	default:
 	}
+	if gate := s.held; gate != nil { // a reset in place (HoldConns)
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			select {
+			case <-gate:
+				s.registerConn(nc)
+			case <-s.soft.Done():
+				nc.Close()
+			}
+		}()
+		return
+	}
 	if len(s.conns) >= s.cfg.MaxConnections {
 		s.mu.Unlock()
 		nc.Close()
@@ -276,6 +290,35 @@ func (s *Server) shutdownConns() {
 	}
 }
 
+// HoldConns closes every open Durus connection at once, noting reason in
+// each connection's log, and holds the connections accepted from then on
+// unregistered (no request read) until release is called; it returns how
+// many it closed. A replication site reset in place (engine
+// Options.OnReset) calls it: its clients' caches may hold records a
+// rollback removed, and a client that connected during the reset could
+// load such a record from the old handles or the record cache, or miss
+// the invalidation of a change applied before the change follower starts
+// again. A stock client that reconnects starts with an empty cache.
+// release may be called more than once.
+func (s *Server) HoldConns(reason string) (closed int, release func()) {
+	gate := make(chan struct{})
+	s.mu.Lock()
+	s.held = gate
+	for c := range s.conns {
+		c.kill(reason)
+	}
+	closed = len(s.conns)
+	s.mu.Unlock()
+	return closed, sync.OnceFunc(func() {
+		s.mu.Lock()
+		if s.held == gate {
+			s.held = nil
+		}
+		s.mu.Unlock()
+		close(gate)
+	})
+}
+
 // InvalidateRemoved adds oids removed by a collection to every open
 // connection's invalid set (I2, G3). Wire it to engine Options.OnRemove.
 func (s *Server) InvalidateRemoved(oids []uint64) {
@@ -291,9 +334,10 @@ func (s *Server) InvalidateRemoved(oids []uint64) {
 // by dropConn, stopped by shutdownConns, and the targets of the
 // commitPath's invalidation fan-out.
 type connSet struct {
-	mu     sync.Mutex // guards conns and nextID
+	mu     sync.Mutex // guards conns, nextID and held
 	conns  map[*conn]struct{}
 	nextID uint64
+	held   chan struct{} // non-nil while HoldConns holds new connections; closed at release
 }
 
 // addrString formats a listener or peer address for logs; abstract unix

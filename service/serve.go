@@ -3,6 +3,7 @@ package service
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,6 +35,7 @@ type instance struct {
 
 	observer *metrics.Metrics
 	relay    *server.RemoveRelay // the engine's OnRemove, attached to the server
+	closer   connCloser          // the engine's OnReset, attached to the server
 	cleanups []func()            // run in reverse order when Serve returns
 	// endpoints stop the metrics and control listeners: right after the
 	// server stops, before the database is closed.
@@ -267,6 +270,7 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	opts.OnRemove = relay.OnRemove
 	opts.OnReplicated = relay.OnRemove // a replica's clients learn of replicated commits
 	in.relay = relay
+	opts.OnReset = in.closer.onReset(in.log)
 	opts.Replication = replicationOf(in.cfg.Replication, in.ln.Addr().String())
 	db, err := engine.Open(context.WithoutCancel(ctx), dir, opts)
 	if err != nil {
@@ -302,6 +306,7 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	}
 	srv := server.New(scfg, server.Engine(db))
 	in.relay.Attach(srv)
+	in.closer.p.Store(srv)
 	if cfg.Control != nil {
 		in.listenControl(db, srv)
 	}
@@ -345,7 +350,11 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 	go func() {
 		select {
 		case <-db.Failed():
-			in.log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", in.cfg.Dir, "err", db.FailErr())
+			if err := db.FailErr(); errors.Is(err, engine.ErrSiteRemoved) {
+				in.log.Error("site removed from its replication group: stopping the server", "dir", in.cfg.Dir, "err", err)
+			} else {
+				in.log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", in.cfg.Dir, "err", err)
+			}
 			stopServing()
 		case <-in.finished:
 		}
@@ -369,4 +378,22 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 	}
 	in.log.Info("database closed")
 	return nil
+}
+
+// connCloser closes the server's Durus connections when the engine resets
+// a replication site in place (engine Options.OnReset); the server is
+// attached once it exists (a reset before has no connection to close).
+type connCloser struct{ p atomic.Pointer[server.Server] }
+
+// onReset returns the engine's OnReset callback: it closes every
+// connection and holds new ones until the reset ends.
+func (c *connCloser) onReset(log *slog.Logger) func(error) func() {
+	return func(why error) func() {
+		if s := c.p.Load(); s != nil {
+			n, release := s.HoldConns("site reset: " + why.Error())
+			log.Warn("replication site reset in place: every client connection closed, new ones held until it ends", "connections", n, "why", why)
+			return release
+		}
+		return nil
+	}
 }

@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -52,8 +53,9 @@ func TestMain(m *testing.M) {
 }
 
 // siteMain serves one site until killed or its input closes. It prints
-// "ready ADDR" once serving and "role ROLE MASTER_DURUS_ADDR" on every
-// role change.
+// "ready ADDR" once serving, "role ROLE MASTER_DURUS_ADDR" on every role
+// change, and "resets N" when the site was reset in place (engine
+// DB.Resets).
 func siteMain(js string) int {
 	var cfg siteConfig
 	if err := json.Unmarshal([]byte(js), &cfg); err != nil {
@@ -89,12 +91,21 @@ func siteMain(js string) int {
 			}
 			db.OnRoleChange(report)
 			report(db.Role())
-			go func() { // the replica's lag, when it changes
+			go func() { // the replica's lag, change position and resets, when they change
 				var last time.Duration
+				var lastReported, lastResets uint64
 				for ctx.Err() == nil {
+					if n := db.Resets(); n != lastResets {
+						lastResets = n
+						say("resets %d", n)
+					}
 					if l := db.Role().Lag; l != last {
 						last = l
 						say("lag %d", l)
+					}
+					if r := db.ChangesReported(); r != lastReported {
+						lastReported = r
+						say("reported %d", r)
 					}
 					time.Sleep(5 * time.Millisecond)
 				}
@@ -132,12 +143,18 @@ type site struct {
 	role   string
 	master string        // master's Durus address as last reported
 	lag    time.Duration // replication lag as last reported
-	fatal  string
-	exited bool
+	// reported: a replica's change position as last reported (one more
+	// than the last change entry whose invalidations reached its clients).
+	reported uint64
+	fatal    string
+	exited   bool
 	// wasMaster: the site reported master once. A master that reports
-	// replica was demoted: its engine fails on purpose and the process
-	// exits (to be restarted).
+	// replica was demoted: its engine resets the site in place (closes its
+	// clients, reopens its handles) and reports one more reset.
 	wasMaster bool
+	// resets is the site's count of resets in place as last reported;
+	// masterResets the count when it last reported master.
+	resets, masterResets uint64
 }
 
 // startSite starts cfg's site process.
@@ -180,6 +197,9 @@ func (s *site) read(r io.Reader, logf *os.File) {
 			s.addr = f[1]
 		case len(f) >= 2 && f[0] == "role":
 			s.wasMaster = s.wasMaster || f[1] == kv.RoleMaster
+			if f[1] == kv.RoleMaster {
+				s.masterResets = s.resets
+			}
 			s.role = f[1]
 			s.master = ""
 			if len(f) >= 3 {
@@ -187,6 +207,10 @@ func (s *site) read(r io.Reader, logf *os.File) {
 			}
 		case len(f) >= 2 && f[0] == "lag":
 			s.lag, _ = time.ParseDuration(f[1] + "ns")
+		case len(f) >= 2 && f[0] == "resets":
+			s.resets, _ = strconv.ParseUint(f[1], 10, 64)
+		case len(f) >= 2 && f[0] == "reported":
+			s.reported, _ = strconv.ParseUint(f[1], 10, 64)
 		case len(f) >= 1 && f[0] == "fatal":
 			s.fatal = sc.Text()
 		}
@@ -206,12 +230,20 @@ func (s *site) state() (addr, role, master string, exited bool) {
 	return s.addr, s.role, s.master, s.exited
 }
 
-// demoted reports whether the site, once master, reported replica (it
-// is exiting) and has not exited yet.
+// demoted reports whether the site, once master, reported replica and
+// has not finished its reset in place yet (nor exited).
 func (s *site) demoted() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.wasMaster && s.role == kv.RoleReplica && !s.exited
+	return s.wasMaster && s.role == kv.RoleReplica && s.resets <= s.masterResets && !s.exited
+}
+
+// resetCount returns the site's count of resets in place as last
+// reported.
+func (s *site) resetCount() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.resets
 }
 
 // isMaster reports whether the site is ready and master; it fails the

@@ -152,9 +152,10 @@ func firstCommitWith(t *testing.T, s *site, head uint64, tick func()) time.Time 
 // a 3-site group; the master is taken away at a random moment, by SIGKILL
 // in even rounds and by SIGSTOP in odd ones; a replica is promoted and
 // accepts commits. A killed master is restarted; a stopped one is
-// continued: the group demotes it (it exits and is restarted) or, winning
-// the election that follows the two masters' meeting, it stays master and
-// its successor exits and is restarted. Every site that rejoins holds
+// continued: the group demotes it (it is reset in place: same process,
+// clients closed, handles reopened) or, winning the election that follows
+// the two masters' meeting, it stays master and its successor is reset.
+// Every site that rejoins holds
 // every acknowledged commit byte for byte, as does the new master. At the
 // end every site serves the same records and, stopped, passes the
 // engine's check with identical database dumps. ROUNDS rounds (default
@@ -196,7 +197,7 @@ func TestReplServerFailover(t *testing.T) {
 // (how: "kill" or "stop") at a random moment, waits for a successor's
 // first accepted commit and checks it holds every acknowledged commit of
 // the storm. A stopped master is continued and the meeting of the two
-// masters resolved (one of them exits); exited sites are left for settle
+// masters resolved (one of them is reset); exited sites are left for settle
 // to restart. It returns the storm's acknowledged commits and the
 // failover time (signal → first commit accepted).
 func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how string, rng *rand.Rand) ([]ackedRec, time.Duration) {
@@ -215,11 +216,9 @@ func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how strin
 	gone := time.Now()
 	rest := slices.DeleteFunc(slices.Clone(sites), func(s *site) bool { return s == m })
 	nm := masterOf(t, rest)
-	// A site other than m that exits meanwhile is restarted, as its
-	// supervisor would: a master demoted by an election just before the
-	// round (a heartbeat missed on this loaded machine made a second
-	// master, DUPMASTER followed) exits once it sees the new master, and
-	// without it and the stopped m the new master has no quorum.
+	// A site other than m that exits meanwhile (it failed) is restarted,
+	// as its supervisor would: without it and the stopped m the new
+	// master has no quorum.
 	took := firstCommitWith(t, nm, heads[0], func() {
 		for i, s := range sites {
 			if _, _, _, ex := s.state(); ex && s != m {
@@ -235,7 +234,7 @@ func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how strin
 	if how == "stop" {
 		// Continued, the old master meets its successor (DUPMASTER) within
 		// the connection retry: the loser of the election that follows is
-		// a demoted master, which reports it and exits. Until then the old
+		// a demoted master, which reports it and is reset. Until then the old
 		// master's report is its stale "master".
 		m.signal(syscall.SIGCONT)
 		testwait.Within(t, time.Minute, m.name+" or "+nm.name+" demoted", func() bool {
@@ -247,8 +246,8 @@ func failoverRound(t *testing.T, sites []*site, heads []uint64, r int, how strin
 	return acked, took
 }
 
-// settle restarts every site that exited (killed, or demoted from master)
-// and waits until the group is one master and replicas, every one of them
+// settle restarts every site that exited (killed), waits for every
+// demoted master's reset in place, and waits until the group is one master and replicas, every one of them
 // serving every acknowledged commit byte for byte. It returns the master.
 func settle(t *testing.T, sites []*site, all []ackedRec, r int) *site {
 	t.Helper()
