@@ -97,6 +97,10 @@ type commitPath struct {
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
+	// fanout recycles invalidate's list of connections (*[]*conn), one
+	// allocation of a pointer per open connection per commit otherwise.
+	fanout sync.Pool
+
 	open *connSet // the server's open connections: the invalidation fan-out's targets
 	// reserve reserves n fresh oids (Server.allocOIDs): from the storage,
 	// or on a replica from the master.
@@ -341,8 +345,12 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	// nothing older than this change (it is visible already, I6), and
 	// accepts, closes and other invalidations need not wait for the
 	// merges.
+	buf, _ := p.fanout.Get().(*[]*conn)
+	if buf == nil {
+		buf = new([]*conn)
+	}
 	p.open.mu.Lock()
-	conns := make([]*conn, 0, len(p.open.conns))
+	conns := (*buf)[:0]
 	for c := range p.open.conns {
 		if c != skip {
 			conns = append(conns, c)
@@ -353,6 +361,9 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	for _, c := range conns {
 		c.addInvalid(rs)
 	}
+	clear(conns) // hold no closed connection
+	*buf = conns[:0]
+	p.fanout.Put(buf)
 	if p.cfg.Observer != nil && n > 0 {
 		var oids uint64
 		for _, r := range rs {
