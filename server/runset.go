@@ -10,8 +10,10 @@ import (
 type run struct{ lo, hi uint64 }
 
 // runsOf turns ascending oids (repeats allowed) into maximal runs.
-func runsOf(sorted []uint64) []run {
-	var out []run
+func runsOf(sorted []uint64) []run { return runsOfInto(nil, sorted) }
+
+// runsOfInto is runsOf appending the runs to out.
+func runsOfInto(out []run, sorted []uint64) []run {
 	for _, o := range sorted {
 		if n := len(out); n > 0 && o <= out[n-1].hi {
 			if o == out[n-1].hi {

@@ -1,7 +1,11 @@
 package server
 
 import (
+	"encoding/binary"
+	"slices"
 	"testing"
+
+	"github.com/durusbdb/durusbdb/durus/record"
 )
 
 // fanoutServer is a Server with n open connections (no sockets) for the
@@ -73,5 +77,47 @@ func BenchmarkInvalidateFanout(b *testing.B) {
 		oid += 2
 		s.invalidate(rs, committer)
 		conns[i%len(conns)].takeInvalid()
+	}
+}
+
+// oneFrame is the commit data of one record of oid with no references:
+// int4 frame length, the oid, the record.
+func oneFrame(oid uint64) []byte {
+	rec := record.Build(oid, []byte("data"))
+	frame := binary.BigEndian.AppendUint32(nil, uint32(8+len(rec)))
+	frame = binary.BigEndian.AppendUint64(frame, oid)
+	return append(frame, rec...)
+}
+
+// A connection's commits reuse the memory of the frames' oids and offsets,
+// their sorted copy and their runs: only the records slice (which the
+// storage may keep) is allocated per commit, and the results are those of
+// the allocating path.
+func TestCommitScratchReuse(t *testing.T) {
+	s, _ := fanoutServer(0)
+	var sc commitScratch
+	data := append(oneFrame(9), oneFrame(7)...)
+	f, sorted, fe := s.checkFramesInto(&sc, data)
+	if fe != nil {
+		t.Fatalf("refused: %s", fe.msg)
+	}
+	f2, sorted2, _ := s.checkFrames(data)
+	if !slices.Equal(f.oids, f2.oids) || !slices.Equal(f.offs, f2.offs) || !slices.Equal(sorted, sorted2) ||
+		!slices.Equal(sorted, []uint64{7, 9}) || len(f.recs) != 2 {
+		t.Fatalf("reused path: oids %v offs %v sorted %v; allocating path: %v %v %v", f.oids, f.offs, sorted, f2.oids, f2.offs, sorted2)
+	}
+	if rs := runsOfInto(sc.runs[:0], sorted); !slices.Equal(rs, runsOf(sorted)) {
+		t.Fatalf("runsOfInto %v, runsOf %v", rs, runsOf(sorted))
+	}
+	if raceEnabled {
+		return // allocation counts are not meaningful under the race detector
+	}
+	one := oneFrame(5)
+	a := testing.AllocsPerRun(100, func() {
+		_, sorted, _ := s.checkFramesInto(&sc, one)
+		sc.runs = runsOfInto(sc.runs[:0], sorted)[:0]
+	})
+	if a > 1 {
+		t.Fatalf("%.1f allocations per commit of one record, want 1 (the records slice)", a)
 	}
 }
