@@ -13,3 +13,10 @@ func (h *Hold) Revoked() bool {
 	defer h.t.mu.Unlock()
 	return h.state == holdRevoked
 }
+
+// TimerArms returns how many times the lease timer was (re)armed.
+func (t *Token) TimerArms() uint64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.arms
+}

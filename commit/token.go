@@ -47,7 +47,9 @@ type Token struct {
 	waiters []*Hold // FIFO of holds not yet granted
 	seq     uint64  // commits passed with Done(true)
 	timer   *time.Timer
-	revokes uint64 // number of revocations (Revocations)
+	armedAt time.Time // when timer fires; zero: not pending (never armed, or fired)
+	arms    uint64    // timer (re)arms, for tests
+	revokes uint64    // number of revocations (Revocations)
 }
 
 // holdState is the life cycle of a Hold.
@@ -201,20 +203,29 @@ func (t *Token) deadlineLocked(h *Hold) time.Time {
 	return start.Add(t.lease)
 }
 
-// armLocked (re)schedules the lease timer when a revocable holder exists
-// and somebody waits, and stops it otherwise. t.mu is held.
+// armLocked makes sure the lease timer fires no later than the deadline
+// of a revocable holder for whom somebody waits. It is lazy: a timer
+// already due at or before that deadline is left alone, and a timer no
+// longer needed (the holder pinned or left, nobody waits) is not stopped:
+// it fires once, expire finds nothing overdue and does not re-arm. So a
+// commit (grant, then pin at once) costs no timer operation, only a
+// comparison; a needless expiry costs one call per lease at most. t.mu is
+// held.
 func (t *Token) armLocked() {
 	h := t.holder
 	if h == nil || h.state != holdHeld || len(t.waiters) == 0 {
-		if t.timer != nil {
-			t.timer.Stop()
-		}
 		return
 	}
-	d := time.Until(t.deadlineLocked(h))
+	dl := t.deadlineLocked(h)
+	if !t.armedAt.IsZero() && !t.armedAt.After(dl) {
+		return // due before the deadline: expire checks again then
+	}
+	d := time.Until(dl)
 	if d < 0 {
 		d = 0
 	}
+	t.armedAt = dl
+	t.arms++
 	if t.timer == nil {
 		t.timer = time.AfterFunc(d, t.expire)
 	} else {
@@ -229,6 +240,9 @@ func (t *Token) armLocked() {
 func (t *Token) expire() {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	// Fired: not pending any more (a Reset since then arms it again, and
+	// this call only checks early; armLocked below re-arms if needed).
+	t.armedAt = time.Time{}
 	for {
 		h := t.holder
 		if h == nil || h.state != holdHeld || len(t.waiters) == 0 {

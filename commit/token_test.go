@@ -3,7 +3,9 @@ package commit
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -322,5 +324,48 @@ func TestTokenRequeueKeepsArrival(t *testing.T) {
 	b.Done(true)
 	if x, y := <-order, <-order; x != "a" || y != "c" {
 		t.Fatalf("grant order %s, %s; want a, c", x, y)
+	}
+}
+
+// TestTokenLeaseTimerLazy checks that a stream of commits (grant, pin,
+// done) with waiters queued does not re-arm the lease timer per grant:
+// the timer armed for the first deadline already fires before every later
+// one, so each grant costs a comparison, not a timer operation.
+func TestTokenLeaseTimerLazy(t *testing.T) {
+	tok := NewToken(time.Hour)
+	ctx := context.Background()
+	const workers, rounds = 4, 300
+	var left atomic.Int32 // workers still committing
+	left.Store(workers)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range rounds {
+				h, err := tok.Acquire(ctx)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if !h.Pin() {
+					t.Error("pin failed without a revocation")
+					return
+				}
+				// Pass the token only to somebody queued, as under load.
+				for tok.Waiting() == 0 && left.Load() > 1 {
+					runtime.Gosched()
+				}
+				h.Done(true)
+			}
+			left.Add(-1)
+		}()
+	}
+	wg.Wait()
+	if got := tok.Seq(); got != workers*rounds {
+		t.Fatalf("seq %d, want %d", got, workers*rounds)
+	}
+	if arms := tok.TimerArms(); arms > 2 {
+		t.Fatalf("lease timer armed %d times for %d commits, want at most 2", arms, workers*rounds)
 	}
 }

@@ -251,7 +251,14 @@ type frames struct {
 // parseFrames checks rules 3 and 4 of §5.5 over the whole data: first that
 // the frames fill it exactly with flen ≥ 20, then R1–R4 for each record.
 func parseFrames(data []byte) (frames, *frameError) {
-	var f frames
+	return parseFramesInto(frames{}, data)
+}
+
+// parseFramesInto is parseFrames appending the oids and offsets to f's
+// (emptied) slices, so that a connection reuses them from commit to
+// commit; recs is always a new slice (the storage may keep the records).
+func parseFramesInto(f frames, data []byte) (frames, *frameError) {
+	f.recs, f.oids, f.offs = nil, f.oids[:0], f.offs[:0]
 	for off := 0; off < len(data); {
 		if len(data)-off < 4 {
 			return f, &frameError{rule: 3, off: off, msg: fmt.Sprintf("%d bytes left after the last frame, too few for a frame length", len(data)-off)}
@@ -300,7 +307,8 @@ func (c *conn) refuse(status byte, fe *frameError, dataLen int) error {
 // released before waiting for durability.
 func (c *conn) apply(phase1Seq uint64, data []byte) error {
 	s := c.s
-	f, sorted, fe := s.checkFrames(data)
+	defer c.commitMem.trim()
+	f, sorted, fe := s.checkFramesInto(&c.commitMem, data)
 	c.ctimes.records = len(f.recs)
 	if fe != nil {
 		return c.refuse(statusRefused, fe, len(data))

@@ -61,6 +61,8 @@ type conn struct {
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
+	commitMem commitScratch // a commit's oids, offsets and runs, reused (pipeline.go)
+
 	hold   *commit.Hold // commit token while held
 	fwd    bool         // the commit in progress is a replica's (F)
 	fwdTok engine.Token // the token of the run that applied it

@@ -97,6 +97,10 @@ type commitPath struct {
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
+	// fanout recycles invalidate's list of connections (*[]*conn), one
+	// allocation of a pointer per open connection per commit otherwise.
+	fanout sync.Pool
+
 	open *connSet // the server's open connections: the invalidation fan-out's targets
 	// reserve reserves n fresh oids (Server.allocOIDs): from the storage,
 	// or on a replica from the master.
@@ -127,11 +131,42 @@ func (p *commitPath) lengthRule(n uint32) int {
 // token pinned nor the allocation lock. It returns the frames and their
 // oids sorted.
 func (p *commitPath) checkFrames(data []byte) (frames, []uint64, *frameError) {
-	f, fe := parseFrames(data)
+	return p.checkFramesInto(&commitScratch{}, data)
+}
+
+// commitScratch is the memory a connection reuses from one commit to the
+// next for its frames' oids and offsets, their sorted copy and their runs
+// (the invalidation fan-out's input), so that a small commit allocates
+// none of them. Owned by the connection's goroutine; what a commit stages
+// or announces is copied out of it (the storage gets the records, the
+// invalid sets copies of the runs).
+type commitScratch struct {
+	oids, sorted []uint64
+	offs         []int
+	runs         []run
+}
+
+// maxScratch is the capacity (elements) above which a connection lets a
+// scratch slice go after its commit instead of keeping it.
+const maxScratch = 4096
+
+// trim drops the slices a big commit grew, once it is decided.
+func (sc *commitScratch) trim() {
+	if cap(sc.oids) > maxScratch || cap(sc.sorted) > maxScratch || cap(sc.offs) > maxScratch || cap(sc.runs) > maxScratch {
+		*sc = commitScratch{}
+	}
+}
+
+// checkFramesInto is checkFrames building the oids, offsets and sorted
+// oids in sc's slices; they are valid until sc's next use.
+func (p *commitPath) checkFramesInto(sc *commitScratch, data []byte) (frames, []uint64, *frameError) {
+	f, fe := parseFramesInto(frames{oids: sc.oids, offs: sc.offs}, data)
+	sc.oids, sc.offs = f.oids[:0], f.offs[:0]
 	if fe != nil {
 		return f, nil, fe
 	}
-	sorted := slices.Clone(f.oids)
+	sorted := append(sc.sorted[:0], f.oids...)
+	sc.sorted = sorted[:0]
 	slices.Sort(sorted)
 	for i := 1; i < len(sorted); i++ {
 		if sorted[i] == sorted[i-1] {
@@ -277,7 +312,9 @@ func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64) []run {
 		c.unusedN -= runsLen(taken)
 	}
 	l.unlock()
-	p.invalidate(runsOf(sorted), c)
+	rs := runsOfInto(c.commitMem.runs[:0], sorted)
+	c.commitMem.runs = rs[:0]
+	p.invalidate(rs, c)
 	c.hold.Done(true)
 	c.hold = nil
 	return taken
@@ -341,8 +378,12 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	// nothing older than this change (it is visible already, I6), and
 	// accepts, closes and other invalidations need not wait for the
 	// merges.
+	buf, _ := p.fanout.Get().(*[]*conn)
+	if buf == nil {
+		buf = new([]*conn)
+	}
 	p.open.mu.Lock()
-	conns := make([]*conn, 0, len(p.open.conns))
+	conns := (*buf)[:0]
 	for c := range p.open.conns {
 		if c != skip {
 			conns = append(conns, c)
@@ -353,6 +394,9 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	for _, c := range conns {
 		c.addInvalid(rs)
 	}
+	clear(conns) // hold no closed connection
+	*buf = conns[:0]
+	p.fanout.Put(buf)
 	if p.cfg.Observer != nil && n > 0 {
 		var oids uint64
 		for _, r := range rs {

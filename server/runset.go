@@ -10,8 +10,10 @@ import (
 type run struct{ lo, hi uint64 }
 
 // runsOf turns ascending oids (repeats allowed) into maximal runs.
-func runsOf(sorted []uint64) []run {
-	var out []run
+func runsOf(sorted []uint64) []run { return runsOfInto(nil, sorted) }
+
+// runsOfInto is runsOf appending the runs to out.
+func runsOfInto(out []run, sorted []uint64) []run {
 	for _, o := range sorted {
 		if n := len(out); n > 0 && o <= out[n-1].hi {
 			if o == out[n-1].hi {
@@ -71,10 +73,12 @@ func (s *runSet) addRuns(rs []run) {
 		}
 		return
 	}
-	// Few runs into a big set: insert each in place (a binary search and
-	// a memmove) rather than rebuild the whole set in a new slice, so a
-	// small commit costs little even to a connection with many runs.
-	if len(rs)*32 < len(s.runs) {
+	// One run (a commit of contiguous oids: the invalidation fan-out's
+	// common case, once per other connection under the commit token), or
+	// few runs into a big set: insert each in place (a binary search and
+	// a memmove) rather than merge through the whole set, so a small
+	// commit costs little even to a connection with many runs.
+	if len(rs) == 1 || len(rs)*32 < len(s.runs) {
 		for _, r := range rs {
 			s.insert(r)
 		}

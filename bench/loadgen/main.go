@@ -10,6 +10,8 @@
 //	bulk       one B of -bulk oids per request
 //	commits    one small record per commit; each connection allocates its
 //	           oids with M (never oid 0, the root)
+//	updates    one update (-size bytes) per commit of one of 16 records each
+//	           connection stored once (no conflicts)
 //	bigcommit  -records records in one commit
 //
 // A loads or bulk run populates -objects records first (reachable from the
@@ -43,7 +45,7 @@ func main() {
 		populate bool
 	)
 	flag.StringVar(&spec.Addr, "addr", "127.0.0.1:2972", "server address: host:port, a unix socket path, or @name")
-	flag.StringVar(&spec.Mode, "mode", "loads", "loads, bulk, commits or bigcommit")
+	flag.StringVar(&spec.Mode, "mode", "loads", "loads, bulk, commits, updates or bigcommit")
 	flag.IntVar(&spec.Conns, "conns", 8, "connections (one goroutine each)")
 	flag.DurationVar(&spec.Duration, "duration", 10*time.Second, "measured time")
 	flag.DurationVar(&spec.Warmup, "warmup", 2*time.Second, "warm-up time before measuring")
