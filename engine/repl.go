@@ -36,6 +36,7 @@ func (db *DB) Role() kv.RoleInfo {
 		ri.Lag = time.Duration(db.changes.lag.Load())
 	}
 	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
+	ri.Resets = db.resets.Load()
 	return ri
 }
 

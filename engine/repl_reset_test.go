@@ -161,6 +161,9 @@ func TestResetReopensDeadHandles(t *testing.T) {
 	if !db.IsReplica() {
 		t.Fatalf("after the reset: %s, want replica", db.Role().Role)
 	}
+	if n := db.Role().Resets; n != 1 {
+		t.Fatalf("Role().Resets = %d, want 1 (the metric durusbdb_repl_resets_total)", n)
+	}
 }
 
 // A site removed from its group fails the DB with ErrSiteRemoved.

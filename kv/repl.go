@@ -70,6 +70,10 @@ type RoleInfo struct {
 	// Removed: an operator removed this site from the group (durusbdb
 	// repl remove-site); its directory no longer follows the group.
 	Removed bool
+	// Resets counts the site's resets in place since open (a rollback
+	// killed its handles, or the master was demoted): each closed every
+	// client connection. Filled by the engine.
+	Resets uint64
 }
 
 // ReplicatedStore is implemented by a Store opened with

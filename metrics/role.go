@@ -92,8 +92,8 @@ func (m *Metrics) readyRole() error {
 
 // roleCollector reports a RoleSource, read once per scrape.
 type roleCollector struct {
-	src                              RoleSource
-	role, lag, permFailed, elections *prometheus.Desc
+	src                                      RoleSource
+	role, lag, permFailed, elections, resets *prometheus.Desc
 }
 
 // NewRoleCollector returns the collector of src's replication state:
@@ -102,6 +102,7 @@ type roleCollector struct {
 //	durusbdb_repl_lag_seconds           gauge    how far this site's applied log is behind the master's (0 on the master)
 //	durusbdb_repl_perm_failed_total     counter  commits a quorum did not acknowledge (never answered O; connections closed)
 //	durusbdb_repl_elections_total       counter  elections this site took part in
+//	durusbdb_repl_resets_total          counter  resets in place (a rollback killed the handles, or the master was demoted): every client closed
 func NewRoleCollector(src RoleSource) prometheus.Collector {
 	return &roleCollector{
 		src:        src,
@@ -109,6 +110,7 @@ func NewRoleCollector(src RoleSource) prometheus.Collector {
 		lag:        desc("repl_lag_seconds", "How far this site's applied replication log is behind the master's, seconds (0 on the master)."),
 		permFailed: desc("repl_perm_failed_total", "Commits a quorum of sites did not acknowledge in time (DB_EVENT_REP_PERM_FAILED): never answered O, their connections closed."),
 		elections:  desc("repl_elections_total", "Elections this site took part in."),
+		resets:     desc("repl_resets_total", "Resets of this site in place (a rollback killed its handles, or the master was demoted): each closed every client connection."),
 	}
 }
 
@@ -118,6 +120,7 @@ func (c *roleCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.lag
 	ch <- c.permFailed
 	ch <- c.elections
+	ch <- c.resets
 }
 
 // Collect implements prometheus.Collector.
@@ -133,4 +136,5 @@ func (c *roleCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.lag, prometheus.GaugeValue, ri.Lag.Seconds())
 	ch <- prometheus.MustNewConstMetric(c.permFailed, prometheus.CounterValue, float64(ri.PermFailed))
 	ch <- prometheus.MustNewConstMetric(c.elections, prometheus.CounterValue, float64(ri.Elections))
+	ch <- prometheus.MustNewConstMetric(c.resets, prometheus.CounterValue, float64(ri.Resets))
 }

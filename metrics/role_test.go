@@ -94,7 +94,7 @@ func TestRoleEndpoint(t *testing.T) {
 // metrics as scraped.
 func TestRoleMetrics(t *testing.T) {
 	m := New(Options{NoRuntime: true})
-	src := &fakeRole{ri: kv.RoleInfo{Role: kv.RoleReplica, Lag: 250 * time.Millisecond, Elections: 3, PermFailed: 7}}
+	src := &fakeRole{ri: kv.RoleInfo{Role: kv.RoleReplica, Lag: 250 * time.Millisecond, Elections: 3, PermFailed: 7, Resets: 2}}
 	if err := m.SetRole(src); err != nil {
 		t.Fatal(err)
 	}
@@ -108,6 +108,7 @@ func TestRoleMetrics(t *testing.T) {
 		`durusbdb_repl_lag_seconds`:             0.25,
 		`durusbdb_repl_perm_failed_total`:       7,
 		`durusbdb_repl_elections_total`:         3,
+		`durusbdb_repl_resets_total`:            2,
 	}
 	for name, w := range want {
 		if got, ok := v[name]; !ok || got != w {
@@ -129,7 +130,8 @@ func TestRoleMetrics(t *testing.T) {
 		types[mf.GetName()] = mf.GetType().String()
 	}
 	for name, typ := range map[string]string{"durusbdb_repl_role": "GAUGE", "durusbdb_repl_lag_seconds": "GAUGE",
-		"durusbdb_repl_perm_failed_total": "COUNTER", "durusbdb_repl_elections_total": "COUNTER"} {
+		"durusbdb_repl_perm_failed_total": "COUNTER", "durusbdb_repl_elections_total": "COUNTER",
+		"durusbdb_repl_resets_total": "COUNTER"} {
 		if types[name] != typ {
 			t.Errorf("%s is %q, want %s", name, types[name], typ)
 		}
