@@ -186,6 +186,7 @@ type replState struct {
 	permFailed atomic.Uint64
 	started    atomic.Bool  // loop was started: done will close
 	ackPolicy  atomic.Int32 // the policy set last (tuneAcks), 0 before
+	members    atomic.Int32 // the membership libdb counted at the last tuneAcks, 0 before
 
 	quit     chan struct{} // closed by stop: ends poll
 	pollDone chan struct{} // closed when poll returns
@@ -636,6 +637,7 @@ func (r *replState) tuneAcks() {
 		r.log.Debug("replication: read the group's membership", "err", err)
 		return
 	}
+	r.members.Store(int32(n))
 	p := ackPolicyFor(n, len(r.opts.Peers)+1, !r.opts.AllowTwoSites)
 	if int(r.ackPolicy.Load()) == p {
 		return

@@ -101,3 +101,29 @@ func (s *Store) ReplChanged() <-chan struct{} {
 	_, ch := s.env.repl.snapshot()
 	return ch
 }
+
+var _ kv.QuorumChecker = (*Store)(nil)
+
+// QuorumShort implements kv.QuorumChecker: on a site whose group has
+// fewer members (as the master last counted them: at every commit,
+// replication event and idle second) than a commit's acknowledgement
+// needs, (m-1)/2 other sites of the configured size m, it returns an
+// error wrapping kv.ErrNoQuorum. libdb asks no acknowledgement from sites
+// that have not joined: at a group's very first start the master would
+// acknowledge commits on its own disk alone (see ackPolicyFor).
+func (s *Store) QuorumShort() error {
+	r := s.env.repl
+	if r == nil {
+		return nil
+	}
+	n := int(r.members.Load())
+	if n == 0 {
+		return nil // not counted yet: a replica, or before the first event
+	}
+	m := max(n, len(r.opts.Peers)+1)
+	if want := (m - 1) / 2; n-1 < want {
+		return fmt.Errorf("bdb: %s: %d of the replication group's %d sites have joined; a commit needs %d of them on disk (start the other sites): %w",
+			s.dir, n, m, want+1, kv.ErrNoQuorum)
+	}
+	return nil
+}

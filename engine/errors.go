@@ -45,4 +45,8 @@ var (
 	// ErrNotMaster: a write on a replica of a replication group, where
 	// only the master writes.
 	ErrNotMaster = errors.New("engine: not the replication master")
+	// ErrNoQuorum: a commit on the master of a replication group that has
+	// fewer sites than a quorum of its configured size (its very first
+	// start, before the replicas joined): refused, nothing stored.
+	ErrNoQuorum = errors.New("engine: too few sites in the replication group for a quorum")
 )

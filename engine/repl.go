@@ -37,6 +37,13 @@ func (db *DB) Role() kv.RoleInfo {
 	}
 	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
 	ri.Resets = db.resets.Load()
+	if ri.Role == kv.RoleMaster {
+		if q, ok := db.store.(kv.QuorumChecker); ok {
+			if err := q.QuorumShort(); err != nil {
+				ri.NoQuorum = err.Error()
+			}
+		}
+	}
 	return ri
 }
 

@@ -70,6 +70,10 @@ type RoleInfo struct {
 	// Removed: an operator removed this site from the group (durusbdb
 	// repl remove-site); its directory no longer follows the group.
 	Removed bool
+	// NoQuorum, on a master, says why commits are refused for want of
+	// sites (QuorumChecker: the group's very first start, before enough
+	// replicas joined); "" when they are accepted. Filled by the engine.
+	NoQuorum string
 	// Resets counts the site's resets in place since open (a rollback
 	// killed its handles, or the master was demoted): each closed every
 	// client connection. Filled by the engine.
@@ -97,6 +101,17 @@ type Reopener interface {
 	Reopen(ctx context.Context) error
 }
 
+// QuorumChecker is a ReplicatedStore that tells a master whether enough
+// sites have joined the group for a commit to be acknowledged by a quorum
+// of its configured size: at a group's very first start the master is
+// alone, and the replication layer then acknowledges commits on its disk
+// only. The engine refuses commits (nothing stored) while it says no.
+type QuorumChecker interface {
+	// QuorumShort returns nil when a commit can get a quorum's
+	// acknowledgement, else an error wrapping ErrNoQuorum.
+	QuorumShort() error
+}
+
 // Replication errors a Store opened with Options.Replication returns
 // (wrapped by the backend's own sentinels); test with errors.Is.
 var (
@@ -107,4 +122,7 @@ var (
 	// had seen; the handles must be reopened (Reopener, or closing and
 	// opening the store again) and every cache dropped.
 	ErrHandleDead = errors.New("kv: replication invalidated the store's handles")
+	// ErrNoQuorum: too few sites have joined the group for a commit to be
+	// acknowledged by a quorum (QuorumChecker); nothing was written.
+	ErrNoQuorum = errors.New("kv: too few sites in the replication group for a quorum")
 )

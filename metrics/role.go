@@ -76,14 +76,20 @@ func (m *Metrics) RoleHandler() http.Handler {
 
 // readyRole is /readyz's role check: a master, a replica (it serves loads
 // and forwards commits to the master) and a standalone server are ready;
-// a site still starting or syncing with its group is not.
+// a site still starting or syncing with its group is not, nor a master
+// whose group has too few sites for a quorum yet (RoleInfo.NoQuorum).
 func (m *Metrics) readyRole() error {
 	h := m.role.Load()
 	if h == nil {
 		return nil
 	}
 	switch ri := h.src.Role(); ri.Role {
-	case kv.RoleMaster, kv.RoleReplica, kv.RoleStandalone:
+	case kv.RoleMaster:
+		if ri.NoQuorum != "" {
+			return fmt.Errorf("%w: replication role %q: commits refused: %s", ErrProbe, ri.Role, ri.NoQuorum)
+		}
+		return nil
+	case kv.RoleReplica, kv.RoleStandalone:
 		return nil
 	default:
 		return fmt.Errorf("%w: replication role %q: not in sync with the group yet", ErrProbe, ri.Role)

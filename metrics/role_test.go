@@ -76,6 +76,10 @@ func TestRoleEndpoint(t *testing.T) {
 		{kv.RoleInfo{Role: kv.RoleSyncing, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973"}, http.StatusServiceUnavailable, false},
 		{kv.RoleInfo{Role: kv.RoleReplica, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973", Lag: 1500 * time.Millisecond}, http.StatusServiceUnavailable, true},
 		{kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "10.0.0.2:2972", MasterReplAddr: "10.0.0.2:2973"}, http.StatusOK, true},
+		// A master alone in a group configured for more: /role names it,
+		// /readyz says commits are refused.
+		{kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "10.0.0.2:2972", MasterReplAddr: "10.0.0.2:2973",
+			NoQuorum: "1 of the replication group's 3 sites have joined"}, http.StatusOK, false},
 	}
 	for _, c := range cases {
 		src.set(c.ri)
@@ -84,8 +88,8 @@ func TestRoleEndpoint(t *testing.T) {
 		if (code == http.StatusOK) != c.wantReady {
 			t.Errorf("/readyz as %s: %d %q", c.ri.Role, code, body)
 		}
-		if !c.wantReady && !strings.Contains(body, c.ri.Role) {
-			t.Errorf("/readyz as %s does not name the role: %q", c.ri.Role, body)
+		if !c.wantReady && (!strings.Contains(body, c.ri.Role) || !strings.Contains(body, c.ri.NoQuorum)) {
+			t.Errorf("/readyz as %s does not name the role and the reason: %q", c.ri.Role, body)
 		}
 	}
 }

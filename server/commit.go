@@ -425,9 +425,14 @@ func (c *conn) commitFailed(err error, dataLen int) error {
 		c.observeError(ErrPermFailed)
 		return &protoEnd{"replication quorum failure (commit outcome unknown)"}
 	}
-	if errors.Is(err, ErrReplica) {
-		// Not a storage failure: the client reached a replica.
-		c.log.Warn("commit refused: this site is a replica", "err", err)
+	if errors.Is(err, ErrReplica) || errors.Is(err, ErrNoQuorum) {
+		// Not a storage failure: the client reached a replica, or a
+		// master whose group is still forming.
+		what := "this site is a replica"
+		if errors.Is(err, ErrNoQuorum) {
+			what = "the replication group has too few sites for a quorum yet"
+		}
+		c.log.Warn("commit refused: "+what, "err", err)
 		return c.refuse(statusRefused, &frameError{rule: 11, msg: err.Error()}, dataLen)
 	}
 	c.log.Error("commit failed in the storage", "err", err)

@@ -51,6 +51,8 @@ func engineError(err error) error {
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	case errors.Is(err, engine.ErrPermFailed):
 		return fmt.Errorf("%w: %w", ErrNotAcked, err)
+	case errors.Is(err, engine.ErrNoQuorum):
+		return fmt.Errorf("%w: %w", ErrNoQuorum, err)
 	case errors.Is(err, engine.ErrNotMaster):
 		return fmt.Errorf("%w: %w", ErrReplica, err)
 	}

@@ -65,4 +65,7 @@ var (
 	// replica without a Forwarder storage, or one demoted meanwhile; reply
 	// E naming the situation).
 	ErrReplica = errors.New("server: this site is a replica; commit on the master")
+	// ErrNoQuorum: a commit on the master of a replication group that does
+	// not have the sites a quorum needs yet (reply E: nothing stored).
+	ErrNoQuorum = errors.New("server: too few sites in the replication group for a quorum")
 )

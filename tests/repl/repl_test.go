@@ -4,6 +4,8 @@ package repl
 
 import (
 	"bytes"
+	"fmt"
+	"os"
 	"slices"
 	"syscall"
 	"testing"
@@ -12,6 +14,7 @@ import (
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/internal/wire"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // dial connects a wire client to the site.
@@ -123,6 +126,52 @@ func TestReplServerGroup(t *testing.T) {
 // acknowledge, so a commit to the master is never answered O: the
 // connection is closed without a reply. Nothing acknowledged is missing
 // from the new master after the old one is killed.
+// TestReplServerNoQuorumYet: the master of a group configured for three
+// sites, alone at the group's very first start, refuses commits with E
+// (nothing stored: libdb would acknowledge them on the master's disk
+// alone) and names why; once a replica has joined, the same commit is
+// answered O.
+func TestReplServerNoQuorumYet(t *testing.T) {
+	base := t.TempDir()
+	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	cfg := func(i int) siteConfig {
+		c := siteConfig{Dir: fmt.Sprintf("%s/site%d", base, i), Listen: addrs[i], Init: i == 0}
+		if err := os.Mkdir(c.Dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		for j, a := range addrs {
+			if j != i {
+				c.Peers = append(c.Peers, a)
+			}
+		}
+		return c
+	}
+	m := startSite(t, "site0", cfg(0))
+	testwait.Within(t, time.Minute, "site0 master", m.isMaster)
+	c := dial(t, m)
+	oids, err := c.NewOIDs(1)
+	if err != nil || oids[0] != 0 {
+		t.Fatalf("new oid on the lone master: %v %v", oids, err)
+	}
+	root := record.Build(0, []byte("root"))
+	if _, st, err := c.Commit([][]byte{root}); err != nil || st != wire.StatusRefused {
+		t.Fatalf("commit on a master alone in a group of 3: %q %v, want E", st, err)
+	}
+	r := startSite(t, "site1", cfg(1))
+	testwait.Within(t, time.Minute, "site1 ready replica", func() bool {
+		a, role, _, _ := r.state()
+		return a != "" && role == kv.RoleReplica
+	})
+	testwait.For(t, "the root commit answered once a replica joined", func() bool {
+		_, st, err := c.Commit([][]byte{root})
+		if err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		return st == wire.StatusOK
+	})
+	testwait.For(t, "site1 serving the root", func() bool { return loadsAs(r, 0, root) })
+}
+
 func TestReplServerPermFailed(t *testing.T) {
 	sites := startGroup(t, 3)
 	m := sites[0]
