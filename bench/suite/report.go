@@ -587,6 +587,29 @@ func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(
 			return verdict{strings.Join(figs, ", "), ok, known}
 		})
 	}
+	// One connection, durable: within 90% of one token round trip (the
+	// trivial server's 1-connection commit rate) plus one fdatasync (the
+	// raw loop), both measured in the same run.
+	line("commits at 1 conn, durable (new-object, update) ≥ 90% of 1 / (token round trip + one fdatasync)", func(col string) verdict {
+		rt, ok1 := r.get("proto1", "ceiling")
+		fs, ok2 := r.get("fsync", "ceiling")
+		if !ok1 || !ok2 || rt == 0 || fs == 0 {
+			return verdict{}
+		}
+		ref := 1 / (1/rt + 1/fs)
+		var figs []string
+		ok, known := true, true
+		for _, k := range []string{"commits1", "updates1"} {
+			x, okx := r.get(k, col)
+			if !okx {
+				known = false
+				continue
+			}
+			figs = append(figs, pc(x/ref))
+			ok = ok && x/ref >= 0.9
+		}
+		return verdict{fmt.Sprintf("%s of %.0f/s", strings.Join(figs, ", "), ref), ok, known}
+	})
 	for _, ph := range []struct{ key, label string }{{"stall_rc", "the reference-count collector removes garbage"}, {"stall_full", "gc --full"}} {
 		line(fmt.Sprintf("commit p99 while %s ≤ 3× idle p99 and ≤ 100 ms (%s objects)", ph.label, count(s.gcObjects)), func(col string) verdict {
 			idle, ok1 := r.get("stall_idle_p99", col)
