@@ -86,15 +86,11 @@ func (s *Store) Reopen(ctx context.Context) error {
 	s.reopenMu.Lock()
 	defer s.reopenMu.Unlock()
 	dbs := make(map[string]*DB, len(s.specs))
-	for _, b := range s.specs {
-		d, err := s.env.OpenDBReplicated(ctx, b.File, bucketOptions(b))
-		if err != nil {
-			for _, o := range dbs {
-				o.Close()
-			}
-			return fmt.Errorf("bdb: reopen handles of %s: bucket %s: %w", s.dir, b.File, err)
+	if err := s.openBucketsReplicated(ctx, s.specs, dbs); err != nil {
+		for _, o := range dbs {
+			o.Close()
 		}
-		dbs[b.Name] = d
+		return fmt.Errorf("bdb: reopen handles: %w", err)
 	}
 	old := s.handles.Swap(newHandleSet(dbs))
 	s.release(old)
@@ -102,8 +98,8 @@ func (s *Store) Reopen(ctx context.Context) error {
 	return nil
 }
 
-// bucketOptions are the DBOptions a replication site opens bucket b with
-// (OpenDBReplicated drops Create on a replica).
+// bucketOptions are the DBOptions that create bucket b (OpenDBReplicated
+// drops Create on a replica; openBuckets opens an existing file as it is).
 func bucketOptions(b kv.BucketSpec) DBOptions {
 	o := DBOptions{Access: Btree, Create: true, PageSize: b.PageSize}
 	if b.Hash {

@@ -35,12 +35,11 @@ func replOptions(r *kv.Replication, opts kv.Options) *ReplOptions {
 	return o
 }
 
-// openBucketsReplicated opens the bucket databases of a replication site:
-// on the master as openBuckets does (creating the missing ones), on a
-// replica once it is synced and the master created them.
-func (s *Store) openBucketsReplicated(specs []kv.BucketSpec, dbs map[string]*DB) error {
-	ctx, cancel := context.WithTimeout(context.Background(), replOpenTimeout)
-	defer cancel()
+// openBucketsReplicated opens the bucket databases of a replication site
+// into dbs: on the master as openBuckets does (creating the missing ones),
+// on a replica once it is synced and the master created them (until ctx
+// ends). On error the caller closes what dbs holds.
+func (s *Store) openBucketsReplicated(ctx context.Context, specs []kv.BucketSpec, dbs map[string]*DB) error {
 	for _, b := range specs {
 		if _, dup := dbs[b.Name]; dup {
 			return fmt.Errorf("bdb: open %s: bucket %q given twice", s.dir, b.Name)

@@ -96,7 +96,9 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	}
 	dbs := make(map[string]*DB, len(opts.Buckets))
 	if opts.Replication != nil {
-		err = s.openBucketsReplicated(opts.Buckets, dbs)
+		ctx, cancel := context.WithTimeout(context.Background(), replOpenTimeout)
+		err = s.openBucketsReplicated(ctx, opts.Buckets, dbs)
+		cancel()
 	} else {
 		err = s.openBuckets(opts.Buckets, present, dbs)
 	}
@@ -184,10 +186,7 @@ func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool, dbs 
 		}
 		o := DBOptions{Access: Existing}
 		if !present[b.File] {
-			o = DBOptions{Access: Btree, Create: true, PageSize: b.PageSize}
-			if b.Hash {
-				o.Access = Hash
-			}
+			o = bucketOptions(b)
 		}
 		db, err := s.env.OpenDB(b.File, o)
 		if err != nil {
