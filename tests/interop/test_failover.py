@@ -82,16 +82,22 @@ class Site(object):
 
     def _pump(self, src, dst, from_client):
         commit_sent = False
+        refusing = None  # the refused commit's bytes read so far
         while True:
             try:
                 data = src.recv(65536)
             except OSError:
                 data = b""
-            # A refused commit: its data is not passed on (the server is
-            # told the client aborted: a zero length) and the client gets
-            # E, as from a durusbdb replica that cannot reach a master.
-            # (The whole data arrives in one read: small commits here.)
-            if from_client and data and self.refuse_commits and commit_sent:
+            # A refused commit: its data (int4 length, then the records:
+            # Durus's client writes them apart, so they may come in two
+            # reads or more) is read whole and not passed on, the server
+            # is told the client aborted (a zero length) and the client
+            # gets E, as from a durusbdb replica that cannot reach a master.
+            if from_client and data and (refusing is not None or (self.refuse_commits and commit_sent)):
+                refusing = (refusing or b"") + data
+                if len(refusing) < 4 or len(refusing) < 4 + int.from_bytes(refusing[:4], "big"):
+                    continue
+                refusing = None
                 self.refuse_commits -= 1
                 commit_sent = False
                 try:
