@@ -59,8 +59,12 @@ func (db *DB) OnRoleChange(fn func(kv.RoleInfo)) {
 // IsReplica says whether the DB is a site of a replication group that is
 // not the master now (writes are refused with ErrNotMaster).
 func (db *DB) IsReplica() bool {
-	r := db.Role().Role
-	return r != kv.RoleStandalone && r != kv.RoleMaster
+	// The role alone, not Role()'s whole report: the server asks once or
+	// more per commit.
+	db.role.mu.Lock()
+	r := db.role.info.Role
+	db.role.mu.Unlock()
+	return r != "" && r != kv.RoleStandalone && r != kv.RoleMaster
 }
 
 // notePermFailed fails every commit of run q with ErrPermFailed: the run

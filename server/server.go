@@ -178,20 +178,32 @@ func (s *Server) startConn(nc net.Conn) {
 	// connection is registered anyway, and an invalidation may then be
 	// spurious, never missing).
 	mark := f.FollowerMark()
+	s.registerAfter(nc, func() bool {
+		f.SyncFollowerFrom(s.soft, mark, syncFollowerTimeout)
+		return true
+	})
+}
+
+// registerAfter registers nc (registerConn) on a goroutine of its own once
+// wait returns true, or closes it when wait returns false; a server that
+// is quitting closes it at once (no goroutine is counted in wg then).
+func (s *Server) registerAfter(nc net.Conn, wait func() bool) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	select {
 	case <-s.quit:
-		s.mu.Unlock()
 		nc.Close()
 		return
 	default:
 	}
 	s.wg.Add(1)
-	s.mu.Unlock()
 	go func() {
 		defer s.wg.Done()
-		f.SyncFollowerFrom(s.soft, mark, syncFollowerTimeout)
-		s.registerConn(nc)
+		if wait() {
+			s.registerConn(nc)
+		} else {
+			nc.Close()
+		}
 	}()
 }
 
@@ -209,17 +221,15 @@ func (s *Server) registerConn(nc net.Conn) {
 	default:
 	}
 	if gate := s.held; gate != nil { // a reset in place (HoldConns)
-		s.wg.Add(1)
 		s.mu.Unlock()
-		go func() {
-			defer s.wg.Done()
+		s.registerAfter(nc, func() bool {
 			select {
 			case <-gate:
-				s.registerConn(nc)
+				return true
 			case <-s.soft.Done():
-				nc.Close()
+				return false
 			}
-		}()
+		})
 		return
 	}
 	if len(s.conns) >= s.cfg.MaxConnections {
