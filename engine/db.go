@@ -287,7 +287,9 @@ func (db *DB) NextOID() uint64 { return db.reserved.Load() }
 // of a new block of OIDBlock is handed out, next_oid is raised in a durable
 // transaction (FORMAT.md §3); if that fails nothing is handed out. On a
 // read-only DB the oids come from memory only (they can never be
-// committed).
+// committed). The master of a replication group hands out nothing while
+// too few sites have joined for a quorum (ErrNoQuorum), as it commits
+// nothing then.
 func (db *DB) AllocOIDs(n int) (uint64, error) {
 	if n < 0 {
 		return 0, fmt.Errorf("engine: allocate %d oids: negative count", n)
@@ -304,6 +306,13 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	}
 	if db.replica.Load() {
 		return 0, fmt.Errorf("engine: allocate %d oids: %w", n, ErrNotMaster)
+	}
+	if q, ok := db.store.(kv.QuorumChecker); ok && !db.opts.ReadOnly {
+		// Quorum-durable like a commit: a reservation no quorum can
+		// acknowledge could be handed out again by another master.
+		if err := q.QuorumShort(); err != nil {
+			return 0, fmt.Errorf("engine: allocate %d oids: %w: %w", n, ErrNoQuorum, err)
+		}
 	}
 	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
 		blocks := (end - res + OIDBlock - 1) / OIDBlock

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -106,5 +107,41 @@ func TestChangedSinceRecent(t *testing.T) {
 	}
 	if withMemory[len(qs)-1] {
 		t.Fatal("the entry of a failed run counted as a change")
+	}
+}
+
+// TestChangedSinceDuringRun: ChangedSince, which a master's forwarded
+// commit calls under the server's commit token, does not wait for an
+// apply run (writeMu, held through the quorum's acknowledgement): waiting
+// held the token for the length of a run, so the master applied forwarded
+// commits one run each (1.09 commits a run, 4 ms a forward, measured).
+func TestChangedSinceDuringRun(t *testing.T) {
+	db := &DB{log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	db.opts.Replication = &kv.Replication{}
+	tbl := &changeTable{m: map[string][]byte{}}
+	db.store = changeStore{t: tbl}
+	db.changes.next = 1
+	if err := db.logChanges(tbl, []*Pending{{recs: []commitRec{{oid: 7}}}}); err != nil {
+		t.Fatal(err)
+	}
+	db.changes.next++
+	db.writeMu.Lock() // an apply run in progress
+	defer db.writeMu.Unlock()
+	type answer struct {
+		changed bool
+		err     error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		changed, err := db.ChangedSince(1, []uint64{7})
+		done <- answer{changed, err}
+	}()
+	select {
+	case a := <-done:
+		if a.err != nil || !a.changed {
+			t.Fatalf("ChangedSince(1, [7]) = %v, %v; want true, nil", a.changed, a.err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ChangedSince waited for the apply run (writeMu)")
 	}
 }

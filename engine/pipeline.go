@@ -98,8 +98,10 @@ import (
 //	gcMu → writeMu → delGate → pipe.mu (collector batch: isPinned)
 //	writeMu → full.mu → pipe.mu (a full collection begins: markStagedLocked)
 //	writeMu → delGate (sweep batches)
+//	writeMu → changes.recentMu (a master's change entries: logChanges, applied)
+//	Token hold → pipe.mu, released → changes.recentMu (ChangedSince: never writeMu)
 //
-// Token.mu, Group.mu, pipe.mu, the cache shards' and load shares' locks,
+// Token.mu, Group.mu, pipe.mu, changes.recentMu, the cache shards' and load shares' locks,
 // server.mu and conn.mu are held only for short critical sections and
 // wait for nothing while held. No goroutine waits for an apply run or a
 // flush while holding pipe.mu, full.mu, delGate, writeMu or a cache shard;
@@ -510,7 +512,9 @@ func failRun(q []*Pending, err error) {
 // record cache, size, the full collection's barrier and the statistics.
 func (db *DB) applied(q []*Pending, size uint64) {
 	if db.opts.Replication != nil {
+		db.changes.recentMu.Lock()
 		db.changes.next++ // the run's change entry is in (logChanges)
+		db.changes.recentMu.Unlock()
 	}
 	for _, p := range q {
 		for _, c := range p.recs {

@@ -186,8 +186,10 @@ func (db *DB) becomeMaster(ctx context.Context, created bool) error {
 		return err
 	}
 	db.writeMu.Lock()
+	db.changes.recentMu.Lock()
 	db.changes.next = last + 1
 	db.changes.recent = [recentChanges]recentChange{} // a former term's entries may have been rolled back
+	db.changes.recentMu.Unlock()
 	db.writeMu.Unlock()
 	db.stopFollowing(last + 1)
 	if err := db.startWriting(ctx, c); err != nil {

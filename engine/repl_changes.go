@@ -36,7 +36,7 @@ func changesSpec() kv.BucketSpec {
 
 // changeState is a site's position in the change table.
 type changeState struct {
-	next     uint64                      // master: seq of the next run's entry; owned by writeMu
+	next     uint64                      // master: seq of the next run's entry; written with writeMu and recentMu held
 	follow   uint64                      // replica: next seq to report; owned by changesLoop
 	start    atomic.Uint64               // seq of a promoted master's first entry: changesLoop reports up to it, then ends
 	started  atomic.Uint64               // replica: 1 + the entry whose invalidation started last
@@ -49,7 +49,11 @@ type changeState struct {
 	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1, made once by openSite
 	passMu   sync.Mutex                  // guards passDone
 	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
-	recent   [recentChanges]recentChange // master: the last entries written, for ChangedSince; owned by writeMu
+	recent   [recentChanges]recentChange // master: the last entries written, for ChangedSince; guarded by recentMu
+	// recentMu guards next and recent for ChangedSince, which runs under
+	// the server's commit token and must not wait for an apply run
+	// (writeMu is held through the quorum's acknowledgement).
+	recentMu sync.Mutex
 }
 
 // followFrom starts a replica's changesLoop after the last entry present.
@@ -143,7 +147,9 @@ func (db *DB) logChanges(tx kv.Txn, q []*Pending) error {
 	if err := tx.Put(BucketChanges, int8Bytes(seq), v); err != nil {
 		return fmt.Errorf("engine: change entry %d: %w", seq, err)
 	}
+	db.changes.recentMu.Lock()
 	db.changes.recent[seq%recentChanges] = recentChange{seq: seq, oids: v[8:]}
+	db.changes.recentMu.Unlock()
 	if seq > keepChanges {
 		if err := tx.Delete(BucketChanges, int8Bytes(seq-keepChanges)); err != nil {
 			return fmt.Errorf("engine: trim change entry %d: %w", seq-keepChanges, err)

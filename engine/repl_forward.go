@@ -175,8 +175,9 @@ type recentChange struct {
 // got its phase-1 invalidations once entries below pos were followed
 // there did not see that commit, so its forwarded commit of those oids
 // must be refused like a conflict. Called with the server's commit token
-// held (nothing is staged meanwhile). The last recentChanges entries are
-// read from memory, older ones from the table.
+// held (nothing is staged meanwhile), so it never waits for an apply run:
+// it reads the entries' bookkeeping under recentMu, not writeMu. The last
+// recentChanges entries are read from memory, older ones from the table.
 func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 	// Staged but not applied: no entry yet, so after pos. Checked before
 	// next is read: a commit that leaves the queue meanwhile has its
@@ -201,14 +202,14 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 		}
 		return false
 	}
-	db.writeMu.Lock()
+	db.changes.recentMu.Lock()
 	next := db.changes.next
 	if next <= pos {
-		db.writeMu.Unlock()
+		db.changes.recentMu.Unlock()
 		return false, nil
 	}
 	if next-pos > keepChanges {
-		db.writeMu.Unlock()
+		db.changes.recentMu.Unlock()
 		return true, nil // too far behind to tell
 	}
 	from := next // entries below from are not in memory
@@ -218,12 +219,12 @@ func (db *DB) ChangedSince(pos uint64, oids []uint64) (bool, error) {
 			break
 		}
 		if hit(r.oids) {
-			db.writeMu.Unlock()
+			db.changes.recentMu.Unlock()
 			return true, nil
 		}
 		from = seq - 1
 	}
-	db.writeMu.Unlock()
+	db.changes.recentMu.Unlock()
 	if from == pos {
 		return false, nil
 	}

@@ -148,11 +148,12 @@ func TestReplServerNoQuorumYet(t *testing.T) {
 	}
 	m := startSite(t, "site0", cfg(0))
 	testwait.Within(t, time.Minute, "site0 master", m.isMaster)
-	c := dial(t, m)
-	oids, err := c.NewOIDs(1)
-	if err != nil || oids[0] != 0 {
-		t.Fatalf("new oid on the lone master: %v %v", oids, err)
+	// Oid allocation is quorum-durable too: refused (the connection
+	// closed, M has no error reply) while no quorum can acknowledge it.
+	if oids, err := dial(t, m).NewOIDs(1); err == nil {
+		t.Fatalf("new oid on a master alone in a group of 3: %v, want the connection closed", oids)
 	}
+	c := dial(t, m)
 	root := record.Build(0, []byte("root"))
 	if _, st, err := c.Commit([][]byte{root}); err != nil || st != wire.StatusRefused {
 		t.Fatalf("commit on a master alone in a group of 3: %q %v, want E", st, err)
@@ -170,6 +171,9 @@ func TestReplServerNoQuorumYet(t *testing.T) {
 		return st == wire.StatusOK
 	})
 	testwait.For(t, "site1 serving the root", func() bool { return loadsAs(r, 0, root) })
+	if oids, err := dial(t, m).NewOIDs(1); err != nil || oids[0] == 0 {
+		t.Fatalf("new oid once a replica joined: %v %v", oids, err)
+	}
 }
 
 func TestReplServerPermFailed(t *testing.T) {
