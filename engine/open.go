@@ -129,7 +129,9 @@ func (db *DB) loadMeta(ctx context.Context, created bool) (metaView, error) {
 		db.gcStats = decodeGC(v)
 	}
 	db.unclean = m.has(MetaInUse)
-	if db.unclean {
+	// On a replication site in_use is the master's, replicated: set
+	// while the group has a running master, not a sign of a crash here.
+	if db.unclean && db.opts.Replication == nil {
 		db.log.Warn("engine: database was not closed cleanly (in_use set); the backend ran recovery", "dir", dir)
 	}
 	return m, nil
