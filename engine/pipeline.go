@@ -101,9 +101,9 @@ import (
 //	writeMu → changes.recentMu (a master's change entries: logChanges, applied)
 //	Token hold → pipe.mu, released → changes.recentMu (ChangedSince: never writeMu)
 //
-// Token.mu, Group.mu, pipe.mu, changes.recentMu, the cache shards' and load shares' locks,
-// server.mu and conn.mu are held only for short critical sections and
-// wait for nothing while held. No goroutine waits for an apply run or a
+// Token.mu, Group.mu, pipe.mu, changes.recentMu, the cache shards' and
+// load shares' locks, server.mu and conn.mu are held only for short
+// critical sections and wait for nothing while held. No goroutine waits for an apply run or a
 // flush while holding pipe.mu, full.mu, delGate, writeMu or a cache shard;
 // a Token hold and server.allocMu are the only locks held across one (a
 // Load of ROOT_OID, and the root's first commit, once per database).

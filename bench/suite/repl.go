@@ -47,7 +47,7 @@ type replGroup struct {
 // 8 connections on the master and through a replica (forwarded to the
 // master; "not built" if a probe commit is refused), loads at 8
 // connections on the master and on a replica, and the standalone's
-// commits again (replRounds). Then the failover time (kill -9 of the
+// commits again (rounds, replRoundsOf). Then the failover time (kill -9 of the
 // master → first commit accepted by the new master) over s.replRounds
 // rounds.
 func (s *suite) replFigures() {
