@@ -608,8 +608,7 @@ func (e *Env) ReplSites() (int, error) {
 // --repl-peer flags still name it: the group then still waits for the
 // acknowledgements of the configured size.
 func ackPolicyFor(members, configured int, strict bool) int {
-	m := max(members, configured)
-	want := (m - 1) / 2
+	_, want := acksNeeded(members, configured)
 	others := members - 1
 	quorum := 1 // what QUORUM asks for
 	if others > 1 || strict {
@@ -619,6 +618,15 @@ func ackPolicyFor(members, configured int, strict bool) int {
 		return libdb.AcksQuorum
 	}
 	return libdb.AcksAll
+}
+
+// acksNeeded returns the size m of the group a commit must survive an
+// election of (the larger of the configured group and the membership
+// known so far) and the acknowledgements of other sites that takes,
+// (m-1)/2: the master plus those make a majority of m.
+func acksNeeded(members, configured int) (m, want int) {
+	m = max(members, configured)
+	return m, (m - 1) / 2
 }
 
 // tuneAcks sets the acknowledgement policy for the membership known now

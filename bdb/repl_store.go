@@ -119,8 +119,7 @@ func (s *Store) QuorumShort() error {
 	if n == 0 {
 		return nil // not counted yet: a replica, or before the first event
 	}
-	m := max(n, len(r.opts.Peers)+1)
-	if want := (m - 1) / 2; n-1 < want {
+	if m, want := acksNeeded(n, len(r.opts.Peers)+1); n-1 < want {
 		return fmt.Errorf("bdb: %s: %d of the replication group's %d sites have joined; a commit needs %d of them on disk (start the other sites): %w",
 			s.dir, n, m, want+1, kv.ErrNoQuorum)
 	}

@@ -69,10 +69,8 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if db.replica.Load() {
 		return nil, fmt.Errorf("engine: commit: %w", ErrNotMaster)
 	}
-	if q, ok := db.store.(kv.QuorumChecker); ok {
-		if err := q.QuorumShort(); err != nil {
-			return nil, fmt.Errorf("engine: commit: %w: %w", ErrNoQuorum, err)
-		}
+	if err := db.quorumShort(); err != nil {
+		return nil, fmt.Errorf("engine: commit: %w: %w", ErrNoQuorum, err)
 	}
 	if db.importing.Load() {
 		return nil, fmt.Errorf("engine: commit: %w", ErrImportIncomplete)

@@ -307,12 +307,10 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	if db.replica.Load() {
 		return 0, fmt.Errorf("engine: allocate %d oids: %w", n, ErrNotMaster)
 	}
-	if q, ok := db.store.(kv.QuorumChecker); ok && !db.opts.ReadOnly {
-		// Quorum-durable like a commit: a reservation no quorum can
-		// acknowledge could be handed out again by another master.
-		if err := q.QuorumShort(); err != nil {
-			return 0, fmt.Errorf("engine: allocate %d oids: %w: %w", n, ErrNoQuorum, err)
-		}
+	// Quorum-durable like a commit: a reservation no quorum can
+	// acknowledge could be handed out again by another master.
+	if err := db.quorumShort(); err != nil && !db.opts.ReadOnly {
+		return 0, fmt.Errorf("engine: allocate %d oids: %w: %w", n, ErrNoQuorum, err)
 	}
 	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
 		blocks := (end - res + OIDBlock - 1) / OIDBlock

@@ -38,13 +38,21 @@ func (db *DB) Role() kv.RoleInfo {
 	ri.PermFailed = max(ri.PermFailed, db.permFailed.Load())
 	ri.Resets = db.resets.Load()
 	if ri.Role == kv.RoleMaster {
-		if q, ok := db.store.(kv.QuorumChecker); ok {
-			if err := q.QuorumShort(); err != nil {
-				ri.NoQuorum = err.Error()
-			}
+		if err := db.quorumShort(); err != nil {
+			ri.NoQuorum = err.Error()
 		}
 	}
 	return ri
+}
+
+// quorumShort returns the store's kv.QuorumChecker verdict: nil unless
+// too few sites of a replication group have joined for a commit (or an
+// oid reservation) to be acknowledged by a quorum.
+func (db *DB) quorumShort() error {
+	if q, ok := db.store.(kv.QuorumChecker); ok {
+		return q.QuorumShort()
+	}
+	return nil
 }
 
 // OnRoleChange registers fn, called on every change of Role, in order,
