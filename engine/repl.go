@@ -210,10 +210,15 @@ func (db *DB) becomeMaster(ctx context.Context, created bool) error {
 // loadReplica waits until the master's layout is replicated here, then
 // loads meta and the counters read-only.
 func (db *DB) loadReplica(ctx context.Context) error {
+	t0, said := time.Now(), time.Now()
 	for {
 		m, _, err := readMeta(ctx, db.store)
 		if err == nil && m.has(MetaLayout) {
 			break
+		}
+		if time.Since(said) >= 5*time.Second {
+			said = time.Now()
+			db.log.Warn("engine: still waiting to read the master's layout in the replicated meta", "dir", db.dir, "for", time.Since(t0).Round(time.Millisecond), "last", err)
 		}
 		select {
 		case <-ctx.Done():

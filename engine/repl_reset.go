@@ -77,6 +77,7 @@ func (db *DB) reset(rs kv.ReplicatedStore, why error) error {
 	}
 	db.cache.purge()
 	db.fwd.releaseAll()
+	db.log.Info("engine: reset: handles reopened; loading the replicated state", "dir", db.dir, "after", time.Since(t0).Round(time.Millisecond))
 	ri, err := waitRole(ctx, rs, synced)
 	if err != nil {
 		return fmt.Errorf("engine: reset %s: wait for a synced role: %w", db.dir, err)
