@@ -501,21 +501,33 @@ func (r *replState) poll(quit <-chan struct{}) {
 		}
 		r.mu.Lock()
 		r.selfEID = rs.EnvID
-		st := r.status
-		st.Elections, st.MasterChanges = rs.Elections, rs.MasterChanges
-		if st.Changes == before {
-			switch rs.Status {
-			case libdb.RepMaster:
-				st.Role, st.Synced = RoleMaster, true
-			case libdb.RepClientStatus:
-				st.Synced = st.Synced || (st.Role == RoleReplica && rs.StartupComplete)
-				st.Role = RoleReplica
-			}
-			st.MasterEID = rs.Master
-		}
-		r.publishLocked(st)
+		r.publishLocked(mergeStat(r.status, rs, r.status.Changes == before))
 		r.mu.Unlock()
 	}
+}
+
+// mergeStat returns st updated from a rep_stat snapshot rs: the counters
+// always, the role and master only when no event came since rs was asked
+// for (quiet). A replica counts as synced from rs only once it knows its
+// master: libdb clears st_startup_complete when a client learns of a new
+// master, not when a master becomes a client, so a demoted master still
+// reports its old flag, with no master, until it has met its successor
+// (and perhaps rolled back); synced then, its handles would be reopened
+// before that rollback kills them.
+func mergeStat(st ReplStatus, rs libdb.RepStat, quiet bool) ReplStatus {
+	st.Elections, st.MasterChanges = rs.Elections, rs.MasterChanges
+	if !quiet {
+		return st
+	}
+	switch rs.Status {
+	case libdb.RepMaster:
+		st.Role, st.Synced = RoleMaster, true
+	case libdb.RepClientStatus:
+		st.Synced = st.Synced || (st.Role == RoleReplica && rs.StartupComplete && rs.Master != libdb.EIDInvalid)
+		st.Role = RoleReplica
+	}
+	st.MasterEID = rs.Master
+	return st
 }
 
 // snapshot returns the status and the channel closed at its next change.

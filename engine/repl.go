@@ -216,6 +216,10 @@ func (db *DB) loadReplica(ctx context.Context) error {
 		if err == nil && m.has(MetaLayout) {
 			break
 		}
+		if errors.Is(err, kv.ErrHandleDead) {
+			// Dead handles do not heal: the caller reopens them (reset).
+			return fmt.Errorf("engine: open %s: read the replicated meta: %w", db.dir, err)
+		}
 		if time.Since(said) >= 5*time.Second {
 			said = time.Now()
 			db.log.Warn("engine: still waiting to read the master's layout in the replicated meta", "dir", db.dir, "for", time.Since(t0).Round(time.Millisecond), "last", err)

@@ -72,23 +72,38 @@ func (db *DB) reset(rs kv.ReplicatedStore, why error) error {
 			defer done()
 		}
 	}
-	if err := ro.Reopen(ctx); err != nil {
-		return fmt.Errorf("engine: reset %s: %w", db.dir, err)
-	}
-	db.cache.purge()
-	db.fwd.releaseAll()
-	db.log.Info("engine: reset: handles reopened; loading the replicated state", "dir", db.dir, "after", time.Since(t0).Round(time.Millisecond))
-	ri, err := waitRole(ctx, rs, synced)
-	if err != nil {
-		return fmt.Errorf("engine: reset %s: wait for a synced role: %w", db.dir, err)
-	}
-	if ri.Role == kv.RoleMaster {
-		err = db.becomeMaster(ctx, false)
-	} else if err = db.loadReplica(ctx); err == nil {
-		err = db.followFrom(ctx)
-	}
-	if err != nil {
-		return fmt.Errorf("engine: reset %s as %s: %w", db.dir, ri.Role, err)
+	var ri kv.RoleInfo
+	for again := 0; ; again++ {
+		if err := ro.Reopen(ctx); err != nil {
+			return fmt.Errorf("engine: reset %s: %w", db.dir, err)
+		}
+		db.cache.purge()
+		db.fwd.releaseAll()
+		db.log.Info("engine: reset: handles reopened; loading the replicated state", "dir", db.dir, "after", time.Since(t0).Round(time.Millisecond))
+		var err error
+		if ri, err = waitRole(ctx, rs, synced); err != nil {
+			return fmt.Errorf("engine: reset %s: wait for a synced role: %w", db.dir, err)
+		}
+		if ri.Role == kv.RoleMaster {
+			err = db.becomeMaster(ctx, false)
+		} else if err = db.loadReplica(ctx); err == nil {
+			err = db.followFrom(ctx)
+		}
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, kv.ErrHandleDead) || ctx.Err() != nil {
+			return fmt.Errorf("engine: reset %s as %s: %w", db.dir, ri.Role, err)
+		}
+		// A rollback killed the new handles too: the synced role seen
+		// before the reopen was stale (a demoted master's start-up flag
+		// from before its demotion), or libdb synced again since. Reopen
+		// once more; the site is not serving meanwhile.
+		db.log.Warn("engine: reset: the reopened handles died too (a rollback after the reopen); reopening again", "dir", db.dir, "reopens", again+2, "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
 	db.demoted = false
 	db.setRole(ri)

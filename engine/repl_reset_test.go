@@ -53,6 +53,9 @@ type deadStore struct {
 	dead    atomic.Bool
 	removed atomic.Bool
 	reopens atomic.Int32
+	// stillDead counts the next reopens that leave the handles dead: a
+	// rollback that came right after the reopen killed the new ones too.
+	stillDead atomic.Int32
 	// dones counts calls of OnReset's done; reopensAtDone is reopens at the last.
 	dones, reopensAtDone atomic.Int32
 }
@@ -65,6 +68,10 @@ func (s *deadStore) ReplChanged() <-chan struct{} { return nil }
 
 func (s *deadStore) Reopen(context.Context) error {
 	s.reopens.Add(1)
+	if s.stillDead.Add(-1) >= 0 {
+		return nil
+	}
+	s.stillDead.Store(0)
 	s.dead.Store(false)
 	return nil
 }
@@ -163,6 +170,38 @@ func TestResetReopensDeadHandles(t *testing.T) {
 	}
 	if n := db.Role().Resets; n != 1 {
 		t.Fatalf("Role().Resets = %d, want 1 (the metric durusbdb_repl_resets_total)", n)
+	}
+}
+
+// Handles that die again after the reset reopened them (a rollback that
+// libdb ran once the reset had seen a stale synced role: a demoted
+// master's start-up flag from before its demotion) are reopened again by
+// the same reset, which does not wait for its timeout on dead handles.
+func TestResetReopensHandlesDeadAgain(t *testing.T) {
+	db, ds, resets := openDeadStore(t)
+	ds.stillDead.Store(1)
+	ds.dead.Store(true)
+	if _, err := db.Load(5); !errors.Is(err, kv.ErrHandleDead) {
+		t.Fatalf("load on dead handles: %v", err)
+	}
+	select {
+	case <-resets:
+	case <-time.After(30 * time.Second):
+		t.Fatal("no reset after a load met dead handles")
+	}
+	testwait.Within(t, 30*time.Second, "the reset done", func() bool { return db.Resets() == 1 })
+	if n := ds.reopens.Load(); n != 2 {
+		t.Fatalf("%d reopens, want 2", n)
+	}
+	testwait.Within(t, 30*time.Second, "OnReset's done", func() bool { return ds.dones.Load() > 0 })
+	if n, at := ds.dones.Load(), ds.reopensAtDone.Load(); n != 1 || at != 2 {
+		t.Fatalf("OnReset's done called %d times, after %d reopens; want once, after 2", n, at)
+	}
+	if _, err := db.Load(5); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("load after the reset: %v, want ErrNotFound", err)
+	}
+	if err := db.FailErr(); err != nil {
+		t.Fatalf("the DB failed: %v", err)
 	}
 }
 
