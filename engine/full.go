@@ -226,8 +226,15 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 	}
 	db.hook("marked")
 	// Candidates: stored oids not marked now (re-checked before deletion).
+	// Paced like the mark: on 2 cores an unpaced scan of every key takes
+	// a core from commits for as long as it runs.
 	var cands []uint64
+	scanned, t0 := 0, time.Now()
 	err := db.scanKeys(ctx, BucketObjects, func(oid uint64) error {
+		if scanned++; scanned%4096 == 0 {
+			db.gcYield(ctx, time.Since(t0))
+			t0 = time.Now()
+		}
 		if oid != record.RootOID && !f.isMarked(oid) {
 			cands = append(cands, oid)
 		}
@@ -243,12 +250,16 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 	f.mu.Unlock()
 	db.writeMu.Unlock()
 	const sweepBatch = 512
+	var held time.Duration
 	for len(cands) > 0 {
 		n := min(sweepBatch, len(cands))
 		batch := cands[:n]
 		cands = cands[n:]
+		db.gcYield(ctx, held) // commits get writeMu between batches
 		db.hook("sweep")
+		t0 := time.Now()
 		removed, err := db.sweepBatch(ctx, batch, &st)
+		held = time.Since(t0)
 		if err != nil {
 			return st, err
 		}

@@ -132,7 +132,7 @@ func (db *DB) collectBatch(ctx context.Context, max int, grace time.Duration) (r
 // flat out left commits ~500/s at 8 connections. Without recent commits it
 // does not wait.
 func (db *DB) gcYield(ctx context.Context, d time.Duration) {
-	if time.Since(time.Unix(0, db.lastCommit.Load())) > gcBusyWindow {
+	if d <= 0 || time.Since(time.Unix(0, db.lastCommit.Load())) > gcBusyWindow {
 		return
 	}
 	t := time.NewTimer(min(d, gcMaxYield))
