@@ -39,6 +39,7 @@ type Group struct {
 
 	flushes atomic.Uint64
 	waits   atomic.Uint64 // Wait calls (Waits, for tests)
+	inside  atomic.Int64  // members of the batches not finished yet (tests: joined)
 }
 
 // batch is one group: the waiters covered by one flush.
@@ -46,6 +47,9 @@ type batch struct {
 	done chan struct{} // closed after the flush returned; err is then set
 	lead chan struct{} // one token: the member that receives it flushes
 	err  error
+	// members counts the Wait calls in the batch (its leader included);
+	// it grows under Group.mu while the batch is next (tests: joined).
+	members int64
 }
 
 // NewGroup returns a Group whose flushes call flush (for the engine,
@@ -66,16 +70,18 @@ func (g *Group) Wait(ctx context.Context) error {
 	}
 	g.waits.Add(1)
 	g.mu.Lock()
+	g.inside.Add(1)
 	if !g.running {
 		g.running = true
 		g.mu.Unlock()
-		return g.lead(&batch{done: make(chan struct{})})
+		return g.lead(&batch{done: make(chan struct{}), members: 1})
 	}
 	b := g.next
 	if b == nil {
 		b = &batch{done: make(chan struct{}), lead: make(chan struct{}, 1)}
 		g.next = b
 	}
+	b.members++
 	g.mu.Unlock()
 	select {
 	case <-b.done:
@@ -118,6 +124,7 @@ func (g *Group) lead(b *batch) (err error) {
 // the Group idle.
 func (g *Group) finish(b *batch) {
 	g.flushes.Add(1)
+	g.inside.Add(-b.members)
 	close(b.done)
 	g.mu.Lock()
 	if nb := g.next; nb != nil {
@@ -131,6 +138,11 @@ func (g *Group) finish(b *batch) {
 
 // Flushes returns how many flushes the Group has run.
 func (g *Group) Flushes() uint64 { return g.flushes.Load() }
+
+// joined returns how many Wait calls are in a batch whose flush has not
+// finished (running, or not started yet): waiters parked, not returning
+// (tests).
+func (g *Group) joined() int { return int(g.inside.Load()) }
 
 // Waits returns how many Wait calls the Group has seen: tests of the
 // packages above wait on it until their committers have piled up behind
