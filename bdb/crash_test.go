@@ -32,12 +32,29 @@ func crashChild(dir string) {
 		first, _ = strconv.Atoi(v)
 	}
 	big := os.Getenv("BDB_CRASH_BIG") != ""
+	ahead, _ := strconv.Atoi(os.Getenv("BDB_CRASH_AHEAD"))
 	s, err := bdb.OpenStore(kvtest.Options(dir))
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
 	for i := first; ; i++ {
+		if ahead > 0 && i == first+ahead {
+			// Hold until the next log file is written ahead (prezero):
+			// the kill then finds it there, zero-filled.
+			for end := time.Now().Add(20 * time.Second); time.Now().Before(end); {
+				st, err := s.Env().Stats()
+				if err != nil {
+					fmt.Println("error", err)
+					os.Exit(1)
+				}
+				next := filepath.Join(dir, fmt.Sprintf("log.%010d", st.Log.CurFile+1))
+				if _, err := os.Stat(next); err == nil {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
 		tx, err := s.Begin(context.Background(), true)
 		if err == nil {
 			v := record(uint64(i))

@@ -3,6 +3,7 @@
 package bdb
 
 import (
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,11 @@ type EnvOptions struct {
 	// Repl, if set, opens a site of a replication group (DB_INIT_REP, no
 	// environment-wide DB_MULTIVERSION: it panics replicas); see repl.go.
 	Repl *ReplOptions
+	// NoPrezero leaves the next log file to libdb (see prezeroer), which
+	// a writable standalone environment otherwise writes ahead.
+	NoPrezero bool
+	// Logger receives the environment's warnings; nil means slog.Default.
+	Logger *slog.Logger
 }
 
 // Env is an open Berkeley DB environment: a directory of databases sharing
@@ -43,7 +49,8 @@ type Env struct {
 	txns   map[*Txn]struct{}
 	dbs    map[*DB]struct{}
 
-	repl *replState // nil unless replicated
+	repl    *replState // nil unless replicated
+	prezero *prezeroer // nil unless writable, standalone and not NoPrezero
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -131,7 +138,37 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			return fail("start replication of", err)
 		}
 	}
+	if !opts.ReadOnly && opts.Repl == nil && !opts.NoPrezero {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		e.prezero = startPrezero(dir, e.logFile, log)
+	}
 	return e, nil
+}
+
+// logFile returns the number of the log file libdb writes and the size
+// of a log file (prezeroer's stat).
+func (e *Env) logFile() (cur, size uint32, err error) {
+	if err := e.enter(); err != nil {
+		return 0, 0, err
+	}
+	defer e.leave()
+	st, err := e.env.LogStat()
+	if err != nil {
+		return 0, 0, wrap("log stat of "+e.dir, err)
+	}
+	return st.CurFile, st.FileSize, nil
+}
+
+// LogsWrittenAhead returns how many log files were written with zeros
+// ahead of libdb's switch to them since open (see prezeroer).
+func (e *Env) LogsWrittenAhead() uint64 {
+	if e.prezero == nil {
+		return 0
+	}
+	return e.prezero.made.Load()
 }
 
 // Dir returns the environment directory.
@@ -300,6 +337,7 @@ func (e *Env) Close() error {
 	e.closed = true
 	e.closing.Store(true)
 	e.mu.Unlock()
+	e.prezero.stop()
 	e.repl.stop()
 	defer e.repl.free()
 

@@ -82,7 +82,7 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	} else if err := setMark(s.lock, markOpen); err != nil {
 		return nil, fmt.Errorf("bdb: open %s: %w", dir, err)
 	}
-	eo := EnvOptions{ReadOnly: opts.ReadOnly, CacheSize: opts.CacheSize}
+	eo := EnvOptions{ReadOnly: opts.ReadOnly, CacheSize: opts.CacheSize, Logger: logger}
 	if opts.Replication != nil {
 		eo.Repl = replOptions(opts.Replication, opts)
 	}

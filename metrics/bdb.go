@@ -34,9 +34,9 @@ type bdbCollector struct {
 	log    *slog.Logger
 	failed atomic.Uint64
 
-	logWritten, logSinceCkpt, logFile, logFiles, logFilesBytes, logWrites, logSyncs *prometheus.Desc
-	cacheBytes, cachePages, cacheDirty, cacheHits, cacheMisses, cacheEvictions      *prometheus.Desc
-	txnCommits, txnAborts, txnActive, ckptTime, statErrors                          *prometheus.Desc
+	logWritten, logSinceCkpt, logFile, logFiles, logFilesBytes, logWrites, logSyncs, logAhead *prometheus.Desc
+	cacheBytes, cachePages, cacheDirty, cacheHits, cacheMisses, cacheEvictions                *prometheus.Desc
+	txnCommits, txnAborts, txnActive, ckptTime, statErrors                                    *prometheus.Desc
 }
 
 // NewBDBCollector returns a collector of env's statistics:
@@ -48,6 +48,7 @@ type bdbCollector struct {
 //	durusbdb_bdb_log_files_bytes                gauge    their total size
 //	durusbdb_bdb_log_writes_total               counter  log buffer writes
 //	durusbdb_bdb_log_syncs_total                counter  log fsyncs
+//	durusbdb_bdb_log_files_written_ahead_total  counter  next log files written with zeros before libdb reached them
 //	durusbdb_bdb_cache_bytes                    gauge    configured cache size
 //	durusbdb_bdb_cache_pages                    gauge    pages in the cache
 //	durusbdb_bdb_cache_dirty_pages              gauge    dirty pages in the cache
@@ -75,6 +76,7 @@ func NewBDBCollector(env *bdb.Env, log *slog.Logger) prometheus.Collector {
 		logFilesBytes:  d("log_files_bytes", "Total size of the Berkeley DB log files."),
 		logWrites:      d("log_writes_total", "Berkeley DB log buffer writes."),
 		logSyncs:       d("log_syncs_total", "Berkeley DB log fsyncs."),
+		logAhead:       d("log_files_written_ahead_total", "Berkeley DB log files written with zeros before libdb switched to them (a commit's fsync then allocates no block)."),
 		cacheBytes:     d("cache_bytes", "Configured Berkeley DB cache size."),
 		cachePages:     d("cache_pages", "Pages in the Berkeley DB cache."),
 		cacheDirty:     d("cache_dirty_pages", "Dirty pages in the Berkeley DB cache."),
@@ -92,7 +94,7 @@ func NewBDBCollector(env *bdb.Env, log *slog.Logger) prometheus.Collector {
 // Describe implements prometheus.Collector.
 func (c *bdbCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.logWritten, c.logSinceCkpt, c.logFile, c.logFiles, c.logFilesBytes,
-		c.logWrites, c.logSyncs, c.cacheBytes, c.cachePages, c.cacheDirty, c.cacheHits, c.cacheMisses,
+		c.logWrites, c.logSyncs, c.logAhead, c.cacheBytes, c.cachePages, c.cacheDirty, c.cacheHits, c.cacheMisses,
 		c.cacheEvictions, c.txnCommits, c.txnAborts, c.txnActive, c.ckptTime, c.statErrors} {
 		ch <- d
 	}
@@ -144,6 +146,7 @@ func (c *bdbCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.logFile, float64(l.CurFile))
 	counter(c.logWrites, l.Writes)
 	counter(c.logSyncs, l.Syncs)
+	counter(c.logAhead, c.env.LogsWrittenAhead())
 	var size int64
 	for _, f := range files {
 		if fi, err := os.Stat(filepath.Join(c.env.Dir(), f)); err == nil {

@@ -24,6 +24,9 @@ func checkBackendMetrics(t *testing.T, backend string, v map[string]float64) {
 			t.Errorf("%s = %v, want >= 1", name, v[name])
 		}
 	}
+	if _, ok := v["durusbdb_bdb_log_files_written_ahead_total"]; !ok {
+		t.Error("no durusbdb_bdb_log_files_written_ahead_total")
+	}
 	if v["durusbdb_bdb_stat_errors_total"] != 0 {
 		t.Errorf("durusbdb_bdb_stat_errors_total = %v", v["durusbdb_bdb_stat_errors_total"])
 	}

@@ -475,12 +475,3 @@ func isZero(b []byte) bool {
 	}
 	return true
 }
-
-func syncDir(dir string) error {
-	f, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	return f.Sync()
-}

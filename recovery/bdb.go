@@ -54,6 +54,13 @@ func (h *logHolder) scan() error {
 		if n == 0 || h.files[n] != nil {
 			continue
 		}
+		if unwrittenHeader(filepath.Join(h.dir, e.Name())) {
+			// The next log file, written ahead with zeros (bdb's
+			// prezeroer) or created by a switch not yet written: it
+			// holds no record. Copied, it would end the backup with a
+			// file the next increment finds changed.
+			continue
+		}
 		f, err := os.Open(filepath.Join(h.dir, e.Name()))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue // removed since the listing: it was not needed

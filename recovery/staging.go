@@ -36,3 +36,6 @@ func (s *staging) keep() { s.Keep() }
 // release unlocks the staging directory and, unless keep was called,
 // removes it with everything in it.
 func (s *staging) release() { s.Release() }
+
+// syncDir makes the new names in dir durable (fsync of the directory).
+func syncDir(dir string) error { return stagingdir.SyncDir(dir) }
