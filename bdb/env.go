@@ -25,7 +25,7 @@ type EnvOptions struct {
 	// environment-wide DB_MULTIVERSION: it panics replicas); see repl.go.
 	Repl *ReplOptions
 	// NoPrezero leaves the next log file to libdb (see prezeroer), which
-	// a writable standalone environment otherwise writes ahead.
+	// a writable environment otherwise writes ahead.
 	NoPrezero bool
 	// Logger receives the environment's warnings; nil means slog.Default.
 	Logger *slog.Logger
@@ -50,7 +50,7 @@ type Env struct {
 	dbs    map[*DB]struct{}
 
 	repl    *replState // nil unless replicated
-	prezero *prezeroer // nil unless writable, standalone and not NoPrezero
+	prezero *prezeroer // nil if read-only or NoPrezero
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -138,7 +138,7 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			return fail("start replication of", err)
 		}
 	}
-	if !opts.ReadOnly && opts.Repl == nil && !opts.NoPrezero {
+	if !opts.ReadOnly && !opts.NoPrezero {
 		log := opts.Logger
 		if log == nil {
 			log = slog.Default()

@@ -5,6 +5,7 @@ package bdb
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -37,9 +38,12 @@ import (
 // accepts a file whose header is all zeros (DB_LV_INCOMPLETE, which
 // __log_valid returns for a log file created but never written); its
 // recovery ignores such a last file (__log_find), as after a crash in
-// the middle of a switch. Not on replication sites: a client's internal
-// init restarts its log at the master's file number, which could leave a
-// zero file below it.
+// the middle of a switch. On a replication site libdb may move its log
+// without taking the file (an internal init restarts a replica's log at
+// the master's file number; a rollback truncates it): a file written
+// ahead that libdb passed by is removed at the next look (a zero file
+// below the log's first would be taken for its first), and none is
+// written while an internal init runs.
 type prezeroer struct {
 	dir  string
 	stat func() (cur, size uint32, err error) // current log file and its size
@@ -88,6 +92,7 @@ func (p *prezeroer) run() {
 	t := time.NewTicker(prezeroEvery)
 	defer t.Stop()
 	var failed time.Time
+	var made uint32 // the number of the last file written ahead, 0 once libdb has it or it is gone
 	for {
 		select {
 		case <-p.quit:
@@ -98,7 +103,15 @@ func (p *prezeroer) run() {
 		if err != nil {
 			return // the environment is closing
 		}
-		if cur == 0 || size == 0 || time.Since(failed) < prezeroRetry {
+		if made != 0 && made != cur && made != cur+1 {
+			// libdb's log moved elsewhere without taking the file: an
+			// internal init restarted a replica's log at the master's
+			// file number, or a rollback truncated it. A zero file below
+			// the log's first would be taken for its first file.
+			p.dropStale(made)
+			made = 0
+		}
+		if cur == 0 || size == 0 || time.Since(failed) < prezeroRetry || replInitPending(p.dir) {
 			continue
 		}
 		next := filepath.Join(p.dir, fmt.Sprintf("log.%010d", cur+1))
@@ -112,12 +125,51 @@ func (p *prezeroer) run() {
 		switch err := p.write(next, int64(size), mode); {
 		case errors.Is(err, errPrezeroStopped):
 			return
+		case err == nil:
+			made = cur + 1
 		case err != nil:
 			failed = time.Now()
 			p.log.Warn("bdb: could not write the next log file ahead (commits go on, their fsyncs slower); retrying in a minute",
 				"dir", p.dir, "file", filepath.Base(next), "err", err)
 		}
 	}
+}
+
+// dropStale removes log file n if its header is still unwritten (libdb
+// never took it).
+func (p *prezeroer) dropStale(n uint32) {
+	path := filepath.Join(p.dir, fmt.Sprintf("log.%010d", n))
+	if !LogHeaderUnwritten(path) {
+		return
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		p.log.Warn("bdb: could not remove a log file written ahead that libdb passed by", "dir", p.dir, "file", filepath.Base(path), "err", err)
+		return
+	}
+	p.log.Info("bdb: removed a log file written ahead that libdb passed by (its log moved: a replica's internal init or a rollback)", "dir", p.dir, "file", filepath.Base(path))
+}
+
+// LogHeaderUnwritten reports whether the file at path holds nothing but
+// zero bytes in its first 256 (an empty file included): a log file
+// created, or written ahead, but not yet written by libdb, which holds
+// no record (libdb's DB_LV_INCOMPLETE).
+func LogHeaderUnwritten(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	var b [256]byte
+	n, err := io.ReadFull(f, b[:])
+	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
+		return false
+	}
+	for _, c := range b[:n] {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // write writes size zero bytes to the temporary file, syncs it and links

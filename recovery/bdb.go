@@ -353,24 +353,7 @@ func readFormats(dir string) ([]FileFormat, error) {
 
 // unwrittenHeader reports whether the file at path holds nothing but
 // zero bytes in its first 256 (an empty file included).
-func unwrittenHeader(path string) bool {
-	f, err := os.Open(path)
-	if err != nil {
-		return false
-	}
-	defer f.Close()
-	var b [256]byte
-	n, err := io.ReadFull(f, b[:])
-	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return false
-	}
-	for _, c := range b[:n] {
-		if c != 0 {
-			return false
-		}
-	}
-	return true
-}
+func unwrittenHeader(path string) bool { return bdb.LogHeaderUnwritten(path) }
 
 // upgradeBDB is Upgrade for a Berkeley DB directory.
 func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeReport, error) {

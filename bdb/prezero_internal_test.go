@@ -1,0 +1,55 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/internal/testwait"
+)
+
+// A file written ahead that libdb's log passed by (a replica's internal
+// init restarting its log at the master's file number, a rollback) is
+// removed; none is written while an internal init runs.
+func TestPrezeroDropsPassedFile(t *testing.T) {
+	dir := t.TempDir()
+	var cur atomic.Uint32
+	cur.Store(1)
+	stat := func() (uint32, uint32, error) { return cur.Load(), 1 << 20, nil }
+	exists := func(n int) bool {
+		_, err := os.Stat(filepath.Join(dir, fmt.Sprintf("log.%010d", n)))
+		return err == nil
+	}
+	p := startPrezero(dir, stat, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer p.stop()
+	testwait.Within(t, 10*time.Second, "log 2 written ahead", func() bool { return exists(2) })
+	if !LogHeaderUnwritten(filepath.Join(dir, "log.0000000002")) {
+		t.Fatal("log 2 is not zeros")
+	}
+	cur.Store(5) // the log restarted at file 5: log 2 is below it
+	testwait.Within(t, 10*time.Second, "log 2 removed, log 6 written ahead", func() bool { return !exists(2) && exists(6) })
+
+	if err := os.WriteFile(filepath.Join(dir, repInitFile), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cur.Store(9) // an internal init moved the log on, and runs
+	testwait.Within(t, 10*time.Second, "log 6 removed", func() bool { return !exists(6) })
+	time.Sleep(3 * prezeroEvery)
+	if exists(10) {
+		t.Fatal("a log file was written ahead during an internal init")
+	}
+	if err := os.Remove(filepath.Join(dir, repInitFile)); err != nil {
+		t.Fatal(err)
+	}
+	testwait.Within(t, 10*time.Second, "log 10 written ahead after the internal init", func() bool { return exists(10) })
+	if n := p.made.Load(); n != 3 {
+		t.Fatalf("%d files written ahead, want 3", n)
+	}
+}
