@@ -35,11 +35,11 @@ type Group struct {
 
 	mu      sync.Mutex
 	next    *batch // waiters for the flush that has not started yet; owned by mu
+	cur     *batch // the batch being flushed, nil when idle; owned by mu (tests: joined)
 	running bool   // a leader is flushing; owned by mu
 
 	flushes atomic.Uint64
 	waits   atomic.Uint64 // Wait calls (Waits, for tests)
-	inside  atomic.Int64  // members of the batches not finished yet (tests: joined)
 }
 
 // batch is one group: the waiters covered by one flush.
@@ -48,8 +48,8 @@ type batch struct {
 	lead chan struct{} // one token: the member that receives it flushes
 	err  error
 	// members counts the Wait calls in the batch (its leader included);
-	// it grows under Group.mu while the batch is next (tests: joined).
-	members int64
+	// owned by Group.mu (tests: joined).
+	members int
 }
 
 // NewGroup returns a Group whose flushes call flush (for the engine,
@@ -70,11 +70,12 @@ func (g *Group) Wait(ctx context.Context) error {
 	}
 	g.waits.Add(1)
 	g.mu.Lock()
-	g.inside.Add(1)
 	if !g.running {
 		g.running = true
+		b := &batch{done: make(chan struct{}), members: 1}
+		g.cur = b
 		g.mu.Unlock()
-		return g.lead(&batch{done: make(chan struct{}), members: 1})
+		return g.lead(b)
 	}
 	b := g.next
 	if b == nil {
@@ -124,9 +125,9 @@ func (g *Group) lead(b *batch) (err error) {
 // the Group idle.
 func (g *Group) finish(b *batch) {
 	g.flushes.Add(1)
-	g.inside.Add(-b.members)
 	close(b.done)
 	g.mu.Lock()
+	g.cur = g.next
 	if nb := g.next; nb != nil {
 		g.next = nil
 		nb.lead <- struct{}{} // buffered: exactly one member takes it
@@ -142,7 +143,17 @@ func (g *Group) Flushes() uint64 { return g.flushes.Load() }
 // joined returns how many Wait calls are in a batch whose flush has not
 // finished (running, or not started yet): waiters parked, not returning
 // (tests).
-func (g *Group) joined() int { return int(g.inside.Load()) }
+func (g *Group) joined() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	n := 0
+	for _, b := range []*batch{g.cur, g.next} {
+		if b != nil {
+			n += b.members
+		}
+	}
+	return n
+}
 
 // Waits returns how many Wait calls the Group has seen: tests of the
 // packages above wait on it until their committers have piled up behind

@@ -138,33 +138,7 @@ func openDeadStore(t *testing.T) (*DB, *deadStore, <-chan error) {
 // the DB serves again without failing.
 func TestResetReopensDeadHandles(t *testing.T) {
 	db, ds, resets := openDeadStore(t)
-	ds.dead.Store(true)
-	if _, err := db.Load(5); !errors.Is(err, kv.ErrHandleDead) {
-		t.Fatalf("load on dead handles: %v", err)
-	}
-	select {
-	case why := <-resets:
-		if !errors.Is(why, kv.ErrHandleDead) {
-			t.Errorf("OnReset told %v", why)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("no reset after a load met dead handles")
-	}
-	testwait.Within(t, 30*time.Second, "the reset done", func() bool { return db.Resets() == 1 })
-	if n := ds.reopens.Load(); n != 1 {
-		t.Fatalf("%d reopens, want 1", n)
-	}
-	// The owner's hold on new clients ends once, after the reopen.
-	testwait.Within(t, 30*time.Second, "OnReset's done", func() bool { return ds.dones.Load() > 0 })
-	if n, at := ds.dones.Load(), ds.reopensAtDone.Load(); n != 1 || at != 1 {
-		t.Fatalf("OnReset's done called %d times, after %d reopens; want once, after 1", n, at)
-	}
-	if _, err := db.Load(5); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("load after the reset: %v, want ErrNotFound", err)
-	}
-	if err := db.FailErr(); err != nil {
-		t.Fatalf("the DB failed: %v", err)
-	}
+	loadDeadAndReset(t, db, ds, resets, 1)
 	if !db.IsReplica() {
 		t.Fatalf("after the reset: %s, want replica", db.Role().Role)
 	}
@@ -180,22 +154,35 @@ func TestResetReopensDeadHandles(t *testing.T) {
 func TestResetReopensHandlesDeadAgain(t *testing.T) {
 	db, ds, resets := openDeadStore(t)
 	ds.stillDead.Store(1)
+	loadDeadAndReset(t, db, ds, resets, 2)
+}
+
+// loadDeadAndReset kills ds's handles, loads from db and checks that the
+// load fails with kv.ErrHandleDead, that one reset follows with reopens
+// reopens, OnReset's done called once after the last, and that db then
+// serves without having failed.
+func loadDeadAndReset(t *testing.T, db *DB, ds *deadStore, resets <-chan error, reopens int32) {
+	t.Helper()
 	ds.dead.Store(true)
 	if _, err := db.Load(5); !errors.Is(err, kv.ErrHandleDead) {
 		t.Fatalf("load on dead handles: %v", err)
 	}
 	select {
-	case <-resets:
+	case why := <-resets:
+		if !errors.Is(why, kv.ErrHandleDead) {
+			t.Errorf("OnReset told %v", why)
+		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("no reset after a load met dead handles")
 	}
 	testwait.Within(t, 30*time.Second, "the reset done", func() bool { return db.Resets() == 1 })
-	if n := ds.reopens.Load(); n != 2 {
-		t.Fatalf("%d reopens, want 2", n)
+	if n := ds.reopens.Load(); n != reopens {
+		t.Fatalf("%d reopens, want %d", n, reopens)
 	}
+	// The owner's hold on new clients ends once, after the last reopen.
 	testwait.Within(t, 30*time.Second, "OnReset's done", func() bool { return ds.dones.Load() > 0 })
-	if n, at := ds.dones.Load(), ds.reopensAtDone.Load(); n != 1 || at != 2 {
-		t.Fatalf("OnReset's done called %d times, after %d reopens; want once, after 2", n, at)
+	if n, at := ds.dones.Load(), ds.reopensAtDone.Load(); n != 1 || at != reopens {
+		t.Fatalf("OnReset's done called %d times, after %d reopens; want once, after %d", n, at, reopens)
 	}
 	if _, err := db.Load(5); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("load after the reset: %v, want ErrNotFound", err)

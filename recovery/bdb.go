@@ -54,7 +54,7 @@ func (h *logHolder) scan() error {
 		if n == 0 || h.files[n] != nil {
 			continue
 		}
-		if unwrittenHeader(filepath.Join(h.dir, e.Name())) {
+		if bdb.LogHeaderUnwritten(filepath.Join(h.dir, e.Name())) {
 			// The next log file, written ahead with zeros (bdb's
 			// prezeroer) or created by a switch not yet written: it
 			// holds no record. Copied, it would end the backup with a
@@ -337,7 +337,7 @@ func readFormats(dir string) ([]FileFormat, error) {
 			continue
 		}
 		fv, err := bdb.ReadFileVersion(filepath.Join(dir, n))
-		if err != nil && lastLog != 0 && bdb.LogNumber(n) == lastLog && unwrittenHeader(filepath.Join(dir, n)) {
+		if err != nil && lastLog != 0 && bdb.LogNumber(n) == lastLog && bdb.LogHeaderUnwritten(filepath.Join(dir, n)) {
 			// A kill -9 while libdb switched to a new log file leaves
 			// it created but its header unwritten: libdb's recovery
 			// knows that case; it is not damage for us to refuse.
@@ -350,10 +350,6 @@ func readFormats(dir string) ([]FileFormat, error) {
 	}
 	return out, nil
 }
-
-// unwrittenHeader reports whether the file at path holds nothing but
-// zero bytes in its first 256 (an empty file included).
-func unwrittenHeader(path string) bool { return bdb.LogHeaderUnwritten(path) }
 
 // upgradeBDB is Upgrade for a Berkeley DB directory.
 func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeReport, error) {
