@@ -309,8 +309,10 @@ func (db *DB) AllocOIDs(n int) (uint64, error) {
 	}
 	// Quorum-durable like a commit: a reservation no quorum can
 	// acknowledge could be handed out again by another master.
-	if err := db.quorumShort(); err != nil && !db.opts.ReadOnly {
-		return 0, fmt.Errorf("engine: allocate %d oids: %w: %w", n, ErrNoQuorum, err)
+	if !db.opts.ReadOnly {
+		if err := db.quorumShort(); err != nil {
+			return 0, fmt.Errorf("engine: allocate %d oids: %w: %w", n, ErrNoQuorum, err)
+		}
 	}
 	if res := db.reserved.Load(); end > res && !db.opts.ReadOnly {
 		blocks := (end - res + OIDBlock - 1) / OIDBlock

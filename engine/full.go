@@ -225,15 +225,13 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 		return st, err
 	}
 	db.hook("marked")
-	// Candidates: stored oids not marked now (re-checked before deletion).
-	// Paced like the mark: on 2 cores an unpaced scan of every key takes
-	// a core from commits for as long as it runs.
+	// Candidates: stored oids not marked now (re-checked before deletion),
+	// in a scan paced like the mark.
 	var cands []uint64
-	scanned, t0 := 0, time.Now()
+	var pace scanPace
 	err := db.scanKeys(ctx, BucketObjects, func(oid uint64) error {
-		if scanned++; scanned%4096 == 0 {
-			db.gcYield(ctx, time.Since(t0))
-			t0 = time.Now()
+		if err := db.paceScan(ctx, &pace); err != nil {
+			return err
 		}
 		if oid != record.RootOID && !f.isMarked(oid) {
 			cands = append(cands, oid)

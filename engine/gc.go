@@ -143,6 +143,36 @@ func (db *DB) gcYield(ctx context.Context, d time.Duration) {
 	}
 }
 
+// scanPace paces a scan of many entries outside writeMu (the full
+// collection's candidate scan, the recount's snapshot scan) like the
+// collectors: see DB.paceScan.
+type scanPace struct {
+	n  int
+	t0 time.Time
+}
+
+// paceScan counts one entry of a scan: every scanPaceEvery entries it
+// checks ctx and, while commits come, yields as long as those entries
+// took (gcYield): on 2 cores an unpaced scan takes a core from commits
+// for as long as it runs.
+func (db *DB) paceScan(ctx context.Context, p *scanPace) error {
+	if p.t0.IsZero() {
+		p.t0 = time.Now()
+	}
+	if p.n++; p.n%scanPaceEvery != 0 {
+		return nil
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	db.gcYield(ctx, time.Since(p.t0))
+	p.t0 = time.Now()
+	return nil
+}
+
+// scanPaceEvery is how many entries a paced scan reads between yields.
+const scanPaceEvery = 4096
+
 // Collector pacing (gcYield), and the longest the background collector
 // rests after a pass that found nothing eligible (gcLoop).
 const (

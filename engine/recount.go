@@ -174,24 +174,20 @@ func (db *DB) snapQueueDrift(ctx context.Context, tx kv.Txn, sn *recountSnap, st
 
 // eachEntry calls fn with every entry of bucket whose key is an oid, in
 // tx. Other keys are left to Check.
-// Every 4096 entries it yields the CPU while commits come (gcYield), as
-// long as those entries took.
+// The scan is paced (paceScan).
 func (db *DB) eachEntry(ctx context.Context, tx kv.Txn, bucket string, fn func(k, v []byte)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c, err := tx.Cursor(bucket)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	t0 := time.Now()
-	for ok, i := c.First(), 0; ok; ok, i = c.Next(), i+1 {
-		if i%4096 == 0 {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if i > 0 {
-				db.gcYield(ctx, time.Since(t0))
-				t0 = time.Now()
-			}
+	var pace scanPace
+	for ok := c.First(); ok; ok = c.Next() {
+		if err := db.paceScan(ctx, &pace); err != nil {
+			return err
 		}
 		if k := c.Key(); len(k) == 8 {
 			fn(k, c.Value())
