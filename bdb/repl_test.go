@@ -11,7 +11,6 @@ import (
 	"io"
 	"maps"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"slices"
@@ -23,6 +22,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -41,17 +41,6 @@ type siteProc struct {
 	mu         sync.Mutex
 	acked      map[string]int // storm key prefix → acknowledged commits
 	stormEnded int            // storm goroutines that stopped on an error
-}
-
-// freeAddr returns a 127.0.0.1 address with a port free right now.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // startSite starts a site process and waits for its "ready".
@@ -177,10 +166,7 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 // synced.
 func startGroup(t testing.TB, n int, tune func(*siteConfig)) []*siteProc {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeAddr(t)
-	}
+	addrs := freeport.T(t, n)
 	cfgs := make([]siteConfig, n)
 	for i := range cfgs {
 		cfgs[i] = siteConfig{Dir: t.TempDir(), Listen: addrs[i], Init: i == 0}
@@ -284,7 +270,7 @@ func TestReplPermFailed(t *testing.T) {
 // known site's acknowledgement until a quorum of the configured group is
 // in it (ackPolicyFor), and such a commit fails with ErrPermFailed.
 func TestReplPermFailedWhileJoining(t *testing.T) {
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := freeport.T(t, 3)
 	cfg := func(i int) siteConfig {
 		c := siteConfig{Dir: t.TempDir(), Listen: addrs[i], Init: i == 0, AckTimeout: 300 * time.Millisecond}
 		for j, a := range addrs {
@@ -541,15 +527,16 @@ func TestReplLocalSiteRemoved(t *testing.T) {
 // starts.
 func TestReplOptionsRefused(t *testing.T) {
 	dir := t.TempDir()
+	two := freeport.T(t, 2)
 	cases := []struct {
 		name string
 		opts bdb.EnvOptions
 		is   error
 		msg  string
 	}{
-		{"two sites", bdb.EnvOptions{Repl: &bdb.ReplOptions{Listen: freeAddr(t), Peers: []string{freeAddr(t)}}}, bdb.ErrTwoSites, "two-site"},
+		{"two sites", bdb.EnvOptions{Repl: &bdb.ReplOptions{Listen: two[0], Peers: two[1:]}}, bdb.ErrTwoSites, "two-site"},
 		{"bad listen", bdb.EnvOptions{Repl: &bdb.ReplOptions{Listen: "nohostport"}}, nil, "nohostport"},
-		{"read-only", bdb.EnvOptions{ReadOnly: true, Repl: &bdb.ReplOptions{Listen: freeAddr(t), Init: true}}, nil, "writable"},
+		{"read-only", bdb.EnvOptions{ReadOnly: true, Repl: &bdb.ReplOptions{Listen: freeport.T(t, 1)[0], Init: true}}, nil, "writable"},
 	}
 	for _, c := range cases {
 		e, err := bdb.OpenEnv(dir, c.opts)
@@ -677,7 +664,7 @@ func TestReplPermFailedRolledBack(t *testing.T) {
 // status that showed it master.
 func openSingleMaster(t *testing.T) (*bdb.Env, string, bdb.ReplStatus) {
 	t.Helper()
-	addr := freeAddr(t)
+	addr := freeport.T(t, 1)[0]
 	e, err := bdb.OpenEnv(t.TempDir(), bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: addr, Init: true}})
 	if err != nil {
 		t.Fatal(err)

@@ -5,28 +5,17 @@ package service
 import (
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
-
-// freeTCPAddr returns a 127.0.0.1 address with a port free a moment ago.
-func freeTCPAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
 
 // TestServeRoleWiring runs Serve as the first site of a replication
 // group (the other two never start) with --metrics and --on-role-change:
@@ -36,8 +25,9 @@ func TestServeRoleWiring(t *testing.T) {
 	dir := t.TempDir()
 	hookOut := filepath.Join(dir, "hook")
 	t.Setenv("HOOK_OUT", hookOut)
-	maddr := freeTCPAddr(t)
-	repl := &kv.Replication{Listen: freeTCPAddr(t), Peers: []string{freeTCPAddr(t), freeTCPAddr(t)}, Init: true}
+	addrs := freeport.T(t, 4)
+	maddr := addrs[0]
+	repl := &kv.Replication{Listen: addrs[1], Peers: addrs[2:], Init: true}
 	_, stop, done := startServe(t, Config{Dir: filepath.Join(dir, "db"), Engine: engine.Options{Create: true}, Version: "test",
 		Log: LogConfig{Stderr: &testlog.Buffer{}}, MetricsAddr: maddr, Replication: repl,
 		RoleHook: RoleHookConfig{Command: `echo "$DURUSBDB_ROLE" >> "$HOOK_OUT"`, Timeout: 10 * time.Second}})

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -13,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bench/gen"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	harness "github.com/durusbdb/durusbdb/internal/proc"
 )
 
@@ -175,12 +175,11 @@ func memStatus(pid int) (m memInfo, err error) {
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freeport.Ports(1)
 	if err != nil {
 		return 0, err
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
 // runCmd runs argv to completion within timeout and returns its stdout;

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/bench/gen"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 )
 
 // errNoMaster is returned when no site of the group answers /role with 200
@@ -288,15 +289,12 @@ func waitFor(timeout time.Duration, cond func() bool) bool {
 func (s *suite) newReplGroup(n int) (*replGroup, error) {
 	g := &replGroup{s: s, http: &http.Client{Timeout: 2 * time.Second}}
 	var listens []string
+	all, err := freeport.Ports(3 * n) // Durus, metrics and replication of each site
+	if err != nil {
+		return nil, fmt.Errorf("repl: ports: %w", err)
+	}
 	for i := range n {
-		var ports [3]int
-		for j := range ports {
-			p, err := freePort()
-			if err != nil {
-				return nil, fmt.Errorf("repl: ports: %w", err)
-			}
-			ports[j] = p
-		}
+		ports := all[3*i : 3*i+3]
 		st := &replSite{
 			label:   fmt.Sprintf("site%d", i+1),
 			dir:     filepath.Join(s.work, fmt.Sprintf("db-repl-%d", i+1)),

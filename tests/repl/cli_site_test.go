@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 )
@@ -57,22 +58,14 @@ func newCLISites(t testing.TB, bin string, n int) []*cliSite {
 	t.Helper()
 	base := t.TempDir()
 	sites := make([]*cliSite, n)
-	used := map[string]bool{}
-	addr := func() string { // freeAddr may hand out a port twice
-		for {
-			if a := freeAddr(t); !used[a] {
-				used[a] = true
-				return a
-			}
-		}
-	}
+	addrs := freeport.T(t, 3*n) // durus, repl and metrics of each site
 	for i := range sites {
 		dir := filepath.Join(base, fmt.Sprintf("site%d", i))
 		if err := os.Mkdir(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 		sites[i] = &cliSite{t: t, bin: bin, name: fmt.Sprintf("site%d", i), dir: dir,
-			durus: addr(), repl: addr(), metrics: addr()}
+			durus: addrs[3*i], repl: addrs[3*i+1], metrics: addrs[3*i+2]}
 	}
 	for _, s := range sites {
 		for _, o := range sites {

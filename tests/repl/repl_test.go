@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/internal/wire"
 	"github.com/durusbdb/durusbdb/kv"
@@ -133,7 +134,7 @@ func TestReplServerGroup(t *testing.T) {
 // answered O.
 func TestReplServerNoQuorumYet(t *testing.T) {
 	base := t.TempDir()
-	addrs := []string{freeAddr(t), freeAddr(t), freeAddr(t)}
+	addrs := freeport.T(t, 3)
 	cfg := func(i int) siteConfig {
 		c := siteConfig{Dir: fmt.Sprintf("%s/site%d", base, i), Listen: addrs[i], Init: i == 0}
 		if err := os.Mkdir(c.Dir, 0o755); err != nil {

@@ -26,6 +26,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/freeport"
 	"github.com/durusbdb/durusbdb/internal/proc"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
@@ -293,26 +294,12 @@ func (s *site) restart(t testing.TB) *site {
 	return startSite(t, s.name, cfg)
 }
 
-// freeAddr returns a free 127.0.0.1 port's address.
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startGroup starts a group of n sites (the first creates it) and waits
 // until the first is master and every other a ready replica.
 func startGroup(t testing.TB, n int) []*site {
 	t.Helper()
 	base := t.TempDir()
-	addrs := make([]string, n)
-	for i := range addrs {
-		addrs[i] = freeAddr(t)
-	}
+	addrs := freeport.T(t, n)
 	sites := make([]*site, n)
 	for i := range sites {
 		dir := fmt.Sprintf("%s/site%d", base, i)
