@@ -87,9 +87,11 @@ type Options struct {
 	// phases of a full collection.
 	OnFullPhase func(phase string)
 	// OnReplicated, on a replica of a replication group, is called with the
-	// oids of each commit applied by replication, in commit order, from
-	// one goroutine, after the record cache dropped them (the server
-	// invalidates them for its clients). It must not block for long.
+	// oids of each commit applied by replication, in commit order, one
+	// call at a time (from the change follower, or from a commit waiting
+	// for a read of the change table, which reads it itself), after the
+	// record cache dropped them (the server invalidates them for its
+	// clients). It must not block for long.
 	OnReplicated func(oids []uint64)
 	// OnReset, on a site of a replication group, is called when the site
 	// is reset in place (a rollback killed its handles, or the master was

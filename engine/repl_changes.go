@@ -36,17 +36,22 @@ func changesSpec() kv.BucketSpec {
 
 // changeState is a site's position in the change table.
 type changeState struct {
-	next     uint64                      // master: seq of the next run's entry; written with writeMu and recentMu held
-	follow   uint64                      // replica: next seq to report; owned by changesLoop
-	start    atomic.Uint64               // seq of a promoted master's first entry: changesLoop reports up to it, then ends
-	started  atomic.Uint64               // replica: 1 + the entry whose invalidation started last
-	begun    atomic.Uint64               // replica: reads of the table begun (FollowerMark)
-	passes   atomic.Uint64               // replica: reads of the table ended
-	reported atomic.Uint64               // replica: follow, readable by WaitReplicated
-	lag      atomic.Int64                // replica: nanoseconds from the master's commit of the last entry followed to its report here
-	fol      *follower                   // replica: the running changesLoop; owned by the role goroutine (openSite before it starts)
-	ending   *follower                   // the changesLoop stopFollowing ended, perhaps still in its last read; owned like fol
-	kick     chan struct{}               // replica: read the table now (WaitReplicated); buffered 1, made once by openSite
+	next     uint64        // master: seq of the next run's entry; written with writeMu and recentMu held
+	follow   uint64        // replica: next seq to report; guarded by runMu
+	start    atomic.Uint64 // seq of a promoted master's first entry: changesLoop reports up to it, then ends
+	started  atomic.Uint64 // replica: 1 + the entry whose invalidation started last
+	begun    atomic.Uint64 // replica: reads of the table begun (FollowerMark)
+	passes   atomic.Uint64 // replica: reads of the table ended
+	reported atomic.Uint64 // replica: follow, readable by WaitReplicated
+	lag      atomic.Int64  // replica: nanoseconds from the master's commit of the last entry followed to its report here
+	fol      *follower     // replica: the running changesLoop; owned by the role goroutine (openSite before it starts)
+	ending   *follower     // the changesLoop stopFollowing ended, perhaps still in its last read; owned like fol
+	kick     chan struct{} // replica: read the table now (WaitReplicated); buffered 1, made once by openSite
+	// runMu is held through each read of the table, by changesLoop or by
+	// a waiter that reads it itself (readInline): reads never overlap,
+	// so they begin and end in order and report entries in order.
+	runMu    sync.Mutex
+	active   atomic.Pointer[follower]    // replica: the follower whose reads may run inline; nil once told to stop
 	passMu   sync.Mutex                  // guards passDone
 	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
 	recent   [recentChanges]recentChange // master: the last entries written, for ChangedSince; guarded by recentMu
@@ -66,11 +71,14 @@ func (db *DB) followFrom(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	db.changes.runMu.Lock() // an inline read of an earlier follower may still be ending
 	db.changes.follow = last + 1
+	db.changes.runMu.Unlock()
 	db.changes.reported.Store(last + 1)
 	db.changes.started.Store(last + 1)
 	f := &follower{stop: make(chan struct{}), done: make(chan struct{})}
 	db.changes.fol = f
+	db.changes.active.Store(f)
 	db.wg.Add(1)
 	go db.changesLoop(f)
 	return nil
@@ -87,6 +95,7 @@ func (db *DB) stopFollowing(start uint64) {
 	if f == nil {
 		return
 	}
+	db.changes.active.Store(nil)
 	db.changes.start.Store(start)
 	close(f.stop)
 	db.changes.fol = nil
@@ -101,10 +110,13 @@ func (db *DB) haltFollowing() {
 	if f == nil {
 		return
 	}
+	db.changes.active.Store(nil)
 	f.quiet.Store(true)
 	close(f.stop)
 	db.changes.fol = nil
 	<-f.done
+	db.changes.runMu.Lock() // and any inline read, which reports nothing more
+	db.changes.runMu.Unlock()
 }
 
 // lastChange returns the last sequence number of the change table, 0 when
@@ -180,13 +192,16 @@ func (db *DB) changesLoop(f *follower) {
 		case <-t.C:
 		case <-db.changes.kick:
 		}
+		db.changes.runMu.Lock()
 		if f.quiet.Load() {
+			db.changes.runMu.Unlock()
 			return
 		}
 		db.changes.begun.Add(1)
-		err := db.followChanges(limit)
+		err := db.followChanges(limit, nil)
 		db.changes.passes.Add(1)
 		db.changes.endPass()
+		db.changes.runMu.Unlock()
 		if limit != math.MaxUint64 {
 			if err != nil {
 				db.log.Warn("engine: last read of the replicated change table before promotion", "dir", db.dir, "err", err)
@@ -211,18 +226,22 @@ func (db *DB) changesLoop(f *follower) {
 }
 
 // followChanges reports the change entries from db.changes.next on, in
-// order. It reads them one by one outside any transaction (kv.Getter):
+// order; runMu is held. An inline read (readInline, inline set) stops at
+// once when its follower is told to stop. It reads them one by one outside any transaction (kv.Getter):
 // a txn_begin that meets a role change's lockout waits in libdb
 // (__op_rep_enter; 5 s per check in libdb as shipped, until the next
 // replication event with cgo/libdb's yield function), which a poller
 // every changesPoll nearly always meets at a failover, and an open
 // transaction would hold the lockout itself up.
-func (db *DB) followChanges(limit uint64) error {
+func (db *DB) followChanges(limit uint64, inline *follower) error {
 	g, ok := db.store.(kv.Getter)
 	if !ok {
 		return fmt.Errorf("engine: %s: the %s store cannot read the change table: %w", db.dir, db.backend, ErrLayout)
 	}
 	for db.changes.follow < limit {
+		if inline != nil && db.changes.active.Load() != inline {
+			return nil // told to stop meanwhile: changesLoop reads what is left
+		}
 		v, err := g.Get(BucketChanges, int8Bytes(db.changes.follow))
 		if errors.Is(err, kv.ErrNotFound) {
 			return nil

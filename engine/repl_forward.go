@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -87,9 +88,10 @@ func (p *Pending) Token() Token { return p.token }
 // invalidated for this site's clients): read-your-writes for a commit
 // forwarded to the master. libdb says first when the transaction is
 // applied here (TxnApplied, which blocks without polling); the change
-// entry is written in the commit's own transaction, so the follower is
-// then asked to read at once and again, each time a read ends, until it
-// has reported it. It gives up after timeout with an error wrapping
+// entry is written in the commit's own transaction, so the table is then
+// read at once, here if no read is running (readInline), and else by the
+// follower, asked again each time a read ends, until the entry is
+// reported. It gives up after timeout with an error wrapping
 // ErrTimeout (the outcome here is then unknown).
 func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
@@ -100,10 +102,15 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 	}
 	t := time.NewTimer(max(time.Until(deadline), time.Millisecond))
 	defer t.Stop()
+	inlined := false
 	for {
 		ended := db.changes.passWait()
 		if db.changes.reported.Load() > tok.Change {
 			return nil
+		}
+		if !inlined && db.readInline() {
+			inlined = true // once: a second miss waits for the follower
+			continue
 		}
 		db.kickFollower()
 		if time.Now().After(deadline) {
@@ -117,6 +124,32 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 		case <-time.After(changesPoll): // no follower (yet), or it ended
 		}
 	}
+}
+
+// readInline reads the change table on the caller's goroutine, as the
+// change follower would, when no read is running: a waiter that needs a
+// read (WaitReplicated, SyncFollowerFrom) saves the two goroutine
+// hand-offs of kicking the follower and being woken by it. It reports
+// whether it read; false (a read running, no follower, or a follower
+// told to stop) leaves the caller to kick the follower and wait. An error
+// is left to the follower: it is kicked, reads again and handles it.
+func (db *DB) readInline() bool {
+	f := db.changes.active.Load()
+	if f == nil || !db.changes.runMu.TryLock() {
+		return false
+	}
+	defer db.changes.runMu.Unlock()
+	if db.changes.active.Load() != f {
+		return false
+	}
+	db.changes.begun.Add(1)
+	err := db.followChanges(math.MaxUint64, f)
+	db.changes.passes.Add(1)
+	db.changes.endPass()
+	if err != nil {
+		db.kickFollower()
+	}
+	return true
 }
 
 // kickFollower asks the change follower to read the table now (a read
@@ -268,10 +301,15 @@ func (db *DB) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Du
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	want := mark + 1 // reads end in order: the (mark+1)-th began after the mark
+	inlined := false
 	for {
 		ended := db.changes.passWait()
 		if db.changes.passes.Load() >= want {
 			return
+		}
+		if !inlined && db.readInline() {
+			inlined = true // it began after the mark: the test above passes now
+			continue
 		}
 		db.kickFollower()
 		select {
