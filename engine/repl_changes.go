@@ -197,10 +197,7 @@ func (db *DB) changesLoop(f *follower) {
 			db.changes.runMu.Unlock()
 			return
 		}
-		db.changes.begun.Add(1)
-		err := db.followChanges(limit, nil)
-		db.changes.passes.Add(1)
-		db.changes.endPass()
+		err := db.readChanges(limit, nil)
 		db.changes.runMu.Unlock()
 		if limit != math.MaxUint64 {
 			if err != nil {
@@ -223,6 +220,17 @@ func (db *DB) changesLoop(f *follower) {
 			db.log.Warn("engine: read the replicated change table", "dir", db.dir, "err", err)
 		}
 	}
+}
+
+// readChanges is one read of the change table (followChanges), counted
+// for FollowerMark and SyncFollowerFrom, and the wake-up of passWait's
+// waiters at its end; runMu is held.
+func (db *DB) readChanges(limit uint64, inline *follower) error {
+	db.changes.begun.Add(1)
+	err := db.followChanges(limit, inline)
+	db.changes.passes.Add(1)
+	db.changes.endPass()
+	return err
 }
 
 // followChanges reports the change entries from db.changes.next on, in

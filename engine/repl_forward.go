@@ -142,11 +142,7 @@ func (db *DB) readInline() bool {
 	if db.changes.active.Load() != f {
 		return false
 	}
-	db.changes.begun.Add(1)
-	err := db.followChanges(math.MaxUint64, f)
-	db.changes.passes.Add(1)
-	db.changes.endPass()
-	if err != nil {
+	if err := db.readChanges(math.MaxUint64, f); err != nil {
 		db.kickFollower()
 	}
 	return true

@@ -18,11 +18,8 @@ PY="$VENV/bin/python"
 COMMITS=${COMMITS:-4000}
 go build -tags bdb -o bin/durusbdb ./cmd/durusbdb
 root=$(mktemp -d)
-# freeports N: N distinct free ports, every socket held until all are bound
-# (a port closed and asked for again can come back at once).
-freeports() { "$PY" -c 'import socket,sys; s=[socket.socket() for _ in range(int(sys.argv[1]))]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])' "$1"; }
 declare -a dport rport mport pid
-read -r -a ports <<<"$(freeports 9)"
+read -r -a ports <<<"$("$PY" scripts/freeports.py 9)"
 for i in 1 2 3; do dport[$i]=${ports[3*i-3]}; rport[$i]=${ports[3*i-2]}; mport[$i]=${ports[3*i-1]}; done
 cleanup() {
   for i in 1 2 3; do [ -n "${pid[$i]:-}" ] && kill -9 "${pid[$i]}" 2>/dev/null || true; done

@@ -9,8 +9,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-$PWD/.venv}
 go build -tags bdb -o bin/durusbdb ./cmd/durusbdb
 data=$(mktemp -d)
-# two distinct free ports, both sockets held until both are bound
-read -r port mport <<<"$("$VENV/bin/python" -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1",0)) for x in s]; print(*[x.getsockname()[1] for x in s])')"
+read -r port mport <<<"$("$VENV/bin/python" scripts/freeports.py 2)"
 bin/durusbdb serve --dir "$data" --create --host 127.0.0.1 --port "$port" --metrics "127.0.0.1:$mport" >"$data.log" 2>&1 &
 pid=$!
 trap 'kill -9 $pid 2>/dev/null || true; rm -rf "$data" "$data.log"' EXIT

@@ -16,32 +16,43 @@ import (
 // Addrs returns n distinct 127.0.0.1 addresses ("127.0.0.1:PORT") whose
 // ports were free a moment ago.
 func Addrs(n int) ([]string, error) {
+	tcp, err := listen(n)
+	if err != nil {
+		return nil, err
+	}
 	addrs := make([]string, n)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, fmt.Errorf("freeport: address %d of %d: %w", i+1, n, err)
-		}
-		defer l.Close()
-		addrs[i] = l.Addr().String()
+	for i, a := range tcp {
+		addrs[i] = a.String()
 	}
 	return addrs, nil
 }
 
 // Ports is Addrs with the port numbers only.
 func Ports(n int) ([]int, error) {
-	addrs, err := Addrs(n)
+	tcp, err := listen(n)
 	if err != nil {
 		return nil, err
 	}
 	ports := make([]int, n)
-	for i, a := range addrs {
-		_, p, _ := net.SplitHostPort(a)
-		if _, err := fmt.Sscan(p, &ports[i]); err != nil {
-			return nil, fmt.Errorf("freeport: port of %s: %w", a, err)
-		}
+	for i, a := range tcp {
+		ports[i] = a.Port
 	}
 	return ports, nil
+}
+
+// listen opens n listeners on 127.0.0.1 port 0 at once and closes them
+// all once every address is known.
+func listen(n int) ([]*net.TCPAddr, error) {
+	addrs := make([]*net.TCPAddr, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("freeport: address %d of %d: %w", i+1, n, err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().(*net.TCPAddr)
+	}
+	return addrs, nil
 }
 
 // TB is the part of testing.TB that T uses.
