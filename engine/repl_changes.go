@@ -110,13 +110,13 @@ func (db *DB) haltFollowing() {
 	if f == nil {
 		return
 	}
-	db.changes.active.Store(nil)
-	f.quiet.Store(true)
+	db.changes.active.Store(nil) // an inline read stops at its next entry
+	db.changes.runMu.Lock()      // once the read in flight (the follower's or an inline one) has ended,
+	f.quiet.Store(true)          // no read of the follower begins
+	db.changes.runMu.Unlock()
 	close(f.stop)
 	db.changes.fol = nil
 	<-f.done
-	db.changes.runMu.Lock() // and any inline read, which reports nothing more
-	db.changes.runMu.Unlock()
 }
 
 // lastChange returns the last sequence number of the change table, 0 when
