@@ -235,7 +235,8 @@ func (db *DB) readChanges(limit uint64, inline *follower) error {
 
 // followChanges reports the change entries from db.changes.next on, in
 // order; runMu is held. An inline read (readInline, inline set) stops at
-// once when its follower is told to stop. It reads them one by one outside any transaction (kv.Getter):
+// once when its follower is told to stop. It reads the entries one by one
+// outside any transaction (kv.Getter):
 // a txn_begin that meets a role change's lockout waits in libdb
 // (__op_rep_enter; 5 s per check in libdb as shipped, until the next
 // replication event with cgo/libdb's yield function), which a poller

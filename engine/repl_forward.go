@@ -102,10 +102,24 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 	}
 	t := time.NewTimer(max(time.Until(deadline), time.Millisecond))
 	defer t.Stop()
+	err := db.awaitRead(ctx, t, func() bool { return db.changes.reported.Load() > tok.Change })
+	if err != nil {
+		return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, err)
+	}
+	return nil
+}
+
+// awaitRead waits until done holds, which a read of the change table can
+// make true: it reads the table itself once when no read is running
+// (readInline), and otherwise asks the follower for a read and sleeps
+// until a read ends (or changesPoll has passed: no follower yet, or it
+// ended). It returns ErrTimeout once t has fired with done still false,
+// or ctx's error.
+func (db *DB) awaitRead(ctx context.Context, t *time.Timer, done func() bool) error {
 	inlined := false
 	for {
 		ended := db.changes.passWait()
-		if db.changes.reported.Load() > tok.Change {
+		if done() {
 			return nil
 		}
 		if !inlined && db.readInline() {
@@ -113,15 +127,16 @@ func (db *DB) WaitReplicated(ctx context.Context, tok Token, timeout time.Durati
 			continue
 		}
 		db.kickFollower()
-		if time.Now().After(deadline) {
-			return fmt.Errorf("engine: wait for change %d to be followed: %w", tok.Change, ErrTimeout)
-		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("engine: wait for change %d: %w", tok.Change, ctx.Err())
+			return ctx.Err()
 		case <-t.C:
+			if done() {
+				return nil
+			}
+			return ErrTimeout
 		case <-ended:
-		case <-time.After(changesPoll): // no follower (yet), or it ended
+		case <-time.After(changesPoll):
 		}
 	}
 }
@@ -287,9 +302,10 @@ func (db *DB) FollowerMark() uint64 { return db.changes.begun.Load() }
 // be. A replica's phase 1 of a commit calls it, so that its client learns
 // of what it could already load. A mark taken when a commit request arrives, before
 // the commit token is granted, lets a read that ran while the request
-// queued for the token count. It sleeps on the end of each read
-// (passWait), not on a timer: phase 1 holds the commit token, so its wait
-// bounds the forwarded commits/s.
+// queued for the token count. It reads the table itself when it can, and
+// else sleeps on the end of each read (awaitRead), not on a timer alone:
+// phase 1 holds the commit token, so its wait bounds the forwarded
+// commits/s.
 func (db *DB) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Duration) {
 	if db.changes.kick == nil {
 		return
@@ -297,25 +313,7 @@ func (db *DB) SyncFollowerFrom(ctx context.Context, mark uint64, timeout time.Du
 	t := time.NewTimer(timeout)
 	defer t.Stop()
 	want := mark + 1 // reads end in order: the (mark+1)-th began after the mark
-	inlined := false
-	for {
-		ended := db.changes.passWait()
-		if db.changes.passes.Load() >= want {
-			return
-		}
-		if !inlined && db.readInline() {
-			inlined = true // it began after the mark: the test above passes now
-			continue
-		}
-		db.kickFollower()
-		select {
-		case <-ended:
-		case <-t.C:
-			return
-		case <-ctx.Done():
-			return
-		}
-	}
+	_ = db.awaitRead(ctx, t, func() bool { return db.changes.passes.Load() >= want })
 }
 
 // ChangesReported is, on a replica, one more than the last change entry

@@ -11,48 +11,36 @@ package freeport
 import (
 	"fmt"
 	"net"
+	"strconv"
 )
 
 // Addrs returns n distinct 127.0.0.1 addresses ("127.0.0.1:PORT") whose
 // ports were free a moment ago.
 func Addrs(n int) ([]string, error) {
-	tcp, err := listen(n)
+	ports, err := Ports(n)
 	if err != nil {
 		return nil, err
 	}
 	addrs := make([]string, n)
-	for i, a := range tcp {
-		addrs[i] = a.String()
+	for i, p := range ports {
+		addrs[i] = net.JoinHostPort("127.0.0.1", strconv.Itoa(p))
 	}
 	return addrs, nil
 }
 
-// Ports is Addrs with the port numbers only.
+// Ports is Addrs with the port numbers only. It opens n listeners at once
+// and closes them all once every port is known.
 func Ports(n int) ([]int, error) {
-	tcp, err := listen(n)
-	if err != nil {
-		return nil, err
-	}
 	ports := make([]int, n)
-	for i, a := range tcp {
-		ports[i] = a.Port
-	}
-	return ports, nil
-}
-
-// listen opens n listeners on 127.0.0.1 port 0 at once and closes them
-// all once every address is known.
-func listen(n int) ([]*net.TCPAddr, error) {
-	addrs := make([]*net.TCPAddr, n)
-	for i := range addrs {
+	for i := range ports {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
-			return nil, fmt.Errorf("freeport: address %d of %d: %w", i+1, n, err)
+			return nil, fmt.Errorf("freeport: port %d of %d: %w", i+1, n, err)
 		}
 		defer l.Close()
-		addrs[i] = l.Addr().(*net.TCPAddr)
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
-	return addrs, nil
+	return ports, nil
 }
 
 // TB is the part of testing.TB that T uses.
