@@ -17,6 +17,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/sysmon"
 	"github.com/durusbdb/durusbdb/metrics"
 	"github.com/durusbdb/durusbdb/recovery"
 	"github.com/durusbdb/durusbdb/server"
@@ -360,7 +361,8 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 		}
 	}()
 	in.log.Info("durusbdb serve", "version", in.cfg.Version, "dir", in.cfg.Dir, "backend", db.Backend(),
-		"readonly", db.ReadOnly(), "durability", in.cfg.Engine.Durability.String(), "address", in.cfg.Listen.String())
+		"readonly", db.ReadOnly(), "durability", in.cfg.Engine.Durability.String(), "address", in.cfg.Listen.String(),
+		"sysmon_awake", sysmon.Active())
 	if in.cfg.Ready != nil {
 		in.cfg.Ready(in.ln.Addr())
 	}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/durus/pickle"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/sysmon"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/server"
 	"github.com/durusbdb/durusbdb/service"
@@ -34,7 +35,7 @@ type serveFlags struct {
 	metricsAddr, access, pageSize, recCache       string
 	minFree, gcMode, ckptBytes, cpuProfile        string
 	gcRate, ckptCommits                           int
-	ckptManual, keepLogs, printCfg                bool
+	ckptManual, keepLogs, printCfg, keepSysmon    bool
 	repl                                          replFlags
 }
 
@@ -63,6 +64,7 @@ func (f *serveFlags) register(fs *pflag.FlagSet) {
 	fs.String("config", "", "read settings from this file: one 'flag = value' per line, # comments")
 	fs.BoolVar(&f.printCfg, "print-config", false, "print the effective settings and where each comes from, then exit")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write a Go CPU profile (pprof) of the whole run to this file")
+	fs.BoolVar(&f.keepSysmon, "keep-sysmon-awake", true, "keep the Go runtime's sysmon thread out of its deep sleep: serve re-executes itself (same pid) with GODEBUG schedtrace at its largest period, unless GODEBUG already names schedtrace (docs/PERFORMANCE.md)")
 }
 
 // registerLimits defines durusbdb's own protocol limits and policies.
@@ -137,6 +139,13 @@ func serveCommand() *command {
 			}
 			if f.stop {
 				return stopServer(ctx, cio, f, cfg.Listen)
+			}
+			if f.keepSysmon && cio.reexec != nil {
+				if env, changed := sysmon.Environ(cio.environ); changed {
+					// Before anything is opened: the new image starts over
+					// with the same arguments and files.
+					return cio.reexec(env)
+				}
 			}
 			if f.file != "" {
 				return &usageError{"--file names a Durus file; durusbdb serves a database directory: import the file with 'durusbdb migrate' and use --dir"}

@@ -29,6 +29,7 @@ import (
 
 	// Limits glibc malloc arenas at start (the storage libraries' memory).
 	_ "github.com/durusbdb/durusbdb/cgo/malloc"
+	"github.com/durusbdb/durusbdb/internal/sysmon"
 	"github.com/spf13/pflag"
 )
 
@@ -61,6 +62,10 @@ type cmdIO struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
 	environ        []string // KEY=value pairs; DURUSBDB_* set unset flags
+	// reexec replaces the process with the same program run with env
+	// (serve's --keep-sysmon-awake); nil in tests that run commands in
+	// the test process, where serve runs as it is.
+	reexec func(env []string) error
 	// argv is the subcommand's command line without its name, and src
 	// where each flag's value came from (both filled before run).
 	argv []string
@@ -120,7 +125,7 @@ func commands() []*command {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, cmdIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ()}, os.Args[1:]))
+	os.Exit(run(ctx, cmdIO{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, environ: os.Environ(), reexec: sysmon.Exec}, os.Args[1:]))
 }
 
 // run runs the command line args and maps its error to an exit code.
