@@ -143,8 +143,10 @@ func serveCommand() *command {
 			if f.keepSysmon && cio.reexec != nil {
 				if env, changed := sysmon.Environ(cio.environ); changed {
 					// Before anything is opened: the new image starts over
-					// with the same arguments and files.
-					return cio.reexec(env)
+					// with the same arguments and streams. It returns only
+					// on failure, and serving goes on without.
+					err := cio.reexec(env)
+					fmt.Fprintf(cio.stderr, "durusbdb serve: %v; serving with sysmon as it is\n", err)
 				}
 			}
 			if f.file != "" {

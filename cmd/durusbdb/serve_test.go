@@ -3,13 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/sysmon"
 	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/wire"
 )
@@ -17,6 +20,7 @@ import (
 // TestServeCommandInProcess runs `durusbdb serve` in this process (flags
 // mapped to service.Serve): it creates the missing directory, serves a
 // commit and a load, and stops cleanly with exit 0 when its context ends.
+// Its re-execution to keep sysmon awake fails here, and serving goes on.
 func TestServeCommandInProcess(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "missing", "db")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -24,8 +28,13 @@ func TestServeCommandInProcess(t *testing.T) {
 	var out bytes.Buffer
 	logs := &testlog.Buffer{}
 	code := make(chan int, 1)
+	reexecEnv := make(chan []string, 1)
+	reexec := func(env []string) error {
+		reexecEnv <- env
+		return errors.New("re-execution refused by the test")
+	}
 	go func() {
-		code <- run(ctx, cmdIO{stdin: strings.NewReader(""), stdout: &out, stderr: logs},
+		code <- run(ctx, cmdIO{stdin: strings.NewReader(""), stdout: &out, stderr: logs, reexec: reexec},
 			[]string{"serve", "--dir", dir, "--create", "--port", "0", "--logginglevel", "20"})
 	}()
 	serving := regexp.MustCompile(`msg=serving address=(\S+)`)
@@ -42,6 +51,17 @@ func TestServeCommandInProcess(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatalf("serve did not start:\n%s", logs)
 		}
+	}
+	select {
+	case env := <-reexecEnv:
+		if !slices.Contains(env, "GODEBUG="+sysmon.Setting) {
+			t.Fatalf("serve re-executed with %q, want GODEBUG=%s in it", env, sysmon.Setting)
+		}
+	default:
+		t.Fatalf("serve did not try to re-execute itself:\n%s", logs)
+	}
+	if !strings.Contains(logs.String(), "re-execution refused by the test; serving with sysmon as it is") {
+		t.Fatalf("the failed re-execution was not reported:\n%s", logs)
 	}
 	c, err := wire.Dial(addr, 10*time.Second)
 	if err != nil {

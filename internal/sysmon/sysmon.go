@@ -18,12 +18,12 @@
 // longer than that, and one more per 24.8 days.
 //
 // GODEBUG is read once when the runtime starts, so a process that wants the
-// setting re-executes itself with it (Exec): same pid, same open files.
+// setting re-executes itself with it (Exec): same pid, arguments and
+// standard streams (Go opens every other file close-on-exec).
 // docs/PERFORMANCE.md has the A/B figures.
 package sysmon
 
 import (
-	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -101,9 +101,5 @@ func Exec(env []string) error {
 			return fmt.Errorf("sysmon: re-execute: %w", err)
 		}
 	}
-	err := syscall.Exec(exe, os.Args, env)
-	if errors.Is(err, syscall.ENOSYS) {
-		return fmt.Errorf("sysmon: re-execute %s: not supported here: %w", exe, err)
-	}
-	return fmt.Errorf("sysmon: re-execute %s: %w", exe, err)
+	return fmt.Errorf("sysmon: re-execute %s: %w", exe, syscall.Exec(exe, os.Args, env))
 }
