@@ -12,7 +12,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -58,15 +57,15 @@ type server struct {
 func startServer(t *testing.T, dir, kind string, extra ...string) *server {
 	t.Helper()
 	bin := durusbdbBin(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	// --port 0: the server binds a port of its own choosing and names it
+	// in its log, so no other process can take it first.
+	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", "0", "--cache-size", "16MiB"}, extra...)
+	s := &server{Process: proc.StartT(t, proc.Options{}, args...)}
+	addr, err := s.ServingAddr(30 * time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind, "--host", "127.0.0.1", "--port", port, "--cache-size", "16MiB"}, extra...)
-	s := &server{Process: proc.StartT(t, proc.Options{}, args...), addr: addr}
+	s.addr = addr
 	if err := s.WaitReady(addr, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}

@@ -106,12 +106,13 @@ type Options struct {
 
 // Process is one started process.
 type Process struct {
-	argv    []string
-	cmd     *exec.Cmd
-	started time.Time
-	logPath string
-	done    chan struct{}
-	err     error // valid after done
+	argv     []string
+	cmd      *exec.Cmd
+	started  time.Time
+	logPath  string
+	logStart int64 // size of the log when the process started: its own lines follow
+	done     chan struct{}
+	err      error // valid after done
 }
 
 // Start runs argv with its output appended to opts.LogPath; it does not
@@ -125,6 +126,10 @@ func Start(opts Options, argv ...string) (*Process, error) {
 		return nil, fmt.Errorf("proc: start %s: %w", argv[0], err)
 	}
 	defer lf.Close()
+	var logStart int64
+	if fi, err := lf.Stat(); err == nil {
+		logStart = fi.Size()
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	if opts.Stdout != nil {
@@ -136,7 +141,7 @@ func Start(opts Options, argv ...string) (*Process, error) {
 	if opts.Env != nil {
 		cmd.Env = append(os.Environ(), opts.Env...)
 	}
-	p := &Process{argv: argv, cmd: cmd, logPath: opts.LogPath, done: make(chan struct{}), started: time.Now()}
+	p := &Process{argv: argv, cmd: cmd, logPath: opts.LogPath, logStart: logStart, done: make(chan struct{}), started: time.Now()}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("proc: start %s: %w", strings.Join(argv, " "), err)
 	}
@@ -259,6 +264,52 @@ func (p *Process) WaitReady(addr string, timeout time.Duration) error {
 		c.NetConn().Close()
 		return true
 	})
+}
+
+// servingKey starts the address field of the line a server logs once its
+// Durus listener is bound (server.Serve: msg=serving address=HOST:PORT).
+const servingKey = "msg=serving address="
+
+// ServingAddr waits until this process has logged that it serves and
+// returns the address it named. A server started with --port 0 binds a
+// port of its own choosing, so no other process can take that port
+// between its choice and the bind, as one can when a test picks a free
+// port and passes it on. Only the lines this process wrote count (a log
+// appended by earlier processes is skipped). It fails as WaitUntil does.
+func (p *Process) ServingAddr(timeout time.Duration) (string, error) {
+	var addr string
+	err := p.WaitUntil(timeout, "log its serving address", func() bool {
+		addr = servingAddr(p.ownLog())
+		return addr != ""
+	})
+	return addr, err
+}
+
+// ownLog returns what this process has written to its log so far.
+func (p *Process) ownLog() []byte {
+	b, _ := os.ReadFile(p.logPath)
+	if int64(len(b)) < p.logStart {
+		return nil
+	}
+	return b[p.logStart:]
+}
+
+// servingAddr returns the address of the first complete serving line of
+// log, or "".
+func servingAddr(log []byte) string {
+	i := bytes.Index(log, []byte(servingKey))
+	if i < 0 {
+		return ""
+	}
+	rest := log[i+len(servingKey):]
+	end := bytes.IndexByte(rest, '\n')
+	if end < 0 {
+		return "" // the line is still being written
+	}
+	if sp := bytes.IndexByte(rest[:end], ' '); sp >= 0 {
+		end = sp
+	}
+	return string(rest[:end])
 }
 
 // WaitUntil polls cond until it holds, as WaitReady does for a port: an

@@ -42,6 +42,7 @@ func child(sock string) int {
 		return 1
 	}
 	fmt.Println("child: serving")
+	fmt.Printf("time=now level=INFO msg=serving address=%s readonly=false\n", sock)
 	quit := make(chan struct{})
 	go func() {
 		for {
@@ -69,13 +70,58 @@ func child(sock string) int {
 // startChild runs this test binary as a child server on a fresh socket.
 func startChild(t *testing.T, env ...string) (*Process, string) {
 	t.Helper()
+	return startChildLog(t, "", env...)
+}
+
+// startChildLog is startChild with its output appended to logPath ("": a
+// fresh log).
+func startChildLog(t *testing.T, logPath string, env ...string) (*Process, string) {
+	t.Helper()
 	sock := filepath.Join(t.TempDir(), "s")
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := StartT(t, Options{Env: append(env, childEnv+"="+sock)}, exe)
+	p := StartT(t, Options{LogPath: logPath, Env: append(env, childEnv+"="+sock)}, exe)
 	return p, sock
+}
+
+// TestServingAddr: ServingAddr returns the address of the process's own
+// serving line, not one an earlier process appended to the same log, and
+// fails at once, with ErrExited, for a process that ends before serving.
+func TestServingAddr(t *testing.T) {
+	logPath := filepath.Join(t.TempDir(), "shared.log")
+	p1, sock1 := startChildLog(t, logPath)
+	if addr, err := p1.ServingAddr(30 * time.Second); err != nil || addr != sock1 {
+		t.Fatalf("first child: ServingAddr %q, %v; want %q", addr, err, sock1)
+	}
+	if err := p1.Quit(sock1, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	p2, sock2 := startChildLog(t, logPath)
+	if addr, err := p2.ServingAddr(30 * time.Second); err != nil || addr != sock2 {
+		t.Fatalf("second child on the same log: ServingAddr %q, %v; want its own %q, not %q", addr, err, sock2, sock1)
+	}
+	p3, _ := startChildLog(t, logPath, "PROC_TEST_CHILD_FAIL=1")
+	if _, err := p3.ServingAddr(time.Minute); !errors.Is(err, ErrExited) {
+		t.Fatalf("a child that fails at start-up: %v, want ErrExited", err)
+	}
+}
+
+// TestServingAddrLine: the address ends at the next field or the end of
+// its line; a line not yet ended does not count.
+func TestServingAddrLine(t *testing.T) {
+	for _, c := range []struct{ log, want string }{
+		{"x\ntime=t level=INFO msg=serving address=127.0.0.1:4242 readonly=false tls=false\n", "127.0.0.1:4242"},
+		{"msg=serving address=[::1]:1\n", "[::1]:1"},
+		{"msg=serving address=127.0.0.1:42", ""},
+		{"msg=\"durusbdb serve\" address=127.0.0.1:0\n", ""},
+		{"", ""},
+	} {
+		if got := servingAddr([]byte(c.log)); got != c.want {
+			t.Errorf("servingAddr(%q) = %q, want %q", c.log, got, c.want)
+		}
+	}
 }
 
 // TestQuit: WaitReady sees the socket, Quit stops the child with status 0,
@@ -91,7 +137,7 @@ func TestQuit(t *testing.T) {
 	if !p.Exited() || p.Err() != nil {
 		t.Fatalf("after Quit: exited %v, err %v", p.Exited(), p.Err())
 	}
-	if got := p.LogTail(1); got != "child: serving" {
+	if got := p.LogTail(2); !strings.HasPrefix(got, "child: serving\n") {
 		t.Fatalf("LogTail(1) = %q", got)
 	}
 }

@@ -16,7 +16,6 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -140,30 +139,30 @@ type server struct {
 }
 
 // launch starts a server process, its output appended to logPath, without
-// waiting for it to listen; it is killed at cleanup if still running.
+// waiting for it to listen; it is killed at cleanup if still running. The
+// server picks its own port (--port 0): its address is known once it
+// serves (start).
 func launch(t *testing.T, bin, dir, kind string, w workload, logPath string) *server {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	_, port, _ := net.SplitHostPort(addr)
 	args := append([]string{bin, "serve", "--dir", dir, "--create", "--backend", kind,
-		"--host", "127.0.0.1", "--port", port}, w.serveArgs...)
+		"--host", "127.0.0.1", "--port", "0"}, w.serveArgs...)
 	p, err := proc.Start(proc.Options{LogPath: logPath}, args...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { p.Kill(30 * time.Second) })
-	return &server{Process: p, addr: addr}
+	return &server{Process: p}
 }
 
 // start launches a server and waits until it accepts connections.
 func start(t *testing.T, bin, dir, kind string, w workload, logPath string) *server {
 	t.Helper()
 	s := launch(t, bin, dir, kind, w, logPath)
+	addr, err := s.ServingAddr(60 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.addr = addr
 	if err := s.WaitReady(s.addr, 60*time.Second); err != nil {
 		t.Fatal(err)
 	}
