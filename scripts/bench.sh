@@ -21,6 +21,8 @@
 #   BENCH_PROFILE=1               serve bdb under bench/suite/profserve and
 #                                 write CPU profiles (+ pprof -top) to the work dir
 #   BENCH_KEEP=1                  keep the work directory (logs, profiles)
+#   BENCH_CLIENT_SYSMON=park      leave the load generator's Go runtime as it
+#                                 starts (default: its sysmon kept awake)
 #   DURUSBDB_PYTHON=PATH          Python with Durus 4.3 (default: $VENV/bin/python,
 #                                 VENV defaulting to the repository's .venv)
 #

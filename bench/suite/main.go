@@ -19,6 +19,9 @@
 //	BENCH_SECTIONS  comma list of ceil,servers,gc,stall,repl,open,migrate (default all)
 //	BENCH_PROFILE   1: run the bdb server under bench/suite/profserve and
 //	                write CPU profiles and their top functions to the work dir
+//	BENCH_CLIENT_SYSMON  park: leave the driver's (the load generator's) Go
+//	                runtime as it starts; by default it re-executes itself
+//	                with sysmon kept awake (sysmon.go)
 //
 // and binaries and the size of the collector-stall database (-gc-objects)
 // from flags. Every server process is ended on every exit
@@ -55,6 +58,8 @@ type suite struct {
 	sections map[string]bool
 	profile  bool
 	check    bool // fail unless every expected figure was produced
+
+	clientSysmonAwake bool // the in-process load generator's sysmon never parks (sysmon.go)
 
 	durusbdb, trivial, commitc, profserve string
 	python, durus                         string
@@ -93,11 +98,16 @@ func main() {
 	flag.Uint64Var(&s.gcObjects, "gc-objects", 0, "objects of the database the commit-latency-during-collection figures use (0: by scale, 1M full, 100k short, 2k smoke)")
 	flag.BoolVar(&s.check, "check", false, "exit 1 unless every expected figure was produced (smoke test)")
 	flag.Parse()
+	childEnv, awake, err := keepSysmonAwake()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "suite: the load generator's sysmon is not kept awake:", err)
+	}
+	s.clientSysmonAwake = awake
 	if err := s.configure(); err != nil {
 		fmt.Fprintln(os.Stderr, "suite:", err)
 		os.Exit(2)
 	}
-	s.ps = newProcs(pidFile)
+	s.ps = newProcs(pidFile, childEnv)
 	// End the servers on SIGINT/SIGTERM too.
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
@@ -107,7 +117,7 @@ func main() {
 		s.ps.stopAll()
 		os.Exit(130)
 	}()
-	err := s.run()
+	err = s.run()
 	s.ps.stopAll()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "suite:", err)

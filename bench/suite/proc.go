@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,6 +25,7 @@ type procs struct {
 	mu      sync.Mutex
 	live    map[int]*proc
 	pidFile string
+	env     []string // added to every child's environment (keepSysmonAwake)
 }
 
 // proc is one started process, named for messages.
@@ -32,8 +34,8 @@ type proc struct {
 	name string
 }
 
-func newProcs(pidFile string) *procs {
-	return &procs{live: map[int]*proc{}, pidFile: pidFile}
+func newProcs(pidFile string, env []string) *procs {
+	return &procs{live: map[int]*proc{}, pidFile: pidFile, env: env}
 }
 
 // start runs argv with stdout and stderr appended to logPath.
@@ -41,7 +43,7 @@ func (ps *procs) start(name, logPath string, env []string, argv ...string) (*pro
 	if err := logHeader(logPath, argv); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
-	return ps.launch(name, harness.Options{LogPath: logPath, Env: env}, argv)
+	return ps.launch(name, harness.Options{LogPath: logPath, Env: append(slices.Clone(ps.env), env...)}, argv)
 }
 
 // logHeader appends to logPath a line naming argv.
@@ -190,7 +192,7 @@ func (ps *procs) runCmd(timeout time.Duration, logPath string, argv ...string) (
 		return "", 0, err
 	}
 	var out strings.Builder
-	p, err := ps.launch(filepath.Base(argv[0]), harness.Options{LogPath: logPath, Stdout: &out}, argv)
+	p, err := ps.launch(filepath.Base(argv[0]), harness.Options{LogPath: logPath, Stdout: &out, Env: ps.env}, argv)
 	if err != nil {
 		return "", 0, fmt.Errorf("%s: %w", strings.Join(argv, " "), err)
 	}
