@@ -56,14 +56,7 @@ func sysmonPlan(env []string) (execEnv, childEnv []string) {
 	if !changed {
 		return nil, nil
 	}
-	orig := ""
-	for _, kv := range env {
-		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
-			orig = v
-			break
-		}
-	}
-	return append(awake, origGODEBUGEnv+"="+orig), nil
+	return append(awake, origGODEBUGEnv+"="+sysmon.GODEBUG(env)), nil
 }
 
 // clientSysmonNote is the machine description's words on the load

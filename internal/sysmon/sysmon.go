@@ -66,20 +66,24 @@ func Environ(env []string) ([]string, bool) {
 	return out, true
 }
 
+// GODEBUG returns the value of env's first GODEBUG entry, the one the
+// runtime reads ("" when there is none).
+func GODEBUG(env []string) string {
+	for _, kv := range env {
+		if val, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			return val
+		}
+	}
+	return ""
+}
+
 // schedtrace returns the schedtrace value of env's (first) GODEBUG and
 // whether it names one.
 func schedtrace(env []string) (string, bool) {
-	for _, kv := range env {
-		val, ok := strings.CutPrefix(kv, "GODEBUG=")
-		if !ok {
-			continue
+	for _, item := range strings.Split(GODEBUG(env), ",") {
+		if k, v, _ := strings.Cut(item, "="); strings.TrimSpace(k) == "schedtrace" {
+			return v, true
 		}
-		for _, item := range strings.Split(val, ",") {
-			if k, v, _ := strings.Cut(item, "="); strings.TrimSpace(k) == "schedtrace" {
-				return v, true
-			}
-		}
-		return "", false
 	}
 	return "", false
 }
