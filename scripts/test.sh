@@ -30,13 +30,16 @@ printf 'default:\nbdb: -tags bdb\n' | bin/staticcheck -matrix ./...
 
 step "build without libdb (default tags): no libdb in the binary"
 go build -o bin/durusbdb-noBDB ./cmd/durusbdb
-if ldd bin/durusbdb-noBDB | grep -q libdb; then echo "default build links libdb"; exit 1; fi
-# (Read whole first: grep -q closes the pipe at its match, and a later line
-# would then end the writer with SIGPIPE under pipefail.)
+# (Every output is read whole first: grep -q closes the pipe at its match,
+# and a later line would then end the writer with SIGPIPE under pipefail,
+# failing a check that held.)
+libs=$(ldd bin/durusbdb-noBDB)
+if grep -q libdb <<<"$libs"; then echo "default build links libdb"; exit 1; fi
 version=$(bin/durusbdb-noBDB version)
 grep -q 'backends: leveldb$\|backends: leveldb ' <<<"$version" || { echo "$version"; exit 1; }
 go build -tags bdb -o bin/durusbdb ./cmd/durusbdb
-ldd bin/durusbdb | grep -q libdb-5.3 || { echo "bdb build does not link libdb-5.3"; exit 1; }
+libs=$(ldd bin/durusbdb)
+grep -q libdb-5.3 <<<"$libs" || { echo "bdb build does not link libdb-5.3:"; echo "$libs"; exit 1; }
 bin/durusbdb version
 
 step "go test -race (LevelDB only)"
