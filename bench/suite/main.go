@@ -59,8 +59,6 @@ type suite struct {
 	profile  bool
 	check    bool // fail unless every expected figure was produced
 
-	clientSysmonAwake bool // the in-process load generator's sysmon never parks (sysmon.go)
-
 	durusbdb, trivial, commitc, profserve string
 	python, durus                         string
 	backends                              []string
@@ -98,11 +96,10 @@ func main() {
 	flag.Uint64Var(&s.gcObjects, "gc-objects", 0, "objects of the database the commit-latency-during-collection figures use (0: by scale, 1M full, 100k short, 2k smoke)")
 	flag.BoolVar(&s.check, "check", false, "exit 1 unless every expected figure was produced (smoke test)")
 	flag.Parse()
-	childEnv, awake, err := keepSysmonAwake()
+	childEnv, err := keepSysmonAwake()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "suite: the load generator's sysmon is not kept awake:", err)
 	}
-	s.clientSysmonAwake = awake
 	if err := s.configure(); err != nil {
 		fmt.Fprintln(os.Stderr, "suite:", err)
 		os.Exit(2)

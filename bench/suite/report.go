@@ -482,7 +482,7 @@ func (m machine) describe(s *suite) string {
 	fmt.Fprintf(&b, "- scale %s: %v measured per figure after %v warm-up; servers' cache %d MiB; durusbdb durability sync, "+
 		"collector idle (gc-grace 24h) except in the GC rows; load generator in the driver process on the same machine%s; "+
 		"ceilings measured first and last, the higher figure kept\n",
-		s.scale, s.dur, s.warm, s.cacheSize>>20, clientSysmonNote(s.clientSysmonAwake))
+		s.scale, s.dur, s.warm, s.cacheSize>>20, clientSysmonNote())
 	if m.migrateMB > 0 {
 		fmt.Fprintf(&b, "- migrate source: generated Shelf file of %.0f MB\n", m.migrateMB)
 	}

@@ -26,15 +26,15 @@ const clientSysmonEnv = "BENCH_CLIENT_SYSMON"
 
 // keepSysmonAwake re-executes the suite with sysmon kept awake unless
 // sysmonPlan says otherwise. It returns the environment entries every
-// child process gets and whether the client's sysmon is kept awake; an
-// error only when the re-execution failed (the suite then goes on as it
-// is).
-func keepSysmonAwake() (childEnv []string, awake bool, err error) {
+// child process gets; an error only when the re-execution failed (the
+// suite then goes on as it is). sysmon.Active tells afterwards whether
+// the client's sysmon is kept awake.
+func keepSysmonAwake() (childEnv []string, err error) {
 	execEnv, childEnv := sysmonPlan(os.Environ())
 	if execEnv == nil {
-		return childEnv, sysmon.Active(), nil
+		return childEnv, nil
 	}
-	return nil, false, sysmon.Exec(execEnv)
+	return nil, sysmon.Exec(execEnv)
 }
 
 // sysmonPlan decides from the suite's environment env: a non-nil execEnv
@@ -60,9 +60,9 @@ func sysmonPlan(env []string) (execEnv, childEnv []string) {
 }
 
 // clientSysmonNote is the machine description's words on the load
-// generator's runtime.
-func clientSysmonNote(awake bool) string {
-	if awake {
+// generator's runtime (this process's).
+func clientSysmonNote() string {
+	if sysmon.Active() {
 		return ", its Go runtime's sysmon kept awake as serve's is"
 	}
 	return ", its Go runtime's sysmon free to park (BENCH_CLIENT_SYSMON=park or the re-execution failed)"
