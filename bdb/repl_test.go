@@ -129,10 +129,17 @@ func (p *siteProc) kill() {
 	}
 }
 
-// signal sends sig to the site.
+// signal sends sig to the site; for SIGSTOP it returns once every thread
+// of the site is stopped (proc.Freeze).
 func (p *siteProc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
+	var err error
+	if sig == syscall.SIGSTOP {
+		err = proc.Freeze(p.cmd.Process.Pid, 10*time.Second)
+	} else {
+		err = p.cmd.Process.Signal(sig)
+	}
+	if err != nil {
 		p.t.Fatal(err)
 	}
 }

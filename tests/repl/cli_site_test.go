@@ -120,8 +120,17 @@ func (s *cliSite) logSince(off int64) string {
 	return string(b[off:])
 }
 
-// signal sends sig to the site's process.
-func (s *cliSite) signal(sig syscall.Signal) { _ = s.p.Signal(sig) }
+// signal sends sig to the site's process; for SIGSTOP it returns once
+// every thread of it is stopped (proc.Freeze).
+func (s *cliSite) signal(sig syscall.Signal) {
+	if sig != syscall.SIGSTOP {
+		_ = s.p.Signal(sig)
+		return
+	}
+	if err := s.p.Freeze(10 * time.Second); err != nil {
+		s.t.Errorf("%s: %v", s.name, err)
+	}
+}
 
 // role is the site's role from /role ("" if it does not answer).
 func (s *cliSite) role() string {

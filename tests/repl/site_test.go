@@ -284,8 +284,17 @@ func (s *site) stop() {
 	}
 }
 
-// signal sends sig to the site.
-func (s *site) signal(sig syscall.Signal) { _ = s.cmd.Process.Signal(sig) }
+// signal sends sig to the site; for SIGSTOP it returns once every thread
+// of the site is stopped (proc.Freeze).
+func (s *site) signal(sig syscall.Signal) {
+	if sig != syscall.SIGSTOP {
+		_ = s.cmd.Process.Signal(sig)
+		return
+	}
+	if err := proc.Freeze(s.cmd.Process.Pid, 10*time.Second); err != nil {
+		s.t.Errorf("%s: %v", s.name, err)
+	}
+}
 
 // restart starts the site again on its directory, without Init.
 func (s *site) restart(t testing.TB) *site {
