@@ -188,6 +188,8 @@ type replState struct {
 	ackPolicy  atomic.Int32 // the policy set last (tuneAcks), 0 before
 	members    atomic.Int32 // the membership libdb counted at the last tuneAcks, 0 before
 
+	ackFlushHook func() error // tests only: replaces flushDuringAcks's log flush
+
 	quit     chan struct{} // closed by stop: ends poll
 	pollDone chan struct{} // closed when poll returns
 
@@ -747,6 +749,7 @@ func (e *Env) commitTxn(lt *libdb.Txn, flags uint32, token *[libdb.TokenSize]byt
 	}
 	if e.repl != nil {
 		e.repl.tuneAcks()
+		e.flushDuringAcks(flags)
 	}
 	pf, err := lt.CommitRep(flags, token)
 	if err != nil {

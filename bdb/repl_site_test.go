@@ -150,6 +150,15 @@ func (s *site) command(f []string) string {
 			return "timeout"
 		}
 		return s.reply(err)
+	case "putbg": // putbg K V: commit in the background, answer "started" now and "bgput RESULT" when done
+		go func() { s.println("bgput " + s.reply(s.put(f[1], f[2]))) }()
+		return "started"
+	case "logstat": // the log's end and how far it is synced: "logstat ENDFILE ENDOFF SYNCFILE SYNCOFF"
+		st, err := s.env.Stats()
+		if err != nil {
+			return s.reply(err)
+		}
+		return fmt.Sprintf("logstat %d %d %d %d", st.Log.CurFile, st.Log.CurOffset, st.Log.DiskFile, st.Log.DiskOffset)
 	case "remove":
 		return s.reply(s.env.RemoveSite(f[1]))
 	case "get":

@@ -36,6 +36,7 @@ type siteProc struct {
 	cmd   *exec.Cmd
 	stdin io.WriteCloser
 	lines chan string // replies (acks go to acked)
+	bg    chan string // results of putbg ("bgput" lines)
 	dead  chan struct{}
 
 	mu         sync.Mutex
@@ -53,7 +54,7 @@ func startSite(t testing.TB, name string, cfg siteConfig) *siteProc {
 	c := proc.StartChildT(t, os.Stderr, "BDB_REPL_SITE="+string(js))
 	cmd, stdin, stdout := c.Cmd, c.Stdin, c.Stdout
 	p := &siteProc{t: t, name: name, cfg: cfg, cmd: cmd, stdin: stdin,
-		lines: make(chan string, 16), dead: make(chan struct{}), acked: map[string]int{}}
+		lines: make(chan string, 16), bg: make(chan string, 16), dead: make(chan struct{}), acked: map[string]int{}}
 	t.Cleanup(p.kill)
 	go p.read(stdout)
 	if line := p.next(60 * time.Second); line != "ready" {
@@ -75,6 +76,10 @@ func (p *siteProc) read(r io.Reader) {
 			p.mu.Lock()
 			p.acked[g] = max(p.acked[g], i+1)
 			p.mu.Unlock()
+			continue
+		}
+		if rest, ok := strings.CutPrefix(line, "bgput "); ok {
+			p.bg <- rest
 			continue
 		}
 		if strings.HasPrefix(line, "stormerr ") {
@@ -240,18 +245,27 @@ func TestReplGroup(t *testing.T) {
 	}
 }
 
-// TestReplPermFailed stops both replicas: the master's commit is applied
-// locally but acknowledged by nobody, and Commit returns ErrPermFailed
-// instead of success.
-func TestReplPermFailed(t *testing.T) {
-	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = 300 * time.Millisecond })
-	m := sites[0]
-	if got := m.do("put before v"); got != "ok" {
+// replicasStopped starts a group of three sites with the given ack
+// timeout, commits once with every site running, then stops (SIGSTOP)
+// both replicas; sites[0] is the master.
+func replicasStopped(t *testing.T, ackTimeout time.Duration) []*siteProc {
+	t.Helper()
+	sites := startGroup(t, 3, func(c *siteConfig) { c.AckTimeout = ackTimeout })
+	if got := sites[0].do("put before v"); got != "ok" {
 		t.Fatalf("put with replicas running: %s", got)
 	}
 	for _, s := range sites[1:] {
 		s.signal(syscall.SIGSTOP)
 	}
+	return sites
+}
+
+// TestReplPermFailed stops both replicas: the master's commit is applied
+// locally but acknowledged by nobody, and Commit returns ErrPermFailed
+// instead of success.
+func TestReplPermFailed(t *testing.T) {
+	sites := replicasStopped(t, 300*time.Millisecond)
+	m := sites[0]
 	got := m.do("put lonely v")
 	for _, s := range sites[1:] {
 		s.signal(syscall.SIGCONT)
@@ -267,6 +281,74 @@ func TestReplPermFailed(t *testing.T) {
 		mm := master(t, sites)
 		return mm != nil && mm.do("put after v") == "ok"
 	})
+}
+
+// logLSNs returns a site's log end and how far its log is known synced
+// (DB_LOG_STAT's st_cur_* and st_disk_*).
+func (p *siteProc) logLSNs() (end, synced [2]uint64) {
+	p.t.Helper()
+	f := strings.Fields(p.do("logstat"))
+	if len(f) != 5 {
+		p.t.Fatalf("site %s: logstat: %q", p.name, f)
+	}
+	var n [4]uint64
+	for i := range n {
+		v, err := strconv.ParseUint(f[i+1], 10, 32)
+		if err != nil {
+			p.t.Fatalf("site %s: logstat: %q", p.name, f)
+		}
+		n[i] = v
+	}
+	return [2]uint64{n[0], n[1]}, [2]uint64{n[2], n[3]}
+}
+
+// lsnBefore reports whether LSN a is before b.
+func lsnBefore(a, b [2]uint64) bool { return a[0] < b[0] || a[0] == b[0] && a[1] < b[1] }
+
+// TestReplFlushDuringAcks: a master's durable commit has its own log
+// flushed while it still waits for the replicas' acknowledgement (both
+// replicas stopped, a 4 s ack timeout): the log is synced past where it
+// ended before the commit. libdb alone flushes only after the wait
+// (bdb/ackflush.go).
+func TestReplFlushDuringAcks(t *testing.T) {
+	sites := replicasStopped(t, 4*time.Second)
+	m := sites[0]
+	end0, synced0 := m.logLSNs()
+	if lsnBefore(end0, synced0) {
+		t.Fatalf("log synced to %v, beyond its end %v", synced0, end0)
+	}
+	start := time.Now()
+	if got := m.do("putbg waiting v"); got != "started" {
+		t.Fatalf("putbg: %s", got)
+	}
+	var synced [2]uint64
+	flushed := false
+	for time.Since(start) < 2*time.Second {
+		if _, synced = m.logLSNs(); lsnBefore(end0, synced) {
+			flushed = true
+			break
+		}
+		select {
+		case r := <-m.bg:
+			t.Fatalf("the commit returned (%s) after %v with both replicas stopped and a 4 s ack timeout", r, time.Since(start))
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	waited := time.Since(start)
+	for _, s := range sites[1:] {
+		s.signal(syscall.SIGCONT)
+	}
+	select {
+	case r := <-m.bg:
+		if r != "ok" && r != "permfailed" {
+			t.Fatalf("the commit: %s", r)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the commit did not return within 30 s of SIGCONT")
+	}
+	if !flushed {
+		t.Fatalf("during the acknowledgement wait (%v) the log stayed synced to %v, before the commit's records (log end %v before it)", waited, synced, end0)
+	}
 }
 
 // TestReplPermFailedWhileJoining: a group configured for three sites of

@@ -1,0 +1,63 @@
+//go:build bdb
+
+package bdb
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/internal/freeport"
+	"github.com/durusbdb/durusbdb/internal/testwait"
+	"github.com/durusbdb/durusbdb/kv"
+)
+
+// TestAckFlushFailurePanics: when the flush run during a replicated
+// commit's acknowledgement wait fails, the environment is put in panic
+// state, so that no later flush can report the log durable (a retried
+// fsync may succeed after pages were dropped): the next commit fails
+// with ErrRunRecovery. A DB_TXN_NOSYNC commit starts no such flush.
+func TestAckFlushFailurePanics(t *testing.T) {
+	e, err := OpenEnv(t.TempDir(), EnvOptions{CacheSize: 8 << 20, Repl: &ReplOptions{Listen: freeport.T(t, 1)[0], Init: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := e.WaitRepl(ctx, func(s ReplStatus) bool { return s.Role == RoleMaster }); err != nil {
+		t.Fatal(err)
+	}
+	d, err := e.OpenDBReplicated(ctx, "data", DBOptions{Create: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int32
+	injected := errors.New("injected fsync failure")
+	e.repl.ackFlushHook = func() error { calls.Add(1); return injected }
+	put := func(key string, dur kv.Durability) error {
+		tx, err := e.Begin(TxnOptions{})
+		if err != nil {
+			return err
+		}
+		if err := d.Put(tx, []byte(key), []byte("v")); err != nil {
+			tx.Abort()
+			return err
+		}
+		return tx.Commit(dur)
+	}
+	if err := put("nosync", kv.NoSync); err != nil {
+		t.Fatalf("NoSync commit: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("a NoSync commit started %d flushes", n)
+	}
+	_ = put("first", kv.WriteNoSync) // its own outcome races the flush's failure
+	testwait.Within(t, 10*time.Second, "the flush during the WriteNoSync commit", func() bool { return calls.Load() >= 1 })
+	testwait.Within(t, 10*time.Second, "a commit failing with ErrRunRecovery", func() bool {
+		return errors.Is(put("after", kv.Sync), ErrRunRecovery)
+	})
+}
