@@ -134,6 +134,8 @@ func (s *site) command(f []string) string {
 		return "master " + a
 	case "put":
 		return s.reply(s.put(f[1], f[2]))
+	case "putnosync": // putnosync K V: commit with DB_TXN_NOSYNC
+		return s.reply(s.putDur(f[1], f[2], kv.NoSync))
 	case "puttoken": // puttoken K V: commit, answer "token HEX"
 		tok, err := s.putToken(f[1], f[2])
 		if err != nil {
@@ -226,7 +228,10 @@ func (s *site) drop(err error) {
 }
 
 // put commits key=value durably in its own transaction.
-func (s *site) put(key, value string) error {
+func (s *site) put(key, value string) error { return s.putDur(key, value, kv.Sync) }
+
+// putDur commits key=value with durability dur.
+func (s *site) putDur(key, value string, dur kv.Durability) error {
 	d, err := s.handle()
 	if err != nil {
 		return err
@@ -240,7 +245,7 @@ func (s *site) put(key, value string) error {
 		s.drop(err)
 		return err
 	}
-	err = tx.Commit(kv.Sync)
+	err = tx.Commit(dur)
 	s.drop(err)
 	return err
 }

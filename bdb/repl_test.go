@@ -260,6 +260,24 @@ func replicasStopped(t *testing.T, ackTimeout time.Duration) []*siteProc {
 	return sites
 }
 
+// TestReplNoSyncCommitWaits: a DB_TXN_NOSYNC commit on a master waits for
+// the replicas' acknowledgement and reports PERM_FAILED as a durable one
+// does (log_put marks every commit record permanent, whatever its sync
+// flag), so a kv.NoSync transaction of a replicated DB (the collector's
+// batches) is no more lost in a failover than the apply runs.
+func TestReplNoSyncCommitWaits(t *testing.T) {
+	sites := replicasStopped(t, 300*time.Millisecond)
+	start := time.Now()
+	got := sites[0].do("putnosync lonely v")
+	waited := time.Since(start)
+	for _, s := range sites[1:] {
+		s.signal(syscall.SIGCONT)
+	}
+	if got != "permfailed" || waited < 250*time.Millisecond {
+		t.Fatalf("NoSync commit with both replicas stopped: %s after %v, want permfailed after the 300 ms ack timeout", got, waited)
+	}
+}
+
 // TestReplPermFailed stops both replicas: the master's commit is applied
 // locally but acknowledged by nobody, and Commit returns ErrPermFailed
 // instead of success.

@@ -441,9 +441,10 @@ func (db *DB) applyQueued() error {
 	}
 	if db.opts.Replication != nil {
 		// libdb waits for a quorum's acknowledgement (and reports
-		// PERM_FAILED) only for commits written with at least
-		// DB_TXN_WRITE_NOSYNC: a DB_TXN_NOSYNC commit returns at once,
-		// acknowledged or not (measured: tests/repl).
+		// PERM_FAILED) at every sync level (bdb's
+		// TestReplNoSyncCommitWaits); DB_TXN_WRITE_NOSYNC also hands the
+		// log buffer to the OS once acknowledged. The group flush makes
+		// the run durable here, as in sync mode.
 		mode = kv.WriteNoSync
 	}
 	db.writeMu.Lock()
