@@ -1,3 +1,5 @@
+//go:build bdb
+
 package bdb
 
 import (

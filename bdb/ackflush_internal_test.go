@@ -20,7 +20,42 @@ import (
 // fsync may succeed after pages were dropped): the next commit fails
 // with ErrRunRecovery. A DB_TXN_NOSYNC commit starts no such flush.
 func TestAckFlushFailurePanics(t *testing.T) {
-	e, err := OpenEnv(t.TempDir(), EnvOptions{CacheSize: 8 << 20, Repl: &ReplOptions{Listen: freeport.T(t, 1)[0], Init: true}})
+	put, calls := ackFlushMaster(t, false)
+	if err := put("nosync", kv.NoSync); err != nil {
+		t.Fatalf("NoSync commit: %v", err)
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("a NoSync commit started %d flushes", n)
+	}
+	_ = put("first", kv.WriteNoSync) // its own outcome races the flush's failure
+	testwait.Within(t, 10*time.Second, "the flush during the WriteNoSync commit", func() bool { return calls.Load() >= 1 })
+	testwait.Within(t, 10*time.Second, "a commit failing with ErrRunRecovery", func() bool {
+		return errors.Is(put("after", kv.Sync), ErrRunRecovery)
+	})
+}
+
+// TestAckFlushSerial: with ReplOptions.SerialFlush no flush is started
+// during a commit's acknowledgement wait.
+func TestAckFlushSerial(t *testing.T) {
+	put, calls := ackFlushMaster(t, true)
+	for _, dur := range []kv.Durability{kv.Sync, kv.WriteNoSync} {
+		if err := put("k", dur); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(50 * time.Millisecond)
+	if n := calls.Load(); n != 0 {
+		t.Fatalf("SerialFlush: %d flushes started during acknowledgement waits", n)
+	}
+}
+
+// ackFlushMaster opens a one-site group in this process with the given
+// SerialFlush, its "data" database, and a flush hook that counts its calls
+// and fails; put commits key=v with a durability.
+func ackFlushMaster(t *testing.T, serial bool) (put func(key string, dur kv.Durability) error, calls *atomic.Int32) {
+	t.Helper()
+	e, err := OpenEnv(t.TempDir(), EnvOptions{CacheSize: 8 << 20, Repl: &ReplOptions{Listen: freeport.T(t, 1)[0], Init: true, SerialFlush: serial}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +69,10 @@ func TestAckFlushFailurePanics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int32
+	calls = new(atomic.Int32)
 	injected := errors.New("injected fsync failure")
 	e.repl.ackFlushHook = func() error { calls.Add(1); return injected }
-	put := func(key string, dur kv.Durability) error {
+	put = func(key string, dur kv.Durability) error {
 		tx, err := e.Begin(TxnOptions{})
 		if err != nil {
 			return err
@@ -48,16 +83,5 @@ func TestAckFlushFailurePanics(t *testing.T) {
 		}
 		return tx.Commit(dur)
 	}
-	if err := put("nosync", kv.NoSync); err != nil {
-		t.Fatalf("NoSync commit: %v", err)
-	}
-	time.Sleep(50 * time.Millisecond)
-	if n := calls.Load(); n != 0 {
-		t.Fatalf("a NoSync commit started %d flushes", n)
-	}
-	_ = put("first", kv.WriteNoSync) // its own outcome races the flush's failure
-	testwait.Within(t, 10*time.Second, "the flush during the WriteNoSync commit", func() bool { return calls.Load() >= 1 })
-	testwait.Within(t, 10*time.Second, "a commit failing with ErrRunRecovery", func() bool {
-		return errors.Is(put("after", kv.Sync), ErrRunRecovery)
-	})
+	return put, calls
 }

@@ -110,6 +110,10 @@ type ReplOptions struct {
 	// NoTCPNoDelay leaves Nagle's algorithm on repmgr's sockets (libdb's
 	// own behaviour: ~22 commits/s); the default sets TCP_NODELAY.
 	NoTCPNoDelay bool
+	// SerialFlush leaves a master's own log flush after the replicas'
+	// acknowledgement, as libdb does, instead of during it (ackflush.go):
+	// for sites that share one disk, where the fsyncs would meet.
+	SerialFlush bool
 	// AllowTwoSites accepts a group of two sites (Peers of one): it then
 	// runs with 2SITE_STRICT off, so a partition can make two masters.
 	AllowTwoSites bool
@@ -749,7 +753,9 @@ func (e *Env) commitTxn(lt *libdb.Txn, flags uint32, token *[libdb.TokenSize]byt
 	}
 	if e.repl != nil {
 		e.repl.tuneAcks()
-		e.flushDuringAcks(flags)
+		if !e.repl.opts.SerialFlush {
+			e.flushDuringAcks(flags)
+		}
 	}
 	pf, err := lt.CommitRep(flags, token)
 	if err != nil {

@@ -24,7 +24,7 @@ func replOptions(r *kv.Replication, opts kv.Options) *ReplOptions {
 	o := &ReplOptions{
 		Listen: r.Listen, Peers: append([]string(nil), r.Peers...), Init: r.Init,
 		AckTimeout: r.AckTimeout, HeartbeatMonitor: r.HeartbeatMonitor,
-		AllowTwoSites: r.AllowTwoSites, Logger: opts.Logger,
+		AllowTwoSites: r.AllowTwoSites, SerialFlush: r.SerialFlush, Logger: opts.Logger,
 	}
 	switch {
 	case r.Priority < 0:

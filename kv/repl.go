@@ -29,6 +29,10 @@ type Replication struct {
 	// AllowTwoSites accepts a group of fewer than three electable sites
 	// (no safe failover: see docs/REPLICATION.md).
 	AllowTwoSites bool
+	// SerialFlush flushes the master's log only after the replicas have
+	// acknowledged a commit, instead of while they do (bdb: for sites
+	// that share one disk).
+	SerialFlush bool
 	// DurusAddr is this site's Durus address (host:port clients and other
 	// sites reach), published to the group in replicated meta so that a
 	// replica can forward commits to the master and /role can name it.

@@ -349,7 +349,9 @@ func (g *replGroup) start(st *replSite) error {
 			return fmt.Errorf("repl: %w", err)
 		}
 	}
-	extra := []string{"--gc-grace=24h", "--metrics", st.metrics, "--repl-listen", st.listen}
+	// The three sites share this machine's one disk: the master's flush
+	// after the acknowledgement, not during it (docs/REPLICATION.md).
+	extra := []string{"--gc-grace=24h", "--metrics", st.metrics, "--repl-listen", st.listen, "--repl-flush-during-acks=false"}
 	for _, p := range st.peers {
 		extra = append(extra, "--repl-peer", p)
 	}

@@ -16,7 +16,7 @@ import (
 type replFlags struct {
 	listen, durusAddr, onRoleChange string
 	peers                           []string
-	init, allowTwoSites             bool
+	init, allowTwoSites, flushAcks  bool
 	priority                        int
 	ackTimeout, heartbeat, hookWait time.Duration
 }
@@ -37,6 +37,7 @@ func (f *replFlags) register(fs *pflag.FlagSet) {
 	fs.DurationVar(&f.ackTimeout, "repl-ack-timeout", defaultReplAckTimeout, "how long a commit waits for a quorum of sites to have it on disk before it fails without an answer")
 	fs.DurationVar(&f.heartbeat, "repl-heartbeat", defaultReplHeartbeat, "how long a replica waits for the master's heartbeat before calling an election (negative: off; a hung master is then never replaced)")
 	fs.BoolVar(&f.allowTwoSites, "repl-allow-two-sites", false, "accept a group of fewer than 3 electable sites (risk: no failover, or two masters after a partition)")
+	fs.BoolVar(&f.flushAcks, "repl-flush-during-acks", true, "on a master, flush the log while a commit waits for the replicas' acknowledgement instead of after it (false: for sites that share one disk, where the fsyncs would meet)")
 	fs.StringVar(&f.durusAddr, "repl-durus-addr", "", "Durus address HOST:PORT that clients use to reach this site, reported by the others' /role when it is master (default: the address the Durus listener is bound to; set it when listening on 0.0.0.0)")
 	fs.StringVar(&f.onRoleChange, "on-role-change", "", "run this command (sh -c) at start and on every replication role change, with DURUSBDB_ROLE and DURUSBDB_MASTER set (e.g. to move a floating IP)")
 	fs.DurationVar(&f.hookWait, "on-role-change-timeout", service.DefaultRoleHookTimeout, "kill an --on-role-change command that runs longer than this")
@@ -48,7 +49,7 @@ func (f *replFlags) register(fs *pflag.FlagSet) {
 // DurusAddr to the client listener's address.
 func (f *replFlags) replication(set map[string]bool) (*kv.Replication, error) {
 	if f.listen == "" {
-		for _, name := range []string{"repl-peer", "repl-init", "repl-priority", "repl-ack-timeout", "repl-heartbeat", "repl-allow-two-sites", "repl-durus-addr", "on-role-change", "on-role-change-timeout"} {
+		for _, name := range []string{"repl-peer", "repl-init", "repl-priority", "repl-ack-timeout", "repl-heartbeat", "repl-allow-two-sites", "repl-flush-during-acks", "repl-durus-addr", "on-role-change", "on-role-change-timeout"} {
 			if set[name] {
 				return nil, &usageError{fmt.Sprintf("--%s needs --repl-listen (this site's replication address)", name)}
 			}
@@ -98,7 +99,7 @@ func (f *replFlags) replication(set map[string]bool) (*kv.Replication, error) {
 		prio = -1 // kv.Replication: negative is never master (0 is the default)
 	}
 	return &kv.Replication{Listen: f.listen, Peers: peers, Init: f.init, Priority: prio,
-		AckTimeout: f.ackTimeout, HeartbeatMonitor: f.heartbeat, AllowTwoSites: f.allowTwoSites, DurusAddr: f.durusAddr}, nil
+		AckTimeout: f.ackTimeout, HeartbeatMonitor: f.heartbeat, AllowTwoSites: f.allowTwoSites, SerialFlush: !f.flushAcks, DurusAddr: f.durusAddr}, nil
 }
 
 // roleHook maps --on-role-change and its timeout.

@@ -34,6 +34,7 @@ func TestServeReplRefusals(t *testing.T) {
 		{"peer without listen", []string{"--repl-peer", "127.0.0.1:3002"}, []string{"--repl-peer needs --repl-listen"}},
 		{"init without listen", []string{"--repl-init"}, []string{"--repl-init needs --repl-listen"}},
 		{"hook without listen", []string{"--on-role-change", "true"}, []string{"--on-role-change needs --repl-listen"}},
+		{"flush flag without listen", []string{"--repl-flush-during-acks=false"}, []string{"--repl-flush-during-acks needs --repl-listen"}},
 		{"two sites", []string{"--repl-listen", "127.0.0.1:3001", "--repl-peer", "127.0.0.1:3002"}, []string{"3 or more electable sites", "name 2", "--repl-allow-two-sites"}},
 		{"one site", []string{"--repl-listen", "127.0.0.1:3001", "--repl-init"}, []string{"3 or more electable sites", "name 1"}},
 		{"a peer twice", []string{"--repl-listen", "127.0.0.1:3001", "--repl-peer", "127.0.0.1:3002", "--repl-peer", "127.0.0.1:3002"}, []string{"name 2"}},
@@ -92,7 +93,7 @@ func TestServeReplConfig(t *testing.T) {
 	}
 	r := cfg.Replication
 	if r == nil || r.Listen != "10.0.0.1:2973" || !slices.Equal(r.Peers, []string{"10.0.0.2:2973", "10.0.0.3:2973"}) || !r.Init ||
-		r.Priority != 50 || r.AckTimeout != 2*time.Second || r.HeartbeatMonitor != -time.Second || r.AllowTwoSites || r.DurusAddr != "" {
+		r.Priority != 50 || r.AckTimeout != 2*time.Second || r.HeartbeatMonitor != -time.Second || r.AllowTwoSites || r.DurusAddr != "" || r.SerialFlush {
 		t.Errorf("Replication %+v", r)
 	}
 	if cfg.RoleHook.Command != "/usr/local/bin/move-ip" || cfg.RoleHook.Timeout <= 0 {
@@ -100,11 +101,11 @@ func TestServeReplConfig(t *testing.T) {
 	}
 
 	f, set = parseServe(t, "--dir", "d", "--repl-listen", "h1:2973", "--repl-peer", "h2:2973",
-		"--repl-allow-two-sites", "--repl-durus-addr", "db1.example:2972")
+		"--repl-allow-two-sites", "--repl-durus-addr", "db1.example:2972", "--repl-flush-during-acks=false")
 	if cfg, err = f.config(set); err != nil {
 		t.Fatal(err)
 	}
-	if r := cfg.Replication; r == nil || !r.AllowTwoSites || r.DurusAddr != "db1.example:2972" || r.Priority != defaultReplPriority ||
+	if r := cfg.Replication; r == nil || !r.AllowTwoSites || r.DurusAddr != "db1.example:2972" || !r.SerialFlush || r.Priority != defaultReplPriority ||
 		r.AckTimeout != defaultReplAckTimeout || r.HeartbeatMonitor != defaultReplHeartbeat {
 		t.Errorf("two sites accepted: %+v", r)
 	}
