@@ -134,17 +134,11 @@ func (p *siteProc) kill() {
 	}
 }
 
-// signal sends sig to the site; for SIGSTOP it returns once every thread
-// of the site is stopped (proc.Freeze).
+// signal sends sig to the site (proc.Signal: a SIGSTOP returns once the
+// site is stopped).
 func (p *siteProc) signal(sig syscall.Signal) {
 	p.t.Helper()
-	var err error
-	if sig == syscall.SIGSTOP {
-		err = proc.Freeze(p.cmd.Process.Pid, 10*time.Second)
-	} else {
-		err = p.cmd.Process.Signal(sig)
-	}
-	if err != nil {
+	if err := proc.Signal(p.cmd.Process.Pid, sig); err != nil {
 		p.t.Fatal(err)
 	}
 }

@@ -39,8 +39,23 @@ func Freeze(pid int, timeout time.Duration) error {
 	}
 }
 
-// Freeze is Freeze for this process.
-func (p *Process) Freeze(timeout time.Duration) error { return Freeze(p.Pid(), timeout) }
+// freezeTimeout bounds Signal's wait for a stop.
+const freezeTimeout = 10 * time.Second
+
+// Signal sends sig to the process pid; for SIGSTOP it returns once every
+// thread is stopped (Freeze, bounded by 10 s), so that "stopped" in a test
+// means no thread of the process runs. Every harness that signals a
+// process it did not start through Start (the replication tests' sites)
+// signals through it.
+func Signal(pid int, sig syscall.Signal) error {
+	if sig == syscall.SIGSTOP {
+		return Freeze(pid, freezeTimeout)
+	}
+	if err := syscall.Kill(pid, sig); err != nil {
+		return fmt.Errorf("proc: signal %v to pid %d: %w", sig, pid, err)
+	}
+	return nil
+}
 
 // runningThreads counts the threads of pid that are not stopped. A
 // thread that ends while it is read is not counted.

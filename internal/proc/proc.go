@@ -178,8 +178,12 @@ func (p *Process) Exited() bool {
 // is closed.
 func (p *Process) Err() error { return p.err }
 
-// Signal sends sig to the process.
+// Signal sends sig to the process; for SIGSTOP it returns once every
+// thread is stopped (package-level Signal).
 func (p *Process) Signal(sig os.Signal) error {
+	if sig == syscall.SIGSTOP {
+		return Signal(p.Pid(), syscall.SIGSTOP)
+	}
 	if err := p.cmd.Process.Signal(sig); err != nil {
 		return fmt.Errorf("proc: signal %v to %s: %w", sig, p.name(), err)
 	}
