@@ -36,7 +36,8 @@ if [ "$status" -ne 0 ] || ! grep -q '^ok' "$log"; then
   echo "repl.sh: failed (full output in $log)"; tail -50 "$log"; exit 1
 fi
 slog=$(mktemp /tmp/durusbdb-repl-server.XXXXXX.log)
-ROUNDS="$ROUNDS" go test -tags bdb -race -count=1 -timeout 60m \
+# Two tests run ROUNDS rounds each, up to ~30 s a round under -race.
+ROUNDS="$ROUNDS" go test -tags bdb -race -count=1 -timeout "$((60 + ROUNDS))m" \
   -run 'TestReplServer' -v ./tests/repl/ >"$slog" 2>&1 || status=$?
 grep -E '^(--- |ok|FAIL|PASS|panic)|round [0-9]+:|failover|same|dump|check clean' "$slog" || true
 if [ "$status" -ne 0 ] || ! grep -q '^ok' "$slog"; then
