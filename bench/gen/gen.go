@@ -117,6 +117,19 @@ type Spec struct {
 	// Stop, if not nil, ends the measured time early when it is closed
 	// (e.g. when a collection the figure is taken during has finished).
 	Stop <-chan struct{}
+	// Slow, if above zero, keeps the start time of every counted request
+	// that took longer (Result.Slow, at most maxSlow), so that stalls can
+	// be matched with what the server did at that moment.
+	Slow time.Duration
+}
+
+// maxSlow bounds Result.Slow.
+const maxSlow = 10000
+
+// SlowOp is a request that took longer than Spec.Slow.
+type SlowOp struct {
+	Start time.Time
+	Took  time.Duration
 }
 
 // Result is what a run measured: counts over the measured time and the
@@ -127,6 +140,7 @@ type Result struct {
 	Elapsed  time.Duration
 	P50, P99 time.Duration
 	Max      time.Duration
+	Slow     []SlowOp // requests slower than Spec.Slow, in start order
 }
 
 // OpsPerSec is requests (or commits) per second over the measured time.
@@ -271,7 +285,7 @@ func Measure(spec Spec) (Result, error) {
 		}
 		conns = append(conns, c)
 	}
-	r := &run{}
+	r := &run{slow: spec.Slow}
 	var wg sync.WaitGroup
 	for i, c := range conns {
 		w := mk()
@@ -301,6 +315,8 @@ func Measure(spec Spec) (Result, error) {
 		stuck = true
 	}
 	res.Ops, res.Units = r.res.Ops, r.res.Units // the workers are done
+	res.Slow = r.res.Slow
+	slices.SortFunc(res.Slow, func(a, b SlowOp) int { return a.Start.Compare(b.Start) })
 	if stuck {
 		return res, fmt.Errorf("%s run against %s: requests stuck 60 s after the end", spec.Mode, spec.Addr)
 	}
@@ -326,6 +342,7 @@ type run struct {
 	firstErr        error
 	res             Result // Ops and Units, added by each worker at its end
 	lat             []time.Duration
+	slow            time.Duration // Spec.Slow
 }
 
 // work loops w on connection i until stop, counting the requests that
@@ -334,6 +351,7 @@ func (r *run) work(i int, c *wire.Conn, w step) {
 	rng := rand.New(rand.NewPCG(uint64(i), 42))
 	var ops, units int64
 	var mine []time.Duration
+	var slow []SlowOp
 	for !r.stop.Load() {
 		m := r.measuring.Load()
 		t0 := time.Now()
@@ -353,13 +371,18 @@ func (r *run) work(i int, c *wire.Conn, w step) {
 			r.counted.Add(1)
 			ops++
 			units += u
-			mine = append(mine, time.Since(t0))
+			d := time.Since(t0)
+			mine = append(mine, d)
+			if r.slow > 0 && d > r.slow && len(slow) < maxSlow {
+				slow = append(slow, SlowOp{Start: t0, Took: d})
+			}
 		}
 	}
 	r.mu.Lock()
 	r.res.Ops += ops
 	r.res.Units += units
 	r.lat = append(r.lat, mine...)
+	r.res.Slow = append(r.res.Slow, slow...)
 	r.mu.Unlock()
 }
 

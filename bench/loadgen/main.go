@@ -53,6 +53,7 @@ func main() {
 	flag.IntVar(&spec.Size, "size", 100, "data bytes per record")
 	flag.IntVar(&spec.Bulk, "bulk", 100, "oids per B request (bulk)")
 	flag.IntVar(&spec.Records, "records", 10000, "records per commit (bigcommit)")
+	flag.DurationVar(&spec.Slow, "slow", 0, "if above zero, print to stderr the start time (UTC) and duration of every measured request slower than this")
 	flag.BoolVar(&populate, "populate", true, "populate -objects records before a loads or bulk run; if false, pick oids 0 to -objects-1, which must exist")
 	flag.Parse()
 	line, err := run(spec, objects, populate)
@@ -100,5 +101,8 @@ func run(spec gen.Spec, objects int, populate bool) (string, error) {
 		fmt.Fprintf(&b, " %s/s=%.0f", unit, r.UnitsPerSec())
 	}
 	fmt.Fprintf(&b, " p50=%v p99=%v max=%v", r.P50, r.P99, r.Max)
+	for _, op := range r.Slow {
+		fmt.Fprintf(os.Stderr, "slow: %s took %v\n", op.Start.UTC().Format("15:04:05.000000"), op.Took)
+	}
 	return b.String(), nil
 }
