@@ -3,8 +3,10 @@ package engine
 import (
 	"bytes"
 	"context"
+	"log/slog"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -13,6 +15,7 @@ import (
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/commit"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -114,6 +117,36 @@ func TestCheckpointPolicy(t *testing.T) {
 		// Manual.
 		if err := db.Checkpoint(context.Background()); err != nil {
 			t.Fatal(err)
+		}
+	})
+}
+
+// TestCheckpointLogged: every checkpoint leaves a debug line with its
+// duration and the commits and log bytes since the one before, so that a
+// stall can be matched with a checkpoint.
+func TestCheckpointLogged(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		var buf testlog.Buffer
+		o := testOpts(kind)
+		o.Checkpoint = CheckpointPolicy{Manual: true}
+		o.Logger = slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		db := openTest(t, t.TempDir(), o)
+		mustAlloc(t, db, 10)
+		for i := uint64(0); i < 3; i++ {
+			mustCommit(t, db, rec(i))
+		}
+		if err := db.Checkpoint(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		var line string
+		for _, l := range strings.Split(buf.String(), "\n") {
+			if strings.Contains(l, `msg="engine: checkpoint"`) {
+				line = l
+			}
+		}
+		if line == "" || !strings.Contains(line, " took=") || !strings.Contains(line, " commits_since_last=3 ") ||
+			strings.Contains(line, " bytes_since_last=0") {
+			t.Fatalf("checkpoint log line %q; log:\n%s", line, buf.String())
 		}
 	})
 }
