@@ -51,6 +51,11 @@ type Env struct {
 
 	repl    *replState // nil unless replicated
 	prezero *prezeroer // nil if read-only or NoPrezero
+
+	log *slog.Logger
+	// spreadPages counts the pages written ahead of checkpoints
+	// (spreadWrites).
+	spreadPages atomic.Uint64
 }
 
 // OpenEnv opens the environment in dir, which must exist, creating its
@@ -130,6 +135,10 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		txns:     make(map[*Txn]struct{}),
 		dbs:      make(map[*DB]struct{}),
 		repl:     rs,
+		log:      opts.Logger,
+	}
+	if e.log == nil {
+		e.log = slog.Default()
 	}
 	if rs != nil {
 		if err := rs.start(); err != nil {
@@ -139,11 +148,7 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		}
 	}
 	if !opts.ReadOnly && !opts.NoPrezero {
-		log := opts.Logger
-		if log == nil {
-			log = slog.Default()
-		}
-		e.prezero = startPrezero(dir, e.logFile, log)
+		e.prezero = startPrezero(dir, e.logFile, e.log)
 	}
 	return e, nil
 }
@@ -225,6 +230,13 @@ func (e *Env) Checkpoint() error {
 	defer e.leave()
 	if e.readOnly {
 		return opErr("checkpoint "+e.dir, ErrReadOnly, nil)
+	}
+	pages, _, err := e.spreadWrites()
+	e.spreadPages.Add(uint64(pages))
+	if err != nil {
+		// Only the spreading failed: the checkpoint still writes and
+		// syncs everything itself, and reports what fails there.
+		e.log.Warn("bdb: writing a checkpoint's pages ahead failed; the checkpoint writes them at once", "dir", e.dir, "err", err)
 	}
 	if err := e.env.TxnCheckpoint(0, 0, libdb.Force); err != nil {
 		return wrap("checkpoint "+e.dir, err)

@@ -175,6 +175,20 @@ func (e *Env) TxnCheckpoint(kbyte, min, flags uint32) error {
 	return nil
 }
 
+// MempTrickle writes dirty pages of the cache to their files (without
+// fsync) until pct percent of its pages are clean, and returns how many it
+// wrote. See DB_ENV->memp_trickle.
+func (e *Env) MempTrickle(pct int) (int, error) {
+	if e.p == nil {
+		return 0, errInvalid("DB_ENV->memp_trickle")
+	}
+	var n C.int
+	if rc := C.dbgo_env_memp_trickle(e.p, C.int(pct), &n); rc != 0 {
+		return 0, newError("DB_ENV->memp_trickle", rc)
+	}
+	return int(n), nil
+}
+
 // LogArchive lists log files no longer needed (flags 0), database files
 // (ArchData), all log files (ArchLog), with absolute paths (ArchAbs), or
 // removes the unneeded log files (ArchRemove, returning nil). See

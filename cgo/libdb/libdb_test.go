@@ -115,6 +115,16 @@ func TestRawHandles(t *testing.T) {
 	if err := txn.Abort(); !errors.Is(err, syscall.EINVAL) {
 		t.Fatalf("abort of a committed txn: %v", err)
 	}
+	// memp_trickle writes the dirty pages (the checkpoint's spread writes).
+	if st, err := env.MpoolStat(); err != nil || st.PagesDirty == 0 {
+		t.Fatalf("dirty pages before trickle: %+v %v", st, err)
+	}
+	if n, err := env.MempTrickle(100); err != nil || n == 0 {
+		t.Fatalf("memp_trickle wrote %d pages: %v", n, err)
+	}
+	if st, err := env.MpoolStat(); err != nil || st.PagesDirty != 0 {
+		t.Fatalf("dirty pages after trickle(100): %+v %v", st, err)
+	}
 	if err := env.TxnCheckpoint(0, 0, libdb.Force); err != nil {
 		t.Fatal(err)
 	}

@@ -112,6 +112,10 @@ int dbgo_env_txn_checkpoint(DB_ENV *env, u_int32_t kbyte, u_int32_t min, u_int32
 	return env->txn_checkpoint(env, kbyte, min, flags);
 }
 
+int dbgo_env_memp_trickle(DB_ENV *env, int pct, int *nwrote) {
+	return env->memp_trickle(env, pct, nwrote);
+}
+
 int dbgo_env_log_archive(DB_ENV *env, u_int32_t flags, char *buf, size_t cap, size_t *need) {
 	char **list = NULL, **p;
 	size_t total = 0, off = 0, n;

@@ -48,6 +48,7 @@ int dbgo_env_set_lk_max(DB_ENV *env, u_int32_t locks, u_int32_t lockers, u_int32
 int dbgo_env_set_tx_max(DB_ENV *env, u_int32_t max);
 int dbgo_env_set_flags(DB_ENV *env, u_int32_t flags, int onoff);
 int dbgo_env_txn_checkpoint(DB_ENV *env, u_int32_t kbyte, u_int32_t min, u_int32_t flags);
+int dbgo_env_memp_trickle(DB_ENV *env, int pct, int *nwrote);
 int dbgo_env_log_archive(DB_ENV *env, u_int32_t flags, char *buf, size_t cap, size_t *need);
 int dbgo_env_log_flush(DB_ENV *env);
 int dbgo_env_txn_stat(DB_ENV *env, dbgo_txn_stat_t *out);
