@@ -70,14 +70,15 @@ func (db *DB) Checkpoint(ctx context.Context) error {
 	if err := db.store.Checkpoint(ctx, !db.opts.Checkpoint.KeepLogs); err != nil {
 		return fmt.Errorf("engine: checkpoint %s: %w", db.dir, db.noteErr(err))
 	}
+	end := time.Now()
 	c := &db.ckpt
 	c.mu.Lock()
-	c.last = time.Now()
+	c.last = end
 	commitsSince, bytesSince := commits-c.commitsAt, bytes-c.bytesAt
 	c.commitsAt, c.bytesAt = commits, bytes
 	c.count++
 	c.mu.Unlock()
-	db.log.Debug("engine: checkpoint", "dir", db.dir, "took", c.last.Sub(t0),
+	db.log.Debug("engine: checkpoint", "dir", db.dir, "took", end.Sub(t0),
 		"commits_since_last", commitsSince, "bytes_since_last", bytesSince)
 	return nil
 }
