@@ -118,12 +118,12 @@ type Spec struct {
 	// (e.g. when a collection the figure is taken during has finished).
 	Stop <-chan struct{}
 	// Slow, if above zero, keeps the start time of every counted request
-	// that took longer (Result.Slow, at most maxSlow), so that stalls can
-	// be matched with what the server did at that moment.
+	// that took longer (Result.Slow, at most maxSlow per connection), so
+	// that stalls can be matched with what the server did at that moment.
 	Slow time.Duration
 }
 
-// maxSlow bounds Result.Slow.
+// maxSlow bounds the slow requests Result.Slow keeps per connection.
 const maxSlow = 10000
 
 // SlowOp is a request that took longer than Spec.Slow.
