@@ -184,6 +184,13 @@ func (p *Pending) Wait(ctx context.Context) error {
 	return nil
 }
 
+// WaitsForFlush reports whether Wait waits for a group flush (durability
+// sync) and not only for the commit's apply run. A waiter of a flush may
+// have to lead it, with every commit of the group waiting for it: the
+// server then passes the commit token without yielding the processor
+// (commit.Hold.Handoff).
+func (p *Pending) WaitsForFlush() bool { return p != nil && p.sync && len(p.recs) > 0 }
+
 // applyAndFlush is the group flush (the function of db.pipe.flushes): it applies
 // every commit queued when it starts, then flushes the log once.
 func (db *DB) applyAndFlush() error {

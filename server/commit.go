@@ -363,7 +363,7 @@ func (c *conn) stage(phase1Seq uint64, f frames, sorted []uint64, dataLen int) e
 			return c.waitFailed(err, dataLen)
 		}
 	}
-	taken := s.announce(&l, c, sorted)
+	taken := s.announce(&l, c, sorted, handoffPending(pend))
 	s.countCommitted(dataLen, c.log)
 	return c.awaitDurable(pend, taken, dataLen)
 }

@@ -40,6 +40,9 @@ type enginePending struct{ p *engine.Pending }
 
 func (p enginePending) Wait(ctx context.Context) error { return engineError(p.p.Wait(ctx)) }
 
+// WaitsForFlush implements flushPending.
+func (p enginePending) WaitsForFlush() bool { return p.p.WaitsForFlush() }
+
 // engineError maps the engine's commit errors to the server's sentinels.
 func engineError(err error) error {
 	switch {

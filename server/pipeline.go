@@ -299,11 +299,13 @@ func (p *commitPath) admit(l *allocLock, c *conn, phase1Seq uint64, f frames, so
 // announce publishes c's staged commit of the oids sorted (ascending): it
 // takes them out of c's unused set (one pass, §9) under allocMu (taking l
 // if not held), releases l, adds them to every other connection's invalid
-// set (I1, I6) and only then passes the token on. It returns the oids
-// taken from the unused set, for restoreUnused if the commit is refused in
+// set (I1, I6) and only then passes the token on: with Hold.Handoff (the
+// new holder runs first) when handoff is set, the commit's own next work
+// being only its apply (see handoffPending). It returns the oids taken
+// from the unused set, for restoreUnused if the commit is refused in
 // Pending.Wait: the invalidations were then needless, never wrong (the
 // others reload the record stored before).
-func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64) []run {
+func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64, handoff bool) []run {
 	l.lock()
 	p.root.committed(sorted)
 	var taken []run
@@ -315,9 +317,30 @@ func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64) []run {
 	rs := runsOfInto(c.commitMem.runs[:0], sorted)
 	c.commitMem.runs = rs[:0]
 	p.invalidate(rs, c)
-	c.hold.Done(true)
+	h := c.hold
 	c.hold = nil
+	if handoff {
+		h.Handoff()
+	} else {
+		h.Done(true)
+	}
 	return taken
+}
+
+// flushPending is a Pending that tells whether its Wait waits for a group
+// flush (engine.Pending.WaitsForFlush: durability sync).
+type flushPending interface {
+	WaitsForFlush() bool
+}
+
+// handoffPending reports whether the committer of p should pass the token
+// with Hold.Handoff, yielding to the new holder: when its Wait only
+// applies the commit (durability nosync or write-nosync). A waiter of a
+// group flush may lead it, and every commit of that group waits for its
+// leader, so it passes the token without yielding.
+func handoffPending(p Pending) bool {
+	f, ok := p.(flushPending)
+	return ok && !f.WaitsForFlush()
 }
 
 // restoreUnused gives the oids taken (announce) back to c's unused set

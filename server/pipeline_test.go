@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // pathConns returns a server over st (not serving) and n connections
@@ -88,7 +90,7 @@ func TestCommitPathAnnounce(t *testing.T) {
 	if l.held {
 		t.Fatal("allocMu kept by a commit without ROOT_OID")
 	}
-	taken := p.announce(&l, committer, sorted)
+	taken := p.announce(&l, committer, sorted, false)
 
 	if !heldAtFanOut || seqAtFanOut != seq {
 		t.Fatalf("invalidations sent after the token passed (held %v, seq %d, want %d)", heldAtFanOut, seqAtFanOut, seq)
@@ -151,5 +153,31 @@ func TestCommitPathAdmit(t *testing.T) {
 			t.Errorf("%s: allocMu held %v, want %v", tc.name, l.held, tc.held)
 		}
 		l.unlock()
+	}
+}
+
+// TestHandoffPending: a committer yields to the token's next holder
+// (Hold.Handoff) only when its own wait is just its apply: not in sync
+// mode, where it may lead the group flush every commit of the group waits
+// for, and not for a storage that does not say.
+func TestHandoffPending(t *testing.T) {
+	for _, tc := range []struct {
+		d    kv.Durability
+		want bool
+	}{{kv.Sync, false}, {kv.WriteNoSync, true}, {kv.NoSync, true}} {
+		st := openEngine(t, "leveldb", engine.Options{Durability: tc.d})
+		p, err := st.Stage(context.Background(), [][]byte{rec(0, "root")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := handoffPending(p); got != tc.want {
+			t.Errorf("durability %v: handoffPending = %v, want %v", tc.d, got, tc.want)
+		}
+		if err := p.Wait(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if handoffPending(memPending{}) {
+		t.Error("a Pending that does not tell whether it flushes: handoffPending = true, want false")
 	}
 }
