@@ -115,14 +115,14 @@ type pipeline struct {
 	pins     map[uint64]int32    // oid → staged commits referring to it, until applied; owned by mu
 
 	runs    *commit.Group // apply runs: one transaction for the commits queued (applyQueued)
-	flushes *commit.Group // durability: one flush for the commits waiting (applyAndFlush)
+	flushes *commit.Group // durability: one flush for the commits waiting (applyAndFlush); its leader yields to the next (NewHandoffGroup)
 }
 
 // init makes pl ready: apply runs call apply, group flushes call flush.
 func (pl *pipeline) init(apply, flush func() error) {
 	pl.inflight = make(map[uint64]*Pending)
 	pl.runs = commit.NewGroup(apply)
-	pl.flushes = commit.NewGroup(flush)
+	pl.flushes = commit.NewHandoffGroup(flush)
 }
 
 // maxApplyRecords bounds the records of one apply run (a run takes at least
