@@ -2,8 +2,8 @@ package commit
 
 import (
 	"context"
-	"runtime"
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -337,23 +337,10 @@ func BenchmarkGroupHandoff(b *testing.B) {
 	}{{"NewGroup", NewGroup}, {"NewHandoffGroup", NewHandoffGroup}} {
 		b.Run(bc.name, func(b *testing.B) {
 			g := bc.new(func() error { time.Sleep(100 * time.Microsecond); return nil })
-			var left atomic.Int64
-			left.Store(int64(b.N))
-			var wg sync.WaitGroup
-			start := time.Now()
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for left.Add(-1) >= 0 {
-						g.Wait(context.Background())
-						for end := time.Now().Add(20 * time.Microsecond); time.Now().Before(end); {
-						}
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "waits/s")
+			benchWorkers(b, "waits/s", func() {
+				g.Wait(context.Background())
+				spin(20 * time.Microsecond)
+			})
 		})
 	}
 }

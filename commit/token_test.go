@@ -465,33 +465,43 @@ func BenchmarkTokenHandoff(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			tok := NewToken(time.Minute)
 			ctx := context.Background()
-			var left atomic.Int64
-			left.Store(int64(b.N))
-			spin := func(d time.Duration) {
-				for end := time.Now().Add(d); time.Now().Before(end); {
+			benchWorkers(b, "handoffs/s", func() {
+				h, err := tok.Acquire(ctx)
+				if err != nil {
+					b.Error(err)
+					return
 				}
-			}
-			var wg sync.WaitGroup
-			start := time.Now()
-			for range 8 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					for left.Add(-1) >= 0 {
-						h, err := tok.Acquire(ctx)
-						if err != nil {
-							b.Error(err)
-							return
-						}
-						h.Pin()
-						spin(2 * time.Microsecond)
-						bc.end(h)
-						spin(20 * time.Microsecond)
-					}
-				}()
-			}
-			wg.Wait()
-			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "handoffs/s")
+				h.Pin()
+				spin(2 * time.Microsecond)
+				bc.end(h)
+				spin(20 * time.Microsecond)
+			})
 		})
 	}
+}
+
+// spin keeps the CPU busy for d (work a benchmark's goroutine does).
+func spin(d time.Duration) {
+	for end := time.Now().Add(d); time.Now().Before(end); {
+	}
+}
+
+// benchWorkers runs op b.N times in all over 8 goroutines and reports the
+// rate as metric (ops per second).
+func benchWorkers(b *testing.B, metric string, op func()) {
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	var wg sync.WaitGroup
+	start := time.Now()
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for left.Add(-1) >= 0 {
+				op()
+			}
+		}()
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), metric)
 }
