@@ -10,6 +10,12 @@
 //     every staged commit) and one whose function is the group flush (one
 //     kv.Store.Flush for every commit waiting to be durable).
 //
+// Both hand work from one goroutine to the next, and on a busy 2-core
+// machine the goroutine that hands over keeps the processor unless it
+// yields: Hold.Handoff and NewHandoffGroup yield at once, so the next
+// holder's phase-1 reply, or the next group's flush, does not wait behind
+// the caller's own work.
+//
 // Neither holds a transaction (those are kv.Txn); the package was named
 // txn before.
 package commit

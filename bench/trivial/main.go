@@ -9,9 +9,13 @@
 // It answers V, N, M, L, B, S, C (records replace map entries; nothing is
 // validated beyond the frame lengths), P and Q. A commit holds a token (a
 // mutex) from its phase-1 reply until its records are applied, as every
-// Durus server must, so its commit rate is the ceiling that the two-phase
-// commit protocol itself leaves on this machine (no storage, no fsync); any other byte closes the
-// connection, as durusbdb does. With -objects and -size it starts with
+// Durus server must; its commit rate was taken for the ceiling that the
+// two-phase commit protocol itself leaves on this machine (no storage, no
+// fsync) and is issue #18's reference. It is not a hard ceiling: since
+// the token hand-off (commit.Hold.Handoff) durusbdb's nosync commits run
+// 1.2–1.6× its rate, and neither a FIFO hand-off token nor sysmon kept
+// awake raised it above 14–17k/s here (docs/PERFORMANCE.md, fourteenth
+// session). Any other byte closes the connection, as durusbdb does. With -objects and -size it starts with
 // records 1..objects (oid 0 referring to none), so a load generator can run
 // without committing first.
 //
