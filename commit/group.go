@@ -30,7 +30,7 @@ var ErrFlushPanicked = errors.New("commit: group flush panicked")
 // the flush function continues on its leader's goroutine (see lead).
 //
 // A Group is safe for use by many goroutines. The zero value is not usable;
-// call NewGroup.
+// call NewGroup or NewHandoffGroup.
 type Group struct {
 	flush   func() error
 	handoff bool // the leader yields to the next leader it promoted (NewHandoffGroup)

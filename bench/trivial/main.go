@@ -15,9 +15,9 @@
 // the token hand-off (commit.Hold.Handoff) durusbdb's nosync commits run
 // 1.2–1.6× its rate, and neither a FIFO hand-off token nor sysmon kept
 // awake raised it above 14–17k/s here (docs/PERFORMANCE.md, fourteenth
-// session). Any other byte closes the connection, as durusbdb does. With -objects and -size it starts with
-// records 1..objects (oid 0 referring to none), so a load generator can run
-// without committing first.
+// session). Any other byte closes the connection, as durusbdb does. With
+// -objects and -size it starts with records 1..objects (oid 0 referring to
+// none), so a load generator can run without committing first.
 //
 // Usage:
 //
