@@ -12,16 +12,17 @@ import (
 	"time"
 )
 
-// logSyncer closes LevelDB's rotated-log durability gap (see the package
-// documentation): after a synced write it fsyncs every older *.log file
-// still present (once each: a rotated-out log is never appended to again)
-// and fsyncs the directory when log files appeared since the last time.
+// logSyncer makes everything LevelDB has written durable for the redo log's
+// checkpoints (see the package documentation): syncAll fsyncs the current
+// *.log file, every older one still present (once each: a rotated-out log
+// is never appended to again; LevelDB closes it without fsync) and the
+// directory when log files appeared since the last time.
 //
 // Listing the directory is skipped while its modification time is
 // unchanged and was already more than quiet old when it was last listed
 // (file systems stamp mtimes with a coarse clock, so a change made in the
 // same tick as the listing could otherwise go unnoticed). One stat per
-// synced write is the usual cost.
+// checkpoint is the usual cost.
 type logSyncer struct {
 	dir string
 
@@ -45,16 +46,9 @@ func (l *logSyncer) init() error {
 	return l.syncLocked(true)
 }
 
-// sync makes log files older than the current one, and the directory
-// entries of all of them, durable.
-func (l *logSyncer) sync() error {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.syncLocked(false)
-}
-
-// syncAll is sync plus an fsync of the current (newest) log file: it makes
-// every write LevelDB has already handed to the operating system durable.
+// syncAll fsyncs the current (newest) log file, every older one not yet
+// fsynced and, when log files appeared, the directory: it makes every write
+// LevelDB has already handed to the operating system durable.
 func (l *logSyncer) syncAll() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()

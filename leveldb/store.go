@@ -41,7 +41,6 @@ type Store struct {
 	filter   *levigo.FilterPolicy
 	wSync    *levigo.WriteOptions
 	wNoSync  *levigo.WriteOptions
-	emptyWB  *levigo.WriteBatch // written with wSync by Flush; guarded by flushMu
 	commitWB *levigo.WriteBatch // reused by Commit; owned by the holder of the writer slot
 	roMu     sync.Mutex
 	roFree   []*levigo.ReadOptions // idle read options (checksums on), reused by transactions
@@ -49,12 +48,34 @@ type Store struct {
 	// written counts commits written without sync; flushed is the value
 	// of written covered by the last completed Flush. Flush skips its
 	// synced write when they are equal.
-	written   atomic.Uint64
-	flushed   atomic.Uint64
-	paranoid  bool
-	logSync   logSyncer
-	corruptMu sync.Mutex
-	corrupt   string // cached description of damaged table files, once found
+	written  atomic.Uint64
+	flushed  atomic.Uint64
+	paranoid bool
+	logSync  logSyncer
+
+	// The redo log (redo.go, wal.go); nil on a read-only store.
+	wal      *walFile // guarded by flushMu
+	walEpoch uint64   // the ring's epoch since this open
+	nextSeq  uint64   // seq of the next commit; the writer slot's holder only
+	recBuf   []byte   // a commit's redo payload; the writer slot's holder only
+	keysBuf  []byte   // a commit's marker value; the writer slot's holder only
+	// walMu guards the queue of redo records written to LevelDB but not
+	// yet to the redo log, in seq order, and walLast, the seq of the last
+	// commit written to LevelDB. walGap says the queue was dropped: the
+	// next flush checkpoints instead.
+	walMu                   sync.Mutex
+	walRecs, walRecsSpare   []byte
+	walEnds, walEndsSpare   []int
+	walGap                  bool
+	walLast                 uint64
+	markMu                  sync.Mutex // serializes deleteMarkers
+	markersBelow            uint64     // markers below this seq are deleted
+	bgQuit, bgDone          chan struct{}
+	bgKick                  chan struct{}
+	bgOnce                  sync.Once
+	walFulls, bgCheckpoints atomic.Uint64 // for tests and stats
+	corruptMu               sync.Mutex
+	corrupt                 string // cached description of damaged table files, once found
 
 	// closeMu is held for reading by every call that touches the C handles
 	// and for writing by Close, so Close never frees a handle in use.
@@ -80,7 +101,11 @@ var _ kv.Store = (*Store)(nil)
 // LevelDB CURRENT file; all these errors wrap kv.ErrNotDB and name the
 // directory. A database held open by another process or another Store
 // gives an error wrapping kv.ErrInUse.
-func OpenStore(opts kv.Options) (_ *Store, err error) {
+func OpenStore(opts kv.Options) (*Store, error) {
+	return openStore(opts, defaultRedoConfig())
+}
+
+func openStore(opts kv.Options, redo redoConfig) (_ *Store, err error) {
 	s := &Store{
 		dir:      opts.Dir,
 		readOnly: opts.ReadOnly,
@@ -112,6 +137,11 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	defer func() {
 		if err == nil {
 			return
+		}
+		s.stopCheckpoints()
+		if s.wal != nil {
+			s.wal.close()
+			s.wal = nil
 		}
 		if s.db != nil {
 			s.db.Close()
@@ -154,6 +184,9 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	if err := s.logSync.init(); err != nil {
 		return nil, fmt.Errorf("leveldb: open %s: %w", s.dir, err)
 	}
+	if err := s.openRedo(redo); err != nil {
+		return nil, err
+	}
 	s.logger.Debug("leveldb: opened", "dir", s.dir, "created", fresh, "readonly", s.readOnly, "cache", cacheSize)
 	return s, nil
 }
@@ -176,7 +209,6 @@ func (s *Store) newOptions(cacheSize int64, fresh bool) {
 	s.wSync.SetSync(true)
 	s.wNoSync = levigo.NewWriteOptions()
 	s.wNoSync.SetSync(false)
-	s.emptyWB = levigo.NewWriteBatch()
 	s.commitWB = levigo.NewWriteBatch()
 }
 
@@ -286,9 +318,6 @@ func (s *Store) unlockDir() {
 }
 
 func (s *Store) freeOptions() {
-	if s.emptyWB != nil {
-		s.emptyWB.Close()
-	}
 	if s.commitWB != nil {
 		s.commitWB.Close()
 	}
@@ -311,7 +340,7 @@ func (s *Store) freeOptions() {
 	if s.cache != nil {
 		s.cache.Close()
 	}
-	s.emptyWB, s.commitWB, s.wSync, s.wNoSync, s.opts, s.filter, s.cache = nil, nil, nil, nil, nil, nil, nil
+	s.commitWB, s.wSync, s.wNoSync, s.opts, s.filter, s.cache = nil, nil, nil, nil, nil, nil
 }
 
 // Dir returns the database directory.
@@ -363,12 +392,11 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 	return t, nil
 }
 
-// Flush makes every transaction committed before the call durable: one
-// synced write of an empty batch (which fdatasyncs the current log, see the
-// package documentation), then an fsync of older log files still present
-// and, when log files were created, of the directory. It does nothing when
-// no commit was written without sync since the last Flush, and nothing on a
-// read-only store.
+// Flush makes every transaction committed before the call durable: it
+// writes their redo records to the redo log and fdatasyncs it (or, when
+// the ring has no room, checkpoints: LevelDB's log files and directory
+// fsynced). It does nothing when no commit was written since the last
+// Flush, and nothing on a read-only store.
 func (s *Store) Flush() error {
 	s.closeMu.RLock()
 	defer s.closeMu.RUnlock()
@@ -387,14 +415,12 @@ func (s *Store) flush() error {
 	if w == s.flushed.Load() {
 		return nil
 	}
-	// Not a synced LevelDB write: LevelDB holds its writer queue through
-	// that fsync, so every commit behind it would wait for the disk and
-	// group commit would batch nothing. A non-sync write has already
-	// handed its log record to the operating system (log::Writer flushes
-	// after every record), so an fdatasync of the log files on our own
-	// descriptors makes it durable without blocking writers.
+	// Not a synced LevelDB write, nor an fsync of LevelDB's log: that log
+	// grows with every record, and an fdatasync that changes a file's size
+	// also journals its inode (docs/PERFORMANCE.md, "Fifteenth session").
+	// The redo log is preallocated and written over in place.
 	s.flushMu.Lock()
-	err := s.logSync.syncAll()
+	err := s.flushWAL()
 	s.flushMu.Unlock()
 	if err != nil {
 		return fmt.Errorf("leveldb: flush %s: %w", s.dir, err)
@@ -407,14 +433,32 @@ func (s *Store) flush() error {
 	}
 }
 
-// Checkpoint is Flush: LevelDB has no checkpoints, compacts in the
-// background and removes its own obsolete logs, so removeLogs changes
-// nothing.
+// Checkpoint makes every commit durable in LevelDB itself (its log files
+// and the directory fsynced), empties the redo log and deletes the commit
+// markers. LevelDB compacts in the background and removes its own
+// obsolete logs, so removeLogs changes nothing.
 func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.Flush()
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed.Load() {
+		return fmt.Errorf("leveldb: checkpoint %s: %w", s.dir, kv.ErrClosed)
+	}
+	if s.readOnly {
+		return nil
+	}
+	w := s.written.Load()
+	if err := s.fullCheckpoint(); err != nil {
+		return fmt.Errorf("leveldb: checkpoint %s: %w", s.dir, err)
+	}
+	for {
+		f := s.flushed.Load()
+		if f >= w || s.flushed.CompareAndSwap(f, w) {
+			return nil
+		}
+	}
 }
 
 // Close ends every open transaction (aborting writes, closing their
@@ -423,6 +467,7 @@ func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
 // frees everything. It returns the error of that last flush, if any; the
 // store is closed in any case. Later calls return nil.
 func (s *Store) Close() error {
+	s.stopCheckpoints()
 	s.closeMu.Lock()
 	defer s.closeMu.Unlock()
 	if s.closed.Load() {
@@ -440,7 +485,18 @@ func (s *Store) Close() error {
 	for _, t := range open {
 		t.release(true)
 	}
-	err := s.flush()
+	// LevelDB's own close does not sync its log: a full checkpoint makes
+	// every commit durable in LevelDB and leaves the redo log empty.
+	var err error
+	if s.wal != nil {
+		if err = s.fullCheckpoint(); err != nil {
+			err = fmt.Errorf("leveldb: close %s: %w", s.dir, err)
+		}
+		if cerr := s.wal.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("leveldb: close %s: %w", s.dir, cerr)
+		}
+		s.wal = nil
+	}
 	s.db.Close()
 	s.freeOptions()
 	s.removeCopy()

@@ -563,32 +563,6 @@ func TestFlushAfterRotation(t *testing.T) {
 	}
 }
 
-// TestFlushWrites checks that Flush fsyncs the current log after a
-// non-sync commit (without a synced LevelDB write, which would hold the
-// writer queue through the fsync), and skips it when nothing is unsynced.
-func TestFlushWrites(t *testing.T) {
-	dir := t.TempDir()
-	s := mustOpen(t, kvtest.Options(dir))
-	err := kv.Update(t.Context(), s, kv.NoSync, func(tx kv.Txn) error { return tx.Put(kvtest.Objects, []byte("k"), []byte("v")) })
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := leveldb.CurrentLogSyncs(s)
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	after := leveldb.CurrentLogSyncs(s)
-	if after != before+1 {
-		t.Fatalf("Flush after a nosync commit fsynced the current log %d times, want 1", after-before)
-	}
-	if err := s.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	if again := leveldb.CurrentLogSyncs(s); again != after {
-		t.Fatalf("Flush with nothing unsynced fsynced again")
-	}
-}
-
 // TestCrashAtomicity SIGKILLs a child in the middle of a stream of
 // commits: after reopening, every acknowledged commit is there, and the
 // commits present form a prefix, each complete (never half a commit).

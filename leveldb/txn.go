@@ -1,6 +1,7 @@
 package leveldb
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/jmhodges/levigo"
@@ -166,9 +167,10 @@ func (t *txn) Cursor(bucket string) (kv.Cursor, error) {
 	return c, nil
 }
 
-// Commit writes the buffered changes as one WriteBatch (atomic), synced
-// when d is kv.Sync (see the package documentation for what that covers).
-// A read-only transaction just ends. On error nothing was applied.
+// Commit writes the buffered changes as one WriteBatch (atomic) without
+// sync and queues their redo record; with kv.Sync it then flushes (see the
+// package documentation, "Durability"). A read-only transaction just ends.
+// On error nothing was applied.
 func (t *txn) Commit(d kv.Durability) error {
 	t.s.closeMu.RLock()
 	defer t.s.closeMu.RUnlock()
@@ -187,28 +189,38 @@ func (t *txn) Commit(d kv.Durability) error {
 		wb = levigo.NewWriteBatch()
 		defer wb.Close()
 	}
+	// The batch carries the commit's marker, and the same operations
+	// are queued as its redo record once LevelDB has them (redo.go).
+	seq := t.s.nextSeq
+	payload, keys := t.s.recBuf[:0], t.s.keysBuf[:0]
 	for n := t.writes.first(); n != nil; n = n.next[0] {
 		if n.del {
 			wb.Delete(n.key)
 		} else {
 			wb.Put(n.key, n.val)
 		}
+		payload = appendWALOp(payload, n.del, n.key, n.val)
+		keys = binary.AppendUvarint(keys, uint64(len(n.key)))
+		keys = append(keys, n.key...)
 	}
-	wo := t.s.wNoSync
-	if d == kv.Sync {
-		wo = t.s.wSync
-	}
-	err := t.s.db.Write(wo, wb)
+	wb.Put(markerKey(seq), keys)
+	err := t.s.db.Write(t.s.wNoSync, wb)
 	wb.Clear()
+	if err == nil {
+		t.s.nextSeq++
+		t.s.walAdd(seq, payload)
+		t.s.written.Add(1)
+	}
+	if cap(payload) <= bigBatch {
+		t.s.recBuf, t.s.keysBuf = payload, keys
+	}
 	t.release(false)
 	if err != nil {
 		return t.s.mapError("commit to", err)
 	}
-	if d != kv.Sync {
-		t.s.written.Add(1)
-	} else {
-		if err := t.s.logSync.sync(); err != nil {
-			return fmt.Errorf("leveldb: commit to %s: written but not synced: %w", t.s.dir, err)
+	if d == kv.Sync {
+		if err := t.s.flush(); err != nil {
+			return fmt.Errorf("leveldb: commit to %s: written but not made durable: %w", t.s.dir, err)
 		}
 	}
 	return nil

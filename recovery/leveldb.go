@@ -14,6 +14,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
+	"github.com/durusbdb/durusbdb/leveldb"
 )
 
 // lockLevelDB takes the directory lock leveldb.OpenStore takes (package
@@ -32,10 +33,12 @@ func lockLevelDB(dir string, mode dirlock.Mode) (*dirlock.Lock, error) {
 }
 
 // levelDBFile reports whether a LevelDB database needs the file: CURRENT,
-// MANIFEST-*, table files and write-ahead logs. LOCK, LOG, LOG.old and
-// our own files are not part of the database.
+// MANIFEST-*, table files, write-ahead logs and our redo log
+// (durusbdb.wal, package leveldb: after a crash it may hold acknowledged
+// commits LevelDB lacks). LOCK, LOG, LOG.old and our lock file are not
+// part of the database.
 func levelDBFile(name string) bool {
-	return name == "CURRENT" || strings.HasPrefix(name, "MANIFEST-") ||
+	return name == "CURRENT" || name == leveldb.RedoLogName || strings.HasPrefix(name, "MANIFEST-") ||
 		strings.HasSuffix(name, ".ldb") || strings.HasSuffix(name, ".sst") ||
 		(strings.HasSuffix(name, ".log") && !strings.HasPrefix(name, "log."))
 }
