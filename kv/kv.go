@@ -114,8 +114,8 @@ type Store interface {
 	// data and never blocks writers for long; writable ones may conflict.
 	Begin(ctx context.Context, writable bool) (Txn, error)
 	// Flush makes every transaction committed before the call durable
-	// (Berkeley DB: one log flush; LevelDB: one synced write). Group commit
-	// is NoSync commits followed by one Flush.
+	// (Berkeley DB: one log flush; LevelDB: one write and fdatasync of its
+	// redo log). Group commit is NoSync commits followed by one Flush.
 	Flush() error
 	// Checkpoint writes dirty pages and, when removeLogs is set, removes log
 	// files no longer needed for normal recovery (a no-op where the backend

@@ -105,6 +105,24 @@ func TestRedoReplayAfterPowerLoss(t *testing.T) {
 		t.Fatalf("redo log holds %d records (%v), want the 21 commits since the checkpoint", len(seqs), err)
 	}
 
+	// A read-only open replays into its private copy and writes nothing
+	// here: the redo log still holds every record afterwards.
+	ro := kvtest.Options(b)
+	ro.ReadOnly = true
+	rs, err := leveldb.OpenStore(ro)
+	if err != nil {
+		t.Fatalf("read-only open: %v", err)
+	}
+	if v, err := get(t, rs, kvtest.Objects, []byte("k29")); err != nil || !bytes.Equal(v, val(29)) {
+		t.Errorf("read-only open: k29 = %q, %v; want the acknowledged %q", v, err, val(29))
+	}
+	if err := rs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, seqs, err := leveldb.RedoLog(b); err != nil || len(seqs) != 21 {
+		t.Fatalf("after a read-only open the redo log holds %d records (%v), want 21", len(seqs), err)
+	}
+
 	r := openRedo(t, b, 1<<20)
 	for i := 0; i < 30; i++ {
 		k := fmt.Sprintf("k%02d", i)

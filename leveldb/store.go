@@ -45,9 +45,9 @@ type Store struct {
 	roMu     sync.Mutex
 	roFree   []*levigo.ReadOptions // idle read options (checksums on), reused by transactions
 	flushMu  sync.Mutex
-	// written counts commits written without sync; flushed is the value
-	// of written covered by the last completed Flush. Flush skips its
-	// synced write when they are equal.
+	// written counts commits written to LevelDB; flushed is the value of
+	// written covered by the last completed Flush. Flush does nothing when
+	// they are equal.
 	written  atomic.Uint64
 	flushed  atomic.Uint64
 	paranoid bool
