@@ -41,6 +41,49 @@ func markerKey(seq uint64) []byte {
 	return k
 }
 
+// walWants reports whether a commit of about size bytes of keys and values
+// should be encoded as a redo record: not when the queue has been dropped
+// (the next Flush checkpoints anyway), nor when it would not fit in the
+// queue (a bulk import's batches: encoding them would copy every byte for
+// nothing). Called by the writer slot's holder.
+func (s *Store) walWants(size int) bool {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	return !s.walGap && s.walFits(len(s.walRecs)+walRecHdrLen+size)
+}
+
+// walFits reports whether n bytes of queued records fit in the queue (half
+// the ring). Callers hold s.walMu.
+func (s *Store) walFits(n int) bool { return int64(n) <= (s.wal.size-walDataStart)/2 }
+
+// walSkip prepares a commit that gets no redo record: the queue is
+// dropped (the next Flush checkpoints instead), and it reports whether the
+// commit still needs its marker, which it does only while the ring holds
+// records a replay could apply: a bulk import's batches, after the first,
+// carry none. (Markers are keys at the start of the key space: in every
+// batch they would make every table LevelDB writes overlap every other,
+// and an import's compactions rewrite everything: migrate ran at half its
+// speed.) The queue is dropped first, so no record older than this commit
+// can reach the ring after the check. Called by the writer slot's holder.
+func (s *Store) walSkip() (mark bool) {
+	s.walMu.Lock()
+	s.walGap = true
+	s.walRecs, s.walEnds = s.walRecs[:0], s.walEnds[:0]
+	s.walMu.Unlock()
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	return s.wal.last >= s.wal.hdr.startSeq
+}
+
+// walSkipped notes seq, written to LevelDB without a redo record, as the
+// last commit: the next Flush's checkpoint covers it.
+func (s *Store) walSkipped(seq uint64) {
+	s.walMu.Lock()
+	defer s.walMu.Unlock()
+	s.walLast = seq
+	s.walGap = true
+}
+
 // walAdd queues the redo record of the commit seq (just written to
 // LevelDB) for the next Flush. Called by the writer slot's holder, so
 // records queue in seq order. When the queue would outgrow half the ring
@@ -53,7 +96,7 @@ func (s *Store) walAdd(seq uint64, payload []byte) {
 	if s.walGap {
 		return
 	}
-	if int64(len(s.walRecs)+walRecHdrLen+len(payload)) > (s.wal.size-walDataStart)/2 {
+	if !s.walFits(len(s.walRecs) + walRecHdrLen + len(payload)) {
 		s.walGap = true
 		s.walRecs, s.walEnds = s.walRecs[:0], s.walEnds[:0]
 		return
@@ -198,7 +241,9 @@ func (s *Store) deleteMarkers(below uint64) error {
 	wb := levigo.NewWriteBatch()
 	defer wb.Close()
 	n := 0
-	for it.Seek([]byte{markerPrefix}); it.Valid(); it.Next() {
+	// From the first marker not yet deleted: the deleted ones below stay
+	// as tombstones until a compaction, and an iterator steps over each.
+	for it.Seek(markerKey(s.markersBelow)); it.Valid(); it.Next() {
 		k := it.Key()
 		if len(k) != 9 || k[0] != markerPrefix || binary.BigEndian.Uint64(k[1:]) >= below {
 			break

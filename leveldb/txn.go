@@ -192,6 +192,8 @@ func (t *txn) Commit(d kv.Durability) error {
 	// The batch carries the commit's marker, and the same operations
 	// are queued as its redo record once LevelDB has them (redo.go).
 	seq := t.s.nextSeq
+	encode := t.s.walWants(t.writes.size)
+	mark := encode || t.s.walSkip()
 	payload, keys := t.s.recBuf[:0], t.s.keysBuf[:0]
 	for n := t.writes.first(); n != nil; n = n.next[0] {
 		if n.del {
@@ -199,20 +201,33 @@ func (t *txn) Commit(d kv.Durability) error {
 		} else {
 			wb.Put(n.key, n.val)
 		}
-		payload = appendWALOp(payload, n.del, n.key, n.val)
-		keys = binary.AppendUvarint(keys, uint64(len(n.key)))
-		keys = append(keys, n.key...)
+		if encode {
+			payload = appendWALOp(payload, n.del, n.key, n.val)
+		}
+		if mark {
+			keys = binary.AppendUvarint(keys, uint64(len(n.key)))
+			keys = append(keys, n.key...)
+		}
 	}
-	wb.Put(markerKey(seq), keys)
+	if mark {
+		wb.Put(markerKey(seq), keys)
+	}
 	err := t.s.db.Write(t.s.wNoSync, wb)
 	wb.Clear()
 	if err == nil {
 		t.s.nextSeq++
-		t.s.walAdd(seq, payload)
+		if encode {
+			t.s.walAdd(seq, payload)
+		} else {
+			t.s.walSkipped(seq)
+		}
 		t.s.written.Add(1)
 	}
 	if cap(payload) <= bigBatch {
-		t.s.recBuf, t.s.keysBuf = payload, keys
+		t.s.recBuf = payload
+	}
+	if cap(keys) <= bigBatch {
+		t.s.keysBuf = keys
 	}
 	t.release(false)
 	if err != nil {
