@@ -76,7 +76,11 @@
 // replay applies each record whose marker is missing, except for the keys
 // a later present commit wrote, then syncs LevelDB, starts a new epoch of
 // the ring (records of earlier epochs are never read again) and deletes
-// the markers. A record is acknowledged only after the fdatasync that
+// the markers. A commit too big for the queue gets no record, and no
+// marker either when the ring holds no record (nothing a replay could
+// write over it): a bulk import's batches carry none, since a key at the
+// start of the key space in every batch makes every table LevelDB writes
+// overlap every other and its compactions rewrite everything. A record is acknowledged only after the fdatasync that
 // follows its write, and the reader stops at the first record that is
 // torn, of another epoch or out of sequence, so every acknowledged record
 // is read.
