@@ -230,25 +230,37 @@ func TestVerifyRefsBombsChild(t *testing.T) {
 			c := dialUnix(t, p.sock)
 			oid := c.newOIDs(1)[0]
 			for _, b := range scanBombs(t, oid) {
-				settle(t, pid)
-				rss0, hwm0, cpu0 := procStat(t, pid)
-				c.begin()
-				data := make([]byte, 0, len(b.rec)+12)
-				data = binary.BigEndian.AppendUint32(data, uint32(8+len(b.rec)))
-				data = binary.BigEndian.AppendUint64(data, oid)
-				data = append(data, b.rec...)
-				if st := c.commitData(data); st != 'E' {
-					t.Fatalf("%s: status %q, want E", b.name, st)
+				// The CPU a bomb costs is measured up to twice, the lower
+				// figure kept: CI shares two cores with other test
+				// binaries, and contention inflated one CI run's figure
+				// 2.3× (1.08 s against 0.41–0.51 s alone). A bomb that
+				// costs more than 1 s fails both times.
+				var cpu time.Duration
+				for try := 1; try <= 2; try++ {
+					settle(t, pid)
+					rss0, hwm0, cpu0 := procStat(t, pid)
+					c.begin()
+					data := make([]byte, 0, len(b.rec)+12)
+					data = binary.BigEndian.AppendUint32(data, uint32(8+len(b.rec)))
+					data = binary.BigEndian.AppendUint64(data, oid)
+					data = append(data, b.rec...)
+					if st := c.commitData(data); st != 'E' {
+						t.Fatalf("%s: status %q, want E", b.name, st)
+					}
+					rss1, hwm1, cpu1 := procStat(t, pid)
+					grew := max(rss1, hwm1) - max(rss0, hwm0)
+					t.Logf("%s: %s (%d bytes), try %d: RSS %d → %d MB, peak %d → %d MB (+%d), CPU %v",
+						be, b.name, len(b.rec), try, rss0>>20, rss1>>20, hwm0>>20, hwm1>>20, max(grew, 0)>>20, cpu1-cpu0)
+					if rss1-rss0 > 256<<20 || grew > 256<<20 {
+						t.Errorf("%s: RSS grew by %d MB (peak +%d)", b.name, (rss1-rss0)>>20, grew>>20)
+					}
+					cpu = cpu1 - cpu0
+					if cpu <= time.Second {
+						break
+					}
 				}
-				rss1, hwm1, cpu1 := procStat(t, pid)
-				grew := max(rss1, hwm1) - max(rss0, hwm0)
-				t.Logf("%s: %s (%d bytes): RSS %d → %d MB, peak %d → %d MB (+%d), CPU %v",
-					be, b.name, len(b.rec), rss0>>20, rss1>>20, hwm0>>20, hwm1>>20, max(grew, 0)>>20, cpu1-cpu0)
-				if rss1-rss0 > 256<<20 || grew > 256<<20 {
-					t.Errorf("%s: RSS grew by %d MB (peak +%d)", b.name, (rss1-rss0)>>20, grew>>20)
-				}
-				if cpu1-cpu0 > time.Second {
-					t.Errorf("%s: %v of CPU", b.name, cpu1-cpu0)
+				if cpu > time.Second {
+					t.Errorf("%s: %v of CPU, twice", b.name, cpu)
 				}
 				waitFor(t, 5*time.Second, "the refusal logged with its limit", func() bool {
 					return strings.Contains(p.Log(), "scan's "+b.limit+" limit")
