@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jmhodges/levigo"
+
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -68,3 +70,11 @@ const RedoFile = walName
 // CopyFile copies src to a new file dst (as the read-only open's private
 // copy does).
 var CopyFile = copyFile
+
+// Marked reports whether the commit marker of seq is in LevelDB.
+func Marked(s *Store, seq uint64) (bool, error) {
+	ro := levigo.NewReadOptions()
+	defer ro.Close()
+	v, err := s.db.Get(ro, markerKey(seq))
+	return v != nil, err
+}

@@ -49,12 +49,8 @@ func markerKey(seq uint64) []byte {
 func (s *Store) walWants(size int) bool {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
-	return !s.walGap && s.walFits(len(s.walRecs)+walRecHdrLen+size)
+	return !s.walGap && int64(len(s.walRecs)+walRecHdrLen+size) <= (s.wal.size-walDataStart)/2
 }
-
-// walFits reports whether n bytes of queued records fit in the queue (half
-// the ring). Callers hold s.walMu.
-func (s *Store) walFits(n int) bool { return int64(n) <= (s.wal.size-walDataStart)/2 }
 
 // walSkip prepares a commit that gets no redo record: the queue is
 // dropped (the next Flush checkpoints instead), and it reports whether the
@@ -85,22 +81,17 @@ func (s *Store) walSkipped(seq uint64) {
 }
 
 // walAdd queues the redo record of the commit seq (just written to
-// LevelDB) for the next Flush. Called by the writer slot's holder, so
-// records queue in seq order. When the queue would outgrow half the ring
-// (a big commit, or a nosync server that rarely flushes) the queue is
-// dropped and the next Flush checkpoints instead.
+// LevelDB, after walWants said yes) for the next Flush. Called by the
+// writer slot's holder, so records queue in seq order.
 func (s *Store) walAdd(seq uint64, payload []byte) {
 	s.walMu.Lock()
 	defer s.walMu.Unlock()
 	s.walLast = seq
-	if s.walGap {
+	if s.walGap { // a failed flush dropped the queue meanwhile
 		return
 	}
-	if !s.walFits(len(s.walRecs) + walRecHdrLen + len(payload)) {
-		s.walGap = true
-		s.walRecs, s.walEnds = s.walRecs[:0], s.walEnds[:0]
-		return
-	}
+	// It fits: walWants said so for an overlay size that exceeds the
+	// payload, and only a flush touched the queue since, to empty it.
 	s.walRecs = appendWALRecord(s.walRecs, s.walEpoch, seq, payload)
 	s.walEnds = append(s.walEnds, len(s.walRecs))
 }
@@ -316,8 +307,13 @@ func (s *Store) openRedo(cfg redoConfig) error {
 	if s.readOnly {
 		return nil
 	}
-	if err := s.logSync.syncAll(); err != nil {
-		return fmt.Errorf("leveldb: open %s: %w", s.dir, err)
+	// The new epoch forgets the ring's records: they must be durable in
+	// LevelDB first. An empty ring (a clean close) forgets nothing, and the
+	// open costs no fsync.
+	if len(st.records) > 0 {
+		if err := s.logSync.syncAll(); err != nil {
+			return fmt.Errorf("leveldb: open %s: %w", s.dir, err)
+		}
 	}
 	var w *walFile
 	if st.fresh {

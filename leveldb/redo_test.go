@@ -243,3 +243,45 @@ func TestRedoRingFull(t *testing.T) {
 		}
 	}
 }
+
+// TestBigCommitMarker: a commit too big for the redo queue gets no record;
+// it keeps its marker while the ring holds records a replay could apply
+// (their keys must not be written over its newer values), and goes without
+// one once the ring is empty (a bulk import's batches: markers in every
+// batch make LevelDB's tables overlap and its compactions rewrite all).
+func TestBigCommitMarker(t *testing.T) {
+	s := openRedo(t, t.TempDir(), 1<<20)
+	commit := func(n int) uint64 {
+		t.Helper()
+		seq := leveldb.NextSeq(s)
+		kvs := map[string][]byte{}
+		for i := 0; i < n; i++ {
+			kvs[fmt.Sprintf("k%06d", i)] = bytes.Repeat([]byte("v"), 100)
+		}
+		commitFlush(t, s, kvs)
+		return seq
+	}
+	marked := func(seq uint64) bool {
+		t.Helper()
+		ok, err := leveldb.Marked(s, seq)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ok
+	}
+	small := commit(1)
+	if !marked(small) {
+		t.Fatalf("small commit %d has no marker", small)
+	}
+	big := commit(5000) // ~800 KB of overlay: more than half the ring
+	if !marked(big) {
+		t.Fatalf("big commit %d, written while the ring held commit %d's record, has no marker", big, small)
+	}
+	if err := s.Checkpoint(t.Context(), false); err != nil {
+		t.Fatal(err)
+	}
+	bulk := commit(5000)
+	if marked(bulk) {
+		t.Fatalf("big commit %d, written with the ring empty, has a marker", bulk)
+	}
+}

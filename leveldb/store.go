@@ -425,10 +425,17 @@ func (s *Store) flush() error {
 	if err != nil {
 		return fmt.Errorf("leveldb: flush %s: %w", s.dir, err)
 	}
+	s.markFlushed(w)
+	return nil
+}
+
+// markFlushed raises s.flushed to w (never lowers it: flushes finish in
+// any order).
+func (s *Store) markFlushed(w uint64) {
 	for {
 		f := s.flushed.Load()
 		if f >= w || s.flushed.CompareAndSwap(f, w) {
-			return nil
+			return
 		}
 	}
 }
@@ -453,12 +460,8 @@ func (s *Store) Checkpoint(ctx context.Context, removeLogs bool) error {
 	if err := s.fullCheckpoint(); err != nil {
 		return fmt.Errorf("leveldb: checkpoint %s: %w", s.dir, err)
 	}
-	for {
-		f := s.flushed.Load()
-		if f >= w || s.flushed.CompareAndSwap(f, w) {
-			return nil
-		}
-	}
+	s.markFlushed(w)
+	return nil
 }
 
 // Close ends every open transaction (aborting writes, closing their

@@ -7,11 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-
-	"github.com/jmhodges/levigo"
-
-	"github.com/durusbdb/durusbdb/kv"
-	"github.com/durusbdb/durusbdb/kv/kvtest"
 )
 
 // newTestWAL creates a redo log of size bytes in a new directory and starts
@@ -290,62 +285,4 @@ func FuzzReadWAL(f *testing.F) {
 			}
 		}
 	})
-}
-
-// TestBigCommitMarker: a commit too big for the redo queue gets no record;
-// it keeps its marker while the ring holds records a replay could apply
-// (their keys must not be written over its newer values), and goes without
-// one once the ring is empty (a bulk import's batches: markers in every
-// batch make LevelDB's tables overlap and its compactions rewrite all).
-func TestBigCommitMarker(t *testing.T) {
-	opts := kvtest.Options(t.TempDir())
-	opts.Create = true
-	s, err := openStore(opts, redoConfig{size: 1 << 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	commit := func(n int) uint64 {
-		t.Helper()
-		seq := s.nextSeq
-		err := kv.Update(t.Context(), s, kv.NoSync, func(tx kv.Txn) error {
-			for i := 0; i < n; i++ {
-				if err := tx.Put(kvtest.Objects, []byte(fmt.Sprintf("k%06d", i)), bytes.Repeat([]byte("v"), 100)); err != nil {
-					return err
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		return seq
-	}
-	marked := func(seq uint64) bool {
-		ro := levigo.NewReadOptions()
-		defer ro.Close()
-		v, err := s.db.Get(ro, markerKey(seq))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v != nil
-	}
-	small := commit(1)
-	if !marked(small) {
-		t.Fatalf("small commit %d has no marker", small)
-	}
-	big := commit(5000) // ~800 KB of overlay: more than half the ring
-	if !marked(big) {
-		t.Fatalf("big commit %d, written while the ring held commit %d's record, has no marker", big, small)
-	}
-	if err := s.Checkpoint(t.Context(), false); err != nil {
-		t.Fatal(err)
-	}
-	bulk := commit(5000)
-	if marked(bulk) {
-		t.Fatalf("big commit %d, written with the ring empty, has a marker", bulk)
-	}
 }
