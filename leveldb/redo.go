@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/jmhodges/levigo"
@@ -221,37 +222,38 @@ func (s *Store) backgroundCheckpoint() error {
 
 // deleteMarkers deletes the markers of seqs below below (a write without
 // sync: a marker that survives a crash below the ring's start is ignored).
+// It deletes them by key from the list of markers written, never with an
+// iterator: a seek past the last marker would read the next table block,
+// which for a big record is as big as the record (a background read of
+// every such block grew a hostile test's server by 10 MB).
 func (s *Store) deleteMarkers(below uint64) error {
 	s.markMu.Lock()
 	defer s.markMu.Unlock()
-	ro := levigo.NewReadOptions()
-	defer ro.Close()
-	ro.SetFillCache(false)
-	it := s.db.NewIterator(ro)
-	defer it.Close()
-	wb := levigo.NewWriteBatch()
-	defer wb.Close()
 	n := 0
-	// From the first marker not yet deleted: the deleted ones below stay
-	// as tombstones until a compaction, and an iterator steps over each.
-	for it.Seek(markerKey(s.markersBelow)); it.Valid(); it.Next() {
-		k := it.Key()
-		if len(k) != 9 || k[0] != markerPrefix || binary.BigEndian.Uint64(k[1:]) >= below {
-			break
-		}
-		wb.Delete(k)
+	for n < len(s.marked) && s.marked[n] < below {
 		n++
 	}
-	if err := it.GetError(); err != nil {
-		return s.mapError("list commit markers in", err)
-	}
 	if n > 0 {
+		wb := levigo.NewWriteBatch()
+		defer wb.Close()
+		for _, seq := range s.marked[:n] {
+			wb.Delete(markerKey(seq))
+		}
 		if err := s.db.Write(s.wNoSync, wb); err != nil {
 			return s.mapError("delete commit markers in", err)
 		}
+		s.marked = append(s.marked[:0], s.marked[n:]...)
 	}
 	s.markersBelow = below
 	return nil
+}
+
+// noteMarker records that the marker of seq was written (seqs come in
+// ascending order: the writer slot's holder, or the replay).
+func (s *Store) noteMarker(seq uint64) {
+	s.markMu.Lock()
+	s.marked = append(s.marked, seq)
+	s.markMu.Unlock()
 }
 
 // runCheckpoints is the background checkpointer of a writable store: every
@@ -349,6 +351,7 @@ func (s *Store) openRedo(cfg redoConfig) error {
 func (s *Store) replay(st walState) (uint64, error) {
 	start := st.hdr.startSeq
 	present := map[uint64]bool{}
+	var found []uint64            // every marker in LevelDB, then every one the replay writes
 	latest := map[string]uint64{} // key → the highest present seq that wrote it
 	var maxPresent uint64
 	ro := levigo.NewReadOptions()
@@ -361,6 +364,7 @@ func (s *Store) replay(st walState) (uint64, error) {
 		}
 		seq := binary.BigEndian.Uint64(k[1:])
 		maxPresent = max(maxPresent, seq)
+		found = append(found, seq)
 		if seq < start {
 			continue
 		}
@@ -417,8 +421,13 @@ func (s *Store) replay(st walState) (uint64, error) {
 		if err != nil {
 			return 0, s.mapError(fmt.Sprintf("replay commit %d from %s into", r.seq, walName), err)
 		}
+		found = append(found, r.seq)
 		replayed++
 	}
+	slices.Sort(found)
+	s.markMu.Lock()
+	s.marked = found
+	s.markMu.Unlock()
 	missing := 0
 	if n := len(st.records); n > 0 {
 		for seq := st.records[n-1].seq + 1; seq < maxPresent; seq++ {

@@ -280,6 +280,9 @@ func TestBigCommitMarker(t *testing.T) {
 	if err := s.Checkpoint(t.Context(), false); err != nil {
 		t.Fatal(err)
 	}
+	if marked(small) || marked(big) {
+		t.Fatalf("markers of commits %d and %d still there after a checkpoint", small, big)
+	}
 	bulk := commit(5000)
 	if marked(bulk) {
 		t.Fatalf("big commit %d, written with the ring empty, has a marker", bulk)

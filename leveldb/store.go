@@ -68,7 +68,8 @@ type Store struct {
 	walEnds, walEndsSpare   []int
 	walGap                  bool
 	walLast                 uint64
-	markMu                  sync.Mutex // serializes deleteMarkers
+	markMu                  sync.Mutex // guards marked and markersBelow
+	marked                  []uint64   // seqs of the markers in LevelDB not yet deleted, ascending
 	markersBelow            uint64     // markers below this seq are deleted
 	bgQuit, bgDone          chan struct{}
 	bgKick                  chan struct{}

@@ -216,6 +216,9 @@ func (t *txn) Commit(d kv.Durability) error {
 	wb.Clear()
 	if err == nil {
 		t.s.nextSeq++
+		if mark {
+			t.s.noteMarker(seq)
+		}
 		if encode {
 			t.s.walAdd(seq, payload)
 		} else {
