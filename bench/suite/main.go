@@ -353,6 +353,7 @@ func (s *suite) run() error {
 		}
 		if s.sections["ceil"] {
 			s.pairedLoads()
+			s.pairedCommits()
 		}
 	}
 	if s.sections["gc"] {
@@ -694,79 +695,6 @@ func (s *suite) startTrivial(log string, objs, size int) (*proc, string, error) 
 		return nil, "", err
 	}
 	return p, addr, nil
-}
-
-// pairedLoads measures single loads at 8 connections of each durusbdb
-// backend and of the trivial server alternately (trivial, bdb, leveldb,
-// trivial, … for a few rounds), all servers started first: each backend's
-// figure is divided by the mean of the trivial figures just before and
-// just after it, and the median of the rounds is kept. On a shared machine
-// the load of other tenants changes from minute to minute; a ratio of
-// adjacent runs is far steadier than one of figures taken minutes apart.
-func (s *suite) pairedLoads() {
-	s.logf("single loads, alternating with the trivial server")
-	tp, taddr, err := s.startTrivial("trivial-paired", s.objs100, 100)
-	if err != nil {
-		s.fail("paired loads: trivial server", err)
-		return
-	}
-	defer s.ps.stop(tp, 5*time.Second)
-	type target struct {
-		col  string
-		addr string
-		pick func(*rand.Rand) uint64
-	}
-	var targets []target
-	for _, col := range s.backends {
-		path := filepath.Join(s.work, "db-paired-"+col)
-		srv, err := s.startServer(col, path, "paired-"+col, true, "--gc-grace=24h")
-		if err != nil {
-			s.fail("paired loads: start "+col, err)
-			continue
-		}
-		defer func() {
-			s.stopServer(srv, "paired-"+col)
-			os.RemoveAll(path)
-		}()
-		oids, err := gen.Populate(srv.addr, s.objs100, 100, nil)
-		if err != nil {
-			s.fail("paired loads: populate "+col, err)
-			continue
-		}
-		targets = append(targets, target{col, srv.addr, gen.PickFrom(oids)})
-	}
-	tpick := func(rng *rand.Rand) uint64 { return 1 + rng.Uint64N(uint64(s.objs100)) }
-	trivial := func(round int) (float64, bool) {
-		r, ok := s.fig(gen.Spec{Addr: taddr, Mode: "loads", Conns: 8, Pick: tpick}, fmt.Sprintf("trivial loads 8 conns, round %d", round))
-		return r.OpsPerSec(), ok
-	}
-	rounds := 3
-	if s.scale == "smoke" {
-		rounds = 1
-	}
-	ratios := map[string][]float64{}
-	before, ok := trivial(1)
-	for round := 1; round <= rounds && ok; round++ {
-		figs := map[string]float64{}
-		for _, tg := range targets {
-			if r, ok := s.fig(gen.Spec{Addr: tg.addr, Mode: "loads", Conns: 8, Pick: tg.pick}, fmt.Sprintf("%s loads 8 conns, round %d", tg.col, round)); ok {
-				figs[tg.col] = r.OpsPerSec()
-			}
-		}
-		var after float64
-		if after, ok = trivial(round + 1); !ok {
-			break
-		}
-		for col, x := range figs {
-			ratios[col] = append(ratios[col], x/((before+after)/2))
-		}
-		before = after
-	}
-	for col, rs := range ratios {
-		slices.Sort(rs)
-		s.res.set("loads8_paired", col, rs[len(rs)/2])
-		s.logf("  %s ÷ trivial, rounds %v: median %.2f", col, rs, rs[len(rs)/2])
-	}
 }
 
 // gcFigures measures durable commits at 8 connections with the

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/durusbdb/durusbdb/bench/gen"
+)
+
+// Paired figures: a server measured alternately with the trivial server
+// (trivial, server A, server B, trivial, …), each figure divided by the
+// mean of the trivial figures just before and just after it, the median of
+// the rounds kept. On a shared machine the load of other tenants changes
+// from minute to minute; a ratio of adjacent runs is far steadier than one
+// of figures taken minutes apart (the ceilings run first and last).
+
+// pairTarget is one server figure taken in every round of alternate: row
+// key, column col.
+type pairTarget struct {
+	key, col string
+	fig      func(round int) (float64, bool) // one measurement
+}
+
+// pairedRounds is the number of rounds of alternate at the suite's scale.
+func (s *suite) pairedRounds() int {
+	if s.scale == "smoke" {
+		return 1
+	}
+	return 3
+}
+
+// alternate measures ref, then every target, then ref again, for the
+// suite's rounds (each ref figure serves the round before and the round
+// after it), and sets each target's row and column to the median of its
+// ratios to the mean of the ref figures around it.
+func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTarget) {
+	type cell struct{ key, col string }
+	ratios := map[cell][]float64{}
+	before, ok := ref(1)
+	for round := 1; round <= s.pairedRounds() && ok; round++ {
+		figs := map[cell]float64{}
+		for _, tg := range targets {
+			if x, ok := tg.fig(round); ok {
+				figs[cell{tg.key, tg.col}] = x
+			}
+		}
+		var after float64
+		if after, ok = ref(round + 1); !ok {
+			break
+		}
+		for c, x := range figs {
+			ratios[c] = append(ratios[c], x/((before+after)/2))
+		}
+		before = after
+	}
+	for c, rs := range ratios {
+		slices.Sort(rs)
+		s.res.set(c.key, c.col, rs[len(rs)/2])
+		s.logf("  %s %s ÷ trivial, rounds %.3f: median %.2f", c.key, c.col, rs, rs[len(rs)/2])
+	}
+}
+
+// pairedServer starts a durusbdb server of backend col on a fresh
+// database for the paired figures; stop stops it and removes the
+// database.
+func (s *suite) pairedServer(col, label string, extra ...string) (srv *server, stop func(), err error) {
+	path := filepath.Join(s.work, "db-"+label)
+	srv, err = s.startServer(col, path, label, true, append([]string{"--gc-grace=24h"}, extra...)...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return srv, func() {
+		s.stopServer(srv, label)
+		os.RemoveAll(path)
+	}, nil
+}
+
+// pairedLoads measures single loads at 8 connections of each durusbdb
+// backend alternately with the trivial server (row loads8_paired).
+func (s *suite) pairedLoads() {
+	s.logf("single loads, alternating with the trivial server")
+	tp, taddr, err := s.startTrivial("trivial-paired", s.objs100, 100)
+	if err != nil {
+		s.fail("paired loads: trivial server", err)
+		return
+	}
+	defer s.ps.stop(tp, 5*time.Second)
+	var targets []pairTarget
+	for _, col := range s.backends {
+		srv, stop, err := s.pairedServer(col, "paired-"+col)
+		if err != nil {
+			s.fail("paired loads: start "+col, err)
+			continue
+		}
+		defer stop()
+		oids, err := gen.Populate(srv.addr, s.objs100, 100, nil)
+		if err != nil {
+			s.fail("paired loads: populate "+col, err)
+			continue
+		}
+		spec := gen.Spec{Addr: srv.addr, Mode: "loads", Conns: 8, Pick: gen.PickFrom(oids)}
+		targets = append(targets, pairTarget{"loads8_paired", col, func(round int) (float64, bool) {
+			r, ok := s.fig(spec, fmt.Sprintf("%s loads 8 conns, round %d", col, round))
+			return r.OpsPerSec(), ok
+		}})
+	}
+	tpick := func(rng *rand.Rand) uint64 { return 1 + rng.Uint64N(uint64(s.objs100)) }
+	s.alternate(func(round int) (float64, bool) {
+		r, ok := s.fig(gen.Spec{Addr: taddr, Mode: "loads", Conns: 8, Pick: tpick}, fmt.Sprintf("trivial loads 8 conns, round %d", round))
+		return r.OpsPerSec(), ok
+	}, targets)
+}
+
+// pairedKinds are the commit kinds of issue #18's rows: result key, load
+// generator mode, data bytes.
+func (s *suite) pairedKinds() []struct {
+	key, mode string
+	size      int
+} {
+	return []struct {
+		key, mode string
+		size      int
+	}{{"commits", "commits", 100}, {"updates", "updates", s.updateSize}}
+}
+
+// pairedCommitConns are the connection counts of issue #18's
+// ≥ 85% / ≥ 90% targets.
+var pairedCommitConns = []int{8, 32}
+
+// pairedCommits measures issue #18's commit rows (new-object and update
+// commits at 8 and 32 connections, durable and nosync) of each durusbdb
+// backend alternately with the trivial server with commit token (rows
+// paired_[nosync_]{commits,updates}{8,32}). The durable rows also share
+// the disk with other tenants, which the trivial server does not use: the
+// pairing steadies the processor's share, not the fdatasync.
+func (s *suite) pairedCommits() {
+	s.logf("commits, alternating with the trivial server")
+	tp, taddr, err := s.startTrivial("trivial-paired-commits", s.objs100, 100)
+	if err != nil {
+		s.fail("paired commits: trivial server", err)
+		return
+	}
+	defer s.ps.stop(tp, 5*time.Second)
+	addrs := map[string]string{} // prefix+col → address
+	for _, prefix := range []string{"", "nosync_"} {
+		dur := "sync"
+		if prefix != "" {
+			dur = "nosync"
+		}
+		for _, col := range s.backends {
+			srv, stop, err := s.pairedServer(col, "paired-"+dur+"-"+col, "--durability="+dur)
+			if err != nil {
+				s.fail("paired commits: start "+col+" "+dur, err)
+				continue
+			}
+			defer stop()
+			addrs[prefix+col] = srv.addr
+		}
+	}
+	for _, kind := range s.pairedKinds() {
+		for _, conns := range pairedCommitConns {
+			var targets []pairTarget
+			for _, prefix := range []string{"", "nosync_"} {
+				for _, col := range s.backends {
+					addr, ok := addrs[prefix+col]
+					if !ok {
+						continue
+					}
+					spec := gen.Spec{Addr: addr, Mode: kind.mode, Conns: conns, Size: kind.size}
+					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col, func(round int) (float64, bool) {
+						r, ok := s.fig(spec, fmt.Sprintf("%s %s%s %d conns, round %d", col, prefix, kind.key, conns, round))
+						return r.OpsPerSec(), ok
+					}})
+				}
+			}
+			spec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: conns, Size: kind.size}
+			s.alternate(func(round int) (float64, bool) {
+				r, ok := s.fig(spec, fmt.Sprintf("trivial %s %d conns, round %d", kind.key, conns, round))
+				return r.OpsPerSec(), ok
+			}, targets)
+		}
+	}
+}
