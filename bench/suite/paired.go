@@ -115,16 +115,16 @@ func (s *suite) pairedLoads() {
 	}, targets)
 }
 
-// pairedKinds are the commit kinds of issue #18's rows: result key, load
+// commitKind is one kind of issue #18's commit rows: result key, load
 // generator mode, data bytes.
-func (s *suite) pairedKinds() []struct {
+type commitKind struct {
 	key, mode string
 	size      int
-} {
-	return []struct {
-		key, mode string
-		size      int
-	}{{"commits", "commits", 100}, {"updates", "updates", s.updateSize}}
+}
+
+// pairedKinds are the commit kinds of the paired rows.
+func (s *suite) pairedKinds() []commitKind {
+	return []commitKind{{"commits", "commits", 100}, {"updates", "updates", s.updateSize}}
 }
 
 // pairedCommitConns are the connection counts of issue #18's
