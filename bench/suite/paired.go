@@ -79,16 +79,28 @@ func (s *suite) pairedServer(col, label string, extra ...string) (srv *server, s
 	}, nil
 }
 
+// pairedTrivial starts the trivial server of the paired figures (what
+// names them in a failure, log its log file) with the small records of
+// the loads; stop stops it. ok is false, the failure recorded, if it did
+// not start.
+func (s *suite) pairedTrivial(what, log string) (addr string, stop func(), ok bool) {
+	p, addr, err := s.startTrivial(log, s.objs100, 100)
+	if err != nil {
+		s.fail(what+": trivial server", err)
+		return "", nil, false
+	}
+	return addr, func() { s.ps.stop(p, 5*time.Second) }, true
+}
+
 // pairedLoads measures single loads at 8 connections of each durusbdb
 // backend alternately with the trivial server (row loads8_paired).
 func (s *suite) pairedLoads() {
 	s.logf("single loads, alternating with the trivial server")
-	tp, taddr, err := s.startTrivial("trivial-paired", s.objs100, 100)
-	if err != nil {
-		s.fail("paired loads: trivial server", err)
+	taddr, stopTrivial, ok := s.pairedTrivial("paired loads", "trivial-paired")
+	if !ok {
 		return
 	}
-	defer s.ps.stop(tp, 5*time.Second)
+	defer stopTrivial()
 	var targets []pairTarget
 	for _, col := range s.backends {
 		srv, stop, err := s.pairedServer(col, "paired-"+col)
@@ -139,12 +151,11 @@ var pairedCommitConns = []int{8, 32}
 // pairing steadies the processor's share, not the fdatasync.
 func (s *suite) pairedCommits() {
 	s.logf("commits, alternating with the trivial server")
-	tp, taddr, err := s.startTrivial("trivial-paired-commits", s.objs100, 100)
-	if err != nil {
-		s.fail("paired commits: trivial server", err)
+	taddr, stopTrivial, ok := s.pairedTrivial("paired commits", "trivial-paired-commits")
+	if !ok {
 		return
 	}
-	defer s.ps.stop(tp, 5*time.Second)
+	defer stopTrivial()
 	addrs := map[string]string{} // prefix+col → address
 	for _, prefix := range []string{"", "nosync_"} {
 		dur := "sync"
