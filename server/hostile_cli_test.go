@@ -92,11 +92,16 @@ func startHostile(t *testing.T, backend string, extra ...string) (*serverProc, i
 
 // TestHostileLoadsChild (issue 15 item 2): 20 connections each send one L
 // for a large record and never read the reply. The server's RSS (a child
-// process) grows by at most 512 MB for a 100 MB record (full scale), 5×
-// the record at CI scale.
+// process) grows by at most 512 MB for a 100 MB record (full scale); at CI
+// scale by 5× the record plus 16 MiB that do not shrink with the record:
+// LevelDB's one read of a 10 MB value holds the table block, the
+// std::string Get fills and leveldb_get's malloc'd copy at once beside
+// Go's copy, and glibc keeps freed chunks in per-thread arenas. Measured
+// peaks: LevelDB +19–53 MB (above 50 MB in 1 of 6 runs and one CI run),
+// bdb +10–20 MB; 20 unshared copies would be +200 MB.
 func TestHostileLoadsChild(t *testing.T) {
 	size := 10 << 20
-	bound := int64(5 * size)
+	bound := int64(5*size + 16<<20)
 	if hostileScale() {
 		size, bound = 100<<20, 512<<20
 	}
