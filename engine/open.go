@@ -101,7 +101,7 @@ func (db *DB) loadMeta(ctx context.Context, created bool) (metaView, error) {
 		created = true
 	}
 	if created {
-		if err := db.initLayout(ctx); err != nil {
+		if err := db.initLayout(ctx); err != nil && !db.appliedUnacked(err) {
 			return m, fmt.Errorf("engine: create %s: %w", dir, err)
 		}
 		if m, _, err = readMeta(ctx, store); err != nil {
@@ -210,10 +210,7 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		}
 		return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
 	})
-	if err != nil && !(opts.Replication != nil && errors.Is(err, kv.ErrPermFailed)) {
-		// (A promoted master whose mark a quorum did not acknowledge yet
-		// goes on: the mark is applied here and its commits will wait
-		// for the quorum themselves.)
+	if err != nil && !db.appliedUnacked(err) {
 		return fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 	}
 	if db.unclean && opts.ValidateGarbage {
@@ -280,6 +277,16 @@ func (db *DB) initLayout(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// appliedUnacked reports whether err, from a commit of the open, is a
+// replication master's commit applied here but not acknowledged by a
+// quorum (kv.ErrPermFailed). The open goes on then: a new group's first
+// master meets it when a replica's connection breaks just after the ack
+// policy went to quorum, a promoted master when the group is short. Its
+// later commits wait for the quorum themselves.
+func (db *DB) appliedUnacked(err error) bool {
+	return db.opts.Replication != nil && errors.Is(err, kv.ErrPermFailed)
 }
 
 // readMeta reads every meta key; empty reports whether objects, refcounts

@@ -252,7 +252,7 @@ func (db *DB) publishAddr(ctx context.Context) error {
 		}
 		return tx.Put(BucketMeta, key, []byte(r.DurusAddr))
 	})
-	if err != nil && !errors.Is(err, kv.ErrPermFailed) {
+	if err != nil && !db.appliedUnacked(err) {
 		return fmt.Errorf("engine: open %s: publish the Durus address: %w", db.dir, err)
 	}
 	return nil
