@@ -60,7 +60,7 @@ func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTar
 	for c, rs := range ratios {
 		slices.Sort(rs)
 		s.res.set(c.key, c.col, rs[len(rs)/2])
-		s.logf("  %s %s ÷ trivial, rounds %.3f: median %.2f", c.key, c.col, rs, rs[len(rs)/2])
+		s.logf("  %s %s ÷ reference, rounds %.3f: median %.2f", c.key, c.col, rs, rs[len(rs)/2])
 	}
 }
 
@@ -146,7 +146,8 @@ var pairedCommitConns = []int{8, 32}
 // pairedCommits measures issue #18's commit rows (new-object and update
 // commits at 8 and 32 connections, durable and nosync) of each durusbdb
 // backend alternately with the trivial server with commit token (rows
-// paired_[nosync_]{commits,updates}{8,32}). The durable rows also share
+// paired_[nosync_]{commits,updates}{8,32}), and the durable ones at one
+// connection alternately with their ideal (pairedOneConn). The durable rows also share
 // the disk with other tenants, which the trivial server does not use: the
 // pairing steadies the processor's share, not the fdatasync.
 func (s *suite) pairedCommits() {
@@ -194,5 +195,43 @@ func (s *suite) pairedCommits() {
 				return r.OpsPerSec(), ok
 			}, targets)
 		}
+		s.pairedOneConn(kind, taddr, addrs)
 	}
+}
+
+// pairedOneConn measures the durable commits of kind at one connection
+// of each backend (addrs: pairedCommits's servers) alternately with their
+// ideal, 1 / (the trivial server's round trip + one fdatasync), both
+// measured afresh in every round (row paired_KIND1): the fdatasync of a
+// shared disk moved by tens of percent between the ceilings at the start
+// and at the end of a run.
+func (s *suite) pairedOneConn(kind commitKind, taddr string, addrs map[string]string) {
+	var targets []pairTarget
+	for _, col := range s.backends {
+		addr, ok := addrs[col]
+		if !ok {
+			continue
+		}
+		spec := gen.Spec{Addr: addr, Mode: kind.mode, Conns: 1, Size: kind.size}
+		targets = append(targets, pairTarget{fmt.Sprintf("paired_%s1", kind.key), col, func(round int) (float64, bool) {
+			r, ok := s.fig(spec, fmt.Sprintf("%s %s 1 conn, round %d", col, kind.key, round))
+			return r.OpsPerSec(), ok
+		}})
+	}
+	tspec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: 1, Size: kind.size}
+	dir := filepath.Join(s.work, "commitc-paired")
+	s.alternate(func(round int) (float64, bool) {
+		r, ok := s.fig(tspec, fmt.Sprintf("trivial %s 1 conn, round %d", kind.key, round))
+		if !ok || r.OpsPerSec() == 0 {
+			return 0, false
+		}
+		kv, err := s.commitcRun(dir, "fsync", fmt.Sprintf("%.3f", s.dur.Seconds()))
+		if err != nil || kv["ops_per_s"] == 0 {
+			s.fail(fmt.Sprintf("paired fdatasync loop, round %d", round), err)
+			return 0, false
+		}
+		ideal := 1 / (1/r.OpsPerSec() + 1/kv["ops_per_s"])
+		s.logf("  %-40s %10.0f syncs/s  p50 %.0f µs; 1 / (round trip + fdatasync) %.0f/s", fmt.Sprintf("fdatasync loop, round %d", round), kv["ops_per_s"], kv["p50_us"], ideal)
+		return ideal, true
+	}, targets)
 }
