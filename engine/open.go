@@ -101,7 +101,7 @@ func (db *DB) loadMeta(ctx context.Context, created bool) (metaView, error) {
 		created = true
 	}
 	if created {
-		if err := db.initLayout(ctx); err != nil && !db.appliedUnacked(err) {
+		if err := db.initLayout(ctx); err != nil && !db.appliedUnacked(err, "the layout") {
 			return m, fmt.Errorf("engine: create %s: %w", dir, err)
 		}
 		if m, _, err = readMeta(ctx, store); err != nil {
@@ -210,7 +210,7 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		}
 		return tx.Put(BucketMeta, []byte(MetaInUse), []byte("1"))
 	})
-	if err != nil && !db.appliedUnacked(err) {
+	if err != nil && !db.appliedUnacked(err, "the in-use mark") {
 		return fmt.Errorf("engine: open %s: mark in use: %w", dir, err)
 	}
 	if db.unclean && opts.ValidateGarbage {
@@ -279,14 +279,19 @@ func (db *DB) initLayout(ctx context.Context) error {
 	})
 }
 
-// appliedUnacked reports whether err, from a commit of the open, is a
-// replication master's commit applied here but not acknowledged by a
-// quorum (kv.ErrPermFailed). The open goes on then: a new group's first
-// master meets it when a replica's connection breaks just after the ack
-// policy went to quorum, a promoted master when the group is short. Its
-// later commits wait for the quorum themselves.
-func (db *DB) appliedUnacked(err error) bool {
-	return db.opts.Replication != nil && errors.Is(err, kv.ErrPermFailed)
+// appliedUnacked reports whether err, from the commit of what during the
+// open, is a replication master's commit applied here but not acknowledged
+// by a quorum (kv.ErrPermFailed), and logs it if so. The open goes on
+// then: a new group's first master meets it when a replica's connection
+// breaks just after the ack policy went to quorum, a promoted master when
+// the group is short. Its later commits wait for the quorum themselves,
+// and the replicas receive it with the log that follows.
+func (db *DB) appliedUnacked(err error, what string) bool {
+	if db.opts.Replication == nil || !errors.Is(err, kv.ErrPermFailed) {
+		return false
+	}
+	db.log.Warn("engine: open: written here but not yet acknowledged by a quorum of replicas; commits wait for the quorum", "dir", db.dir, "what", what, "err", err)
+	return true
 }
 
 // readMeta reads every meta key; empty reports whether objects, refcounts

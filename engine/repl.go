@@ -252,7 +252,7 @@ func (db *DB) publishAddr(ctx context.Context) error {
 		}
 		return tx.Put(BucketMeta, key, []byte(r.DurusAddr))
 	})
-	if err != nil && !db.appliedUnacked(err) {
+	if err != nil && !db.appliedUnacked(err, "the published Durus address") {
 		return fmt.Errorf("engine: open %s: publish the Durus address: %w", db.dir, err)
 	}
 	return nil

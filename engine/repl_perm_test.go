@@ -4,12 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
+	"strings"
 	"sync/atomic"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -64,8 +65,9 @@ func TestNewMasterOpensWithUnackedCommits(t *testing.T) {
 	}
 	us := &unackedStore{Store: st}
 	us.unacked.Store(3)
+	var logs testlog.Buffer
 	opts := Options{
-		Logger:      slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Logger:      slog.New(slog.NewTextHandler(&logs, nil)),
 		Replication: &kv.Replication{Listen: "127.0.0.1:1", DurusAddr: "127.0.0.1:2"},
 	}
 	db, err := openWith(ctx, dir, us, opts, true)
@@ -78,6 +80,9 @@ func TestNewMasterOpensWithUnackedCommits(t *testing.T) {
 	}
 	if db.IsReplica() {
 		t.Fatal("opened as a replica")
+	}
+	if n := strings.Count(logs.String(), "not yet acknowledged by a quorum"); n != 3 {
+		t.Fatalf("%d warnings of unacknowledged commits logged, want 3:\n%s", n, logs.String())
 	}
 	m, _, err := readMeta(ctx, us)
 	if err != nil {
