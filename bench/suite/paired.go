@@ -25,6 +25,15 @@ type pairTarget struct {
 	fig      func(round int) (float64, bool) // one measurement
 }
 
+// opsFig returns a figure of a pair: the operations per second of a load
+// generator run of spec, logged as what and the round.
+func (s *suite) opsFig(spec gen.Spec, what string) func(round int) (float64, bool) {
+	return func(round int) (float64, bool) {
+		r, ok := s.fig(spec, fmt.Sprintf("%s, round %d", what, round))
+		return r.OpsPerSec(), ok
+	}
+}
+
 // pairedRounds is the number of rounds of alternate at the suite's scale.
 func (s *suite) pairedRounds() int {
 	if s.scale == "smoke" {
@@ -115,16 +124,10 @@ func (s *suite) pairedLoads() {
 			continue
 		}
 		spec := gen.Spec{Addr: srv.addr, Mode: "loads", Conns: 8, Pick: gen.PickFrom(oids)}
-		targets = append(targets, pairTarget{"loads8_paired", col, func(round int) (float64, bool) {
-			r, ok := s.fig(spec, fmt.Sprintf("%s loads 8 conns, round %d", col, round))
-			return r.OpsPerSec(), ok
-		}})
+		targets = append(targets, pairTarget{"loads8_paired", col, s.opsFig(spec, col+" loads 8 conns")})
 	}
 	tpick := func(rng *rand.Rand) uint64 { return 1 + rng.Uint64N(uint64(s.objs100)) }
-	s.alternate(func(round int) (float64, bool) {
-		r, ok := s.fig(gen.Spec{Addr: taddr, Mode: "loads", Conns: 8, Pick: tpick}, fmt.Sprintf("trivial loads 8 conns, round %d", round))
-		return r.OpsPerSec(), ok
-	}, targets)
+	s.alternate(s.opsFig(gen.Spec{Addr: taddr, Mode: "loads", Conns: 8, Pick: tpick}, "trivial loads 8 conns"), targets)
 }
 
 // commitKind is one kind of issue #18's commit rows: result key, load
@@ -183,17 +186,12 @@ func (s *suite) pairedCommits() {
 						continue
 					}
 					spec := gen.Spec{Addr: addr, Mode: kind.mode, Conns: conns, Size: kind.size}
-					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col, func(round int) (float64, bool) {
-						r, ok := s.fig(spec, fmt.Sprintf("%s %s%s %d conns, round %d", col, prefix, kind.key, conns, round))
-						return r.OpsPerSec(), ok
-					}})
+					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col,
+						s.opsFig(spec, fmt.Sprintf("%s %s%s %d conns", col, prefix, kind.key, conns))})
 				}
 			}
 			spec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: conns, Size: kind.size}
-			s.alternate(func(round int) (float64, bool) {
-				r, ok := s.fig(spec, fmt.Sprintf("trivial %s %d conns, round %d", kind.key, conns, round))
-				return r.OpsPerSec(), ok
-			}, targets)
+			s.alternate(s.opsFig(spec, fmt.Sprintf("trivial %s %d conns", kind.key, conns)), targets)
 		}
 		s.pairedOneConn(kind, taddr, addrs)
 	}
@@ -213,16 +211,13 @@ func (s *suite) pairedOneConn(kind commitKind, taddr string, addrs map[string]st
 			continue
 		}
 		spec := gen.Spec{Addr: addr, Mode: kind.mode, Conns: 1, Size: kind.size}
-		targets = append(targets, pairTarget{fmt.Sprintf("paired_%s1", kind.key), col, func(round int) (float64, bool) {
-			r, ok := s.fig(spec, fmt.Sprintf("%s %s 1 conn, round %d", col, kind.key, round))
-			return r.OpsPerSec(), ok
-		}})
+		targets = append(targets, pairTarget{fmt.Sprintf("paired_%s1", kind.key), col, s.opsFig(spec, fmt.Sprintf("%s %s 1 conn", col, kind.key))})
 	}
-	tspec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: 1, Size: kind.size}
+	trivial := s.opsFig(gen.Spec{Addr: taddr, Mode: kind.mode, Conns: 1, Size: kind.size}, fmt.Sprintf("trivial %s 1 conn", kind.key))
 	dir := filepath.Join(s.work, "commitc-paired")
 	s.alternate(func(round int) (float64, bool) {
-		r, ok := s.fig(tspec, fmt.Sprintf("trivial %s 1 conn, round %d", kind.key, round))
-		if !ok || r.OpsPerSec() == 0 {
+		rt, ok := trivial(round)
+		if !ok || rt == 0 {
 			return 0, false
 		}
 		kv, err := s.commitcRun(dir, "fsync", fmt.Sprintf("%.3f", s.dur.Seconds()))
@@ -230,7 +225,7 @@ func (s *suite) pairedOneConn(kind commitKind, taddr string, addrs map[string]st
 			s.fail(fmt.Sprintf("paired fdatasync loop, round %d", round), err)
 			return 0, false
 		}
-		ideal := 1 / (1/r.OpsPerSec() + 1/kv["ops_per_s"])
+		ideal := 1 / (1/rt + 1/kv["ops_per_s"])
 		s.logf("  %-40s %10.0f syncs/s  p50 %.0f µs; 1 / (round trip + fdatasync) %.0f/s", fmt.Sprintf("fdatasync loop, round %d", round), kv["ops_per_s"], kv["p50_us"], ideal)
 		return ideal, true
 	}, targets)

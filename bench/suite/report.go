@@ -347,10 +347,7 @@ func (s *suite) targets() string {
 	line("single-oid loads/s at 8 conns ≥ 90% of the trivial server (alternating runs; in brackets: the figures of the table, taken minutes apart)", func(col string) verdict {
 		x, ok := r.get("loads8_paired", col)
 		y, ok2 := q("loads8_100", col, "ceiling")
-		if !ok {
-			return verdict{pc(y), y >= 0.9, ok2}
-		}
-		return verdict{fmt.Sprintf("%s (%s)", pc(x), pc(y)), x >= 0.9, true}
+		return pairedVerdict([]string{pc(x)}, x >= 0.9, ok, []string{pc(y)}, y >= 0.9, ok2)
 	})
 	line("bulk loads ≥ 10× Durus", func(col string) verdict {
 		x, ok := q("bulk", col, "python")
@@ -582,6 +579,16 @@ func (s *suite) pairedCommitRows(add rowAdder, need []string) {
 	}
 }
 
+// pairedVerdict is the verdict of a target judged on its paired figures
+// when the run has them all (the table's in brackets), else on the
+// table's figures.
+func pairedVerdict(paired []string, pairedOK, pairedKnown bool, table []string, tableOK, tableKnown bool) verdict {
+	if !pairedKnown {
+		return verdict{strings.Join(table, ", "), tableOK, tableKnown}
+	}
+	return verdict{fmt.Sprintf("%s (%s)", strings.Join(paired, ", "), strings.Join(table, ", ")), pairedOK, true}
+}
+
 // issue18Targets adds the verdicts of issue #18: commits against the
 // token-ceiling trivial server (≥ 85% durable, ≥ 90% nosync, at 8 and 32
 // connections, new-object and update commits) and commit p99 during a
@@ -620,10 +627,7 @@ func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(
 				table = append(table, pc(x/y))
 				tableOK = tableOK && x/y >= want
 			}
-			if !pairedKnown {
-				return verdict{strings.Join(table, ", "), tableOK, tableKnown}
-			}
-			return verdict{fmt.Sprintf("%s (%s)", strings.Join(paired, ", "), strings.Join(table, ", ")), pairedOK, true}
+			return pairedVerdict(paired, pairedOK, pairedKnown, table, tableOK, tableKnown)
 		})
 	}
 	// One connection, durable: within 90% of one token round trip (the
@@ -663,10 +667,7 @@ func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(
 			paired = append(paired, pc(x))
 			pairedOK = pairedOK && x >= 0.9
 		}
-		if !pairedKnown {
-			return verdict{strings.Join(table, ", "), tableOK, tableKnown}
-		}
-		return verdict{fmt.Sprintf("%s (%s)", strings.Join(paired, ", "), strings.Join(table, ", ")), pairedOK, true}
+		return pairedVerdict(paired, pairedOK, pairedKnown, table, tableOK, tableKnown)
 	})
 	for _, ph := range []struct{ key, label string }{{"stall_rc", "the reference-count collector removes garbage"}, {"stall_full", "gc --full"}} {
 		line(fmt.Sprintf("commit p99 while %s ≤ 3× idle p99 and ≤ 100 ms (%s objects)", ph.label, count(s.gcObjects)), func(col string) verdict {
