@@ -220,7 +220,7 @@ func (s *suite) pairedOneConn(kind commitKind, taddr string, addrs map[string]st
 		if !ok || rt == 0 {
 			return 0, false
 		}
-		kv, err := s.commitcRun(dir, "fsync", fmt.Sprintf("%.3f", s.dur.Seconds()))
+		kv, err := s.fsyncLoop(dir)
 		if err != nil || kv["ops_per_s"] == 0 {
 			s.fail(fmt.Sprintf("paired fdatasync loop, round %d", round), err)
 			return 0, false

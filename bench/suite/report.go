@@ -579,6 +579,22 @@ func (s *suite) pairedCommitRows(add rowAdder, need []string) {
 	}
 }
 
+// atLeast returns the figures of rows keys in column col formatted by pc,
+// whether every one present is at least want, and whether all are present.
+func (r *results) atLeast(keys []string, col string, want float64, pc func(float64) string) (figs []string, ok, known bool) {
+	ok, known = true, true
+	for _, k := range keys {
+		x, present := r.get(k, col)
+		if !present {
+			known = false
+			continue
+		}
+		figs = append(figs, pc(x))
+		ok = ok && x >= want
+	}
+	return figs, ok, known
+}
+
 // pairedVerdict is the verdict of a target judged on its paired figures
 // when the run has them all (the table's in brackets), else on the
 // table's figures.
@@ -604,16 +620,13 @@ func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(
 			want = 0.9
 		}
 		line(fmt.Sprintf("%s at 8 and 32 conns ≥ %.0f%% of the trivial server with commit token (alternating runs; in brackets: the figures of the table, taken minutes apart)", k.label, 100*want), func(col string) verdict {
-			var paired, table []string
-			pairedOK, pairedKnown := true, true
+			var keys, table []string
+			for _, c := range pairedCommitConns {
+				keys = append(keys, fmt.Sprintf("paired_%s%d", k.key, c))
+			}
+			paired, pairedOK, pairedKnown := r.atLeast(keys, col, want, pc)
 			tableOK, tableKnown := true, true
 			for _, c := range pairedCommitConns {
-				if x, ok := r.get(fmt.Sprintf("paired_%s%d", k.key, c), col); ok {
-					paired = append(paired, pc(x))
-					pairedOK = pairedOK && x >= want
-				} else {
-					pairedKnown = false
-				}
 				x, ok1 := r.get(fmt.Sprintf("%s%d", k.key, c), col)
 				ceilKey := fmt.Sprintf("%s%d", k.key, c)
 				if k.key == "commits" {
@@ -656,17 +669,7 @@ func (s *suite) issue18Targets(line func(string, func(string) verdict), pc func(
 				table[len(table)-1] += fmt.Sprintf(" of %.0f/s", ref)
 			}
 		}
-		var paired []string
-		pairedOK, pairedKnown := true, true
-		for _, k := range []string{"commits", "updates"} {
-			x, ok := r.get(fmt.Sprintf("paired_%s1", k), col)
-			if !ok {
-				pairedKnown = false
-				continue
-			}
-			paired = append(paired, pc(x))
-			pairedOK = pairedOK && x >= 0.9
-		}
+		paired, pairedOK, pairedKnown := r.atLeast([]string{"paired_commits1", "paired_updates1"}, col, 0.9, pc)
 		return pairedVerdict(paired, pairedOK, pairedKnown, table, tableOK, tableKnown)
 	})
 	for _, ph := range []struct{ key, label string }{{"stall_rc", "the reference-count collector removes garbage"}, {"stall_full", "gc --full"}} {
