@@ -4,6 +4,7 @@ package bdb
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
 )
@@ -31,29 +32,58 @@ import (
 // fails): a failed fsync may have dropped pages, and a later flush that
 // reports success would not mean the log is on disk.
 
-// ackFlushPolls bounds how many times the goroutine reads the log's end
-// before it gives up (the commit failed before writing its record, or
-// another writer's record moved the end first and this one never came:
-// the flush after the commit then does the work, as without overlap).
-const ackFlushPolls = 256
+// ackFlushSpins is how many times the poller reads the log's end back to
+// back before it starts pausing ackFlushPause between reads: a commit
+// record usually lands within microseconds, but a committer descheduled
+// on a loaded CPU may put it milliseconds later (a fixed count of reads
+// alone missed it in CI, and the commit then waited for both fsyncs).
+const (
+	ackFlushSpins = 256
+	ackFlushPause = 50 * time.Microsecond
+)
 
 // flushDuringAcks starts the overlapped flush for a commit about to be
-// made with flags in a replicated environment. It does nothing for a
-// DB_TXN_NOSYNC commit (libdb makes it durable nowhere: a flush would be
-// an fsync the commit does not ask for) or when the log's end cannot be
-// read.
-func (e *Env) flushDuringAcks(flags uint32) {
+// made with flags in a replicated environment, and returns the function
+// to call once the commit has returned. The poller lasts until then: it
+// flushes when the log's end moves past where it was, or, if the commit
+// returned first, checks the end once more and flushes if it moved (a
+// WriteNoSync commit's group flush then finds the log synced). It does
+// nothing for a DB_TXN_NOSYNC commit (libdb makes it durable nowhere: a
+// flush would be an fsync the commit does not ask for) or when the log's
+// end cannot be read.
+func (e *Env) flushDuringAcks(flags uint32) (committed func()) {
 	if flags&libdb.TxnNoSync != 0 || e.enter() != nil {
-		return
+		return func() {}
 	}
 	before, err := e.env.LogStat()
 	if err != nil {
 		e.leave()
-		return
+		return func() {}
 	}
+	done := make(chan struct{})
 	go func() {
 		defer e.leave()
-		for range ackFlushPolls {
+		var tick <-chan time.Time
+		for i := 0; ; i++ {
+			if i == ackFlushSpins {
+				t := time.NewTicker(ackFlushPause)
+				defer t.Stop()
+				tick = t.C
+			}
+			var ended bool
+			if tick == nil { // spinning: only look
+				select {
+				case <-done:
+					ended = true
+				default:
+				}
+			} else {
+				select {
+				case <-done:
+					ended = true
+				case <-tick:
+				}
+			}
 			now, err := e.env.LogStat()
 			if err != nil {
 				return
@@ -68,8 +98,12 @@ func (e *Env) flushDuringAcks(flags uint32) {
 				}
 				return
 			}
+			if ended {
+				return
+			}
 		}
 	}()
+	return func() { close(done) }
 }
 
 // lsnLess reports whether LSN (af, ao) is before (bf, bo).

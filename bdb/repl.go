@@ -192,7 +192,8 @@ type replState struct {
 	ackPolicy  atomic.Int32 // the policy set last (tuneAcks), 0 before
 	members    atomic.Int32 // the membership libdb counted at the last tuneAcks, 0 before
 
-	ackFlushHook func() error // tests only: replaces flushDuringAcks's log flush
+	ackFlushHook  func() error // tests only: replaces flushDuringAcks's log flush
+	preCommitHook func()       // tests only: runs between flushDuringAcks and the commit
 
 	quit     chan struct{} // closed by stop: ends poll
 	pollDone chan struct{} // closed when poll returns
@@ -754,7 +755,10 @@ func (e *Env) commitTxn(lt *libdb.Txn, flags uint32, token *[libdb.TokenSize]byt
 	if e.repl != nil {
 		e.repl.tuneAcks()
 		if !e.repl.opts.SerialFlush {
-			e.flushDuringAcks(flags)
+			defer e.flushDuringAcks(flags)()
+		}
+		if h := e.repl.preCommitHook; h != nil {
+			h()
 		}
 	}
 	pf, err := lt.CommitRep(flags, token)
