@@ -91,26 +91,27 @@ type DB struct {
 
 // Stats describe the database; see DB.Stats.
 type Stats struct {
-	Backend          string    // "bdb" or "leveldb"
-	Access           string    // objects.db access method: "btree" or "hash"
-	Objects          uint64    // meta size
-	NextOID          uint64    // durable next_oid
-	AllocCursor      uint64    // in-memory allocation cursor
-	GCQueue          uint64    // entries in garbage.db
-	GCCollections    uint64    // meta gc: collector transactions that freed objects + full collections
-	GCFreed          uint64    // meta gc: objects freed
-	FullCollecting   bool      // a full collection (or an import) is running
-	Commits          uint64    // commits since open
-	CommittedBytes   uint64    // record bytes (+8 per record) committed since open
-	Flushes          uint64    // group flushes since open
-	RecordCacheHits  uint64    // loads answered by the record cache since open
-	RecordCacheMiss  uint64    // loads that read the store since open
-	RecordCacheBytes int64     // record cache size now (records + bookkeeping)
-	UncleanShutdown  bool      // in_use was set when opened
-	ReadOnly         bool      // opened read-only
-	Durability       string    // "sync", "write-nosync" or "nosync"
-	LastCheckpoint   time.Time // last checkpoint run by this DB (zero if none since open)
-	CheckpointsSince uint64    // checkpoints run since open
+	Backend          string        // "bdb" or "leveldb"
+	Access           string        // objects.db access method: "btree" or "hash"
+	Objects          uint64        // meta size
+	NextOID          uint64        // durable next_oid
+	AllocCursor      uint64        // in-memory allocation cursor
+	GCQueue          uint64        // entries in garbage.db
+	GCCollections    uint64        // meta gc: collector transactions that freed objects + full collections
+	GCFreed          uint64        // meta gc: objects freed
+	FullCollecting   bool          // a full collection (or an import) is running
+	Commits          uint64        // commits since open
+	CommittedBytes   uint64        // record bytes (+8 per record) committed since open
+	Flushes          uint64        // group flushes since open
+	FlushTime        time.Duration // time the group flushes spent flushing the store (write and fsync) since open
+	RecordCacheHits  uint64        // loads answered by the record cache since open
+	RecordCacheMiss  uint64        // loads that read the store since open
+	RecordCacheBytes int64         // record cache size now (records + bookkeeping)
+	UncleanShutdown  bool          // in_use was set when opened
+	ReadOnly         bool          // opened read-only
+	Durability       string        // "sync", "write-nosync" or "nosync"
+	LastCheckpoint   time.Time     // last checkpoint run by this DB (zero if none since open)
+	CheckpointsSince uint64        // checkpoints run since open
 }
 
 // Dir returns the database directory.
@@ -395,6 +396,7 @@ func (db *DB) Stats() (Stats, error) {
 		Commits:         db.commits.Load(),
 		CommittedBytes:  db.bytes.Load(),
 		Flushes:         db.pipe.flushes.Flushes(),
+		FlushTime:       time.Duration(db.pipe.flushNanos.Load()),
 		RecordCacheHits: db.cache.hits.Load(),
 		RecordCacheMiss: db.cache.misses.Load(),
 		UncleanShutdown: db.unclean,

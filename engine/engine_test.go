@@ -199,6 +199,9 @@ func TestDurabilityModes(t *testing.T) {
 				if d == kv.Sync && flushed != 1 {
 					t.Errorf("sync commit ran %d flushes, want 1", flushed)
 				}
+				if st, err := db.Stats(); err != nil || (d == kv.Sync) != (st.FlushTime > 0) {
+					t.Errorf("%s: Stats().FlushTime %v (err %v) after %d flushes", d, st.FlushTime, err, flushed)
+				}
 				if d != kv.Sync && flushed != 0 {
 					t.Errorf("%s commit ran %d flushes", d, flushed)
 				}

@@ -116,6 +116,11 @@ type pipeline struct {
 
 	runs    *commit.Group // apply runs: one transaction for the commits queued (applyQueued)
 	flushes *commit.Group // durability: one flush for the commits waiting (applyAndFlush); its leader yields to the next (NewHandoffGroup)
+
+	// flushNanos is the time group flushes spent in kv.Store.Flush (the
+	// log's write and fsync), for Stats: divided by the flush count, the
+	// disk's flush latency under the load the server carries.
+	flushNanos atomic.Int64
 }
 
 // init makes pl ready: apply runs call apply, group flushes call flush.
@@ -203,7 +208,10 @@ func (db *DB) applyAndFlush() error {
 	if last != nil {
 		_ = last.waitApplied(context.Background())
 	}
-	if err := db.store.Flush(); err != nil {
+	start := time.Now()
+	err := db.store.Flush()
+	db.pipe.flushNanos.Add(int64(time.Since(start)))
+	if err != nil {
 		// Whether the log reached the disk is unknown, now and for every
 		// later flush (a failed fsync may have dropped the pages): fatal.
 		db.fail(fmt.Errorf("flush of %s: %w", db.dir, err))

@@ -23,7 +23,8 @@ type engineCollector struct {
 	failed  atomic.Uint64 // Stats errors
 
 	objects, nextOID, gcQueue, gcFreed, gcCollections, fullRunning *prometheus.Desc
-	commits, committedBytes, flushes, checkpoints, lastCheckpoint  *prometheus.Desc
+	commits, committedBytes, flushes, flushTime, checkpoints       *prometheus.Desc
+	lastCheckpoint                                                 *prometheus.Desc
 	unclean, info, statsErrors                                     *prometheus.Desc
 	recHits, recMisses, recBytes                                   *prometheus.Desc
 }
@@ -44,6 +45,7 @@ func desc(name, help string, labels ...string) *prometheus.Desc {
 //	durusbdb_engine_commits_total               counter  commits applied since open
 //	durusbdb_engine_committed_bytes_total       counter  record bytes (+8 per record) committed since open
 //	durusbdb_group_flushes_total                counter  group-commit log flushes since open
+//	durusbdb_group_flush_seconds_total          counter  time those flushes spent writing and syncing the log
 //	durusbdb_checkpoints_total                  counter  checkpoints since open
 //	durusbdb_last_checkpoint_timestamp_seconds  gauge    Unix time of the last checkpoint (absent before the first)
 //	durusbdb_record_cache_hits_total            counter  loads answered by the engine's record cache
@@ -71,6 +73,7 @@ func NewEngineCollector(src StatsSource, version string, log *slog.Logger) prome
 		commits:        desc("engine_commits_total", "Commits applied by the engine since open."),
 		committedBytes: desc("engine_committed_bytes_total", "Record bytes (+8 per record) committed since open."),
 		flushes:        desc("group_flushes_total", "Group-commit log flushes since open (one covers many commits)."),
+		flushTime:      desc("group_flush_seconds_total", "Time the group-commit flushes spent writing and syncing the log since open (÷ flushes: the fsync latency under load)."),
 		checkpoints:    desc("checkpoints_total", "Checkpoints run since open."),
 		lastCheckpoint: desc("last_checkpoint_timestamp_seconds", "Unix time of the last checkpoint (absent before the first one)."),
 		recHits:        desc("record_cache_hits_total", "Loads answered by the engine's record cache since open."),
@@ -85,7 +88,7 @@ func NewEngineCollector(src StatsSource, version string, log *slog.Logger) prome
 // Describe implements prometheus.Collector.
 func (c *engineCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.objects, c.nextOID, c.gcQueue, c.gcFreed, c.gcCollections, c.fullRunning,
-		c.commits, c.committedBytes, c.flushes, c.checkpoints, c.lastCheckpoint, c.unclean, c.info, c.statsErrors,
+		c.commits, c.committedBytes, c.flushes, c.flushTime, c.checkpoints, c.lastCheckpoint, c.unclean, c.info, c.statsErrors,
 		c.recHits, c.recMisses, c.recBytes} {
 		ch <- d
 	}
@@ -118,6 +121,7 @@ func (c *engineCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.commits, st.Commits)
 	counter(c.committedBytes, st.CommittedBytes)
 	counter(c.flushes, st.Flushes)
+	ch <- prometheus.MustNewConstMetric(c.flushTime, prometheus.CounterValue, st.FlushTime.Seconds())
 	counter(c.checkpoints, st.CheckpointsSince)
 	counter(c.recHits, st.RecordCacheHits)
 	counter(c.recMisses, st.RecordCacheMiss)

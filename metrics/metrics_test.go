@@ -151,7 +151,7 @@ func (f *fakeStats) Stats() (engine.Stats, error) { return f.st, f.err }
 
 func TestEngineCollector(t *testing.T) {
 	f := &fakeStats{st: engine.Stats{Backend: "leveldb", Access: "btree", Objects: 42, NextOID: 1024, GCQueue: 7,
-		GCCollections: 3, GCFreed: 99, FullCollecting: true, Commits: 11, CommittedBytes: 5000, Flushes: 4,
+		GCCollections: 3, GCFreed: 99, FullCollecting: true, Commits: 11, CommittedBytes: 5000, Flushes: 4, FlushTime: 1500 * time.Millisecond,
 		RecordCacheHits: 80, RecordCacheMiss: 20, RecordCacheBytes: 4096,
 		UncleanShutdown: true, Durability: "sync", LastCheckpoint: time.Unix(1700000000, 500_000_000), CheckpointsSince: 2}}
 	c := NewEngineCollector(f, "1.2.3", slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -168,6 +168,9 @@ durusbdb_gc_freed_objects_total 99
 # HELP durusbdb_group_flushes_total Group-commit log flushes since open (one covers many commits).
 # TYPE durusbdb_group_flushes_total counter
 durusbdb_group_flushes_total 4
+# HELP durusbdb_group_flush_seconds_total Time the group-commit flushes spent writing and syncing the log since open (÷ flushes: the fsync latency under load).
+# TYPE durusbdb_group_flush_seconds_total counter
+durusbdb_group_flush_seconds_total 1.5
 # HELP durusbdb_checkpoints_total Checkpoints run since open.
 # TYPE durusbdb_checkpoints_total counter
 durusbdb_checkpoints_total 2
@@ -194,14 +197,14 @@ durusbdb_record_cache_misses_total 20
 durusbdb_record_cache_bytes 4096
 `
 	if err := testutil.CollectAndCompare(c, strings.NewReader(want), "durusbdb_objects", "durusbdb_gc_queue_length",
-		"durusbdb_gc_freed_objects_total", "durusbdb_group_flushes_total", "durusbdb_checkpoints_total",
+		"durusbdb_gc_freed_objects_total", "durusbdb_group_flushes_total", "durusbdb_group_flush_seconds_total", "durusbdb_checkpoints_total",
 		"durusbdb_last_checkpoint_timestamp_seconds", "durusbdb_unclean_shutdown", "durusbdb_info",
 		"durusbdb_stats_errors_total", "durusbdb_record_cache_hits_total", "durusbdb_record_cache_misses_total",
 		"durusbdb_record_cache_bytes"); err != nil {
 		t.Error(err)
 	}
-	if n := testutil.CollectAndCount(c); n != 17 {
-		t.Errorf("collected %d metrics, want 17", n)
+	if n := testutil.CollectAndCount(c); n != 18 {
+		t.Errorf("collected %d metrics, want 18", n)
 	}
 
 	// A failing Stats: only the error counter, which counts.

@@ -292,6 +292,9 @@ func checkFirstScrape(t *testing.T, backend, maddr string, sent, received int64)
 	if v["durusbdb_group_flushes_total"] < 1 {
 		t.Errorf("durusbdb_group_flushes_total = %v, want >= 1", v["durusbdb_group_flushes_total"])
 	}
+	if v["durusbdb_group_flush_seconds_total"] <= 0 {
+		t.Errorf("durusbdb_group_flush_seconds_total = %v, want > 0 after a durable commit", v["durusbdb_group_flush_seconds_total"])
+	}
 	if v["durusbdb_commit_duration_seconds_sum{stage=\"total\"}"] <= 0 {
 		t.Errorf("commit latency sum not positive")
 	}
