@@ -160,14 +160,25 @@ func (s *suite) pairedCommits() {
 		return
 	}
 	defer stopTrivial()
-	addrs := map[string]string{} // prefix+col → address
+	addrs := map[string]string{}  // prefix+col → address
+	maddrs := map[string]string{} // col → the durable server's metrics address
 	for _, prefix := range []string{"", "nosync_"} {
 		dur := "sync"
 		if prefix != "" {
 			dur = "nosync"
 		}
 		for _, col := range s.backends {
-			srv, stop, err := s.pairedServer(col, "paired-"+dur+"-"+col, "--durability="+dur)
+			extra := []string{"--durability=" + dur}
+			if prefix == "" {
+				port, err := freePort()
+				if err != nil {
+					s.fail("paired commits: a metrics port for "+col, err)
+					continue
+				}
+				maddrs[col] = fmt.Sprintf("127.0.0.1:%d", port)
+				extra = append(extra, "--metrics="+maddrs[col])
+			}
+			srv, stop, err := s.pairedServer(col, "paired-"+dur+"-"+col, extra...)
 			if err != nil {
 				s.fail("paired commits: start "+col+" "+dur, err)
 				continue
@@ -179,6 +190,7 @@ func (s *suite) pairedCommits() {
 	for _, kind := range s.pairedKinds() {
 		for _, conns := range pairedCommitConns {
 			var targets []pairTarget
+			meters := map[string]*flushMeter{} // col → the log flushes of its durable figures (8 conns)
 			for _, prefix := range []string{"", "nosync_"} {
 				for _, col := range s.backends {
 					addr, ok := addrs[prefix+col]
@@ -186,16 +198,27 @@ func (s *suite) pairedCommits() {
 						continue
 					}
 					spec := gen.Spec{Addr: addr, Mode: kind.mode, Conns: conns, Size: kind.size}
-					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col,
-						s.opsFig(spec, fmt.Sprintf("%s %s%s %d conns", col, prefix, kind.key, conns))})
+					fig := s.opsFig(spec, fmt.Sprintf("%s %s%s %d conns", col, prefix, kind.key, conns))
+					if prefix == "" && conns == flushConns {
+						meters[col] = &flushMeter{s: s, maddr: maddrs[col]}
+						fig = meters[col].wrap(fig)
+					}
+					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col, fig})
 				}
 			}
 			spec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: conns, Size: kind.size}
 			s.alternate(s.opsFig(spec, fmt.Sprintf("trivial %s %d conns", kind.key, conns)), targets)
+			for col, m := range meters {
+				m.set(fmt.Sprintf("flush_%s%d", kind.key, conns), col)
+			}
 		}
 		s.pairedOneConn(kind, taddr, addrs)
 	}
 }
+
+// flushConns is the connection count whose durable paired figures also
+// measure the log flush under load (rows flush_KINDN).
+const flushConns = 8
 
 // pairedOneConn measures the durable commits of kind at one connection
 // of each backend (addrs: pairedCommits's servers) alternately with their

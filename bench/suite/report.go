@@ -571,6 +571,9 @@ func (s *suite) pairedCommitRows(add rowAdder, need []string) {
 					"ratio", false, need, "")
 			}
 			if prefix == "" {
+				add(fmt.Sprintf("flush_%s%d", kind.key, flushConns),
+					fmt.Sprintf("  the log flush (write + fdatasync) of a group during those %d-conn durable commits, mean (median of rounds; the idle disk's raw fdatasync: Machine)", flushConns),
+					"µs", true, need, "")
 				add(fmt.Sprintf("paired_%s1", kind.key),
 					fmt.Sprintf("%s, 1 conn, durable, ÷ 1 / (the trivial server's round trip + one fdatasync), both measured just before and after (median of rounds)", label),
 					"ratio", false, need, "")
