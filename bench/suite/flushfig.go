@@ -1,13 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 )
 
 // The log flush under load: the engine's durusbdb_group_flush_seconds_total
@@ -25,28 +25,23 @@ func flushCounters(maddr string) (secs, flushes float64, err error) {
 		return 0, 0, err
 	}
 	defer resp.Body.Close()
-	var haveSecs, haveFlushes bool
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		name, val, ok := strings.Cut(sc.Text(), " ")
-		if !ok {
-			continue
-		}
-		switch name {
-		case "durusbdb_group_flush_seconds_total":
-			secs, err = strconv.ParseFloat(val, 64)
-			haveSecs = err == nil
-		case "durusbdb_group_flushes_total":
-			flushes, err = strconv.ParseFloat(val, 64)
-			haveFlushes = err == nil
-		}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := p.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		return 0, 0, fmt.Errorf("metrics of %s: %w", maddr, err)
 	}
-	if err := sc.Err(); err != nil {
+	counter := func(name string) (float64, error) {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 || f.GetMetric()[0].GetCounter() == nil {
+			return 0, fmt.Errorf("metrics of %s: no counter %s", maddr, name)
+		}
+		return f.GetMetric()[0].GetCounter().GetValue(), nil
+	}
+	if secs, err = counter("durusbdb_group_flush_seconds_total"); err != nil {
 		return 0, 0, err
 	}
-	if !haveSecs || !haveFlushes {
-		return 0, 0, fmt.Errorf("metrics of %s: no durusbdb_group_flush_seconds_total or durusbdb_group_flushes_total", maddr)
+	if flushes, err = counter("durusbdb_group_flushes_total"); err != nil {
+		return 0, 0, err
 	}
 	return secs, flushes, nil
 }
