@@ -70,20 +70,7 @@ func (e *Env) flushDuringAcks(flags uint32) (committed func()) {
 				defer t.Stop()
 				tick = t.C
 			}
-			var ended bool
-			if tick == nil { // spinning: only look
-				select {
-				case <-done:
-					ended = true
-				default:
-				}
-			} else {
-				select {
-				case <-done:
-					ended = true
-				case <-tick:
-				}
-			}
+			ended := commitReturned(done, tick)
 			now, err := e.env.LogStat()
 			if err != nil {
 				return
@@ -104,6 +91,26 @@ func (e *Env) flushDuringAcks(flags uint32) (committed func()) {
 		}
 	}()
 	return func() { close(done) }
+}
+
+// commitReturned waits for the poller's next look at the log's end: not
+// at all while it spins (tick nil), else until tick fires. It reports
+// whether the commit has returned (done closed) instead.
+func commitReturned(done <-chan struct{}, tick <-chan time.Time) bool {
+	if tick == nil {
+		select {
+		case <-done:
+			return true
+		default:
+			return false
+		}
+	}
+	select {
+	case <-done:
+		return true
+	case <-tick:
+		return false
+	}
 }
 
 // lsnLess reports whether LSN (af, ao) is before (bf, bo).
