@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"sort"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -40,9 +41,13 @@ import (
 // recovery ignores such a last file (__log_find), as after a crash in
 // the middle of a switch. On a replication site libdb may move its log
 // without taking the file (an internal init restarts a replica's log at
-// the master's file number; a rollback truncates it): a file written
-// ahead that libdb passed by is removed at the next look (a zero file
-// below the log's first would be taken for its first), and none is
+// the master's file number; a rollback truncates it), and a fast writer
+// (an import) may switch into the file's number, on past it and remove it
+// with the logs a checkpoint freed while the zeros are being written: a
+// file written ahead that libdb passed by is removed at once after the
+// link, at the next look and when the environment closes (a zero file
+// below the log's first is refused by the directory's checks), one left
+// by an older release at the next writable open (StrayLogs), and none is
 // written while an internal init runs.
 type prezeroer struct {
 	dir  string
@@ -73,6 +78,7 @@ var errPrezeroStopped = errors.New("bdb: log prezeroer stopped")
 func startPrezero(dir string, stat func() (uint32, uint32, error), log *slog.Logger) *prezeroer {
 	p := &prezeroer{dir: dir, stat: stat, log: log, quit: make(chan struct{}), done: make(chan struct{})}
 	os.Remove(filepath.Join(dir, prezeroTemp)) // left by a crash
+	removeStrayBelow(dir, log)
 	go p.run()
 	return p
 }
@@ -93,9 +99,15 @@ func (p *prezeroer) run() {
 	defer t.Stop()
 	var failed time.Time
 	var ahead uint32 // the number of the last file written ahead; 0: none, or gone
+	passed := func(cur uint32) bool { return ahead != 0 && ahead != cur && ahead != cur+1 }
 	for {
 		select {
 		case <-p.quit:
+			// One last look: the environment closes next, and a file
+			// libdb passed by would stay until it opens again.
+			if cur, _, err := p.stat(); err == nil && passed(cur) {
+				p.dropStale(ahead)
+			}
 			return
 		case <-t.C:
 		}
@@ -103,7 +115,7 @@ func (p *prezeroer) run() {
 		if err != nil {
 			return // the environment is closing
 		}
-		if ahead != 0 && ahead != cur && ahead != cur+1 {
+		if passed(cur) {
 			// libdb's log moved elsewhere without taking the file: an
 			// internal init restarted a replica's log at the master's
 			// file number, or a rollback truncated it. A zero file below
@@ -114,15 +126,15 @@ func (p *prezeroer) run() {
 		if cur == 0 || size == 0 || time.Since(failed) < prezeroRetry || replInitPending(p.dir) {
 			continue
 		}
-		next := filepath.Join(p.dir, fmt.Sprintf("log.%010d", cur+1))
+		next := logPath(p.dir, cur+1)
 		if _, err := os.Lstat(next); !errors.Is(err, fs.ErrNotExist) {
 			continue // written ahead already, or libdb's now
 		}
 		mode := fs.FileMode(0o640)
-		if fi, err := os.Stat(filepath.Join(p.dir, fmt.Sprintf("log.%010d", cur))); err == nil {
+		if fi, err := os.Stat(logPath(p.dir, cur)); err == nil {
 			mode = fi.Mode().Perm()
 		}
-		switch err := p.write(next, int64(size), mode); {
+		switch err := p.write(cur+1, int64(size), mode); {
 		case errors.Is(err, errPrezeroStopped):
 			return
 		case err == nil:
@@ -136,17 +148,21 @@ func (p *prezeroer) run() {
 }
 
 // dropStale removes log file n if its header is still unwritten (libdb
-// never took it).
-func (p *prezeroer) dropStale(n uint32) {
-	path := filepath.Join(p.dir, fmt.Sprintf("log.%010d", n))
+// never took it), and reports whether it is gone.
+func (p *prezeroer) dropStale(n uint32) bool {
+	path := logPath(p.dir, n)
 	if !LogHeaderUnwritten(path) {
-		return
+		return false
 	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		p.log.Warn("bdb: could not remove a log file written ahead that libdb passed by", "dir", p.dir, "file", filepath.Base(path), "err", err)
-		return
+		return false
 	}
-	p.log.Info("bdb: removed a log file written ahead that libdb passed by (its log moved: a replica's internal init or a rollback)", "dir", p.dir, "file", filepath.Base(path))
+	if err := staging.SyncDir(p.dir); err != nil {
+		p.log.Warn("bdb: removed a log file written ahead that libdb passed by, but could not sync the directory", "dir", p.dir, "file", filepath.Base(path), "err", err)
+	}
+	p.log.Info("bdb: removed a log file written ahead that libdb passed by (its log moved on while the zeros were written, or a replica's internal init or a rollback moved it)", "dir", p.dir, "file", filepath.Base(path))
+	return true
 }
 
 // LogHeaderUnwritten reports whether the file at path holds nothing but
@@ -172,9 +188,66 @@ func LogHeaderUnwritten(path string) bool {
 	return true
 }
 
+// StrayLogs lists the log files of dir that hold no record and that
+// libdb's open and recovery pass over: files whose header is unwritten
+// (LogHeaderUnwritten) and that are either the last log file (created at a
+// switch a kill -9 interrupted, or written ahead) or numbered below every
+// written one (written ahead, then passed by; releases before the
+// prezeroer's look after its link left them). A zero file between written
+// ones is not listed: that is damage.
+func StrayLogs(dir string) (last string, below []string, err error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("bdb: list the log files of %s: %w", dir, err)
+	}
+	lastN, firstWritten := 0, 0
+	var unwritten []int
+	for _, e := range ents {
+		n := LogNumber(e.Name())
+		if n == 0 {
+			continue
+		}
+		lastN = max(lastN, n)
+		if LogHeaderUnwritten(filepath.Join(dir, e.Name())) {
+			unwritten = append(unwritten, n)
+		} else if firstWritten == 0 || n < firstWritten {
+			firstWritten = n
+		}
+	}
+	for _, n := range unwritten {
+		switch name := fmt.Sprintf("log.%010d", n); {
+		case n == lastN:
+			last = name
+		case n < firstWritten:
+			below = append(below, name)
+		}
+	}
+	sort.Strings(below)
+	return last, below, nil
+}
+
+// removeStrayBelow removes the log files written ahead that libdb passed by
+// and left below its first log file (see StrayLogs): 10 MB each, never
+// read, and never removed by libdb's log_archive.
+func removeStrayBelow(dir string, log *slog.Logger) {
+	_, below, err := StrayLogs(dir)
+	if err != nil {
+		log.Warn("bdb: could not look for log files written ahead and left behind", "dir", dir, "err", err)
+		return
+	}
+	for _, name := range below {
+		if err := os.Remove(filepath.Join(dir, name)); err != nil {
+			log.Warn("bdb: could not remove a log file written ahead that libdb passed by", "dir", dir, "file", name, "err", err)
+			continue
+		}
+		log.Info("bdb: removed a log file written ahead that libdb passed by (no record, below the log's first file)", "dir", dir, "file", name)
+	}
+}
+
 // write writes size zero bytes to the temporary file, syncs it and links
-// it to next, unless libdb created next meanwhile.
-func (p *prezeroer) write(next string, size int64, mode fs.FileMode) (err error) {
+// it to log file n, unless libdb created that file meanwhile.
+func (p *prezeroer) write(n uint32, size int64, mode fs.FileMode) (err error) {
+	next := logPath(p.dir, n)
 	tmp := filepath.Join(p.dir, prezeroTemp)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
 	if err != nil {
@@ -220,9 +293,24 @@ func (p *prezeroer) write(next string, size int64, mode fs.FileMode) (err error)
 		}
 		return err
 	}
+	// libdb may have switched into file n, on past it, and removed it
+	// with the logs a checkpoint freed, all while the zeros were being
+	// written (a fast import): the link then made a file below the log's
+	// first, which the next open would take for a damaged log file. One
+	// look now; the environment may close before the next tick.
+	if cur, _, err := p.stat(); err == nil && cur > n {
+		if p.dropStale(n) {
+			return nil
+		}
+	}
 	if err := staging.SyncDir(p.dir); err != nil {
 		return err
 	}
 	p.made.Add(1)
 	return nil
+}
+
+// logPath is the path of log file n of the environment in dir.
+func logPath(dir string, n uint32) string {
+	return filepath.Join(dir, fmt.Sprintf("log.%010d", n))
 }

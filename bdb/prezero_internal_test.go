@@ -53,3 +53,33 @@ func TestPrezeroDropsPassedFile(t *testing.T) {
 		t.Fatalf("%d files written ahead, want 3", n)
 	}
 }
+
+// A file written ahead whose name libdb's log passed while the zeros were
+// being written (libdb switched into that number, on, and removed it with
+// the logs a checkpoint freed: a fast import) is not left behind: below the
+// log's first file it would be taken for a damaged log file at the next
+// open. The look after the link catches it, with no later tick to wait for
+// (the environment may close first).
+func TestPrezeroLinkAfterLogPassed(t *testing.T) {
+	dir := t.TempDir()
+	p := &prezeroer{dir: dir, log: slog.New(slog.NewTextHandler(io.Discard, nil)), quit: make(chan struct{}), done: make(chan struct{})}
+	// libdb is at file 5 when the link is made: file 2 came and went.
+	p.stat = func() (uint32, uint32, error) { return 5, 1 << 20, nil }
+	if err := p.write(2, 1<<20, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(filepath.Join(dir, "log.0000000002")); !os.IsNotExist(err) {
+		t.Fatalf("log.0000000002 written ahead after libdb passed it is still there (%v)", err)
+	}
+	if n := p.made.Load(); n != 0 {
+		t.Fatalf("%d files counted as written ahead, want 0", n)
+	}
+	// libdb still at file 1: the file written ahead for file 2 stays.
+	p.stat = func() (uint32, uint32, error) { return 1, 1 << 20, nil }
+	if err := p.write(2, 1<<20, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !LogHeaderUnwritten(filepath.Join(dir, "log.0000000002")) {
+		t.Fatal("log.0000000002 written ahead is missing")
+	}
+}

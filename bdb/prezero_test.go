@@ -143,3 +143,49 @@ func checkRecords(t *testing.T, s *bdb.Store, first, n int) {
 func execCopy(src, dst string) ([]byte, error) {
 	return exec.Command("cp", "-a", src+"/.", dst).CombinedOutput()
 }
+
+// TestPrezeroStrayBelowRemoved: a directory holding a zero-filled log file
+// below its first log file (written ahead, then passed by: what releases
+// before the look after the link could leave when the environment closed
+// first) opens, libdb's tools read it, and a writable open removes the
+// file; StrayLogs names it, and not a zero file between written ones.
+func TestPrezeroStrayBelowRemoved(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	putBig(t, s, 0, 200) // 13 MB of log: into file 2
+	if err := s.Checkpoint(context.Background(), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, logName(1))); !os.IsNotExist(err) {
+		t.Fatalf("%s still there after a checkpoint that removes logs: %v", logName(1), err)
+	}
+	os.Remove(filepath.Join(dir, logName(3))) // a file written ahead at close, if any
+	if err := os.WriteFile(filepath.Join(dir, logName(1)), make([]byte, 1<<20), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if last, below, err := bdb.StrayLogs(dir); err != nil || last != "" || len(below) != 1 || below[0] != logName(1) {
+		t.Fatalf("StrayLogs = %q %q %v, want [%s] below", last, below, err, logName(1))
+	}
+	tool(t, "db5.3_printlog", "-h", dir)
+	s = mustOpen(t, kvtest.Options(dir))
+	checkRecords(t, s, 0, 200)
+	if _, err := os.Stat(filepath.Join(dir, logName(1))); !os.IsNotExist(err) {
+		t.Fatalf("the stray %s is still there after a writable open: %v", logName(1), err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A zero file between written ones is damage: not listed.
+	if err := os.WriteFile(filepath.Join(dir, logName(3)), make([]byte, 4096), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, logName(4)), []byte("written"), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if last, below, err := bdb.StrayLogs(dir); err != nil || last != "" || len(below) != 0 {
+		t.Fatalf("StrayLogs with a zero file between written ones = %q %q %v, want none", last, below, err)
+	}
+}

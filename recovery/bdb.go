@@ -327,22 +327,24 @@ func readFormats(dir string) ([]FileFormat, error) {
 	for _, f := range dataFiles() {
 		want[f] = true
 	}
-	lastLog := 0
-	for _, e := range ents {
-		lastLog = max(lastLog, bdb.LogNumber(e.Name()))
+	// Log files that hold no record: the last one created by a switch
+	// that a kill -9 interrupted, or written ahead (bdb's prezeroer), and
+	// ones written ahead that libdb passed by. libdb's open and recovery
+	// pass over them; they are not damage for us to refuse.
+	lastStray, belowStray, err := bdb.StrayLogs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %w", err)
+	}
+	stray := map[string]bool{lastStray: lastStray != ""}
+	for _, n := range belowStray {
+		stray[n] = true
 	}
 	for _, e := range ents {
 		n := e.Name()
-		if !want[n] && bdb.LogNumber(n) == 0 {
+		if !want[n] && bdb.LogNumber(n) == 0 || stray[n] {
 			continue
 		}
 		fv, err := bdb.ReadFileVersion(filepath.Join(dir, n))
-		if err != nil && lastLog != 0 && bdb.LogNumber(n) == lastLog && bdb.LogHeaderUnwritten(filepath.Join(dir, n)) {
-			// A kill -9 while libdb switched to a new log file leaves
-			// it created but its header unwritten: libdb's recovery
-			// knows that case; it is not damage for us to refuse.
-			continue
-		}
 		if err != nil {
 			return nil, err
 		}

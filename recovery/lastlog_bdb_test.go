@@ -3,11 +3,13 @@
 package recovery
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/cgo/libdb"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -15,7 +17,10 @@ import (
 // log file leaves the last log file created with its header unwritten
 // (seen in the crash harness's churn rounds); the restart must leave it to
 // libdb's recovery instead of refusing the directory. A zero-filled log
-// that is not the last one, or a last one with other bytes, is damage.
+// below every written one is a file written ahead that libdb passed by
+// (left by releases before the prezeroer's look after its link), which
+// libdb's recovery skips too. A zero-filled log between written ones, or a
+// last one with other bytes, is damage.
 func TestReadFormatsUnwrittenLastLog(t *testing.T) {
 	for _, size := range []int{0, 17, 4096} {
 		dir := t.TempDir()
@@ -32,4 +37,28 @@ func TestReadFormatsUnwrittenLastLog(t *testing.T) {
 	if _, err := readFormats(dir); !errors.Is(err, kv.ErrCorrupt) {
 		t.Errorf("damaged logs: %v, want kv.ErrCorrupt", err)
 	}
+
+	// A zero file below the log's first: accepted; between written
+	// files: damage.
+	dir = t.TempDir()
+	os.WriteFile(filepath.Join(dir, "log.0000000002"), make([]byte, 4096), 0o644)
+	os.WriteFile(filepath.Join(dir, "log.0000000005"), logHeader(), 0o644)
+	os.WriteFile(filepath.Join(dir, "log.0000000006"), logHeader(), 0o644)
+	if f, err := readFormats(dir); err != nil || len(f) != 2 {
+		t.Errorf("a zero log below the first written one: %v %v, want the 2 written ones", f, err)
+	}
+	os.WriteFile(filepath.Join(dir, "log.0000000007"), logHeader(), 0o644)
+	os.WriteFile(filepath.Join(dir, "log.0000000006"), make([]byte, 4096), 0o644)
+	if _, err := readFormats(dir); !errors.Is(err, kv.ErrCorrupt) {
+		t.Errorf("a zero log between written ones: %v, want kv.ErrCorrupt", err)
+	}
+}
+
+// logHeader is the start of a log file of this release: the record header
+// (12 bytes here) and the persistent header's magic and version.
+func logHeader() []byte {
+	b := make([]byte, 64)
+	binary.LittleEndian.PutUint32(b[12:], libdb.LogMagic)
+	binary.LittleEndian.PutUint32(b[16:], libdb.LogVersion)
+	return b
 }
