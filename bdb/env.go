@@ -3,6 +3,7 @@
 package bdb
 
 import (
+	"cmp"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -123,6 +124,11 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			return fail("configure replication of", err)
 		}
 		flags |= libdb.InitRep
+	}
+	if !opts.ReadOnly && !replInitPending(dir) {
+		// Before libdb opens the log: nothing in this process writes it
+		// yet, and the caller holds the directory lock.
+		removeStrayBelow(dir, cmp.Or(opts.Logger, slog.Default()))
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
 		defer rs.free() // after fail closed le

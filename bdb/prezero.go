@@ -78,7 +78,6 @@ var errPrezeroStopped = errors.New("bdb: log prezeroer stopped")
 func startPrezero(dir string, stat func() (uint32, uint32, error), log *slog.Logger) *prezeroer {
 	p := &prezeroer{dir: dir, stat: stat, log: log, quit: make(chan struct{}), done: make(chan struct{})}
 	os.Remove(filepath.Join(dir, prezeroTemp)) // left by a crash
-	removeStrayBelow(dir, log)
 	go p.run()
 	return p
 }
@@ -228,9 +227,14 @@ func StrayLogs(dir string) (last string, below []string, err error) {
 
 // removeStrayBelow removes the log files written ahead that libdb passed by
 // and left below its first log file (see StrayLogs): 10 MB each, never
-// read, and never removed by libdb's log_archive.
+// read, and never removed by libdb's log_archive. OpenEnv calls it before
+// libdb opens a writable environment (not while a replica's internal init
+// is pending, which rewrites the log itself).
 func removeStrayBelow(dir string, log *slog.Logger) {
 	_, below, err := StrayLogs(dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return // libdb's open says so
+	}
 	if err != nil {
 		log.Warn("bdb: could not look for log files written ahead and left behind", "dir", dir, "err", err)
 		return
