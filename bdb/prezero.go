@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"sort"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -200,7 +199,7 @@ func StrayLogs(dir string) (last string, below []string, err error) {
 		return "", nil, fmt.Errorf("bdb: list the log files of %s: %w", dir, err)
 	}
 	lastN, firstWritten := 0, 0
-	var unwritten []int
+	var unwritten []string // in name order (os.ReadDir), which is number order
 	for _, e := range ents {
 		n := LogNumber(e.Name())
 		if n == 0 {
@@ -208,20 +207,19 @@ func StrayLogs(dir string) (last string, below []string, err error) {
 		}
 		lastN = max(lastN, n)
 		if LogHeaderUnwritten(filepath.Join(dir, e.Name())) {
-			unwritten = append(unwritten, n)
+			unwritten = append(unwritten, e.Name())
 		} else if firstWritten == 0 || n < firstWritten {
 			firstWritten = n
 		}
 	}
-	for _, n := range unwritten {
-		switch name := fmt.Sprintf("log.%010d", n); {
+	for _, name := range unwritten {
+		switch n := LogNumber(name); {
 		case n == lastN:
 			last = name
 		case n < firstWritten:
 			below = append(below, name)
 		}
 	}
-	sort.Strings(below)
 	return last, below, nil
 }
 
