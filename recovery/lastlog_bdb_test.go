@@ -3,13 +3,18 @@
 package recovery
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -61,4 +66,54 @@ func logHeader() []byte {
 	binary.LittleEndian.PutUint32(b[12:], libdb.LogMagic)
 	binary.LittleEndian.PutUint32(b[16:], libdb.LogVersion)
 	return b
+}
+
+// TestVerifyBackendLogFiles: check's backend verification reads the log
+// files' headers as serve's open does (CheckFormat), so a directory that
+// serve refuses never passes check: a log file with no log magic between
+// written ones is corruption naming the file, a log of an older release
+// asks for `durusbdb upgrade`.
+func TestVerifyBackendLogFiles(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	db, err := engine.Open(ctx, dir, engine.Options{Create: true, Backend: backend.BDB, GC: engine.GCPolicy{Mode: engine.GCManual}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := VerifyBackend(dir); err != nil {
+		t.Fatalf("clean database: %v", err)
+	}
+	logs, _ := filepath.Glob(filepath.Join(dir, "log.*"))
+	if len(logs) == 0 {
+		t.Fatal("no log file")
+	}
+	first := logs[0]
+	good, err := os.ReadFile(first)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A written log after the first, so that a damaged first is not
+	// taken for a file written ahead and never used.
+	next := filepath.Join(dir, fmt.Sprintf("log.%010d", bdb.LogNumber(filepath.Base(logs[len(logs)-1]))+1))
+	if err := os.WriteFile(next, logHeader(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(next)
+
+	bad := append([]byte(nil), good...)
+	copy(bad, "not a Berkeley DB log header, not zeros either; damage.")
+	os.WriteFile(first, bad, 0o644)
+	if _, err := VerifyBackend(dir); !errors.Is(err, kv.ErrCorrupt) || !containsPath(err, filepath.Base(first)) {
+		t.Errorf("damaged log header: %v, want kv.ErrCorrupt naming %s", err, filepath.Base(first))
+	}
+
+	old := append([]byte(nil), good...)
+	binary.LittleEndian.PutUint32(old[16:], libdb.LogVersion-1)
+	os.WriteFile(first, old, 0o644)
+	if _, err := VerifyBackend(dir); !errors.Is(err, ErrNeedsUpgrade) {
+		t.Errorf("log of an older release: %v, want ErrNeedsUpgrade", err)
+	}
 }

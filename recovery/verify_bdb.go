@@ -12,14 +12,26 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-// verifyBDB runs DB->verify on every *.db file of dir in a private,
-// read-only environment, holding the directory's lock so no server runs.
+// verifyBDB reads the headers of dir's log and database files as a
+// server's open does (CheckFormat: a file that is not what its name says
+// is corruption, one of an older release needs `durusbdb upgrade`), so
+// that check never passes a directory serve refuses; then it runs
+// DB->verify on every *.db file in a private, read-only environment,
+// holding the directory's lock so no server runs.
 func verifyBDB(dir string) (int, error) {
 	lock, err := bdb.LockDir(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer lock.Close()
+	if err := CheckFormat(dir); errors.Is(err, ErrNeedsUpgrade) {
+		return 0, err // names the directory, the files and the command
+	} else if err != nil {
+		if !errors.Is(err, kv.ErrCorrupt) {
+			err = fmt.Errorf("%w (%w)", err, kv.ErrCorrupt)
+		}
+		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
+	}
 	files, err := filepath.Glob(filepath.Join(dir, "*.db"))
 	if err != nil {
 		return 0, err
