@@ -44,9 +44,10 @@ import (
 // (an import) may switch into the file's number, on past it and remove it
 // with the logs a checkpoint freed while the zeros are being written: a
 // file written ahead that libdb passed by is removed at once after the
-// link, at the next look and when the environment closes (a zero file
-// below the log's first is refused by the directory's checks), one left
-// by an older release at the next writable open (StrayLogs), and none is
+// link, at the next look and when the environment closes (once Close
+// has begun libdb can no longer be asked where its log is: a written log
+// file above it says so), and one left anyway at the next writable open
+// (StrayLogs; the directory's checks accept it meanwhile); none is
 // written while an internal init runs.
 type prezeroer struct {
 	dir  string
@@ -102,8 +103,10 @@ func (p *prezeroer) run() {
 		select {
 		case <-p.quit:
 			// One last look: the environment closes next, and a file
-			// libdb passed by would stay until it opens again.
-			if cur, _, err := p.stat(); err == nil && passed(cur) {
+			// libdb passed by would stay until it opens again. Env.Close
+			// marks the environment closing first, so libdb's log cannot
+			// be asked; the directory tells.
+			if cur, _, err := p.stat(); err == nil && passed(cur) || err != nil && ahead != 0 && writtenAbove(p.dir, ahead) {
 				p.dropStale(ahead)
 			}
 			return
@@ -163,27 +166,54 @@ func (p *prezeroer) dropStale(n uint32) bool {
 	return true
 }
 
+// writtenAbove reports whether dir holds a log file numbered above n whose
+// header libdb wrote: libdb writes its log files in order, so its log is
+// then past file n for good.
+func writtenAbove(dir string, n uint32) bool {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return false
+	}
+	for _, e := range ents {
+		m := LogNumber(e.Name())
+		if m <= int(n) {
+			continue
+		}
+		if written, ok := logHeader(filepath.Join(dir, e.Name())); ok && written {
+			return true
+		}
+	}
+	return false
+}
+
 // LogHeaderUnwritten reports whether the file at path holds nothing but
 // zero bytes in its first 256 (an empty file included): a log file
 // created, or written ahead, but not yet written by libdb, which holds
 // no record (libdb's DB_LV_INCOMPLETE).
 func LogHeaderUnwritten(path string) bool {
+	written, ok := logHeader(path)
+	return ok && !written
+}
+
+// logHeader reads the first 256 bytes of the file at path: written is
+// whether any of them is not zero; ok is false if they could not be read.
+func logHeader(path string) (written, ok bool) {
 	f, err := os.Open(path)
 	if err != nil {
-		return false
+		return false, false
 	}
 	defer f.Close()
 	var b [256]byte
 	n, err := io.ReadFull(f, b[:])
 	if err != nil && err != io.ErrUnexpectedEOF && err != io.EOF {
-		return false
+		return false, false
 	}
 	for _, c := range b[:n] {
 		if c != 0 {
-			return false
+			return true, true
 		}
 	}
-	return true
+	return false, true
 }
 
 // StrayLogs lists the log files of dir that hold no record and that
@@ -299,8 +329,10 @@ func (p *prezeroer) write(n uint32, size int64, mode fs.FileMode) (err error) {
 	// with the logs a checkpoint freed, all while the zeros were being
 	// written (a fast import): the link then made a file below the log's
 	// first, which the next open would take for a damaged log file. One
-	// look now; the environment may close before the next tick.
-	if cur, _, err := p.stat(); err == nil && cur > n {
+	// look now; the environment may close before the next tick. While it
+	// closes (a link made as Close waited for this write) libdb's log
+	// cannot be asked: a written log file above n tells.
+	if cur, _, err := p.stat(); err == nil && cur > n || err != nil && writtenAbove(p.dir, n) {
 		if p.dropStale(n) {
 			return nil
 		}

@@ -83,3 +83,63 @@ func TestPrezeroLinkAfterLogPassed(t *testing.T) {
 		t.Fatal("log.0000000002 written ahead is missing")
 	}
 }
+
+// The same while the environment closes: Env.Close marks it closing before
+// it stops the prezeroer, so libdb's log can no longer be asked where it
+// is. A file written ahead that a written log file above it shows libdb
+// passed by is still removed, after the link (a link made while Close
+// waits for the write) and at the prezeroer's last look; one with no
+// written log above it stays (libdb may still take it).
+func TestPrezeroPassedWhileClosing(t *testing.T) {
+	closing := func() (uint32, uint32, error) { return 0, 0, ErrClosed }
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+
+	// After the link.
+	dir := t.TempDir()
+	if err := os.WriteFile(logPath(dir, 7), logHeaderForTest(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	p := &prezeroer{dir: dir, stat: closing, log: quiet, quit: make(chan struct{}), done: make(chan struct{})}
+	if err := p.write(5, 1<<20, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Lstat(logPath(dir, 5)); !os.IsNotExist(err) {
+		t.Fatalf("log.0000000005 linked below the written log.0000000007 while closing is still there (%v)", err)
+	}
+	if err := p.write(8, 1<<20, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if !LogHeaderUnwritten(logPath(dir, 8)) {
+		t.Fatal("log.0000000008, above every written log, was removed")
+	}
+
+	// At the last look.
+	dir = t.TempDir()
+	var cur atomic.Uint32
+	cur.Store(4)
+	stat := func() (uint32, uint32, error) {
+		if c := cur.Load(); c != 0 {
+			return c, 1 << 20, nil
+		}
+		return closing()
+	}
+	p = startPrezero(dir, stat, quiet)
+	testwait.Within(t, 10*time.Second, "log 5 written ahead", func() bool { return p.made.Load() == 1 })
+	// libdb switches into 5 (not taking it, as if it had passed it before
+	// the link), on to 7, and a checkpoint removes 6; then Close begins.
+	if err := os.WriteFile(logPath(dir, 7), logHeaderForTest(), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	cur.Store(0)
+	p.stop()
+	if _, err := os.Lstat(logPath(dir, 5)); !os.IsNotExist(err) {
+		t.Fatalf("log.0000000005 below the written log.0000000007 survived the prezeroer's last look (%v)", err)
+	}
+}
+
+// logHeaderForTest is the start of a written log file: not all zeros.
+func logHeaderForTest() []byte {
+	b := make([]byte, 4096)
+	copy(b[12:], []byte{0x88, 0x09, 0x04, 0x00, 17})
+	return b
+}
