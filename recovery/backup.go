@@ -229,16 +229,25 @@ func placeBackup(dir string, st *staging, out string, m *Manifest) error {
 	if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
 		return fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
 	}
-	if err := syncDir(stage); err != nil {
-		return fmt.Errorf("recovery: backup %s: sync %s: %w", dir, stage, err)
+	if err := moveIntoPlace(st, out); err != nil {
+		return fmt.Errorf("recovery: backup %s: %w", dir, err)
+	}
+	return nil
+}
+
+// moveIntoPlace syncs the complete staging directory st and renames it to
+// out (an empty directory there is replaced), then syncs out's parent.
+func moveIntoPlace(st *staging, out string) error {
+	if err := syncDir(st.dir); err != nil {
+		return fmt.Errorf("sync %s: %w", st.dir, err)
 	}
 	// rename(2) replaces an empty directory and fails on any other.
-	if err := os.Rename(stage, out); err != nil {
-		return fmt.Errorf("recovery: backup %s: move the backup into place at %s: %w", dir, out, err)
+	if err := os.Rename(st.dir, out); err != nil {
+		return fmt.Errorf("move the copy into place at %s: %w", out, err)
 	}
 	st.keep()
 	if err := syncDir(filepath.Dir(out)); err != nil {
-		return fmt.Errorf("recovery: backup %s: sync the directory of %s: %w", dir, out, err)
+		return fmt.Errorf("sync the directory of %s: %w", out, err)
 	}
 	return nil
 }

@@ -395,11 +395,7 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 		return rep, nil
 	}
 	// The backup copy, before anything changes.
-	rep.BackupDir = opts.BackupDir
-	if rep.BackupDir == "" {
-		rep.BackupDir = filepath.Clean(dir) + ".pre-upgrade-" + time.Now().UTC().Format("20060102T150405")
-	}
-	if err := copyDir(ctx, dir, rep.BackupDir, opts.Options); err != nil {
+	if rep.BackupDir, err = upgradeBackup(ctx, dir, opts); err != nil {
 		return nil, fmt.Errorf("recovery: upgrade %s: backup copy: %w", dir, err)
 	}
 	log.Info("recovery: upgrade: backup copy made", "dir", dir, "backup", rep.BackupDir)
@@ -420,6 +416,46 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	log.Info("recovery: upgrade done", "dir", dir, "backup", rep.BackupDir, "no_op", rep.NoOp,
 		"upgraded", strings.Join(rep.Upgraded, ","), "logs_removed", len(rep.LogsRemoved), "duration", rep.Duration)
 	return rep, nil
+}
+
+// upgradeBackup copies dir to opts.BackupDir, or to a new sibling named
+// DIR.pre-upgrade-YYYYMMDDTHHMMSS (-2, -3, ... when that exists: an
+// upgrade killed after its copy and run again within the second), and
+// returns the copy's path. The copy is made in a flocked staging directory
+// and renamed into place when complete and synced, as a backup is: an
+// upgrade killed while copying leaves no partial copy under a backup's
+// name, and the next upgrade or backup removes its staging directory.
+func upgradeBackup(ctx context.Context, dir string, opts UpgradeOptions) (string, error) {
+	out := opts.BackupDir
+	if out == "" {
+		base := filepath.Clean(dir) + ".pre-upgrade-" + time.Now().UTC().Format("20060102T150405")
+		out = base
+		for i := 2; ; i++ {
+			if _, err := os.Lstat(out); errors.Is(err, fs.ErrNotExist) {
+				break
+			}
+			out = fmt.Sprintf("%s-%d", base, i)
+		}
+	}
+	if err := checkEmptyOut(out); err != nil {
+		return "", err
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return "", err
+	}
+	st, err := newStaging(filepath.Dir(abs), opts.logger())
+	if err != nil {
+		return "", err
+	}
+	defer st.release()
+	if err := copyDir(ctx, dir, st.dir, opts.Options); err != nil {
+		return "", err
+	}
+	if err := moveIntoPlace(st, out); err != nil {
+		return "", err
+	}
+	return out, nil
 }
 
 // refuseUnclean refuses, with ErrUnclean, a directory whose last writer

@@ -25,7 +25,9 @@ type UpgradeOptions struct {
 	Options
 	// BackupDir receives the copy of the directory made before anything
 	// changes; it must not exist or be empty. "" means a sibling of the
-	// directory named DIR.pre-upgrade-YYYYMMDDTHHMMSS.
+	// directory named DIR.pre-upgrade-YYYYMMDDTHHMMSS (with -2, -3, ... if
+	// that exists). The copy is built in a staging directory beside it and
+	// renamed into place when complete.
 	BackupDir string
 }
 
