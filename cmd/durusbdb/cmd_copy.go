@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/progress"
+	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/spf13/pflag"
 )
@@ -59,7 +61,24 @@ func copyCommand() *command {
 				}
 				return err
 			}
-			dst, kind, err := backend.Open(kv.Options{Dir: dstDir, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
+			// Built in a flocked staging directory beside DST and moved
+			// in when complete: a copy killed or failed half way leaves
+			// DST as it was (no partial database a server would serve),
+			// and the next copy or migrate there removes the staging.
+			abs, err := filepath.Abs(dstDir)
+			if err != nil {
+				return fmt.Errorf("destination %s: %w", dstDir, err)
+			}
+			sd, err := staging.New(filepath.Dir(abs), "."+filepath.Base(abs)+".copy-", "copy", 0o755, log)
+			if err != nil {
+				return fmt.Errorf("copy: staging directory beside %s: %w", dstDir, err)
+			}
+			defer sd.Release()
+			work := filepath.Join(sd.Path, "db")
+			if err := os.Mkdir(work, 0o755); err != nil {
+				return fmt.Errorf("copy: %w", err)
+			}
+			dst, kind, err := backend.Open(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
 			if err != nil {
 				return err
 			}
@@ -73,16 +92,19 @@ func copyCommand() *command {
 				err = cerr
 			}
 			if err != nil {
-				return fmt.Errorf("copy %s to %s: %w (the destination is incomplete: remove it)", f.dir, dstDir, err)
+				return fmt.Errorf("copy %s to %s: %w (%s left as it was)", f.dir, dstDir, err, dstDir)
 			}
 			// Open the copy once with the engine: it checks the layout and records the writer.
-			out, err := engine.Open(ctx, dstDir, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
+			out, err := engine.Open(ctx, work, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
 			if err != nil {
-				return fmt.Errorf("open the copy %s: %w", dstDir, err)
+				return fmt.Errorf("open the copy of %s: %w (%s left as it was)", f.dir, err, dstDir)
 			}
 			size, _ := out.Size()
 			if err := out.Close(); err != nil {
 				return err
+			}
+			if err := moveInto(work, dstDir); err != nil {
+				return fmt.Errorf("copy %s to %s: %w", f.dir, dstDir, err)
 			}
 			fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)
 			return nil
