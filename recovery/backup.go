@@ -407,13 +407,6 @@ func checkEmptyTarget(path string) error {
 	return nil
 }
 
-func removeContents(dir string) {
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		os.RemoveAll(filepath.Join(dir, e.Name()))
-	}
-}
-
 func isLogName(n string) bool { return strings.HasPrefix(n, "log.") }
 
 // writeFileSync writes data to a new file and syncs it.

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -53,8 +54,10 @@ type RestoreResult struct {
 // ErrBadBackup). A backup directory with increments (BackupIncremental)
 // is checked link by link, and the newest version of every file is
 // written. Then it writes and syncs every file and, for Berkeley DB, runs
-// catastrophic recovery in dir, bounded by opts.Until if set. The result
-// opens normally.
+// catastrophic recovery, bounded by opts.Until if set, all in a staging
+// directory beside dir that is moved into dir at the end: until then dir
+// is left as it was, whatever stops the restore. The result opens
+// normally.
 func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*RestoreResult, error) {
 	start := time.Now()
 	fi, err := os.Stat(in)
@@ -65,7 +68,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	res := &RestoreResult{Dir: dir}
-	m, write, err := verifyForRestore(ctx, in, dir, fi.IsDir(), res, opts.Options)
+	m, write, err := verifyForRestore(ctx, in, fi.IsDir(), res, opts.Options)
 	if err != nil {
 		return nil, err
 	}
@@ -75,23 +78,41 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if m.Backend == "bdb" && !bdbCompiled() {
 		return nil, fmt.Errorf("recovery: restore %s: the backup holds a Berkeley DB database; this durusbdb was built without -tags bdb", in)
 	}
-	// Everything verified: now, and only now, write.
-	created, err := prepareEmptyDir(dir)
+	// Everything verified: now, and only now, write, into a flocked
+	// staging directory beside dir that is moved in once its files are
+	// written and recovered. A restore killed or failed half way leaves
+	// dir as it was (no files a server would refuse, or open before
+	// catastrophic recovery made them consistent), and the next restore
+	// or backup there removes the staging directory.
+	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
-	if err := write(); err != nil {
-		undoRestore(dir, created)
+	st, err := newStaging(filepath.Dir(abs), opts.logger())
+	if err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+	}
+	defer st.release()
+	// A directory inside it: the staging directory's own flock is not the
+	// database's (bdb.LockDir flocks the directory it opens).
+	work := filepath.Join(st.dir, "db")
+	if err := os.Mkdir(work, 0o750); err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+	}
+	if err := write(work); err != nil {
 		return nil, err
 	}
-	if err := syncDir(dir); err != nil {
+	if err := syncDir(work); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: sync: %w", dir, err)
 	}
 	res.Manifest = m
 	if m.Backend == "bdb" {
-		if res.Recovery, err = recoverRestored(ctx, dir, created, res, opts); err != nil {
+		if res.Recovery, err = recoverRestored(ctx, work, dir, res, opts); err != nil {
 			return nil, err
 		}
+	}
+	if err := placeRestored(work, dir); err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	res.Duration = time.Since(start)
 	opts.logger().Info("recovery: restored", "from", in, "dir", dir, "backend", m.Backend,
@@ -101,9 +122,9 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 
 // verifyForRestore checks every file of the backup in (a backup directory
 // with its increments when isDir, else a stream file) and returns its
-// manifest and the function that writes the verified files into dir; it
-// sets res.Increments and res.Through.
-func verifyForRestore(ctx context.Context, in, dir string, isDir bool, res *RestoreResult, opts Options) (*Manifest, func() error, error) {
+// manifest and the function that writes the verified files into a
+// directory; it sets res.Increments and res.Through.
+func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreResult, opts Options) (*Manifest, func(dir string) error, error) {
 	if isDir {
 		links, err := verifyChain(ctx, in, opts)
 		if err != nil {
@@ -112,14 +133,14 @@ func verifyForRestore(ctx context.Context, in, dir string, isDir bool, res *Rest
 		files := latestFiles(links)
 		res.Increments = len(links) - 1
 		res.Through = links[len(links)-1].m.Created
-		write := func() error { return extractFiles(ctx, in, dir, files, opts) }
+		write := func(dir string) error { return extractFiles(ctx, in, dir, files, opts) }
 		return chainManifest(links, files), write, nil
 	}
 	m, err := walkStream(ctx, in, "", nil, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	write := func() error {
+	write := func(dir string) error {
 		_, err := walkStream(ctx, in, dir, m, opts)
 		return err
 	}
@@ -127,31 +148,44 @@ func verifyForRestore(ctx context.Context, in, dir string, isDir bool, res *Rest
 	return m, write, nil
 }
 
-// undoRestore empties dir after a failed restore, removing it if Restore
-// created it, so that another try finds it as it was.
-func undoRestore(dir string, created bool) {
-	if created {
-		os.RemoveAll(dir)
-	} else {
-		removeContents(dir)
+// placeRestored moves the restored database in the directory work (in a
+// staging directory) to dir: one rename when dir does not exist; into an
+// existing empty dir (perhaps a mount point, or owned by the service's
+// user) entry by entry, keeping the directory itself. The new names are
+// synced.
+func placeRestored(work, dir string) error {
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		if err := os.Rename(work, dir); err != nil {
+			return fmt.Errorf("move the restored database into place: %w", err)
+		}
+		return syncDir(filepath.Dir(dir))
 	}
+	ents, err := os.ReadDir(work)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		if err := os.Rename(filepath.Join(work, e.Name()), filepath.Join(dir, e.Name())); err != nil {
+			return fmt.Errorf("move %s into place: %w", e.Name(), err)
+		}
+	}
+	return syncDir(dir)
 }
 
 // recoverRestored runs catastrophic recovery on the Berkeley DB files
 // restored into dir, bounded by opts.Until if set, and logs its report.
-func recoverRestored(ctx context.Context, dir string, created bool, res *RestoreResult, opts RestoreOptions) (*Report, error) {
+func recoverRestored(ctx context.Context, work, dir string, res *RestoreResult, opts RestoreOptions) (*Report, error) {
 	var r *Report
 	var err error
 	if opts.Until.IsZero() {
-		r, err = recoverBDB(ctx, dir, true, false, opts.Options)
+		r, err = recoverBDB(ctx, work, true, false, opts.Options)
 	} else {
-		r, err = recoverBDBUntil(ctx, dir, true, false, opts.Until, opts.Options)
+		r, err = recoverBDBUntil(ctx, work, true, false, opts.Until, opts.Options)
 	}
 	if err != nil {
+		// dir stays as it was (the staging directory goes): another try
+		// (a later --until) finds it empty.
 		if !opts.Until.IsZero() {
-			// Leave dir as it was: another try (a later --until)
-			// needs it empty.
-			undoRestore(dir, created)
 			return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery until %s (the backup was made %s, its newest part %s; the time must come after a checkpoint in the backup's log files: every increment writes one, a server one every --checkpoint-interval): %w",
 				dir, opts.Until.Format(time.RFC3339), res.Manifest.Created.Format(time.RFC3339), res.Through.Format(time.RFC3339), err)
 		}
