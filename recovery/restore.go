@@ -160,6 +160,9 @@ func placeRestored(work, dir string) error {
 		}
 		return syncDir(filepath.Dir(dir))
 	}
+	if err := checkEmptyTarget(dir); err != nil {
+		return err // something was put there while the restore ran
+	}
 	ents, err := os.ReadDir(work)
 	if err != nil {
 		return err
