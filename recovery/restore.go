@@ -99,7 +99,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if err := os.Mkdir(work, 0o750); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
-	if err := write(work); err != nil {
+	if err := write(work, dir); err != nil {
 		return nil, err
 	}
 	if err := syncDir(work); err != nil {
@@ -122,9 +122,10 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 
 // verifyForRestore checks every file of the backup in (a backup directory
 // with its increments when isDir, else a stream file) and returns its
-// manifest and the function that writes the verified files into a
-// directory; it sets res.Increments and res.Through.
-func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreResult, opts Options) (*Manifest, func(dir string) error, error) {
+// manifest and the function that writes the verified files into the
+// directory work (its progress names dir, where they are going); it sets
+// res.Increments and res.Through.
+func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreResult, opts Options) (*Manifest, func(work, dir string) error, error) {
 	if isDir {
 		links, err := verifyChain(ctx, in, opts)
 		if err != nil {
@@ -133,15 +134,15 @@ func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreRe
 		files := latestFiles(links)
 		res.Increments = len(links) - 1
 		res.Through = links[len(links)-1].m.Created
-		write := func(dir string) error { return extractFiles(ctx, in, dir, files, opts) }
+		write := func(work, dir string) error { return extractFiles(ctx, in, work, dir, files, opts) }
 		return chainManifest(links, files), write, nil
 	}
-	m, err := walkStream(ctx, in, "", nil, opts)
+	m, err := walkStream(ctx, in, "", "", nil, opts)
 	if err != nil {
 		return nil, nil, err
 	}
-	write := func(dir string) error {
-		_, err := walkStream(ctx, in, dir, m, opts)
+	write := func(work, dir string) error {
+		_, err := walkStream(ctx, in, work, dir, m, opts)
 		return err
 	}
 	res.Through = m.Created
@@ -194,19 +195,21 @@ func recoverRestored(ctx context.Context, work, dir string, res *RestoreResult, 
 		}
 		return nil, fmt.Errorf("recovery: restore into %s: catastrophic recovery: %w", dir, err)
 	}
+	r.Dir = dir // where the recovered files are going, not the staging directory
 	r.Log(opts.logger())
 	return r, nil
 }
 
 // extractFiles copies the verified files of a backup directory (the
 // newest version of each, see latestFiles) into dir, checking each file's
-// sum again while copying (the backup may change meanwhile).
-func extractFiles(ctx context.Context, in, dir string, files []chainFile, opts Options) error {
+// sum again while copying (the backup may change meanwhile). Its progress
+// names label, the directory the files are for.
+func extractFiles(ctx context.Context, in, dir, label string, files []chainFile, opts Options) error {
 	var total int64
 	for _, f := range files {
 		total += f.Size
 	}
-	prog := opts.progress("restore "+dir, "bytes", total)
+	prog := opts.progress("restore "+label, "bytes", total)
 	defer prog.Done()
 	for _, f := range files {
 		if err := ctx.Err(); err != nil {
@@ -242,8 +245,9 @@ func copyChecked(r io.Reader, dst string, f ManifestFile) error {
 
 // walkStream reads a backup stream. With dir == "" it verifies it and
 // returns its manifest; otherwise it writes every file into dir, checking
-// it against want (the manifest of the verifying pass) again.
-func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Options) (*Manifest, error) {
+// it against want (the manifest of the verifying pass) again, with a
+// progress that names label (the directory the files are for).
+func walkStream(ctx context.Context, in, dir, label string, want *Manifest, opts Options) (*Manifest, error) {
 	f, err := os.Open(in)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
@@ -255,7 +259,7 @@ func walkStream(ctx context.Context, in, dir string, want *Manifest, opts Option
 	}
 	what := "verify " + in
 	if dir != "" {
-		what = "restore " + dir
+		what = "restore " + label
 	}
 	prog := opts.progress(what, "bytes", total)
 	defer prog.Done()
