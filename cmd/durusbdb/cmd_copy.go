@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -52,19 +53,23 @@ func copyCommand() *command {
 			if err != nil {
 				return err
 			}
-			if err := os.MkdirAll(dstDir, 0o755); err != nil {
-				return fmt.Errorf("destination %s: %w", dstDir, err)
-			}
-			if found, err := backend.Detect(dstDir); err != nil || found != "" {
-				if err == nil {
-					err = fmt.Errorf("destination %s already holds a %s database", dstDir, found)
+			if _, err := os.Lstat(dstDir); err == nil {
+				if found, err := backend.Detect(dstDir); err != nil || found != "" {
+					if err == nil {
+						err = fmt.Errorf("destination %s already holds a %s database", dstDir, found)
+					}
+					return err
 				}
-				return err
+			} else if !errors.Is(err, os.ErrNotExist) {
+				return fmt.Errorf("destination %s: %w", dstDir, err)
+			} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(dstDir)), 0o755); err != nil {
+				return fmt.Errorf("destination %s: %w", dstDir, err)
 			}
 			// Built in a flocked staging directory beside DST and moved
 			// in when complete: a copy killed or failed half way leaves
 			// DST as it was (no partial database a server would serve),
-			// and the next copy or migrate there removes the staging.
+			// and the next copy there removes the staging directory. A
+			// DST that does not exist yet appears with one rename.
 			abs, err := filepath.Abs(dstDir)
 			if err != nil {
 				return fmt.Errorf("destination %s: %w", dstDir, err)
