@@ -9,11 +9,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/dbdir"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/internal/stream"
 )
 
@@ -150,30 +151,17 @@ func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreRe
 }
 
 // placeRestored moves the restored database in the directory work (in a
-// staging directory) to dir: one rename when dir does not exist; into an
-// existing empty dir (perhaps a mount point, or owned by the service's
-// user) entry by entry, keeping the directory itself. The new names are
-// synced.
+// staging directory) to dir (stagingdir.MoveInto): one rename when dir does
+// not exist; into an existing empty dir entry by entry, meta.db last,
+// after checking again that it is empty (a rename would replace a file
+// put there while the restore ran).
 func placeRestored(work, dir string) error {
-	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
-		if err := os.Rename(work, dir); err != nil {
-			return fmt.Errorf("move the restored database into place: %w", err)
-		}
-		return syncDir(filepath.Dir(dir))
-	}
-	if err := checkEmptyTarget(dir); err != nil {
-		return err // something was put there while the restore ran
-	}
-	ents, err := os.ReadDir(work)
-	if err != nil {
-		return err
-	}
-	for _, e := range ents {
-		if err := os.Rename(filepath.Join(work, e.Name()), filepath.Join(dir, e.Name())); err != nil {
-			return fmt.Errorf("move %s into place: %w", e.Name(), err)
+	if _, err := os.Lstat(dir); err == nil {
+		if err := checkEmptyTarget(dir); err != nil {
+			return err
 		}
 	}
-	return syncDir(dir)
+	return stagingdir.MoveInto(work, dir, dbdir.Marker)
 }
 
 // recoverRestored runs catastrophic recovery on the Berkeley DB files

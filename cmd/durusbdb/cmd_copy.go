@@ -9,6 +9,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
@@ -108,7 +109,7 @@ func copyCommand() *command {
 			if err := out.Close(); err != nil {
 				return err
 			}
-			if err := moveInto(work, dstDir); err != nil {
+			if err := staging.MoveInto(work, dstDir, dbdir.Marker); err != nil {
 				return fmt.Errorf("copy %s to %s: %w", f.dir, dstDir, err)
 			}
 			fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)

@@ -11,12 +11,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/spf13/pflag"
@@ -152,7 +152,7 @@ func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, 
 	}
 	st, err := imp(db)
 	if err == nil {
-		err = moveInto(open.dir, target)
+		err = staging.MoveInto(open.dir, target, dbdir.Marker)
 	}
 	if err != nil {
 		return st, fmt.Errorf("%w (%s left as it was)", err, target)
@@ -279,48 +279,6 @@ func (m *migration) source(ctx context.Context, cio cmdIO, file string, log *slo
 		r.Close()
 	}
 	return file, func(yield func([]byte) error) error { return r.Records(ctx, yield) }, r.Size(), done, nil
-}
-
-// moveInto moves the new database in from (a directory inside a staging
-// directory) to target. When target does not exist, with one rename: a
-// kill leaves nothing there or all of it. Into an existing empty target (a
-// mount point, or a directory owned by the service's user, which stays
-// itself) entry by entry, the file that makes a directory a database
-// (meta.db, LevelDB's CURRENT) last, so that an interrupted move leaves
-// no directory taken for a database. Then the new names are synced.
-func moveInto(from, target string) error { return moveIntoWith(from, target, os.Rename) }
-
-// moveIntoWith is moveInto with the rename function (tests interrupt it).
-func moveIntoWith(from, target string, rename func(oldpath, newpath string) error) error {
-	if _, err := os.Lstat(target); errors.Is(err, fs.ErrNotExist) {
-		if err := os.MkdirAll(filepath.Dir(filepath.Clean(target)), 0o755); err != nil {
-			return fmt.Errorf("--create: %w", err)
-		}
-		if err := rename(from, target); err != nil {
-			return fmt.Errorf("moving the new database in: %w", err)
-		}
-		return staging.SyncDir(filepath.Dir(filepath.Clean(target)))
-	}
-	ents, err := os.ReadDir(from)
-	if err != nil {
-		return fmt.Errorf("staging directory: %w", err)
-	}
-	marker := func(name string) bool { return name == "meta.db" || name == "CURRENT" }
-	slices.SortStableFunc(ents, func(a, b os.DirEntry) int {
-		switch ma, mb := marker(a.Name()), marker(b.Name()); {
-		case ma && !mb:
-			return 1
-		case mb && !ma:
-			return -1
-		}
-		return 0
-	})
-	for _, e := range ents {
-		if err := rename(filepath.Join(from, e.Name()), filepath.Join(target, e.Name())); err != nil {
-			return fmt.Errorf("moving the new database in: %w", err)
-		}
-	}
-	return staging.SyncDir(target)
 }
 
 // report prints the import's figures and warnings.

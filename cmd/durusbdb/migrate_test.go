@@ -3,13 +3,8 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
-
-	"github.com/durusbdb/durusbdb/internal/dbdir"
 )
 
 func frames(recs ...[]byte) []byte {
@@ -54,52 +49,4 @@ func FuzzReadFrames(f *testing.F) {
 			t.Fatalf("clean end after %d of %d bytes", total, len(in))
 		}
 	})
-}
-
-// TestMoveIntoInterrupted: moving a new database into an existing empty
-// directory, interrupted after any number of entries (a kill between two
-// renames), never leaves a directory detected as a database; into a
-// directory that does not exist, the database appears with one rename.
-func TestMoveIntoInterrupted(t *testing.T) {
-	layouts := map[string][]string{
-		"bdb":     {"__db.001", "garbage.db", "log.0000000001", "meta.db", "objects.db", "refcounts.db"},
-		"leveldb": {"000005.ldb", "CURRENT", "LOG", "MANIFEST-000004", "durusbdb.wal"},
-	}
-	errStop := errors.New("interrupted")
-	for kind, files := range layouts {
-		for stopAfter := 0; stopAfter < len(files); stopAfter++ {
-			from, target := t.TempDir(), t.TempDir()
-			for _, f := range files {
-				if err := os.WriteFile(filepath.Join(from, f), []byte(f), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			n := 0
-			rename := func(a, b string) error {
-				if n == stopAfter {
-					return errStop
-				}
-				n++
-				return os.Rename(a, b)
-			}
-			if err := moveIntoWith(from, target, rename); !errors.Is(err, errStop) {
-				t.Fatalf("%s, stopped after %d: %v", kind, stopAfter, err)
-			}
-			if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.BDB || l.Kind == dbdir.LevelDB {
-				t.Errorf("%s, stopped after %d of %d renames: the directory is taken for a database (%v, %v)", kind, stopAfter, len(files), l.Files, err)
-			}
-		}
-		from := t.TempDir()
-		for _, f := range files {
-			os.WriteFile(filepath.Join(from, f), []byte(f), 0o644)
-		}
-		target := filepath.Join(t.TempDir(), "new", "db")
-		renames := 0
-		if err := moveIntoWith(from, target, func(a, b string) error { renames++; return os.Rename(a, b) }); err != nil || renames != 1 {
-			t.Fatalf("%s into a new directory: %d renames, %v", kind, renames, err)
-		}
-		if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.Empty || l.Kind == dbdir.Foreign {
-			t.Fatalf("%s into a new directory: %v %v", kind, l, err)
-		}
-	}
 }

@@ -74,7 +74,7 @@ func Detect(dir string) (Layout, error) {
 	}
 	slices.Sort(l.Files)
 	switch {
-	case has["meta.db"]:
+	case has["meta.db"]: // Marker
 		l.Kind = BDB
 	case has["CURRENT"]:
 		l.Kind = LevelDB
@@ -91,6 +91,11 @@ func Detect(dir string) (Layout, error) {
 	}
 	return l, nil
 }
+
+// Marker reports whether name is a file whose presence makes Detect take
+// a directory for a database (meta.db, CURRENT): tools that move a new
+// database into place entry by entry move these last.
+func Marker(name string) bool { return name == "meta.db" || name == "CURRENT" }
 
 // Ignorable reports whether the directory entry named name, of type mode
 // (fs.DirEntry.Type()), may sit in an empty database directory: dotfiles;

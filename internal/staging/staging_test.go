@@ -1,11 +1,14 @@
 package staging
 
 import (
+	"errors"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 )
 
 // New removes an unlocked staging directory and keeps a locked one;
@@ -119,6 +122,56 @@ func TestReplaceOwner(t *testing.T) {
 		}
 		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
 			t.Errorf("%s: owner %d:%d, want %d:%d", p, st.Uid, st.Gid, uid, gid)
+		}
+	}
+}
+
+// TestMoveIntoInterrupted: moving a new database into an existing empty
+// directory, interrupted after any number of renames (a kill between two),
+// never leaves a directory taken for a database (its marker files move
+// last); into a directory that does not exist, it appears with one
+// rename.
+func TestMoveIntoInterrupted(t *testing.T) {
+	layouts := map[string][]string{
+		"bdb":     {"__db.001", "garbage.db", "log.0000000001", "meta.db", "objects.db", "refcounts.db"},
+		"leveldb": {"000005.ldb", "CURRENT", "LOG", "MANIFEST-000004", "durusbdb.wal"},
+	}
+	errStop := errors.New("interrupted")
+	fill := func(files []string) string {
+		dir := t.TempDir()
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(dir, f), []byte(f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return dir
+	}
+	for kind, files := range layouts {
+		for stopAfter := range len(files) {
+			src, target := fill(files), t.TempDir()
+			n := 0
+			rename := func(a, b string) error {
+				if n == stopAfter {
+					return errStop
+				}
+				n++
+				return os.Rename(a, b)
+			}
+			if err := moveInto(src, target, dbdir.Marker, rename); !errors.Is(err, errStop) {
+				t.Fatalf("%s, stopped after %d: %v", kind, stopAfter, err)
+			}
+			if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.BDB || l.Kind == dbdir.LevelDB {
+				t.Errorf("%s, stopped after %d of %d renames: the directory is taken for a database (%v, %v)", kind, stopAfter, len(files), l.Files, err)
+			}
+		}
+		src := fill(files)
+		target := filepath.Join(t.TempDir(), "new", "db")
+		renames := 0
+		if err := moveInto(src, target, dbdir.Marker, func(a, b string) error { renames++; return os.Rename(a, b) }); err != nil || renames != 1 {
+			t.Fatalf("%s into a new directory: %d renames, %v", kind, renames, err)
+		}
+		if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.Empty || l.Kind == dbdir.Foreign {
+			t.Fatalf("%s into a new directory: %v %v", kind, l, err)
 		}
 	}
 }
