@@ -89,39 +89,44 @@ func TestReplace(t *testing.T) {
 	}
 }
 
-// Run as root (as CI is), Replace gives the new contents the owner of
-// the directory it replaces.
+// Run as root (as CI is), Replace and MoveInto give the new contents the
+// owner of the directory they put them in.
 func TestReplaceOwner(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Log("not root: the owner is left as it is (chown needs root)")
 	}
-	parent := t.TempDir()
-	src, target := filepath.Join(parent, "src"), filepath.Join(parent, "target")
-	for _, d := range []string{src, target} {
-		if err := os.Mkdir(d, 0o755); err != nil {
+	for name, put := range map[string]func(src, target string) error{
+		"Replace":  Replace,
+		"MoveInto": func(src, target string) error { return MoveInto(src, target, func(string) bool { return false }) },
+	} {
+		parent := t.TempDir()
+		src, target := filepath.Join(parent, "src"), filepath.Join(parent, "target")
+		for _, d := range []string{src, target} {
+			if err := os.Mkdir(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := os.WriteFile(filepath.Join(src, "objects.db"), nil, 0o644); err != nil {
 			t.Fatal(err)
 		}
-	}
-	if err := os.WriteFile(filepath.Join(src, "objects.db"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	const uid, gid = 4242, 4343
-	if err := os.Chown(target, uid, gid); err != nil {
-		if os.Geteuid() == 0 {
+		const uid, gid = 4242, 4343
+		if err := os.Chown(target, uid, gid); err != nil {
+			if os.Geteuid() == 0 {
+				t.Fatal(err)
+			}
+			return
+		}
+		if err := put(src, target); err != nil {
 			t.Fatal(err)
 		}
-		return
-	}
-	if err := Replace(src, target); err != nil {
-		t.Fatal(err)
-	}
-	for _, p := range []string{target, filepath.Join(target, "objects.db")} {
-		fi, err := os.Stat(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
-			t.Errorf("%s: owner %d:%d, want %d:%d", p, st.Uid, st.Gid, uid, gid)
+		for _, p := range []string{target, filepath.Join(target, "objects.db")} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st := fi.Sys().(*syscall.Stat_t); st.Uid != uid || st.Gid != gid {
+				t.Errorf("%s: %s: owner %d:%d, want %d:%d", name, p, st.Uid, st.Gid, uid, gid)
+			}
 		}
 	}
 }
