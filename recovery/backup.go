@@ -255,28 +255,7 @@ func moveIntoPlace(st *staging, out string) error {
 // checkEmptyOut checks that the backup directory out does not exist or is
 // an empty directory, and that its parent exists.
 func checkEmptyOut(out string) error {
-	fi, err := os.Stat(out)
-	if errors.Is(err, fs.ErrNotExist) {
-		parent := filepath.Dir(out)
-		if pi, err := os.Stat(parent); err != nil || !pi.IsDir() {
-			return fmt.Errorf("parent directory %s of %s does not exist", parent, out)
-		}
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return fmt.Errorf("%s exists and is not a directory", out)
-	}
-	ents, err := os.ReadDir(out)
-	if err != nil {
-		return err
-	}
-	if len(ents) > 0 {
-		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); a full backup goes into a new or empty directory (--incremental adds to an existing backup)", out, len(ents), ents[0].Name())
-	}
-	return nil
+	return checkEmptyDir(out, "a full backup goes into a new or empty directory (--incremental adds to an existing backup)")
 }
 
 // writeStream writes the staged files as MANIFEST + files in a tar,
@@ -354,35 +333,17 @@ func writeStream(ctx context.Context, stage, out string, m *Manifest, opts Optio
 	return st.Size(), nil
 }
 
-// prepareEmptyDir makes sure path is an empty directory, creating it (its
-// parent must exist). created reports whether it did.
-func prepareEmptyDir(path string) (created bool, err error) {
-	fi, err := os.Stat(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		if err := os.Mkdir(path, 0o750); err != nil {
-			return false, fmt.Errorf("create directory %s: %w", path, err)
-		}
-		return true, nil
-	}
-	if err != nil {
-		return false, err
-	}
-	if !fi.IsDir() {
-		return false, fmt.Errorf("%s exists and is not a directory", path)
-	}
-	ents, err := os.ReadDir(path)
-	if err != nil {
-		return false, err
-	}
-	if len(ents) > 0 {
-		return false, fmt.Errorf("directory %s is not empty (%d entries, e.g. %s)", path, len(ents), ents[0].Name())
-	}
-	return false, nil
+// checkEmptyTarget checks, without creating anything, that the restore
+// target path is an empty directory or does not exist while its parent
+// does.
+func checkEmptyTarget(path string) error {
+	return checkEmptyDir(path, "restore writes only into an empty directory")
 }
 
-// checkEmptyTarget checks, without creating anything, that path is an
-// empty directory or does not exist while its parent does.
-func checkEmptyTarget(path string) error {
+// checkEmptyDir checks, without creating anything, that path is an empty
+// directory or does not exist while its parent does; hint ends the error
+// for a directory that is not empty.
+func checkEmptyDir(path, hint string) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		parent := filepath.Dir(path)
@@ -402,7 +363,7 @@ func checkEmptyTarget(path string) error {
 		return err
 	}
 	if len(ents) > 0 {
-		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); restore writes only into an empty directory", path, len(ents), ents[0].Name())
+		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); %s", path, len(ents), ents[0].Name(), hint)
 	}
 	return nil
 }

@@ -437,7 +437,7 @@ func upgradeBackup(ctx context.Context, dir string, opts UpgradeOptions) (string
 			out = fmt.Sprintf("%s-%d", base, i)
 		}
 	}
-	if err := checkEmptyOut(out); err != nil {
+	if err := checkEmptyDir(out, "the copy made before an upgrade goes into a new or empty directory"); err != nil {
 		return "", err
 	}
 	abs, err := filepath.Abs(out)
@@ -568,11 +568,8 @@ func metaInUse(dir string) (bool, error) {
 }
 
 // copyDir copies every regular file of src except the lock file into the
-// new or empty directory dst, syncing each.
+// empty directory dst (a staging directory), syncing each.
 func copyDir(ctx context.Context, src, dst string, opts Options) error {
-	if _, err := prepareEmptyDir(dst); err != nil {
-		return err
-	}
 	ents, err := os.ReadDir(src)
 	if err != nil {
 		return err

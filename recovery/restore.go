@@ -156,10 +156,8 @@ func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreRe
 // after checking again that it is empty (a rename would replace a file
 // put there while the restore ran).
 func placeRestored(work, dir string) error {
-	if _, err := os.Lstat(dir); err == nil {
-		if err := checkEmptyTarget(dir); err != nil {
-			return err
-		}
+	if err := checkEmptyTarget(dir); err != nil {
+		return err
 	}
 	return stagingdir.MoveInto(work, dir, dbdir.Marker)
 }
