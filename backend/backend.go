@@ -8,10 +8,12 @@ package backend
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/internal/dbdir"
+	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -77,10 +79,21 @@ func Detect(dir string) (string, error) {
 // Open opens (or, with opts.Create, creates) the store in opts.Dir. kind
 // names the backend for a new database ("" = Default()); for an existing
 // directory it must be "" or match what is there. It returns the backend used.
+// A writable open removes the staging directories that killed tools
+// (restore, copy, migrate, backup into an existing directory) left
+// inside opts.Dir: they hold a whole database's worth of files nobody
+// would otherwise see.
 func Open(opts kv.Options, kind string) (kv.Store, string, error) {
 	found, err := Detect(opts.Dir)
 	if err != nil {
 		return nil, "", err
+	}
+	if !opts.ReadOnly {
+		log := opts.Logger
+		if log == nil {
+			log = slog.Default()
+		}
+		staging.RemoveStaleInside(opts.Dir, log)
 	}
 	switch {
 	case found == "" && !opts.Create:

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -112,5 +114,46 @@ func TestBDBNotCompiled(t *testing.T) {
 	want := "this directory holds a Berkeley DB database; this durusbdb was built without -tags bdb"
 	if !errors.Is(err, ErrNotCompiled) || !strings.Contains(err.Error(), want) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestOpenRemovesStaleStaging: a writable open removes the staging
+// directory a killed restore, copy or migrate left inside the database
+// directory (a hidden copy of a whole database); a read-only open and a
+// staging directory still locked by its process leave it.
+func TestOpenRemovesStaleStaging(t *testing.T) {
+	dir := t.TempDir()
+	s, _, err := Open(kv.Options{Dir: dir, Create: true, Buckets: []kv.BucketSpec{{Name: "meta", File: "meta.db", Prefix: 'm'}}}, LevelDB)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	stale := filepath.Join(dir, staging.InsidePrefix+"1")
+	if err := os.MkdirAll(filepath.Join(stale, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	touch(t, filepath.Join(stale, "db"), "objects.db")
+	for _, ro := range []bool{true, false} {
+		s, _, err := Open(kv.Options{Dir: dir, ReadOnly: ro, Buckets: []kv.BucketSpec{{Name: "meta", File: "meta.db", Prefix: 'm'}}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		if _, err := os.Stat(stale); ro != (err == nil) {
+			t.Fatalf("read-only %v: stale staging directory there afterwards: %v", ro, err == nil)
+		}
+	}
+	live, err := staging.For(dir, ".x-", "test", 0o755, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer live.Release()
+	s, _, err = Open(kv.Options{Dir: dir, Buckets: []kv.BucketSpec{{Name: "meta", File: "meta.db", Prefix: 'm'}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(live.Path); err != nil {
+		t.Fatalf("a staging directory in use was removed: %v", err)
 	}
 }

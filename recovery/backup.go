@@ -10,12 +10,15 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/internal/progress"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/internal/stream"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -118,10 +121,17 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 		if _, err := os.Lstat(out); err == nil {
 			return nil, fmt.Errorf("recovery: backup %s: output file %s already exists (refusing to overwrite)", dir, out)
 		}
-	} else if err := checkEmptyOut(out); err != nil {
+	} else if _, err := stagingdir.Settle(out, log); err != nil {
+		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+	} else if err := checkEmptyOut(out, ""); err != nil {
 		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
 	}
-	st, err := newStaging(filepath.Dir(absOut), log)
+	var st *staging
+	if opts.Stream {
+		st, err = newStaging(filepath.Dir(absOut), log)
+	} else {
+		st, err = stagingFor(absOut, log)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
 	}
@@ -237,9 +247,21 @@ func placeBackup(dir string, st *staging, out string, m *Manifest) error {
 
 // moveIntoPlace syncs the complete staging directory st and renames it to
 // out (an empty directory there is replaced), then syncs out's parent.
+// A staging directory inside out (stagingFor: out existed) has its
+// entries moved up one by one, the manifest and a database's marker files
+// last, after checking again that out holds nothing else.
 func moveIntoPlace(st *staging, out string) error {
 	if err := syncDir(st.dir); err != nil {
 		return fmt.Errorf("sync %s: %w", st.dir, err)
+	}
+	if st.Inside(out) {
+		if err := checkEmptyOut(out, st.dir); err != nil {
+			return err
+		}
+		if err := stagingdir.MoveInto(st.dir, out, copyRank); err != nil {
+			return fmt.Errorf("move the copy into place at %s: %w", out, err)
+		}
+		return nil
 	}
 	// rename(2) replaces an empty directory and fails on any other.
 	if err := os.Rename(st.dir, out); err != nil {
@@ -253,9 +275,21 @@ func moveIntoPlace(st *staging, out string) error {
 }
 
 // checkEmptyOut checks that the backup directory out does not exist or is
-// an empty directory, and that its parent exists.
-func checkEmptyOut(out string) error {
-	return checkEmptyDir(out, "a full backup goes into a new or empty directory (--incremental adds to an existing backup)")
+// an empty directory (but for the staging directory own, if given), and
+// that its parent exists.
+func checkEmptyOut(out, own string) error {
+	return checkEmptyDir(out, own, "a full backup goes into a new or empty directory (--incremental adds to an existing backup)")
+}
+
+// copyRank orders the files of a backup or a copy moved one by one into
+// an existing directory (stagingdir.MoveInto): the manifest and a
+// database's marker files last, so that an interrupted move leaves
+// neither a backup nor a database there.
+func copyRank(name string, _ fs.FileMode) int {
+	if name == ManifestName || dbdir.Marker(name) {
+		return 1
+	}
+	return 0
 }
 
 // writeStream writes the staged files as MANIFEST + files in a tar,
@@ -334,16 +368,17 @@ func writeStream(ctx context.Context, stage, out string, m *Manifest, opts Optio
 }
 
 // checkEmptyTarget checks, without creating anything, that the restore
-// target path is an empty directory or does not exist while its parent
-// does.
-func checkEmptyTarget(path string) error {
-	return checkEmptyDir(path, "restore writes only into an empty directory")
+// target path is an empty directory (but for the staging directory own,
+// if given) or does not exist while its parent does.
+func checkEmptyTarget(path, own string) error {
+	return checkEmptyDir(path, own, "restore writes only into an empty directory")
 }
 
 // checkEmptyDir checks, without creating anything, that path is an empty
-// directory or does not exist while its parent does; hint ends the error
-// for a directory that is not empty.
-func checkEmptyDir(path, hint string) error {
+// directory (but for own, a staging directory inside it, if given) or
+// does not exist while its parent does; hint ends the error for a
+// directory that is not empty.
+func checkEmptyDir(path, own, hint string) error {
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		parent := filepath.Dir(path)
@@ -362,6 +397,7 @@ func checkEmptyDir(path, hint string) error {
 	if err != nil {
 		return err
 	}
+	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return own != "" && filepath.Join(path, e.Name()) == own })
 	if len(ents) > 0 {
 		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); %s", path, len(ents), ents[0].Name(), hint)
 	}

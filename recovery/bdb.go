@@ -18,6 +18,7 @@ import (
 	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 )
 
 func bdbCompiled() bool { return true }
@@ -437,14 +438,17 @@ func upgradeBackup(ctx context.Context, dir string, opts UpgradeOptions) (string
 			out = fmt.Sprintf("%s-%d", base, i)
 		}
 	}
-	if err := checkEmptyDir(out, "the copy made before an upgrade goes into a new or empty directory"); err != nil {
+	if _, err := stagingdir.Settle(out, opts.logger()); err != nil {
+		return "", err
+	}
+	if err := checkEmptyDir(out, "", "the copy made before an upgrade goes into a new or empty directory"); err != nil {
 		return "", err
 	}
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return "", err
 	}
-	st, err := newStaging(filepath.Dir(abs), opts.logger())
+	st, err := stagingFor(abs, opts.logger())
 	if err != nil {
 		return "", err
 	}

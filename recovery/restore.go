@@ -65,7 +65,10 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
 	}
-	if err := checkEmptyTarget(dir); err != nil {
+	if _, err := stagingdir.Settle(dir, opts.logger()); err != nil {
+		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+	}
+	if err := checkEmptyTarget(dir, ""); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	res := &RestoreResult{Dir: dir}
@@ -89,7 +92,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
-	st, err := newStaging(filepath.Dir(abs), opts.logger())
+	st, err := stagingFor(abs, opts.logger())
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
@@ -112,7 +115,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 			return nil, err
 		}
 	}
-	if err := placeRestored(work, dir); err != nil {
+	if err := placeRestored(work, dir, st.dir); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	res.Duration = time.Since(start)
@@ -150,16 +153,16 @@ func verifyForRestore(ctx context.Context, in string, isDir bool, res *RestoreRe
 	return m, write, nil
 }
 
-// placeRestored moves the restored database in the directory work (in a
-// staging directory) to dir (stagingdir.MoveInto): one rename when dir does
-// not exist; into an existing empty dir entry by entry, meta.db last,
-// after checking again that it is empty (a rename would replace a file
-// put there while the restore ran).
-func placeRestored(work, dir string) error {
-	if err := checkEmptyTarget(dir); err != nil {
+// placeRestored moves the restored database in the directory work (in the
+// staging directory own) to dir (stagingdir.MoveInto): one rename when dir
+// does not exist; into an existing empty dir (own is then inside it) entry
+// by entry, meta.db last, after checking again that it is empty (a rename
+// would replace a file put there while the restore ran).
+func placeRestored(work, dir, own string) error {
+	if err := checkEmptyTarget(dir, own); err != nil {
 		return err
 	}
-	return stagingdir.MoveInto(work, dir, dbdir.Marker)
+	return stagingdir.MoveInto(work, dir, dbdir.MoveRank)
 }
 
 // recoverRestored runs catastrophic recovery on the Berkeley DB files

@@ -29,6 +29,19 @@ func newStaging(parent string, log *slog.Logger) (*staging, error) {
 	return &staging{Dir: d, dir: d.Path}, nil
 }
 
+// stagingFor removes the stale staging directories of earlier backups,
+// then creates the staging directory of an output directory out:
+// inside out when out is an existing directory (a mount point: the
+// staged files then go to its file system), else beside it
+// (stagingdir.For).
+func stagingFor(out string, log *slog.Logger) (*staging, error) {
+	d, err := stagingdir.For(out, stagePrefix, "backup", 0o750, log)
+	if err != nil {
+		return nil, err
+	}
+	return &staging{Dir: d, dir: d.Path}, nil
+}
+
 // keep marks the staging directory as moved into place: release leaves
 // what is at its old path alone.
 func (s *staging) keep() { s.Keep() }

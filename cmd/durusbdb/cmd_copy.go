@@ -54,6 +54,9 @@ func copyCommand() *command {
 			if err != nil {
 				return err
 			}
+			if _, err := staging.Settle(dstDir, log); err != nil {
+				return fmt.Errorf("destination %s: %w", dstDir, err)
+			}
 			if _, err := os.Lstat(dstDir); err == nil {
 				if found, err := backend.Detect(dstDir); err != nil || found != "" {
 					if err == nil {
@@ -66,18 +69,20 @@ func copyCommand() *command {
 			} else if err := os.MkdirAll(filepath.Dir(filepath.Clean(dstDir)), 0o755); err != nil {
 				return fmt.Errorf("destination %s: %w", dstDir, err)
 			}
-			// Built in a flocked staging directory beside DST and moved
-			// in when complete: a copy killed or failed half way leaves
-			// DST as it was (no partial database a server would serve),
-			// and the next copy there removes the staging directory. A
-			// DST that does not exist yet appears with one rename.
+			// Built in a flocked staging directory beside DST (inside it
+			// when it exists: a mount point) and moved in when complete:
+			// a copy killed or failed half way leaves DST as it was (no
+			// partial database a server would serve), and the next copy
+			// there removes the staging directory (and what a move killed
+			// half way had put into DST). A DST that does not exist yet
+			// appears with one rename.
 			abs, err := filepath.Abs(dstDir)
 			if err != nil {
 				return fmt.Errorf("destination %s: %w", dstDir, err)
 			}
-			sd, err := staging.New(filepath.Dir(abs), "."+filepath.Base(abs)+".copy-", "copy", 0o755, log)
+			sd, err := staging.For(abs, "."+filepath.Base(abs)+".copy-", "copy", 0o755, log)
 			if err != nil {
-				return fmt.Errorf("copy: staging directory beside %s: %w", dstDir, err)
+				return fmt.Errorf("copy: staging directory for %s: %w", dstDir, err)
 			}
 			defer sd.Release()
 			work := filepath.Join(sd.Path, "db")
@@ -109,7 +114,7 @@ func copyCommand() *command {
 			if err := out.Close(); err != nil {
 				return err
 			}
-			if err := staging.MoveInto(work, dstDir, dbdir.Marker); err != nil {
+			if err := staging.MoveInto(work, dstDir, dbdir.MoveRank); err != nil {
 				return fmt.Errorf("copy %s to %s: %w", f.dir, dstDir, err)
 			}
 			fmt.Fprintf(cio.stdout, "copied %s (%s) to %s (%s): %d keys, %d objects\n", f.dir, st.Backend, dstDir, kind, n, size)

@@ -78,6 +78,13 @@ func (m *migration) run(ctx context.Context, cio cmdIO, file string) error {
 	imp := func(db *engine.DB) (engine.ImportStats, error) {
 		return m.importDB(ctx, cio, db, what, src, total, log)
 	}
+	if m.create || m.force {
+		// A migrate killed while it moved a new database into an
+		// existing directory left part of it there: remove it first.
+		if _, err := staging.Settle(target, log); err != nil {
+			return fmt.Errorf("migrate %s into %s: %w", what, target, err)
+		}
+	}
 	var st engine.ImportStats
 	switch kind, derr := backend.Detect(target); {
 	case m.force && derr == nil && kind != "":
@@ -117,8 +124,10 @@ func (m *migration) importDB(ctx context.Context, cio cmdIO, db *engine.DB, what
 
 // newStaging removes the staging directories of killed migrates beside
 // target, warns about databases a crashed --force left aside, and makes
-// the staging directory of this migrate.
-func (m *migration) newStaging(target string, log *slog.Logger) (*staging.Dir, error) {
+// the staging directory of this migrate: beside target when it is to be
+// replaced (--force swaps the two directories) or does not exist, inside
+// it when it exists to be filled (staging.For: a mount point).
+func (m *migration) newStaging(target string, replace bool, log *slog.Logger) (*staging.Dir, error) {
 	abs, err := filepath.Abs(target)
 	if err != nil {
 		return nil, fmt.Errorf("--dir %s: %w", target, err)
@@ -126,20 +135,27 @@ func (m *migration) newStaging(target string, log *slog.Logger) (*staging.Dir, e
 	for _, p := range staging.Replaced(abs) {
 		log.Warn("a database an interrupted `migrate --force` moved aside is still there; once "+target+" is checked, remove it: rm -rf "+p, "path", p)
 	}
-	sd, err := staging.New(filepath.Dir(abs), "."+filepath.Base(abs)+".migrate-", "migrate", 0o755, log)
+	prefix := "." + filepath.Base(abs) + ".migrate-"
+	var sd *staging.Dir
+	if replace {
+		sd, err = staging.New(filepath.Dir(abs), prefix, "migrate", 0o755, log)
+	} else {
+		sd, err = staging.For(abs, prefix, "migrate", 0o755, log)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("migrate: staging directory beside %s: %w", target, err)
+		return nil, fmt.Errorf("migrate: staging directory for %s: %w", target, err)
 	}
 	return sd, nil
 }
 
 // createStaged builds a new database in a staging directory beside
-// target (missing or empty, --create) and moves it in on success.
+// target (missing or empty, --create; inside it when it exists) and moves
+// it in on success.
 func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, log *slog.Logger, imp func(*engine.DB) (engine.ImportStats, error)) (engine.ImportStats, error) {
 	if err := os.MkdirAll(filepath.Dir(filepath.Clean(target)), 0o755); err != nil {
 		return engine.ImportStats{}, fmt.Errorf("--create: %w", err)
 	}
-	sd, err := m.newStaging(target, log)
+	sd, err := m.newStaging(target, false, log)
 	if err != nil {
 		return engine.ImportStats{}, err
 	}
@@ -152,7 +168,7 @@ func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, 
 	}
 	st, err := imp(db)
 	if err == nil {
-		err = staging.MoveInto(open.dir, target, dbdir.Marker)
+		err = staging.MoveInto(open.dir, target, dbdir.MoveRank)
 	}
 	if err != nil {
 		return st, fmt.Errorf("%w (%s left as it was)", err, target)
@@ -178,7 +194,7 @@ func (m *migration) replace(ctx context.Context, cio cmdIO, target, kind string,
 	if target, err = filepath.EvalSymlinks(target); err != nil {
 		return engine.ImportStats{}, fmt.Errorf("--dir: %w", err)
 	}
-	sd, err := m.newStaging(target, log)
+	sd, err := m.newStaging(target, true, log)
 	if err != nil {
 		return engine.ImportStats{}, err
 	}

@@ -7,6 +7,7 @@
 package dbdir
 
 import (
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -30,6 +31,17 @@ const (
 	Foreign
 )
 
+// MoveJournal is the file a tool writes into an existing directory before
+// it moves a new database's files in one by one, and removes after the
+// last (staging.MoveInto). Found there without a Marker, it means the move
+// was interrupted: Detect refuses the directory (ErrInterruptedMove) until
+// the tool runs again and removes the partial files (staging.Settle).
+const MoveJournal = ".durusbdb-moving"
+
+// ErrInterruptedMove is Detect's error for a directory holding part of a
+// database whose move into it was interrupted (MoveJournal).
+var ErrInterruptedMove = errors.New("a database was being moved into the directory and the move was interrupted")
+
 // Layout is Detect's answer.
 type Layout struct {
 	Kind Kind
@@ -49,7 +61,8 @@ func (l Layout) List() string {
 // Detect reads directory dir and says what it holds: meta.db makes it
 // BDB, else CURRENT makes it LevelDB, else it is Empty if every entry is
 // Ignorable and Foreign otherwise. A path that is not a directory gives an
-// error wrapping syscall.ENOTDIR; a missing one, fs.ErrNotExist.
+// error wrapping syscall.ENOTDIR; a missing one, fs.ErrNotExist; one
+// holding MoveJournal and no Marker, ErrInterruptedMove.
 func Detect(dir string) (Layout, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
@@ -64,15 +77,20 @@ func Detect(dir string) (Layout, error) {
 	}
 	var l Layout
 	has := map[string]bool{}
-	repInit := false
+	repInit, moving := false, false
 	for _, e := range ents {
 		repInit = repInit || e.Name() == repInitFile
+		moving = moving || e.Name() == MoveJournal
 		if !Ignorable(e.Name(), e.Type()) {
 			l.Files = append(l.Files, e.Name())
 			has[e.Name()] = true
 		}
 	}
 	slices.Sort(l.Files)
+	if moving && !has["meta.db"] && !has["CURRENT"] {
+		return l, fmt.Errorf("dbdir: %s holds part of a database (%s): %w (%s is there); run the durusbdb restore, copy, migrate or backup that was moving it again: it removes these files first",
+			dir, l.List(), ErrInterruptedMove, MoveJournal)
+	}
 	switch {
 	case has["meta.db"]: // Marker
 		l.Kind = BDB
@@ -96,6 +114,25 @@ func Detect(dir string) (Layout, error) {
 // a directory for a database (meta.db, CURRENT): tools that move a new
 // database into place entry by entry move these last.
 func Marker(name string) bool { return name == "meta.db" || name == "CURRENT" }
+
+// MoveRank orders the files of a new database moved one by one into an
+// existing directory (staging.MoveInto): first the files that make a
+// directory Foreign, then the Ignorable ones (logs, region files), the
+// Marker files last; durusbdb.lock not at all (-1: it belongs to whoever
+// opens the directory). So an interrupted move never leaves a directory
+// taken for a database, nor one that looks empty but holds another
+// database's log files.
+func MoveRank(name string, mode fs.FileMode) int {
+	switch {
+	case name == "durusbdb.lock":
+		return -1
+	case Marker(name):
+		return 2
+	case Ignorable(name, mode):
+		return 1
+	}
+	return 0
+}
 
 // Ignorable reports whether the directory entry named name, of type mode
 // (fs.DirEntry.Type()), may sit in an empty database directory: dotfiles;

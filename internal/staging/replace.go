@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 )
@@ -72,61 +71,6 @@ func replaceWith(src, target string, exchange func(a, b string) error) error {
 		return os.RemoveAll(old)
 	}
 	return nil
-}
-
-// MoveInto puts the directory src in the place of target, a directory
-// that does not exist or is empty. When target does not exist, with one
-// rename: a crash leaves nothing there or all of it. Into an existing
-// target, which stays itself (a mount point, or a directory owned by the
-// service's user), entry by entry, the entries for which last reports true
-// moved last: given the files that make a directory a database, a crash
-// between two renames leaves no directory taken for one. When run as
-// root, everything moved into an existing target gets its owner first (a
-// server running as the database's user must be able to write the new
-// files). The new names are synced.
-func MoveInto(src, target string, last func(name string) bool) error {
-	return moveInto(src, target, last, os.Rename)
-}
-
-// moveInto is MoveInto with the rename function given (tests interrupt
-// it).
-func moveInto(src, target string, last func(name string) bool, rename func(oldpath, newpath string) error) error {
-	fi, err := os.Stat(target)
-	if errors.Is(err, fs.ErrNotExist) {
-		parent := filepath.Dir(filepath.Clean(target))
-		if err := os.MkdirAll(parent, 0o755); err != nil {
-			return fmt.Errorf("move into %s: %w", target, err)
-		}
-		if err := rename(src, target); err != nil {
-			return fmt.Errorf("move into %s: %w", target, err)
-		}
-		return SyncDir(parent)
-	}
-	if err != nil {
-		return fmt.Errorf("move into %s: %w", target, err)
-	}
-	if err := chownLike(src, fi); err != nil {
-		return fmt.Errorf("move into %s: %w", target, err)
-	}
-	ents, err := os.ReadDir(src)
-	if err != nil {
-		return fmt.Errorf("move into %s: %w", target, err)
-	}
-	slices.SortStableFunc(ents, func(a, b os.DirEntry) int {
-		switch la, lb := last(a.Name()), last(b.Name()); {
-		case la && !lb:
-			return 1
-		case lb && !la:
-			return -1
-		}
-		return 0
-	})
-	for _, e := range ents {
-		if err := rename(filepath.Join(src, e.Name()), filepath.Join(target, e.Name())); err != nil {
-			return fmt.Errorf("move into %s: %w", target, err)
-		}
-	}
-	return SyncDir(target)
 }
 
 // Replaced lists the directories Replace moved aside beside target and a

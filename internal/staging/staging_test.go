@@ -97,7 +97,7 @@ func TestReplaceOwner(t *testing.T) {
 	}
 	for name, put := range map[string]func(src, target string) error{
 		"Replace":  Replace,
-		"MoveInto": func(src, target string) error { return MoveInto(src, target, func(string) bool { return false }) },
+		"MoveInto": func(src, target string) error { return MoveInto(src, target, dbdir.MoveRank) },
 	} {
 		parent := t.TempDir()
 		src, target := filepath.Join(parent, "src"), filepath.Join(parent, "target")
@@ -133,15 +133,18 @@ func TestReplaceOwner(t *testing.T) {
 
 // TestMoveIntoInterrupted: moving a new database into an existing empty
 // directory, interrupted after any number of renames (a kill between two),
-// never leaves a directory taken for a database (its marker files move
-// last); into a directory that does not exist, it appears with one
-// rename.
+// never leaves a directory taken for a database nor one taken for empty
+// (dbdir.Detect refuses it with ErrInterruptedMove); Settle then removes
+// what was moved, leaving the directory empty, and the move done again
+// completes. Into a directory that does not exist, the database appears
+// with one rename.
 func TestMoveIntoInterrupted(t *testing.T) {
 	layouts := map[string][]string{
-		"bdb":     {"__db.001", "garbage.db", "log.0000000001", "meta.db", "objects.db", "refcounts.db"},
-		"leveldb": {"000005.ldb", "CURRENT", "LOG", "MANIFEST-000004", "durusbdb.wal"},
+		"bdb":     {"__db.001", "durusbdb.lock", "garbage.db", "log.0000000001", "meta.db", "objects.db", "refcounts.db"},
+		"leveldb": {"000005.ldb", "CURRENT", "LOG", "MANIFEST-000004", "durusbdb.lock", "durusbdb.wal"},
 	}
 	errStop := errors.New("interrupted")
+	log := slog.New(slog.DiscardHandler)
 	fill := func(files []string) string {
 		dir := t.TempDir()
 		for _, f := range files {
@@ -152,7 +155,8 @@ func TestMoveIntoInterrupted(t *testing.T) {
 		return dir
 	}
 	for kind, files := range layouts {
-		for stopAfter := range len(files) {
+		moved := len(files) - 1 // all but durusbdb.lock
+		for stopAfter := range moved {
 			src, target := fill(files), t.TempDir()
 			n := 0
 			rename := func(a, b string) error {
@@ -162,21 +166,121 @@ func TestMoveIntoInterrupted(t *testing.T) {
 				n++
 				return os.Rename(a, b)
 			}
-			if err := moveInto(src, target, dbdir.Marker, rename); !errors.Is(err, errStop) {
+			if err := moveInto(src, target, dbdir.MoveRank, rename); !errors.Is(err, errStop) {
 				t.Fatalf("%s, stopped after %d: %v", kind, stopAfter, err)
 			}
-			if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.BDB || l.Kind == dbdir.LevelDB {
-				t.Errorf("%s, stopped after %d of %d renames: the directory is taken for a database (%v, %v)", kind, stopAfter, len(files), l.Files, err)
+			if l, err := dbdir.Detect(target); !errors.Is(err, dbdir.ErrInterruptedMove) {
+				t.Errorf("%s, stopped after %d of %d renames: Detect %v %v, want ErrInterruptedMove", kind, stopAfter, moved, l, err)
+			}
+			removed, err := Settle(target, log)
+			if err != nil || len(removed) != stopAfter {
+				t.Fatalf("%s, stopped after %d: Settle removed %v: %v", kind, stopAfter, removed, err)
+			}
+			if ents, _ := os.ReadDir(target); len(ents) != 0 {
+				t.Fatalf("%s, stopped after %d: left after Settle: %v", kind, stopAfter, ents)
+			}
+			if err := MoveInto(fill(files), target, dbdir.MoveRank); err != nil {
+				t.Fatalf("%s, stopped after %d: the move again: %v", kind, stopAfter, err)
+			}
+			if l, err := dbdir.Detect(target); err != nil || (l.Kind != dbdir.BDB && l.Kind != dbdir.LevelDB) || len(l.Files) != len(files)-countIgnorable(files) {
+				t.Fatalf("%s, stopped after %d: after the move again: %v %v", kind, stopAfter, l, err)
 			}
 		}
-		src := fill(files)
-		target := filepath.Join(t.TempDir(), "new", "db")
+		// Interrupted after the last rename, before the journal was
+		// removed: the move had completed; Settle keeps it.
+		src, target := fill(files), t.TempDir()
+		if err := moveInto(src, target, dbdir.MoveRank, os.Rename); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeJournal(target, journal{Entries: []string{"objects.db", "meta.db", "CURRENT"}[map[string]int{"bdb": 0, "leveldb": 2}[kind]:][:1]}); err != nil {
+			t.Fatal(err)
+		}
+		if removed, err := Settle(target, log); err != nil || len(removed) != 0 {
+			t.Fatalf("%s: Settle after a completed move removed %v: %v", kind, removed, err)
+		}
+		if _, err := os.Stat(filepath.Join(target, dbdir.MoveJournal)); !os.IsNotExist(err) {
+			t.Fatalf("%s: journal kept: %v", kind, err)
+		}
+		src = fill(files)
+		target = filepath.Join(t.TempDir(), "new", "db")
 		renames := 0
-		if err := moveInto(src, target, dbdir.Marker, func(a, b string) error { renames++; return os.Rename(a, b) }); err != nil || renames != 1 {
+		if err := moveInto(src, target, dbdir.MoveRank, func(a, b string) error { renames++; return os.Rename(a, b) }); err != nil || renames != 1 {
 			t.Fatalf("%s into a new directory: %d renames, %v", kind, renames, err)
 		}
 		if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.Empty || l.Kind == dbdir.Foreign {
 			t.Fatalf("%s into a new directory: %v %v", kind, l, err)
 		}
+	}
+}
+
+// countIgnorable counts the files dbdir ignores (Detect does not list
+// them).
+func countIgnorable(files []string) int {
+	n := 0
+	for _, f := range files {
+		if dbdir.Ignorable(f, 0) {
+			n++
+		}
+	}
+	return n
+}
+
+// TestMoveIntoRefusesPresent: an entry already in the target stops the
+// move before anything is renamed, and nothing is overwritten.
+func TestMoveIntoRefusesPresent(t *testing.T) {
+	src, target := t.TempDir(), t.TempDir()
+	for _, f := range []string{"objects.db", "meta.db"} {
+		if err := os.WriteFile(filepath.Join(src, f), []byte("new"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(filepath.Join(target, "meta.db"), []byte("old"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := MoveInto(src, target, dbdir.MoveRank); err == nil {
+		t.Fatal("moved over an existing file")
+	}
+	if b, _ := os.ReadFile(filepath.Join(target, "meta.db")); string(b) != "old" {
+		t.Fatalf("meta.db overwritten: %q", b)
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 1 {
+		t.Fatalf("target holds %v", ents)
+	}
+}
+
+// TestSettleBusy: Settle removes a stale staging directory inside the
+// target and refuses while a live one is there.
+func TestSettleBusy(t *testing.T) {
+	log := slog.New(slog.DiscardHandler)
+	target := t.TempDir()
+	stale := filepath.Join(target, InsidePrefix+"1")
+	if err := os.MkdirAll(filepath.Join(stale, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Settle(target, log); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("stale staging directory kept: %v", err)
+	}
+	d, err := For(target, ".x-", "test", 0o755, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Release()
+	if !d.Inside(target) {
+		t.Fatalf("For(an existing directory) made %s, not inside it", d.Path)
+	}
+	if _, err := Settle(target, log); !errors.Is(err, ErrBusy) {
+		t.Fatalf("Settle while a staging directory is held: %v", err)
+	}
+	missing := filepath.Join(t.TempDir(), "new")
+	d2, err := For(missing, ".new.x-", "test", 0o755, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d2.Release()
+	if d2.Inside(missing) || filepath.Dir(d2.Path) != filepath.Dir(missing) {
+		t.Fatalf("For(a missing directory) made %s, not beside it", d2.Path)
 	}
 }
