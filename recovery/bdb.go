@@ -17,8 +17,8 @@ import (
 
 	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/engine"
-	"github.com/durusbdb/durusbdb/kv"
 	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 func bdbCompiled() bool { return true }
