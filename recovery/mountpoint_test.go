@@ -19,7 +19,8 @@ import (
 // output an empty directory that is a mount point, the usual place of a
 // new disk. They used to stage beside it, on the parent's file system,
 // and fail at the end with "invalid cross-device link" (or, for a backup,
-// "file exists") after filling the wrong disk.
+// "file exists") after filling the wrong disk. migrate --force over a
+// database at a mount point is refused up front.
 func TestToolsIntoMountPoint(t *testing.T) {
 	bin := durusbdbBin(t)
 	src := t.TempDir()
@@ -51,6 +52,13 @@ func TestToolsIntoMountPoint(t *testing.T) {
 	run("migrate", "--dir", migrated, "--create", fsFile)
 	verifyDB(t, migrated, want)
 	clean(t, migrated)
+	// --force swaps two directories, which a mount point cannot be: it is
+	// refused before the import (it used to fail after it).
+	out, err := exec.Command(bin, "migrate", "--dir", migrated, "--force", fsFile).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "is a mount point") || strings.Contains(string(out), "[#") {
+		t.Fatalf("migrate --force into a mount point: %v\n%s", err, out)
+	}
+	verifyDB(t, migrated, want)
 }
 
 // clean fails the test if a tool left a staging directory or a move

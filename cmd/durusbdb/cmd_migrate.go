@@ -181,6 +181,9 @@ func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, 
 // (a server cannot start on it), and swapped in only when complete; the
 // old one is removed then. Both are on disk meanwhile.
 func (m *migration) replace(ctx context.Context, cio cmdIO, target, kind string, log *slog.Logger, imp func(*engine.DB) (engine.ImportStats, error)) (engine.ImportStats, error) {
+	if staging.MountPoint(target) {
+		return engine.ImportStats{}, fmt.Errorf("--force: %s is a mount point, which cannot be swapped with a new directory; migrate --create into an empty directory (this one once its files are removed, or another) instead (%s left as it was)", target, target)
+	}
 	old, err := m.db.open(ctx, cio, engine.Options{ForImport: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 	if err != nil {
 		return engine.ImportStats{}, err

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 
 	"github.com/durusbdb/durusbdb/internal/dbdir"
 )
@@ -39,6 +40,21 @@ func For(target, prefix, what string, mode fs.FileMode, log *slog.Logger) (*Dir,
 		return New(abs, InsidePrefix, what, mode, log)
 	}
 	return New(filepath.Dir(abs), prefix, what, mode, log)
+}
+
+// MountPoint reports whether dir is the root of a mounted file system
+// (its device differs from its parent's): a directory no rename can move
+// or replace.
+func MountPoint(dir string) bool {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return false
+	}
+	var st, pst syscall.Stat_t
+	if syscall.Stat(abs, &st) != nil || syscall.Stat(filepath.Dir(abs), &pst) != nil {
+		return false
+	}
+	return st.Dev != pst.Dev
 }
 
 // RemoveStaleInside removes the staging directories For made inside dir
