@@ -162,6 +162,9 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	if err != nil {
 		return fail(what, err)
 	}
+	if err := checkRegionRoom(dir, cache); err != nil {
+		return RecoverInfo{}, err
+	}
 	if err := le.Open(dir, flags, 0); err != nil {
 		return fail(what, err)
 	}

@@ -102,6 +102,16 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 		if err := le.SetTxMax(1024); err != nil {
 			return fail("size transaction table of", err)
 		}
+		// The region files (cache, locks, log buffer) are memory-mapped.
+		// libdb creates them sparse unless DB_REGION_INIT, and a first
+		// touch of a page whose block the file system cannot allocate (a
+		// full disk) is SIGBUS: the process dies inside libdb. Written in
+		// full when created (every writable open: recovery recreates
+		// them), a full disk fails the open with ENOSPC instead, and the
+		// space is held from then on.
+		if err := le.SetFlags(libdb.RegionInit, true); err != nil {
+			return fail("set DB_REGION_INIT on", err)
+		}
 		if opts.Repl == nil {
 			if err := le.SetFlags(libdb.Multiversion, true); err != nil {
 				return fail("set DB_MULTIVERSION on", err)
@@ -124,6 +134,12 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			return fail("configure replication of", err)
 		}
 		flags |= libdb.InitRep
+	}
+	if !opts.ReadOnly {
+		if err := checkRegionRoom(dir, cache); err != nil {
+			le.Close(0)
+			return nil, err
+		}
 	}
 	if !opts.ReadOnly && !replInitPending(dir) {
 		// Before libdb opens the log: nothing in this process writes it

@@ -397,7 +397,17 @@ func checkEmptyDir(path, own, hint string) error {
 	if err != nil {
 		return err
 	}
-	ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return own != "" && filepath.Join(path, e.Name()) == own })
+	if own != "" {
+		absPath, err := filepath.Abs(path)
+		if err != nil {
+			return err
+		}
+		absOwn, err := filepath.Abs(own)
+		if err != nil {
+			return err
+		}
+		ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return filepath.Join(absPath, e.Name()) == absOwn })
+	}
 	if len(ents) > 0 {
 		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); %s", path, len(ents), ents[0].Name(), hint)
 	}

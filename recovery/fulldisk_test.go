@@ -60,7 +60,9 @@ func TestFullDisk(t *testing.T) {
 }
 
 func fullDisk(t *testing.T, kind string) {
-	mnt := mountSmall(t, 48<<20)
+	// Room for the environment's region files (backed in full when it
+	// opens: bdb.checkRegionRoom) and then some.
+	mnt := mountSmall(t, 192<<20)
 	dir := filepath.Join(mnt, "db")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)

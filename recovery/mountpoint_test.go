@@ -40,6 +40,16 @@ func TestToolsIntoMountPoint(t *testing.T) {
 	run("restore", "--no-check", bk, restored)
 	verifyDB(t, restored, want)
 	clean(t, restored)
+	// The same with the directory named relative to the working
+	// directory (the tools compare paths made absolute).
+	rel := mountSmall(t, size)
+	cmd := exec.Command(bin, "restore", "--no-check", bk, filepath.Base(rel))
+	cmd.Dir = filepath.Dir(rel)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("restore into a relative path: %v\n%s", err, out)
+	}
+	verifyDB(t, rel, want)
+	clean(t, rel)
 	for _, kind := range []string{"bdb", "leveldb"} {
 		dst := mountSmall(t, size)
 		run("copy", "--backend", kind, src, dst)
@@ -97,3 +107,46 @@ func settledAfterKill(t *testing.T, dst string) bool {
 	}
 	return false
 }
+
+// TestToolsOnFullDisk: a tool whose output does not fit on its disk
+// fails with "no space left on device" and leaves the disk as it was. A
+// copy and a restore's recovery used to die of SIGBUS inside libdb: the
+// region files it memory-maps grow sparse, and the first touch of a page
+// the full disk could not back killed the process. Now an environment
+// opens only with room for its region files grown in full
+// (bdb.checkRegionRoom), and every page libdb may map is backed once it
+// is open (bdb.backRegions).
+func TestToolsOnFullDisk(t *testing.T) {
+	bin := durusbdbBin(t)
+	src := t.TempDir()
+	fill(t, src, "bdb", 30_000)
+	bk := filepath.Join(t.TempDir(), "bk")
+	if out, err := exec.Command(bin, "backup", "--dir", src, bk).CombinedOutput(); err != nil {
+		t.Fatalf("backup: %v\n%s", err, out)
+	}
+	for _, c := range []struct {
+		args []string
+		mibs []int64
+	}{
+		{[]string{"copy", "--backend", "bdb", src}, []int64{12, 34, 150}},
+		{[]string{"restore", "--no-check", bk}, []int64{12, 34, 140}},
+	} {
+		args := c.args
+		// Too small for the files (restore) or for the environment's
+		// region files (copy); room for the region files (backed when
+		// the environment opens) but not for the data (copy), or for the
+		// data but not for the region files of the restore's recovery.
+		for _, mib := range c.mibs {
+			dst := mountSmall(t, mib<<20)
+			out, err := exec.Command(bin, append(args, dst)...).CombinedOutput()
+			var ee *exec.ExitError
+			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(strings.ToLower(string(out)), "no space left on device") {
+				t.Fatalf("%s onto a full %d-MiB disk: %v (want exit 1 naming no space)\n%s", args[0], mib, err, tail(string(out), 3000))
+			}
+			if ents, _ := os.ReadDir(dst); len(ents) != 0 {
+				t.Fatalf("%s onto a full %d-MiB disk left %v", args[0], mib, ents)
+			}
+		}
+	}
+}
+

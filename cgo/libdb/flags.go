@@ -28,6 +28,7 @@ const (
 	Multiversion   uint32 = C.DB_MULTIVERSION      // DB_MULTIVERSION (also DB->open)
 	TxnNoWait      uint32 = C.DB_TXN_NOWAIT        // DB_TXN_NOWAIT (also DB_ENV->txn_begin)
 	PanicEnv       uint32 = C.DB_PANIC_ENVIRONMENT // DB_PANIC_ENVIRONMENT: every process's next call fails DB_RUNRECOVERY
+	RegionInit     uint32 = C.DB_REGION_INIT       // DB_REGION_INIT: region files written in full (disk allocated) when created
 
 	// DB_ENV->set_lk_detect
 	LockDefault  uint32 = C.DB_LOCK_DEFAULT  // DB_LOCK_DEFAULT
