@@ -149,4 +149,3 @@ func TestToolsOnFullDisk(t *testing.T) {
 		}
 	}
 }
-
