@@ -85,7 +85,8 @@ type journal struct {
 // rank (lowest first; entries of negative rank stay in src): a journal
 // (dbdir.MoveJournal) written in target before the first rename and
 // removed after the last lets Settle undo a move a crash interrupted, and
-// dbdir.Detect refuse the directory until then. src must be on target's
+// dbdir.Detect refuse the directory until then; the directory is synced
+// between ranks. src must be on target's
 // file system (For). When run as root, everything moved into an existing
 // target gets its owner first (a server running as the database's user
 // must be able to write the new files). The new names are synced.
@@ -138,7 +139,15 @@ func moveInto(src, target string, rank func(string, fs.FileMode) int, rename fun
 	if err := writeJournal(target, j); err != nil {
 		return fmt.Errorf("move into %s: %w", target, err)
 	}
-	for _, e := range ents {
+	for i, e := range ents {
+		// The renames of one rank are made durable before the next rank's
+		// begin: after a power loss, no marker is there without the files
+		// moved before it.
+		if i > 0 && e.rank != ents[i-1].rank {
+			if err := SyncDir(target); err != nil {
+				return err
+			}
+		}
 		if err := rename(filepath.Join(src, e.name), filepath.Join(target, e.name)); err != nil {
 			return fmt.Errorf("move into %s: %w", target, err)
 		}
