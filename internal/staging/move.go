@@ -86,7 +86,8 @@ type journal struct {
 // (dbdir.MoveJournal) written in target before the first rename and
 // removed after the last lets Settle undo a move a crash interrupted, and
 // dbdir.Detect refuse the directory until then; the directory is synced
-// between ranks. src must be on target's
+// between ranks. A rename that fails moves the entries already moved back
+// (target as it was); a crash leaves the journal to Settle. src must be on target's
 // file system (For). When run as root, everything moved into an existing
 // target gets its owner first (a server running as the database's user
 // must be able to write the new files). The new names are synced.
@@ -143,22 +144,43 @@ func moveInto(src, target string, rank func(string, fs.FileMode) int, rename fun
 		// The renames of one rank are made durable before the next rank's
 		// begin: after a power loss, no marker is there without the files
 		// moved before it.
+		var err error
 		if i > 0 && e.rank != ents[i-1].rank {
-			if err := SyncDir(target); err != nil {
-				return err
-			}
+			err = SyncDir(target)
 		}
-		if err := rename(filepath.Join(src, e.name), filepath.Join(target, e.name)); err != nil {
-			return fmt.Errorf("move into %s: %w", target, err)
+		if err == nil {
+			err = rename(filepath.Join(src, e.name), filepath.Join(target, e.name))
+		}
+		if err != nil {
+			return undoMove(src, target, j.Entries[:i], fmt.Errorf("move into %s: %w", target, err))
 		}
 	}
 	if err := SyncDir(target); err != nil {
-		return err
+		return err // every entry moved: the journal says the move completed
 	}
 	if err := os.Remove(filepath.Join(target, dbdir.MoveJournal)); err != nil {
 		return fmt.Errorf("move into %s: remove the journal: %w", target, err)
 	}
 	return SyncDir(target)
+}
+
+// undoMove moves the entries moved (in order) back from target to src
+// after a move into target failed with err, and removes the journal: target
+// is then as it was. Where an entry cannot be moved back, the journal
+// stays for Settle, and the error says so. It returns err, wrapped.
+func undoMove(src, target string, moved []string, err error) error {
+	for i := len(moved) - 1; i >= 0; i-- {
+		if uerr := os.Rename(filepath.Join(target, moved[i]), filepath.Join(src, moved[i])); uerr != nil {
+			return fmt.Errorf("%w (and moving %s back failed: %v; the next run removes what was moved, see %s)", err, moved[i], uerr, dbdir.MoveJournal)
+		}
+	}
+	if uerr := SyncDir(target); uerr != nil {
+		return fmt.Errorf("%w (undone, then: %v)", err, uerr)
+	}
+	if uerr := os.Remove(filepath.Join(target, dbdir.MoveJournal)); uerr != nil {
+		return fmt.Errorf("%w (undone, but the journal stays: %v)", err, uerr)
+	}
+	return err
 }
 
 // writeJournal writes j to target's journal, synced, through a temporary

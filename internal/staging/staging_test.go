@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"testing"
 
@@ -143,7 +144,6 @@ func TestMoveIntoInterrupted(t *testing.T) {
 		"bdb":     {"__db.001", "durusbdb.lock", "garbage.db", "log.0000000001", "meta.db", "objects.db", "refcounts.db"},
 		"leveldb": {"000005.ldb", "CURRENT", "LOG", "MANIFEST-000004", "durusbdb.lock", "durusbdb.wal"},
 	}
-	errStop := errors.New("interrupted")
 	log := slog.New(slog.DiscardHandler)
 	fill := func(files []string) string {
 		dir := t.TempDir()
@@ -158,17 +158,23 @@ func TestMoveIntoInterrupted(t *testing.T) {
 		moved := len(files) - 1 // all but durusbdb.lock
 		for stopAfter := range moved {
 			src, target := fill(files), t.TempDir()
+			// A kill after stopAfter renames: the goroutine ends at the
+			// next one, running nothing more of moveInto.
 			n := 0
 			rename := func(a, b string) error {
 				if n == stopAfter {
-					return errStop
+					runtime.Goexit()
 				}
 				n++
 				return os.Rename(a, b)
 			}
-			if err := moveInto(src, target, dbdir.MoveRank, rename); !errors.Is(err, errStop) {
-				t.Fatalf("%s, stopped after %d: %v", kind, stopAfter, err)
-			}
+			done := make(chan struct{})
+			go func() {
+				defer close(done)
+				moveInto(src, target, dbdir.MoveRank, rename)
+				t.Errorf("%s, stopped after %d: moveInto returned", kind, stopAfter)
+			}()
+			<-done
 			if l, err := dbdir.Detect(target); !errors.Is(err, dbdir.ErrInterruptedMove) {
 				t.Errorf("%s, stopped after %d of %d renames: Detect %v %v, want ErrInterruptedMove", kind, stopAfter, moved, l, err)
 			}
@@ -209,6 +215,39 @@ func TestMoveIntoInterrupted(t *testing.T) {
 		}
 		if l, err := dbdir.Detect(target); err != nil || l.Kind == dbdir.Empty || l.Kind == dbdir.Foreign {
 			t.Fatalf("%s into a new directory: %v %v", kind, l, err)
+		}
+	}
+}
+
+// TestMoveIntoFailedUndone: a rename that fails half way through a move
+// into an existing directory (not a crash) moves back what was moved:
+// the target is as it was, src whole, no journal left.
+func TestMoveIntoFailedUndone(t *testing.T) {
+	files := []string{"__db.001", "log.0000000001", "meta.db", "objects.db", "refcounts.db"}
+	errStop := errors.New("rename failed")
+	for stopAfter := range len(files) {
+		src, target := t.TempDir(), t.TempDir()
+		for _, f := range files {
+			if err := os.WriteFile(filepath.Join(src, f), []byte(f), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+		n := 0
+		rename := func(a, b string) error {
+			if n == stopAfter {
+				return errStop
+			}
+			n++
+			return os.Rename(a, b)
+		}
+		if err := moveInto(src, target, dbdir.MoveRank, rename); !errors.Is(err, errStop) {
+			t.Fatalf("stopped after %d: %v", stopAfter, err)
+		}
+		if ents, _ := os.ReadDir(target); len(ents) != 0 {
+			t.Fatalf("stopped after %d: the target holds %v", stopAfter, ents)
+		}
+		if ents, _ := os.ReadDir(src); len(ents) != len(files) {
+			t.Fatalf("stopped after %d: src holds %v", stopAfter, ents)
 		}
 	}
 }
