@@ -245,11 +245,11 @@ func placeBackup(dir string, st *staging, out string, m *Manifest) error {
 	return nil
 }
 
-// moveIntoPlace syncs the complete staging directory st and renames it to
-// out (an empty directory there is replaced), then syncs out's parent.
-// A staging directory inside out (stagingFor: out existed) has its
-// entries moved up one by one, the manifest and a database's marker files
-// last, after checking again that out holds nothing else.
+// moveIntoPlace syncs the complete staging directory st and moves it to
+// out (stagingdir.MoveInto: one rename when out does not exist; inside an
+// existing out, where stagingFor made it, entry by entry with the
+// manifest and a database's marker files last, after checking again that
+// out holds nothing else).
 func moveIntoPlace(st *staging, out string) error {
 	if err := syncDir(st.dir); err != nil {
 		return fmt.Errorf("sync %s: %w", st.dir, err)
@@ -258,18 +258,12 @@ func moveIntoPlace(st *staging, out string) error {
 		if err := checkEmptyOut(out, st.dir); err != nil {
 			return err
 		}
-		if err := stagingdir.MoveInto(st.dir, out, copyRank); err != nil {
-			return fmt.Errorf("move the copy into place at %s: %w", out, err)
-		}
-		return nil
 	}
-	// rename(2) replaces an empty directory and fails on any other.
-	if err := os.Rename(st.dir, out); err != nil {
+	if err := stagingdir.MoveInto(st.dir, out, copyRank); err != nil {
 		return fmt.Errorf("move the copy into place at %s: %w", out, err)
 	}
-	st.keep()
-	if err := syncDir(filepath.Dir(out)); err != nil {
-		return fmt.Errorf("sync the directory of %s: %w", out, err)
+	if _, err := os.Stat(st.dir); errors.Is(err, fs.ErrNotExist) {
+		st.keep() // renamed: the staging directory is out now
 	}
 	return nil
 }
