@@ -13,11 +13,13 @@ import (
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/kv"
+	"golang.org/x/sys/unix"
 )
 
-// fallocKeepSize is FALLOC_FL_KEEP_SIZE: allocate blocks, even beyond the
-// end of the file, without changing its size.
-const fallocKeepSize = 0x1
+// regionFiles lists the environment's region files in dir (__db.001 …).
+func regionFiles(dir string) ([]string, error) {
+	return filepath.Glob(filepath.Join(dir, "__db.[0-9][0-9][0-9]"))
+}
 
 // backRegions allocates disk blocks for every page libdb may touch in the
 // environment's region files (__db.001 …). libdb memory-maps each region
@@ -32,7 +34,7 @@ const fallocKeepSize = 0x1
 // reports as ENOSPC (kv.ErrNoSpace). Opening fails if the blocks cannot
 // be allocated (the disk is already too full to run safely).
 func backRegions(dir string) error {
-	files, err := filepath.Glob(filepath.Join(dir, "__db.[0-9][0-9][0-9]"))
+	files, err := regionFiles(dir)
 	if err != nil {
 		return err
 	}
@@ -48,7 +50,8 @@ func backRegions(dir string) error {
 			size = fi.Size()
 		}
 		if err == nil && size > 0 {
-			err = syscall.Fallocate(int(fh.Fd()), fallocKeepSize, 0, size)
+			// FALLOC_FL_KEEP_SIZE: blocks even beyond the end, size unchanged.
+			err = unix.Fallocate(int(fh.Fd()), unix.FALLOC_FL_KEEP_SIZE, 0, size)
 			if err == syscall.EOPNOTSUPP {
 				err = nil // file system without fallocate: nothing we can do
 			}
@@ -80,7 +83,7 @@ func checkRegionRoom(dir string, cache int64) error {
 		return nil // the open names the directory's problem
 	}
 	free := int64(st.Bavail) * st.Bsize
-	files, _ := filepath.Glob(filepath.Join(dir, "__db.[0-9][0-9][0-9]"))
+	files, _ := regionFiles(dir)
 	for _, f := range files {
 		var fst syscall.Stat_t
 		if syscall.Stat(f, &fst) == nil {

@@ -369,7 +369,8 @@ func checkEmptyTarget(path, own string) error {
 }
 
 // checkEmptyDir checks, without creating anything, that path is an empty
-// directory (but for own, a staging directory inside it, if given) or
+// directory (but for own, the absolute path of a staging directory inside
+// it, if given) or
 // does not exist while its parent does; hint ends the error for a
 // directory that is not empty.
 func checkEmptyDir(path, own, hint string) error {
@@ -391,16 +392,8 @@ func checkEmptyDir(path, own, hint string) error {
 	if err != nil {
 		return err
 	}
-	if own != "" {
-		absPath, err := filepath.Abs(path)
-		if err != nil {
-			return err
-		}
-		absOwn, err := filepath.Abs(own)
-		if err != nil {
-			return err
-		}
-		ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return filepath.Join(absPath, e.Name()) == absOwn })
+	if abs, err := filepath.Abs(path); err == nil && own != "" && filepath.Dir(own) == abs {
+		ents = slices.DeleteFunc(ents, func(e os.DirEntry) bool { return e.Name() == filepath.Base(own) })
 	}
 	if len(ents) > 0 {
 		return fmt.Errorf("directory %s is not empty (%d entries, e.g. %s); %s", path, len(ents), ents[0].Name(), hint)
