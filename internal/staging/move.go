@@ -30,13 +30,16 @@ var ErrBusy = errors.New("another process is writing into the directory")
 // directory, inside it (InsidePrefix*): an empty directory given as the
 // output may be a mount point, whose file system a rename from its parent
 // cannot reach (EXDEV), and the staged files then fill the disk they are
-// meant for, not the parent's. Call Settle(target) first.
+// meant for, not the parent's; the stale prefix* directories beside it,
+// left by runs killed while target did not exist, are removed all the
+// same. Call Settle(target) first.
 func For(target, prefix, what string, mode fs.FileMode, log *slog.Logger) (*Dir, error) {
 	abs, err := filepath.Abs(target)
 	if err != nil {
 		return nil, fmt.Errorf("staging directory for %s: %w", target, err)
 	}
 	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		RemoveStale(filepath.Dir(abs), prefix, what, log)
 		return New(abs, InsidePrefix, what, mode, log)
 	}
 	return New(filepath.Dir(abs), prefix, what, mode, log)

@@ -49,6 +49,43 @@ func TestNewRemovesStale(t *testing.T) {
 	}
 }
 
+// For into an existing directory stages inside it, and still removes the
+// stale staging directories that killed runs into new outputs left beside
+// (in the parent): a backup run by timer into the same existing directory
+// would otherwise never remove the hidden copy an earlier kill left on the
+// parent's disk. A live one beside stays.
+func TestForInsideRemovesStaleBeside(t *testing.T) {
+	parent := t.TempDir()
+	log := slog.New(slog.DiscardHandler)
+	target := filepath.Join(parent, "out")
+	if err := os.Mkdir(target, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	busy, err := New(parent, ".x.stage-", "test", 0o700, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Release()
+	stale := filepath.Join(parent, ".x.stage-1")
+	if err := os.MkdirAll(filepath.Join(stale, "db"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d, err := For(target, ".x.stage-", "test", 0o700, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Release()
+	if !d.Inside(target) {
+		t.Errorf("staging directory %s not inside the existing %s", d.Path, target)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("stale staging directory beside the output kept: %v", err)
+	}
+	if _, err := os.Stat(busy.Path); err != nil {
+		t.Errorf("a locked staging directory beside the output was removed: %v", err)
+	}
+}
+
 // Replace swaps src into target's place (target's mode), src then holds
 // the old contents; the same through the two-rename fallback.
 func TestReplace(t *testing.T) {
