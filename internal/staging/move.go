@@ -132,6 +132,9 @@ func moveInto(src, target string, rank func(string, fs.FileMode) int, rename fun
 			ents = append(ents, entry{e.Name(), r})
 		}
 	}
+	if len(ents) == 0 {
+		return nil // nothing to move (and no journal Settle could not read)
+	}
 	slices.SortStableFunc(ents, func(a, b entry) int { return a.rank - b.rank })
 	var j journal
 	for _, e := range ents {
@@ -215,6 +218,16 @@ func writeJournal(target string, j journal) error {
 	return SyncDir(target)
 }
 
+// moveDone reports whether the move j journals had completed in target:
+// its last entry is there (or it moved nothing).
+func moveDone(target string, j journal) bool {
+	if len(j.Entries) == 0 {
+		return true
+	}
+	_, err := os.Lstat(filepath.Join(target, j.Entries[len(j.Entries)-1]))
+	return err == nil
+}
+
 // Settle makes the existing directory target ready for a new output
 // after a process writing one into it was killed (a missing target is
 // left alone). It removes the stale staging directories inside target
@@ -252,11 +265,11 @@ func Settle(target string, log *slog.Logger) ([]string, error) {
 		return nil, fmt.Errorf("settle %s: %w", target, err)
 	}
 	var j journal
-	if err := json.Unmarshal(data, &j); err != nil || len(j.Entries) == 0 {
+	if err := json.Unmarshal(data, &j); err != nil {
 		return nil, fmt.Errorf("settle %s: unreadable journal %s (%v): remove the files of the interrupted move by hand", target, jp, err)
 	}
 	var removed []string
-	if _, err := os.Lstat(filepath.Join(target, j.Entries[len(j.Entries)-1])); err != nil {
+	if !moveDone(target, j) {
 		for _, name := range j.Entries {
 			if name == "" || name == "." || name == ".." || strings.ContainsRune(name, os.PathSeparator) {
 				return removed, fmt.Errorf("settle %s: journal %s names %q", target, jp, name)

@@ -360,3 +360,27 @@ func TestSettleBusy(t *testing.T) {
 		t.Fatalf("For(a missing directory) made %s, not beside it", d2.Path)
 	}
 }
+
+// MoveInto from an empty directory into an existing one changes nothing
+// and writes no journal (an empty one, left by a kill, would be a journal
+// Settle refuses to read).
+func TestMoveIntoEmpty(t *testing.T) {
+	src, target := t.TempDir(), t.TempDir()
+	if err := MoveInto(src, target, dbdir.MoveRank); err != nil {
+		t.Fatal(err)
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 0 {
+		t.Fatalf("target holds %v after moving nothing", ents)
+	}
+	// A journal of nothing (as a kill left it before MoveInto skipped
+	// it) settles like none.
+	if err := os.WriteFile(filepath.Join(target, dbdir.MoveJournal), []byte(`{"entries":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Settle(target, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("settle an empty journal: %v", err)
+	}
+	if ents, _ := os.ReadDir(target); len(ents) != 0 {
+		t.Fatalf("target holds %v after settling an empty journal", ents)
+	}
+}
