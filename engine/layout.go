@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"os"
 	"slices"
-	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -133,5 +133,5 @@ func layoutError(dir, found string, files []string) error {
 		}
 	}
 	return fmt.Errorf("engine: directory %s: layout %s; supported: %s (Berkeley DB or LevelDB, FORMAT.md); files found: %s: %w",
-		dir, found, Layout, strings.Join(files, ", "), ErrLayout)
+		dir, found, Layout, dbdir.Layout{Files: files}.List(), ErrLayout)
 }

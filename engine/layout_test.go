@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -160,6 +161,16 @@ func TestLayoutErrors(t *testing.T) {
 	_, err := Open(context.Background(), dir, Options{Create: true})
 	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "Data.fs, objects.dat") || !strings.Contains(err.Error(), dir) {
 		t.Fatalf("foreign dir: %v", err)
+	}
+	// A directory of many other things (durusbdb stats --dir /tmp): the
+	// error names the first ten, not every file.
+	dir = t.TempDir()
+	for i := range 500 {
+		os.WriteFile(filepath.Join(dir, fmt.Sprintf("junk-%03d.txt", i)), []byte("x"), 0o644)
+	}
+	_, err = Open(context.Background(), dir, Options{ReadOnly: true})
+	if !errors.Is(err, ErrLayout) || !strings.Contains(err.Error(), "junk-009.txt, …") || len(err.Error()) > 1000 {
+		t.Fatalf("directory of 500 files: error of %d bytes: %.2000v", len(err.Error()), err)
 	}
 	// Empty without Create.
 	if _, err := Open(context.Background(), t.TempDir(), Options{}); !errors.Is(err, kv.ErrNotDB) {
