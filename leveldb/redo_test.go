@@ -76,7 +76,7 @@ func copyLevelDB(t *testing.T, src, dst string) {
 func copyFile(t *testing.T, src, dst string) {
 	t.Helper()
 	os.Remove(dst)
-	if err := leveldb.CopyFile(src, dst); err != nil {
+	if _, err := leveldb.CopyFile(src, dst); err != nil {
 		t.Fatal(err)
 	}
 }

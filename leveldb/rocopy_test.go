@@ -3,6 +3,7 @@ package leveldb_test
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 	"github.com/durusbdb/durusbdb/leveldb"
@@ -151,5 +153,100 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 				t.Fatalf("the failed open kept the directory lock: %v", err)
 			}
 		})
+	}
+}
+
+// TestReadOnlyTmpdirOtherFileSystem: with TMPDIR on another file system
+// (a small tmpfs, as /tmp often is), a read-only open hard-links its
+// private copy inside the database directory instead of copying every
+// table into TMPDIR (which a database larger than TMPDIR's free space, or
+// the machine's RAM, could not open); the copy goes on close, and one a
+// killed process left is removed by the next read-only open.
+func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
+	tmp := filepath.Join(t.TempDir(), "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"); err != nil {
+		mounttest.Unavailable(t, "cannot mount a small tmpfs here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(tmp, 0) })
+	t.Setenv("TMPDIR", tmp)
+
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	big := make([]byte, 64<<10)
+	for i := range 64 { // 4 MiB of tables, more than TMPDIR holds
+		big[0] = byte(i)
+		put(t, s, "objects", []byte{byte(i)}, big)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	stale := filepath.Join(dir, ".durusbdb-ro-1")
+	if err := os.Mkdir(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	opts := kvtest.Options(dir)
+	opts.ReadOnly, opts.Create = true, false
+	ro, err := leveldb.OpenStore(opts)
+	if err != nil {
+		t.Fatalf("read-only open with TMPDIR on a 1-MiB tmpfs: %v", err)
+	}
+	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != len(big) || v[0] != 63 {
+		t.Fatalf("read-only get: %d bytes, %v", len(v), err)
+	}
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Errorf("the private copy a killed open left is still there: %v", err)
+	}
+	inside, _ := filepath.Glob(filepath.Join(dir, ".durusbdb-ro-*"))
+	if len(inside) != 1 {
+		t.Errorf("private copies inside the directory while open: %v, want one", inside)
+	}
+	if left := roCopies(t, tmp); len(left) != 0 {
+		t.Errorf("private copy in TMPDIR on another file system: %v", left)
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if inside, _ := filepath.Glob(filepath.Join(dir, ".durusbdb-ro-*")); len(inside) != 0 {
+		t.Errorf("private copy left inside the directory after close: %v", inside)
+	}
+
+	// The directory on a read-only mount, TMPDIR on a disk with room: no
+	// link is possible, the tables are copied into TMPDIR, and the log
+	// says how many bytes.
+	rodir := filepath.Join(t.TempDir(), "ro")
+	if err := os.Mkdir(rodir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount(dir, rodir, "", syscall.MS_BIND, ""); err != nil {
+		mounttest.Unavailable(t, "cannot bind-mount here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(rodir, 0) })
+	if err := syscall.Mount("", rodir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		mounttest.Unavailable(t, "cannot make a bind mount read-only here (%v)", err)
+	}
+	big2 := t.TempDir()
+	t.Setenv("TMPDIR", big2)
+	var logged strings.Builder
+	opts = kvtest.Options(rodir)
+	opts.ReadOnly, opts.Create = true, false
+	opts.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	ro, err = leveldb.OpenStore(opts)
+	if err != nil {
+		t.Fatalf("read-only open on a read-only mount: %v", err)
+	}
+	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != len(big) {
+		t.Fatalf("read-only get on a read-only mount: %d bytes, %v", len(v), err)
+	}
+	if len(roCopies(t, big2)) != 1 || !strings.Contains(logged.String(), "copied table files") {
+		t.Errorf("read-only mount: copies in TMPDIR %v; log %q", roCopies(t, big2), logged.String())
+	}
+	if err := ro.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if left := roCopies(t, big2); len(left) != 0 {
+		t.Errorf("private copy left in TMPDIR after close: %v", left)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/internal/dirlock"
+	"github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -34,7 +35,7 @@ type Store struct {
 	prefixes map[string]byte // bucket name → key prefix
 
 	dirLock  *dirlock.Lock // held while open (see lockDir)
-	roCopy   string        // read-only opens: the private copy LevelDB opens (removed on Close)
+	roCopy   *staging.Dir  // read-only opens: the private copy LevelDB opens (removed on Close)
 	db       *levigo.DB
 	opts     *levigo.Options
 	cache    *levigo.Cache
@@ -165,13 +166,13 @@ func openStore(opts kv.Options, redo redoConfig) (_ *Store, err error) {
 	if s.readOnly {
 		// LevelDB has no read-only mode: opening replays its log into new
 		// files and rewrites CURRENT and MANIFEST. A read-only open must
-		// write nothing (PROTOCOL.md §8), so LevelDB opens a private copy:
-		// table files are immutable and hard-linked (copied across file
-		// systems), the small mutable files are copied.
-		if openDir, err = privateCopy(s.dir); err != nil {
+		// write nothing (PROTOCOL.md §8), so LevelDB opens a private copy
+		// (privateCopy): table files are immutable and hard-linked, the
+		// small mutable files are copied.
+		if s.roCopy, err = privateCopy(s.dir, s.logger); err != nil {
 			return nil, err
 		}
-		s.roCopy = openDir
+		openDir = s.roCopy.Path
 	}
 	db, err := levigo.Open(openDir, s.opts)
 	if err != nil {

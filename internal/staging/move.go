@@ -60,10 +60,17 @@ func MountPoint(dir string) bool {
 	return st.Dev != pst.Dev
 }
 
-// RemoveStaleInside removes the staging directories For made inside dir
-// whose process was killed (see RemoveStale), and returns their paths.
+// ReadOnlyPrefix starts the name of the private copy a read-only open of
+// a LevelDB database makes inside its directory (when TMPDIR is on
+// another file system).
+const ReadOnlyPrefix = ".durusbdb-ro-"
+
+// RemoveStaleInside removes the staging directories For made inside dir,
+// and the private copies of read-only opens, whose process was killed
+// (see RemoveStale), and returns their paths.
 func RemoveStaleInside(dir string, log *slog.Logger) []string {
-	return RemoveStale(dir, InsidePrefix, "restore, copy, migrate or backup", log)
+	removed := RemoveStale(dir, InsidePrefix, "restore, copy, migrate or backup", log)
+	return append(removed, RemoveStale(dir, ReadOnlyPrefix, "read-only open", log)...)
 }
 
 // Inside reports whether the staging directory is inside target (For
