@@ -286,18 +286,15 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 			return r, nil
 		}
 	}
-	mf, err := os.CreateTemp("", "durusbdb-recovery-*.txt")
+	mf, err := newMessageFile()
 	if err != nil {
-		return nil, fmt.Errorf("recovery: %s recovery of %s: message file: %w", kind, dir, err)
+		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}
-	mfName := mf.Name()
-	mf.Close()
-	defer os.Remove(mfName)
+	defer mf.close()
 	start := time.Now()
-	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mfName, CacheSize: opts.CacheSize, Until: until})
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until})
 	r.Duration = time.Since(start)
-	out, _ := os.ReadFile(mfName)
-	r.parseMessages(string(out))
+	r.parseMessages(mf.read())
 	if err != nil {
 		msg := ""
 		if len(r.Messages) > 0 {

@@ -1,0 +1,31 @@
+//go:build bdb
+
+package recovery
+
+import (
+	"os"
+	"testing"
+)
+
+// TestMessageFileLeavesNothing: while a recovery runs, its message file
+// has no name in TMPDIR (nor anywhere), so a recovery killed outright
+// leaves nothing behind; what is written through its path (as libdb's
+// fopen does) reads back.
+func TestMessageFileLeavesNothing(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	mf, err := newMessageFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mf.close()
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("a message file in TMPDIR while recovery runs: %v (a kill -9 leaves it)", ents)
+	}
+	if err := os.WriteFile(mf.path, []byte("BDB2526 Finding last valid log LSN\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if got := mf.read(); got != "BDB2526 Finding last valid log LSN\n" {
+		t.Fatalf("read back %q", got)
+	}
+}
