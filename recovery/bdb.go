@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"sort"
@@ -381,7 +382,7 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 	}
 	// Refuse an unclean directory before touching anything.
 	if oldLogs || oldDBs {
-		if err := refuseUnclean(dir); err != nil {
+		if err := refuseUnclean(dir, log); err != nil {
 			return nil, err
 		}
 	}
@@ -463,7 +464,7 @@ func upgradeBackup(ctx context.Context, dir string, opts UpgradeOptions) (string
 // did not close it: the lock file's mark or the environment says so, or
 // the engine's meta "in_use" is still set (read from an upgraded scratch
 // copy of meta.db: the original may be too old for this libdb to read).
-func refuseUnclean(dir string) error {
+func refuseUnclean(dir string, log *slog.Logger) error {
 	unclean, err := bdb.NeedsRecovery(dir)
 	if err != nil {
 		return fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
@@ -472,7 +473,7 @@ func refuseUnclean(dir string) error {
 		pids, _ := registeredPIDs(dir)
 		return fmt.Errorf("recovery: upgrade %s: its last writer (registered processes %v) never closed the environment: open it with the Berkeley DB release that wrote it so that it recovers, close it cleanly, then upgrade: %w", dir, pids, ErrUnclean)
 	}
-	inUse, err := metaInUse(dir)
+	inUse, err := metaInUse(dir, log)
 	if err != nil {
 		return fmt.Errorf("recovery: upgrade %s: cannot tell whether it was shut down cleanly: %w", dir, err)
 	}
@@ -531,12 +532,15 @@ func upgradeFiles(ctx context.Context, dir string, rep *UpgradeReport, oldLogs b
 
 // metaInUse copies meta.db of dir to a scratch directory, upgrades the
 // copy and reports whether its "in_use" key is set.
-func metaInUse(dir string) (bool, error) {
-	tmp, err := os.MkdirTemp("", "durusbdb-upgrade-check-*")
+func metaInUse(dir string, log *slog.Logger) (bool, error) {
+	// A staging directory (flocked): one an upgrade killed here left is
+	// removed by the next.
+	sd, err := stagingdir.New(os.TempDir(), "durusbdb-upgrade-check-", "upgrade check", 0o700, log)
 	if err != nil {
 		return false, err
 	}
-	defer os.RemoveAll(tmp)
+	defer sd.Release()
+	tmp := sd.Path
 	src, err := os.Open(filepath.Join(dir, "meta.db"))
 	if err != nil {
 		return false, err

@@ -3,7 +3,9 @@
 package recovery
 
 import (
+	"log/slog"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -27,5 +29,25 @@ func TestMessageFileLeavesNothing(t *testing.T) {
 	}
 	if got := mf.read(); got != "BDB2526 Finding last valid log LSN\n" {
 		t.Fatalf("read back %q", got)
+	}
+}
+
+// TestUpgradeCheckRemovesStale: the scratch directory of upgrade's
+// clean-shutdown check is a staging directory, so one that an upgrade
+// killed during the check left in TMPDIR is removed by the next check.
+func TestUpgradeCheckRemovesStale(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, "bdb", 10)
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	stale := filepath.Join(tmp, "durusbdb-upgrade-check-1")
+	if err := os.MkdirAll(stale, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if inUse, err := metaInUse(dir, slog.New(slog.DiscardHandler)); err != nil || inUse {
+		t.Fatalf("meta in use %v: %v (want a cleanly closed directory)", inUse, err)
+	}
+	if ents, _ := os.ReadDir(tmp); len(ents) != 0 {
+		t.Fatalf("TMPDIR after the check: %v", ents)
 	}
 }
