@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"fmt"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 )
@@ -50,3 +51,21 @@ var (
 	// start, before the replicas joined): refused, nothing stored.
 	ErrNoQuorum = errors.New("engine: too few sites in the replication group for a quorum")
 )
+
+// ImportError is Import's error once the import has begun writing: the
+// cause, and what became of the records written so far (Aftermath: "nothing
+// imported", or why the directory stays marked incomplete). A caller that
+// discards the directory anyway (an import into a staging directory)
+// reports Cause alone.
+type ImportError struct {
+	Dir       string
+	Cause     error
+	Aftermath string
+}
+
+func (e *ImportError) Error() string {
+	return fmt.Sprintf("engine: import into %s: %v (%s)", e.Dir, e.Cause, e.Aftermath)
+}
+
+// Unwrap returns the cause.
+func (e *ImportError) Unwrap() error { return e.Cause }

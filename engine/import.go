@@ -158,13 +158,14 @@ func (db *DB) importFail(hadData bool, cause error) error {
 		}
 	}
 	db.size.Store(0)
-	if cerr != nil {
-		return fmt.Errorf("engine: import into %s: %w (removing the partial import also failed: %v; the directory stays marked incomplete)", db.dir, cause, cerr)
+	e := &ImportError{Dir: db.dir, Cause: cause, Aftermath: "nothing imported"}
+	switch {
+	case cerr != nil:
+		e.Aftermath = fmt.Sprintf("removing the partial import also failed: %v; the directory stays marked incomplete", cerr)
+	case hadData:
+		e.Aftermath = "the previous contents were removed; the directory stays marked incomplete"
 	}
-	if hadData {
-		return fmt.Errorf("engine: import into %s: %w (the previous contents were removed; the directory stays marked incomplete)", db.dir, cause)
-	}
-	return fmt.Errorf("engine: import into %s: %w (nothing imported)", db.dir, cause)
+	return e
 }
 
 // importLocked is Import's work once the directory is marked: stream the

@@ -439,10 +439,10 @@ func copyFileSync(r io.Reader, dst string) (int64, error) {
 		if m > 0 {
 			if isZero(buf[:m]) {
 				if _, err := f.Seek(int64(m), io.SeekCurrent); err != nil {
-					return fail(fmt.Errorf("write %s: %w", dst, err))
+					return fail(err) // an *fs.PathError naming dst
 				}
 			} else if _, err := f.Write(buf[:m]); err != nil {
-				return fail(fmt.Errorf("write %s: %w", dst, err))
+				return fail(err)
 			}
 			n += int64(m)
 		}
@@ -455,10 +455,10 @@ func copyFileSync(r io.Reader, dst string) (int64, error) {
 	}
 	// A trailing hole needs the size set explicitly.
 	if err := f.Truncate(n); err != nil {
-		return fail(fmt.Errorf("write %s: %w", dst, err))
+		return fail(err)
 	}
 	if err := f.Sync(); err != nil {
-		return fail(fmt.Errorf("sync %s: %w", dst, err))
+		return fail(err)
 	}
 	return n, f.Close()
 }

@@ -132,12 +132,18 @@ func TestToolsOnFullDisk(t *testing.T) {
 	// (132 MiB, bdb.regionRoom) is 132 MiB and half the data.
 	regionsOnly := int64(132)
 	roomForData := regionsOnly + (allocatedBytes(t, bk)>>20)/2
+	fsFile := filepath.Join(t.TempDir(), "Data.durus")
+	if out, err := exec.Command(bin, "export", "--dir", src, fsFile).CombinedOutput(); err != nil {
+		t.Fatalf("export: %v\n%s", err, out)
+	}
 	for _, c := range []struct {
 		args []string
 		mibs []int64
 	}{
 		{[]string{"copy", "--backend", "bdb", src}, []int64{12, 34, 150}},
 		{[]string{"restore", "--no-check", bk}, []int64{12, 34, roomForData}},
+		// A LevelDB import, with no region files to make room for.
+		{[]string{"migrate", "--create", "--backend", "leveldb", fsFile, "--dir"}, []int64{2, 10}},
 	} {
 		args := c.args
 		// Too small for the files (restore) or for the environment's
@@ -153,6 +159,11 @@ func TestToolsOnFullDisk(t *testing.T) {
 			}
 			if ents, _ := os.ReadDir(dst); len(ents) != 0 {
 				t.Fatalf("%s onto a full %d-MiB disk left %v", args[0], mib, ents)
+			}
+			// What the staging directory held is gone with it: the error
+			// does not say a directory "stays marked incomplete".
+			if strings.Contains(string(out), "stays marked incomplete") || !strings.Contains(string(out), "left as it was") {
+				t.Fatalf("%s onto a full %d-MiB disk: the error misstates what is left:\n%s", args[0], mib, tail(string(out), 3000))
 			}
 		}
 	}

@@ -97,26 +97,29 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	defer st.release()
+	// From here on a failure removes the staging directory: dir is as it
+	// was, and the error says so.
+	asItWas := func(err error) error { return fmt.Errorf("%w (%s left as it was)", err, dir) }
 	// A directory inside it: the staging directory's own flock is not the
 	// database's (bdb.LockDir flocks the directory it opens).
 	work := filepath.Join(st.dir, "db")
 	if err := os.Mkdir(work, 0o750); err != nil {
-		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+		return nil, asItWas(fmt.Errorf("recovery: restore into %s: %w", dir, err))
 	}
 	if err := write(work, dir); err != nil {
-		return nil, err
+		return nil, asItWas(err)
 	}
 	if err := syncDir(work); err != nil {
-		return nil, fmt.Errorf("recovery: restore into %s: sync: %w", dir, err)
+		return nil, asItWas(fmt.Errorf("recovery: restore into %s: sync: %w", dir, err))
 	}
 	res.Manifest = m
 	if m.Backend == "bdb" {
 		if res.Recovery, err = recoverRestored(ctx, work, dir, res, opts); err != nil {
-			return nil, err
+			return nil, asItWas(err)
 		}
 	}
 	if err := placeRestored(work, dir, st.dir); err != nil {
-		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+		return nil, asItWas(fmt.Errorf("recovery: restore into %s: %w", dir, err))
 	}
 	res.Duration = time.Since(start)
 	opts.logger().Info("recovery: restored", "from", in, "dir", dir, "backend", m.Backend,

@@ -91,7 +91,7 @@ func copyCommand() *command {
 			}
 			dst, kind, err := backend.Open(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
 			if err != nil {
-				return err
+				return fmt.Errorf("copy %s to %s: %w (%s left as it was)", f.dir, dstDir, err, dstDir)
 			}
 			bar := progress.New(cio.stderr, log, "copy to "+dstDir, "records", 0)
 			n, err := copyStore(ctx, src.Store(), dst, bar)

@@ -164,16 +164,27 @@ func (m *migration) createStaged(ctx context.Context, cio cmdIO, target string, 
 	open.dir = filepath.Join(sd.Path, "db")
 	db, err := open.open(ctx, cio, engine.Options{Create: true, GC: engine.GCPolicy{Mode: engine.GCManual}})
 	if err != nil {
-		return engine.ImportStats{}, err
+		return engine.ImportStats{}, fmt.Errorf("%w (%s left as it was)", err, target)
 	}
 	st, err := imp(db)
 	if err == nil {
 		err = staging.MoveInto(open.dir, target, dbdir.MoveRank)
 	}
 	if err != nil {
-		return st, fmt.Errorf("%w (%s left as it was)", err, target)
+		return st, fmt.Errorf("%w (%s left as it was)", stagedCause(err), target)
 	}
 	return st, nil
+}
+
+// stagedCause is the error of an import into a staging directory, which
+// is removed whatever it holds: the cause alone, without what the engine
+// says became of the staging directory's records.
+func stagedCause(err error) error {
+	var ie *engine.ImportError
+	if errors.As(err, &ie) {
+		return fmt.Errorf("import: %w", ie.Cause)
+	}
+	return err
 }
 
 // replace is --force over an existing database (of backend kind): the
@@ -217,6 +228,7 @@ func (m *migration) replace(ctx context.Context, cio cmdIO, target, kind string,
 		return engine.ImportStats{}, fmt.Errorf("%w (%s left as it was)", err, target)
 	}
 	st, err := imp(db)
+	err = stagedCause(err)
 	// Closed before the swap: a backend may write by path as it closes.
 	cerr := old.Close()
 	old = nil
