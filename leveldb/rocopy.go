@@ -15,7 +15,7 @@ import (
 // Names of the private copies of read-only opens: in TMPDIR, or inside
 // the database directory (a dotfile, which no tool takes for data).
 const (
-	roPrefixTmp    = "durusbdb-ro-"
+	roPrefixTmp    = "durusbdb-rocopy-" // not durusbdb-ro-: a running older release does not flock those
 	roPrefixInside = staging.ReadOnlyPrefix
 )
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"os"
 	"path/filepath"
@@ -72,7 +73,7 @@ func TestReadOnlyWritesNothing(t *testing.T) {
 // roCopies lists the read-only private copies left in dir.
 func roCopies(t *testing.T, dir string) []string {
 	t.Helper()
-	m, err := filepath.Glob(filepath.Join(dir, "durusbdb-ro-*"))
+	m, err := filepath.Glob(filepath.Join(dir, "durusbdb-rocopy-*"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,12 +177,24 @@ func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpen(t, kvtest.Options(dir))
 	big := make([]byte, 64<<10)
-	for i := range 64 { // 4 MiB of tables, more than TMPDIR holds
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 64 { // 4 MiB of tables (incompressible), more than TMPDIR holds
+		for j := range big {
+			big[j] = byte(rnd.Uint32())
+		}
 		big[0] = byte(i)
 		put(t, s, "objects", []byte{byte(i)}, big)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
+	}
+	// Opened again, LevelDB replays its log into a table file: the
+	// tables are what a private copy links.
+	if err := mustOpen(t, kvtest.Options(dir)).Close(); err != nil {
+		t.Fatal(err)
+	}
+	if tables, _ := filepath.Glob(filepath.Join(dir, "*.ldb")); len(tables) == 0 {
+		t.Fatal("no table file to link")
 	}
 	stale := filepath.Join(dir, ".durusbdb-ro-1")
 	if err := os.Mkdir(stale, 0o700); err != nil {
