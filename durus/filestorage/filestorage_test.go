@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io/fs"
 	"maps"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -750,4 +752,21 @@ func exportChild(spec string) {
 		return nil
 	})
 	fmt.Fprintln(os.Stderr, "export child:", err)
+}
+
+// An export to a directory is refused before anything is written, with
+// or without Force, naming the directory; a write error names its file
+// once.
+func TestWriteTargetDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for _, force := range []bool{false, true} {
+		_, err := WriteShelf(dir, WriteOptions{Force: force}, scanOf(nil))
+		if !errors.Is(err, syscall.EISDIR) || !strings.Contains(err.Error(), dir) {
+			t.Fatalf("export to a directory (force %v): %v", force, err)
+		}
+	}
+	pe := &fs.PathError{Op: "write", Path: "/x/out.durus", Err: syscall.ENOSPC}
+	if got := writeErr("/x/out.durus", pe).Error(); strings.Count(got, "/x/out.durus") != 1 {
+		t.Fatalf("write error %q names the file more than once", got)
+	}
 }

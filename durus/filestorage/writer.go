@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"math"
 	"math/bits"
 	"os"
@@ -165,6 +166,9 @@ func lockTarget(path string, force bool) (*os.File, error) {
 	if err != nil {
 		return nil, fmt.Errorf("filestorage: export to %s: %w", path, err)
 	}
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return nil, fmt.Errorf("filestorage: export to %s: %w (the export is one file: name a file in the directory)", path, syscall.EISDIR)
+	}
 	if !force {
 		return nil, fmt.Errorf("filestorage: export to %s: %w", path, ErrExists)
 	}
@@ -280,7 +284,7 @@ func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 		bw.Write(hdr[:])
 		_, err := bw.Write(rec)
 		if err != nil {
-			return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+			return writeErr(f.Name(), err)
 		}
 		return nil
 	})
@@ -316,7 +320,7 @@ func writeShelfBody(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	var l0 [8]byte
 	binary.BigEndian.PutUint64(l0[:], uint64(s-16))
 	if _, err := f.WriteAt(l0[:], 8); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	st.Size = size
 	return nil
@@ -333,7 +337,7 @@ func writeShelfMap(f *os.File, bw *bufio.Writer, s, n, w int64) error {
 	binary.BigEndian.PutUint64(mh[16:], uint64(n))
 	bw.Write(mh[:])
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	base := &walker{r: bufio.NewReaderSize(io.NewSectionReader(f, 16, s-16), 1<<20), off: 16, shelf: true}
 	nextOID, nextOff, have, err := base.next()
@@ -358,16 +362,16 @@ func writeShelfMap(f *os.File, bw *bufio.Writer, s, n, w int64) error {
 		}
 		if len(buf) >= cap(buf)-8 {
 			if _, err := bw.Write(buf); err != nil {
-				return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+				return writeErr(f.Name(), err)
 			}
 			buf = buf[:0]
 		}
 	}
 	if _, err := bw.Write(buf); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	return nil
 }
@@ -441,7 +445,7 @@ func writeDFS20Body(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 		binary.BigEndian.PutUint32(hdr[:], uint32(len(rec)))
 		bw.Write(hdr[:])
 		if _, err := bw.Write(rec); err != nil {
-			return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+			return writeErr(f.Name(), err)
 		}
 		return nil
 	})
@@ -459,7 +463,7 @@ func writeDFS20Body(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	x := end + 4
 	bw.Write(make([]byte, 8)) // K, patched below
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	cw := &countWriter{w: bw}
 	zw, _ := zlib.NewWriterLevel(cw, zlib.BestSpeed)
@@ -478,13 +482,13 @@ func writeDFS20Body(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 		}
 	}
 	if err := enc.Close(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	if err := zw.Close(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	if err := hook("map"); err != nil {
 		return err
@@ -492,12 +496,22 @@ func writeDFS20Body(f *os.File, st *WriteStats, opts WriteOptions, hook func(str
 	var b [8]byte
 	binary.BigEndian.PutUint64(b[:], uint64(cw.n))
 	if _, err := f.WriteAt(b[:], x); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	binary.BigEndian.PutUint64(b[:], uint64(x))
 	if _, err := f.WriteAt(b[:], 6); err != nil {
-		return fmt.Errorf("filestorage: write %s: %w", f.Name(), err)
+		return writeErr(f.Name(), err)
 	}
 	st.Size = x + 8 + cw.n
 	return nil
+}
+
+// writeErr wraps an error of writing the file name, which names it once:
+// an *fs.PathError of the file already says "write NAME: ...".
+func writeErr(name string, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path == name {
+		return fmt.Errorf("filestorage: %w", err)
+	}
+	return fmt.Errorf("filestorage: write %s: %w", name, err)
 }
