@@ -534,8 +534,9 @@ func upgradeFiles(ctx context.Context, dir string, rep *UpgradeReport, oldLogs b
 // copy and reports whether its "in_use" key is set.
 func metaInUse(dir string, log *slog.Logger) (bool, error) {
 	// A staging directory (flocked): one an upgrade killed here left is
-	// removed by the next.
-	sd, err := stagingdir.New(os.TempDir(), "durusbdb-upgrade-check-", "upgrade check", 0o700, log)
+	// removed by the next. (Not durusbdb-upgrade-check-*, an older
+	// release's name: those are not flocked while in use.)
+	sd, err := stagingdir.New(os.TempDir(), "durusbdb-upgrade-scratch-", "upgrade check", 0o700, log)
 	if err != nil {
 		return false, err
 	}

@@ -40,7 +40,7 @@ func TestUpgradeCheckRemovesStale(t *testing.T) {
 	fill(t, dir, "bdb", 10)
 	tmp := t.TempDir()
 	t.Setenv("TMPDIR", tmp)
-	stale := filepath.Join(tmp, "durusbdb-upgrade-check-1")
+	stale := filepath.Join(tmp, "durusbdb-upgrade-scratch-1")
 	if err := os.MkdirAll(stale, 0o700); err != nil {
 		t.Fatal(err)
 	}
