@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"github.com/durusbdb/durusbdb/internal/staging"
 )
@@ -91,7 +90,7 @@ func isTable(name string) bool {
 func copyParent(dir, probe string, log *slog.Logger) (*staging.Dir, error) {
 	tmpdir := os.TempDir()
 	for _, c := range []struct{ parent, prefix string }{{tmpdir, roPrefixTmp}, {dir, roPrefixInside}} {
-		if !sameDevice(dir, c.parent) {
+		if !staging.SameDevice(dir, c.parent) {
 			continue
 		}
 		d, err := staging.New(c.parent, c.prefix, "read-only open", 0o700, log)
@@ -108,12 +107,6 @@ func copyParent(dir, probe string, log *slog.Logger) (*staging.Dir, error) {
 		d.Release()
 	}
 	return staging.New(tmpdir, roPrefixTmp, "read-only open", 0o700, log)
-}
-
-// sameDevice reports whether a and b are on one device.
-func sameDevice(a, b string) bool {
-	var sa, sb syscall.Stat_t
-	return syscall.Stat(a, &sa) == nil && syscall.Stat(b, &sb) == nil && sa.Dev == sb.Dev
 }
 
 // copyFile copies src to a new file dst and returns the bytes copied.

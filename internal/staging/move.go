@@ -53,11 +53,27 @@ func MountPoint(dir string) bool {
 	if err != nil {
 		return false
 	}
-	var st, pst syscall.Stat_t
-	if syscall.Stat(abs, &st) != nil || syscall.Stat(filepath.Dir(abs), &pst) != nil {
-		return false
+	d, ok := device(abs)
+	pd, pok := device(filepath.Dir(abs))
+	return ok && pok && d != pd
+}
+
+// SameDevice reports whether a and b are on one device, so that a rename
+// or a hard link from one to the other can work (a link also fails across
+// two mounts of one file system); false when either cannot be read.
+func SameDevice(a, b string) bool {
+	da, aok := device(a)
+	db, bok := device(b)
+	return aok && bok && da == db
+}
+
+// device returns the device path is on.
+func device(path string) (uint64, bool) {
+	var st syscall.Stat_t
+	if syscall.Stat(path, &st) != nil {
+		return 0, false
 	}
-	return st.Dev != pst.Dev
+	return uint64(st.Dev), true
 }
 
 // ReadOnlyPrefix starts the name of the private copy a read-only open of
