@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/control"
@@ -122,9 +123,13 @@ func replRemoveSiteCommand() *command {
 			if lv == nil {
 				return replRoute(ctx, cio, *dir, args)
 			}
-			g, err := replRemove(ctx, lv.db, *dir, addr, *force)
+			g, settled, err := replRemove(ctx, lv.db, *dir, addr, *force)
 			if err != nil {
 				return err
+			}
+			if !settled {
+				fmt.Fprintf(cio.stdout, "removed %s from the replication group; after %s this site still sees %d sites (%s): see durusbdb repl status\n", addr, removeSettle, g.NSites, groupAddrs(g))
+				return nil
 			}
 			fmt.Fprintf(cio.stdout, "removed %s from the replication group: %d sites now (%s)\n", addr, g.NSites, groupAddrs(g))
 			return nil
@@ -155,6 +160,23 @@ func replRoute(ctx context.Context, cio cmdIO, dir string, args []string) error 
 		return fmt.Errorf("--dir %s: the server's control socket: %w", dir, err)
 	}
 	return exitToError(ex)
+}
+
+// removeSettle bounds the wait for this site's view of the group to drop
+// a removed site (on a replica, the master's change is replicated).
+const removeSettle = 10 * time.Second
+
+// dropped reports whether g shows addr removed: not listed, and libdb's
+// group size counting exactly the sites listed. libdb updates the two
+// apart when it applies a membership change, so a view read in between
+// lists 2 sites and still counts 3.
+func dropped(g replGroup, addr string) bool {
+	for _, s := range g.Sites {
+		if s.Addr == addr {
+			return false
+		}
+	}
+	return g.NSites == len(g.Sites)
 }
 
 // printGroup writes g as a table.

@@ -5,7 +5,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/durusbdb/durusbdb/bdb"
@@ -39,31 +38,33 @@ func replGroupOf(db *engine.DB, dir string) (replGroup, error) {
 	return out, nil
 }
 
-// removeSettle bounds the wait for this site's view of the group to drop
-// a removed site (on a replica, the master's change is replicated).
-const removeSettle = 10 * time.Second
-
 // replRemove removes addr from the group (bdb.Env.RemoveDeadSite; force:
 // even if this site is connected to it) and
-// returns the group once this site no longer lists it (or as it stands
-// after removeSettle).
-func replRemove(ctx context.Context, db *engine.DB, dir, addr string, force bool) (replGroup, error) {
+// returns the group once this site's view has dropped it (see dropped),
+// with settled false if it still had not after removeSettle.
+func replRemove(ctx context.Context, db *engine.DB, dir, addr string, force bool) (replGroup, bool, error) {
 	env, err := replEnv(db, dir)
 	if err != nil {
-		return replGroup{}, err
+		return replGroup{}, false, err
 	}
 	if err := env.RemoveDeadSite(addr, force); err != nil {
-		return replGroup{}, err
+		return replGroup{}, false, err
 	}
 	deadline := time.Now().Add(removeSettle)
 	for {
 		g, err := replGroupOf(db, dir)
-		if err != nil || !strings.Contains(", "+groupAddrs(g)+", ", ", "+addr+", ") || time.Now().After(deadline) {
-			return g, err
+		if err != nil {
+			return g, false, err
+		}
+		if dropped(g, addr) {
+			return g, true, nil
+		}
+		if time.Now().After(deadline) {
+			return g, false, nil
 		}
 		select {
 		case <-ctx.Done():
-			return g, fmt.Errorf("remove site %s: wait for the group to drop it: %w", addr, ctx.Err())
+			return g, false, fmt.Errorf("remove site %s: wait for the group to drop it: %w", addr, ctx.Err())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}

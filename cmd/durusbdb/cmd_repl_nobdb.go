@@ -14,6 +14,6 @@ func replGroupOf(db *engine.DB, dir string) (replGroup, error) {
 }
 
 // replRemove: without -tags bdb no database is replicated.
-func replRemove(_ context.Context, db *engine.DB, dir, _ string, _ bool) (replGroup, error) {
-	return replGroup{}, notReplicated(db, dir)
+func replRemove(_ context.Context, db *engine.DB, dir, _ string, _ bool) (replGroup, bool, error) {
+	return replGroup{}, false, notReplicated(db, dir)
 }
