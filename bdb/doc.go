@@ -109,7 +109,7 @@
 // have a kv counterpart also match it with errors.Is: ErrNotFound is
 // kv.ErrNotFound, ErrDeadlock and ErrLockNotGranted are kv.ErrConflict,
 // ErrRunRecovery is kv.ErrNeedRecover, ErrClosed is kv.ErrClosed,
-// ErrTxnDone is kv.ErrTxnDone, ErrReadOnly is kv.ErrReadOnly; ENOSPC is
+// ErrTxnDone is kv.ErrTxnDone, ErrReadOnly is kv.ErrReadOnly; ENOSPC and EDQUOT are
 // kv.ErrNoSpace and DB_VERIFY_BAD / DB_PAGE_NOTFOUND are kv.ErrCorrupt.
 // Replication adds ErrPermFailed, ErrNotMaster (also kv.ErrReadOnly),
 // ErrHandleDead (DB_REP_HANDLE_DEAD: reopen every handle, Store.Reopen), ErrRepUnavail

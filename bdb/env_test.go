@@ -292,6 +292,7 @@ func TestErrorMapping(t *testing.T) {
 		is   []error
 	}{
 		{int(syscall.ENOSPC), []error{kv.ErrNoSpace, syscall.ENOSPC}},
+		{int(syscall.EDQUOT), []error{kv.ErrNoSpace, syscall.EDQUOT}},
 		{int(libdb.ErrRunRecovery), []error{bdb.ErrRunRecovery, kv.ErrNeedRecover}},
 		{int(libdb.ErrVerifyBad), []error{kv.ErrCorrupt}},
 		{int(libdb.ErrLockDeadlock), []error{bdb.ErrDeadlock, kv.ErrConflict}},

@@ -116,7 +116,7 @@ func wrap(op string, err error) error {
 		s = ErrRunRecovery
 	case int(libdb.ErrVerifyBad), int(libdb.ErrPageNotFound):
 		s = kv.ErrCorrupt
-	case int(syscall.ENOSPC):
+	case int(syscall.ENOSPC), int(syscall.EDQUOT):
 		s = kv.ErrNoSpace
 	}
 	if s == nil {

@@ -29,6 +29,10 @@ func classify(dir, op string, err error) error {
 	msg := err.Error()
 	var sentinel error
 	switch {
+	case strings.Contains(msg, "No space left on device") || strings.Contains(msg, "Disk quota exceeded"):
+		// First: a table LevelDB could not write (a compaction on a disk
+		// filled by another process) is a full disk, not damage.
+		sentinel = kv.ErrNoSpace
 	case strings.HasPrefix(msg, "Corruption:"):
 		sentinel = kv.ErrCorrupt
 	case strings.HasPrefix(msg, "IO error:") && tableFileRE.MatchString(msg):
@@ -40,8 +44,6 @@ func classify(dir, op string, err error) error {
 		(strings.Contains(msg, "already held") || strings.Contains(msg, "temporarily unavailable") ||
 			strings.Contains(msg, "Try again")):
 		sentinel = kv.ErrInUse
-	case strings.Contains(msg, "No space left on device"):
-		sentinel = kv.ErrNoSpace
 	}
 	if sentinel == nil {
 		return fmt.Errorf("leveldb: %s %s: %w", op, dir, err)
