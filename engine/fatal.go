@@ -46,13 +46,24 @@ func (db *DB) fail(cause error) {
 		db.fatal.mu.Lock()
 		db.fatal.err = fmt.Errorf("%w: %w", ErrFailed, cause)
 		db.fatal.mu.Unlock()
-		if errors.Is(cause, ErrSiteRemoved) {
+		switch {
+		case errors.Is(cause, ErrSiteRemoved):
 			db.log.Error("engine: this site was removed from its replication group; it stops serving (a restart does not bring it back: add it again from an empty directory)", "dir", db.dir, "err", cause)
-		} else {
+		case errors.Is(cause, kv.ErrNoSpace):
+			db.log.Error("engine: "+NoSpaceAdvice(db.dir), "dir", db.dir, "err", cause)
+		default:
 			db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
 		}
 		close(db.fatal.ch)
 	})
+}
+
+// NoSpaceAdvice is what an operator must do after the file system of dir
+// filled up under a write that could not be refused (another process wrote
+// past the free-space reserve): the restart itself needs room (recovery,
+// Berkeley DB's region files, LevelDB's replay of its log into a table).
+func NoSpaceAdvice(dir string) string {
+	return "the disk filled up during a write (past the free-space reserve: another process?); stop, free space on the file system of " + dir + ", then restart (opening the database needs room too)"
 }
 
 // noteErr enters the fatal state if err says the storage needs recovery,

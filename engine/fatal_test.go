@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ import (
 type failPutStore struct {
 	kv.Store
 	armed bool
+	err   error // what Put returns; syscall.EIO if nil
 }
 
 func (s *failPutStore) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
@@ -23,13 +28,19 @@ func (s *failPutStore) Begin(ctx context.Context, writable bool) (kv.Txn, error)
 	if err != nil || !writable || !s.armed {
 		return tx, err
 	}
-	return &failPutTxn{Txn: tx}, nil
+	return &failPutTxn{Txn: tx, err: s.err}, nil
 }
 
-type failPutTxn struct{ kv.Txn }
+type failPutTxn struct {
+	kv.Txn
+	err error // syscall.EIO if nil
+}
 
 func (t *failPutTxn) Put(bucket string, key, value []byte) error {
 	if bucket == BucketObjects {
+		if t.err != nil {
+			return t.err
+		}
 		return syscall.EIO
 	}
 	return t.Txn.Put(bucket, key, value)
@@ -71,4 +82,55 @@ func TestApplyFailureIsFatal(t *testing.T) {
 			t.Fatalf("load of a record stored before: %v", err)
 		}
 	})
+}
+
+// TestApplyNoSpaceSaysFreeSpace: a disk filled by another process past the
+// free-space reserve fails an apply run like any write failure, and the
+// log says what the operator must do before the restart, which itself
+// needs room: free space on the directory's file system.
+func TestApplyNoSpaceSaysFreeSpace(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		var logs lockedBuffer
+		opts := testOpts(kind)
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		dir := t.TempDir()
+		db := openTest(t, dir, opts)
+		fs := &failPutStore{Store: db.store, err: fmt.Errorf("put: %w", kv.ErrNoSpace)}
+		db.store = fs
+		mustAlloc(t, db, 4)
+		mustCommit(t, db, rec(0, 1), rec(1))
+		fs.armed = true
+		p, err := db.Stage(context.Background(), [][]byte{rec(2)})
+		if err != nil {
+			t.Fatalf("stage: %v", err)
+		}
+		if err := p.Wait(context.Background()); !errors.Is(err, kv.ErrNoSpace) {
+			t.Fatalf("commit on a full disk: %v, want kv.ErrNoSpace", err)
+		}
+		<-db.Failed()
+		if err := db.FailErr(); !errors.Is(err, ErrFailed) || !errors.Is(err, kv.ErrNoSpace) {
+			t.Fatalf("FailErr %v: want ErrFailed wrapping kv.ErrNoSpace", err)
+		}
+		if l := logs.String(); !strings.Contains(l, "free space on the file system of "+dir) {
+			t.Fatalf("the log does not ask to free space on the file system of %s:\n%s", dir, l)
+		}
+	})
+}
+
+// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -176,7 +178,11 @@ func openStore(opts kv.Options, redo redoConfig) (_ *Store, err error) {
 	}
 	db, err := levigo.Open(openDir, s.opts)
 	if err != nil {
-		return nil, s.mapError("open", err)
+		err = s.mapError("open", err)
+		if errors.Is(err, kv.ErrNoSpace) {
+			err = fmt.Errorf("%w (opening replays LevelDB's log into a new table: free at least %d MiB on the file system of %s)", err, replayRoomMiB(openDir), openDir)
+		}
+		return nil, err
 	}
 	s.db = db
 	if err := s.checkMarker(fresh); err != nil {
@@ -612,4 +618,18 @@ var _ kv.Getter = (*Store)(nil)
 // links ("1.23"), for `durusbdb version` and bug reports.
 func LibraryVersion() string {
 	return fmt.Sprintf("%d.%d", levigo.GetLevelDBMajorVersion(), levigo.GetLevelDBMinorVersion())
+}
+
+// replayRoomMiB is the room, in MiB rounded up, that LevelDB's open needs
+// in dir to replay its log files into a table (about their size) and
+// write a new MANIFEST and log: the log files' size plus 1 MiB.
+func replayRoomMiB(dir string) int64 {
+	logs, _ := filepath.Glob(filepath.Join(dir, "*.log"))
+	var n int64
+	for _, l := range logs {
+		if fi, err := os.Stat(l); err == nil {
+			n += fi.Size()
+		}
+	}
+	return (n+(1<<20)-1)>>20 + 1
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/internal/sysmon"
+	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/metrics"
 	"github.com/durusbdb/durusbdb/recovery"
 	"github.com/durusbdb/durusbdb/server"
@@ -351,9 +352,12 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 	go func() {
 		select {
 		case <-db.Failed():
-			if err := db.FailErr(); errors.Is(err, engine.ErrSiteRemoved) {
+			switch err := db.FailErr(); {
+			case errors.Is(err, engine.ErrSiteRemoved):
 				in.log.Error("site removed from its replication group: stopping the server", "dir", in.cfg.Dir, "err", err)
-			} else {
+			case errors.Is(err, kv.ErrNoSpace):
+				in.log.Error("storage failed: stopping the server; "+engine.NoSpaceAdvice(in.cfg.Dir), "dir", in.cfg.Dir, "err", err)
+			default:
 				in.log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", in.cfg.Dir, "err", err)
 			}
 			stopServing()
