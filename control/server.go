@@ -18,6 +18,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/netaccept"
 )
 
 // SocketName is the control socket's file name inside the database directory.
@@ -209,21 +211,23 @@ func (s *Server) Close() error {
 	return err
 }
 
+// acceptLoop serves connections until the socket is closed. A failed
+// accept for want of descriptors (a flood of Durus connections) is waited
+// out: a loop that ended there left the server without its control socket
+// for the rest of its life.
 func (s *Server) acceptLoop() {
 	defer s.wg.Done()
-	for {
-		c, err := s.ln.AcceptUnix()
-		if err != nil {
-			if s.ctx.Err() == nil && !errors.Is(err, net.ErrClosed) {
-				s.log.Error("control: accept", "addr", s.addr, "err", err)
-			}
-			return
-		}
+	err := netaccept.Loop(s.ln, s.ctx.Done(), func(c net.Conn) {
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			s.serveConn(c)
+			s.serveConn(c.(*net.UnixConn))
 		}()
+	}, func(err error, delay time.Duration) {
+		s.log.Warn("control: accept failed; retrying", "addr", s.addr, "err", err, "delay", delay)
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Error("control: accept", "addr", s.addr, "err", err)
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/net/netutil"
 )
 
 // Handler serves the registry in the Prometheus exposition formats. A
@@ -45,6 +46,10 @@ type Endpoint struct {
 	closeErr error
 }
 
+// MaxConns is the number of HTTP connections served at once (scrapers,
+// health checks); more wait until one closes.
+const MaxConns = 32
+
 // Listen listens on addr (host:port; port 0 picks one) and serves
 // m.Handler at /metrics, the probes /healthz (HealthHandler) and /readyz
 // (ReadyHandler), the replication role at /role (RoleHandler), and a short page pointing there at /, in the background
@@ -55,6 +60,9 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
+	// Beyond MaxConns, connections wait in the kernel's queue: a flood of
+	// HTTP connections cannot take the descriptors the storage needs.
+	ln = netutil.LimitListener(ln, MaxConns)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler(log))
 	mux.Handle("/healthz", m.HealthHandler())

@@ -39,3 +39,24 @@ func TestHoldConns(t *testing.T) {
 		t.Fatalf("%d connections registered after release, want 1", got)
 	}
 }
+
+// TestHeldConnsCount: connections waiting to be registered (held by a
+// reset in place; on a replica, waiting one follower read) count toward
+// MaxConnections, each holding a descriptor and a goroutine: a flood during
+// the wait is refused at once, not parked without bound.
+func TestHeldConnsCount(t *testing.T) {
+	ts := startServer(t, Config{MaxConnections: 3}, newMemStore())
+	_, release := ts.srv.HoldConns("test reset")
+	var held []*client
+	for range 3 {
+		c := ts.dialRaw(t)
+		c.send([]byte("S"))
+		held = append(held, c)
+	}
+	over := ts.dialRaw(t)
+	over.expectClosed(10 * time.Second)
+	release()
+	for _, c := range held {
+		c.expect(u32(0))
+	}
+}

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/netaccept"
 )
 
 // ErrServerClosed is returned by Serve when it is called on a server that
@@ -111,38 +113,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return acceptErr
 }
 
-// acceptLoop accepts until ln is closed.
+// acceptLoop accepts until ln is closed. EMFILE and friends (a flood that
+// used up the descriptors) are waited out, not fatal.
 func (s *Server) acceptLoop(ln net.Listener) error {
-	var delay time.Duration
-	for {
-		nc, err := ln.Accept()
-		if err != nil {
-			select {
-			case <-s.quit:
-				return nil
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				return nil
-			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || isTemporary(err) {
-				// EMFILE and friends: back off and retry, as net/http does.
-				delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
-				s.observeError(ErrAccept)
-				select {
-				case <-time.After(delay):
-				case <-s.quit:
-					return nil
-				}
-				continue
-			}
-			return err
-		}
-		delay = 0
-		s.startConn(nc)
-	}
+	return netaccept.Loop(ln, s.quit, s.startConn, func(err error, delay time.Duration) {
+		s.log.Warn("accept failed; retrying", "err", err, "delay", delay)
+		s.observeError(ErrAccept)
+	})
 }
 
 // observeError reports an error to the observer, if any.
@@ -150,13 +127,6 @@ func (s *Server) observeError(kind ErrorKind) {
 	if s.cfg.Observer != nil {
 		s.cfg.Observer.Error(kind)
 	}
-}
-
-// isTemporary reports accept errors worth retrying (descriptor exhaustion,
-// aborted handshakes).
-func isTemporary(err error) bool {
-	var te interface{ Temporary() bool }
-	return errors.As(err, &te) && te.Temporary()
 }
 
 // startConn registers nc and starts its goroutine, or closes it at once
@@ -187,6 +157,9 @@ func (s *Server) startConn(nc net.Conn) {
 // registerAfter registers nc (registerConn) on a goroutine of its own once
 // wait returns true, or closes it when wait returns false; a server that
 // is quitting closes it at once (no goroutine is counted in wg then).
+//
+// A waiting connection counts toward MaxConnections: beyond it, it is
+// refused at once.
 func (s *Server) registerAfter(nc net.Conn, wait func() bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -196,15 +169,35 @@ func (s *Server) registerAfter(nc net.Conn, wait func() bool) {
 		return
 	default:
 	}
+	if s.fullLocked() {
+		nc.Close()
+		s.refuseFull(nc)
+		return
+	}
+	s.pending++
 	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
-		if wait() {
+		ok := wait()
+		s.mu.Lock()
+		s.pending--
+		s.mu.Unlock()
+		if ok {
 			s.registerConn(nc)
 		} else {
 			nc.Close()
 		}
 	}()
+}
+
+// fullLocked reports whether MaxConnections are open or waiting (s.mu
+// held).
+func (s *Server) fullLocked() bool { return len(s.conns)+s.pending >= s.cfg.MaxConnections }
+
+// refuseFull reports a connection closed because the server is full.
+func (s *Server) refuseFull(nc net.Conn) {
+	s.refusedFull.warn(s.log, "connection refused: too many connections", "remote", addrString(nc.RemoteAddr()), "max", s.cfg.MaxConnections)
+	s.observeError(ErrMaxConnections)
 }
 
 // registerConn registers nc and starts its goroutine, or closes it at once
@@ -232,11 +225,10 @@ func (s *Server) registerConn(nc net.Conn) {
 		})
 		return
 	}
-	if len(s.conns) >= s.cfg.MaxConnections {
+	if s.fullLocked() {
 		s.mu.Unlock()
 		nc.Close()
-		s.log.Warn("connection refused: too many connections", "remote", remote, "max", s.cfg.MaxConnections)
-		s.observeError(ErrMaxConnections)
+		s.refuseFull(nc)
 		return
 	}
 	s.nextID++
@@ -344,10 +336,14 @@ func (s *Server) InvalidateRemoved(oids []uint64) {
 // by dropConn, stopped by shutdownConns, and the targets of the
 // commitPath's invalidation fan-out.
 type connSet struct {
-	mu     sync.Mutex // guards conns, nextID and held
-	conns  map[*conn]struct{}
-	nextID uint64
-	held   chan struct{} // non-nil while HoldConns holds new connections; closed at release
+	mu      sync.Mutex // guards conns, pending, nextID and held
+	conns   map[*conn]struct{}
+	pending int // accepted, waiting in registerAfter: they count toward MaxConnections
+	nextID  uint64
+	held    chan struct{} // non-nil while HoldConns holds new connections; closed at release
+
+	refusedFull refusalLog // "too many connections"
+	refusedAddr refusalLog // "too many connections from this address"
 }
 
 // addrString formats a listener or peer address for logs; abstract unix

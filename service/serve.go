@@ -300,6 +300,15 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	}
 	scfg := cfg.Server
 	scfg.Logger = log
+	want := scfg.MaxConnections
+	if want <= 0 {
+		want = server.DefaultMaxConnections
+	}
+	n, err := fitConnections(log, want, db.Backend(), cfg.Replication != nil)
+	if err != nil {
+		return nil, err
+	}
+	scfg.MaxConnections = n
 	setMemoryLimit(log, scfg.MaxInflight, recordCacheBytes(cfg.Engine.RecordCache, cfg.Engine.CacheSize))
 	maxCommit := cmp.Or(scfg.MaxCommit, server.DefaultMaxCommit)
 	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); maxCommit/3*4 > budget {
