@@ -125,8 +125,9 @@
 // LevelDB mmaps tables and a read past the end gives EINVAL) → kv.ErrCorrupt,
 // and the message then names the damaged files and offsets, found by Verify
 // (LevelDB's own corruption messages name no file); a held lock →
-// kv.ErrInUse; ENOSPC and EDQUOT → kv.ErrNoSpace, whatever the file.
-// Nothing in this package panics on bad data.
+// kv.ErrInUse; ENOSPC and EDQUOT → kv.ErrNoSpace, whatever the file;
+// EACCES, EPERM and EMFILE are no damage either (no sentinel). Nothing in
+// this package panics on bad data.
 //
 // # Concurrency and lifetimes
 //

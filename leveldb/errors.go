@@ -33,6 +33,10 @@ func classify(dir, op string, err error) error {
 		// First: a table LevelDB could not write (a compaction on a disk
 		// filled by another process) is a full disk, not damage.
 		sentinel = kv.ErrNoSpace
+	case strings.Contains(msg, "Permission denied") || strings.Contains(msg, "Too many open files") ||
+		strings.Contains(msg, "Operation not permitted"):
+		// A file LevelDB may not or cannot open now (an operator's chown,
+		// descriptors used up) is not damage: no sentinel, no Verify.
 	case strings.HasPrefix(msg, "Corruption:"):
 		sentinel = kv.ErrCorrupt
 	case strings.HasPrefix(msg, "IO error:") && tableFileRE.MatchString(msg):
