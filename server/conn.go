@@ -84,7 +84,7 @@ type conn struct {
 
 func newConn(s *Server, nc net.Conn, id uint64, remote string) *conn {
 	c := &conn{s: s, nc: nc, id: id, remote: remote, obs: s.cfg.Observer}
-	c.log = s.log.With("conn", id, "remote", remote)
+	c.log = s.connLog.With("conn", id, "remote", remote)
 	c.r = bufio.NewReaderSize(connReader{c}, readBufSize)
 	c.w = bufio.NewWriterSize(connWriter{c}, writeBufSize)
 	return c

@@ -21,9 +21,10 @@ var ErrServerClosed = errors.New("server: closed")
 // Serve (Listen makes its listener); it stops on Q (as AllowQuit permits), on
 // Close, or when Serve's context ends.
 type Server struct {
-	cfg Config
-	st  Storage
-	log *slog.Logger
+	cfg     Config
+	st      Storage
+	log     *slog.Logger
+	connLog *slog.Logger // log's handler within the connections' line budget (loglimit.go)
 
 	// commitPath is the server half of the commit pipeline (pipeline.go):
 	// the commit token, the allocation lock and unused sets, the root
@@ -58,6 +59,7 @@ func New(cfg Config, st Storage) *Server {
 
 		inflight: newInflight(cfg.MaxInflight),
 	}
+	s.connLog = slog.New(&budgetHandler{Handler: cfg.Logger.Handler(), b: &lineBudget{}, summary: cfg.Logger})
 	s.commitPath.init(&s.cfg, st, &s.connSet, s.allocOIDs)
 	s.soft, s.softCancel = context.WithCancel(context.Background())
 	s.hard, s.hardStop = context.WithCancel(context.Background())
