@@ -144,7 +144,7 @@ func (l *limitListener) Accept() (net.Conn, error) {
 		if l.open[key] >= l.max {
 			l.mu.Unlock()
 			nc.Close()
-			l.s.refusedAddr.warn(l.s.log, "connection refused: too many connections from this address",
+			l.s.connLog.Warn("connection refused: too many connections from this address",
 				"remote", addrString(ta), "max_per_address", l.max)
 			l.s.observeError(ErrMaxConnections)
 			continue

@@ -3,10 +3,11 @@ package server
 import (
 	"context"
 	"fmt"
-	"github.com/durusbdb/durusbdb/engine"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/engine"
 
 	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/internal/wire"

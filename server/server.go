@@ -198,7 +198,7 @@ func (s *Server) fullLocked() bool { return len(s.conns)+s.pending >= s.cfg.MaxC
 
 // refuseFull reports a connection closed because the server is full.
 func (s *Server) refuseFull(nc net.Conn) {
-	s.refusedFull.warn(s.log, "connection refused: too many connections", "remote", addrString(nc.RemoteAddr()), "max", s.cfg.MaxConnections)
+	s.connLog.Warn("connection refused: too many connections", "remote", addrString(nc.RemoteAddr()), "max", s.cfg.MaxConnections)
 	s.observeError(ErrMaxConnections)
 }
 
@@ -343,9 +343,6 @@ type connSet struct {
 	pending int // accepted, waiting in registerAfter: they count toward MaxConnections
 	nextID  uint64
 	held    chan struct{} // non-nil while HoldConns holds new connections; closed at release
-
-	refusedFull refusalLog // "too many connections"
-	refusedAddr refusalLog // "too many connections from this address"
 }
 
 // addrString formats a listener or peer address for logs; abstract unix
