@@ -125,10 +125,7 @@ func (c *conn) commitPhase1(phase1 bool) (uint64, error) {
 		c.fwdPos = f2.ChangesReported()
 	}
 	if !phase1 {
-		c.mu.Lock()
-		c.invalid.take()
-		c.invalidN.Store(0)
-		c.mu.Unlock()
+		c.takeInvalid()
 	} else if err := c.writeInvalid(); err != nil {
 		return 0, err
 	}

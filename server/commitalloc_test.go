@@ -11,7 +11,7 @@ import (
 // fanoutServer is a Server with n open connections (no sockets) for the
 // invalidation fan-out, and the connection that commits.
 func fanoutServer(n int) (*Server, *conn) {
-	s := &Server{cfg: Config{MaxInvalid: 1 << 30, MaxInvalidRuns: 1 << 20}}
+	s := &Server{cfg: Config{MaxInvalid: 1 << 30, MaxInvalidRuns: 1 << 20, MaxInvalidMemory: 1 << 30}}
 	s.connSet.conns = make(map[*conn]struct{})
 	s.commitPath.open, s.commitPath.cfg = &s.connSet, &s.cfg
 	var first *conn

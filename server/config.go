@@ -60,6 +60,10 @@ type Config struct {
 	// MaxInvalidRuns caps the runs (16 bytes each) of each connection's
 	// invalid set (I7).
 	MaxInvalidRuns int
+	// MaxInvalidMemory caps the invalid sets of all connections together,
+	// in bytes at 16 a run (runBytes): a connection whose set would take
+	// the total over it is closed (I7). Default: MachineInflight().
+	MaxInvalidMemory int64
 	// MaxUnused caps each connection's unused set.
 	MaxUnused int
 	// RequestTimeout bounds each read once a request has started (and the
@@ -139,6 +143,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInvalidRuns <= 0 {
 		c.MaxInvalidRuns = DefaultMaxInvalidRuns
+	}
+	if c.MaxInvalidMemory <= 0 {
+		c.MaxInvalidMemory = MachineInflight()
 	}
 	if c.MaxUnused <= 0 {
 		c.MaxUnused = DefaultMaxUnused

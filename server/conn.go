@@ -75,6 +75,12 @@ type conn struct {
 	mu       sync.Mutex // guards invalid
 	invalid  runSet
 	invalidN atomic.Uint64 // invalid.len(), readable without mu
+	// runsCounted is the runs of invalid counted in the server's
+	// invalidRuns; gone is set once the connection is dropped, after
+	// which its set is kept no more (an invalidation that took it in a
+	// snapshot before adds nothing). Both under mu.
+	runsCounted int
+	gone        bool
 
 	unusedN    uint64 // oids in commitPath.owners owned by this conn; under allocMu
 	waitedRoot bool   // waited once for ROOT_OID (rootWait); under allocMu
@@ -201,32 +207,52 @@ func (c *conn) kill(reason string) {
 }
 
 // addInvalid merges rs into the invalid set, closing the connection if the
-// set would exceed its cap in oids or in runs (I7). Called by other
-// connections' goroutines.
+// set would exceed its cap in oids or in runs, or take the invalid sets of
+// all connections over MaxInvalidMemory (I7). Called by other connections'
+// goroutines.
 func (c *conn) addInvalid(rs []run) {
-	n, runs, over := func() (uint64, int, bool) {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if c.killed.Load() != nil {
-			return 0, 0, false
+	var n uint64
+	var runs int
+	var overOwn, overAll bool
+	c.mu.Lock()
+	if c.killed.Load() == nil && !c.gone {
+		// Near a cap, decide before growing the set: a flood of closings
+		// must not first allocate every set it closes.
+		maxTotal := c.s.cfg.MaxInvalidMemory / runBytes
+		upper := len(c.invalid.runs) + len(rs)
+		if upper > c.s.cfg.MaxInvalidRuns || c.invalid.len()+runsLen(rs) > uint64(c.s.cfg.MaxInvalid) ||
+			c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(upper) > maxTotal {
+			runs, n = c.invalid.mergedSize(rs)
+			overOwn = n > uint64(c.s.cfg.MaxInvalid) || runs > c.s.cfg.MaxInvalidRuns
+			overAll = c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(runs) > maxTotal
 		}
-		c.invalid.addRuns(rs)
-		n, runs := c.invalid.len(), len(c.invalid.runs)
-		over := n > uint64(c.s.cfg.MaxInvalid) || runs > c.s.cfg.MaxInvalidRuns
-		if over {
+		if !overOwn && !overAll {
+			c.invalid.addRuns(rs)
+			n, runs = c.invalid.len(), len(c.invalid.runs)
+			// Concurrent invalidations may have raced the estimate.
+			overAll = c.countRunsLocked() > maxTotal
+		}
+		if overOwn || overAll {
 			c.invalid.drop() // the connection is closed; free the memory now
+			c.countRunsLocked()
 		}
 		c.invalidN.Store(c.invalid.len())
-		return n, runs, over
-	}()
-	if over {
+	}
+	c.mu.Unlock()
+	switch {
+	case overOwn:
 		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid,
 			"runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns)
-		if c.obs != nil {
-			c.obs.Error(ErrLimit)
-		}
-		c.kill("invalid set over its limit")
+	case overAll:
+		c.log.Warn("closing connection: the invalid sets of all connections would be over --max-invalid-memory (I7)",
+			"oids", n, "runs", runs, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
+	default:
+		return
 	}
+	if c.obs != nil {
+		c.obs.Error(ErrLimit)
+	}
+	c.kill("invalid set over its limit")
 }
 
 // isInvalid reports whether oid is in the invalid set (I4).
@@ -247,9 +273,34 @@ func (c *conn) takeInvalid() ([]run, uint64) {
 	}
 	c.mu.Lock()
 	rs, n := c.invalid.take()
+	c.countRunsLocked()
 	c.invalidN.Store(0)
 	c.mu.Unlock()
 	return rs, n
+}
+
+// runBytes is what one run of an invalid set is counted as against
+// MaxInvalidMemory (two oids).
+const runBytes = 16
+
+// countRunsLocked brings the server's count of invalid runs up to date
+// with this connection's set and returns the total (c.mu held).
+func (c *conn) countRunsLocked() int64 {
+	n := len(c.invalid.runs)
+	d := n - c.runsCounted
+	c.runsCounted = n
+	return c.s.invalidRuns.Add(int64(d))
+}
+
+// dropInvalid lets the invalid set go for good (the connection is
+// dropped) and gives its runs back to the server's count.
+func (c *conn) dropInvalid() {
+	c.mu.Lock()
+	c.gone = true
+	c.invalid.drop()
+	c.countRunsLocked()
+	c.invalidN.Store(0)
+	c.mu.Unlock()
 }
 
 // releaseToken gives back the commit token if this connection holds it.

@@ -383,6 +383,7 @@ func (p *commitPath) forwardCommitted(c *conn, sorted []uint64, dropOwn bool) {
 	}
 	c.mu.Lock()
 	c.invalid.removeSorted(sorted)
+	c.countRunsLocked()
 	c.invalidN.Store(c.invalid.len())
 	c.mu.Unlock()
 }

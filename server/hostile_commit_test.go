@@ -332,3 +332,60 @@ func TestNoSpaceRefusedWithoutSideEffects(t *testing.T) {
 		})
 	}
 }
+
+// The invalid sets of all connections together stay within
+// MaxInvalidMemory (16 bytes a run): each connection within its own caps,
+// many idle ones together would otherwise hold MaxConnections × 4 MiB. A
+// connection whose set would take the total over the budget is closed
+// (I7); the others keep theirs, a sync empties one and gives its share
+// back, and the total returns to zero once every connection is gone.
+func TestInvalidMemoryBudget(t *testing.T) {
+	ts := startServer(t, Config{MaxInvalidMemory: 100 * runBytes}, newMemStore())
+	a := ts.dial(t)
+	idle := []*client{ts.dial(t), ts.dial(t), ts.dial(t)}
+	for _, c := range idle {
+		c.sync()
+	}
+	o := a.newOIDs(200)
+	var recs [][]byte
+	for i := 0; i < 80; i += 2 { // 40 runs of one oid
+		recs = append(recs, rec(o[i], "x"))
+	}
+	if _, st := a.commit(recs...); st != 'O' {
+		t.Fatal(st)
+	}
+	// 3 × 40 runs > 100: the third connection to get them is closed.
+	closed := 0
+	for _, c := range idle {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if inv, err := c.wc().Sync(); err != nil {
+			closed++
+		} else if len(inv) != 40 {
+			t.Fatalf("a connection kept %d invalid oids, want 40", len(inv))
+		}
+	}
+	if closed != 1 {
+		t.Fatalf("%d connections closed, want 1 (the one that took the total over 100 runs)", closed)
+	}
+	if !containsLog(ts, "--max-invalid-memory") {
+		t.Fatal("the closing is not logged naming --max-invalid-memory")
+	}
+	// The survivors hold 10 runs each, unsynced, when they close.
+	recs = recs[:0]
+	for i := 100; i < 120; i += 2 {
+		recs = append(recs, rec(o[i], "y"))
+	}
+	if _, st := a.commit(recs...); st != 'O' {
+		t.Fatal(st)
+	}
+	if n := ts.srv.invalidRuns.Load(); n != 20 {
+		t.Fatalf("%d invalid runs counted, want 20 (10 in each of the 2 idle survivors)", n)
+	}
+	for _, c := range append(idle, a) {
+		c.nc.Close()
+	}
+	waitFor(t, 10*time.Second, "every connection gone", func() bool { return ts.srv.NumConns() == 0 })
+	if n := ts.srv.invalidRuns.Load(); n != 0 {
+		t.Fatalf("%d invalid runs still counted with no connection left", n)
+	}
+}

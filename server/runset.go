@@ -87,6 +87,35 @@ func (s *runSet) addRuns(rs []run) {
 	s.merge(rs)
 }
 
+// mergedSize returns the runs and oids the set would hold with rs (sorted,
+// disjoint) added, without adding them: a connection whose set would go
+// over a cap is closed without first growing its set.
+func (s *runSet) mergedSize(rs []run) (runs int, oids uint64) {
+	var cur run
+	have := false
+	i, j := 0, 0
+	for i < len(s.runs) || j < len(rs) {
+		var r run
+		if j >= len(rs) || i < len(s.runs) && s.runs[i].lo <= rs[j].lo {
+			r, i = s.runs[i], i+1
+		} else {
+			r, j = rs[j], j+1
+		}
+		if have && r.lo <= cur.hi {
+			cur.hi = max(cur.hi, r.hi)
+			continue
+		}
+		if have {
+			runs, oids = runs+1, oids+cur.hi-cur.lo
+		}
+		cur, have = r, true
+	}
+	if have {
+		runs, oids = runs+1, oids+cur.hi-cur.lo
+	}
+	return runs, oids
+}
+
 // merge merges rs into the set in place: the runs are grown by len(rs),
 // merged by lo from the back (a slot is written only once its old run has
 // been read), then overlapping and touching runs are joined front to back.

@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// runSet against a map model.
+// runSet against a map model; mergedSize, asked before each merge,
+// predicts the runs and oids the merge makes.
 func TestRunSetModel(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	for round := range 200 {
@@ -20,7 +21,12 @@ func TestRunSetModel(t *testing.T) {
 				model[o] = true
 			}
 			slices.Sort(oids)
-			s.addRuns(runsOf(oids))
+			rs := runsOf(oids)
+			wantRuns, wantOIDs := s.mergedSize(rs)
+			s.addRuns(rs)
+			if len(s.runs) != wantRuns || s.len() != wantOIDs {
+				t.Fatalf("round %d: mergedSize said %d runs, %d oids; the merge made %d, %d", round, wantRuns, wantOIDs, len(s.runs), s.len())
+			}
 		}
 		if s.len() != uint64(len(model)) {
 			t.Fatalf("round %d: len %d, model %d", round, s.len(), len(model))

@@ -45,6 +45,8 @@ type Server struct {
 	inflight *inflight // the budget of bytes in flight (budget.go)
 
 	fwd forwardPool // connections to the master, on a replica (forward.go)
+
+	invalidRuns atomic.Int64 // runs in the invalid sets of all connections (MaxInvalidMemory)
 }
 
 // New returns a server for st. It does not listen yet.
@@ -251,6 +253,7 @@ func (s *Server) dropConn(c *conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
+	c.dropInvalid()
 	s.releaseUnused(c)
 }
 

@@ -31,6 +31,7 @@ type serveFlags struct {
 	lease, gcGrace, inflightWait, idle, ckptEvery time.Duration
 	noQuit, verifyRefs, validateGarbage           bool
 	verifyLimits, maxInflight, minWriteRate       string
+	maxInvalidMemory                              string
 	allowQuit, tlsCert, tlsKey, tlsClientCA       string
 	metricsAddr, access, pageSize, recCache       string
 	minFree, gcMode, ckptBytes, cpuProfile        string
@@ -83,6 +84,7 @@ func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 	fs.StringVar(&f.minWriteRate, "min-write-rate", "256KiB", "slowest a client may read a large load reply (bytes/s; 0: no bound but the write timeout)")
 	fs.IntVar(&f.maxConns, "max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 	fs.IntVar(&f.maxInvalidRuns, "max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
+	fs.StringVar(&f.maxInvalidMemory, "max-invalid-memory", "", "bytes the invalid sets of all connections may hold together (16 a run); a connection whose set would go over closes (rule I7) (default: an eighth of memory, 64MiB to 4GiB)")
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "close connections idle between requests for this long (0: never)")
 	fs.StringVar(&f.allowQuit, "allow-quit", "local", "who may stop the server with Q: any, local (unix socket and loopback peers) or none")
 	fs.StringVar(&f.tlsCert, "tls-cert", "", "serve TLS with this PEM certificate (chain); needs --tls-key")
@@ -263,6 +265,12 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 			return cfg, &usageError{fmt.Sprintf("--max-inflight: bad value %q", f.maxInflight)}
 		}
 	}
+	var invalidMem int64
+	if f.maxInvalidMemory != "" {
+		if invalidMem, err = parseSize(f.maxInvalidMemory); err != nil || invalidMem <= 0 {
+			return cfg, &usageError{fmt.Sprintf("--max-invalid-memory: bad value %q", f.maxInvalidMemory)}
+		}
+	}
 	rate, err := parseSize(f.minWriteRate)
 	if err != nil || rate < 0 {
 		return cfg, &usageError{fmt.Sprintf("--min-write-rate: bad value %q", f.minWriteRate)}
@@ -283,7 +291,7 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 	}
 	cfg = server.Config{
 		MaxBulk: f.maxBulk, MaxCommit: mc, CommitLease: f.lease, MaxConnections: f.maxConns,
-		MaxInvalidRuns: f.maxInvalidRuns, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
+		MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
 		MaxInflight: inflight, InflightWait: f.inflightWait, MinWriteRate: rate,
 		AllowQuit: quitPolicy, MaxConnsPerAddress: f.maxPerAddr,
 	}
