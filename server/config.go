@@ -66,6 +66,12 @@ type Config struct {
 	MaxInvalidMemory int64
 	// MaxUnused caps each connection's unused set.
 	MaxUnused int
+	// MaxUnusedMemory caps the unused sets of all connections together
+	// (one list of runs, ownedRunBytes a run): an allocation that would go
+	// over closes its connection, and a commit that fragments the list
+	// over it is answered, then its connection closed. Default:
+	// MachineInflight().
+	MaxUnusedMemory int64
 	// RequestTimeout bounds each read once a request has started (and the
 	// wait for commit phase 2).
 	RequestTimeout time.Duration
@@ -146,6 +152,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInvalidMemory <= 0 {
 		c.MaxInvalidMemory = MachineInflight()
+	}
+	if c.MaxUnusedMemory <= 0 {
+		c.MaxUnusedMemory = MachineInflight()
 	}
 	if c.MaxUnused <= 0 {
 		c.MaxUnused = DefaultMaxUnused

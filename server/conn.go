@@ -82,6 +82,10 @@ type conn struct {
 	runsCounted int
 	gone        bool
 
+	// endAfter, when set (by this connection's own goroutine), ends the
+	// connection after the reply to the current request, with this reason.
+	endAfter string
+
 	unusedN    uint64 // oids in commitPath.owners owned by this conn; under allocMu
 	waitedRoot bool   // waited once for ROOT_OID (rootWait); under allocMu
 
@@ -415,6 +419,11 @@ func (c *conn) loop() (string, error) {
 			}
 			return c.endReason(err, true)
 		}
+		if c.endAfter != "" {
+			c.log.Warn("closing connection after its reply: "+c.endAfter, "unused_runs_max_bytes", c.s.cfg.MaxUnusedMemory)
+			c.observeError(ErrLimit)
+			return c.endAfter, nil
+		}
 	}
 }
 
@@ -522,6 +531,11 @@ func (c *conn) doVersion() error {
 func (c *conn) doNew(k int) error {
 	out, err := c.s.alloc(c.s.soft, c, k, c.out[:0])
 	c.out = out[:0]
+	if errors.Is(err, errUnusedLimit) {
+		c.log.Warn("closing connection: oid allocation refused", "count", k, "err", err)
+		c.observeError(ErrLimit)
+		return &protoEnd{"unused oids over the limit"}
+	}
 	if err != nil {
 		c.log.Error("closing connection: oid allocation failed", "count", k, "err", err)
 		c.observeError(ErrAlloc)

@@ -376,6 +376,9 @@ func (p *commitPath) forwardCommitted(c *conn, sorted []uint64, dropOwn bool) {
 	p.root.committed(sorted)
 	if c.unusedN > 0 {
 		c.unusedN -= runsLen(p.owners.removeSorted(sorted, c))
+		if p.unusedOverLocked(0) {
+			c.endAfter = "unused sets over --max-unused-memory" // as announce
+		}
 	}
 	p.allocMu.Unlock()
 	if !dropOwn {

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -387,5 +388,57 @@ func TestInvalidMemoryBudget(t *testing.T) {
 	waitFor(t, 10*time.Second, "every connection gone", func() bool { return ts.srv.NumConns() == 0 })
 	if n := ts.srv.invalidRuns.Load(); n != 0 {
 		t.Fatalf("%d invalid runs still counted with no connection left", n)
+	}
+}
+
+// The unused sets of all connections (one ordered list of runs, 24 bytes
+// a run) stay within MaxUnusedMemory. Interleaved allocations give a run
+// each, and a commit of every other oid of an allocation splits its run:
+// without a bound, 4,096 connections each allocating one oid at a time
+// in turn, up to their own cap of 16,777,216 oids, would hold 268 million
+// runs (6 GB). An allocation that would take the list over the budget
+// closes its connection (its runs go back); a commit that fragments it
+// over is answered, then its connection is closed.
+func TestUnusedMemoryBudget(t *testing.T) {
+	ts := startServer(t, Config{MaxUnusedMemory: 10 * ownedRunBytes}, newMemStore())
+	root := ts.dial(t)
+	if _, st := root.commit(rec(root.newOIDs(1)[0], "root")); st != 'O' {
+		t.Fatal(st)
+	}
+	a, b := ts.dial(t), ts.dial(t)
+	// 10 interleaved allocations fill the budget; the 11th is refused.
+	for i := range 5 {
+		for _, c := range []*client{a, b} {
+			if _, err := c.wc().NewOIDs(1); err != nil {
+				t.Fatalf("allocation %d: %v", i, err)
+			}
+		}
+	}
+	if _, err := a.wc().NewOIDs(1); err == nil {
+		t.Fatal("an allocation over --max-unused-memory was answered")
+	}
+	a.expectClosed(5 * time.Second)
+	if !containsLog(ts, "--max-unused-memory") {
+		t.Fatal("the refusal does not name --max-unused-memory")
+	}
+	// a's 5 runs went back: d may allocate 20 oids (one run, 6 in all);
+	// its commit of every other one leaves 10 runs of d: 15 in all.
+	d := ts.dial(t)
+	oids := d.newOIDs(20)
+	var recs [][]byte
+	for i := 0; i < 20; i += 2 {
+		recs = append(recs, rec(oids[i], "split"))
+	}
+	if _, st := d.commit(recs...); st != 'O' {
+		t.Fatalf("the fragmenting commit: %q, want O (it is answered, then the connection closed)", st)
+	}
+	d.expectClosed(5 * time.Second)
+	b.sync()
+	if st, data := b.load(oids[0]); st != 'O' || !strings.Contains(string(data), "split") {
+		t.Fatalf("the fragmenting commit's record: %q %q", st, data)
+	}
+	// b still allocates: the list is back within the budget.
+	if _, err := b.wc().NewOIDs(1); err != nil {
+		t.Fatalf("b's allocation after the closings: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -312,6 +313,11 @@ func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64, handoff bo
 	if c.unusedN > 0 {
 		taken = p.owners.removeSorted(sorted, c)
 		c.unusedN -= runsLen(taken)
+		if p.unusedOverLocked(0) {
+			// Split runs of c's unused set took the list over: answer
+			// the commit, then close c (its runs go back).
+			c.endAfter = "unused sets over --max-unused-memory"
+		}
 	}
 	l.unlock()
 	rs := runsOfInto(c.commitMem.runs[:0], sorted)
@@ -429,6 +435,20 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	}
 }
 
+// errUnusedLimit marks an allocation refused for the unused sets' caps: the
+// connection is closed (a limit, not a failure of the storage).
+var errUnusedLimit = errors.New("unused oids over the limit")
+
+// ownedRunBytes is what one run of the unused sets' list is counted as
+// against MaxUnusedMemory (two oids and an owner).
+const ownedRunBytes = 24
+
+// unusedOverLocked reports whether the unused sets' list, with extra more
+// runs, is over MaxUnusedMemory. p.allocMu is held.
+func (p *commitPath) unusedOverLocked(extra int) bool {
+	return int64(len(p.owners.runs)+extra)*ownedRunBytes > p.cfg.MaxUnusedMemory
+}
+
 // alloc hands n oids to c (A2–A6) and appends them to b. ctx ends the
 // wait for a departing root holder (waitRootLocked).
 func (p *commitPath) alloc(ctx context.Context, c *conn, n int, b []byte) ([]byte, error) {
@@ -439,7 +459,11 @@ func (p *commitPath) alloc(ctx context.Context, c *conn, n int, b []byte) ([]byt
 	defer p.allocMu.Unlock()
 	p.waitRootLocked(ctx, c)
 	if c.unusedN+uint64(n) > uint64(p.cfg.MaxUnused) {
-		return b, fmt.Errorf("unused set of %d oids would exceed the limit of %d", c.unusedN, p.cfg.MaxUnused)
+		return b, fmt.Errorf("%w: unused set of %d oids would exceed the limit of %d", errUnusedLimit, c.unusedN, p.cfg.MaxUnused)
+	}
+	if p.unusedOverLocked(1) {
+		return b, fmt.Errorf("%w: the unused sets of all connections hold %d runs: another would take them over --max-unused-memory (%d bytes)",
+			errUnusedLimit, len(p.owners.runs), p.cfg.MaxUnusedMemory)
 	}
 	b, took, err := p.takeRootLocked(c, b)
 	if err != nil {

@@ -14,12 +14,12 @@ import (
 
 // setMemoryLimit sets a soft memory limit for the Go heap (unless
 // GOMEMLIMIT is set): what is in use now, plus the budget of bytes in
-// flight and that of the invalid sets (0: the machine default), the record
-// cache and 32 MiB. The budgets bound the live bytes of commits, replies
-// and invalid sets; the limit makes the collector reclaim the garbage they
-// leave (growing buffers) before the heap reaches twice their size, so the
-// process stays near the budgets.
-func setMemoryLimit(log *slog.Logger, inflight, invalid, recordCache int64) {
+// flight and those of the invalid and unused sets (0: the machine
+// default), the record cache and 32 MiB. The budgets bound the live bytes
+// of commits, replies and the connections' sets; the limit makes the
+// collector reclaim the garbage they leave (growing buffers) before the
+// heap reaches twice their size, so the process stays near the budgets.
+func setMemoryLimit(log *slog.Logger, inflight, invalid, unused, recordCache int64) {
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
@@ -29,15 +29,19 @@ func setMemoryLimit(log *slog.Logger, inflight, invalid, recordCache int64) {
 	if invalid <= 0 {
 		invalid = server.MachineInflight()
 	}
+	if unused <= 0 {
+		unused = server.MachineInflight()
+	}
 	s := []rtmetrics.Sample{{Name: "/memory/classes/total:bytes"}}
 	rtmetrics.Read(s)
 	var base int64
 	if s[0].Value.Kind() == rtmetrics.KindUint64 {
 		base = int64(s[0].Value.Uint64())
 	}
-	limit := base + inflight + invalid + max(recordCache, 0) + 32<<20
+	limit := base + inflight + invalid + unused + max(recordCache, 0) + 32<<20
 	debug.SetMemoryLimit(limit)
-	log.Info("soft memory limit for the Go heap", "bytes", limit, "max_inflight", inflight, "max_invalid_memory", invalid)
+	log.Info("soft memory limit for the Go heap", "bytes", limit, "max_inflight", inflight,
+		"max_invalid_memory", invalid, "max_unused_memory", unused)
 }
 
 // recordCacheBytes is the engine's record cache for --record-cache rc

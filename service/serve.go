@@ -309,7 +309,7 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 		return nil, err
 	}
 	scfg.MaxConnections = n
-	setMemoryLimit(log, scfg.MaxInflight, scfg.MaxInvalidMemory, recordCacheBytes(cfg.Engine.RecordCache, cfg.Engine.CacheSize))
+	setMemoryLimit(log, scfg.MaxInflight, scfg.MaxInvalidMemory, scfg.MaxUnusedMemory, recordCacheBytes(cfg.Engine.RecordCache, cfg.Engine.CacheSize))
 	maxCommit := cmp.Or(scfg.MaxCommit, server.DefaultMaxCommit)
 	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); maxCommit/3*4 > budget {
 		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",

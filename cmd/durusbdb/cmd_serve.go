@@ -31,7 +31,7 @@ type serveFlags struct {
 	lease, gcGrace, inflightWait, idle, ckptEvery time.Duration
 	noQuit, verifyRefs, validateGarbage           bool
 	verifyLimits, maxInflight, minWriteRate       string
-	maxInvalidMemory                              string
+	maxInvalidMemory, maxUnusedMemory             string
 	allowQuit, tlsCert, tlsKey, tlsClientCA       string
 	metricsAddr, access, pageSize, recCache       string
 	minFree, gcMode, ckptBytes, cpuProfile        string
@@ -84,6 +84,7 @@ func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 	fs.StringVar(&f.minWriteRate, "min-write-rate", "256KiB", "slowest a client may read a large load reply (bytes/s; 0: no bound but the write timeout)")
 	fs.IntVar(&f.maxConns, "max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 	fs.IntVar(&f.maxInvalidRuns, "max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
+	fs.StringVar(&f.maxUnusedMemory, "max-unused-memory", "", "bytes the unused sets (oids handed out, not yet committed) of all connections may hold together (24 a run); an allocation that would go over, or a commit that fragments them over it, closes its connection (default: an eighth of memory, 64MiB to 4GiB)")
 	fs.StringVar(&f.maxInvalidMemory, "max-invalid-memory", "", "bytes the invalid sets of all connections may hold together (16 a run); a connection whose set would go over closes (rule I7) (default: an eighth of memory, 64MiB to 4GiB)")
 	fs.DurationVar(&f.idle, "idle-timeout", 0, "close connections idle between requests for this long (0: never)")
 	fs.StringVar(&f.allowQuit, "allow-quit", "local", "who may stop the server with Q: any, local (unix socket and loopback peers) or none")
@@ -271,6 +272,12 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 			return cfg, &usageError{fmt.Sprintf("--max-invalid-memory: bad value %q", f.maxInvalidMemory)}
 		}
 	}
+	var unusedMem int64
+	if f.maxUnusedMemory != "" {
+		if unusedMem, err = parseSize(f.maxUnusedMemory); err != nil || unusedMem <= 0 {
+			return cfg, &usageError{fmt.Sprintf("--max-unused-memory: bad value %q", f.maxUnusedMemory)}
+		}
+	}
 	rate, err := parseSize(f.minWriteRate)
 	if err != nil || rate < 0 {
 		return cfg, &usageError{fmt.Sprintf("--min-write-rate: bad value %q", f.minWriteRate)}
@@ -291,7 +298,7 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 	}
 	cfg = server.Config{
 		MaxBulk: f.maxBulk, MaxCommit: mc, CommitLease: f.lease, MaxConnections: f.maxConns,
-		MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
+		MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, MaxUnusedMemory: unusedMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
 		MaxInflight: inflight, InflightWait: f.inflightWait, MinWriteRate: rate,
 		AllowQuit: quitPolicy, MaxConnsPerAddress: f.maxPerAddr,
 	}
