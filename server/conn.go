@@ -420,7 +420,7 @@ func (c *conn) loop() (string, error) {
 			return c.endReason(err, true)
 		}
 		if c.endAfter != "" {
-			c.log.Warn("closing connection after its reply: "+c.endAfter, "unused_runs_max_bytes", c.s.cfg.MaxUnusedMemory)
+			c.log.Warn("closing connection after its reply: "+c.endAfter, "max_unused_memory", c.s.cfg.MaxUnusedMemory)
 			c.observeError(ErrLimit)
 			return c.endAfter, nil
 		}

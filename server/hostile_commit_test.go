@@ -421,8 +421,14 @@ func TestUnusedMemoryBudget(t *testing.T) {
 	if !containsLog(ts, "--max-unused-memory") {
 		t.Fatal("the refusal does not name --max-unused-memory")
 	}
-	// a's 5 runs went back: d may allocate 20 oids (one run, 6 in all);
-	// its commit of every other one leaves 10 runs of d: 15 in all.
+	// a's 5 runs go back once its connection has ended on the server: d
+	// may then allocate 20 oids (one run, 6 in all); its commit of every
+	// other one leaves 10 runs of d: 15 in all.
+	waitFor(t, 10*time.Second, "a's unused runs given back", func() bool {
+		ts.srv.allocMu.Lock()
+		defer ts.srv.allocMu.Unlock()
+		return len(ts.srv.owners.runs) == 5
+	})
 	d := ts.dial(t)
 	oids := d.newOIDs(20)
 	var recs [][]byte

@@ -250,10 +250,10 @@ func (s *Server) registerConn(nc net.Conn) {
 // dropConn unregisters c and releases its unused oids; the connection's
 // goroutine then releases the token and calls wg.Done.
 func (s *Server) dropConn(c *conn) {
+	c.dropInvalid() // first: a closed connection counts no invalid runs once NumConns no longer counts it
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
-	c.dropInvalid()
 	s.releaseUnused(c)
 }
 
