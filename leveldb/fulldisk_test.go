@@ -2,14 +2,12 @@ package leveldb_test
 
 import (
 	"errors"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
-	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 	"github.com/durusbdb/durusbdb/leveldb"
@@ -21,28 +19,13 @@ import (
 // room, naming the directory; once space is freed the open works and
 // nothing is lost.
 func TestOpenOnFullDisk(t *testing.T) {
-	mnt := filepath.Join(t.TempDir(), "mnt")
-	if err := os.Mkdir(mnt, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size=32m"); err != nil {
-		mounttest.Unavailable(t, "cannot mount a small tmpfs here (%v)", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(mnt, 0) })
+	mnt := mountTmpfs(t, "32m")
 	dir := filepath.Join(mnt, "db")
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	s := mustOpen(t, kvtest.Options(dir))
-	big := make([]byte, 64<<10)
-	rnd := rand.New(rand.NewPCG(1, 2))
-	for i := range 32 { // 2 MiB in LevelDB's log, incompressible
-		for j := range big {
-			big[j] = byte(rnd.Uint32())
-		}
-		big[0] = byte(i)
-		put(t, s, "objects", []byte{byte(i)}, big)
-	}
+	putIncompressible(t, s, 32) // 2 MiB in LevelDB's log
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +56,7 @@ func TestOpenOnFullDisk(t *testing.T) {
 	defer s.Close()
 	for i := range 32 {
 		v, err := get(t, s, "objects", []byte{byte(i)})
-		if err != nil || len(v) != len(big) || v[0] != byte(i) {
+		if err != nil || len(v) != incompressibleSize || v[0] != byte(i) {
 			t.Fatalf("record %d after the full disk: %d bytes, %v", i, len(v), err)
 		}
 	}

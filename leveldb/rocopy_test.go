@@ -164,27 +164,12 @@ func TestReadOnlyFailedOpenRemovesCopy(t *testing.T) {
 // the machine's RAM, could not open); the copy goes on close, and one a
 // killed process left is removed by the next read-only open.
 func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
-	tmp := filepath.Join(t.TempDir(), "tmp")
-	if err := os.Mkdir(tmp, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount("tmpfs", tmp, "tmpfs", 0, "size=1m"); err != nil {
-		mounttest.Unavailable(t, "cannot mount a small tmpfs here (%v)", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(tmp, 0) })
+	tmp := mountTmpfs(t, "1m")
 	t.Setenv("TMPDIR", tmp)
 
 	dir := t.TempDir()
 	s := mustOpen(t, kvtest.Options(dir))
-	big := make([]byte, 64<<10)
-	rnd := rand.New(rand.NewPCG(1, 2))
-	for i := range 64 { // 4 MiB of tables (incompressible), more than TMPDIR holds
-		for j := range big {
-			big[j] = byte(rnd.Uint32())
-		}
-		big[0] = byte(i)
-		put(t, s, "objects", []byte{byte(i)}, big)
-	}
+	putIncompressible(t, s, 64) // 4 MiB of tables, more than TMPDIR holds
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +191,7 @@ func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read-only open with TMPDIR on a 1-MiB tmpfs: %v", err)
 	}
-	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != len(big) || v[0] != 63 {
+	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != incompressibleSize || v[0] != 63 {
 		t.Fatalf("read-only get: %d bytes, %v", len(v), err)
 	}
 	if _, err := os.Stat(stale); !os.IsNotExist(err) {
@@ -250,7 +235,7 @@ func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
 	if err != nil {
 		t.Fatalf("read-only open on a read-only mount: %v", err)
 	}
-	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != len(big) {
+	if v, err := get(t, ro, "objects", []byte{63}); err != nil || len(v) != incompressibleSize {
 		t.Fatalf("read-only get on a read-only mount: %d bytes, %v", len(v), err)
 	}
 	if len(roCopies(t, big2)) != 1 || !strings.Contains(logged.String(), "copied table files") {
@@ -261,5 +246,40 @@ func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
 	}
 	if left := roCopies(t, big2); len(left) != 0 {
 		t.Errorf("private copy left in TMPDIR after close: %v", left)
+	}
+}
+
+// mountTmpfs mounts a tmpfs of size (mount's size= option) on a new
+// directory, unmounted at cleanup, and returns its path; a test that
+// cannot mount one fails (mounttest.Unavailable).
+func mountTmpfs(t *testing.T, size string) string {
+	t.Helper()
+	mnt := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mnt, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Mount("tmpfs", mnt, "tmpfs", 0, "size="+size); err != nil {
+		mounttest.Unavailable(t, "cannot mount a small tmpfs here (%v)", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(mnt, 0) })
+	return mnt
+}
+
+// incompressibleSize is the value size putIncompressible writes.
+const incompressibleSize = 64 << 10
+
+// putIncompressible puts n values of incompressibleSize random bytes
+// (snappy cannot shrink them) under the keys 0..n-1 of "objects", value
+// i starting with byte i.
+func putIncompressible(t *testing.T, s kv.Store, n int) {
+	t.Helper()
+	big := make([]byte, incompressibleSize)
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range n {
+		for j := range big {
+			big[j] = byte(rnd.Uint32())
+		}
+		big[0] = byte(i)
+		put(t, s, "objects", []byte{byte(i)}, big)
 	}
 }
