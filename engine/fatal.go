@@ -63,7 +63,7 @@ func (db *DB) fail(cause error) {
 // past the free-space reserve): the restart itself needs room (recovery,
 // Berkeley DB's region files, LevelDB's replay of its log into a table).
 func NoSpaceAdvice(dir string) string {
-	return "the disk filled up during a write (past the free-space reserve: another process?); stop, free space on the file system of " + dir + ", then restart (opening the database needs room too)"
+	return "the disk filled up during a write (past the free-space reserve: another process?); stop, free space on the file system of " + dir + " (df -h; df -i for inodes), then restart (opening the database needs room too)"
 }
 
 // noteErr enters the fatal state if err says the storage needs recovery,

@@ -46,12 +46,13 @@ const spaceRecheck = 5 * time.Millisecond
 // safety factor) come off the free space it saw, so a burst of commits
 // cannot spend past the reserve between two statfs calls.
 type spaceRecent struct {
-	mu    sync.Mutex
-	at    time.Time // zero: no statfs yet
-	free  int64     // bytes available to us at that time
-	ro    bool      // mounted read-only at that time
-	spent int64     // admitted since, times the safety factor
-	calls uint64    // statfs calls (tests)
+	mu     sync.Mutex
+	at     time.Time // zero: no statfs yet
+	free   int64     // bytes available to us at that time
+	ro     bool      // mounted read-only at that time
+	spent  int64     // admitted since, times the safety factor
+	inodes int64     // free inodes at that time; -1: not reported
+	calls  uint64    // statfs calls (tests)
 	// stat replaces the guard's statfs in tests; nil in production.
 	stat func(*syscall.Statfs_t) error
 }
@@ -104,14 +105,15 @@ func (g *spaceGuard) admit(n int64) error {
 		if err := g.statfs(&st); err != nil {
 			return nil // cannot tell: let the write itself report
 		}
-		return g.decide(st.Flags&stReadOnly != 0, int64(st.Bavail)*int64(st.Bsize), n)
+		return g.decide(st.Flags&stReadOnly != 0, int64(st.Bavail)*int64(st.Bsize), freeInodes(&st), n)
 	}
 	r := g.recent
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	now := time.Now()
 	need := spaceFactor * n
-	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck || (g.reserve >= 0 && r.free-r.spent-need < g.reserve) {
+	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck ||
+		(g.reserve >= 0 && (r.free-r.spent-need < g.reserve || r.inodes >= 0 && r.inodes < minFreeInodes)) {
 		var st syscall.Statfs_t
 		stat := g.statfs
 		if r.stat != nil {
@@ -123,8 +125,9 @@ func (g *spaceGuard) admit(n int64) error {
 			return nil // cannot tell: let the write itself report
 		}
 		r.at, r.free, r.ro, r.spent = now, int64(st.Bavail)*int64(st.Bsize), st.Flags&stReadOnly != 0, 0
+		r.inodes = freeInodes(&st)
 	}
-	if err := g.decide(r.ro, r.free-r.spent, n); err != nil {
+	if err := g.decide(r.ro, r.free-r.spent, r.inodes, n); err != nil {
 		return err
 	}
 	r.spent += need
@@ -135,14 +138,34 @@ func (g *spaceGuard) admit(n int64) error {
 // about 4n on disk (log records, pages, indexes).
 const spaceFactor = 4
 
+// minFreeInodes is the free inodes below which commits are refused: the
+// storage creates files as it goes (Berkeley DB's next log file, LevelDB's
+// tables), and a file system out of inodes fails that with ENOSPC however
+// many bytes are free.
+const minFreeInodes = 64
+
+// freeInodes returns the free inodes statfs reported, or -1 for a file
+// system that reports none (f_files 0, as btrfs).
+func freeInodes(st *syscall.Statfs_t) int64 {
+	if st.Files == 0 {
+		return -1
+	}
+	return int64(st.Ffree)
+}
+
 // decide is admit's verdict for a commit of n bytes on a file system
-// seen read-only or not, with free bytes available.
-func (g *spaceGuard) decide(ro bool, free, n int64) error {
+// seen read-only or not, with free bytes and inodes (-1: not reported)
+// available.
+func (g *spaceGuard) decide(ro bool, free, inodes, n int64) error {
 	if ro {
 		return fmt.Errorf("engine: %s: the file system is mounted read-only: %w", g.dir, kv.ErrReadOnly)
 	}
 	if g.reserve < 0 {
 		return nil
+	}
+	if inodes >= 0 && inodes < minFreeInodes {
+		return fmt.Errorf("engine: %s: %d inodes free (df -i), and the storage creates files as it goes (log files, tables): commits are refused until some are freed: %w",
+			g.dir, inodes, kv.ErrNoSpace)
 	}
 	if need := spaceFactor*n + g.reserve; free < need {
 		return fmt.Errorf("engine: %s: %d bytes free, a commit of %d bytes needs %d (free space reserve %d: serve --min-free-space): %w",

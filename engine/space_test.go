@@ -107,3 +107,34 @@ func TestSpaceAdmitAmortized(t *testing.T) {
 		t.Errorf("no fresh statfs before deciding near the reserve")
 	}
 }
+
+// TestSpaceGuardInodes: a file system out of inodes (df -i) with bytes to
+// spare cannot create the next log file or table; the guard refuses
+// commits then too (kv.ErrNoSpace, the message naming inodes), and
+// admits them once inodes are freed. A file system that reports no inode
+// counts (f_files 0, as btrfs) is not checked.
+func TestSpaceGuardInodes(t *testing.T) {
+	g := newSpaceGuard(t.TempDir(), 1<<20)
+	defer g.close()
+	var files, ffree uint64
+	g.recent.stat = func(st *syscall.Statfs_t) error {
+		st.Bsize, st.Bavail, st.Files, st.Ffree = 4096, 1<<20, files, ffree
+		return nil
+	}
+	for _, c := range []struct {
+		files, ffree uint64
+		refused      bool
+	}{
+		{1000, 1000, false},
+		{1000, minFreeInodes - 1, true},
+		{1000, minFreeInodes, false},
+		{0, 0, false},
+	} {
+		files, ffree = c.files, c.ffree
+		g.recent.at = time.Time{}
+		err := g.admit(100)
+		if c.refused != (err != nil) || c.refused && (!errors.Is(err, kv.ErrNoSpace) || !strings.Contains(err.Error(), "inodes")) {
+			t.Errorf("%d of %d inodes free: %v", c.ffree, c.files, err)
+		}
+	}
+}
