@@ -105,7 +105,7 @@ func (g *spaceGuard) admit(n int64) error {
 		if err := g.statfs(&st); err != nil {
 			return nil // cannot tell: let the write itself report
 		}
-		return g.decide(st.Flags&stReadOnly != 0, int64(st.Bavail)*int64(st.Bsize), freeInodes(&st), n)
+		return g.decide(st.Flags&stReadOnly != 0, int64(st.Bavail)*int64(st.Bsize), FreeInodes(&st), n)
 	}
 	r := g.recent
 	r.mu.Lock()
@@ -113,7 +113,7 @@ func (g *spaceGuard) admit(n int64) error {
 	now := time.Now()
 	need := spaceFactor * n
 	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck ||
-		(g.reserve >= 0 && (r.free-r.spent-need < g.reserve || r.inodes >= 0 && r.inodes < minFreeInodes)) {
+		(g.reserve >= 0 && (r.free-r.spent-need < g.reserve || r.inodes >= 0 && r.inodes < MinFreeInodes)) {
 		var st syscall.Statfs_t
 		stat := g.statfs
 		if r.stat != nil {
@@ -125,7 +125,7 @@ func (g *spaceGuard) admit(n int64) error {
 			return nil // cannot tell: let the write itself report
 		}
 		r.at, r.free, r.ro, r.spent = now, int64(st.Bavail)*int64(st.Bsize), st.Flags&stReadOnly != 0, 0
-		r.inodes = freeInodes(&st)
+		r.inodes = FreeInodes(&st)
 	}
 	if err := g.decide(r.ro, r.free-r.spent, r.inodes, n); err != nil {
 		return err
@@ -138,15 +138,15 @@ func (g *spaceGuard) admit(n int64) error {
 // about 4n on disk (log records, pages, indexes).
 const spaceFactor = 4
 
-// minFreeInodes is the free inodes below which commits are refused: the
+// MinFreeInodes is the free inodes below which commits are refused: the
 // storage creates files as it goes (Berkeley DB's next log file, LevelDB's
 // tables), and a file system out of inodes fails that with ENOSPC however
 // many bytes are free.
-const minFreeInodes = 64
+const MinFreeInodes = 64
 
-// freeInodes returns the free inodes statfs reported, or -1 for a file
+// FreeInodes returns the free inodes statfs reported, or -1 for a file
 // system that reports none (f_files 0, as btrfs).
-func freeInodes(st *syscall.Statfs_t) int64 {
+func FreeInodes(st *syscall.Statfs_t) int64 {
 	if st.Files == 0 {
 		return -1
 	}
@@ -163,7 +163,7 @@ func (g *spaceGuard) decide(ro bool, free, inodes, n int64) error {
 	if g.reserve < 0 {
 		return nil
 	}
-	if inodes >= 0 && inodes < minFreeInodes {
+	if inodes >= 0 && inodes < MinFreeInodes {
 		return fmt.Errorf("engine: %s: %d inodes free (df -i), and the storage creates files as it goes (log files, tables): commits are refused until some are freed: %w",
 			g.dir, inodes, kv.ErrNoSpace)
 	}

@@ -126,8 +126,8 @@ func TestSpaceGuardInodes(t *testing.T) {
 		refused      bool
 	}{
 		{1000, 1000, false},
-		{1000, minFreeInodes - 1, true},
-		{1000, minFreeInodes, false},
+		{1000, MinFreeInodes - 1, true},
+		{1000, MinFreeInodes, false},
 		{0, 0, false},
 	} {
 		files, ffree = c.files, c.ffree

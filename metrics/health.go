@@ -132,21 +132,35 @@ func (m *Metrics) Ready(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrProbe, err)
 	}
+	return fs.admits(ps.Store.Dir(), ps.MinFreeSpace)
+}
+
+// admits says, as the engine's free-space guard decides, why the file
+// system of dir refuses commits (ErrProbe), or nil.
+func (fs FileSystem) admits(dir string, minFree int64) error {
 	if fs.ReadOnly {
-		return fmt.Errorf("%w: the file system of %s is mounted read-only", ErrProbe, ps.Store.Dir())
+		return fmt.Errorf("%w: the file system of %s is mounted read-only", ErrProbe, dir)
 	}
-	if ps.MinFreeSpace > 0 && fs.Free < ps.MinFreeSpace {
+	if minFree <= 0 {
+		return nil // the engine's guard is off
+	}
+	if fs.Free < minFree {
 		return fmt.Errorf("%w: %d bytes free on the file system of %s, below the reserve of %d (--min-free-space): commits are refused",
-			ErrProbe, fs.Free, ps.Store.Dir(), ps.MinFreeSpace)
+			ErrProbe, fs.Free, dir, minFree)
+	}
+	if fs.FreeInodes >= 0 && fs.FreeInodes < engine.MinFreeInodes {
+		return fmt.Errorf("%w: %d inodes free on the file system of %s (df -i), below %d: commits are refused",
+			ErrProbe, fs.FreeInodes, dir, engine.MinFreeInodes)
 	}
 	return nil
 }
 
 // FileSystem is what FreeSpace reports of a file system.
 type FileSystem struct {
-	Free     int64 // bytes available to an unprivileged user
-	Size     int64 // total bytes
-	ReadOnly bool  // mounted read-only
+	Free       int64 // bytes available to an unprivileged user
+	Size       int64 // total bytes
+	FreeInodes int64 // free inodes; -1 when the file system reports none (btrfs)
+	ReadOnly   bool  // mounted read-only
 }
 
 // stReadOnly is ST_RDONLY in statfs's f_flags.
@@ -160,9 +174,10 @@ func FreeSpace(dir string) (FileSystem, error) {
 		return FileSystem{}, fmt.Errorf("metrics: statfs %s: %w", dir, err)
 	}
 	return FileSystem{
-		Free:     int64(st.Bavail) * int64(st.Bsize),
-		Size:     int64(st.Blocks) * int64(st.Bsize),
-		ReadOnly: st.Flags&stReadOnly != 0,
+		Free:       int64(st.Bavail) * int64(st.Bsize),
+		Size:       int64(st.Blocks) * int64(st.Bsize),
+		FreeInodes: engine.FreeInodes(&st),
+		ReadOnly:   st.Flags&stReadOnly != 0,
 	}, nil
 }
 

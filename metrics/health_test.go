@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -219,5 +220,29 @@ func TestFileSystemGauges(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("no durusbdb_info with version=\"1.0.0\"")
+	}
+}
+
+// TestReadinessFileSystem: readiness refuses as the engine's guard does:
+// a read-only file system, free bytes below the reserve, fewer free
+// inodes than engine.MinFreeInodes (df -i); inodes not reported (btrfs)
+// and a guard turned off (reserve 0) pass.
+func TestReadinessFileSystem(t *testing.T) {
+	for _, c := range []struct {
+		fs      FileSystem
+		reserve int64
+		want    string // "" passes
+	}{
+		{FileSystem{Free: 1 << 30, FreeInodes: 1000}, 64 << 20, ""},
+		{FileSystem{Free: 1 << 30, FreeInodes: -1}, 64 << 20, ""},
+		{FileSystem{Free: 1 << 20, FreeInodes: 1000}, 64 << 20, "--min-free-space"},
+		{FileSystem{Free: 1 << 30, FreeInodes: engine.MinFreeInodes - 1}, 64 << 20, "df -i"},
+		{FileSystem{Free: 1 << 30, FreeInodes: 0}, 0, ""},
+		{FileSystem{Free: 1 << 30, FreeInodes: 1000, ReadOnly: true}, 64 << 20, "read-only"},
+	} {
+		err := c.fs.admits("/d", c.reserve)
+		if c.want == "" && err != nil || c.want != "" && (!errors.Is(err, ErrProbe) || !strings.Contains(fmt.Sprint(err), c.want)) {
+			t.Errorf("%+v, reserve %d: %v; want %q", c.fs, c.reserve, err, c.want)
+		}
 	}
 }

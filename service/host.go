@@ -8,6 +8,7 @@ import (
 	rtmetrics "runtime/metrics"
 	"time"
 
+	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/metrics"
 	"github.com/durusbdb/durusbdb/server"
 )
@@ -110,5 +111,9 @@ func warnLowSpace(log *slog.Logger, dir string, reserve int64) {
 	if reserve > 0 && fs.Free < reserve {
 		log.Warn("free space is below the reserve: commits will be refused until space is freed (or --min-free-space lowered)",
 			"dir", dir, "free_bytes", fs.Free, "min_free_space_bytes", reserve)
+	}
+	if reserve > 0 && fs.FreeInodes >= 0 && fs.FreeInodes < engine.MinFreeInodes {
+		log.Warn("free inodes are below the minimum (df -i): commits will be refused until some are freed",
+			"dir", dir, "free_inodes", fs.FreeInodes, "min_free_inodes", engine.MinFreeInodes)
 	}
 }
