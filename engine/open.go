@@ -76,7 +76,7 @@ func newDB(dir string, store kv.Store, opts Options) *DB {
 	if reserve == 0 {
 		reserve = DefaultMinFreeSpace
 	}
-	db.space = newSpaceGuard(dir, reserve)
+	db.space = newSpaceGuard(dir, reserve, db.log)
 	db.ctx, db.cancel = context.WithCancel(context.Background())
 	return db
 }

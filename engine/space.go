@@ -1,7 +1,9 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 	"syscall"
@@ -25,6 +27,7 @@ const DefaultMinFreeSpace = 64 << 20
 type spaceGuard struct {
 	dir     string
 	reserve int64 // bytes to keep free; <0 disables the guard
+	log     *slog.Logger
 	// f is dir held open from newSpaceGuard to close, so admit asks
 	// fstatfs and does not convert the path (an allocation) per commit.
 	// nil when dir could not be opened: admit then uses the path.
@@ -52,6 +55,7 @@ type spaceRecent struct {
 	ro     bool      // mounted read-only at that time
 	spent  int64     // admitted since, times the safety factor
 	inodes int64     // free inodes at that time; -1: not reported
+	gone   bool      // the directory was removed (for good: see removed)
 	calls  uint64    // statfs calls (tests)
 	// stat replaces the guard's statfs in tests; nil in production.
 	stat func(*syscall.Statfs_t) error
@@ -59,8 +63,8 @@ type spaceRecent struct {
 
 // newSpaceGuard returns the guard for dir with the directory held open.
 // Failing to open it is not an error: admit falls back to the path.
-func newSpaceGuard(dir string, reserve int64) spaceGuard {
-	g := spaceGuard{dir: dir, reserve: reserve, recent: &spaceRecent{}}
+func newSpaceGuard(dir string, reserve int64, log *slog.Logger) spaceGuard {
+	g := spaceGuard{dir: dir, reserve: reserve, log: log, recent: &spaceRecent{}}
 	if f, err := os.Open(dir); err == nil {
 		g.f = f
 	}
@@ -101,6 +105,9 @@ const stReadOnly = 0x1
 // negative reserve disables the space check, not the read-only one.
 func (g *spaceGuard) admit(n int64) error {
 	if g.recent == nil {
+		if g.removed() {
+			return g.dirRemoved()
+		}
 		var st syscall.Statfs_t
 		if err := g.statfs(&st); err != nil {
 			return nil // cannot tell: let the write itself report
@@ -110,6 +117,9 @@ func (g *spaceGuard) admit(n int64) error {
 	r := g.recent
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.gone {
+		return g.dirRemoved()
+	}
 	now := time.Now()
 	need := spaceFactor * n
 	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck ||
@@ -126,12 +136,43 @@ func (g *spaceGuard) admit(n int64) error {
 		}
 		r.at, r.free, r.ro, r.spent = now, int64(st.Bavail)*int64(st.Bsize), st.Flags&stReadOnly != 0, 0
 		r.inodes = FreeInodes(&st)
+		if g.removed() {
+			r.gone = true
+			g.log.Error("engine: the database directory was removed while open: commits are refused, loads go on. Its files live on, unlinked, until this process ends: to keep what they hold, copy them now from /proc/PID/fd (ls -l shows them as \"(deleted)\"; data files before log files) into a new directory, run durusbdb recover on it, then stop this server",
+				"dir", g.dir, "pid", os.Getpid(), "fds", fmt.Sprintf("/proc/%d/fd", os.Getpid()))
+			return g.dirRemoved()
+		}
 	}
 	if err := g.decide(r.ro, r.free-r.spent, r.inodes, n); err != nil {
 		return err
 	}
 	r.spent += need
 	return nil
+}
+
+// ErrDirRemoved marks a commit refused because the database directory was
+// removed (rm -rf) while the database was open: its files live on,
+// unlinked, until the process ends, and anything written to them is lost
+// then.
+var ErrDirRemoved = errors.New("engine: the database directory was removed while open")
+
+// removed reports whether the directory held open was removed: it has no
+// links left. A directory moved elsewhere keeps its links, and its files
+// are written as before.
+func (g *spaceGuard) removed() bool {
+	if g.f == nil {
+		return false
+	}
+	var st syscall.Stat_t
+	if syscall.Fstat(int(g.f.Fd()), &st) != nil {
+		return false
+	}
+	return st.Nlink == 0
+}
+
+// dirRemoved is the refusal of a commit into a removed directory.
+func (g *spaceGuard) dirRemoved() error {
+	return fmt.Errorf("%w: %s (process %d holds its files until it ends: /proc/%d/fd)", ErrDirRemoved, g.dir, os.Getpid(), os.Getpid())
 }
 
 // spaceFactor is the safety factor of admit: a commit of n bytes may cost

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"log/slog"
 	"strings"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestSpaceRefusalNamesFlag(t *testing.T) {
 // fstatfs instead of converting the path each time; after close it
 // still answers, by path.
 func TestSpaceAdmitNoAlloc(t *testing.T) {
-	g := newSpaceGuard(t.TempDir(), 1)
+	g := newSpaceGuard(t.TempDir(), 1, slog.New(slog.DiscardHandler))
 	defer g.close()
 	if g.f == nil {
 		t.Fatal("newSpaceGuard did not open its directory")

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +13,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/internal/mounttest"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -29,7 +33,7 @@ func TestSpaceGuardReadOnlyFS(t *testing.T) {
 	}
 	defer syscall.Unmount(mnt, 0)
 	for _, reserve := range []int64{1 << 20, -1} {
-		g := newSpaceGuard(mnt, reserve) // fstatfs through the held directory
+		g := newSpaceGuard(mnt, reserve, slog.New(slog.DiscardHandler)) // fstatfs through the held directory
 		defer g.close()
 		if err := g.admit(100); err != nil {
 			t.Fatalf("read-write, reserve %d: %v", reserve, err)
@@ -61,7 +65,7 @@ func TestSpaceGuardReadOnlyFS(t *testing.T) {
 func TestSpaceAdmitAmortized(t *testing.T) {
 	const bsize = 1               // byte-sized blocks, so the room below is exact
 	freeBlocks := uint64(4 << 30) // 4 GiB free, as the fake file system says
-	g := newSpaceGuard(t.TempDir(), 1<<20)
+	g := newSpaceGuard(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
 	defer g.close()
 	g.recent.stat = func(st *syscall.Statfs_t) error {
 		st.Bsize, st.Bavail = bsize, freeBlocks
@@ -114,7 +118,7 @@ func TestSpaceAdmitAmortized(t *testing.T) {
 // admits them once inodes are freed. A file system that reports no inode
 // counts (f_files 0, as btrfs) is not checked.
 func TestSpaceGuardInodes(t *testing.T) {
-	g := newSpaceGuard(t.TempDir(), 1<<20)
+	g := newSpaceGuard(t.TempDir(), 1<<20, slog.New(slog.DiscardHandler))
 	defer g.close()
 	var files, ffree uint64
 	g.recent.stat = func(st *syscall.Statfs_t) error {
@@ -137,4 +141,40 @@ func TestSpaceGuardInodes(t *testing.T) {
 			t.Errorf("%d of %d inodes free: %v", c.ffree, c.files, err)
 		}
 	}
+}
+
+// TestDirRemovedWhileOpen: a database directory removed (rm -rf) while
+// the database is open lives on in unlinked files until the process ends,
+// and everything written to it is lost then. Commits are refused from the
+// guard's next look (ErrDirRemoved), loads go on, and the log says once,
+// as an error, how to save the data while the process still holds it
+// (/proc/PID/fd).
+func TestDirRemovedWhileOpen(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		var logs testlog.Buffer
+		opts := testOpts(kind)
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		dir := filepath.Join(t.TempDir(), "db")
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		db := openTest(t, dir, opts)
+		mustAlloc(t, db, 4)
+		mustCommit(t, db, rec(0, 1), rec(1))
+		if err := os.RemoveAll(dir); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * spaceRecheck)
+		for range 2 {
+			if _, err := db.Stage(context.Background(), [][]byte{rec(2)}); !errors.Is(err, ErrDirRemoved) {
+				t.Fatalf("commit after the directory was removed: %v, want ErrDirRemoved", err)
+			}
+		}
+		if r, err := db.Load(1); err != nil || !bytes.Equal(r, rec(1)) {
+			t.Fatalf("load after the directory was removed: %v", err)
+		}
+		if l := logs.String(); strings.Count(l, "level=ERROR") != 1 || !strings.Contains(l, "/proc/") {
+			t.Fatalf("want one error naming /proc/PID/fd, got:\n%s", l)
+		}
+	})
 }

@@ -2,12 +2,15 @@ package leveldb_test
 
 import (
 	"errors"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/kv/kvtest"
 	"github.com/durusbdb/durusbdb/leveldb"
@@ -59,5 +62,39 @@ func TestOpenOnFullDisk(t *testing.T) {
 		if err != nil || len(v) != incompressibleSize || v[0] != byte(i) {
 			t.Fatalf("record %d after the full disk: %d bytes, %v", i, len(v), err)
 		}
+	}
+}
+
+// TestCheckpointFailureLoggedOnce: a background checkpoint that keeps
+// failing (here the directory was removed under the store) is logged
+// once, then once a minute, not at every tick (five a second).
+func TestCheckpointFailureLoggedOnce(t *testing.T) {
+	var logs testlog.Buffer
+	dir := filepath.Join(t.TempDir(), "db")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	opts := kvtest.Options(dir)
+	opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	s, err := leveldb.OpenStoreRedo(opts, 1<<20, 5*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	put(t, s, "objects", []byte{1}, []byte("x"))
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "background checkpoint failed") && time.Now().Before(deadline) {
+		put(t, s, "objects", []byte{1}, []byte("y")) // something to checkpoint
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 40 { // 40 more ticks' worth of failures
+		put(t, s, "objects", []byte{1}, []byte("z"))
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := strings.Count(logs.String(), "background checkpoint failed"); n != 1 {
+		t.Fatalf("%d failure lines in 200 ms of failing checkpoints, want 1:\n%s", n, logs.String())
 	}
 }
