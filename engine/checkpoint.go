@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/repeatlog"
 )
 
 // ckptState is the checkpoint policy's bookkeeping.
@@ -93,6 +95,7 @@ func (db *DB) ckptLoop() {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
+	failed := repeatlog.Failure{Log: db.log, Msg: "engine: background checkpoint"}
 	for {
 		select {
 		case <-db.ctx.Done():
@@ -112,8 +115,8 @@ func (db *DB) ckptLoop() {
 		if !due {
 			continue
 		}
-		if err := db.Checkpoint(db.ctx); err != nil && db.ctx.Err() == nil {
-			db.log.Error("engine: background checkpoint", "dir", db.dir, "err", err)
+		if err := db.Checkpoint(db.ctx); db.ctx.Err() == nil {
+			failed.Note(err, "dir", db.dir)
 		}
 	}
 }

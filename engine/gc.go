@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/repeatlog"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -428,6 +429,7 @@ func (db *DB) gcLoop() {
 	// under a stream of new objects was 5% of all allocations of the
 	// server. A kick still runs at once.
 	var quietUntil time.Time
+	failed := repeatlog.Failure{Log: db.log, Msg: "engine: background garbage collector"}
 	for {
 		select {
 		case <-db.ctx.Done():
@@ -448,6 +450,9 @@ func (db *DB) gcLoop() {
 			}
 		}
 		n, err := db.collect(db.ctx, budget, db.opts.grace(), 1)
+		if err == nil {
+			failed.Note(nil, "dir", db.dir)
+		}
 		quietUntil = time.Time{}
 		if err == nil && n == 0 {
 			quietUntil = time.Now().Add(min(db.opts.grace()/10, gcQuiet))
@@ -456,7 +461,7 @@ func (db *DB) gcLoop() {
 			if db.ctx.Err() != nil {
 				return
 			}
-			db.log.Error("engine: background garbage collector", "dir", db.dir, "err", err)
+			failed.Note(err, "dir", db.dir)
 			if errors.Is(db.noteErr(err), kv.ErrNeedRecover) {
 				return // fatal: the owner stops and restarts
 			}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jmhodges/levigo"
 
+	"github.com/durusbdb/durusbdb/internal/repeatlog"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -262,8 +263,7 @@ func (s *Store) runCheckpoints(every time.Duration) {
 	defer close(s.bgDone)
 	t := time.NewTicker(every)
 	defer t.Stop()
-	var failing int        // failures in a row
-	var reported time.Time // when the last of them was logged
+	failed := repeatlog.Failure{Log: s.logger, Msg: "leveldb: background checkpoint failed; commits stay durable through the redo log"}
 	for {
 		select {
 		case <-s.bgQuit:
@@ -277,25 +277,9 @@ func (s *Store) runCheckpoints(every time.Duration) {
 			err = s.backgroundCheckpoint()
 		}
 		s.closeMu.RUnlock()
-		switch {
-		case err != nil && (failing == 0 || time.Since(reported) >= checkpointFailureReport):
-			// The first failure, then one line a minute while it lasts:
-			// a ticker of 200 ms would otherwise log five a second.
-			failing++
-			reported = time.Now()
-			s.logger.Error("leveldb: background checkpoint failed; commits stay durable through the redo log", "dir", s.dir, "err", err, "failures_in_a_row", failing)
-		case err != nil:
-			failing++
-		case failing > 0:
-			s.logger.Info("leveldb: background checkpoints work again", "dir", s.dir, "failures", failing)
-			failing = 0
-		}
+		failed.Note(err, "dir", s.dir)
 	}
 }
-
-// checkpointFailureReport is how often a background checkpoint that keeps
-// failing is logged again.
-const checkpointFailureReport = time.Minute
 
 // stopCheckpoints ends the background checkpointer, once.
 func (s *Store) stopCheckpoints() {
