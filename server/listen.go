@@ -63,6 +63,11 @@ func (lc ListenConfig) String() string {
 	return a
 }
 
+// maxUnixAddress is the longest unix socket address bind takes: sun_path
+// is 108 bytes, one of them the terminating NUL of a path (an abstract
+// name's leading NUL counts in its length).
+const maxUnixAddress = 107
+
 // Listen opens the listening socket of lc: an inherited systemd socket if
 // LISTEN_PID is this process and LISTEN_FDS is 1, else the TCP, unix path or
 // abstract address. A unix socket file is created with mode 0600 (or per
@@ -77,6 +82,9 @@ func Listen(ctx context.Context, lc ListenConfig) (net.Listener, error) {
 		}
 	}
 	network, address := lc.Endpoint()
+	if network == "unix" && len(address) > maxUnixAddress {
+		return nil, fmt.Errorf("unix socket address %s is %d bytes long; the kernel takes at most %d (sun_path): choose a shorter path or name", lc.Address, len(address), maxUnixAddress)
+	}
 	if network == "unix" && !strings.HasPrefix(lc.Address, "@") {
 		return listenUnixPath(lc)
 	}

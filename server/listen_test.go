@@ -185,3 +185,16 @@ func TestSystemdActivation(t *testing.T) {
 		t.Fatalf("LISTEN_FDS=x: %s", out)
 	}
 }
+
+// TestUnixAddressTooLong: a unix socket path or abstract name longer than
+// the kernel's sun_path holds is refused with its length and the limit,
+// not with bind's bare "invalid argument".
+func TestUnixAddressTooLong(t *testing.T) {
+	long := strings.Repeat("s", maxUnixAddress+1)
+	for _, addr := range []string{filepath.Join(t.TempDir(), long), "@" + long} {
+		_, err := Listen(context.Background(), ListenConfig{Address: addr, IgnoreSystemd: true})
+		if err == nil || !strings.Contains(err.Error(), "at most 107") {
+			t.Errorf("listen on a %d-byte address: %v; want it refused naming the limit", len(addr), err)
+		}
+	}
+}
