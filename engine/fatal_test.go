@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/durusbdb/durusbdb/internal/testlog"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -90,7 +90,7 @@ func TestApplyFailureIsFatal(t *testing.T) {
 // needs room: free space on the directory's file system.
 func TestApplyNoSpaceSaysFreeSpace(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
-		var logs lockedBuffer
+		var logs testlog.Buffer
 		opts := testOpts(kind)
 		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
 		dir := t.TempDir()
@@ -115,22 +115,4 @@ func TestApplyNoSpaceSaysFreeSpace(t *testing.T) {
 			t.Fatalf("the log does not ask to free space on the file system of %s:\n%s", dir, l)
 		}
 	})
-}
-
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
