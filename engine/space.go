@@ -94,15 +94,16 @@ func (g *spaceGuard) statfs(st *syscall.Statfs_t) error {
 // read-only.
 const stReadOnly = 0x1
 
-// admit returns an error wrapping kv.ErrReadOnly when the file system is
-// mounted read-only (a remount after I/O errors, say: nothing is applied, so
-// nothing visible is lost when the log cannot be written), and one
-// wrapping kv.ErrNoSpace when writing about n bytes
-// (times a safety factor for logs, pages and indexes) would leave less than
-// the reserve free. It runs for every commit when it is staged
-// (commit.go), before the commit is announced, so a refusal has no side
-// effects. A
-// negative reserve disables the space check, not the read-only one.
+// admit returns an error wrapping ErrDirRemoved once the directory has
+// been removed (for good), one wrapping kv.ErrReadOnly when the file
+// system is mounted read-only (a remount after I/O errors, say: nothing is
+// applied, so nothing visible is lost when the log cannot be written), and
+// one wrapping kv.ErrNoSpace when writing about n bytes (times a safety
+// factor for logs, pages and indexes) would leave less than the reserve
+// free, or fewer than MinFreeInodes inodes are free. It runs for every
+// commit when it is staged (commit.go), before the commit is announced, so
+// a refusal has no side effects. A negative reserve disables the space and
+// inode checks, not the others.
 func (g *spaceGuard) admit(n int64) error {
 	if g.recent == nil {
 		if g.removed() {
