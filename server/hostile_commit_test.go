@@ -443,7 +443,13 @@ func TestUnusedMemoryBudget(t *testing.T) {
 	if st, data := b.load(oids[0]); st != 'O' || !strings.Contains(string(data), "split") {
 		t.Fatalf("the fragmenting commit's record: %q %q", st, data)
 	}
-	// b still allocates: the list is back within the budget.
+	// b still allocates once d's runs are back: the list is within the
+	// budget again.
+	waitFor(t, 10*time.Second, "d's unused runs given back", func() bool {
+		ts.srv.allocMu.Lock()
+		defer ts.srv.allocMu.Unlock()
+		return len(ts.srv.owners.runs) == 5
+	})
 	if _, err := b.wc().NewOIDs(1); err != nil {
 		t.Fatalf("b's allocation after the closings: %v", err)
 	}

@@ -15,7 +15,7 @@ import (
 // with no failure before logs nothing.
 func TestFailure(t *testing.T) {
 	var logs testlog.Buffer
-	f := Failure{Log: slog.New(slog.NewTextHandler(&logs, nil)), Msg: "loop failed", Every: 50 * time.Millisecond}
+	f := Failure{Log: slog.New(slog.NewTextHandler(&logs, nil)), Msg: "loop failed", Every: 200 * time.Millisecond}
 	f.Note(nil)
 	boom := errors.New("boom")
 	for range 100 {
@@ -24,7 +24,7 @@ func TestFailure(t *testing.T) {
 	if n := strings.Count(logs.String(), "loop failed\""); n != 1 {
 		t.Fatalf("%d lines for 100 failures in a row, want 1:\n%s", n, logs.String())
 	}
-	time.Sleep(60 * time.Millisecond)
+	time.Sleep(250 * time.Millisecond)
 	f.Note(boom, "dir", "/d")
 	if !strings.Contains(logs.String(), "failures_in_a_row=101") {
 		t.Fatalf("no second line once Every passed:\n%s", logs.String())
