@@ -46,6 +46,21 @@ func (t *failPutTxn) Put(bucket string, key, value []byte) error {
 	return t.Txn.Put(bucket, key, value)
 }
 
+// commitFailingPut puts fs under db, commits oids 0 and 1, arms fs and
+// returns what the commit of oid 2 (staged, then applied) waits to.
+func commitFailingPut(t *testing.T, db *DB, fs *failPutStore) error {
+	t.Helper()
+	db.store = fs // no background work runs in tests (manual GC and checkpoints)
+	mustAlloc(t, db, 4)
+	mustCommit(t, db, rec(0, 1), rec(1))
+	fs.armed = true
+	p, err := db.Stage(context.Background(), [][]byte{rec(2)})
+	if err != nil {
+		t.Fatalf("stage: %v", err)
+	}
+	return p.Wait(context.Background())
+}
+
 // TestApplyFailureIsFatal: a storage failure while an apply run writes
 // commits that were already announced (not the free-space or read-only
 // refusals, which Stage decides first) puts the engine in its failed
@@ -55,15 +70,7 @@ func TestApplyFailureIsFatal(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
 		db := openTest(t, t.TempDir(), testOpts(kind))
 		fs := &failPutStore{Store: db.store}
-		db.store = fs // no background work runs in tests (manual GC and checkpoints)
-		mustAlloc(t, db, 4)
-		mustCommit(t, db, rec(0, 1), rec(1))
-		fs.armed = true
-		p, err := db.Stage(context.Background(), [][]byte{rec(2)})
-		if err != nil {
-			t.Fatalf("stage: %v", err)
-		}
-		if err := p.Wait(context.Background()); err == nil {
+		if err := commitFailingPut(t, db, fs); err == nil {
 			t.Fatal("a commit whose write failed was acknowledged")
 		}
 		select {
@@ -96,15 +103,7 @@ func TestApplyNoSpaceSaysFreeSpace(t *testing.T) {
 		dir := t.TempDir()
 		db := openTest(t, dir, opts)
 		fs := &failPutStore{Store: db.store, err: fmt.Errorf("put: %w", kv.ErrNoSpace)}
-		db.store = fs
-		mustAlloc(t, db, 4)
-		mustCommit(t, db, rec(0, 1), rec(1))
-		fs.armed = true
-		p, err := db.Stage(context.Background(), [][]byte{rec(2)})
-		if err != nil {
-			t.Fatalf("stage: %v", err)
-		}
-		if err := p.Wait(context.Background()); !errors.Is(err, kv.ErrNoSpace) {
+		if err := commitFailingPut(t, db, fs); !errors.Is(err, kv.ErrNoSpace) {
 			t.Fatalf("commit on a full disk: %v, want kv.ErrNoSpace", err)
 		}
 		<-db.Failed()

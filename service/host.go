@@ -24,14 +24,11 @@ func setMemoryLimit(log *slog.Logger, inflight, invalid, unused, recordCache int
 	if os.Getenv("GOMEMLIMIT") != "" {
 		return
 	}
-	if inflight <= 0 {
-		inflight = server.MachineInflight()
-	}
-	if invalid <= 0 {
-		invalid = server.MachineInflight()
-	}
-	if unused <= 0 {
-		unused = server.MachineInflight()
+	// The server's defaults for the three budgets (server.Config).
+	for _, b := range []*int64{&inflight, &invalid, &unused} {
+		if *b <= 0 {
+			*b = server.MachineInflight()
+		}
 	}
 	s := []rtmetrics.Sample{{Name: "/memory/classes/total:bytes"}}
 	rtmetrics.Read(s)
