@@ -178,6 +178,12 @@ func (db *DB) loadStore(oid uint64, epoch uint64) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: load oid %d: %w", oid, db.noteErr(err))
 	}
+	if _, err := record.ParseFor(oid, rec); err != nil {
+		// Commits store only records passing R1–R4, so this is damage on
+		// disk (a file without page checksums): refuse it, naming the oid,
+		// rather than hand a client bytes it would misread.
+		return nil, fmt.Errorf("engine: load oid %d: the stored record is damaged (run `durusbdb check`): %w (%w)", oid, err, kv.ErrCorrupt)
+	}
 	db.cache.fill(oid, rec, epoch)
 	return rec, nil
 }
