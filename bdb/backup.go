@@ -281,6 +281,9 @@ type FileVersion struct {
 	Kind    string // "log", "btree", "hash" or "unknown"
 	Version uint32 // format version (0 if unknown)
 	Current bool   // the version this libdb writes
+	// Checksums: a database file created with page checksums
+	// (DBOptions.Checksum; the meta page's DBMETA_CHKSUM flag).
+	Checksums bool
 }
 
 // ReadFileVersion reads the header of a log file (log.NNNNNNNNNN) or a
@@ -319,6 +322,9 @@ func ReadFileVersion(path string) (FileVersion, error) {
 	if len(b) < 20 {
 		return fv, fmt.Errorf("bdb: %s is too short for a Berkeley DB database (%d bytes): %w", path, len(b), kv.ErrNotDB)
 	}
+	// DBMETA: lsn 8, pgno 4, magic 4, version 4, pagesize 4, encrypt_alg
+	// 1, type 1, metaflags 1 (DBMETA_CHKSUM is 0x01).
+	fv.Checksums = len(b) > 26 && b[26]&0x01 != 0
 	for _, bo := range []binary.ByteOrder{binary.LittleEndian, binary.BigEndian} {
 		switch bo.Uint32(b[12:]) {
 		case libdb.BtreeMagic:

@@ -44,7 +44,7 @@ func (d *DB) Cursor(txn *Txn) (*Cursor, error) {
 	defer d.end(txn)
 	lc, err := h.Cursor(lt, 0)
 	if err != nil {
-		return nil, wrap("cursor on "+d.file, err)
+		return nil, d.env.dataErr("cursor on "+d.file, err)
 	}
 	c := &Cursor{txn: txn, db: d, lc: lc}
 	if txn.cursors == nil {
@@ -112,7 +112,7 @@ func (c *Cursor) moveLocked(search []byte, flags uint32) error {
 		case int(libdb.ErrBufferSmall):
 			// One record larger than the batch buffer: read it alone.
 		default:
-			return wrap("cursor on "+c.db.file, err)
+			return c.db.env.dataErr("cursor on "+c.db.file, err)
 		}
 	}
 	return c.single(search, flags)
@@ -131,7 +131,7 @@ func (c *Cursor) single(search []byte, flags uint32) error {
 	}
 	k, v, err := c.lc.Get(search, c.kb, c.vb, flags)
 	if err != nil {
-		return wrap("cursor on "+c.db.file, err)
+		return c.db.env.dataErr("cursor on "+c.db.file, err)
 	}
 	c.kb, c.vb = k[:0], v[:0]
 	c.k, c.v = k, v
@@ -181,7 +181,7 @@ func (c *Cursor) Put(key, value []byte) error {
 	defer c.txn.mu.Unlock()
 	c.inBulk = false // never set in a writable txn; DBC->put repositions anyway
 	if err := c.lc.Put(key, value, libdb.KeyFirst); err != nil {
-		return wrap("cursor put into "+c.db.file, err)
+		return c.db.env.dataErr("cursor put into "+c.db.file, err)
 	}
 	return nil
 }
@@ -197,7 +197,7 @@ func (c *Cursor) Delete() error {
 	}
 	defer c.txn.mu.Unlock()
 	if err := c.lc.Del(0); err != nil {
-		return wrap("cursor delete from "+c.db.file, err)
+		return c.db.env.dataErr("cursor delete from "+c.db.file, err)
 	}
 	return nil
 }

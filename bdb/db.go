@@ -31,6 +31,11 @@ type DBOptions struct {
 	// PageSize at creation, a power of two from 512 to 65536; 0 means
 	// libdb's choice (from the file system block size).
 	PageSize int
+	// Checksum gives a file created by this open page checksums
+	// (DB_CHKSUM): libdb checks each page it reads from disk, so a
+	// damaged page is refused instead of served. A file keeps what it was
+	// created with; the option does nothing for one that exists.
+	Checksum bool
 }
 
 // DB is an open database file of an Env. It is safe for concurrent use and
@@ -39,6 +44,8 @@ type DB struct {
 	env  *Env
 	file string
 	typ  Access
+	// checksums: the file keeps page checksums (created with Checksum).
+	checksums bool
 
 	ldb atomic.Pointer[libdb.DB] // nil once closed
 
@@ -77,6 +84,12 @@ func (e *Env) OpenDB(file string, opts DBOptions) (*DB, error) {
 			return nil, wrap(what, err)
 		}
 	}
+	if opts.Checksum && opts.Create && !e.readOnly {
+		if err := ldb.SetFlags(libdb.Chksum); err != nil {
+			ldb.Close(0)
+			return nil, wrap(what, err)
+		}
+	}
 	flags := libdb.Thread
 	if e.readOnly {
 		flags |= libdb.RdOnly
@@ -98,7 +111,13 @@ func (e *Env) OpenDB(file string, opts DBOptions) (*DB, error) {
 		ldb.Close(0)
 		return nil, wrap(what, err)
 	}
-	d := &DB{env: e, file: file, typ: Btree, notFound: getNotFound(file)}
+	dbFlags, err := ldb.Flags()
+	if err != nil {
+		ldb.Close(0)
+		return nil, wrap(what, err)
+	}
+	d := &DB{env: e, file: file, typ: Btree, notFound: getNotFound(file),
+		checksums: dbFlags&libdb.Chksum != 0}
 	d.ldb.Store(ldb)
 	if at == libdb.Hash {
 		d.typ = Hash
@@ -125,6 +144,10 @@ func (d *DB) bulkBuf() *[]byte {
 
 // File returns the database file name.
 func (d *DB) File() string { return d.file }
+
+// Checksums reports whether the file keeps page checksums (see
+// DBOptions.Checksum).
+func (d *DB) Checksums() bool { return d.checksums }
 
 // Access returns the access method of the open file (Btree or Hash).
 func (d *DB) Access() Access { return d.typ }
@@ -214,7 +237,7 @@ func (d *DB) get(txn *Txn, key []byte, flags uint32) ([]byte, error) {
 		if le, ok := err.(*libdb.Error); ok && le.Code == int(libdb.ErrNotFound) {
 			return nil, d.notFound
 		}
-		return nil, wrap("get from "+d.file, err)
+		return nil, d.env.dataErr("get from "+d.file, err)
 	}
 	out := make([]byte, len(v))
 	copy(out, v)
@@ -241,7 +264,7 @@ func (d *DB) put(txn *Txn, key, value []byte, flags uint32) error {
 	}
 	defer d.end(txn)
 	if err := h.Put(lt, key, value, flags); err != nil {
-		return wrap("put into "+d.file, err)
+		return d.env.dataErr("put into "+d.file, err)
 	}
 	return nil
 }
@@ -258,7 +281,7 @@ func (d *DB) Delete(txn *Txn, key []byte) error {
 	}
 	defer d.end(txn)
 	if err := h.Del(lt, key, 0); err != nil {
-		return wrap("delete from "+d.file, err)
+		return d.env.dataErr("delete from "+d.file, err)
 	}
 	return nil
 }

@@ -323,7 +323,7 @@ func (e *Env) Verify(file string) error {
 	}
 	defer e.leave()
 	if err := e.env.Verify(file, 0); err != nil {
-		return wrap("verify "+file+" in "+e.dir, err)
+		return e.dataErr("verify "+file+" in "+e.dir, err)
 	}
 	return nil
 }

@@ -5,6 +5,7 @@ package bdb
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
@@ -13,39 +14,48 @@ import (
 
 // sentinel is an error value that also matches its kv counterpart.
 type sentinel struct {
-	msg string
-	kv  error
+	msg  string
+	kv   error
+	also error // a second kv error it matches, or nil
 }
 
 // Error returns the message.
 func (e *sentinel) Error() string { return e.msg }
 
 // Is makes errors.Is(e, kvErr) true for the kv counterpart.
-func (e *sentinel) Is(target error) bool { return e.kv != nil && target == e.kv }
+func (e *sentinel) Is(target error) bool {
+	return target != nil && (target == e.kv || target == e.also)
+}
 
 // Sentinel errors; test with errors.Is. Each also matches the kv error named
 // in its comment.
 var (
 	// ErrNotFound: the key is not in the database (kv.ErrNotFound).
-	ErrNotFound error = &sentinel{"bdb: not found", kv.ErrNotFound}
+	ErrNotFound error = &sentinel{msg: "bdb: not found", kv: kv.ErrNotFound}
 	// ErrKeyExists: PutNew found the key already present.
-	ErrKeyExists error = &sentinel{"bdb: key exists", nil}
+	ErrKeyExists error = &sentinel{msg: "bdb: key exists", kv: nil}
 	// ErrDeadlock: the transaction was chosen as a deadlock victim; abort
 	// and retry it (kv.ErrConflict).
-	ErrDeadlock error = &sentinel{"bdb: deadlock, transaction must be aborted and retried", kv.ErrConflict}
+	ErrDeadlock error = &sentinel{msg: "bdb: deadlock, transaction must be aborted and retried", kv: kv.ErrConflict}
 	// ErrLockNotGranted: a lock could not be granted (lock timeout or no-wait
 	// transaction); abort and retry (kv.ErrConflict).
-	ErrLockNotGranted error = &sentinel{"bdb: lock not granted, transaction must be aborted and retried", kv.ErrConflict}
+	ErrLockNotGranted error = &sentinel{msg: "bdb: lock not granted, transaction must be aborted and retried", kv: kv.ErrConflict}
 	// ErrRunRecovery: the environment panicked; close everything and reopen,
 	// which runs recovery (kv.ErrNeedRecover).
-	ErrRunRecovery error = &sentinel{"bdb: environment needs recovery, close and reopen", kv.ErrNeedRecover}
+	ErrRunRecovery error = &sentinel{msg: "bdb: environment needs recovery, close and reopen", kv: kv.ErrNeedRecover}
+	// ErrChecksum: a page read from a file failed its checksum (files
+	// created with page checksums, DBOptions.Checksum): the file is
+	// damaged on disk, and libdb has panicked the environment. Reopening
+	// recovers the environment but not the page: restore it (kv.ErrCorrupt
+	// and kv.ErrNeedRecover).
+	ErrChecksum error = &sentinel{msg: "bdb: a page failed its checksum: the file is damaged on disk", kv: kv.ErrCorrupt, also: kv.ErrNeedRecover}
 	// ErrClosed: the Env, DB or Store was closed (kv.ErrClosed).
-	ErrClosed error = &sentinel{"bdb: closed", kv.ErrClosed}
+	ErrClosed error = &sentinel{msg: "bdb: closed", kv: kv.ErrClosed}
 	// ErrTxnDone: the transaction already committed or aborted (kv.ErrTxnDone).
-	ErrTxnDone error = &sentinel{"bdb: transaction already committed or aborted", kv.ErrTxnDone}
+	ErrTxnDone error = &sentinel{msg: "bdb: transaction already committed or aborted", kv: kv.ErrTxnDone}
 	// ErrReadOnly: a write on a read-only environment or transaction
 	// (kv.ErrReadOnly).
-	ErrReadOnly error = &sentinel{"bdb: read-only", kv.ErrReadOnly}
+	ErrReadOnly error = &sentinel{msg: "bdb: read-only", kv: kv.ErrReadOnly}
 )
 
 // Error is a failed operation: what it was (naming the file or directory),
@@ -88,13 +98,48 @@ func getNotFound(file string) error {
 func Code(err error) int { return libdb.Code(err) }
 
 // envError is wrap for a failure of the environment handle le, with
-// libdb's last message for it, which often says more than the code.
+// libdb's last message for it, which often says more than the code (or,
+// once libdb has panicked le, its reason: see panicError).
 func envError(le *libdb.Env, op string, err error) error {
+	if pe := panicError(le, op, err); pe != nil {
+		return pe
+	}
 	e := wrap(op, err)
 	if msg := le.LastError(); msg != "" {
 		e = fmt.Errorf("%w (libdb: %s)", e, msg)
 	}
 	return e
+}
+
+// dataErr is wrap for a failed read or write of one of e's database
+// files, with libdb's reason once it has panicked the environment (see
+// panicError).
+func (e *Env) dataErr(op string, err error) error {
+	if e.env != nil {
+		if pe := panicError(e.env, op, err); pe != nil {
+			return pe
+		}
+	}
+	return wrap(op, err)
+}
+
+// panicError is the error of op for err, a DB_RUNRECOVERY of environment
+// le, when libdb said why it panicked le: its reason, and for a page that
+// failed its checksum, ErrChecksum (the file is damaged on disk: recovery
+// does not mend it). Otherwise it returns nil.
+func panicError(le *libdb.Env, op string, err error) error {
+	if libdb.Code(err) != int(libdb.ErrRunRecovery) {
+		return nil
+	}
+	cause := le.PanicCause()
+	switch {
+	case cause == "":
+		return nil
+	case strings.Contains(cause, "checksum error"):
+		return &Error{Op: op + ": a page failed its checksum (damaged on disk; libdb: " + cause + ")", Sentinel: ErrChecksum, Err: err}
+	default:
+		return wrap(op+" (libdb: "+cause+")", err)
+	}
 }
 
 // wrap converts an error of the libdb binding into an *Error naming op.

@@ -26,21 +26,21 @@ var (
 	// acknowledged it within the ack timeout (DB_EVENT_REP_PERM_FAILED,
 	// although DB_TXN->commit returned 0). It may be rolled back by a
 	// later election: never report it to a client as committed.
-	ErrPermFailed error = &sentinel{"bdb: commit not acknowledged by a quorum of replicas", kv.ErrPermFailed}
+	ErrPermFailed error = &sentinel{msg: "bdb: commit not acknowledged by a quorum of replicas", kv: kv.ErrPermFailed}
 	// ErrNotMaster: a write on a replica, where only the master writes
 	// (libdb's EACCES on a write of a replicated environment; matches
 	// kv.ErrReadOnly).
-	ErrNotMaster error = &sentinel{"bdb: not the replication master", kv.ErrReadOnly}
+	ErrNotMaster error = &sentinel{msg: "bdb: not the replication master", kv: kv.ErrReadOnly}
 	// ErrHandleDead: replication rolled back a commit this handle had seen
 	// (DB_REP_HANDLE_DEAD): close every DB and cursor handle, drop caches
 	// and reopen.
-	ErrHandleDead error = &sentinel{"bdb: replication invalidated the handle, reopen it", kv.ErrHandleDead}
+	ErrHandleDead error = &sentinel{msg: "bdb: replication invalidated the handle, reopen it", kv: kv.ErrHandleDead}
 	// ErrRepUnavail: no master is reachable yet or the site is
 	// synchronizing (DB_REP_UNAVAIL, DB_REP_LOCKOUT); retry later.
-	ErrRepUnavail error = &sentinel{"bdb: replication unavailable, retry", nil}
+	ErrRepUnavail error = &sentinel{msg: "bdb: replication unavailable, retry", kv: nil}
 	// ErrTimeout: TxnApplied gave up before the transaction arrived
 	// (DB_TIMEOUT).
-	ErrTimeout error = &sentinel{"bdb: timed out", nil}
+	ErrTimeout error = &sentinel{msg: "bdb: timed out", kv: nil}
 	// ErrTwoSites: a group of two electable sites was configured without
 	// ReplOptions.AllowTwoSites.
 	ErrTwoSites = errors.New("bdb: a two-site replication group has no safe failover; use three sites or allow it explicitly")

@@ -51,6 +51,8 @@ func (db *DB) fail(cause error) {
 			db.log.Error("engine: this site was removed from its replication group; it stops serving (a restart does not bring it back: add it again from an empty directory)", "dir", db.dir, "err", cause)
 		case errors.Is(cause, kv.ErrNoSpace):
 			db.log.Error("engine: "+NoSpaceAdvice(db.dir), "dir", db.dir, "err", cause)
+		case errors.Is(cause, kv.ErrCorrupt):
+			db.log.Error("engine: "+DamageAdvice(db.dir), "dir", db.dir, "err", cause)
 		default:
 			db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
 		}
@@ -64,6 +66,14 @@ func (db *DB) fail(cause error) {
 // Berkeley DB's region files, LevelDB's replay of its log into a table).
 func NoSpaceAdvice(dir string) string {
 	return "the disk filled up during a write (past the free-space reserve: another process?); stop, free space on the file system of " + dir + " (df -h; df -i for inodes), then restart (opening the database needs room too)"
+}
+
+// DamageAdvice is what an operator must do after the storage found a file
+// of dir damaged on disk (a Berkeley DB page that failed its checksum): a
+// restart recovers the environment, not the page, so the next read of it
+// stops the server again.
+func DamageAdvice(dir string) string {
+	return "a file of " + dir + " is damaged on disk (a restart will not mend it: the next read of the damaged page stops the server again); stop, run `durusbdb check --dir " + dir + "` to see the damage, then restore the latest backup into a new directory (`durusbdb restore`) and serve that, or serve from a replica"
 }
 
 // noteErr enters the fatal state if err says the storage needs recovery,

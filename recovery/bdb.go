@@ -33,6 +33,25 @@ func dataFiles() []string {
 	return l
 }
 
+// pageChecksumsOff is PageChecksumsOff for a Berkeley DB directory.
+func pageChecksumsOff(dir string) ([]string, error) {
+	var off []string
+	for _, f := range dataFiles() {
+		p := filepath.Join(dir, f)
+		if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		fv, err := bdb.ReadFileVersion(p)
+		if err != nil {
+			return nil, fmt.Errorf("recovery: %w", err)
+		}
+		if !fv.Checksums {
+			off = append(off, f)
+		}
+	}
+	return off, nil
+}
+
 // logHolder keeps every log file of a directory open from the moment it
 // is seen, so that the owner removing it after a checkpoint cannot take
 // it away from the backup.

@@ -33,3 +33,5 @@ func upgradeBDB(ctx context.Context, dir string, opts UpgradeOptions) (*UpgradeR
 }
 
 func readFormats(dir string) ([]FileFormat, error) { return nil, errNoBDB(dir) }
+
+func pageChecksumsOff(dir string) ([]string, error) { return nil, errNoBDB(dir) }

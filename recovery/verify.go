@@ -29,3 +29,17 @@ func VerifyBackend(dir string) (int, error) {
 	}
 	return 0, fmt.Errorf("recovery: verify %s: no database in this directory", dir)
 }
+
+// PageChecksumsOff lists the database files of the Berkeley DB directory
+// dir that were created without page checksums (by releases before page
+// checksums, or by the Python original): a page of them damaged on disk
+// is read as data, where a file with checksums refuses it. `durusbdb copy`
+// into a new directory writes files that have them. It returns nil for a
+// LevelDB directory, whose tables and log always carry checksums.
+func PageChecksumsOff(dir string) ([]string, error) {
+	kind, err := backend.Detect(dir)
+	if err != nil || kind != backend.BDB || !bdbCompiled() {
+		return nil, nil
+	}
+	return pageChecksumsOff(dir)
+}

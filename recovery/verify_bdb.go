@@ -36,19 +36,32 @@ func verifyBDB(dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	env, err := bdb.OpenEnv(dir, bdb.EnvOptions{ReadOnly: true, CacheSize: 16 << 20})
-	if err != nil {
-		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
-	}
-	defer env.Close()
 	var errs []error
 	for _, f := range files {
 		if fi, err := os.Stat(f); err != nil || !fi.Mode().IsRegular() {
 			continue
 		}
-		if err := env.Verify(filepath.Base(f)); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w (%w)", f, err, kv.ErrCorrupt))
+		if err := verifyFile(dir, filepath.Base(f)); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", f, err))
 		}
 	}
 	return len(files), errors.Join(errs...)
+}
+
+// verifyFile runs DB->verify on one file in an environment of its own: a
+// damaged page panics the environment that reads it (a page checksum
+// error), and the other files must still be verified.
+func verifyFile(dir, file string) error {
+	env, err := bdb.OpenEnv(dir, bdb.EnvOptions{ReadOnly: true, CacheSize: 16 << 20})
+	if err != nil {
+		return fmt.Errorf("recovery: verify %s: %w", dir, err)
+	}
+	defer env.Close()
+	if err := env.Verify(file); err != nil {
+		if !errors.Is(err, kv.ErrCorrupt) {
+			err = fmt.Errorf("%w (%w)", err, kv.ErrCorrupt)
+		}
+		return err
+	}
+	return nil
 }

@@ -38,6 +38,9 @@ func TestVerifyBackend(t *testing.T) {
 			if n, err := VerifyBackend(dir); err != nil || n == 0 {
 				t.Fatalf("clean database: %d files, %v", n, err)
 			}
+			if off, err := PageChecksumsOff(dir); err != nil || len(off) != 0 {
+				t.Fatalf("a new database has files without page checksums: %v, %v", off, err)
+			}
 			victim := filepath.Join(dir, "refcounts.db")
 			if kind == backend.LevelDB {
 				tables, _ := filepath.Glob(filepath.Join(dir, "MANIFEST-*"))

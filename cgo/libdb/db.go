@@ -55,6 +55,31 @@ func (d *DB) SetPageSize(n uint32) error {
 	return nil
 }
 
+// SetFlags sets database flags (such as Chksum) before Open; flags that
+// shape the file only take effect when Open creates it. See DB->set_flags.
+func (d *DB) SetFlags(flags uint32) error {
+	if d.p == nil {
+		return errInvalid("DB->set_flags")
+	}
+	if rc := C.dbgo_db_set_flags(d.p, C.u_int32_t(flags)); rc != 0 {
+		return newError("DB->set_flags", rc)
+	}
+	return nil
+}
+
+// Flags returns the database flags; after Open they include Chksum when
+// the file keeps page checksums. See DB->get_flags.
+func (d *DB) Flags() (uint32, error) {
+	if d.p == nil {
+		return 0, errInvalid("DB->get_flags")
+	}
+	var f C.u_int32_t
+	if rc := C.dbgo_db_get_flags(d.p, &f); rc != 0 {
+		return 0, newError("DB->get_flags", rc)
+	}
+	return uint32(f), nil
+}
+
 // Open opens (or with Create creates) file with access method typ inside
 // txn (nil: no transaction, or AutoCommit). See DB->open.
 func (d *DB) Open(txn *Txn, file string, typ DBType, flags uint32, mode int) error {

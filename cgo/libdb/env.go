@@ -94,8 +94,24 @@ func (e *Env) LastError() string {
 	if e.p == nil {
 		return ""
 	}
+	return e.lastError(0)
+}
+
+// PanicCause returns the message libdb reported just before it first
+// panicked this environment (what went wrong, such as "checksum error:
+// page 7: catastrophic recovery required"; the "PANIC" message that
+// follows only says that recovery is needed), or "" if it has not panicked
+// or said nothing before.
+func (e *Env) PanicCause() string {
+	if e.p == nil {
+		return ""
+	}
+	return e.lastError(1)
+}
+
+func (e *Env) lastError(cause C.int) string {
 	var buf [1024]C.char
-	n := C.dbgo_env_last_error(e.p, &buf[0], C.size_t(len(buf)))
+	n := C.dbgo_env_last_error(e.p, cause, &buf[0], C.size_t(len(buf)))
 	return C.GoStringN(&buf[0], C.int(n))
 }
 

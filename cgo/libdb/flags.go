@@ -48,6 +48,9 @@ const (
 	// DB_ENV->close, DB->close
 	NoSync uint32 = C.DB_NOSYNC // DB_NOSYNC: DB->close without flushing
 
+	// DB->set_flags
+	Chksum uint32 = C.DB_CHKSUM // DB_CHKSUM: page checksums, set when the file is created
+
 	// DB->open
 	RdOnly     uint32 = C.DB_RDONLY      // DB_RDONLY
 	AutoCommit uint32 = C.DB_AUTO_COMMIT // DB_AUTO_COMMIT

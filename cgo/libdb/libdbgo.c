@@ -24,10 +24,16 @@ int dbgo_strerror_copy(int code, char *buf, size_t cap) {
 
 /* ---- environment ---- */
 
-/* Per-environment private state (app_private): the last libdb message. */
+/*
+ * Per-environment private state (app_private): the last libdb message, and
+ * the message just before the first "PANIC" one (what made libdb panic the
+ * environment, such as a page's checksum error), kept from then on.
+ */
 typedef struct {
 	pthread_mutex_t mu;
 	char msg[1024];
+	char cause[1024];
+	int panicked;
 } dbgo_env_private;
 
 static void dbgo_errcall(const DB_ENV *env, const char *pfx, const char *msg) {
@@ -36,6 +42,10 @@ static void dbgo_errcall(const DB_ENV *env, const char *pfx, const char *msg) {
 	if (p == NULL)
 		return;
 	pthread_mutex_lock(&p->mu);
+	if (!p->panicked && strstr(msg, "PANIC") != NULL) {
+		p->panicked = 1;
+		memcpy(p->cause, p->msg, sizeof(p->cause));
+	}
 	snprintf(p->msg, sizeof(p->msg), "%s", msg);
 	pthread_mutex_unlock(&p->mu);
 }
@@ -50,16 +60,18 @@ int dbgo_env_capture_errors(DB_ENV *env) {
 	return 0;
 }
 
-size_t dbgo_env_last_error(DB_ENV *env, char *buf, size_t cap) {
+size_t dbgo_env_last_error(DB_ENV *env, int cause, char *buf, size_t cap) {
 	dbgo_env_private *p = (dbgo_env_private *)env->app_private;
+	const char *src;
 	size_t n;
 	if (p == NULL || cap == 0)
 		return 0;
 	pthread_mutex_lock(&p->mu);
-	n = strlen(p->msg);
+	src = cause ? p->cause : p->msg;
+	n = strlen(src);
 	if (n > cap)
 		n = cap;
-	memcpy(buf, p->msg, n);
+	memcpy(buf, src, n);
 	pthread_mutex_unlock(&p->mu);
 	return n;
 }
@@ -212,6 +224,10 @@ int dbgo_env_memp_stat(DB_ENV *env, dbgo_mpool_stat_t *out) {
 int dbgo_db_create(DB **out, DB_ENV *env) { return db_create(out, env, 0); }
 
 int dbgo_db_set_pagesize(DB *db, u_int32_t size) { return db->set_pagesize(db, size); }
+
+int dbgo_db_set_flags(DB *db, u_int32_t flags) { return db->set_flags(db, flags); }
+
+int dbgo_db_get_flags(DB *db, u_int32_t *flags) { return db->get_flags(db, flags); }
 
 int dbgo_db_open(DB *db, DB_TXN *txn, char *file, int type, u_int32_t flags, int mode) {
 	return db->open(db, txn, file, NULL, (DBTYPE)type, flags, mode);

@@ -55,10 +55,12 @@ int dbgo_env_txn_stat(DB_ENV *env, dbgo_txn_stat_t *out);
 int dbgo_env_log_stat(DB_ENV *env, dbgo_log_stat_t *out);
 int dbgo_env_memp_stat(DB_ENV *env, dbgo_mpool_stat_t *out);
 int dbgo_env_capture_errors(DB_ENV *env);
-size_t dbgo_env_last_error(DB_ENV *env, char *buf, size_t cap);
+size_t dbgo_env_last_error(DB_ENV *env, int cause, char *buf, size_t cap);
 
 int dbgo_db_create(DB **out, DB_ENV *env);
 int dbgo_db_set_pagesize(DB *db, u_int32_t size);
+int dbgo_db_set_flags(DB *db, u_int32_t flags);
+int dbgo_db_get_flags(DB *db, u_int32_t *flags);
 int dbgo_db_open(DB *db, DB_TXN *txn, char *file, int type, u_int32_t flags, int mode);
 int dbgo_db_close(DB *db, u_int32_t flags);
 int dbgo_db_get(DB *db, DB_TXN *txn, char *k, size_t kn, char *buf, size_t cap,

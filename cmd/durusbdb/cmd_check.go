@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
@@ -54,17 +55,20 @@ type checkRun struct {
 
 // checkJSON is the report of check --json.
 type checkJSON struct {
-	Dir                  string   `json:"dir"`
-	Layout               string   `json:"layout"`
-	Backend              string   `json:"backend"`
-	Objects              uint64   `json:"objects"`
-	Refs                 uint64   `json:"refs"`
-	MaxOID               uint64   `json:"max_oid"`
-	BackendFilesVerified int      `json:"backend_files_verified"` // -1: skipped (a server has the files open)
-	Problems             []string `json:"problems"`
-	ProblemCount         int      `json:"problem_count"`
-	Repaired             int      `json:"repaired"`
-	OK                   bool     `json:"ok"`
+	Dir                  string `json:"dir"`
+	Layout               string `json:"layout"`
+	Backend              string `json:"backend"`
+	Objects              uint64 `json:"objects"`
+	Refs                 uint64 `json:"refs"`
+	MaxOID               uint64 `json:"max_oid"`
+	BackendFilesVerified int    `json:"backend_files_verified"` // -1: skipped (a server has the files open)
+	// PageChecksumsOff: Berkeley DB files created without page checksums
+	// (not a problem: a note; `durusbdb copy` makes files that have them).
+	PageChecksumsOff []string `json:"page_checksums_off,omitempty"`
+	Problems         []string `json:"problems"`
+	ProblemCount     int      `json:"problem_count"`
+	Repaired         int      `json:"repaired"`
+	OK               bool     `json:"ok"`
 
 	found []string // with --repair: the problems found before repairing
 }
@@ -116,6 +120,11 @@ func (k *checkRun) checkEngine(ctx context.Context, cio cmdIO, db *engine.DB, nf
 	}
 	out := checkJSON{Dir: k.db.dir, Layout: rep.Layout, Backend: db.Backend(), Objects: rep.Objects, Refs: rep.Refs,
 		MaxOID: rep.MaxOID, BackendFilesVerified: nfiles, ProblemCount: rep.ProblemCount, Problems: problemStrings(rep)}
+	off, err := recovery.PageChecksumsOff(k.db.dir)
+	if err != nil {
+		return checkJSON{}, err
+	}
+	out.PageChecksumsOff = off
 	if k.repair && !rep.OK() {
 		out.Repaired, out.found = rep.Repaired, out.Problems
 		if rep, err = k.checkOnce(ctx, cio, db, false, "check "+k.db.dir+" (after the repair)"); err != nil {
@@ -252,6 +261,10 @@ func (k *checkRun) writeText(w io.Writer, r checkJSON) {
 	}
 	fmt.Fprintf(w, "%s: layout %s, backend %s, %d objects, %d references, max oid %d\n",
 		r.Dir, r.Layout, r.Backend, r.Objects, r.Refs, r.MaxOID)
+	if len(r.PageChecksumsOff) > 0 {
+		fmt.Fprintf(w, "%s: note: %s have no page checksums (made by an earlier release or the Python original): a page damaged on disk would be read as data; `durusbdb copy %s NEWDIR` (server stopped) writes a copy whose files have them\n",
+			r.Dir, strings.Join(r.PageChecksumsOff, ", "), r.Dir)
+	}
 	prefix := "problem"
 	if r.found != nil {
 		for _, p := range r.found {

@@ -26,8 +26,10 @@ var hints = []hint{
 	{filestorage.ErrLocked, "force", "--force reads the file as a snapshot while its writer runs"},
 	{filestorage.ErrDamaged, "ignore-incomplete-tail", "if only the final transaction is incomplete (a writer died mid-commit), --ignore-incomplete-tail imports everything before it"},
 	{engine.ErrImportIncomplete, "", "an import did not finish: run `durusbdb migrate --force` again"},
-	{kv.ErrNeedRecover, "", "stop every process using the directory and run `durusbdb recover --dir DIR` (or start the server, which recovers)"},
+	// damage first: a Berkeley DB page checksum error also needs recovery,
+	// but recovery does not mend the page.
 	{kv.ErrCorrupt, "", "run `durusbdb check --dir DIR` for the damage, then restore a backup or `durusbdb recover --dir DIR`"},
+	{kv.ErrNeedRecover, "", "stop every process using the directory and run `durusbdb recover --dir DIR` (or start the server, which recovers)"},
 }
 
 // withHint appends to err the flag or command that resolves it, unless
