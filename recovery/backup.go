@@ -109,7 +109,7 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	}
 	absDir, _ := filepath.Abs(dir)
 	absOut, _ := filepath.Abs(out)
-	if absDir == absOut || strings.HasPrefix(absOut, absDir+string(filepath.Separator)) {
+	if dbdir.Contains(dir, out) {
 		return nil, fmt.Errorf("recovery: backup %s: the output %s must not be inside the database directory", dir, out)
 	}
 
