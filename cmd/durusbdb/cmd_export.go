@@ -10,6 +10,7 @@ import (
 	"github.com/durusbdb/durusbdb/control"
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/dbdir"
 	"github.com/durusbdb/durusbdb/internal/progress"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/spf13/pflag"
@@ -44,12 +45,15 @@ func exportCommand() *command {
 				return err
 			}
 			out := fs.Arg(0)
+			if f.dir != "" && dbdir.Contains(f.dir, out) {
+				return &usageError{fmt.Sprintf("the output %s must not be inside the database directory %s", out, f.dir)}
+			}
+			if _, serr := os.Lstat(out); serr == nil && !*force {
+				return fmt.Errorf("filestorage: export to %s: %w", out, filestorage.ErrExists)
+			}
 			db, lv, done, err := f.openTool(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 			if errors.Is(err, kv.ErrInUse) {
 				// The server exports; this process writes OUT (see control).
-				if _, serr := os.Lstat(out); serr == nil && !*force {
-					return fmt.Errorf("filestorage: export to %s: %w", out, filestorage.ErrExists)
-				}
 				return routeLive(ctx, cio, f.dir, c.name, args, err)
 			}
 			if err != nil {
@@ -72,7 +76,7 @@ func exportCommand() *command {
 				return err
 			}
 			bar := progress.New(cio.stderr, log, "export "+out, "records", int64(n))
-			st, err := write(target, filestorage.WriteOptions{Force: *force}, func(yield func(uint64, []byte) error) error {
+			st, err := write(target, filestorage.WriteOptions{Force: *force, Log: log}, func(yield func(uint64, []byte) error) error {
 				return db.Scan(ctx, func(oid uint64, rec []byte) error {
 					bar.Add(1, int64(len(rec)))
 					return yield(oid, rec)

@@ -66,6 +66,11 @@ func (m *migration) run(ctx context.Context, cio cmdIO, file string) error {
 	if err != nil {
 		return err
 	}
+	if file != "" && m.db.dir != "" && dbdir.Contains(m.db.dir, file) {
+		// --force swaps the directory out and removes it: the source
+		// would go with it.
+		return &usageError{fmt.Sprintf("the source %s is inside the database directory %s, which the import replaces: move it out first", file, m.db.dir)}
+	}
 	what, src, total, done, err := m.source(ctx, cio, file, log)
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ type hint struct {
 var hints = []hint{
 	{engine.ErrNotEmpty, "force", "--force replaces the database's contents"},
 	{kv.ErrNotDB, "create", "--create makes a new database in an empty directory"},
+	{filestorage.ErrExists, "force", "--force replaces it"},
 	{filestorage.ErrLocked, "force", "--force reads the file as a snapshot while its writer runs"},
 	{filestorage.ErrDamaged, "ignore-incomplete-tail", "if only the final transaction is incomplete (a writer died mid-commit), --ignore-incomplete-tail imports everything before it"},
 	{engine.ErrImportIncomplete, "", "an import did not finish: run `durusbdb migrate --force` again"},
