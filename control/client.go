@@ -8,11 +8,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/staging"
 )
 
 // maxFrame bounds a frame's payload (the server sends at most 1 MiB).
@@ -99,7 +102,7 @@ func readResponse(r io.Reader, stdout, stderr io.Writer) (Exit, error) {
 			if err := json.Unmarshal(p, &fh); err != nil || out != nil {
 				return Exit{}, fmt.Errorf("%w: bad file header %q", ErrProtocol, p)
 			}
-			o, err := createOut(fh)
+			o, err := createOut(fh, slog.New(slog.NewTextHandler(stderr, nil)))
 			if err != nil {
 				return Exit{}, err
 			}
@@ -145,7 +148,10 @@ type fileOut struct {
 	f   *os.File
 }
 
-func createOut(h FileHeader) (*fileOut, error) {
+// createOut starts receiving the file of h: a flocked temporary file
+// beside its path, after removing the ones of receptions that were killed
+// (unlocked: see staging.RemoveStale), each with a warning on log.
+func createOut(h FileHeader, log *slog.Logger) (*fileOut, error) {
 	if h.Path == "" {
 		return nil, fmt.Errorf("%w: file without a path", ErrProtocol)
 	}
@@ -157,9 +163,16 @@ func createOut(h FileHeader) (*fileOut, error) {
 	if err := os.MkdirAll(filepath.Dir(h.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("write %s: %w", h.Path, err)
 	}
-	f, err := os.CreateTemp(filepath.Dir(h.Path), "."+filepath.Base(h.Path)+".part-*")
+	prefix := "." + filepath.Base(h.Path) + ".part-"
+	staging.RemoveStale(filepath.Dir(h.Path), prefix, "transfer of "+h.Path, log)
+	f, err := os.CreateTemp(filepath.Dir(h.Path), prefix+"*")
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", h.Path, err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("write %s: lock %s: %w", h.Path, f.Name(), err)
 	}
 	if err := f.Chmod(os.FileMode(h.Mode & 0o777)); err != nil {
 		f.Close()

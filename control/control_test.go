@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"os/exec"
@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/durusbdb/durusbdb/internal/mounttest"
 )
 
 // childEnv makes the test binary a control client (TestMain): it runs
@@ -287,5 +289,38 @@ func TestCloseWithAStalledClient(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Close did not return within 10 s while a client stopped reading")
+	}
+}
+
+// A received file is written to a flocked temporary file; starting to
+// receive one removes those a killed client left for the same path (they
+// are unlocked), never one a running reception holds.
+func TestCreateOutRemovesKilledParts(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "db.tar.sz")
+	stale := filepath.Join(dir, ".db.tar.sz.part-111")
+	if err := os.WriteFile(stale, []byte("half a transfer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
+	running, err := createOut(FileHeader{Path: path, Mode: 0o600}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer running.abort()
+	if _, err := os.Stat(stale); !os.IsNotExist(err) {
+		t.Fatalf("the part file of a killed reception is still there: %v", err)
+	}
+	if !strings.Contains(logs.String(), stale) {
+		t.Fatalf("its removal was not logged:\n%s", logs.String())
+	}
+	other, err := createOut(FileHeader{Path: path, Mode: 0o600, Replace: true}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.abort()
+	if _, err := os.Stat(running.tmp); err != nil {
+		t.Fatalf("a second reception removed the part file of a running one: %v", err)
 	}
 }

@@ -770,3 +770,36 @@ func TestWriteTargetDirectory(t *testing.T) {
 		t.Fatalf("write error %q names the file more than once", got)
 	}
 }
+
+// An export removes the temporary files that killed exports to the same
+// path left (unlocked), never one a running export holds.
+func TestExportRemovesKilledTemps(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "out")
+	child := proc.StartChildT(t, nil, envExportChild+"=shelf:"+p)
+	sc := bufio.NewScanner(child.Stdout)
+	for sc.Scan() && sc.Text() != "writing" {
+	}
+	temps := func() []string {
+		m, _ := filepath.Glob(filepath.Join(dir, ".out.tmp-*"))
+		return m
+	}
+	if len(temps()) != 1 {
+		t.Fatalf("a running export has temporary files %v, want one", temps())
+	}
+	recs := func(yield func(uint64, []byte) error) error { return yield(0, record.Build(0, []byte("root"))) }
+	if _, err := WriteShelf(p, WriteOptions{}, recs); err != nil {
+		t.Fatal(err)
+	}
+	if len(temps()) != 1 {
+		t.Fatalf("an export removed the temporary file of one still running: %v left", temps())
+	}
+	child.Cmd.Process.Kill()
+	child.Cmd.Wait()
+	if _, err := WriteShelf(p, WriteOptions{Force: true}, recs); err != nil {
+		t.Fatal(err)
+	}
+	if left := temps(); len(left) != 0 {
+		t.Fatalf("the temporary file of a killed export is still there after the next export: %v", left)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"math"
 	"math/bits"
 	"os"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/durus/pickle"
 	"github.com/durusbdb/durusbdb/durus/record"
+	"github.com/durusbdb/durusbdb/internal/staging"
 )
 
 // WriteOptions configures WriteShelf and WriteDFS20.
@@ -32,6 +34,9 @@ type WriteOptions struct {
 	// Progress, if set, is called from the writing goroutine every 65536
 	// records and once more when the records are written.
 	Progress func(WriteStats)
+	// Log receives a warning for each temporary file of an interrupted
+	// export that the write removes; nil discards them.
+	Log *slog.Logger
 
 	// hook, for tests, is called at each stage; an error aborts the write.
 	hook func(stage string) error
@@ -127,6 +132,13 @@ func writeFile(path string, opts WriteOptions, format Format, scan func(yield fu
 	if dir == "" {
 		dir = "."
 	}
+	// The temporary files of exports to path that were killed: each is
+	// flocked while its writer runs, so one that can be locked is stale.
+	log := opts.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	staging.RemoveStale(dir, "."+base+".tmp-", "export", log)
 	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
 	if err != nil {
 		return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
