@@ -49,7 +49,9 @@ type RestoreResult struct {
 }
 
 // Restore restores the backup in (a backup directory or a stream file) into
-// dir, which must be empty or not exist (its parent must). It first checks
+// dir, which must be empty or not exist (its parent must), and must
+// neither be a backup directory in nor lie inside it, nor hold in (refused
+// before anything is written). It first checks
 // every file of the backup against the manifest (present exactly once,
 // size, SHA-256) and writes nothing if any check fails (errors wrap
 // ErrBadBackup). A backup directory with increments (BackupIncremental)
@@ -64,6 +66,17 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	fi, err := os.Stat(in)
 	if err != nil {
 		return nil, fmt.Errorf("recovery: restore from %s: %w", in, err)
+	}
+	// Before anything is written or removed (Settle removes what killed
+	// runs left in dir): a restore into its own backup directory would
+	// add files the manifest does not list, and every later restore or
+	// verify of the backup would refuse it; a backup inside dir is not
+	// left alone by the move into dir. (A stream file cannot contain dir.)
+	if fi.IsDir() && dbdir.Contains(in, dir) {
+		return nil, fmt.Errorf("recovery: restore from %s into %s: the target directory is the backup directory or inside it, and the restored files would break the backup; restore into a directory outside %s", in, dir, in)
+	}
+	if dbdir.Contains(dir, in) {
+		return nil, fmt.Errorf("recovery: restore from %s into %s: the backup is inside the target directory; restore into a new or empty directory that does not hold the backup", in, dir)
 	}
 	if _, err := stagingdir.Settle(dir, opts.logger()); err != nil {
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
