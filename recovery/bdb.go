@@ -295,23 +295,22 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}
 	defer lock.Close()
-	if onlyIfNeeded && !catastrophic {
-		start := time.Now()
-		need, err := bdb.NeedsRecovery(dir)
-		if err != nil {
-			return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
-		}
-		if !need {
-			r.Duration = time.Since(start)
-			return r, nil
-		}
+	start := time.Now()
+	need, err := bdb.NeedsRecovery(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
+	}
+	r.Unclean = need
+	if onlyIfNeeded && !catastrophic && !need {
+		r.Duration = time.Since(start)
+		return r, nil
 	}
 	mf, err := newMessageFile()
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}
 	defer mf.close()
-	start := time.Now()
+	start = time.Now()
 	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until})
 	r.Duration = time.Since(start)
 	r.parseMessages(mf.read())

@@ -369,6 +369,16 @@ func TestAtOpenReportsRecovery(t *testing.T) {
 	if r2.Ran {
 		t.Fatalf("second AtOpen replayed a log: %+v", r2)
 	}
+	// An explicit normal recovery of the now cleanly closed directory
+	// runs, but does not claim that the last owner crashed.
+	logBuf.Reset()
+	rc, err := Recover(context.Background(), dir, RecoverOptions{Options: opts})
+	if err != nil || rc.Unclean || rc.Kind != KindNormal {
+		t.Fatalf("normal recovery of a clean directory: %+v %v", rc, err)
+	}
+	if l := logBuf.String(); strings.Contains(l, "did not exit cleanly") || !strings.Contains(l, "level=INFO") {
+		t.Fatalf("normal recovery of a clean directory logged that the last owner did not exit cleanly:\n%s", l)
+	}
 	// Catastrophic recovery of the stopped directory works too.
 	r3, err := Recover(context.Background(), dir, RecoverOptions{Options: quietOpts(), Catastrophic: true})
 	if err != nil || !r3.Ran || r3.Kind != KindCatastrophic {

@@ -24,6 +24,10 @@ type Report struct {
 	// or a repair ran (LevelDB). Normal recovery of a directory whose last
 	// owner exited cleanly does nothing.
 	Ran bool
+	// Unclean: the last writer had not closed the directory (Berkeley DB:
+	// its lock file's mark, bdb.NeedsRecovery), so recovery was needed. A
+	// `durusbdb recover` of a cleanly closed directory runs anyway.
+	Unclean bool
 	// Berkeley DB: the log range replayed, as libdb prints LSNs
 	// ("[1][28]"), the new checkpoint, the last valid log LSN found, and
 	// the log files in the directory after recovery.
@@ -54,12 +58,16 @@ func (r *Report) Summary() string {
 	if n := len(r.LogFiles); n > 0 {
 		logs = fmt.Sprintf("%d log files %s … %s", n, r.LogFiles[0], r.LogFiles[n-1])
 	}
-	return fmt.Sprintf("%s: %s recovery replayed log %s to %s (%s) in %v; checkpoint %s",
-		r.Dir, r.Kind, r.From, r.To, logs, r.Duration.Round(time.Millisecond), r.Checkpoint)
+	span := "replayed log " + r.From + " to " + r.To
+	if r.From == "" {
+		span = "checked the log to " + r.To + ", nothing to replay"
+	}
+	return fmt.Sprintf("%s: %s recovery %s (%s) in %v; checkpoint %s",
+		r.Dir, r.Kind, span, logs, r.Duration.Round(time.Millisecond), r.Checkpoint)
 }
 
-// Log writes the report through log at Info (Warn when recovery replayed
-// a log: the last owner did not exit cleanly).
+// Log writes the report through log at Info (Warn when normal recovery
+// replayed the log of a directory its last owner did not close).
 func (r *Report) Log(log *slog.Logger) {
 	if log == nil {
 		log = slog.Default()
@@ -73,7 +81,7 @@ func (r *Report) Log(log *slog.Logger) {
 	} else {
 		attrs = append(attrs, "files_before", len(r.Before), "files_after", len(r.After), "lost", strings.Join(r.Lost, ","))
 	}
-	if r.Ran && r.Kind == KindNormal {
+	if r.Ran && r.Kind == KindNormal && r.Unclean {
 		log.Warn("recovery: the last owner did not exit cleanly; log replayed", attrs...)
 		return
 	}
