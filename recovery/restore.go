@@ -82,7 +82,7 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
 	}
 	if err := checkEmptyTarget(dir, ""); err != nil {
-		return nil, fmt.Errorf("recovery: restore into %s: %w", dir, err)
+		return nil, fmt.Errorf("recovery: restore into %s: %w%s", dir, err, restoredHint(dir))
 	}
 	res := &RestoreResult{Dir: dir}
 	m, write, err := verifyForRestore(ctx, in, fi.IsDir(), res, opts.Options)
@@ -138,6 +138,18 @@ func Restore(ctx context.Context, in, dir string, opts RestoreOptions) (*Restore
 	opts.logger().Info("recovery: restored", "from", in, "dir", dir, "backend", m.Backend,
 		"files", len(m.Files), "bytes", m.Size(), "backup_created", m.Created, "duration", res.Duration)
 	return res, nil
+}
+
+// restoredHint ends the refusal of a target dir that is not empty when
+// dir holds a database, perhaps that of an earlier restore which
+// completed (one interrupted in its final check, after the files were in
+// place, leaves a whole database): it says how to go on. "" otherwise.
+func restoredHint(dir string) string {
+	l, err := dbdir.Detect(dir)
+	if err != nil || (l.Kind != dbdir.BDB && l.Kind != dbdir.LevelDB) {
+		return ""
+	}
+	return fmt.Sprintf("; %s holds a database: if it is a restore that completed (one interrupted in its final check is complete), check it with `durusbdb check --dir %s` and use it, or remove it (rm -rf %s) to restore again", dir, dir, dir)
 }
 
 // verifyForRestore checks every file of the backup in (a backup directory

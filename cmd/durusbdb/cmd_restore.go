@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -68,6 +69,9 @@ func restoreCommand() *command {
 			db, err := engine.Open(ctx, dir, engine.Options{CacheSize: ropts.CacheSize, Logger: ropts.Logger,
 				GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 			if err != nil {
+				if ierr := checkInterrupted(ctx, dir, err); ierr != nil {
+					return ierr
+				}
 				return fmt.Errorf("restored %s, but it does not open: %w", dir, err)
 			}
 			rep, err := db.Check(ctx, false)
@@ -75,6 +79,9 @@ func restoreCommand() *command {
 				err = cerr
 			}
 			if err != nil {
+				if ierr := checkInterrupted(ctx, dir, err); ierr != nil {
+					return ierr
+				}
 				return fmt.Errorf("restored %s, but checking it failed: %w", dir, err)
 			}
 			fmt.Fprintf(cio.stdout, "check: %d objects, %d references, max oid %d\n", rep.Objects, rep.Refs, rep.MaxOID)
@@ -89,6 +96,19 @@ func restoreCommand() *command {
 		}
 	}
 	return c
+}
+
+// checkInterrupted is the error of a restore whose final open or check of
+// dir failed with err because ctx was cancelled (SIGINT, SIGTERM): the
+// restore itself is complete (its files are in place, recovered), only
+// the check was cut short, so it says that and how to finish it; the
+// exit stays non-zero, for the command was interrupted. It returns nil
+// when err is not the cancellation.
+func checkInterrupted(ctx context.Context, dir string, err error) error {
+	if ctx.Err() == nil || !errors.Is(err, ctx.Err()) {
+		return nil
+	}
+	return fmt.Errorf("the restore into %s is complete, but its final check was interrupted (%w); check it with `durusbdb check --dir %s`", dir, err, dir)
 }
 
 // parseUntil parses the time of restore --until: RFC 3339 (with or
