@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/durusbdb/durusbdb/backend"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/spf13/pflag"
@@ -24,6 +25,9 @@ func checkpointCommand() *command {
 		return func(ctx context.Context, cio cmdIO, args []string) error {
 			if err := noArgs(fs); err != nil {
 				return err
+			}
+			if kind, _ := backend.Detect(f.dir); kind == backend.LevelDB && *keep {
+				return &usageError{fmt.Sprintf("--keep-logs applies to Berkeley DB's log files; %s holds a LevelDB database, which keeps no log files for archiving", f.dir)}
 			}
 			db, lv, done, err := f.openTool(ctx, cio, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true, KeepLogs: *keep}})
 			if errors.Is(err, kv.ErrInUse) {

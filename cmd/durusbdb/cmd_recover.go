@@ -36,7 +36,14 @@ func recoverCommand() *command {
 			if err != nil {
 				return err
 			}
-			if kind, _ := backend.Detect(*dir); kind == backend.LevelDB && !*force {
+			kind, _ := backend.Detect(*dir)
+			switch {
+			case kind == backend.LevelDB && *fatal:
+				return &usageError{fmt.Sprintf("--catastrophic is Berkeley DB's catastrophic recovery; %s holds a LevelDB database, which `durusbdb recover --dir %s` repairs", *dir, *dir)}
+			case kind == backend.BDB && *force:
+				return &usageError{fmt.Sprintf("--force applies to a LevelDB repair; %s holds a Berkeley DB database, which recovery replays whatever its state (--catastrophic replays every log file)", *dir)}
+			}
+			if kind == backend.LevelDB && !*force {
 				// A repair rewrites the tables and the MANIFEST: not for a
 				// healthy database (LevelDB replays its own log at open).
 				if _, err := recovery.VerifyBackend(*dir); err == nil {

@@ -71,3 +71,25 @@ func TestToolsRefusePathsInsideTheDatabase(t *testing.T) {
 		})
 	}
 }
+
+// A flag of one backend's tool is refused on the other's directory rather
+// than ignored: recover --catastrophic and checkpoint --keep-logs on
+// LevelDB, recover --force (a LevelDB repair) on Berkeley DB.
+func TestBackendFlagsRefusedOnTheOtherBackend(t *testing.T) {
+	cases := map[string][][]string{
+		backend.LevelDB: {{"recover", "--catastrophic"}, {"checkpoint", "--keep-logs"}},
+		backend.BDB:     {{"recover", "--force"}},
+	}
+	for _, kind := range backend.Compiled() {
+		dir := newDB(t, kind)
+		for _, args := range cases[kind] {
+			code, _, stderr := runCLI(t, nil, append(args, "--dir", dir)...)
+			if code != exitUsage || !strings.Contains(stderr, args[1]) || !strings.Contains(stderr, dir) {
+				t.Errorf("%v on a %s directory: exit %d, want a usage error naming the flag and the directory: %s", args, kind, code, stderr)
+			}
+		}
+		if code, out, stderr := runCLI(t, nil, "check", "--dir", dir); code != exitOK {
+			t.Errorf("check after the refusals: exit %d\n%s%s", code, out, stderr)
+		}
+	}
+}
