@@ -2,6 +2,8 @@ package recovery
 
 import (
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 )
@@ -11,6 +13,27 @@ import (
 // staging directory is flocked while its backup works, so one that can be
 // locked belongs to a backup that was killed or crashed.
 const stagePrefix = ".durusbdb-backup-"
+
+// RemoveStaleStaging removes what backups into out that were killed
+// (SIGKILL, a crash) left behind, as Backup does before it stages (all
+// through stagingdir.RemoveStale): the staging directories named
+// .durusbdb-backup-* in out's parent and, when out is an existing
+// directory, the ones made inside it (stagingdir.RemoveStaleInside),
+// except those a running process holds. It returns the paths removed,
+// each logged. A backup whose output is written by another process than
+// Backup's (a LevelDB backup taken by the database's server and streamed
+// to the client, which writes out) calls it where out is written.
+func RemoveStaleStaging(out string, log *slog.Logger) []string {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil
+	}
+	removed := stagingdir.RemoveStale(filepath.Dir(abs), stagePrefix, "backup", log)
+	if fi, err := os.Stat(abs); err == nil && fi.IsDir() {
+		removed = append(removed, stagingdir.RemoveStaleInside(abs, log)...)
+	}
+	return removed
+}
 
 // staging is a backup's unique, flocked, temporary directory.
 type staging struct {

@@ -32,6 +32,16 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 	if kind, err := backend.Detect(dir); err != nil || kind != backend.LevelDB {
 		return false, nil
 	}
+	// This process, not the server, writes OUT (a relative OUT is this
+	// process's): the staging directories killed backups left for it are
+	// removed here, by the code a backup run here uses
+	// (recovery.RemoveStaleStaging), before asking the server. Whether a
+	// server answers or not, they are stale all the same.
+	if a, err := parseLiveBackup(c, cio, args); err == nil {
+		if log, err := (&dbFlags{logFormat: a.logFormat}).logger(cio.stderr); err == nil {
+			recovery.RemoveStaleStaging(a.out, log)
+		}
+	}
 	ex, err := control.Run(ctx, dir, control.Request{Command: c.name, Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
 	if errors.Is(err, control.ErrNoServer) {
 		return false, nil // no server: the backup takes the directory itself
@@ -70,23 +80,16 @@ func argDir(args, environ []string) string {
 // snapshot) into a staging directory, backed up there as an offline
 // backup would be, then streamed to the client, which writes OUT.
 func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, args []string) error {
-	fs := newFlagSet(c.name)
-	dir := fs.String("dir", "", "database directory (required)")
-	streamOut := fs.Bool("stream", false, "write OUT as one file")
-	fs.String("cache-size", "64MiB", "ignored: the server's database is used")
-	logFormat := fs.String("log-format", "text", "log format: text or json")
-	if err := parseFlags(fs, cio.environ, args); err != nil {
-		return &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream and OUT only)", err)}
+	a, err := parseLiveBackup(c, cio, args)
+	if err != nil {
+		return err
 	}
-	if fs.NArg() != 1 {
-		return &usageError{"want exactly one argument: OUT, the backup directory or (with --stream) file to create"}
-	}
-	out := fs.Arg(0)
+	dir, out := a.dir, a.out
 	db := lv.db
 	if db.Backend() != backend.LevelDB {
-		return fmt.Errorf("backup %s: a Berkeley DB backup joins the server's environment itself; run it without the control socket", *dir)
+		return fmt.Errorf("backup %s: a Berkeley DB backup joins the server's environment itself; run it without the control socket", dir)
 	}
-	log, err := (&dbFlags{logFormat: *logFormat}).logger(cio.stderr)
+	log, err := (&dbFlags{logFormat: a.logFormat}).logger(cio.stderr)
 	if err != nil {
 		return err
 	}
@@ -97,11 +100,11 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 	defer os.RemoveAll(tmp)
 	snap := filepath.Join(tmp, "db")
 	if err := os.Mkdir(snap, 0o700); err != nil {
-		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+		return fmt.Errorf("backup %s: snapshot: %w", dir, err)
 	}
 	dst, _, err := backend.Open(kv.Options{Dir: snap, Create: true, Buckets: engine.Buckets(false, 0), Logger: log}, backend.LevelDB)
 	if err != nil {
-		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+		return fmt.Errorf("backup %s: snapshot: %w", dir, err)
 	}
 	err = snapshotStore(ctx, db.Store(), dst)
 	if err == nil {
@@ -111,24 +114,24 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 		err = cerr
 	}
 	if err != nil {
-		return fmt.Errorf("backup %s: snapshot: %w", *dir, err)
+		return fmt.Errorf("backup %s: snapshot: %w", dir, err)
 	}
 	staged := filepath.Join(tmp, "out")
 	res, err := recovery.Backup(ctx, snap, staged, recovery.BackupOptions{
 		Options: recovery.Options{Logger: log, Progress: cio.stderr},
-		Stream:  *streamOut,
+		Stream:  a.stream,
 	})
 	if err != nil {
 		return err
 	}
-	if *streamOut {
+	if a.stream {
 		if err := lv.resp.SendFile(ctx, staged, control.FileHeader{Path: out, Mode: 0o640}); err != nil {
 			return err
 		}
 	} else {
 		ents, err := os.ReadDir(staged)
 		if err != nil {
-			return fmt.Errorf("backup %s: %w", *dir, err)
+			return fmt.Errorf("backup %s: %w", dir, err)
 		}
 		for _, e := range ents {
 			if err := lv.resp.SendFile(ctx, filepath.Join(staged, e.Name()), control.FileHeader{Path: filepath.Join(out, e.Name()), Mode: 0o644}); err != nil {
@@ -138,8 +141,35 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 	}
 	m := res.Manifest
 	fmt.Fprintf(cio.stdout, "backup of %s (%s, %s) written to %s: %d files, %d bytes of data, %d bytes written, in %v\n",
-		*dir, m.Backend, "snapshot by the server", out, len(m.Files), m.Size(), res.Bytes, res.Duration.Round(1e6))
+		dir, m.Backend, "snapshot by the server", out, len(m.Files), m.Size(), res.Bytes, res.Duration.Round(1e6))
 	return nil
+}
+
+// liveBackupArgs are the flags and the argument of a backup run by the
+// server of a LevelDB database.
+type liveBackupArgs struct {
+	dir, out, logFormat string
+	stream              bool
+}
+
+// parseLiveBackup parses the arguments of a backup run by the server of a
+// LevelDB database (--dir, --stream, OUT; --cache-size is ignored), as
+// the server does and as the client does to find OUT.
+func parseLiveBackup(c *command, cio cmdIO, args []string) (liveBackupArgs, error) {
+	var a liveBackupArgs
+	fs := newFlagSet(c.name)
+	fs.StringVar(&a.dir, "dir", "", "database directory (required)")
+	fs.BoolVar(&a.stream, "stream", false, "write OUT as one file")
+	fs.String("cache-size", "64MiB", "ignored: the server's database is used")
+	fs.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	if err := parseFlags(fs, cio.environ, args); err != nil {
+		return a, &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream and OUT only)", err)}
+	}
+	if fs.NArg() != 1 {
+		return a, &usageError{"want exactly one argument: OUT, the backup directory or (with --stream) file to create"}
+	}
+	a.out = fs.Arg(0)
+	return a, nil
 }
 
 // snapshotStore copies every bucket of src to dst in one read transaction
