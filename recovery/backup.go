@@ -63,6 +63,10 @@ type BackupOptions struct {
 	// the siblings of out (entries of its parent directory) are removed
 	// so that Keep remain, the new one included. See Retain.
 	Keep int
+	// Source, if set, is the database directory the manifest names
+	// (which retention compares) when dir is a snapshot of it taken
+	// elsewhere (a LevelDB server's copy of its open database).
+	Source string
 }
 
 // BackupResult describes a finished backup.
@@ -142,6 +146,11 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	}
 
 	m := &Manifest{Backend: kind, Created: time.Now().UTC(), Source: absDir}
+	if opts.Source != "" {
+		if m.Source, err = filepath.Abs(opts.Source); err != nil {
+			return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
+		}
+	}
 	if err := snapshot(ctx, dir, stage, m, opts.Options); err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package recovery
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -75,3 +76,56 @@ func (s *staging) release() { s.Release() }
 
 // syncDir makes the new names in dir durable (fsync of the directory).
 func syncDir(dir string) error { return stagingdir.SyncDir(dir) }
+
+// BackupStage is the staging directory of a directory backup whose files
+// another process sends (a LevelDB database's server, over its control
+// socket, to the client that writes OUT): the files go into it, and
+// Publish moves it into place at out only once the backup is complete,
+// as Backup does, so that a backup killed meanwhile leaves nothing at out.
+type BackupStage struct {
+	st  *staging
+	out string
+}
+
+// StageBackupDir checks that out can take a full directory backup (it does
+// not exist or is an empty directory, after removing what killed backups
+// left: stagingdir.Settle), then creates and locks its staging directory.
+// The caller calls Release when done, after Publish or not.
+func StageBackupDir(out string, log *slog.Logger) (*BackupStage, error) {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	}
+	if _, err := stagingdir.Settle(abs, log); err != nil {
+		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	}
+	if err := checkEmptyOut(abs, ""); err != nil {
+		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	}
+	st, err := stagingFor(abs, log)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	}
+	return &BackupStage{st: st, out: abs}, nil
+}
+
+// Dir is the staging directory (absolute): where the backup's files and
+// its manifest are written.
+func (s *BackupStage) Dir() string { return s.st.dir }
+
+// Publish moves the complete staging directory into place at out (see
+// moveIntoPlace); it refuses one without a manifest, which is not a
+// whole backup.
+func (s *BackupStage) Publish() error {
+	if _, err := os.Stat(filepath.Join(s.st.dir, ManifestName)); err != nil {
+		return fmt.Errorf("recovery: backup into %s: the staged backup has no manifest: %w", s.out, err)
+	}
+	if err := moveIntoPlace(s.st, s.out); err != nil {
+		return fmt.Errorf("recovery: backup into %s: %w", s.out, err)
+	}
+	return nil
+}
+
+// Release unlocks the staging directory and removes it unless Publish
+// moved it into place.
+func (s *BackupStage) Release() { s.st.release() }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/durusbdb/durusbdb/backend"
@@ -26,8 +28,8 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 		return true, serverBackup(ctx, cio, c, lv, args)
 	}
 	dir := argDir(args, cio.environ)
-	if dir == "" {
-		return false, nil
+	if dir == "" || argSet(args, "verify") {
+		return false, nil // --verify reads a backup, not the database
 	}
 	if kind, err := backend.Detect(dir); err != nil || kind != backend.LevelDB {
 		return false, nil
@@ -37,9 +39,28 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 	// removed here, by the code a backup run here uses
 	// (recovery.RemoveStaleStaging), before asking the server. Whether a
 	// server answers or not, they are stale all the same.
-	if a, err := parseLiveBackup(c, cio, args); err == nil {
-		if log, err := (&dbFlags{logFormat: a.logFormat}).logger(cio.stderr); err == nil {
-			recovery.RemoveStaleStaging(a.out, log)
+	//
+	// A directory OUT is written the way a backup run here writes it: the
+	// files go into a staging directory made here beside (or inside) OUT
+	// (--stage tells the server), moved into place once the server says
+	// the backup is complete, so a backup killed meanwhile leaves nothing
+	// at OUT. A stream OUT is one file, written to a temporary name and
+	// renamed by the control client.
+	var stage *recovery.BackupStage
+	var log *slog.Logger
+	a, perr := parseLiveBackup(c, cio, args)
+	if perr == nil {
+		var err error
+		if log, err = (&dbFlags{logFormat: a.logFormat}).logger(cio.stderr); err != nil {
+			return true, err
+		}
+		recovery.RemoveStaleStaging(a.out, log)
+		if !a.stream && a.stage == "" {
+			if stage, err = recovery.StageBackupDir(a.out, log); err != nil {
+				return true, fmt.Errorf("backup %s: %w", dir, err)
+			}
+			defer stage.Release()
+			args = append(slices.Clone(args), "--stage="+stage.Dir())
 		}
 	}
 	ex, err := control.Run(ctx, dir, control.Request{Command: c.name, Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
@@ -49,7 +70,47 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 	if err != nil {
 		return true, fmt.Errorf("backup %s: a server seems to hold it, and running the backup through its control socket failed: %w", dir, err)
 	}
-	return true, exitToError(ex)
+	if err := exitToError(ex); err != nil {
+		return true, err
+	}
+	if stage != nil {
+		if err := stage.Publish(); err != nil {
+			return true, err
+		}
+	}
+	if perr != nil || a.keep <= 0 {
+		return true, nil
+	}
+	return true, retainLive(cio, a, log)
+}
+
+// retainLive applies --keep, here where OUT was written, after a backup
+// that the server of a LevelDB database carried out (recovery.Retain).
+func retainLive(cio cmdIO, a liveBackupArgs, log *slog.Logger) error {
+	abs, err := filepath.Abs(a.out)
+	if err != nil {
+		return err
+	}
+	removed, err := recovery.Retain(filepath.Dir(abs), abs, a.keep, log)
+	for _, r := range removed {
+		fmt.Fprintf(cio.stdout, "retention (--keep %d): removed %s\n", a.keep, r)
+	}
+	if err != nil {
+		return fmt.Errorf("backup written to %s, but retention failed: %w", a.out, err)
+	}
+	return nil
+}
+
+// argSet reports whether the boolean flag name is set in args (--name,
+// --name=true, one or two dashes).
+func argSet(args []string, name string) bool {
+	for _, a := range args {
+		n, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && n == name && (!hasVal || val == "true" || val == "1") {
+			return true
+		}
+	}
+	return false
 }
 
 // argDir finds --dir in args (--dir D, --dir=D, one or two dashes), else
@@ -120,6 +181,7 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 	res, err := recovery.Backup(ctx, snap, staged, recovery.BackupOptions{
 		Options: recovery.Options{Logger: log, Progress: cio.stderr},
 		Stream:  a.stream,
+		Source:  db.Dir(), // the manifest names the database, not the snapshot (retention compares it)
 	})
 	if err != nil {
 		return err
@@ -129,12 +191,18 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 			return err
 		}
 	} else {
+		// Into the client's staging directory for OUT (--stage), which the
+		// client moves into place when this returns without error.
+		target := out
+		if a.stage != "" {
+			target = a.stage
+		}
 		ents, err := os.ReadDir(staged)
 		if err != nil {
 			return fmt.Errorf("backup %s: %w", dir, err)
 		}
 		for _, e := range ents {
-			if err := lv.resp.SendFile(ctx, filepath.Join(staged, e.Name()), control.FileHeader{Path: filepath.Join(out, e.Name()), Mode: 0o644}); err != nil {
+			if err := lv.resp.SendFile(ctx, filepath.Join(staged, e.Name()), control.FileHeader{Path: filepath.Join(target, e.Name()), Mode: 0o644}); err != nil {
 				return err
 			}
 		}
@@ -149,7 +217,9 @@ func serverBackup(ctx context.Context, cio cmdIO, c *command, lv *liveServer, ar
 // server of a LevelDB database.
 type liveBackupArgs struct {
 	dir, out, logFormat string
+	stage               string // the client's staging directory for a directory OUT
 	stream              bool
+	keep                int // retention, applied by the client
 }
 
 // parseLiveBackup parses the arguments of a backup run by the server of a
@@ -162,8 +232,10 @@ func parseLiveBackup(c *command, cio cmdIO, args []string) (liveBackupArgs, erro
 	fs.BoolVar(&a.stream, "stream", false, "write OUT as one file")
 	fs.String("cache-size", "64MiB", "ignored: the server's database is used")
 	fs.StringVar(&a.logFormat, "log-format", "text", "log format: text or json")
+	fs.StringVar(&a.stage, "stage", "", "set by the client: the staging directory the files of a directory OUT go to")
+	fs.IntVar(&a.keep, "keep", 0, "retention, applied by the client once OUT is written")
 	if err := parseFlags(fs, cio.environ, args); err != nil {
-		return a, &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream and OUT only)", err)}
+		return a, &usageError{fmt.Sprintf("%v (a backup run by the server of a LevelDB database takes --dir, --stream, --keep and OUT only)", err)}
 	}
 	if fs.NArg() != 1 {
 		return a, &usageError{"want exactly one argument: OUT, the backup directory or (with --stream) file to create"}

@@ -28,11 +28,18 @@ func backupCommand() *command {
 		verify := fs.Bool("verify", false, "check the backup OUT without restoring it: every checksum of its manifests, then a trial restore and check in a temporary directory (--dir not needed)")
 		keep := fs.Int("keep", 0, "retention: after a full backup, keep the newest N complete backups of the same database among the entries of OUT's parent directory, removing older ones (0: remove nothing)")
 		tmpDir := fs.String("tmp-dir", "", "with --verify: where the trial restore goes (default: the directory holding OUT)")
+		// --stage is how a client routing a backup to a LevelDB database's
+		// server names its staging directory (backup_live.go); not for people.
+		stage := fs.String("stage", "", "set by a backup routed to the server of a LevelDB database")
+		_ = fs.MarkHidden("stage")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
 			// A LevelDB database held by a server is backed up by that server
 			// (control socket; backup_live.go).
 			if handled, err := backupLive(ctx, cio, c, args); handled {
 				return err
+			}
+			if *stage != "" {
+				return &usageError{"--stage is set only by a backup that a LevelDB database's server carries out"}
 			}
 			src := cio.src
 			// A flag that does not apply to the mode asked for is an error on
