@@ -211,6 +211,49 @@ def _connectable(address, timeout=1.0):
     return True
 
 
+def _answers(address, timeout):
+    """True once the durusbdb at address answers a protocol request.
+
+    A connection alone says little: the server binds its socket before it
+    opens (or creates) the database, and the kernel queues connections
+    meanwhile; it answers the version request only when it serves."""
+    from durus.storage_server import StorageServer
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout)
+    try:
+        s.connect(address)
+        s.sendall(b"V" + StorageServer.protocol)
+        answer = b""
+        while len(answer) < 4:
+            chunk = s.recv(4 - len(answer))
+            if not chunk:
+                return False
+            answer += chunk
+        s.sendall(b".")   # as ClientStorage.close(): ends the connection
+        return True
+    except (OSError, socket.timeout):
+        return False
+    finally:
+        s.close()
+
+
+def _stop_process(proc):
+    """SIGTERM (graceful shutdown), bounded wait, then SIGKILL; the status."""
+    if proc is not None and proc.poll() is None:
+        try:
+            proc.terminate()
+            proc.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            try:
+                proc.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        except OSError:
+            pass
+    return None if proc is None else proc.returncode
+
+
 def _pdeathsig_preexec():
     """preexec_fn: SIGTERM to the server when this process dies (Linux only).
 
@@ -263,12 +306,12 @@ class _PrivateServer(object):
             path = os.path.join(self.tempdir, "s.sock")
         self.address = path
 
-    def command(self):
+    def command(self, address=None, mode=None):
         cmd = [self.binary, "serve", "--dir=%s" % self.directory,
-               "--address=%s" % self.address]
+               "--address=%s" % (address or self.address)]
         if not any(f.startswith("--logginglevel=") for f in self.flags):
             cmd.append("--logginglevel=30")   # warnings and errors only: a private log
-        cmd.append("--readonly" if self.readonly else "--create")
+        cmd.append(mode or ("--readonly" if self.readonly else "--create"))
         if self.parent_pid_flag:
             cmd.append("--parent-pid=%d" % os.getpid())
         return cmd + self.flags
@@ -303,20 +346,51 @@ class _PrivateServer(object):
 
         The server binds its socket before it opens the database, and a new
         database needs an empty directory, so a socket inside the directory
-        would make it fail; an import of no records creates the database."""
+        would make it fail. A first ``durusbdb serve --create`` with every
+        option (the creation ones --backend, --access, --page-size among
+        them) and its socket in a private temporary directory creates the
+        database; it is stopped once it answers a request."""
         if any(os.path.exists(os.path.join(self.directory, name)) for name in _DATABASE_MARKERS):
             return
-        cmd = [self.binary, "migrate", "--stdin", "--create", "--dir=%s" % self.directory]
-        cmd += [f for f in self.flags if f.startswith(("--backend=", "--cache-size="))]
+        tempdir = tempfile.mkdtemp(prefix="durusbdb-create-")
+        address = os.path.join(tempdir, "s.sock")
+        out = tempfile.TemporaryFile()
+        proc = None
         try:
-            done = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, timeout=self.start_timeout,
-                                  close_fds=True, preexec_fn=_pdeathsig_preexec())
-        except (OSError, subprocess.TimeoutExpired) as e:
-            raise ServerStartError("cannot create the database in %s: %s" % (self.directory, e))
-        if done.returncode != 0:
-            raise ServerStartError("cannot create the database in %s: %s" % (
-                self.directory, done.stdout.decode("utf-8", "replace").strip()))
+            cmd = self.command(address, "--create")
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
+                                        stderr=subprocess.STDOUT, close_fds=True,
+                                        start_new_session=True, preexec_fn=_pdeathsig_preexec())
+            except OSError as e:
+                raise ServerStartError("cannot create the database in %s: cannot run %s: %s"
+                                       % (self.directory, self.binary, e))
+            failure = None
+            deadline = time.monotonic() + self.start_timeout
+            while True:
+                if proc.poll() is not None:
+                    failure = "exited with status %s" % proc.returncode
+                    break
+                if _answers(address, min(1.0, max(0.1, deadline - time.monotonic()))):
+                    break
+                if time.monotonic() >= deadline:
+                    failure = "no answer on %s after %.0f s" % (address, self.start_timeout)
+                    break
+                time.sleep(0.02)
+            status = _stop_process(proc)
+            if failure is None and status not in (0, -signal.SIGTERM):
+                failure = "stopped with status %s" % status
+            if failure is not None:
+                out.seek(0)
+                message = out.read()[-2000:].decode("utf-8", "replace").strip()
+                raise ServerStartError("cannot create the database in %s: durusbdb serve --create %s: %s"
+                                       % (self.directory, failure, message or "(no output)"))
+        finally:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            out.close()
+            shutil.rmtree(tempdir, ignore_errors=True)
 
     def _remove_lonely_stale_socket(self):
         # A socket left by a server that died before creating the database
@@ -392,20 +466,7 @@ class _PrivateServer(object):
 
     def stop(self):
         """SIGTERM (graceful shutdown), bounded wait, then SIGKILL."""
-        proc = self.proc
-        if proc is not None and proc.poll() is None:
-            try:
-                proc.terminate()
-                proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                try:
-                    proc.wait(5)
-                except subprocess.TimeoutExpired:
-                    pass
-            except OSError:
-                pass
-        return None if proc is None else proc.returncode
+        return _stop_process(self.proc)
 
     def cleanup(self):
         self.stop()
