@@ -300,8 +300,13 @@ class _PrivateServer(object):
         self.own_log = not any(f.startswith("--logfile=") for f in flags)
         self.parent_pid_flag = binary not in _without_parent_pid
         path = os.path.join(directory, SOCKET_NAME)
-        if len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH:
-            # Too long for a unix socket address: a private directory instead.
+        # The socket a server of this directory binds inside it: a live one
+        # means the directory is served already.
+        self.dir_address = path
+        if (len(path.encode(sys.getfilesystemencoding(), "surrogateescape")) > _MAX_SOCKET_PATH
+                or (readonly and not os.access(directory, os.W_OK))):
+            # Too long for a unix socket address, or a read-only open of a
+            # directory this process may not write: a private directory instead.
             self.tempdir = tempfile.mkdtemp(prefix="durusbdb-")
             path = os.path.join(self.tempdir, "s.sock")
         self.address = path
@@ -317,12 +322,12 @@ class _PrivateServer(object):
         return cmd + self.flags
 
     def start(self):
-        if _connectable(self.address, 0.5):
+        if _connectable(self.dir_address, 0.5):
             raise ServerStartError(
                 "%s is already served by another process (its socket %s accepts "
                 "connections); local access is exclusive: connect to it with "
                 "durus.client_storage.ClientStorage(address=%r) instead"
-                % (self.directory, self.address, self.address))
+                % (self.directory, self.dir_address, self.dir_address))
         self._remove_lonely_stale_socket()
         if not self.readonly:
             self._create_database()

@@ -491,3 +491,63 @@ def test_creation_options_take_effect(dbdir, env_bin):
     os.mkdir(other)
     BerkeleyDBStorage(other).close()
     assert _bdb_meta(os.path.join(other, "objects.db"))[0] == "btree"
+
+
+READONLY_OTHER_USER = """
+    import os, sys
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+    assert not os.access(sys.argv[1], os.W_OK), "the test needs a directory it cannot write"
+    storage = BerkeleyDBStorage(sys.argv[1], readonly=True)
+    try:
+        print(Connection(storage).get_root()["x"].value)
+    finally:
+        storage.close()
+"""
+
+
+def test_readonly_directory_not_writable(env_bin):
+    """readonly=True works on a directory this process may read but not write
+    (the server's socket goes to a private temporary directory): as root, the
+    reader runs as nobody on a root-owned database."""
+    import pwd
+    import shutil
+    import tempfile
+    as_root = os.geteuid() == 0
+    # Under /tmp: the reader must reach it (pytest's tmp_path is 0700).
+    top = tempfile.mkdtemp(prefix="durusbdb-ro-", dir="/tmp" if as_root else None)
+    try:
+        os.chmod(top, 0o755)
+        db = os.path.join(top, "db")
+        os.mkdir(db)
+        storage = BerkeleyDBStorage(db)
+        try:
+            connection = Connection(storage)
+            connection.get_root()["x"] = Item(41)
+            connection.commit()
+        finally:
+            storage.close()
+        kwargs = {}
+        if as_root:
+            for dirpath, dirnames, filenames in os.walk(db):
+                os.chmod(dirpath, 0o755)
+                for name in filenames:
+                    os.chmod(os.path.join(dirpath, name), 0o644)
+            nobody = pwd.getpwnam("nobody")
+            kwargs = dict(user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
+        else:
+            os.chmod(db, 0o555)
+        env = dict(os.environ, DURUSBDB_BIN=env_bin, TMPDIR="/tmp", HOME="/tmp",
+                   PYTHONPATH=os.pathsep.join([os.path.dirname(berkeleydb_storage.__path__[0]),
+                                               HERE]))
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent(READONLY_OTHER_USER), db],
+                              cwd="/", env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, timeout=120, **kwargs)
+        assert done.returncode == 0, done.stderr.decode()
+        assert done.stdout.decode().strip() == "41"
+        assert not os.path.exists(os.path.join(db, "durusbdb.sock"))
+    finally:
+        os.chmod(top, 0o755)
+        if os.path.isdir(os.path.join(top, "db")):
+            os.chmod(os.path.join(top, "db"), 0o755)
+        shutil.rmtree(top, ignore_errors=True)
