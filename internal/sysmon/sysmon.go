@@ -97,7 +97,10 @@ func Active() bool {
 }
 
 // Exec replaces the running program with itself, same arguments, with env
-// as its environment. It returns only on failure.
+// as its environment. It returns only on failure. On Linux the new image
+// keeps the parent-death signal the process was started with (the Python
+// shim's PR_SET_PDEATHSIG), which execve from another thread than the main
+// one would drop.
 func Exec(env []string) error {
 	exe := "/proc/self/exe" // the running binary even if its path was replaced
 	if _, err := os.Stat(exe); err != nil {
@@ -105,5 +108,8 @@ func Exec(env []string) error {
 			return fmt.Errorf("sysmon: re-execute: %w", err)
 		}
 	}
-	return fmt.Errorf("sysmon: re-execute %s: %w", exe, syscall.Exec(exe, os.Args, env))
+	unlock := keepParentDeathSignal()
+	err := syscall.Exec(exe, os.Args, env)
+	unlock()
+	return fmt.Errorf("sysmon: re-execute %s: %w", exe, err)
 }
