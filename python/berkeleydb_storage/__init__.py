@@ -254,6 +254,63 @@ def _stop_process(proc):
     return None if proc is None else proc.returncode
 
 
+def _pid_gone(pid):
+    """True if pid no longer runs (a zombie counts as gone: it holds nothing)."""
+    try:
+        with open("/proc/%d/stat" % pid, "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] == b"Z"
+    except (OSError, IndexError):
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        pass
+    return False
+
+
+def _orphaned_servers(directory):
+    """[(pid, owner pid)] of the private servers of directory (``serve
+    --dir=DIRECTORY ... --parent-pid=OWNER``, by any process) whose owner has
+    ended: they stop by themselves (parent-death signal, --parent-pid) but
+    may still hold the directory for a moment. Linux /proc only."""
+    found = []
+    try:
+        names = os.listdir("/proc")
+    except OSError:
+        return found
+    want = os.fsencode("--dir=" + directory)
+    for name in names:
+        if not name.isdigit() or int(name) == os.getpid():
+            continue
+        try:
+            with open("/proc/%s/cmdline" % name, "rb") as f:
+                argv = f.read().split(b"\0")
+            if b"serve" not in argv or want not in argv:
+                continue
+            owner = [a for a in argv if a.startswith(b"--parent-pid=")]
+            if not owner:
+                continue
+            owner = int(owner[-1].split(b"=", 1)[1])
+            with open("/proc/%s/stat" % name, "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except (OSError, ValueError, IndexError):
+            continue
+        if fields[0] != b"Z" and int(fields[1]) != owner:   # reparented: its owner is gone
+            found.append((int(name), owner))
+    return found
+
+
+def _wait_gone(servers, deadline):
+    """Wait until the (pid, owner) servers have exited or deadline passes; the ones left."""
+    while True:
+        servers = [item for item in servers if not _pid_gone(item[0])]
+        if not servers or time.monotonic() >= deadline:
+            return servers
+        time.sleep(0.02)
+
+
 def _pdeathsig_preexec():
     """preexec_fn: SIGTERM to the server when this process dies (Linux only).
 
@@ -322,6 +379,16 @@ class _PrivateServer(object):
         return cmd + self.flags
 
     def start(self):
+        left = _wait_gone(_orphaned_servers(self.directory),
+                          time.monotonic() + self.start_timeout)
+        if left:
+            raise ServerStartError(
+                "%s is still held by %s: a private durusbdb server whose owner "
+                "process has ended, still shutting down after %.0f s (it stops by "
+                "itself; try again, or stop it: kill -TERM %s)" % (
+                    self.directory,
+                    ", ".join("pid %d (owner pid %d)" % item for item in left),
+                    self.start_timeout, " ".join(str(pid) for pid, _ in left)))
         if _connectable(self.dir_address, 0.5):
             raise ServerStartError(
                 "%s is already served by another process (its socket %s accepts "

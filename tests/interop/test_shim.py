@@ -551,3 +551,79 @@ def test_readonly_directory_not_writable(env_bin):
         if os.path.isdir(os.path.join(top, "db")):
             os.chmod(os.path.join(top, "db"), 0o755)
         shutil.rmtree(top, ignore_errors=True)
+
+
+ORPHAN_OWNER = """
+    import time
+    from durus.connection import Connection
+    from berkeleydb_storage import BerkeleyDBStorage
+    storage = BerkeleyDBStorage("db")
+    connection = Connection(storage)
+    connection.get_root()["n"] = 1
+    connection.commit()
+    print(storage.server_pid, flush=True)
+    time.sleep(120)      # killed with SIGKILL
+"""
+
+
+def _orphan_of_killed_app(tmp_path, shim_bin):
+    """A killed application's private server, stopped (SIGSTOP) before the
+    kill so that it is still there, orphaned, when the next one opens."""
+    (tmp_path / "db").mkdir()
+    env = dict(os.environ, DURUSBDB_BIN=shim_bin)
+    app = subprocess.Popen([sys.executable, "-c", textwrap.dedent(ORPHAN_OWNER)],
+                           cwd=str(tmp_path), env=env, stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        line = app.stdout.readline().decode().strip()
+        assert line.isdigit(), app.stderr.read().decode() if app.poll() is not None else line
+        server_pid = int(line)
+        os.kill(server_pid, signal.SIGSTOP)
+    finally:
+        app.kill()
+        app.wait(30)
+    app.stdout.close()
+    app.stderr.close()
+    assert poll(lambda: berkeleydb_storage._orphaned_servers(str((tmp_path / "db").resolve())),
+                timeout=10.0) == [(server_pid, app.pid)]
+    return server_pid
+
+
+def test_reopen_waits_for_orphaned_server(tmp_path, shim_bin):
+    """Reopening right after the application was killed with -9: the dead
+    application's private server, still shutting down, holds the directory
+    (its socket accepts). The shim waits for it to go instead of refusing the
+    directory as "already served by another process"."""
+    import threading
+    server_pid = _orphan_of_killed_app(tmp_path, shim_bin)
+    # The orphan resumes a moment later: its shutdown takes that long.
+    resume = threading.Timer(1.0, os.kill, (server_pid, signal.SIGCONT))
+    resume.start()
+    try:
+        storage = BerkeleyDBStorage(str(tmp_path / "db"), binary=shim_bin, start_timeout=60)
+        try:
+            assert pid_gone(server_pid)
+            assert Connection(storage).get_root()["n"] == 1
+        finally:
+            storage.close()
+    finally:
+        resume.cancel()
+        if not pid_gone(server_pid):
+            os.kill(server_pid, signal.SIGCONT)
+        assert poll(lambda: pid_gone(server_pid), timeout=30.0)
+
+
+def test_orphaned_server_not_called_a_live_peer(tmp_path, shim_bin):
+    """An orphan still there after start_timeout: the error names it as the
+    server of an ended process, not as another process serving the directory."""
+    server_pid = _orphan_of_killed_app(tmp_path, shim_bin)
+    try:
+        with pytest.raises(berkeleydb_storage.ServerStartError) as info:
+            BerkeleyDBStorage(str(tmp_path / "db"), binary=shim_bin, start_timeout=0.5)
+        message = str(info.value)
+        assert "already served by another process" not in message
+        assert "owner process has ended" in message and str(server_pid) in message
+    finally:
+        os.kill(server_pid, signal.SIGCONT)
+    assert poll(lambda: pid_gone(server_pid), timeout=30.0)
+    BerkeleyDBStorage(str(tmp_path / "db"), binary=shim_bin).close()
