@@ -311,6 +311,16 @@ def _wait_gone(servers, deadline):
         time.sleep(0.02)
 
 
+def _child_env():
+    """This process's environment without DURUSBDB_* variables.
+
+    durusbdb reads every flag from DURUSBDB_<FLAG> (and a settings file from
+    DURUSBDB_CONFIG): variables meant for an operator's server would
+    override the options of the private one (DURUSBDB_READONLY=true making
+    it read-only, DURUSBDB_DURABILITY, ...)."""
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith("DURUSBDB_")}
+
+
 def _pdeathsig_preexec():
     """preexec_fn: SIGTERM to the server when this process dies (Linux only).
 
@@ -432,7 +442,7 @@ class _PrivateServer(object):
             cmd = self.command(address, "--create")
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, close_fds=True,
+                                        stderr=subprocess.STDOUT, close_fds=True, env=_child_env(),
                                         start_new_session=True, preexec_fn=_pdeathsig_preexec())
             except OSError as e:
                 raise ServerStartError("cannot create the database in %s: cannot run %s: %s"
@@ -502,7 +512,7 @@ class _PrivateServer(object):
         try:
             self.proc = subprocess.Popen(
                 self.command(), stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                close_fds=True, start_new_session=True, preexec_fn=_pdeathsig_preexec())
+                close_fds=True, env=_child_env(), start_new_session=True, preexec_fn=_pdeathsig_preexec())
         except OSError as e:
             raise ServerStartError("cannot run %s: %s" % (self.binary, e))
         finally:
@@ -725,7 +735,7 @@ class BerkeleyDBStorage(ClientStorage):
         out = tempfile.TemporaryFile()
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=subprocess.STDOUT,
-                                    close_fds=True, bufsize=1 << 20, preexec_fn=_pdeathsig_preexec())
+                                    close_fds=True, env=_child_env(), bufsize=1 << 20, preexec_fn=_pdeathsig_preexec())
         except OSError as e:
             out.close()
             raise MigrationError("cannot run %s: %s" % (self._binary, e))

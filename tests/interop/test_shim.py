@@ -627,3 +627,31 @@ def test_orphaned_server_not_called_a_live_peer(tmp_path, shim_bin):
         os.kill(server_pid, signal.SIGCONT)
     assert poll(lambda: pid_gone(server_pid), timeout=30.0)
     BerkeleyDBStorage(str(tmp_path / "db"), binary=shim_bin).close()
+
+
+@pytest.mark.parametrize("variable", ["DURUSBDB_READONLY", "DURUSBDB_DURABILITY", "DURUSBDB_CONFIG"])
+def test_durusbdb_environment_not_passed_on(tmp_path, dbdir, env_bin, monkeypatch, variable):
+    """DURUSBDB_* variables (meant for an operator's durusbdb) do not reach the
+    private server: they overrode the shim's own flags (a read-only server,
+    nosync commits)."""
+    config = tmp_path / "durusbdb.conf"
+    config.write_text("readonly = true\ndurability = nosync\n")
+    value = {"DURUSBDB_READONLY": "true", "DURUSBDB_DURABILITY": "nosync",
+             "DURUSBDB_CONFIG": str(config)}[variable]
+    monkeypatch.setenv(variable, value)
+    log = tmp_path / "serve.log"
+    storage = BerkeleyDBStorage(dbdir, logfile=str(log), logginglevel=20)
+    try:
+        connection = Connection(storage)
+        connection.get_root()["x"] = Item(2)
+        connection.commit()       # ProtocolError from a read-only server
+    finally:
+        storage.close()
+    storage = BerkeleyDBStorage(dbdir)
+    try:
+        assert Connection(storage).get_root()["x"].value == 2
+    finally:
+        storage.close()
+    if not is_target(TARGET_DURUS):    # the stand-in logs no settings
+        text = log.read_text()
+        assert "durability=sync" in text and "durability=nosync" not in text, text
