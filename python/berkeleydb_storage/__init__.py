@@ -151,7 +151,7 @@ OPTIONS = {
 }
 
 # Options handled on the Python side only.
-_LOCAL_OPTIONS = ("start_timeout", "binary", "do_recover", "async_log_write")
+_LOCAL_OPTIONS = ("start_timeout", "binary", "do_recover", "async_log_write", "repair")
 
 
 def _serve_flags(options):
@@ -644,6 +644,10 @@ class BerkeleyDBStorage(ClientStorage):
         if not do_recover:
             # durusbdb always runs recovery on open (FORMAT.md section 1).
             raise ValueError("do_recover=False is not supported: durusbdb always recovers on open")
+        # Durus's own tools (durus -c/-s --file DIR --storage-class ...) pass
+        # repair=; as serve's --repair, it does nothing: durusbdb recovers on
+        # every open, and a database it cannot recover is refused, not truncated.
+        options.pop("repair", None)
         if options.pop("async_log_write", False):
             options.setdefault("durability", "write-nosync")
         flags = _serve_flags(options)

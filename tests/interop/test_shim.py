@@ -655,3 +655,36 @@ def test_durusbdb_environment_not_passed_on(tmp_path, dbdir, env_bin, monkeypatc
     if not is_target(TARGET_DURUS):    # the stand-in logs no settings
         text = log.read_text()
         assert "durability=sync" in text and "durability=nosync" not in text, text
+
+
+@pytest.mark.parametrize("flags", [[], ["--repair"], ["--readonly"]])
+def test_durus_client_cli(tmp_path, dbdir, env_bin, flags):
+    """Durus's own `durus -c --file DIR --storage-class
+    berkeleydb_storage.BerkeleyDBStorage` works: it passes readonly= and
+    repair= (repair was an unexpected keyword)."""
+    durus = os.path.join(os.path.dirname(sys.executable), "durus")
+    assert os.path.exists(durus), durus
+    storage = BerkeleyDBStorage(dbdir)
+    try:
+        connection = Connection(storage)
+        connection.get_root()["before"] = 1
+        connection.commit()
+    finally:
+        storage.close()
+    script = ('print("seen", root["before"])\n'
+              'root["after"] = 2\n'
+              'try:\n'
+              '    connection.commit(); print("committed")\n'
+              'except Exception as e:\n'
+              '    print("refused", type(e).__name__)\n\n')
+    env = dict(os.environ, DURUSBDB_BIN=env_bin, HOME=str(tmp_path),
+               PYTHONPATH=os.pathsep.join([os.path.dirname(berkeleydb_storage.__path__[0])]
+                                          + [p for p in [os.environ.get("PYTHONPATH")] if p]))
+    done = subprocess.run([durus, "-c", "--file", dbdir, "--storage-class",
+                           "berkeleydb_storage.BerkeleyDBStorage"] + flags,
+                          input=script.encode(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          env=env, cwd=str(tmp_path), timeout=120)
+    out = done.stdout.decode()
+    assert done.returncode == 0, out
+    assert "seen 1" in out, out
+    assert ("refused ProtocolError" if "--readonly" in flags else "committed") in out, out
