@@ -46,6 +46,7 @@ __all__ = [
     "BinaryNotFoundError",
     "ServerStartError",
     "MigrationError",
+    "StorageClosedError",
     "TLSClientStorage",
     "ReplicatedConnection",
     "FailoverError",
@@ -80,6 +81,25 @@ class ServerStartError(BerkeleyDBStorageError):
 
 class MigrationError(BerkeleyDBStorageError):
     """``durusbdb migrate`` failed; the message is the tool's own."""
+
+
+class StorageClosedError(BerkeleyDBStorageError, OSError):
+    """A request on a closed BerkeleyDBStorage (an OSError, errno EBADF, as a
+    request on a closed durus ClientStorage)."""
+
+
+class _ClosedSocket(object):
+    """The socket of a BerkeleyDBStorage without a connection: every use
+    raises StorageClosedError."""
+
+    def __getattr__(self, name):
+        raise StorageClosedError(errno.EBADF, "BerkeleyDBStorage is closed")
+
+    def __repr__(self):
+        return "<closed BerkeleyDBStorage socket>"
+
+
+_CLOSED = _ClosedSocket()
 
 
 # ---------------------------------------------------------------------------
@@ -628,7 +648,7 @@ class BerkeleyDBStorage(ClientStorage):
     def __init__(self, path, readonly=False, **options):
         self.path = path
         self._server = None
-        self.s = None
+        self.s = _CLOSED
         path_str = os.fspath(path)
         if not os.path.exists(path_str):
             raise FileNotFoundError(
@@ -675,12 +695,12 @@ class BerkeleyDBStorage(ClientStorage):
 
     def close(self):
         """Close the connection and stop the private server if it is the last user."""
-        if self.s is not None:
+        if self.s is not _CLOSED:
             try:
                 ClientStorage.close(self)
             except OSError:
                 pass
-            self.s = None
+            self.s = _CLOSED
         server, self._server = self._server, None
         if server is not None:
             _release(server)
@@ -723,7 +743,7 @@ class BerkeleyDBStorage(ClientStorage):
                 ClientStorage.close(self)
             except OSError:
                 pass
-            self.s = None
+            self.s = _CLOSED
             server.stop()
             try:
                 count = self._run_migrate(iterable, force)

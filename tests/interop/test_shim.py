@@ -688,3 +688,25 @@ def test_durus_client_cli(tmp_path, dbdir, env_bin, flags):
     assert done.returncode == 0, out
     assert "seen 1" in out, out
     assert ("refused ProtocolError" if "--readonly" in flags else "committed") in out, out
+
+
+def test_closed_storage_raises_oserror(dbdir, env_bin):
+    """Requests on a closed BerkeleyDBStorage raise an OSError (as on a closed
+    durus ClientStorage: EBADF), not AttributeError ('NoneType' has no 'send')."""
+    import errno
+    storage = BerkeleyDBStorage(dbdir)
+    connection = Connection(storage)
+    connection.get_root()["x"] = Item(1)
+    connection.commit()
+    storage.close()
+    connection.get_root()["y"] = Item(2)
+    with pytest.raises(OSError) as info:
+        connection.commit()
+    assert isinstance(info.value, berkeleydb_storage.StorageClosedError)
+    assert info.value.errno == errno.EBADF
+    # (new_oid() answers from the oids fetched before, with no request.)
+    for request in (connection.abort, lambda: storage.load(int8_to_str(0)), storage.sync):
+        with pytest.raises(OSError):
+            request()
+    storage.close()    # a second close is harmless
+    assert storage.server_pid is None
