@@ -537,7 +537,9 @@ def test_readonly_directory_not_writable(env_bin):
             kwargs = dict(user=nobody.pw_uid, group=nobody.pw_gid, extra_groups=[])
         else:
             os.chmod(db, 0o555)
-        env = dict(os.environ, DURUSBDB_BIN=env_bin, TMPDIR="/tmp", HOME="/tmp",
+        binary = os.path.join(top, "durusbdb")   # where the reader can run it
+        shutil.copy2(env_bin, binary)
+        env = dict(os.environ, DURUSBDB_BIN=binary, TMPDIR="/tmp", HOME="/tmp",
                    PYTHONPATH=os.pathsep.join([os.path.dirname(berkeleydb_storage.__path__[0]),
                                                HERE]))
         done = subprocess.run([sys.executable, "-c", textwrap.dedent(READONLY_OTHER_USER), db],
@@ -657,7 +659,9 @@ def test_durusbdb_environment_not_passed_on(tmp_path, dbdir, env_bin, monkeypatc
         assert "durability=sync" in text and "durability=nosync" not in text, text
 
 
-@pytest.mark.parametrize("flags", [[], ["--repair"], ["--readonly"]])
+@pytest.mark.parametrize("flags", [[], ["--repair"], pytest.param(["--readonly"], marks=differs(
+    TARGET_DURUS, "D4: Durus 4.3's read-only server crashes at the first commit",
+    raises=AssertionError))])
 def test_durus_client_cli(tmp_path, dbdir, env_bin, flags):
     """Durus's own `durus -c --file DIR --storage-class
     berkeleydb_storage.BerkeleyDBStorage` works: it passes readonly= and
