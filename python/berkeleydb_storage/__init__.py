@@ -433,11 +433,8 @@ class _PrivateServer(object):
             failure = self._wait_ready()
             if failure is None:
                 return
-            if (self.parent_pid_flag and "parent-pid" in failure
-                    and ("not defined" in failure or "unknown" in failure.lower())):
+            if self._without_parent_pid(failure):
                 # A durusbdb without --parent-pid: rely on PR_SET_PDEATHSIG and atexit.
-                self.parent_pid_flag = False
-                _without_parent_pid.add(self.binary)
                 self._drop_log()
                 continue
             break
@@ -454,19 +451,41 @@ class _PrivateServer(object):
         database; it is stopped once it answers a request."""
         if any(os.path.exists(os.path.join(self.directory, name)) for name in _DATABASE_MARKERS):
             return
+        for attempt in range(2):
+            failure = self._create_once()
+            if failure is None:
+                return
+            if self._without_parent_pid(failure):
+                continue
+            break
+        raise ServerStartError("cannot create the database in %s: durusbdb serve --create %s"
+                               % (self.directory, failure))
+
+    def _without_parent_pid(self, failure):
+        """True, and --parent-pid dropped from now on, if failure is a durusbdb
+        without --parent-pid refusing it (then PR_SET_PDEATHSIG and atexit
+        remain)."""
+        if (self.parent_pid_flag and "parent-pid" in failure
+                and ("not defined" in failure or "unknown" in failure.lower())):
+            self.parent_pid_flag = False
+            _without_parent_pid.add(self.binary)
+            return True
+        return False
+
+    def _create_once(self):
+        """One creating serve; None when it answered, else what failed."""
         tempdir = tempfile.mkdtemp(prefix="durusbdb-create-")
         address = os.path.join(tempdir, "s.sock")
         out = tempfile.TemporaryFile()
         proc = None
         try:
-            cmd = self.command(address, "--create")
             try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out,
-                                        stderr=subprocess.STDOUT, close_fds=True, env=_child_env(),
-                                        start_new_session=True, preexec_fn=_pdeathsig_preexec())
+                proc = subprocess.Popen(self.command(address, "--create"), stdin=subprocess.DEVNULL,
+                                        stdout=out, stderr=subprocess.STDOUT, close_fds=True,
+                                        env=_child_env(), start_new_session=True,
+                                        preexec_fn=_pdeathsig_preexec())
             except OSError as e:
-                raise ServerStartError("cannot create the database in %s: cannot run %s: %s"
-                                       % (self.directory, self.binary, e))
+                return "cannot run %s: %s" % (self.binary, e)
             failure = None
             deadline = time.monotonic() + self.start_timeout
             while True:
@@ -482,11 +501,11 @@ class _PrivateServer(object):
             status = _stop_process(proc)
             if failure is None and status not in (0, -signal.SIGTERM):
                 failure = "stopped with status %s" % status
-            if failure is not None:
-                out.seek(0)
-                message = out.read()[-2000:].decode("utf-8", "replace").strip()
-                raise ServerStartError("cannot create the database in %s: durusbdb serve --create %s: %s"
-                                       % (self.directory, failure, message or "(no output)"))
+            if failure is None:
+                return None
+            out.seek(0)
+            message = out.read()[-2000:].decode("utf-8", "replace").strip()
+            return "%s: %s" % (failure, message or "(no output)")
         finally:
             if proc is not None and proc.poll() is None:
                 proc.kill()

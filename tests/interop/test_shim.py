@@ -714,3 +714,21 @@ def test_closed_storage_raises_oserror(dbdir, env_bin):
             request()
     storage.close()    # a second close is harmless
     assert storage.server_pid is None
+
+
+def test_create_with_binary_without_parent_pid(tmp_path, dbdir, env_bin):
+    """A durusbdb that does not know --parent-pid still creates and serves a
+    new database (the creating serve drops the flag as the serving one does)."""
+    wrapper = tmp_path / "old-durusbdb"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --parent-pid=*)\n'
+                       '  echo "unknown flag: --parent-pid" >&2; exit 2;; esac; done\n'
+                       'exec "%s" "$@"\n' % env_bin)
+    wrapper.chmod(0o755)
+    storage = BerkeleyDBStorage(dbdir, binary=str(wrapper))
+    try:
+        connection = Connection(storage)
+        connection.get_root()["x"] = Item(3)
+        connection.commit()
+        assert not any(a.startswith("--parent-pid") for a in storage._server.command())
+    finally:
+        storage.close()
