@@ -55,7 +55,7 @@ func TestApplyCommitReusesKey(t *testing.T) {
 			{oid: child, rec: rec(child)},
 		}
 		stored := map[uint64]struct{}{oid: {}, child: {}}
-		added, err := db.applyCommit(kt, recs, stored)
+		added, err := db.applyCommit(kt, recs, stored, nil)
 		if err != nil {
 			t.Fatal(err)
 		}

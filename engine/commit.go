@@ -208,6 +208,12 @@ func (db *DB) checkRefs(p *Pending) error {
 					return fmt.Errorf("engine: commit oid %d: look up reference %d: %w", c.oid, ref, err)
 				}
 				exists[ref] = ok
+				if ok {
+					if p.present == nil {
+						p.present = make(map[uint64]struct{})
+					}
+					p.present[ref] = struct{}{}
+				}
 			}
 			if !ok {
 				return fmt.Errorf("engine: commit oid %d: reference to oid %d: %w", c.oid, ref, ErrDangling)
@@ -267,11 +273,12 @@ func (db *DB) storedRefs(oid uint64) ([]uint64, error) {
 // applyCommit writes one commit inside tx, the transaction of an apply run
 // (pipeline.go). It returns how many of its records are new. A refusal
 // (ErrDangling) is decided before the commit writes anything, so the run
-// can go on with the next commit. stored holds the oids of recs.
-func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored map[uint64]struct{}) (uint64, error) {
+// can go on with the next commit. stored holds the oids of recs, present
+// the references Stage found stored and pinned (Pending.present).
+func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored, present map[uint64]struct{}) (uint64, error) {
 	deltas := make(map[uint64]int)
 	k := make(oidKey, 0, 8)
-	added, err := db.refDeltas(tx, k, recs, stored, deltas)
+	added, err := db.refDeltas(tx, k, recs, stored, present, deltas)
 	if err != nil {
 		return 0, err
 	}
@@ -300,7 +307,7 @@ func (k oidKey) of(oid uint64) []byte { return record.AppendOID(k[:0], oid) }
 // every oid they gain or lose, summed over the commit, and returns how
 // many of recs are new. It writes nothing. (The caller makes deltas, so
 // that the map can stay on its stack.)
-func (db *DB) refDeltas(tx kv.Txn, k oidKey, recs []commitRec, stored map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
+func (db *DB) refDeltas(tx kv.Txn, k oidKey, recs []commitRec, stored, present map[uint64]struct{}, deltas map[uint64]int) (uint64, error) {
 	exists := make(map[uint64]bool) // cache of objects lookups for refs
 	var added uint64
 	sweeping := db.full.isSweeping()
@@ -323,7 +330,7 @@ func (db *DB) refDeltas(tx kv.Txn, k oidKey, recs []commitRec, stored map[uint64
 		if isNew {
 			added++
 		}
-		if err := mergeRefs(tx, k, c, oldRefs, stored, exists, deltas); err != nil {
+		if err := mergeRefs(tx, k, c, oldRefs, stored, present, exists, deltas); err != nil {
 			return 0, err
 		}
 	}
@@ -352,14 +359,16 @@ func (db *DB) oldRefs(tx kv.Txn, k oidKey, oid uint64) ([]uint64, bool, error) {
 // mergeRefs adds to deltas +1 for every reference c gains over oldRefs
 // and −1 for every one it loses (both lists are sorted and distinct). A
 // gained reference must name an oid stored in tx or in the commit
-// (stored); exists caches the lookups.
-func mergeRefs(tx kv.Txn, k oidKey, c commitRec, oldRefs []uint64, stored map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
+// (stored); one Stage found stored and pinned (present) is not looked up
+// again; exists caches the lookups.
+func mergeRefs(tx kv.Txn, k oidKey, c commitRec, oldRefs []uint64, stored, present map[uint64]struct{}, exists map[uint64]bool, deltas map[uint64]int) error {
 	i, j := 0, 0
 	for i < len(c.refs) || j < len(oldRefs) {
 		switch {
 		case j >= len(oldRefs) || (i < len(c.refs) && c.refs[i] < oldRefs[j]):
 			ref := c.refs[i]
-			if _, ok := stored[ref]; !ok {
+			_, pinned := present[ref]
+			if _, ok := stored[ref]; !ok && !pinned {
 				ok, known := exists[ref]
 				if !known {
 					_, gerr := tx.Get(BucketObjects, k.of(ref))

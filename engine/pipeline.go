@@ -144,6 +144,14 @@ type Pending struct {
 	sync    bool // wait for a group flush once applied
 	recs    []commitRec
 	stored  map[uint64]struct{} // oids of recs: what the commit stores
+	// present are the references Stage found stored (checkRefs) and
+	// pinned: no deleter removes them before the apply, which therefore
+	// does not read them again. (Inside the apply's transaction, those
+	// reads pull a page of objects into the cache per reference, where
+	// Berkeley DB's snapshot isolation keeps the pages the transaction
+	// changes: a commit of a record with 200k references to 1 KB objects
+	// ran a 64 MiB cache out of memory.)
+	present map[uint64]struct{}
 	bytes   int                 // record bytes of recs (run bounds, space check, stats)
 	applied chan struct{}       // closed when the run that took it ended; err is then set
 	err     error               // the apply outcome
@@ -576,7 +584,7 @@ func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 		var added uint64
 		for _, p := range q {
 			p.err = nil
-			n, err := db.applyCommit(tx, p.recs, p.stored)
+			n, err := db.applyCommit(tx, p.recs, p.stored, p.present)
 			if errors.Is(err, ErrDangling) {
 				p.err = err // refused before it wrote anything
 				continue
