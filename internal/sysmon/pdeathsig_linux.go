@@ -3,7 +3,10 @@
 package sysmon
 
 import (
+	"os"
+	"os/signal"
 	"runtime"
+	"strings"
 	"syscall"
 	"unsafe"
 )
@@ -16,6 +19,36 @@ import (
 // here, during package initialisation, which runs on the main thread (the
 // one the setting was inherited by).
 var parentDeathSignal = getParentDeathSignal()
+
+// onceSignal is the parent-death signal of a re-executed process: the
+// kernel sends it again each time the process is handed to another thread
+// of its dying parent (one per thread of a multi-threaded parent that is
+// killed), and serve takes a second SIGTERM for "exit now, without a clean
+// shutdown". A re-executed process (GODEBUG names Setting) with a
+// parent-death signal gets this one from the kernel instead and sends
+// itself its own signal once, at the first.
+const onceSignal = syscall.SIGUSR2
+
+func init() {
+	if parentDeathSignal == 0 || !strings.Contains(","+GODEBUG(os.Environ())+",", ","+Setting+",") {
+		return
+	}
+	// On the main thread (package initialisation), the one that has the
+	// setting. Notify first: a parent dying in between still gets here.
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, onceSignal)
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(onceSignal), 0); e != 0 {
+		signal.Stop(ch)
+		return
+	}
+	sig := syscall.Signal(parentDeathSignal)
+	go func() {
+		<-ch
+		syscall.Kill(os.Getpid(), sig)
+		for range ch { // the repeats: swallowed
+		}
+	}()
+}
 
 func getParentDeathSignal() int {
 	var sig int32
