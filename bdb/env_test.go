@@ -293,6 +293,7 @@ func TestErrorMapping(t *testing.T) {
 	}{
 		{int(syscall.ENOSPC), []error{kv.ErrNoSpace, syscall.ENOSPC}},
 		{int(syscall.EDQUOT), []error{kv.ErrNoSpace, syscall.EDQUOT}},
+		{int(syscall.ENOMEM), []error{kv.ErrCacheFull, syscall.ENOMEM}}, // a region full: "unable to allocate space from the buffer cache"
 		{int(libdb.ErrRunRecovery), []error{bdb.ErrRunRecovery, kv.ErrNeedRecover}},
 		{int(libdb.ErrVerifyBad), []error{kv.ErrCorrupt}},
 		{int(libdb.ErrLockDeadlock), []error{bdb.ErrDeadlock, kv.ErrConflict}},

@@ -119,6 +119,13 @@ func (e *Env) dataErr(op string, err error) error {
 		if pe := panicError(e.env, op, err); pe != nil {
 			return pe
 		}
+		if libdb.Code(err) == int(syscall.ENOMEM) {
+			// Which region is full ("unable to allocate space from the
+			// buffer cache"), in libdb's words.
+			if msg := e.env.LastError(); msg != "" {
+				return wrap(op+" (libdb: "+msg+")", err)
+			}
+		}
 	}
 	return wrap(op, err)
 }
@@ -163,6 +170,10 @@ func wrap(op string, err error) error {
 		s = kv.ErrCorrupt
 	case int(syscall.ENOSPC), int(syscall.EDQUOT):
 		s = kv.ErrNoSpace
+	case int(syscall.ENOMEM):
+		// libdb's regions (cache, lock and transaction tables) are fixed
+		// at open: ENOMEM is one of them full, not the process's memory.
+		s = kv.ErrCacheFull
 	}
 	if s == nil {
 		s = replSentinel(err)

@@ -60,7 +60,7 @@ func (e *Env) Begin(opts TxnOptions) (*Txn, error) {
 		}
 		lt, err := e.env.TxnBegin(nil, flags)
 		if err != nil {
-			return nil, wrap("begin transaction in "+e.dir, err)
+			return nil, e.dataErr("begin transaction in "+e.dir, err)
 		}
 		t.lt = lt
 	}

@@ -53,6 +53,8 @@ func (db *DB) fail(cause error) {
 			db.log.Error("engine: "+NoSpaceAdvice(db.dir), "dir", db.dir, "err", cause)
 		case errors.Is(cause, kv.ErrCorrupt):
 			db.log.Error("engine: "+DamageAdvice(db.dir), "dir", db.dir, "err", cause)
+		case errors.Is(cause, kv.ErrCacheFull):
+			db.log.Error("engine: "+CacheAdvice(db.opts.CacheSize), "dir", db.dir, "err", cause)
 		default:
 			db.log.Error("engine: storage failed; stop and restart so that recovery runs", "dir", db.dir, "err", cause)
 		}
@@ -74,6 +76,16 @@ func NoSpaceAdvice(dir string) string {
 // stops the server again.
 func DamageAdvice(dir string) string {
 	return "a file of " + dir + " is damaged on disk (a restart will not mend it: the next read of the damaged page stops the server again); stop, run `durusbdb check --dir " + dir + "` to see the damage, then restore the latest backup into a new directory (`durusbdb restore`) and serve that, or serve from a replica"
+}
+
+// CacheAdvice is what an operator must do after a transaction needed more
+// of Berkeley DB's cache (or its lock or transaction tables) than the
+// server's --cache-size (size bytes; 0 means the default) gives it.
+func CacheAdvice(size int64) string {
+	if size <= 0 {
+		size = kv.DefaultCacheSize
+	}
+	return fmt.Sprintf("a transaction needed more of the storage's cache than --cache-size (%d MiB) gives it (a very large commit, or a long scan beside one); restart with a larger --cache-size (twice as large, say)", size>>20)
 }
 
 // noteErr enters the fatal state if err says the storage needs recovery,

@@ -115,3 +115,25 @@ func TestApplyNoSpaceSaysFreeSpace(t *testing.T) {
 		}
 	})
 }
+
+// TestApplyCacheFullSaysCacheSize: a transaction that the storage's cache
+// could not hold (Berkeley DB ENOMEM: "unable to allocate space from the
+// buffer cache") fails the apply run, and the log names --cache-size and
+// its value rather than "restart so that recovery runs" (which would meet
+// the same commit again).
+func TestApplyCacheFullSaysCacheSize(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		var logs testlog.Buffer
+		opts := testOpts(kind)
+		opts.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+		db := openTest(t, t.TempDir(), opts)
+		fs := &failPutStore{Store: db.store, err: fmt.Errorf("put: %w", kv.ErrCacheFull)}
+		if err := commitFailingPut(t, db, fs); !errors.Is(err, kv.ErrCacheFull) {
+			t.Fatalf("commit whose transaction the cache could not hold: %v, want kv.ErrCacheFull", err)
+		}
+		<-db.Failed()
+		if l := logs.String(); !strings.Contains(l, "larger --cache-size") || !strings.Contains(l, "(8 MiB)") || strings.Contains(l, "restart so that recovery runs") {
+			t.Fatalf("the log does not name --cache-size and its value:\n%s", l)
+		}
+	})
+}

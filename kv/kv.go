@@ -185,6 +185,10 @@ var (
 	ErrNoBucket    = errors.New("kv: no such bucket")
 	ErrNotDB       = errors.New("kv: not a database of this backend")
 	ErrNeedRecover = errors.New("kv: database needs recovery: close every handle and reopen (recovery runs on open)")
+	// ErrCacheFull: the store's shared memory (Berkeley DB: its cache, or
+	// its lock or transaction tables) could not hold what a transaction
+	// needed; a larger cache (--cache-size) is the remedy.
+	ErrCacheFull = errors.New("kv: the store's cache or tables are too small for the transaction")
 )
 
 // MaxRetries bounds Update's retries of conflicting transactions.

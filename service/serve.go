@@ -368,6 +368,8 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 				in.log.Error("storage failed: stopping the server; "+engine.NoSpaceAdvice(in.cfg.Dir), "dir", in.cfg.Dir, "err", err)
 			case errors.Is(err, kv.ErrCorrupt):
 				in.log.Error("storage failed: stopping the server; "+engine.DamageAdvice(in.cfg.Dir), "dir", in.cfg.Dir, "err", err)
+			case errors.Is(err, kv.ErrCacheFull):
+				in.log.Error("storage failed: stopping the server; "+engine.CacheAdvice(in.cfg.Engine.CacheSize), "dir", in.cfg.Dir, "err", err)
 			default:
 				in.log.Error("storage failed: stopping the server; restart it so that recovery runs", "dir", in.cfg.Dir, "err", err)
 			}
