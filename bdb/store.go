@@ -40,9 +40,26 @@ type Store struct {
 	handles  atomic.Pointer[handleSet]
 	reopenMu sync.Mutex
 
+	// cacheSize is the environment's cache in bytes (MaxTxnChanges).
+	cacheSize int64
+
 	mu     sync.Mutex
 	closed bool
 }
+
+// changeBytes is what one changed small key costs a transaction's share
+// of the cache under snapshot isolation: its part of a btree leaf page
+// (about 24 bytes of key, data and index, in a page that a transaction
+// changing keys in oid order fills) in the refcounts and garbage files,
+// and the page's version from before the transaction, with room to
+// spare. Measured (docs/OPERATIONS.md, "Memory under any input"): a
+// record with 500k new references committed with a 16 MiB cache, but
+// crawled; 1M with 64 MiB had not finished after 5 minutes.
+const changeBytes = 96
+
+// MaxTxnChanges bounds the small keys one transaction may change (see
+// kv.TxnBounded): the cache divided by changeBytes.
+func (s *Store) MaxTxnChanges() int { return int(s.cacheSize / changeBytes) }
 
 // OpenStore opens the Berkeley DB store in opts.Dir (which must exist),
 // creating the environment and missing bucket files when opts.Create is
@@ -59,7 +76,10 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 		logger = slog.Default()
 	}
 	s := &Store{dir: dir, readOnly: opts.ReadOnly, log: logger,
-		specs: append([]kv.BucketSpec(nil), opts.Buckets...)}
+		specs: append([]kv.BucketSpec(nil), opts.Buckets...), cacheSize: opts.CacheSize}
+	if s.cacheSize <= 0 {
+		s.cacheSize = kv.DefaultCacheSize
+	}
 	// Every failure from here on undoes what was done so far: the
 	// environment (with the databases opened in it) and the lock.
 	defer func() {

@@ -1,7 +1,10 @@
 package engine
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -95,5 +98,60 @@ func TestBigReferenceCommitSmallCache(t *testing.T) {
 		if rc, ok := metaGet(t, db, MetaSize); !ok || len(rc) != 8 {
 			t.Fatalf("size after the commit: %x %v", rc, ok)
 		}
+	})
+}
+
+// boundedStore is a store whose transactions hold at most limit changed
+// reference counts (kv.TxnBounded), as Berkeley DB's cache bounds them.
+type boundedStore struct {
+	kv.Store
+	limit int
+}
+
+func (s boundedStore) MaxTxnChanges() int { return s.limit }
+
+// A commit that changes more reference counts than one transaction of the
+// store holds is refused with ErrTooLarge, naming the cache size that
+// would take it and storing nothing, and the engine goes on: at Stage when
+// its references alone are too many (before anybody is told what it
+// stores), in the apply when the references it loses make it so.
+func TestCommitTooLargeRefused(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		const n = 150
+		first := mustAlloc(t, db, n+1)
+		var recs [][]byte
+		refs := make([]uint64, 0, n)
+		for i := uint64(1); i <= n; i++ {
+			recs = append(recs, rec(first+i))
+			refs = append(refs, first+i)
+		}
+		mustCommit(t, db, recs...)
+		mustCommit(t, db, rec(0, refs...)) // unbounded: 150 changes
+		db.store = boundedStore{Store: db.store, limit: 100}
+
+		_, err := db.Stage(context.Background(), [][]byte{rec(0, append(refs[:0:0], refs...)...), rec(first+1, refs[1:]...)})
+		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "--cache-size") {
+			t.Fatalf("a commit of 299 references with room for 100: %v, want ErrTooLarge naming --cache-size", err)
+		}
+		// Shrinking the root to no references loses 150: refused in the
+		// apply, the root unchanged.
+		p, err := db.Stage(context.Background(), [][]byte{rec(0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Wait(context.Background()); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("a commit losing 150 references with room for 100: %v, want ErrTooLarge", err)
+		}
+		if got, err := db.Load(0); err != nil || !bytes.Equal(got, rec(0, refs...)) {
+			t.Fatalf("the refused commit changed the root: %v", err)
+		}
+		mustCommit(t, db, rec(0, refs[:60]...)) // loses 90: fits
+		select {
+		case <-db.Failed():
+			t.Fatalf("a refused commit failed the engine: %v", db.FailErr())
+		default:
+		}
+		verifyInvariants(t, db)
 	})
 }

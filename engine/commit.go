@@ -89,6 +89,16 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 		close(p.applied)
 		return p, nil
 	}
+	// A commit whose references alone outgrow one transaction is refused
+	// now, before anybody is told what it stores; the apply counts the
+	// exact changes (lost references too) again (applyCommit).
+	refs := 0
+	for _, c := range p.recs {
+		refs += len(c.refs)
+	}
+	if err := db.fitsTxn(p.recs[0].oid, refs); err != nil {
+		return nil, err
+	}
 	// The free-space reserve and a read-only file system are decided now
 	// too, so that a commit refused for them (E) has announced nothing;
 	// the apply run checks again for all its commits together (space
@@ -282,6 +292,9 @@ func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored, present map[uint6
 	if err != nil {
 		return 0, err
 	}
+	if err := db.fitsTxn(recs[0].oid, len(deltas)); err != nil {
+		return 0, err // refused before it wrote anything, as ErrDangling
+	}
 	for _, c := range recs {
 		if err := tx.Put(BucketObjects, k.of(c.oid), c.rec); err != nil {
 			return 0, fmt.Errorf("engine: commit oid %d: %w", c.oid, err)
@@ -291,6 +304,27 @@ func (db *DB) applyCommit(tx kv.Txn, recs []commitRec, stored, present map[uint6
 		return 0, err
 	}
 	return added, nil
+}
+
+// fitsTxn refuses (ErrTooLarge) a commit, named by its first oid, that
+// changes more reference counts than one transaction of the store can
+// hold (kv.TxnBounded), saying which cache size would take it.
+func (db *DB) fitsTxn(oid uint64, changes int) error {
+	b, ok := db.store.(kv.TxnBounded)
+	if !ok {
+		return nil
+	}
+	limit := b.MaxTxnChanges()
+	if limit <= 0 || changes <= limit {
+		return nil
+	}
+	size := db.opts.CacheSize
+	if size <= 0 {
+		size = kv.DefaultCacheSize
+	}
+	need := (size/int64(limit)*int64(changes) + 1<<20 - 1) >> 20 // the limit grows with the cache
+	return fmt.Errorf("engine: commit oid %d: changes %d reference counts, more than the %d one transaction of this cache holds: commit it in smaller parts, or serve with --cache-size %dMiB or more: %w",
+		oid, changes, limit, need, ErrTooLarge)
 }
 
 // oidKey is the key buffer of one applyCommit, reused for every oid it

@@ -50,6 +50,11 @@ var (
 	// fewer sites than a quorum of its configured size (its very first
 	// start, before the replicas joined): refused, nothing stored.
 	ErrNoQuorum = errors.New("engine: too few sites in the replication group for a quorum")
+	// ErrTooLarge: a commit changes more reference counts than one
+	// transaction of the storage's cache can hold (kv.TxnBounded); it is
+	// refused, nothing stored, and the error says which --cache-size
+	// would take it.
+	ErrTooLarge = errors.New("engine: commit too large for one transaction of the storage's cache")
 )
 
 // ImportError is Import's error once the import has begun writing: the

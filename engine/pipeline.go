@@ -585,7 +585,7 @@ func (db *DB) writeRun(q []*Pending, mode kv.Durability) (uint64, error) {
 		for _, p := range q {
 			p.err = nil
 			n, err := db.applyCommit(tx, p.recs, p.stored, p.present)
-			if errors.Is(err, ErrDangling) {
+			if errors.Is(err, ErrDangling) || errors.Is(err, ErrTooLarge) {
 				p.err = err // refused before it wrote anything
 				continue
 			}

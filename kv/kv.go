@@ -135,6 +135,17 @@ type Getter interface {
 	Get(bucket string, key []byte) ([]byte, error)
 }
 
+// TxnBounded is implemented by stores whose cache bounds one transaction:
+// Berkeley DB under snapshot isolation keeps every page a transaction
+// changes, and the version before it, in its cache until the transaction
+// ends, and a transaction that outgrows it fails (ErrCacheFull) or, near
+// the limit, crawls through freezer files. MaxTxnChanges is about how many
+// small keys (a reference count, a garbage queue entry) one transaction
+// may change; 0 means no bound. The engine refuses a commit beyond it.
+type TxnBounded interface {
+	MaxTxnChanges() int
+}
+
 // Txn is a transaction. It ends with exactly one Commit or Abort; later calls
 // return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
 // A Txn keeps no reference to a key or value slice after the call that

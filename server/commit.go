@@ -422,6 +422,11 @@ func (c *conn) commitFailed(err error, dataLen int) error {
 		c.observeError(ErrPermFailed)
 		return &protoEnd{"replication quorum failure (commit outcome unknown)"}
 	}
+	if errors.Is(err, ErrTooLarge) {
+		// Not a storage failure: the commit is refused (refuse logs it),
+		// nothing stored.
+		return c.refuse(statusRefused, &frameError{rule: 11, msg: err.Error()}, dataLen)
+	}
 	if errors.Is(err, ErrReplica) || errors.Is(err, ErrNoQuorum) {
 		// Not a storage failure: the client reached a replica, or a
 		// master whose group is still forming.

@@ -50,6 +50,8 @@ func engineError(err error) error {
 		return nil
 	case errors.Is(err, engine.ErrDangling):
 		return fmt.Errorf("%w: %w", ErrDangling, err)
+	case errors.Is(err, engine.ErrTooLarge):
+		return fmt.Errorf("%w: %w", ErrTooLarge, err)
 	case errors.Is(err, engine.ErrNotDurable):
 		return fmt.Errorf("%w: %w", ErrNotDurable, err)
 	case errors.Is(err, engine.ErrPermFailed):

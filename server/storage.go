@@ -54,6 +54,9 @@ var (
 	// ErrDangling: a committed record refers to an oid without a record
 	// (rule 10 of §5.5, reply I).
 	ErrDangling = errors.New("server: dangling reference")
+	// ErrTooLarge: the storage refused a commit too large for one of its
+	// transactions, storing nothing (reply E, naming what would take it).
+	ErrTooLarge = errors.New("server: commit too large for the storage")
 	// ErrNotDurable: a commit was applied but could not be made durable
 	// (the connection is closed without a reply).
 	ErrNotDurable = errors.New("server: commit not made durable")
