@@ -369,6 +369,13 @@ func (db *DB) drainGrey(ctx context.Context, st *CollectStats, pace bool) error 
 			if g.oid == g.from {
 				continue // root absent, or stored then deleted: not a reference
 			}
+			if pending, err := db.arriving(g.oid); err != nil {
+				return fmt.Errorf("engine: full collection: mark: %w", err)
+			} else if pending {
+				// Stored by a commit staged during the mark (which marked
+				// what it refers to), not applied when the batch read it.
+				continue
+			}
 			st.Dangling++
 			if st.Dangling <= maxDanglingLogs {
 				db.log.Warn("engine: full collection: dangling reference treated as a leaf", "dir", db.dir, "referrer", g.from, "missing", g.oid)
@@ -386,6 +393,19 @@ func (db *DB) drainGrey(ctx context.Context, st *CollectStats, pace bool) error 
 		f.mu.Unlock()
 		took = time.Since(t0)
 	}
+}
+
+// arriving reports whether oid, missing from a mark batch's read, is
+// stored by a commit staged but not applied then: one still in flight, or
+// one applied since (its record is there now).
+func (db *DB) arriving(oid uint64) (bool, error) {
+	db.pipe.mu.Lock()
+	_, staged := db.pipe.inflight[oid]
+	db.pipe.mu.Unlock()
+	if staged {
+		return true, nil
+	}
+	return db.hasStored(oid)
 }
 
 // sweepBatch deletes the oids of batch that are still unmarked. It holds
