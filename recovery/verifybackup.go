@@ -63,9 +63,21 @@ func VerifyBackup(ctx context.Context, in string, opts VerifyOptions) (*VerifyRe
 		return nil, fmt.Errorf("recovery: verify %s: %w", in, err)
 	}
 	res := &VerifyResult{Manifest: rr.Manifest, Increments: rr.Increments, Recovery: rr.Recovery}
+	// An interrupt (ctx) while the trial restore opens or is checked says
+	// nothing about the backup: it is reported as the interrupt, never as
+	// ErrBadBackup.
+	interrupted := func(what string) error {
+		if cerr := ctx.Err(); cerr != nil {
+			return fmt.Errorf("recovery: verify %s: interrupted while %s (the backup's checksums verified; run the verify again for the trial restore): %w", in, what, cerr)
+		}
+		return nil
+	}
 	db, err := engine.Open(ctx, target, engine.Options{CacheSize: opts.CacheSize, Logger: log,
 		GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 	if err != nil {
+		if ierr := interrupted("opening the trial restore"); ierr != nil {
+			return nil, ierr
+		}
 		return nil, fmt.Errorf("recovery: verify %s: the trial restore does not open: %v: %w", in, err, ErrBadBackup)
 	}
 	rep, err := db.Check(ctx, false)
@@ -73,6 +85,9 @@ func VerifyBackup(ctx context.Context, in string, opts VerifyOptions) (*VerifyRe
 		err = cerr
 	}
 	if err != nil {
+		if ierr := interrupted("checking the trial restore"); ierr != nil {
+			return nil, ierr
+		}
 		return nil, fmt.Errorf("recovery: verify %s: checking the trial restore: %v: %w", in, err, ErrBadBackup)
 	}
 	res.Check = rep
