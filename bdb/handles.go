@@ -101,7 +101,7 @@ func (s *Store) Reopen(ctx context.Context) error {
 // bucketOptions are the DBOptions that create bucket b (OpenDBReplicated
 // drops Create on a replica; openBuckets opens an existing file as it is).
 func bucketOptions(b kv.BucketSpec) DBOptions {
-	o := DBOptions{Access: Btree, Create: true, PageSize: b.PageSize, Checksum: true}
+	o := DBOptions{Access: Btree, Create: true, PageSize: b.PageSize, Checksum: !b.NoChecksum}
 	if b.Hash {
 		o.Access = Hash
 	}

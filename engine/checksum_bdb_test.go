@@ -82,3 +82,36 @@ func TestDamagedPageStopsWithAdvice(t *testing.T) {
 		t.Fatalf("the log does not say the file is damaged and a restart will not mend it:\n%s", l)
 	}
 }
+
+// Options.NoPageChecksums creates the files without page checksums (for a
+// read-heavy database bigger than its cache: each page read from disk
+// then skips the check); by default they have them. The choice is made at
+// creation: a later open with the other setting keeps what is there.
+func TestNoPageChecksumsOption(t *testing.T) {
+	for _, no := range []bool{false, true} {
+		dir := t.TempDir()
+		opts := testOpts(backend.BDB)
+		opts.NoPageChecksums = no
+		db := openTest(t, dir, opts)
+		mustAlloc(t, db, 2)
+		mustCommit(t, db, rec(0, 1), rec(1))
+		if err := db.Close(); err != nil {
+			t.Fatal(err)
+		}
+		opts.Create, opts.NoPageChecksums = false, !no
+		db = openTest(t, dir, opts)
+		if _, err := db.Load(1); err != nil {
+			t.Fatal(err)
+		}
+		db.Close()
+		for _, f := range []string{"meta.db", "objects.db", "refcounts.db", "garbage.db"} {
+			b, err := os.ReadFile(filepath.Join(dir, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if has := b[26]&0x01 != 0; has == no {
+				t.Errorf("NoPageChecksums %v: %s has checksums %v", no, f, has)
+			}
+		}
+	}
+}

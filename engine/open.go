@@ -434,6 +434,9 @@ func Open(ctx context.Context, dir string, opts Options) (*DB, error) {
 	if opts.Replication != nil {
 		kopts.Buckets = append(kopts.Buckets, changesSpec())
 	}
+	for i := range kopts.Buckets {
+		kopts.Buckets[i].NoChecksum = opts.NoPageChecksums
+	}
 	store, _, err := backend.Open(kopts, kind)
 	if err != nil {
 		if errors.Is(err, backend.ErrUnknownLayout) {

@@ -41,6 +41,11 @@ type Options struct {
 	RecordCache int64
 	// PageSize of objects.db at creation; 0 means 16 KiB.
 	PageSize int
+	// NoPageChecksums creates the Berkeley DB files without page checksums
+	// (at creation only): a page the cache misses is read without the
+	// check (docs/OPERATIONS.md measures it), and a damaged one is served
+	// as data.
+	NoPageChecksums bool
 	// Durability of commits. kv.Sync (the zero value): apply runs commit
 	// with kv.NoSync and Pending.Wait returns after a group flush
 	// (commit.Group, one kv.Store.Flush for every waiter present).

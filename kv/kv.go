@@ -82,6 +82,9 @@ type BucketSpec struct {
 	Prefix   byte   // LevelDB key prefix, e.g. 'o'
 	Hash     bool   // Berkeley DB: hash access method instead of btree (at creation only)
 	PageSize int    // Berkeley DB: page size at creation; 0 = backend default
+	// NoChecksum: Berkeley DB creates the file without page checksums
+	// (at creation only; by default every file has them).
+	NoChecksum bool
 }
 
 // Options are common to every backend. Zero values are the documented defaults.

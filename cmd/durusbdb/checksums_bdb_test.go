@@ -51,3 +51,22 @@ func TestCheckNotesFilesWithoutChecksums(t *testing.T) {
 		t.Fatalf("check --json: exit %d, %+v, %v", code, rep, err)
 	}
 }
+
+// serve --page-checksums (on by default) reaches the engine's creation
+// options.
+func TestServePageChecksumsFlag(t *testing.T) {
+	for args, want := range map[string]bool{"": false, "--page-checksums=false": true, "--page-checksums": false} {
+		a := []string{"--dir", "d", "--create"}
+		if args != "" {
+			a = append(a, args)
+		}
+		f, set := parseServe(t, a...)
+		o, err := f.engineOptions(set)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.NoPageChecksums != want {
+			t.Errorf("serve %q: NoPageChecksums %v, want %v", args, o.NoPageChecksums, want)
+		}
+	}
+}

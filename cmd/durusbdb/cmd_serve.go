@@ -37,6 +37,7 @@ type serveFlags struct {
 	minFree, gcMode, ckptBytes, cpuProfile        string
 	gcRate, ckptCommits                           int
 	ckptManual, keepLogs, printCfg, keepSysmon    bool
+	pageChecksums                                 bool
 	repl                                          replFlags
 }
 
@@ -100,6 +101,7 @@ func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 func (f *serveFlags) registerStorage(fs *pflag.FlagSet) {
 	fs.StringVar(&f.access, "access", "btree", "access method of objects.db for a new database: btree or hash")
 	fs.StringVar(&f.pageSize, "page-size", "16KiB", "page size of objects.db for a new database")
+	fs.BoolVar(&f.pageChecksums, "page-checksums", true, "Berkeley DB: give a new database's files page checksums (a page damaged on disk is refused, not served; each page read from disk costs a check)")
 	fs.StringVar(&f.recCache, "record-cache", "", "part of --cache-size kept for recently loaded records in Go memory (default: an eighth; 0: none)")
 	fs.StringVar(&f.minFree, "min-free-space", "64MiB", "refuse commits (E) that would leave less free space than this on the database's file system")
 	fs.BoolVar(&f.validateGarbage, "validate-garbage", false, "check every garbage candidate before the collector deletes it")
@@ -349,7 +351,7 @@ func (f *serveFlags) engineOptions(set map[string]bool) (engine.Options, error) 
 	}
 	return engine.Options{
 		Create: f.create, ReadOnly: f.readonly, Backend: f.db.backend, Access: f.access,
-		PageSize: int(ps), CacheSize: cache, RecordCache: rc, Durability: dur, GCGrace: grace,
+		PageSize: int(ps), NoPageChecksums: !f.pageChecksums, CacheSize: cache, RecordCache: rc, Durability: dur, GCGrace: grace,
 		GC:              engine.GCPolicy{Mode: mode, Rate: f.gcRate},
 		ValidateGarbage: f.validateGarbage, MinFreeSpace: free,
 		Checkpoint: engine.CheckpointPolicy{Every: f.ckptEvery, LogBytes: cb, Commits: f.ckptCommits,
