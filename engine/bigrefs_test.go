@@ -12,6 +12,21 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 )
 
+// commitLeaves commits n new records without references (after the root's
+// oid) in one commit and returns their oids.
+func commitLeaves(t *testing.T, db *DB, n int) []uint64 {
+	t.Helper()
+	first := mustAlloc(t, db, n+1)
+	var recs [][]byte
+	refs := make([]uint64, 0, n)
+	for i := uint64(1); i <= uint64(n); i++ {
+		recs = append(recs, rec(first+i))
+		refs = append(refs, first+i)
+	}
+	mustCommit(t, db, recs...)
+	return refs
+}
+
 // countGets counts the reads of the objects bucket in writable
 // transactions (the apply runs).
 type countGets struct {
@@ -48,14 +63,7 @@ func TestApplyTrustsStagedLookups(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
 		db := newTestDB(t, kind)
 		const n = 500
-		first := mustAlloc(t, db, n+1)
-		var recs [][]byte
-		refs := make([]uint64, 0, n)
-		for i := uint64(1); i <= n; i++ {
-			recs = append(recs, rec(first+i))
-			refs = append(refs, first+i)
-		}
-		mustCommit(t, db, recs...)
+		refs := commitLeaves(t, db, n)
 		cg := &countGets{Store: db.store}
 		db.store = cg // no background work runs in tests (manual GC and checkpoints)
 		mustCommit(t, db, rec(0, refs...))
@@ -119,14 +127,8 @@ func TestCommitTooLargeRefused(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
 		db := newTestDB(t, kind)
 		const n = 150
-		first := mustAlloc(t, db, n+1)
-		var recs [][]byte
-		refs := make([]uint64, 0, n)
-		for i := uint64(1); i <= n; i++ {
-			recs = append(recs, rec(first+i))
-			refs = append(refs, first+i)
-		}
-		mustCommit(t, db, recs...)
+		refs := commitLeaves(t, db, n)
+		first := refs[0] - 1
 		mustCommit(t, db, rec(0, refs...)) // unbounded: 150 changes
 		db.store = boundedStore{Store: db.store, limit: 100}
 

@@ -5,27 +5,11 @@ import (
 	"errors"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 )
-
-// cancelOn is a log writer that cancels when a line contains want.
-type cancelOn struct {
-	mu     sync.Mutex
-	want   string
-	cancel context.CancelFunc
-}
-
-func (c *cancelOn) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if strings.Contains(string(p), c.want) {
-		c.cancel()
-	}
-	return len(p), nil
-}
 
 // An interrupt after the trial restore, while verify opens and checks it,
 // is reported as the interrupt, not as a bad backup (ErrBadBackup, exit 3
@@ -42,7 +26,7 @@ func TestVerifyInterruptedIsNotBadBackup(t *testing.T) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			opts := quietOpts()
-			opts.Logger = slogTo(&cancelOn{want: "recovery: restored", cancel: cancel})
+			opts.Logger = slogTo(&testlog.Buffer{CancelOn: "recovery: restored", Cancel: cancel})
 			_, err := VerifyBackup(ctx, out, VerifyOptions{Options: opts})
 			if errors.Is(err, ErrBadBackup) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "interrupted") {
 				t.Fatalf("verify interrupted after the trial restore: %v; want the interrupt, not ErrBadBackup", err)

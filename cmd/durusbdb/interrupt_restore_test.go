@@ -6,37 +6,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/internal/testlog"
 )
-
-// cancelOnLog is a stderr that records what is written to it and cancels
-// a context once it holds a given text (a log line): a seam to interrupt a
-// command at the point that line marks, with no sleeping.
-type cancelOnLog struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	text   string
-	cancel context.CancelFunc
-}
-
-func (w *cancelOnLog) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.text) {
-		w.cancel()
-	}
-	return len(p), nil
-}
-
-func (w *cancelOnLog) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
 
 // TestRestoreInterruptedInFinalCheck: SIGINT or SIGTERM (the command's
 // context cancelled) after the restored files were moved into DIR, as the
@@ -66,7 +40,7 @@ func TestRestoreInterruptedInFinalCheck(t *testing.T) {
 			defer cancel()
 			// recovery.Restore logs "recovery: restored" once the files are
 			// in DIR, just before the command opens and checks it.
-			stderr := &cancelOnLog{text: "recovery: restored", cancel: cancel}
+			stderr := &testlog.Buffer{CancelOn: "recovery: restored", Cancel: cancel}
 			var stdout bytes.Buffer
 			code := run(ctx, cmdIO{stdin: strings.NewReader(""), stdout: &stdout, stderr: stderr}, []string{"restore", bk, dir})
 			if ctx.Err() == nil {

@@ -16,6 +16,12 @@ import (
 type Buffer struct {
 	mu sync.Mutex
 	b  bytes.Buffer
+
+	// CancelOn, with Cancel, cancels a context once the buffer holds the
+	// text (a log line): a seam to interrupt the code under test at the
+	// point that line marks, without sleeping.
+	CancelOn string
+	Cancel   func()
 }
 
 // Write appends p (and echoes it to stderr under go test -v).
@@ -25,7 +31,11 @@ func (l *Buffer) Write(p []byte) (int, error) {
 	if testing.Verbose() {
 		os.Stderr.Write(p)
 	}
-	return l.b.Write(p)
+	n, err := l.b.Write(p)
+	if l.CancelOn != "" && l.Cancel != nil && bytes.Contains(l.b.Bytes(), []byte(l.CancelOn)) {
+		l.Cancel()
+	}
+	return n, err
 }
 
 // String returns everything written so far.
