@@ -140,10 +140,10 @@ const maxApplyBytes = 16 << 20
 
 // Pending is a staged commit: queued, then applied, then durable.
 type Pending struct {
-	db      *DB
-	sync    bool // wait for a group flush once applied
-	recs    []commitRec
-	stored  map[uint64]struct{} // oids of recs: what the commit stores
+	db     *DB
+	sync   bool // wait for a group flush once applied
+	recs   []commitRec
+	stored map[uint64]struct{} // oids of recs: what the commit stores
 	// present are the references Stage found stored (checkRefs) and
 	// pinned: no deleter removes them before the apply, which therefore
 	// does not read them again. (Inside the apply's transaction, those
@@ -152,10 +152,10 @@ type Pending struct {
 	// changes: a commit of a record with 200k references to 1 KB objects
 	// ran a 64 MiB cache out of memory.)
 	present map[uint64]struct{}
-	bytes   int                 // record bytes of recs (run bounds, space check, stats)
-	applied chan struct{}       // closed when the run that took it ended; err is then set
-	err     error               // the apply outcome
-	token   Token               // the run that applied it (replication)
+	bytes   int           // record bytes of recs (run bounds, space check, stats)
+	applied chan struct{} // closed when the run that took it ended; err is then set
+	err     error         // the apply outcome
+	token   Token         // the run that applied it (replication)
 }
 
 // ErrNotDurable wraps the error of a commit that was applied (and is
