@@ -112,20 +112,19 @@ func envError(le *libdb.Env, op string, err error) error {
 }
 
 // dataErr is wrap for a failed read or write of one of e's database
-// files, with libdb's reason once it has panicked the environment (see
-// panicError).
+// files, with libdb's message for a full region (ENOMEM) and its reason
+// once it has panicked the environment (see panicError).
 func (e *Env) dataErr(op string, err error) error {
-	if e.env != nil {
-		if pe := panicError(e.env, op, err); pe != nil {
-			return pe
-		}
-		if libdb.Code(err) == int(syscall.ENOMEM) {
-			// Which region is full ("unable to allocate space from the
-			// buffer cache"), in libdb's words.
-			if msg := e.env.LastError(); msg != "" {
-				return wrap(op+" (libdb: "+msg+")", err)
-			}
-		}
+	switch {
+	case e.env == nil:
+		return wrap(op, err)
+	case libdb.Code(err) == int(syscall.ENOMEM):
+		// Which region is full ("unable to allocate space from the buffer
+		// cache"), in libdb's words.
+		return envError(e.env, op, err)
+	}
+	if pe := panicError(e.env, op, err); pe != nil {
+		return pe
 	}
 	return wrap(op, err)
 }

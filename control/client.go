@@ -163,16 +163,9 @@ func createOut(h FileHeader, log *slog.Logger) (*fileOut, error) {
 	if err := os.MkdirAll(filepath.Dir(h.Path), 0o755); err != nil {
 		return nil, fmt.Errorf("write %s: %w", h.Path, err)
 	}
-	prefix := "." + filepath.Base(h.Path) + ".part-"
-	staging.RemoveStale(filepath.Dir(h.Path), prefix, "transfer of "+h.Path, log)
-	f, err := os.CreateTemp(filepath.Dir(h.Path), prefix+"*")
+	f, err := staging.TempFile(filepath.Dir(h.Path), "."+filepath.Base(h.Path)+".part-", "transfer of "+h.Path, log)
 	if err != nil {
 		return nil, fmt.Errorf("write %s: %w", h.Path, err)
-	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		f.Close()
-		os.Remove(f.Name())
-		return nil, fmt.Errorf("write %s: lock %s: %w", h.Path, f.Name(), err)
 	}
 	if err := f.Chmod(os.FileMode(h.Mode & 0o777)); err != nil {
 		f.Close()

@@ -121,20 +121,14 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	// beside out and moved into place when complete: an interrupted
 	// backup leaves nothing at out, and its staging directory is removed
 	// by the next backup (see staging.RemoveStale).
+	var st *staging
 	if opts.Stream {
 		if _, err := os.Lstat(out); err == nil {
 			return nil, fmt.Errorf("recovery: backup %s: output file %s already exists (refusing to overwrite)", dir, out)
 		}
-	} else if _, err := stagingdir.Settle(out, log); err != nil {
-		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
-	} else if err := checkEmptyOut(out, ""); err != nil {
-		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)
-	}
-	var st *staging
-	if opts.Stream {
 		st, err = newStaging(filepath.Dir(absOut), log)
 	} else {
-		st, err = stagingFor(absOut, log)
+		st, err = stageBackupDir(out, absOut, log)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("recovery: backup %s: %w", dir, err)

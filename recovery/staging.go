@@ -93,20 +93,27 @@ type BackupStage struct {
 // The caller calls Release when done, after Publish or not.
 func StageBackupDir(out string, log *slog.Logger) (*BackupStage, error) {
 	abs, err := filepath.Abs(out)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	if err == nil {
+		var st *staging
+		if st, err = stageBackupDir(out, abs, log); err == nil {
+			return &BackupStage{st: st, out: abs}, nil
+		}
 	}
-	if _, err := stagingdir.Settle(abs, log); err != nil {
-		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+}
+
+// stageBackupDir makes the staging directory of a full directory backup
+// into out (absOut, absolute): what killed backups left in out is removed
+// (stagingdir.Settle), out must then be missing or empty, and the staging
+// directory goes inside out if it exists, else beside it (stagingFor).
+func stageBackupDir(out, absOut string, log *slog.Logger) (*staging, error) {
+	if _, err := stagingdir.Settle(out, log); err != nil {
+		return nil, err
 	}
-	if err := checkEmptyOut(abs, ""); err != nil {
-		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
+	if err := checkEmptyOut(out, ""); err != nil {
+		return nil, err
 	}
-	st, err := stagingFor(abs, log)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: backup into %s: %w", out, err)
-	}
-	return &BackupStage{st: st, out: abs}, nil
+	return stagingFor(absOut, log)
 }
 
 // Dir is the staging directory (absolute): where the backup's files and

@@ -132,14 +132,13 @@ func writeFile(path string, opts WriteOptions, format Format, scan func(yield fu
 	if dir == "" {
 		dir = "."
 	}
-	// The temporary files of exports to path that were killed: each is
-	// flocked while its writer runs, so one that can be locked is stale.
+	// A locked temporary file beside path; those of exports to path that
+	// were killed (unlocked) are removed first.
 	log := opts.Log
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	staging.RemoveStale(dir, "."+base+".tmp-", "export", log)
-	tmp, err := os.CreateTemp(dir, "."+base+".tmp-*")
+	tmp, err := staging.TempFile(dir, "."+base+".tmp-", "export", log)
 	if err != nil {
 		return st, fmt.Errorf("filestorage: export to %s: %w", path, err)
 	}
@@ -150,9 +149,6 @@ func writeFile(path string, opts WriteOptions, format Format, scan func(yield fu
 			os.Remove(tmpName)
 		}
 	}()
-	if err := lockExclusive(tmp); err != nil {
-		return st, fmt.Errorf("filestorage: lock %s: %w", tmpName, err)
-	}
 	if format == FormatShelf {
 		err = writeShelfBody(tmp, &st, opts, hook, scan)
 	} else {

@@ -61,6 +61,24 @@ func (d *Dir) Release() {
 	d.lock.Close()
 }
 
+// TempFile removes the stale files named prefix* in dir (RemoveStale: left
+// by writers that were killed), then creates a new one there and flocks it
+// for as long as it is open, so that the next writer knows it is in use.
+// what names the writer in log lines ("export").
+func TempFile(dir, prefix, what string, log *slog.Logger) (*os.File, error) {
+	RemoveStale(dir, prefix, what, log)
+	f, err := os.CreateTemp(dir, prefix+"*")
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return nil, fmt.Errorf("lock %s: %w", f.Name(), err)
+	}
+	return f, nil
+}
+
 // RemoveStale removes every staging directory (or file) named prefix* in
 // parent that no running process holds: a kill -9 or a crash leaves one
 // behind. One whose lock is held belongs to a process running now and

@@ -189,17 +189,22 @@ def test_options_map_to_serve_flags():
     assert berkeleydb_storage._serve_flags(dict(verify_refs=False)) == []
 
 
-def test_options_reach_the_server(dbdir, env_bin):
-    """Every option the shim maps is accepted by the server it starts."""
-    storage = BerkeleyDBStorage(dbdir, durability="write-nosync", cache_size=32 << 20,
-                                gc_grace=120, gcbytes=10 ** 9, verify_refs=True,
-                                max_commit=1 << 28, commit_lease=5, logginglevel=30)
+def _commit_x_and_close(storage):
+    """Commit root["x"] = Item(1) through storage, then close it."""
     try:
         connection = Connection(storage)
         connection.get_root()["x"] = Item(1)
         connection.commit()
     finally:
         storage.close()
+
+
+def test_options_reach_the_server(dbdir, env_bin):
+    """Every option the shim maps is accepted by the server it starts."""
+    storage = BerkeleyDBStorage(dbdir, durability="write-nosync", cache_size=32 << 20,
+                                gc_grace=120, gcbytes=10 ** 9, verify_refs=True,
+                                max_commit=1 << 28, commit_lease=5, logginglevel=30)
+    _commit_x_and_close(storage)
     storage = BerkeleyDBStorage(dbdir, async_log_write=True)
     try:
         assert Connection(storage).get_root()["x"].value == 1
@@ -470,12 +475,7 @@ def test_creation_options_take_effect(dbdir, env_bin):
     """access= and page_size= shape the objects.db the shim creates in an
     empty directory (it was created as a 16 KiB btree before serve saw them)."""
     storage = BerkeleyDBStorage(dbdir, access="hash", page_size=4096)
-    try:
-        connection = Connection(storage)
-        connection.get_root()["x"] = Item(1)
-        connection.commit()
-    finally:
-        storage.close()
+    _commit_x_and_close(storage)
     assert _bdb_meta(os.path.join(dbdir, "objects.db")) == ("hash", 4096)
     import json
     stats = subprocess.run([env_bin, "stats", "--dir", dbdir, "--json"], stdout=subprocess.PIPE,
