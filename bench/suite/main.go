@@ -681,16 +681,16 @@ func (s *suite) serverFigures(col string) {
 }
 
 // startTrivial starts the trivial server (bench/trivial) with objs records
-// of size bytes on a free port and waits until it listens; log names its
-// log file.
-func (s *suite) startTrivial(log string, objs, size int) (*proc, string, error) {
+// of size bytes and extra flags on a free port and waits until it
+// listens; log names its log file.
+func (s *suite) startTrivial(log string, objs, size int, extra ...string) (*proc, string, error) {
 	port, err := freePort()
 	if err != nil {
 		return nil, "", err
 	}
 	addr := fmt.Sprintf("127.0.0.1:%d", port)
-	p, err := s.ps.start("trivial", s.logPath(log), nil, s.trivial, "-addr", addr,
-		"-objects", strconv.Itoa(objs), "-size", strconv.Itoa(size))
+	args := append([]string{"-addr", addr, "-objects", strconv.Itoa(objs), "-size", strconv.Itoa(size)}, extra...)
+	p, err := s.ps.start("trivial", s.logPath(log), nil, append([]string{s.trivial}, args...)...)
 	if err == nil {
 		err = waitPort(p, addr, time.Minute)
 	}

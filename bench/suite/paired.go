@@ -42,12 +42,16 @@ func (s *suite) pairedRounds() int {
 	return 3
 }
 
+// cell is one figure of the results: row key, column col.
+type cell struct{ key, col string }
+
 // alternate measures ref, then every target, then ref again, for the
 // suite's rounds (each ref figure serves the round before and the round
 // after it), and sets each target's row and column to the median of its
-// ratios to the mean of the ref figures around it.
-func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTarget) {
-	type cell struct{ key, col string }
+// ratios to the mean of the ref figures around it. It returns the
+// targets' figures of every complete round, for ratios between targets
+// of the same round (pairedCommits).
+func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTarget) (rounds []map[cell]float64) {
 	ratios := map[cell][]float64{}
 	before, ok := ref(1)
 	for round := 1; round <= s.pairedRounds() && ok; round++ {
@@ -64,6 +68,7 @@ func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTar
 		for c, x := range figs {
 			ratios[c] = append(ratios[c], x/((before+after)/2))
 		}
+		rounds = append(rounds, figs)
 		before = after
 	}
 	for c, rs := range ratios {
@@ -71,6 +76,27 @@ func (s *suite) alternate(ref func(round int) (float64, bool), targets []pairTar
 		s.res.set(c.key, c.col, rs[len(rs)/2])
 		s.logf("  %s %s ÷ reference, rounds %.3f: median %.2f", c.key, c.col, rs, rs[len(rs)/2])
 	}
+	return rounds
+}
+
+// setRoundRatios sets row key, column col of every num figure of rounds
+// to the median over the rounds of num ÷ den, the den figure taken in
+// the same round.
+func (s *suite) setRoundRatios(rounds []map[cell]float64, key string, num, den cell) {
+	var rs []float64
+	for _, figs := range rounds {
+		x, ok1 := figs[num]
+		y, ok2 := figs[den]
+		if ok1 && ok2 && y > 0 {
+			rs = append(rs, x/y)
+		}
+	}
+	if len(rs) == 0 {
+		return
+	}
+	slices.Sort(rs)
+	s.res.set(key, num.col, rs[len(rs)/2])
+	s.logf("  %s %s ÷ %s %s, rounds %.3f: median %.2f", num.key, num.col, den.key, den.col, rs, rs[len(rs)/2])
 }
 
 // pairedServer starts a durusbdb server of backend col on a fresh
@@ -92,8 +118,8 @@ func (s *suite) pairedServer(col, label string, extra ...string) (srv *server, s
 // names them in a failure, log its log file) with the small records of
 // the loads; stop stops it. ok is false, the failure recorded, if it did
 // not start.
-func (s *suite) pairedTrivial(what, log string) (addr string, stop func(), ok bool) {
-	p, addr, err := s.startTrivial(log, s.objs100, 100)
+func (s *suite) pairedTrivial(what, log string, extra ...string) (addr string, stop func(), ok bool) {
+	p, addr, err := s.startTrivial(log, s.objs100, 100, extra...)
 	if err != nil {
 		s.fail(what+": trivial server", err)
 		return "", nil, false
@@ -150,9 +176,14 @@ var pairedCommitConns = []int{8, 32}
 // commits at 8 and 32 connections, durable and nosync) of each durusbdb
 // backend alternately with the trivial server with commit token (rows
 // paired_[nosync_]{commits,updates}{8,32}), and the durable ones at one
-// connection alternately with their ideal (pairedOneConn). The durable rows also share
-// the disk with other tenants, which the trivial server does not use: the
-// pairing steadies the processor's share, not the fdatasync.
+// connection alternately with their ideal (pairedOneConn). The durable
+// rows also share the disk with other tenants, which the trivial server
+// does not use, so the durable trivial server (bench/trivial -sync: the
+// token, then one group write + fdatasync before the 'O', no storage) is
+// measured in the same rounds: rows paired_durceil_KINDN (it ÷ the
+// trivial server, what the disk leaves of the protocol's ceiling) and
+// paired_vsdur_KINDN (durusbdb's durable figure ÷ it, the same round:
+// what the storage engine costs).
 func (s *suite) pairedCommits() {
 	s.logf("commits, alternating with the trivial server")
 	taddr, stopTrivial, ok := s.pairedTrivial("paired commits", "trivial-paired-commits")
@@ -160,6 +191,11 @@ func (s *suite) pairedCommits() {
 		return
 	}
 	defer stopTrivial()
+	daddr, stopDurable, dok := s.pairedTrivial("paired commits", "trivial-durable-paired-commits",
+		"-sync", filepath.Join(s.work, "trivial-durable-log"))
+	if dok {
+		defer stopDurable()
+	}
 	addrs := map[string]string{}  // prefix+col → address
 	maddrs := map[string]string{} // col → the durable server's metrics address
 	for _, prefix := range []string{"", "nosync_"} {
@@ -206,8 +242,16 @@ func (s *suite) pairedCommits() {
 					targets = append(targets, pairTarget{fmt.Sprintf("paired_%s%s%d", prefix, kind.key, conns), col, fig})
 				}
 			}
+			durceil := cell{fmt.Sprintf("paired_durceil_%s%d", kind.key, conns), "ceiling"}
+			if dok {
+				spec := gen.Spec{Addr: daddr, Mode: kind.mode, Conns: conns, Size: kind.size}
+				targets = append(targets, pairTarget{durceil.key, durceil.col, s.opsFig(spec, fmt.Sprintf("trivial durable %s %d conns", kind.key, conns))})
+			}
 			spec := gen.Spec{Addr: taddr, Mode: kind.mode, Conns: conns, Size: kind.size}
-			s.alternate(s.opsFig(spec, fmt.Sprintf("trivial %s %d conns", kind.key, conns)), targets)
+			rounds := s.alternate(s.opsFig(spec, fmt.Sprintf("trivial %s %d conns", kind.key, conns)), targets)
+			for _, col := range s.backends {
+				s.setRoundRatios(rounds, fmt.Sprintf("paired_vsdur_%s%d", kind.key, conns), cell{fmt.Sprintf("paired_%s%d", kind.key, conns), col}, durceil)
+			}
 			for col, m := range meters {
 				m.set(fmt.Sprintf("flush_%s%d", kind.key, conns), col)
 			}

@@ -21,7 +21,13 @@
 //
 // Usage:
 //
-//	trivial -addr 127.0.0.1:2980 [-objects 0 -size 100]
+//	trivial -addr 127.0.0.1:2980 [-objects 0 -size 100] [-sync LOGFILE]
+//
+// With -sync the server is durable: every commit's data goes to a log file
+// and its 'O' waits for a group write + fdatasync that covers it (wal.go).
+// Its commit rate is the most a durable Durus server can do on this
+// machine's disk with this protocol: the ceiling for durusbdb's durable
+// commits, where the rate without -sync is the ceiling of the protocol.
 package main
 
 import (
@@ -42,14 +48,24 @@ type store struct {
 	records map[uint64][]byte
 	token   sync.Mutex    // the commit token: phase 1 to applied
 	next    atomic.Uint64 // next oid M hands out
+	wal     *wal          // with -sync: the log every commit is durable in before its 'O'
 }
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:2980", "TCP address to listen on")
 	objects := flag.Int("objects", 0, "records 1..objects created at start")
 	size := flag.Int("size", 100, "data bytes of each created record")
+	syncPath := flag.String("sync", "", "log file (created, 64 MiB written ahead) that makes commits durable: one group write + fdatasync before the 'O'")
 	flag.Parse()
 	st := &store{records: make(map[uint64][]byte, *objects+1)}
+	if *syncPath != "" {
+		w, err := openWAL(*syncPath, 64<<20)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "trivial:", err)
+			os.Exit(1)
+		}
+		st.wal = w
+	}
 	st.next.Store(1)
 	for oid := uint64(1); oid <= uint64(*objects); oid++ {
 		st.records[oid] = makeRecord(oid, *size)
@@ -147,8 +163,15 @@ func (st *store) serve(c net.Conn) {
 		case 'S':
 			w.Write([]byte{0, 0, 0, 0})
 		case 'C':
-			if !st.commit(r, w, u32) {
+			durable, ok := st.commit(r, w, u32)
+			if !ok {
 				return
+			}
+			if durable {
+				if st.wal.sync() != nil {
+					return
+				}
+				w.WriteByte('O')
 			}
 		case 'P':
 			w.WriteByte('O')
@@ -161,34 +184,38 @@ func (st *store) serve(c net.Conn) {
 }
 
 // commit is one commit under the token: the phase-1 reply, the data, and
-// the records stored at once. It returns false when the connection must
-// end (a read or write failed, or the data is malformed).
-func (st *store) commit(r *bufio.Reader, w *bufio.Writer, u32 func() (uint32, error)) bool {
+// the records stored at once. Without a log it writes the 'O' itself;
+// with one (-sync) it appends the data to the log and returns durable, so
+// that the caller waits for the log's sync and writes the 'O' after the
+// token is released. ok is false when the connection must end (a read or
+// write failed, or the data is malformed).
+func (st *store) commit(r *bufio.Reader, w *bufio.Writer, u32 func() (uint32, error)) (durable, ok bool) {
 	if w.Flush() != nil {
-		return false
+		return false, false
 	}
 	st.token.Lock()
 	defer st.token.Unlock()
 	w.Write([]byte{0, 0, 0, 0})
 	if w.Flush() != nil {
-		return false
+		return false, false
 	}
 	n, err := u32()
 	if err != nil {
-		return false
+		return false, false
 	}
 	if n == 0 {
-		return true
+		return false, true
 	}
 	data := make([]byte, n)
 	if _, err := io.ReadFull(r, data); err != nil {
-		return false
+		return false, false
 	}
+	all := data
 	recs := map[uint64][]byte{}
 	for len(data) >= 12 {
 		fl := binary.BigEndian.Uint32(data)
 		if int(fl) < 8 || int(fl) > len(data)-4 {
-			return false
+			return false, false
 		}
 		oid := binary.BigEndian.Uint64(data[4:])
 		recs[oid] = data[12 : 4+fl]
@@ -199,8 +226,12 @@ func (st *store) commit(r *bufio.Reader, w *bufio.Writer, u32 func() (uint32, er
 		st.records[oid] = rec
 	}
 	st.mu.Unlock()
+	if st.wal != nil {
+		st.wal.append(all)
+		return true, true
+	}
 	w.WriteByte('O')
-	return true
+	return false, true
 }
 
 // load answers one load of oid: 'O' with the record, or 'K'.
