@@ -22,7 +22,7 @@ unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go')
 go vet ./...
 go vet -tags bdb ./...
 # bench/ is its own module (plotting libraries stay out of the server's go.mod).
-(cd bench && go vet ./... && go vet -tags bdb ./... && go test -count=1 ./suite/ ./gen/)
+(cd bench && go vet ./... && go vet -tags bdb ./... && go test -count=1 ./suite/ ./gen/ ./trivial/)
 
 step "staticcheck (honnef.co/go/tools), both tag sets merged"
 GOBIN="$PWD/bin" go install honnef.co/go/tools/cmd/staticcheck@v0.8.2

@@ -37,9 +37,9 @@ func openWAL(path string, size int64) (*wal, error) {
 	if err != nil {
 		return nil, err
 	}
-	zeros := make([]byte, 1<<20)
+	zeros := make([]byte, min(size, 1<<20))
 	for off := int64(0); off < size; off += int64(len(zeros)) {
-		if _, err := f.WriteAt(zeros, off); err != nil {
+		if _, err := f.WriteAt(zeros[:min(int64(len(zeros)), size-off)], off); err != nil {
 			f.Close()
 			return nil, fmt.Errorf("trivial: write %s: %w", path, err)
 		}
