@@ -21,7 +21,7 @@ const DefaultRoleHookTimeout = 30 * time.Second
 // only the newest is kept (the command must act on the current role).
 const maxHookQueue = 16
 
-// maxHookOutput bounds the command output logged per run.
+// maxHookOutput bounds the command output kept (and logged) per run.
 const maxHookOutput = 4096
 
 // RoleHookConfig is serve --on-role-change: a command run for the role
@@ -146,14 +146,31 @@ func (h *roleHook) run() {
 	}
 }
 
+// hookOutput keeps the first maxHookOutput bytes a command writes and
+// counts the rest: a command that prints without end costs the server
+// that much memory, not its output.
+type hookOutput struct {
+	kept    []byte
+	dropped int64
+}
+
+// Write keeps what fits and drops the rest; it never fails, so the
+// command is not stopped by a broken pipe.
+func (o *hookOutput) Write(p []byte) (int, error) {
+	n := min(len(p), maxHookOutput-len(o.kept))
+	o.kept = append(o.kept, p[:n]...)
+	o.dropped += int64(len(p) - n)
+	return len(p), nil
+}
+
 // exec runs the command once for ri and logs how it went.
 func (h *roleHook) exec(ri kv.RoleInfo) {
 	ctx, cancel := context.WithTimeout(h.ctx, h.cfg.Timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", h.cfg.Command)
 	cmd.Env = append(os.Environ(), "DURUSBDB_ROLE="+ri.Role, "DURUSBDB_MASTER="+ri.MasterDurusAddr, "DURUSBDB_MASTER_REPL="+ri.MasterReplAddr)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	out := &hookOutput{}
+	cmd.Stdout, cmd.Stderr = out, out // one writer: exec.Cmd calls its Write from one goroutine at a time
 	// Its own process group, killed whole at the timeout: a background
 	// child of the command must not keep running, nor keep the output
 	// pipe open.
@@ -163,11 +180,11 @@ func (h *roleHook) exec(ri kv.RoleInfo) {
 	start := time.Now()
 	err := cmd.Run()
 	attrs := []any{"role", ri.Role, "master", ri.MasterDurusAddr, "duration", time.Since(start).Round(time.Millisecond)}
-	if o := out.Bytes(); len(o) > 0 {
-		if len(o) > maxHookOutput {
-			o = append(o[:maxHookOutput:maxHookOutput], "…"...)
-		}
+	if o := out.kept; len(o) > 0 {
 		attrs = append(attrs, "output", string(bytes.TrimRight(o, "\n")))
+	}
+	if out.dropped > 0 {
+		attrs = append(attrs, "output_bytes_dropped", out.dropped)
 	}
 	switch {
 	case err == nil:

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -97,6 +98,34 @@ func TestRoleHookTimeoutAndFailure(t *testing.T) {
 		if !strings.Contains(l, want) {
 			t.Errorf("log lacks %q:\n%s", want, l)
 		}
+	}
+}
+
+// TestRoleHookOutputBounded: a command that prints without end costs the
+// server a bounded buffer, not its output (64 MiB here): the first
+// maxHookOutput bytes are logged, with how many more were dropped.
+func TestRoleHookOutputBounded(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "runs")
+	t.Setenv("OUT", out)
+	log, logs := hookLog()
+	h := startRoleHook(RoleHookConfig{Command: `head -c 67108864 /dev/zero | tr '\0' x; echo done >> "$OUT"`, Timeout: time.Minute}, log)
+	defer h.Close(context.Background())
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h.Notify(kv.RoleInfo{Role: "master"})
+	testwait.For(t, "the hook's run", func() bool { return strings.Contains(logs.String(), "command done") })
+	runtime.ReadMemStats(&after)
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > 16<<20 {
+		t.Errorf("the server allocated %d MiB for 64 MiB of hook output; want a bounded buffer", grew>>20)
+	}
+	l := logs.String()
+	if !strings.Contains(l, strings.Repeat("x", 100)) || !strings.Contains(l, "dropped") {
+		t.Errorf("log lacks the output's start or the dropped count:\n%.600s", l)
+	}
+	if len(l) > 4*maxHookOutput {
+		t.Errorf("log holds %d bytes of one run", len(l))
 	}
 }
 
