@@ -48,7 +48,7 @@ func (db *DB) fail(cause error) {
 		db.fatal.mu.Unlock()
 		switch {
 		case errors.Is(cause, ErrSiteRemoved):
-			db.log.Error("engine: this site was removed from its replication group; it stops serving (a restart does not bring it back: add it again from an empty directory)", "dir", db.dir, "err", cause)
+			db.log.Error("engine: it stops serving: "+SiteRemovedAdvice, "dir", db.dir, "err", cause)
 		case errors.Is(cause, kv.ErrNoSpace):
 			db.log.Error("engine: "+NoSpaceAdvice(db.dir), "dir", db.dir, "err", cause)
 		case errors.Is(cause, kv.ErrCorrupt):

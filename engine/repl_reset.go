@@ -13,7 +13,11 @@ import (
 // ErrSiteRemoved fails the DB of a site that an operator removed from its
 // replication group (durusbdb repl remove-site naming it): its directory
 // no longer follows the group, so it must not serve.
-var ErrSiteRemoved = errors.New("engine: this site was removed from the replication group; its directory no longer follows the group (remove it, or add the site again from an empty directory)")
+var ErrSiteRemoved = errors.New("engine: this site was removed from the replication group; its directory no longer follows the group")
+
+// SiteRemovedAdvice is what a site removed from its group says when it
+// stops: what a restart would do, and what to do instead.
+const SiteRemovedAdvice = "this site was removed from its replication group (durusbdb repl remove-site): started again on this directory it would rejoin the group (libdb adds it back), so empty or destroy the directory, drop its --repl-peer from the other sites' configuration, and add the machine again, if ever, as a new site from an empty directory"
 
 // follower is one run of a replica's change follower (changesLoop),
 // owned by the role goroutine: stop ends it (after reporting up to the

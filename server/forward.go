@@ -113,6 +113,7 @@ type tokenPending interface {
 type forwardPool struct {
 	mu   sync.Mutex
 	idle map[string][]*wire.Conn
+	busy map[*wire.Conn]string // exchanges waiting for the master's answer, by the master's address
 
 	// announced counts the forwarded commits announced (oids held and
 	// invalidated, token passed): a committer compares it with its own
@@ -177,6 +178,17 @@ func (p *forwardPool) exchange(addr string, n int, req ...[]byte) ([]byte, error
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %s: %w", ErrForward, ErrNotSent, addr, err)
 	}
+	p.mu.Lock()
+	if p.busy == nil {
+		p.busy = make(map[*wire.Conn]string)
+	}
+	p.busy[wc] = addr
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		delete(p.busy, wc)
+		p.mu.Unlock()
+	}()
 	if err := wc.Send(req...); err != nil {
 		wc.NetConn().Close()
 		return nil, fmt.Errorf("%w: send to %s: %w", ErrForward, addr, err)
@@ -188,6 +200,62 @@ func (p *forwardPool) exchange(addr string, n int, req ...[]byte) ([]byte, error
 	}
 	p.put(addr, wc)
 	return b, nil
+}
+
+// abandonExcept closes every connection to a master other than master
+// (every one when replica is false: this site is the master now), the
+// exchanges waiting on them included: their outcome is unknown, and the
+// commits' connections are closed without a reply rather than hold their
+// oids until forwardTimeout for a master that was replaced. It returns
+// how many exchanges it cut.
+func (p *forwardPool) abandonExcept(master string, replica bool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for wc, addr := range p.busy {
+		if !replica || addr != master {
+			wc.NetConn().Close()
+			n++
+		}
+	}
+	for addr, l := range p.idle {
+		if !replica || addr != master {
+			for _, wc := range l {
+				wc.Close()
+			}
+			delete(p.idle, addr)
+		}
+	}
+	return n
+}
+
+// masterWatchInterval is how often a replica's server looks for a new
+// master (watchMaster): the most a failover adds to a forward's wait.
+const masterWatchInterval = 100 * time.Millisecond
+
+// watchMaster runs until stop is closed: when the master f names changes
+// (a failover, or this site elected), forwards still waiting on the old
+// one are abandoned (forwardPool.abandonExcept).
+func (s *Server) watchMaster(f Forwarder, stop <-chan struct{}) {
+	t := time.NewTicker(masterWatchInterval)
+	defer t.Stop()
+	last, wasReplica := f.MasterAddr()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+		addr, replica := f.MasterAddr()
+		if addr == last && replica == wasReplica {
+			continue
+		}
+		if n := s.fwd.abandonExcept(addr, replica); n > 0 {
+			s.log.Warn("the master changed: commits forwarded to the old one abandoned; their outcome is unknown and their connections are closed without a reply",
+				"old_master", last, "new_master", addr, "replica", replica, "abandoned", n)
+		}
+		last, wasReplica = addr, replica
+	}
 }
 
 // forwarder returns the storage as a Forwarder and the master's address

@@ -3,6 +3,9 @@ package server
 import (
 	"bytes"
 	"context"
+	"io"
+	"net"
+	"strings"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -21,7 +24,7 @@ import (
 type fakeReplica struct {
 	*engineStore
 	master   *memStore
-	addr     string
+	addr     atomic.Pointer[string] // the master's Durus address (the test moves it: a failover)
 	srv      *Server       // the replica's server (set once started)
 	gate     chan struct{} // one value lets one WaitReplicated through
 	waiting  atomic.Int32  // WaitReplicated calls now waiting
@@ -32,11 +35,13 @@ type fakeReplica struct {
 }
 
 func newFakeReplica(t *testing.T, master *memStore, addr string) *fakeReplica {
-	return &fakeReplica{engineStore: openEngine(t, "leveldb", engine.Options{}), master: master, addr: addr,
+	f := &fakeReplica{engineStore: openEngine(t, "leveldb", engine.Options{}), master: master,
 		gate: make(chan struct{}, 16), replayed: map[uint64][]byte{}}
+	f.addr.Store(&addr)
+	return f
 }
 
-func (f *fakeReplica) MasterAddr() (string, bool) { return f.addr, true }
+func (f *fakeReplica) MasterAddr() (string, bool) { return *f.addr.Load(), true }
 
 func (f *fakeReplica) WaitReplicated(ctx context.Context, tok engine.Token, timeout time.Duration) error {
 	n := f.waiting.Add(1)
@@ -184,4 +189,76 @@ func TestForwardPipelined(t *testing.T) {
 		t.Fatalf("forwards waiting at once: %d, want 2", m)
 	}
 	waitFor(t, 10*time.Second, "both forwards' holds released", func() bool { return f.db.ForwardsHeld() == 0 })
+}
+
+// startHungMaster listens on 127.0.0.1 as a master that answers the
+// version handshake and then nothing (a master stopped with SIGSTOP, as
+// far as a replica can tell); it returns its address.
+func startHungMaster(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() })
+			go func() {
+				var v [5]byte
+				if _, err := io.ReadFull(c, v[:]); err != nil {
+					return
+				}
+				c.Write([]byte{0, 0, 0, 1})
+				io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestForwardAbandonedWhenMasterChanges: a commit forwarded to a master
+// that stopped answering is abandoned as soon as this replica knows
+// another master (a failover), not after forwardTimeout: its client's
+// connection is closed without a reply (the outcome is unknown), its
+// oids are released, and a load of them is answered at once. (Before,
+// the new master's loads of the root waited 60 s for a forward to the
+// stopped one.)
+func TestForwardAbandonedWhenMasterChanges(t *testing.T) {
+	rts, f := startFakeGroup(t)
+	defer func() {
+		if t.Failed() {
+			t.Log(rts.logs.String())
+		}
+	}()
+	x, z := rts.dial(t), rts.dial(t)
+	o := x.newOIDs(1)[0] // from the live master
+	live := *f.addr.Load()
+	hung := startHungMaster(t)
+	f.addr.Store(&hung)
+	xdata := txnData(rec(o, "v1"), rec(0, "root v2"))
+	x.begin()
+	x.send(u32(uint32(len(xdata))), xdata)
+	waitFor(t, 10*time.Second, "x's forward to hold its oids", func() bool { return f.db.ForwardsHeld() > 0 })
+	z.sync()
+	z.send([]byte{'L'}, u64(0))
+	z.expectSilence(300 * time.Millisecond) // the root waits for the forward
+
+	f.addr.Store(&live) // elected elsewhere
+	start := time.Now()
+	x.expectClosed(5 * time.Second)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("forward to the old master abandoned after %v", d)
+	}
+	if st, got := z.loadResponse(); st != 'O' || !bytes.Equal(got, rec(0, "root")) {
+		t.Fatalf("load of the root once the forward was abandoned: %q %q", st, got)
+	}
+	waitFor(t, 5*time.Second, "the forward's hold released", func() bool { return f.db.ForwardsHeld() == 0 })
+	if !strings.Contains(rts.logs.String(), "abandoned") {
+		t.Errorf("the abandoned forward is not logged")
+	}
 }

@@ -95,6 +95,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.Info("serving", "address", addrString(ln.Addr()), "readonly", s.st.ReadOnly(), "tls", s.cfg.TLS != nil)
 	acceptDone := make(chan error, 1)
 	go func() { acceptDone <- s.acceptLoop(ln) }()
+	if f, ok := s.st.(Forwarder); ok {
+		stopWatch, watchDone := make(chan struct{}), make(chan struct{})
+		go func() { defer close(watchDone); s.watchMaster(f, stopWatch) }()
+		defer func() { close(stopWatch); <-watchDone }()
+	}
 
 	var acceptErr error
 	select {

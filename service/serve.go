@@ -363,7 +363,7 @@ func (in *instance) serve(ctx context.Context, db *engine.DB, srv *server.Server
 		case <-db.Failed():
 			switch err := db.FailErr(); {
 			case errors.Is(err, engine.ErrSiteRemoved):
-				in.log.Error("site removed from its replication group: stopping the server", "dir", in.cfg.Dir, "err", err)
+				in.log.Error("stopping the server: "+engine.SiteRemovedAdvice, "dir", in.cfg.Dir, "err", err)
 			case errors.Is(err, kv.ErrNoSpace):
 				in.log.Error("storage failed: stopping the server; "+engine.NoSpaceAdvice(in.cfg.Dir), "dir", in.cfg.Dir, "err", err)
 			case errors.Is(err, kv.ErrCorrupt):

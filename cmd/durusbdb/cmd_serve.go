@@ -166,15 +166,27 @@ func serveCommand() *command {
 			cfg.Log.Stderr = cio.stderr
 			cfg.Control = controlHandler
 			cfg.ForceExit = func(string) { os.Exit(exitFailed) }
-			err = service.Serve(ctx, cfg)
-			var ce *service.ConfigError
-			if errors.As(err, &ce) {
-				return &usageError{ce.Msg}
-			}
-			return err
+			return serveResult(cio, service.Serve(ctx, cfg))
 		}
 	}
 	return c
+}
+
+// serveResult maps service.Serve's error to the command's: a bad Config
+// is a usage error; a site an operator removed from its replication group
+// exits 0 with the advice, so that a supervisor restarting on failure
+// (docs/durusbdb.service: Restart=on-failure) does not start it again on
+// its directory, where it would rejoin the group.
+func serveResult(cio cmdIO, err error) error {
+	var ce *service.ConfigError
+	switch {
+	case errors.As(err, &ce):
+		return &usageError{ce.Msg}
+	case errors.Is(err, engine.ErrSiteRemoved):
+		fmt.Fprintf(cio.stderr, "durusbdb serve: stopped: %s\n", engine.SiteRemovedAdvice)
+		return nil
+	}
+	return err
 }
 
 // stopServer is serve --stop: Q to the server at lc, waiting until it stops.
