@@ -80,7 +80,14 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	stopRefusing := func() int { return 0 }
+	if in.cfg.Replication != nil && !socketActivated() {
+		stopRefusing = refuseWhileOpening(in.ln, in.log)
+	}
 	db, err := in.openDB(ctx)
+	if n := stopRefusing(); n > 0 {
+		in.log.Info("client connections closed while the database was opening", "count", n)
+	}
 	if err != nil {
 		return err
 	}
