@@ -5,8 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -25,12 +25,12 @@ type fakeReplica struct {
 	*engineStore
 	master   *memStore
 	addr     atomic.Pointer[string] // the master's Durus address (the test moves it: a failover)
-	srv      *Server       // the replica's server (set once started)
-	gate     chan struct{} // one value lets one WaitReplicated through
-	waiting  atomic.Int32  // WaitReplicated calls now waiting
-	maxWait  atomic.Int32  // most calls ever waiting at once
-	changes  atomic.Uint64 // changes "followed"
-	mu       sync.Mutex    // serialises replicate
+	srv      *Server                // the replica's server (set once started)
+	gate     chan struct{}          // one value lets one WaitReplicated through
+	waiting  atomic.Int32           // WaitReplicated calls now waiting
+	maxWait  atomic.Int32           // most calls ever waiting at once
+	changes  atomic.Uint64          // changes "followed"
+	mu       sync.Mutex             // serialises replicate
 	replayed map[uint64][]byte
 }
 
