@@ -149,9 +149,11 @@ func replRoute(ctx context.Context, cio cmdIO, dir string, args []string) error 
 	if err != nil {
 		return fmt.Errorf("--dir %s: %w", dir, err)
 	}
-	if kind != backend.BDB {
+	if kind == backend.LevelDB {
 		return fmt.Errorf("--dir %s is a %s database: replication needs a Berkeley DB directory served with --repl-listen", dir, kind)
 	}
+	// An empty directory may be a joining site's, whose server answers on
+	// its control socket once the database is open: the socket says so.
 	ex, err := control.Run(ctx, dir, control.Request{Command: "repl", Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
 	if errors.Is(err, control.ErrNoServer) {
 		return fmt.Errorf("--dir %s: no server answers on its control socket (none runs, or it is still opening the database, as a joining site does until its sync-up is done): repl commands run in the live server of a replication site (%w)", dir, err)

@@ -38,6 +38,7 @@ func TestReplRefusals(t *testing.T) {
 	ldb.Close()
 	bdir, bdb := newTestDB(t, "bdb")
 	bdb.Close()
+	empty := t.TempDir() // a joining site's, before its copy: not a "database of no kind"
 	cases := []struct {
 		name string
 		args []string
@@ -46,6 +47,7 @@ func TestReplRefusals(t *testing.T) {
 	}{
 		{"leveldb", []string{"repl", "status", "--dir", ldir}, exitFailed, []string{"--dir " + ldir, "leveldb", "Berkeley DB"}},
 		{"no server", []string{"repl", "remove-site", "127.0.0.1:1", "--dir", bdir}, exitFailed, []string{"--dir " + bdir, "no server answers"}},
+		{"empty (joining)", []string{"repl", "status", "--dir", empty}, exitFailed, []string{"--dir " + empty, "no server answers", "still opening"}},
 		{"no address", []string{"repl", "remove-site", "--dir", bdir}, exitUsage, []string{"HOST:PORT"}},
 		{"no dir", []string{"repl", "status"}, exitUsage, []string{"--dir is required"}},
 		{"no repl command", []string{"repl"}, exitUsage, []string{"status or remove-site"}},
