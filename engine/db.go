@@ -377,12 +377,43 @@ func (db *DB) reserveTo(next uint64) (uint64, error) {
 	return stored, err
 }
 
-// Size returns the number of stored records, O(1) (meta size).
+// Size returns the number of stored records, O(1) (meta size). On a
+// replica it reads the replicated counter: replication writes the store
+// under the engine, whose own count stays at what the site had when it
+// opened or was demoted.
 func (db *DB) Size() (uint64, error) {
 	if db.closed.Load() {
 		return 0, ErrClosed
 	}
+	if db.replica.Load() {
+		size, _, err := db.replicatedCounters()
+		return size, err
+	}
 	return db.size.Load(), nil
+}
+
+// replicatedCounters reads the size counter and the oid reservation of
+// meta (a replica's, written by replication).
+func (db *DB) replicatedCounters() (size, nextOID uint64, err error) {
+	err = kv.View(db.ctx, db.store, func(tx kv.Txn) error {
+		var err error
+		if size, err = db.getSize(tx); err != nil {
+			return err
+		}
+		v, err := tx.Get(BucketMeta, []byte(MetaNextOID))
+		switch {
+		case errors.Is(err, kv.ErrNotFound):
+			return nil
+		case err != nil:
+			return err
+		}
+		nextOID, err = decodeInt8(MetaNextOID, v)
+		return err
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("engine: %s: replicated counters: %w", db.dir, err)
+	}
+	return size, nextOID, nil
 }
 
 // Stats returns counters; GCQueue counts garbage.db entries (a cursor walk
@@ -416,6 +447,13 @@ func (db *DB) Stats() (Stats, error) {
 	st.LastCheckpoint, st.CheckpointsSince = db.ckpt.info()
 	if st.CheckpointsSince == 0 {
 		st.LastCheckpoint = time.Time{} // c.last is the open time: not a checkpoint
+	}
+	if db.replica.Load() {
+		size, next, err := db.replicatedCounters()
+		if err != nil {
+			return st, fmt.Errorf("engine: stats: %w", err)
+		}
+		st.Objects, st.NextOID = size, next
 	}
 	err := kv.View(db.ctx, db.store, func(tx kv.Txn) error {
 		st.GCQueue = 0
