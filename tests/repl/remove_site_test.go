@@ -68,6 +68,15 @@ func TestReplRemoveSite(t *testing.T) {
 	if g, err := m.group(); err != nil || g.NSites != 3 || g.Master != m.repl || !g.names(dead.repl) {
 		t.Fatalf("group before: %+v, %v", g, err)
 	}
+	// check of a live replica is refused (no snapshot: a scan while
+	// replication applies commits reported them as problems); the
+	// master's runs.
+	if code, _, stderr := r.cli("check", "--dir", r.dir); code != 1 || !strings.Contains(stderr, "live replica") || !strings.Contains(stderr, "run check on the master") {
+		t.Errorf("check of a live replica: exit %d, %q; want 1 and the advice", code, stderr)
+	}
+	if code, out, stderr := m.cli("check", "--dir", m.dir); code != 0 {
+		t.Errorf("check of the live master: exit %d\n%s%s", code, out, stderr)
+	}
 
 	// A live member is refused.
 	if code, _, stderr := m.cli("repl", "remove-site", dead.repl, "--dir", m.dir); code != 1 || !strings.Contains(stderr, "looks alive") {
