@@ -506,22 +506,44 @@ func (r *replState) poll(quit <-chan struct{}) {
 		if err != nil {
 			continue
 		}
+		lost := r.masterLost(rs)
 		r.mu.Lock()
 		r.selfEID = rs.EnvID
-		r.publishLocked(mergeStat(r.status, rs, r.status.Changes == before))
+		r.publishLocked(mergeStat(r.status, rs, r.status.Changes == before, lost))
 		r.mu.Unlock()
 	}
 }
 
+// masterLost reports whether rs names a remote master this site has no
+// connection to (repmgr_site_list): libdb keeps naming a failed master in
+// rep_stat while its elections fail, and fires no new-master event when
+// the same master is reached again.
+func (r *replState) masterLost(rs libdb.RepStat) bool {
+	if rs.Status == libdb.RepMaster || rs.Master == libdb.EIDInvalid || rs.Master == rs.EnvID {
+		return false
+	}
+	sites, err := r.le.RepmgrSiteList()
+	if err != nil {
+		return false
+	}
+	for _, s := range sites {
+		if s.EID == rs.Master {
+			return !s.Connected
+		}
+	}
+	return false
+}
+
 // mergeStat returns st updated from a rep_stat snapshot rs: the counters
 // always, the role and master only when no event came since rs was asked
-// for (quiet). A replica counts as synced from rs only once it knows its
+// for (quiet); no master when masterLost (the connection to the master rs
+// names is down). A replica counts as synced from rs only once it knows its
 // master: libdb clears st_startup_complete when a client learns of a new
 // master, not when a master becomes a client, so a demoted master still
 // reports its old flag, with no master, until it has met its successor
 // (and perhaps rolled back); synced then, its handles would be reopened
 // before that rollback kills them.
-func mergeStat(st ReplStatus, rs libdb.RepStat, quiet bool) ReplStatus {
+func mergeStat(st ReplStatus, rs libdb.RepStat, quiet, masterLost bool) ReplStatus {
 	st.Elections, st.MasterChanges = rs.Elections, rs.MasterChanges
 	if !quiet {
 		return st
@@ -534,6 +556,9 @@ func mergeStat(st ReplStatus, rs libdb.RepStat, quiet bool) ReplStatus {
 		st.Role = RoleReplica
 	}
 	st.MasterEID = rs.Master
+	if masterLost && rs.Status != libdb.RepMaster {
+		st.MasterEID = libdb.EIDInvalid
+	}
 	return st
 }
 

@@ -89,7 +89,12 @@ func (m *Metrics) readyRole() error {
 			return fmt.Errorf("%w: replication role %q: commits refused: %s", ErrProbe, ri.Role, ri.NoQuorum)
 		}
 		return nil
-	case kv.RoleReplica, kv.RoleStandalone:
+	case kv.RoleReplica:
+		if ri.MasterDurusAddr == "" {
+			return fmt.Errorf("%w: replication role %q: no master known (it failed, and no election has been won): commits are refused", ErrProbe, ri.Role)
+		}
+		return nil
+	case kv.RoleStandalone:
 		return nil
 	default:
 		return fmt.Errorf("%w: replication role %q: not in sync with the group yet", ErrProbe, ri.Role)

@@ -75,6 +75,9 @@ func TestRoleEndpoint(t *testing.T) {
 		{kv.RoleInfo{Role: kv.RoleStarting}, http.StatusServiceUnavailable, false},
 		{kv.RoleInfo{Role: kv.RoleSyncing, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973"}, http.StatusServiceUnavailable, false},
 		{kv.RoleInfo{Role: kv.RoleReplica, MasterDurusAddr: "10.0.0.1:2972", MasterReplAddr: "10.0.0.1:2973", Lag: 1500 * time.Millisecond}, http.StatusServiceUnavailable, true},
+		// A replica that knows no master (its master failed, no election
+		// won yet) forwards no commit: not ready.
+		{kv.RoleInfo{Role: kv.RoleReplica}, http.StatusServiceUnavailable, false},
 		{kv.RoleInfo{Role: kv.RoleMaster, MasterDurusAddr: "10.0.0.2:2972", MasterReplAddr: "10.0.0.2:2973"}, http.StatusOK, true},
 		// A master alone in a group configured for more: /role names it,
 		// /readyz says commits are refused.
