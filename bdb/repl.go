@@ -11,6 +11,7 @@ import (
 	"net"
 	"os/signal"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -342,14 +343,22 @@ func (r *replState) start() error {
 	if limit <= 0 {
 		limit = 30 * time.Second
 	}
-	deadline := time.Now().Add(limit)
+	start := time.Now()
+	deadline, next := start.Add(limit), start
 	for {
 		err := r.le.RepmgrStart(n, libdb.RepElection)
 		if err == nil {
 			return nil
 		}
-		if c := libdb.Code(err); c != int(libdb.ErrRepUnavail) || time.Now().After(deadline) {
+		if libdb.Code(err) != int(libdb.ErrRepUnavail) {
 			return err
+		}
+		if now := time.Now(); now.After(deadline) {
+			return fmt.Errorf("no site of the replication group answered within %v (--repl-peer %s): check those addresses, and that a member of the group is running; a group's very first site starts with --repl-init: %w",
+				limit, strings.Join(r.opts.Peers, ", "), err)
+		} else if !now.Before(next) {
+			r.log.Info("replication: waiting for the group: no site answers yet", "peers", strings.Join(r.opts.Peers, ", "), "waited", now.Sub(start).Round(time.Second), "limit", limit)
+			next = now.Add(5 * time.Second)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

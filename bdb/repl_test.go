@@ -651,6 +651,24 @@ func TestReplOptionsRefused(t *testing.T) {
 	}
 }
 
+// TestReplJoinNoPeerNamesPeers: a new site none of whose peers answers
+// fails, after its start timeout, naming the --repl-peer addresses and
+// what to check (it said only libdb's DB_REP_UNAVAIL).
+func TestReplJoinNoPeerNamesPeers(t *testing.T) {
+	ports := freeport.T(t, 3)
+	opts := bdb.EnvOptions{CacheSize: 8 << 20, Repl: &bdb.ReplOptions{Listen: ports[0], Peers: ports[1:], StartTimeout: time.Second}}
+	e, err := bdb.OpenEnv(t.TempDir(), opts)
+	if err == nil {
+		e.Close()
+		t.Fatal("joined a group none of whose sites runs")
+	}
+	for _, want := range []string{"--repl-peer", ports[1], ports[2], "a member of the group is running"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("join error %q lacks %q", err, want)
+		}
+	}
+}
+
 // TestReplSingleSite opens a one-site group in this process: it becomes
 // master, names itself as master, commits with a token that TxnApplied
 // finds applied, and closes cleanly (event loop and queue released).
