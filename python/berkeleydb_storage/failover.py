@@ -44,14 +44,15 @@ Objects loaded through the old ``Connection`` belong to it: after a
 reconnection, take them again from ``connection.get_root()``.
 """
 
+import socket
 import time
 
 from durus.client_storage import ClientStorage
 from durus.connection import Connection
 from durus.error import ConflictError, ProtocolError, WriteConflictError
 from durus.serialize import split_oids
-from durus.storage_server import STATUS_INVALID, STATUS_OKAY
-from durus.utils import as_bytes, int4_to_str, iteritems, join_bytes, read, read_int4, write, write_int4, write_int4_str
+from durus.storage_server import STATUS_INVALID, STATUS_OKAY, SocketAddress, StorageServer
+from durus.utils import as_bytes, int4_to_str, iteritems, join_bytes, read, read_int4, write, write_all, write_int4, write_int4_str
 
 __all__ = [
     "ReplicatedConnection",
@@ -119,6 +120,31 @@ class _TrackedStorage(ClientStorage):
 
     in_commit = False
 
+    def __init__(self, host, port, timeout=None):
+        """ClientStorage.__init__ (Durus 4.3) with the connection and the
+        version handshake bounded by timeout seconds: a site that takes
+        the connection but never answers (stopped, or still opening its
+        database) raises socket.timeout instead of blocking for ever. The
+        caller sets the socket back to blocking once connected."""
+        self.address = SocketAddress.new((host, port))
+        sock = socket.socket(self.address.get_address_family(), socket.SOCK_STREAM)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.settimeout(timeout)
+        try:
+            sock.connect((host, port))
+        except OSError:
+            sock.close()
+            raise
+        self.s = sock
+        self.oid_pool = []
+        self.oid_pool_size = 32
+        self.begin()
+        protocol = StorageServer.protocol
+        write_all(self.s, 'V', protocol)
+        if read(self.s, 4) != protocol:
+            sock.close()
+            raise ProtocolError("Protocol version mismatch.")
+
     def end(self, handle_invalidations=None):
         self.in_commit = False
         write(self.s, 'C')
@@ -165,8 +191,11 @@ class ReplicatedConnection(object):
     connect_timeout: how long (seconds) a (re)connection keeps trying the
     sites before NoLiveSite; a failover takes about 2 s. cache_size is
     Connection's. storage_factory(host, port) makes the storage (default
-    a ClientStorage that tracks commits in flight; a factory of another
-    class loses that: a failed commit then counts as in flight).
+    a ClientStorage that tracks commits in flight and whose connection,
+    handshake and first load are bounded by connect_timeout, so a site that
+    takes connections but never answers is skipped; a factory of another
+    class loses both: a failed commit then counts as in flight, and such a
+    site can hold the connection without bound).
     """
 
     def __init__(self, addresses, connect_timeout=30.0, cache_size=100000, storage_factory=None):
@@ -175,7 +204,7 @@ class ReplicatedConnection(object):
             raise ValueError("ReplicatedConnection needs at least one address")
         self.connect_timeout = connect_timeout
         self.cache_size = cache_size
-        self.storage_factory = storage_factory or (lambda host, port: _TrackedStorage(host=host, port=port))
+        self.storage_factory = storage_factory
         self.connection = None
         self.address = None
         self.reconnections = 0
@@ -191,12 +220,23 @@ class ReplicatedConnection(object):
             for i in range(len(self.addresses)):
                 k = (self._next + i) % len(self.addresses)
                 host, port = self.addresses[k]
+                storage = None
                 try:
-                    storage = self.storage_factory(host, port)
+                    if self.storage_factory is None:
+                        # The connection, the handshake and the root's
+                        # load are bounded by what is left of the time.
+                        left = max(deadline - time.monotonic(), 0.1)
+                        storage = _TrackedStorage(host, port, timeout=left)
+                    else:
+                        storage = self.storage_factory(host, port)
                     connection = Connection(storage, cache_size=self.cache_size)
                 except _LOST as e:
+                    if storage is not None and self.storage_factory is None:
+                        storage.s.close()
                     errors["%s:%d" % (host, port)] = e
                     continue
+                if self.storage_factory is None:
+                    storage.s.settimeout(None)  # a commit may wait long: no bound once connected
                 self.connection, self.address = connection, (host, port)
                 self._next = (k + 1) % len(self.addresses)
                 return connection

@@ -283,3 +283,31 @@ def test_waits_for_a_site_to_come_back(group):
     db = failover.ReplicatedConnection([s.address for s in group], connect_timeout=10)
     assert db.address == ("127.0.0.1", group[2].port)
     db.close()
+
+
+def test_connect_timeout_bounds_a_site_that_never_answers(group):
+    """A site that takes the connection but never answers (stopped with
+    SIGSTOP, or still opening its database) costs at most connect_timeout:
+    the client then moves to the next site, or raises NoLiveSite. It
+    waited without bound for the version reply."""
+    mute = socket.socket()
+    mute.bind(("127.0.0.1", 0))
+    mute.listen(8)  # the kernel completes connections; nobody answers
+    try:
+        addr = "127.0.0.1:%d" % mute.getsockname()[1]
+        for s in group:
+            s.kill()
+        start = time.monotonic()
+        with pytest.raises(failover.NoLiveSite):
+            failover.ReplicatedConnection([addr], connect_timeout=1.0)
+        assert time.monotonic() - start < 5
+        group[1].start()
+        start = time.monotonic()
+        db = failover.ReplicatedConnection([addr, group[1].address], connect_timeout=3.0)
+        assert db.address == ("127.0.0.1", group[1].port)
+        assert time.monotonic() - start < 5
+        # Connected, the socket blocks again: a long commit is not cut.
+        assert db.connection.get_storage().s.gettimeout() is None
+        db.close()
+    finally:
+        mute.close()
