@@ -85,11 +85,13 @@ func (k *checkRun) run(ctx context.Context, cio cmdIO) error {
 	if errors.Is(err, kv.ErrInUse) {
 		return routeLive(ctx, cio, k.db.dir, "check", k.args, err)
 	}
-	if err == nil && lv != nil && db.IsReplica() {
+	if err == nil {
 		// A replica's environment has no snapshots (environment-wide
 		// MVCC panics replicas): a scan while replication applies
 		// commits meets half of them and reported them as problems.
-		return fmt.Errorf("check of %s: this site is a live replica, which reads no consistent snapshot while replication applies commits (what it found could be commits in flight): run check on the master (the same records), or stop this site and check its directory", k.db.dir)
+		if err := liveReplica(lv, db, k.db.dir, "check reads no consistent snapshot there while replication applies commits (what it found could be commits in flight)"); err != nil {
+			return err
+		}
 	}
 	if err != nil {
 		if kind, _ := backend.Detect(k.db.dir); kind == backend.BDB && !k.repair {

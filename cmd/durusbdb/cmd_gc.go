@@ -41,6 +41,9 @@ func gcCommand() *command {
 				return err
 			}
 			defer done()
+			if err := liveReplica(lv, db, f.dir, "the collector deletes, and only the master writes (replication brings its deletions here)"); err != nil {
+				return err
+			}
 			collect := db.CollectGarbage // the server's grace period when live
 			if lv != nil && graceSet {
 				collect = func(ctx context.Context, max int) (int, error) { return db.CollectGarbageGrace(ctx, max, *grace) }

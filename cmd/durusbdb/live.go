@@ -56,6 +56,20 @@ func (f *dbFlags) openTool(ctx context.Context, cio cmdIO, opts engine.Options) 
 	return db, nil, func() { db.Close() }, nil
 }
 
+// liveReplica returns an error for a command run in the server of a live
+// replica that must run on the master (what it cannot do there, why),
+// naming the master's address when known; nil elsewhere.
+func liveReplica(lv *liveServer, db *engine.DB, dir, why string) error {
+	if lv == nil || !db.IsReplica() {
+		return nil
+	}
+	master := db.Role().MasterDurusAddr
+	if master == "" {
+		master = "no master known now"
+	}
+	return fmt.Errorf("%s is a live replica: %s: run it on the master (%s), or stop this site and run it on its directory", dir, why, master)
+}
+
 // routeLive runs `durusbdb name args...` in the server that holds dir,
 // through its control socket, copying its output to cio. inUse is the
 // error of the local open; if no server answers, the error names both.

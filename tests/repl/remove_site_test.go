@@ -71,8 +71,10 @@ func TestReplRemoveSite(t *testing.T) {
 	// check of a live replica is refused (no snapshot: a scan while
 	// replication applies commits reported them as problems); the
 	// master's runs.
-	if code, _, stderr := r.cli("check", "--dir", r.dir); code != 1 || !strings.Contains(stderr, "live replica") || !strings.Contains(stderr, "run check on the master") {
-		t.Errorf("check of a live replica: exit %d, %q; want 1 and the advice", code, stderr)
+	for _, cmd := range [][]string{{"check"}, {"gc"}, {"gc", "--full"}} {
+		if code, _, stderr := r.cli(append(cmd, "--dir", r.dir)...); code != 1 || !strings.Contains(stderr, "live replica") || !strings.Contains(stderr, "run it on the master ("+m.durus+")") {
+			t.Errorf("%s on a live replica: exit %d, %q; want 1 and the master's address", cmd, code, stderr)
+		}
 	}
 	if code, out, stderr := m.cli("check", "--dir", m.dir); code != 0 {
 		t.Errorf("check of the live master: exit %d\n%s%s", code, out, stderr)
