@@ -2,8 +2,10 @@ package service
 
 import (
 	"errors"
+	"context"
 	"io"
 	"net"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -58,3 +60,25 @@ func TestRefuseWhileOpening(t *testing.T) {
 
 // isReset reports a connection reset by the peer.
 func isReset(err error) bool { return errors.Is(err, syscall.ECONNRESET) }
+
+// TestWatchdogSaysWhatASignalWaitsFor: a signal that arrives while the
+// database is still opening (a replication site waiting for its group)
+// is logged at once with what the server waits for; once open, the
+// server's own shutdown says it.
+func TestWatchdogSaysWhatASignalWaitsFor(t *testing.T) {
+	for _, opened := range []bool{false, true} {
+		log, logs := hookLog()
+		in := &instance{log: log, finished: make(chan struct{}), quitting: make(chan struct{}), cfg: Config{Dir: "/d", ForceExit: func(string) {}}}
+		in.opened.Store(opened)
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		done := make(chan struct{})
+		go func() { in.watchdog(ctx); close(done) }()
+		time.Sleep(50 * time.Millisecond)
+		close(in.finished)
+		<-done
+		if got := strings.Contains(logs.String(), "once the database open returns"); got == opened {
+			t.Errorf("opened %v: log %q", opened, logs)
+		}
+	}
+}

@@ -44,6 +44,7 @@ type instance struct {
 	endpoints []func()
 
 	finished chan struct{} // closed when Serve returns
+	opened   atomic.Bool   // the database is open (the watchdog's log says what a signal waits for)
 	quitting chan struct{} // closed by Q (the server's Done) once serving
 	stopping chan struct{} // closed at the first signal or Q: /readyz fails
 }
@@ -91,6 +92,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	in.opened.Store(true)
 	srv, err := in.newServer(db)
 	if err != nil {
 		db.Close()
@@ -236,6 +238,10 @@ func (in *instance) watchdog(ctx context.Context) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sig)
+	if !in.opened.Load() {
+		in.log.Info("shutting down once the database open returns (a replication site may be waiting for its group); a second signal exits at once",
+			"dir", in.cfg.Dir, "limit", ShutdownTimeout+2*time.Second)
+	}
 	t := time.NewTimer(ShutdownTimeout + 2*time.Second)
 	defer t.Stop()
 	select {
