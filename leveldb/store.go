@@ -240,6 +240,19 @@ func (s *Store) setBuckets(specs []kv.BucketSpec) error {
 
 // detect classifies opts.Dir (FORMAT.md §5, dbdir.Detect): fresh reports
 // an empty directory that may be created.
+// RepairJournalName is the file a LevelDB repair (package recovery,
+// `durusbdb recover --force`) keeps in the directory while it runs:
+// leveldb::RepairDB archives the write-ahead logs it converted before it
+// writes the MANIFEST that names their tables, so a repair killed in
+// between leaves a database that opens without its last commits. A
+// directory holding the journal is refused (ErrRepairInterrupted) until a
+// repair completes.
+const RepairJournalName = "durusbdb.repairing"
+
+// ErrRepairInterrupted: the directory holds RepairJournalName. It wraps
+// kv.ErrCorrupt; running the repair again finishes it.
+var ErrRepairInterrupted = fmt.Errorf("leveldb: repair interrupted: %w", kv.ErrCorrupt)
+
 func detect(opts kv.Options) (fresh bool, err error) {
 	dir := opts.Dir
 	if dir == "" {
@@ -256,6 +269,9 @@ func detect(opts kv.Options) (fresh bool, err error) {
 	case dbdir.BDB:
 		return false, fmt.Errorf("leveldb: open %s: this is a Berkeley DB directory (meta.db present), not a LevelDB one: %w", dir, kv.ErrNotDB)
 	case dbdir.LevelDB:
+		if _, err := os.Lstat(filepath.Join(dir, RepairJournalName)); err == nil {
+			return false, fmt.Errorf("leveldb: open %s: a repair (durusbdb recover --force) was interrupted, and the database it left must not be opened (its converted logs are no longer in its MANIFEST): run `durusbdb recover --dir %s --force` again to finish it: %w", dir, dir, ErrRepairInterrupted)
+		}
 		return false, nil
 	case dbdir.Empty:
 		if !opts.Create || opts.ReadOnly {

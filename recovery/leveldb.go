@@ -85,6 +85,34 @@ func snapshotLevelDB(ctx context.Context, dir, stage string, opts Options) error
 	return syncDir(stage)
 }
 
+// RepairInterrupted reports whether dir holds the journal of a LevelDB
+// repair that did not complete (leveldb.RepairJournalName): running the
+// repair again finishes it.
+func RepairInterrupted(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, leveldb.RepairJournalName))
+	return err == nil
+}
+
+// writeJournal creates path holding text, synced with its directory.
+func writeJournal(path, text string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteString(text); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
 // repairLevelDB runs levigo's RepairDatabase on dir, holding its lock.
 func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, error) {
 	if err := ctx.Err(); err != nil {
@@ -113,6 +141,14 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 		lostBefore[n] = true
 	}
 	r.Before = list(dir)
+	// The journal makes an interrupted repair visible: RepairDB archives
+	// the logs it converted before it writes the MANIFEST naming their
+	// tables, and a directory killed in between opened without its last
+	// commits. Every open refuses it until a repair completes.
+	journal := filepath.Join(dir, leveldb.RepairJournalName)
+	if err := writeJournal(journal, fmt.Sprintf("durusbdb recover --force of %s started %s (pid %d)\n", dir, time.Now().UTC().Format(time.RFC3339), os.Getpid())); err != nil {
+		return r, fmt.Errorf("recovery: leveldb repair of %s: %w", dir, err)
+	}
 	start := time.Now()
 	lo := levigo.NewOptions()
 	lo.SetCompression(levigo.SnappyCompression)
@@ -120,6 +156,12 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 	lo.Close()
 	r.Duration = time.Since(start)
 	if err != nil {
+		return r, fmt.Errorf("recovery: leveldb repair of %s: %w (the repair is unfinished: run it again)", dir, err)
+	}
+	if err := os.Remove(journal); err != nil {
+		return r, fmt.Errorf("recovery: leveldb repair of %s: done, but its journal stays: %w", dir, err)
+	}
+	if err := syncDir(dir); err != nil {
 		return r, fmt.Errorf("recovery: leveldb repair of %s: %w", dir, err)
 	}
 	r.After = list(dir)

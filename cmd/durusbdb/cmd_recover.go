@@ -43,7 +43,9 @@ func recoverCommand() *command {
 			case kind == backend.BDB && *force:
 				return &usageError{fmt.Sprintf("--force applies to a LevelDB repair; %s holds a Berkeley DB database, which recovery replays whatever its state (--catastrophic replays every log file)", *dir)}
 			}
-			if kind == backend.LevelDB && !*force {
+			if kind == backend.LevelDB && !*force && recovery.RepairInterrupted(*dir) {
+				fmt.Fprintf(cio.stdout, "%s: a repair was interrupted: finishing it\n", *dir)
+			} else if kind == backend.LevelDB && !*force {
 				// A repair rewrites the tables and the MANIFEST: not for a
 				// healthy database (LevelDB replays its own log at open).
 				if _, err := recovery.VerifyBackend(*dir); err == nil {
