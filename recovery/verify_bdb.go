@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"syscall"
 
 	"github.com/durusbdb/durusbdb/bdb"
 	"github.com/durusbdb/durusbdb/kv"
@@ -18,12 +19,34 @@ import (
 // that check never passes a directory serve refuses; then it runs
 // DB->verify on every *.db file in a private, read-only environment,
 // holding the directory's lock so no server runs.
+// verifyRecoverCache is the cache of the recovery verifyBDB runs first:
+// normal recovery replays the log since the last checkpoint, and a small
+// cache keeps its region files small on a nearly full disk.
+const verifyRecoverCache = 16 << 20
+
 func verifyBDB(dir string) (int, error) {
 	lock, err := bdb.LockDir(dir)
 	if err != nil {
 		return 0, err
 	}
 	defer lock.Close()
+	// Files their last writer left unrecovered lag the log and can
+	// verify as damaged (sending the operator to a backup): recovery
+	// runs first, as a read-only open's does (the exclusive lock is
+	// held), or, where it cannot write, the verification is refused.
+	if need, err := bdb.NeedsRecovery(dir); err != nil {
+		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
+	} else if need {
+		if syscall.Access(dir, 2 /* W_OK */) != nil {
+			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it (a crash, or kill -9), so its database files lag the log and would verify as damaged, and the directory is not writable, so recovery cannot run here: run `durusbdb recover --dir %s` where it can, then check again: %w", dir, dir, ErrUnclean)
+		}
+		if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{CacheSize: verifyRecoverCache}); err != nil {
+			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it, and recovery before the verification failed (run `durusbdb recover --dir %s`, then check again): %w", dir, dir, err)
+		}
+		if err := bdb.MarkRecovered(lock); err != nil {
+			return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
+		}
+	}
 	if err := CheckFormat(dir); errors.Is(err, ErrNeedsUpgrade) {
 		return 0, err // names the directory, the files and the command
 	} else if err != nil {
