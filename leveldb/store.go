@@ -249,6 +249,14 @@ func (s *Store) setBuckets(specs []kv.BucketSpec) error {
 // repair completes.
 const RepairJournalName = "durusbdb.repairing"
 
+// RepairInterrupted reports whether dir holds the journal of a repair
+// that did not complete (RepairJournalName): running the repair again
+// finishes it.
+func RepairInterrupted(dir string) bool {
+	_, err := os.Lstat(filepath.Join(dir, RepairJournalName))
+	return err == nil
+}
+
 // ErrRepairInterrupted: the directory holds RepairJournalName. It wraps
 // kv.ErrCorrupt; running the repair again finishes it.
 var ErrRepairInterrupted = fmt.Errorf("leveldb: repair interrupted: %w", kv.ErrCorrupt)
@@ -269,7 +277,7 @@ func detect(opts kv.Options) (fresh bool, err error) {
 	case dbdir.BDB:
 		return false, fmt.Errorf("leveldb: open %s: this is a Berkeley DB directory (meta.db present), not a LevelDB one: %w", dir, kv.ErrNotDB)
 	case dbdir.LevelDB:
-		if _, err := os.Lstat(filepath.Join(dir, RepairJournalName)); err == nil {
+		if RepairInterrupted(dir) {
 			return false, fmt.Errorf("leveldb: open %s: a repair (durusbdb recover --force) was interrupted, and the database it left must not be opened (its converted logs are no longer in its MANIFEST): run `durusbdb recover --dir %s --force` again to finish it: %w", dir, dir, ErrRepairInterrupted)
 		}
 		return false, nil

@@ -85,14 +85,6 @@ func snapshotLevelDB(ctx context.Context, dir, stage string, opts Options) error
 	return syncDir(stage)
 }
 
-// RepairInterrupted reports whether dir holds the journal of a LevelDB
-// repair that did not complete (leveldb.RepairJournalName): running the
-// repair again finishes it.
-func RepairInterrupted(dir string) bool {
-	_, err := os.Lstat(filepath.Join(dir, leveldb.RepairJournalName))
-	return err == nil
-}
-
 // writeJournal creates path holding text, synced with its directory.
 func writeJournal(path, text string) error {
 	f, err := os.Create(path)

@@ -40,14 +40,14 @@ func TestInterruptedRepairRefused(t *testing.T) {
 			t.Fatalf("open (read-only %v): %v; want ErrRepairInterrupted naming recover --force", ro, err)
 		}
 	}
-	if !RepairInterrupted(dir) {
+	if !leveldb.RepairInterrupted(dir) {
 		t.Fatal("RepairInterrupted is false with the journal present")
 	}
 	r, err := Recover(context.Background(), dir, RecoverOptions{Options: quietOpts()})
 	if err != nil || r.Kind != KindRepair {
 		t.Fatalf("repair: %+v %v", r, err)
 	}
-	if RepairInterrupted(dir) {
+	if leveldb.RepairInterrupted(dir) {
 		t.Fatal("the journal stays after a complete repair")
 	}
 	verifyDB(t, dir, want)

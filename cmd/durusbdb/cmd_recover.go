@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/durusbdb/durusbdb/backend"
+	"github.com/durusbdb/durusbdb/leveldb"
 	"github.com/durusbdb/durusbdb/recovery"
 	"github.com/spf13/pflag"
 )
@@ -43,12 +44,13 @@ func recoverCommand() *command {
 			case kind == backend.BDB && *force:
 				return &usageError{fmt.Sprintf("--force applies to a LevelDB repair; %s holds a Berkeley DB database, which recovery replays whatever its state (--catastrophic replays every log file)", *dir)}
 			}
-			if kind == backend.LevelDB && !*force && recovery.RepairInterrupted(*dir) {
-				fmt.Fprintf(cio.stdout, "%s: a repair was interrupted: finishing it\n", *dir)
-			} else if kind == backend.LevelDB && !*force {
+			if kind == backend.LevelDB && !*force {
 				// A repair rewrites the tables and the MANIFEST: not for a
-				// healthy database (LevelDB replays its own log at open).
-				if _, err := recovery.VerifyBackend(*dir); err == nil {
+				// healthy database (LevelDB replays its own log at open),
+				// but one that was interrupted must finish.
+				if leveldb.RepairInterrupted(*dir) {
+					fmt.Fprintf(cio.stdout, "%s: a repair was interrupted: finishing it\n", *dir)
+				} else if _, err := recovery.VerifyBackend(*dir); err == nil {
 					fmt.Fprintf(cio.stdout, "%s: LevelDB database verified (tables, logs, MANIFEST): nothing to repair, nothing changed (--force repairs anyway)\n", *dir)
 					return nil
 				}

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/leveldb"
 	"github.com/durusbdb/durusbdb/service"
 )
 
@@ -32,5 +35,19 @@ func TestServeResultSiteRemoved(t *testing.T) {
 	var ue *usageError
 	if err := serveResult(cio, &service.ConfigError{Msg: "bad"}); !errors.As(err, &ue) {
 		t.Errorf("config error: %v, want a usage error", err)
+	}
+}
+
+// TestRecoverFinishesInterruptedRepair: `recover` without --force on a
+// LevelDB directory whose repair was interrupted finishes it (the
+// directory verifies, but every open refuses it until then).
+func TestRecoverFinishesInterruptedRepair(t *testing.T) {
+	dir := newDB(t, "leveldb")
+	if err := os.WriteFile(filepath.Join(dir, leveldb.RepairJournalName), []byte("killed\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := runCLI(t, nil, "recover", "--dir", dir)
+	if code != exitOK || !strings.Contains(out, "interrupted: finishing it") || leveldb.RepairInterrupted(dir) {
+		t.Fatalf("recover of an interrupted repair: exit %d, %q %q; journal left: %v", code, out, stderr, leveldb.RepairInterrupted(dir))
 	}
 }
