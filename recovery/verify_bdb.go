@@ -13,17 +13,20 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-// verifyBDB reads the headers of dir's log and database files as a
-// server's open does (CheckFormat: a file that is not what its name says
-// is corruption, one of an older release needs `durusbdb upgrade`), so
-// that check never passes a directory serve refuses; then it runs
-// DB->verify on every *.db file in a private, read-only environment,
-// holding the directory's lock so no server runs.
 // verifyRecoverCache is the cache of the recovery verifyBDB runs first:
 // normal recovery replays the log since the last checkpoint, and a small
 // cache keeps its region files small on a nearly full disk.
 const verifyRecoverCache = 16 << 20
 
+// verifyBDB first recovers a directory its last writer did not close
+// (its files lag the log; a damaged file that stops the recovery is then
+// named by the per-file verification). Then it reads the headers of dir's
+// log and database files as a
+// server's open does (CheckFormat: a file that is not what its name says
+// is corruption, one of an older release needs `durusbdb upgrade`), so
+// that check never passes a directory serve refuses; then it runs
+// DB->verify on every *.db file in a private, read-only environment,
+// holding the directory's lock so no server runs.
 func verifyBDB(dir string) (int, error) {
 	lock, err := bdb.LockDir(dir)
 	if err != nil {
@@ -41,7 +44,16 @@ func verifyBDB(dir string) (int, error) {
 			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it (a crash, or kill -9), so its database files lag the log and would verify as damaged, and the directory is not writable, so recovery cannot run here: run `durusbdb recover --dir %s` where it can, then check again: %w", dir, dir, ErrUnclean)
 		}
 		if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{CacheSize: verifyRecoverCache}); err != nil {
-			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it, and recovery before the verification failed (run `durusbdb recover --dir %s`, then check again): %w", dir, dir, err)
+			recErr := fmt.Errorf("recovery: verify %s: its last writer did not close it, and recovery before the verification failed (run `durusbdb recover --dir %s`, then check again): %w", dir, dir, err)
+			if !errors.Is(err, kv.ErrCorrupt) {
+				return 0, recErr
+			}
+			// A damaged file: verifying each file as it is names it.
+			n, verr := verifyBDBFiles(dir)
+			if verr == nil {
+				verr = recErr
+			}
+			return n, verr
 		}
 		if err := bdb.MarkRecovered(lock); err != nil {
 			return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
@@ -55,6 +67,12 @@ func verifyBDB(dir string) (int, error) {
 		}
 		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
 	}
+	return verifyBDBFiles(dir)
+}
+
+// verifyBDBFiles runs DB->verify on every database file of dir, each in
+// an environment of its own, and returns how many there are.
+func verifyBDBFiles(dir string) (int, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.db"))
 	if err != nil {
 		return 0, err
