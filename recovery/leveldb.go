@@ -85,21 +85,13 @@ func snapshotLevelDB(ctx context.Context, dir, stage string, opts Options) error
 	return syncDir(stage)
 }
 
-// writeJournal creates path holding text, synced with its directory.
+// writeJournal creates path holding text (replacing the journal of an
+// interrupted repair), synced with its directory.
 func writeJournal(path, text string) error {
-	f, err := os.Create(path)
-	if err != nil {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if _, err := f.WriteString(text); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
+	if err := writeFileSync(path, []byte(text)); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
