@@ -60,6 +60,10 @@ type CheckReport struct {
 	Problems     []Problem     // the first maxProblems problems
 	ProblemCount int           // all problems, dangling ones included
 	Repaired     int           // fixes written (repair mode)
+	// FullUnfinished is meta full: the start of a full collection's sweep
+	// that did not finish, or "". Counts of the unreachable objects it
+	// left may then be above their in-degree; a full collection mends it.
+	FullUnfinished string
 }
 
 // OK reports whether no problem was found.
@@ -201,6 +205,9 @@ func (c *checker) readMeta(ctx context.Context) error {
 				return err
 			}
 			c.haveNext = true
+		}
+		if v, err := tx.Get(BucketMeta, []byte(MetaFull)); err == nil {
+			c.rep.FullUnfinished = string(v)
 		}
 		return nil
 	})

@@ -108,6 +108,7 @@ type Stats struct {
 	RecordCacheMiss  uint64        // loads that read the store since open
 	RecordCacheBytes int64         // record cache size now (records + bookkeeping)
 	UncleanShutdown  bool          // in_use was set when opened
+	FullUnfinished   string        // meta full: start of a full collection's sweep that did not finish, or ""
 	ReadOnly         bool          // opened read-only
 	Durability       string        // "sync", "write-nosync" or "nosync"
 	LastCheckpoint   time.Time     // last checkpoint run by this DB (zero if none since open)
@@ -462,6 +463,12 @@ func (db *DB) Stats() (Stats, error) {
 			p := decodeGC(v)
 			st.GCCollections, st.GCFreed = p.Collections, p.Freed
 		} else if !errors.Is(err, kv.ErrNotFound) {
+			return err
+		}
+		switch v, err := tx.Get(BucketMeta, []byte(MetaFull)); {
+		case err == nil:
+			st.FullUnfinished = string(v)
+		case !errors.Is(err, kv.ErrNotFound):
 			return err
 		}
 		c, err := tx.Cursor(BucketGarbage)

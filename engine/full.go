@@ -242,6 +242,11 @@ func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {
 		return st, err
 	}
 	// Sweep in batches, each under writeMu after draining the grey queue.
+	if len(cands) > 0 {
+		if err := db.markFullSweep(ctx); err != nil {
+			return st, err
+		}
+	}
 	db.writeMu.Lock()
 	f.mu.Lock()
 	f.sweeping = true
@@ -302,9 +307,70 @@ func (db *DB) finishFull(ctx context.Context, st *CollectStats) error {
 	return nil
 }
 
+// markFullSweep sets meta full, durably, before the sweep deletes its
+// first object. From then until the recount has made the survivors'
+// counts true again (noteFullDone clears the key), the stored counts of
+// unreachable objects not deleted yet may be above their in-degree (their
+// referrers went first): an interrupted collection leaves them so, and
+// only a full collection mends it. A writable open that finds the key
+// starts one (resumeFull), unless the collector is manual.
+func (db *DB) markFullSweep(ctx context.Context) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		return tx.Put(BucketMeta, []byte(MetaFull), []byte(time.Now().UTC().Format(time.RFC3339)))
+	})
+	if err != nil {
+		return fmt.Errorf("engine: full collection: mark the sweep begun in meta full: %w", err)
+	}
+	return nil
+}
+
+// fullUnfinished returns meta full: the start of a full collection's
+// sweep that has not finished, or "".
+func (db *DB) fullUnfinished(ctx context.Context) (string, error) {
+	var v []byte
+	err := kv.View(ctx, db.store, func(tx kv.Txn) error {
+		var err error
+		v, err = tx.Get(BucketMeta, []byte(MetaFull))
+		if errors.Is(err, kv.ErrNotFound) {
+			v, err = nil, nil
+		}
+		return err
+	})
+	if err != nil {
+		return "", fmt.Errorf("engine: %s: read meta full: %w", db.dir, err)
+	}
+	return string(v), nil
+}
+
+// resumeFull starts a full collection in the background (Pack) if one
+// was interrupted after its sweep began (meta full) and start is set (a
+// collector runs): FORMAT.md §4's "an interrupted full collection starts
+// again". Without start it logs what to run. Errors are only logged: the
+// open goes on, and the next open tries again.
+func (db *DB) resumeFull(ctx context.Context, start bool) {
+	began, err := db.fullUnfinished(ctx)
+	if err != nil {
+		db.log.Error("engine: could not tell whether a full collection was interrupted", "dir", db.dir, "err", err)
+		return
+	}
+	if began == "" {
+		return
+	}
+	if !start {
+		db.log.Warn("engine: a full collection whose sweep began "+began+" did not finish (the process stopped?); the collector is manual: the next full collection (`durusbdb gc --dir DIR --full`) finishes it", "dir", db.dir)
+		return
+	}
+	db.log.Warn("engine: a full collection whose sweep began "+began+" did not finish (the process stopped?): starting one again, so that reference counts are true and the rest of the garbage goes", "dir", db.dir)
+	if !db.Pack() {
+		db.log.Warn("engine: the interrupted full collection could not start again now; run `durusbdb gc --dir DIR --full`", "dir", db.dir)
+	}
+}
+
 // noteFullDone counts a finished full collection and the objects it
-// removed in meta gc, synchronously: the write also makes the recount's
-// repairs (written without a sync) durable.
+// removed in meta gc and clears meta full, synchronously: the write also
+// makes the recount's repairs (written without a sync) durable.
 func (db *DB) noteFullDone(ctx context.Context, removed int) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
@@ -312,6 +378,9 @@ func (db *DB) noteFullDone(ctx context.Context, removed int) error {
 	prog.Collections++
 	prog.Freed += uint64(removed)
 	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+		if err := tx.Delete(BucketMeta, []byte(MetaFull)); err != nil {
+			return err
+		}
 		return tx.Put(BucketMeta, []byte(MetaGC), prog.encode())
 	})
 	if err != nil {

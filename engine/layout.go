@@ -39,6 +39,7 @@ const (
 	MetaInUse   = "in_use"
 	MetaBackend = "backend" // LevelDB only: "leveldb"
 	MetaImport  = "import"  // set while an Import runs; see Import
+	MetaFull    = "full"    // set from a full collection's sweep until its end; see markFullSweep
 )
 
 // Buckets returns the kv bucket specs of the layout. hash and pageSize

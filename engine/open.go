@@ -229,6 +229,7 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 			return fmt.Errorf("engine: open %s: checkpoint after recovery: %w", dir, err)
 		}
 	}
+	db.resumeFull(ctx, opts.GC.Mode != GCManual) // also on a promotion: the old master's may be replicated
 	if db.loopsStarted {
 		return nil // a site master again after a DUPMASTER election
 	}

@@ -65,10 +65,14 @@ type checkJSON struct {
 	// PageChecksumsOff: Berkeley DB files created without page checksums
 	// (not a problem: a note; `durusbdb copy` makes files that have them).
 	PageChecksumsOff []string `json:"page_checksums_off,omitempty"`
-	Problems         []string `json:"problems"`
-	ProblemCount     int      `json:"problem_count"`
-	Repaired         int      `json:"repaired"`
-	OK               bool     `json:"ok"`
+	// FullUnfinished: the start of a full collection's sweep that did
+	// not finish (meta full), or empty. A note: its problems, if any,
+	// are the counts it left, which a full collection mends.
+	FullUnfinished string   `json:"full_unfinished,omitempty"`
+	Problems       []string `json:"problems"`
+	ProblemCount   int      `json:"problem_count"`
+	Repaired       int      `json:"repaired"`
+	OK             bool     `json:"ok"`
 
 	found []string // with --repair: the problems found before repairing
 }
@@ -133,6 +137,7 @@ func (k *checkRun) checkEngine(ctx context.Context, cio cmdIO, db *engine.DB, nf
 		return checkJSON{}, err
 	}
 	out.PageChecksumsOff = off
+	out.FullUnfinished = rep.FullUnfinished
 	if k.repair && !rep.OK() {
 		out.Repaired, out.found = rep.Repaired, out.Problems
 		if rep, err = k.checkOnce(ctx, cio, db, false, "check "+k.db.dir+" (after the repair)"); err != nil {
@@ -272,6 +277,10 @@ func (k *checkRun) writeText(w io.Writer, r checkJSON) {
 	if len(r.PageChecksumsOff) > 0 {
 		fmt.Fprintf(w, "%s: note: %s have no page checksums (made by an earlier release or the Python original): a page damaged on disk would be read as data; `durusbdb copy %s NEWDIR` (server stopped) writes a copy whose files have them\n",
 			r.Dir, strings.Join(r.PageChecksumsOff, ", "), r.Dir)
+	}
+	if r.FullUnfinished != "" {
+		fmt.Fprintf(w, "%s: note: a full collection whose sweep began %s did not finish: the reference counts of unreachable objects it left may be above their in-degree (refcount problems below); `durusbdb gc --dir %s --full` finishes it (a server started on the directory starts it itself)\n",
+			r.Dir, r.FullUnfinished, r.Dir)
 	}
 	prefix := "problem"
 	if r.found != nil {

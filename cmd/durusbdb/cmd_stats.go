@@ -83,6 +83,9 @@ type fullReport struct {
 	Phase   string `json:"phase,omitempty"`
 	Marked  int    `json:"marked,omitempty"`
 	Pending int    `json:"pending,omitempty"`
+	// Unfinished: the start of a full collection's sweep that did not
+	// finish (meta full); the next full collection finishes it.
+	Unfinished string `json:"unfinished,omitempty"`
 }
 
 type checkpointReport struct {
@@ -128,7 +131,7 @@ func gatherStats(dir string, db *engine.DB, lv *liveServer) (*statsReport, error
 	rep := &statsReport{
 		Directory: dir, Backend: st.Backend, Live: lv != nil,
 		Objects: st.Objects, NextOID: st.NextOID, GCQueue: st.GCQueue, GCFreed: st.GCFreed, GCCollections: st.GCCollections,
-		FullCollection:  fullReport{Running: fp.Running, Phase: fp.Phase, Marked: fp.Marked, Pending: fp.Pending},
+		FullCollection:  fullReport{Running: fp.Running, Phase: fp.Phase, Marked: fp.Marked, Pending: fp.Pending, Unfinished: st.FullUnfinished},
 		UncleanShutdown: st.UncleanShutdown,
 	}
 	if st.Backend == "bdb" {
@@ -212,6 +215,9 @@ func (r *statsReport) writeText(w io.Writer) {
 		full = fmt.Sprintf("%s phase, %d marked, %d to trace", r.FullCollection.Phase, r.FullCollection.Marked, r.FullCollection.Pending)
 	case r.FullCollection.Running:
 		full = "running (or an import)"
+	}
+	if u := r.FullCollection.Unfinished; u != "" && r.FullCollection.Phase == "" {
+		full += "; one whose sweep began " + u + " did not finish (`durusbdb gc --full` finishes it)"
 	}
 	ckpt := "unknown: " + r.LastCheckpointNote
 	if c := r.LastCheckpoint; c != nil {
