@@ -21,11 +21,38 @@ import (
 // maxFrame bounds a frame's payload (the server sends at most 1 MiB).
 const maxFrame = 16 << 20
 
+// FileError is the failure of this client to write a file the server sent
+// (export's OUT, the files of a LevelDB backup): the exchange with the
+// server worked, the local write did not. Path is the file as the request
+// named it; Err is the cause (syscall.ENOSPC: its file system is full).
+type FileError struct {
+	Path string
+	Err  error
+}
+
+// Error names the file and the cause; for a full file system it says so
+// first, and what to do.
+func (e *FileError) Error() string {
+	if errors.Is(e.Err, syscall.ENOSPC) {
+		return fmt.Sprintf("no space left on device writing %s (%v): free space on its file system (df %s), or choose another place for it",
+			e.Path, e.Err, filepath.Dir(e.Path))
+	}
+	return fmt.Sprintf("write %s: %v", e.Path, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// partWriter is what the data of a received file is written through
+// (the temporary file itself; tests substitute a failing writer).
+var partWriter = func(f *os.File) io.Writer { return f }
+
 // Run sends req to the server of the database directory dir and copies
 // its output to stdout and stderr, writing the files it sends. It returns
 // the command's Exit. The error is non-nil if no server answers (it then
 // wraps ErrNoServer), the server refused the connection (ErrRefused), or
-// the exchange or a file write failed.
+// the exchange or a file write failed; a file write's error is a
+// *FileError, not wrapped in the control socket's address.
 func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer) (Exit, error) {
 	addr, err := SocketAddr(dir)
 	if err != nil {
@@ -58,10 +85,11 @@ func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer)
 	if err != nil && ctx.Err() != nil {
 		return ex, ctx.Err()
 	}
-	if err != nil {
+	var fe *FileError
+	if err != nil && !errors.As(err, &fe) {
 		return ex, fmt.Errorf("control: %s: %w", addr, err)
 	}
-	return ex, nil
+	return ex, err
 }
 
 // readResponse reads frames until the Exit frame.
@@ -111,8 +139,8 @@ func readResponse(r io.Reader, stdout, stderr io.Writer) (Exit, error) {
 			if out == nil {
 				return Exit{}, fmt.Errorf("%w: file data outside a file", ErrProtocol)
 			}
-			if _, err := out.f.Write(p); err != nil {
-				return Exit{}, fmt.Errorf("write %s: %w", out.tmp, err)
+			if _, err := out.w.Write(p); err != nil {
+				return Exit{}, &FileError{Path: out.h.Path, Err: err}
 			}
 		case frameEnd:
 			if out == nil {
@@ -146,6 +174,7 @@ type fileOut struct {
 	h   FileHeader
 	tmp string
 	f   *os.File
+	w   io.Writer // the data's way to f (partWriter)
 }
 
 // createOut starts receiving the file of h: a flocked temporary file
@@ -157,22 +186,22 @@ func createOut(h FileHeader, log *slog.Logger) (*fileOut, error) {
 	}
 	if !h.Replace {
 		if _, err := os.Lstat(h.Path); err == nil {
-			return nil, fmt.Errorf("write %s: %w", h.Path, os.ErrExist)
+			return nil, &FileError{Path: h.Path, Err: os.ErrExist}
 		}
 	}
 	if err := os.MkdirAll(filepath.Dir(h.Path), 0o755); err != nil {
-		return nil, fmt.Errorf("write %s: %w", h.Path, err)
+		return nil, &FileError{Path: h.Path, Err: err}
 	}
 	f, err := staging.TempFile(filepath.Dir(h.Path), "."+filepath.Base(h.Path)+".part-", "transfer of "+h.Path, log)
 	if err != nil {
-		return nil, fmt.Errorf("write %s: %w", h.Path, err)
+		return nil, &FileError{Path: h.Path, Err: err}
 	}
 	if err := f.Chmod(os.FileMode(h.Mode & 0o777)); err != nil {
 		f.Close()
 		os.Remove(f.Name())
-		return nil, fmt.Errorf("write %s: %w", h.Path, err)
+		return nil, &FileError{Path: h.Path, Err: err}
 	}
-	return &fileOut{h: h, tmp: f.Name(), f: f}, nil
+	return &fileOut{h: h, tmp: f.Name(), f: f, w: partWriter(f)}, nil
 }
 
 func (o *fileOut) finish() error {
@@ -190,7 +219,7 @@ func (o *fileOut) finish() error {
 	}
 	if err != nil {
 		os.Remove(o.tmp)
-		return fmt.Errorf("write %s: %w", o.h.Path, err)
+		return &FileError{Path: o.h.Path, Err: err}
 	}
 	if d, derr := os.Open(filepath.Dir(o.h.Path)); derr == nil {
 		d.Sync()

@@ -67,6 +67,11 @@ func backupLive(ctx context.Context, cio cmdIO, c *command, args []string) (bool
 	if errors.Is(err, control.ErrNoServer) {
 		return false, nil // no server: the backup takes the directory itself
 	}
+	var fe *control.FileError
+	if errors.As(err, &fe) {
+		// The server made the backup; this process could not write it.
+		return true, fmt.Errorf("backup %s to %s (made by the server that holds it): %w", dir, a.out, err)
+	}
 	if err != nil {
 		return true, fmt.Errorf("backup %s: a server seems to hold it, and running the backup through its control socket failed: %w", dir, err)
 	}

@@ -19,11 +19,19 @@ import (
 // copyBatchBytes bounds one destination transaction of copy.
 const copyBatchBytes = 8 << 20
 
+// The opens of copy's destination: the store it fills and the engine
+// open that checks the result (variables so that a test sees the options
+// they are given).
+var (
+	copyOpenStore  = backend.Open
+	copyOpenEngine = engine.Open
+)
+
 func copyCommand() *command {
 	c := &command{
 		name:    "copy",
 		summary: "copy a whole database into an empty directory, on the same or the other backend",
-		usage:   "durusbdb copy [--backend bdb|leveldb] SRC DST",
+		usage:   "durusbdb copy [--backend bdb|leveldb] [--cache-size SIZE] SRC DST",
 		example: "durusbdb copy --backend leveldb /var/lib/durusbdb /var/lib/durusbdb-ldb",
 	}
 	c.setup = func(fs *pflag.FlagSet) runFunc {
@@ -31,7 +39,7 @@ func copyCommand() *command {
 		// arguments (so neither the help nor DURUSBDB_DIR offers a --dir).
 		var f dbFlags
 		fs.StringVar(&f.backend, "backend", "", "backend of the new database at DST: bdb or leveldb (default: bdb when compiled in)")
-		fs.StringVar(&f.cacheSize, "cache-size", "64MiB", "cache size for reading SRC (bytes, or with KiB/MiB/GiB)")
+		fs.StringVar(&f.cacheSize, "cache-size", "64MiB", "cache size of SRC and, separately, of DST (bytes, or with KiB/MiB/GiB); a Berkeley DB DST needs room for region files about this large: lower it on a small file system")
 		fs.StringVar(&f.logFormat, "log-format", "text", "log format: text or json")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
 			if fs.NArg() != 2 {
@@ -44,6 +52,10 @@ func copyCommand() *command {
 			log, err := f.logger(cio.stderr)
 			if err != nil {
 				return err
+			}
+			cache, err := parseSize(f.cacheSize)
+			if err != nil {
+				return &usageError{"--cache-size: " + err.Error()}
 			}
 			src, err := f.open(ctx, cio, engine.Options{ReadOnly: true, GC: engine.GCPolicy{Mode: engine.GCManual}, Checkpoint: engine.CheckpointPolicy{Manual: true}})
 			if err != nil {
@@ -89,9 +101,9 @@ func copyCommand() *command {
 			if err := os.Mkdir(work, 0o755); err != nil {
 				return fmt.Errorf("copy: %w", err)
 			}
-			dst, kind, err := backend.Open(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), Logger: log}, dstKind)
+			dst, kind, err := copyOpenStore(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), CacheSize: cache, Logger: log}, dstKind)
 			if err != nil {
-				return fmt.Errorf("copy %s to %s: %w (%s left as it was)", f.dir, dstDir, err, dstDir)
+				return fmt.Errorf("copy %s to %s: %w (%s left as it was)%s", f.dir, dstDir, err, dstDir, copyCacheHint(err, cache))
 			}
 			bar := progress.New(cio.stderr, log, "copy to "+dstDir, "records", 0)
 			n, err := copyStore(ctx, src.Store(), dst, bar)
@@ -106,9 +118,10 @@ func copyCommand() *command {
 				return fmt.Errorf("copy %s to %s: %w (%s left as it was)", f.dir, dstDir, err, dstDir)
 			}
 			// Open the copy once with the engine: it checks the layout and records the writer.
-			out, err := engine.Open(ctx, work, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, Logger: log})
+			// The whole cache to the backend, as for SRC (dbFlags.open).
+			out, err := copyOpenEngine(ctx, work, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, CacheSize: cache, RecordCache: -1, Logger: log})
 			if err != nil {
-				return fmt.Errorf("open the copy of %s: %w (%s left as it was)", f.dir, err, dstDir)
+				return fmt.Errorf("open the copy of %s: %w (%s left as it was)%s", f.dir, err, dstDir, copyCacheHint(err, cache))
 			}
 			size, _ := out.Size()
 			if err := out.Close(); err != nil {
@@ -122,6 +135,19 @@ func copyCommand() *command {
 		}
 	}
 	return c
+}
+
+// copyCacheHint is what to add to the error err of opening copy's
+// destination: for a lack of room, that --cache-size (cache bytes, 0 the
+// default) sizes the destination's environment too.
+func copyCacheHint(err error, cache int64) string {
+	if !errors.Is(err, kv.ErrNoSpace) {
+		return ""
+	}
+	if cache <= 0 {
+		cache = kv.DefaultCacheSize
+	}
+	return fmt.Sprintf("; --cache-size (%d MiB) is DST's cache too: a smaller one needs less room", cache>>20)
 }
 
 // copyStore copies every bucket of src into dst key by key, in bounded

@@ -166,7 +166,7 @@ func serveCommand() *command {
 			cfg.Log.Stderr = cio.stderr
 			cfg.Control = controlHandler
 			cfg.ForceExit = func(string) { os.Exit(exitFailed) }
-			return serveResult(cio, service.Serve(ctx, cfg))
+			return serveResult(cio, replListenError(cfg.Replication, service.Serve(ctx, cfg)))
 		}
 	}
 	return c

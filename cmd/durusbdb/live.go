@@ -75,6 +75,12 @@ func liveReplica(lv *liveServer, db *engine.DB, dir, why string) error {
 // error of the local open; if no server answers, the error names both.
 func routeLive(ctx context.Context, cio cmdIO, dir, name string, args []string, inUse error) error {
 	ex, err := control.Run(ctx, dir, control.Request{Command: name, Args: args, Env: durusEnv(cio.environ)}, cio.stdout, cio.stderr)
+	var fe *control.FileError
+	if errors.As(err, &fe) {
+		// The server ran the command; this process could not write its
+		// output: that, not the control socket, is what failed.
+		return fmt.Errorf("%s --dir %s (run by the server that holds it): %w", name, dir, err)
+	}
 	if err != nil {
 		return fmt.Errorf("%w; and the command could not run through the server's control socket either: %w", inUse, err)
 	}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -121,4 +123,29 @@ func checkHostPort(flag, v string) error {
 		return &usageError{fmt.Sprintf("%s %q: port must be 1 to 65535", flag, v)}
 	}
 	return nil
+}
+
+// replListenError names --repl-listen in err, serve's error, when the
+// replicated open failed because libdb's Replication Manager could not
+// bind the site's replication address (repl; nil without replication):
+// libdb's message names neither the flag nor the address. The errors of
+// the Go listeners (the Durus and metrics addresses, *net.OpError), which
+// name their own, are left as they are.
+func replListenError(repl *kv.Replication, err error) error {
+	if repl == nil || err == nil {
+		return err
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) {
+		return err
+	}
+	_, port, _ := net.SplitHostPort(repl.Listen)
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		return fmt.Errorf("--repl-listen %s: the address is already in use: another process listens there (see which: ss -ltnp 'sport = :%s'); stop it, or pick another port for --repl-listen (a new site: any free port, named in the other sites' --repl-peer; a site already in the group is known there by this address: free it instead): %w",
+			repl.Listen, port, err)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		return fmt.Errorf("--repl-listen %s: not an address of this host (see its addresses: ip -brief address): name one of this host's addresses: %w", repl.Listen, err)
+	}
+	return err
 }
