@@ -492,9 +492,20 @@ func verify(t *testing.T, addr string, states []*clientState) (lost, applied int
 }
 
 // offline runs `durusbdb check` and, for Berkeley DB, db_verify on every file.
+// A full collection the server's stop interrupted in its sweep leaves
+// counts above the in-degree of garbage it had not reached yet (check
+// says so in a note, FORMAT.md §3 meta full): the documented remedy,
+// `gc --full`, must then make the check clean.
 func offline(t *testing.T, bin, dir, kind string) {
 	t.Helper()
 	out, err := exec.Command(bin, "check", "--dir", dir).CombinedOutput()
+	if err != nil && strings.Contains(string(out), "did not finish") {
+		t.Logf("check after a stop that interrupted a full collection:\n%s", out)
+		if gout, gerr := exec.Command(bin, "gc", "--dir", dir, "--full").CombinedOutput(); gerr != nil {
+			t.Fatalf("durusbdb gc --full after an interrupted full collection: %v\n%s(directory kept in %s)", gerr, gout, keep(t, dir))
+		}
+		out, err = exec.Command(bin, "check", "--dir", dir).CombinedOutput()
+	}
 	if err != nil {
 		t.Fatalf("durusbdb check: %v\n%s(directory kept in %s)", err, out, keep(t, dir))
 	}
