@@ -297,6 +297,11 @@ func (s *Store) Begin(ctx context.Context, writable bool) (kv.Txn, error) {
 // with a NULL LSN). On a read-only store it does nothing.
 func (s *Store) Flush() error { return s.env.Flush() }
 
+var _ kv.Panicker = (*Store)(nil)
+
+// Panic implements kv.Panicker: Env.Panic (DB_PANIC_ENVIRONMENT).
+func (s *Store) Panic() error { return s.env.Panic() }
+
 // Checkpoint writes a checkpoint (DB_ENV->txn_checkpoint) and, when
 // removeLogs is set, removes the log files no longer needed for normal
 // recovery (DB_ENV->log_archive with DB_ARCH_REMOVE). On a read-only store

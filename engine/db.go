@@ -32,8 +32,9 @@ type DB struct {
 	// writeMu serialises every write transaction: commits, collector
 	// batches, full-collection sweeps, imports, checks with repair. Both
 	// backends then never see two writers (LevelDB has no writer isolation;
-	// Berkeley DB cannot deadlock between our own writers).
-	writeMu sync.Mutex
+	// Berkeley DB cannot deadlock between our own writers). It also says
+	// since when it is held, for the watchdog (breakStuckWrite).
+	writeMu writeLock
 
 	// pipe is the commit pipeline: staged commits, in-flight oids, apply
 	// runs and group flushes (pipeline.go, which states its contract and
@@ -495,7 +496,17 @@ func (db *DB) Close() error {
 		db.closing = true
 		db.bgMu.Unlock()
 		db.cancel()
-		db.wg.Wait()
+		if !db.waitBackground() {
+			// Background work is stuck inside the failed storage: the
+			// store cannot be closed under it (nor the queue applied).
+			// The process exits without closing it; the next open runs
+			// recovery.
+			db.closed.Store(true)
+			db.closeErr = fmt.Errorf("engine: close %s: background work still waits inside the storage %s after it failed (%w); left as it is: the next open recovers",
+				db.dir, stuckWait, db.FailErr())
+			db.log.Error("engine: "+db.closeErr.Error(), "dir", db.dir)
+			return
+		}
 		db.drainQueue()
 		db.closed.Store(true)
 		var errs []error

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/durusbdb/durusbdb/kv"
@@ -27,6 +28,116 @@ type fatalState struct {
 // probeEvery is how often the watchdog makes one storage round trip, so
 // that an environment that panicked while idle is noticed.
 const probeEvery = time.Second
+
+// stuckWait bounds how long Close waits for the background work (the
+// collector, checkpoints, the watchdog, a full collection) once the
+// storage has failed: a goroutine that was waiting for a lock inside
+// libdb when its environment panicked is never woken (libdb does not
+// wake waiters on a panic). A variable so that tests can shorten it.
+var stuckWait = 10 * time.Second
+
+// writeLock is the engine's writer mutex (DB.writeMu): a sync.Mutex that
+// also says since when it is held, so that the watchdog can tell a write
+// that never returns.
+type writeLock struct {
+	mu    sync.Mutex
+	since atomic.Int64 // UnixNano when taken; 0 while free
+}
+
+// Lock takes the lock and notes the time.
+func (l *writeLock) Lock() {
+	l.mu.Lock()
+	l.since.Store(time.Now().UnixNano())
+}
+
+// Unlock releases the lock.
+func (l *writeLock) Unlock() {
+	l.since.Store(0)
+	l.mu.Unlock()
+}
+
+// heldFor returns how long the lock has been held (0 when free).
+func (l *writeLock) heldFor(now time.Time) time.Duration {
+	if t := l.since.Load(); t != 0 {
+		return now.Sub(time.Unix(0, t))
+	}
+	return 0
+}
+
+// stuckWrite is how long a writer may hold writeMu, while the database's
+// file system has no room left (fullDisk), before the watchdog takes it
+// for stuck inside the storage: libdb, unable to write dirty pages out
+// on a full disk, can wait for cache space for ever (a full collection's
+// sweep with a small cache did, in __memp_alloc). A variable for tests.
+var stuckWrite = 30 * time.Second
+
+// fullDisk is the free space below which the file system counts as full
+// for the watchdog: what a write needs is not there.
+const fullDisk = 1 << 20
+
+// stuckLoop runs breakStuckWrite every probeEvery, in a goroutine of its
+// own: the probe's read may wait inside the same stuck storage.
+func (db *DB) stuckLoop() {
+	defer db.wg.Done()
+	t := time.NewTicker(probeEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-db.ctx.Done():
+			return
+		case <-db.fatal.ch:
+			return
+		case now := <-t.C:
+			db.breakStuckWrite(now)
+		}
+	}
+}
+
+// breakStuckWrite puts a storage that can be (kv.Panicker) in its failed
+// state when a write has held writeMu for stuckWrite while the file system
+// is full: the waiting call then returns an error wrapping
+// kv.ErrNeedRecover, the engine fails and its owner stops (a server exits
+// for its supervisor; a tool reports the error) instead of hanging for
+// ever. Nothing committed is lost: the restart's recovery replays the log.
+func (db *DB) breakStuckWrite(now time.Time) {
+	held := db.writeMu.heldFor(now)
+	if held < stuckWrite {
+		return
+	}
+	p, ok := db.store.(kv.Panicker)
+	if !ok {
+		return
+	}
+	if free, err := db.space.freeNow(); err != nil || free >= fullDisk {
+		return
+	}
+	db.log.Error("engine: a write has waited inside the storage for "+held.Round(time.Second).String()+" while the file system of "+db.dir+" is full (Berkeley DB waits for cache space it cannot write out): putting the storage in its failed state so that the write returns; free space, then restart (recovery runs, nothing committed is lost)", "dir", db.dir)
+	if err := p.Panic(); err != nil {
+		db.log.Error("engine: could not put the stuck storage in its failed state", "dir", db.dir, "err", err)
+	}
+}
+
+// waitBackground waits for the background goroutines (db.wg) and reports
+// whether they all ended. It waits without bound while the storage is
+// sound, and for stuckWait more once it has failed.
+func (db *DB) waitBackground() bool {
+	done := make(chan struct{})
+	go func() {
+		db.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return true
+	case <-db.fatal.ch:
+	}
+	select {
+	case <-done:
+		return true
+	case <-time.After(stuckWait):
+		return false
+	}
+}
 
 // Failed returns a channel closed once the storage has failed fatally
 // (see ErrFailed); FailErr then says why. A server stops serving and exits
@@ -118,15 +229,12 @@ func (db *DB) watchLoop() {
 	}
 }
 
-// probe makes one storage round trip: a read of the meta layout key.
+// probe makes one storage round trip: a read of the meta layout key in a
+// read transaction. On Berkeley DB that is a snapshot read, which takes no
+// page lock: a non-transactional get waits for a writer's locks, and if
+// the environment panics while a writer holds them (a failed undo), libdb
+// never wakes it, so the probe, and Close waiting for it, hung for ever.
 func (db *DB) probe() error {
-	if g, ok := db.store.(kv.Getter); ok {
-		_, err := g.Get(BucketMeta, []byte(MetaLayout))
-		if errors.Is(err, kv.ErrNotFound) {
-			return nil
-		}
-		return err
-	}
 	return kv.View(db.ctx, db.store, func(tx kv.Txn) error {
 		_, err := tx.Get(BucketMeta, []byte(MetaLayout))
 		if errors.Is(err, kv.ErrNotFound) {

@@ -161,7 +161,7 @@ func (db *DB) Pack() bool {
 		defer db.wg.Done()
 		defer db.full.running.Store(false)
 		st, err := db.fullCollect(db.ctx)
-		if err != nil {
+		if db.noteErr(err) != nil {
 			if db.ctx.Err() == nil {
 				db.log.Error("engine: full collection failed", "dir", db.dir, "err", err)
 			}
@@ -193,7 +193,8 @@ func (db *DB) FullCollect(ctx context.Context) (CollectStats, error) {
 		return CollectStats{}, fmt.Errorf("engine: full collection: %w", ErrCollecting)
 	}
 	defer db.full.running.Store(false)
-	return db.fullCollect(ctx)
+	st, err := db.fullCollect(ctx)
+	return st, db.noteErr(err)
 }
 
 func (db *DB) fullCollect(ctx context.Context) (CollectStats, error) {

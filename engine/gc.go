@@ -36,7 +36,8 @@ func (db *DB) CollectGarbageGrace(ctx context.Context, max int, grace time.Durat
 	if db.opts.ReadOnly {
 		return 0, fmt.Errorf("engine: collect garbage: %w", ErrReadOnly)
 	}
-	return db.collect(ctx, max, grace, 64)
+	n, err := db.collect(ctx, max, grace, 64)
+	return n, db.noteErr(err)
 }
 
 // collect runs collector batches until max objects are removed (max <= 0:

@@ -243,8 +243,9 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		db.wg.Add(1)
 		go db.ckptLoop()
 	}
-	db.wg.Add(1)
+	db.wg.Add(2)
 	go db.watchLoop()
+	go db.stuckLoop()
 	return nil
 }
 

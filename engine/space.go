@@ -90,6 +90,24 @@ func (g *spaceGuard) statfs(st *syscall.Statfs_t) error {
 	return syscall.Statfs(g.dir, st)
 }
 
+// freeNow returns the bytes free to us on the guard's file system now (a
+// statfs of its own, through the tests' stat when set).
+func (g *spaceGuard) freeNow() (int64, error) {
+	stat := g.statfs
+	if g.recent != nil {
+		g.recent.mu.Lock()
+		if g.recent.stat != nil {
+			stat = g.recent.stat
+		}
+		g.recent.mu.Unlock()
+	}
+	var st syscall.Statfs_t
+	if err := stat(&st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil
+}
+
 // stReadOnly is ST_RDONLY in statfs's f_flags: the file system is mounted
 // read-only.
 const stReadOnly = 0x1

@@ -149,6 +149,16 @@ type TxnBounded interface {
 	MaxTxnChanges() int
 }
 
+// Panicker is a Store that can be put in a failed state from another
+// goroutine, so that every call in progress or to come fails with an
+// error wrapping ErrNeedRecover until recovery: Berkeley DB's
+// DB_PANIC_ENVIRONMENT. It is the way out of a call that waits inside the
+// storage for what cannot come (libdb waiting for cache space it cannot
+// write out on a full disk).
+type Panicker interface {
+	Panic() error
+}
+
 // Txn is a transaction. It ends with exactly one Commit or Abort; later calls
 // return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
 // A Txn keeps no reference to a key or value slice after the call that
@@ -237,9 +247,18 @@ func Update(ctx context.Context, s Store, d Durability, fn func(Txn) error) erro
 // in every case, also when fn panics: the deferred Abort runs before the
 // panic goes on (a no-op after Commit), so a panicking fn never leaves a
 // transaction open (LevelDB's writer slot taken, Berkeley DB's page locks
-// held) for the rest of the process.
-func attempt(tx Txn, d Durability, fn func(Txn) error) error {
-	defer tx.Abort()
+// held) for the rest of the process. An Abort that fails after fn did is
+// joined to fn's error: Berkeley DB's environment panics when it cannot
+// undo a transaction (a full disk and a cache too small to hold what the
+// undo dirties), and the transaction's locks are then never released, so
+// the caller must learn that the storage needs recovery (ErrNeedRecover),
+// not only what fn met.
+func attempt(tx Txn, d Durability, fn func(Txn) error) (err error) {
+	defer func() {
+		if aerr := tx.Abort(); aerr != nil && err != nil {
+			err = errors.Join(err, aerr)
+		}
+	}()
 	if err := fn(tx); err != nil {
 		return err
 	}

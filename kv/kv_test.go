@@ -3,16 +3,18 @@ package kv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 )
 
 // fakeStore hands out fakeTxns and remembers them.
 type fakeStore struct {
-	txns []*fakeTxn
+	txns     []*fakeTxn
+	abortErr error // what every Abort of an open txn returns
 }
 
 func (s *fakeStore) Begin(_ context.Context, writable bool) (Txn, error) {
-	t := &fakeTxn{writable: writable}
+	t := &fakeTxn{writable: writable, abortErr: s.abortErr}
 	s.txns = append(s.txns, t)
 	return t, nil
 }
@@ -35,6 +37,7 @@ type fakeTxn struct {
 	writable  bool
 	committed bool
 	aborted   bool
+	abortErr  error
 }
 
 func (t *fakeTxn) ended() bool                        { return t.committed || t.aborted }
@@ -52,8 +55,26 @@ func (t *fakeTxn) Commit(Durability) error {
 func (t *fakeTxn) Abort() error {
 	if !t.ended() {
 		t.aborted = true
+		return t.abortErr
 	}
 	return nil
+}
+
+// TestUpdateReportsFailedAbort: when fn fails and the abort that follows
+// fails too (Berkeley DB's environment panicked while undoing it, its
+// locks never released), Update's error says both, so that the caller
+// sees ErrNeedRecover and does not take the storage for sound.
+func TestUpdateReportsFailedAbort(t *testing.T) {
+	s := &fakeStore{abortErr: fmt.Errorf("abort: %w", ErrNeedRecover)}
+	failed := errors.New("put: no space left on device")
+	err := Update(context.Background(), s, Sync, func(Txn) error { return failed })
+	if !errors.Is(err, failed) || !errors.Is(err, ErrNeedRecover) {
+		t.Fatalf("Update: %v, want fn's error and the abort's ErrNeedRecover", err)
+	}
+	// A committed transaction's deferred Abort is a no-op: nothing joined.
+	if err := Update(context.Background(), s, Sync, func(Txn) error { return nil }); err != nil {
+		t.Fatalf("Update that commits: %v", err)
+	}
 }
 
 // catch runs f and returns what it panicked with.
