@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"golang.org/x/net/netutil"
 )
 
 // Handler serves the registry in the Prometheus exposition formats. A
@@ -46,23 +45,45 @@ type Endpoint struct {
 	closeErr error
 }
 
-// MaxConns is the number of HTTP connections served at once (scrapers,
-// health checks); more wait until one closes.
+// MaxConns is the number of HTTP connections open at once (scrapers,
+// health checks). It bounds the listener's memory and descriptors: each
+// connection costs a goroutine, 8 KiB of buffers and at most MaxHeaderBytes
+// of request headers, so 32 take about 1 MiB at worst, and a flood of
+// connections cannot take the descriptors the storage needs. 32 is several
+// times what a deployment uses (a Prometheus or two, the liveness and
+// readiness probes, a load balancer's check), each request being short.
+//
+// A connection that arrives when MaxConns are open closes the oldest one
+// that is not being answered (waiting for or reading its request, or
+// done), so idle or slow clients cannot keep a probe out; only when all
+// MaxConns are being answered does it wait, for at most the time a handler
+// takes (1 s for the probes, 30 s for a scrape, WriteTimeout at worst).
 const MaxConns = 32
+
+// ReadHeaderTimeout is how long a connection of the metrics listener may
+// take to send its request headers from its opening; then it is closed.
+// Probes and scrapers send theirs at once; 5 s leaves room for a slow
+// network while bounding a client that sends them byte by byte.
+const ReadHeaderTimeout = 5 * time.Second
+
+// maxHeaderBytes bounds a request's headers (probes send a few hundred
+// bytes; net/http's default is 1 MiB).
+const maxHeaderBytes = 16 << 10
 
 // Listen listens on addr (host:port; port 0 picks one) and serves
 // m.Handler at /metrics, the probes /healthz (HealthHandler) and /readyz
 // (ReadyHandler), the replication role at /role (RoleHandler), and a short page pointing there at /, in the background
 // until Close. Errors of the listener are returned at once. No request is
-// logged.
+// logged. Each connection serves one request (no keep-alive), within
+// ReadHeaderTimeout for its headers, and at most MaxConns are open.
 func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
 	}
-	// Beyond MaxConns, connections wait in the kernel's queue: a flood of
-	// HTTP connections cannot take the descriptors the storage needs.
-	ln = netutil.LimitListener(ln, MaxConns)
+	// At most MaxConns connections: a new one displaces the oldest one not
+	// being answered (see MaxConns).
+	lim := newLimitListener(ln, MaxConns)
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", m.Handler(log))
 	mux.Handle("/healthz", m.HealthHandler())
@@ -74,14 +95,19 @@ func (m *Metrics) Listen(addr string, log *slog.Logger) (*Endpoint, error) {
 	})
 	e := &Endpoint{
 		srv: &http.Server{
-			Handler:           mux,
-			ReadHeaderTimeout: 10 * time.Second,
+			Handler:           lim.track(mux),
+			ConnContext:       lim.connContext,
+			ReadHeaderTimeout: ReadHeaderTimeout,
 			WriteTimeout:      60 * time.Second,
-			IdleTimeout:       2 * time.Minute,
+			MaxHeaderBytes:    maxHeaderBytes,
 		},
-		ln:   ln,
+		ln:   lim,
 		done: make(chan struct{}),
 	}
+	// One request per connection: an idle keep-alive connection would hold
+	// a place of MaxConns for nothing. Probes and scrapers just open a
+	// new connection per request (one TCP handshake on loopback or LAN).
+	e.srv.SetKeepAlivesEnabled(false)
 	if log != nil {
 		e.srv.ErrorLog = slog.NewLogLogger(log.Handler(), slog.LevelWarn)
 		log.Info("metrics: serving", "address", ln.Addr().String(), "path", "/metrics")

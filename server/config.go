@@ -42,6 +42,9 @@ const (
 	// DefaultMinWriteRate is the slowest a large load reply may be read:
 	// it must be written within WriteTimeout plus its size at this rate.
 	DefaultMinWriteRate = 256 << 10
+	// DefaultMinReadRate is the slowest a commit's data may arrive: all of
+	// it must be read within RequestTimeout plus its length at this rate.
+	DefaultMinReadRate = 256 << 10
 	// DefaultShutdownTimeout is how long shutdown waits for connections
 	// before closing them by force; the storage is closed afterwards, all
 	// within the 10 s of §4.3.
@@ -102,6 +105,14 @@ type Config struct {
 	// then cannot hold a record forever). 0 means DefaultMinWriteRate;
 	// negative: no bound but WriteTimeout per write.
 	MinWriteRate int64
+	// MinReadRate (bytes/s) bounds the time a commit's data (phase 2) may
+	// take to arrive: RequestTimeout plus its declared length at this rate
+	// from the moment the length is read, after which the connection is
+	// closed (a client sending a byte now and then cannot hold its charge
+	// of the budget of bytes in flight, nor the token's queue, forever).
+	// 0 means DefaultMinReadRate; negative: no bound but RequestTimeout
+	// per read.
+	MinReadRate int64
 	// NoQuit makes the server ignore Q (log it and close that connection);
 	// it overrides AllowQuit (as QuitNone).
 	NoQuit bool
@@ -179,6 +190,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MinWriteRate == 0 {
 		c.MinWriteRate = DefaultMinWriteRate
+	}
+	if c.MinReadRate == 0 {
+		c.MinReadRate = DefaultMinReadRate
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

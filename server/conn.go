@@ -58,6 +58,7 @@ type conn struct {
 	readDL  time.Time // read deadline last set (zero: none)
 	writeDL time.Time // write deadline last set
 	replyDL time.Time // end of the large reply being written (zero: none)
+	dataDL  time.Time // end of the commit data being read (zero: none)
 	scratch [16]byte  // request fields
 	out     []byte    // reply assembly for N, M, S and phase 1
 
@@ -120,7 +121,7 @@ func (r connReader) Read(p []byte) (int, error) {
 	} else {
 		timeout = c.s.cfg.IdleTimeout // normally 0: no deadline
 	}
-	if err := c.setDeadline(&c.readDL, timeout, c.nc.SetReadDeadline); err != nil {
+	if err := c.setReadDeadline(timeout); err != nil {
 		return 0, err
 	}
 	// Checked after setting the deadline: stop() sets the flag, then a past
@@ -178,6 +179,25 @@ func (c *conn) setDeadline(cur *time.Time, timeout time.Duration, set func(time.
 	}
 	*cur = now.Add(timeout)
 	return set(*cur)
+}
+
+// setReadDeadline sets the deadline of the next read: timeout from now
+// (see setDeadline), or the end of the commit data being read if that is
+// earlier.
+func (c *conn) setReadDeadline(timeout time.Duration) error {
+	if c.dataDL.IsZero() || !c.busy {
+		return c.setDeadline(&c.readDL, timeout, c.nc.SetReadDeadline)
+	}
+	if time.Until(c.dataDL) >= timeout {
+		// Not the bound yet: any deadline setDeadline keeps or sets is
+		// at most timeout from now.
+		return c.setDeadline(&c.readDL, timeout, c.nc.SetReadDeadline)
+	}
+	if c.readDL.Equal(c.dataDL) {
+		return nil
+	}
+	c.readDL = c.dataDL
+	return c.nc.SetReadDeadline(c.dataDL)
 }
 
 // setWriteDeadline sets the deadline of the next write: the write timeout

@@ -31,6 +31,7 @@ type serveFlags struct {
 	lease, gcGrace, inflightWait, idle, ckptEvery time.Duration
 	noQuit, verifyRefs, validateGarbage           bool
 	verifyLimits, maxInflight, minWriteRate       string
+	minReadRate                                   string
 	maxInvalidMemory, maxUnusedMemory             string
 	allowQuit, tlsCert, tlsKey, tlsClientCA       string
 	metricsAddr, access, pageSize, recCache       string
@@ -83,6 +84,7 @@ func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 	fs.StringVar(&f.maxInflight, "max-inflight", "", "budget of bytes in flight: commit data being read and large load replies being written (default: an eighth of memory, 64MiB to 4GiB)")
 	fs.DurationVar(&f.inflightWait, "inflight-wait", server.DefaultInflightWait, "how long a request waits for room in --max-inflight before it is refused with E")
 	fs.StringVar(&f.minWriteRate, "min-write-rate", "256KiB", "slowest a client may read a large load reply (bytes/s; 0: no bound but the write timeout)")
+	fs.StringVar(&f.minReadRate, "min-read-rate", "256KiB", "slowest a commit's data may arrive (bytes/s): all of it within the request timeout plus its length at this rate, else the connection is closed (0: no bound but the request timeout per read)")
 	fs.IntVar(&f.maxConns, "max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
 	fs.IntVar(&f.maxInvalidRuns, "max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
 	fs.StringVar(&f.maxUnusedMemory, "max-unused-memory", "", "bytes the unused sets (oids handed out, not yet committed) of all connections may hold together (24 a run); an allocation that would go over, or a commit that fragments them over it, closes its connection (default: an eighth of memory, 64MiB to 4GiB)")
@@ -299,6 +301,13 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 	if rate == 0 {
 		rate = -1 // no bound
 	}
+	readRate, err := parseSize(f.minReadRate)
+	if err != nil || readRate < 0 {
+		return cfg, &usageError{fmt.Sprintf("--min-read-rate: bad value %q", f.minReadRate)}
+	}
+	if readRate == 0 {
+		readRate = -1 // no bound
+	}
 	scanLimits, err := pickle.ParseLimits(f.verifyLimits)
 	if err != nil {
 		return cfg, &usageError{fmt.Sprintf("--verify-limits: %v", err)}
@@ -313,7 +322,7 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 	cfg = server.Config{
 		MaxBulk: f.maxBulk, MaxCommit: mc, CommitLease: f.lease, MaxConnections: f.maxConns,
 		MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, MaxUnusedMemory: unusedMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
-		MaxInflight: inflight, InflightWait: f.inflightWait, MinWriteRate: rate,
+		MaxInflight: inflight, InflightWait: f.inflightWait, MinWriteRate: rate, MinReadRate: readRate,
 		AllowQuit: quitPolicy, MaxConnsPerAddress: f.maxPerAddr,
 	}
 	if f.verifyRefs {

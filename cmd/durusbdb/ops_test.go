@@ -42,7 +42,7 @@ func TestCopyHasNoDirFlag(t *testing.T) {
 // Durus's spelling) and --min-free-space.
 func TestServeLogFileFlags(t *testing.T) {
 	code, out, _ := runCLI(t, nil, "serve", "--help")
-	for _, flag := range []string{"--log-file", "--logfile", "--min-free-space", "--metrics"} {
+	for _, flag := range []string{"--log-file", "--logfile", "--min-free-space", "--metrics", "--min-read-rate", "--min-write-rate"} {
 		if code != exitOK || !strings.Contains(out, "  "+flag+" ") {
 			t.Errorf("serve --help lacks %s (exit %d)", flag, code)
 		}
