@@ -75,24 +75,6 @@ var stuckWrite = 30 * time.Second
 // for the watchdog: what a write needs is not there.
 const fullDisk = 1 << 20
 
-// stuckLoop runs breakStuckWrite every probeEvery, in a goroutine of its
-// own: the probe's read may wait inside the same stuck storage.
-func (db *DB) stuckLoop() {
-	defer db.wg.Done()
-	t := time.NewTicker(probeEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-db.ctx.Done():
-			return
-		case <-db.fatal.ch:
-			return
-		case now := <-t.C:
-			db.breakStuckWrite(now)
-		}
-	}
-}
-
 // breakStuckWrite puts a storage that can be (kv.Panicker) in its failed
 // state when a write has held writeMu for stuckWrite while the file system
 // is full: the waiting call then returns an error wrapping
@@ -208,12 +190,13 @@ func (db *DB) noteErr(err error) error {
 	return err
 }
 
-// watchLoop probes the storage every probeEvery with one read of the
-// layout key: a libdb environment that panicked fails every call with
-// DB_RUNRECOVERY, committing or not.
-func (db *DB) watchLoop() {
+// tick runs fn every d until the DB closes or fails: a background loop
+// of db.wg (the watchdog's probe, the stuck-write breaker; each in a
+// goroutine of its own, since the probe's read may wait inside the same
+// stuck storage that the breaker is there to free).
+func (db *DB) tick(d time.Duration, fn func(now time.Time)) {
 	defer db.wg.Done()
-	t := time.NewTicker(probeEvery)
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -221,11 +204,18 @@ func (db *DB) watchLoop() {
 			return
 		case <-db.fatal.ch:
 			return
-		case <-t.C:
+		case now := <-t.C:
+			fn(now)
 		}
-		if err := db.probe(); err != nil && db.ctx.Err() == nil {
-			db.noteErr(err)
-		}
+	}
+}
+
+// watch probes the storage (every probeEvery, from tick) with one read of
+// the layout key: a libdb environment that panicked fails every call with
+// DB_RUNRECOVERY, committing or not.
+func (db *DB) watch(time.Time) {
+	if err := db.probe(); err != nil && db.ctx.Err() == nil {
+		db.noteErr(err)
 	}
 }
 

@@ -244,8 +244,8 @@ func (db *DB) startWriting(ctx context.Context, c counters) error {
 		go db.ckptLoop()
 	}
 	db.wg.Add(2)
-	go db.watchLoop()
-	go db.stuckLoop()
+	go db.tick(probeEvery, db.watch)
+	go db.tick(probeEvery, db.breakStuckWrite)
 	return nil
 }
 
