@@ -114,7 +114,7 @@ func (db *DB) CheckWith(ctx context.Context, opts CheckOptions) (*CheckReport, e
 	if opts.Repair && db.opts.ReadOnly {
 		return nil, fmt.Errorf("engine: check --repair: %w", ErrReadOnly)
 	}
-	db.writeMu.Lock()
+	db.writeMu.LockUnwatched() // held across whole scans: only its repair writes are timed
 	rep, err := db.runCheck(ctx, opts, true)
 	db.writeMu.Unlock()
 	if err != nil {
@@ -391,7 +391,7 @@ func (c *checker) repair(ctx context.Context) error {
 		chunk := fixes[:n]
 		fixes = fixes[n:]
 		last := len(fixes) == 0
-		err := kv.Update(ctx, c.db.store, kv.Sync, func(tx kv.Txn) error {
+		err := c.db.updateWatched(ctx, kv.Sync, func(tx kv.Txn) error {
 			for _, f := range chunk {
 				var err error
 				if f.val == nil {

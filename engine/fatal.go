@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -50,6 +51,13 @@ func (l *writeLock) Lock() {
 	l.since.Store(time.Now().UnixNano())
 }
 
+// LockUnwatched takes the lock for a holder that keeps it across long
+// scans (Check, Import): the breaker does not time the hold, only the
+// holder's write transactions (DB.updateWatched).
+func (l *writeLock) LockUnwatched() {
+	l.mu.Lock()
+}
+
 // Unlock releases the lock.
 func (l *writeLock) Unlock() {
 	l.since.Store(0)
@@ -62,6 +70,14 @@ func (l *writeLock) heldFor(now time.Time) time.Duration {
 		return now.Sub(time.Unix(0, t))
 	}
 	return 0
+}
+
+// updateWatched is kv.Update on the store for a holder of writeMu taken
+// with LockUnwatched: the breaker times this transaction alone.
+func (db *DB) updateWatched(ctx context.Context, d kv.Durability, fn func(kv.Txn) error) error {
+	db.writeMu.since.Store(time.Now().UnixNano())
+	defer db.writeMu.since.Store(0)
+	return kv.Update(ctx, db.store, d, fn)
 }
 
 // stuckWrite is how long a writer may hold writeMu, while the database's

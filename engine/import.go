@@ -83,7 +83,7 @@ func (db *DB) Import(ctx context.Context, src func(yield func(rec []byte) error)
 		batchRecs = 20000
 	}
 
-	db.writeMu.Lock()
+	db.writeMu.LockUnwatched() // held across the source's reading: only its writes are timed
 	locked := true
 	unlock := func() {
 		if locked {
@@ -129,7 +129,7 @@ func (db *DB) importBegin(ctx context.Context, force bool) (hadData bool, err er
 		return hadData, fmt.Errorf("engine: import into %s (%d objects): %w", db.dir, db.size.Load(), ErrNotEmpty)
 	}
 	marker := []byte(time.Now().UTC().Format(time.RFC3339))
-	if err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+	if err := db.updateWatched(ctx, kv.Sync, func(tx kv.Txn) error {
 		return tx.Put(BucketMeta, []byte(MetaImport), marker)
 	}); err != nil {
 		return hadData, fmt.Errorf("engine: import into %s: set marker: %w", db.dir, err)
@@ -150,7 +150,7 @@ func (db *DB) importBegin(ctx context.Context, force bool) (hadData bool, err er
 func (db *DB) importFail(hadData bool, cause error) error {
 	cerr := db.wipe(context.Background())
 	if cerr == nil && !hadData {
-		cerr = kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+		cerr = db.updateWatched(context.Background(), kv.Sync, func(tx kv.Txn) error {
 			return tx.Delete(BucketMeta, []byte(MetaImport))
 		})
 		if cerr == nil {
@@ -245,7 +245,7 @@ func (db *DB) importFinish(ctx context.Context, st *ImportStats) error {
 	if st.Objects > 0 {
 		next = (st.MaxOID + 1 + OIDBlock - 1) / OIDBlock * OIDBlock
 	}
-	return kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
+	return db.updateWatched(ctx, kv.Sync, func(tx kv.Txn) error {
 		if err := putSize(tx, st.Objects); err != nil {
 			return err
 		}
@@ -286,7 +286,7 @@ func (db *DB) wipe(ctx context.Context) error {
 			if len(keys) == 0 {
 				break
 			}
-			err = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+			err = db.updateWatched(ctx, kv.NoSync, func(tx kv.Txn) error {
 				for _, k := range keys {
 					if err := tx.Delete(b, k); err != nil {
 						return err
@@ -299,7 +299,7 @@ func (db *DB) wipe(ctx context.Context) error {
 			}
 		}
 	}
-	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error { return putSize(tx, 0) })
+	err := db.updateWatched(ctx, kv.Sync, func(tx kv.Txn) error { return putSize(tx, 0) })
 	if err == nil {
 		db.size.Store(0)
 	}
@@ -371,7 +371,7 @@ func (db *DB) importStream(ctx context.Context, src func(yield func(rec []byte) 
 		if werr != nil {
 			continue // drain until the producer sees the cancellation
 		}
-		werr = kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+		werr = db.updateWatched(ctx, kv.NoSync, func(tx kv.Txn) error {
 			for _, rec := range b.recs {
 				if err := tx.Put(BucketObjects, rec[:8], rec); err != nil {
 					return fmt.Errorf("oid %d: %w", record.OID(rec), err)
@@ -412,7 +412,7 @@ func (db *DB) importCounts(ctx context.Context, indeg *degrees, stored oidSet, b
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
+		err := db.updateWatched(ctx, kv.NoSync, func(tx kv.Txn) error {
 			vals := make([]byte, 4*len(chunk)) // one allocation; the store may keep the slices until commit
 			for i, p := range chunk {
 				v := now

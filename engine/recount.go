@@ -231,7 +231,7 @@ func (db *DB) fullRecount(ctx context.Context) (int, uint64, uint64, error) {
 			return fixed, sn.objects, sn.maxOID, nil
 		}
 	}
-	db.writeMu.Lock()
+	db.writeMu.LockUnwatched() // a whole check: only its repair writes are timed
 	rep, err := db.checkLocked(ctx, true, false)
 	db.writeMu.Unlock()
 	if err != nil {

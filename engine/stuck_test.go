@@ -231,3 +231,63 @@ func TestStuckWriteOnFullDiskBroken(t *testing.T) {
 		}
 	})
 }
+
+// TestBreakerTimesWritesNotScans: the stuck-write breaker times the
+// holder of writeMu from the moment it took it, except a holder that keeps
+// it across whole scans (Check, Import: LockUnwatched), which it times
+// only inside their write transactions (updateWatched). A check of a big
+// database on a full disk is not taken for a stuck write.
+func TestBreakerTimesWritesNotScans(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		dir := t.TempDir()
+		st, _, err := backend.Open(kv.Options{Dir: dir, Create: true, Buckets: Buckets(false, 0), CacheSize: 8 << 20}, kind)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls := &livelockStore{Store: st, panicked: make(chan struct{})}
+		opts := testOpts(kind)
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+		db, err := openWith(context.Background(), dir, ls, opts, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		db.space.recent.mu.Lock()
+		db.space.recent.stat = func(st *syscall.Statfs_t) error {
+			st.Bsize, st.Bavail, st.Files, st.Ffree = 4096, 0, 1<<20, 1<<20 // full
+			return nil
+		}
+		db.space.recent.mu.Unlock()
+		later := time.Now().Add(time.Hour)
+		panicked := func() bool {
+			select {
+			case <-ls.panicked:
+				return true
+			default:
+				return false
+			}
+		}
+
+		var scanned, inside bool
+		func() {
+			db.writeMu.LockUnwatched()
+			defer db.writeMu.Unlock()
+			db.breakStuckWrite(later)
+			scanned = panicked()
+			err = db.updateWatched(context.Background(), kv.Sync, func(kv.Txn) error {
+				db.breakStuckWrite(later)
+				inside = panicked()
+				return nil
+			})
+		}()
+		if scanned {
+			t.Fatal("the breaker took a long scan under writeMu (LockUnwatched) for a stuck write")
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !inside {
+			t.Fatal("the breaker did not time a write transaction of an unwatched holder")
+		}
+	})
+}
