@@ -90,15 +90,22 @@ func (g *spaceGuard) statfs(st *syscall.Statfs_t) error {
 	return syscall.Statfs(g.dir, st)
 }
 
+// statfsLocked returns the statfs to call: the tests' stat when set, else
+// statfs. g.recent.mu is held.
+func (g *spaceGuard) statfsLocked() func(*syscall.Statfs_t) error {
+	if g.recent.stat != nil {
+		return g.recent.stat
+	}
+	return g.statfs
+}
+
 // freeNow returns the bytes free to us on the guard's file system now (a
 // statfs of its own, through the tests' stat when set).
 func (g *spaceGuard) freeNow() (int64, error) {
 	stat := g.statfs
 	if g.recent != nil {
 		g.recent.mu.Lock()
-		if g.recent.stat != nil {
-			stat = g.recent.stat
-		}
+		stat = g.statfsLocked()
 		g.recent.mu.Unlock()
 	}
 	var st syscall.Statfs_t
@@ -144,10 +151,7 @@ func (g *spaceGuard) admit(n int64) error {
 	if r.at.IsZero() || now.Sub(r.at) >= spaceRecheck ||
 		(g.reserve >= 0 && (r.free-r.spent-need < g.reserve || r.inodes >= 0 && r.inodes < MinFreeInodes)) {
 		var st syscall.Statfs_t
-		stat := g.statfs
-		if r.stat != nil {
-			stat = r.stat
-		}
+		stat := g.statfsLocked()
 		r.calls++
 		if err := stat(&st); err != nil {
 			r.at = time.Time{}

@@ -78,21 +78,14 @@ func TestCloseWhenStorageStuck(t *testing.T) {
 	defer func(w time.Duration) { stuckWait = w }(stuckWait)
 	stuckWait = 200 * time.Millisecond
 	forEachBackend(t, func(t *testing.T, kind string) {
-		dir := t.TempDir()
-		st, _, err := backend.Open(kv.Options{Dir: dir, Create: true, Buckets: Buckets(false, 0), CacheSize: 8 << 20}, kind)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ps := &panickedStore{Store: st, release: make(chan struct{})}
+		var ps *panickedStore
 		var once sync.Once
 		unstick := func() { once.Do(func() { close(ps.release) }) }
-		t.Cleanup(unstick)
-		opts := testOpts(kind)
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		db, err := openWith(context.Background(), dir, ps, opts, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		db, st := openOver(t, kind, func(st kv.Store) kv.Store {
+			ps = &panickedStore{Store: st, release: make(chan struct{})}
+			t.Cleanup(unstick)
+			return ps
+		})
 		mustAlloc(t, db, 600)
 		recs := [][]byte{rec(0)}
 		for o := uint64(1); o < 600; o++ {
@@ -174,30 +167,15 @@ func TestStuckWriteOnFullDiskBroken(t *testing.T) {
 	defer func(w time.Duration) { stuckWrite = w }(stuckWrite)
 	stuckWrite = 300 * time.Millisecond
 	forEachBackend(t, func(t *testing.T, kind string) {
-		dir := t.TempDir()
-		st, _, err := backend.Open(kv.Options{Dir: dir, Create: true, Buckets: Buckets(false, 0), CacheSize: 8 << 20}, kind)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls := &livelockStore{Store: st, panicked: make(chan struct{})}
-		opts := testOpts(kind)
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		db, err := openWith(context.Background(), dir, ls, opts, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ls := &livelockStore{panicked: make(chan struct{})}
+		db, _ := openOver(t, kind, func(st kv.Store) kv.Store { ls.Store = st; return ls })
 		t.Cleanup(func() {
 			ls.Panic() // frees a write the test left stuck, then Close
 			db.Close()
 		})
 		var free atomic.Int64
 		free.Store(1 << 30)
-		db.space.recent.mu.Lock()
-		db.space.recent.stat = func(st *syscall.Statfs_t) error {
-			st.Bsize, st.Bavail, st.Files, st.Ffree = 4096, uint64(free.Load()/4096), 1<<20, 1<<20
-			return nil
-		}
-		db.space.recent.mu.Unlock()
+		stubFree(db, free.Load)
 		mustAlloc(t, db, 4)
 		mustCommit(t, db, rec(0))
 		ls.armed.Store(true)
@@ -239,25 +217,10 @@ func TestStuckWriteOnFullDiskBroken(t *testing.T) {
 // database on a full disk is not taken for a stuck write.
 func TestBreakerTimesWritesNotScans(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, kind string) {
-		dir := t.TempDir()
-		st, _, err := backend.Open(kv.Options{Dir: dir, Create: true, Buckets: Buckets(false, 0), CacheSize: 8 << 20}, kind)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ls := &livelockStore{Store: st, panicked: make(chan struct{})}
-		opts := testOpts(kind)
-		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		db, err := openWith(context.Background(), dir, ls, opts, true)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ls := &livelockStore{panicked: make(chan struct{})}
+		db, _ := openOver(t, kind, func(st kv.Store) kv.Store { ls.Store = st; return ls })
 		t.Cleanup(func() { db.Close() })
-		db.space.recent.mu.Lock()
-		db.space.recent.stat = func(st *syscall.Statfs_t) error {
-			st.Bsize, st.Bavail, st.Files, st.Ffree = 4096, 0, 1<<20, 1<<20 // full
-			return nil
-		}
-		db.space.recent.mu.Unlock()
+		stubFree(db, func() int64 { return 0 }) // full
 		later := time.Now().Add(time.Hour)
 		panicked := func() bool {
 			select {
@@ -269,6 +232,7 @@ func TestBreakerTimesWritesNotScans(t *testing.T) {
 		}
 
 		var scanned, inside bool
+		var err error
 		func() {
 			db.writeMu.LockUnwatched()
 			defer db.writeMu.Unlock()
@@ -290,4 +254,34 @@ func TestBreakerTimesWritesNotScans(t *testing.T) {
 			t.Fatal("the breaker did not time a write transaction of an unwatched holder")
 		}
 	})
+}
+
+// openOver creates a database of kind over its backend's store wrapped by
+// wrap (the tests' failing stores), and returns it with the store
+// unwrapped (which a test closes itself when the DB's Close leaves it).
+func openOver(t *testing.T, kind string, wrap func(kv.Store) kv.Store) (*DB, kv.Store) {
+	t.Helper()
+	dir := t.TempDir()
+	st, _, err := backend.Open(kv.Options{Dir: dir, Create: true, Buckets: Buckets(false, 0), CacheSize: 8 << 20}, kind)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := testOpts(kind)
+	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := openWith(context.Background(), dir, wrap(st), opts, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, st
+}
+
+// stubFree makes db's file system report free() bytes free to the space
+// guard and the stuck-write breaker.
+func stubFree(db *DB, free func() int64) {
+	db.space.recent.mu.Lock()
+	defer db.space.recent.mu.Unlock()
+	db.space.recent.stat = func(st *syscall.Statfs_t) error {
+		st.Bsize, st.Bavail, st.Files, st.Ffree = 4096, uint64(free()/4096), 1<<20, 1<<20
+		return nil
+	}
 }
