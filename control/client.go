@@ -43,10 +43,6 @@ func (e *FileError) Error() string {
 // Unwrap returns the cause.
 func (e *FileError) Unwrap() error { return e.Err }
 
-// partWriter is what the data of a received file is written through
-// (the temporary file itself; tests substitute a failing writer).
-var partWriter = func(f *os.File) io.Writer { return f }
-
 // Run sends req to the server of the database directory dir and copies
 // its output to stdout and stderr, writing the files it sends. It returns
 // the command's Exit. The error is non-nil if no server answers (it then
@@ -54,13 +50,27 @@ var partWriter = func(f *os.File) io.Writer { return f }
 // the exchange or a file write failed; a file write's error is a
 // *FileError, not wrapped in the control socket's address.
 func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer) (Exit, error) {
+	return client{}.run(ctx, dir, req, stdout, stderr)
+}
+
+// client is the side of Run: the zero client is Run's; its fields are
+// what a test substitutes (each nil for the production default).
+type client struct {
+	// partWriter is what the data of a received file is written
+	// through, given its temporary file; nil: the file itself (a test
+	// substitutes a failing writer).
+	partWriter func(f *os.File) io.Writer
+}
+
+// run is Run with c's dependencies.
+func (c client) run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer) (Exit, error) {
 	addr, err := SocketAddr(dir)
 	if err != nil {
 		return Exit{}, err
 	}
 	var d net.Dialer
 	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	c, err := d.DialContext(dctx, "unix", addr)
+	conn, err := d.DialContext(dctx, "unix", addr)
 	cancel()
 	if err != nil {
 		if errors.Is(err, syscall.ENOENT) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -68,8 +78,8 @@ func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer)
 		}
 		return Exit{}, fmt.Errorf("control: connect to %s: %w", addr, err)
 	}
-	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { c.Close() })
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	defer stop()
 	b, err := json.Marshal(req)
 	if err != nil {
@@ -77,8 +87,8 @@ func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer)
 	}
 	// A server that refuses the client answers without reading the
 	// request: a failed write still leaves its answer to read.
-	_, werr := c.Write(append(b, '\n'))
-	ex, err := readResponse(bufio.NewReaderSize(c, 256<<10), stdout, stderr)
+	_, werr := conn.Write(append(b, '\n'))
+	ex, err := c.readResponse(bufio.NewReaderSize(conn, 256<<10), stdout, stderr)
 	if err != nil && werr != nil {
 		return Exit{}, fmt.Errorf("control: send the request to %s: %w", addr, werr)
 	}
@@ -93,7 +103,7 @@ func Run(ctx context.Context, dir string, req Request, stdout, stderr io.Writer)
 }
 
 // readResponse reads frames until the Exit frame.
-func readResponse(r io.Reader, stdout, stderr io.Writer) (Exit, error) {
+func (c client) readResponse(r io.Reader, stdout, stderr io.Writer) (Exit, error) {
 	var out *fileOut
 	defer func() {
 		if out != nil {
@@ -133,6 +143,9 @@ func readResponse(r io.Reader, stdout, stderr io.Writer) (Exit, error) {
 			o, err := createOut(fh, slog.New(slog.NewTextHandler(stderr, nil)))
 			if err != nil {
 				return Exit{}, err
+			}
+			if c.partWriter != nil {
+				o.w = c.partWriter(o.f)
 			}
 			out = o
 		case frameData:
@@ -174,7 +187,7 @@ type fileOut struct {
 	h   FileHeader
 	tmp string
 	f   *os.File
-	w   io.Writer // the data's way to f (partWriter)
+	w   io.Writer // the data's way to f (f, or client.partWriter's)
 }
 
 // createOut starts receiving the file of h: a flocked temporary file
@@ -201,7 +214,7 @@ func createOut(h FileHeader, log *slog.Logger) (*fileOut, error) {
 		os.Remove(f.Name())
 		return nil, &FileError{Path: h.Path, Err: err}
 	}
-	return &fileOut{h: h, tmp: f.Name(), f: f, w: partWriter(f)}, nil
+	return &fileOut{h: h, tmp: f.Name(), f: f, w: f}, nil
 }
 
 func (o *fileOut) finish() error {

@@ -24,9 +24,7 @@ func TestRunFileWriteNoSpace(t *testing.T) {
 		t.Fatalf("no /dev/full (the test writes through it to meet ENOSPC): %v", err)
 	}
 	defer full.Close()
-	old := partWriter
-	partWriter = func(*os.File) io.Writer { return full }
-	defer func() { partWriter = old }()
+	c := client{partWriter: func(*os.File) io.Writer { return full }}
 
 	dir := t.TempDir()
 	src := filepath.Join(t.TempDir(), "payload")
@@ -40,7 +38,7 @@ func TestRunFileWriteNoSpace(t *testing.T) {
 	}
 	defer s.Close()
 	out := filepath.Join(t.TempDir(), "out.durus")
-	_, err = Run(context.Background(), dir, Request{Command: "export", Args: []string{out}}, io.Discard, io.Discard)
+	_, err = c.run(context.Background(), dir, Request{Command: "export", Args: []string{out}}, io.Discard, io.Discard)
 	var fe *FileError
 	if !errors.As(err, &fe) || fe.Path != out || !errors.Is(err, syscall.ENOSPC) {
 		t.Fatalf("Run: %v, want a *FileError for %s wrapping ENOSPC", err, out)

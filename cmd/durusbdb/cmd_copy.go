@@ -19,15 +19,25 @@ import (
 // copyBatchBytes bounds one destination transaction of copy.
 const copyBatchBytes = 8 << 20
 
-// The opens of copy's destination: the store it fills and the engine
-// open that checks the result (variables so that a test sees the options
-// they are given).
-var (
-	copyOpenStore  = backend.Open
-	copyOpenEngine = engine.Open
-)
+// copyOpens are the opens of copy's destination: the store it fills and
+// the engine open that checks the result (fields so that a test sees the
+// options they are given); nil for the production ones (backend.Open,
+// engine.Open).
+type copyOpens struct {
+	openStore  func(o kv.Options, kind string) (kv.Store, string, error)
+	openEngine func(ctx context.Context, dir string, o engine.Options) (*engine.DB, error)
+}
 
-func copyCommand() *command {
+func copyCommand() *command { return newCopyCommand(copyOpens{}) }
+
+// newCopyCommand is the copy command opening its destination with opens.
+func newCopyCommand(opens copyOpens) *command {
+	if opens.openStore == nil {
+		opens.openStore = backend.Open
+	}
+	if opens.openEngine == nil {
+		opens.openEngine = engine.Open
+	}
 	c := &command{
 		name:    "copy",
 		summary: "copy a whole database into an empty directory, on the same or the other backend",
@@ -101,7 +111,7 @@ func copyCommand() *command {
 			if err := os.Mkdir(work, 0o755); err != nil {
 				return fmt.Errorf("copy: %w", err)
 			}
-			dst, kind, err := copyOpenStore(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), CacheSize: cache, Logger: log}, dstKind)
+			dst, kind, err := opens.openStore(kv.Options{Dir: work, Create: true, Buckets: engine.Buckets(st.Access == "hash", 0), CacheSize: cache, Logger: log}, dstKind)
 			if err != nil {
 				return fmt.Errorf("copy %s to %s: %w (%s left as it was)%s", f.dir, dstDir, err, dstDir, copyCacheHint(err, cache))
 			}
@@ -119,7 +129,7 @@ func copyCommand() *command {
 			}
 			// Open the copy once with the engine: it checks the layout and records the writer.
 			// The whole cache to the backend, as for SRC (dbFlags.open).
-			out, err := copyOpenEngine(ctx, work, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, CacheSize: cache, RecordCache: -1, Logger: log})
+			out, err := opens.openEngine(ctx, work, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}, CacheSize: cache, RecordCache: -1, Logger: log})
 			if err != nil {
 				return fmt.Errorf("open the copy of %s: %w (%s left as it was)%s", f.dir, err, dstDir, copyCacheHint(err, cache))
 			}

@@ -3,6 +3,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"path/filepath"
 	"strings"
@@ -17,9 +18,9 @@ import (
 // DB environment of DST too (on a small file system the room its region
 // files may take is what a smaller cache makes fit): both opens of the
 // destination, the store the copy fills and the engine open that checks
-// it, get the cache asked for (seen through copyOpenStore and
-// copyOpenEngine; the environment's region files, created lazily, do not
-// show the cache size reliably).
+// it, get the cache asked for (seen through the opens the command is
+// given, copyOpens; the environment's region files, created lazily, do
+// not show the cache size reliably).
 func TestCopyCacheSizeAppliesToDst(t *testing.T) {
 	src, sdb := newTestDB(t, "bdb")
 	if err := sdb.Close(); err != nil {
@@ -27,20 +28,23 @@ func TestCopyCacheSizeAppliesToDst(t *testing.T) {
 	}
 	var storeOpts kv.Options
 	var engineOpts engine.Options
-	oldStore, oldEngine := copyOpenStore, copyOpenEngine
-	defer func() { copyOpenStore, copyOpenEngine = oldStore, oldEngine }()
-	copyOpenStore = func(o kv.Options, kind string) (kv.Store, string, error) {
-		storeOpts = o
-		return oldStore(o, kind)
-	}
-	copyOpenEngine = func(ctx context.Context, dir string, o engine.Options) (*engine.DB, error) {
-		engineOpts = o
-		return oldEngine(ctx, dir, o)
-	}
+	cmd := newCopyCommand(copyOpens{
+		openStore: func(o kv.Options, kind string) (kv.Store, string, error) {
+			storeOpts = o
+			return backend.Open(o, kind)
+		},
+		openEngine: func(ctx context.Context, dir string, o engine.Options) (*engine.DB, error) {
+			engineOpts = o
+			return engine.Open(ctx, dir, o)
+		},
+	})
 	dst := filepath.Join(t.TempDir(), "copy")
-	code, out, stderr := runCLI(t, nil, "copy", "--backend", "bdb", "--cache-size", "8MiB", src, dst)
-	if code != exitOK || !strings.Contains(out, "copied ") {
-		t.Fatalf("copy: exit %d\n%s%s", code, out, stderr)
+	var out, stderr bytes.Buffer
+	cio := cmdIO{stdin: strings.NewReader(""), stdout: &out, stderr: &stderr}
+	cc := cmd.cobra(&cio)
+	cc.SetArgs([]string{"--backend", "bdb", "--cache-size", "8MiB", src, dst})
+	if err := cc.ExecuteContext(context.Background()); err != nil || !strings.Contains(out.String(), "copied ") {
+		t.Fatalf("copy: %v\n%s%s", err, out.String(), stderr.String())
 	}
 	if kind, err := backend.Detect(dst); err != nil || kind != backend.BDB {
 		t.Fatalf("DST holds %q (%v), want bdb", kind, err)
