@@ -85,7 +85,14 @@ func (c *conn) commitPhases(phase1 bool) error {
 	if err != nil {
 		return err
 	}
-	nf, err := c.chargeFrames(data, charged)
+	// Rule 1's count of records, before the frames are charged or parsed:
+	// refused, the commit has announced nothing (countRule).
+	nf := countFrames(data)
+	if fe := s.countRule(nf); fe != nil {
+		s.inflight.release(charged)
+		return c.refuse(statusRefused, fe, len(data))
+	}
+	err = c.chargeFrames(data, nf, charged)
 	if err == nil {
 		charged += int64(nf) * frameCost
 	}
@@ -295,30 +302,29 @@ const frameCost = 256
 // chargeFrames charges the frames of data, frameCost each, to the budget
 // of bytes in flight, before they are parsed: a commit of many tiny frames
 // costs several times its data (a 200 MiB commit of 24-byte frames took
-// 1.5 GB unaccounted). held is the commit's data charge. It counts the
-// frames with a scan of their lengths, allocating nothing, and returns
-// their number; the caller releases frames·frameCost when the commit is
-// decided (nothing is charged on error). The error wraps ErrInflight if there is
+// 1.5 GB unaccounted). nf is their number (countFrames: a scan of their
+// lengths, allocating nothing), held the commit's data charge; the caller
+// releases nf·frameCost when the commit is decided (nothing is charged on
+// error). The error wraps ErrInflight if there is
 // no room within InflightWait (at once if the data and the frames need
 // more than the whole budget), or is errStopping.
-func (c *conn) chargeFrames(data []byte, held int64) (int, error) {
-	nf := countFrames(data)
+func (c *conn) chargeFrames(data []byte, nf int, held int64) error {
 	n := int64(nf) * frameCost
 	if n == 0 {
-		return 0, nil
+		return nil
 	}
 	b := c.s.inflight
 	if held+n > b.limit {
-		return nf, fmt.Errorf("server: %d bytes of commit data and %d frames (%d bytes in flight at %d a frame), more than the whole budget of %d: %w",
+		return fmt.Errorf("server: %d bytes of commit data and %d frames (%d bytes in flight at %d a frame), more than the whole budget of %d: %w",
 			len(data), nf, n, frameCost, b.limit, ErrInflight)
 	}
 	if err := b.acquireHolding(c.s.soft, n, held, c.s.cfg.InflightWait); err != nil {
 		if !errors.Is(err, ErrInflight) {
-			return nf, errStopping // the wait was ended by shutdown
+			return errStopping // the wait was ended by shutdown
 		}
-		return nf, fmt.Errorf("server: commit of %d frames: %w", nf, err)
+		return fmt.Errorf("server: commit of %d frames: %w", nf, err)
 	}
-	return nf, nil
+	return nil
 }
 
 // discardData refuses a commit whose data does not fit in the budget of

@@ -20,8 +20,17 @@ const (
 	DefaultMaxCommit = 1 << 30
 	// MaxCommitLimit is the protocol's own bound on a commit len.
 	MaxCommitLimit = 1<<32 - 1
-	// DefaultMaxInvalid caps a connection's invalid set (I7).
+	// DefaultMaxInvalid caps a connection's invalid set in oids (I7,
+	// --max-invalid): the list a client is sent at its next S or phase 1,
+	// int4 k and 8·k bytes, 32 MiB (the stock client holds it as k Python
+	// strings, about 200 MB). It bounds no server memory (the sets are
+	// runs: MaxInvalidRuns, MaxInvalidMemory). A commit of more records is
+	// refused with E (rule 1), so one commit cannot put another
+	// connection's set over it alone.
 	DefaultMaxInvalid = 4_194_304
+	// MaxInvalidLimit is the protocol's own bound on an invalid list: its
+	// count is an int4.
+	MaxInvalidLimit = 1<<32 - 1
 	// DefaultMaxInvalidRuns caps the runs of a connection's invalid set
 	// (I7): 16 bytes each, so 4 MiB per connection. A set of scattered
 	// oids costs a run per oid; the oid cap alone would let one
@@ -58,7 +67,10 @@ type Config struct {
 	// MaxCommit is the largest commit len; above it the data is discarded
 	// and answered E (rule 1). At most MaxCommitLimit.
 	MaxCommit int64
-	// MaxInvalid caps each connection's invalid set (I7).
+	// MaxInvalid caps each connection's invalid set in oids: a connection
+	// whose set would go over it is closed (I7), and a commit of more
+	// records is refused with E (rule 1 of §5.5), since it would close
+	// every other connection. At most MaxInvalidLimit.
 	MaxInvalid int
 	// MaxInvalidRuns caps the runs (16 bytes each) of each connection's
 	// invalid set (I7).
@@ -157,6 +169,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxInvalid <= 0 {
 		c.MaxInvalid = DefaultMaxInvalid
+	}
+	if int64(c.MaxInvalid) > MaxInvalidLimit {
+		c.MaxInvalid = MaxInvalidLimit
 	}
 	if c.MaxInvalidRuns <= 0 {
 		c.MaxInvalidRuns = DefaultMaxInvalidRuns

@@ -233,7 +233,9 @@ func (c *conn) kill(reason string) {
 // addInvalid merges rs into the invalid set, closing the connection if the
 // set would exceed its cap in oids or in runs, or take the invalid sets of
 // all connections over MaxInvalidMemory (I7). Called by other connections'
-// goroutines.
+// goroutines. A commit's rs alone never exceeds the cap in oids (it is
+// refused first, commitPath.countRule): that cap closes only a connection
+// that did not sync while several changes accumulated.
 func (c *conn) addInvalid(rs []run) {
 	var n uint64
 	var runs int
@@ -265,7 +267,8 @@ func (c *conn) addInvalid(rs []run) {
 	c.mu.Unlock()
 	switch {
 	case overOwn:
-		c.log.Warn("closing connection: invalid set over its limit (I7)", "oids", n, "max", c.s.cfg.MaxInvalid,
+		c.log.Warn("closing connection: invalid set over its limit (I7): changes since its last sync (S or commit) over --max-invalid oids or --max-invalid-runs runs",
+			"oids", n, "max", c.s.cfg.MaxInvalid,
 			"runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns)
 	case overAll:
 		c.log.Warn("closing connection: the invalid sets of all connections would be over --max-invalid-memory (I7)",

@@ -40,7 +40,9 @@ import (
 //
 // # Rules, in order (§5.5)
 //
-// Rules 1–2 (lengthRule) are decided from the length alone, 3–5 and 8
+// Rules 1–2 (lengthRule) are decided from the length alone, and rule 1's
+// count of records (countRule) from the frame lengths as soon as the data
+// has arrived, before the frames are charged or parsed; 3–5 and 8
 // (checkFrames) from the data before the token is pinned, 6–7 (checkOwners)
 // under allocMu with the token pinned, 9 against Token.Seq (admit). Rules
 // 10–11 are the storage's (Storage.Stage; answered by conn.commitFailed).
@@ -128,6 +130,48 @@ func (p *commitPath) lengthRule(n uint32) int {
 	return 0
 }
 
+// countRule decides the second half of rule 1 of §5.5 for a commit of nf
+// frames (countFrames): more records than an invalid set may hold
+// (Config.MaxInvalid) are refused. Announced, such a commit would put the
+// invalid set of every other open connection over its cap, however
+// recently it synced, and I7 would close them all: the cap bounds the list
+// a client must take at its next S or phase 1 (int4 k and 8·k bytes), and
+// one commit must not be able to exceed it alone. A commit of nf frames
+// stores at most nf oids, and more frames than distinct oids means rule 5
+// refuses it anyway, so the frame count decides without parsing.
+func (p *commitPath) countRule(nf int) *frameError {
+	if nf <= p.cfg.MaxInvalid {
+		return nil
+	}
+	return &frameError{rule: 1, msg: fmt.Sprintf(
+		"%d records, more than the %d oids an invalid set may hold (--max-invalid): every other connection would be told of more than its cap and closed (I7); split the transaction or raise --max-invalid",
+		nf, p.cfg.MaxInvalid)}
+}
+
+// runsRule decides the last part of rule 1 of §5.5 for a commit whose
+// distinct oids, sorted, are sorted: more runs of consecutive oids than an
+// invalid set may hold (Config.MaxInvalidRuns) are refused, like more
+// records than it may hold in oids (countRule): announced, the commit
+// would put every other connection's set over that cap at once and I7
+// would close them all.
+func (p *commitPath) runsRule(sorted []uint64) *frameError {
+	if len(sorted) <= p.cfg.MaxInvalidRuns {
+		return nil
+	}
+	runs := 1
+	for i := 1; i < len(sorted); i++ {
+		if sorted[i] != sorted[i-1]+1 {
+			runs++
+		}
+	}
+	if runs <= p.cfg.MaxInvalidRuns {
+		return nil
+	}
+	return &frameError{rule: 1, msg: fmt.Sprintf(
+		"%d runs of consecutive oids, more than the %d an invalid set may hold (--max-invalid-runs): every other connection would be told of more than its cap and closed (I7); split the transaction or raise --max-invalid-runs",
+		runs, p.cfg.MaxInvalidRuns)}
+}
+
 // checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the
 // token pinned nor the allocation lock. It returns the frames and their
 // oids sorted.
@@ -177,6 +221,9 @@ func (p *commitPath) checkFramesInto(sc *commitScratch, data []byte) (frames, []
 			return f, nil, &frameError{rule: 5, off: off, oid: oid, hasOID: true,
 				msg: "the same oid in two frames"}
 		}
+	}
+	if fe := p.runsRule(sorted); fe != nil {
+		return f, nil, fe
 	}
 	// Rule 8 before 6 and 7: all three answer E, and the scan is best done
 	// before the token is pinned.
@@ -398,7 +445,9 @@ func runsLen(rs []run) uint64 {
 }
 
 // invalidate adds rs to the invalid set of every open connection except
-// skip. Connections whose set would exceed the cap are closed (I7).
+// skip. Connections whose set would exceed the cap are closed (I7). A
+// commit's rs never exceeds the cap in oids alone (countRule): only a set
+// that was not emptied by a sync since earlier changes can go over it.
 func (p *commitPath) invalidate(rs []run, skip *conn) {
 	if len(rs) == 0 {
 		return

@@ -36,7 +36,7 @@ type serveFlags struct {
 	allowQuit, tlsCert, tlsKey, tlsClientCA       string
 	metricsAddr, access, pageSize, recCache       string
 	minFree, gcMode, ckptBytes, cpuProfile        string
-	gcRate, ckptCommits                           int
+	gcRate, ckptCommits, maxInvalid               int
 	ckptManual, keepLogs, printCfg, keepSysmon    bool
 	pageChecksums                                 bool
 	repl                                          replFlags
@@ -86,6 +86,7 @@ func (f *serveFlags) registerLimits(fs *pflag.FlagSet) {
 	fs.StringVar(&f.minWriteRate, "min-write-rate", "256KiB", "slowest a client may read a large load reply (bytes/s; 0: no bound but the write timeout)")
 	fs.StringVar(&f.minReadRate, "min-read-rate", "256KiB", "slowest a commit's data may arrive (bytes/s): all of it within the request timeout plus its length at this rate, else the connection is closed (0: no bound but the request timeout per read)")
 	fs.IntVar(&f.maxConns, "max-connections", server.DefaultMaxConnections, "connections served at once; more are closed at once")
+	fs.IntVar(&f.maxInvalid, "max-invalid", server.DefaultMaxInvalid, "oids a connection's invalid set may hold (the list its next sync or commit is sent: 8 bytes each); more closes that connection (rule I7), and a commit of more records is refused with E (at most 4294967295)")
 	fs.IntVar(&f.maxInvalidRuns, "max-invalid-runs", server.DefaultMaxInvalidRuns, "runs of consecutive oids (16 bytes each) a connection's invalid set may hold; more closes that connection (rule I7)")
 	fs.StringVar(&f.maxUnusedMemory, "max-unused-memory", "", "bytes the unused sets (oids handed out, not yet committed) of all connections may hold together (24 a run); an allocation that would go over, or a commit that fragments them over it, closes its connection (default: an eighth of memory, 64MiB to 4GiB)")
 	fs.StringVar(&f.maxInvalidMemory, "max-invalid-memory", "", "bytes the invalid sets of all connections may hold together (16 a run); a connection whose set would go over closes (rule I7) (default: an eighth of memory, 64MiB to 4GiB)")
@@ -319,9 +320,12 @@ func (f *serveFlags) serverConfig() (server.Config, error) {
 	if f.maxBulk <= 0 || f.maxConns <= 0 || f.maxInvalidRuns <= 0 || f.lease <= 0 || f.gcbytes < 0 {
 		return cfg, &usageError{"--max-bulk, --max-connections, --max-invalid-runs and --commit-lease must be positive, --gcbytes not negative"}
 	}
+	if f.maxInvalid <= 0 || int64(f.maxInvalid) > server.MaxInvalidLimit {
+		return cfg, &usageError{fmt.Sprintf("--max-invalid: bad value %d (1 to 4294967295 oids)", f.maxInvalid)}
+	}
 	cfg = server.Config{
 		MaxBulk: f.maxBulk, MaxCommit: mc, CommitLease: f.lease, MaxConnections: f.maxConns,
-		MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, MaxUnusedMemory: unusedMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
+		MaxInvalid: f.maxInvalid, MaxInvalidRuns: f.maxInvalidRuns, MaxInvalidMemory: invalidMem, MaxUnusedMemory: unusedMem, IdleTimeout: f.idle, NoQuit: f.noQuit, GCBytes: f.gcbytes,
 		MaxInflight: inflight, InflightWait: f.inflightWait, MinWriteRate: rate, MinReadRate: readRate,
 		AllowQuit: quitPolicy, MaxConnsPerAddress: f.maxPerAddr,
 	}
