@@ -3,10 +3,12 @@
 package bdb
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/durusbdb/durusbdb/cgo/libdb"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // Access is a database access method.
@@ -217,10 +219,27 @@ func (d *DB) end(txn *Txn) {
 // Get returns a copy of the value stored under key, or an error matching
 // ErrNotFound. txn nil reads outside any transaction. See DB->get.
 func (d *DB) Get(txn *Txn, key []byte) ([]byte, error) {
-	return d.get(txn, key, 0)
+	return d.get(txn, key, 0, -1)
 }
 
-func (d *DB) get(txn *Txn, key []byte, flags uint32) ([]byte, error) {
+// GetBounded is Get for a value of at most limit bytes: a longer one is not
+// read (libdb gives its size before reading its overflow pages) and the
+// error is a *kv.ValueSizeError giving its size. A longer value that fits
+// the pooled read buffer (at most poolKeep bytes) is returned.
+func (d *DB) GetBounded(txn *Txn, key []byte, limit int) ([]byte, error) {
+	return d.get(txn, key, 0, max(limit, 0))
+}
+
+// poolKeep is the largest read buffer kept in DB.pool: a value up to this
+// size is read into a pooled buffer and copied out (one libdb call once
+// the buffer has grown); a larger one is read into a buffer of its exact
+// size, which is returned without a copy. Pooled buffers are thus a small
+// constant per concurrent reader.
+const poolKeep = 64 << 10
+
+// get reads key into a pooled buffer; limit ≥ 0 bounds the value that is
+// allocated and read (see GetBounded).
+func (d *DB) get(txn *Txn, key []byte, flags uint32, limit int) ([]byte, error) {
 	h, lt, err := d.begin(txn)
 	if err != nil {
 		return nil, err
@@ -231,20 +250,29 @@ func (d *DB) get(txn *Txn, key []byte, flags uint32) ([]byte, error) {
 		b := make([]byte, 4096)
 		pb = &b
 	}
-	v, err := h.Get(lt, key, *pb, flags)
+	v, need, err := h.GetLimit(lt, key, *pb, limit, flags)
 	if err != nil {
 		d.pool.Put(pb)
-		if le, ok := err.(*libdb.Error); ok && le.Code == int(libdb.ErrNotFound) {
-			return nil, d.notFound
+		if le, ok := err.(*libdb.Error); ok {
+			switch libdb.Errno(le.Code) {
+			case libdb.ErrNotFound:
+				return nil, d.notFound
+			case libdb.ErrBufferSmall:
+				return nil, fmt.Errorf("bdb: get from %s: %w", d.file, &kv.ValueSizeError{Bucket: d.file, Size: need, Max: limit})
+			}
 		}
 		return nil, d.env.dataErr("get from "+d.file, err)
 	}
+	if cap(v) > cap(*pb) {
+		// A buffer of the value's exact size, made for this read.
+		if cap(v) > poolKeep {
+			d.pool.Put(pb)
+			return v, nil
+		}
+		*pb = v[:cap(v)] // keep the grown buffer for next time
+	}
 	out := make([]byte, len(v))
 	copy(out, v)
-	// Keep a grown buffer for next time unless it is huge.
-	if cap(v) > cap(*pb) && cap(v) <= 1<<20 {
-		*pb = v[:cap(v)]
-	}
 	d.pool.Put(pb)
 	return out, nil
 }

@@ -429,7 +429,7 @@ func (x *storeTxn) Get(bucket string, key []byte) ([]byte, error) {
 	if x.writable {
 		flags = libdb.RMW
 	}
-	return db.get(x.t, key, flags)
+	return db.get(x.t, key, flags, -1)
 }
 
 // live reports ErrTxnDone (or ErrClosed) for an ended transaction.
@@ -608,7 +608,35 @@ func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
 	return v, err
 }
 
-var _ kv.Getter = (*Store)(nil)
+// GetBounded is Get for a caller that accounts for a value's memory before
+// it is read: a value longer than max bytes is not read (libdb answers
+// DB_BUFFER_SMALL with its size before it touches the overflow pages), and
+// the error is a *kv.ValueSizeError giving the size. It implements
+// kv.BoundedGetter.
+func (s *Store) GetBounded(bucket string, key []byte, max int) ([]byte, error) {
+	h := s.acquire()
+	defer s.release(h)
+	d, ok := h.dbs[bucket]
+	if !ok {
+		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
+	}
+	v, err := d.GetBounded(nil, key, max)
+	for i := 0; i < getRetries && errors.Is(err, ErrDeadlock); i++ {
+		v, err = d.GetBounded(nil, key, max)
+	}
+	if err != nil {
+		var se *kv.ValueSizeError
+		if errors.As(err, &se) {
+			se.Bucket = bucket
+		}
+	}
+	return v, err
+}
+
+var (
+	_ kv.Getter        = (*Store)(nil)
+	_ kv.BoundedGetter = (*Store)(nil)
+)
 
 // LibraryVersion returns the version string of the libdb this binary
 // links, for `durusbdb version` and bug reports.

@@ -133,20 +133,42 @@ func (db *DB) ReadOnly() bool { return db.opts.ReadOnly }
 // error wrapping ErrNotFound naming the oid. The record may be shared with
 // the record cache and other callers: it must not be modified.
 func (db *DB) Load(oid uint64) ([]byte, error) {
+	return db.load(oid, -1)
+}
+
+// LoadBounded is Load for a caller that charges the memory of a large
+// record to a budget before the record is read (the server's budget of
+// bytes in flight). A record to be read from the store whose read would
+// hold more than limit bytes is not read when its size is known beforehand:
+// the error is a *RecordSizeError (wrapping ErrRecordLarge) giving the
+// bytes to charge (Need), and the caller may call again with limit at
+// least Need once it has them. The size is known beforehand on Berkeley DB
+// always (DB->get measures a value without reading it; kv.BoundedGetter),
+// and on LevelDB once a load has read the record since it was last
+// written (the record cache keeps the size of records too large for it,
+// while it is enabled). A record already in memory (cached, or held by a
+// concurrent load) is returned whatever its size, as is one whose size
+// could not be known before it was read: callers check len.
+func (db *DB) LoadBounded(oid uint64, limit int) ([]byte, error) {
+	return db.load(oid, max(limit, 0))
+}
+
+// load is Load (limit < 0) and LoadBounded (limit ≥ 0).
+func (db *DB) load(oid uint64, limit int) ([]byte, error) {
 	if db.closed.Load() {
 		return nil, ErrClosed
 	}
 	db.waitStaged(oid)
 	db.waitForwarded(oid)
-	rec, epoch, hit := db.cache.get(oid)
+	rec, epoch, size, hit := db.cache.lookup(oid)
 	if hit {
 		return rec, nil
 	}
 	if db.cache.shard(oid).budget > 0 {
-		rec, err := db.loadShared(oid, epoch)
+		rec, err := db.loadShared(oid, epoch, size, limit)
 		return rec, db.loadErr(err)
 	}
-	rec, err := db.loadStore(oid, epoch)
+	rec, err := db.loadStore(oid, epoch, limit)
 	return rec, db.loadErr(err)
 }
 
@@ -160,11 +182,36 @@ func (db *DB) loadErr(err error) error {
 	return err
 }
 
-// loadStore reads oid from the store and offers it to the record cache.
-func (db *DB) loadStore(oid uint64, epoch uint64) ([]byte, error) {
+// readCost returns the bytes a read of a record of n bytes holds at its
+// peak (kv.ReadCoster; n when the store does not say).
+func (db *DB) readCost(n int) int {
+	if rc, ok := db.store.(kv.ReadCoster); ok {
+		return rc.ReadCost(n)
+	}
+	return n
+}
+
+// sizeError is LoadBounded's refusal of oid, a record of size bytes, under
+// limit.
+func (db *DB) sizeError(oid uint64, size, limit int) error {
+	return &RecordSizeError{OID: oid, Size: size, Need: db.readCost(size), Max: limit}
+}
+
+// loadStore reads oid from the store and offers it to the record cache;
+// limit ≥ 0 bounds the read where the store can measure a value first
+// (kv.BoundedGetter).
+func (db *DB) loadStore(oid uint64, epoch uint64, limit int) ([]byte, error) {
 	var rec []byte
 	var err error
-	if g, ok := db.store.(kv.Getter); ok {
+	if bg, ok := db.store.(kv.BoundedGetter); ok && limit >= 0 {
+		rec, err = bg.GetBounded(BucketObjects, record.OIDBytes(oid), limit)
+		if err != nil {
+			var se *kv.ValueSizeError
+			if errors.As(err, &se) {
+				return nil, db.sizeError(oid, se.Size, limit)
+			}
+		}
+	} else if g, ok := db.store.(kv.Getter); ok {
 		// One read outside a transaction: the hot path of L and B.
 		rec, err = g.Get(BucketObjects, record.OIDBytes(oid))
 	} else {
@@ -224,8 +271,16 @@ type loadShard struct {
 type loadCall struct {
 	done  sync.WaitGroup // done when rec and err are set
 	epoch uint64
+	limit int // the read's bound (LoadBounded's limit; < 0: none)
 	rec   []byte
 	err   error
+}
+
+// covers reports whether a load with bound limit may take c's outcome: c
+// read with no bound, or one at least as large (a smaller one may have
+// refused a record that limit allows).
+func (c *loadCall) covers(limit int) bool {
+	return c.limit < 0 || (limit >= 0 && c.limit >= limit)
 }
 
 // sharedLoad is a weak reference to a large loaded record.
@@ -236,8 +291,11 @@ type sharedLoad struct {
 }
 
 // loadShared is Load's read of the store with sharing (see loadShare);
-// epoch is the record-cache shard epoch read after waitStaged.
-func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
+// epoch is the record-cache shard epoch read after waitStaged, size the
+// record's size if the cache knows it (0 if not), limit LoadBounded's
+// bound (< 0: none). A record held by another load is shared whatever its
+// size; one known to be larger than the bound is refused before a read.
+func (db *DB) loadShared(oid uint64, epoch uint64, size, limit int) ([]byte, error) {
 	sh := &db.share.shards[(oid^oid>>17)%loadShards]
 	sh.mu.Lock()
 	if r, ok := sh.recs[oid]; ok {
@@ -247,16 +305,22 @@ func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
 		}
 		delete(sh.recs, oid)
 	}
-	if c, ok := sh.calls[oid]; ok && c.epoch == epoch {
+	if c, ok := sh.calls[oid]; ok && c.epoch == epoch && c.covers(limit) {
 		sh.mu.Unlock()
 		c.done.Wait()
 		return c.rec, c.err
 	}
-	c := &loadCall{epoch: epoch}
+	if limit >= 0 && size > 0 && db.readCost(size) > limit {
+		sh.mu.Unlock()
+		return nil, db.sizeError(oid, size, limit)
+	}
+	c := &loadCall{epoch: epoch, limit: limit}
 	c.done.Add(1)
 	if sh.calls == nil {
 		sh.calls = make(map[uint64]*loadCall)
 	}
+	// A call with a smaller bound in progress is replaced: later loads
+	// join this one, which covers more.
 	sh.calls[oid] = c
 	sh.mu.Unlock()
 
@@ -281,7 +345,7 @@ func (db *DB) loadShared(oid uint64, epoch uint64) ([]byte, error) {
 		sh.mu.Unlock()
 		c.done.Done()
 	}()
-	c.rec, c.err = db.loadStore(oid, epoch)
+	c.rec, c.err = db.loadStore(oid, epoch, limit)
 	return c.rec, c.err
 }
 

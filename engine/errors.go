@@ -57,6 +57,30 @@ var (
 	ErrTooLarge = errors.New("engine: commit too large for one transaction of the storage's cache")
 )
 
+// ErrRecordLarge is wrapped by the error of DB.LoadBounded for a record
+// whose read would hold more memory than the caller allowed; the error is
+// a *RecordSizeError.
+var ErrRecordLarge = errors.New("engine: record larger than the load allowed")
+
+// RecordSizeError is DB.LoadBounded's refusal of a record it did not read:
+// Size is the record's length when it was measured (a later load may find
+// another), Need the bytes its read holds at its peak (Size, or more where
+// the store copies it several times: kv.ReadCoster), Max the bound given.
+type RecordSizeError struct {
+	OID  uint64
+	Size int
+	Need int
+	Max  int
+}
+
+// Error describes the refused load.
+func (e *RecordSizeError) Error() string {
+	return fmt.Sprintf("engine: load oid %d: record of %d bytes needs %d bytes to read, over the %d allowed", e.OID, e.Size, e.Need, e.Max)
+}
+
+// Unwrap returns ErrRecordLarge.
+func (e *RecordSizeError) Unwrap() error { return ErrRecordLarge }
+
 // ImportError is Import's error once the import has begun writing: the
 // cause, and what became of the records written so far (Aftermath: "nothing
 // imported", or why the directory stays marked incomplete). A caller that

@@ -39,7 +39,22 @@ type recShard struct {
 	bytes  int64             // counted size of m; owned by mu
 	budget int64             // 0: the shard caches nothing
 	epoch  uint64            // bumped by every invalidation; owned by mu
+	// sizes holds the size of records too large to cache (at least
+	// sizeHintMin bytes) that a load read: DB.LoadBounded refuses them
+	// before reading, so their memory is charged first on stores that
+	// cannot measure a value without reading it (LevelDB). Kept coherent
+	// like m (fill under the epoch check, dropped by invalidate); at most
+	// sizeHintsMax entries. Owned by mu.
+	sizes map[uint64]int
 }
+
+// sizeHintMin is the smallest record whose size the cache remembers (the
+// server charges replies from 32 KiB on).
+const sizeHintMin = 32 << 10
+
+// sizeHintsMax bounds the size hints of one shard (a map entry of 16
+// bytes each: about 200 KiB per shard, 3 MiB in all, at most).
+const sizeHintsMax = 8192
 
 // newRecCache returns a cache of about budget bytes (≤ 0: disabled).
 func newRecCache(budget int64) *recCache {
@@ -61,30 +76,48 @@ func (c *recCache) shard(oid uint64) *recShard {
 // get returns the cached record of oid and the shard's epoch, to be passed
 // to fill after a miss.
 func (c *recCache) get(oid uint64) (rec []byte, epoch uint64, ok bool) {
+	rec, epoch, _, ok = c.lookup(oid)
+	return rec, epoch, ok
+}
+
+// lookup is get that also returns, on a miss, the size of oid's record if
+// a load found it too large to cache since it was last written (0 if not
+// known).
+func (c *recCache) lookup(oid uint64) (rec []byte, epoch uint64, size int, ok bool) {
 	s := c.shard(oid)
 	if s.budget == 0 {
-		return nil, 0, false
+		return nil, 0, 0, false
 	}
 	s.mu.Lock()
 	rec, ok = s.m[oid]
 	epoch = s.epoch
+	if !ok && len(s.sizes) > 0 {
+		size = s.sizes[oid]
+	}
 	s.mu.Unlock()
 	if ok {
 		c.hits.Add(1)
 	} else {
 		c.misses.Add(1)
 	}
-	return rec, epoch, ok
+	return rec, epoch, size, ok
 }
 
 // fill caches rec, read from the store after get returned epoch, unless a
 // writer invalidated the shard since. Records larger than an eighth of the
-// shard are not cached. Entries are evicted in map order (pseudo-random)
-// until the shard is within budget.
+// shard are not cached; of those from sizeHintMin bytes on, the size is
+// kept (see recShard.sizes). Entries are evicted in map order
+// (pseudo-random) until the shard is within budget.
 func (c *recCache) fill(oid uint64, rec []byte, epoch uint64) {
 	s := c.shard(oid)
 	size := int64(len(rec)) + recOverhead
-	if s.budget == 0 || size > s.budget/8 {
+	if s.budget == 0 {
+		return
+	}
+	if size > s.budget/8 {
+		if len(rec) >= sizeHintMin {
+			s.hint(oid, len(rec), epoch)
+		}
 		return
 	}
 	s.mu.Lock()
@@ -109,6 +142,27 @@ func (c *recCache) fill(oid uint64, rec []byte, epoch uint64) {
 	s.bytes += size
 }
 
+// hint keeps n, the size of oid's record read after get returned epoch,
+// unless a writer invalidated the shard since; a full set of hints loses
+// one (map order) to make room.
+func (s *recShard) hint(oid uint64, n int, epoch uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.epoch != epoch {
+		return
+	}
+	if s.sizes == nil {
+		s.sizes = make(map[uint64]int)
+	}
+	if _, ok := s.sizes[oid]; !ok && len(s.sizes) >= sizeHintsMax {
+		for k := range s.sizes {
+			delete(s.sizes, k)
+			break
+		}
+	}
+	s.sizes[oid] = n
+}
+
 // invalidate drops oids; the caller has committed the transaction that
 // changed or removed their records.
 func (c *recCache) invalidate(oids ...uint64) {
@@ -121,6 +175,9 @@ func (c *recCache) invalidate(oids ...uint64) {
 		if v, ok := s.m[oid]; ok {
 			delete(s.m, oid)
 			s.bytes -= int64(len(v)) + recOverhead
+		}
+		if len(s.sizes) > 0 {
+			delete(s.sizes, oid)
 		}
 		s.epoch++
 		s.mu.Unlock()
@@ -135,6 +192,7 @@ func (c *recCache) purge() {
 		if s.m != nil {
 			clear(s.m)
 		}
+		clear(s.sizes)
 		s.bytes = 0
 		s.epoch++
 		s.mu.Unlock()

@@ -30,6 +30,7 @@ package kv
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 )
 
@@ -136,6 +137,53 @@ type Store interface {
 // only. The engine's single-object loads use it when present.
 type Getter interface {
 	Get(bucket string, key []byte) ([]byte, error)
+}
+
+// BoundedGetter is implemented by stores that can tell a value's size
+// before they allocate it (Berkeley DB: DB->get into a bounded user buffer
+// answers DB_BUFFER_SMALL with the size, reading no overflow page), so
+// that a caller can account for the memory of a large value, and wait for
+// room, before it is read. GetBounded reads like Getter.Get, but a value
+// longer than max bytes is not read: the error is a *ValueSizeError
+// (wrapping ErrValueTooLarge) giving its size, and the caller may call
+// again with a larger max. A value longer than max may still be returned
+// when reading it cost no allocation beyond the backend's own bounded read
+// buffer (at most 64 KiB). LevelDB cannot learn a size without reading the
+// value (its Get copies it, and an iterator reads the whole block holding
+// it), so it does not implement this interface.
+type BoundedGetter interface {
+	GetBounded(bucket string, key []byte, max int) ([]byte, error)
+}
+
+// ErrValueTooLarge is wrapped by the error of BoundedGetter.GetBounded for a
+// value longer than the caller allowed.
+var ErrValueTooLarge = errors.New("kv: value larger than the caller allowed")
+
+// ValueSizeError is the error of BoundedGetter.GetBounded for a value
+// longer than max bytes: it was not read. Size is its length when it was
+// measured (a later read may find another). It wraps ErrValueTooLarge.
+type ValueSizeError struct {
+	Bucket string
+	Size   int // the value's length in bytes
+	Max    int // the bound the caller gave
+}
+
+// Error describes the refused read.
+func (e *ValueSizeError) Error() string {
+	return fmt.Sprintf("kv: value of %d bytes in bucket %s, over the %d bytes allowed", e.Size, e.Bucket, e.Max)
+}
+
+// Unwrap returns ErrValueTooLarge.
+func (e *ValueSizeError) Unwrap() error { return ErrValueTooLarge }
+
+// ReadCoster is implemented by stores whose read of one value holds more
+// memory than the value's own Go copy while it runs. ReadCost returns the
+// peak bytes a Get of a value of n bytes may hold (LevelDB: the table
+// block holding it, a C++ string and the C API's malloc'd copy besides the
+// Go slice). A caller that charges a read to a memory budget before it
+// starts charges this much; a store without it costs n.
+type ReadCoster interface {
+	ReadCost(n int) int
 }
 
 // TxnBounded is implemented by stores whose cache bounds one transaction:

@@ -636,7 +636,25 @@ func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
 	return v, nil
 }
 
-var _ kv.Getter = (*Store)(nil)
+// readCopies is how many copies of a value a Get holds at its peak:
+// LevelDB reads the table block holding the value (uncompressing it into
+// a second buffer when it is compressed) and copies the value into a C++
+// string, the C API copies that into a malloc'd buffer, and levigo copies
+// that into the Go slice; each copy is freed once the next is made, so
+// about three are alive at once.
+const readCopies = 3
+
+// ReadCost implements kv.ReadCoster: a Get of a value of n bytes holds
+// about readCopies×n bytes at its peak, most of it in C memory. LevelDB
+// cannot tell a value's size before it has read it (there is no bounded
+// read: Get copies the value, an iterator reads its whole block), so this
+// is what a caller that knows the size from elsewhere reserves.
+func (s *Store) ReadCost(n int) int { return readCopies * n }
+
+var (
+	_ kv.Getter     = (*Store)(nil)
+	_ kv.ReadCoster = (*Store)(nil)
+)
 
 // LibraryVersion returns the version of the LevelDB library this binary
 // links ("1.23"), for `durusbdb version` and bug reports.

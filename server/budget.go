@@ -245,6 +245,19 @@ func (b *inflight) release(n int64) {
 	b.mu.Unlock()
 }
 
+// cancel gives back n bytes that were reserved but never allocated (a
+// load refused before it read, a record smaller than its reservation):
+// unlike release, nothing is counted as garbage awaiting a collection.
+func (b *inflight) cancel(n int64) {
+	if n == 0 {
+		return
+	}
+	b.mu.Lock()
+	b.used -= n
+	b.wakeLocked()
+	b.mu.Unlock()
+}
+
 // wakeLocked wakes the waiters of acquire; b.mu is held.
 func (b *inflight) wakeLocked() {
 	if b.wake != nil {
@@ -282,7 +295,7 @@ func (b *inflight) adoptShared(buf []byte, reserved int64) func() {
 	if sc, ok := b.shared[key]; ok {
 		sc.refs++
 		b.mu.Unlock()
-		b.release(reserved)
+		b.cancel(reserved) // the shared buffer is not a new allocation
 		return b.sharedRelease(key)
 	}
 	n := int64(len(buf))

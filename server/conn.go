@@ -605,23 +605,22 @@ func (c *conn) doBulk() error {
 // than the write buffer is charged to the budget of bytes in flight while
 // it is written (once however many replies share it) and must be written
 // within WriteTimeout plus its size at MinWriteRate; one that finds no room
-// in the budget within InflightWait is answered E.
+// in the budget within InflightWait is answered E. Where the storage can
+// tell a record's size before reading it (boundedLoader), the charge is
+// taken before the record is read, so that loads waiting for room hold
+// none of its memory (see loadCharged).
 func (c *conn) writeLoad(oid uint64) error {
 	if c.isInvalid(oid) {
 		return c.loadStatus(statusInvalid)
 	}
-	rec, err := c.s.st.Load(oid)
-	if err == nil && len(rec) > chargeMin {
-		var release func()
-		release, rec, err = c.chargeLoad(oid, rec)
-		if errors.Is(err, ErrInflight) {
-			c.log.Warn("load refused: bytes in flight over the budget (--max-inflight)", "oid", oid, "err", err)
-			c.observeError(ErrLimit)
-			return c.loadStatus(statusRefused)
-		}
-		if release != nil {
-			defer release()
-		}
+	rec, release, err := c.loadCharged(oid)
+	if errors.Is(err, ErrInflight) {
+		c.log.Warn("load refused: bytes in flight over the budget (--max-inflight)", "oid", oid, "err", err)
+		c.observeError(ErrLimit)
+		return c.loadStatus(statusRefused)
+	}
+	if release != nil {
+		defer release()
 	}
 	if err != nil {
 		if errors.Is(err, ErrNoRecord) {
@@ -655,31 +654,102 @@ func (c *conn) writeLoad(oid uint64) error {
 	return err
 }
 
-// chargeLoad charges rec, the record of oid just loaded, to the budget of
-// bytes in flight. If it does not fit now, rec is let go while waiting (so
-// waiting replies hold no memory), then the record is loaded again into
-// the room reserved. It returns the release of the charge and the record
-// to write; an error wraps ErrInflight or is the reload's.
+// chargeLoad charges rec, the record of oid already in memory (cached,
+// shared with another reply, or read before its size could be known), to
+// the budget of bytes in flight. If it does not fit now, rec is let go
+// while waiting (so waiting replies hold no memory), then the record is
+// loaded again into the room reserved. It returns the release of the
+// charge and the record to write; an error wraps ErrInflight or is the
+// reload's.
 func (c *conn) chargeLoad(oid uint64, rec []byte) (func(), []byte, error) {
-	b := c.s.inflight
-	if release, ok := b.tryShared(rec); ok {
+	if release, ok := c.s.inflight.tryShared(rec); ok {
 		return release, rec, nil
 	}
 	n := int64(len(rec))
-	rec = nil
-	if err := b.acquire(c.s.soft, n, c.s.cfg.InflightWait); err != nil {
-		return nil, nil, err
+	rec = nil // let it go while waiting
+	rec, release, err := c.loadReserved(oid, n, n)
+	return release, rec, err
+}
+
+// loadCharged loads oid for a reply and charges a record larger than
+// chargeMin to the budget of bytes in flight, returning the record and the
+// release of its charge (nil if none). A storage that can bound its reads
+// (boundedLoader) is asked first for a record whose read holds at most
+// chargeMin bytes: a larger one is refused unread with its size, charged,
+// waiting for room (loadReserved), and only then read. So the memory of
+// concurrent loads of large records stays within the budget, plus about
+// chargeMin per connection, instead of reaching connections × record
+// size before any of them waits. A small record costs nothing more than
+// Load. An error wraps ErrInflight or is the storage's.
+func (c *conn) loadCharged(oid uint64) ([]byte, func(), error) {
+	var rec []byte
+	var err error
+	if bl, ok := c.s.st.(boundedLoader); ok {
+		rec, err = bl.LoadBounded(oid, chargeMin)
+		if le := loadSize(err); le != nil {
+			return c.loadReserved(oid, le.size, le.need)
+		}
+	} else {
+		rec, err = c.s.st.Load(oid)
 	}
-	rec, err := c.s.st.Load(oid)
-	if err != nil {
-		b.release(n)
-		return nil, nil, err
+	if err != nil || len(rec) <= chargeMin {
+		return rec, nil, err
 	}
-	if len(rec) <= chargeMin {
-		b.release(n)
-		return nil, rec, nil
+	release, rec, err := c.chargeLoad(oid, rec)
+	return rec, release, err
+}
+
+// loadReserveTries bounds how often loadReserved charges again for a
+// record that grew between its measure and its read.
+const loadReserveTries = 4
+
+// loadReserved charges need bytes for oid, a record of about size bytes
+// whose read holds need, waiting up to InflightWait for room, and then
+// loads it with need as the read's bound (boundedLoader): a record that
+// grew meanwhile is refused again, unread, and charged anew. A read
+// costing more than the whole budget of a record that fits it (LevelDB's
+// copies) is charged the whole budget, so that it runs alone. The charge
+// is then fitted to the record, or given back if the record is no longer
+// larger than chargeMin. It returns the record and the release of its
+// charge; an error wraps ErrInflight or is the load's.
+func (c *conn) loadReserved(oid uint64, size, need int64) ([]byte, func(), error) {
+	b := c.s.inflight
+	for try := 1; ; try++ {
+		n := need
+		if need > b.limit && size <= b.limit {
+			n = b.limit
+		}
+		if err := b.acquire(c.s.soft, n, c.s.cfg.InflightWait); err != nil {
+			return nil, nil, err
+		}
+		rec, err := c.loadWithin(oid, need)
+		if le := loadSize(err); le != nil {
+			b.cancel(n) // refused unread: nothing was allocated
+			if try == loadReserveTries {
+				return nil, nil, fmt.Errorf("server: load oid %d: the record grew at each of %d reads: %w", oid, try, err)
+			}
+			size, need = le.size, max(le.need, need+1)
+			continue
+		}
+		if err != nil {
+			b.release(n)
+			return nil, nil, err
+		}
+		if len(rec) <= chargeMin {
+			b.cancel(n)
+			return rec, nil, nil
+		}
+		return rec, b.adoptShared(rec, n), nil
 	}
-	return b.adoptShared(rec, n), rec, nil
+}
+
+// loadWithin loads oid with a read bounded by limit bytes where the
+// storage supports it (boundedLoader), else with Load.
+func (c *conn) loadWithin(oid uint64, limit int64) ([]byte, error) {
+	if bl, ok := c.s.st.(boundedLoader); ok {
+		return bl.LoadBounded(oid, int(limit))
+	}
+	return c.s.st.Load(oid)
 }
 
 // loadStatus answers a load with a bare status byte (K, I or E).

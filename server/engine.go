@@ -23,6 +23,61 @@ func (e engineStorage) Load(oid uint64) ([]byte, error) {
 	return rec, err
 }
 
+// LoadBounded implements boundedLoader with engine.DB.LoadBounded.
+func (e engineStorage) LoadBounded(oid uint64, limit int) ([]byte, error) {
+	rec, err := e.db.LoadBounded(oid, limit)
+	if err != nil {
+		var se *engine.RecordSizeError
+		switch {
+		case errors.As(err, &se):
+			return nil, &loadSizeError{size: int64(se.Size), need: int64(se.Need), err: err}
+		case errors.Is(err, engine.ErrNotFound):
+			return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
+		}
+	}
+	return rec, err
+}
+
+// boundedLoader is a Storage whose loads can be bounded, so that the
+// memory of a large record is charged to the budget of bytes in flight
+// before the record is read rather than after (the engine's is): without
+// it, every connection loading a large record at once would hold a copy
+// before any waited for room.
+type boundedLoader interface {
+	// LoadBounded is Load for a record whose read holds at most limit
+	// bytes: one that would hold more, when the storage can tell before
+	// reading it, is not read and the error is a *loadSizeError saying
+	// how many bytes to charge before calling again. A record already in
+	// memory, or one whose size could not be known first, is returned
+	// whatever its length.
+	LoadBounded(oid uint64, limit int) ([]byte, error)
+}
+
+// loadSizeError is boundedLoader's refusal of a record larger than the
+// bound: size is the record's length, need the bytes its read would hold
+// (more than size where the storage copies it several times).
+type loadSizeError struct {
+	size, need int64
+	err        error
+}
+
+func (e *loadSizeError) Error() string { return e.err.Error() }
+
+func (e *loadSizeError) Unwrap() error { return e.err }
+
+// loadSize returns the *loadSizeError of a refused load, nil if err is
+// not one.
+func loadSize(err error) *loadSizeError {
+	if err == nil {
+		return nil // before le, which escapes: no allocation per load
+	}
+	var le *loadSizeError
+	if errors.As(err, &le) {
+		return le
+	}
+	return nil
+}
+
 func (e engineStorage) AllocOIDs(n int) (uint64, error) { return e.db.AllocOIDs(n) }
 
 func (e engineStorage) AllocCursor() uint64 { return e.db.AllocCursor() }

@@ -113,23 +113,39 @@ func (d *DB) Close(flags uint32) error {
 // A missing key gives an *Error with ErrNotFound, the same one for every
 // miss on this handle (callers must not modify it). See DB->get.
 func (d *DB) Get(txn *Txn, key, buf []byte, flags uint32) ([]byte, error) {
+	v, _, err := d.GetLimit(txn, key, buf, -1, flags)
+	return v, err
+}
+
+// GetLimit is Get that grows buf only to hold a value of at most limit
+// bytes (limit < 0: no limit). A longer value that does not fit buf is not
+// copied: libdb answers DB_BUFFER_SMALL with the value's size before it
+// reads an overflow item's pages, so nothing of it is allocated, in Go or
+// in C. The error is then an *Error with ErrBufferSmall and need is the
+// value's size; otherwise need is the length of the value returned. A
+// slice that grew is allocated to the value's exact size, so the caller
+// may keep it without copying. See DB->get and DB_DBT_USERMEM.
+func (d *DB) GetLimit(txn *Txn, key, buf []byte, limit int, flags uint32) (v []byte, need int, err error) {
 	if d.p == nil {
-		return nil, errInvalid("DB->get")
+		return nil, 0, errInvalid("DB->get")
 	}
 	for {
-		var need C.u_int32_t
+		var n C.u_int32_t
 		b := buf[:cap(buf)]
 		rc := C.dbgo_db_get(d.p, txnPtr(txn), cptr(key), C.size_t(len(key)),
-			cptr(b), C.size_t(len(b)), &need, C.u_int32_t(flags))
+			cptr(b), C.size_t(len(b)), &n, C.u_int32_t(flags))
 		switch rc {
 		case 0:
-			return b[:need], nil
+			return b[:n], int(n), nil
 		case C.DB_BUFFER_SMALL:
-			buf = make([]byte, int(need))
+			if limit >= 0 && int(n) > limit {
+				return nil, int(n), newError("DB->get", rc)
+			}
+			buf = make([]byte, int(n))
 		case C.DB_NOTFOUND:
-			return nil, d.notFound
+			return nil, 0, d.notFound
 		default:
-			return nil, newError("DB->get", rc)
+			return nil, 0, newError("DB->get", rc)
 		}
 	}
 }

@@ -167,6 +167,7 @@ var cases = []testCase{
 	{"Backend", testBackend},
 	{"Model", testModel},
 	{"Getter", testGetter},
+	{"BoundedGetter", testBoundedGetter},
 }
 
 // RunTests runs the conformance suite against the backend that open opens.
@@ -1748,5 +1749,50 @@ func testGetter(t *testing.T, h *harness) {
 		if v := <-got; v != "v1" {
 			t.Fatalf("Getter.Get after the writer aborted: %q", v)
 		}
+	}
+}
+
+// testBoundedGetter: a value longer than the bound is refused unread with
+// its size (*kv.ValueSizeError, kv.ErrValueTooLarge), and read in full with
+// a bound that takes it; misses and unknown buckets fail as in Get.
+func testBoundedGetter(t *testing.T, h *harness) {
+	s, _ := h.fresh(t)
+	g, ok := s.(kv.BoundedGetter)
+	if !ok {
+		return // optional interface: nothing to check
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 12345) // 197520 bytes: overflow pages
+	for _, bucket := range []string{Objects, Hashed} {
+		update(t, s, func(tx kv.Txn) {
+			mustPut(t, tx, bucket, []byte("big"), big)
+			mustPut(t, tx, bucket, []byte("small"), []byte("s"))
+		})
+		v, err := g.GetBounded(bucket, []byte("big"), 1000)
+		var se *kv.ValueSizeError
+		if !errors.As(err, &se) || !errors.Is(err, kv.ErrValueTooLarge) || v != nil {
+			t.Fatalf("%s: GetBounded over the bound: %d bytes, %v; want a *kv.ValueSizeError", bucket, len(v), err)
+		}
+		if se.Size != len(big) || se.Max != 1000 || se.Bucket != bucket {
+			t.Fatalf("%s: ValueSizeError %+v: want size %d, max 1000", bucket, se, len(big))
+		}
+		for _, max := range []int{len(big), len(big) + 1, 1 << 30} {
+			if v, err := g.GetBounded(bucket, []byte("big"), max); err != nil || !bytes.Equal(v, big) {
+				t.Fatalf("%s: GetBounded(%d): %d bytes, %v", bucket, max, len(v), err)
+			}
+		}
+		// A short value may be returned over its bound (it fits the
+		// backend's bounded buffer) or refused; never a wrong one.
+		if v, err := g.GetBounded(bucket, []byte("small"), 0); err == nil && string(v) != "s" || err != nil && !errors.As(err, &se) {
+			t.Fatalf("%s: GetBounded(small, 0): %q, %v", bucket, v, err)
+		}
+		if v, err := g.GetBounded(bucket, []byte("small"), 1); err != nil || string(v) != "s" {
+			t.Fatalf("%s: GetBounded(small, 1): %q, %v", bucket, v, err)
+		}
+		if _, err := g.GetBounded(bucket, []byte("missing"), 10); !errors.Is(err, kv.ErrNotFound) {
+			t.Fatalf("%s: GetBounded missing: %v", bucket, err)
+		}
+	}
+	if _, err := g.GetBounded("nosuch", []byte("k"), 10); !errors.Is(err, kv.ErrNoBucket) {
+		t.Fatalf("GetBounded unknown bucket: %v", err)
 	}
 }
