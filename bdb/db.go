@@ -222,14 +222,6 @@ func (d *DB) Get(txn *Txn, key []byte) ([]byte, error) {
 	return d.get(txn, key, 0, -1)
 }
 
-// GetBounded is Get for a value of at most limit bytes: a longer one is not
-// read (libdb gives its size before reading its overflow pages) and the
-// error is a *kv.ValueSizeError giving its size. A longer value that fits
-// the pooled read buffer (at most poolKeep bytes) is returned.
-func (d *DB) GetBounded(txn *Txn, key []byte, limit int) ([]byte, error) {
-	return d.get(txn, key, 0, max(limit, 0))
-}
-
 // poolKeep is the largest read buffer kept in DB.pool: a value up to this
 // size is read into a pooled buffer and copied out (one libdb call once
 // the buffer has grown); a larger one is read into a buffer of its exact
@@ -237,8 +229,11 @@ func (d *DB) GetBounded(txn *Txn, key []byte, limit int) ([]byte, error) {
 // constant per concurrent reader.
 const poolKeep = 64 << 10
 
-// get reads key into a pooled buffer; limit ≥ 0 bounds the value that is
-// allocated and read (see GetBounded).
+// get reads key into a pooled buffer. limit ≥ 0 bounds the value that is
+// allocated and read: a longer one is not read (libdb gives its size before
+// reading its overflow pages) and the error is a *kv.ValueSizeError giving
+// its size; a longer value that fits the pooled read buffer (at most
+// poolKeep bytes) is returned (Store.GetBounded).
 func (d *DB) get(txn *Txn, key []byte, flags uint32, limit int) ([]byte, error) {
 	h, lt, err := d.begin(txn)
 	if err != nil {

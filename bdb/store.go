@@ -595,36 +595,31 @@ const getRetries = 2
 // lock: outside a transaction the read holds nothing, so Get reads again
 // at once, up to getRetries times, instead of failing a client's load.
 func (s *Store) Get(bucket string, key []byte) ([]byte, error) {
-	h := s.acquire()
-	defer s.release(h)
-	d, ok := h.dbs[bucket]
-	if !ok {
-		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
-	}
-	v, err := d.Get(nil, key)
-	for i := 0; i < getRetries && errors.Is(err, ErrDeadlock); i++ {
-		v, err = d.Get(nil, key)
-	}
-	return v, err
+	return s.get(bucket, key, -1)
 }
 
 // GetBounded is Get for a caller that accounts for a value's memory before
-// it is read: a value longer than max bytes is not read (libdb answers
+// it is read: a value longer than limit bytes is not read (libdb answers
 // DB_BUFFER_SMALL with its size before it touches the overflow pages), and
 // the error is a *kv.ValueSizeError giving the size. It implements
 // kv.BoundedGetter.
-func (s *Store) GetBounded(bucket string, key []byte, max int) ([]byte, error) {
+func (s *Store) GetBounded(bucket string, key []byte, limit int) ([]byte, error) {
+	return s.get(bucket, key, max(limit, 0))
+}
+
+// get is Get (limit < 0) and GetBounded (limit ≥ 0).
+func (s *Store) get(bucket string, key []byte, limit int) ([]byte, error) {
 	h := s.acquire()
 	defer s.release(h)
 	d, ok := h.dbs[bucket]
 	if !ok {
 		return nil, fmt.Errorf("bdb: get in %s: bucket %q: %w", s.dir, bucket, kv.ErrNoBucket)
 	}
-	v, err := d.GetBounded(nil, key, max)
+	v, err := d.get(nil, key, 0, limit)
 	for i := 0; i < getRetries && errors.Is(err, ErrDeadlock); i++ {
-		v, err = d.GetBounded(nil, key, max)
+		v, err = d.get(nil, key, 0, limit)
 	}
-	if err != nil {
+	if err != nil && limit >= 0 {
 		var se *kv.ValueSizeError
 		if errors.As(err, &se) {
 			se.Bucket = bucket
