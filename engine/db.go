@@ -145,8 +145,8 @@ func (db *DB) Load(oid uint64) ([]byte, error) {
 // least Need once it has them. The size is known beforehand on Berkeley DB
 // always (DB->get measures a value without reading it; kv.BoundedGetter),
 // and on LevelDB once a load has read the record since it was last
-// written (the record cache keeps the size of records too large for it,
-// while it is enabled). A record already in memory (cached, or held by a
+// written (the record cache keeps the size of records over 32 KiB it does
+// not hold, too large for it or evicted, while it is enabled). A record already in memory (cached, or held by a
 // concurrent load) is returned whatever its size, as is one whose size
 // could not be known before it was read: callers check len.
 func (db *DB) LoadBounded(oid uint64, limit int) ([]byte, error) {

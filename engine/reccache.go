@@ -39,9 +39,9 @@ type recShard struct {
 	bytes  int64             // counted size of m; owned by mu
 	budget int64             // 0: the shard caches nothing
 	epoch  uint64            // bumped by every invalidation; owned by mu
-	// sizes holds the size of records too large to cache (at least
-	// sizeHintMin bytes) that a load read: DB.LoadBounded refuses them
-	// before reading, so their memory is charged first on stores that
+	// sizes holds the size of records of at least sizeHintMin bytes that
+	// a load read and that are not cached (too large, or evicted):
+	// DB.LoadBounded refuses them before reading, so their memory is charged first on stores that
 	// cannot measure a value without reading it (LevelDB). Kept coherent
 	// like m (fill under the epoch check, dropped by invalidate); at most
 	// sizeHintsMax entries. Owned by mu.
@@ -106,8 +106,9 @@ func (c *recCache) lookup(oid uint64) (rec []byte, epoch uint64, size int, ok bo
 // fill caches rec, read from the store after get returned epoch, unless a
 // writer invalidated the shard since. Records larger than an eighth of the
 // shard are not cached; of those from sizeHintMin bytes on, the size is
-// kept (see recShard.sizes). Entries are evicted in map order
-// (pseudo-random) until the shard is within budget.
+// kept (see recShard.sizes), as it is for such records evicted to make
+// room. Entries are evicted in map order (pseudo-random) until the shard
+// is within budget.
 func (c *recCache) fill(oid uint64, rec []byte, epoch uint64) {
 	s := c.shard(oid)
 	size := int64(len(rec)) + recOverhead
@@ -137,6 +138,9 @@ func (c *recCache) fill(oid uint64, rec []byte, epoch uint64) {
 		}
 		delete(s.m, k)
 		s.bytes -= int64(len(v)) + recOverhead
+		if len(v) >= sizeHintMin {
+			s.hintLocked(k, len(v)) // evicted, still coherent: its size stays known
+		}
 	}
 	s.m[oid] = rec
 	s.bytes += size
@@ -151,6 +155,11 @@ func (s *recShard) hint(oid uint64, n int, epoch uint64) {
 	if s.epoch != epoch {
 		return
 	}
+	s.hintLocked(oid, n)
+}
+
+// hintLocked keeps n as the size of oid's current record (s.mu held).
+func (s *recShard) hintLocked(oid uint64, n int) {
 	if s.sizes == nil {
 		s.sizes = make(map[uint64]int)
 	}

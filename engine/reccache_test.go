@@ -160,3 +160,40 @@ func TestRecCacheRefillAccounting(t *testing.T) {
 		}
 	}
 }
+
+// A record of sizeHintMin bytes or more that the cache evicts keeps its
+// size known (a miss returns it), so that a bounded load of it is charged
+// before it is read on stores that cannot measure a value first
+// (LevelDB), as for records too large to cache.
+func TestRecCacheKeepsSizeOfEvicted(t *testing.T) {
+	rec := make([]byte, sizeHintMin+1)
+	size := int64(len(rec)) + recOverhead
+	c := newRecCache(recShards * 8 * size) // each shard holds 8 such records
+	var oids []uint64
+	for i := uint64(1); i <= 20; i++ {
+		oid := i * recShards // all in shard 0
+		oids = append(oids, oid)
+		_, epoch, _ := c.get(oid)
+		c.fill(oid, rec, epoch)
+	}
+	evicted := 0
+	for _, oid := range oids {
+		got, _, n, hit := c.lookup(oid)
+		switch {
+		case hit && len(got) != len(rec):
+			t.Fatalf("oid %d: cached %d bytes, want %d", oid, len(got), len(rec))
+		case !hit:
+			evicted++
+			if n != len(rec) {
+				t.Fatalf("oid %d evicted: size %d known, want %d", oid, n, len(rec))
+			}
+		}
+	}
+	if evicted != 12 {
+		t.Fatalf("%d of 20 evicted, want 12", evicted)
+	}
+	c.invalidate(oids[0])
+	if _, _, n, hit := c.lookup(oids[0]); hit || n != 0 {
+		t.Fatalf("after invalidate: hit %v, size %d; want neither", hit, n)
+	}
+}
