@@ -682,15 +682,9 @@ func (c *conn) chargeLoad(oid uint64, rec []byte) (func(), []byte, error) {
 // size before any of them waits. A small record costs nothing more than
 // Load. An error wraps ErrInflight or is the storage's.
 func (c *conn) loadCharged(oid uint64) ([]byte, func(), error) {
-	var rec []byte
-	var err error
-	if bl, ok := c.s.st.(boundedLoader); ok {
-		rec, err = bl.LoadBounded(oid, chargeMin)
-		if le := loadSize(err); le != nil {
-			return c.loadReserved(oid, le.size, le.need)
-		}
-	} else {
-		rec, err = c.s.st.Load(oid)
+	rec, err := c.loadWithin(oid, chargeMin)
+	if le := loadSize(err); le != nil {
+		return c.loadReserved(oid, le.size, le.need)
 	}
 	if err != nil || len(rec) <= chargeMin {
 		return rec, nil, err

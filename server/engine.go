@@ -16,24 +16,27 @@ func Engine(db *engine.DB) Storage { return engineStorage{db} }
 type engineStorage struct{ db *engine.DB }
 
 func (e engineStorage) Load(oid uint64) ([]byte, error) {
-	rec, err := e.db.Load(oid)
-	if err != nil && errors.Is(err, engine.ErrNotFound) {
-		return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
-	}
-	return rec, err
+	return loadResult(e.db.Load(oid))
 }
 
 // LoadBounded implements boundedLoader with engine.DB.LoadBounded.
 func (e engineStorage) LoadBounded(oid uint64, limit int) ([]byte, error) {
-	rec, err := e.db.LoadBounded(oid, limit)
-	if err != nil {
-		var se *engine.RecordSizeError
-		switch {
-		case errors.As(err, &se):
-			return nil, &loadSizeError{size: int64(se.Size), need: int64(se.Need), err: err}
-		case errors.Is(err, engine.ErrNotFound):
-			return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
-		}
+	return loadResult(e.db.LoadBounded(oid, limit))
+}
+
+// loadResult maps an engine load's error to the Storage contract: a
+// missing record wraps ErrNoRecord, a bounded load's refusal is a
+// *loadSizeError.
+func loadResult(rec []byte, err error) ([]byte, error) {
+	if err == nil {
+		return rec, nil
+	}
+	var se *engine.RecordSizeError
+	switch {
+	case errors.As(err, &se):
+		return nil, &loadSizeError{size: int64(se.Size), need: int64(se.Need), err: err}
+	case errors.Is(err, engine.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", ErrNoRecord, err)
 	}
 	return rec, err
 }
