@@ -258,7 +258,9 @@ func TestForwardAbandonedWhenMasterChanges(t *testing.T) {
 		t.Fatalf("load of the root once the forward was abandoned: %q %q", st, got)
 	}
 	waitFor(t, 5*time.Second, "the forward's hold released", func() bool { return f.db.ForwardsHeld() == 0 })
-	if !strings.Contains(rts.logs.String(), "abandoned") {
-		t.Errorf("the abandoned forward is not logged")
-	}
+	// The watcher logs after it has closed the forward's connection: on a
+	// loaded machine the line may follow the hold's release.
+	waitFor(t, 5*time.Second, "the abandoned forward logged", func() bool {
+		return strings.Contains(rts.logs.String(), "abandoned")
+	})
 }
