@@ -38,7 +38,7 @@ func TestInvalidateFanoutNoAlloc(t *testing.T) {
 	rs := []run{{}}
 	commitOne := func() {
 		rs[0] = run{oid, oid + 1}
-		s.invalidate(rs, committer)
+		s.invalidate(rs, committer, false)
 		oid += 2
 		for c := range s.connSet.conns {
 			c.takeInvalid() // the connection's next phase 1
@@ -50,7 +50,7 @@ func TestInvalidateFanoutNoAlloc(t *testing.T) {
 			t.Fatalf("%.1f allocations per fan-out to 31 connections, want 0", a)
 		}
 	}
-	s.invalidate([]run{{7, 9}}, committer)
+	s.invalidate([]run{{7, 9}}, committer, false)
 	for c := range s.connSet.conns {
 		want := c != committer
 		if got := c.isInvalid(7) && c.isInvalid(8); got != want {
@@ -75,7 +75,7 @@ func BenchmarkInvalidateFanout(b *testing.B) {
 	for i := range b.N {
 		rs[0] = run{oid, oid + 1}
 		oid += 2
-		s.invalidate(rs, committer)
+		s.invalidate(rs, committer, false)
 		conns[i%len(conns)].takeInvalid()
 	}
 }

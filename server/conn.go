@@ -82,6 +82,9 @@ type conn struct {
 	// snapshot before adds nothing). Both under mu.
 	runsCounted int
 	gone        bool
+	// untold counts the removed oids left out of invalid since the last
+	// sync, its set being too full for them (addInvalid).
+	untold atomic.Uint64
 
 	// endAfter, when set (by this connection's own goroutine), ends the
 	// connection after the reply to the current request, with this reason.
@@ -236,10 +239,16 @@ func (c *conn) kill(reason string) {
 // goroutines. A commit's rs alone never exceeds the cap in oids (it is
 // refused first, commitPath.countRule): that cap closes only a connection
 // that did not sync while several changes accumulated.
-func (c *conn) addInvalid(rs []run) {
+//
+// removed marks oids removed by a collection (I2): those the set cannot
+// take within its caps are not told, and the connection stays open. They
+// name unreachable objects whose oids are never handed out again (A1), so
+// the client misses no change to an object it can reach; a commit that
+// still refers to one is answered I (rule 10), a load of one K.
+func (c *conn) addInvalid(rs []run, removed bool) {
 	var n uint64
 	var runs int
-	var overOwn, overAll bool
+	var overOwn, overAll, untold, first bool
 	c.mu.Lock()
 	if c.killed.Load() == nil && !c.gone {
 		// Near a cap, decide before growing the set: a flood of closings
@@ -255,8 +264,13 @@ func (c *conn) addInvalid(rs []run) {
 		if !overOwn && !overAll {
 			c.invalid.addRuns(rs)
 			n, runs = c.invalid.len(), len(c.invalid.runs)
-			// Concurrent invalidations may have raced the estimate.
-			overAll = c.countRunsLocked() > maxTotal
+			// Concurrent invalidations may have raced the estimate; removals
+			// stay (over MaxInvalidMemory by that race at most).
+			overAll = c.countRunsLocked() > maxTotal && !removed
+		} else if removed {
+			k := runsLen(rs)
+			untold, first = true, c.untold.Add(k) == k
+			overOwn, overAll = false, false
 		}
 		if overOwn || overAll {
 			c.invalid.drop() // the connection is closed; free the memory now
@@ -266,6 +280,13 @@ func (c *conn) addInvalid(rs []run) {
 	}
 	c.mu.Unlock()
 	switch {
+	case untold:
+		if first { // one line until the next sync, which counts them all
+			c.log.Warn("removed oids not told to this connection: its invalid set would go over its limit (I2, I7); they name unreachable objects, loads of them answer K",
+				"removed", runsLen(rs), "removed_runs", len(rs), "would_hold", n, "max", c.s.cfg.MaxInvalid,
+				"would_hold_runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
+		}
+		return
 	case overOwn:
 		c.log.Warn("closing connection: invalid set over its limit (I7): changes since its last sync (S or commit) over --max-invalid oids or --max-invalid-runs runs",
 			"oids", n, "max", c.s.cfg.MaxInvalid,
@@ -296,6 +317,7 @@ func (c *conn) isInvalid(oid uint64) bool {
 // takeInvalid empties the invalid set and returns its runs (I3).
 func (c *conn) takeInvalid() ([]run, uint64) {
 	if c.invalidN.Load() == 0 {
+		c.noteUntold(0)
 		return nil, 0
 	}
 	c.mu.Lock()
@@ -303,7 +325,19 @@ func (c *conn) takeInvalid() ([]run, uint64) {
 	c.countRunsLocked()
 	c.invalidN.Store(0)
 	c.mu.Unlock()
+	c.noteUntold(n)
 	return rs, n
+}
+
+// noteUntold logs, at a sync that tells the client of told oids, how many
+// removed oids were left untold since the last one (addInvalid), if any.
+func (c *conn) noteUntold(told uint64) {
+	if c.untold.Load() == 0 {
+		return
+	}
+	if u := c.untold.Swap(0); u > 0 {
+		c.log.Info("sync: removed oids left untold since the last one (the invalid set was full)", "untold", u, "told", told)
+	}
 }
 
 // runBytes is what one run of an invalid set is counted as against

@@ -426,7 +426,7 @@ func (c *conn) forwardCommit(f Forwarder, addr string, phase1Seq uint64, data []
 // commit). The oids stay in c's unused set until the master answers O
 // (forwardCommitted).
 func (p *commitPath) announceForward(c *conn, sorted []uint64) {
-	p.invalidate(runsOf(sorted), c)
+	p.invalidate(runsOf(sorted), c, false)
 	c.hold.Done(true)
 	c.hold = nil
 }

@@ -91,7 +91,7 @@ func (f *fakeReplica) replicate() error {
 	}
 	f.changes.Add(1)
 	if f.srv != nil {
-		f.srv.InvalidateRemoved(oids)
+		f.srv.InvalidateReplicated(oids)
 	}
 	return nil
 }

@@ -369,7 +369,7 @@ func (p *commitPath) announce(l *allocLock, c *conn, sorted []uint64, handoff bo
 	l.unlock()
 	rs := runsOfInto(c.commitMem.runs[:0], sorted)
 	c.commitMem.runs = rs[:0]
-	p.invalidate(rs, c)
+	p.invalidate(rs, c, false)
 	h := c.hold
 	c.hold = nil
 	if handoff {
@@ -448,7 +448,9 @@ func runsLen(rs []run) uint64 {
 // skip. Connections whose set would exceed the cap are closed (I7). A
 // commit's rs never exceeds the cap in oids alone (countRule): only a set
 // that was not emptied by a sync since earlier changes can go over it.
-func (p *commitPath) invalidate(rs []run, skip *conn) {
+// removed marks oids removed by a collection: a set they would take over
+// its cap is left without them instead (conn.addInvalid).
+func (p *commitPath) invalidate(rs []run, skip *conn, removed bool) {
 	if len(rs) == 0 {
 		return
 	}
@@ -470,7 +472,7 @@ func (p *commitPath) invalidate(rs []run, skip *conn) {
 	p.open.mu.Unlock()
 	n := len(conns)
 	for _, c := range conns {
-		c.addInvalid(rs)
+		c.addInvalid(rs, removed)
 	}
 	clear(conns) // hold no closed connection
 	*buf = conns[:0]

@@ -15,5 +15,14 @@ func (r *RemoveRelay) OnRemove(oids []uint64) {
 	}
 }
 
+// OnReplicated is the function to pass as engine.Options.OnReplicated: a
+// replica's clients are told of commits applied by replication as of a
+// commit's own (Server.InvalidateReplicated).
+func (r *RemoveRelay) OnReplicated(oids []uint64) {
+	if s := r.p.Load(); s != nil {
+		s.InvalidateReplicated(oids)
+	}
+}
+
 // Attach directs later removals to s (I2).
 func (r *RemoveRelay) Attach(s *Server) { r.p.Store(s) }

@@ -43,7 +43,7 @@ func (l *lagReplica) report() {
 	l.unreported = nil
 	l.mu.Unlock()
 	if len(oids) > 0 {
-		l.srv.InvalidateRemoved(oids)
+		l.srv.InvalidateReplicated(oids)
 	}
 }
 

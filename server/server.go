@@ -332,14 +332,30 @@ func (s *Server) HoldConns(reason string) (closed int, release func()) {
 }
 
 // InvalidateRemoved adds oids removed by a collection to every open
-// connection's invalid set (I2, G3). Wire it to engine Options.OnRemove.
+// connection's invalid set (I2, G3), except a set they would take over its
+// cap (I7): that connection is not told of them and stays open. Wire it to
+// engine Options.OnRemove.
 func (s *Server) InvalidateRemoved(oids []uint64) {
+	s.invalidateOIDs(oids, true)
+}
+
+// InvalidateReplicated adds the oids of a commit applied by replication
+// (engine Options.OnReplicated, on a replica) to every open connection's
+// invalid set, as a commit's own (I1): a connection it would put over its
+// cap is closed (I7).
+func (s *Server) InvalidateReplicated(oids []uint64) {
+	s.invalidateOIDs(oids, false)
+}
+
+// invalidateOIDs sorts a copy of oids and tells every open connection of
+// them (commitPath.invalidate).
+func (s *Server) invalidateOIDs(oids []uint64, removed bool) {
 	if len(oids) == 0 {
 		return
 	}
 	sorted := slices.Clone(oids)
 	slices.Sort(sorted)
-	s.invalidate(runsOf(sorted), nil)
+	s.invalidate(runsOf(sorted), nil, removed)
 }
 
 // connSet is the open connections: registered by startConn, unregistered

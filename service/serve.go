@@ -283,7 +283,7 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	opts.Logger = in.log
 	relay := &server.RemoveRelay{}
 	opts.OnRemove = relay.OnRemove
-	opts.OnReplicated = relay.OnRemove // a replica's clients learn of replicated commits
+	opts.OnReplicated = relay.OnReplicated // a replica's clients learn of replicated commits
 	in.relay = relay
 	opts.OnReset = in.closer.onReset(in.log)
 	opts.Replication = replicationOf(in.cfg.Replication, in.ln.Addr().String())

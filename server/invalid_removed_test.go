@@ -1,0 +1,149 @@
+package server
+
+import (
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/durusbdb/durusbdb/engine"
+)
+
+// Removals by a collection that would put a connection's invalid set over
+// its cap in oids or in runs are not told to it, and it stays open (I2,
+// I7): the objects are unreachable and their oids never reused, so the
+// connection misses nothing it could still reach. A QA round had closed
+// every connection that did not sync during a collection of more objects
+// than the cap (524,301 records, every other one dropped, P: 0 of 4
+// observers left).
+func TestRemovalsOverCapKeepConnections(t *testing.T) {
+	const maxOIDs, maxRuns = 100, 10
+	ts := startServer(t, Config{MaxInvalid: maxOIDs, MaxInvalidRuns: maxRuns}, newMemStore())
+	a := ts.dial(t)
+	idle := ts.dial(t)
+	a.sync()
+	idle.sync()
+
+	ts.srv.InvalidateRemoved([]uint64{3, 4}) // within the caps: told
+	oneRun := make([]uint64, maxOIDs+50)     // over the cap in oids
+	for i := range oneRun {
+		oneRun[i] = uint64(1000 + i)
+	}
+	ts.srv.InvalidateRemoved(oneRun)
+	var scattered []uint64 // over the cap in runs
+	for i := range 2 * maxRuns {
+		scattered = append(scattered, uint64(5000+2*i))
+	}
+	ts.srv.InvalidateRemoved(scattered)
+
+	for name, c := range map[string]*client{"a": a, "idle": idle} {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		inv, err := c.wc().Sync()
+		if err != nil {
+			t.Fatalf("%s after removals over its cap: %v", name, err)
+		}
+		slices.Sort(inv)
+		if !slices.Equal(inv, []uint64{3, 4}) {
+			t.Errorf("%s told %v, want the removals within its cap [3 4]", name, inv)
+		}
+	}
+	if !containsLog(ts, "removed oids not told") {
+		t.Error("removals left untold are not logged")
+	}
+
+	// A commit's invalidations still close a connection over its cap.
+	o := a.newOIDs(60)
+	var recs [][]byte
+	for i := 0; i < 16; i += 2 { // 8 runs, within the cap
+		recs = append(recs, rec(o[i], "x"))
+	}
+	if _, st := a.commit(recs...); st != 'O' {
+		t.Fatalf("commit of %d runs: %q", len(recs), st)
+	}
+	recs = recs[:0]
+	for i := 16; i < 32; i += 2 {
+		recs = append(recs, rec(o[i], "y"))
+	}
+	if _, st := a.commit(recs...); st != 'O' { // idle: 16 runs since its sync
+		t.Fatalf("second commit: %q", st)
+	}
+	idle.expectClosed(5 * time.Second)
+}
+
+// On a replica, commits applied by replication are told like a commit's
+// (InvalidateReplicated): over the cap, the connection is closed, as it
+// could otherwise load an old version of a changed object (I7).
+func TestReplicatedOverCapCloses(t *testing.T) {
+	ts := startServer(t, Config{MaxInvalid: 100}, newMemStore())
+	idle := ts.dial(t)
+	idle.sync()
+	oids := make([]uint64, 60)
+	for i := range oids {
+		oids[i] = uint64(1000 + i)
+	}
+	ts.srv.InvalidateReplicated(oids)
+	for i := range oids {
+		oids[i] += 100
+	}
+	ts.srv.InvalidateReplicated(oids) // 120 oids since its sync
+	idle.expectClosed(5 * time.Second)
+}
+
+// The end-to-end form of TestRemovalsOverCapKeepConnections on the engine:
+// a commit drops more objects than an invalid set may hold, a full
+// collection removes them, and connections that did not sync meanwhile
+// stay open.
+func TestCollectionOverCapKeepsConnections(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, backend string) {
+		const maxOIDs = 200
+		st := openEngine(t, backend, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}})
+		ts := startServer(t, Config{MaxInvalid: maxOIDs}, st)
+		a := ts.dial(t)
+		observers := []*client{ts.dial(t), ts.dial(t)}
+		for _, c := range observers {
+			c.sync()
+		}
+		// Three commits within the cap, each a part of the subtree; the
+		// observers sync after each, as a client that keeps up does.
+		var subtree []uint64
+		for range 3 {
+			oids := a.newOIDs(maxOIDs / 2)
+			oids = slices.DeleteFunc(oids, func(o uint64) bool { return o == 0 }) // the root's
+			var recs [][]byte
+			for _, o := range oids {
+				recs = append(recs, rec(o, "leaf"))
+			}
+			subtree = append(subtree, oids...)
+			recs = append(recs, rec(0, "root", subtree...))
+			if _, st := a.commit(recs...); st != 'O' {
+				t.Fatalf("commit: %q", st)
+			}
+			for _, c := range observers {
+				c.sync()
+			}
+		}
+		kept := subtree[:5]
+		if _, st := a.commit(rec(0, "root", kept...)); st != 'O' { // drops 295 objects
+			t.Fatalf("dropping commit: %q", st)
+		}
+		for _, c := range observers {
+			c.sync()
+		}
+		a.send([]byte{'P'})
+		a.status('O')
+		gone := subtree[len(subtree)-1]
+		waitFor(t, 30*time.Second, "the dropped objects removed (K)", func() bool {
+			a.sync() // the packer may have been told of some
+			st, _ := a.load(gone)
+			return st == 'K'
+		})
+		for i, c := range observers {
+			c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			if _, err := c.wc().Sync(); err != nil {
+				t.Fatalf("observer %d after a collection of %d objects (cap %d): %v", i, len(subtree)-len(kept), maxOIDs, err)
+			}
+			if st, _ := c.load(kept[0]); st != 'O' {
+				t.Fatalf("observer %d: load of a kept object: %q", i, st)
+			}
+		}
+	})
+}
