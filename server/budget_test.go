@@ -293,8 +293,9 @@ func TestLoadMinWriteRate(t *testing.T) {
 // passes the budget, and the live heap stays within it. The staller then
 // completes and commits.
 func TestCommitBudget(t *testing.T) {
-	const budget = 24 << 20
 	const size = 6 << 20
+	// Room for two commits' buffers and half a third's.
+	budget := int64(DataCharge(size)) * 5 / 2
 	ts := startServer(t, Config{MaxInflight: budget, InflightWait: 200 * time.Millisecond,
 		CommitLease: 100 * time.Millisecond, RequestTimeout: 10 * time.Second}, newMemStore())
 
@@ -316,7 +317,8 @@ func TestCommitBudget(t *testing.T) {
 	})
 
 	// Two tricklers send all but the last byte of a 6 MB commit: each
-	// is charged its buffers, 64 KiB + 256 KiB + 1 MiB + 4 MiB + 6 MiB.
+	// is charged its buffers (DataCharge: 64 KiB + 96 KiB + 384 KiB +
+	// 1.5 MiB + 6 MiB).
 	payload := func(oid uint64) []byte {
 		r := rec(oid, string(bytes.Repeat([]byte{'x'}, size-32)))
 		return txnData(r)
@@ -337,9 +339,9 @@ func TestCommitBudget(t *testing.T) {
 	}
 	waitFor(t, 30*time.Second, "both buffers charged", func() bool {
 		used, _ := ts.srv.InflightBytes()
-		return used >= 2*(int64(len(datas[0]))+5<<20)
+		return used >= 2*int64(DataCharge(len(datas[0])))
 	})
-	// A third commit cannot grow its buffer to 4 MB: refused.
+	// A third commit cannot grow its buffer to 6 MB: refused.
 	c3 := cs[2]
 	c3.begin()
 	if st := c3.commitData(datas[2]); st != 'E' {

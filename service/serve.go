@@ -324,9 +324,9 @@ func (in *instance) newServer(db *engine.DB) (*server.Server, error) {
 	scfg.MaxConnections = n
 	setMemoryLimit(log, scfg.MaxInflight, scfg.MaxInvalidMemory, scfg.MaxUnusedMemory, recordCacheBytes(cfg.Engine.RecordCache, cfg.Engine.CacheSize))
 	maxCommit := cmp.Or(scfg.MaxCommit, server.DefaultMaxCommit)
-	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); maxCommit/3*4 > budget {
-		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length) and will be refused",
-			"max_commit", maxCommit, "max_inflight", budget)
+	if budget := cmp.Or(scfg.MaxInflight, server.MachineInflight()); int64(server.DataCharge(int(maxCommit))) > budget {
+		log.Warn("commits near --max-commit cannot fit in --max-inflight (a commit is charged up to 4/3 of its length plus 64 KiB) and will be refused",
+			"max_commit", maxCommit, "max_inflight", budget, "charge_at_max_commit", server.DataCharge(int(maxCommit)))
 	}
 	srv := server.New(scfg, server.Engine(db))
 	in.relay.Attach(srv)
