@@ -153,6 +153,11 @@ func (db *DB) LoadBounded(oid uint64, limit int) ([]byte, error) {
 	return db.load(oid, max(limit, 0))
 }
 
+// Caches reports whether the record cache holds rec, the very memory a
+// load returned, for oid: a caller letting go of rec then frees nothing
+// (the server's budget of bytes in flight counts it as no garbage).
+func (db *DB) Caches(oid uint64, rec []byte) bool { return db.cache.holds(oid, rec) }
+
 // load is Load (limit < 0) and LoadBounded (limit ≥ 0).
 func (db *DB) load(oid uint64, limit int) ([]byte, error) {
 	if db.closed.Load() {

@@ -3,6 +3,7 @@ package engine
 import (
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // The record cache: recently loaded records, kept in Go memory so that a
@@ -191,6 +192,18 @@ func (c *recCache) invalidate(oids ...uint64) {
 		s.epoch++
 		s.mu.Unlock()
 	}
+}
+
+// holds reports whether the cache holds rec, the very memory, for oid.
+func (c *recCache) holds(oid uint64, rec []byte) bool {
+	s := c.shard(oid)
+	if s.budget == 0 || len(rec) == 0 {
+		return false
+	}
+	s.mu.Lock()
+	v, ok := s.m[oid]
+	s.mu.Unlock()
+	return ok && len(v) > 0 && unsafe.SliceData(v) == unsafe.SliceData(rec)
 }
 
 // purge empties the cache (an import replaced the contents).

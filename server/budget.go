@@ -97,16 +97,21 @@ func cgroupMax(path string) int64 {
 // Released bytes stay counted as garbage until a collection has run: a
 // request that fits only without the garbage runs one (runtime.GC, one at
 // a time) instead of allocating on top of it, so the process's memory, not
-// only the live bytes, stays within the budget.
+// only the live bytes, stays within the budget. A reply buffer the
+// storage still keeps when its last reply is written (the record cache's
+// copy) is no garbage: its charge simply goes back.
 type inflight struct {
 	limit int64
+	kept  func(oid uint64, buf []byte) bool // see newInflight; may be nil
 
 	mu      sync.Mutex
-	used    int64                   // owned by mu
-	garbage int64                   // released, maybe not yet collected; owned by mu
-	gc      bool                    // a collection for garbage is running; owned by mu
-	wake    chan struct{}           // closed at the next release; owned by mu
-	shared  map[*byte]*sharedCharge // charged reply buffers; owned by mu
+	used    int64 // owned by mu
+	garbage int64 // released, maybe not yet collected; owned by mu
+	gc      bool  // a collection for garbage is running; owned by mu
+	// collections counts the collections run for garbage; owned by mu.
+	collections int
+	wake        chan struct{}           // closed at the next release; owned by mu
+	shared      map[*byte]*sharedCharge // charged reply buffers; owned by mu
 
 	// Waiters that hold charged bytes while they wait (commits growing
 	// their buffers): when they hold every charged byte, none can proceed
@@ -122,14 +127,21 @@ type waiter struct {
 	giveUp chan struct{} // closed when it must give up (deadlock)
 }
 
-// sharedCharge is the charge of one reply buffer and its holders.
+// sharedCharge is the charge of one reply buffer and its holders; oid and
+// buf say what it holds, for inflight.kept.
 type sharedCharge struct {
 	n    int64
 	refs int
+	oid  uint64
+	buf  []byte
 }
 
-func newInflight(limit int64) *inflight {
-	return &inflight{limit: limit, shared: make(map[*byte]*sharedCharge), waiters: make(map[*waiter]struct{})}
+// newInflight returns a budget of limit bytes; kept, if not nil, tells
+// whether the storage still holds a reply buffer of oid (its record cache)
+// when the last reply releases it: such a charge goes back without
+// counting as garbage.
+func newInflight(limit int64, kept func(oid uint64, buf []byte) bool) *inflight {
+	return &inflight{limit: limit, kept: kept, shared: make(map[*byte]*sharedCharge), waiters: make(map[*waiter]struct{})}
 }
 
 // usage returns the bytes charged now.
@@ -183,6 +195,7 @@ func (b *inflight) acquireHolding(ctx context.Context, n, held int64, wait time.
 			b.mu.Lock()
 			b.garbage -= g
 			b.gc = false
+			b.collections++
 			b.wakeLocked()
 			b.mu.Unlock()
 			continue
@@ -266,9 +279,10 @@ func (b *inflight) wakeLocked() {
 	}
 }
 
-// tryShared counts one more holder of buf if buf is already charged, or
-// charges it if it fits now; it returns the release of this holder.
-func (b *inflight) tryShared(buf []byte) (func(), bool) {
+// tryShared counts one more holder of buf, the record of oid, if buf is
+// already charged, or charges it if it fits now; it returns the release of
+// this holder.
+func (b *inflight) tryShared(oid uint64, buf []byte) (func(), bool) {
 	key := unsafe.SliceData(buf)
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -281,15 +295,15 @@ func (b *inflight) tryShared(buf []byte) (func(), bool) {
 		return nil, false
 	}
 	b.used += n
-	b.shared[key] = &sharedCharge{n: n, refs: 1}
+	b.shared[key] = &sharedCharge{n: n, refs: 1, oid: oid, buf: buf}
 	return b.sharedRelease(key), true
 }
 
-// adoptShared makes buf a charged shared buffer using reserved bytes the
+// adoptShared makes buf, the record of oid, a charged shared buffer using reserved bytes the
 // caller acquired: if buf is already charged the reservation is given
 // back, else the charge is adjusted to len(buf) (which may differ from the
 // reservation by what changed since it was measured).
-func (b *inflight) adoptShared(buf []byte, reserved int64) func() {
+func (b *inflight) adoptShared(oid uint64, buf []byte, reserved int64) func() {
 	key := unsafe.SliceData(buf)
 	b.mu.Lock()
 	if sc, ok := b.shared[key]; ok {
@@ -300,7 +314,7 @@ func (b *inflight) adoptShared(buf []byte, reserved int64) func() {
 	}
 	n := int64(len(buf))
 	b.used += n - reserved
-	b.shared[key] = &sharedCharge{n: n, refs: 1}
+	b.shared[key] = &sharedCharge{n: n, refs: 1, oid: oid, buf: buf}
 	if n < reserved {
 		b.wakeLocked()
 	}
@@ -323,6 +337,10 @@ func (b *inflight) sharedRelease(key *byte) func() {
 			}
 			delete(b.shared, key)
 			b.mu.Unlock()
+			if b.kept != nil && b.kept(sc.oid, sc.buf) {
+				b.cancel(sc.n) // the storage keeps it: no garbage
+				return
+			}
 			b.release(sc.n)
 		})
 	}

@@ -18,13 +18,6 @@ import (
 	"github.com/durusbdb/durusbdb/engine"
 )
 
-// LoadBounded makes the engine-backed test storage a boundedLoader, as
-// Engine's is (engineStore embeds the Storage interface, which hides it),
-// so that every protocol test of an engine kind loads as the server does.
-func (e *engineStore) LoadBounded(oid uint64, limit int) ([]byte, error) {
-	return e.Storage.(boundedLoader).LoadBounded(oid, limit)
-}
-
 // largeEngine opens an engine storage on backend holding root 0 and n
 // distinct records of size bytes (oids 1..n), committed one per
 // transaction (Berkeley DB's cache need not hold them all at once).

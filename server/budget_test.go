@@ -20,7 +20,7 @@ import (
 // releases it; a reservation adopted by a shared buffer is not counted
 // twice.
 func TestInflightBudget(t *testing.T) {
-	b := newInflight(100)
+	b := newInflight(100, nil)
 	ctx := context.Background()
 	if err := b.acquire(ctx, 101, time.Second); !errors.Is(err, ErrInflight) {
 		t.Fatalf("more than the budget: %v", err)
@@ -45,8 +45,8 @@ func TestInflightBudget(t *testing.T) {
 	b.release(50)
 
 	buf := make([]byte, 40)
-	r1, ok := b.tryShared(buf)
-	r2, ok2 := b.tryShared(buf[:40])
+	r1, ok := b.tryShared(1, buf)
+	r2, ok2 := b.tryShared(1, buf[:40])
 	if !ok || !ok2 || b.usage() != 40 {
 		t.Fatalf("two holders of one buffer: used %d, want 40", b.usage())
 	}
@@ -62,15 +62,15 @@ func TestInflightBudget(t *testing.T) {
 	if err := b.acquire(ctx, 30, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	r3 := b.adoptShared(buf, 30) // grew to 40 meanwhile
-	r4, _ := b.tryShared(buf)
+	r3 := b.adoptShared(1, buf, 30) // grew to 40 meanwhile
+	r4, _ := b.tryShared(1, buf)
 	if b.usage() != 40 {
 		t.Fatalf("adopted buffer: used %d, want 40", b.usage())
 	}
 	if err := b.acquire(ctx, 30, time.Second); err != nil {
 		t.Fatal(err)
 	}
-	r5 := b.adoptShared(buf, 30) // already charged: the reservation goes back
+	r5 := b.adoptShared(1, buf, 30) // already charged: the reservation goes back
 	if b.usage() != 40 {
 		t.Fatalf("adopting a charged buffer: used %d, want 40", b.usage())
 	}
@@ -381,7 +381,7 @@ func TestCommitBudget(t *testing.T) {
 // gives up, so the smaller holder is refused at once (not after its wait)
 // and the other then gets its room.
 func TestInflightDeadlockBroken(t *testing.T) {
-	b := newInflight(100)
+	b := newInflight(100, nil)
 	ctx := context.Background()
 	if err := b.acquire(ctx, 20, time.Second); err != nil {
 		t.Fatal(err)

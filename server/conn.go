@@ -696,7 +696,7 @@ func (c *conn) writeLoad(oid uint64) error {
 // charge and the record to write; an error wraps ErrInflight or is the
 // reload's.
 func (c *conn) chargeLoad(oid uint64, rec []byte) (func(), []byte, error) {
-	if release, ok := c.s.inflight.tryShared(rec); ok {
+	if release, ok := c.s.inflight.tryShared(oid, rec); ok {
 		return release, rec, nil
 	}
 	n := int64(len(rec))
@@ -767,7 +767,7 @@ func (c *conn) loadReserved(oid uint64, size, need int64) ([]byte, func(), error
 			b.cancel(n)
 			return rec, nil, nil
 		}
-		return rec, b.adoptShared(rec, n), nil
+		return rec, b.adoptShared(oid, rec, n), nil
 	}
 }
 

@@ -24,6 +24,27 @@ func (e engineStorage) LoadBounded(oid uint64, limit int) ([]byte, error) {
 	return loadResult(e.db.LoadBounded(oid, limit))
 }
 
+// Caches implements recordKeeper with engine.DB.Caches.
+func (e engineStorage) Caches(oid uint64, rec []byte) bool { return e.db.Caches(oid, rec) }
+
+// recordKeeper is a Storage that may keep the records its loads return
+// (the engine's record cache): a reply of one it keeps frees nothing when
+// it is written, so its charge goes back to the budget of bytes in flight
+// without counting as garbage awaiting a collection.
+type recordKeeper interface {
+	// Caches reports whether the storage holds rec, the very memory its
+	// load of oid returned.
+	Caches(oid uint64, rec []byte) bool
+}
+
+// keptBy returns st's Caches if st is a recordKeeper, else nil.
+func keptBy(st Storage) func(oid uint64, buf []byte) bool {
+	if k, ok := st.(recordKeeper); ok {
+		return k.Caches
+	}
+	return nil
+}
+
 // loadResult maps an engine load's error to the Storage contract: a
 // missing record wraps ErrNoRecord, a bounded load's refusal is a
 // *loadSizeError.

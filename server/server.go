@@ -59,7 +59,7 @@ func New(cfg Config, st Storage) *Server {
 		quit:    make(chan struct{}),
 		connSet: connSet{conns: make(map[*conn]struct{})},
 
-		inflight: newInflight(cfg.MaxInflight),
+		inflight: newInflight(cfg.MaxInflight, keptBy(st)),
 	}
 	s.connLog = slog.New(&budgetHandler{Handler: cfg.Logger.Handler(), b: &lineBudget{}, summary: cfg.Logger})
 	s.commitPath.init(&s.cfg, st, &s.connSet, s.allocOIDs)

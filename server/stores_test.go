@@ -23,6 +23,19 @@ type engineStore struct {
 	relay *RemoveRelay
 }
 
+// LoadBounded and Caches make the engine-backed test storage a
+// boundedLoader and a recordKeeper, as Engine's is (engineStore embeds the
+// Storage interface, which hides them), so that every protocol test of an
+// engine kind loads as the server does.
+func (e *engineStore) LoadBounded(oid uint64, limit int) ([]byte, error) {
+	return e.Storage.(boundedLoader).LoadBounded(oid, limit)
+}
+
+// Caches: see LoadBounded.
+func (e *engineStore) Caches(oid uint64, rec []byte) bool {
+	return e.Storage.(recordKeeper).Caches(oid, rec)
+}
+
 func quietLogger() *slog.Logger {
 	if testing.Verbose() {
 		return slog.Default()
