@@ -738,16 +738,18 @@ const loadReserveTries = 4
 // costing more than the whole budget of a record that fits it (LevelDB's
 // copies) is charged the whole budget, so that it runs alone. The charge
 // is then fitted to the record, or given back if the record is no longer
-// larger than chargeMin. It returns the record and the release of its
-// charge; an error wraps ErrInflight or is the load's.
+// larger than chargeMin. Its waits for room take InflightWait in all,
+// however often the record grows. It returns the record and the release of
+// its charge; an error wraps ErrInflight or is the load's.
 func (c *conn) loadReserved(oid uint64, size, need int64) ([]byte, func(), error) {
 	b := c.s.inflight
+	deadline := time.Now().Add(c.s.cfg.InflightWait)
 	for try := 1; ; try++ {
 		n := need
 		if need > b.limit && size <= b.limit {
 			n = b.limit
 		}
-		if err := b.acquire(c.s.soft, n, c.s.cfg.InflightWait); err != nil {
+		if err := b.acquire(c.s.soft, n, max(time.Until(deadline), 0)); err != nil {
 			return nil, nil, err
 		}
 		rec, err := c.loadWithin(oid, need)
