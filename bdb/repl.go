@@ -126,6 +126,9 @@ type ReplOptions struct {
 	// StartTimeout bounds the retries of repmgr_start while the group is
 	// unavailable; 0 means 30 s.
 	StartTimeout time.Duration
+	// Cancel, if not nil, ends those retries when closed: the open fails
+	// with an error wrapping kv.ErrOpenCancelled.
+	Cancel <-chan struct{}
 	// Logger receives role changes and events; nil discards them.
 	Logger *slog.Logger
 	// OnEvent, if set, is called for each replication event from the
@@ -360,7 +363,12 @@ func (r *replState) start() error {
 			r.log.Info("replication: waiting for the group: no site answers yet", "peers", strings.Join(r.opts.Peers, ", "), "waited", now.Sub(start).Round(time.Second), "limit", limit)
 			next = now.Add(5 * time.Second)
 		}
-		time.Sleep(100 * time.Millisecond)
+		select {
+		case <-r.opts.Cancel: // nil: never
+			return fmt.Errorf("no site of the replication group answered in %v (--repl-peer %s): %w",
+				time.Since(start).Round(time.Millisecond), strings.Join(r.opts.Peers, ", "), kv.ErrOpenCancelled)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 

@@ -25,6 +25,7 @@ func replOptions(r *kv.Replication, opts kv.Options) *ReplOptions {
 		Listen: r.Listen, Peers: append([]string(nil), r.Peers...), Init: r.Init,
 		AckTimeout: r.AckTimeout, HeartbeatMonitor: r.HeartbeatMonitor,
 		AllowTwoSites: r.AllowTwoSites, SerialFlush: r.SerialFlush, Logger: opts.Logger,
+		Cancel: r.Cancel,
 	}
 	switch {
 	case r.Priority < 0:

@@ -116,9 +116,14 @@ func OpenStore(opts kv.Options) (_ *Store, err error) {
 	}
 	dbs := make(map[string]*DB, len(opts.Buckets))
 	if opts.Replication != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), replOpenTimeout)
+		ctx, stop := opts.Replication.CancelContext(context.Background())
+		ctx, cancel := context.WithTimeout(ctx, replOpenTimeout)
 		err = s.openBucketsReplicated(ctx, opts.Buckets, dbs)
+		if cause := context.Cause(ctx); err != nil && errors.Is(cause, kv.ErrOpenCancelled) {
+			err = fmt.Errorf("bdb: open %s: %w", dir, cause)
+		}
 		cancel()
+		stop()
 	} else {
 		err = s.openBuckets(opts.Buckets, present, dbs)
 	}

@@ -130,11 +130,21 @@ func (db *DB) openSite(ctx context.Context, created bool) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, siteOpenTimeout)
 	defer cancel()
+	// The waits for the group end also at Replication.Cancel; the steps
+	// that write (becomeMaster) or follow do not.
+	wctx, stop := db.opts.Replication.CancelContext(ctx)
+	defer stop()
+	abandoned := func(err error) error {
+		if cause := context.Cause(wctx); errors.Is(cause, kv.ErrOpenCancelled) {
+			return fmt.Errorf("engine: open %s: %w (%v)", db.dir, cause, err)
+		}
+		return err
+	}
 	db.changes.kick = make(chan struct{}, 1)
 	db.resetReq = make(chan error, 1)
-	ri, err := waitRole(ctx, rs, synced)
+	ri, err := waitRole(wctx, rs, synced)
 	if err != nil {
-		return fmt.Errorf("engine: open %s: wait for a replication role: %w", db.dir, err)
+		return abandoned(fmt.Errorf("engine: open %s: wait for a replication role: %w", db.dir, err))
 	}
 	if ri.Role == kv.RoleMaster {
 		if err := db.becomeMaster(ctx, created); err != nil {
@@ -142,8 +152,8 @@ func (db *DB) openSite(ctx context.Context, created bool) error {
 		}
 	} else {
 		db.replica.Store(true)
-		if err := db.loadReplica(ctx); err != nil {
-			return err
+		if err := db.loadReplica(wctx); err != nil {
+			return abandoned(err)
 		}
 		if err := db.followFrom(ctx); err != nil {
 			return err

@@ -37,6 +37,36 @@ type Replication struct {
 	// sites reach), published to the group in replicated meta so that a
 	// replica can forward commits to the master and /role can name it.
 	DurusAddr string
+	// Cancel, if not nil, abandons the open of the site when it is closed
+	// while the open waits for the group (repmgr_start retried while no
+	// site answers, the wait for a role, for the master's buckets and for
+	// its layout): the open then fails with an error wrapping
+	// ErrOpenCancelled. Recovery and the other steps are not interrupted.
+	// A server closes it on its first stop signal.
+	Cancel <-chan struct{}
+}
+
+// ErrOpenCancelled: a replication site's open was abandoned while it
+// waited for its group (Replication.Cancel).
+var ErrOpenCancelled = errors.New("kv: open abandoned while waiting for the replication group")
+
+// CancelContext returns ctx, ended also when r.Cancel is closed (its
+// cause then wraps ErrOpenCancelled), and its cancel function.
+func (r *Replication) CancelContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if r == nil || r.Cancel == nil {
+		return ctx, func() { cancel(nil) }
+	}
+	stop := make(chan struct{})
+	go func() {
+		select {
+		case <-r.Cancel:
+			cancel(ErrOpenCancelled)
+		case <-stop:
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() { close(stop); cancel(nil) }
 }
 
 // Role names reported in RoleInfo.Role.

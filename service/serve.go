@@ -89,6 +89,10 @@ func Serve(ctx context.Context, cfg Config) error {
 	if n := stopRefusing(); n > 0 {
 		in.log.Info("client connections closed while the database was opening", "count", n)
 	}
+	if err != nil && errors.Is(err, kv.ErrOpenCancelled) && ctx.Err() != nil {
+		in.log.Info("open abandoned: a stop signal came while the site waited for its replication group", "dir", in.cfg.Dir, "err", err)
+		return nil
+	}
 	if err != nil {
 		return err
 	}
@@ -257,7 +261,8 @@ func (in *instance) watchdog(ctx context.Context) {
 
 // openDB reports recovery and opens the engine. Opening (recovery
 // included) is not interrupted by the first signal: the server then shuts
-// down cleanly at once.
+// down cleanly at once. Only a replication site's wait for its group ends
+// at that signal (kv.Replication.Cancel; Serve then returns nil).
 func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	dir := in.cfg.Dir
 	// Refuse directories of an older Berkeley DB release.
@@ -287,6 +292,9 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 	in.relay = relay
 	opts.OnReset = in.closer.onReset(in.log)
 	opts.Replication = replicationOf(in.cfg.Replication, in.ln.Addr().String())
+	if opts.Replication != nil {
+		opts.Replication.Cancel = ctx.Done() // a stop signal ends the wait for the group
+	}
 	db, err := engine.Open(context.WithoutCancel(ctx), dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
