@@ -25,9 +25,12 @@ type DB struct {
 	log     *slog.Logger
 	hash    bool // objects.db uses hash access: cursor order is not oid order
 	unclean bool // in_use was found set on open
-	space   spaceGuard
-	cache   *recCache // recently loaded records; see reccache.go
-	share   loadShare // one copy of a large record among concurrent loads; see loadShared
+	// groupSite: the directory is a site of a replication group (opened as
+	// one, or its meta names the group's sites): in_use is the master's.
+	groupSite bool
+	space     spaceGuard
+	cache     *recCache // recently loaded records; see reccache.go
+	share     loadShare // one copy of a large record among concurrent loads; see loadShared
 
 	// writeMu serialises every write transaction: commits, collector
 	// batches, full-collection sweeps, imports, checks with repair. Both
@@ -108,7 +111,8 @@ type Stats struct {
 	RecordCacheHits  uint64        // loads answered by the record cache since open
 	RecordCacheMiss  uint64        // loads that read the store since open
 	RecordCacheBytes int64         // record cache size now (records + bookkeeping)
-	UncleanShutdown  bool          // in_use was set when opened
+	UncleanShutdown  bool          // in_use was set when opened (never on a replication site: see ReplicationSite)
+	ReplicationSite  bool          // a site of a replication group, where in_use is the master's and says nothing of this directory
 	FullUnfinished   string        // meta full: start of a full collection's sweep that did not finish, or ""
 	ReadOnly         bool          // opened read-only
 	Durability       string        // "sync", "write-nosync" or "nosync"
@@ -507,7 +511,8 @@ func (db *DB) Stats() (Stats, error) {
 		FlushTime:       time.Duration(db.pipe.flushNanos.Load()),
 		RecordCacheHits: db.cache.hits.Load(),
 		RecordCacheMiss: db.cache.misses.Load(),
-		UncleanShutdown: db.unclean,
+		UncleanShutdown: db.unclean && !db.groupSite,
+		ReplicationSite: db.groupSite,
 		ReadOnly:        db.opts.ReadOnly,
 		Durability:      db.opts.Durability.String(),
 	}

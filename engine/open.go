@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
@@ -18,6 +19,16 @@ type metaView struct {
 }
 
 func (m metaView) has(k string) bool { _, ok := m.vals[k]; return ok }
+
+// hasPrefix reports whether a key of m starts with prefix.
+func (m metaView) hasPrefix(prefix string) bool {
+	for k := range m.vals {
+		if strings.HasPrefix(k, prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // openWith finishes Open over an opened store: it creates the layout in a
 // new database, or verifies and upgrades an existing one, and starts the
@@ -130,8 +141,11 @@ func (db *DB) loadMeta(ctx context.Context, created bool) (metaView, error) {
 	}
 	db.unclean = m.has(MetaInUse)
 	// On a replication site in_use is the master's, replicated: set
-	// while the group has a running master, not a sign of a crash here.
-	if db.unclean && db.opts.Replication == nil {
+	// while the group has a running master, not a sign of a crash here,
+	// also when the directory is opened on its own (a tool, offline): its
+	// meta names the group's sites.
+	db.groupSite = db.opts.Replication != nil || m.hasPrefix(MetaSiteAddrPrefix)
+	if db.unclean && !db.groupSite {
 		db.log.Warn("engine: database was not closed cleanly (in_use set); the backend ran recovery", "dir", dir)
 	}
 	return m, nil

@@ -68,6 +68,7 @@ type statsReport struct {
 	GCCollections      uint64            `json:"gc_collections"`
 	FullCollection     fullReport        `json:"full_collection"`
 	UncleanShutdown    bool              `json:"unclean_shutdown"`
+	ReplicationSite    bool              `json:"replication_site,omitempty"` // unclean_shutdown is then always false: in_use is the master's
 	LastCheckpoint     *checkpointReport `json:"last_checkpoint"`
 	LastCheckpointNote string            `json:"last_checkpoint_note,omitempty"`
 	LogFiles           int               `json:"log_files"`
@@ -132,7 +133,7 @@ func gatherStats(dir string, db *engine.DB, lv *liveServer) (*statsReport, error
 		Directory: dir, Backend: st.Backend, Live: lv != nil,
 		Objects: st.Objects, NextOID: st.NextOID, GCQueue: st.GCQueue, GCFreed: st.GCFreed, GCCollections: st.GCCollections,
 		FullCollection:  fullReport{Running: fp.Running, Phase: fp.Phase, Marked: fp.Marked, Pending: fp.Pending, Unfinished: st.FullUnfinished},
-		UncleanShutdown: st.UncleanShutdown,
+		UncleanShutdown: st.UncleanShutdown, ReplicationSite: st.ReplicationSite,
 	}
 	if st.Backend == "bdb" {
 		rep.Access = st.Access
@@ -226,6 +227,10 @@ func (r *statsReport) writeText(w io.Writer) {
 			ckpt += " (LSN " + c.LSN + ")"
 		}
 	}
+	unclean := fmt.Sprint(r.UncleanShutdown)
+	if r.ReplicationSite {
+		unclean = "n/a (a replication site: its in_use is the master's)"
+	}
 	cache := func(c *cacheReport, note string) string {
 		if c == nil {
 			return "n/a: " + note
@@ -239,8 +244,8 @@ func (r *statsReport) writeText(w io.Writer) {
 		}
 		return s
 	}
-	fmt.Fprintf(w, "directory:       %s\nbackend:         %s\nstate:           %s\nobjects:         %d\nnext oid:        %d\ngc queue:        %d\ngc freed:        %d in %d collections\nfull collection: %s\nunclean close:   %v\nlast checkpoint: %s\nlog:             %d files, %d bytes\nbackend cache:   %s\n",
-		r.Directory, backend, state, r.Objects, r.NextOID, r.GCQueue, r.GCFreed, r.GCCollections, full, r.UncleanShutdown, ckpt, r.LogFiles, r.LogBytes, cache(r.BackendCache, r.BackendCacheNote))
+	fmt.Fprintf(w, "directory:       %s\nbackend:         %s\nstate:           %s\nobjects:         %d\nnext oid:        %d\ngc queue:        %d\ngc freed:        %d in %d collections\nfull collection: %s\nunclean close:   %s\nlast checkpoint: %s\nlog:             %d files, %d bytes\nbackend cache:   %s\n",
+		r.Directory, backend, state, r.Objects, r.NextOID, r.GCQueue, r.GCFreed, r.GCCollections, full, unclean, ckpt, r.LogFiles, r.LogBytes, cache(r.BackendCache, r.BackendCacheNote))
 	if s := r.Server; s != nil {
 		fmt.Fprintf(w, "record cache:    %s\nconnections:     %d\ncommits:         %d (%d bytes) since the server started\ncheckpoints:     %d since the server started\nread-only:       %v\ndurability:      %s\n",
 			cache(r.RecordCache, ""), s.Connections, s.Commits, s.CommittedBytes, s.Checkpoints, s.ReadOnly, s.Durability)
