@@ -147,3 +147,48 @@ func TestCollectionOverCapKeepsConnections(t *testing.T) {
 		}
 	})
 }
+
+// A commit whose runs, told to every other open connection, would take the
+// invalid sets of all connections together over --max-invalid-memory is
+// refused with E (rule 1), like one over the per-set caps: applied, it
+// closed the connections processed after the total went over (I7),
+// however recently they had synced. One that fits is applied.
+func TestCommitOverInvalidMemoryRefusedKeepsOthers(t *testing.T) {
+	const totalRuns = 100
+	ts := startServer(t, Config{MaxInvalidMemory: totalRuns * runBytes}, newMemStore())
+	a := ts.dial(t)
+	var idle []*client
+	for range 5 {
+		c := ts.dial(t)
+		c.sync()
+		idle = append(idle, c)
+	}
+	o := a.newOIDs(100)
+	commitRuns := func(n int) byte {
+		var recs [][]byte
+		for i := range n {
+			recs = append(recs, rec(o[2*i+1], "x")) // odd oids: n runs
+		}
+		_, st := a.commit(recs...)
+		return st
+	}
+	if st := commitRuns(30); st != 'E' { // 5 × 30 runs > 100
+		t.Errorf("commit of 30 runs to 5 other connections under a total of %d runs: %q, want E", totalRuns, st)
+	}
+	if st := commitRuns(10); st != 'O' { // 5 × 10 runs
+		t.Errorf("commit of 10 runs to 5 other connections: %q, want O", st)
+	}
+	for i, c := range idle {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		inv, err := c.wc().Sync()
+		if err != nil {
+			t.Fatalf("idle connection %d after the refused commit: %v", i, err)
+		}
+		if len(inv) != 10 {
+			t.Errorf("idle connection %d told %d oids, want the 10 of the applied commit", i, len(inv))
+		}
+	}
+	if !containsLog(ts, "--max-invalid-memory") {
+		t.Error("the refusal does not name --max-invalid-memory")
+	}
+}

@@ -153,9 +153,19 @@ func (p *commitPath) countRule(nf int) *frameError {
 // invalid set may hold (Config.MaxInvalidRuns) are refused, like more
 // records than it may hold in oids (countRule): announced, the commit
 // would put every other connection's set over that cap at once and I7
-// would close them all.
+// would close them all. So are runs that, told to every other open
+// connection, would by themselves take the sets of all connections
+// together over Config.MaxInvalidMemory: I7 would close the connections
+// reached after the total went over, however recently they synced.
 func (p *commitPath) runsRule(sorted []uint64) *frameError {
-	if len(sorted) <= p.cfg.MaxInvalidRuns {
+	// At most one run an oid; the connection count only when it matters.
+	maxTotal := p.cfg.MaxInvalidMemory / runBytes
+	few := len(sorted) <= p.cfg.MaxInvalidRuns
+	if few && int64(len(sorted))*int64(max(p.cfg.MaxConnections, 1)) <= maxTotal {
+		return nil
+	}
+	others := int64(p.openConns() - 1)
+	if few && int64(len(sorted))*others <= maxTotal {
 		return nil
 	}
 	runs := 1
@@ -164,12 +174,25 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 			runs++
 		}
 	}
-	if runs <= p.cfg.MaxInvalidRuns {
-		return nil
+	if runs > p.cfg.MaxInvalidRuns {
+		return &frameError{rule: 1, msg: fmt.Sprintf(
+			"%d runs of consecutive oids, more than the %d an invalid set may hold (--max-invalid-runs): every other connection would be told of more than its cap and closed (I7); split the transaction or raise --max-invalid-runs",
+			runs, p.cfg.MaxInvalidRuns)}
 	}
-	return &frameError{rule: 1, msg: fmt.Sprintf(
-		"%d runs of consecutive oids, more than the %d an invalid set may hold (--max-invalid-runs): every other connection would be told of more than its cap and closed (I7); split the transaction or raise --max-invalid-runs",
-		runs, p.cfg.MaxInvalidRuns)}
+	if int64(runs)*others > maxTotal {
+		return &frameError{rule: 1, msg: fmt.Sprintf(
+			"%d runs of consecutive oids told to %d other connections: %d bytes of invalid sets, more than --max-invalid-memory (%d) for all connections together: connections would be closed (I7); split the transaction or raise --max-invalid-memory",
+			runs, others, int64(runs)*others*runBytes, p.cfg.MaxInvalidMemory)}
+	}
+	return nil
+}
+
+// openConns returns the number of open connections.
+func (p *commitPath) openConns() int {
+	p.open.mu.Lock()
+	n := len(p.open.conns)
+	p.open.mu.Unlock()
+	return n
 }
 
 // checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the
