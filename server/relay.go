@@ -3,9 +3,10 @@ package server
 import "sync/atomic"
 
 // RemoveRelay forwards the engine's removal notifications
-// (engine.Options.OnRemove) to a Server created after the engine was opened.
-// Removals reported before Attach concern no open connection and are
-// dropped. The zero value is ready to use.
+// (engine.Options.OnRemove) and, on a replica, its replicated commits
+// (engine.Options.OnReplicated) to a Server created after the engine was
+// opened. What is reported before Attach concerns no open connection and
+// is dropped. The zero value is ready to use.
 type RemoveRelay struct{ p atomic.Pointer[Server] }
 
 // OnRemove is the function to pass as engine.Options.OnRemove.
