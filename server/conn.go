@@ -73,9 +73,13 @@ type conn struct {
 	stopping atomic.Bool  // graceful shutdown: the next read fails
 	killed   atomic.Value // string: why another goroutine closed nc
 
-	mu       sync.Mutex // guards invalid
-	invalid  runSet
-	invalidN atomic.Uint64 // invalid.len(), readable without mu
+	mu      sync.Mutex // guards invalid and removed
+	invalid runSet     // oids changed by commits since the last sync (I1)
+	// removed holds oids removed by collections since the last sync (I2):
+	// told at the next sync with invalid, but forgotten when a commit's
+	// changes need their room (addInvalid).
+	removed  runSet
+	invalidN atomic.Uint64 // invalid.len() + removed.len(), readable without mu
 	// runsCounted is the runs of invalid counted in the server's
 	// invalidRuns; gone is set once the connection is dropped, after
 	// which its set is kept no more (an invalidation that took it in a
@@ -233,74 +237,117 @@ func (c *conn) kill(reason string) {
 	}
 }
 
-// addInvalid merges rs into the invalid set, closing the connection if the
-// set would exceed its cap in oids or in runs, or take the invalid sets of
-// all connections over MaxInvalidMemory (I7). Called by other connections'
-// goroutines. A commit's rs alone never exceeds the cap in oids (it is
-// refused first, commitPath.countRule): that cap closes only a connection
-// that did not sync while several changes accumulated.
+// addInvalid merges rs, the oids of a commit, into the invalid set,
+// closing the connection if the set would exceed its cap in oids or in
+// runs, or take the invalid sets of all connections over MaxInvalidMemory
+// (I7); removals the set holds are forgotten first to make room. Called by
+// other connections' goroutines. A commit's rs alone never exceeds the
+// caps (it is refused first, commitPath.countRule and runsRule): they
+// close only a connection that did not sync while several changes
+// accumulated.
 //
-// removed marks oids removed by a collection (I2): those the set cannot
-// take within its caps are not told, and the connection stays open. They
-// name unreachable objects whose oids are never handed out again (A1), so
-// the client misses no change to an object it can reach; a commit that
-// still refers to one is answered I (rule 10), a load of one K.
+// removed marks oids removed by a collection (I2), kept apart: those the
+// set cannot take within its caps are not told, and the connection stays
+// open. They name unreachable objects whose oids are never handed out
+// again (A1), so the client misses no change to an object it can reach; a
+// commit that still refers to one is answered I (rule 10), a load of one
+// K.
 func (c *conn) addInvalid(rs []run, removed bool) {
 	var n uint64
 	var runs int
-	var overOwn, overAll, untold, first bool
+	var over, overAll, first bool
+	var untold uint64
 	c.mu.Lock()
 	if c.killed.Load() == nil && !c.gone {
-		// Near a cap, decide before growing the set: a flood of closings
-		// must not first allocate every set it closes.
 		maxTotal := c.s.cfg.MaxInvalidMemory / runBytes
-		upper := len(c.invalid.runs) + len(rs)
-		if upper > c.s.cfg.MaxInvalidRuns || c.invalid.len()+runsLen(rs) > uint64(c.s.cfg.MaxInvalid) ||
-			c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(upper) > maxTotal {
-			runs, n = c.invalid.mergedSize(rs)
-			overOwn = n > uint64(c.s.cfg.MaxInvalid) || runs > c.s.cfg.MaxInvalidRuns
+		// fits reports whether the sets would hold at most the caps with rs
+		// merged into into (the other set counted as it is, overlaps
+		// twice): near a cap it decides before growing the set, so a
+		// flood of closings does not first allocate every set it closes.
+		fits := func(into, other *runSet) bool {
+			runs, n = len(into.runs)+len(rs)+len(other.runs), into.len()+runsLen(rs)+other.len()
+			if runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid) &&
+				c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(runs) <= maxTotal {
+				return true
+			}
+			r, o := into.mergedSize(rs)
+			runs, n = r+len(other.runs), o+other.len()
 			overAll = c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(runs) > maxTotal
+			return runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid) && !overAll
 		}
-		if !overOwn && !overAll {
-			c.invalid.addRuns(rs)
-			n, runs = c.invalid.len(), len(c.invalid.runs)
-			// Concurrent invalidations may have raced the estimate; removals
-			// stay (over MaxInvalidMemory by that race at most).
-			overAll = c.countRunsLocked() > maxTotal && !removed
-		} else if removed {
-			k := runsLen(rs)
-			untold, first = true, c.untold.Add(k) == k
-			overOwn, overAll = false, false
+		switch {
+		case removed && fits(&c.removed, &c.invalid):
+			c.removed.addRuns(rs)
+		case removed:
+			untold = runsLen(rs)
+		default:
+			ok := fits(&c.invalid, &c.removed)
+			if !ok && c.removed.len() > 0 {
+				untold = c.removed.len() // make room: removals can be forgotten
+				c.removed.drop()
+				c.countRunsLocked()
+				ok = fits(&c.invalid, &c.removed)
+			}
+			if ok {
+				c.invalid.addRuns(rs)
+			} else {
+				over = true
+				c.invalid.drop() // the connection is closed; free the memory now
+				c.removed.drop()
+			}
 		}
-		if overOwn || overAll {
-			c.invalid.drop() // the connection is closed; free the memory now
+		// Concurrent invalidations may have raced the estimates: a commit's
+		// changes over the total close the connection, removals stay (over
+		// MaxInvalidMemory by that race at most).
+		if c.countRunsLocked() > maxTotal && !removed && !over {
+			over, overAll = true, true
+			c.invalid.drop()
+			c.removed.drop()
 			c.countRunsLocked()
 		}
-		c.invalidN.Store(c.invalid.len())
+		if untold > 0 {
+			first = c.untold.Add(untold) == untold
+		}
+		c.invalidN.Store(c.invalid.len() + c.removed.len())
 	}
 	c.mu.Unlock()
+	if untold > 0 && first { // one line until the next sync, which counts them all
+		c.log.Warn("removed oids not told to this connection: its invalid set would go over its limit (I2, I7); they name unreachable objects, loads of them answer K",
+			"untold", untold, "would_hold", n, "max", c.s.cfg.MaxInvalid,
+			"would_hold_runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
+	}
 	switch {
-	case untold:
-		if first { // one line until the next sync, which counts them all
-			c.log.Warn("removed oids not told to this connection: its invalid set would go over its limit (I2, I7); they name unreachable objects, loads of them answer K",
-				"removed", runsLen(rs), "removed_runs", len(rs), "would_hold", n, "max", c.s.cfg.MaxInvalid,
-				"would_hold_runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
-		}
+	case !over:
 		return
-	case overOwn:
-		c.log.Warn("closing connection: invalid set over its limit (I7): changes since its last sync (S or commit) over --max-invalid oids or --max-invalid-runs runs",
-			"oids", n, "max", c.s.cfg.MaxInvalid,
-			"runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns)
 	case overAll:
 		c.log.Warn("closing connection: the invalid sets of all connections would be over --max-invalid-memory (I7)",
 			"oids", n, "runs", runs, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
 	default:
-		return
+		c.log.Warn("closing connection: invalid set over its limit (I7): changes since its last sync (S or commit) over --max-invalid oids or --max-invalid-runs runs",
+			"oids", n, "max", c.s.cfg.MaxInvalid,
+			"runs", runs, "max_runs", c.s.cfg.MaxInvalidRuns)
 	}
 	if c.obs != nil {
 		c.obs.Error(ErrLimit)
 	}
 	c.kill("invalid set over its limit")
+}
+
+// forgetRemoved lets go of the removals the invalid set holds (they are
+// not told: see addInvalid), to make room for a commit's changes.
+func (c *conn) forgetRemoved() {
+	c.mu.Lock()
+	k := c.removed.len()
+	if k > 0 {
+		c.removed.drop()
+		c.countRunsLocked()
+		c.invalidN.Store(c.invalid.len())
+	}
+	c.mu.Unlock()
+	if k > 0 && c.untold.Add(k) == k {
+		c.log.Warn("removed oids not told to this connection: forgotten to make room for commits' changes within --max-invalid-memory (I2, I7); they name unreachable objects, loads of them answer K",
+			"untold", k, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
+	}
 }
 
 // isInvalid reports whether oid is in the invalid set (I4).
@@ -309,7 +356,7 @@ func (c *conn) isInvalid(oid uint64) bool {
 		return false
 	}
 	c.mu.Lock()
-	in := c.invalid.contains(oid)
+	in := c.invalid.contains(oid) || c.removed.contains(oid)
 	c.mu.Unlock()
 	return in
 }
@@ -321,6 +368,10 @@ func (c *conn) takeInvalid() ([]run, uint64) {
 		return nil, 0
 	}
 	c.mu.Lock()
+	if c.removed.len() > 0 { // told with the changes, in one list (I5)
+		c.invalid.addRuns(c.removed.runs)
+		c.removed.drop()
+	}
 	rs, n := c.invalid.take()
 	c.countRunsLocked()
 	c.invalidN.Store(0)
@@ -347,7 +398,7 @@ const runBytes = 16
 // countRunsLocked brings the server's count of invalid runs up to date
 // with this connection's set and returns the total (c.mu held).
 func (c *conn) countRunsLocked() int64 {
-	n := len(c.invalid.runs)
+	n := len(c.invalid.runs) + len(c.removed.runs)
 	d := n - c.runsCounted
 	c.runsCounted = n
 	return c.s.invalidRuns.Add(int64(d))
@@ -359,6 +410,7 @@ func (c *conn) dropInvalid() {
 	c.mu.Lock()
 	c.gone = true
 	c.invalid.drop()
+	c.removed.drop()
 	c.countRunsLocked()
 	c.invalidN.Store(0)
 	c.mu.Unlock()

@@ -455,7 +455,7 @@ func (p *commitPath) forwardCommitted(c *conn, sorted []uint64, dropOwn bool) {
 	c.mu.Lock()
 	c.invalid.removeSorted(sorted)
 	c.countRunsLocked()
-	c.invalidN.Store(c.invalid.len())
+	c.invalidN.Store(c.invalid.len() + c.removed.len())
 	c.mu.Unlock()
 }
 

@@ -50,6 +50,31 @@ func TestRemovalsOverCapKeepConnections(t *testing.T) {
 		t.Error("removals left untold are not logged")
 	}
 
+	// Removals that fill a set are forgotten to make room for a commit's
+	// changes, which must be told: the connection stays open (QA: a
+	// collection left every idle set at its cap, and the next one-record
+	// commit closed them all).
+	for _, fill := range [][]uint64{
+		seq(20000, maxOIDs-1),        // the cap in oids, nearly
+		everyOther(30000, maxRuns-1), // the cap in runs, nearly
+	} {
+		ts.srv.InvalidateRemoved(fill)
+		o := a.newOIDs(4)
+		if _, st := a.commit(rec(o[0], "c"), rec(o[2], "c")); st != 'O' { // 2 oids, 2 runs
+			t.Fatalf("commit: %q", st)
+		}
+		idle.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		inv, err := idle.wc().Sync()
+		if err != nil {
+			t.Fatalf("idle, its set full of removals, after a commit of 2 records: %v", err)
+		}
+		slices.Sort(inv)
+		if !slices.Equal(inv, []uint64{o[0], o[2]}) {
+			t.Errorf("idle told %d oids, want the commit's 2; the removals forgotten", len(inv))
+		}
+		a.sync()
+	}
+
 	// A commit's invalidations still close a connection over its cap.
 	o := a.newOIDs(60)
 	var recs [][]byte
@@ -94,7 +119,8 @@ func TestReplicatedOverCapCloses(t *testing.T) {
 // stay open.
 func TestCollectionOverCapKeepsConnections(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
-		const maxOIDs = 200
+		// Two of the full collection's batches of 512 removals fill a set.
+		const maxOIDs = 1024
 		st := openEngine(t, backend, engine.Options{GC: engine.GCPolicy{Mode: engine.GCManual}})
 		ts := startServer(t, Config{MaxInvalid: maxOIDs}, st)
 		a := ts.dial(t)
@@ -106,7 +132,10 @@ func TestCollectionOverCapKeepsConnections(t *testing.T) {
 		// observers sync after each, as a client that keeps up does.
 		var subtree []uint64
 		for range 3 {
-			oids := a.newOIDs(maxOIDs / 2)
+			var oids []uint64
+			for len(oids) < maxOIDs/2 {
+				oids = append(oids, a.newOIDs(min(255, maxOIDs/2-len(oids)))...)
+			}
 			oids = slices.DeleteFunc(oids, func(o uint64) bool { return o == 0 }) // the root's
 			var recs [][]byte
 			for _, o := range oids {
@@ -136,10 +165,19 @@ func TestCollectionOverCapKeepsConnections(t *testing.T) {
 			st, _ := a.load(gone)
 			return st == 'K'
 		})
+		// Then an ordinary commit: the observers' sets, filled by the
+		// removals, make room for it.
+		if _, st := a.commit(rec(kept[0], "changed")); st != 'O' {
+			t.Fatalf("commit after the collection: %q", st)
+		}
 		for i, c := range observers {
 			c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.wc().Sync(); err != nil {
-				t.Fatalf("observer %d after a collection of %d objects (cap %d): %v", i, len(subtree)-len(kept), maxOIDs, err)
+			inv, err := c.wc().Sync()
+			if err != nil {
+				t.Fatalf("observer %d after a collection of %d objects (cap %d) and a commit: %v", i, len(subtree)-len(kept), maxOIDs, err)
+			}
+			if !slices.Contains(inv, kept[0]) {
+				t.Errorf("observer %d not told of the commit after the collection", i)
 			}
 			if st, _ := c.load(kept[0]); st != 'O' {
 				t.Fatalf("observer %d: load of a kept object: %q", i, st)
@@ -190,5 +228,57 @@ func TestCommitOverInvalidMemoryRefusedKeepsOthers(t *testing.T) {
 	}
 	if !containsLog(ts, "--max-invalid-memory") {
 		t.Error("the refusal does not name --max-invalid-memory")
+	}
+}
+
+// seq returns the n oids from first.
+func seq(first uint64, n int) []uint64 {
+	s := make([]uint64, n)
+	for i := range s {
+		s[i] = first + uint64(i)
+	}
+	return s
+}
+
+// everyOther returns n oids from first, each a run of its own.
+func everyOther(first uint64, n int) []uint64 {
+	s := make([]uint64, n)
+	for i := range s {
+		s[i] = first + 2*uint64(i)
+	}
+	return s
+}
+
+// Removals that fill the budget of all sets together (--max-invalid-memory)
+// are forgotten before a commit's changes would take it over: a
+// connection that holds none of them is not closed for the others' (QA:
+// a one-record commit closed an idle observer after a collection filled
+// the budget).
+func TestRemovalsOverMemoryGiveWay(t *testing.T) {
+	const totalRuns = 100
+	ts := startServer(t, Config{MaxInvalidMemory: totalRuns * runBytes}, newMemStore())
+	holder := ts.dial(t)
+	holder.sync()
+	ts.srv.InvalidateRemoved(everyOther(50000, totalRuns-1)) // the holder's set: the budget, nearly
+	a := ts.dial(t)
+	var fresh []*client // connections that hold no removal
+	for range 20 {
+		c := ts.dial(t)
+		c.sync()
+		fresh = append(fresh, c)
+	}
+	o := a.newOIDs(4)
+	if _, st := a.commit(rec(o[1], "c"), rec(o[3], "c")); st != 'O' {
+		t.Fatalf("commit: %q", st)
+	}
+	for i, c := range append(fresh, holder) {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		inv, err := c.wc().Sync()
+		if err != nil {
+			t.Fatalf("connection %d after a commit of 2 runs with the budget full of removals: %v", i, err)
+		}
+		if slices.Sort(inv); !slices.Equal(inv, []uint64{o[1], o[3]}) {
+			t.Errorf("connection %d told %v, want the commit's oids", i, inv)
+		}
 	}
 }

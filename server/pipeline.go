@@ -100,6 +100,8 @@ type commitPath struct {
 
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
+	invalidRuns atomic.Int64 // runs in the invalid sets of all connections (MaxInvalidMemory)
+
 	// fanout recycles invalidate's list of connections (*[]*conn), one
 	// allocation of a pointer per open connection per commit otherwise.
 	fanout sync.Pool
@@ -494,6 +496,14 @@ func (p *commitPath) invalidate(rs []run, skip *conn, removed bool) {
 	}
 	p.open.mu.Unlock()
 	n := len(conns)
+	if !removed && p.invalidRuns.Load()+int64(len(rs))*int64(n) > p.cfg.MaxInvalidMemory/runBytes {
+		// Near the budget of all sets together: every set's removals are
+		// forgotten first, so that a commit's changes, which must be
+		// told, take their room rather than close connections (I2).
+		for _, c := range conns {
+			c.forgetRemoved()
+		}
+	}
 	for _, c := range conns {
 		c.addInvalid(rs, removed)
 	}

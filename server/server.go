@@ -46,7 +46,6 @@ type Server struct {
 
 	fwd forwardPool // connections to the master, on a replica (forward.go)
 
-	invalidRuns atomic.Int64 // runs in the invalid sets of all connections (MaxInvalidMemory)
 }
 
 // New returns a server for st. It does not listen yet.
