@@ -260,33 +260,21 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 	c.mu.Lock()
 	if c.killed.Load() == nil && !c.gone {
 		maxTotal := c.s.cfg.MaxInvalidMemory / runBytes
-		// fits reports whether the sets would hold at most the caps with rs
-		// merged into into (the other set counted as it is, overlaps
-		// twice): near a cap it decides before growing the set, so a
-		// flood of closings does not first allocate every set it closes.
-		fits := func(into, other *runSet) bool {
-			runs, n = len(into.runs)+len(rs)+len(other.runs), into.len()+runsLen(rs)+other.len()
-			if runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid) &&
-				c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(runs) <= maxTotal {
-				return true
-			}
-			r, o := into.mergedSize(rs)
-			runs, n = r+len(other.runs), o+other.len()
-			overAll = c.s.invalidRuns.Load()-int64(c.runsCounted)+int64(runs) > maxTotal
-			return runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid) && !overAll
-		}
+		ok := false
 		switch {
-		case removed && fits(&c.removed, &c.invalid):
-			c.removed.addRuns(rs)
 		case removed:
-			untold = runsLen(rs)
+			if runs, n, overAll, ok = c.fitsLocked(&c.removed, &c.invalid, rs, maxTotal); ok {
+				c.removed.addRuns(rs)
+			} else {
+				untold = runsLen(rs)
+			}
 		default:
-			ok := fits(&c.invalid, &c.removed)
+			runs, n, overAll, ok = c.fitsLocked(&c.invalid, &c.removed, rs, maxTotal)
 			if !ok && c.removed.len() > 0 {
 				untold = c.removed.len() // make room: removals can be forgotten
 				c.removed.drop()
 				c.countRunsLocked()
-				ok = fits(&c.invalid, &c.removed)
+				runs, n, overAll, ok = c.fitsLocked(&c.invalid, &c.removed, rs, maxTotal)
 			}
 			if ok {
 				c.invalid.addRuns(rs)
@@ -299,11 +287,13 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 		// Concurrent invalidations may have raced the estimates: a commit's
 		// changes over the total close the connection, removals stay (over
 		// MaxInvalidMemory by that race at most).
-		if c.countRunsLocked() > maxTotal && !removed && !over {
-			over, overAll = true, true
-			c.invalid.drop()
-			c.removed.drop()
-			c.countRunsLocked()
+		if ok || over {
+			if c.countRunsLocked() > maxTotal && !removed && !over {
+				over, overAll = true, true
+				c.invalid.drop()
+				c.removed.drop()
+				c.countRunsLocked()
+			}
 		}
 		if untold > 0 {
 			first = c.untold.Add(untold) == untold
@@ -331,6 +321,27 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 		c.obs.Error(ErrLimit)
 	}
 	c.kill("invalid set over its limit")
+}
+
+// fitsLocked reports whether the sets would hold at most their caps with
+// rs merged into into (the other part counted as it is, overlaps twice),
+// with the runs and oids they would hold and whether the sets of all
+// connections would go over MaxInvalidMemory (maxTotal runs). Near a cap
+// it decides before growing the set, so a flood of closings does not
+// first allocate every set it closes. c.mu is held.
+func (c *conn) fitsLocked(into, other *runSet, rs []run, maxTotal int64) (runs int, n uint64, overAll, ok bool) {
+	cfg := &c.s.cfg
+	base := c.s.invalidRuns.Load() - int64(c.runsCounted)
+	runs = len(into.runs) + len(rs) + len(other.runs)
+	if runs <= cfg.MaxInvalidRuns && base+int64(runs) <= maxTotal {
+		if n = into.len() + runsLen(rs) + other.len(); n <= uint64(cfg.MaxInvalid) {
+			return runs, n, false, true
+		}
+	}
+	r, o := into.mergedSize(rs)
+	runs, n = r+len(other.runs), o+other.len()
+	overAll = base+int64(runs) > maxTotal
+	return runs, n, overAll, runs <= cfg.MaxInvalidRuns && n <= uint64(cfg.MaxInvalid) && !overAll
 }
 
 // forgetRemoved lets go of the removals the invalid set holds (they are
