@@ -106,6 +106,13 @@ func (f *fakeReplica) HoldForwarded(oids []uint64) func()                      {
 // replica server forwarding to it.
 func startFakeGroup(t *testing.T) (*testServer, *fakeReplica) {
 	t.Helper()
+	return startFakeGroupCfg(t, Config{})
+}
+
+// startFakeGroupCfg is startFakeGroup with the replica's server configured
+// by cfg.
+func startFakeGroupCfg(t *testing.T, cfg Config) (*testServer, *fakeReplica) {
+	t.Helper()
 	mst := newMemStore()
 	mts := startServer(t, Config{}, mst)
 	local := mts.dial(t)
@@ -119,7 +126,7 @@ func startFakeGroup(t *testing.T) (*testServer, *fakeReplica) {
 	if err := f.replicate(); err != nil {
 		t.Fatal(err)
 	}
-	rts := startServer(t, Config{}, f)
+	rts := startServer(t, cfg, f)
 	f.srv = rts.srv
 	return rts, f
 }

@@ -282,3 +282,38 @@ func TestRemovalsOverMemoryGiveWay(t *testing.T) {
 		}
 	}
 }
+
+// On a replica the committer's own set is told of its forwarded commit
+// (by the change follower, before the reply), so the rule against commits
+// over --max-invalid-memory counts it: a commit that fits the other
+// connections' sets but not with the committer's is refused with E. It
+// used to be forwarded, stored by the master, and its connection closed
+// without a reply (QA: the outcome of a stored commit unknown to its
+// client).
+func TestReplicaCommitOverInvalidMemoryCountsCommitter(t *testing.T) {
+	const totalRuns = 100
+	rts, f := startFakeGroupCfg(t, Config{MaxInvalidMemory: totalRuns * runBytes})
+	x, y := rts.dial(t), rts.dial(t)
+	y.sync()
+	o := x.newOIDs(120)
+	var recs [][]byte
+	for i := 0; i < 120; i += 2 { // 60 runs: 60 for y fits, 120 with x does not
+		recs = append(recs, rec(o[i], "x"))
+	}
+	f.gate <- struct{}{} // should it be forwarded
+	x.begin()
+	x.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	st, err := x.wc().Finish(txnData(recs...))
+	if err != nil {
+		t.Fatalf("commit of 60 runs through the replica, 2 connections, a total of %d runs: %v (no reply)", totalRuns, err)
+	}
+	if st != 'E' {
+		t.Fatalf("commit of 60 runs through the replica: %q, want E", st)
+	}
+	for name, c := range map[string]*client{"x": x, "y": y} {
+		c.nc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.wc().Sync(); err != nil {
+			t.Errorf("%s after the refused commit: %v", name, err)
+		}
+	}
+}

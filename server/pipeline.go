@@ -155,10 +155,13 @@ func (p *commitPath) countRule(nf int) *frameError {
 // invalid set may hold (Config.MaxInvalidRuns) are refused, like more
 // records than it may hold in oids (countRule): announced, the commit
 // would put every other connection's set over that cap at once and I7
-// would close them all. So are runs that, told to every other open
-// connection, would by themselves take the sets of all connections
-// together over Config.MaxInvalidMemory: I7 would close the connections
-// reached after the total went over, however recently they synced.
+// would close them all. So are runs that, told to every open connection,
+// would by themselves take the sets of all connections together over
+// Config.MaxInvalidMemory: I7 would close the connections reached after
+// the total went over, however recently they synced. The committer is
+// counted: on a replica its own set is told of its commit too (by the
+// change follower, before the reply), and closing it there would leave
+// the outcome of a stored commit unknown to its client.
 func (p *commitPath) runsRule(sorted []uint64) *frameError {
 	// At most one run an oid; the connection count only when it matters.
 	maxTotal := p.cfg.MaxInvalidMemory / runBytes
@@ -166,7 +169,7 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 	if few && int64(len(sorted))*int64(max(p.cfg.MaxConnections, 1)) <= maxTotal {
 		return nil
 	}
-	others := int64(p.openConns() - 1)
+	others := int64(p.openConns())
 	if few && int64(len(sorted))*others <= maxTotal {
 		return nil
 	}
@@ -183,7 +186,7 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 	}
 	if int64(runs)*others > maxTotal {
 		return &frameError{rule: 1, msg: fmt.Sprintf(
-			"%d runs of consecutive oids told to %d other connections: %d bytes of invalid sets, more than --max-invalid-memory (%d) for all connections together: connections would be closed (I7); split the transaction or raise --max-invalid-memory",
+			"%d runs of consecutive oids told to %d connections: %d bytes of invalid sets, more than --max-invalid-memory (%d) for all connections together: connections would be closed (I7); split the transaction or raise --max-invalid-memory",
 			runs, others, int64(runs)*others*runBytes, p.cfg.MaxInvalidMemory)}
 	}
 	return nil
