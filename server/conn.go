@@ -237,7 +237,8 @@ func (c *conn) kill(reason string) {
 	}
 }
 
-// addInvalid merges rs, the oids of a commit, into the invalid set,
+// addInvalid merges rs, the oids of a commit (mode addChange or
+// addChangeFinal), into the invalid set,
 // closing the connection if the set would exceed its cap in oids or in
 // runs, or take the invalid sets of all connections over MaxInvalidMemory
 // (I7); removals the set holds are forgotten first to make room. Called by
@@ -252,7 +253,8 @@ func (c *conn) kill(reason string) {
 // again (A1), so the client misses no change to an object it can reach; a
 // commit that still refers to one is answered I (rule 10), a load of one
 // K.
-func (c *conn) addInvalid(rs []run, removed bool) {
+func (c *conn) addInvalid(rs []run, mode addMode) (needRoom bool) {
+	removed := mode == addRemoved
 	var n uint64
 	var runs int
 	var over, overAll, first bool
@@ -276,23 +278,32 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 				c.countRunsLocked()
 				runs, n, overAll, ok = c.fitsLocked(&c.invalid, &c.removed, rs, maxTotal)
 			}
-			if ok {
+			ownOK := runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid)
+			switch {
+			case ok:
 				c.invalid.addRuns(rs)
-			} else {
+			case mode == addChange && ownOK:
+				needRoom = true // over the total only: others' removals may give way
+			default:
 				over = true
 				c.invalid.drop() // the connection is closed; free the memory now
 				c.removed.drop()
 			}
 		}
 		// Concurrent invalidations may have raced the estimates: a commit's
-		// changes over the total close the connection, removals stay (over
-		// MaxInvalidMemory by that race at most).
+		// changes over the total close the connection (on the second try:
+		// the add is kept, and adding again changes nothing), removals stay
+		// (over MaxInvalidMemory by that race at most).
 		if ok || over {
 			if c.countRunsLocked() > maxTotal && !removed && !over {
-				over, overAll = true, true
-				c.invalid.drop()
-				c.removed.drop()
-				c.countRunsLocked()
+				if mode == addChange {
+					needRoom = true
+				} else {
+					over, overAll = true, true
+					c.invalid.drop()
+					c.removed.drop()
+					c.countRunsLocked()
+				}
 			}
 		}
 		if untold > 0 {
@@ -308,7 +319,7 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 	}
 	switch {
 	case !over:
-		return
+		return needRoom
 	case overAll:
 		c.log.Warn("closing connection: the invalid sets of all connections would be over --max-invalid-memory (I7)",
 			"oids", n, "runs", runs, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
@@ -321,7 +332,25 @@ func (c *conn) addInvalid(rs []run, removed bool) {
 		c.obs.Error(ErrLimit)
 	}
 	c.kill("invalid set over its limit")
+	return false
 }
+
+// addMode says what addInvalid adds.
+type addMode int
+
+const (
+	// addChange: a commit's oids, first try. A set that would take the
+	// sets of all connections over MaxInvalidMemory, within its own caps,
+	// is left for the caller to retry once every set's removals are gone
+	// (needRoom), not closed.
+	addChange addMode = iota
+	// addChangeFinal: a commit's oids, retried: over a cap, the
+	// connection is closed (I7).
+	addChangeFinal
+	// addRemoved: oids removed by a collection (I2): what does not fit is
+	// left untold.
+	addRemoved
+)
 
 // fitsLocked reports whether the sets would hold at most their caps with
 // rs merged into into (the other part counted as it is, overlaps twice),

@@ -101,6 +101,11 @@ type commitPath struct {
 	gcAcc atomic.Int64 // committed bytes since the last automatic pack
 
 	invalidRuns atomic.Int64 // runs in the invalid sets of all connections (MaxInvalidMemory)
+	// removalMu is held shared by the fan-outs of removals and exclusively
+	// by a commit's fan-out while it makes room in the invalid sets
+	// (invalidate): no removal lands between its forgetting and its
+	// retries.
+	removalMu sync.RWMutex
 
 	// fanout recycles invalidate's list of connections (*[]*conn), one
 	// allocation of a pointer per open connection per commit otherwise.
@@ -499,16 +504,33 @@ func (p *commitPath) invalidate(rs []run, skip *conn, removed bool) {
 	}
 	p.open.mu.Unlock()
 	n := len(conns)
-	if !removed && p.invalidRuns.Load()+int64(len(rs))*int64(n) > p.cfg.MaxInvalidMemory/runBytes {
-		// Near the budget of all sets together: every set's removals are
-		// forgotten first, so that a commit's changes, which must be
-		// told, take their room rather than close connections (I2).
+	if removed {
+		p.removalMu.RLock()
 		for _, c := range conns {
-			c.forgetRemoved()
+			c.addInvalid(rs, addRemoved)
 		}
-	}
-	for _, c := range conns {
-		c.addInvalid(rs, removed)
+		p.removalMu.RUnlock()
+	} else {
+		var retry []*conn
+		for _, c := range conns {
+			if c.addInvalid(rs, addChange) {
+				retry = append(retry, c)
+			}
+		}
+		if len(retry) > 0 {
+			// Over the budget of all sets together: every set's removals
+			// are forgotten, with no collection's fan-out under way to
+			// bring more, so that a commit's changes, which must be
+			// told, take their room rather than close connections (I2).
+			p.removalMu.Lock()
+			for _, c := range conns {
+				c.forgetRemoved()
+			}
+			for _, c := range retry {
+				c.addInvalid(rs, addChangeFinal)
+			}
+			p.removalMu.Unlock()
+		}
 	}
 	clear(conns) // hold no closed connection
 	*buf = conns[:0]
