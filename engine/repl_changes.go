@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -51,6 +52,7 @@ type changeState struct {
 	// a waiter that reads it itself (readInline): reads never overlap,
 	// so they begin and end in order and report entries in order.
 	runMu    sync.Mutex
+	gcSeen   []byte                      // replica: meta gc at the last dropRemoved; guarded by runMu
 	active   atomic.Pointer[follower]    // replica: the follower whose reads may run inline; nil once told to stop
 	passMu   sync.Mutex                  // guards passDone
 	passDone chan struct{}               // replica: closed when the read of the table in progress (or the next) ends; see passWait
@@ -198,6 +200,9 @@ func (db *DB) changesLoop(f *follower) {
 			return
 		}
 		err := db.readChanges(limit, nil)
+		if err == nil {
+			err = db.dropRemoved()
+		}
 		db.changes.runMu.Unlock()
 		if limit != math.MaxUint64 {
 			if err != nil {
@@ -220,6 +225,37 @@ func (db *DB) changesLoop(f *follower) {
 			db.log.Warn("engine: read the replicated change table", "dir", db.dir, "err", err)
 		}
 	}
+}
+
+// dropRemoved empties a replica's record cache when the replicated meta
+// gc says that the master's collector or a full collection removed
+// objects since the last look: removals are not in the change table, and
+// the cache would go on serving records the master removed (a QA round:
+// a removed object still loaded on the replica, K on the others). The
+// collector writes meta gc in the transaction that deletes; a full
+// collection at its end, so until then a record its sweep removed may
+// still be served from the cache. runMu is held.
+func (db *DB) dropRemoved() error {
+	g, ok := db.store.(kv.Getter)
+	if !ok {
+		return nil
+	}
+	v, err := g.Get(BucketMeta, []byte(MetaGC))
+	if errors.Is(err, kv.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("engine: read meta gc: %w", err)
+	}
+	if bytes.Equal(v, db.changes.gcSeen) {
+		return nil
+	}
+	first := db.changes.gcSeen == nil
+	db.changes.gcSeen = bytes.Clone(v)
+	if !first {
+		db.cache.purge()
+	}
+	return nil
 }
 
 // readChanges is one read of the change table (followChanges), counted

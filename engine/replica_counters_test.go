@@ -2,8 +2,10 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"testing"
 
+	"github.com/durusbdb/durusbdb/durus/record"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -38,6 +40,46 @@ func TestReplicaCountersFromMeta(t *testing.T) {
 		}
 		if st.Objects != before+500 || st.NextOID != 9000 {
 			t.Errorf("replica Stats objects %d next_oid %d; want %d and 9000", st.Objects, st.NextOID, before+500)
+		}
+	})
+}
+
+// TestReplicaDropsRemovedFromCache: a replica empties its record cache
+// when the replicated meta gc changes (the master's collector or a full
+// collection removed objects; removals are not in the change table), so a
+// removed record is no longer served from the cache (a QA round: loaded O
+// on the replica, K on the other sites).
+func TestReplicaDropsRemovedFromCache(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		first := mustAlloc(t, db, 1)
+		mustCommit(t, db, rec(first))
+		if _, err := db.Load(first); err != nil { // cached now
+			t.Fatal(err)
+		}
+		db.changes.runMu.Lock()
+		defer db.changes.runMu.Unlock()
+		if err := db.dropRemoved(); err != nil { // the first look
+			t.Fatal(err)
+		}
+		// Replication deletes the record and counts it in meta gc.
+		err := kv.Update(context.Background(), db.store, kv.Sync, func(tx kv.Txn) error {
+			if err := tx.Delete(BucketObjects, record.OIDBytes(first)); err != nil {
+				return err
+			}
+			return tx.Put(BucketMeta, []byte(MetaGC), gcProgress{Collections: 1, Freed: 1}.encode())
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Load(first); err != nil {
+			t.Fatalf("before the look, the cache still serves the removed record (as replication leaves it): %v", err)
+		}
+		if err := db.dropRemoved(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Load(first); !errors.Is(err, ErrNotFound) {
+			t.Fatalf("load of a record the master removed, after meta gc changed: %v, want ErrNotFound", err)
 		}
 	})
 }
