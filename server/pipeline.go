@@ -174,8 +174,8 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 	if few && int64(len(sorted))*int64(max(p.cfg.MaxConnections, 1)) <= maxTotal {
 		return nil
 	}
-	others := int64(p.openConns())
-	if few && int64(len(sorted))*others <= maxTotal {
+	told := int64(p.openConns())
+	if few && int64(len(sorted))*told <= maxTotal {
 		return nil
 	}
 	runs := 1
@@ -189,10 +189,10 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 			"%d runs of consecutive oids, more than the %d an invalid set may hold (--max-invalid-runs): every other connection would be told of more than its cap and closed (I7); split the transaction or raise --max-invalid-runs",
 			runs, p.cfg.MaxInvalidRuns)}
 	}
-	if int64(runs)*others > maxTotal {
+	if int64(runs)*told > maxTotal {
 		return &frameError{rule: 1, msg: fmt.Sprintf(
 			"%d runs of consecutive oids told to %d connections: %d bytes of invalid sets, more than --max-invalid-memory (%d) for all connections together: connections would be closed (I7); split the transaction or raise --max-invalid-memory",
-			runs, others, int64(runs)*others*runBytes, p.cfg.MaxInvalidMemory)}
+			runs, told, int64(runs)*told*runBytes, p.cfg.MaxInvalidMemory)}
 	}
 	return nil
 }
@@ -478,11 +478,13 @@ func runsLen(rs []run) uint64 {
 }
 
 // invalidate adds rs to the invalid set of every open connection except
-// skip. Connections whose set would exceed the cap are closed (I7). A
-// commit's rs never exceeds the cap in oids alone (countRule): only a set
-// that was not emptied by a sync since earlier changes can go over it.
-// removed marks oids removed by a collection: a set they would take over
-// its cap is left without them instead (conn.addInvalid).
+// skip. Connections whose set would exceed the cap are closed (I7), once
+// every set's removals have given way where the sets of all connections
+// together are over theirs. A commit's rs never exceeds the caps alone
+// (countRule, runsRule): only a set that was not emptied by a sync since
+// earlier changes can go over them. removed marks oids removed by a
+// collection: a set they would take over its cap is left without them
+// instead (conn.addInvalid).
 func (p *commitPath) invalidate(rs []run, skip *conn, removed bool) {
 	if len(rs) == 0 {
 		return
