@@ -273,9 +273,7 @@ func (c *conn) addInvalid(rs []run, mode addMode) (needRoom bool) {
 		default:
 			runs, n, overAll, ok = c.fitsLocked(&c.invalid, &c.removed, rs, maxTotal)
 			if !ok && c.removed.len() > 0 {
-				untold = c.removed.len() // make room: removals can be forgotten
-				c.removed.drop()
-				c.countRunsLocked()
+				untold = c.dropRemovedLocked() // make room: removals can be forgotten
 				runs, n, overAll, ok = c.fitsLocked(&c.invalid, &c.removed, rs, maxTotal)
 			}
 			ownOK := runs <= c.s.cfg.MaxInvalidRuns && n <= uint64(c.s.cfg.MaxInvalid)
@@ -288,22 +286,21 @@ func (c *conn) addInvalid(rs []run, mode addMode) (needRoom bool) {
 				over = true
 				c.invalid.drop() // the connection is closed; free the memory now
 				c.removed.drop()
+				c.countRunsLocked()
 			}
 		}
 		// Concurrent invalidations may have raced the estimates: a commit's
 		// changes over the total close the connection (on the second try:
 		// the add is kept, and adding again changes nothing), removals stay
 		// (over MaxInvalidMemory by that race at most).
-		if ok || over {
-			if c.countRunsLocked() > maxTotal && !removed && !over {
-				if mode == addChange {
-					needRoom = true
-				} else {
-					over, overAll = true, true
-					c.invalid.drop()
-					c.removed.drop()
-					c.countRunsLocked()
-				}
+		if ok && c.countRunsLocked() > maxTotal && !removed {
+			if mode == addChange {
+				needRoom = true
+			} else {
+				over, overAll = true, true
+				c.invalid.drop()
+				c.removed.drop()
+				c.countRunsLocked()
 			}
 		}
 		if untold > 0 {
@@ -377,17 +374,24 @@ func (c *conn) fitsLocked(into, other *runSet, rs []run, maxTotal int64) (runs i
 // not told: see addInvalid), to make room for a commit's changes.
 func (c *conn) forgetRemoved() {
 	c.mu.Lock()
-	k := c.removed.len()
-	if k > 0 {
-		c.removed.drop()
-		c.countRunsLocked()
-		c.invalidN.Store(c.invalid.len())
-	}
+	k := c.dropRemovedLocked()
+	c.invalidN.Store(c.invalid.len())
 	c.mu.Unlock()
 	if k > 0 && c.untold.Add(k) == k {
 		c.log.Warn("removed oids not told to this connection: forgotten to make room for commits' changes within --max-invalid-memory (I2, I7); they name unreachable objects, loads of them answer K",
 			"untold", k, "max_invalid_memory", c.s.cfg.MaxInvalidMemory)
 	}
+}
+
+// dropRemovedLocked lets go of the removals the set holds and returns how
+// many oids they were (c.mu held).
+func (c *conn) dropRemovedLocked() uint64 {
+	k := c.removed.len()
+	if k > 0 {
+		c.removed.drop()
+		c.countRunsLocked()
+	}
+	return k
 }
 
 // isInvalid reports whether oid is in the invalid set (I4).

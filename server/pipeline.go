@@ -174,7 +174,7 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 	if few && int64(len(sorted))*int64(max(p.cfg.MaxConnections, 1)) <= maxTotal {
 		return nil
 	}
-	told := int64(p.openConns())
+	told := int64(p.open.count())
 	if few && int64(len(sorted))*told <= maxTotal {
 		return nil
 	}
@@ -195,14 +195,6 @@ func (p *commitPath) runsRule(sorted []uint64) *frameError {
 			runs, told, int64(runs)*told*runBytes, p.cfg.MaxInvalidMemory)}
 	}
 	return nil
-}
-
-// openConns returns the number of open connections.
-func (p *commitPath) openConns() int {
-	p.open.mu.Lock()
-	n := len(p.open.conns)
-	p.open.mu.Unlock()
-	return n
 }
 
 // checkFrames decides rules 3, 4, 5 and 8 of §5.5, which need neither the

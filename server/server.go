@@ -74,7 +74,10 @@ func (s *Server) Close() { s.quitOnce.Do(func() { close(s.quit) }) }
 func (s *Server) Done() <-chan struct{} { return s.quit }
 
 // NumConns returns the number of open connections.
-func (s *Server) NumConns() int {
+func (s *Server) NumConns() int { return s.connSet.count() }
+
+// count returns the number of open connections.
+func (s *connSet) count() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.conns)
