@@ -297,7 +297,7 @@ func (db *DB) finishFull(ctx context.Context, st *CollectStats) error {
 		return err
 	}
 	st.Fixed = fixed
-	if err := db.noteFullDone(ctx, st.Removed); err != nil {
+	if err := db.noteFullDone(ctx); err != nil {
 		return err
 	}
 	if objects > 0 && maxOID+1 > db.AllocCursor() {
@@ -369,15 +369,15 @@ func (db *DB) resumeFull(ctx context.Context, start bool) {
 	}
 }
 
-// noteFullDone counts a finished full collection and the objects it
-// removed in meta gc and clears meta full, synchronously: the write also
-// makes the recount's repairs (written without a sync) durable.
-func (db *DB) noteFullDone(ctx context.Context, removed int) error {
+// noteFullDone counts a finished full collection in meta gc (its sweep
+// batches counted the objects they removed) and clears meta full,
+// synchronously: the write also makes the recount's repairs (written
+// without a sync) durable.
+func (db *DB) noteFullDone(ctx context.Context) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	prog := db.gcStats
 	prog.Collections++
-	prog.Freed += uint64(removed)
 	err := kv.Update(ctx, db.store, kv.Sync, func(tx kv.Txn) error {
 		if err := tx.Delete(BucketMeta, []byte(MetaFull)); err != nil {
 			return err
@@ -492,6 +492,7 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	}
 	var removed []uint64
 	var size uint64
+	var prog gcProgress
 	now := int8Bytes(uint64(time.Now().UnixMilli()))
 	err := kv.Update(ctx, db.store, kv.NoSync, func(tx kv.Txn) error {
 		removed = removed[:0]
@@ -519,6 +520,15 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 		if err := putSize(tx, size); err != nil {
 			return err
 		}
+		// Counted in meta gc in the transaction that deletes, as the
+		// collector does: a replica empties its record cache when meta
+		// gc changes (dropRemoved), so it stops serving these records
+		// now, not at the collection's end.
+		prog = db.gcStats
+		prog.Freed += uint64(len(removed))
+		if err := tx.Put(BucketMeta, []byte(MetaGC), prog.encode()); err != nil {
+			return err
+		}
 		// Before the commit, as the collector does (reportRemoved).
 		db.reportRemoved(removed)
 		return nil
@@ -529,6 +539,7 @@ func (db *DB) sweepBatch(ctx context.Context, batch []uint64, st *CollectStats) 
 	db.cache.invalidate(removed...)
 	if len(removed) > 0 {
 		db.size.Store(size)
+		db.gcStats = prog
 	}
 	return removed, nil
 }

@@ -232,9 +232,8 @@ func (db *DB) changesLoop(f *follower) {
 // objects since the last look: removals are not in the change table, and
 // the cache would go on serving records the master removed (a QA round:
 // a removed object still loaded on the replica, K on the others). The
-// collector writes meta gc in the transaction that deletes; a full
-// collection at its end, so until then a record its sweep removed may
-// still be served from the cache. runMu is held.
+// collector and each sweep batch of a full collection write meta gc in
+// the transaction that deletes. runMu is held.
 func (db *DB) dropRemoved() error {
 	g, ok := db.store.(kv.Getter)
 	if !ok {

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"testing"
@@ -80,6 +81,58 @@ func TestReplicaDropsRemovedFromCache(t *testing.T) {
 		}
 		if _, err := db.Load(first); !errors.Is(err, ErrNotFound) {
 			t.Fatalf("load of a record the master removed, after meta gc changed: %v, want ErrNotFound", err)
+		}
+	})
+}
+
+// TestFullSweepBatchesChangeMetaGC: each sweep batch of a full collection
+// that removes objects counts them in meta gc in its own transaction, so
+// that a replica, which watches meta gc (dropRemoved), empties its record
+// cache while the sweep goes on, not only at the collection's end (a
+// record the sweep removed was served from a replica's cache until then).
+func TestFullSweepBatchesChangeMetaGC(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, kind string) {
+		db := newTestDB(t, kind)
+		// 600 unreachable objects: two sweep batches (512 a batch).
+		const n = 600
+		mustAlloc(t, db, n+1)
+		recs := [][]byte{rec(0)}
+		for k := uint64(1); k <= n; k++ {
+			recs = append(recs, rec(k))
+		}
+		mustCommit(t, db, recs...)
+		metaGC := func() []byte {
+			v, err := db.store.(kv.Getter).Get(BucketMeta, []byte(MetaGC))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return bytes.Clone(v)
+		}
+		var seen [][]byte
+		db.opts.OnFullPhase = func(phase string) {
+			if phase == "sweep" || phase == "recount" {
+				seen = append(seen, metaGC())
+			}
+		}
+		st, err := db.FullCollect(context.Background())
+		db.opts.OnFullPhase = nil
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Removed != n {
+			t.Fatalf("removed %d, want %d", st.Removed, n)
+		}
+		// seen: before batch 1, before batch 2, after the sweep (recount).
+		if len(seen) != 3 {
+			t.Fatalf("%d sweep/recount phases seen, want 3", len(seen))
+		}
+		for i := 1; i < len(seen); i++ {
+			if bytes.Equal(seen[i], seen[i-1]) {
+				t.Fatalf("meta gc unchanged by sweep batch %d (a replica keeps serving what it removed): %x", i, seen[i])
+			}
+		}
+		if p := decodeGC(metaGC()); p.Freed != n {
+			t.Fatalf("meta gc counts %d freed at the end, want %d (each object once)", p.Freed, n)
 		}
 	})
 }
