@@ -5,6 +5,7 @@ package bdb
 import (
 	"cmp"
 	"log/slog"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,8 +51,9 @@ type Env struct {
 	txns   map[*Txn]struct{}
 	dbs    map[*DB]struct{}
 
-	repl    *replState // nil unless replicated
-	prezero *prezeroer // nil if read-only or NoPrezero
+	repl    *replState  // nil unless replicated
+	prezero *prezeroer  // nil if read-only or NoPrezero
+	room    *roomKeeper // nil if read-only
 
 	log *slog.Logger
 	// spreadPages counts the pages written ahead of checkpoints
@@ -172,6 +174,9 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	if !opts.ReadOnly && !opts.NoPrezero {
 		e.prezero = startPrezero(dir, e.logFile, e.log)
 	}
+	if !opts.ReadOnly {
+		e.room = startRoom(dir, e.logicalEnds, e.log)
+	}
 	return e, nil
 }
 
@@ -187,6 +192,49 @@ func (e *Env) logFile() (cur, size uint32, err error) {
 		return 0, 0, wrap("log stat of "+e.dir, err)
 	}
 	return st.CurFile, st.FileSize, nil
+}
+
+// logicalEnds returns, by file name, where each open database file ends
+// in the cache's view (the page after its last, created pages not yet
+// written included), for roomKeeper. Holding e.mu keeps DB.Close from
+// closing a handle it asks.
+func (e *Env) logicalEnds() map[string]int64 {
+	if err := e.enter(); err != nil {
+		return nil
+	}
+	defer e.leave()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ends := make(map[string]int64, len(e.dbs))
+	for d := range e.dbs {
+		h, err := d.handle()
+		if err != nil {
+			continue
+		}
+		last, err := h.LastPage()
+		if err != nil {
+			continue
+		}
+		ps, err := h.PageSize()
+		if err != nil {
+			continue
+		}
+		name := filepath.Base(d.file)
+		ends[name] = max(ends[name], (int64(last)+1)*int64(ps))
+	}
+	return ends
+}
+
+// RoomFor makes sure, before about n bytes are committed, that every
+// database file has room allocated past its end (see roomKeeper.Reserve)
+// and that the next log file could be written ahead (prezeroer); it
+// returns an error wrapping kv.ErrNoSpace naming the file a full file
+// system denied.
+func (e *Env) RoomFor(n int64) error {
+	if err := e.prezero.noRoom(); err != nil {
+		return err
+	}
+	return e.room.Reserve(n)
 }
 
 // LogsWrittenAhead returns how many log files were written with zeros
@@ -372,6 +420,7 @@ func (e *Env) Close() error {
 	e.closing.Store(true)
 	e.mu.Unlock()
 	e.prezero.stop()
+	e.room.stop()
 	e.repl.stop()
 	defer e.repl.free()
 

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/internal/staging"
+	"github.com/durusbdb/durusbdb/kv"
 )
 
 // prezeroer keeps the next log file of a writable environment written
@@ -56,16 +57,35 @@ type prezeroer struct {
 	quit chan struct{}
 	done chan struct{}
 	made atomic.Uint64 // log files written ahead
+	// full is the error of the last attempt to write the next log file
+	// ahead when the file system had no room for it, nil once a later
+	// attempt succeeds or libdb has its next file: while set, Env.RoomFor
+	// refuses commits, since libdb's own switch to a new log file would
+	// meet the full disk inside a commit's write.
+	full atomic.Pointer[error]
+}
+
+// noRoom returns the error of a write ahead the full file system refused,
+// or nil. Nil-safe.
+func (p *prezeroer) noRoom() error {
+	if p == nil {
+		return nil
+	}
+	if e := p.full.Load(); e != nil {
+		return *e
+	}
+	return nil
 }
 
 // Prezero timing: how often the current log file is looked at, the chunk
 // written between checks for quit, and the pause after each chunk while
 // zeros are written, so that commits' fsyncs share the disk with them.
 const (
-	prezeroEvery = 200 * time.Millisecond
-	prezeroChunk = 256 << 10
-	prezeroPause = 5 * time.Millisecond
-	prezeroRetry = time.Minute // after a failure (a full disk)
+	prezeroEvery     = 200 * time.Millisecond
+	prezeroChunk     = 256 << 10
+	prezeroPause     = 5 * time.Millisecond
+	prezeroRetry     = time.Minute // after a failure
+	prezeroRetryFull = time.Second // after a full file system: commits wait for it
 )
 
 // prezeroTemp is the file the zeros are written to: a dotfile, which
@@ -124,11 +144,16 @@ func (p *prezeroer) run() {
 			p.dropStale(ahead)
 			ahead = 0
 		}
-		if cur == 0 || size == 0 || time.Since(failed) < prezeroRetry || replInitPending(p.dir) {
+		retry := prezeroRetry
+		if p.full.Load() != nil {
+			retry = prezeroRetryFull
+		}
+		if cur == 0 || size == 0 || time.Since(failed) < retry || replInitPending(p.dir) {
 			continue
 		}
 		next := logPath(p.dir, cur+1)
 		if _, err := os.Lstat(next); !errors.Is(err, fs.ErrNotExist) {
+			p.full.Store(nil)
 			continue // written ahead already, or libdb's now
 		}
 		mode := fs.FileMode(0o640)
@@ -140,6 +165,14 @@ func (p *prezeroer) run() {
 			return
 		case err == nil:
 			ahead = cur + 1
+			p.full.Store(nil)
+		case errors.Is(err, syscall.ENOSPC):
+			failed = time.Now()
+			if p.full.Load() == nil {
+				p.log.Error("bdb: no room on the file system for the next log file: commits are refused until there is", "dir", p.dir, "file", filepath.Base(next), "err", err)
+			}
+			full := fmt.Errorf("bdb: no room for the next log file %s: %w", next, kv.ErrNoSpace)
+			p.full.Store(&full)
 		case err != nil:
 			failed = time.Now()
 			p.log.Warn("bdb: could not write the next log file ahead (commits go on, their fsyncs slower); retrying in a minute",

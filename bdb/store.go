@@ -641,3 +641,6 @@ var (
 // LibraryVersion returns the version string of the libdb this binary
 // links, for `durusbdb version` and bug reports.
 func LibraryVersion() string { return libdb.Version() }
+
+// RoomFor implements kv.RoomReporter: see Env.RoomFor.
+func (s *Store) RoomFor(n int64) error { return s.env.RoomFor(n) }

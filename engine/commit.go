@@ -106,6 +106,11 @@ func (db *DB) Stage(ctx context.Context, recs [][]byte) (*Pending, error) {
 	if err := db.space.admit(int64(p.bytes + 64*len(p.recs))); err != nil {
 		return nil, fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
 	}
+	if rr, ok := db.store.(kv.RoomReporter); ok {
+		if err := rr.RoomFor(int64(p.bytes + 64*len(p.recs))); err != nil {
+			return nil, fmt.Errorf("engine: commit oid %d: %w", p.recs[0].oid, err)
+		}
+	}
 	// Rule 10 now, before the caller tells anybody what p stores: pin the
 	// references (deleters spare pinned oids) and check them with no
 	// deletion in progress (delGate).

@@ -207,6 +207,17 @@ type Panicker interface {
 	Panic() error
 }
 
+// RoomReporter is a Store that keeps disk blocks allocated ahead of its
+// files' growth, so that a write that grows a file never meets a full
+// file system half-way (Berkeley DB: a torn page no recovery can read).
+// RoomFor is called before about n bytes are committed; it makes room
+// for them if need be, and returns an error wrapping ErrNoSpace while
+// the room cannot be kept: the engine then refuses the commit, as for its
+// free-space reserve.
+type RoomReporter interface {
+	RoomFor(n int64) error
+}
+
 // Txn is a transaction. It ends with exactly one Commit or Abort; later calls
 // return ErrTxnDone (Abort after the end returns nil, so `defer tx.Abort()` is safe).
 // A Txn keeps no reference to a key or value slice after the call that

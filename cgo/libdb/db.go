@@ -187,6 +187,20 @@ func (d *DB) PageSize() (int, error) {
 	return int(n), nil
 }
 
+// LastPage returns the number of the last page of the database file as
+// the cache sees it: pages created but not yet written out count, so the
+// file may still end before it. See DB_MPOOLFILE->get_last_pgno.
+func (d *DB) LastPage() (uint32, error) {
+	if d.p == nil {
+		return 0, errInvalid("DB_MPOOLFILE->get_last_pgno")
+	}
+	var n C.u_int32_t
+	if rc := C.dbgo_db_last_pgno(d.p, &n); rc != 0 {
+		return 0, newError("DB_MPOOLFILE->get_last_pgno", rc)
+	}
+	return uint32(n), nil
+}
+
 // Type returns the access method of the open database. See DB->get_type.
 func (d *DB) Type() (DBType, error) {
 	if d.p == nil {

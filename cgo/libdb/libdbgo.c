@@ -271,6 +271,12 @@ int dbgo_db_del(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags) {
 }
 
 int dbgo_db_get_pagesize(DB *db, u_int32_t *size) { return db->get_pagesize(db, size); }
+int dbgo_db_last_pgno(DB *db, u_int32_t *pgno) {
+	DB_MPOOLFILE *mpf = db->get_mpf(db);
+	if (mpf == NULL)
+		return EINVAL;
+	return mpf->get_last_pgno(mpf, pgno);
+}
 
 int dbgo_db_get_type(DB *db, int *type) {
 	DBTYPE t;

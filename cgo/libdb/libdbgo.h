@@ -68,6 +68,7 @@ int dbgo_db_get(DB *db, DB_TXN *txn, char *k, size_t kn, char *buf, size_t cap,
 int dbgo_db_put(DB *db, DB_TXN *txn, char *k, size_t kn, char *v, size_t vn, u_int32_t flags);
 int dbgo_db_del(DB *db, DB_TXN *txn, char *k, size_t kn, u_int32_t flags);
 int dbgo_db_get_pagesize(DB *db, u_int32_t *size);
+int dbgo_db_last_pgno(DB *db, u_int32_t *pgno);
 int dbgo_db_get_type(DB *db, int *type);
 int dbgo_db_stat(DB *db, DB_TXN *txn, dbgo_db_stat_t *out, u_int32_t flags);
 int dbgo_db_verify(DB_ENV *env, char *file, u_int32_t flags);
