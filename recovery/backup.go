@@ -59,9 +59,10 @@ type BackupOptions struct {
 	// Stream writes one file (tar + snappy framing) instead of a directory.
 	Stream bool
 	// Keep, if > 0, is the retention of full backups: after the backup
-	// is written, the oldest complete backups of the same database among
-	// the siblings of out (entries of its parent directory) are removed
-	// so that Keep remain, the new one included. See Retain.
+	// is written and verified (VerifyBackup: a trial restore and check),
+	// the oldest complete backups of the same database among the
+	// siblings of out (entries of its parent directory) are removed so
+	// that Keep remain, the new one included. See Retain.
 	Keep int
 	// Source, if set, is the database directory the manifest names
 	// (which retention compares) when dir is a snapshot of it taken
@@ -171,6 +172,16 @@ func Backup(ctx context.Context, dir, out string, opts BackupOptions) (*BackupRe
 	log.Info("recovery: backup written", "dir", dir, "out", out, "backend", kind, "mode", m.Mode,
 		"files", len(m.Files), "bytes", res.Bytes, "duration", res.Duration)
 	if opts.Keep > 0 {
+		// Retention removes older backups only for one that restores: a
+		// copy of a damaged database (Berkeley DB's backup copies a page
+		// that fails its checksum as it is) must not rotate good backups
+		// out.
+		if _, err := VerifyBackup(ctx, out, VerifyOptions{Options: opts.Options}); err != nil {
+			if !errors.Is(err, ErrBadBackup) && !errors.Is(err, kv.ErrNoSpace) && ctx.Err() == nil {
+				err = fmt.Errorf("%w: %w", ErrBadBackup, err) // its trial restore failed
+			}
+			return res, fmt.Errorf("recovery: backup %s written to %s, but it does not verify, so no older backup was removed (--keep): %w", dir, out, err)
+		}
 		removed, err := Retain(filepath.Dir(absOut), absOut, opts.Keep, log)
 		res.Removed = removed
 		if err != nil {

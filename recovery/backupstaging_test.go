@@ -215,3 +215,42 @@ func TestBackupKeepRetention(t *testing.T) {
 		t.Fatalf("after retention the parent holds %q", got)
 	}
 }
+
+// TestBackupKeepVerifiesFirst: with --keep, a new backup is verified
+// (trial restore and check) before retention removes older ones: a
+// backup of a damaged database (a page that fails its checksum, which the
+// copy carries over) fails with ErrBadBackup and every older backup
+// stays. A QA round's nightly `backup --keep N` would have rotated the
+// good backups out for damaged ones.
+func TestBackupKeepVerifiesFirst(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	fill(t, dir, "bdb", 200)
+	parent := t.TempDir()
+	if _, err := Backup(ctx, dir, filepath.Join(parent, "2026-01-01"), BackupOptions{Options: quietOpts()}); err != nil {
+		t.Fatal(err)
+	}
+	// Damage a page in the middle of objects.db (Berkeley DB keeps page
+	// checksums: the damage is detectable, and the copy carries it).
+	path := filepath.Join(dir, "objects.db")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := len(b)/2 + 100; i < len(b)/2+108; i++ {
+		b[i] ^= 0xff
+	}
+	if err := os.WriteFile(path, b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	res, err := Backup(ctx, dir, filepath.Join(parent, "2026-01-02"), BackupOptions{Options: quietOpts(), Keep: 1})
+	if !errors.Is(err, ErrBadBackup) {
+		t.Fatalf("backup --keep 1 of a damaged database: %v, want ErrBadBackup", err)
+	}
+	if res != nil && len(res.Removed) > 0 {
+		t.Fatalf("retention removed %v after a backup that does not verify", res.Removed)
+	}
+	if _, err := os.Stat(filepath.Join(parent, "2026-01-01", ManifestName)); err != nil {
+		t.Fatalf("the older backup is gone: %v", err)
+	}
+}

@@ -26,7 +26,7 @@ func backupCommand() *command {
 		logFormat := fs.String("log-format", "text", "log format: text or json")
 		incremental := fs.Bool("incremental", false, "add the Berkeley DB log files written since the last backup to the existing backup directory OUT (the server must keep its logs: serve --keep-logs)")
 		verify := fs.Bool("verify", false, "check the backup OUT without restoring it: every checksum of its manifests, then a trial restore and check in a temporary directory (--dir not needed)")
-		keep := fs.Int("keep", 0, "retention: after a full backup, keep the newest N complete backups of the same database among the entries of OUT's parent directory, removing older ones (0: remove nothing)")
+		keep := fs.Int("keep", 0, "retention: after a full backup, verify it (as --verify does) and keep the newest N complete backups of the same database among the entries of OUT's parent directory, removing older ones; a backup that does not verify removes nothing and exits 3 (0: remove nothing)")
 		tmpDir := fs.String("tmp-dir", "", "with --verify: where the trial restore goes (default: the directory holding OUT)")
 		// --stage is how a client routing a backup to a LevelDB database's
 		// server names its staging directory (backup_live.go); not for people.
@@ -140,6 +140,9 @@ func runBackup(ctx context.Context, cio cmdIO, j backupJob) error {
 		for _, r := range res.Removed {
 			fmt.Fprintf(cio.stdout, "retention (--keep %d): removed %s\n", j.keep, r)
 		}
+	}
+	if errors.Is(err, recovery.ErrBadBackup) {
+		return &exitError{exitProblems, err}
 	}
 	return err
 }
