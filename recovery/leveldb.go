@@ -133,6 +133,21 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 	if err := writeJournal(journal, fmt.Sprintf("durusbdb recover --force of %s started %s (pid %d)\n", dir, time.Now().UTC().Format(time.RFC3339), os.Getpid())); err != nil {
 		return r, fmt.Errorf("recovery: leveldb repair of %s: %w", dir, err)
 	}
+	// leveldb::RepairDB replays the logs without their checksums, so a
+	// damaged record would come back with the damage in it (a QA round's
+	// root record did, and check said ok): the logical records a damaged
+	// part belongs to are dropped first, and said so.
+	var damaged []leveldb.LogDamage
+	for _, n := range list(dir) {
+		if !strings.HasSuffix(n, ".log") {
+			continue
+		}
+		d, err := leveldb.DropDamagedLogRecords(filepath.Join(dir, n), lostDir)
+		if err != nil {
+			return r, fmt.Errorf("recovery: leveldb repair of %s: %w (the repair is unfinished: run it again)", dir, err)
+		}
+		damaged = append(damaged, d...)
+	}
 	start := time.Now()
 	lo := levigo.NewOptions()
 	lo.SetCompression(levigo.SnappyCompression)
@@ -164,6 +179,9 @@ func repairLevelDB(ctx context.Context, dir string, opts Options) (*Report, erro
 		}
 	}
 	r.Messages = append(r.Messages, "repaired with leveldb::RepairDB; run `durusbdb check --repair` to fix the engine's counters")
+	for _, d := range damaged {
+		r.Messages = append(r.Messages, fmt.Sprintf("log %s: damaged records from offset %d failed their checksums and were dropped: the commits they held are lost (the damaged log is kept in %s)", d.File, d.Offset, lostDir))
+	}
 	if len(archived) > 0 {
 		r.Messages = append(r.Messages, fmt.Sprintf("replaced MANIFEST and converted logs archived in %s: %s", lostDir, strings.Join(archived, ", ")))
 	}
