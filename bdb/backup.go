@@ -101,6 +101,10 @@ type RecoverOptions struct {
 	// before it; otherwise the open fails with EINVAL and libdb's message
 	// names the earliest time possible. It implies Catastrophic.
 	Until time.Time
+	// DiscardDamagedLog lets recovery end the log at a damaged record in
+	// the middle of the last log file, discarding the intact records
+	// after it; without it such a recovery is refused (guardLogEnd).
+	DiscardDamagedLog bool
 }
 
 // RecoverInfo is the state of the log after recovery.
@@ -139,6 +143,11 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	}()
 	fail := func(what string, err error) (RecoverInfo, error) {
 		return RecoverInfo{}, envError(le, what+" "+dir, err)
+	}
+	if !opts.DiscardDamagedLog {
+		if err := guardLogEnd(dir); err != nil {
+			return RecoverInfo{}, err
+		}
 	}
 	cache := opts.CacheSize
 	if cache <= 0 {

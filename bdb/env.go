@@ -143,6 +143,12 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 			return nil, err
 		}
 	}
+	if !opts.ReadOnly && opts.Repl == nil {
+		if err := guardLogEnd(dir); err != nil {
+			le.Close(0)
+			return nil, err
+		}
+	}
 	if !opts.ReadOnly && !replInitPending(dir) {
 		// Before libdb opens the log: nothing in this process writes it
 		// yet, and the caller holds the directory lock.

@@ -36,6 +36,9 @@ type Options struct {
 
 	// hook, if set (tests), is called at named points of an operation.
 	hook func(point string)
+	// discardDamagedLog lets a Berkeley DB recovery cut the log at a
+	// damaged record that intact records follow (RecoverOptions).
+	discardDamagedLog bool
 }
 
 func (o *Options) logger() *slog.Logger {

@@ -305,13 +305,26 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 		r.Duration = time.Since(start)
 		return r, nil
 	}
+	// libdb takes a damaged record in the last log file for the end of
+	// the log and cuts everything after it: look first (logcheck.go).
+	plan, err := planLog(dir, opts.discardDamagedLog)
+	if err != nil {
+		return nil, err
+	}
+	if plan.refuse != nil {
+		return r, plan.refuse
+	}
+	if r.KeptLogs, err = plan.keepFiles(dir); err != nil {
+		return r, err
+	}
+	plan.logKept(opts.logger(), r.KeptLogs)
 	mf, err := newMessageFile()
 	if err != nil {
 		return nil, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}
 	defer mf.close()
 	start = time.Now()
-	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until})
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until, DiscardDamagedLog: opts.discardDamagedLog})
 	r.Duration = time.Since(start)
 	r.parseMessages(mf.read())
 	if err != nil {
@@ -319,8 +332,9 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 		if len(r.Messages) > 0 {
 			msg = " (libdb said: " + strings.Join(r.Messages, "; ") + ")"
 		}
-		return r, fmt.Errorf("recovery: %s recovery of %s failed%s: %w", kind, dir, msg, err)
+		return r, plan.explain(fmt.Errorf("recovery: %s recovery of %s failed%s: %w", kind, dir, msg, err))
 	}
+	plan.logPassed(opts.logger())
 	if err := bdb.MarkRecovered(lock); err != nil {
 		return r, fmt.Errorf("recovery: %s recovery of %s: %w", kind, dir, err)
 	}

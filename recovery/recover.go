@@ -16,6 +16,12 @@ type RecoverOptions struct {
 	// into the directory first. Ignored for LevelDB, whose recovery is
 	// always a repair.
 	Catastrophic bool
+	// DiscardDamagedLog lets Berkeley DB recovery end the log at a
+	// damaged record in the middle of the last log file, discarding the
+	// intact records after it (a copy of the file is kept in lost/ first).
+	// Without it such a recovery is refused with a *LogDamageError: libdb
+	// would discard them silently.
+	DiscardDamagedLog bool
 }
 
 // Recover recovers the database in dir, which no server may have open:
@@ -28,7 +34,9 @@ func Recover(ctx context.Context, dir string, opts RecoverOptions) (*Report, err
 	}
 	switch kind {
 	case backend.BDB:
-		r, err := recoverBDB(ctx, dir, opts.Catastrophic, false, opts.Options)
+		o := opts.Options
+		o.discardDamagedLog = opts.DiscardDamagedLog
+		r, err := recoverBDB(ctx, dir, opts.Catastrophic, false, o)
 		if err != nil {
 			return r, err
 		}

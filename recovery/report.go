@@ -39,7 +39,10 @@ type Report struct {
 	// LevelDB: the files before and after the repair, and the table files
 	// the repair could not read and moved to lost/.
 	Before, After, Lost []string
-	Duration            time.Duration
+	// KeptLogs are the copies, in lost/, of Berkeley DB log files that
+	// this recovery cut at a damaged record with intact records after it.
+	KeptLogs []string
+	Duration time.Duration
 	// Messages are libdb's verbose recovery messages (or LevelDB's notes).
 	Messages []string
 }
@@ -62,8 +65,12 @@ func (r *Report) Summary() string {
 	if r.From == "" {
 		span = "checked the log to " + r.To + ", nothing to replay"
 	}
-	return fmt.Sprintf("%s: %s recovery %s (%s) in %v; checkpoint %s",
+	s := fmt.Sprintf("%s: %s recovery %s (%s) in %v; checkpoint %s",
 		r.Dir, r.Kind, span, logs, r.Duration.Round(time.Millisecond), r.Checkpoint)
+	if len(r.KeptLogs) > 0 {
+		s += fmt.Sprintf("; the log ended at a damaged record with intact records after it, which recovery discarded: the log file as it was is kept in %s", strings.Join(r.KeptLogs, ", "))
+	}
+	return s
 }
 
 // Log writes the report through log at Info (Warn when normal recovery

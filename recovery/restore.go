@@ -198,10 +198,18 @@ func placeRestored(work, dir, own string) error {
 func recoverRestored(ctx context.Context, work, dir string, res *RestoreResult, opts RestoreOptions) (*Report, error) {
 	var r *Report
 	var err error
+	// A hot backup copies the last log file while the server appends to
+	// it: the copy can end in a record cut anywhere, or in pages of one
+	// write copied before and after it, which can read as damage that
+	// intact records follow. Everything the backup holds for certain was
+	// flushed before that copy began (and the manifest's checksums
+	// vouch for the bytes), so recovery may end the log there.
+	o := opts.Options
+	o.discardDamagedLog = true
 	if opts.Until.IsZero() {
-		r, err = recoverBDB(ctx, work, true, false, opts.Options)
+		r, err = recoverBDB(ctx, work, true, false, o)
 	} else {
-		r, err = recoverBDBUntil(ctx, work, true, false, opts.Until, opts.Options)
+		r, err = recoverBDBUntil(ctx, work, true, false, opts.Until, o)
 	}
 	if err != nil {
 		// dir stays as it was (the staging directory goes): another try

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -33,15 +34,42 @@ func verifyBDB(dir string) (int, error) {
 		return 0, err
 	}
 	defer lock.Close()
+	unclean, err := bdb.NeedsRecovery(dir)
+	if err != nil {
+		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
+	}
+	// The log first (logcheck.go): a damaged record that recovery
+	// would take for the end of the log, a damaged earlier file, a
+	// missing file; none of these shows in the database files.
+	logErrs, err := logProblems(dir, unclean)
+	if err != nil {
+		return 0, err
+	}
+	n, err := verifyBDBLocked(dir, lock, unclean)
+	return n, errors.Join(append(logErrs, err)...)
+}
+
+// verifyBDBLocked is verifyBDB under the directory lock.
+func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool) (int, error) {
 	// Files their last writer left unrecovered lag the log and can
 	// verify as damaged (sending the operator to a backup): recovery
 	// runs first, as a read-only open's does (the exclusive lock is
 	// held), or, where it cannot write, the verification is refused.
-	if need, err := bdb.NeedsRecovery(dir); err != nil {
-		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
-	} else if need {
+	if need {
 		if syscall.Access(dir, 2 /* W_OK */) != nil {
 			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it (a crash, or kill -9), so its database files lag the log and would verify as damaged, and the directory is not writable, so recovery cannot run here: run `durusbdb recover --dir %s` where it can, then check again: %w", dir, dir, ErrUnclean)
+		}
+		plan, err := planLog(dir, false)
+		if err != nil {
+			return 0, err
+		}
+		if plan.refuse != nil {
+			// Already among the log's problems: recovery would cut the
+			// log there, and check changes nothing it cannot undo.
+			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it, and check did not run the recovery the database files need, which would discard the intact log after the damage: see `durusbdb recover --help`: %w", dir, ErrUnclean)
+		}
+		if _, err := plan.keepFiles(dir); err != nil {
+			return 0, err
 		}
 		if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{CacheSize: verifyRecoverCache}); err != nil {
 			recErr := fmt.Errorf("recovery: verify %s: its last writer did not close it, and recovery before the verification failed (run `durusbdb recover --dir %s`, then check again): %w", dir, dir, err)
@@ -67,7 +95,11 @@ func verifyBDB(dir string) (int, error) {
 		}
 		return 0, fmt.Errorf("recovery: verify %s: %w", dir, err)
 	}
-	return verifyBDBFiles(dir)
+	n, err := verifyBDBFiles(dir)
+	if err != nil {
+		return n, err
+	}
+	return n, pagesPastLog(dir, dataFiles())
 }
 
 // verifyBDBFiles runs DB->verify on every database file of dir, each in

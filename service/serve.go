@@ -280,6 +280,9 @@ func (in *instance) openDB(ctx context.Context) (*engine.DB, error) {
 		// runs recovery again and decides whether the directory can be
 		// served.
 		_, err := recovery.AtOpen(context.WithoutCancel(ctx), dir, recovery.Options{Logger: in.log, CacheSize: in.cfg.Engine.CacheSize})
+		if errors.Is(err, recovery.ErrLogDamaged) {
+			return nil, err // the open's own recovery would cut the log there
+		}
 		if err != nil {
 			in.log.Warn("recovery report failed; the database open runs recovery itself", "dir", dir, "err", err)
 		}

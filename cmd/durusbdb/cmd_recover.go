@@ -16,7 +16,7 @@ func recoverCommand() *command {
 	c := &command{
 		name:    "recover",
 		summary: "recover a stopped database: Berkeley DB normal or catastrophic (--catastrophic) recovery, LevelDB repair",
-		usage:   "durusbdb recover --dir DIR [--catastrophic] [--force]",
+		usage:   "durusbdb recover --dir DIR [--catastrophic] [--force] [--discard-damaged-log]",
 		example: "cp /archive/log.* /var/lib/durusbdb/ && durusbdb recover --dir /var/lib/durusbdb --catastrophic",
 	}
 	c.setup = func(fs *pflag.FlagSet) runFunc {
@@ -24,6 +24,7 @@ func recoverCommand() *command {
 		fatal := fs.Bool("catastrophic", false, "Berkeley DB: DB_RECOVER_FATAL, replaying every log file in the directory from the first (copy archived logs in first)")
 		verbose := fs.BoolP("verbose", "v", false, "print libdb's recovery messages")
 		force := fs.Bool("force", false, "LevelDB: repair even when every file verifies (by default a healthy database is left untouched)")
+		discard := fs.Bool("discard-damaged-log", false, "Berkeley DB: when the last log file is damaged in its middle, end the log at the damaged record and discard the intact records after it (refused by default: restore a backup instead; the file is kept in DIR/lost/ first)")
 		cacheSize := fs.String("cache-size", "64MiB", "cache size for recovery")
 		logFormat := fs.String("log-format", "text", "log format: text or json")
 		return func(ctx context.Context, cio cmdIO, args []string) error {
@@ -41,6 +42,8 @@ func recoverCommand() *command {
 			switch {
 			case kind == backend.LevelDB && *fatal:
 				return &usageError{fmt.Sprintf("--catastrophic is Berkeley DB's catastrophic recovery; %s holds a LevelDB database, which `durusbdb recover --dir %s` repairs", *dir, *dir)}
+			case kind == backend.LevelDB && *discard:
+				return &usageError{fmt.Sprintf("--discard-damaged-log applies to a Berkeley DB log; %s holds a LevelDB database, whose repair drops damaged log records itself", *dir)}
 			case kind == backend.BDB && *force:
 				return &usageError{fmt.Sprintf("--force applies to a LevelDB repair; %s holds a Berkeley DB database, which recovery replays whatever its state (--catastrophic replays every log file)", *dir)}
 			}
@@ -59,8 +62,9 @@ func recoverCommand() *command {
 				return err
 			}
 			r, err := recovery.Recover(ctx, *dir, recovery.RecoverOptions{
-				Options:      ropts,
-				Catastrophic: *fatal,
+				Options:           ropts,
+				Catastrophic:      *fatal,
+				DiscardDamagedLog: *discard,
 			})
 			err = replRecoverHint(*dir, err)
 			if r != nil && (*verbose || err != nil) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/durusbdb/durusbdb/bdb/logscan"
 	"github.com/durusbdb/durusbdb/durus/filestorage"
 	"github.com/durusbdb/durusbdb/engine"
 	"github.com/durusbdb/durusbdb/kv"
@@ -27,6 +28,8 @@ var hints = []hint{
 	{filestorage.ErrLocked, "force", "--force reads the file as a snapshot while its writer runs"},
 	{filestorage.ErrDamaged, "ignore-incomplete-tail", "if only the final transaction is incomplete (a writer died mid-commit), --ignore-incomplete-tail imports everything before it"},
 	{engine.ErrImportIncomplete, "", "an import did not finish: run `durusbdb migrate --force` again"},
+	// a damaged log before other damage: recovery would cut it.
+	{logscan.ErrDamaged, "", "restore a backup (`durusbdb restore`), or see `durusbdb recover --help` for --discard-damaged-log"},
 	// damage first: a Berkeley DB page checksum error also needs recovery,
 	// but recovery does not mend the page.
 	{kv.ErrCorrupt, "", "run `durusbdb check --dir DIR` for the damage, then restore a backup or `durusbdb recover --dir DIR`"},
