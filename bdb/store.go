@@ -215,6 +215,10 @@ func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool, dbs 
 		}
 		db, err := s.env.OpenDB(b.File, o)
 		if err != nil {
+			if why := cutShort(filepath.Join(s.dir, b.File)); why != "" {
+				return fmt.Errorf("bdb: open %s: %s is damaged: %s (restore the latest backup): %w (%w)",
+					s.dir, filepath.Join(s.dir, b.File), why, kv.ErrCorrupt, err)
+			}
 			if c := libdb.Code(err); c == int(syscall.EINVAL) || c == int(libdb.ErrOldVersion) {
 				return fmt.Errorf("bdb: open %s: %s is not a Berkeley DB 5.3 database: %w (%w)",
 					s.dir, b.File, kv.ErrNotDB, err)
@@ -224,6 +228,32 @@ func (s *Store) openBuckets(specs []kv.BucketSpec, present map[string]bool, dbs 
 		dbs[b.Name] = db
 	}
 	return nil
+}
+
+// cutShort says, for a database file whose meta page holds a valid page
+// size but whose length is not a whole number of pages (truncated, or cut
+// by a full disk), what is wrong with it; "" otherwise. libdb's own words
+// for it (EINVAL, "file size not a multiple of the pagesize") read as a
+// file that is no database at all.
+func cutShort(path string) string {
+	f, err := os.Open(path)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	meta := make([]byte, 24)
+	fi, err := f.Stat()
+	if err != nil || fi.Size() < int64(len(meta)) {
+		return ""
+	}
+	if _, err := io.ReadFull(f, meta); err != nil || checkMagic(path) != nil {
+		return ""
+	}
+	size := int64(binary.LittleEndian.Uint32(meta[20:]))
+	if size < 512 || size > 64<<10 || size&(size-1) != 0 || fi.Size()%size == 0 {
+		return ""
+	}
+	return fmt.Sprintf("its %d bytes are not a whole number of its %d-byte pages (truncated, or cut short)", fi.Size(), size)
 }
 
 // checkMagic refuses, before anything is written, a bucket file that is

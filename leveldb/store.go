@@ -159,6 +159,9 @@ func openStore(opts kv.Options, redo redoConfig) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if m := missingLiveLog(s.dir); !fresh && m != "" {
+		return nil, fmt.Errorf("leveldb: open %s: %s: restore the latest backup, or accept the loss with `durusbdb recover --dir %s` (a repair), then `durusbdb check --dir %s --repair`: %w", s.dir, m, s.dir, s.dir, kv.ErrCorrupt)
+	}
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {
 		cacheSize = kv.DefaultCacheSize

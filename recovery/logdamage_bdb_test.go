@@ -200,3 +200,29 @@ func TestMissingLogFilesNamed(t *testing.T) {
 		t.Fatalf("check without %s: %v, want the missing file named", middle, err)
 	}
 }
+
+// TestTruncatedDatabaseFileNamed: a database file cut short (not a whole
+// number of pages) was refused as "not a Berkeley DB 5.3 database", with
+// a hint to --create (QA); it is damage, named as such.
+func TestTruncatedDatabaseFileNamed(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, "bdb", 300)
+	path := filepath.Join(dir, "objects.db")
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, fi.Size()-1000); err != nil {
+		t.Fatal(err)
+	}
+	o := engineOpts("bdb")
+	o.Create = false
+	db, err := engine.Open(context.Background(), dir, o)
+	if err == nil {
+		db.Close()
+		t.Fatal("opened a directory with a truncated objects.db")
+	}
+	if !errors.Is(err, kv.ErrCorrupt) || errors.Is(err, kv.ErrNotDB) || !strings.Contains(err.Error(), "objects.db is damaged") {
+		t.Fatalf("open with a truncated objects.db: %v, want kv.ErrCorrupt naming it", err)
+	}
+}

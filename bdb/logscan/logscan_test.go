@@ -213,3 +213,24 @@ func FuzzScan(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMaxPageLSN: any bytes read as a database file without a panic.
+func FuzzMaxPageLSN(f *testing.F) {
+	meta := make([]byte, 4096)
+	binary.LittleEndian.PutUint32(meta[metaPageSizeAt:], 4096)
+	binary.LittleEndian.PutUint32(meta[0:], 3)
+	f.Add(append(meta, make([]byte, 4096)...))
+	f.Add(meta[:100])
+	f.Add([]byte{})
+	dir := f.TempDir()
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(dir, "objects.db")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		p, err := MaxPageLSN(path)
+		if err == nil && p.LSN != (LSN{}) && int64(p.Page+1)*512 > int64(len(b)) {
+			t.Fatalf("page %d of a %d-byte file", p.Page, len(b))
+		}
+	})
+}
