@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -185,22 +186,40 @@ func logRecords(b []byte, fn func(rec []byte) error) error {
 	return nil
 }
 
-// missingLiveLog returns, for a directory whose MANIFEST names a live log
-// file that is not there, a description of that; "" otherwise (also when
-// the MANIFEST cannot be read, which LevelDB's open and Verify report, or
-// names no log, as a repair's does). LevelDB's open replays the logs it
-// finds from that number on and says nothing of one that is missing: the
-// commits it held since the last compaction were gone without a word (a
-// QA round removed it: the next open found no layout, check said the
-// database was never initialised).
-func missingLiveLog(dir string) string {
+// missingFiles describes the files the current MANIFEST names that are
+// not in dir: its live log file and its table files; nil when none is
+// missing, the MANIFEST cannot be read (LevelDB's open and Verify report
+// that) or names no log (a repair's). LevelDB's open replays the logs it
+// finds from the log number on and says nothing of one that is missing,
+// so the commits it held since the last compaction were gone without a
+// word (a QA round removed it: the next open found no layout, check said
+// the database was never initialised); and it opens without a table file,
+// failing only the reads that reach it.
+func missingFiles(dir string) []string {
 	lf, err := readLiveFiles(dir)
-	if err != nil || lf.logFrom == 0 {
-		return ""
+	if err != nil {
+		return nil
 	}
-	name := fmt.Sprintf("%06d.log", lf.logFrom)
-	if _, err := os.Stat(filepath.Join(dir, name)); !errors.Is(err, os.ErrNotExist) {
-		return ""
+	var out []string
+	if lf.logFrom != 0 {
+		name := fmt.Sprintf("%06d.log", lf.logFrom)
+		if _, err := os.Stat(filepath.Join(dir, name)); errors.Is(err, os.ErrNotExist) {
+			out = append(out, fmt.Sprintf("%s: missing: %s names it as the live log, which holds every commit since the last compaction (all of them if none ran yet)", filepath.Join(dir, name), lf.manifest))
+		}
 	}
-	return fmt.Sprintf("%s: missing: %s names it as the live log, which holds every commit since the last compaction (all of them if none ran yet)", filepath.Join(dir, name), lf.manifest)
+	var nums []uint64
+	for n := range lf.tables {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	for _, n := range nums {
+		ldb := filepath.Join(dir, fmt.Sprintf("%06d.ldb", n))
+		if _, err := os.Stat(ldb); !errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%06d.sst", n))); errors.Is(err, os.ErrNotExist) {
+			out = append(out, fmt.Sprintf("%s: missing: %s lists it as a live table", ldb, lf.manifest))
+		}
+	}
+	return out
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -159,8 +160,8 @@ func openStore(opts kv.Options, redo redoConfig) (_ *Store, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if m := missingLiveLog(s.dir); !fresh && m != "" {
-		return nil, fmt.Errorf("leveldb: open %s: %s: restore the latest backup, or accept the loss with `durusbdb recover --dir %s` (a repair), then `durusbdb check --dir %s --repair`: %w", s.dir, m, s.dir, s.dir, kv.ErrCorrupt)
+	if m := missingFiles(s.dir); !fresh && len(m) > 0 {
+		return nil, fmt.Errorf("leveldb: open %s: %s: restore the latest backup, or accept the loss with `durusbdb recover --dir %s` (a repair), then `durusbdb check --dir %s --repair`: %w", s.dir, strings.Join(m, "; "), s.dir, s.dir, kv.ErrCorrupt)
 	}
 	cacheSize := opts.CacheSize
 	if cacheSize <= 0 {

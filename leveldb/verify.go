@@ -103,9 +103,7 @@ func verify(dir string, budget int64) (damaged []string, unchecked int, err erro
 		}
 		files = kept
 	}
-	if m := missingLiveLog(dir); m != "" {
-		damaged = append(damaged, m)
-	}
+	damaged = append(damaged, missingFiles(dir)...)
 	sort.Slice(files, func(i, j int) bool { return files[i].num > files[j].num })
 	var read int64
 	for _, f := range files {

@@ -152,3 +152,34 @@ func TestMissingLiveLogRefused(t *testing.T) {
 		t.Fatalf("check after the repair: %v", err)
 	}
 }
+
+// TestMissingTableRefused: LevelDB opened a directory whose MANIFEST
+// lists a table file that is gone, failing only the reads that reach it
+// (QA); every open and check now name the table.
+func TestMissingTableRefused(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, backend.LevelDB, 50)
+	o := engineOpts(backend.LevelDB)
+	o.Create = false
+	db, err := engine.Open(context.Background(), dir, o) // replays the log into a table
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.ldb"))
+	if len(tables) == 0 {
+		t.Fatal("no table file after a reopen")
+	}
+	if err := os.Remove(tables[0]); err != nil {
+		t.Fatal(err)
+	}
+	if db, err := engine.Open(context.Background(), dir, o); err == nil {
+		db.Close()
+		t.Fatal("opened a LevelDB directory without a table its MANIFEST lists")
+	} else if !errors.Is(err, kv.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(tables[0])) {
+		t.Fatalf("open without %s: %v, want kv.ErrCorrupt naming it", filepath.Base(tables[0]), err)
+	}
+	if _, err := VerifyBackend(dir); !errors.Is(err, kv.ErrCorrupt) || !strings.Contains(err.Error(), filepath.Base(tables[0])) {
+		t.Fatalf("check without %s: %v", filepath.Base(tables[0]), err)
+	}
+}
