@@ -229,35 +229,8 @@ func keys(m map[string]fileState) []string {
 	return l
 }
 
-// roMount returns a read-only view of dir. As root, permission bits do not
-// stop writes, so it bind-mounts dir read-only (needs CAP_SYS_ADMIN);
-// otherwise it removes the write bits.
-func roMount(t *testing.T, dir string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if err := os.Chmod(dir, 0o555); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.Chmod(dir, 0o755) })
-		return dir
-	}
-	mnt := t.TempDir()
-	if err := syscall.Mount(dir, mnt, "", syscall.MS_BIND, ""); err != nil {
-		mounttest.Unavailable(t, "running as root and cannot bind-mount (%v): root ignores permission bits, so a non-writable directory cannot be made here", err)
-	}
-	t.Cleanup(func() {
-		if err := syscall.Unmount(mnt, 0); err != nil {
-			t.Errorf("unmount %s: %v", mnt, err)
-		}
-	})
-	if err := syscall.Mount("", mnt, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		mounttest.Unavailable(t, "cannot remount read-only (%v)", err)
-	}
-	if err := os.WriteFile(filepath.Join(mnt, "probe"), nil, 0o644); err == nil {
-		t.Fatal("read-only mount is writable")
-	}
-	return mnt
-}
+// roMount returns a read-only view of dir (mounttest.ReadOnly).
+func roMount(t *testing.T, dir string) string { return mounttest.ReadOnly(t, dir) }
 
 // TestNotWritable: a writable open of a read-only directory fails naming
 // it; a read-only open of the same directory works (so it creates nothing).

@@ -214,17 +214,7 @@ func TestReadOnlyTmpdirOtherFileSystem(t *testing.T) {
 	// The directory on a read-only mount, TMPDIR on a disk with room: no
 	// link is possible, the tables are copied into TMPDIR, and the log
 	// says how many bytes.
-	rodir := filepath.Join(t.TempDir(), "ro")
-	if err := os.Mkdir(rodir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := syscall.Mount(dir, rodir, "", syscall.MS_BIND, ""); err != nil {
-		mounttest.Unavailable(t, "cannot bind-mount here (%v)", err)
-	}
-	t.Cleanup(func() { syscall.Unmount(rodir, 0) })
-	if err := syscall.Mount("", rodir, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
-		mounttest.Unavailable(t, "cannot make a bind mount read-only here (%v)", err)
-	}
+	rodir := mounttest.ReadOnly(t, dir)
 	big2 := t.TempDir()
 	t.Setenv("TMPDIR", big2)
 	var logged strings.Builder

@@ -14,6 +14,7 @@ import (
 
 	"github.com/durusbdb/durusbdb/bdb/logscan"
 	"github.com/durusbdb/durusbdb/engine"
+	"github.com/durusbdb/durusbdb/internal/mounttest"
 	"github.com/durusbdb/durusbdb/internal/testwait"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -224,5 +225,17 @@ func TestTruncatedDatabaseFileNamed(t *testing.T) {
 	}
 	if !errors.Is(err, kv.ErrCorrupt) || errors.Is(err, kv.ErrNotDB) || !strings.Contains(err.Error(), "objects.db is damaged") {
 		t.Fatalf("open with a truncated objects.db: %v, want kv.ErrCorrupt naming it", err)
+	}
+}
+
+// TestCheckOnReadOnlyMount: check of a cleanly closed directory on a
+// read-only mount failed creating durusbdb.lock (QA); it now verifies it
+// there, writing nothing.
+func TestCheckOnReadOnlyMount(t *testing.T) {
+	dir := t.TempDir()
+	fill(t, dir, "bdb", 100)
+	ro := mounttest.ReadOnly(t, dir)
+	if n, err := VerifyBackend(ro); err != nil || n == 0 {
+		t.Fatalf("check on a read-only mount: %d files, %v", n, err)
 	}
 }

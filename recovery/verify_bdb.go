@@ -5,6 +5,7 @@ package recovery
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"syscall"
@@ -30,6 +31,13 @@ const verifyRecoverCache = 16 << 20
 // holding the directory's lock so no server runs.
 func verifyBDB(dir string) (int, error) {
 	lock, err := bdb.LockDir(dir)
+	if errors.Is(err, syscall.EROFS) || errors.Is(err, fs.ErrPermission) {
+		// A read-only mount, or a directory this user may not write (a
+		// backup's, say): the lock file cannot be created or opened for
+		// writing, but check writes nothing unless recovery is needed,
+		// which verifyBDBLocked then refuses, naming `durusbdb recover`.
+		lock, err = dirlock.Take(dir, dirlock.ReadExclusive)
+	}
 	if err != nil {
 		return 0, err
 	}
