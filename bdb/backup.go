@@ -175,7 +175,8 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 		return RecoverInfo{}, err
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
-		return fail(what, err)
+		_, err := fail(what, err)
+		return RecoverInfo{}, withUnwritable(dir, err)
 	}
 	// libdb writes the checkpoint that ends recovery without flushing it
 	// (txn_chkpt.c: DB_FLUSH only when not recovering), and the region

@@ -156,7 +156,11 @@ func OpenEnv(dir string, opts EnvOptions) (*Env, error) {
 	}
 	if err := le.Open(dir, flags, 0); err != nil {
 		defer rs.free() // after fail closed le
-		return fail("open environment", err)
+		_, err := fail("open environment", err)
+		if !opts.ReadOnly {
+			err = withUnwritable(dir, err)
+		}
+		return nil, err
 	}
 	e := &Env{
 		dir:      dir,

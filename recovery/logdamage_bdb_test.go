@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/durusbdb/durusbdb/bdb/logscan"
@@ -237,5 +238,30 @@ func TestCheckOnReadOnlyMount(t *testing.T) {
 	ro := mounttest.ReadOnly(t, dir)
 	if n, err := VerifyBackend(ro); err != nil || n == 0 {
 		t.Fatalf("check on a read-only mount: %d files, %v", n, err)
+	}
+}
+
+// TestRecoveryNamesUnwritableFile: recovery of a directory whose
+// objects.db cannot be written (QA: chattr +i; here a read-only bind
+// mount of the file itself, which needs no particular file system)
+// failed with libdb's "Recovery function for LSN … failed" alone; the
+// error now names the file and why.
+func TestRecoveryNamesUnwritableFile(t *testing.T) {
+	dir, _, _ := crashedUnderStorm(t, 100, 1)
+	path := filepath.Join(dir, "objects.db")
+	if err := syscall.Mount(path, path, "", syscall.MS_BIND, ""); err != nil {
+		mounttest.Unavailable(t, "cannot bind-mount %s (%v)", path, err)
+	}
+	t.Cleanup(func() {
+		if err := syscall.Unmount(path, 0); err != nil {
+			t.Errorf("unmount %s: %v", path, err)
+		}
+	})
+	if err := syscall.Mount("", path, "", syscall.MS_REMOUNT|syscall.MS_BIND|syscall.MS_RDONLY, ""); err != nil {
+		mounttest.Unavailable(t, "cannot remount %s read-only (%v)", path, err)
+	}
+	_, err := Recover(context.Background(), dir, RecoverOptions{Options: quietOpts()})
+	if err == nil || !strings.Contains(err.Error(), path+" (read-only file system)") {
+		t.Fatalf("recovery with objects.db read-only: %v, want the file named", err)
 	}
 }

@@ -76,6 +76,11 @@ func recoverCommand() *command {
 				return err
 			}
 			fmt.Fprintln(cio.stdout, r.Summary())
+			if r.Backend == "bdb" {
+				// A page checksum error sends operators here; recovery
+				// replays the log and mends no page it does not replay.
+				fmt.Fprintf(cio.stdout, "recovery replays the log; it does not mend a damaged database page: `durusbdb check --dir %s` verifies every page\n", *dir)
+			}
 			if r.Kind == recovery.KindRepair {
 				for _, m := range r.Messages {
 					fmt.Fprintln(cio.stdout, m)

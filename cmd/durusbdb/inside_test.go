@@ -74,10 +74,11 @@ func TestToolsRefusePathsInsideTheDatabase(t *testing.T) {
 
 // A flag of one backend's tool is refused on the other's directory rather
 // than ignored: recover --catastrophic and checkpoint --keep-logs on
-// LevelDB, recover --force (a LevelDB repair) on Berkeley DB.
+// LevelDB (and recover --discard-damaged-log), recover --force (a LevelDB
+// repair) on Berkeley DB.
 func TestBackendFlagsRefusedOnTheOtherBackend(t *testing.T) {
 	cases := map[string][][]string{
-		backend.LevelDB: {{"recover", "--catastrophic"}, {"checkpoint", "--keep-logs"}},
+		backend.LevelDB: {{"recover", "--catastrophic"}, {"checkpoint", "--keep-logs"}, {"recover", "--discard-damaged-log"}},
 		backend.BDB:     {{"recover", "--force"}},
 	}
 	for _, kind := range backend.Compiled() {
