@@ -279,7 +279,7 @@ func (k *checkRun) writeText(w io.Writer, r checkJSON) {
 			r.Dir, strings.Join(r.PageChecksumsOff, ", "), r.Dir)
 	}
 	if r.FullUnfinished != "" {
-		fmt.Fprintf(w, "%s: note: a full collection whose sweep began %s did not finish: the reference counts of unreachable objects it left may be above their in-degree (refcount problems below); `durusbdb gc --dir %s --full` finishes it (a server started on the directory starts it itself)\n",
+		fmt.Fprintf(w, "%s: note: a full collection whose sweep began %s did not finish: the reference counts of unreachable objects it left may be above their in-degree (refcount problems below), and unreachable objects it has not removed yet may refer to ones it removed (dangling problems below, whose referrers are garbage); `durusbdb gc --dir %s --full` finishes it (a server started on the directory starts it itself)\n",
 			r.Dir, r.FullUnfinished, r.Dir)
 	}
 	prefix := "problem"
