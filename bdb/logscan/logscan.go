@@ -138,7 +138,13 @@ func Scan(name string, b []byte) (File, error) {
 	for {
 		n, why := record(b, off, prev)
 		if why == "" && n == 0 {
-			break // the end of the file's records
+			// The end of the file's records, unless bytes follow the
+			// zeros: libdb takes a zero header for the end of a file
+			// too, so zeros over a header in the middle hide the rest.
+			if off < int64(len(b)) && !zero(b[off:]) {
+				f.Damage = damaged(b, off, "")
+			}
+			break
 		}
 		if why != "" {
 			f.Damage = damaged(b, off, why)
@@ -259,6 +265,12 @@ func zeroSector(b []byte, from, to int64) bool {
 }
 
 func zero(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b) != 0 {
+			return false
+		}
+		b = b[8:]
+	}
 	for _, c := range b {
 		if c != 0 {
 			return false

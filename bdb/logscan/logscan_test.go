@@ -96,6 +96,14 @@ func TestScanDamageInTheMiddle(t *testing.T) {
 	if !p.Cuts() || p.Torn() || !errors.Is(p, ErrDamaged) {
 		t.Errorf("cuts %v torn %v", p.Cuts(), p.Torn())
 	}
+	// Zeros over one record's header: libdb takes them for the end of
+	// the file; the records after them are still found.
+	b, offs = build(1<<20, lens(300, 200)...)
+	clear(b[offs[100] : offs[100]+HeaderSize])
+	f, _ = Scan("log.0000000003", b)
+	if d := f.Damage; d == nil || d.Offset != int64(offs[100]) || d.Resumed != int64(offs[101]) || d.ZeroSector {
+		t.Fatalf("a zeroed header: %+v, want damage at %d resumed at %d", d, offs[100], offs[101])
+	}
 	if p.InLast = false; p.Cuts() {
 		t.Error("damage before the last file cuts nothing at the end")
 	}
