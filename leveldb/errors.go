@@ -18,6 +18,12 @@ func (s *Store) mapError(op string, err error) error {
 	if err == nil {
 		return nil
 	}
+	if s.roCopy != nil && strings.Contains(err.Error(), s.roCopy.Path) {
+		// LevelDB names the files of the private copy a read-only open
+		// reads: name the database's own, which the copy mirrors (QA:
+		// messages named a temporary directory gone by then).
+		err = errors.New(strings.ReplaceAll(err.Error(), s.roCopy.Path, s.dir))
+	}
 	err = classify(s.dir, op, err)
 	if errIsCorrupt(err) {
 		err = s.nameCorruption(err)

@@ -273,3 +273,53 @@ func putIncompressible(t *testing.T, s kv.Store, n int) {
 		put(t, s, "objects", []byte{byte(i)}, big)
 	}
 }
+
+// TestReadOnlyErrorsNameTheDatabase: a read-only open reads a private copy
+// of the database; LevelDB's errors named the copy's files, in a
+// temporary directory gone by the time anyone reads the message (QA).
+// They name the database's own files.
+func TestReadOnlyErrorsNameTheDatabase(t *testing.T) {
+	dir := t.TempDir()
+	s := mustOpen(t, kvtest.Options(dir))
+	val := make([]byte, 4000)
+	for i := range 200 {
+		for j := range val {
+			val[j] = byte(i*31 + j*7)
+		}
+		put(t, s, "objects", []byte{byte(i)}, val)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	mustOpen(t, kvtest.Options(dir)).Close() // LevelDB's log into a table
+	tables, _ := filepath.Glob(filepath.Join(dir, "*.ldb"))
+	if len(tables) == 0 {
+		t.Fatal("no table file")
+	}
+	b, err := os.ReadFile(tables[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(tables[0], b[:len(b)/2], 0o644); err != nil { // cut short
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	opts := kvtest.Options(dir)
+	opts.ReadOnly, opts.Create = true, false
+	ro, err := leveldb.OpenStore(opts)
+	if err == nil {
+		defer ro.Close()
+		for i := range 200 {
+			if _, err = get(t, ro, "objects", []byte{byte(i)}); err != nil {
+				break
+			}
+		}
+	}
+	if err == nil {
+		t.Fatal("no error reading a damaged table")
+	}
+	if strings.Contains(err.Error(), tmp) || !strings.Contains(err.Error(), dir) {
+		t.Fatalf("error names %s (the private copy's directory), or not %s: %v", tmp, dir, err)
+	}
+}
