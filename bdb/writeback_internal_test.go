@@ -19,23 +19,7 @@ import (
 // (writeBackChunk bytes each), so that the checkpoint's fsyncs find little
 // left to write.
 func TestSpreadWrites(t *testing.T) {
-	dir := t.TempDir()
-	s, err := OpenStore(kvtest.Options(dir))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	err = kv.Update(context.Background(), s, kv.NoSync, func(tx kv.Txn) error {
-		for i := range 5000 {
-			if err := tx.Put(kvtest.Objects, binary.BigEndian.AppendUint64(nil, uint64(i)), bytes.Repeat([]byte{byte(i)}, 200)); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithPuts(t, 5000, func(i int) []byte { return bytes.Repeat([]byte{byte(i)}, 200) })
 	if st, err := s.env.env.MpoolStat(); err != nil || st.PagesDirty == 0 {
 		t.Fatalf("no dirty page after 5000 puts: %+v %v", st, err)
 	}
@@ -58,7 +42,7 @@ func TestSpreadWrites(t *testing.T) {
 	if st, err := s.env.env.MpoolStat(); err != nil || st.PagesDirty != 0 {
 		t.Fatalf("dirty pages left after the spread writes: %+v %v", st, err)
 	}
-	files, _ := filepath.Glob(filepath.Join(dir, "*.db"))
+	files, _ := filepath.Glob(filepath.Join(s.dir, "*.db"))
 	want := 0
 	for _, f := range files {
 		fi, err := os.Stat(f)
@@ -88,4 +72,28 @@ func TestWriteBack(t *testing.T) {
 	if n, err := writeBack(p+".gone", 4096); err != nil || n != 0 {
 		t.Fatalf("writeBack of a missing file: %d, %v", n, err)
 	}
+}
+
+// storeWithPuts opens a store in a new directory (closed at the test's
+// end) and puts n objects, value(i) under key i, in one transaction
+// committed without sync: their pages stay dirty in the cache.
+func storeWithPuts(t *testing.T, n int, value func(i int) []byte) *Store {
+	t.Helper()
+	s, err := OpenStore(kvtest.Options(t.TempDir()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	err = kv.Update(context.Background(), s, kv.NoSync, func(tx kv.Txn) error {
+		for i := range n {
+			if err := tx.Put(kvtest.Objects, binary.BigEndian.AppendUint64(nil, uint64(i)), value(i)); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

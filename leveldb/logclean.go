@@ -8,6 +8,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/durusbdb/durusbdb/internal/staging"
 )
 
 // Physical record types of the log format (log_format.h).
@@ -154,19 +156,7 @@ func intactLogRecords(b []byte, name string) ([][]byte, []LogDamage) {
 
 // writeLog writes recs to a new log file at path (encodeLog), synced.
 func writeLog(path string, recs [][]byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(encodeLog(recs)); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return staging.WriteFileSync(path, encodeLog(recs))
 }
 
 // encodeLog returns recs in the log format: physical records fragmented

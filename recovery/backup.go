@@ -253,7 +253,7 @@ func stagedFiles(dir, stage string) ([]ManifestFile, error) {
 // moves it into place at out (a directory backup), all synced.
 func placeBackup(dir string, st *staging, out string, m *Manifest) error {
 	stage := st.dir
-	if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
+	if err := stagingdir.WriteFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
 		return fmt.Errorf("recovery: backup %s: write manifest: %w", dir, err)
 	}
 	if err := moveIntoPlace(st, out); err != nil {
@@ -419,23 +419,6 @@ func checkEmptyDir(path, own, hint string) error {
 }
 
 func isLogName(n string) bool { return strings.HasPrefix(n, "log.") }
-
-// writeFileSync writes data to a new file and syncs it.
-func writeFileSync(path string, data []byte) error {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
 
 // copyFileSync copies r (from its start) to a new file dst and syncs it;
 // it returns the bytes copied. Blocks of zeros are skipped with a seek, so

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/durusbdb/durusbdb/backend"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 )
 
@@ -151,7 +152,7 @@ func writeIncrementManifest(dir, stage string, m *Manifest, logs []string) error
 		}
 		m.Files = append(m.Files, ManifestFile{Name: n, Size: size, SHA256: sum})
 	}
-	if err := writeFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
+	if err := stagingdir.WriteFileSync(filepath.Join(stage, ManifestName), m.Marshal()); err != nil {
 		return fmt.Errorf("recovery: incremental backup of %s: write manifest: %w", dir, err)
 	}
 	if err := syncDir(stage); err != nil {

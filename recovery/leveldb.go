@@ -13,6 +13,7 @@ import (
 	"github.com/jmhodges/levigo"
 
 	"github.com/durusbdb/durusbdb/internal/dirlock"
+	stagingdir "github.com/durusbdb/durusbdb/internal/staging"
 	"github.com/durusbdb/durusbdb/kv"
 	"github.com/durusbdb/durusbdb/leveldb"
 )
@@ -91,7 +92,7 @@ func writeJournal(path, text string) error {
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
-	if err := writeFileSync(path, []byte(text)); err != nil {
+	if err := stagingdir.WriteFileSync(path, []byte(text)); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

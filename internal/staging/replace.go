@@ -90,6 +90,24 @@ func Replaced(target string) []string {
 	return l
 }
 
+// WriteFileSync writes data to a new file at path (one that exists is an
+// error) and syncs it: a manifest, a journal, a rewritten log.
+func WriteFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
 // SyncDir makes the renames in dir durable (fsync of the directory).
 func SyncDir(dir string) error {
 	f, err := os.Open(dir)
