@@ -71,8 +71,8 @@ func planLog(dir string, discard bool) (*logPlan, error) {
 			plan.warn = append(plan.warn, p)
 		case p.Damage.Resumed == 0:
 			// The ordinary end of a crashed log: a record half written.
-		case p.Torn() || discard:
-			plan.keep = append(plan.keep, p)
+		case !p.Cuts() || discard:
+			plan.keep = append(plan.keep, p) // a torn write, or a loss accepted
 		default:
 			plan.refuse = &LogDamageError{Problem: p, Hint: fmt.Sprintf(
 				"recovery would take offset %d for the end of the log and discard everything after it. "+
