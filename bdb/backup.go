@@ -101,10 +101,11 @@ type RecoverOptions struct {
 	// before it; otherwise the open fails with EINVAL and libdb's message
 	// names the earliest time possible. It implies Catastrophic.
 	Until time.Time
-	// DiscardDamagedLog lets recovery end the log at a damaged record in
-	// the middle of the last log file, discarding the intact records
-	// after it; without it such a recovery is refused (guardLogEnd).
-	DiscardDamagedLog bool
+	// LogChecked: the caller scanned the log itself and accepts where
+	// recovery will end it (recovery's plan: a torn write, or a loss the
+	// operator accepted). Without it, a recovery that would cut intact
+	// records after a damaged stretch is refused (guardLogEnd).
+	LogChecked bool
 }
 
 // RecoverInfo is the state of the log after recovery.
@@ -144,7 +145,7 @@ func RecoverEnv(dir string, opts RecoverOptions) (RecoverInfo, error) {
 	fail := func(what string, err error) (RecoverInfo, error) {
 		return RecoverInfo{}, envError(le, what+" "+dir, err)
 	}
-	if !opts.DiscardDamagedLog {
+	if !opts.LogChecked {
 		if err := guardLogEnd(dir); err != nil {
 			return RecoverInfo{}, err
 		}

@@ -307,10 +307,11 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 	}
 	// libdb takes a damaged record in the last log file for the end of
 	// the log and cuts everything after it: look first (logcheck.go).
-	plan, err := planLog(dir, opts.discardDamagedLog)
+	l, err := scanLog(dir)
 	if err != nil {
 		return nil, err
 	}
+	plan := planLog(dir, l, opts.discardDamagedLog)
 	if plan.refuse != nil {
 		return r, plan.refuse
 	}
@@ -324,7 +325,7 @@ func recoverBDBUntil(ctx context.Context, dir string, catastrophic, onlyIfNeeded
 	}
 	defer mf.close()
 	start = time.Now()
-	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until, DiscardDamagedLog: opts.discardDamagedLog})
+	info, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{Catastrophic: catastrophic, MessageFile: mf.path, CacheSize: opts.CacheSize, Until: until, LogChecked: true})
 	r.Duration = time.Since(start)
 	r.parseMessages(mf.read())
 	if err != nil {

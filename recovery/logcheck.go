@@ -52,18 +52,23 @@ type logPlan struct {
 	warn   []*logscan.Problem // damage and gaps recovery may not need: logged, and named if recovery fails
 }
 
-// planLog scans dir's log files before a recovery. Damage in the last
+// scanLog reads every log file of dir (logscan.ScanDir).
+func scanLog(dir string) (*logscan.Log, error) {
+	l, err := logscan.ScanDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("recovery: read the log of %s: %w", dir, err)
+	}
+	return l, nil
+}
+
+// planLog says what the scan l of dir's log means for a recovery. Damage in the last
 // log file that holds records, which libdb's recovery takes for the end
 // of the log, is refused unless it reads as a torn write (Problem.Torn)
 // or discard is set; either way, when intact records follow the damage,
 // its file is kept in lost/ before libdb cuts it. Damage in an earlier
 // file, and missing files, are left to libdb's recovery (which fails if
 // it needs them), and reported.
-func planLog(dir string, discard bool) (*logPlan, error) {
-	l, err := logscan.ScanDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: read the log of %s: %w", dir, err)
-	}
+func planLog(dir string, l *logscan.Log, discard bool) *logPlan {
 	plan := &logPlan{}
 	for _, p := range l.Problems(dir) {
 		switch {
@@ -81,7 +86,7 @@ func planLog(dir string, discard bool) (*logPlan, error) {
 				p.Damage.Offset, dir, filepath.Join(dir, lostDir))}
 		}
 	}
-	return plan, nil
+	return plan
 }
 
 // keepFiles copies the log files of plan.keep into dir/lost before
@@ -141,14 +146,11 @@ func (plan *logPlan) explain(err error) error {
 	return err
 }
 
-// logProblems lists, for check, the damage and gaps in dir's log: all of
+// logProblems lists, for check, the damage and gaps in l, the scan of
+// dir's log: all of
 // them but, when unclean (the recovery that check runs next cuts it), a
 // torn end of the last file.
-func logProblems(dir string, unclean bool) ([]error, error) {
-	l, err := logscan.ScanDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("recovery: read the log of %s: %w", dir, err)
-	}
+func logProblems(dir string, l *logscan.Log, unclean bool) []error {
 	var out []error
 	for _, p := range l.Problems(dir) {
 		if unclean && p.Torn() {
@@ -156,7 +158,7 @@ func logProblems(dir string, unclean bool) ([]error, error) {
 		}
 		out = append(out, &LogDamageError{Problem: p})
 	}
-	return out, nil
+	return out
 }
 
 // ErrLogMissing is wrapped by check's error for a database file whose
@@ -164,17 +166,13 @@ func logProblems(dir string, unclean bool) ([]error, error) {
 var ErrLogMissing = errors.New("recovery: log files missing: database pages are newer than the log")
 
 // pagesPastLog reads every page of dir's database files (files, base
-// names) and fails, naming the file, the page and both LSNs, if one
+// names) and fails, given l, the scan of dir's log, naming the file, the page and both LSNs, if one
 // carries an LSN past the end of the intact log: write-ahead logging
 // never writes such a page, so the log files after it were removed or
 // lost, and the recovery that reads the log would end it early without
 // a word (a QA round removed the last log files: recovery and check said
 // nothing, and the commits they held were gone).
-func pagesPastLog(dir string, files []string) error {
-	l, err := logscan.ScanDir(dir)
-	if err != nil {
-		return fmt.Errorf("recovery: read the log of %s: %w", dir, err)
-	}
+func pagesPastLog(dir string, l *logscan.Log, files []string) error {
 	end, _ := l.End()
 	var errs []error
 	for _, f := range files {

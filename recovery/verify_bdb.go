@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/durusbdb/durusbdb/bdb"
+	"github.com/durusbdb/durusbdb/bdb/logscan"
 	"github.com/durusbdb/durusbdb/internal/dirlock"
 	"github.com/durusbdb/durusbdb/kv"
 )
@@ -49,16 +50,18 @@ func verifyBDB(dir string) (int, error) {
 	// The log first (logcheck.go): a damaged record that recovery
 	// would take for the end of the log, a damaged earlier file, a
 	// missing file; none of these shows in the database files.
-	logErrs, err := logProblems(dir, unclean)
+	l, err := scanLog(dir)
 	if err != nil {
 		return 0, err
 	}
-	n, err := verifyBDBLocked(dir, lock, unclean)
+	logErrs := logProblems(dir, l, unclean)
+	n, err := verifyBDBLocked(dir, lock, unclean, l)
 	return n, errors.Join(append(logErrs, err)...)
 }
 
-// verifyBDBLocked is verifyBDB under the directory lock.
-func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool) (int, error) {
+// verifyBDBLocked is verifyBDB under the directory lock; l is the scan of
+// dir's log.
+func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool, l *logscan.Log) (int, error) {
 	// Files their last writer left unrecovered lag the log and can
 	// verify as damaged (sending the operator to a backup): recovery
 	// runs first, as a read-only open's does (the exclusive lock is
@@ -67,10 +70,7 @@ func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool) (int, error) {
 		if syscall.Access(dir, 2 /* W_OK */) != nil {
 			return 0, fmt.Errorf("recovery: verify %s: its last writer did not close it (a crash, or kill -9), so its database files lag the log and would verify as damaged, and the directory is not writable, so recovery cannot run here: run `durusbdb recover --dir %s` where it can, then check again: %w", dir, dir, ErrUnclean)
 		}
-		plan, err := planLog(dir, false)
-		if err != nil {
-			return 0, err
-		}
+		plan := planLog(dir, l, false)
 		if plan.refuse != nil {
 			// Already among the log's problems: recovery would cut the
 			// log there, and check changes nothing it cannot undo.
@@ -79,7 +79,7 @@ func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool) (int, error) {
 		if _, err := plan.keepFiles(dir); err != nil {
 			return 0, err
 		}
-		if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{CacheSize: verifyRecoverCache}); err != nil {
+		if _, err := bdb.RecoverEnv(dir, bdb.RecoverOptions{CacheSize: verifyRecoverCache, LogChecked: true}); err != nil {
 			recErr := fmt.Errorf("recovery: verify %s: its last writer did not close it, and recovery before the verification failed (run `durusbdb recover --dir %s`, then check again): %w", dir, dir, err)
 			if !errors.Is(err, kv.ErrCorrupt) {
 				return 0, recErr
@@ -107,7 +107,14 @@ func verifyBDBLocked(dir string, lock *dirlock.Lock, need bool) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	return n, pagesPastLog(dir, dataFiles())
+	if need {
+		// Recovery wrote a checkpoint, and may have ended the log at a
+		// torn write: the end the pages are held to is the new one.
+		if l, err = scanLog(dir); err != nil {
+			return n, err
+		}
+	}
+	return n, pagesPastLog(dir, l, dataFiles())
 }
 
 // verifyBDBFiles runs DB->verify on every database file of dir, each in
