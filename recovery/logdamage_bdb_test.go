@@ -20,14 +20,16 @@ import (
 	"github.com/durusbdb/durusbdb/kv"
 )
 
-// crashedUnderStorm serves a new directory, commits until the log spans
-// at least minFiles written log files and n commits were acknowledged,
+// crashedUnderStorm serves a new directory (keeping its log files),
+// commits until the log spans at least minFiles written log files and n commits were acknowledged,
 // and kills the server with SIGKILL; it returns the directory, the
 // acknowledged commits and the scan of its log.
 func crashedUnderStorm(t *testing.T, n, minFiles int) (string, []ack, *logscan.Log) {
 	t.Helper()
 	dir := t.TempDir()
-	srv := startServer(t, dir, "bdb")
+	// --keep-logs: a checkpoint after the wait below must not remove log
+	// files that the tests damage or take away.
+	srv := startServer(t, dir, "bdb", "--keep-logs")
 	st := startStorm(t, setupRoot(t, srv.addr, 4, 6000))
 	written := func() int {
 		l, err := logscan.ScanDir(dir)
@@ -194,6 +196,9 @@ func TestMissingLogFilesNamed(t *testing.T) {
 		t.Fatalf("check without the last log file: %v, want ErrLogMissing naming objects.db", err)
 	}
 	os.Rename(keep, filepath.Join(dir, last.Name))
+	if l.Files[0].Unwritten || l.Last() < 2 {
+		t.Fatalf("want 3 written log files from the first on: %+v", l.Files)
+	}
 	middle := l.Files[l.Last()-1].Name
 	if err := os.Remove(filepath.Join(dir, middle)); err != nil {
 		t.Fatal(err)
